@@ -1,0 +1,526 @@
+// Package redirect parses the plaidlink:// URLs that Plaid Link navigates to
+// inside a mobile webview (connected, exit, event) into typed
+// linkdv1.WebviewRedirect messages.
+//
+// The format is Plaid's "Link Webview SDK" page, quirks included: accounts
+// JSON wrapped in single quotes, trailing commas in that JSON, the event
+// example whose "&event_name=..." sits before the "?", valueless keys, legacy
+// key names. Parse is a pure function: no I/O, no clock, no shared state.
+//
+// Policies, each decided once (redirect_test.go has a case for every one):
+//   - Scheme and host are case-insensitive; parameter names are not.
+//   - A parameter with no value, or an empty one, is unset.
+//   - A repeated parameter must repeat its value; an empty repeat is ignored.
+//     A legacy key (error_display_message, link_request_id,
+//     plaid_api_request_id, account_id, account_name) must agree with its
+//     modern key; a conflict is EINVALID naming the modern key.
+//   - Unknown keys, and keys of another redirect kind (status on a connected),
+//     are kept in unrecognized_params, except a non-empty public_token
+//     outside connected, which is refused so that a public token is never
+//     kept in plain form.
+//   - connected needs a public_token and event an event_name; exit needs
+//     nothing (a user who just closes Link sends a bare plaidlink://exit).
+//   - accounts is JSON, optionally wrapped in single quotes, with trailing
+//     commas allowed; null means unset for every string in it; keys Plaid adds
+//     to an account are ignored.
+//   - '#' and ';' are data, not a fragment or a separator: Link does not
+//     encode its JSON, so either can appear inside a value.
+//   - Timestamps are RFC 3339 (Z or an offset); a '+' in the offset that
+//     arrived unencoded, and so decoded as a space, is read back as '+'.
+package redirect
+
+import (
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/linkd/linkd"
+	linkdv1 "github.com/linkd/linkd/gen/linkd/v1"
+	"google.golang.org/protobuf/types/known/timestamppb"
+)
+
+// MaxURLLength is the longest redirect URL, in bytes, that Parse accepts;
+// Parse fails on a longer one with EINVALID naming "url". A connected
+// redirect with a few dozen accounts stays well under it.
+const MaxURLLength = 16 << 10
+
+// Parse parses a plaidlink:// redirect URL fired by Plaid Link in a webview.
+// The result has exactly one of connected, exit or event set.
+//
+// On failure it returns a *linkd.Error with Code linkd.EINVALID and Field
+// naming what is wrong: "url" for the URL as a whole (too long, not
+// plaidlink://, unknown host, malformed), otherwise the query parameter or a
+// path inside it ("accounts[1].meta.number", "timestamp"). The message never
+// quotes a parameter's value (broken accounts JSON is described by at most
+// one character), so it cannot leak the public token.
+func Parse(rawURL string) (*linkdv1.WebviewRedirect, error) {
+	r, err := parse(rawURL)
+	if err != nil {
+		return nil, err // not a typed nil in a non-nil interface
+	}
+	return r, nil
+}
+
+// kind is a redirect kind, as a bit so that a parameter can list the kinds it
+// belongs to.
+type kind uint8
+
+const (
+	kindConnected kind = 1 << iota
+	kindExit
+	kindEvent
+)
+
+// slot is a known parameter once its aliases are folded together.
+type slot uint8
+
+const (
+	slotPublicToken slot = iota
+	slotInstitutionID
+	slotInstitutionName
+	slotAccounts
+	slotLinkSessionID
+	slotAccountID
+	slotAccountName
+	slotStatus
+	slotErrorType
+	slotErrorCode
+	slotErrorMessage
+	slotDisplayMessage
+	slotRequestID
+	slotEventName
+	slotExitStatus
+	slotInstitutionSearchQuery
+	slotIsUpdateMode
+	slotMatchReason
+	slotMfaType
+	slotViewName
+	slotTimestamp
+	slotSelection
+	slotRoutingNumber
+	slotAccountNumberMask
+	numSlots
+)
+
+// param says where a known query key goes: its slot, the redirect kinds it
+// belongs to, and the modern key name that errors about the slot use.
+type param struct {
+	slot  slot
+	kinds kind
+	name  string
+}
+
+// lookupParam is the table of every query key linkd knows.
+func lookupParam(key string) (param, bool) {
+	const (
+		conn  = kindConnected
+		exit  = kindExit
+		event = kindEvent
+	)
+	switch key {
+	case "public_token":
+		return param{slotPublicToken, conn, key}, true
+	case "institution_id":
+		return param{slotInstitutionID, conn | exit | event, key}, true
+	case "institution_name":
+		return param{slotInstitutionName, conn | exit | event, key}, true
+	case "accounts":
+		return param{slotAccounts, conn, key}, true
+	case "link_session_id":
+		return param{slotLinkSessionID, conn | exit | event, key}, true
+	case "account_id": // legacy Link: the one selected account
+		return param{slotAccountID, conn, key}, true
+	case "account_name": // legacy Link
+		return param{slotAccountName, conn, key}, true
+	case "status":
+		return param{slotStatus, exit, key}, true
+	case "error_type":
+		return param{slotErrorType, exit | event, key}, true
+	case "error_code":
+		return param{slotErrorCode, exit | event, key}, true
+	case "error_message":
+		return param{slotErrorMessage, exit | event, key}, true
+	case "display_message", "error_display_message":
+		return param{slotDisplayMessage, exit | event, "display_message"}, true
+	case "request_id", "link_request_id", "plaid_api_request_id":
+		return param{slotRequestID, exit | event, "request_id"}, true
+	case "event_name":
+		return param{slotEventName, event, key}, true
+	case "exit_status":
+		return param{slotExitStatus, event, key}, true
+	case "institution_search_query":
+		return param{slotInstitutionSearchQuery, event, key}, true
+	case "is_update_mode":
+		return param{slotIsUpdateMode, event, key}, true
+	case "match_reason":
+		return param{slotMatchReason, event, key}, true
+	case "mfa_type":
+		return param{slotMfaType, event, key}, true
+	case "view_name":
+		return param{slotViewName, event, key}, true
+	case "timestamp":
+		return param{slotTimestamp, event, key}, true
+	case "selection":
+		return param{slotSelection, event, key}, true
+	case "routing_number":
+		return param{slotRoutingNumber, event, key}, true
+	case "account_number_mask":
+		return param{slotAccountNumberMask, event, key}, true
+	}
+	return param{}, false
+}
+
+// assigned is a value and the key that set it, so that a conflict can name
+// the key that was repeated, or the modern key when two aliases disagree.
+type assigned struct {
+	val, from string
+}
+
+// assign records val, reached through key, for a parameter whose modern name
+// is name. An empty val means unset and never conflicts. A conflict returns
+// an EINVALID error blaming key if it was repeated, else the modern name.
+func (a *assigned) assign(key, name, val string) *linkd.Error {
+	switch {
+	case val == "" || val == a.val:
+		return nil
+	case a.val == "":
+		a.val, a.from = val, key
+		return nil
+	case a.from == key:
+		return conflict(key, key, key)
+	default:
+		return conflict(name, a.from, key)
+	}
+}
+
+// parser holds the parameters of one redirect while its query is read.
+type parser struct {
+	kind         kind
+	vals         [numSlots]assigned
+	unrecognized map[string]string
+}
+
+func parse(raw string) (*linkdv1.WebviewRedirect, *linkd.Error) {
+	if len(raw) > MaxURLLength {
+		return nil, linkd.InvalidField("url", "redirect URL is longer than %d bytes", MaxURLLength)
+	}
+	for i := 0; i < len(raw); i++ {
+		if c := raw[i]; c < 0x20 || c == 0x7f {
+			return nil, linkd.InvalidField("url", "redirect URL contains a control character")
+		}
+	}
+	scheme, rest, ok := strings.Cut(raw, "://")
+	if !ok || !strings.EqualFold(scheme, "plaidlink") {
+		return nil, linkd.InvalidField("url", "redirect URL must start with plaidlink://")
+	}
+
+	// The host ends where the query starts. Plaid's event example puts
+	// "&event_name=..." straight after the host, so '&' ends it too.
+	host, tail := rest, ""
+	if i := strings.IndexAny(rest, "/?&#"); i >= 0 {
+		host, tail = rest[:i], rest[i:]
+	}
+	p := parser{}
+	switch {
+	case strings.EqualFold(host, "connected"):
+		p.kind = kindConnected
+	case strings.EqualFold(host, "exit"):
+		p.kind = kindExit
+	case strings.EqualFold(host, "event"):
+		p.kind = kindEvent
+	default:
+		return nil, linkd.InvalidField("url", "redirect host must be connected, exit or event")
+	}
+
+	// One '/' before the query is harmless (some webviews normalize to it).
+	tail = strings.TrimPrefix(tail, "/")
+	var pre, query string
+	switch {
+	case tail == "":
+	case tail[0] == '?':
+		query = tail[1:]
+	case tail[0] == '&':
+		// plaidlink://event&event_name=X?error_type=...: parameters before the
+		// first '?' count as much as those after it.
+		pre, query, _ = strings.Cut(tail[1:], "?")
+	default:
+		return nil, linkd.InvalidField("url", "redirect URL has a path or fragment after the host; want a query")
+	}
+	if err := p.readQuery(pre); err != nil {
+		return nil, err
+	}
+	if err := p.readQuery(query); err != nil {
+		return nil, err
+	}
+
+	r := &linkdv1.WebviewRedirect{UnrecognizedParams: p.unrecognized}
+	switch p.kind {
+	case kindConnected:
+		c, err := p.connected()
+		if err != nil {
+			return nil, err
+		}
+		r.Result = &linkdv1.WebviewRedirect_Connected{Connected: c}
+	case kindExit:
+		r.Result = &linkdv1.WebviewRedirect_Exit{Exit: p.exit()}
+	default:
+		e, err := p.event()
+		if err != nil {
+			return nil, err
+		}
+		r.Result = &linkdv1.WebviewRedirect_Event{Event: e}
+	}
+	return r, nil
+}
+
+// readQuery reads '&'-separated key=value pairs. Only '&' separates: ';' and
+// '#' are data (see the package comment).
+func (p *parser) readQuery(q string) *linkd.Error {
+	for q != "" {
+		var pair string
+		pair, q, _ = strings.Cut(q, "&")
+		if pair == "" {
+			continue
+		}
+		rawKey, rawVal, _ := strings.Cut(pair, "=")
+		key, ok := unescape(rawKey)
+		if !ok || !utf8.ValidString(key) {
+			return linkd.InvalidField("url", "a query parameter name has invalid percent-encoding or is not UTF-8")
+		}
+		if key == "" {
+			return linkd.InvalidField("url", "a query parameter has a value but no name")
+		}
+		val, ok := unescape(rawVal)
+		if !ok {
+			return linkd.InvalidField(key, "value has invalid percent-encoding")
+		}
+		if !utf8.ValidString(val) {
+			return linkd.InvalidField(key, "value is not UTF-8 once percent-decoded")
+		}
+		if err := p.add(key, val); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (p *parser) add(key, val string) *linkd.Error {
+	if prm, ok := lookupParam(key); ok {
+		if prm.kinds&p.kind != 0 {
+			return p.vals[prm.slot].assign(key, prm.name, val)
+		}
+		if prm.slot == slotPublicToken {
+			if val == "" {
+				return nil // unset, and nothing to keep
+			}
+			return linkd.InvalidField(key, "a public_token belongs only in a plaidlink://connected redirect")
+		}
+	}
+	// Unknown, or another kind's key: keep it so that nothing Link sent is lost.
+	if p.unrecognized == nil {
+		p.unrecognized = make(map[string]string)
+	}
+	old, seen := p.unrecognized[key]
+	switch {
+	case !seen || old == "":
+		p.unrecognized[key] = val
+	case val != "" && val != old:
+		return conflict(key, key, key)
+	}
+	return nil
+}
+
+// conflict reports that keys first and second gave field different values.
+func conflict(field, first, second string) *linkd.Error {
+	if first == second {
+		return linkd.InvalidField(field, "%s is given twice with different values", first)
+	}
+	return linkd.InvalidField(field, "%s and %s are given with different values", first, second)
+}
+
+func (p *parser) get(s slot) string { return p.vals[s].val }
+
+func (p *parser) connected() (*linkdv1.ConnectedResult, *linkd.Error) {
+	if p.get(slotPublicToken) == "" {
+		return nil, linkd.InvalidField("public_token", "a connected redirect must carry a public_token")
+	}
+	accounts, err := decodeAccounts(p.get(slotAccounts))
+	if err != nil {
+		return nil, err
+	}
+	accounts, err = mergeLegacyAccount(accounts, p.get(slotAccountID), p.get(slotAccountName))
+	if err != nil {
+		return nil, err
+	}
+	return &linkdv1.ConnectedResult{
+		PublicToken:     p.get(slotPublicToken),
+		InstitutionId:   p.get(slotInstitutionID),
+		InstitutionName: p.get(slotInstitutionName),
+		Accounts:        accounts,
+		LinkSessionId:   p.get(slotLinkSessionID),
+	}, nil
+}
+
+func (p *parser) exit() *linkdv1.ExitResult {
+	return &linkdv1.ExitResult{
+		Status:          p.get(slotStatus),
+		Error:           p.linkError(),
+		InstitutionId:   p.get(slotInstitutionID),
+		InstitutionName: p.get(slotInstitutionName),
+		LinkSessionId:   p.get(slotLinkSessionID),
+		RequestId:       p.get(slotRequestID),
+	}
+}
+
+func (p *parser) event() (*linkdv1.LinkEvent, *linkd.Error) {
+	if p.get(slotEventName) == "" {
+		return nil, linkd.InvalidField("event_name", "an event redirect must carry an event_name")
+	}
+	var updateMode bool
+	switch s := p.get(slotIsUpdateMode); {
+	case s == "" || strings.EqualFold(s, "false"):
+	case strings.EqualFold(s, "true"):
+		updateMode = true
+	default:
+		return nil, linkd.InvalidField("is_update_mode", `is_update_mode must be "true" or "false"`)
+	}
+	var ts *timestamppb.Timestamp
+	if s := p.get(slotTimestamp); s != "" {
+		var err *linkd.Error
+		if ts, err = parseTimestamp(s); err != nil {
+			return nil, err
+		}
+	}
+	return &linkdv1.LinkEvent{
+		EventName:              p.get(slotEventName),
+		Error:                  p.linkError(),
+		ExitStatus:             p.get(slotExitStatus),
+		InstitutionId:          p.get(slotInstitutionID),
+		InstitutionName:        p.get(slotInstitutionName),
+		InstitutionSearchQuery: p.get(slotInstitutionSearchQuery),
+		IsUpdateMode:           updateMode,
+		MatchReason:            p.get(slotMatchReason),
+		MfaType:                p.get(slotMfaType),
+		ViewName:               p.get(slotViewName),
+		RequestId:              p.get(slotRequestID),
+		LinkSessionId:          p.get(slotLinkSessionID),
+		Timestamp:              ts,
+		Selection:              p.get(slotSelection),
+		RoutingNumber:          p.get(slotRoutingNumber),
+		AccountNumberMask:      p.get(slotAccountNumberMask),
+	}, nil
+}
+
+// linkError groups the error parameters; nil when Link sent none, so that
+// "no error" and "an error with empty fields" cannot be confused.
+func (p *parser) linkError() *linkdv1.LinkError {
+	e := &linkdv1.LinkError{
+		ErrorType:      p.get(slotErrorType),
+		ErrorCode:      p.get(slotErrorCode),
+		ErrorMessage:   p.get(slotErrorMessage),
+		DisplayMessage: p.get(slotDisplayMessage),
+	}
+	if e.ErrorType == "" && e.ErrorCode == "" && e.ErrorMessage == "" && e.DisplayMessage == "" {
+		return nil
+	}
+	return e
+}
+
+// parseTimestamp reads an RFC 3339 timestamp, the ISO 8601 profile Link
+// emits (2017-09-14T14:42:19.350Z).
+func parseTimestamp(s string) (*timestamppb.Timestamp, *linkd.Error) {
+	// "...50.542+02:00" sent unencoded arrives as "...50.542 02:00": the
+	// space can only have been a '+'.
+	if n := len(s); n > 6 && s[n-6] == ' ' && s[n-3] == ':' {
+		s = s[:n-6] + "+" + s[n-5:]
+	}
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return nil, linkd.InvalidField("timestamp", "timestamp must be ISO 8601 (RFC 3339) such as 2017-09-14T14:42:19.350Z")
+	}
+	ts := timestamppb.New(t)
+	if ts.CheckValid() != nil {
+		return nil, linkd.InvalidField("timestamp", "timestamp is outside years 0001 to 9999")
+	}
+	return ts, nil
+}
+
+// unescape decodes a query key or value: "+" and "%20" are spaces. It reports
+// false for a '%' not followed by two hex digits. It allocates only when s
+// has something to decode.
+func unescape(s string) (string, bool) {
+	n := 0
+	for i := 0; i < len(s); i++ {
+		switch s[i] {
+		case '%':
+			if i+2 >= len(s) || !ishex(s[i+1]) || !ishex(s[i+2]) {
+				return "", false
+			}
+			n++
+			i += 2
+		case '+':
+			n++
+		}
+	}
+	if n == 0 {
+		return s, true
+	}
+	b := make([]byte, 0, len(s)-2*strings.Count(s, "%"))
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; c {
+		case '%':
+			b = append(b, unhex(s[i+1])<<4|unhex(s[i+2]))
+			i += 2
+		case '+':
+			b = append(b, ' ')
+		default:
+			b = append(b, c)
+		}
+	}
+	return string(b), true
+}
+
+func ishex(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
+}
+
+func unhex(c byte) byte {
+	switch {
+	case c <= '9':
+		return c - '0'
+	case c <= 'F':
+		return c - 'A' + 10
+	default:
+		return c - 'a' + 10
+	}
+}
+
+// mergeLegacyAccount folds legacy Link's account_id and account_name (the one
+// account the user selected) into accounts: they become the only account when
+// accounts is empty, and must name one of the accounts otherwise.
+func mergeLegacyAccount(accounts []*linkdv1.Account, id, name string) ([]*linkdv1.Account, *linkd.Error) {
+	if id == "" && name == "" {
+		return accounts, nil
+	}
+	if len(accounts) == 0 {
+		return []*linkdv1.Account{{Id: id, Name: name}}, nil
+	}
+	var match *linkdv1.Account
+	for _, a := range accounts {
+		if id != "" && a.Id == id || id == "" && a.Name == name {
+			match = a
+			break
+		}
+	}
+	switch {
+	case match == nil && id != "":
+		return nil, linkd.InvalidField("account_id", "account_id names no account in accounts")
+	case match == nil:
+		return nil, linkd.InvalidField("account_name", "account_name names no account in accounts")
+	case name != "" && match.Name != "" && match.Name != name:
+		return nil, linkd.InvalidField("account_name", "account_name differs from the name of that account in accounts")
+	case name != "":
+		match.Name = name
+	}
+	return accounts, nil
+}

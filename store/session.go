@@ -1,0 +1,171 @@
+package store
+
+import (
+	"context"
+
+	"go.etcd.io/bbolt"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/linkd/linkd"
+	linkdv1 "github.com/linkd/linkd/gen/linkd/v1"
+)
+
+// RecordRedirect files a redirect under its link_session_id, creating the
+// session bound to linkToken and clientUserID on first sight, whichever kind
+// of redirect comes first. An event goes in timestamp order, after events
+// with an equal timestamp; an event without a timestamp goes last, and
+// events never move past it, since its place in time is unknown. An event
+// equal to a recorded one is dropped as a retry. Connected and exit set the
+// outcome once (connected without its public token); the same outcome again
+// is a no-op. Unrecognized parameters are not kept: LinkSession has no
+// place for them.
+//
+// It returns an EINVALID *linkd.Error naming link_session_id when the
+// redirect has none (or no result at all), naming link_token or
+// client_user_id when one is missing, and ECONFLICT when the session is
+// bound to another link token or user or already has another outcome.
+func (db *DB) RecordRedirect(ctx context.Context, linkToken, clientUserID string, r *linkdv1.WebviewRedirect) error {
+	sessionID := redirectSessionID(r)
+	if err := checkID("link_session_id", sessionID); err != nil {
+		return err
+	}
+	if err := checkID("link_token", linkToken); err != nil {
+		return err
+	}
+	if err := checkID("client_user_id", clientUserID); err != nil {
+		return err
+	}
+	return db.update(ctx, "record redirect", func(tx *bbolt.Tx) error {
+		return recordRedirect(tx, sessionID, linkToken, clientUserID, r)
+	})
+}
+
+// redirectSessionID returns the link_session_id of whichever result r has.
+func redirectSessionID(r *linkdv1.WebviewRedirect) string {
+	switch res := r.GetResult().(type) {
+	case *linkdv1.WebviewRedirect_Connected:
+		return res.Connected.GetLinkSessionId()
+	case *linkdv1.WebviewRedirect_Exit:
+		return res.Exit.GetLinkSessionId()
+	case *linkdv1.WebviewRedirect_Event:
+		return res.Event.GetLinkSessionId()
+	}
+	return ""
+}
+
+func recordRedirect(tx *bbolt.Tx, sessionID, linkToken, clientUserID string, r *linkdv1.WebviewRedirect) error {
+	key := []byte(sessionID)
+	s := new(linkdv1.LinkSession)
+	found, err := get(tx, bucketSessions, key, s)
+	if err != nil {
+		return err
+	}
+	changed := !found
+	if !found {
+		s.LinkSessionId, s.LinkToken, s.ClientUserId = sessionID, linkToken, clientUserID
+	} else if s.GetLinkToken() != linkToken || s.GetClientUserId() != clientUserID {
+		return linkd.Errorf(linkd.ECONFLICT, "link session belongs to another link token")
+	}
+	switch res := r.GetResult().(type) {
+	case *linkdv1.WebviewRedirect_Event:
+		if addEvent(s, res.Event) {
+			changed = true
+		}
+	case *linkdv1.WebviewRedirect_Connected:
+		c := proto.CloneOf(res.Connected)
+		c.PublicToken = ""
+		set, err := setConnected(s, c)
+		if err != nil {
+			return err
+		}
+		changed = changed || set
+	case *linkdv1.WebviewRedirect_Exit:
+		set, err := setExit(s, res.Exit)
+		if err != nil {
+			return err
+		}
+		changed = changed || set
+	}
+	if !changed {
+		return nil
+	}
+	return put(tx, bucketSessions, key, s)
+}
+
+// addEvent inserts e in s.Events and reports whether it did: not when an
+// equal event is there already. The place is after the last event that has
+// no timestamp or a timestamp not after e's, so equal timestamps keep
+// arrival order and an event without one stays where it arrived.
+func addEvent(s *linkdv1.LinkSession, e *linkdv1.LinkEvent) bool {
+	for _, old := range s.Events {
+		if proto.Equal(old, e) {
+			return false
+		}
+	}
+	i := len(s.Events)
+	if ts := e.GetTimestamp(); ts != nil {
+		at := ts.AsTime()
+		for i > 0 {
+			prev := s.Events[i-1].GetTimestamp()
+			if prev == nil || !prev.AsTime().After(at) {
+				break
+			}
+			i--
+		}
+	}
+	s.Events = append(s.Events, nil)
+	copy(s.Events[i+1:], s.Events[i:])
+	s.Events[i] = e
+	return true
+}
+
+// setConnected makes c the session's outcome and reports whether it did:
+// not when the session has this outcome already. Another outcome is
+// ECONFLICT.
+func setConnected(s *linkdv1.LinkSession, c *linkdv1.ConnectedResult) (bool, error) {
+	if s.GetOutcome() == nil {
+		s.Outcome = &linkdv1.LinkSession_Connected{Connected: c}
+		return true, nil
+	} else if old := s.GetConnected(); old != nil && proto.Equal(old, c) {
+		return false, nil
+	}
+	return false, errOtherOutcome()
+}
+
+// setExit is setConnected for an exit.
+func setExit(s *linkdv1.LinkSession, e *linkdv1.ExitResult) (bool, error) {
+	if s.GetOutcome() == nil {
+		s.Outcome = &linkdv1.LinkSession_Exit{Exit: e}
+		return true, nil
+	} else if old := s.GetExit(); old != nil && proto.Equal(old, e) {
+		return false, nil
+	}
+	return false, errOtherOutcome()
+}
+
+func errOtherOutcome() error {
+	return linkd.Errorf(linkd.ECONFLICT, "link session already ended with another result")
+}
+
+// GetLinkSession returns a Link session. It returns an ENOTFOUND
+// *linkd.Error when there is no such session.
+func (db *DB) GetLinkSession(ctx context.Context, linkSessionID string) (*linkdv1.LinkSession, error) {
+	s := new(linkdv1.LinkSession)
+	err := db.view(ctx, "get link session", func(tx *bbolt.Tx) error {
+		return getLinkSession(tx, linkSessionID, s)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+func getLinkSession(tx *bbolt.Tx, linkSessionID string, s *linkdv1.LinkSession) error {
+	found, err := get(tx, bucketSessions, []byte(linkSessionID), s)
+	if err != nil {
+		return err
+	} else if !found {
+		return linkd.Errorf(linkd.ENOTFOUND, "link session not found")
+	}
+	return nil
+}
