@@ -1,0 +1,280 @@
+// Package plaid is linkd's Plaid client. It implements linkd.Plaid on
+// plaid-go and is the only package in linkd that imports plaid-go: every
+// plaid-go type and error stops here, converted to linkd's types and to
+// *linkd.Error.
+package plaid
+
+import (
+	"context"
+	"crypto/tls"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	plaidgo "github.com/plaid/plaid-go/v42/plaid"
+
+	"github.com/linkd/linkd"
+	linkdv1 "github.com/linkd/linkd/gen/linkd/v1"
+)
+
+// DefaultTimeout bounds one Plaid request when Config.Timeout is zero.
+const DefaultTimeout = 15 * time.Second
+
+// maxConnectTimeout bounds dialing and the TLS handshake.
+const maxConnectTimeout = 10 * time.Second
+
+// Config configures a Client. Field names in errors are the environment
+// variables cmd/linkd reads them from.
+type Config struct {
+	// ClientID and Secret are linkd's Plaid API keys.
+	ClientID string
+	Secret   string
+	// Env is linkd.PlaidSandbox or linkd.PlaidProduction.
+	Env string
+	// BaseURL, when set, replaces Env's Plaid URL (to talk to plaidemu).
+	BaseURL string
+	// Timeout bounds one HTTP request to Plaid; 0 means DefaultTimeout.
+	Timeout time.Duration
+}
+
+// Client calls Plaid. It is safe for concurrent use.
+type Client struct {
+	env    string
+	secret string
+	api    *plaidgo.PlaidApiService
+}
+
+var _ linkd.Plaid = (*Client)(nil)
+
+// New returns a Client for cfg. It returns an EINVALID *linkd.Error naming
+// PLAID_ENV, PLAID_CLIENT_ID, PLAID_SECRET, PLAID_BASE_URL or PLAID_TIMEOUT
+// when that setting is missing or malformed. It does not call Plaid.
+func New(cfg Config) (*Client, error) {
+	var baseURL string
+	switch cfg.Env {
+	case linkd.PlaidSandbox:
+		baseURL = string(plaidgo.Sandbox)
+	case linkd.PlaidProduction:
+		baseURL = string(plaidgo.Production)
+	default:
+		return nil, linkd.InvalidField("PLAID_ENV", "must be %q or %q, not %q", linkd.PlaidSandbox, linkd.PlaidProduction, cfg.Env)
+	}
+	switch {
+	case cfg.ClientID == "":
+		return nil, linkd.InvalidField("PLAID_CLIENT_ID", "is required")
+	case cfg.Secret == "":
+		return nil, linkd.InvalidField("PLAID_SECRET", "is required")
+	case cfg.Timeout < 0:
+		return nil, linkd.InvalidField("PLAID_TIMEOUT", "must not be negative")
+	}
+	if cfg.BaseURL != "" {
+		u, err := url.Parse(cfg.BaseURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil {
+			return nil, linkd.InvalidField("PLAID_BASE_URL", "must be an absolute http or https URL without credentials")
+		}
+		baseURL = strings.TrimRight(cfg.BaseURL, "/")
+	}
+	timeout := cfg.Timeout
+	if timeout == 0 {
+		timeout = DefaultTimeout
+	}
+
+	conf := plaidgo.NewConfiguration()
+	conf.UseEnvironment(plaidgo.Environment(baseURL))
+	// Headers rather than plaid-go's context keys, so no call can forget them.
+	conf.AddDefaultHeader("PLAID-CLIENT-ID", cfg.ClientID)
+	conf.AddDefaultHeader("PLAID-SECRET", cfg.Secret)
+	conf.UserAgent = "linkd (" + conf.UserAgent + ")"
+	conf.HTTPClient = newHTTPClient(timeout)
+	return &Client{
+		env:    cfg.Env,
+		secret: cfg.Secret,
+		api:    plaidgo.NewAPIClient(conf).PlaidApi,
+	}, nil
+}
+
+// newHTTPClient returns an HTTP client whose every stage has a deadline:
+// plaid-go's default is http.DefaultClient, which waits forever.
+func newHTTPClient(timeout time.Duration) *http.Client {
+	connect := min(timeout, maxConnectTimeout)
+	return &http.Client{
+		Timeout: timeout,
+		Transport: &http.Transport{
+			Proxy:                 http.ProxyFromEnvironment,
+			DialContext:           (&net.Dialer{Timeout: connect, KeepAlive: 30 * time.Second}).DialContext,
+			TLSClientConfig:       &tls.Config{MinVersion: tls.VersionTLS12},
+			TLSHandshakeTimeout:   connect,
+			ResponseHeaderTimeout: timeout,
+			ExpectContinueTimeout: time.Second,
+			ForceAttemptHTTP2:     true,
+			MaxIdleConns:          100,
+			MaxIdleConnsPerHost:   16,
+			IdleConnTimeout:       90 * time.Second,
+		},
+	}
+}
+
+// Environment returns linkd.PlaidSandbox or linkd.PlaidProduction, as
+// configured (also when BaseURL points elsewhere).
+func (c *Client) Environment() string { return c.env }
+
+// CreateLinkToken calls /link/token/create. It returns EINVALID naming the
+// field when client_user_id, client_name, language, country_codes or
+// products is empty (without calling Plaid), and otherwise the converted
+// Plaid or transport error (see convert).
+func (c *Client) CreateLinkToken(ctx context.Context, opts linkd.LinkTokenOptions) (linkd.LinkTokenResult, error) {
+	switch {
+	case opts.ClientUserID == "":
+		return linkd.LinkTokenResult{}, linkd.InvalidField("client_user_id", "is required")
+	case opts.ClientName == "":
+		return linkd.LinkTokenResult{}, linkd.InvalidField("client_name", "is required")
+	case opts.Language == "":
+		return linkd.LinkTokenResult{}, linkd.InvalidField("language", "is required")
+	case len(opts.CountryCodes) == 0:
+		return linkd.LinkTokenResult{}, linkd.InvalidField("country_codes", "needs at least one country code")
+	case len(opts.Products) == 0:
+		return linkd.LinkTokenResult{}, linkd.InvalidField("products", "needs at least one product")
+	}
+	countries := make([]plaidgo.CountryCode, len(opts.CountryCodes))
+	for i, cc := range opts.CountryCodes {
+		countries[i] = plaidgo.CountryCode(cc)
+	}
+	products := make([]plaidgo.Products, len(opts.Products))
+	for i, p := range opts.Products {
+		products[i] = plaidgo.Products(p)
+	}
+	req := plaidgo.NewLinkTokenCreateRequest(opts.ClientName, opts.Language, countries)
+	req.SetUser(*plaidgo.NewLinkTokenCreateRequestUser(opts.ClientUserID))
+	req.SetProducts(products)
+	if opts.RedirectURI != "" {
+		req.SetRedirectUri(opts.RedirectURI)
+	}
+	if opts.AndroidPackageName != "" {
+		req.SetAndroidPackageName(opts.AndroidPackageName)
+	}
+	if opts.Webhook != "" {
+		req.SetWebhook(opts.Webhook)
+	}
+	resp, httpResp, err := c.api.LinkTokenCreate(ctx).LinkTokenCreateRequest(*req).Execute()
+	if err != nil {
+		return linkd.LinkTokenResult{}, c.convert("/link/token/create", httpResp, err)
+	}
+	return linkd.LinkTokenResult{
+		LinkToken:  resp.GetLinkToken(),
+		Expiration: resp.GetExpiration(),
+		RequestID:  resp.GetRequestId(),
+	}, nil
+}
+
+// ExchangePublicToken calls /item/public_token/exchange. It returns EINVALID
+// naming public_token when publicToken is empty (without calling Plaid) or
+// when Plaid answers INVALID_PUBLIC_TOKEN (unknown, spent or expired),
+// EINTERNAL when Plaid's answer lacks the access token or item_id, and
+// otherwise the converted Plaid or transport error. Not safe to repeat after
+// a success: Plaid spends the public token.
+func (c *Client) ExchangePublicToken(ctx context.Context, publicToken string) (linkd.ExchangeResult, error) {
+	if publicToken == "" {
+		return linkd.ExchangeResult{}, linkd.InvalidField("public_token", "is required")
+	}
+	req := plaidgo.NewItemPublicTokenExchangeRequest(publicToken)
+	resp, httpResp, err := c.api.ItemPublicTokenExchange(ctx).ItemPublicTokenExchangeRequest(*req).Execute()
+	if err != nil {
+		return linkd.ExchangeResult{}, c.convert("/item/public_token/exchange", httpResp, err, publicToken)
+	}
+	if resp.GetAccessToken() == "" || resp.GetItemId() == "" {
+		return linkd.ExchangeResult{}, linkd.Errorf(linkd.EINTERNAL, "Plaid /item/public_token/exchange answered without an access token or item_id (request_id %s)", resp.GetRequestId())
+	}
+	return linkd.ExchangeResult{
+		AccessToken: linkd.NewAccessToken(resp.GetAccessToken()),
+		ItemID:      resp.GetItemId(),
+		RequestID:   resp.GetRequestId(),
+	}, nil
+}
+
+// GetAccounts calls /accounts/get, and /item/get as well when Plaid's Item
+// names an institution_id but no institution_name. RequestID is that of
+// /accounts/get. It returns EINTERNAL for a zero token (without calling
+// Plaid) and otherwise the converted Plaid or transport error: notably
+// EPRECONDITION for an Item Plaid no longer has (ITEM_NOT_FOUND,
+// INVALID_ACCESS_TOKEN) or that needs the user (ITEM_LOGIN_REQUIRED).
+func (c *Client) GetAccounts(ctx context.Context, token linkd.AccessToken) (linkd.ItemAccounts, error) {
+	if token.IsZero() {
+		return linkd.ItemAccounts{}, linkd.Errorf(linkd.EINTERNAL, "GetAccounts called without an access token")
+	}
+	req := plaidgo.NewAccountsGetRequest(token.Reveal())
+	resp, httpResp, err := c.api.AccountsGet(ctx).AccountsGetRequest(*req).Execute()
+	if err != nil {
+		return linkd.ItemAccounts{}, c.convert("/accounts/get", httpResp, err, token.Reveal())
+	}
+	item := resp.GetItem()
+	out := linkd.ItemAccounts{
+		ItemID:          item.GetItemId(),
+		InstitutionID:   item.GetInstitutionId(),
+		InstitutionName: item.GetInstitutionName(),
+		RequestID:       resp.GetRequestId(),
+	}
+	for _, a := range resp.GetAccounts() {
+		out.Accounts = append(out.Accounts, &linkdv1.Account{
+			Id:                 a.GetAccountId(),
+			Name:               a.GetName(),
+			Mask:               a.GetMask(),
+			Type:               string(a.GetType()),
+			Subtype:            string(a.GetSubtype()),
+			VerificationStatus: a.GetVerificationStatus(),
+		})
+	}
+	if out.InstitutionID != "" && out.InstitutionName == "" {
+		req := plaidgo.NewItemGetRequest(token.Reveal())
+		itemResp, httpResp, err := c.api.ItemGet(ctx).ItemGetRequest(*req).Execute()
+		if err != nil {
+			return linkd.ItemAccounts{}, c.convert("/item/get", httpResp, err, token.Reveal())
+		}
+		item := itemResp.GetItem()
+		out.InstitutionName = item.GetInstitutionName()
+	}
+	return out, nil
+}
+
+// RemoveItem calls /item/remove and returns Plaid's request_id. It returns
+// EINTERNAL for a zero token (without calling Plaid) and otherwise the
+// converted Plaid or transport error: EPRECONDITION with ITEM_NOT_FOUND
+// when the Item is already removed.
+func (c *Client) RemoveItem(ctx context.Context, token linkd.AccessToken) (string, error) {
+	if token.IsZero() {
+		return "", linkd.Errorf(linkd.EINTERNAL, "RemoveItem called without an access token")
+	}
+	req := plaidgo.NewItemRemoveRequest(token.Reveal())
+	resp, httpResp, err := c.api.ItemRemove(ctx).ItemRemoveRequest(*req).Execute()
+	if err != nil {
+		return "", c.convert("/item/remove", httpResp, err, token.Reveal())
+	}
+	return resp.GetRequestId(), nil
+}
+
+// CreateSandboxPublicToken calls /sandbox/public_token/create. It returns
+// EPRECONDITION against production and EINVALID naming institution_id or
+// initial_products when one is empty, both without calling Plaid; EINVALID
+// naming institution_id when Plaid does not know the institution; and
+// otherwise the converted Plaid or transport error.
+func (c *Client) CreateSandboxPublicToken(ctx context.Context, institutionID string, initialProducts []string) (publicToken, requestID string, err error) {
+	switch {
+	case c.env != linkd.PlaidSandbox:
+		return "", "", linkd.Errorf(linkd.EPRECONDITION, "sandbox public tokens exist only in Plaid's sandbox; this linkd uses Plaid %s", c.env)
+	case institutionID == "":
+		return "", "", linkd.InvalidField("institution_id", "is required")
+	case len(initialProducts) == 0:
+		return "", "", linkd.InvalidField("initial_products", "needs at least one product")
+	}
+	products := make([]plaidgo.Products, len(initialProducts))
+	for i, p := range initialProducts {
+		products[i] = plaidgo.Products(p)
+	}
+	req := plaidgo.NewSandboxPublicTokenCreateRequest(institutionID, products)
+	resp, httpResp, err := c.api.SandboxPublicTokenCreate(ctx).SandboxPublicTokenCreateRequest(*req).Execute()
+	if err != nil {
+		return "", "", c.convert("/sandbox/public_token/create", httpResp, err)
+	}
+	return resp.GetPublicToken(), resp.GetRequestId(), nil
+}

@@ -1,0 +1,271 @@
+// Package plaidemu emulates the part of Plaid's HTTP API linkd uses, on a
+// real listener, with Plaid's JSON bodies, token formats, error bodies and
+// HTTP statuses, so that linkd's Plaid client and server can be tested end
+// to end without Plaid. It keeps everything in memory and is safe for
+// concurrent use.
+package plaidemu
+
+import (
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+)
+
+// Lifetimes Plaid gives its tokens.
+const (
+	LinkTokenLifetime       = 4 * time.Hour
+	UpdateLinkTokenLifetime = 30 * time.Minute
+	PublicTokenLifetime     = 30 * time.Minute
+)
+
+// maxBodyBytes bounds a request body.
+const maxBodyBytes = 1 << 20
+
+// Options configure an Emulator.
+type Options struct {
+	// ClientID and Secret are the only credentials the emulator accepts.
+	ClientID string
+	Secret   string
+	// Now is the emulator's clock; nil means time.Now. Tests move it to
+	// expire tokens.
+	Now func() time.Time
+	// Logger receives one line per request (path, status, error code,
+	// request_id; never a body or token); nil discards.
+	Logger *slog.Logger
+}
+
+// Emulator is an in-memory Plaid sandbox. Create it with Start, or with New
+// to mount it on a server of your own.
+type Emulator struct {
+	clientID, secret string
+	now              func() time.Time
+	log              *slog.Logger
+
+	srv *http.Server
+	url string
+
+	mu           sync.Mutex
+	linkTokens   map[string]*linkToken
+	publicTokens map[string]*publicToken
+	items        map[string]*item // by access token
+	calls        map[string]int
+	failures     map[string][]Error
+}
+
+type linkToken struct {
+	clientUserID string
+	products     []string
+	webhook      string
+	accessToken  string // update mode: the Item's access token
+	expires      time.Time
+}
+
+type publicToken struct {
+	institutionID string
+	accountIDs    []string
+	products      []string
+	webhook       string
+	accessToken   string // update mode: the Item it was issued for
+	expires       time.Time
+	spent         bool
+}
+
+type item struct {
+	id            string
+	institutionID string
+	accountIDs    []string
+	products      []string
+	webhook       string
+	created       time.Time
+	removed       bool
+}
+
+// New returns an Emulator that is an http.Handler and listens nowhere. With
+// an empty Options.ClientID or Secret it rejects every request with
+// INVALID_API_KEYS. It cannot fail.
+func New(opts Options) *Emulator {
+	e := &Emulator{
+		clientID:     opts.ClientID,
+		secret:       opts.Secret,
+		now:          opts.Now,
+		log:          opts.Logger,
+		linkTokens:   map[string]*linkToken{},
+		publicTokens: map[string]*publicToken{},
+		items:        map[string]*item{},
+		calls:        map[string]int{},
+		failures:     map[string][]Error{},
+	}
+	if e.now == nil {
+		e.now = time.Now
+	}
+	if e.log == nil {
+		e.log = slog.New(slog.DiscardHandler)
+	}
+	return e
+}
+
+// Start listens on addr ("127.0.0.1:0" picks a free port) and serves the
+// emulator there until Close. It returns an error when ClientID or Secret is
+// empty or when it cannot listen.
+func Start(addr string, opts Options) (*Emulator, error) {
+	if opts.ClientID == "" || opts.Secret == "" {
+		return nil, errors.New("plaidemu: Options.ClientID and Options.Secret are required")
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("plaidemu: %w", err)
+	}
+	e := New(opts)
+	e.url = "http://" + ln.Addr().String()
+	e.srv = &http.Server{
+		Handler:           e,
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(e.log.Handler(), slog.LevelWarn),
+	}
+	go e.srv.Serve(ln) //nolint:errcheck // Serve returns ErrServerClosed after Close
+	return e, nil
+}
+
+// URL returns the emulator's base URL ("http://127.0.0.1:port"), to use as
+// the Plaid client's base URL; "" for an Emulator from New.
+func (e *Emulator) URL() string { return e.url }
+
+// Close stops the listener and closes open connections. It returns the
+// server's close error; for an Emulator from New it does nothing and returns
+// nil.
+func (e *Emulator) Close() error {
+	if e.srv == nil {
+		return nil
+	}
+	return e.srv.Close()
+}
+
+// Calls returns how many requests to path ("/item/public_token/exchange")
+// succeeded; 0 for a path never called or unknown.
+func (e *Emulator) Calls(path string) int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.calls[path]
+}
+
+// FailNext makes the next request to path that passes the credentials check
+// fail with perr instead of being served (a status of 0 means Plaid's status
+// for perr.Type). Calls queue up, one failure per request. It cannot fail.
+func (e *Emulator) FailNext(path string, perr Error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.failures[path] = append(e.failures[path], perr)
+}
+
+// endpoint serves one Plaid path. It runs with e.mu held and returns the
+// response body (request_id is added to it) or a Plaid error.
+type endpoint func(e *Emulator, f *fields) (map[string]any, *Error)
+
+func (e *Emulator) endpoint(path string) endpoint {
+	switch path {
+	case "/link/token/create":
+		return (*Emulator).linkTokenCreate
+	case "/item/public_token/exchange":
+		return (*Emulator).publicTokenExchange
+	case "/sandbox/public_token/create":
+		return (*Emulator).sandboxPublicTokenCreate
+	case "/item/get":
+		return (*Emulator).itemGet
+	case "/item/remove":
+		return (*Emulator).itemRemove
+	case "/accounts/get":
+		return (*Emulator).accountsGet
+	}
+	return nil
+}
+
+// ServeHTTP implements http.Handler: it serves Plaid's API at the paths
+// Plaid uses, answering failures with Plaid's error bodies.
+func (e *Emulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	requestID := newRequestID()
+	body, perr := e.serve(r)
+	status := http.StatusOK
+	var out any = body
+	if perr != nil {
+		status = perr.HTTPStatus()
+		out = perr.body(requestID)
+	} else {
+		body["request_id"] = requestID
+	}
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.WriteHeader(status)
+	if err := json.NewEncoder(w).Encode(out); err != nil {
+		e.log.Warn("plaidemu: writing response", "path", r.URL.Path, "err", err)
+	}
+	attrs := []any{"path", r.URL.Path, "status", status, "request_id", requestID, "duration", time.Since(start)}
+	if perr != nil {
+		attrs = append(attrs, "error_type", perr.Type, "error_code", perr.Code)
+	}
+	e.log.Info("plaidemu: request", attrs...)
+}
+
+func (e *Emulator) serve(r *http.Request) (map[string]any, *Error) {
+	handle := e.endpoint(r.URL.Path)
+	if handle == nil || r.Method != http.MethodPost {
+		return nil, errNotFound()
+	}
+	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
+		return nil, errInvalidHeaders()
+	}
+	raw, err := io.ReadAll(io.LimitReader(r.Body, maxBodyBytes+1))
+	if err != nil || len(raw) > maxBodyBytes {
+		return nil, errInvalidBody()
+	}
+	var body map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &body); err != nil || body == nil {
+		return nil, errInvalidBody()
+	}
+	f := &fields{body: body}
+	if !e.authorized(r, f) {
+		return nil, errInvalidAPIKeys()
+	}
+
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if q := e.failures[r.URL.Path]; len(q) > 0 {
+		perr := q[0]
+		e.failures[r.URL.Path] = q[1:]
+		return nil, &perr
+	}
+	out, perr := handle(e, f)
+	if perr != nil {
+		return nil, perr
+	}
+	e.calls[r.URL.Path]++
+	return out, nil
+}
+
+// authorized checks client_id and secret, from the body or else from
+// Plaid's headers (plaid-go sends headers).
+func (e *Emulator) authorized(r *http.Request, f *fields) bool {
+	id, secret := f.str("client_id", false), f.str("secret", false)
+	if f.invalid != nil {
+		return false
+	}
+	if id == "" {
+		id = r.Header.Get("PLAID-CLIENT-ID")
+	}
+	if secret == "" {
+		secret = r.Header.Get("PLAID-SECRET")
+	}
+	if e.clientID == "" || e.secret == "" {
+		return false
+	}
+	idOK := subtle.ConstantTimeCompare([]byte(id), []byte(e.clientID))
+	secretOK := subtle.ConstantTimeCompare([]byte(secret), []byte(e.secret))
+	return idOK&secretOK == 1
+}

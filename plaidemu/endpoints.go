@@ -1,0 +1,301 @@
+package plaidemu
+
+import (
+	"slices"
+	"strings"
+	"time"
+)
+
+// linkTokenCreate serves /link/token/create. With access_token it makes an
+// update-mode token for that Item: no products needed, 30 minutes of life.
+func (e *Emulator) linkTokenCreate(f *fields) (map[string]any, *Error) {
+	clientName := f.str("client_name", true)
+	language := f.str("language", true)
+	countries := f.strs("country_codes", true)
+	clientUserID := f.str("user.client_user_id", true)
+	accessToken := f.str("access_token", false)
+	products := f.strs("products", accessToken == "")
+	webhook := f.str("webhook", false)
+	redirectURI := f.str("redirect_uri", false)
+	f.str("android_package_name", false)
+	if len(clientName) > 30 {
+		f.fail("client_name must be at most 30 characters")
+	}
+	f.oneOf("language", knownLanguages, language)
+	f.oneOf("country_codes", knownCountryCodes, countries...)
+	f.oneOf("products", knownProducts, products...)
+	f.url("webhook", webhook)
+	f.url("redirect_uri", redirectURI)
+	if err := f.err(); err != nil {
+		return nil, err
+	}
+
+	lifetime := LinkTokenLifetime
+	if accessToken != "" {
+		it, err := e.item(accessToken)
+		if err != nil {
+			return nil, err
+		}
+		lifetime = UpdateLinkTokenLifetime
+		products = it.products
+	}
+	token, expires := newLinkToken(), e.now().Add(lifetime)
+	e.linkTokens[token] = &linkToken{
+		clientUserID: clientUserID,
+		products:     products,
+		webhook:      webhook,
+		accessToken:  accessToken,
+		expires:      expires,
+	}
+	return map[string]any{
+		"link_token": token,
+		"expiration": expires.UTC().Format(time.RFC3339),
+	}, nil
+}
+
+// sandboxPublicTokenCreate serves /sandbox/public_token/create: a public
+// token for an Item with all the institution's accounts, as if the user had
+// gone through Link.
+func (e *Emulator) sandboxPublicTokenCreate(f *fields) (map[string]any, *Error) {
+	institutionID := f.str("institution_id", true)
+	products := f.strs("initial_products", true)
+	webhook := f.str("options.webhook", false)
+	f.oneOf("initial_products", knownProducts, products...)
+	f.url("options.webhook", webhook)
+	if err := f.err(); err != nil {
+		return nil, err
+	}
+	ins, ok := institution(institutionID)
+	if !ok {
+		return nil, errInvalidInstitution()
+	}
+	token := e.issuePublicToken(&publicToken{
+		institutionID: ins.ID,
+		accountIDs:    idsOf(ins.Accounts),
+		products:      products,
+		webhook:       webhook,
+	})
+	return map[string]any{"public_token": token}, nil
+}
+
+// publicTokenExchange serves /item/public_token/exchange. A public token
+// works once, within PublicTokenLifetime.
+func (e *Emulator) publicTokenExchange(f *fields) (map[string]any, *Error) {
+	token := f.str("public_token", true)
+	if err := f.err(); err != nil {
+		return nil, err
+	}
+	if !strings.HasPrefix(token, "public-") {
+		return nil, errInvalidPublicToken("is in an invalid format; expected public-<environment>-<identifier>")
+	}
+	pt, ok := e.publicTokens[token]
+	switch {
+	case !ok:
+		return nil, errInvalidPublicToken("was not found; it may belong to another environment")
+	case pt.spent:
+		return nil, errInvalidPublicToken("has already been exchanged; public tokens are single-use")
+	case !e.now().Before(pt.expires):
+		return nil, errInvalidPublicToken("has expired; public tokens expire 30 minutes after they are created")
+	}
+
+	if pt.accessToken != "" { // update mode: the Item exists already
+		it, err := e.item(pt.accessToken)
+		if err != nil {
+			return nil, err
+		}
+		pt.spent = true
+		return map[string]any{"access_token": pt.accessToken, "item_id": it.id}, nil
+	}
+	pt.spent = true
+	accessToken := newAccessToken()
+	it := &item{
+		id:            newItemID(),
+		institutionID: pt.institutionID,
+		accountIDs:    pt.accountIDs,
+		products:      pt.products,
+		webhook:       pt.webhook,
+		created:       e.now(),
+	}
+	e.items[accessToken] = it
+	return map[string]any{"access_token": accessToken, "item_id": it.id}, nil
+}
+
+// itemGet serves /item/get.
+func (e *Emulator) itemGet(f *fields) (map[string]any, *Error) {
+	it, err := e.itemFromRequest(f)
+	if err != nil {
+		return nil, err
+	}
+	return map[string]any{"item": itemJSON(it), "status": nil}, nil
+}
+
+// itemRemove serves /item/remove. The access token stops working: later
+// calls get ITEM_NOT_FOUND.
+func (e *Emulator) itemRemove(f *fields) (map[string]any, *Error) {
+	it, err := e.itemFromRequest(f)
+	if err != nil {
+		return nil, err
+	}
+	it.removed = true
+	return map[string]any{}, nil
+}
+
+// accountsGet serves /accounts/get, honouring options.account_ids.
+func (e *Emulator) accountsGet(f *fields) (map[string]any, *Error) {
+	it, err := e.itemFromRequest(f)
+	if err != nil {
+		return nil, err
+	}
+	only := f.strs("options.account_ids", false)
+	if err := f.err(); err != nil {
+		return nil, err
+	}
+	for _, id := range only {
+		if !slices.Contains(it.accountIDs, id) {
+			return nil, errInvalidAccountID()
+		}
+	}
+	ins, _ := institution(it.institutionID)
+	accounts := []map[string]any{}
+	for _, a := range ins.Accounts {
+		if slices.Contains(it.accountIDs, a.ID) && (len(only) == 0 || slices.Contains(only, a.ID)) {
+			accounts = append(accounts, accountJSON(a))
+		}
+	}
+	return map[string]any{"accounts": accounts, "item": itemJSON(it)}, nil
+}
+
+// CreatePublicToken issues a public token as Link does when a user finishes
+// a session opened with linkToken: for an Item at institutionID holding the
+// accounts accountIDs (ids from Institutions(); none means all). A public
+// token from an update-mode link token exchanges for the existing Item. It
+// returns an *Error: INVALID_LINK_TOKEN for an unknown or expired link
+// token, INVALID_INSTITUTION, INVALID_ACCOUNT_ID, or ITEM_NOT_FOUND when
+// the Item of an update-mode token was removed.
+func (e *Emulator) CreatePublicToken(linkToken, institutionID string, accountIDs []string) (string, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	lt, ok := e.linkTokens[linkToken]
+	if !ok {
+		return "", errInvalidLinkToken("was not found")
+	}
+	if !e.now().Before(lt.expires) {
+		return "", errInvalidLinkToken("has expired")
+	}
+	ins, ok := institution(institutionID)
+	if !ok {
+		return "", errInvalidInstitution()
+	}
+	all := idsOf(ins.Accounts)
+	for _, id := range accountIDs {
+		if !slices.Contains(all, id) {
+			return "", errInvalidAccountID()
+		}
+	}
+	if len(accountIDs) == 0 {
+		accountIDs = all
+	}
+	if lt.accessToken != "" {
+		it, err := e.item(lt.accessToken)
+		if err != nil {
+			return "", err
+		}
+		if it.institutionID != institutionID {
+			return "", errInvalidInstitution()
+		}
+	}
+	return e.issuePublicToken(&publicToken{
+		institutionID: ins.ID,
+		accountIDs:    slices.Clone(accountIDs),
+		products:      lt.products,
+		webhook:       lt.webhook,
+		accessToken:   lt.accessToken,
+	}), nil
+}
+
+// issuePublicToken stores pt with a fresh token and expiry. e.mu is held.
+func (e *Emulator) issuePublicToken(pt *publicToken) string {
+	token := newPublicToken()
+	pt.expires = e.now().Add(PublicTokenLifetime)
+	e.publicTokens[token] = pt
+	return token
+}
+
+// itemFromRequest finds the Item of the request's access_token.
+func (e *Emulator) itemFromRequest(f *fields) (*item, *Error) {
+	token := f.str("access_token", true)
+	if err := f.err(); err != nil {
+		return nil, err
+	}
+	return e.item(token)
+}
+
+// item finds a live Item by access token: INVALID_ACCESS_TOKEN when unknown,
+// ITEM_NOT_FOUND when removed. e.mu is held.
+func (e *Emulator) item(accessToken string) (*item, *Error) {
+	it, ok := e.items[accessToken]
+	switch {
+	case !ok:
+		return nil, errInvalidAccessToken()
+	case it.removed:
+		return nil, errItemNotFound()
+	}
+	return it, nil
+}
+
+func idsOf(accounts []Account) []string {
+	ids := make([]string, len(accounts))
+	for i, a := range accounts {
+		ids[i] = a.ID
+	}
+	return ids
+}
+
+// itemJSON is Plaid's Item object.
+func itemJSON(it *item) map[string]any {
+	ins, _ := institution(it.institutionID)
+	var webhook any
+	if it.webhook != "" {
+		webhook = it.webhook
+	}
+	products := append([]string{}, it.products...)
+	available := []string{}
+	for _, p := range []string{"assets", "auth", "balance", "identity", "investments", "liabilities", "transactions"} {
+		if !slices.Contains(products, p) {
+			available = append(available, p)
+		}
+	}
+	return map[string]any{
+		"item_id":                 it.id,
+		"institution_id":          it.institutionID,
+		"institution_name":        ins.Name,
+		"webhook":                 webhook,
+		"error":                   nil,
+		"available_products":      available,
+		"billed_products":         products,
+		"products":                products,
+		"consented_products":      products,
+		"consent_expiration_time": nil,
+		"update_type":             "background",
+		"created_at":              it.created.UTC().Format(time.RFC3339),
+	}
+}
+
+// accountJSON is Plaid's account object with balances.
+func accountJSON(a Account) map[string]any {
+	return map[string]any{
+		"account_id": a.ID,
+		"balances": map[string]any{
+			"available":                a.Available,
+			"current":                  a.Current,
+			"limit":                    a.Limit,
+			"iso_currency_code":        a.Currency,
+			"unofficial_currency_code": nil,
+		},
+		"mask":          a.Mask,
+		"name":          a.Name,
+		"official_name": a.OfficialName,
+		"type":          a.Type,
+		"subtype":       a.Subtype,
+	}
+}

@@ -1,0 +1,100 @@
+package plaidemu
+
+import (
+	"crypto/sha256"
+	"math/big"
+)
+
+// Institution is a sandbox institution the emulator knows, with the accounts
+// every Item at it gets (Plaid's sandbox user_good sees the same set).
+type Institution struct {
+	// ID is Plaid's institution_id, such as "ins_109508".
+	ID string
+	// Name is the institution's display name.
+	Name string
+	// OAuth is true when Link sends the user to the bank's own site (an
+	// OAuth redirect) rather than asking for credentials in Link.
+	OAuth bool
+	// Accounts are the accounts an Item at this institution holds.
+	Accounts []Account
+}
+
+// Account is a sandbox account as /accounts/get returns it.
+type Account struct {
+	// ID is the account_id. Unlike Plaid, where each Item gets fresh
+	// account_ids, the emulator derives it from the institution and the mask
+	// so a Link page can show it before the Item exists; two Items at one
+	// institution therefore share account_ids.
+	ID           string
+	Name         string
+	OfficialName string
+	// Mask is the last digits of the account number.
+	Mask    string
+	Type    string
+	Subtype string
+	// Available, Current and Limit are the balances; nil is sent as null.
+	Available *float64
+	Current   *float64
+	Limit     *float64
+	// Currency is the ISO-4217 code of the balances.
+	Currency string
+}
+
+// Institutions returns the sandbox institutions the emulator serves: First
+// Platypus Bank, Tartan Bank, Houndstooth Bank and Platypus OAuth Bank. The
+// slice is a fresh copy on each call, so changing it changes nothing in any
+// Emulator. It cannot fail.
+func Institutions() []Institution {
+	return []Institution{
+		{ID: "ins_109508", Name: "First Platypus Bank", Accounts: standardAccounts("ins_109508")},
+		{ID: "ins_109511", Name: "Tartan Bank", Accounts: standardAccounts("ins_109511")},
+		{ID: "ins_109512", Name: "Houndstooth Bank", Accounts: standardAccounts("ins_109512")},
+		{ID: "ins_127287", Name: "Platypus OAuth Bank", OAuth: true, Accounts: standardAccounts("ins_127287")},
+	}
+}
+
+// institution returns the institution with the given id.
+func institution(id string) (Institution, bool) {
+	for _, ins := range Institutions() {
+		if ins.ID == id {
+			return ins, true
+		}
+	}
+	return Institution{}, false
+}
+
+// standardAccounts returns the accounts of Plaid's sandbox user_good.
+func standardAccounts(institutionID string) []Account {
+	f := func(v float64) *float64 { return &v }
+	accounts := []Account{
+		{Name: "Plaid Checking", OfficialName: "Plaid Gold Standard 0% Interest Checking", Mask: "0000",
+			Type: "depository", Subtype: "checking", Available: f(100), Current: f(110)},
+		{Name: "Plaid Saving", OfficialName: "Plaid Silver Standard 0.1% Interest Saving", Mask: "1111",
+			Type: "depository", Subtype: "savings", Available: f(200), Current: f(210)},
+		{Name: "Plaid CD", OfficialName: "Plaid Bronze Standard 0.2% Interest CD", Mask: "2222",
+			Type: "depository", Subtype: "cd", Current: f(1000)},
+		{Name: "Plaid Credit Card", OfficialName: "Plaid Diamond 12.5% APR Interest Credit Card", Mask: "3333",
+			Type: "credit", Subtype: "credit card", Current: f(410), Limit: f(2000)},
+		{Name: "Plaid Money Market", OfficialName: "Plaid Platinum Standard 1.85% Interest Money Market", Mask: "4444",
+			Type: "depository", Subtype: "money market", Available: f(43200), Current: f(43200)},
+	}
+	for i := range accounts {
+		accounts[i].ID = stableID(institutionID + "/" + accounts[i].Mask)
+		accounts[i].Currency = "USD"
+	}
+	return accounts
+}
+
+// stableID derives a 37-character base62 id, shaped like Plaid's, from seed.
+func stableID(seed string) string {
+	sum := sha256.Sum256([]byte("plaidemu account " + seed))
+	n := new(big.Int).SetBytes(sum[:])
+	b := make([]byte, idLength)
+	base := big.NewInt(int64(len(base62)))
+	mod := new(big.Int)
+	for i := range b {
+		n.DivMod(n, base, mod)
+		b[i] = base62[mod.Int64()]
+	}
+	return string(b)
+}
