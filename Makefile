@@ -1,0 +1,34 @@
+# linkd's front door. CI (.ci/run) calls these same targets.
+SHELL := bash
+BUF := go tool -modfile=tools/go.mod buf
+FUZZTIME ?= 20s
+
+.PHONY: help run test generate checkgenerate lint fuzz bench ci
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+
+run: ## start linkd on its embedded defaults (Plaid emulator, ./data)
+	go run ./cmd/linkd
+
+test: ## run every test (the README's test command)
+	go test ./...
+
+generate: ## delete and regenerate gen/ from proto/
+	$(BUF) generate
+
+checkgenerate: generate ## fail when gen/ is not what proto/ generates
+	@test -z "$$(git status --porcelain -- gen)" || { git status --porcelain -- gen; git diff --stat -- gen; echo "gen/ is stale: run make generate and commit"; exit 1; }
+
+lint: ## buf lint, gofmt and go vet
+	$(BUF) lint
+	@test -z "$$(gofmt -l $$(git ls-files '*.go' | grep -v '^gen/'))" || { gofmt -l $$(git ls-files '*.go' | grep -v '^gen/'); echo "gofmt needed"; exit 1; }
+	go vet ./...
+
+fuzz: ## a short run of every fuzz target (FUZZTIME=20s)
+	go test -run='^$$' -fuzz='^FuzzParse$$' -fuzztime=$(FUZZTIME) ./redirect/
+
+bench: ## the benchmarks behind BENCHMARKS.md
+	go test -run='^$$' -bench=. -benchmem ./redirect/ ./store/
+
+ci: lint checkgenerate test fuzz ## everything CI runs

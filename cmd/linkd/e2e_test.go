@@ -1,0 +1,574 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	reflectionpb "google.golang.org/grpc/reflection/grpc_reflection_v1"
+	"google.golang.org/grpc/status"
+
+	linkdv1 "github.com/linkd/linkd/gen/linkd/v1"
+	"github.com/linkd/linkd/plaidemu"
+	"github.com/linkd/linkd/server"
+)
+
+const (
+	exchangePath = "/item/public_token/exchange"
+	removePath   = "/item/remove"
+)
+
+// transports runs fn once over gRPC and once over REST, each against its
+// own linkd.
+func transports(t *testing.T, fn func(t *testing.T, ts *testServer, c linkdv1.LinkServiceClient)) {
+	t.Run("gRPC", func(t *testing.T) {
+		ts := MustStartServer(t)
+		fn(t, ts, ts.GRPC(t))
+	})
+	t.Run("REST", func(t *testing.T) {
+		ts := MustStartServer(t)
+		fn(t, ts, ts.REST())
+	})
+}
+
+// connectedURL builds the connected redirect Link fires, with the accounts
+// JSON wrapped in single quotes as Plaid's own example is.
+func connectedURL(publicToken, sessionID string) string {
+	accounts := `'[{"_id":"acc-1","meta":{"name":"Plaid Checking","number":"0000"},"type":"depository","subtype":"checking"}]'`
+	return "plaidlink://connected?public_token=" + url.QueryEscape(publicToken) +
+		"&institution_id=ins_109508&institution_name=First+Platypus+Bank" +
+		"&accounts=" + url.QueryEscape(accounts) +
+		"&link_session_id=" + sessionID
+}
+
+// eventURL builds an event redirect with every key present, as Link sends it.
+func eventURL(name, view, sessionID string, at time.Time) string {
+	return "plaidlink://event?event_name=" + name + "&error_type&error_code&error_message&exit_status" +
+		"&institution_id=ins_109508&institution_name=First%20Platypus%20Bank&institution_search_query" +
+		"&mfa_type&view_name=" + view + "&request_id&link_session_id=" + sessionID +
+		"&timestamp=" + url.QueryEscape(at.UTC().Format("2006-01-02T15:04:05.000Z"))
+}
+
+// mustLink creates a link token for user and a sandbox public token.
+func mustLink(t *testing.T, c linkdv1.LinkServiceClient, user string) (*linkdv1.LinkToken, string) {
+	t.Helper()
+	ctx := context.Background()
+	tok, err := c.CreateLinkToken(ctx, &linkdv1.CreateLinkTokenRequest{ClientUserId: user})
+	if err != nil {
+		t.Fatalf("CreateLinkToken: %v", err)
+	}
+	pt, err := c.CreateSandboxPublicToken(ctx, &linkdv1.CreateSandboxPublicTokenRequest{InstitutionId: "ins_109508", InitialProducts: []string{"transactions"}})
+	if err != nil {
+		t.Fatalf("CreateSandboxPublicToken: %v", err)
+	}
+	return tok.GetLinkToken(), pt.GetPublicToken()
+}
+
+func TestLinkd_LinkFlow(t *testing.T) {
+	transports(t, func(t *testing.T, ts *testServer, c linkdv1.LinkServiceClient) {
+		ctx := context.Background()
+		start := time.Now()
+		tok, publicToken := mustLink(t, c, "user-1")
+
+		if !strings.HasPrefix(tok.GetLinkToken(), "link-sandbox-") {
+			t.Errorf("link_token = %q, want link-sandbox-...", tok.GetLinkToken())
+		}
+		if want := server.DefaultLinkURL + "?isWebview=true&token=" + url.QueryEscape(tok.GetLinkToken()); tok.GetWebviewUrl() != want {
+			t.Errorf("webview_url = %q, want %q", tok.GetWebviewUrl(), want)
+		}
+		if exp := tok.GetExpiration().AsTime(); exp.Before(start.Add(3*time.Hour)) || exp.After(start.Add(5*time.Hour)) {
+			t.Errorf("expiration = %v, want about 4 hours from now", exp)
+		}
+		if tok.GetRequestId() == "" || tok.GetClientUserId() != "user-1" {
+			t.Errorf("request_id %q, client_user_id %q", tok.GetRequestId(), tok.GetClientUserId())
+		}
+
+		// Events arrive out of order; the session keeps them by timestamp.
+		session := "79e772be-547d-4c9c-8b76-4ac4ed4c441a"
+		t0 := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
+		for _, u := range []string{
+			eventURL("HANDOFF", "", session, t0.Add(3*time.Second)),
+			eventURL("OPEN", "", session, t0),
+			eventURL("TRANSITION_VIEW", "CONSENT", session, t0.Add(time.Second)),
+		} {
+			resp, err := c.SubmitRedirect(ctx, &linkdv1.SubmitRedirectRequest{Url: u, LinkToken: tok.GetLinkToken()})
+			if err != nil {
+				t.Fatalf("SubmitRedirect(event): %v", err)
+			}
+			if resp.GetEvent().GetLinkSessionId() != session || resp.GetItem() != nil {
+				t.Fatalf("SubmitRedirect(event) = %v", resp)
+			}
+		}
+
+		connected := connectedURL(publicToken, session)
+		first, err := c.SubmitRedirect(ctx, &linkdv1.SubmitRedirectRequest{Url: connected, LinkToken: tok.GetLinkToken()})
+		if err != nil {
+			t.Fatalf("SubmitRedirect(connected): %v", err)
+		}
+		item := first.GetItem()
+		if item.GetItemId() == "" || item.GetClientUserId() != "user-1" || item.GetInstitutionId() != "ins_109508" ||
+			item.GetStatus() != linkdv1.ItemStatus_ITEM_STATUS_GOOD || item.GetLinkSessionId() != session {
+			t.Fatalf("item = %v", item)
+		}
+		if !hasAccount(item, "Plaid Checking", "0000") {
+			t.Errorf("item accounts = %v, want Plaid Checking 0000", item.GetAccounts())
+		}
+		if first.GetConnected().GetPublicToken() != publicToken || len(first.GetConnected().GetAccounts()) != 1 {
+			t.Errorf("connected = %v", first.GetConnected())
+		}
+
+		// A client retry gets the same Item without a second exchange.
+		again, err := c.SubmitRedirect(ctx, &linkdv1.SubmitRedirectRequest{Url: connected, LinkToken: tok.GetLinkToken()})
+		if err != nil {
+			t.Fatalf("SubmitRedirect(connected) retry: %v", err)
+		}
+		if again.GetItem().GetItemId() != item.GetItemId() {
+			t.Errorf("retry item_id = %q, want %q", again.GetItem().GetItemId(), item.GetItemId())
+		}
+		ex, err := c.ExchangePublicToken(ctx, &linkdv1.ExchangePublicTokenRequest{PublicToken: publicToken, ClientUserId: "user-1"})
+		if err != nil || ex.GetItem().GetItemId() != item.GetItemId() {
+			t.Errorf("ExchangePublicToken(spent token, same user) = %v, %v; want the same item", ex, err)
+		}
+		if n := ts.emulator.Calls(exchangePath); n != 1 {
+			t.Errorf("Plaid exchanges = %d, want 1", n)
+		}
+		_, err = c.ExchangePublicToken(ctx, &linkdv1.ExchangePublicTokenRequest{PublicToken: publicToken, ClientUserId: "user-2"})
+		wantCode(t, err, codes.AlreadyExists)
+
+		got, err := c.GetItem(ctx, &linkdv1.GetItemRequest{ItemId: item.GetItemId()})
+		if err != nil || got.GetItem().GetItemId() != item.GetItemId() {
+			t.Fatalf("GetItem = %v, %v", got, err)
+		}
+		list, err := c.ListItems(ctx, &linkdv1.ListItemsRequest{ClientUserId: "user-1"})
+		if err != nil || len(list.GetItems()) != 1 || list.GetItems()[0].GetItemId() != item.GetItemId() {
+			t.Fatalf("ListItems = %v, %v", list, err)
+		}
+		if other, err := c.ListItems(ctx, &linkdv1.ListItemsRequest{ClientUserId: "user-2"}); err != nil || len(other.GetItems()) != 0 {
+			t.Errorf("ListItems(user-2) = %v, %v; want none", other, err)
+		}
+
+		sess, err := c.GetLinkSession(ctx, &linkdv1.GetLinkSessionRequest{LinkSessionId: session})
+		if err != nil {
+			t.Fatalf("GetLinkSession: %v", err)
+		}
+		var names []string
+		for _, e := range sess.GetSession().GetEvents() {
+			names = append(names, e.GetEventName())
+		}
+		if got, want := strings.Join(names, ","), "OPEN,TRANSITION_VIEW,HANDOFF"; got != want {
+			t.Errorf("session events = %s, want %s", got, want)
+		}
+		if s := sess.GetSession(); s.GetItemId() != item.GetItemId() || s.GetConnected() == nil ||
+			s.GetConnected().GetPublicToken() != "" || s.GetClientUserId() != "user-1" || s.GetLinkToken() != tok.GetLinkToken() {
+			t.Errorf("session = %v", s)
+		}
+
+		rm, err := c.RemoveItem(ctx, &linkdv1.RemoveItemRequest{ItemId: item.GetItemId()})
+		if err != nil || rm.GetItemId() != item.GetItemId() || rm.GetRequestId() == "" {
+			t.Fatalf("RemoveItem = %v, %v", rm, err)
+		}
+		if n := ts.emulator.Calls(removePath); n != 1 {
+			t.Errorf("Plaid removes = %d, want 1", n)
+		}
+		_, err = c.GetItem(ctx, &linkdv1.GetItemRequest{ItemId: item.GetItemId()})
+		wantCode(t, err, codes.NotFound)
+	})
+}
+
+func TestLinkd_ExitAndParse(t *testing.T) {
+	transports(t, func(t *testing.T, ts *testServer, c linkdv1.LinkServiceClient) {
+		ctx := context.Background()
+		tok, _ := mustLink(t, c, "user-1")
+		exit := "plaidlink://exit?status=requires_credentials&error_type=ITEM_ERROR&error_code=ITEM_LOGIN_REQUIRED" +
+			"&error_display_message=The%20credentials%20were%20not%20correct.&error_message=the%20credentials%20were%20not%20correct" +
+			"&institution_id=ins_3&institution_name=Chase&link_session_id=sess-exit-1&request_id=m8MDnv9okwxFNBV"
+
+		parsed, err := c.ParseRedirect(ctx, &linkdv1.ParseRedirectRequest{Url: exit})
+		if err != nil {
+			t.Fatalf("ParseRedirect: %v", err)
+		}
+		if e := parsed.GetRedirect().GetExit(); e.GetStatus() != "requires_credentials" || e.GetError().GetErrorCode() != "ITEM_LOGIN_REQUIRED" ||
+			e.GetError().GetDisplayMessage() != "The credentials were not correct." || e.GetRequestId() != "m8MDnv9okwxFNBV" {
+			t.Errorf("parsed exit = %v", e)
+		}
+		// ParseRedirect stores nothing.
+		_, err = c.GetLinkSession(ctx, &linkdv1.GetLinkSessionRequest{LinkSessionId: "sess-exit-1"})
+		wantCode(t, err, codes.NotFound)
+
+		if _, err := c.SubmitRedirect(ctx, &linkdv1.SubmitRedirectRequest{Url: exit, LinkToken: tok.GetLinkToken()}); err != nil {
+			t.Fatalf("SubmitRedirect(exit): %v", err)
+		}
+		sess, err := c.GetLinkSession(ctx, &linkdv1.GetLinkSessionRequest{LinkSessionId: "sess-exit-1"})
+		if err != nil || sess.GetSession().GetExit().GetStatus() != "requires_credentials" {
+			t.Errorf("GetLinkSession = %v, %v", sess, err)
+		}
+	})
+}
+
+func TestLinkd_Errors(t *testing.T) {
+	transports(t, func(t *testing.T, ts *testServer, c linkdv1.LinkServiceClient) {
+		ctx := context.Background()
+		tok, _ := mustLink(t, c, "user-1")
+		tests := []struct {
+			name  string
+			call  func() error
+			code  codes.Code
+			field string // BadRequest field, when the error names one
+			plaid string // Plaid error_code in ErrorInfo, when Plaid refused
+		}{
+			{"ParseRedirect/WrongScheme", func() error {
+				_, err := c.ParseRedirect(ctx, &linkdv1.ParseRedirectRequest{Url: "https://example.com/connected"})
+				return err
+			}, codes.InvalidArgument, "url", ""},
+			{"ParseRedirect/BrokenAccounts", func() error {
+				_, err := c.ParseRedirect(ctx, &linkdv1.ParseRedirectRequest{Url: "plaidlink://connected?public_token=public-sandbox-1&accounts=%5B%7B"})
+				return err
+			}, codes.InvalidArgument, "url.accounts", ""},
+			{"ParseRedirect/Empty", func() error {
+				_, err := c.ParseRedirect(ctx, &linkdv1.ParseRedirectRequest{})
+				return err
+			}, codes.InvalidArgument, "url", ""},
+			{"CreateLinkToken/NoUser", func() error {
+				_, err := c.CreateLinkToken(ctx, &linkdv1.CreateLinkTokenRequest{})
+				return err
+			}, codes.InvalidArgument, "client_user_id", ""},
+			{"CreateLinkToken/BadCountry", func() error {
+				_, err := c.CreateLinkToken(ctx, &linkdv1.CreateLinkTokenRequest{ClientUserId: "u", CountryCodes: []string{"usa"}})
+				return err
+			}, codes.InvalidArgument, "country_codes", ""},
+			{"SubmitRedirect/UnknownLinkToken", func() error {
+				_, err := c.SubmitRedirect(ctx, &linkdv1.SubmitRedirectRequest{Url: eventURL("OPEN", "", "s1", time.Now()), LinkToken: "link-sandbox-00000000-0000-0000-0000-000000000000"})
+				return err
+			}, codes.InvalidArgument, "link_token", ""},
+			{"SubmitRedirect/BadTimestamp", func() error {
+				_, err := c.SubmitRedirect(ctx, &linkdv1.SubmitRedirectRequest{Url: "plaidlink://event?event_name=OPEN&link_session_id=s1&timestamp=yesterday", LinkToken: tok.GetLinkToken()})
+				return err
+			}, codes.InvalidArgument, "url.timestamp", ""},
+			{"GetItem/Unknown", func() error {
+				_, err := c.GetItem(ctx, &linkdv1.GetItemRequest{ItemId: "no-such-item"})
+				return err
+			}, codes.NotFound, "", ""},
+			{"GetLinkSession/Unknown", func() error {
+				_, err := c.GetLinkSession(ctx, &linkdv1.GetLinkSessionRequest{LinkSessionId: "no-such-session"})
+				return err
+			}, codes.NotFound, "", ""},
+			{"RemoveItem/Unknown", func() error {
+				_, err := c.RemoveItem(ctx, &linkdv1.RemoveItemRequest{ItemId: "no-such-item"})
+				return err
+			}, codes.NotFound, "", ""},
+			{"ExchangePublicToken/PlaidRefuses", func() error {
+				_, err := c.ExchangePublicToken(ctx, &linkdv1.ExchangePublicTokenRequest{PublicToken: "public-sandbox-00000000-0000-0000-0000-000000000000", ClientUserId: "u"})
+				return err
+			}, codes.InvalidArgument, "public_token", "INVALID_PUBLIC_TOKEN"},
+			{"CreateSandboxPublicToken/UnknownInstitution", func() error {
+				_, err := c.CreateSandboxPublicToken(ctx, &linkdv1.CreateSandboxPublicTokenRequest{InstitutionId: "ins_0"})
+				return err
+			}, codes.InvalidArgument, "", "INVALID_INSTITUTION"},
+		}
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				err := tt.call()
+				st := wantCode(t, err, tt.code)
+				if st == nil {
+					return
+				}
+				if tt.field != "" && badRequestField(st) != tt.field {
+					t.Errorf("BadRequest field = %q, want %q (%v)", badRequestField(st), tt.field, st.Details())
+				}
+				if tt.plaid != "" {
+					info := plaidErrorInfo(st)
+					if info == nil || info.GetMetadata()["error_code"] != tt.plaid || info.GetMetadata()["request_id"] == "" {
+						t.Errorf("ErrorInfo = %v, want Plaid error_code %s with a request_id", info, tt.plaid)
+					}
+				}
+			})
+		}
+	})
+}
+
+func TestLinkd_REST(t *testing.T) {
+	ts := MustStartServer(t)
+	bearer := "Bearer " + ts.APIKey
+	tests := []struct {
+		name, method, path, auth, body string
+		status                         int
+		contains                       []string
+	}{
+		{"Healthz/NoKey", "GET", "/healthz", "", "", 200, nil},
+		{"NoKey", "POST", "/v1/link/token/create", "", `{"client_user_id":"u1"}`, 401, []string{"Bearer"}},
+		{"WrongKey", "POST", "/v1/link/token/create", "Bearer nope", `{"client_user_id":"u1"}`, 401, nil},
+		{"CreateLinkToken", "POST", "/v1/link/token/create", bearer, `{"client_user_id":"u1"}`, 200, []string{`"link_token":"link-sandbox-`, `"webview_url":"https://cdn.plaid.com/link/v2/stable/link.html?isWebview=true&token=link-sandbox-`}},
+		{"UnknownJSONField", "POST", "/v1/link/token/create", bearer, `{"client_user_id":"u1","nope":1}`, 400, nil},
+		{"BadURL", "POST", "/v1/link/redirect/parse", bearer, `{"url":"plaidlink://nowhere?x=1"}`, 400, []string{`"field_violations"`, `"field":"url"`}},
+		{"ParseEvent", "POST", "/v1/link/redirect/parse", bearer, `{"url":"plaidlink://event?event_name=OPEN&is_update_mode=true&link_session_id=s"}`, 200, []string{`{"event":{`, `"event_name":"OPEN"`, `"is_update_mode":true`}},
+		{"UnknownItem", "GET", "/v1/items/nope", bearer, "", 404, nil},
+		{"PlaidError", "POST", "/v1/item/public_token/exchange", bearer, `{"public_token":"public-sandbox-00000000-0000-0000-0000-000000000000","client_user_id":"u1"}`, 400, []string{`"error_code":"INVALID_PUBLIC_TOKEN"`, `"domain":"plaid.com"`}},
+		{"TooLarge", "POST", "/v1/link/redirect/parse", bearer, `{"url":"` + strings.Repeat("a", 70<<10) + `"}`, 413, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, body := ts.Do(t, tt.method, tt.path, tt.auth, tt.body)
+			// protojson varies its spacing on purpose; compare compacted JSON.
+			var compact bytes.Buffer
+			if json.Compact(&compact, []byte(body)) == nil {
+				body = compact.String()
+			}
+			if code != tt.status {
+				t.Fatalf("%s %s = %d %s, want %d", tt.method, tt.path, code, body, tt.status)
+			}
+			for _, s := range tt.contains {
+				if !strings.Contains(body, s) {
+					t.Errorf("body %s does not contain %s", body, s)
+				}
+			}
+			if code != 200 && !json.Valid([]byte(body)) {
+				t.Errorf("error body is not JSON: %s", body)
+			}
+		})
+	}
+}
+
+func TestLinkd_GRPCOpenServices(t *testing.T) {
+	ts := MustStartServer(t)
+	conn, err := grpc.NewClient(ts.GRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ctx := context.Background()
+
+	hc, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{})
+	if err != nil || hc.GetStatus() != healthpb.HealthCheckResponse_SERVING {
+		t.Errorf("health without a key = %v, %v; want SERVING", hc, err)
+	}
+	stream, err := reflectionpb.NewServerReflectionClient(conn).ServerReflectionInfo(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := stream.Send(&reflectionpb.ServerReflectionRequest{MessageRequest: &reflectionpb.ServerReflectionRequest_ListServices{}}); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := stream.Recv()
+	if err != nil {
+		t.Fatalf("reflection: %v", err)
+	}
+	var found bool
+	for _, s := range resp.GetListServicesResponse().GetService() {
+		found = found || s.GetName() == "linkd.v1.LinkService"
+	}
+	if !found {
+		t.Errorf("reflection lists %v, want linkd.v1.LinkService", resp.GetListServicesResponse().GetService())
+	}
+	_, err = linkdv1.NewLinkServiceClient(conn).ListItems(ctx, &linkdv1.ListItemsRequest{ClientUserId: "u"})
+	wantCode(t, err, codes.Unauthenticated)
+}
+
+func TestLinkd_ConcurrentSubmits(t *testing.T) {
+	ts := MustStartServer(t)
+	c := ts.GRPC(t)
+	tok, publicToken := mustLink(t, c, "user-1")
+	req := &linkdv1.SubmitRedirectRequest{Url: connectedURL(publicToken, "sess-concurrent"), LinkToken: tok.GetLinkToken()}
+
+	const n = 16
+	ids := make([]string, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			resp, err := c.SubmitRedirect(context.Background(), req)
+			if err != nil {
+				t.Errorf("submit %d: %v", i, err)
+				return
+			}
+			ids[i] = resp.GetItem().GetItemId()
+		}()
+	}
+	wg.Wait()
+	for i, id := range ids {
+		if id == "" || id != ids[0] {
+			t.Errorf("submit %d got item %q, want %q", i, id, ids[0])
+		}
+	}
+	if got := ts.emulator.Calls(exchangePath); got != 1 {
+		t.Errorf("Plaid exchanges = %d, want 1", got)
+	}
+}
+
+func TestLinkd_Restart(t *testing.T) {
+	dir := t.TempDir()
+	ts := mustStartServerIn(t, dir)
+	tok, publicToken := mustLink(t, ts.GRPC(t), "user-1")
+	resp, err := ts.GRPC(t).SubmitRedirect(context.Background(), &linkdv1.SubmitRedirectRequest{Url: connectedURL(publicToken, "sess-restart"), LinkToken: tok.GetLinkToken()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts.conn.Close()
+	ts.conn = nil
+	if err := ts.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	ts2 := mustStartServerIn(t, dir)
+	if ts2.APIKey != ts.APIKey {
+		t.Errorf("generated API key changed across restarts")
+	}
+	got, err := ts2.GRPC(t).GetItem(context.Background(), &linkdv1.GetItemRequest{ItemId: resp.GetItem().GetItemId()})
+	if err != nil || got.GetItem().GetInstitutionId() != "ins_109508" {
+		t.Fatalf("GetItem after restart = %v, %v", got, err)
+	}
+	if _, err := ts2.db.AccessToken(context.Background(), resp.GetItem().GetItemId()); err != nil {
+		t.Errorf("access token after restart: %v", err)
+	}
+}
+
+func TestLinkd_Production(t *testing.T) {
+	emu, err := plaidemu.Start("127.0.0.1:0", plaidemu.Options{ClientID: "prod-client", Secret: "prod-secret-value"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer emu.Close()
+	ts := MustStartServer(t, "PLAID_CLIENT_ID=prod-client", "PLAID_SECRET=prod-secret-value", "PLAID_ENV=production",
+		"PLAID_BASE_URL="+emu.URL(), "LINKD_API_KEYS=key-one,key-two")
+	if ts.emulator != nil {
+		t.Fatal("embedded emulator started although credentials are set")
+	}
+	_, err = ts.GRPC(t).CreateSandboxPublicToken(context.Background(), &linkdv1.CreateSandboxPublicTokenRequest{InstitutionId: "ins_109508"})
+	wantCode(t, err, codes.FailedPrecondition)
+	if n := emu.Calls("/sandbox/public_token/create"); n != 0 {
+		t.Errorf("sandbox calls reaching Plaid = %d, want 0", n)
+	}
+	code, _ := ts.Do(t, "POST", "/v1/link/token/create", "Bearer key-two", `{"client_user_id":"u1"}`)
+	if code != http.StatusOK {
+		t.Errorf("second configured API key: HTTP %d", code)
+	}
+	if strings.Contains(ts.Logs.String(), "prod-secret-value") {
+		t.Error("the Plaid secret appears in the logs")
+	}
+}
+
+// TestLinkd_NoSecretsLeak runs the whole flow over REST and looks for every
+// access token and key in the responses, the logs and the raw database file.
+func TestLinkd_NoSecretsLeak(t *testing.T) {
+	ts := MustStartServer(t)
+	bearer := "Bearer " + ts.APIKey
+	var bodies strings.Builder
+	do := func(method, path, body string) string {
+		code, b := ts.Do(t, method, path, bearer, body)
+		bodies.WriteString(b)
+		if code != 200 {
+			t.Fatalf("%s %s = %d %s", method, path, code, b)
+		}
+		return b
+	}
+	var tok struct {
+		LinkToken string `json:"link_token"`
+	}
+	must(t, json.Unmarshal([]byte(do("POST", "/v1/link/token/create", `{"client_user_id":"u1"}`)), &tok))
+	var itemIDs []string
+	for i := range 3 {
+		var pt struct {
+			PublicToken string `json:"public_token"`
+		}
+		must(t, json.Unmarshal([]byte(do("POST", "/v1/sandbox/public_token/create", `{"institution_id":"ins_109508"}`)), &pt))
+		body, _ := json.Marshal(map[string]string{"url": connectedURL(pt.PublicToken, fmt.Sprintf("sess-leak-%d", i)), "link_token": tok.LinkToken})
+		var resp struct {
+			Item struct {
+				ItemID string `json:"item_id"`
+			} `json:"item"`
+		}
+		must(t, json.Unmarshal([]byte(do("POST", "/v1/link/redirect/submit", string(body))), &resp))
+		itemIDs = append(itemIDs, resp.Item.ItemID)
+		do("GET", "/v1/items/"+resp.Item.ItemID, "")
+	}
+	do("GET", "/v1/users/u1/items", "")
+	do("DELETE", "/v1/items/"+itemIDs[0], "")
+
+	var secrets []string
+	for _, id := range itemIDs[1:] {
+		at, err := ts.db.AccessToken(context.Background(), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		secrets = append(secrets, at.Reveal())
+	}
+	secrets = append(secrets, ts.APIKey)
+	raw, err := os.ReadFile(ts.Config.DBPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range secrets {
+		if !strings.HasPrefix(s, "access-sandbox-") && !strings.HasPrefix(s, "lk_") {
+			t.Fatalf("unexpected secret shape %q", s[:8])
+		}
+		for where, text := range map[string]string{"responses": bodies.String(), "logs": ts.Logs.String(), "database file": string(raw)} {
+			if strings.Contains(text, s) {
+				t.Errorf("a secret (%s...) appears in the %s", s[:10], where)
+			}
+		}
+	}
+	if strings.Contains(bodies.String(), "access-sandbox-") || strings.Contains(ts.Logs.String(), "access-sandbox-") {
+		t.Error("an access token prefix appears in responses or logs")
+	}
+}
+
+// hasAccount reports whether item has an account with that name and mask.
+func hasAccount(item *linkdv1.Item, name, mask string) bool {
+	for _, a := range item.GetAccounts() {
+		if a.GetName() == name && a.GetMask() == mask && a.GetId() != "" {
+			return true
+		}
+	}
+	return false
+}
+
+// wantCode fails unless err is a status with code want, and returns it.
+func wantCode(t *testing.T, err error, want codes.Code) *status.Status {
+	t.Helper()
+	st, ok := status.FromError(err)
+	if err == nil || !ok || st.Code() != want {
+		t.Errorf("error = %v, want code %v", err, want)
+		return nil
+	}
+	return st
+}
+
+// badRequestField returns the first field named by a BadRequest detail.
+func badRequestField(st *status.Status) string {
+	for _, d := range st.Details() {
+		if br, ok := d.(*errdetails.BadRequest); ok && len(br.GetFieldViolations()) > 0 {
+			return br.GetFieldViolations()[0].GetField()
+		}
+	}
+	return ""
+}
+
+// plaidErrorInfo returns the ErrorInfo detail from Plaid, if any.
+func plaidErrorInfo(st *status.Status) *errdetails.ErrorInfo {
+	for _, d := range st.Details() {
+		if info, ok := d.(*errdetails.ErrorInfo); ok && info.GetDomain() == "plaid.com" {
+			return info
+		}
+	}
+	return nil
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}

@@ -1,0 +1,34 @@
+// Command linkd is the backend for Plaid Link in mobile webviews: it issues
+// link tokens, makes sense of plaidlink:// redirects and exchanges public
+// tokens for access tokens that never leave it. With no Plaid credentials it
+// runs against its embedded Plaid emulator.
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	m := NewMain()
+	if err := m.ParseFlags(os.Args[1:], os.Getenv); err != nil {
+		fmt.Fprintln(os.Stderr, "linkd:", err)
+		os.Exit(2)
+	}
+	if err := m.Run(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, "linkd:", err)
+		m.Close()
+		os.Exit(1)
+	}
+	<-ctx.Done()
+	if err := m.Close(); err != nil {
+		fmt.Fprintln(os.Stderr, "linkd: shutdown:", err)
+		os.Exit(1)
+	}
+}

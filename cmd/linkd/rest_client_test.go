@@ -1,0 +1,136 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+
+	_ "google.golang.org/genproto/googleapis/rpc/errdetails" // so error details decode
+	spb "google.golang.org/genproto/googleapis/rpc/status"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+
+	linkdv1 "github.com/linkd/linkd/gen/linkd/v1"
+)
+
+// restClient implements linkdv1.LinkServiceClient over linkd's REST API, so
+// the same assertions run over both transports. HTTP errors come back as
+// the gRPC status the gateway encoded in the body.
+type restClient struct {
+	base string
+	key  string
+}
+
+var _ linkdv1.LinkServiceClient = (*restClient)(nil)
+
+// call sends body (nil for none) as JSON and decodes the response into out.
+func (c *restClient) call(ctx context.Context, method, path string, body, out proto.Message) error {
+	var r io.Reader
+	if body != nil {
+		b, err := protojson.MarshalOptions{UseProtoNames: true}.Marshal(body)
+		if err != nil {
+			return err
+		}
+		r = strings.NewReader(string(b))
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, r)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+c.key)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode != http.StatusOK {
+		var st spb.Status
+		if err := protojson.Unmarshal(b, &st); err != nil {
+			return fmt.Errorf("HTTP %d with a body that is not a status: %s", resp.StatusCode, b)
+		}
+		return status.FromProto(&st).Err()
+	}
+	return protojson.Unmarshal(b, out)
+}
+
+func (c *restClient) CreateLinkToken(ctx context.Context, in *linkdv1.CreateLinkTokenRequest, _ ...grpc.CallOption) (*linkdv1.CreateLinkTokenResponse, error) {
+	out := &linkdv1.LinkToken{}
+	if err := c.call(ctx, http.MethodPost, "/v1/link/token/create", in, out); err != nil {
+		return nil, err
+	}
+	return &linkdv1.CreateLinkTokenResponse{LinkToken: out}, nil
+}
+
+func (c *restClient) ParseRedirect(ctx context.Context, in *linkdv1.ParseRedirectRequest, _ ...grpc.CallOption) (*linkdv1.ParseRedirectResponse, error) {
+	out := &linkdv1.WebviewRedirect{}
+	if err := c.call(ctx, http.MethodPost, "/v1/link/redirect/parse", in, out); err != nil {
+		return nil, err
+	}
+	return &linkdv1.ParseRedirectResponse{Redirect: out}, nil
+}
+
+func (c *restClient) SubmitRedirect(ctx context.Context, in *linkdv1.SubmitRedirectRequest, _ ...grpc.CallOption) (*linkdv1.SubmitRedirectResponse, error) {
+	out := &linkdv1.SubmitRedirectResponse{}
+	if err := c.call(ctx, http.MethodPost, "/v1/link/redirect/submit", in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *restClient) ExchangePublicToken(ctx context.Context, in *linkdv1.ExchangePublicTokenRequest, _ ...grpc.CallOption) (*linkdv1.ExchangePublicTokenResponse, error) {
+	out := &linkdv1.Item{}
+	if err := c.call(ctx, http.MethodPost, "/v1/item/public_token/exchange", in, out); err != nil {
+		return nil, err
+	}
+	return &linkdv1.ExchangePublicTokenResponse{Item: out}, nil
+}
+
+func (c *restClient) GetItem(ctx context.Context, in *linkdv1.GetItemRequest, _ ...grpc.CallOption) (*linkdv1.GetItemResponse, error) {
+	out := &linkdv1.Item{}
+	if err := c.call(ctx, http.MethodGet, "/v1/items/"+url.PathEscape(in.GetItemId()), nil, out); err != nil {
+		return nil, err
+	}
+	return &linkdv1.GetItemResponse{Item: out}, nil
+}
+
+func (c *restClient) ListItems(ctx context.Context, in *linkdv1.ListItemsRequest, _ ...grpc.CallOption) (*linkdv1.ListItemsResponse, error) {
+	out := &linkdv1.ListItemsResponse{}
+	if err := c.call(ctx, http.MethodGet, "/v1/users/"+url.PathEscape(in.GetClientUserId())+"/items", nil, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *restClient) RemoveItem(ctx context.Context, in *linkdv1.RemoveItemRequest, _ ...grpc.CallOption) (*linkdv1.RemoveItemResponse, error) {
+	out := &linkdv1.RemoveItemResponse{}
+	if err := c.call(ctx, http.MethodDelete, "/v1/items/"+url.PathEscape(in.GetItemId()), nil, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *restClient) GetLinkSession(ctx context.Context, in *linkdv1.GetLinkSessionRequest, _ ...grpc.CallOption) (*linkdv1.GetLinkSessionResponse, error) {
+	out := &linkdv1.LinkSession{}
+	if err := c.call(ctx, http.MethodGet, "/v1/link/sessions/"+url.PathEscape(in.GetLinkSessionId()), nil, out); err != nil {
+		return nil, err
+	}
+	return &linkdv1.GetLinkSessionResponse{Session: out}, nil
+}
+
+func (c *restClient) CreateSandboxPublicToken(ctx context.Context, in *linkdv1.CreateSandboxPublicTokenRequest, _ ...grpc.CallOption) (*linkdv1.CreateSandboxPublicTokenResponse, error) {
+	out := &linkdv1.CreateSandboxPublicTokenResponse{}
+	if err := c.call(ctx, http.MethodPost, "/v1/sandbox/public_token/create", in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}

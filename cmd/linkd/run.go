@@ -1,0 +1,329 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
+	"github.com/linkd/linkd"
+	"github.com/linkd/linkd/plaid"
+	"github.com/linkd/linkd/plaidemu"
+	"github.com/linkd/linkd/server"
+	"github.com/linkd/linkd/store"
+)
+
+// Config is linkd's configuration, from flags with environment fallbacks.
+type Config struct {
+	GRPCAddr     string
+	HTTPAddr     string
+	DataDir      string
+	DBPath       string
+	LinkURL      string
+	ClientName   string
+	Products     string
+	CountryCodes string
+	Language     string
+	Webhook      string
+	APIKeys      string
+	MasterKeys   string
+	LogFormat    string
+
+	PlaidClientID string
+	PlaidSecret   string
+	PlaidEnv      string
+	PlaidBaseURL  string
+	EmulatorAddr  string
+}
+
+// Main is the linkd program: ParseFlags, then Run, then Close. Tests run the
+// same Main on port 0 with a temporary data directory.
+type Main struct {
+	Config Config
+	// LogOutput receives the logs; os.Stderr by default.
+	LogOutput io.Writer
+
+	log      *slog.Logger
+	db       *store.DB
+	emulator *plaidemu.Emulator
+	grpc     *grpc.Server
+	health   *health.Server
+	http     *http.Server
+	grpcLn   net.Listener
+	httpLn   net.Listener
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
+	// apiKeyPath is where a generated API key was stored, if one was.
+	apiKeyPath string
+}
+
+// NewMain returns a Main with its defaults.
+func NewMain() *Main {
+	return &Main{LogOutput: os.Stderr}
+}
+
+// ParseFlags reads flags from args, each falling back to an environment
+// variable read through getenv. It returns an error for unknown flags or
+// inconsistent settings.
+func (m *Main) ParseFlags(args []string, getenv func(string) string) error {
+	env := func(name, def string) string {
+		if v := getenv(name); v != "" {
+			return v
+		}
+		return def
+	}
+	c := &m.Config
+	fs := flag.NewFlagSet("linkd", flag.ContinueOnError)
+	fs.StringVar(&c.GRPCAddr, "grpc-addr", env("LINKD_GRPC_ADDR", "127.0.0.1:50051"), "gRPC listen address (LINKD_GRPC_ADDR)")
+	fs.StringVar(&c.HTTPAddr, "http-addr", env("LINKD_HTTP_ADDR", "127.0.0.1:8080"), "REST and /healthz listen address (LINKD_HTTP_ADDR)")
+	fs.StringVar(&c.DataDir, "data-dir", env("LINKD_DATA_DIR", "./data"), "directory for the database and generated keys (LINKD_DATA_DIR)")
+	fs.StringVar(&c.DBPath, "db", env("LINKD_DB", ""), "bbolt database file (LINKD_DB); default <data-dir>/linkd.db")
+	fs.StringVar(&c.LinkURL, "link-url", env("LINKD_LINK_URL", server.DefaultLinkURL), "Link webview page (LINKD_LINK_URL)")
+	fs.StringVar(&c.ClientName, "client-name", env("LINKD_CLIENT_NAME", "linkd"), "default client_name shown in Link (LINKD_CLIENT_NAME)")
+	fs.StringVar(&c.Products, "products", env("LINKD_PRODUCTS", "transactions"), "default Plaid products, comma-separated (LINKD_PRODUCTS)")
+	fs.StringVar(&c.CountryCodes, "country-codes", env("LINKD_COUNTRY_CODES", "US"), "default country codes, comma-separated (LINKD_COUNTRY_CODES)")
+	fs.StringVar(&c.Language, "language", env("LINKD_LANGUAGE", "en"), "default Link language (LINKD_LANGUAGE)")
+	fs.StringVar(&c.Webhook, "webhook", env("LINKD_WEBHOOK", ""), "default webhook URL (LINKD_WEBHOOK)")
+	fs.StringVar(&c.LogFormat, "log-format", env("LINKD_LOG_FORMAT", "text"), "text or json (LINKD_LOG_FORMAT)")
+	fs.StringVar(&c.EmulatorAddr, "emulator-addr", env("LINKD_EMULATOR_ADDR", "127.0.0.1:0"), "listen address of the embedded Plaid emulator (LINKD_EMULATOR_ADDR)")
+	fs.StringVar(&c.PlaidBaseURL, "plaid-base-url", env("PLAID_BASE_URL", ""), "override Plaid's API URL, e.g. a separately run emulator (PLAID_BASE_URL)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	// Secrets come only from the environment: flags show up in ps.
+	c.APIKeys = getenv("LINKD_API_KEYS")
+	c.MasterKeys = getenv("LINKD_MASTER_KEYS")
+	c.PlaidClientID = getenv("PLAID_CLIENT_ID")
+	c.PlaidSecret = getenv("PLAID_SECRET")
+	c.PlaidEnv = env("PLAID_ENV", linkd.PlaidSandbox)
+	if c.DBPath == "" {
+		c.DBPath = filepath.Join(c.DataDir, "linkd.db")
+	}
+	if (c.PlaidClientID == "") != (c.PlaidSecret == "") {
+		return errors.New("set both PLAID_CLIENT_ID and PLAID_SECRET, or neither to use the embedded emulator")
+	}
+	if c.PlaidEnv != linkd.PlaidSandbox && c.PlaidEnv != linkd.PlaidProduction {
+		return fmt.Errorf("PLAID_ENV must be %q or %q", linkd.PlaidSandbox, linkd.PlaidProduction)
+	}
+	if c.LogFormat != "text" && c.LogFormat != "json" {
+		return errors.New("-log-format must be text or json")
+	}
+	return nil
+}
+
+// Run opens the store, connects to Plaid (starting the emulator when no
+// credentials are set) and starts serving gRPC and HTTP. It returns once
+// both listen; Close stops them.
+func (m *Main) Run(ctx context.Context) (err error) {
+	c := m.Config
+	if c.LogFormat == "json" {
+		m.log = slog.New(slog.NewJSONHandler(m.LogOutput, nil))
+	} else {
+		m.log = slog.New(slog.NewTextHandler(m.LogOutput, nil))
+	}
+	ctx, m.cancel = context.WithCancel(ctx)
+
+	if err := os.MkdirAll(c.DataDir, 0o700); err != nil {
+		return fmt.Errorf("data directory: %w", err)
+	}
+	keys, err := m.masterKeys()
+	if err != nil {
+		return err
+	}
+	if m.db, err = store.Open(c.DBPath, store.Options{Keys: keys}); err != nil {
+		return fmt.Errorf("open store %s: %w", c.DBPath, err)
+	}
+	apiKeys, err := m.apiKeys()
+	if err != nil {
+		return err
+	}
+	pc, err := m.plaidClient()
+	if err != nil {
+		return err
+	}
+	svc, err := server.New(server.Config{
+		Plaid:   pc,
+		Store:   m.db,
+		Logger:  m.log,
+		LinkURL: c.LinkURL,
+		Defaults: server.LinkDefaults{
+			ClientName:   c.ClientName,
+			Products:     splitList(c.Products),
+			CountryCodes: splitList(c.CountryCodes),
+			Language:     c.Language,
+			Webhook:      c.Webhook,
+		},
+	})
+	if err != nil {
+		return err
+	}
+	if m.grpc, m.health, err = server.NewGRPCServer(svc, server.GRPCOptions{APIKeys: apiKeys, Logger: m.log}); err != nil {
+		return err
+	}
+	if m.grpcLn, err = net.Listen("tcp", c.GRPCAddr); err != nil {
+		return fmt.Errorf("gRPC listener: %w", err)
+	}
+	if m.httpLn, err = net.Listen("tcp", c.HTTPAddr); err != nil {
+		return fmt.Errorf("HTTP listener: %w", err)
+	}
+	handler, err := server.NewHTTPHandler(ctx, m.grpcLn.Addr().String())
+	if err != nil {
+		return err
+	}
+	m.http = &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      90 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		ErrorLog:          slog.NewLogLogger(m.log.Handler(), slog.LevelWarn),
+	}
+	m.wg.Add(2)
+	go func() {
+		defer m.wg.Done()
+		if err := m.grpc.Serve(m.grpcLn); err != nil {
+			m.log.Error("gRPC server stopped", "err", err)
+		}
+	}()
+	go func() {
+		defer m.wg.Done()
+		if err := m.http.Serve(m.httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			m.log.Error("HTTP server stopped", "err", err)
+		}
+	}()
+	m.log.Info("linkd serving", "grpc", m.GRPCAddr(), "http", m.HTTPAddr(), "db", c.DBPath, "plaid_env", pc.Environment())
+	if m.apiKeyPath != "" {
+		m.log.Info("no LINKD_API_KEYS set: using the API key stored in "+m.apiKeyPath, "path", m.apiKeyPath)
+	}
+	return nil
+}
+
+// plaidClient returns the Plaid client: for real Plaid when credentials are
+// set, else for the embedded emulator, which it starts. Both take the same
+// code path through plaid-go.
+func (m *Main) plaidClient() (*plaid.Client, error) {
+	c := m.Config
+	cfg := plaid.Config{ClientID: c.PlaidClientID, Secret: c.PlaidSecret, Env: c.PlaidEnv, BaseURL: c.PlaidBaseURL}
+	if c.PlaidClientID == "" {
+		cfg.ClientID, cfg.Secret, cfg.Env = "linkd-emulator-"+randomToken(8), randomToken(24), linkd.PlaidSandbox
+		emu, err := plaidemu.Start(c.EmulatorAddr, plaidemu.Options{ClientID: cfg.ClientID, Secret: cfg.Secret, Logger: m.log.With("component", "plaidemu")})
+		if err != nil {
+			return nil, fmt.Errorf("start the embedded Plaid emulator: %w", err)
+		}
+		m.emulator = emu
+		cfg.BaseURL = emu.URL()
+		m.log.Info("no PLAID_CLIENT_ID/PLAID_SECRET set: using the embedded Plaid emulator (sandbox data, nothing leaves this machine)", "plaid_url", emu.URL())
+	}
+	return plaid.New(cfg)
+}
+
+// masterKeys returns the keys that seal access tokens: LINKD_MASTER_KEYS, or
+// a key file in the data directory, generated on first start.
+func (m *Main) masterKeys() (store.Keyring, error) {
+	if m.Config.MasterKeys != "" {
+		return store.ParseMasterKeys(m.Config.MasterKeys)
+	}
+	return store.LoadOrCreateKeyFile(filepath.Join(m.Config.DataDir, "master.key"))
+}
+
+// apiKeys returns LINKD_API_KEYS, or the key stored in the data directory,
+// generating it on first start. The key itself is never logged.
+func (m *Main) apiKeys() ([]string, error) {
+	if keys := splitList(m.Config.APIKeys); len(keys) > 0 {
+		return keys, nil
+	}
+	path := filepath.Join(m.Config.DataDir, "api-key")
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		key := "lk_" + randomToken(32)
+		if err := os.WriteFile(path, []byte(key+"\n"), 0o600); err != nil {
+			return nil, fmt.Errorf("store generated API key: %w", err)
+		}
+		m.apiKeyPath = path
+		return []string{key}, nil
+	} else if err != nil {
+		return nil, fmt.Errorf("read API key: %w", err)
+	}
+	key := strings.TrimSpace(string(b))
+	if key == "" {
+		return nil, fmt.Errorf("API key file %s is empty", path)
+	}
+	m.apiKeyPath = path
+	return []string{key}, nil
+}
+
+// GRPCAddr returns the gRPC listener's address once Run has returned.
+func (m *Main) GRPCAddr() string { return m.grpcLn.Addr().String() }
+
+// HTTPAddr returns the HTTP listener's address once Run has returned.
+func (m *Main) HTTPAddr() string { return m.httpLn.Addr().String() }
+
+// Close stops serving, letting calls in flight finish for up to 10 seconds,
+// then closes the emulator and the store. It returns the first error.
+func (m *Main) Close() error {
+	if m.health != nil {
+		m.health.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var errs []error
+	if m.http != nil {
+		errs = append(errs, m.http.Shutdown(ctx))
+	}
+	if m.grpc != nil {
+		stopped := make(chan struct{})
+		go func() { m.grpc.GracefulStop(); close(stopped) }()
+		select {
+		case <-stopped:
+		case <-ctx.Done():
+			m.grpc.Stop()
+		}
+	}
+	if m.cancel != nil {
+		m.cancel()
+	}
+	m.wg.Wait()
+	if m.emulator != nil {
+		errs = append(errs, m.emulator.Close())
+	}
+	if m.db != nil {
+		errs = append(errs, m.db.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// splitList splits a comma-separated setting, dropping empty elements.
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// randomToken returns n random bytes, base64url-encoded.
+func randomToken(n int) string {
+	b := make([]byte, n)
+	rand.Read(b) // never fails: crypto/rand crashes the program instead
+	return base64.RawURLEncoding.EncodeToString(b)
+}

@@ -1,0 +1,82 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/protoadapt"
+
+	"github.com/linkd/linkd"
+)
+
+// grpcCodes maps each linkd error code to its gRPC code: the one place where
+// that decision is made. The gateway turns gRPC codes into HTTP statuses
+// (InvalidArgument 400, Unauthenticated 401, NotFound 404, ...).
+var grpcCodes = map[string]codes.Code{
+	linkd.EINVALID:      codes.InvalidArgument,
+	linkd.ENOTFOUND:     codes.NotFound,
+	linkd.ECONFLICT:     codes.AlreadyExists,
+	linkd.EUNAUTHORIZED: codes.Unauthenticated,
+	linkd.EFORBIDDEN:    codes.PermissionDenied,
+	linkd.EPRECONDITION: codes.FailedPrecondition,
+	linkd.ERATELIMIT:    codes.ResourceExhausted,
+	linkd.EUNAVAILABLE:  codes.Unavailable,
+	linkd.EINTERNAL:     codes.Internal,
+}
+
+// plaidErrorDomain is the ErrorInfo domain of errors Plaid reported.
+const plaidErrorDomain = "plaid.com"
+
+// toStatus turns an error returned by a handler into a gRPC status. A
+// *linkd.Error keeps its message, with a BadRequest detail naming the field
+// or an ErrorInfo detail carrying Plaid's error; anything else is logged in
+// full and reaches the caller as a generic Internal error.
+func toStatus(ctx context.Context, log *slog.Logger, method string, err error) error {
+	if _, ok := status.FromError(err); ok {
+		return err
+	}
+	var e *linkd.Error
+	if !errors.As(err, &e) || e.Code == linkd.EINTERNAL {
+		log.ErrorContext(ctx, "internal error", "method", method, "err", err)
+		return status.Error(codes.Internal, "internal error")
+	}
+	code, ok := grpcCodes[e.Code]
+	if !ok {
+		code = codes.Unknown
+	}
+	st := status.New(code, e.Message)
+	if e.Field != "" {
+		st = withDetail(ctx, log, st, &errdetails.BadRequest{
+			FieldViolations: []*errdetails.BadRequest_FieldViolation{{Field: e.Field, Description: e.Message}},
+		})
+	}
+	if p := e.Plaid; p != nil {
+		st = withDetail(ctx, log, st, &errdetails.ErrorInfo{
+			Reason: p.ErrorCode,
+			Domain: plaidErrorDomain,
+			Metadata: map[string]string{
+				"error_type":      p.ErrorType,
+				"error_code":      p.ErrorCode,
+				"error_message":   p.ErrorMessage,
+				"display_message": p.DisplayMessage,
+				"request_id":      p.RequestID,
+			},
+		})
+	}
+	return st.Err()
+}
+
+// withDetail attaches a detail, or keeps the status without it (logging why)
+// when it cannot be encoded, which only a bug can cause.
+func withDetail(ctx context.Context, log *slog.Logger, st *status.Status, detail protoadapt.MessageV1) *status.Status {
+	with, err := st.WithDetails(detail)
+	if err != nil {
+		log.ErrorContext(ctx, "cannot attach error detail", "err", err)
+		return st
+	}
+	return with
+}

@@ -1,0 +1,56 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+
+	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/protobuf/encoding/protojson"
+
+	linkdv1 "github.com/linkd/linkd/gen/linkd/v1"
+)
+
+// NewHTTPHandler returns linkd's REST API: grpc-gateway dialing the gRPC
+// server at grpcAddr, so every REST call passes the same interceptors, plus
+// GET /healthz answered by the gRPC health service. JSON uses the proto
+// field names (snake_case, like Plaid). The connection closes when ctx ends.
+func NewHTTPHandler(ctx context.Context, grpcAddr string) (http.Handler, error) {
+	conn, err := grpc.NewClient(grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return nil, fmt.Errorf("dial gRPC for the gateway: %w", err)
+	}
+	go func() {
+		<-ctx.Done()
+		conn.Close()
+	}()
+	mux := runtime.NewServeMux(
+		runtime.WithMarshalerOption(runtime.MIMEWildcard, &runtime.JSONPb{
+			MarshalOptions:   protojson.MarshalOptions{UseProtoNames: true},
+			UnmarshalOptions: protojson.UnmarshalOptions{},
+		}),
+		runtime.WithHealthzEndpoint(healthpb.NewHealthClient(conn)),
+	)
+	if err := linkdv1.RegisterLinkServiceHandler(ctx, mux, conn); err != nil {
+		return nil, fmt.Errorf("register gateway: %w", err)
+	}
+	return limitBody(mux), nil
+}
+
+// limitBody refuses bodies over MaxRequestBytes: at once when the length is
+// declared, and while reading when it is not.
+func limitBody(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.ContentLength > MaxRequestBytes {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusRequestEntityTooLarge)
+			fmt.Fprintf(w, `{"code":3,"message":"request body is larger than %d bytes"}`, MaxRequestBytes)
+			return
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, MaxRequestBytes)
+		next.ServeHTTP(w, r)
+	})
+}

@@ -1,0 +1,338 @@
+// Package server implements linkd's LinkService over gRPC and, through
+// grpc-gateway, over REST. It meets Plaid and the store through the
+// interfaces of package linkd; cmd/linkd wires the real ones.
+package server
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/url"
+	"time"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/linkd/linkd"
+	storagev1 "github.com/linkd/linkd/gen/linkd/storage/v1"
+	linkdv1 "github.com/linkd/linkd/gen/linkd/v1"
+	"github.com/linkd/linkd/redirect"
+)
+
+// DefaultLinkURL is Plaid's Link page for webviews.
+const DefaultLinkURL = "https://cdn.plaid.com/link/v2/stable/link.html"
+
+// LinkDefaults fill the link token options a CreateLinkToken request leaves out.
+type LinkDefaults struct {
+	ClientName   string
+	Products     []string
+	CountryCodes []string
+	Language     string
+	Webhook      string
+}
+
+// Config is what a Server needs.
+type Config struct {
+	// Plaid is the Plaid API (real or the emulator, through the same client).
+	Plaid linkd.Plaid
+	// Store keeps tokens, sessions and Items.
+	Store linkd.Store
+	// Logger receives structured logs; never a token.
+	Logger *slog.Logger
+	// LinkURL is the Link webview page; DefaultLinkURL when empty.
+	LinkURL string
+	// Defaults fill missing CreateLinkToken options.
+	Defaults LinkDefaults
+	// Now is the clock; time.Now when nil.
+	Now func() time.Time
+}
+
+// Server implements linkdv1.LinkServiceServer.
+type Server struct {
+	linkdv1.UnimplementedLinkServiceServer
+
+	plaid    linkd.Plaid
+	store    linkd.Store
+	log      *slog.Logger
+	linkURL  *url.URL
+	defaults LinkDefaults
+	now      func() time.Time
+	// exchanges serializes work on one public token, so concurrent
+	// submissions of the same connected redirect exchange it once.
+	exchanges keyedMutex
+}
+
+var _ linkdv1.LinkServiceServer = (*Server)(nil)
+
+// New returns a Server, or EINVALID when the configured Link URL is not an
+// absolute URL.
+func New(cfg Config) (*Server, error) {
+	if cfg.LinkURL == "" {
+		cfg.LinkURL = DefaultLinkURL
+	}
+	u, err := url.Parse(cfg.LinkURL)
+	if err != nil || u.Scheme == "" || u.Host == "" {
+		return nil, linkd.InvalidField("link_url", "link URL %q is not an absolute URL", cfg.LinkURL)
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return &Server{
+		plaid:    cfg.Plaid,
+		store:    cfg.Store,
+		log:      cfg.Logger,
+		linkURL:  u,
+		defaults: cfg.Defaults,
+		now:      cfg.Now,
+	}, nil
+}
+
+// CreateLinkToken creates a Plaid link token for a user, records it, and
+// returns it with its webview URL.
+func (s *Server) CreateLinkToken(ctx context.Context, req *linkdv1.CreateLinkTokenRequest) (*linkdv1.CreateLinkTokenResponse, error) {
+	if err := firstError(
+		checkClientUserID("client_user_id", req.GetClientUserId()),
+		checkEach("products", req.GetProducts(), productPattern, "a Plaid product name"),
+		checkEach("country_codes", req.GetCountryCodes(), countryPattern, "an ISO-3166-1 alpha-2 code"),
+		checkOptional("language", req.GetLanguage(), func() error {
+			return checkPattern("language", req.GetLanguage(), languagePattern, "a two-letter language code")
+		}),
+		checkURL("redirect_uri", req.GetRedirectUri()),
+		checkURL("webhook", req.GetWebhook()),
+	); err != nil {
+		return nil, err
+	}
+	opts := linkd.LinkTokenOptions{
+		ClientUserID:       req.GetClientUserId(),
+		ClientName:         or(req.GetClientName(), s.defaults.ClientName),
+		Products:           orSlice(req.GetProducts(), s.defaults.Products),
+		CountryCodes:       orSlice(req.GetCountryCodes(), s.defaults.CountryCodes),
+		Language:           or(req.GetLanguage(), s.defaults.Language),
+		RedirectURI:        req.GetRedirectUri(),
+		AndroidPackageName: req.GetAndroidPackageName(),
+		Webhook:            or(req.GetWebhook(), s.defaults.Webhook),
+	}
+	res, err := s.plaid.CreateLinkToken(ctx, opts)
+	if err != nil {
+		return nil, err
+	}
+	tok := &linkdv1.LinkToken{
+		LinkToken:    res.LinkToken,
+		Expiration:   timestamppb.New(res.Expiration),
+		RequestId:    res.RequestID,
+		WebviewUrl:   s.webviewURL(res.LinkToken),
+		ClientUserId: opts.ClientUserID,
+	}
+	if err := s.store.PutLinkToken(ctx, &storagev1.StoredLinkToken{
+		LinkToken:    tok.LinkToken,
+		ClientUserId: tok.ClientUserId,
+		CreatedAt:    timestamppb.New(s.now()),
+		Expiration:   tok.Expiration,
+		WebviewUrl:   tok.WebviewUrl,
+		RequestId:    tok.RequestId,
+	}); err != nil {
+		return nil, err
+	}
+	s.log.InfoContext(ctx, "link token created", "client_user_id", tok.ClientUserId, "plaid_request_id", tok.RequestId)
+	return &linkdv1.CreateLinkTokenResponse{LinkToken: tok}, nil
+}
+
+// webviewURL returns the Link page URL with isWebview=true and the token,
+// keeping any query the configured page already has.
+func (s *Server) webviewURL(linkToken string) string {
+	u := *s.linkURL
+	q := "isWebview=true&token=" + url.QueryEscape(linkToken)
+	if u.RawQuery != "" {
+		q = u.RawQuery + "&" + q
+	}
+	u.RawQuery = q
+	return u.String()
+}
+
+// ParseRedirect parses a redirect URL; it calls nothing and stores nothing.
+func (s *Server) ParseRedirect(ctx context.Context, req *linkdv1.ParseRedirectRequest) (*linkdv1.ParseRedirectResponse, error) {
+	r, err := parseRedirect(req.GetUrl())
+	if err != nil {
+		return nil, err
+	}
+	return &linkdv1.ParseRedirectResponse{Redirect: r}, nil
+}
+
+// parseRedirect parses the url field of a request, so that its errors name
+// the request field: "url" itself, or "url.<parameter>".
+func parseRedirect(raw string) (*linkdv1.WebviewRedirect, error) {
+	if raw == "" {
+		return nil, linkd.InvalidField("url", "url is required")
+	}
+	r, err := redirect.Parse(raw)
+	if err != nil {
+		var e *linkd.Error
+		if errors.As(err, &e) && e.Field != "" && e.Field != "url" {
+			prefixed := *e
+			prefixed.Field = "url." + e.Field
+			return nil, &prefixed
+		}
+		return nil, err
+	}
+	return r, nil
+}
+
+// SubmitRedirect parses a redirect, records it for its link token and
+// session, and for connected exchanges the public token (once) into an Item.
+func (s *Server) SubmitRedirect(ctx context.Context, req *linkdv1.SubmitRedirectRequest) (*linkdv1.SubmitRedirectResponse, error) {
+	if err := checkPattern("link_token", req.GetLinkToken(), linkTokenPattern, "a Plaid link token"); err != nil {
+		return nil, err
+	}
+	r, err := parseRedirect(req.GetUrl())
+	if err != nil {
+		return nil, err
+	}
+	tok, err := s.store.GetLinkToken(ctx, req.GetLinkToken())
+	if linkd.ErrorCode(err) == linkd.ENOTFOUND {
+		return nil, linkd.InvalidField("link_token", "link_token was not issued by this linkd")
+	} else if err != nil {
+		return nil, err
+	}
+	if err := s.store.RecordRedirect(ctx, tok.GetLinkToken(), tok.GetClientUserId(), r); err != nil {
+		return nil, err
+	}
+	resp := &linkdv1.SubmitRedirectResponse{}
+	switch res := r.GetResult().(type) {
+	case *linkdv1.WebviewRedirect_Connected:
+		resp.Result = &linkdv1.SubmitRedirectResponse_Connected{Connected: res.Connected}
+		item, err := s.exchange(ctx, res.Connected.GetPublicToken(), tok.GetClientUserId(), res.Connected)
+		if err != nil {
+			return nil, err
+		}
+		resp.Item = item
+	case *linkdv1.WebviewRedirect_Exit:
+		resp.Result = &linkdv1.SubmitRedirectResponse_Exit{Exit: res.Exit}
+	case *linkdv1.WebviewRedirect_Event:
+		resp.Result = &linkdv1.SubmitRedirectResponse_Event{Event: res.Event}
+	}
+	return resp, nil
+}
+
+// ExchangePublicToken exchanges a public token into a stored Item; a token
+// already exchanged returns its Item again.
+func (s *Server) ExchangePublicToken(ctx context.Context, req *linkdv1.ExchangePublicTokenRequest) (*linkdv1.ExchangePublicTokenResponse, error) {
+	if err := firstError(
+		checkPattern("public_token", req.GetPublicToken(), publicTokenPattern, "a Plaid public token"),
+		checkClientUserID("client_user_id", req.GetClientUserId()),
+	); err != nil {
+		return nil, err
+	}
+	item, err := s.exchange(ctx, req.GetPublicToken(), req.GetClientUserId(), nil)
+	if err != nil {
+		return nil, err
+	}
+	return &linkdv1.ExchangePublicTokenResponse{Item: item}, nil
+}
+
+// GetItem returns one Item.
+func (s *Server) GetItem(ctx context.Context, req *linkdv1.GetItemRequest) (*linkdv1.GetItemResponse, error) {
+	if err := checkPattern("item_id", req.GetItemId(), plaidIDPattern, "a Plaid item_id"); err != nil {
+		return nil, err
+	}
+	item, err := s.store.GetItem(ctx, req.GetItemId())
+	if err != nil {
+		return nil, err
+	}
+	return &linkdv1.GetItemResponse{Item: item}, nil
+}
+
+// ListItems returns a user's Items, oldest first.
+func (s *Server) ListItems(ctx context.Context, req *linkdv1.ListItemsRequest) (*linkdv1.ListItemsResponse, error) {
+	if err := checkClientUserID("client_user_id", req.GetClientUserId()); err != nil {
+		return nil, err
+	}
+	items, err := s.store.ListItems(ctx, req.GetClientUserId())
+	if err != nil {
+		return nil, err
+	}
+	return &linkdv1.ListItemsResponse{Items: items}, nil
+}
+
+// RemoveItem removes the Item at Plaid, then from the store. An Item Plaid
+// no longer knows is still removed here.
+func (s *Server) RemoveItem(ctx context.Context, req *linkdv1.RemoveItemRequest) (*linkdv1.RemoveItemResponse, error) {
+	if err := checkPattern("item_id", req.GetItemId(), plaidIDPattern, "a Plaid item_id"); err != nil {
+		return nil, err
+	}
+	token, err := s.store.AccessToken(ctx, req.GetItemId())
+	if err != nil {
+		return nil, err
+	}
+	requestID, err := s.plaid.RemoveItem(ctx, token)
+	if err != nil {
+		var e *linkd.Error
+		if !errors.As(err, &e) || e.Plaid == nil || e.Plaid.ErrorCode != "ITEM_NOT_FOUND" {
+			return nil, err
+		}
+		requestID = e.Plaid.RequestID
+		s.log.WarnContext(ctx, "item already gone at Plaid; removing it here", "item_id", req.GetItemId())
+	}
+	if err := s.store.DeleteItem(ctx, req.GetItemId()); err != nil {
+		return nil, err
+	}
+	s.log.InfoContext(ctx, "item removed", "item_id", req.GetItemId(), "plaid_request_id", requestID)
+	return &linkdv1.RemoveItemResponse{ItemId: req.GetItemId(), RequestId: requestID}, nil
+}
+
+// GetLinkSession returns what was recorded for a Link session.
+func (s *Server) GetLinkSession(ctx context.Context, req *linkdv1.GetLinkSessionRequest) (*linkdv1.GetLinkSessionResponse, error) {
+	if err := checkPattern("link_session_id", req.GetLinkSessionId(), plaidIDPattern, "a Link session id"); err != nil {
+		return nil, err
+	}
+	sess, err := s.store.GetLinkSession(ctx, req.GetLinkSessionId())
+	if err != nil {
+		return nil, err
+	}
+	return &linkdv1.GetLinkSessionResponse{Session: sess}, nil
+}
+
+// CreateSandboxPublicToken mints a sandbox public token; refused against
+// Plaid production.
+func (s *Server) CreateSandboxPublicToken(ctx context.Context, req *linkdv1.CreateSandboxPublicTokenRequest) (*linkdv1.CreateSandboxPublicTokenResponse, error) {
+	if s.plaid.Environment() == linkd.PlaidProduction {
+		return nil, linkd.Errorf(linkd.EPRECONDITION, "sandbox public tokens cannot be created against Plaid production")
+	}
+	if err := firstError(
+		checkPattern("institution_id", req.GetInstitutionId(), plaidIDPattern, "a Plaid institution_id"),
+		checkEach("initial_products", req.GetInitialProducts(), productPattern, "a Plaid product name"),
+	); err != nil {
+		return nil, err
+	}
+	products := orSlice(req.GetInitialProducts(), s.defaults.Products)
+	publicToken, requestID, err := s.plaid.CreateSandboxPublicToken(ctx, req.GetInstitutionId(), products)
+	if err != nil {
+		return nil, err
+	}
+	return &linkdv1.CreateSandboxPublicTokenResponse{PublicToken: publicToken, RequestId: requestID}, nil
+}
+
+// checkOptional runs check only when value is set.
+func checkOptional(_ string, value string, check func() error) error {
+	if value == "" {
+		return nil
+	}
+	return check()
+}
+
+// or returns v, or def when v is empty.
+func or(v, def string) string {
+	if v == "" {
+		return def
+	}
+	return v
+}
+
+// orSlice returns v, or def when v is empty.
+func orSlice(v, def []string) []string {
+	if len(v) == 0 {
+		return def
+	}
+	return v
+}
