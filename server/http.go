@@ -14,11 +14,20 @@ import (
 	linkdv1 "github.com/linkd/linkd/gen/linkd/v1"
 )
 
+// Route is an HTTP handler served beside the REST API, for what is not an
+// RPC (a page, a webhook that must see its raw body).
+type Route struct {
+	// Pattern is an http.ServeMux pattern, e.g. "GET /link/v2/stable/link.html".
+	Pattern string
+	Handler http.Handler
+}
+
 // NewHTTPHandler returns linkd's REST API: grpc-gateway dialing the gRPC
 // server at grpcAddr, so every REST call passes the same interceptors, plus
-// GET /healthz answered by the gRPC health service. JSON uses the proto
-// field names (snake_case, like Plaid). The connection closes when ctx ends.
-func NewHTTPHandler(ctx context.Context, grpcAddr string) (http.Handler, error) {
+// GET /healthz answered by the gRPC health service, plus any extra routes.
+// JSON uses the proto field names (snake_case, like Plaid). The connection
+// closes when ctx ends.
+func NewHTTPHandler(ctx context.Context, grpcAddr string, routes ...Route) (http.Handler, error) {
 	conn, err := grpc.NewClient(grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		return nil, fmt.Errorf("dial gRPC for the gateway: %w", err)
@@ -37,7 +46,15 @@ func NewHTTPHandler(ctx context.Context, grpcAddr string) (http.Handler, error) 
 	if err := linkdv1.RegisterLinkServiceHandler(ctx, mux, conn); err != nil {
 		return nil, fmt.Errorf("register gateway: %w", err)
 	}
-	return limitBody(mux), nil
+	if len(routes) == 0 {
+		return limitBody(mux), nil
+	}
+	top := http.NewServeMux()
+	top.Handle("/", mux)
+	for _, r := range routes {
+		top.Handle(r.Pattern, r.Handler)
+	}
+	return limitBody(top), nil
 }
 
 // limitBody refuses bodies over MaxRequestBytes: at once when the length is
