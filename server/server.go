@@ -99,7 +99,8 @@ func (s *Server) CreateLinkToken(ctx context.Context, req *linkdv1.CreateLinkTok
 		checkOptional("language", req.GetLanguage(), func() error {
 			return checkPattern("language", req.GetLanguage(), languagePattern, "a two-letter language code")
 		}),
-		checkURL("redirect_uri", req.GetRedirectUri()),
+		checkRedirectURI(req.GetRedirectUri(), s.plaid.Environment()),
+		checkOAuthTarget(req.GetRedirectUri(), req.GetAndroidPackageName()),
 		checkURL("webhook", req.GetWebhook()),
 	); err != nil {
 		return nil, err
@@ -132,6 +133,7 @@ func (s *Server) CreateLinkToken(ctx context.Context, req *linkdv1.CreateLinkTok
 		Expiration:   tok.Expiration,
 		WebviewUrl:   tok.WebviewUrl,
 		RequestId:    tok.RequestId,
+		RedirectUri:  opts.RedirectURI,
 	}); err != nil {
 		return nil, err
 	}

@@ -451,6 +451,10 @@ func TestLinkd_Production(t *testing.T) {
 	if n := emu.Calls("/sandbox/public_token/create"); n != 0 {
 		t.Errorf("sandbox calls reaching Plaid = %d, want 0", n)
 	}
+	_, err = ts.GRPC(t).CreateLinkToken(context.Background(), &linkdv1.CreateLinkTokenRequest{ClientUserId: "u1", RedirectUri: "http://localhost:3000/oauth"})
+	if st := wantCode(t, err, codes.InvalidArgument); st != nil && badRequestField(st) != "redirect_uri" {
+		t.Errorf("http redirect_uri in production: field %q, want redirect_uri", badRequestField(st))
+	}
 	code, _ := ts.Do(t, "POST", "/v1/link/token/create", "Bearer key-two", `{"client_user_id":"u1"}`)
 	if code != http.StatusOK {
 		t.Errorf("second configured API key: HTTP %d", code)

@@ -134,3 +134,11 @@ func (c *restClient) CreateSandboxPublicToken(ctx context.Context, in *linkdv1.C
 	}
 	return out, nil
 }
+
+func (c *restClient) ResumeOAuth(ctx context.Context, in *linkdv1.ResumeOAuthRequest, _ ...grpc.CallOption) (*linkdv1.ResumeOAuthResponse, error) {
+	out := &linkdv1.ResumeOAuthResponse{}
+	if err := c.call(ctx, http.MethodPost, "/v1/link/oauth/resume", in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}

@@ -2103,6 +2103,110 @@ func (x *CreateSandboxPublicTokenResponse) GetRequestId() string {
 	return ""
 }
 
+// ResumeOAuthRequest carries the URI the app received from the bank's OAuth
+// page.
+type ResumeOAuthRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The link token Link was first opened with; it must have a redirect_uri.
+	LinkToken string `protobuf:"bytes,1,opt,name=link_token,json=linkToken,proto3" json:"link_token,omitempty"`
+	// The full URI the app was opened with: the token's redirect_uri plus
+	// ?oauth_state_id=...
+	ReceivedRedirectUri string `protobuf:"bytes,2,opt,name=received_redirect_uri,json=receivedRedirectUri,proto3" json:"received_redirect_uri,omitempty"`
+	unknownFields       protoimpl.UnknownFields
+	sizeCache           protoimpl.SizeCache
+}
+
+func (x *ResumeOAuthRequest) Reset() {
+	*x = ResumeOAuthRequest{}
+	mi := &file_linkd_v1_link_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResumeOAuthRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResumeOAuthRequest) ProtoMessage() {}
+
+func (x *ResumeOAuthRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_linkd_v1_link_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResumeOAuthRequest.ProtoReflect.Descriptor instead.
+func (*ResumeOAuthRequest) Descriptor() ([]byte, []int) {
+	return file_linkd_v1_link_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *ResumeOAuthRequest) GetLinkToken() string {
+	if x != nil {
+		return x.LinkToken
+	}
+	return ""
+}
+
+func (x *ResumeOAuthRequest) GetReceivedRedirectUri() string {
+	if x != nil {
+		return x.ReceivedRedirectUri
+	}
+	return ""
+}
+
+// ResumeOAuthResponse carries the URL for the second launch of Link.
+type ResumeOAuthResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The Link webview URL with isWebview=true, the same token, and
+	// receivedRedirectUri, URL-encoded.
+	WebviewUrl    string `protobuf:"bytes,1,opt,name=webview_url,json=webviewUrl,proto3" json:"webview_url,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResumeOAuthResponse) Reset() {
+	*x = ResumeOAuthResponse{}
+	mi := &file_linkd_v1_link_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResumeOAuthResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResumeOAuthResponse) ProtoMessage() {}
+
+func (x *ResumeOAuthResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_linkd_v1_link_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResumeOAuthResponse.ProtoReflect.Descriptor instead.
+func (*ResumeOAuthResponse) Descriptor() ([]byte, []int) {
+	return file_linkd_v1_link_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *ResumeOAuthResponse) GetWebviewUrl() string {
+	if x != nil {
+		return x.WebviewUrl
+	}
+	return ""
+}
+
 var File_linkd_v1_link_proto protoreflect.FileDescriptor
 
 const file_linkd_v1_link_proto_rawDesc = "" +
@@ -2257,7 +2361,14 @@ const file_linkd_v1_link_proto_rawDesc = "" +
 	" CreateSandboxPublicTokenResponse\x12!\n" +
 	"\fpublic_token\x18\x01 \x01(\tR\vpublicToken\x12\x1d\n" +
 	"\n" +
-	"request_id\x18\x02 \x01(\tR\trequestId*\xd7\x01\n" +
+	"request_id\x18\x02 \x01(\tR\trequestId\"g\n" +
+	"\x12ResumeOAuthRequest\x12\x1d\n" +
+	"\n" +
+	"link_token\x18\x01 \x01(\tR\tlinkToken\x122\n" +
+	"\x15received_redirect_uri\x18\x02 \x01(\tR\x13receivedRedirectUri\"6\n" +
+	"\x13ResumeOAuthResponse\x12\x1f\n" +
+	"\vwebview_url\x18\x01 \x01(\tR\n" +
+	"webviewUrl*\xd7\x01\n" +
 	"\n" +
 	"ItemStatus\x12\x1b\n" +
 	"\x17ITEM_STATUS_UNSPECIFIED\x10\x00\x12\x14\n" +
@@ -2266,7 +2377,7 @@ const file_linkd_v1_link_proto_rawDesc = "" +
 	"\x1eITEM_STATUS_PENDING_EXPIRATION\x10\x03\x12\"\n" +
 	"\x1eITEM_STATUS_PENDING_DISCONNECT\x10\x04\x12\x17\n" +
 	"\x13ITEM_STATUS_REVOKED\x10\x05\x12\x15\n" +
-	"\x11ITEM_STATUS_ERROR\x10\x062\x87\x06\n" +
+	"\x11ITEM_STATUS_ERROR\x10\x062\xd3\x06\n" +
 	"\vLinkService\x12V\n" +
 	"\x0fCreateLinkToken\x12 .linkd.v1.CreateLinkTokenRequest\x1a!.linkd.v1.CreateLinkTokenResponse\x12P\n" +
 	"\rParseRedirect\x12\x1e.linkd.v1.ParseRedirectRequest\x1a\x1f.linkd.v1.ParseRedirectResponse\x12S\n" +
@@ -2277,7 +2388,8 @@ const file_linkd_v1_link_proto_rawDesc = "" +
 	"\n" +
 	"RemoveItem\x12\x1b.linkd.v1.RemoveItemRequest\x1a\x1c.linkd.v1.RemoveItemResponse\x12S\n" +
 	"\x0eGetLinkSession\x12\x1f.linkd.v1.GetLinkSessionRequest\x1a .linkd.v1.GetLinkSessionResponse\x12q\n" +
-	"\x18CreateSandboxPublicToken\x12).linkd.v1.CreateSandboxPublicTokenRequest\x1a*.linkd.v1.CreateSandboxPublicTokenResponseB-Z+github.com/linkd/linkd/gen/linkd/v1;linkdv1b\x06proto3"
+	"\x18CreateSandboxPublicToken\x12).linkd.v1.CreateSandboxPublicTokenRequest\x1a*.linkd.v1.CreateSandboxPublicTokenResponse\x12J\n" +
+	"\vResumeOAuth\x12\x1c.linkd.v1.ResumeOAuthRequest\x1a\x1d.linkd.v1.ResumeOAuthResponseB-Z+github.com/linkd/linkd/gen/linkd/v1;linkdv1b\x06proto3"
 
 var (
 	file_linkd_v1_link_proto_rawDescOnce sync.Once
@@ -2292,7 +2404,7 @@ func file_linkd_v1_link_proto_rawDescGZIP() []byte {
 }
 
 var file_linkd_v1_link_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_linkd_v1_link_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
+var file_linkd_v1_link_proto_msgTypes = make([]protoimpl.MessageInfo, 30)
 var file_linkd_v1_link_proto_goTypes = []any{
 	(ItemStatus)(0),                          // 0: linkd.v1.ItemStatus
 	(*LinkToken)(nil),                        // 1: linkd.v1.LinkToken
@@ -2322,22 +2434,24 @@ var file_linkd_v1_link_proto_goTypes = []any{
 	(*GetLinkSessionResponse)(nil),           // 25: linkd.v1.GetLinkSessionResponse
 	(*CreateSandboxPublicTokenRequest)(nil),  // 26: linkd.v1.CreateSandboxPublicTokenRequest
 	(*CreateSandboxPublicTokenResponse)(nil), // 27: linkd.v1.CreateSandboxPublicTokenResponse
-	nil,                                      // 28: linkd.v1.WebviewRedirect.UnrecognizedParamsEntry
-	(*timestamppb.Timestamp)(nil),            // 29: google.protobuf.Timestamp
+	(*ResumeOAuthRequest)(nil),               // 28: linkd.v1.ResumeOAuthRequest
+	(*ResumeOAuthResponse)(nil),              // 29: linkd.v1.ResumeOAuthResponse
+	nil,                                      // 30: linkd.v1.WebviewRedirect.UnrecognizedParamsEntry
+	(*timestamppb.Timestamp)(nil),            // 31: google.protobuf.Timestamp
 }
 var file_linkd_v1_link_proto_depIdxs = []int32{
-	29, // 0: linkd.v1.LinkToken.expiration:type_name -> google.protobuf.Timestamp
+	31, // 0: linkd.v1.LinkToken.expiration:type_name -> google.protobuf.Timestamp
 	2,  // 1: linkd.v1.ConnectedResult.accounts:type_name -> linkd.v1.Account
 	3,  // 2: linkd.v1.ExitResult.error:type_name -> linkd.v1.LinkError
 	3,  // 3: linkd.v1.LinkEvent.error:type_name -> linkd.v1.LinkError
-	29, // 4: linkd.v1.LinkEvent.timestamp:type_name -> google.protobuf.Timestamp
+	31, // 4: linkd.v1.LinkEvent.timestamp:type_name -> google.protobuf.Timestamp
 	4,  // 5: linkd.v1.WebviewRedirect.connected:type_name -> linkd.v1.ConnectedResult
 	5,  // 6: linkd.v1.WebviewRedirect.exit:type_name -> linkd.v1.ExitResult
 	6,  // 7: linkd.v1.WebviewRedirect.event:type_name -> linkd.v1.LinkEvent
-	28, // 8: linkd.v1.WebviewRedirect.unrecognized_params:type_name -> linkd.v1.WebviewRedirect.UnrecognizedParamsEntry
+	30, // 8: linkd.v1.WebviewRedirect.unrecognized_params:type_name -> linkd.v1.WebviewRedirect.UnrecognizedParamsEntry
 	2,  // 9: linkd.v1.Item.accounts:type_name -> linkd.v1.Account
 	0,  // 10: linkd.v1.Item.status:type_name -> linkd.v1.ItemStatus
-	29, // 11: linkd.v1.Item.created_at:type_name -> google.protobuf.Timestamp
+	31, // 11: linkd.v1.Item.created_at:type_name -> google.protobuf.Timestamp
 	6,  // 12: linkd.v1.LinkSession.events:type_name -> linkd.v1.LinkEvent
 	4,  // 13: linkd.v1.LinkSession.connected:type_name -> linkd.v1.ConnectedResult
 	5,  // 14: linkd.v1.LinkSession.exit:type_name -> linkd.v1.ExitResult
@@ -2360,17 +2474,19 @@ var file_linkd_v1_link_proto_depIdxs = []int32{
 	22, // 31: linkd.v1.LinkService.RemoveItem:input_type -> linkd.v1.RemoveItemRequest
 	24, // 32: linkd.v1.LinkService.GetLinkSession:input_type -> linkd.v1.GetLinkSessionRequest
 	26, // 33: linkd.v1.LinkService.CreateSandboxPublicToken:input_type -> linkd.v1.CreateSandboxPublicTokenRequest
-	11, // 34: linkd.v1.LinkService.CreateLinkToken:output_type -> linkd.v1.CreateLinkTokenResponse
-	13, // 35: linkd.v1.LinkService.ParseRedirect:output_type -> linkd.v1.ParseRedirectResponse
-	15, // 36: linkd.v1.LinkService.SubmitRedirect:output_type -> linkd.v1.SubmitRedirectResponse
-	17, // 37: linkd.v1.LinkService.ExchangePublicToken:output_type -> linkd.v1.ExchangePublicTokenResponse
-	19, // 38: linkd.v1.LinkService.GetItem:output_type -> linkd.v1.GetItemResponse
-	21, // 39: linkd.v1.LinkService.ListItems:output_type -> linkd.v1.ListItemsResponse
-	23, // 40: linkd.v1.LinkService.RemoveItem:output_type -> linkd.v1.RemoveItemResponse
-	25, // 41: linkd.v1.LinkService.GetLinkSession:output_type -> linkd.v1.GetLinkSessionResponse
-	27, // 42: linkd.v1.LinkService.CreateSandboxPublicToken:output_type -> linkd.v1.CreateSandboxPublicTokenResponse
-	34, // [34:43] is the sub-list for method output_type
-	25, // [25:34] is the sub-list for method input_type
+	28, // 34: linkd.v1.LinkService.ResumeOAuth:input_type -> linkd.v1.ResumeOAuthRequest
+	11, // 35: linkd.v1.LinkService.CreateLinkToken:output_type -> linkd.v1.CreateLinkTokenResponse
+	13, // 36: linkd.v1.LinkService.ParseRedirect:output_type -> linkd.v1.ParseRedirectResponse
+	15, // 37: linkd.v1.LinkService.SubmitRedirect:output_type -> linkd.v1.SubmitRedirectResponse
+	17, // 38: linkd.v1.LinkService.ExchangePublicToken:output_type -> linkd.v1.ExchangePublicTokenResponse
+	19, // 39: linkd.v1.LinkService.GetItem:output_type -> linkd.v1.GetItemResponse
+	21, // 40: linkd.v1.LinkService.ListItems:output_type -> linkd.v1.ListItemsResponse
+	23, // 41: linkd.v1.LinkService.RemoveItem:output_type -> linkd.v1.RemoveItemResponse
+	25, // 42: linkd.v1.LinkService.GetLinkSession:output_type -> linkd.v1.GetLinkSessionResponse
+	27, // 43: linkd.v1.LinkService.CreateSandboxPublicToken:output_type -> linkd.v1.CreateSandboxPublicTokenResponse
+	29, // 44: linkd.v1.LinkService.ResumeOAuth:output_type -> linkd.v1.ResumeOAuthResponse
+	35, // [35:45] is the sub-list for method output_type
+	25, // [25:35] is the sub-list for method input_type
 	25, // [25:25] is the sub-list for extension type_name
 	25, // [25:25] is the sub-list for extension extendee
 	0,  // [0:25] is the sub-list for field type_name
@@ -2401,7 +2517,7 @@ func file_linkd_v1_link_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_linkd_v1_link_proto_rawDesc), len(file_linkd_v1_link_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   28,
+			NumMessages:   30,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -28,6 +28,7 @@ const (
 	LinkService_RemoveItem_FullMethodName               = "/linkd.v1.LinkService/RemoveItem"
 	LinkService_GetLinkSession_FullMethodName           = "/linkd.v1.LinkService/GetLinkSession"
 	LinkService_CreateSandboxPublicToken_FullMethodName = "/linkd.v1.LinkService/CreateSandboxPublicToken"
+	LinkService_ResumeOAuth_FullMethodName              = "/linkd.v1.LinkService/ResumeOAuth"
 )
 
 // LinkServiceClient is the client API for LinkService service.
@@ -61,6 +62,11 @@ type LinkServiceClient interface {
 	// CreateSandboxPublicToken mints a sandbox public token without Link.
 	// Refused with FAILED_PRECONDITION against Plaid production.
 	CreateSandboxPublicToken(ctx context.Context, in *CreateSandboxPublicTokenRequest, opts ...grpc.CallOption) (*CreateSandboxPublicTokenResponse, error)
+	// ResumeOAuth returns the webview URL that relaunches Link after the
+	// user comes back from their bank's OAuth page: the same link token plus
+	// receivedRedirectUri. The received URI must be the token's redirect_uri
+	// with an oauth_state_id.
+	ResumeOAuth(ctx context.Context, in *ResumeOAuthRequest, opts ...grpc.CallOption) (*ResumeOAuthResponse, error)
 }
 
 type linkServiceClient struct {
@@ -161,6 +167,16 @@ func (c *linkServiceClient) CreateSandboxPublicToken(ctx context.Context, in *Cr
 	return out, nil
 }
 
+func (c *linkServiceClient) ResumeOAuth(ctx context.Context, in *ResumeOAuthRequest, opts ...grpc.CallOption) (*ResumeOAuthResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ResumeOAuthResponse)
+	err := c.cc.Invoke(ctx, LinkService_ResumeOAuth_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // LinkServiceServer is the server API for LinkService service.
 // All implementations must embed UnimplementedLinkServiceServer
 // for forward compatibility.
@@ -192,6 +208,11 @@ type LinkServiceServer interface {
 	// CreateSandboxPublicToken mints a sandbox public token without Link.
 	// Refused with FAILED_PRECONDITION against Plaid production.
 	CreateSandboxPublicToken(context.Context, *CreateSandboxPublicTokenRequest) (*CreateSandboxPublicTokenResponse, error)
+	// ResumeOAuth returns the webview URL that relaunches Link after the
+	// user comes back from their bank's OAuth page: the same link token plus
+	// receivedRedirectUri. The received URI must be the token's redirect_uri
+	// with an oauth_state_id.
+	ResumeOAuth(context.Context, *ResumeOAuthRequest) (*ResumeOAuthResponse, error)
 	mustEmbedUnimplementedLinkServiceServer()
 }
 
@@ -228,6 +249,9 @@ func (UnimplementedLinkServiceServer) GetLinkSession(context.Context, *GetLinkSe
 }
 func (UnimplementedLinkServiceServer) CreateSandboxPublicToken(context.Context, *CreateSandboxPublicTokenRequest) (*CreateSandboxPublicTokenResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method CreateSandboxPublicToken not implemented")
+}
+func (UnimplementedLinkServiceServer) ResumeOAuth(context.Context, *ResumeOAuthRequest) (*ResumeOAuthResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ResumeOAuth not implemented")
 }
 func (UnimplementedLinkServiceServer) mustEmbedUnimplementedLinkServiceServer() {}
 func (UnimplementedLinkServiceServer) testEmbeddedByValue()                     {}
@@ -412,6 +436,24 @@ func _LinkService_CreateSandboxPublicToken_Handler(srv interface{}, ctx context.
 	return interceptor(ctx, in, info, handler)
 }
 
+func _LinkService_ResumeOAuth_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ResumeOAuthRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(LinkServiceServer).ResumeOAuth(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: LinkService_ResumeOAuth_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(LinkServiceServer).ResumeOAuth(ctx, req.(*ResumeOAuthRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // LinkService_ServiceDesc is the grpc.ServiceDesc for LinkService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -454,6 +496,10 @@ var LinkService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "CreateSandboxPublicToken",
 			Handler:    _LinkService_CreateSandboxPublicToken_Handler,
+		},
+		{
+			MethodName: "ResumeOAuth",
+			Handler:    _LinkService_ResumeOAuth_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

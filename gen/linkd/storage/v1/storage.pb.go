@@ -37,7 +37,10 @@ type StoredLinkToken struct {
 	// The webview URL returned with it.
 	WebviewUrl string `protobuf:"bytes,5,opt,name=webview_url,json=webviewUrl,proto3" json:"webview_url,omitempty"`
 	// Plaid's request_id for /link/token/create.
-	RequestId     string `protobuf:"bytes,6,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	RequestId string `protobuf:"bytes,6,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	// The OAuth redirect_uri the token was created with, if any; ResumeOAuth
+	// checks the received URI against it.
+	RedirectUri   string `protobuf:"bytes,7,opt,name=redirect_uri,json=redirectUri,proto3" json:"redirect_uri,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -110,6 +113,13 @@ func (x *StoredLinkToken) GetWebviewUrl() string {
 func (x *StoredLinkToken) GetRequestId() string {
 	if x != nil {
 		return x.RequestId
+	}
+	return ""
+}
+
+func (x *StoredLinkToken) GetRedirectUri() string {
+	if x != nil {
+		return x.RedirectUri
 	}
 	return ""
 }
@@ -241,7 +251,7 @@ var File_linkd_storage_v1_storage_proto protoreflect.FileDescriptor
 
 const file_linkd_storage_v1_storage_proto_rawDesc = "" +
 	"\n" +
-	"\x1elinkd/storage/v1/storage.proto\x12\x10linkd.storage.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x8d\x02\n" +
+	"\x1elinkd/storage/v1/storage.proto\x12\x10linkd.storage.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb0\x02\n" +
 	"\x0fStoredLinkToken\x12\x1d\n" +
 	"\n" +
 	"link_token\x18\x01 \x01(\tR\tlinkToken\x12$\n" +
@@ -254,7 +264,8 @@ const file_linkd_storage_v1_storage_proto_rawDesc = "" +
 	"\vwebview_url\x18\x05 \x01(\tR\n" +
 	"webviewUrl\x12\x1d\n" +
 	"\n" +
-	"request_id\x18\x06 \x01(\tR\trequestId\"`\n" +
+	"request_id\x18\x06 \x01(\tR\trequestId\x12!\n" +
+	"\fredirect_uri\x18\a \x01(\tR\vredirectUri\"`\n" +
 	"\x11SealedAccessToken\x12\x15\n" +
 	"\x06key_id\x18\x01 \x01(\tR\x05keyId\x12\x14\n" +
 	"\x05nonce\x18\x02 \x01(\fR\x05nonce\x12\x1e\n" +
