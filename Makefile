@@ -3,7 +3,9 @@ SHELL := bash
 BUF := go tool -modfile=tools/go.mod buf
 FUZZTIME ?= 20s
 
-.PHONY: help run test generate checkgenerate lint fuzz bench ci
+CYCLES ?= 500
+
+.PHONY: help run test generate checkgenerate lint fuzz bench crash ci
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -27,6 +29,9 @@ lint: ## buf lint, gofmt and go vet
 
 fuzz: ## a short run of every fuzz target (FUZZTIME=20s)
 	go test -run='^$$' -fuzz='^FuzzParse$$' -fuzztime=$(FUZZTIME) ./redirect/
+
+crash: ## SIGKILL/restart cycles against a real linkd process (CYCLES=500)
+	go test -count=1 -run='^TestLinkd_CrashRecovery$$' -v -crash.cycles=$(CYCLES) -timeout=60m ./cmd/linkd/
 
 bench: ## the benchmarks behind BENCHMARKS.md
 	go test -run='^$$' -bench=. -benchmem ./redirect/ ./store/
