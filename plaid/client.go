@@ -37,13 +37,17 @@ type Config struct {
 	BaseURL string
 	// Timeout bounds one HTTP request to Plaid; 0 means DefaultTimeout.
 	Timeout time.Duration
+	// MaxAttempts bounds how often a retryable call is sent; 0 means
+	// DefaultMaxAttempts, 1 means no retries.
+	MaxAttempts int
 }
 
 // Client calls Plaid. It is safe for concurrent use.
 type Client struct {
-	env    string
-	secret string
-	api    *plaidgo.PlaidApiService
+	env         string
+	secret      string
+	maxAttempts int
+	api         *plaidgo.PlaidApiService
 }
 
 var _ linkd.Plaid = (*Client)(nil)
@@ -68,6 +72,11 @@ func New(cfg Config) (*Client, error) {
 		return nil, linkd.InvalidField("PLAID_SECRET", "is required")
 	case cfg.Timeout < 0:
 		return nil, linkd.InvalidField("PLAID_TIMEOUT", "must not be negative")
+	case cfg.MaxAttempts < 0:
+		return nil, linkd.InvalidField("PLAID_MAX_ATTEMPTS", "must not be negative")
+	}
+	if cfg.MaxAttempts == 0 {
+		cfg.MaxAttempts = DefaultMaxAttempts
 	}
 	if cfg.BaseURL != "" {
 		u, err := url.Parse(cfg.BaseURL)
@@ -89,9 +98,10 @@ func New(cfg Config) (*Client, error) {
 	conf.UserAgent = "linkd (" + conf.UserAgent + ")"
 	conf.HTTPClient = newHTTPClient(timeout)
 	return &Client{
-		env:    cfg.Env,
-		secret: cfg.Secret,
-		api:    plaidgo.NewAPIClient(conf).PlaidApi,
+		env:         cfg.Env,
+		secret:      cfg.Secret,
+		maxAttempts: cfg.MaxAttempts,
+		api:         plaidgo.NewAPIClient(conf).PlaidApi,
 	}, nil
 }
 
@@ -157,9 +167,13 @@ func (c *Client) CreateLinkToken(ctx context.Context, opts linkd.LinkTokenOption
 	if opts.Webhook != "" {
 		req.SetWebhook(opts.Webhook)
 	}
-	resp, httpResp, err := c.api.LinkTokenCreate(ctx).LinkTokenCreateRequest(*req).Execute()
-	if err != nil {
-		return linkd.LinkTokenResult{}, c.convert("/link/token/create", httpResp, err)
+	var resp plaidgo.LinkTokenCreateResponse
+	if err := c.do(ctx, "/link/token/create", repeatable, nil, func(ctx context.Context) (*http.Response, error) {
+		r, httpResp, err := c.api.LinkTokenCreate(ctx).LinkTokenCreateRequest(*req).Execute()
+		resp = r
+		return httpResp, err
+	}); err != nil {
+		return linkd.LinkTokenResult{}, err
 	}
 	return linkd.LinkTokenResult{
 		LinkToken:  resp.GetLinkToken(),
@@ -179,9 +193,13 @@ func (c *Client) ExchangePublicToken(ctx context.Context, publicToken string) (l
 		return linkd.ExchangeResult{}, linkd.InvalidField("public_token", "is required")
 	}
 	req := plaidgo.NewItemPublicTokenExchangeRequest(publicToken)
-	resp, httpResp, err := c.api.ItemPublicTokenExchange(ctx).ItemPublicTokenExchangeRequest(*req).Execute()
-	if err != nil {
-		return linkd.ExchangeResult{}, c.convert("/item/public_token/exchange", httpResp, err, publicToken)
+	var resp plaidgo.ItemPublicTokenExchangeResponse
+	if err := c.do(ctx, "/item/public_token/exchange", once, []string{publicToken}, func(ctx context.Context) (*http.Response, error) {
+		r, httpResp, err := c.api.ItemPublicTokenExchange(ctx).ItemPublicTokenExchangeRequest(*req).Execute()
+		resp = r
+		return httpResp, err
+	}); err != nil {
+		return linkd.ExchangeResult{}, err
 	}
 	if resp.GetAccessToken() == "" || resp.GetItemId() == "" {
 		return linkd.ExchangeResult{}, linkd.Errorf(linkd.EINTERNAL, "Plaid /item/public_token/exchange answered without an access token or item_id (request_id %s)", resp.GetRequestId())
@@ -204,9 +222,13 @@ func (c *Client) GetAccounts(ctx context.Context, token linkd.AccessToken) (link
 		return linkd.ItemAccounts{}, linkd.Errorf(linkd.EINTERNAL, "GetAccounts called without an access token")
 	}
 	req := plaidgo.NewAccountsGetRequest(token.Reveal())
-	resp, httpResp, err := c.api.AccountsGet(ctx).AccountsGetRequest(*req).Execute()
-	if err != nil {
-		return linkd.ItemAccounts{}, c.convert("/accounts/get", httpResp, err, token.Reveal())
+	var resp plaidgo.AccountsGetResponse
+	if err := c.do(ctx, "/accounts/get", repeatable, []string{token.Reveal()}, func(ctx context.Context) (*http.Response, error) {
+		r, httpResp, err := c.api.AccountsGet(ctx).AccountsGetRequest(*req).Execute()
+		resp = r
+		return httpResp, err
+	}); err != nil {
+		return linkd.ItemAccounts{}, err
 	}
 	item := resp.GetItem()
 	out := linkd.ItemAccounts{
@@ -227,9 +249,13 @@ func (c *Client) GetAccounts(ctx context.Context, token linkd.AccessToken) (link
 	}
 	if out.InstitutionID != "" && out.InstitutionName == "" {
 		req := plaidgo.NewItemGetRequest(token.Reveal())
-		itemResp, httpResp, err := c.api.ItemGet(ctx).ItemGetRequest(*req).Execute()
-		if err != nil {
-			return linkd.ItemAccounts{}, c.convert("/item/get", httpResp, err, token.Reveal())
+		var itemResp plaidgo.ItemGetResponse
+		if err := c.do(ctx, "/item/get", repeatable, []string{token.Reveal()}, func(ctx context.Context) (*http.Response, error) {
+			r, httpResp, err := c.api.ItemGet(ctx).ItemGetRequest(*req).Execute()
+			itemResp = r
+			return httpResp, err
+		}); err != nil {
+			return linkd.ItemAccounts{}, err
 		}
 		item := itemResp.GetItem()
 		out.InstitutionName = item.GetInstitutionName()
@@ -246,9 +272,13 @@ func (c *Client) RemoveItem(ctx context.Context, token linkd.AccessToken) (strin
 		return "", linkd.Errorf(linkd.EINTERNAL, "RemoveItem called without an access token")
 	}
 	req := plaidgo.NewItemRemoveRequest(token.Reveal())
-	resp, httpResp, err := c.api.ItemRemove(ctx).ItemRemoveRequest(*req).Execute()
-	if err != nil {
-		return "", c.convert("/item/remove", httpResp, err, token.Reveal())
+	var resp plaidgo.ItemRemoveResponse
+	if err := c.do(ctx, "/item/remove", repeatable, []string{token.Reveal()}, func(ctx context.Context) (*http.Response, error) {
+		r, httpResp, err := c.api.ItemRemove(ctx).ItemRemoveRequest(*req).Execute()
+		resp = r
+		return httpResp, err
+	}); err != nil {
+		return "", err
 	}
 	return resp.GetRequestId(), nil
 }
@@ -272,9 +302,13 @@ func (c *Client) CreateSandboxPublicToken(ctx context.Context, institutionID str
 		products[i] = plaidgo.Products(p)
 	}
 	req := plaidgo.NewSandboxPublicTokenCreateRequest(institutionID, products)
-	resp, httpResp, err := c.api.SandboxPublicTokenCreate(ctx).SandboxPublicTokenCreateRequest(*req).Execute()
-	if err != nil {
-		return "", "", c.convert("/sandbox/public_token/create", httpResp, err)
+	var resp plaidgo.SandboxPublicTokenCreateResponse
+	if err := c.do(ctx, "/sandbox/public_token/create", repeatable, nil, func(ctx context.Context) (*http.Response, error) {
+		r, httpResp, err := c.api.SandboxPublicTokenCreate(ctx).SandboxPublicTokenCreateRequest(*req).Execute()
+		resp = r
+		return httpResp, err
+	}); err != nil {
+		return "", "", err
 	}
 	return resp.GetPublicToken(), resp.GetRequestId(), nil
 }
