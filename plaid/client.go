@@ -47,6 +47,7 @@ type Client struct {
 	env         string
 	secret      string
 	maxAttempts int
+	http        *http.Client
 	api         *plaidgo.PlaidApiService
 }
 
@@ -101,6 +102,7 @@ func New(cfg Config) (*Client, error) {
 		env:         cfg.Env,
 		secret:      cfg.Secret,
 		maxAttempts: cfg.MaxAttempts,
+		http:        conf.HTTPClient,
 		api:         plaidgo.NewAPIClient(conf).PlaidApi,
 	}, nil
 }
@@ -125,6 +127,10 @@ func newHTTPClient(timeout time.Duration) *http.Client {
 		},
 	}
 }
+
+// Close closes idle connections to Plaid, so a stopped linkd leaves no
+// connection goroutines behind. Calls in flight finish; it cannot fail.
+func (c *Client) Close() { c.http.CloseIdleConnections() }
 
 // Environment returns linkd.PlaidSandbox or linkd.PlaidProduction, as
 // configured (also when BaseURL points elsewhere).

@@ -58,6 +58,7 @@ type Emulator struct {
 	items        map[string]*item // by access token
 	calls        map[string]int
 	failures     map[string][]Error
+	faults       Faults
 }
 
 type linkToken struct {
@@ -192,7 +193,11 @@ func (e *Emulator) endpoint(path string) endpoint {
 func (e *Emulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	requestID := newRequestID()
-	body, perr := e.serve(r)
+	var body map[string]any
+	perr := e.injectFault(r)
+	if perr == nil {
+		body, perr = e.serve(r)
+	}
 	status := http.StatusOK
 	var out any = body
 	if perr != nil {

@@ -60,6 +60,7 @@ type Main struct {
 
 	log      *slog.Logger
 	db       *store.DB
+	plaid    *plaid.Client
 	emulator *plaidemu.Emulator
 	grpc     *grpc.Server
 	health   *health.Server
@@ -159,6 +160,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
+	m.plaid = pc
 	svc, err := server.New(server.Config{
 		Plaid:   pc,
 		Store:   m.db,
@@ -301,6 +303,9 @@ func (m *Main) Close() error {
 		m.cancel()
 	}
 	m.wg.Wait()
+	if m.plaid != nil {
+		m.plaid.Close()
+	}
 	if m.emulator != nil {
 		errs = append(errs, m.emulator.Close())
 	}
