@@ -19,6 +19,11 @@ const (
 	EINTERNAL     = "internal"            // a bug or an unexpected failure; details only in logs
 )
 
+// ErrOutcomeUnknown marks, in an error's chain, a call whose effect linkd
+// cannot know: the request may have reached Plaid and no answer came back
+// (a timeout, a reset connection, a gateway error).
+var ErrOutcomeUnknown = errors.New("outcome unknown")
+
 // Error is linkd's error. Its Message is safe to show a caller: it never
 // contains a token or secret.
 type Error struct {

@@ -123,6 +123,14 @@ type Store interface {
 	// link_session_id it links the session to it. All in one transaction.
 	// ECONFLICT if the item_id exists.
 	PutItem(ctx context.Context, item *linkdv1.Item, token AccessToken, publicToken string) error
+	// BeginExchange marks an exchange of publicToken as sent-but-unfinished
+	// for clientUserID, and reports whether an earlier exchange of it was
+	// already so marked (its outcome never seen). ECONFLICT when the mark
+	// belongs to another user. PutItem with the token clears the mark.
+	BeginExchange(ctx context.Context, publicToken, clientUserID string) (earlier bool, err error)
+	// AbandonExchange clears the mark of an exchange that surely failed
+	// (Plaid answered with an error, or was never reached).
+	AbandonExchange(ctx context.Context, publicToken string) error
 	// GetItem returns an Item, or ENOTFOUND.
 	GetItem(ctx context.Context, itemID string) (*linkdv1.Item, error)
 	// ListItems returns a user's Items, oldest first; none is not an error.

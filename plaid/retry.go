@@ -3,12 +3,16 @@ package plaid
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"syscall"
 	"time"
 
 	plaidgo "github.com/plaid/plaid-go/v42/plaid"
+
+	"github.com/linkd/linkd"
 )
 
 // Retry defaults: four attempts spread over about a second and a half at
@@ -46,20 +50,40 @@ func (c *Client) do(ctx context.Context, op string, s safety, secrets []string, 
 			return nil
 		}
 		if attempt >= c.maxAttempts || !retryable(resp, err, s) {
-			return c.convert(op, resp, err, secrets...)
+			return c.failure(op, resp, err, secrets)
 		}
 		wait := time.Duration(rand.Int64N(int64(min(retryCap, retryBase<<(attempt-1))) + 1))
 		if deadline, ok := ctx.Deadline(); ok && time.Until(deadline) < wait {
-			return c.convert(op, resp, err, secrets...)
+			return c.failure(op, resp, err, secrets)
 		}
 		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return c.convert(op, resp, err, secrets...)
+			return c.failure(op, resp, err, secrets)
 		case <-t.C:
 		}
 	}
+}
+
+// failure converts a call's last failure, marking it with
+// linkd.ErrOutcomeUnknown when Plaid may have acted on it: no answer came
+// back although the request may have been sent, or a 5xx came from
+// something other than Plaid (a gateway timing out).
+func (c *Client) failure(op string, resp *http.Response, err error, secrets []string) error {
+	unknown := false
+	if resp == nil {
+		var dnsErr *net.DNSError
+		unknown = !errors.Is(err, syscall.ECONNREFUSED) && !errors.As(err, &dnsErr)
+	} else if resp.StatusCode >= 500 {
+		pe, notPlaid := plaidgo.ToPlaidError(err)
+		unknown = notPlaid != nil || pe.ErrorType == ""
+	}
+	e := c.convert(op, resp, err, secrets...)
+	if unknown {
+		return fmt.Errorf("%w (%w)", e, linkd.ErrOutcomeUnknown)
+	}
+	return e
 }
 
 // retryable reports whether a failed call may be sent again: for any call

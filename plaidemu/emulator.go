@@ -59,6 +59,7 @@ type Emulator struct {
 	calls        map[string]int
 	failures     map[string][]Error
 	faults       Faults
+	hangs        map[string]int
 }
 
 type linkToken struct {
@@ -197,6 +198,11 @@ func (e *Emulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	perr := e.injectFault(r)
 	if perr == nil {
 		body, perr = e.serve(r)
+	}
+	if perr == nil && e.takeHang(r.URL.Path) {
+		<-r.Context().Done()
+		e.log.Info("plaidemu: request served, answer withheld", "path", r.URL.Path, "request_id", requestID)
+		return
 	}
 	status := http.StatusOK
 	var out any = body

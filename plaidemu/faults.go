@@ -53,3 +53,27 @@ func (e *Emulator) injectFault(r *http.Request) *Error {
 	}
 	return nil
 }
+
+// HangAfterNext makes the next successful request to path do its work and
+// then send no answer until the client gives up: the caller cannot know
+// that the call happened. Calls queue up. It cannot fail.
+func (e *Emulator) HangAfterNext(path string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.hangs == nil {
+		e.hangs = map[string]int{}
+	}
+	e.hangs[path]++
+}
+
+// takeHang reports whether a request to path that succeeded must hang, and
+// uses up that hang.
+func (e *Emulator) takeHang(path string) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.hangs[path] == 0 {
+		return false
+	}
+	e.hangs[path]--
+	return true
+}

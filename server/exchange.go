@@ -2,6 +2,8 @@ package server
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"sync"
 	"time"
 
@@ -37,9 +39,13 @@ func (s *Server) exchange(ctx context.Context, publicToken, clientUserID string,
 		return nil, err
 	}
 
-	ex, err := s.plaid.ExchangePublicToken(ctx, publicToken)
+	earlier, err := s.store.BeginExchange(ctx, publicToken, clientUserID)
 	if err != nil {
 		return nil, err
+	}
+	ex, err := s.plaid.ExchangePublicToken(ctx, publicToken)
+	if err != nil {
+		return nil, s.exchangeFailed(ctx, publicToken, earlier, err)
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), persistTimeout)
 	defer cancel()
@@ -74,6 +80,32 @@ func (s *Server) exchange(ctx context.Context, publicToken, clientUserID string,
 	s.log.InfoContext(ctx, "item linked", "item_id", item.ItemId, "client_user_id", clientUserID,
 		"institution_id", item.InstitutionId, "plaid_request_id", ex.RequestID)
 	return item, nil
+}
+
+// exchangeFailed handles a failed exchange. Plaid spends a public token
+// once, so linkd can never make two Items of it; what it must not do is
+// hide that an Item may exist. When the outcome is unknown the mark made by
+// BeginExchange stays and the caller hears so (UNAVAILABLE: retry). When a
+// retry after an unknown outcome finds the token spent, the caller hears
+// that the first attempt probably created an Item linkd never received.
+// Any other failure is definite: the mark is cleared and the error returned.
+func (s *Server) exchangeFailed(ctx context.Context, publicToken string, earlier bool, err error) error {
+	var e *linkd.Error
+	spent := errors.As(err, &e) && e.Plaid != nil && e.Plaid.ErrorCode == "INVALID_PUBLIC_TOKEN"
+	switch {
+	case errors.Is(err, linkd.ErrOutcomeUnknown):
+		s.log.WarnContext(ctx, "exchange outcome unknown; kept as pending", "err", err)
+		return fmt.Errorf("%w: %w", linkd.Errorf(linkd.EUNAVAILABLE,
+			"Plaid did not answer the exchange, so linkd cannot tell whether it happened; retry the same call: it will not create a second Item"), err)
+	case earlier && spent:
+		s.log.ErrorContext(ctx, "exchange retried after an unknown outcome finds the public token spent: Plaid likely created an Item linkd has no access token for", "err", err)
+		return &linkd.Error{Code: linkd.EPRECONDITION, Field: "public_token", Plaid: e.Plaid,
+			Message: "an earlier exchange of this public_token got no answer and Plaid now reports it spent: the Item was probably created at Plaid without linkd receiving it; open Link again for the user"}
+	}
+	if aerr := s.store.AbandonExchange(context.WithoutCancel(ctx), publicToken); aerr != nil {
+		s.log.ErrorContext(ctx, "cannot clear a failed exchange's pending mark", "err", aerr)
+	}
+	return err
 }
 
 // keyedMutex is a set of mutexes by key, each existing only while in use.

@@ -77,6 +77,9 @@ func putItem(tx *bbolt.Tx, item *linkdv1.Item, sealed *storagev1.SealedAccessTok
 		if err := putPublicTokenUse(tx, publicToken, use); err != nil {
 			return err
 		}
+		if err := tx.Bucket(bucketPendingExchanges).Delete(publicTokenKey(publicToken)); err != nil {
+			return err
+		}
 	}
 	if item.GetLinkSessionId() != "" {
 		return linkSessionToItem(tx, item.GetLinkSessionId(), item.GetItemId())

@@ -21,6 +21,7 @@ import (
 //	access_tokens       item_id                                      storagev1.SealedAccessToken
 //	public_token_uses   sha256(public_token)                         storagev1.PublicTokenUse
 //	item_public_tokens  str(item_id) sha256(public_token)            empty
+//	pending_exchanges   sha256(public_token)                         storagev1.PendingExchange
 //
 // Key parts are concatenated, with no separator, where
 //
@@ -34,7 +35,9 @@ import (
 //
 // user_items lists a user's Items oldest first with one prefix scan;
 // item_public_tokens is the reverse of public_token_uses, so that DeleteItem
-// finds the uses pointing at an Item without a full scan. Access tokens live
+// finds the uses pointing at an Item without a full scan. pending_exchanges
+// marks exchanges sent to Plaid whose end linkd has not seen; PutItem removes
+// the mark in the transaction that records the use. Access tokens live
 // apart from items, sealed with AES-256-GCM under a master key named by
 // key_id, with the item_id as additional data.
 var (
@@ -45,6 +48,7 @@ var (
 	bucketAccessTokens     = []byte("access_tokens")
 	bucketPublicTokenUses  = []byte("public_token_uses")
 	bucketItemPublicTokens = []byte("item_public_tokens")
+	bucketPendingExchanges = []byte("pending_exchanges")
 )
 
 // allBuckets is every bucket; Open creates each one.
@@ -56,6 +60,7 @@ var allBuckets = [][]byte{
 	bucketAccessTokens,
 	bucketPublicTokenUses,
 	bucketItemPublicTokens,
+	bucketPendingExchanges,
 }
 
 // maxIDLen bounds the ids written into keys, well under bbolt's 32 KiB key

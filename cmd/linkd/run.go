@@ -48,6 +48,7 @@ type Config struct {
 	PlaidSecret   string
 	PlaidEnv      string
 	PlaidBaseURL  string
+	PlaidTimeout  time.Duration
 	EmulatorAddr  string
 }
 
@@ -103,6 +104,11 @@ func (m *Main) ParseFlags(args []string, getenv func(string) string) error {
 	fs.StringVar(&c.LogFormat, "log-format", env("LINKD_LOG_FORMAT", "text"), "text or json (LINKD_LOG_FORMAT)")
 	fs.StringVar(&c.EmulatorAddr, "emulator-addr", env("LINKD_EMULATOR_ADDR", "127.0.0.1:0"), "listen address of the embedded Plaid emulator (LINKD_EMULATOR_ADDR)")
 	fs.StringVar(&c.PlaidBaseURL, "plaid-base-url", env("PLAID_BASE_URL", ""), "override Plaid's API URL, e.g. a separately run emulator (PLAID_BASE_URL)")
+	timeout, err := time.ParseDuration(env("PLAID_TIMEOUT", "15s"))
+	if err != nil {
+		return fmt.Errorf("PLAID_TIMEOUT: %w", err)
+	}
+	fs.DurationVar(&c.PlaidTimeout, "plaid-timeout", timeout, "bound on one HTTP request to Plaid (PLAID_TIMEOUT)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -223,7 +229,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 // code path through plaid-go.
 func (m *Main) plaidClient() (*plaid.Client, error) {
 	c := m.Config
-	cfg := plaid.Config{ClientID: c.PlaidClientID, Secret: c.PlaidSecret, Env: c.PlaidEnv, BaseURL: c.PlaidBaseURL}
+	cfg := plaid.Config{ClientID: c.PlaidClientID, Secret: c.PlaidSecret, Env: c.PlaidEnv, BaseURL: c.PlaidBaseURL, Timeout: c.PlaidTimeout}
 	if c.PlaidClientID == "" {
 		cfg.ClientID, cfg.Secret, cfg.Env = "linkd-emulator-"+randomToken(8), randomToken(24), linkd.PlaidSandbox
 		emu, err := plaidemu.Start(c.EmulatorAddr, plaidemu.Options{ClientID: cfg.ClientID, Secret: cfg.Secret, Logger: m.log.With("component", "plaidemu")})

@@ -247,6 +247,73 @@ func (x *PublicTokenUse) GetExchangedAt() *timestamppb.Timestamp {
 	return nil
 }
 
+// PendingExchange marks a public token whose exchange linkd sent to Plaid
+// without seeing how it ended (a timeout or a crash after sending), keyed
+// like PublicTokenUse. A retry then knows that Plaid may have spent the
+// token, and says so rather than failing as if the token were bad.
+type PendingExchange struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The end user the exchange is for.
+	ClientUserId string `protobuf:"bytes,1,opt,name=client_user_id,json=clientUserId,proto3" json:"client_user_id,omitempty"`
+	// When the first attempt started.
+	StartedAt *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=started_at,json=startedAt,proto3" json:"started_at,omitempty"`
+	// How many exchanges of the token were started.
+	Attempts      int32 `protobuf:"varint,3,opt,name=attempts,proto3" json:"attempts,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PendingExchange) Reset() {
+	*x = PendingExchange{}
+	mi := &file_linkd_storage_v1_storage_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PendingExchange) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PendingExchange) ProtoMessage() {}
+
+func (x *PendingExchange) ProtoReflect() protoreflect.Message {
+	mi := &file_linkd_storage_v1_storage_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PendingExchange.ProtoReflect.Descriptor instead.
+func (*PendingExchange) Descriptor() ([]byte, []int) {
+	return file_linkd_storage_v1_storage_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *PendingExchange) GetClientUserId() string {
+	if x != nil {
+		return x.ClientUserId
+	}
+	return ""
+}
+
+func (x *PendingExchange) GetStartedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.StartedAt
+	}
+	return nil
+}
+
+func (x *PendingExchange) GetAttempts() int32 {
+	if x != nil {
+		return x.Attempts
+	}
+	return 0
+}
+
 var File_linkd_storage_v1_storage_proto protoreflect.FileDescriptor
 
 const file_linkd_storage_v1_storage_proto_rawDesc = "" +
@@ -274,7 +341,12 @@ const file_linkd_storage_v1_storage_proto_rawDesc = "" +
 	"ciphertext\"h\n" +
 	"\x0ePublicTokenUse\x12\x17\n" +
 	"\aitem_id\x18\x01 \x01(\tR\x06itemId\x12=\n" +
-	"\fexchanged_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\vexchangedAtB7Z5github.com/linkd/linkd/gen/linkd/storage/v1;storagev1b\x06proto3"
+	"\fexchanged_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\vexchangedAt\"\x8e\x01\n" +
+	"\x0fPendingExchange\x12$\n" +
+	"\x0eclient_user_id\x18\x01 \x01(\tR\fclientUserId\x129\n" +
+	"\n" +
+	"started_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\tstartedAt\x12\x1a\n" +
+	"\battempts\x18\x03 \x01(\x05R\battemptsB7Z5github.com/linkd/linkd/gen/linkd/storage/v1;storagev1b\x06proto3"
 
 var (
 	file_linkd_storage_v1_storage_proto_rawDescOnce sync.Once
@@ -288,22 +360,24 @@ func file_linkd_storage_v1_storage_proto_rawDescGZIP() []byte {
 	return file_linkd_storage_v1_storage_proto_rawDescData
 }
 
-var file_linkd_storage_v1_storage_proto_msgTypes = make([]protoimpl.MessageInfo, 3)
+var file_linkd_storage_v1_storage_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
 var file_linkd_storage_v1_storage_proto_goTypes = []any{
 	(*StoredLinkToken)(nil),       // 0: linkd.storage.v1.StoredLinkToken
 	(*SealedAccessToken)(nil),     // 1: linkd.storage.v1.SealedAccessToken
 	(*PublicTokenUse)(nil),        // 2: linkd.storage.v1.PublicTokenUse
-	(*timestamppb.Timestamp)(nil), // 3: google.protobuf.Timestamp
+	(*PendingExchange)(nil),       // 3: linkd.storage.v1.PendingExchange
+	(*timestamppb.Timestamp)(nil), // 4: google.protobuf.Timestamp
 }
 var file_linkd_storage_v1_storage_proto_depIdxs = []int32{
-	3, // 0: linkd.storage.v1.StoredLinkToken.created_at:type_name -> google.protobuf.Timestamp
-	3, // 1: linkd.storage.v1.StoredLinkToken.expiration:type_name -> google.protobuf.Timestamp
-	3, // 2: linkd.storage.v1.PublicTokenUse.exchanged_at:type_name -> google.protobuf.Timestamp
-	3, // [3:3] is the sub-list for method output_type
-	3, // [3:3] is the sub-list for method input_type
-	3, // [3:3] is the sub-list for extension type_name
-	3, // [3:3] is the sub-list for extension extendee
-	0, // [0:3] is the sub-list for field type_name
+	4, // 0: linkd.storage.v1.StoredLinkToken.created_at:type_name -> google.protobuf.Timestamp
+	4, // 1: linkd.storage.v1.StoredLinkToken.expiration:type_name -> google.protobuf.Timestamp
+	4, // 2: linkd.storage.v1.PublicTokenUse.exchanged_at:type_name -> google.protobuf.Timestamp
+	4, // 3: linkd.storage.v1.PendingExchange.started_at:type_name -> google.protobuf.Timestamp
+	4, // [4:4] is the sub-list for method output_type
+	4, // [4:4] is the sub-list for method input_type
+	4, // [4:4] is the sub-list for extension type_name
+	4, // [4:4] is the sub-list for extension extendee
+	0, // [0:4] is the sub-list for field type_name
 }
 
 func init() { file_linkd_storage_v1_storage_proto_init() }
@@ -317,7 +391,7 @@ func file_linkd_storage_v1_storage_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_linkd_storage_v1_storage_proto_rawDesc), len(file_linkd_storage_v1_storage_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   3,
+			NumMessages:   4,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
