@@ -159,15 +159,11 @@ func createKeyFile(path string) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return err
 	}
-	var id [8]byte
-	key := make([]byte, MasterKeySize)
-	defer clear(key)
-	if _, err := rand.Read(id[:]); err != nil {
+	text, err := newKeyLine()
+	if err != nil {
 		return err
 	}
-	if _, err := rand.Read(key); err != nil {
-		return err
-	}
+	defer clear(text)
 	// Write a temporary file and link it into place: others never see a
 	// half-written key file, and Link fails if the file appeared meanwhile.
 	tmp, err := os.CreateTemp(filepath.Dir(path), ".linkd-key-*")
@@ -179,8 +175,7 @@ func createKeyFile(path string) error {
 	if err := tmp.Chmod(0o600); err != nil {
 		return err
 	}
-	text := "k" + hex.EncodeToString(id[:]) + ":" + base64.StdEncoding.EncodeToString(key) + "\n"
-	if _, err := tmp.WriteString(text); err != nil {
+	if _, err := tmp.Write(text); err != nil {
 		return err
 	}
 	if err := tmp.Sync(); err != nil {
@@ -193,6 +188,20 @@ func createKeyFile(path string) error {
 		return err
 	}
 	return syncDir(filepath.Dir(path))
+}
+
+// newKeyLine returns a key file line with a random key id and key.
+func newKeyLine() ([]byte, error) {
+	var id [8]byte
+	key := make([]byte, MasterKeySize)
+	defer clear(key)
+	if _, err := rand.Read(id[:]); err != nil {
+		return nil, err
+	}
+	if _, err := rand.Read(key); err != nil {
+		return nil, err
+	}
+	return []byte("k" + hex.EncodeToString(id[:]) + ":" + base64.StdEncoding.EncodeToString(key) + "\n"), nil
 }
 
 // syncDir fsyncs a directory, so that a file just linked into it survives a

@@ -17,9 +17,21 @@ func main() {
 	defer stop()
 
 	m := NewMain()
-	if err := m.ParseFlags(os.Args[1:], os.Getenv); err != nil {
+	args := os.Args[1:]
+	rotate := len(args) > 0 && args[0] == "rotate-key"
+	if rotate {
+		args = args[1:]
+	}
+	if err := m.ParseFlags(args, os.Getenv); err != nil {
 		fmt.Fprintln(os.Stderr, "linkd:", err)
 		os.Exit(2)
+	}
+	if rotate {
+		if err := m.RotateKey(ctx, os.Stdout); err != nil {
+			fmt.Fprintln(os.Stderr, "linkd rotate-key:", err)
+			os.Exit(1)
+		}
+		return
 	}
 	if err := m.Run(ctx); err != nil {
 		fmt.Fprintln(os.Stderr, "linkd:", err)

@@ -158,6 +158,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if m.db, err = store.Open(c.DBPath, store.Options{Keys: keys}); err != nil {
 		return fmt.Errorf("open store %s: %w", c.DBPath, err)
 	}
+	m.resealInBackground(ctx)
 	apiKeys, err := m.apiKeys()
 	if err != nil {
 		return err
