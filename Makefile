@@ -27,8 +27,9 @@ lint: ## buf lint, gofmt and go vet
 	@test -z "$$(gofmt -l $$(git ls-files '*.go' | grep -v '^gen/'))" || { gofmt -l $$(git ls-files '*.go' | grep -v '^gen/'); echo "gofmt needed"; exit 1; }
 	go vet ./...
 
-fuzz: ## a short run of every fuzz target (FUZZTIME=20s)
+fuzz: ## a short run of every fuzz target (FUZZTIME=20s each)
 	go test -run='^$$' -fuzz='^FuzzParse$$' -fuzztime=$(FUZZTIME) ./redirect/
+	go test -run='^$$' -fuzz='^FuzzREST$$' -fuzztime=$(FUZZTIME) ./cmd/linkd/
 
 crash: ## SIGKILL/restart cycles against a real linkd process (CYCLES=500)
 	go test -count=1 -run='^TestLinkd_CrashRecovery$$' -v -crash.cycles=$(CYCLES) -timeout=60m ./cmd/linkd/

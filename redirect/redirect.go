@@ -44,6 +44,10 @@ import (
 // redirect with a few dozen accounts stays well under it.
 const MaxURLLength = 16 << 10
 
+// MaxUnrecognizedParams bounds the unknown query parameters Parse keeps.
+// Link sends about fifteen keys; hundreds of unknown ones are not Link.
+const MaxUnrecognizedParams = 64
+
 // Parse parses a plaidlink:// redirect URL fired by Plaid Link in a webview.
 // The result has exactly one of connected, exit or event set.
 //
@@ -321,6 +325,9 @@ func (p *parser) add(key, val string) *linkd.Error {
 		p.unrecognized = make(map[string]string)
 	}
 	old, seen := p.unrecognized[key]
+	if !seen && len(p.unrecognized) >= MaxUnrecognizedParams {
+		return linkd.InvalidField("url", "redirect URL has more than %d query parameters linkd does not know", MaxUnrecognizedParams)
+	}
 	switch {
 	case !seen || old == "":
 		p.unrecognized[key] = val

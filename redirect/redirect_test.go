@@ -3,6 +3,7 @@ package redirect_test
 import (
 	"errors"
 	"flag"
+	"fmt"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -227,6 +228,14 @@ var parseTests = []parseTest{
 		want: exit(&linkdv1.ExitResult{Status: strings.Repeat("a", redirect.MaxURLLength-len("plaidlink://exit?status="))}),
 	},
 	{name: "ErrTooLong", in: "plaidlink://exit?status=" + strings.Repeat("a", redirect.MaxURLLength-len("plaidlink://exit?status=")+1), field: "url"},
+
+	// Unknown keys: MaxUnrecognizedParams are kept, one more is refused.
+	{
+		name: "MaxUnrecognizedParams",
+		in:   "plaidlink://exit?status=x" + manyParams(redirect.MaxUnrecognizedParams),
+		want: withUnrecognized(exit(&linkdv1.ExitResult{Status: "x"}), manyParamsMap(redirect.MaxUnrecognizedParams)),
+	},
+	{name: "ErrTooManyUnrecognizedParams", in: "plaidlink://exit?status=x" + manyParams(redirect.MaxUnrecognizedParams+1), field: "url"},
 
 	// The event example's form: parameters between host and '?'.
 	{name: "AmpersandFormOnly", in: "plaidlink://event&event_name=OPEN", want: event(&linkdv1.LinkEvent{EventName: "OPEN"})},
@@ -617,3 +626,27 @@ func benchmarkParse(b *testing.B, in string) {
 func BenchmarkParse_Connected(b *testing.B) { benchmarkParse(b, docConnected) }
 func BenchmarkParse_Exit(b *testing.B)      { benchmarkParse(b, docExit) }
 func BenchmarkParse_Event(b *testing.B)     { benchmarkParse(b, docEvent) }
+
+// manyParams returns n unknown parameters, "&u0=v&u1=v...".
+func manyParams(n int) string {
+	var b strings.Builder
+	for i := range n {
+		fmt.Fprintf(&b, "&u%d=v", i)
+	}
+	return b.String()
+}
+
+// manyParamsMap is what Parse keeps of manyParams(n).
+func manyParamsMap(n int) map[string]string {
+	m := make(map[string]string, n)
+	for i := range n {
+		m[fmt.Sprintf("u%d", i)] = "v"
+	}
+	return m
+}
+
+// withUnrecognized sets a redirect's unrecognized_params.
+func withUnrecognized(r *linkdv1.WebviewRedirect, m map[string]string) *linkdv1.WebviewRedirect {
+	r.UnrecognizedParams = m
+	return r
+}
