@@ -32,7 +32,7 @@ fuzz: ## a short run of every fuzz target (FUZZTIME=20s each)
 	go test -run='^$$' -fuzz='^FuzzREST$$' -fuzztime=$(FUZZTIME) ./cmd/linkd/
 
 crash: ## SIGKILL/restart cycles against a real linkd process (CYCLES=500)
-	go test -count=1 -run='^TestLinkd_CrashRecovery$$' -v -crash.cycles=$(CYCLES) -timeout=60m ./cmd/linkd/
+	go test -count=1 -run='^TestLinkd_CrashRecovery$$' -v -timeout=60m ./cmd/linkd/ -args -crash.cycles=$(CYCLES)
 
 bench: ## the benchmarks behind BENCHMARKS.md
 	go test -run='^$$' -bench=. -benchmem ./redirect/ ./store/
