@@ -22,6 +22,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/linkd/linkd"
+	"github.com/linkd/linkd/jwt"
 	"github.com/linkd/linkd/plaid"
 	"github.com/linkd/linkd/plaidemu"
 	"github.com/linkd/linkd/server"
@@ -43,6 +44,13 @@ type Config struct {
 	APIKeys      string
 	MasterKeys   string
 	LogFormat    string
+
+	// End-user tokens: a JWKS (file or URL) and/or an HS256 secret, and the
+	// issuer and audience every token must carry.
+	JWTJWKS     string
+	JWTHS256    string
+	JWTIssuer   string
+	JWTAudience string
 
 	PlaidClientID string
 	PlaidSecret   string
@@ -109,6 +117,9 @@ func (m *Main) ParseFlags(args []string, getenv func(string) string) error {
 		return fmt.Errorf("PLAID_TIMEOUT: %w", err)
 	}
 	fs.DurationVar(&c.PlaidTimeout, "plaid-timeout", timeout, "bound on one HTTP request to Plaid (PLAID_TIMEOUT)")
+	fs.StringVar(&c.JWTJWKS, "jwt-jwks", env("LINKD_JWT_JWKS", ""), "JWKS file or https URL verifying end-user tokens (LINKD_JWT_JWKS)")
+	fs.StringVar(&c.JWTIssuer, "jwt-issuer", env("LINKD_JWT_ISSUER", ""), "required iss of end-user tokens (LINKD_JWT_ISSUER)")
+	fs.StringVar(&c.JWTAudience, "jwt-audience", env("LINKD_JWT_AUDIENCE", ""), "required aud of end-user tokens (LINKD_JWT_AUDIENCE)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -118,6 +129,7 @@ func (m *Main) ParseFlags(args []string, getenv func(string) string) error {
 	// Secrets come only from the environment: flags show up in ps.
 	c.APIKeys = getenv("LINKD_API_KEYS")
 	c.MasterKeys = getenv("LINKD_MASTER_KEYS")
+	c.JWTHS256 = getenv("LINKD_JWT_HS256_SECRET")
 	c.PlaidClientID = getenv("PLAID_CLIENT_ID")
 	c.PlaidSecret = getenv("PLAID_SECRET")
 	c.PlaidEnv = env("PLAID_ENV", linkd.PlaidSandbox)
@@ -129,6 +141,13 @@ func (m *Main) ParseFlags(args []string, getenv func(string) string) error {
 	}
 	if c.PlaidEnv != linkd.PlaidSandbox && c.PlaidEnv != linkd.PlaidProduction {
 		return fmt.Errorf("PLAID_ENV must be %q or %q", linkd.PlaidSandbox, linkd.PlaidProduction)
+	}
+	userTokens := c.JWTJWKS != "" || c.JWTHS256 != ""
+	if userTokens && (c.JWTIssuer == "" || c.JWTAudience == "") {
+		return errors.New("end-user tokens need -jwt-issuer and -jwt-audience (LINKD_JWT_ISSUER, LINKD_JWT_AUDIENCE)")
+	}
+	if !userTokens && (c.JWTIssuer != "" || c.JWTAudience != "") {
+		return errors.New("-jwt-issuer and -jwt-audience need -jwt-jwks (LINKD_JWT_JWKS) or LINKD_JWT_HS256_SECRET")
 	}
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		return errors.New("-log-format must be text or json")
@@ -184,7 +203,11 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
-	if m.grpc, m.health, err = server.NewGRPCServer(svc, server.GRPCOptions{APIKeys: apiKeys, Logger: m.log}); err != nil {
+	users, err := m.userTokenVerifier()
+	if err != nil {
+		return err
+	}
+	if m.grpc, m.health, err = server.NewGRPCServer(svc, server.GRPCOptions{APIKeys: apiKeys, Users: users, Logger: m.log}); err != nil {
 		return err
 	}
 	if m.grpcLn, err = net.Listen("tcp", c.GRPCAddr); err != nil {
@@ -251,6 +274,21 @@ func (m *Main) masterKeys() (store.Keyring, error) {
 		return store.ParseMasterKeys(m.Config.MasterKeys)
 	}
 	return store.LoadOrCreateKeyFile(filepath.Join(m.Config.DataDir, "master.key"))
+}
+
+// userTokenVerifier returns the verifier of end-user tokens, or nil when
+// none is configured (API keys only).
+func (m *Main) userTokenVerifier() (linkd.UserTokenVerifier, error) {
+	c := m.Config
+	if c.JWTJWKS == "" && c.JWTHS256 == "" {
+		return nil, nil
+	}
+	v, err := jwt.New(jwt.Config{JWKS: c.JWTJWKS, HS256Secret: []byte(c.JWTHS256), Issuer: c.JWTIssuer, Audience: c.JWTAudience})
+	if err != nil {
+		return nil, err
+	}
+	m.log.Info("end-user tokens accepted", "jwks", c.JWTJWKS, "hs256", c.JWTHS256 != "", "issuer", c.JWTIssuer, "audience", c.JWTAudience)
+	return v, nil
 }
 
 // apiKeys returns LINKD_API_KEYS, or the key stored in the data directory,
