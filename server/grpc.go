@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
+	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"runtime/debug"
@@ -12,6 +13,7 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
@@ -43,6 +45,9 @@ type GRPCOptions struct {
 	Users linkd.UserTokenVerifier
 	// Logger receives one line per call; never a token.
 	Logger *slog.Logger
+	// TLS, when set, is required of every connection but those from a
+	// GatewayListener (see LoadTLSConfig).
+	TLS *tls.Config
 }
 
 // NewGRPCServer returns a gRPC server serving svc, the health service and
@@ -58,7 +63,11 @@ func NewGRPCServer(svc linkdv1.LinkServiceServer, opts GRPCOptions) (*grpc.Serve
 		log = slog.Default()
 	}
 	auth := newAuthenticator(opts.APIKeys, opts.Users, log)
-	srv := grpc.NewServer(
+	var serverOpts []grpc.ServerOption
+	if opts.TLS != nil {
+		serverOpts = append(serverOpts, grpc.Creds(gatewayOrTLS{credentials.NewTLS(opts.TLS)}))
+	}
+	srv := grpc.NewServer(append(serverOpts,
 		grpc.MaxRecvMsgSize(MaxRequestBytes),
 		grpc.ChainUnaryInterceptor(
 			logUnary(log),
@@ -67,7 +76,7 @@ func NewGRPCServer(svc linkdv1.LinkServiceServer, opts GRPCOptions) (*grpc.Serve
 			errorUnary(log),
 		),
 		grpc.ChainStreamInterceptor(authStream(auth)),
-	)
+	)...)
 	linkdv1.RegisterLinkServiceServer(srv, svc)
 	hs := health.NewServer()
 	healthpb.RegisterHealthServer(srv, hs)
