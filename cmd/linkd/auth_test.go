@@ -208,3 +208,24 @@ func sameNotFound(t *testing.T, what string, got, missing error) {
 		t.Errorf("%s: another user's record gives %v, a missing one %v", what, got, missing)
 	}
 }
+
+// TestMain_ParseFlags_Security: half a TLS or user-token setup is refused
+// at start rather than silently serving without it.
+func TestMain_ParseFlags_Security(t *testing.T) {
+	for name, env := range map[string]map[string]string{
+		"TLS cert without key":        {"LINKD_TLS_CERT": "c.pem"},
+		"TLS key without cert":        {"LINKD_TLS_KEY": "k.pem"},
+		"client CA without cert":      {"LINKD_TLS_CLIENT_CA": "ca.pem"},
+		"JWKS without issuer":         {"LINKD_JWT_JWKS": "jwks.json", "LINKD_JWT_AUDIENCE": "a"},
+		"secret without audience":     {"LINKD_JWT_HS256_SECRET": testSecret, "LINKD_JWT_ISSUER": "i"},
+		"issuer and audience, no key": {"LINKD_JWT_ISSUER": "i", "LINKD_JWT_AUDIENCE": "a"},
+	} {
+		if err := NewMain().ParseFlags(nil, func(k string) string { return env[k] }); err == nil {
+			t.Errorf("%s: ParseFlags succeeded", name)
+		}
+	}
+	// The secret is read from the environment only: there is no flag for it.
+	if err := NewMain().ParseFlags([]string{"-jwt-hs256-secret", testSecret}, func(string) string { return "" }); err == nil {
+		t.Error("a -jwt-hs256-secret flag exists")
+	}
+}

@@ -2,15 +2,8 @@ package main
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
-	"math/big"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -22,85 +15,15 @@ import (
 	"google.golang.org/grpc/metadata"
 
 	linkdv1 "github.com/linkd/linkd/gen/linkd/v1"
+	"github.com/linkd/linkd/server/tlstest"
 )
-
-// testCA is a certificate authority made for one test.
-type testCA struct {
-	cert *x509.Certificate
-	key  *ecdsa.PrivateKey
-	pem  []byte
-}
-
-// mustCA returns a new ECDSA P-256 CA.
-func mustCA(t *testing.T, name string) *testCA {
-	t.Helper()
-	key := mustP256(t)
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: name},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(time.Hour),
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-		KeyUsage:              x509.KeyUsageCertSign,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &testCA{cert: cert, key: key, pem: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})}
-}
-
-func mustP256(t *testing.T) *ecdsa.PrivateKey {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return key
-}
-
-// issue returns a leaf certificate for 127.0.0.1 with the given usage,
-// and its PEM certificate and key.
-func (ca *testCA) issue(t *testing.T, name string, usage x509.ExtKeyUsage) (tls.Certificate, []byte, []byte) {
-	t.Helper()
-	key := mustP256(t)
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(time.Now().UnixNano()),
-		Subject:      pkix.Name{CommonName: name},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{usage},
-		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
-	keyPEM := pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER})
-	pair, err := tls.X509KeyPair(certPEM, keyPEM)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pair, certPEM, keyPEM
-}
 
 // tlsEnv writes a server certificate from serverCA, and clientCA's
 // certificate when it is not nil, and returns linkd's TLS environment.
-func tlsEnv(t *testing.T, serverCA, clientCA *testCA) []string {
+func tlsEnv(t *testing.T, serverCA, clientCA *tlstest.CA) []string {
 	t.Helper()
 	dir := t.TempDir()
-	_, certPEM, keyPEM := serverCA.issue(t, "linkd", x509.ExtKeyUsageServerAuth)
+	_, certPEM, keyPEM := serverCA.MustIssue(t, "linkd", x509.ExtKeyUsageServerAuth)
 	write := func(name string, b []byte) string {
 		path := filepath.Join(dir, name)
 		if err := os.WriteFile(path, b, 0o600); err != nil {
@@ -110,18 +33,16 @@ func tlsEnv(t *testing.T, serverCA, clientCA *testCA) []string {
 	}
 	env := []string{"LINKD_TLS_CERT=" + write("cert.pem", certPEM), "LINKD_TLS_KEY=" + write("key.pem", keyPEM)}
 	if clientCA != nil {
-		env = append(env, "LINKD_TLS_CLIENT_CA="+write("client-ca.pem", clientCA.pem))
+		env = append(env, "LINKD_TLS_CLIENT_CA="+write("client-ca.pem", clientCA.PEM))
 	}
 	return env
 }
 
 // tlsClients returns a gRPC and a REST client of ts over TLS trusting ca,
 // presenting cert when it is not nil, each sending the API key.
-func tlsClients(t *testing.T, ts *testServer, ca *testCA, cert *tls.Certificate) (linkdv1.LinkServiceClient, linkdv1.LinkServiceClient) {
+func tlsClients(t *testing.T, ts *testServer, ca *tlstest.CA, cert *tls.Certificate) (linkdv1.LinkServiceClient, linkdv1.LinkServiceClient) {
 	t.Helper()
-	pool := x509.NewCertPool()
-	pool.AddCert(ca.cert)
-	cfg := &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	cfg := &tls.Config{RootCAs: ca.Pool(), MinVersion: tls.VersionTLS12}
 	if cert != nil {
 		cfg.Certificates = []tls.Certificate{*cert}
 	}
@@ -152,7 +73,7 @@ func linkWorks(c linkdv1.LinkServiceClient) error {
 // TestLinkd_TLS: with a certificate configured, gRPC and REST are served
 // over TLS only (the gateway's hop to gRPC included), and /healthz too.
 func TestLinkd_TLS(t *testing.T) {
-	ca := mustCA(t, "server CA")
+	ca := tlstest.MustCA(t, "server CA")
 	ts := MustStartServer(t, tlsEnv(t, ca, nil)...)
 	g, rest := tlsClients(t, ts, ca, nil)
 	if err := linkWorks(g); err != nil {
@@ -184,10 +105,10 @@ func TestLinkd_TLS(t *testing.T) {
 // certificate, or with one from another CA, is refused on both listeners;
 // one with a certificate from the client CA is served over gRPC and REST.
 func TestLinkd_MutualTLS(t *testing.T) {
-	serverCA, clientCA, otherCA := mustCA(t, "server CA"), mustCA(t, "client CA"), mustCA(t, "other CA")
+	serverCA, clientCA, otherCA := tlstest.MustCA(t, "server CA"), tlstest.MustCA(t, "client CA"), tlstest.MustCA(t, "other CA")
 	ts := MustStartServer(t, tlsEnv(t, serverCA, clientCA)...)
-	good, _, _ := clientCA.issue(t, "billing-service", x509.ExtKeyUsageClientAuth)
-	foreign, _, _ := otherCA.issue(t, "intruder", x509.ExtKeyUsageClientAuth)
+	good, _, _ := clientCA.MustIssue(t, "billing-service", x509.ExtKeyUsageClientAuth)
+	foreign, _, _ := otherCA.MustIssue(t, "intruder", x509.ExtKeyUsageClientAuth)
 
 	g, rest := tlsClients(t, ts, serverCA, &good)
 	if err := linkWorks(g); err != nil {
