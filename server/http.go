@@ -24,8 +24,8 @@ type Route struct {
 
 // NewHTTPHandler returns linkd's REST API: grpc-gateway dialing the gRPC
 // server through gateway (serve gRPC on it too), so every REST call passes
-// the same interceptors, plus
-// GET /healthz answered by the gRPC health service, plus any extra routes.
+// the same interceptors, plus GET /healthz answered by the gRPC health
+// service, plus any extra routes.
 // JSON uses the proto field names (snake_case, like Plaid). The connection
 // closes when ctx ends.
 func NewHTTPHandler(ctx context.Context, gateway *GatewayListener, routes ...Route) (http.Handler, error) {
