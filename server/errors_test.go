@@ -68,8 +68,8 @@ func TestToStatus(t *testing.T) {
 	}
 }
 
-func TestKeyAuth(t *testing.T) {
-	a := newKeyAuth([]string{"k1", "k2"})
+func TestAuthenticator_APIKeys(t *testing.T) {
+	a := newAuthenticator([]string{"k1", "k2"}, nil, slog.Default())
 	for _, tt := range []struct {
 		name, method, header string
 		ok                   bool
@@ -87,9 +87,14 @@ func TestKeyAuth(t *testing.T) {
 			if tt.header != "" {
 				ctx = metadataContext(tt.header)
 			}
-			err := a.check(ctx, tt.method)
+			authed, err := a.authenticate(ctx, tt.method)
 			if (err == nil) != tt.ok {
-				t.Fatalf("check = %v, want ok=%v", err, tt.ok)
+				t.Fatalf("authenticate = %v, want ok=%v", err, tt.ok)
+			}
+			if err == nil && strings.HasPrefix(tt.method, "/linkd.") {
+				if c, _ := linkd.CallerFrom(authed); !c.Service {
+					t.Errorf("caller = %+v, want a service", c)
+				}
 			}
 			if err != nil && status.Code(err) != codes.Unauthenticated {
 				t.Errorf("code = %v, want Unauthenticated", status.Code(err))

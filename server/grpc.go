@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
+	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"runtime/debug"
@@ -12,19 +13,21 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/reflection"
 	"google.golang.org/grpc/status"
 
+	"github.com/linkd/linkd"
 	linkdv1 "github.com/linkd/linkd/gen/linkd/v1"
 )
 
 // MaxRequestBytes caps a request body, over gRPC and over REST.
 const MaxRequestBytes = 64 << 10
 
-// openMethodPrefixes are the services that need no API key: health checks
+// openMethodPrefixes are the services that need no credential: health checks
 // and reflection, which reveal nothing about users.
 var openMethodPrefixes = []string{
 	"/" + healthpb.Health_ServiceDesc.ServiceName + "/",
@@ -34,10 +37,17 @@ var openMethodPrefixes = []string{
 
 // GRPCOptions configures NewGRPCServer.
 type GRPCOptions struct {
-	// APIKeys are the bearer keys accepted; at least one is required.
+	// APIKeys are the bearer keys services present; at least one is
+	// required. A service may act for any user.
 	APIKeys []string
+	// Users verifies the bearer tokens end users present; nil accepts API
+	// keys only. A user acts only for itself (see authorize.go).
+	Users linkd.UserTokenVerifier
 	// Logger receives one line per call; never a token.
 	Logger *slog.Logger
+	// TLS, when set, is required of every connection but those from a
+	// GatewayListener (see LoadTLSConfig).
+	TLS *tls.Config
 }
 
 // NewGRPCServer returns a gRPC server serving svc, the health service and
@@ -52,8 +62,12 @@ func NewGRPCServer(svc linkdv1.LinkServiceServer, opts GRPCOptions) (*grpc.Serve
 	if log == nil {
 		log = slog.Default()
 	}
-	auth := newKeyAuth(opts.APIKeys)
-	srv := grpc.NewServer(
+	auth := newAuthenticator(opts.APIKeys, opts.Users, log)
+	var serverOpts []grpc.ServerOption
+	if opts.TLS != nil {
+		serverOpts = append(serverOpts, grpc.Creds(gatewayOrTLS{credentials.NewTLS(opts.TLS)}))
+	}
+	srv := grpc.NewServer(append(serverOpts,
 		grpc.MaxRecvMsgSize(MaxRequestBytes),
 		grpc.ChainUnaryInterceptor(
 			logUnary(log),
@@ -62,7 +76,7 @@ func NewGRPCServer(svc linkdv1.LinkServiceServer, opts GRPCOptions) (*grpc.Serve
 			errorUnary(log),
 		),
 		grpc.ChainStreamInterceptor(authStream(auth)),
-	)
+	)...)
 	linkdv1.RegisterLinkServiceServer(srv, svc)
 	hs := health.NewServer()
 	healthpb.RegisterHealthServer(srv, hs)
@@ -71,58 +85,80 @@ func NewGRPCServer(svc linkdv1.LinkServiceServer, opts GRPCOptions) (*grpc.Serve
 	return srv, hs, nil
 }
 
-// keyAuth checks bearer API keys in constant time. It keeps only the keys'
-// hashes, so comparing takes the same time whatever the presented length.
-type keyAuth struct{ hashes [][sha256.Size]byte }
+// authenticator finds the Caller of each call: a service presenting an API
+// key, or an end user presenting a token users verifies. It keeps only the
+// keys' hashes, so comparing takes the same time whatever the presented
+// length.
+type authenticator struct {
+	hashes [][sha256.Size]byte
+	users  linkd.UserTokenVerifier // nil: API keys only
+	log    *slog.Logger
+}
 
-func newKeyAuth(keys []string) *keyAuth {
-	a := &keyAuth{}
+func newAuthenticator(keys []string, users linkd.UserTokenVerifier, log *slog.Logger) *authenticator {
+	a := &authenticator{users: users, log: log}
 	for _, k := range keys {
 		a.hashes = append(a.hashes, sha256.Sum256([]byte(k)))
 	}
 	return a
 }
 
-// check returns Unauthenticated unless ctx carries "authorization: Bearer
-// <key>" for a configured key, or the method needs no key.
-func (a *keyAuth) check(ctx context.Context, method string) error {
+// authenticate returns ctx carrying the Caller, for "authorization: Bearer
+// <API key or user token>". Open methods need neither and get no Caller. It
+// returns Unauthenticated for a missing or refused credential (never
+// quoting it), PermissionDenied when a user calls a method that is for
+// services only, and Unavailable when a user token cannot be checked now.
+func (a *authenticator) authenticate(ctx context.Context, method string) (context.Context, error) {
 	for _, p := range openMethodPrefixes {
 		if strings.HasPrefix(method, p) {
-			return nil
+			return ctx, nil
 		}
 	}
 	md, _ := metadata.FromIncomingContext(ctx)
 	vals := md.Get("authorization")
 	if len(vals) != 1 {
-		return status.Error(codes.Unauthenticated, "authorization: Bearer <API key> is required")
+		return nil, status.Error(codes.Unauthenticated, "authorization: Bearer <API key or user token> is required")
 	}
-	scheme, key, ok := strings.Cut(vals[0], " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") || key == "" {
-		return status.Error(codes.Unauthenticated, "authorization must be: Bearer <API key>")
+	scheme, cred, ok := strings.Cut(vals[0], " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") || cred == "" {
+		return nil, status.Error(codes.Unauthenticated, "authorization must be: Bearer <API key or user token>")
 	}
-	got := sha256.Sum256([]byte(key))
+	got := sha256.Sum256([]byte(cred))
 	match := 0
 	for _, h := range a.hashes {
 		match |= subtle.ConstantTimeCompare(got[:], h[:])
 	}
-	if match != 1 {
-		return status.Error(codes.Unauthenticated, "API key not accepted")
+	if match == 1 {
+		return linkd.WithCaller(ctx, linkd.Caller{Service: true}), nil
 	}
-	return nil
+	if a.users == nil || strings.Count(cred, ".") != 2 {
+		return nil, status.Error(codes.Unauthenticated, "API key not accepted")
+	}
+	userID, err := a.users.VerifyUserToken(ctx, cred)
+	if err != nil {
+		return nil, toStatus(ctx, a.log, method, err)
+	}
+	if !userMethods[method] {
+		return nil, status.Error(codes.PermissionDenied, "this method is for services (API keys) only")
+	}
+	return linkd.WithCaller(ctx, linkd.Caller{UserID: userID}), nil
 }
 
-func authUnary(a *keyAuth) grpc.UnaryServerInterceptor {
+func authUnary(a *authenticator) grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, next grpc.UnaryHandler) (any, error) {
-		if err := a.check(ctx, info.FullMethod); err != nil {
+		ctx, err := a.authenticate(ctx, info.FullMethod)
+		if err != nil {
 			return nil, err
 		}
 		return next(ctx, req)
 	}
 }
 
-func authStream(a *keyAuth) grpc.StreamServerInterceptor {
+// authStream authenticates streams. linkd serves none of its own; the open
+// ones (health watch, reflection) pass, and anything else needs a Caller.
+func authStream(a *authenticator) grpc.StreamServerInterceptor {
 	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, next grpc.StreamHandler) error {
-		if err := a.check(ss.Context(), info.FullMethod); err != nil {
+		if _, err := a.authenticate(ss.Context(), info.FullMethod); err != nil {
 			return err
 		}
 		return next(srv, ss)

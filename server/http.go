@@ -23,12 +23,14 @@ type Route struct {
 }
 
 // NewHTTPHandler returns linkd's REST API: grpc-gateway dialing the gRPC
-// server at grpcAddr, so every REST call passes the same interceptors, plus
-// GET /healthz answered by the gRPC health service, plus any extra routes.
+// server through gateway (serve gRPC on it too), so every REST call passes
+// the same interceptors, plus GET /healthz answered by the gRPC health
+// service, plus any extra routes.
 // JSON uses the proto field names (snake_case, like Plaid). The connection
 // closes when ctx ends.
-func NewHTTPHandler(ctx context.Context, grpcAddr string, routes ...Route) (http.Handler, error) {
-	conn, err := grpc.NewClient(grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+func NewHTTPHandler(ctx context.Context, gateway *GatewayListener, routes ...Route) (http.Handler, error) {
+	conn, err := grpc.NewClient("passthrough:///linkd-gateway", grpc.WithContextDialer(gateway.dial),
+		grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		return nil, fmt.Errorf("dial gRPC for the gateway: %w", err)
 	}

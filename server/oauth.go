@@ -65,10 +65,8 @@ func (s *Server) ResumeOAuth(ctx context.Context, req *linkdv1.ResumeOAuthReques
 	if req.GetReceivedRedirectUri() == "" {
 		return nil, linkd.InvalidField("received_redirect_uri", "received_redirect_uri is required")
 	}
-	tok, err := s.store.GetLinkToken(ctx, req.GetLinkToken())
-	if linkd.ErrorCode(err) == linkd.ENOTFOUND {
-		return nil, linkd.InvalidField("link_token", "link_token was not issued by this linkd")
-	} else if err != nil {
+	tok, err := s.linkTokenFor(ctx, req.GetLinkToken())
+	if err != nil {
 		return nil, err
 	}
 	if tok.GetRedirectUri() == "" {

@@ -92,6 +92,9 @@ func New(cfg Config) (*Server, error) {
 // CreateLinkToken creates a Plaid link token for a user, records it, and
 // returns it with its webview URL.
 func (s *Server) CreateLinkToken(ctx context.Context, req *linkdv1.CreateLinkTokenRequest) (*linkdv1.CreateLinkTokenResponse, error) {
+	if err := actFor(ctx, &req.ClientUserId); err != nil {
+		return nil, err
+	}
 	if err := firstError(
 		checkClientUserID("client_user_id", req.GetClientUserId()),
 		checkEach("products", req.GetProducts(), productPattern, "a Plaid product name"),
@@ -191,10 +194,8 @@ func (s *Server) SubmitRedirect(ctx context.Context, req *linkdv1.SubmitRedirect
 	if err != nil {
 		return nil, err
 	}
-	tok, err := s.store.GetLinkToken(ctx, req.GetLinkToken())
-	if linkd.ErrorCode(err) == linkd.ENOTFOUND {
-		return nil, linkd.InvalidField("link_token", "link_token was not issued by this linkd")
-	} else if err != nil {
+	tok, err := s.linkTokenFor(ctx, req.GetLinkToken())
+	if err != nil {
 		return nil, err
 	}
 	if err := s.store.RecordRedirect(ctx, tok.GetLinkToken(), tok.GetClientUserId(), r); err != nil {
@@ -220,6 +221,9 @@ func (s *Server) SubmitRedirect(ctx context.Context, req *linkdv1.SubmitRedirect
 // ExchangePublicToken exchanges a public token into a stored Item; a token
 // already exchanged returns its Item again.
 func (s *Server) ExchangePublicToken(ctx context.Context, req *linkdv1.ExchangePublicTokenRequest) (*linkdv1.ExchangePublicTokenResponse, error) {
+	if err := actFor(ctx, &req.ClientUserId); err != nil {
+		return nil, err
+	}
 	if err := firstError(
 		checkPattern("public_token", req.GetPublicToken(), publicTokenPattern, "a Plaid public token"),
 		checkClientUserID("client_user_id", req.GetClientUserId()),
@@ -242,11 +246,17 @@ func (s *Server) GetItem(ctx context.Context, req *linkdv1.GetItemRequest) (*lin
 	if err != nil {
 		return nil, err
 	}
+	if err := ownedBy(ctx, item.GetClientUserId(), errItemNotFound()); err != nil {
+		return nil, err
+	}
 	return &linkdv1.GetItemResponse{Item: item}, nil
 }
 
 // ListItems returns a user's Items, oldest first.
 func (s *Server) ListItems(ctx context.Context, req *linkdv1.ListItemsRequest) (*linkdv1.ListItemsResponse, error) {
+	if err := actFor(ctx, &req.ClientUserId); err != nil {
+		return nil, err
+	}
 	if err := checkClientUserID("client_user_id", req.GetClientUserId()); err != nil {
 		return nil, err
 	}
@@ -261,6 +271,9 @@ func (s *Server) ListItems(ctx context.Context, req *linkdv1.ListItemsRequest) (
 // no longer knows is still removed here.
 func (s *Server) RemoveItem(ctx context.Context, req *linkdv1.RemoveItemRequest) (*linkdv1.RemoveItemResponse, error) {
 	if err := checkPattern("item_id", req.GetItemId(), plaidIDPattern, "a Plaid item_id"); err != nil {
+		return nil, err
+	}
+	if err := s.authorizeItem(ctx, req.GetItemId()); err != nil {
 		return nil, err
 	}
 	token, err := s.store.AccessToken(ctx, req.GetItemId())
@@ -290,6 +303,9 @@ func (s *Server) GetLinkSession(ctx context.Context, req *linkdv1.GetLinkSession
 	}
 	sess, err := s.store.GetLinkSession(ctx, req.GetLinkSessionId())
 	if err != nil {
+		return nil, err
+	}
+	if err := ownedBy(ctx, sess.GetClientUserId(), errSessionNotFound()); err != nil {
 		return nil, err
 	}
 	return &linkdv1.GetLinkSessionResponse{Session: sess}, nil

@@ -24,6 +24,8 @@ import (
 type restClient struct {
 	base string
 	key  string
+	// http sends the requests; http.DefaultClient when nil.
+	http *http.Client
 }
 
 var _ linkdv1.LinkServiceClient = (*restClient)(nil)
@@ -44,7 +46,11 @@ func (c *restClient) call(ctx context.Context, method, path string, body, out pr
 	}
 	req.Header.Set("Authorization", "Bearer "+c.key)
 	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
+	hc := c.http
+	if hc == nil {
+		hc = http.DefaultClient
+	}
+	resp, err := hc.Do(req)
 	if err != nil {
 		return err
 	}

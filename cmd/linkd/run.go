@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/base64"
 	"errors"
 	"flag"
@@ -22,6 +23,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/linkd/linkd"
+	"github.com/linkd/linkd/jwt"
 	"github.com/linkd/linkd/plaid"
 	"github.com/linkd/linkd/plaidemu"
 	"github.com/linkd/linkd/server"
@@ -43,6 +45,19 @@ type Config struct {
 	APIKeys      string
 	MasterKeys   string
 	LogFormat    string
+
+	// End-user tokens: a JWKS (file or URL) and/or an HS256 secret, and the
+	// issuer and audience every token must carry.
+	JWTJWKS     string
+	JWTHS256    string
+	JWTIssuer   string
+	JWTAudience string
+
+	// TLS for both listeners when TLSCert and TLSKey are set; mutual TLS
+	// when TLSClientCA is set too.
+	TLSCert     string
+	TLSKey      string
+	TLSClientCA string
 
 	PlaidClientID string
 	PlaidSecret   string
@@ -109,6 +124,12 @@ func (m *Main) ParseFlags(args []string, getenv func(string) string) error {
 		return fmt.Errorf("PLAID_TIMEOUT: %w", err)
 	}
 	fs.DurationVar(&c.PlaidTimeout, "plaid-timeout", timeout, "bound on one HTTP request to Plaid (PLAID_TIMEOUT)")
+	fs.StringVar(&c.JWTJWKS, "jwt-jwks", env("LINKD_JWT_JWKS", ""), "JWKS file or https URL verifying end-user tokens (LINKD_JWT_JWKS)")
+	fs.StringVar(&c.JWTIssuer, "jwt-issuer", env("LINKD_JWT_ISSUER", ""), "required iss of end-user tokens (LINKD_JWT_ISSUER)")
+	fs.StringVar(&c.JWTAudience, "jwt-audience", env("LINKD_JWT_AUDIENCE", ""), "required aud of end-user tokens (LINKD_JWT_AUDIENCE)")
+	fs.StringVar(&c.TLSCert, "tls-cert", env("LINKD_TLS_CERT", ""), "PEM certificate chain: serve gRPC and HTTP over TLS (LINKD_TLS_CERT)")
+	fs.StringVar(&c.TLSKey, "tls-key", env("LINKD_TLS_KEY", ""), "PEM private key of -tls-cert (LINKD_TLS_KEY)")
+	fs.StringVar(&c.TLSClientCA, "tls-client-ca", env("LINKD_TLS_CLIENT_CA", ""), "PEM CA bundle: require client certificates it verifies, mutual TLS (LINKD_TLS_CLIENT_CA)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -118,6 +139,7 @@ func (m *Main) ParseFlags(args []string, getenv func(string) string) error {
 	// Secrets come only from the environment: flags show up in ps.
 	c.APIKeys = getenv("LINKD_API_KEYS")
 	c.MasterKeys = getenv("LINKD_MASTER_KEYS")
+	c.JWTHS256 = getenv("LINKD_JWT_HS256_SECRET")
 	c.PlaidClientID = getenv("PLAID_CLIENT_ID")
 	c.PlaidSecret = getenv("PLAID_SECRET")
 	c.PlaidEnv = env("PLAID_ENV", linkd.PlaidSandbox)
@@ -129,6 +151,19 @@ func (m *Main) ParseFlags(args []string, getenv func(string) string) error {
 	}
 	if c.PlaidEnv != linkd.PlaidSandbox && c.PlaidEnv != linkd.PlaidProduction {
 		return fmt.Errorf("PLAID_ENV must be %q or %q", linkd.PlaidSandbox, linkd.PlaidProduction)
+	}
+	userTokens := c.JWTJWKS != "" || c.JWTHS256 != ""
+	if userTokens && (c.JWTIssuer == "" || c.JWTAudience == "") {
+		return errors.New("end-user tokens need -jwt-issuer and -jwt-audience (LINKD_JWT_ISSUER, LINKD_JWT_AUDIENCE)")
+	}
+	if !userTokens && (c.JWTIssuer != "" || c.JWTAudience != "") {
+		return errors.New("-jwt-issuer and -jwt-audience need -jwt-jwks (LINKD_JWT_JWKS) or LINKD_JWT_HS256_SECRET")
+	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		return errors.New("set both -tls-cert and -tls-key (LINKD_TLS_CERT, LINKD_TLS_KEY), or neither")
+	}
+	if c.TLSClientCA != "" && c.TLSCert == "" {
+		return errors.New("-tls-client-ca (LINKD_TLS_CLIENT_CA) needs -tls-cert and -tls-key")
 	}
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		return errors.New("-log-format must be text or json")
@@ -184,7 +219,17 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
-	if m.grpc, m.health, err = server.NewGRPCServer(svc, server.GRPCOptions{APIKeys: apiKeys, Logger: m.log}); err != nil {
+	users, err := m.userTokenVerifier()
+	if err != nil {
+		return err
+	}
+	var tlsConfig *tls.Config
+	if c.TLSCert != "" {
+		if tlsConfig, err = server.LoadTLSConfig(server.TLSFiles{Cert: c.TLSCert, Key: c.TLSKey, ClientCA: c.TLSClientCA}); err != nil {
+			return err
+		}
+	}
+	if m.grpc, m.health, err = server.NewGRPCServer(svc, server.GRPCOptions{APIKeys: apiKeys, Users: users, Logger: m.log, TLS: tlsConfig}); err != nil {
 		return err
 	}
 	if m.grpcLn, err = net.Listen("tcp", c.GRPCAddr); err != nil {
@@ -193,7 +238,8 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if m.httpLn, err = net.Listen("tcp", c.HTTPAddr); err != nil {
 		return fmt.Errorf("HTTP listener: %w", err)
 	}
-	handler, err := server.NewHTTPHandler(ctx, m.grpcLn.Addr().String())
+	gatewayLn := server.NewGatewayListener()
+	handler, err := server.NewHTTPHandler(ctx, gatewayLn)
 	if err != nil {
 		return err
 	}
@@ -204,21 +250,29 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		WriteTimeout:      90 * time.Second,
 		IdleTimeout:       120 * time.Second,
 		ErrorLog:          slog.NewLogLogger(m.log.Handler(), slog.LevelWarn),
+		TLSConfig:         tlsConfig,
 	}
-	m.wg.Add(2)
+	m.wg.Add(3)
+	for _, ln := range []net.Listener{m.grpcLn, gatewayLn} {
+		go func() {
+			defer m.wg.Done()
+			if err := m.grpc.Serve(ln); err != nil {
+				m.log.Error("gRPC server stopped", "err", err)
+			}
+		}()
+	}
 	go func() {
 		defer m.wg.Done()
-		if err := m.grpc.Serve(m.grpcLn); err != nil {
-			m.log.Error("gRPC server stopped", "err", err)
+		serve := m.http.Serve
+		if tlsConfig != nil {
+			serve = func(ln net.Listener) error { return m.http.ServeTLS(ln, "", "") }
 		}
-	}()
-	go func() {
-		defer m.wg.Done()
-		if err := m.http.Serve(m.httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := serve(m.httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			m.log.Error("HTTP server stopped", "err", err)
 		}
 	}()
-	m.log.Info("linkd serving", "grpc", m.GRPCAddr(), "http", m.HTTPAddr(), "db", c.DBPath, "plaid_env", pc.Environment())
+	m.log.Info("linkd serving", "grpc", m.GRPCAddr(), "http", m.HTTPAddr(), "db", c.DBPath, "plaid_env", pc.Environment(),
+		"tls", tlsConfig != nil, "mutual_tls", c.TLSClientCA != "")
 	if m.apiKeyPath != "" {
 		m.log.Info("no LINKD_API_KEYS set: using the API key stored in "+m.apiKeyPath, "path", m.apiKeyPath)
 	}
@@ -251,6 +305,21 @@ func (m *Main) masterKeys() (store.Keyring, error) {
 		return store.ParseMasterKeys(m.Config.MasterKeys)
 	}
 	return store.LoadOrCreateKeyFile(filepath.Join(m.Config.DataDir, "master.key"))
+}
+
+// userTokenVerifier returns the verifier of end-user tokens, or nil when
+// none is configured (API keys only).
+func (m *Main) userTokenVerifier() (linkd.UserTokenVerifier, error) {
+	c := m.Config
+	if c.JWTJWKS == "" && c.JWTHS256 == "" {
+		return nil, nil
+	}
+	v, err := jwt.New(jwt.Config{JWKS: c.JWTJWKS, HS256Secret: []byte(c.JWTHS256), Issuer: c.JWTIssuer, Audience: c.JWTAudience})
+	if err != nil {
+		return nil, err
+	}
+	m.log.Info("end-user tokens accepted", "jwks", c.JWTJWKS, "hs256", c.JWTHS256 != "", "issuer", c.JWTIssuer, "audience", c.JWTAudience)
+	return v, nil
 }
 
 // apiKeys returns LINKD_API_KEYS, or the key stored in the data directory,

@@ -1,0 +1,317 @@
+// Package jwt verifies the JSON Web Tokens end users present to linkd: RS256
+// and ES256 against a JWKS (a file, or a URL fetched and cached), HS256
+// against a shared secret. It uses only the standard library. The algorithm
+// comes from the configured key, never from the token alone: a token whose
+// alg does not match the key it names is refused, so "none" and alg
+// confusion (an HS256 token signed with an RSA public key's bytes) fail.
+package jwt
+
+import (
+	"bytes"
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/hmac"
+	"crypto/rsa"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"math/big"
+	"net/http"
+	"strings"
+	"time"
+	"unicode"
+
+	"github.com/linkd/linkd"
+)
+
+// Algorithms linkd accepts.
+const (
+	RS256 = "RS256"
+	ES256 = "ES256"
+	HS256 = "HS256"
+)
+
+// Defaults for the zero values of Config.
+const (
+	DefaultLeeway        = 30 * time.Second
+	DefaultMinRefresh    = time.Minute
+	DefaultMaxAge        = time.Hour
+	MaxTokenBytes        = 8 << 10
+	MinHS256SecretBytes  = 32
+	maxSubjectBytes      = 128
+	minRSAModulusBits    = 2048
+	es256SignatureLength = 64
+)
+
+// Config configures a Verifier. At least one of JWKS and HS256Secret is
+// required, and so are Issuer and Audience.
+type Config struct {
+	// JWKS is a JWKS file path, or an https URL (http only to a loopback
+	// host) fetched on first use, again when a token names an unknown kid
+	// (at most once per MinRefresh), and when older than MaxAge.
+	JWKS string
+	// HS256Secret is the shared HMAC secret, at least 32 bytes.
+	HS256Secret []byte
+	// Issuer must equal the iss claim.
+	Issuer string
+	// Audience must be the aud claim or one of its elements.
+	Audience string
+	// Leeway is the clock skew allowed for exp and nbf; DefaultLeeway if 0.
+	Leeway time.Duration
+	// MinRefresh is the least time between two JWKS fetches; DefaultMinRefresh if 0.
+	MinRefresh time.Duration
+	// MaxAge is how long a fetched JWKS is used before it is refetched; DefaultMaxAge if 0.
+	MaxAge time.Duration
+	// HTTPClient fetches a JWKS URL; a client with a 10 s timeout if nil.
+	HTTPClient *http.Client
+	// Now is the clock; time.Now if nil.
+	Now func() time.Time
+}
+
+// Verifier verifies user tokens. It is safe for concurrent use.
+type Verifier struct {
+	cfg    Config
+	secret []byte
+	keys   *keySource
+}
+
+var _ linkd.UserTokenVerifier = (*Verifier)(nil)
+
+// New returns a Verifier, or an error naming the setting that is missing or
+// wrong. A JWKS file is read and checked now; a JWKS URL on first use, so
+// that linkd starts (and serves API-key callers) while the issuer is down.
+func New(cfg Config) (*Verifier, error) {
+	if cfg.JWKS == "" && len(cfg.HS256Secret) == 0 {
+		return nil, errors.New("jwt: configure a JWKS or an HS256 secret")
+	}
+	if cfg.Issuer == "" || cfg.Audience == "" {
+		return nil, errors.New("jwt: an issuer and an audience are required")
+	}
+	if n := len(cfg.HS256Secret); n > 0 && n < MinHS256SecretBytes {
+		return nil, fmt.Errorf("jwt: the HS256 secret must be at least %d bytes", MinHS256SecretBytes)
+	}
+	if cfg.Leeway == 0 {
+		cfg.Leeway = DefaultLeeway
+	}
+	if cfg.MinRefresh == 0 {
+		cfg.MinRefresh = DefaultMinRefresh
+	}
+	if cfg.MaxAge == 0 {
+		cfg.MaxAge = DefaultMaxAge
+	}
+	if cfg.HTTPClient == nil {
+		cfg.HTTPClient = &http.Client{Timeout: 10 * time.Second}
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	v := &Verifier{cfg: cfg, secret: bytes.Clone(cfg.HS256Secret)}
+	if cfg.JWKS != "" {
+		ks, err := newKeySource(cfg)
+		if err != nil {
+			return nil, err
+		}
+		v.keys = ks
+	}
+	return v, nil
+}
+
+// header is a token's JOSE header.
+type header struct {
+	Alg  string   `json:"alg"`
+	Kid  string   `json:"kid"`
+	Crit []string `json:"crit"`
+}
+
+// claims are the registered claims linkd checks.
+type claims struct {
+	Iss string      `json:"iss"`
+	Sub string      `json:"sub"`
+	Aud audience    `json:"aud"`
+	Exp json.Number `json:"exp"`
+	Nbf json.Number `json:"nbf"`
+}
+
+// audience is the aud claim: one string or an array of them.
+type audience []string
+
+func (a *audience) UnmarshalJSON(b []byte) error {
+	var one string
+	if err := json.Unmarshal(b, &one); err == nil {
+		*a = audience{one}
+		return nil
+	}
+	var many []string
+	if err := json.Unmarshal(b, &many); err != nil {
+		return errors.New("aud is neither a string nor an array of strings")
+	}
+	*a = many
+	return nil
+}
+
+// rejected returns the EUNAUTHORIZED error for a token refused for reason.
+func rejected(format string, args ...any) error {
+	return linkd.Errorf(linkd.EUNAUTHORIZED, "user token not accepted: "+format, args...)
+}
+
+// VerifyUserToken implements linkd.UserTokenVerifier: it returns the sub
+// claim of a token whose signature, alg, iss, aud, exp and nbf check out,
+// EUNAUTHORIZED naming the first failed check otherwise, and EUNAVAILABLE
+// when a JWKS URL cannot be fetched and no keys are cached.
+func (v *Verifier) VerifyUserToken(ctx context.Context, token string) (string, error) {
+	if len(token) > MaxTokenBytes {
+		return "", rejected("longer than %d bytes", MaxTokenBytes)
+	}
+	parts := strings.Split(token, ".")
+	if len(parts) != 3 {
+		return "", rejected("malformed: not three dot-separated parts")
+	}
+	var h header
+	if err := decodePart(parts[0], &h); err != nil {
+		return "", rejected("malformed header")
+	}
+	if len(h.Crit) > 0 {
+		return "", rejected("critical header extensions are not supported")
+	}
+	sig, err := base64.RawURLEncoding.Strict().DecodeString(parts[2])
+	if err != nil {
+		return "", rejected("malformed signature encoding")
+	}
+	signed := []byte(parts[0] + "." + parts[1])
+	if err := v.checkSignature(ctx, h, signed, sig); err != nil {
+		return "", err
+	}
+	var c claims
+	if err := decodePart(parts[1], &c); err != nil {
+		return "", rejected("malformed claims")
+	}
+	if err := v.checkClaims(c); err != nil {
+		return "", err
+	}
+	return c.Sub, nil
+}
+
+// checkSignature verifies sig over signed with the key the header's kid and
+// alg select: the HS256 secret for HS256, a JWKS key whose own algorithm is
+// alg for RS256 and ES256.
+func (v *Verifier) checkSignature(ctx context.Context, h header, signed, sig []byte) error {
+	switch h.Alg {
+	case HS256:
+		if v.secret == nil {
+			return rejected("alg %s is not configured", HS256)
+		}
+		mac := hmac.New(sha256.New, v.secret)
+		mac.Write(signed)
+		if !hmac.Equal(mac.Sum(nil), sig) {
+			return rejected("bad signature")
+		}
+		return nil
+	case RS256, ES256:
+		if v.keys == nil {
+			return rejected("alg %s is not configured", h.Alg)
+		}
+		pub, err := v.keys.find(ctx, h.Kid, h.Alg)
+		if err != nil {
+			return err
+		}
+		digest := sha256.Sum256(signed)
+		if !verifyDigest(pub, digest[:], sig) {
+			return rejected("bad signature")
+		}
+		return nil
+	default:
+		return rejected("alg %q is not accepted", h.Alg)
+	}
+}
+
+// verifyDigest checks an RS256 (PKCS #1 v1.5) or ES256 (r||s) signature.
+func verifyDigest(pub crypto.PublicKey, digest, sig []byte) bool {
+	switch k := pub.(type) {
+	case *rsa.PublicKey:
+		return rsa.VerifyPKCS1v15(k, crypto.SHA256, digest, sig) == nil
+	case *ecdsa.PublicKey:
+		if len(sig) != es256SignatureLength {
+			return false
+		}
+		r := new(big.Int).SetBytes(sig[:32])
+		s := new(big.Int).SetBytes(sig[32:])
+		return ecdsa.Verify(k, digest, r, s)
+	}
+	return false
+}
+
+// checkClaims checks iss, aud, exp (required), nbf (if present) and sub.
+func (v *Verifier) checkClaims(c claims) error {
+	now := v.cfg.Now()
+	if c.Iss != v.cfg.Issuer {
+		return rejected("wrong issuer")
+	}
+	found := false
+	for _, a := range c.Aud {
+		found = found || a == v.cfg.Audience
+	}
+	if !found {
+		return rejected("wrong audience")
+	}
+	if c.Exp == "" {
+		return rejected("no exp claim")
+	}
+	exp, err := numericDate(c.Exp)
+	if err != nil {
+		return rejected("malformed exp")
+	}
+	if now.After(exp.Add(v.cfg.Leeway)) {
+		return rejected("expired")
+	}
+	if c.Nbf != "" {
+		nbf, err := numericDate(c.Nbf)
+		if err != nil {
+			return rejected("malformed nbf")
+		}
+		if now.Add(v.cfg.Leeway).Before(nbf) {
+			return rejected("not valid yet")
+		}
+	}
+	if c.Sub == "" || len(c.Sub) > maxSubjectBytes {
+		return rejected("sub must be 1 to %d bytes", maxSubjectBytes)
+	}
+	for _, r := range c.Sub {
+		if !unicode.IsPrint(r) || r == '/' {
+			return rejected("sub has a character that is not allowed in a client_user_id")
+		}
+	}
+	return nil
+}
+
+// numericDate reads a JWT NumericDate: seconds since the epoch, possibly
+// fractional.
+func numericDate(n json.Number) (time.Time, error) {
+	f, err := n.Float64()
+	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) || f < 0 || f > 1e11 {
+		return time.Time{}, errors.New("not a NumericDate")
+	}
+	sec, frac := math.Modf(f)
+	return time.Unix(int64(sec), int64(frac*1e9)), nil
+}
+
+// decodePart decodes one unpadded base64url JSON part of a token, refusing
+// trailing data.
+func decodePart(part string, v any) error {
+	b, err := base64.RawURLEncoding.Strict().DecodeString(part)
+	if err != nil {
+		return err
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	if err := dec.Decode(v); err != nil {
+		return err
+	}
+	if dec.More() {
+		return errors.New("trailing data")
+	}
+	return nil
+}

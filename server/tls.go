@@ -1,0 +1,153 @@
+package server
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"net"
+	"os"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/test/bufconn"
+)
+
+// TLSFiles names the PEM files of linkd's TLS configuration.
+type TLSFiles struct {
+	// Cert and Key are the server's certificate chain and private key,
+	// used for gRPC and HTTP alike. They are reread when either file
+	// changes, so a rotated certificate needs no restart.
+	Cert, Key string
+	// ClientCA, when set, turns on mutual TLS: every connection, to either
+	// listener, must present a client certificate this CA bundle verifies.
+	ClientCA string
+}
+
+// certReloadCheck is how often a handshake may look at the files' times.
+const certReloadCheck = 10 * time.Second
+
+// LoadTLSConfig returns the server TLS configuration (TLS 1.2 or later) for
+// files, or an error naming the file that cannot be read or parsed.
+func LoadTLSConfig(files TLSFiles) (*tls.Config, error) {
+	r := &certReloader{files: files}
+	if err := r.load(); err != nil {
+		return nil, err
+	}
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: r.certificate}
+	if files.ClientCA != "" {
+		pem, err := os.ReadFile(files.ClientCA)
+		if err != nil {
+			return nil, fmt.Errorf("read client CA: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("client CA %s holds no PEM certificate", files.ClientCA)
+		}
+		cfg.ClientCAs = pool
+		cfg.ClientAuth = tls.RequireAndVerifyClientCert
+	}
+	return cfg, nil
+}
+
+// certReloader serves the certificate, reloading it when its files change.
+type certReloader struct {
+	files   TLSFiles
+	mu      sync.Mutex
+	cert    *tls.Certificate
+	modTime time.Time
+	checked time.Time
+}
+
+func (r *certReloader) load() error {
+	cert, err := tls.LoadX509KeyPair(r.files.Cert, r.files.Key)
+	if err != nil {
+		return fmt.Errorf("load TLS certificate and key: %w", err)
+	}
+	r.cert, r.modTime = &cert, r.newestModTime()
+	return nil
+}
+
+func (r *certReloader) newestModTime() time.Time {
+	var t time.Time
+	for _, f := range []string{r.files.Cert, r.files.Key} {
+		if st, err := os.Stat(f); err == nil && st.ModTime().After(t) {
+			t = st.ModTime()
+		}
+	}
+	return t
+}
+
+// certificate implements tls.Config.GetCertificate. A reload that fails
+// (say, the key written after the certificate) keeps the old pair.
+func (r *certReloader) certificate(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if now := time.Now(); now.Sub(r.checked) >= certReloadCheck {
+		r.checked = now
+		if !r.newestModTime().Equal(r.modTime) {
+			_ = r.load()
+		}
+	}
+	return r.cert, nil
+}
+
+// GatewayListener is an in-process listener through which the REST gateway
+// reaches the gRPC server. The gateway's calls thus pass the same
+// interceptors as direct gRPC calls, yet never leave the process: under TLS
+// they need no certificate the server would have to trust (the HTTP
+// listener has already done TLS, and mTLS, with the real client), and no
+// port exists on which anyone could skip either.
+type GatewayListener struct {
+	*bufconn.Listener
+}
+
+// gatewayConn marks the connections accepted from a GatewayListener.
+type gatewayConn struct{ net.Conn }
+
+// gatewayBuffer is the in-process connection's buffer size.
+const gatewayBuffer = 1 << 20
+
+// NewGatewayListener returns a GatewayListener; serve gRPC on it and pass it
+// to NewHTTPHandler.
+func NewGatewayListener() *GatewayListener {
+	return &GatewayListener{Listener: bufconn.Listen(gatewayBuffer)}
+}
+
+// Accept implements net.Listener.
+func (l *GatewayListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return gatewayConn{c}, nil
+}
+
+// dial connects to the listener, for grpc.WithContextDialer.
+func (l *GatewayListener) dial(ctx context.Context, _ string) (net.Conn, error) {
+	return l.DialContext(ctx)
+}
+
+// gatewayOrTLS is the gRPC server's transport security under TLS:
+// connections from the GatewayListener are in-process and pass as they
+// are; every other one goes through TLS.
+type gatewayOrTLS struct {
+	credentials.TransportCredentials
+}
+
+// gatewayAuthInfo is the AuthInfo of an in-process gateway connection.
+type gatewayAuthInfo struct{ credentials.CommonAuthInfo }
+
+func (gatewayAuthInfo) AuthType() string { return "in-process" }
+
+func (c gatewayOrTLS) ServerHandshake(conn net.Conn) (net.Conn, credentials.AuthInfo, error) {
+	if _, ok := conn.(gatewayConn); ok {
+		return conn, gatewayAuthInfo{credentials.CommonAuthInfo{SecurityLevel: credentials.PrivacyAndIntegrity}}, nil
+	}
+	return c.TransportCredentials.ServerHandshake(conn)
+}
+
+func (c gatewayOrTLS) Clone() credentials.TransportCredentials {
+	return gatewayOrTLS{c.TransportCredentials.Clone()}
+}
