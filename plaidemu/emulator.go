@@ -64,8 +64,10 @@ type Emulator struct {
 
 type linkToken struct {
 	clientUserID string
+	clientName   string
 	products     []string
 	webhook      string
+	redirectURI  string
 	accessToken  string // update mode: the Item's access token
 	expires      time.Time
 }

@@ -42,8 +42,10 @@ func (e *Emulator) linkTokenCreate(f *fields) (map[string]any, *Error) {
 	token, expires := newLinkToken(), e.now().Add(lifetime)
 	e.linkTokens[token] = &linkToken{
 		clientUserID: clientUserID,
+		clientName:   clientName,
 		products:     products,
 		webhook:      webhook,
+		redirectURI:  redirectURI,
 		accessToken:  accessToken,
 		expires:      expires,
 	}

@@ -1,0 +1,74 @@
+package plaidemu_test
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/linkd/linkd/plaidemu"
+)
+
+func TestEmulator_LinkTokenInfo(t *testing.T) {
+	clock := NewClock()
+	e := MustStartEmulator(t, clock)
+	newLinkToken := func(t *testing.T, body map[string]any) string {
+		t.Helper()
+		r := Post(t, e, "/link/token/create", body)
+		WantOK(t, r)
+		return r.Str("link_token")
+	}
+	wantCode := func(t *testing.T, err error, code string) {
+		t.Helper()
+		var perr *plaidemu.Error
+		if !errors.As(err, &perr) || perr.Code != code {
+			t.Fatalf("err = %v, want %s", err, code)
+		}
+	}
+
+	t.Run("OK", func(t *testing.T) {
+		body := linkTokenBody()
+		body["redirect_uri"] = "https://app.example.com/oauth"
+		body["webhook"] = "https://app.example.com/hook"
+		info, err := e.LinkTokenInfo(newLinkToken(t, body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info.RedirectURI != "https://app.example.com/oauth" || info.Webhook != "https://app.example.com/hook" ||
+			info.UpdateMode || info.InstitutionID != "" || info.ClientName == "" ||
+			!info.Expiration.Equal(clock.Now().Add(plaidemu.LinkTokenLifetime)) {
+			t.Errorf("info = %+v", info)
+		}
+	})
+	t.Run("OKUpdateMode", func(t *testing.T) {
+		accessToken, _ := MustCreateItem(t, e, "ins_109511")
+		body := linkTokenBody()
+		delete(body, "products")
+		body["access_token"] = accessToken
+		info, err := e.LinkTokenInfo(newLinkToken(t, body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !info.UpdateMode || info.InstitutionID != "ins_109511" {
+			t.Errorf("info = %+v, want update mode at ins_109511", info)
+		}
+	})
+	t.Run("ErrUnknown", func(t *testing.T) {
+		_, err := e.LinkTokenInfo("link-sandbox-nope")
+		wantCode(t, err, "INVALID_LINK_TOKEN")
+	})
+	t.Run("ErrExpired", func(t *testing.T) {
+		linkToken := newLinkToken(t, linkTokenBody())
+		clock.Add(4 * time.Hour)
+		_, err := e.LinkTokenInfo(linkToken)
+		wantCode(t, err, "INVALID_LINK_TOKEN")
+	})
+	t.Run("ExpireLinkToken", func(t *testing.T) {
+		linkToken := newLinkToken(t, linkTokenBody())
+		if err := e.ExpireLinkToken(linkToken); err != nil {
+			t.Fatal(err)
+		}
+		_, err := e.LinkTokenInfo(linkToken)
+		wantCode(t, err, "INVALID_LINK_TOKEN")
+		wantCode(t, e.ExpireLinkToken("link-sandbox-nope"), "INVALID_LINK_TOKEN")
+	})
+}
