@@ -1,0 +1,402 @@
+// linkd's emulated Link page. Every step is reported as Plaid's webview
+// Link reports it: by navigating the window to a plaidlink:// URL, which the
+// app's webview intercepts (WKWebView decidePolicyFor navigationAction,
+// Android shouldOverrideUrlLoading) and cancels.
+(function () {
+  'use strict';
+
+  var cfg = JSON.parse(document.getElementById('link-config').textContent);
+
+  // --- Redirects -----------------------------------------------------------
+  // A navigation started while the webview is still deciding the previous
+  // one can replace it before the delegate sees it, so redirects go out one
+  // at a time, GAP_MS apart, in order. whenSent runs a callback once the
+  // queue is empty (before Link itself navigates away, e.g. to OAuth).
+  var GAP_MS = 60;
+  var queue = [];
+  var pumping = false;
+  var idle = [];
+
+  function redirect(url) {
+    queue.push(url);
+    if (!pumping) pump();
+  }
+  function pump() {
+    if (!queue.length) {
+      pumping = false;
+      var fns = idle;
+      idle = [];
+      fns.forEach(function (fn) { fn(); });
+      return;
+    }
+    pumping = true;
+    window.location.href = queue.shift();
+    setTimeout(pump, GAP_MS);
+  }
+  function whenSent(fn) {
+    if (!pumping && !queue.length) fn(); else idle.push(fn);
+  }
+
+  // query joins key/value pairs; a key without a value is sent bare
+  // (&mfa_type), as Plaid sends it.
+  function query(pairs) {
+    return pairs.map(function (p) {
+      return p[1] == null || p[1] === '' ? p[0] : p[0] + '=' + encodeURIComponent(p[1]);
+    }).join('&');
+  }
+
+  // Timestamps strictly increase, so events sort in the order they happened.
+  var lastMs = 0;
+  function timestamp() {
+    var t = Date.now();
+    if (t <= lastMs) t = lastMs + 1;
+    lastMs = t;
+    return new Date(t).toISOString();
+  }
+
+  var state = {
+    view: null,
+    institution: cfg.institution || null,
+    requestId: cfg.request_id,
+    lastSearchEmpty: false,
+    errorStatus: '',
+    error: null,
+    publicToken: '',
+    selected: [],
+    done: false
+  };
+
+  function event(name, m) {
+    m = m || {};
+    var ins = state.institution || {};
+    var err = m.error || {};
+    redirect('plaidlink://event?' + query([
+      ['event_name', name],
+      ['error_type', err.error_type],
+      ['error_code', err.error_code],
+      ['error_message', err.error_message],
+      ['exit_status', m.exit_status],
+      ['institution_id', ins.id],
+      ['institution_name', ins.name],
+      ['institution_search_query', m.query],
+      ['is_update_mode', m.is_update_mode],
+      ['match_reason', null],
+      ['mfa_type', m.mfa_type],
+      ['view_name', m.view_name],
+      ['request_id', state.requestId],
+      ['link_session_id', cfg.link_session_id],
+      ['timestamp', timestamp()],
+      ['selection', null]
+    ]));
+  }
+
+  function exitLink(status, err, keepView) {
+    if (state.done) return;
+    state.done = true;
+    flushSearch();
+    err = err || {};
+    var ins = state.institution || {};
+    event('EXIT', { exit_status: status, error: err });
+    redirect('plaidlink://exit?' + query([
+      ['status', status],
+      ['error_type', err.error_type],
+      ['error_code', err.error_code],
+      ['error_message', err.error_message],
+      ['error_display_message', err.display_message],
+      ['institution_id', ins.id],
+      ['institution_name', ins.name],
+      ['link_session_id', cfg.link_session_id],
+      ['request_id', state.requestId]
+    ]));
+    if (!keepView) {
+      $('done-title').textContent = 'Link closed';
+      show('done');
+    }
+  }
+
+  function connected() {
+    var ins = state.institution;
+    var accounts = state.selected.map(function (a) {
+      return { _id: a.id, meta: { name: a.name, number: a.mask }, type: a.type, subtype: a.subtype };
+    });
+    event('HANDOFF');
+    redirect('plaidlink://connected?' + query([
+      ['public_token', state.publicToken],
+      ['institution_id', ins.id],
+      ['institution_name', ins.name],
+      ['accounts', JSON.stringify(accounts)],
+      ['link_session_id', cfg.link_session_id]
+    ]));
+    state.done = true;
+    show('done');
+  }
+
+  // --- Views ---------------------------------------------------------------
+  function $(id) { return document.getElementById(id); }
+  var views = Array.prototype.slice.call(document.querySelectorAll('.view'));
+
+  // exitStatus is the exit status for closing Link on the current view.
+  function exitStatus() {
+    switch (state.view) {
+      case 'select-institution': return state.lastSearchEmpty ? 'institution_not_found' : 'requires_credentials';
+      case 'oauth': return 'requires_oauth';
+      case 'mfa': return 'requires_code';
+      case 'select-account': return 'requires_account_selection';
+      case 'error': return state.errorStatus;
+      default: return 'requires_credentials';
+    }
+  }
+
+  function show(id) {
+    var section = $('view-' + id);
+    views.forEach(function (v) { v.hidden = v !== section; });
+    state.view = id;
+    $('close').hidden = !section.hasAttribute('data-closable');
+    $('back').hidden = !section.hasAttribute('data-back') || cfg.update_mode || cfg.resumed;
+    var ins = state.institution;
+    if (ins) {
+      Array.prototype.forEach.call(section.querySelectorAll('.ins-name'), function (el) { el.textContent = ins.name; });
+      Array.prototype.forEach.call(section.querySelectorAll('.ins-logo'), function (el) { el.textContent = ins.name.charAt(0); });
+    }
+    var name = section.getAttribute('data-view');
+    if (name && !state.done) {
+      event('TRANSITION_VIEW', { view_name: name, mfa_type: name === 'MFA' ? 'code' : null });
+    }
+    var first = section.querySelector('input:not([type=hidden]):not([type=checkbox])') || section.querySelector('h1');
+    if (first) first.focus();
+  }
+
+  function fail(err, status) {
+    event('ERROR', { error: err });
+    state.error = err;
+    state.errorStatus = status;
+    $('error-message').textContent = err.display_message || err.error_message;
+    $('error-code').textContent = err.error_code;
+    show('error');
+  }
+
+  function inlineError(id, err) {
+    event('ERROR', { error: err });
+    var box = $(id);
+    box.textContent = err.display_message || err.error_message;
+    box.hidden = false;
+  }
+
+  function call(path, body, button) {
+    body.link_token = cfg.link_token;
+    body.link_session_id = cfg.link_session_id;
+    if (button) button.disabled = true;
+    return fetch('api/' + path, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify(body),
+      credentials: 'omit'
+    }).then(function (r) { return r.json(); }).catch(function () {
+      return { error: { error_type: 'API_ERROR', error_code: 'INTERNAL_SERVER_ERROR', error_message: 'the request failed',
+        display_message: 'Check your connection and try again.' } };
+    }).then(function (res) {
+      if (button) button.disabled = false;
+      if (res.request_id) state.requestId = res.request_id;
+      return res;
+    });
+  }
+
+  // --- Institution select --------------------------------------------------
+  var searchTimer = null;
+  var pendingQuery = null;
+
+  function renderInstitutions(q) {
+    var list = $('institutions');
+    list.textContent = '';
+    var needle = q.trim().toLowerCase();
+    var shown = cfg.institutions.filter(function (ins) { return ins.name.toLowerCase().indexOf(needle) >= 0; });
+    shown.forEach(function (ins) {
+      var li = document.createElement('li');
+      var b = document.createElement('button');
+      b.type = 'button';
+      b.setAttribute('data-institution-id', ins.id);
+      var logo = document.createElement('span');
+      logo.className = 'ins-logo';
+      logo.setAttribute('aria-hidden', 'true');
+      logo.textContent = ins.name.charAt(0);
+      var text = document.createElement('span');
+      text.textContent = ins.name;
+      var sub = document.createElement('span');
+      sub.className = 'sub';
+      sub.textContent = ins.oauth ? 'Log in on the bank’s site (OAuth)' : (ins.id === 'ins_109511' ? 'Asks for a code' : ins.id);
+      text.appendChild(sub);
+      b.appendChild(logo);
+      b.appendChild(text);
+      b.addEventListener('click', function () { selectInstitution(ins); });
+      li.appendChild(b);
+      list.appendChild(li);
+    });
+    $('no-results').hidden = shown.length > 0;
+    return shown.length;
+  }
+
+  function flushSearch() {
+    if (pendingQuery === null) return;
+    clearTimeout(searchTimer);
+    var q = pendingQuery;
+    pendingQuery = null;
+    event('SEARCH_INSTITUTION', { query: q });
+  }
+
+  $('search').addEventListener('input', function (e) {
+    var q = e.target.value;
+    var n = renderInstitutions(q);
+    state.lastSearchEmpty = q.trim() !== '' && n === 0;
+    clearTimeout(searchTimer);
+    pendingQuery = q.trim() === '' ? null : q;
+    if (pendingQuery !== null) searchTimer = setTimeout(flushSearch, 300);
+  });
+
+  function selectInstitution(ins) {
+    flushSearch();
+    state.institution = ins;
+    event('SELECT_INSTITUTION');
+    toLogin();
+  }
+
+  function toLogin() {
+    if (state.institution.oauth) {
+      show('oauth');
+      return;
+    }
+    $('credential-error').hidden = true;
+    $('password').value = '';
+    show('credential');
+  }
+
+  // --- Steps ---------------------------------------------------------------
+  $('consent-continue').addEventListener('click', function () {
+    if (state.institution) toLogin(); else show('select-institution');
+  });
+
+  $('credential-form').addEventListener('submit', function (e) {
+    e.preventDefault();
+    var user = $('username'), pass = $('password');
+    if (!user.value || !pass.value) {
+      var box = $('credential-error');
+      box.textContent = 'Enter your username and password.';
+      box.hidden = false;
+      (user.value ? pass : user).focus();
+      return;
+    }
+    event('SUBMIT_CREDENTIALS');
+    call('credentials', { institution_id: state.institution.id, username: user.value, password: pass.value }, $('credential-submit'))
+      .then(function (res) {
+        if (res.error && res.fatal) return fail(res.error, 'requires_credentials');
+        if (res.error) {
+          inlineError('credential-error', res.error);
+          pass.value = '';
+          pass.focus();
+          return;
+        }
+        if (res.next === 'mfa') {
+          $('mfa-error').hidden = true;
+          show('mfa');
+        } else {
+          toAccounts();
+        }
+      });
+  });
+
+  $('mfa-form').addEventListener('submit', function (e) {
+    e.preventDefault();
+    var code = $('code');
+    event('SUBMIT_MFA', { mfa_type: 'code' });
+    call('mfa', { code: code.value }, $('mfa-submit')).then(function (res) {
+      if (res.error && res.fatal) return fail(res.error, 'requires_code');
+      if (res.error) {
+        inlineError('mfa-error', res.error);
+        code.value = '';
+        code.focus();
+        return;
+      }
+      toAccounts();
+    });
+  });
+
+  $('oauth-continue').addEventListener('click', function () {
+    call('oauth', { institution_id: state.institution.id }, $('oauth-continue')).then(function (res) {
+      if (res.error) return fail(res.error, 'requires_oauth');
+      event('OPEN_OAUTH');
+      // Link leaves for the bank only once every redirect is out.
+      whenSent(function () { window.location.assign(res.url); });
+    });
+  });
+
+  function toAccounts() {
+    var box = $('accounts');
+    box.textContent = '';
+    state.institution.accounts.forEach(function (a, i) {
+      var label = document.createElement('label');
+      var input = document.createElement('input');
+      input.type = 'checkbox';
+      input.name = 'account';
+      input.value = a.id;
+      input.checked = i === 0;
+      var text = document.createElement('span');
+      text.textContent = a.name + ' ••' + a.mask;
+      var sub = document.createElement('span');
+      sub.className = 'sub';
+      sub.textContent = a.subtype + ' · ' + a.type;
+      text.appendChild(sub);
+      label.appendChild(input);
+      label.appendChild(text);
+      box.appendChild(label);
+    });
+    $('account-error').hidden = true;
+    show('select-account');
+  }
+
+  $('account-form').addEventListener('submit', function (e) {
+    e.preventDefault();
+    var ids = Array.prototype.map.call(document.querySelectorAll('#accounts input:checked'), function (i) { return i.value; });
+    if (!ids.length) {
+      var box = $('account-error');
+      box.textContent = 'Select at least one account.';
+      box.hidden = false;
+      return;
+    }
+    call('connect', { institution_id: state.institution.id, account_ids: ids }, $('account-submit')).then(function (res) {
+      if (res.error && res.fatal) return fail(res.error, 'requires_account_selection');
+      if (res.error) return inlineError('account-error', res.error);
+      state.publicToken = res.public_token;
+      state.selected = state.institution.accounts.filter(function (a) { return ids.indexOf(a.id) >= 0; });
+      show('connected');
+    });
+  });
+
+  $('connected-continue').addEventListener('click', connected);
+  $('error-exit').addEventListener('click', function () { exitLink(state.errorStatus, state.error); });
+  $('close').addEventListener('click', function () { exitLink(exitStatus()); });
+  $('back').addEventListener('click', function () {
+    state.institution = null;
+    show('select-institution');
+  });
+  document.addEventListener('keydown', function (e) {
+    if (e.key === 'Escape' && !$('close').hidden) exitLink(exitStatus());
+  });
+
+  // --- Start ---------------------------------------------------------------
+  renderInstitutions('');
+  if (cfg.error) {
+    // An invalid link token (or a bad OAuth relaunch): Link exits at once.
+    state.error = cfg.error;
+    state.errorStatus = cfg.status || '';
+    $('error-message').textContent = cfg.error.display_message || cfg.error.error_message;
+    $('error-code').textContent = cfg.error.error_code;
+    $('error-exit').hidden = true;
+    show('error');
+    exitLink(cfg.status || '', cfg.error, true);
+  } else if (cfg.resumed) {
+    // Relaunched after OAuth: same session, on to account select.
+    toAccounts();
+  } else {
+    event('OPEN', { is_update_mode: cfg.update_mode ? 'true' : 'false' });
+    show('consent');
+  }
+})();

@@ -1,0 +1,585 @@
+// Package linkpage serves linkd's own Link webview page for emulator mode:
+// GET /link/v2/stable/link.html?isWebview=true&token=...&receivedRedirectUri=...
+// behaves like Plaid's hosted page. It walks a user through consent,
+// institution select, credentials, MFA, OAuth and account select, and
+// reports every step the way Plaid's webview Link does: by navigating the
+// window to plaidlink://event|connected|exit URLs, which the app's webview
+// intercepts.
+//
+// The page is server-rendered HTML with a little vanilla JavaScript (no
+// build step, embedded with go:embed). It talks to the Plaid emulator only
+// through the Backend interface; the rules of the sandbox (which username
+// and password work, which institution asks for a code) are in sandbox.go.
+package linkpage
+
+import (
+	"crypto/rand"
+	"embed"
+	"encoding/json"
+	"errors"
+	"html/template"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// Path is where the page is served; Prefix is the tree of everything it
+// serves (assets, its JSON calls, the emulated bank's OAuth page).
+const (
+	Prefix = "/link/v2/stable/"
+	Path   = Prefix + "link.html"
+)
+
+// sessionLifetime bounds how long a Link session is remembered; Plaid's
+// link tokens live at most 4 hours.
+const sessionLifetime = 4 * time.Hour
+
+//go:embed assets
+var assets embed.FS
+
+var pageTemplate = template.Must(template.ParseFS(assets, "assets/link.html.tmpl", "assets/oauth.html.tmpl"))
+
+// Backend is what the page needs of a Plaid sandbox: the emulator, through
+// an adapter in cmd/linkd.
+type Backend interface {
+	// LinkToken returns what is known of a link token, or an *Error
+	// (INVALID_LINK_TOKEN for an unknown or expired one).
+	LinkToken(linkToken string) (Token, error)
+	// Institutions returns the institutions Link offers.
+	Institutions() []Institution
+	// CreatePublicToken issues the public token of a finished session, for
+	// the given institution and accounts, or returns an *Error.
+	CreatePublicToken(linkToken, institutionID string, accountIDs []string) (string, error)
+}
+
+// Token is a link token as the page sees it.
+type Token struct {
+	// ClientName is the app name to show; "" shows "This app".
+	ClientName string
+	// RedirectURI is where OAuth institutions send the user back; "" means
+	// OAuth institutions cannot be linked with this token.
+	RedirectURI string
+	// UpdateMode tokens relink the Item at InstitutionID, skipping
+	// institution select.
+	UpdateMode    bool
+	InstitutionID string
+}
+
+// Institution is an institution Link offers.
+type Institution struct {
+	ID   string `json:"id"`
+	Name string `json:"name"`
+	// OAuth institutions log the user in on their own site.
+	OAuth    bool      `json:"oauth"`
+	Accounts []Account `json:"accounts"`
+}
+
+// Account is an account the user can pick.
+type Account struct {
+	ID      string `json:"id"`
+	Name    string `json:"name"`
+	Mask    string `json:"mask"`
+	Type    string `json:"type"`
+	Subtype string `json:"subtype"`
+}
+
+// Error is a Plaid error as Link reports it in event and exit redirects.
+type Error struct {
+	Type           string `json:"error_type"`
+	Code           string `json:"error_code"`
+	Message        string `json:"error_message"`
+	DisplayMessage string `json:"display_message"`
+}
+
+// Error implements error.
+func (e *Error) Error() string { return e.Type + "/" + e.Code + ": " + e.Message }
+
+// Options configure a Page.
+type Options struct {
+	Backend Backend
+	// Logger receives one line per failed call (never a token); nil discards.
+	Logger *slog.Logger
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// Page is the Link page and its JSON calls. It is an http.Handler for the
+// tree under Prefix and is safe for concurrent use.
+type Page struct {
+	backend Backend
+	log     *slog.Logger
+	now     func() time.Time
+	mux     *http.ServeMux
+
+	mu       sync.Mutex
+	sessions map[string]*session // by link_session_id
+	oauth    map[string]*oauthState
+}
+
+// session is one Link session: what the user has proven so far.
+type session struct {
+	linkToken     string
+	institutionID string
+	// authenticated is true once credentials (and MFA, if asked) or OAuth
+	// succeeded for institutionID.
+	authenticated bool
+	mfaPending    bool
+	// connected is set once the session's public token is issued.
+	connected bool
+	started   time.Time
+}
+
+// oauthState is an OAuth redirect in flight, by oauth_state_id.
+type oauthState struct {
+	sessionID  string
+	authorized bool
+	resumed    bool
+}
+
+// New returns a Page. It panics when opts.Backend is nil.
+func New(opts Options) *Page {
+	if opts.Backend == nil {
+		panic("linkpage: Options.Backend is required")
+	}
+	p := &Page{
+		backend:  opts.Backend,
+		log:      opts.Logger,
+		now:      opts.Now,
+		sessions: map[string]*session{},
+		oauth:    map[string]*oauthState{},
+	}
+	if p.log == nil {
+		p.log = slog.New(slog.DiscardHandler)
+	}
+	if p.now == nil {
+		p.now = time.Now
+	}
+	static, _ := fs.Sub(assets, "assets")
+	p.mux = http.NewServeMux()
+	p.mux.HandleFunc("GET "+Path, p.serveLink)
+	p.mux.Handle("GET "+Prefix+"assets/", http.StripPrefix(Prefix+"assets/", noDirs(http.FileServerFS(static))))
+	p.mux.HandleFunc("POST "+Prefix+"api/credentials", p.api(p.submitCredentials))
+	p.mux.HandleFunc("POST "+Prefix+"api/mfa", p.api(p.submitMFA))
+	p.mux.HandleFunc("POST "+Prefix+"api/oauth", p.api(p.startOAuth))
+	p.mux.HandleFunc("POST "+Prefix+"api/connect", p.api(p.connect))
+	p.mux.HandleFunc("GET "+Prefix+"oauth/authorize", p.serveBank)
+	p.mux.HandleFunc("POST "+Prefix+"oauth/authorize", p.authorizeBank)
+	return p
+}
+
+// ServeHTTP implements http.Handler for the tree under Prefix.
+func (p *Page) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.Header().Set("Referrer-Policy", "no-referrer") // the URL holds the link token
+	p.mux.ServeHTTP(w, r)
+}
+
+// noDirs hides directory listings of the assets.
+func noDirs(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "" || r.URL.Path[len(r.URL.Path)-1] == '/' {
+			http.NotFound(w, r)
+			return
+		}
+		w.Header().Set("Cache-Control", "no-cache")
+		next.ServeHTTP(w, r)
+	})
+}
+
+// pageConfig is what link.js starts from; it is embedded in the page as
+// JSON.
+type pageConfig struct {
+	LinkToken     string        `json:"link_token"`
+	LinkSessionID string        `json:"link_session_id"`
+	RequestID     string        `json:"request_id"`
+	UpdateMode    bool          `json:"update_mode"`
+	Institutions  []Institution `json:"institutions"`
+	// Institution is preselected: update mode, or an OAuth resume.
+	Institution *Institution `json:"institution,omitempty"`
+	// Resumed is true when Link was relaunched after OAuth.
+	Resumed bool `json:"resumed"`
+	// Error makes Link exit at once (an invalid link token, a bad OAuth
+	// relaunch).
+	Error *Error `json:"error,omitempty"`
+	// Status is the exit status to report with Error.
+	Status string `json:"status,omitempty"`
+}
+
+// linkView is the template's data.
+type linkView struct {
+	ClientName string
+	Config     template.JS
+}
+
+// serveLink renders the page for a link token. An invalid token still gets
+// the page, which exits at once with INVALID_LINK_TOKEN, as Plaid's does.
+func (p *Page) serveLink(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	cfg := pageConfig{
+		LinkToken:     q.Get("token"),
+		LinkSessionID: uuid.NewString(),
+		RequestID:     newRequestID(),
+		Institutions:  p.backend.Institutions(),
+	}
+	view := linkView{ClientName: "This app"}
+	tok, err := p.backend.LinkToken(cfg.LinkToken)
+	switch {
+	case err != nil:
+		cfg.Error = asPlaidError(err)
+	case q.Get("receivedRedirectUri") != "":
+		p.resume(&cfg, q.Get("receivedRedirectUri"))
+	default:
+		cfg.UpdateMode = tok.UpdateMode
+		if tok.UpdateMode {
+			cfg.Institution = p.institution(tok.InstitutionID)
+		}
+		p.startSession(cfg.LinkSessionID, cfg.LinkToken)
+	}
+	if err == nil && tok.ClientName != "" {
+		view.ClientName = tok.ClientName
+	}
+	raw, err := json.Marshal(cfg)
+	if err != nil {
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
+	view.Config = template.JS(raw) // html/template escapes it for the <script> context
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Content-Security-Policy", "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; form-action 'self' http: https:; frame-ancestors 'none'")
+	if err := pageTemplate.ExecuteTemplate(w, "link.html.tmpl", view); err != nil {
+		p.log.Warn("linkpage: rendering", "err", err)
+	}
+}
+
+// resume continues the session of an OAuth redirect: Link relaunched with
+// receivedRedirectUri carrying oauth_state_id.
+func (p *Page) resume(cfg *pageConfig, received string) {
+	cfg.Status = "requires_oauth"
+	u, err := url.Parse(received)
+	stateID := ""
+	if err == nil {
+		stateID = u.Query().Get("oauth_state_id")
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	st, s := p.oauthSessionLocked(stateID)
+	switch {
+	case s != nil && s.linkToken == cfg.LinkToken && st.resumed:
+		cfg.Error = &Error{Type: "OAUTH_ERROR", Code: "OAUTH_STATE_ID_ALREADY_PROCESSED",
+			Message:        "this oauth_state_id was already used to resume Link",
+			DisplayMessage: "We could not finish connecting with your bank. Please try again."}
+	case s == nil || s.linkToken != cfg.LinkToken:
+		cfg.Error = &Error{Type: "OAUTH_ERROR", Code: "OAUTH_STATE_ID_NOT_FOUND",
+			Message:        "receivedRedirectUri has no oauth_state_id this link token started",
+			DisplayMessage: "We could not finish connecting with your bank. Please try again."}
+	case !st.authorized:
+		cfg.Error = &Error{Type: "OAUTH_ERROR", Code: "OAUTH_ERROR",
+			Message: "the institution did not authorize access", DisplayMessage: "Your bank did not grant access."}
+	default:
+		st.resumed = true
+		s.authenticated = true
+		cfg.LinkSessionID = st.sessionID
+		cfg.Resumed = true
+		cfg.Status = ""
+		for _, ins := range cfg.Institutions {
+			if ins.ID == s.institutionID {
+				cfg.Institution = &ins
+			}
+		}
+	}
+}
+
+// startSession remembers a new session, forgetting those past their life.
+func (p *Page) startSession(id, linkToken string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	now := p.now()
+	for k, s := range p.sessions {
+		if now.Sub(s.started) > sessionLifetime {
+			delete(p.sessions, k)
+		}
+	}
+	for k, st := range p.oauth {
+		if _, ok := p.sessions[st.sessionID]; !ok {
+			delete(p.oauth, k)
+		}
+	}
+	p.sessions[id] = &session{linkToken: linkToken, started: now}
+}
+
+func (p *Page) institution(id string) *Institution {
+	for _, ins := range p.backend.Institutions() {
+		if ins.ID == id {
+			return &ins
+		}
+	}
+	return nil
+}
+
+// apiRequest is the body of every JSON call the page makes.
+type apiRequest struct {
+	LinkToken     string   `json:"link_token"`
+	LinkSessionID string   `json:"link_session_id"`
+	InstitutionID string   `json:"institution_id"`
+	Username      string   `json:"username"`
+	Password      string   `json:"password"`
+	Code          string   `json:"code"`
+	AccountIDs    []string `json:"account_ids"`
+}
+
+// apiResponse is the answer to every JSON call: request_id always, and
+// either error (with fatal: Link can only exit) or the step's result.
+type apiResponse struct {
+	RequestID   string `json:"request_id"`
+	Error       *Error `json:"error,omitempty"`
+	Fatal       bool   `json:"fatal,omitempty"`
+	Next        string `json:"next,omitempty"`
+	URL         string `json:"url,omitempty"`
+	PublicToken string `json:"public_token,omitempty"`
+}
+
+// apiError is an error a step returns: the Plaid error and whether the
+// user may retry.
+type apiError struct {
+	err   *Error
+	fatal bool
+}
+
+func (e *apiError) Error() string { return e.err.Error() }
+
+// step serves one JSON call for a valid link token and known session.
+type step func(r *http.Request, req *apiRequest, s *session) (apiResponse, error)
+
+// api decodes a JSON call, checks its link token and session, runs fn and
+// encodes the answer.
+func (p *Page) api(fn step) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		var req apiRequest
+		resp := apiResponse{}
+		err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10)).Decode(&req)
+		if err != nil {
+			err = &apiError{err: &Error{Type: "INVALID_REQUEST", Code: "INVALID_BODY", Message: "body is not valid JSON"}, fatal: true}
+		} else if _, terr := p.backend.LinkToken(req.LinkToken); terr != nil {
+			err = &apiError{err: asPlaidError(terr), fatal: true}
+		} else {
+			p.mu.Lock()
+			s := p.sessions[req.LinkSessionID]
+			p.mu.Unlock()
+			if s == nil || s.linkToken != req.LinkToken {
+				err = &apiError{err: &Error{Type: "INVALID_REQUEST", Code: "INVALID_FIELD", Message: "link_session_id is not a session of this link token"}, fatal: true}
+			} else {
+				resp, err = fn(r, &req, s)
+			}
+		}
+		resp.RequestID = newRequestID()
+		status := http.StatusOK
+		if err != nil {
+			var ae *apiError
+			if !errors.As(err, &ae) {
+				ae = &apiError{err: asPlaidError(err), fatal: true}
+			}
+			resp.Error, resp.Fatal = ae.err, ae.fatal
+			status = http.StatusBadRequest
+			p.log.Info("linkpage: step failed", "path", r.URL.Path, "error_type", ae.err.Type, "error_code", ae.err.Code, "request_id", resp.RequestID)
+		}
+		w.Header().Set("Content-Type", "application/json; charset=utf-8")
+		w.Header().Set("Cache-Control", "no-store")
+		w.WriteHeader(status)
+		json.NewEncoder(w).Encode(resp) //nolint:errcheck // the client went away
+	}
+}
+
+// asPlaidError returns err as a Plaid error; anything else is an API_ERROR.
+func asPlaidError(err error) *Error {
+	var e *Error
+	if errors.As(err, &e) {
+		return e
+	}
+	return &Error{Type: "API_ERROR", Code: "INTERNAL_SERVER_ERROR", Message: "an unexpected error occurred",
+		DisplayMessage: "Something went wrong. Please try again later."}
+}
+
+// submitCredentials checks the sandbox credentials for the chosen
+// institution; next is "mfa" or "select_account".
+func (p *Page) submitCredentials(_ *http.Request, req *apiRequest, s *session) (apiResponse, error) {
+	ins := p.institution(req.InstitutionID)
+	if ins == nil || ins.OAuth {
+		return apiResponse{}, &apiError{err: &Error{Type: "INVALID_INPUT", Code: "INVALID_INSTITUTION", Message: "institution_id is not a credentials institution"}, fatal: true}
+	}
+	if err := checkCredentials(req.Username, req.Password); err != nil {
+		return apiResponse{}, err
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	s.institutionID = ins.ID
+	s.mfaPending = asksForCode(ins.ID)
+	s.authenticated = !s.mfaPending
+	if s.mfaPending {
+		return apiResponse{Next: "mfa"}, nil
+	}
+	return apiResponse{Next: "select_account"}, nil
+}
+
+// submitMFA checks the one-time code.
+func (p *Page) submitMFA(_ *http.Request, req *apiRequest, s *session) (apiResponse, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !s.mfaPending {
+		return apiResponse{}, &apiError{err: &Error{Type: "INVALID_REQUEST", Code: "INVALID_FIELD", Message: "no code was asked for"}, fatal: true}
+	}
+	if err := checkCode(req.Code); err != nil {
+		return apiResponse{}, err
+	}
+	s.mfaPending, s.authenticated = false, true
+	return apiResponse{Next: "select_account"}, nil
+}
+
+// startOAuth begins an OAuth login at an OAuth institution: url is the
+// bank's page, which sends the user to the token's redirect_uri.
+func (p *Page) startOAuth(_ *http.Request, req *apiRequest, s *session) (apiResponse, error) {
+	ins := p.institution(req.InstitutionID)
+	if ins == nil || !ins.OAuth {
+		return apiResponse{}, &apiError{err: &Error{Type: "INVALID_INPUT", Code: "INVALID_INSTITUTION", Message: "institution_id is not an OAuth institution"}, fatal: true}
+	}
+	tok, err := p.backend.LinkToken(req.LinkToken)
+	if err != nil {
+		return apiResponse{}, err
+	}
+	if tok.RedirectURI == "" {
+		return apiResponse{}, &apiError{err: &Error{Type: "INVALID_REQUEST", Code: "INVALID_FIELD",
+			Message:        "OAuth institutions need a link token created with redirect_uri",
+			DisplayMessage: "This bank cannot be connected from this app yet."}, fatal: true}
+	}
+	stateID := uuid.NewString()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	s.institutionID, s.authenticated = ins.ID, false
+	p.oauth[stateID] = &oauthState{sessionID: req.LinkSessionID}
+	return apiResponse{URL: Prefix + "oauth/authorize?oauth_state_id=" + url.QueryEscape(stateID)}, nil
+}
+
+// connect issues the public token for the accounts the user picked.
+func (p *Page) connect(_ *http.Request, req *apiRequest, s *session) (apiResponse, error) {
+	p.mu.Lock()
+	ok := s.authenticated && !s.connected && s.institutionID == req.InstitutionID
+	s.connected = ok // claimed now, so two calls cannot both connect
+	p.mu.Unlock()
+	if !ok {
+		return apiResponse{}, &apiError{err: &Error{Type: "INVALID_REQUEST", Code: "INVALID_FIELD", Message: "the user has not logged in to this institution"}, fatal: true}
+	}
+	unclaim := func() {
+		p.mu.Lock()
+		s.connected = false
+		p.mu.Unlock()
+	}
+	if len(req.AccountIDs) == 0 {
+		unclaim()
+		return apiResponse{}, &apiError{err: &Error{Type: "INVALID_REQUEST", Code: "MISSING_FIELDS", Message: "select at least one account",
+			DisplayMessage: "Select at least one account."}}
+	}
+	token, err := p.backend.CreatePublicToken(req.LinkToken, req.InstitutionID, req.AccountIDs)
+	if err != nil {
+		unclaim()
+		return apiResponse{}, err
+	}
+	return apiResponse{PublicToken: token}, nil
+}
+
+// bankView is the emulated bank's OAuth page.
+type bankView struct {
+	StateID     string
+	Institution string
+}
+
+// serveBank is the OAuth institution's own login page, which Plaid would
+// send the user to.
+func (p *Page) serveBank(w http.ResponseWriter, r *http.Request) {
+	stateID := r.URL.Query().Get("oauth_state_id")
+	name, ok := p.oauthInstitution(stateID)
+	if !ok {
+		http.Error(w, "unknown oauth_state_id", http.StatusNotFound)
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Content-Security-Policy", "default-src 'self'; style-src 'self'; form-action 'self' http: https:; frame-ancestors 'none'")
+	if err := pageTemplate.ExecuteTemplate(w, "oauth.html.tmpl", bankView{StateID: stateID, Institution: name}); err != nil {
+		p.log.Warn("linkpage: rendering", "err", err)
+	}
+}
+
+// authorizeBank grants access and sends the browser to the link token's
+// redirect_uri with oauth_state_id, as the bank would.
+func (p *Page) authorizeBank(w http.ResponseWriter, r *http.Request) {
+	stateID := r.FormValue("oauth_state_id")
+	st, s := p.oauthSession(stateID)
+	if s == nil {
+		http.Error(w, "unknown oauth_state_id", http.StatusNotFound)
+		return
+	}
+	tok, err := p.backend.LinkToken(s.linkToken)
+	if err != nil || tok.RedirectURI == "" {
+		http.Error(w, "the link token is no longer valid", http.StatusGone)
+		return
+	}
+	target, err := url.Parse(tok.RedirectURI)
+	if err != nil {
+		http.Error(w, "bad redirect_uri", http.StatusInternalServerError)
+		return
+	}
+	p.mu.Lock()
+	st.authorized = true
+	p.mu.Unlock()
+	q := target.Query()
+	q.Set("oauth_state_id", stateID)
+	target.RawQuery = q.Encode()
+	http.Redirect(w, r, target.String(), http.StatusSeeOther)
+}
+
+// oauthSession returns an OAuth redirect in flight and its session; a nil
+// session when either is unknown. p.mu must not be held.
+func (p *Page) oauthSession(stateID string) (*oauthState, *session) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.oauthSessionLocked(stateID)
+}
+
+// oauthSessionLocked is oauthSession with p.mu held.
+func (p *Page) oauthSessionLocked(stateID string) (*oauthState, *session) {
+	st, ok := p.oauth[stateID]
+	if !ok {
+		return nil, nil
+	}
+	return st, p.sessions[st.sessionID]
+}
+
+// oauthInstitution returns the name of the institution an OAuth redirect
+// is for; false when the redirect is unknown.
+func (p *Page) oauthInstitution(stateID string) (string, bool) {
+	_, s := p.oauthSession(stateID)
+	if s == nil {
+		return "", false
+	}
+	if ins := p.institution(s.institutionID); ins != nil {
+		return ins.Name, true
+	}
+	return "", false
+}
+
+const base62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+
+// newRequestID returns a 15-character id shaped like Plaid's request_id.
+func newRequestID() string {
+	b := make([]byte, 15)
+	rand.Read(b) // never fails: crypto/rand crashes the program instead
+	for i := range b {
+		b[i] = base62[int(b[i])%len(base62)]
+	}
+	return string(b)
+}
