@@ -23,7 +23,6 @@ import (
 
 	linkdv1 "github.com/linkd/linkd/gen/linkd/v1"
 	"github.com/linkd/linkd/plaidemu"
-	"github.com/linkd/linkd/server"
 )
 
 const (
@@ -86,7 +85,7 @@ func TestLinkd_LinkFlow(t *testing.T) {
 		if !strings.HasPrefix(tok.GetLinkToken(), "link-sandbox-") {
 			t.Errorf("link_token = %q, want link-sandbox-...", tok.GetLinkToken())
 		}
-		if want := server.DefaultLinkURL + "?isWebview=true&token=" + url.QueryEscape(tok.GetLinkToken()); tok.GetWebviewUrl() != want {
+		if want := "http://" + ts.HTTPAddr() + "/link/v2/stable/link.html?isWebview=true&token=" + url.QueryEscape(tok.GetLinkToken()); tok.GetWebviewUrl() != want {
 			t.Errorf("webview_url = %q, want %q", tok.GetWebviewUrl(), want)
 		}
 		if exp := tok.GetExpiration().AsTime(); exp.Before(start.Add(3*time.Hour)) || exp.After(start.Add(5*time.Hour)) {
@@ -310,7 +309,7 @@ func TestLinkd_REST(t *testing.T) {
 		{"Healthz/NoKey", "GET", "/healthz", "", "", 200, nil},
 		{"NoKey", "POST", "/v1/link/token/create", "", `{"client_user_id":"u1"}`, 401, []string{"Bearer"}},
 		{"WrongKey", "POST", "/v1/link/token/create", "Bearer nope", `{"client_user_id":"u1"}`, 401, nil},
-		{"CreateLinkToken", "POST", "/v1/link/token/create", bearer, `{"client_user_id":"u1"}`, 200, []string{`"link_token":"link-sandbox-`, `"webview_url":"https://cdn.plaid.com/link/v2/stable/link.html?isWebview=true&token=link-sandbox-`}},
+		{"CreateLinkToken", "POST", "/v1/link/token/create", bearer, `{"client_user_id":"u1"}`, 200, []string{`"link_token":"link-sandbox-`, `"webview_url":"http://` + ts.HTTPAddr() + `/link/v2/stable/link.html?isWebview=true&token=link-sandbox-`}},
 		{"UnknownJSONField", "POST", "/v1/link/token/create", bearer, `{"client_user_id":"u1","nope":1}`, 400, nil},
 		{"BadURL", "POST", "/v1/link/redirect/parse", bearer, `{"url":"plaidlink://nowhere?x=1"}`, 400, []string{`"field_violations"`, `"field":"url"`}},
 		{"ParseEvent", "POST", "/v1/link/redirect/parse", bearer, `{"url":"plaidlink://event?event_name=OPEN&is_update_mode=true&link_session_id=s"}`, 200, []string{`{"event":{`, `"event_name":"OPEN"`, `"is_update_mode":true`}},

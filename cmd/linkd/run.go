@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -24,6 +25,7 @@ import (
 
 	"github.com/linkd/linkd"
 	"github.com/linkd/linkd/jwt"
+	"github.com/linkd/linkd/linkpage"
 	"github.com/linkd/linkd/plaid"
 	"github.com/linkd/linkd/plaidemu"
 	"github.com/linkd/linkd/server"
@@ -110,7 +112,7 @@ func (m *Main) ParseFlags(args []string, getenv func(string) string) error {
 	fs.StringVar(&c.HTTPAddr, "http-addr", env("LINKD_HTTP_ADDR", "127.0.0.1:8080"), "REST and /healthz listen address (LINKD_HTTP_ADDR)")
 	fs.StringVar(&c.DataDir, "data-dir", env("LINKD_DATA_DIR", "./data"), "directory for the database and generated keys (LINKD_DATA_DIR)")
 	fs.StringVar(&c.DBPath, "db", env("LINKD_DB", ""), "bbolt database file (LINKD_DB); default <data-dir>/linkd.db")
-	fs.StringVar(&c.LinkURL, "link-url", env("LINKD_LINK_URL", server.DefaultLinkURL), "Link webview page (LINKD_LINK_URL)")
+	fs.StringVar(&c.LinkURL, "link-url", env("LINKD_LINK_URL", ""), "Link webview page (LINKD_LINK_URL); default Plaid's, or linkd's own page with the emulator")
 	fs.StringVar(&c.ClientName, "client-name", env("LINKD_CLIENT_NAME", "linkd"), "default client_name shown in Link (LINKD_CLIENT_NAME)")
 	fs.StringVar(&c.Products, "products", env("LINKD_PRODUCTS", "transactions"), "default Plaid products, comma-separated (LINKD_PRODUCTS)")
 	fs.StringVar(&c.CountryCodes, "country-codes", env("LINKD_COUNTRY_CODES", "US"), "default country codes, comma-separated (LINKD_COUNTRY_CODES)")
@@ -203,11 +205,37 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		return err
 	}
 	m.plaid = pc
+	var tlsConfig *tls.Config
+	if c.TLSCert != "" {
+		if tlsConfig, err = server.LoadTLSConfig(server.TLSFiles{Cert: c.TLSCert, Key: c.TLSKey, ClientCA: c.TLSClientCA}); err != nil {
+			return err
+		}
+	}
+	if m.grpcLn, err = net.Listen("tcp", c.GRPCAddr); err != nil {
+		return fmt.Errorf("gRPC listener: %w", err)
+	}
+	if m.httpLn, err = net.Listen("tcp", c.HTTPAddr); err != nil {
+		return fmt.Errorf("HTTP listener: %w", err)
+	}
+	linkURL, routes := c.LinkURL, []server.Route(nil)
+	if m.emulator != nil {
+		// No Plaid: webview_url opens linkd's own Link page, which runs
+		// sessions against the emulator.
+		page := linkpage.New(linkpage.Options{Backend: emulatorBackend{m.emulator}, Logger: m.log.With("component", "linkpage")})
+		routes = append(routes, server.Route{Pattern: linkpage.Prefix, Handler: page})
+		if linkURL == "" {
+			scheme := "http://"
+			if tlsConfig != nil {
+				scheme = "https://"
+			}
+			linkURL = scheme + browsableAddr(m.httpLn.Addr()) + linkpage.Path
+		}
+	}
 	svc, err := server.New(server.Config{
 		Plaid:   pc,
 		Store:   m.db,
 		Logger:  m.log,
-		LinkURL: c.LinkURL,
+		LinkURL: linkURL,
 		Defaults: server.LinkDefaults{
 			ClientName:   c.ClientName,
 			Products:     splitList(c.Products),
@@ -223,23 +251,11 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
-	var tlsConfig *tls.Config
-	if c.TLSCert != "" {
-		if tlsConfig, err = server.LoadTLSConfig(server.TLSFiles{Cert: c.TLSCert, Key: c.TLSKey, ClientCA: c.TLSClientCA}); err != nil {
-			return err
-		}
-	}
 	if m.grpc, m.health, err = server.NewGRPCServer(svc, server.GRPCOptions{APIKeys: apiKeys, Users: users, Logger: m.log, TLS: tlsConfig}); err != nil {
 		return err
 	}
-	if m.grpcLn, err = net.Listen("tcp", c.GRPCAddr); err != nil {
-		return fmt.Errorf("gRPC listener: %w", err)
-	}
-	if m.httpLn, err = net.Listen("tcp", c.HTTPAddr); err != nil {
-		return fmt.Errorf("HTTP listener: %w", err)
-	}
 	gatewayLn := server.NewGatewayListener()
-	handler, err := server.NewHTTPHandler(ctx, gatewayLn)
+	handler, err := server.NewHTTPHandler(ctx, gatewayLn, routes...)
 	if err != nil {
 		return err
 	}
@@ -273,6 +289,9 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	}()
 	m.log.Info("linkd serving", "grpc", m.GRPCAddr(), "http", m.HTTPAddr(), "db", c.DBPath, "plaid_env", pc.Environment(),
 		"tls", tlsConfig != nil, "mutual_tls", c.TLSClientCA != "")
+	if m.emulator != nil {
+		m.log.Info("Link page (emulator): open the webview_url that POST /v1/link/token/create returns in a browser or webview", "link_url", linkURL)
+	}
 	if m.apiKeyPath != "" {
 		m.log.Info("no LINKD_API_KEYS set: using the API key stored in "+m.apiKeyPath, "path", m.apiKeyPath)
 	}
@@ -389,6 +408,16 @@ func (m *Main) Close() error {
 		errs = append(errs, m.db.Close())
 	}
 	return errors.Join(errs...)
+}
+
+// browsableAddr returns addr as a browser can reach it: a listener on all
+// interfaces (":8080", "0.0.0.0:8080") is reached at 127.0.0.1.
+func browsableAddr(addr net.Addr) string {
+	tcp, ok := addr.(*net.TCPAddr)
+	if !ok || !tcp.IP.IsUnspecified() {
+		return addr.String()
+	}
+	return net.JoinHostPort("127.0.0.1", strconv.Itoa(tcp.Port))
 }
 
 // splitList splits a comma-separated setting, dropping empty elements.

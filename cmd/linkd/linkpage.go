@@ -1,0 +1,59 @@
+package main
+
+import (
+	"errors"
+
+	"github.com/linkd/linkd/linkpage"
+	"github.com/linkd/linkd/plaidemu"
+)
+
+// emulatorBackend lets the Link page run sessions against the embedded
+// emulator, converting its types and errors to the page's.
+type emulatorBackend struct {
+	emu *plaidemu.Emulator
+}
+
+var _ linkpage.Backend = emulatorBackend{}
+
+func (b emulatorBackend) LinkToken(linkToken string) (linkpage.Token, error) {
+	info, err := b.emu.LinkTokenInfo(linkToken)
+	if err != nil {
+		return linkpage.Token{}, pageError(err)
+	}
+	return linkpage.Token{
+		ClientName:    info.ClientName,
+		RedirectURI:   info.RedirectURI,
+		UpdateMode:    info.UpdateMode,
+		InstitutionID: info.InstitutionID,
+	}, nil
+}
+
+func (b emulatorBackend) Institutions() []linkpage.Institution {
+	var out []linkpage.Institution
+	for _, ins := range plaidemu.Institutions() {
+		pi := linkpage.Institution{ID: ins.ID, Name: ins.Name, OAuth: ins.OAuth}
+		for _, a := range ins.Accounts {
+			pi.Accounts = append(pi.Accounts, linkpage.Account{ID: a.ID, Name: a.Name, Mask: a.Mask, Type: a.Type, Subtype: a.Subtype})
+		}
+		out = append(out, pi)
+	}
+	return out
+}
+
+func (b emulatorBackend) CreatePublicToken(linkToken, institutionID string, accountIDs []string) (string, error) {
+	token, err := b.emu.CreatePublicToken(linkToken, institutionID, accountIDs)
+	if err != nil {
+		return "", pageError(err)
+	}
+	return token, nil
+}
+
+// pageError converts an emulator error to the page's Plaid error; other
+// errors pass unchanged (the page reports them as API_ERROR).
+func pageError(err error) error {
+	var perr *plaidemu.Error
+	if !errors.As(err, &perr) {
+		return err
+	}
+	return &linkpage.Error{Type: perr.Type, Code: perr.Code, Message: perr.Message, DisplayMessage: perr.DisplayMessage}
+}
