@@ -533,10 +533,13 @@ func TestBrowser_Link(t *testing.T) {
 		if !strings.HasPrefix(landed, redirectURI+"?oauth_state_id=") {
 			t.Fatalf("OAuth landed at %q, want %s?oauth_state_id=...", landed, redirectURI)
 		}
-		// The app relaunches Link with the URL it was opened with. linkd's
-		// ResumeOAuth is not on this branch yet, so the relaunch URL is built
-		// as Plaid documents it: webview_url plus receivedRedirectUri.
-		relaunch := tok.GetWebviewUrl() + "&receivedRedirectUri=" + url.QueryEscape(landed)
+		// The app, opened at redirect_uri, asks linkd for the URL that
+		// relaunches Link with what it received.
+		resumed, err := env.c.ResumeOAuth(ctx, &linkdv1.ResumeOAuthRequest{LinkToken: tok.GetLinkToken(), ReceivedRedirectUri: landed})
+		if err != nil {
+			t.Fatalf("ResumeOAuth(%s): %v", landed, err)
+		}
+		relaunch := resumed.GetWebviewUrl()
 		tab.run("relaunch Link", chromedp.Navigate(relaunch))
 		tab.screen("#view-select-account", "select-account-after-oauth")
 		tab.click("#account-submit")

@@ -8,7 +8,6 @@ import (
 	"google.golang.org/grpc/codes"
 
 	linkdv1 "github.com/linkd/linkd/gen/linkd/v1"
-	"github.com/linkd/linkd/server"
 )
 
 func TestLinkd_ResumeOAuth(t *testing.T) {
@@ -27,7 +26,7 @@ func TestLinkd_ResumeOAuth(t *testing.T) {
 			if err != nil {
 				t.Fatalf("ResumeOAuth: %v", err)
 			}
-			want := server.DefaultLinkURL + "?isWebview=true&token=" + url.QueryEscape(linkToken) +
+			want := "http://" + ts.HTTPAddr() + "/link/v2/stable/link.html?isWebview=true&token=" + url.QueryEscape(linkToken) +
 				"&receivedRedirectUri=https%3A%2F%2Fapp.example.com%2Fplaid%2Foauth%3Foauth_state_id%3D5f9b7d2c-8c1e-4a0e-9d5b-2b8c4f1e6a70"
 			if resp.GetWebviewUrl() != want {
 				t.Errorf("webview_url =\n %s\nwant\n %s", resp.GetWebviewUrl(), want)
