@@ -17,7 +17,20 @@
   var pumping = false;
   var idle = [];
 
+  // Outside a webview (isWebview is not true: a desktop browser trying the
+  // page) nothing would catch the navigations, and a browser asks what to
+  // do with each; the page lists them instead.
+  var inWebview = new URLSearchParams(window.location.search).get('isWebview') === 'true';
+  var sent = [];
+
   function redirect(url) {
+    if (!inWebview) {
+      sent.push(url);
+      document.getElementById('browser-redirects').hidden = false;
+      document.getElementById('redirect-count').textContent = String(sent.length);
+      document.getElementById('redirect-log').value = sent.join('\n');
+      return;
+    }
     queue.push(url);
     if (!pumping) pump();
   }
@@ -387,7 +400,8 @@
     // An invalid link token (or a bad OAuth relaunch): Link exits at once.
     state.error = cfg.error;
     state.errorStatus = cfg.status || '';
-    $('error-message').textContent = cfg.error.display_message || cfg.error.error_message;
+    $('error-title').textContent = cfg.error.error_code === 'INVALID_LINK_TOKEN' ? 'This link is no longer valid' : 'Something went wrong';
+    $('error-message').textContent = cfg.error.display_message || 'Go back to the app and start again.';
     $('error-code').textContent = cfg.error.error_code;
     $('error-exit').hidden = true;
     show('error');
