@@ -31,8 +31,9 @@ import (
 //
 // LINKD_CHROMIUM names the browser; else chromium is looked up on PATH.
 // Screenshots of each screen are written on failure to
-// testdata-out/<test>/ (or LINKD_SCREENSHOT_DIR, where they are always
-// written: that is how docs/screenshots/ is made).
+// testdata-out/<test>/ (or LINKD_SCREENSHOT_DIR). With LINKD_SCREENSHOT_DIR
+// set, the numbered screens of passing tests are written there too: that is
+// how docs/screenshots/ is made.
 
 // eventKeys are the keys every event redirect carries, valued or not.
 var eventKeys = []string{"event_name", "error_type", "error_code", "error_message", "exit_status",
@@ -153,7 +154,7 @@ func (b *testBrowser) NewTab(t *testing.T) *linkTab {
 			tab.mu.Unlock()
 		}
 	})
-	if err := chromedp.Run(ctx, chromedp.EmulateViewport(390, 844, chromedp.EmulateScale(2), chromedp.EmulateMobile)); err != nil {
+	if err := chromedp.Run(ctx, chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile)); err != nil {
 		t.Fatalf("open tab: %v", err)
 	}
 	t.Cleanup(func() {
@@ -204,10 +205,15 @@ func (tab *linkTab) writeShots(dir string) {
 		tab.t.Logf("screenshots: %v", err)
 		return
 	}
+	docs := os.Getenv("LINKD_SCREENSHOT_DIR") != "" && !tab.t.Failed()
 	for i, s := range tab.shots {
-		name := s.name
-		if os.Getenv("LINKD_SCREENSHOT_DIR") == "" {
-			name = fmt.Sprintf("%02d-%s", i+1, s.name)
+		name := fmt.Sprintf("%02d-%s", i+1, s.name)
+		if docs {
+			// The documented screens are the ones named "<n>-<screen>".
+			if s.name[0] < '0' || s.name[0] > '9' {
+				continue
+			}
+			name = s.name
 		}
 		if err := os.WriteFile(filepath.Join(dir, name+".png"), s.png, 0o644); err != nil {
 			tab.t.Logf("screenshots: %v", err)
@@ -499,6 +505,59 @@ func TestBrowser_Link(t *testing.T) {
 					t.Errorf("session outcome = %v, %v", sess, err)
 				}
 			})
+		}
+	})
+
+	t.Run("DesktopBrowser", func(t *testing.T) {
+		// The README's path: with isWebview=false the page lists its
+		// redirects instead of navigating to them.
+		tok := env.linkToken(t, &linkdv1.CreateLinkTokenRequest{ClientUserId: "browser-7"})
+		tab := env.browser.NewTab(t)
+		tab.run("open page", chromedp.Navigate(strings.Replace(tok.GetWebviewUrl(), "isWebview=true", "isWebview=false", 1)))
+		tab.click("#consent-continue")
+		tab.click(`[data-institution-id="ins_109512"]`)
+		tab.typeInto("#username", "user_good")
+		tab.typeInto("#password", "pass_good")
+		tab.click("#credential-submit")
+		tab.click("#account-submit")
+		tab.click("#connected-continue")
+		tab.screen("#browser-redirects", "redirects-listed")
+		var log string
+		tab.run("read redirects", chromedp.Value("#redirect-log", &log, chromedp.ByQuery))
+		tab.mu.Lock()
+		navigated := len(tab.urls)
+		tab.mu.Unlock()
+		if navigated != 0 {
+			t.Errorf("page navigated to %d plaidlink:// URLs outside a webview", navigated)
+		}
+		lines := strings.Split(log, "\n")
+		if !strings.HasPrefix(lines[len(lines)-1], "plaidlink://connected?") {
+			t.Fatalf("listed redirects end with %q, want the connected one", lines[len(lines)-1])
+		}
+		_, last := checkRedirects(t, env.c, tok.GetLinkToken(), lines)
+		if last.GetItem().GetInstitutionId() != "ins_109512" {
+			t.Errorf("item = %v", last.GetItem())
+		}
+	})
+
+	t.Run("LockedAccount", func(t *testing.T) {
+		tok := env.linkToken(t, &linkdv1.CreateLinkTokenRequest{ClientUserId: "browser-6"})
+		tab := env.browser.NewTab(t)
+		tab.run("open webview_url", chromedp.Navigate(tok.GetWebviewUrl()))
+		tab.click("#consent-continue")
+		tab.click(`[data-institution-id="ins_109508"]`)
+		tab.typeInto("#username", "user_good")
+		tab.typeInto("#password", "error_ITEM_LOCKED")
+		tab.click("#credential-submit")
+		tab.screen("#view-error", "9-error")
+		tab.click("#error-exit")
+		f, last := checkRedirects(t, env.c, tok.GetLinkToken(), tab.redirects("exit"))
+		wantEvents(t, f.events, []string{"OPEN", "TRANSITION_VIEW/CONSENT", "TRANSITION_VIEW/SELECT_INSTITUTION",
+			"SELECT_INSTITUTION", "TRANSITION_VIEW/CREDENTIAL", "SUBMIT_CREDENTIALS", "ERROR", "TRANSITION_VIEW/ERROR", "EXIT"})
+		exit := last.GetExit()
+		if exit.GetStatus() != "requires_credentials" || exit.GetError().GetErrorCode() != "ITEM_LOCKED" ||
+			exit.GetError().GetErrorType() != "ITEM_ERROR" || exit.GetError().GetDisplayMessage() == "" || exit.GetInstitutionId() != "ins_109508" {
+			t.Errorf("exit = %v, want requires_credentials with ITEM_ERROR/ITEM_LOCKED", exit)
 		}
 	})
 
