@@ -19,6 +19,7 @@ import (
 
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
 
 	linkdv1 "github.com/linkd/linkd/gen/linkd/v1"
 )
@@ -537,6 +538,28 @@ func TestBrowser_Link(t *testing.T) {
 		_, last := checkRedirects(t, env.c, tok.GetLinkToken(), lines)
 		if last.GetItem().GetInstitutionId() != "ins_109512" {
 			t.Errorf("item = %v", last.GetItem())
+		}
+	})
+
+	t.Run("KeyboardOnly", func(t *testing.T) {
+		// Tab, Enter and Escape get a user through Link without a pointer.
+		tok := env.linkToken(t, &linkdv1.CreateLinkTokenRequest{ClientUserId: "browser-8"})
+		tab := env.browser.NewTab(t)
+		keys := func(what, k string) { tab.t.Helper(); tab.run(what, chromedp.KeyEvent(k)) }
+		tab.run("open webview_url", chromedp.Navigate(tok.GetWebviewUrl()), chromedp.WaitVisible("#view-consent", chromedp.ByQuery))
+		keys("tab to Continue", "\t")
+		keys("press Continue", "\r")
+		tab.run("wait for search", chromedp.WaitVisible("#search", chromedp.ByQuery))
+		keys("search", "first")
+		keys("tab to the bank", "\t")
+		keys("choose it", "\r")
+		tab.run("wait for credentials", chromedp.WaitVisible("#username", chromedp.ByQuery))
+		keys("username", "user_good\tpass_good\r")
+		tab.run("wait for accounts", chromedp.WaitVisible("#view-select-account", chromedp.ByQuery))
+		keys("close", kb.Escape)
+		_, last := checkRedirects(t, env.c, tok.GetLinkToken(), tab.redirects("exit"))
+		if last.GetExit().GetStatus() != "requires_account_selection" {
+			t.Errorf("exit = %v, want requires_account_selection", last.GetExit())
 		}
 	})
 
