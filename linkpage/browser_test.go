@@ -1,0 +1,47 @@
+package linkpage_test
+
+import (
+	"net/url"
+	"testing"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/linkd/linkd/internal/browsertest"
+	"github.com/linkd/linkd/linkpage"
+)
+
+// TestPage_Browser_UpdateMode runs the page's JavaScript in headless
+// Chromium for an update-mode link token (linkd's own API does not issue
+// those yet, so this runs over the fake backend): Link skips institution
+// select and relinks the Item's institution.
+func TestPage_Browser_UpdateMode(t *testing.T) {
+	srv, _ := MustStartPage(t)
+	b := browsertest.MustStart(t, srv.URL)
+	tab := b.NewTab(t)
+	tab.Run("open", chromedp.Navigate(srv.URL+linkpage.Path+"?isWebview=true&token=link-update"))
+	tab.Click("#consent-continue")
+	tab.Screen("#view-credential", "credentials")
+	var backHidden bool
+	tab.Run("back button", chromedp.Evaluate(`document.getElementById('back').hidden`, &backHidden))
+	if !backHidden {
+		t.Errorf("update mode offers Back to institution select")
+	}
+	tab.Type("#username", linkpage.SandboxUsername)
+	tab.Type("#password", linkpage.SandboxPassword)
+	tab.Click("#credential-submit")
+	tab.Click("#account-submit")
+	tab.Click("#connected-continue")
+
+	urls := tab.Redirects("connected")
+	events, _ := browsertest.CheckRedirects(t, urls)
+	browsertest.WantEvents(t, events, []string{"OPEN", "TRANSITION_VIEW/CONSENT", "TRANSITION_VIEW/CREDENTIAL",
+		"SUBMIT_CREDENTIALS", "TRANSITION_VIEW/SELECT_ACCOUNT", "TRANSITION_VIEW/CONNECTED", "HANDOFF"})
+	open, _ := url.Parse(urls[0])
+	if got := open.Query().Get("is_update_mode"); got != "true" {
+		t.Errorf("OPEN is_update_mode = %q, want true", got)
+	}
+	connected, _ := url.Parse(urls[len(urls)-1])
+	if q := connected.Query(); q.Get("institution_id") != "ins_109508" || q.Get("public_token") != "public-sandbox-test" {
+		t.Errorf("connected = %s", urls[len(urls)-1])
+	}
+}
