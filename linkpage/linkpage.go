@@ -562,11 +562,17 @@ func (p *Page) oauthSessionLocked(stateID string) (*oauthState, *session) {
 // oauthInstitution returns the name of the institution an OAuth redirect
 // is for; false when the redirect is unknown.
 func (p *Page) oauthInstitution(stateID string) (string, bool) {
-	_, s := p.oauthSession(stateID)
-	if s == nil {
+	p.mu.Lock()
+	_, s := p.oauthSessionLocked(stateID)
+	institutionID := ""
+	if s != nil {
+		institutionID = s.institutionID
+	}
+	p.mu.Unlock()
+	if institutionID == "" {
 		return "", false
 	}
-	if ins := p.institution(s.institutionID); ins != nil {
+	if ins := p.institution(institutionID); ins != nil {
 		return ins.Name, true
 	}
 	return "", false
