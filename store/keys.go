@@ -164,8 +164,15 @@ func createKeyFile(path string) error {
 		return err
 	}
 	defer clear(text)
-	// Write a temporary file and link it into place: others never see a
-	// half-written key file, and Link fails if the file appeared meanwhile.
+	// Link the new file into place: others never see a half-written key
+	// file, and Link fails if the file appeared meanwhile.
+	return installKeyFile(path, text, os.Link)
+}
+
+// installKeyFile writes data to a 0600 temporary file beside path, fsyncs
+// it, puts it at path with place (os.Link to create, os.Rename to replace),
+// and fsyncs the directory.
+func installKeyFile(path string, data []byte, place func(oldname, newname string) error) error {
 	tmp, err := os.CreateTemp(filepath.Dir(path), ".linkd-key-*")
 	if err != nil {
 		return err
@@ -175,7 +182,7 @@ func createKeyFile(path string) error {
 	if err := tmp.Chmod(0o600); err != nil {
 		return err
 	}
-	if _, err := tmp.Write(text); err != nil {
+	if _, err := tmp.Write(data); err != nil {
 		return err
 	}
 	if err := tmp.Sync(); err != nil {
@@ -184,7 +191,7 @@ func createKeyFile(path string) error {
 	if err := tmp.Close(); err != nil {
 		return err
 	}
-	if err := os.Link(tmp.Name(), path); err != nil {
+	if err := place(tmp.Name(), path); err != nil {
 		return err
 	}
 	return syncDir(filepath.Dir(path))

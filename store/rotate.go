@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"path/filepath"
 
 	"go.etcd.io/bbolt"
 	"google.golang.org/protobuf/proto"
@@ -120,7 +119,7 @@ func AddKeyToFile(path string) (Keyring, error) {
 	// the current one.
 	text = append(bytes.TrimSpace(text), ',')
 	text = append(text, line...)
-	if err := replaceFile(path, text); err != nil {
+	if err := installKeyFile(path, text, os.Rename); err != nil {
 		return Keyring{}, internal("write key file", err)
 	}
 	k, err := loadKeyFile(path)
@@ -128,31 +127,4 @@ func AddKeyToFile(path string) (Keyring, error) {
 		err = internal("add key", errors.New("the new key is not current after writing"))
 	}
 	return k, err
-}
-
-// replaceFile writes data to a 0600 temporary file beside path, fsyncs it,
-// renames it over path and fsyncs the directory.
-func replaceFile(path string, data []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".linkd-key-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	defer tmp.Close()
-	if err := tmp.Chmod(0o600); err != nil {
-		return err
-	}
-	if _, err := tmp.Write(data); err != nil {
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return err
-	}
-	return syncDir(filepath.Dir(path))
 }
