@@ -36,6 +36,11 @@ type Error struct {
 	Field string
 	// Plaid is set when the error came from Plaid.
 	Plaid *PlaidError
+	// Reason, when set, is a machine-readable cause in linkd's own words
+	// (DUPLICATE_ITEM), with Metadata the caller may act on (item_id).
+	// Neither ever holds a secret.
+	Reason   string
+	Metadata map[string]string
 }
 
 // PlaidError is the error body Plaid returned, minus anything secret.

@@ -50,6 +50,9 @@ type LinkTokenOptions struct {
 	RedirectURI        string
 	AndroidPackageName string
 	Webhook            string
+	// AccessToken, when set, makes an update-mode token for its Item:
+	// Products are then not sent.
+	AccessToken AccessToken
 }
 
 // LinkTokenResult is Plaid's answer to /link/token/create.
@@ -94,6 +97,9 @@ type Plaid interface {
 	// CreateSandboxPublicToken calls /sandbox/public_token/create and returns
 	// the public token and Plaid's request_id.
 	CreateSandboxPublicToken(ctx context.Context, institutionID string, initialProducts []string) (publicToken, requestID string, err error)
+	// ResetSandboxItemLogin calls /sandbox/item/reset_login and returns
+	// Plaid's request_id.
+	ResetSandboxItemLogin(ctx context.Context, token AccessToken) (string, error)
 }
 
 // Store keeps linkd's state. Every method is one transaction, durable
@@ -140,6 +146,13 @@ type Store interface {
 	// DeleteItem deletes an Item, its sealed token and its index entries, or
 	// returns ENOTFOUND.
 	DeleteItem(ctx context.Context, itemID string) error
+	// SetItemStatus sets an Item's status and error code, stamping
+	// status_changed_at when the status changes, and returns the Item; or
+	// ENOTFOUND.
+	SetItemStatus(ctx context.Context, itemID string, status linkdv1.ItemStatus, errorCode string) (*linkdv1.Item, error)
+	// ItemsAtInstitution returns every user's Items at an institution, oldest
+	// first; none is not an error.
+	ItemsAtInstitution(ctx context.Context, institutionID string) ([]*linkdv1.Item, error)
 	// GetLinkSession returns a Link session, or ENOTFOUND.
 	GetLinkSession(ctx context.Context, linkSessionID string) (*linkdv1.LinkSession, error)
 	// Close releases the store.

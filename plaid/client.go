@@ -139,7 +139,8 @@ func (c *Client) Environment() string { return c.env }
 // CreateLinkToken calls /link/token/create. It returns EINVALID naming the
 // field when client_user_id, client_name, language, country_codes or
 // products is empty (without calling Plaid), and otherwise the converted
-// Plaid or transport error (see convert).
+// Plaid or transport error (see convert). With opts.AccessToken it creates
+// an update-mode token and sends no products, as Plaid requires.
 func (c *Client) CreateLinkToken(ctx context.Context, opts linkd.LinkTokenOptions) (linkd.LinkTokenResult, error) {
 	switch {
 	case opts.ClientUserID == "":
@@ -150,7 +151,7 @@ func (c *Client) CreateLinkToken(ctx context.Context, opts linkd.LinkTokenOption
 		return linkd.LinkTokenResult{}, linkd.InvalidField("language", "is required")
 	case len(opts.CountryCodes) == 0:
 		return linkd.LinkTokenResult{}, linkd.InvalidField("country_codes", "needs at least one country code")
-	case len(opts.Products) == 0:
+	case len(opts.Products) == 0 && opts.AccessToken.IsZero():
 		return linkd.LinkTokenResult{}, linkd.InvalidField("products", "needs at least one product")
 	}
 	countries := make([]plaidgo.CountryCode, len(opts.CountryCodes))
@@ -163,7 +164,11 @@ func (c *Client) CreateLinkToken(ctx context.Context, opts linkd.LinkTokenOption
 	}
 	req := plaidgo.NewLinkTokenCreateRequest(opts.ClientName, opts.Language, countries)
 	req.SetUser(*plaidgo.NewLinkTokenCreateRequestUser(opts.ClientUserID))
-	req.SetProducts(products)
+	if opts.AccessToken.IsZero() {
+		req.SetProducts(products)
+	} else {
+		req.SetAccessToken(opts.AccessToken.Reveal())
+	}
 	if opts.RedirectURI != "" {
 		req.SetRedirectUri(opts.RedirectURI)
 	}
@@ -174,7 +179,7 @@ func (c *Client) CreateLinkToken(ctx context.Context, opts linkd.LinkTokenOption
 		req.SetWebhook(opts.Webhook)
 	}
 	var resp plaidgo.LinkTokenCreateResponse
-	if err := c.do(ctx, "/link/token/create", repeatable, nil, func(ctx context.Context) (*http.Response, error) {
+	if err := c.do(ctx, "/link/token/create", repeatable, []string{opts.AccessToken.Reveal()}, func(ctx context.Context) (*http.Response, error) {
 		r, httpResp, err := c.api.LinkTokenCreate(ctx).LinkTokenCreateRequest(*req).Execute()
 		resp = r
 		return httpResp, err
@@ -317,4 +322,23 @@ func (c *Client) CreateSandboxPublicToken(ctx context.Context, institutionID str
 		return "", "", err
 	}
 	return resp.GetPublicToken(), resp.GetRequestId(), nil
+}
+
+// ResetSandboxItemLogin calls /sandbox/item/reset_login. It returns
+// EPRECONDITION against production and EINTERNAL for a zero token, both
+// without calling Plaid, and otherwise the converted Plaid or transport
+// error.
+func (c *Client) ResetSandboxItemLogin(ctx context.Context, token linkd.AccessToken) (string, error) {
+	switch {
+	case c.env != linkd.PlaidSandbox:
+		return "", linkd.Errorf(linkd.EPRECONDITION, "sandbox Items exist only in Plaid's sandbox; this linkd uses Plaid %s", c.env)
+	case token.IsZero():
+		return "", linkd.Errorf(linkd.EINTERNAL, "ResetSandboxItemLogin called without an access token")
+	}
+	req := plaidgo.NewSandboxItemResetLoginRequest(token.Reveal())
+	resp, httpResp, err := c.api.SandboxItemResetLogin(ctx).SandboxItemResetLoginRequest(*req).Execute()
+	if err != nil {
+		return "", c.convert("/sandbox/item/reset_login", httpResp, err, token.Reveal())
+	}
+	return resp.GetRequestId(), nil
 }

@@ -90,6 +90,10 @@ type item struct {
 	webhook       string
 	created       time.Time
 	removed       bool
+	// loginRequired is set by /sandbox/item/reset_login and cleared by a
+	// finished update-mode Link session; meanwhile data endpoints fail
+	// with ITEM_LOGIN_REQUIRED.
+	loginRequired bool
 }
 
 // New returns an Emulator that is an http.Handler and listens nowhere. With
@@ -187,6 +191,8 @@ func (e *Emulator) endpoint(path string) endpoint {
 		return (*Emulator).itemRemove
 	case "/accounts/get":
 		return (*Emulator).accountsGet
+	case "/sandbox/item/reset_login":
+		return (*Emulator).sandboxItemResetLogin
 	}
 	return nil
 }

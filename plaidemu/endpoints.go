@@ -122,6 +122,17 @@ func (e *Emulator) publicTokenExchange(f *fields) (map[string]any, *Error) {
 	return map[string]any{"access_token": accessToken, "item_id": it.id}, nil
 }
 
+// sandboxItemResetLogin serves /sandbox/item/reset_login: the Item needs
+// its user again, until a Link session in update mode for it finishes.
+func (e *Emulator) sandboxItemResetLogin(f *fields) (map[string]any, *Error) {
+	it, err := e.itemFromRequest(f)
+	if err != nil {
+		return nil, err
+	}
+	it.loginRequired = true
+	return map[string]any{"reset_login": true}, nil
+}
+
 // itemGet serves /item/get.
 func (e *Emulator) itemGet(f *fields) (map[string]any, *Error) {
 	it, err := e.itemFromRequest(f)
@@ -142,11 +153,15 @@ func (e *Emulator) itemRemove(f *fields) (map[string]any, *Error) {
 	return map[string]any{}, nil
 }
 
-// accountsGet serves /accounts/get, honouring options.account_ids.
+// accountsGet serves /accounts/get, honouring options.account_ids. An Item
+// whose login was reset answers ITEM_LOGIN_REQUIRED.
 func (e *Emulator) accountsGet(f *fields) (map[string]any, *Error) {
 	it, err := e.itemFromRequest(f)
 	if err != nil {
 		return nil, err
+	}
+	if it.loginRequired {
+		return nil, errItemLoginRequired()
 	}
 	only := f.strs("options.account_ids", false)
 	if err := f.err(); err != nil {
@@ -170,7 +185,8 @@ func (e *Emulator) accountsGet(f *fields) (map[string]any, *Error) {
 // CreatePublicToken issues a public token as Link does when a user finishes
 // a session opened with linkToken: for an Item at institutionID holding the
 // accounts accountIDs (ids from Institutions(); none means all). A public
-// token from an update-mode link token exchanges for the existing Item. It
+// token from an update-mode link token exchanges for the existing Item,
+// whose login the finished session has repaired. It
 // returns an *Error: INVALID_LINK_TOKEN for an unknown or expired link
 // token, INVALID_INSTITUTION, INVALID_ACCOUNT_ID, or ITEM_NOT_FOUND when
 // the Item of an update-mode token was removed.
@@ -205,6 +221,7 @@ func (e *Emulator) CreatePublicToken(linkToken, institutionID string, accountIDs
 		if it.institutionID != institutionID {
 			return "", errInvalidInstitution()
 		}
+		it.loginRequired = false // the user logged in again
 	}
 	return e.issuePublicToken(&publicToken{
 		institutionID: ins.ID,

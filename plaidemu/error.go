@@ -137,3 +137,7 @@ func errInvalidInstitution() *Error {
 func errInvalidAccountID() *Error {
 	return plaidErr(TypeInvalidInput, "INVALID_ACCOUNT_ID", "one or more of the account IDs is invalid")
 }
+
+func errItemLoginRequired() *Error {
+	return plaidErr(TypeItemError, "ITEM_LOGIN_REQUIRED", "the login details of this item have changed (credentials, MFA, or required user action) and a user login is required to update this information. use Link's update mode to restore the item to a good state")
+}

@@ -28,13 +28,17 @@ var grpcCodes = map[string]codes.Code{
 	linkd.EINTERNAL:     codes.Internal,
 }
 
-// plaidErrorDomain is the ErrorInfo domain of errors Plaid reported.
-const plaidErrorDomain = "plaid.com"
+// ErrorInfo domains: errors Plaid reported, and linkd's own reasons.
+const (
+	plaidErrorDomain = "plaid.com"
+	linkdErrorDomain = "linkd"
+)
 
 // toStatus turns an error returned by a handler into a gRPC status. A
-// *linkd.Error keeps its message, with a BadRequest detail naming the field
-// or an ErrorInfo detail carrying Plaid's error; anything else is logged in
-// full and reaches the caller as a generic Internal error.
+// *linkd.Error keeps its message, with a BadRequest detail naming the field,
+// an ErrorInfo detail carrying Plaid's error, or one carrying linkd's Reason
+// (domain "linkd"); anything else is logged in full and reaches the caller
+// as a generic Internal error.
 func toStatus(ctx context.Context, log *slog.Logger, method string, err error) error {
 	if _, ok := status.FromError(err); ok {
 		return err
@@ -66,6 +70,9 @@ func toStatus(ctx context.Context, log *slog.Logger, method string, err error) e
 				"request_id":      p.RequestID,
 			},
 		})
+	}
+	if e.Reason != "" {
+		st = withDetail(ctx, log, st, &errdetails.ErrorInfo{Reason: e.Reason, Domain: linkdErrorDomain, Metadata: e.Metadata})
 	}
 	return st.Err()
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -38,6 +39,9 @@ func (s *Server) exchange(ctx context.Context, publicToken, clientUserID string,
 	default:
 		return nil, err
 	}
+	if err := s.checkDuplicate(ctx, clientUserID, connected); err != nil {
+		return nil, err
+	}
 
 	earlier, err := s.store.BeginExchange(ctx, publicToken, clientUserID)
 	if err != nil {
@@ -66,6 +70,12 @@ func (s *Server) exchange(ctx context.Context, publicToken, clientUserID string,
 	// keeps what Link reported, rather than losing the exchange.
 	if acc, err := s.plaid.GetAccounts(ctx, ex.AccessToken); err != nil {
 		s.log.WarnContext(ctx, "accounts unavailable after exchange; keeping Link's", "item_id", ex.ItemID, "err", err)
+		var e *linkd.Error
+		if errors.As(err, &e) && e.Plaid != nil {
+			if st, ok := itemStatusFor(e.Plaid.ErrorType, e.Plaid.ErrorCode); ok {
+				item.Status, item.ErrorCode, item.StatusChangedAt = st, e.Plaid.ErrorCode, item.CreatedAt
+			}
+		}
 	} else {
 		item.InstitutionId = or(acc.InstitutionID, item.InstitutionId)
 		item.InstitutionName = or(acc.InstitutionName, item.InstitutionName)
@@ -143,4 +153,63 @@ func (k *keyedMutex) lock(key string) (unlock func()) {
 		}
 		k.mu.Unlock()
 	}
+}
+
+// Duplicate Item policies: which existing Items a new connection is
+// compared with before its public token is exchanged.
+const (
+	DuplicatesPerUser  = "user" // the same user's Items (the default)
+	DuplicatesAllUsers = "all"  // every user's Items
+	DuplicatesOff      = "off"  // no check
+)
+
+// checkDuplicate refuses a connection that repeats an existing Item, as
+// Plaid recommends checking before the exchange (so it is not billed twice):
+// same institution_id and an account with the same name and mask, or the
+// institution alone when either side has no account with both. It returns
+// ECONFLICT with reason DUPLICATE_ITEM and the existing item_id. Without a
+// connected result (a bare public token) there is nothing to compare.
+func (s *Server) checkDuplicate(ctx context.Context, clientUserID string, connected *linkdv1.ConnectedResult) error {
+	if connected == nil || connected.GetInstitutionId() == "" || s.duplicates == DuplicatesOff {
+		return nil
+	}
+	var candidates []*linkdv1.Item
+	var err error
+	if s.duplicates == DuplicatesAllUsers {
+		candidates, err = s.store.ItemsAtInstitution(ctx, connected.GetInstitutionId())
+	} else {
+		candidates, err = s.store.ListItems(ctx, clientUserID)
+	}
+	if err != nil {
+		return err
+	}
+	for _, old := range candidates {
+		if old.GetInstitutionId() == connected.GetInstitutionId() && sameAccounts(old.GetAccounts(), connected.GetAccounts()) {
+			return &linkd.Error{
+				Code:     linkd.ECONFLICT,
+				Message:  "the user already linked this institution and account: item " + old.GetItemId(),
+				Reason:   "DUPLICATE_ITEM",
+				Metadata: map[string]string{"item_id": old.GetItemId()},
+			}
+		}
+	}
+	return nil
+}
+
+// sameAccounts reports whether two account lists share an account by name
+// and mask, or, when either has no account with both, whether that cannot
+// be told (and the institution decides).
+func sameAccounts(a, b []*linkdv1.Account) bool {
+	named := func(acc *linkdv1.Account) bool { return acc.GetName() != "" && acc.GetMask() != "" }
+	if !slices.ContainsFunc(a, named) || !slices.ContainsFunc(b, named) {
+		return true
+	}
+	for _, x := range a {
+		for _, y := range b {
+			if named(x) && x.GetName() == y.GetName() && x.GetMask() == y.GetMask() {
+				return true
+			}
+		}
+	}
+	return false
 }

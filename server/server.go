@@ -6,8 +6,10 @@ package server
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/url"
+	"slices"
 	"time"
 
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -44,6 +46,9 @@ type Config struct {
 	Defaults LinkDefaults
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
+	// Duplicates is the duplicate Item policy: DuplicatesPerUser (when
+	// empty), DuplicatesAllUsers or DuplicatesOff.
+	Duplicates string
 }
 
 // Server implements linkdv1.LinkServiceServer.
@@ -56,6 +61,8 @@ type Server struct {
 	linkURL  *url.URL
 	defaults LinkDefaults
 	now      func() time.Time
+	// duplicates is the duplicate Item policy, one of the Duplicates* values.
+	duplicates string
 	// exchanges serializes work on one public token, so concurrent
 	// submissions of the same connected redirect exchange it once.
 	exchanges keyedMutex
@@ -64,7 +71,7 @@ type Server struct {
 var _ linkdv1.LinkServiceServer = (*Server)(nil)
 
 // New returns a Server, or EINVALID when the configured Link URL is not an
-// absolute URL.
+// absolute URL or the duplicate policy is unknown.
 func New(cfg Config) (*Server, error) {
 	if cfg.LinkURL == "" {
 		cfg.LinkURL = DefaultLinkURL
@@ -79,6 +86,13 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	switch cfg.Duplicates {
+	case "":
+		cfg.Duplicates = DuplicatesPerUser
+	case DuplicatesPerUser, DuplicatesAllUsers, DuplicatesOff:
+	default:
+		return nil, linkd.InvalidField("duplicate_items", "duplicate item policy must be %q, %q or %q", DuplicatesPerUser, DuplicatesAllUsers, DuplicatesOff)
+	}
 	return &Server{
 		plaid:    cfg.Plaid,
 		store:    cfg.Store,
@@ -86,11 +100,14 @@ func New(cfg Config) (*Server, error) {
 		linkURL:  u,
 		defaults: cfg.Defaults,
 		now:      cfg.Now,
+
+		duplicates: cfg.Duplicates,
 	}, nil
 }
 
 // CreateLinkToken creates a Plaid link token for a user, records it, and
-// returns it with its webview URL.
+// returns it with its webview URL. With item_id it creates an update-mode
+// token for that Item of the user, looking its access token up itself.
 func (s *Server) CreateLinkToken(ctx context.Context, req *linkdv1.CreateLinkTokenRequest) (*linkdv1.CreateLinkTokenResponse, error) {
 	if err := actFor(ctx, &req.ClientUserId); err != nil {
 		return nil, err
@@ -105,9 +122,26 @@ func (s *Server) CreateLinkToken(ctx context.Context, req *linkdv1.CreateLinkTok
 		checkRedirectURI(req.GetRedirectUri(), s.plaid.Environment()),
 		checkOAuthTarget(req.GetRedirectUri(), req.GetAndroidPackageName()),
 		checkURL("webhook", req.GetWebhook()),
+		checkOptional("item_id", req.GetItemId(), func() error {
+			return checkPattern("item_id", req.GetItemId(), plaidIDPattern, "a Plaid item_id")
+		}),
 	); err != nil {
 		return nil, err
 	}
+	if req.GetItemId() != "" && len(req.GetProducts()) > 0 {
+		return nil, linkd.InvalidField("products", "products must be empty in update mode (with item_id): the Item keeps its products")
+	}
+	tok, err := s.issueLinkToken(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	return &linkdv1.CreateLinkTokenResponse{LinkToken: tok}, nil
+}
+
+// issueLinkToken creates and records a link token for a validated request.
+// In update mode the Item must be the user's (ENOTFOUND otherwise, as for
+// an unknown Item); a Plaid error about the Item also updates its status.
+func (s *Server) issueLinkToken(ctx context.Context, req *linkdv1.CreateLinkTokenRequest) (*linkdv1.LinkToken, error) {
 	opts := linkd.LinkTokenOptions{
 		ClientUserID:       req.GetClientUserId(),
 		ClientName:         or(req.GetClientName(), s.defaults.ClientName),
@@ -118,8 +152,22 @@ func (s *Server) CreateLinkToken(ctx context.Context, req *linkdv1.CreateLinkTok
 		AndroidPackageName: req.GetAndroidPackageName(),
 		Webhook:            or(req.GetWebhook(), s.defaults.Webhook),
 	}
+	if itemID := req.GetItemId(); itemID != "" {
+		item, err := s.store.GetItem(ctx, itemID)
+		if err != nil {
+			return nil, err
+		}
+		if item.GetClientUserId() != req.GetClientUserId() {
+			return nil, linkd.Errorf(linkd.ENOTFOUND, "item not found")
+		}
+		if opts.AccessToken, err = s.store.AccessToken(ctx, itemID); err != nil {
+			return nil, err
+		}
+		opts.Products = nil
+	}
 	res, err := s.plaid.CreateLinkToken(ctx, opts)
 	if err != nil {
+		s.noteItemError(ctx, req.GetItemId(), err)
 		return nil, err
 	}
 	tok := &linkdv1.LinkToken{
@@ -128,6 +176,8 @@ func (s *Server) CreateLinkToken(ctx context.Context, req *linkdv1.CreateLinkTok
 		RequestId:    res.RequestID,
 		WebviewUrl:   s.webviewURL(res.LinkToken),
 		ClientUserId: opts.ClientUserID,
+		ItemId:       req.GetItemId(),
+		UpdateMode:   req.GetItemId() != "",
 	}
 	if err := s.store.PutLinkToken(ctx, &storagev1.StoredLinkToken{
 		LinkToken:    tok.LinkToken,
@@ -137,11 +187,13 @@ func (s *Server) CreateLinkToken(ctx context.Context, req *linkdv1.CreateLinkTok
 		WebviewUrl:   tok.WebviewUrl,
 		RequestId:    tok.RequestId,
 		RedirectUri:  opts.RedirectURI,
+		ItemId:       tok.ItemId,
+		Request:      req,
 	}); err != nil {
 		return nil, err
 	}
-	s.log.InfoContext(ctx, "link token created", "client_user_id", tok.ClientUserId, "plaid_request_id", tok.RequestId)
-	return &linkdv1.CreateLinkTokenResponse{LinkToken: tok}, nil
+	s.log.InfoContext(ctx, "link token created", "client_user_id", tok.ClientUserId, "item_id", tok.ItemId, "plaid_request_id", tok.RequestId)
+	return tok, nil
 }
 
 // webviewURL returns the Link page URL with isWebview=true and the token,
@@ -185,16 +237,33 @@ func parseRedirect(raw string) (*linkdv1.WebviewRedirect, error) {
 }
 
 // SubmitRedirect parses a redirect, records it for its link token and
-// session, and for connected exchanges the public token (once) into an Item.
+// session, and for connected exchanges the public token (once) into an Item,
+// or, for an update-mode token, marks the Item healthy without exchanging.
+// An item error reported for an update-mode session moves the Item to the
+// matching status. An exit with INVALID_LINK_TOKEN, or an expired token
+// whose session did not connect, gets a fresh token in new_link_token.
 func (s *Server) SubmitRedirect(ctx context.Context, req *linkdv1.SubmitRedirectRequest) (*linkdv1.SubmitRedirectResponse, error) {
-	if err := checkPattern("link_token", req.GetLinkToken(), linkTokenPattern, "a Plaid link token"); err != nil {
+	if err := firstError(
+		checkPattern("link_token", req.GetLinkToken(), linkTokenPattern, "a Plaid link token"),
+		checkOptional("client_user_id", req.GetClientUserId(), func() error {
+			return checkClientUserID("client_user_id", req.GetClientUserId())
+		}),
+	); err != nil {
 		return nil, err
 	}
 	r, err := parseRedirect(req.GetUrl())
 	if err != nil {
 		return nil, err
 	}
+	if err := actFor(ctx, &req.ClientUserId); err != nil {
+		return nil, err
+	}
 	tok, err := s.linkTokenFor(ctx, req.GetLinkToken())
+	if err == nil && req.GetClientUserId() != "" && req.GetClientUserId() != tok.GetClientUserId() {
+		// A service naming another user gets what a token linkd never issued
+		// gets, so that it cannot probe whose a token is.
+		err = linkd.InvalidField("link_token", "link_token was not issued by this linkd")
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -202,18 +271,40 @@ func (s *Server) SubmitRedirect(ctx context.Context, req *linkdv1.SubmitRedirect
 		return nil, err
 	}
 	resp := &linkdv1.SubmitRedirectResponse{}
+	var linkErr *linkdv1.LinkError
 	switch res := r.GetResult().(type) {
 	case *linkdv1.WebviewRedirect_Connected:
 		resp.Result = &linkdv1.SubmitRedirectResponse_Connected{Connected: res.Connected}
-		item, err := s.exchange(ctx, res.Connected.GetPublicToken(), tok.GetClientUserId(), res.Connected)
+		var item *linkdv1.Item
+		if tok.GetItemId() != "" {
+			item, err = s.repaired(ctx, tok.GetItemId())
+		} else {
+			item, err = s.exchange(ctx, res.Connected.GetPublicToken(), tok.GetClientUserId(), res.Connected)
+		}
 		if err != nil {
 			return nil, err
 		}
 		resp.Item = item
 	case *linkdv1.WebviewRedirect_Exit:
 		resp.Result = &linkdv1.SubmitRedirectResponse_Exit{Exit: res.Exit}
+		linkErr = res.Exit.GetError()
 	case *linkdv1.WebviewRedirect_Event:
 		resp.Result = &linkdv1.SubmitRedirectResponse_Event{Event: res.Event}
+		linkErr = res.Event.GetError()
+	}
+	if tok.GetItemId() != "" && linkErr != nil {
+		if st, ok := itemStatusFor(linkErr.GetErrorType(), linkErr.GetErrorCode()); ok {
+			if resp.Item, err = s.store.SetItemStatus(ctx, tok.GetItemId(), st, linkErr.GetErrorCode()); err != nil {
+				return nil, err
+			}
+			s.log.InfoContext(ctx, "item status from Link", "item_id", tok.GetItemId(), "status", st.String(), "error_code", linkErr.GetErrorCode())
+		}
+	}
+	expired := !s.now().Before(tok.GetExpiration().AsTime())
+	if linkErr.GetErrorCode() == "INVALID_LINK_TOKEN" || (expired && resp.GetConnected() == nil) {
+		if resp.NewLinkToken, err = s.renewLinkToken(ctx, tok); err != nil {
+			return nil, err
+		}
 	}
 	return resp, nil
 }
@@ -252,7 +343,8 @@ func (s *Server) GetItem(ctx context.Context, req *linkdv1.GetItemRequest) (*lin
 	return &linkdv1.GetItemResponse{Item: item}, nil
 }
 
-// ListItems returns a user's Items, oldest first.
+// ListItems returns a user's Items, oldest first, only those in one of
+// the requested statuses when any is given.
 func (s *Server) ListItems(ctx context.Context, req *linkdv1.ListItemsRequest) (*linkdv1.ListItemsResponse, error) {
 	if err := actFor(ctx, &req.ClientUserId); err != nil {
 		return nil, err
@@ -260,9 +352,17 @@ func (s *Server) ListItems(ctx context.Context, req *linkdv1.ListItemsRequest) (
 	if err := checkClientUserID("client_user_id", req.GetClientUserId()); err != nil {
 		return nil, err
 	}
+	for i, st := range req.GetStatuses() {
+		if _, known := linkdv1.ItemStatus_name[int32(st)]; !known || st == linkdv1.ItemStatus_ITEM_STATUS_UNSPECIFIED {
+			return nil, linkd.InvalidField(fmt.Sprintf("statuses[%d]", i), "statuses[%d] is not an ItemStatus", i)
+		}
+	}
 	items, err := s.store.ListItems(ctx, req.GetClientUserId())
 	if err != nil {
 		return nil, err
+	}
+	if want := req.GetStatuses(); len(want) > 0 {
+		items = slices.DeleteFunc(items, func(it *linkdv1.Item) bool { return !slices.Contains(want, it.GetStatus()) })
 	}
 	return &linkdv1.ListItemsResponse{Items: items}, nil
 }
@@ -284,6 +384,7 @@ func (s *Server) RemoveItem(ctx context.Context, req *linkdv1.RemoveItemRequest)
 	if err != nil {
 		var e *linkd.Error
 		if !errors.As(err, &e) || e.Plaid == nil || e.Plaid.ErrorCode != "ITEM_NOT_FOUND" {
+			s.noteItemError(ctx, req.GetItemId(), err)
 			return nil, err
 		}
 		requestID = e.Plaid.RequestID
@@ -329,6 +430,27 @@ func (s *Server) CreateSandboxPublicToken(ctx context.Context, req *linkdv1.Crea
 		return nil, err
 	}
 	return &linkdv1.CreateSandboxPublicTokenResponse{PublicToken: publicToken, RequestId: requestID}, nil
+}
+
+// ResetSandboxItemLogin resets a sandbox Item's login at Plaid; refused
+// against Plaid production. The Item's status here is left alone: linkd
+// learns of the reset the way it would of a real one.
+func (s *Server) ResetSandboxItemLogin(ctx context.Context, req *linkdv1.ResetSandboxItemLoginRequest) (*linkdv1.ResetSandboxItemLoginResponse, error) {
+	if s.plaid.Environment() == linkd.PlaidProduction {
+		return nil, linkd.Errorf(linkd.EPRECONDITION, "sandbox Items cannot be reset against Plaid production")
+	}
+	if err := checkPattern("item_id", req.GetItemId(), plaidIDPattern, "a Plaid item_id"); err != nil {
+		return nil, err
+	}
+	token, err := s.store.AccessToken(ctx, req.GetItemId())
+	if err != nil {
+		return nil, err
+	}
+	requestID, err := s.plaid.ResetSandboxItemLogin(ctx, token)
+	if err != nil {
+		return nil, err
+	}
+	return &linkdv1.ResetSandboxItemLoginResponse{RequestId: requestID}, nil
 }
 
 // checkOptional runs check only when value is set.

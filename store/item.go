@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"slices"
 
 	"go.etcd.io/bbolt"
 	"google.golang.org/protobuf/proto"
@@ -276,4 +277,58 @@ func itemForPublicToken(tx *bbolt.Tx, publicToken string, item *linkdv1.Item) er
 		return linkd.Errorf(linkd.ENOTFOUND, "public token not exchanged")
 	}
 	return getItem(tx, use.GetItemId(), item)
+}
+
+// SetItemStatus sets an Item's status and error code and returns the Item.
+// status_changed_at is stamped only when the status or error code changes,
+// so a repeated report (a webhook redelivered) changes nothing. It returns
+// an EINVALID *linkd.Error naming status for ITEM_STATUS_UNSPECIFIED, and
+// ENOTFOUND when there is no such Item.
+func (db *DB) SetItemStatus(ctx context.Context, itemID string, status linkdv1.ItemStatus, errorCode string) (*linkdv1.Item, error) {
+	if status == linkdv1.ItemStatus_ITEM_STATUS_UNSPECIFIED {
+		return nil, linkd.InvalidField("status", "status is required")
+	}
+	now := timestamppb.New(db.now())
+	item := new(linkdv1.Item)
+	err := db.update(ctx, "set item status", func(tx *bbolt.Tx) error {
+		if err := getItem(tx, itemID, item); err != nil {
+			return err
+		}
+		if item.GetStatus() == status && item.GetErrorCode() == errorCode {
+			return nil
+		}
+		item.Status, item.ErrorCode, item.StatusChangedAt = status, errorCode, now
+		return put(tx, bucketItems, []byte(itemID), item)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return item, nil
+}
+
+// ItemsAtInstitution returns every user's Items at an institution, oldest
+// first. It scans the items bucket: duplicate checks across all users are
+// rare next to reads, and an index would need a migration of existing
+// files. It returns an EINTERNAL *linkd.Error when the store fails.
+func (db *DB) ItemsAtInstitution(ctx context.Context, institutionID string) ([]*linkdv1.Item, error) {
+	var items []*linkdv1.Item
+	err := db.view(ctx, "items at institution", func(tx *bbolt.Tx) error {
+		return tx.Bucket(bucketItems).ForEach(func(k, v []byte) error {
+			item := new(linkdv1.Item)
+			if err := proto.Unmarshal(v, item); err != nil {
+				return internal("decode items value", err)
+			}
+			if item.GetInstitutionId() == institutionID {
+				items = append(items, item)
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, err
+	}
+	slices.SortStableFunc(items, func(a, b *linkdv1.Item) int {
+		return a.GetCreatedAt().AsTime().Compare(b.GetCreatedAt().AsTime())
+	})
+	return items, nil
 }

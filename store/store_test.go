@@ -1034,3 +1034,72 @@ func TestDB_Concurrent(t *testing.T) {
 		}
 	}
 }
+
+func TestDB_SetItemStatus(t *testing.T) {
+	ctx := context.Background()
+	const loginRequired = linkdv1.ItemStatus_ITEM_STATUS_LOGIN_REQUIRED
+
+	t.Run("OK", func(t *testing.T) {
+		db := MustOpenStore(t)
+		if err := db.PutItem(ctx, newItem("item-1", "user-1"), accessToken("item-1"), ""); err != nil {
+			t.Fatal(err)
+		}
+		set, err := db.SetItemStatus(ctx, "item-1", loginRequired, "ITEM_LOGIN_REQUIRED")
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := db.GetItem(ctx, "item-1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantProto(t, got, set)
+		if got.GetStatus() != loginRequired || got.GetErrorCode() != "ITEM_LOGIN_REQUIRED" || got.GetStatusChangedAt() == nil {
+			t.Errorf("item = %v", got)
+		}
+		// The same report again keeps the time of the change.
+		again, err := db.SetItemStatus(ctx, "item-1", loginRequired, "ITEM_LOGIN_REQUIRED")
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantProto(t, again, got)
+		// The user index is untouched: the Item is listed once.
+		if items, err := db.ListItems(ctx, "user-1"); err != nil || len(items) != 1 || items[0].GetStatus() != loginRequired {
+			t.Errorf("ListItems = %v, %v", items, err)
+		}
+	})
+	t.Run("ErrNotFound", func(t *testing.T) {
+		_, err := MustOpenStore(t).SetItemStatus(ctx, "nope", loginRequired, "")
+		wantCode(t, err, linkd.ENOTFOUND)
+	})
+	t.Run("ErrInvalid", func(t *testing.T) {
+		_, err := MustOpenStore(t).SetItemStatus(ctx, "nope", linkdv1.ItemStatus_ITEM_STATUS_UNSPECIFIED, "")
+		wantField(t, err, "status")
+	})
+}
+
+func TestDB_ItemsAtInstitution(t *testing.T) {
+	ctx := context.Background()
+	db := MustOpenStore(t)
+	for i, id := range []string{"item-b", "item-a", "item-other"} {
+		item := newItem(id, "user-"+id)
+		item.CreatedAt = at(10 - i)
+		if id == "item-other" {
+			item.InstitutionId = "ins_4"
+		}
+		if err := db.PutItem(ctx, item, accessToken(id), ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	items, err := db.ItemsAtInstitution(ctx, "ins_3")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, it := range items {
+		ids = append(ids, it.GetItemId())
+	}
+	wantStrings(t, "items at ins_3", ids, []string{"item-a", "item-b"})
+	if none, err := db.ItemsAtInstitution(ctx, "ins_0"); err != nil || len(none) != 0 {
+		t.Errorf("ItemsAtInstitution(ins_0) = %v, %v", none, err)
+	}
+}

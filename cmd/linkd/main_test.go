@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
@@ -51,10 +52,17 @@ func (b *syncBuffer) String() string {
 // loopback ports and a fresh data directory, and stops it at cleanup.
 func MustStartServer(tb testing.TB, env ...string) *testServer {
 	tb.Helper()
-	return mustStartServerIn(tb, tb.TempDir(), env...)
+	return mustStartServerIn(tb, tb.TempDir(), nil, env...)
 }
 
-func mustStartServerIn(tb testing.TB, dataDir string, env ...string) *testServer {
+// MustStartServerAt is MustStartServer with now as linkd's clock (and its
+// emulator's).
+func MustStartServerAt(tb testing.TB, now func() time.Time, env ...string) *testServer {
+	tb.Helper()
+	return mustStartServerIn(tb, tb.TempDir(), now, env...)
+}
+
+func mustStartServerIn(tb testing.TB, dataDir string, now func() time.Time, env ...string) *testServer {
 	tb.Helper()
 	vars := map[string]string{}
 	for _, kv := range env {
@@ -64,6 +72,7 @@ func mustStartServerIn(tb testing.TB, dataDir string, env ...string) *testServer
 	m := NewMain()
 	logs := &syncBuffer{}
 	m.LogOutput = logs
+	m.Now = now
 	args := []string{"-grpc-addr", "127.0.0.1:0", "-http-addr", "127.0.0.1:0", "-data-dir", dataDir}
 	if err := m.ParseFlags(args, func(k string) string { return vars[k] }); err != nil {
 		tb.Fatalf("ParseFlags: %v", err)

@@ -111,7 +111,15 @@ func (c *restClient) GetItem(ctx context.Context, in *linkdv1.GetItemRequest, _ 
 
 func (c *restClient) ListItems(ctx context.Context, in *linkdv1.ListItemsRequest, _ ...grpc.CallOption) (*linkdv1.ListItemsResponse, error) {
 	out := &linkdv1.ListItemsResponse{}
-	if err := c.call(ctx, http.MethodGet, "/v1/users/"+url.PathEscape(in.GetClientUserId())+"/items", nil, out); err != nil {
+	q := url.Values{}
+	for _, st := range in.GetStatuses() {
+		q.Add("statuses", st.String())
+	}
+	path := "/v1/users/" + url.PathEscape(in.GetClientUserId()) + "/items"
+	if len(q) > 0 {
+		path += "?" + q.Encode()
+	}
+	if err := c.call(ctx, http.MethodGet, path, nil, out); err != nil {
 		return nil, err
 	}
 	return out, nil
@@ -144,6 +152,14 @@ func (c *restClient) CreateSandboxPublicToken(ctx context.Context, in *linkdv1.C
 func (c *restClient) ResumeOAuth(ctx context.Context, in *linkdv1.ResumeOAuthRequest, _ ...grpc.CallOption) (*linkdv1.ResumeOAuthResponse, error) {
 	out := &linkdv1.ResumeOAuthResponse{}
 	if err := c.call(ctx, http.MethodPost, "/v1/link/oauth/resume", in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *restClient) ResetSandboxItemLogin(ctx context.Context, in *linkdv1.ResetSandboxItemLoginRequest, _ ...grpc.CallOption) (*linkdv1.ResetSandboxItemLoginResponse, error) {
+	out := &linkdv1.ResetSandboxItemLoginResponse{}
+	if err := c.call(ctx, http.MethodPost, "/v1/sandbox/item/reset_login", in, out); err != nil {
 		return nil, err
 	}
 	return out, nil

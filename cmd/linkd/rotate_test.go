@@ -13,7 +13,7 @@ import (
 
 func TestLinkd_RotateKey(t *testing.T) {
 	dir := t.TempDir()
-	ts := mustStartServerIn(t, dir)
+	ts := mustStartServerIn(t, dir, nil)
 	c := ts.GRPC(t)
 	tok, publicToken := mustLink(t, c, "user-1")
 	resp, err := c.SubmitRedirect(context.Background(), &linkdv1.SubmitRedirectRequest{Url: connectedURL(publicToken, "sess-rotate"), LinkToken: tok.GetLinkToken()})
@@ -53,7 +53,7 @@ func TestLinkd_RotateKey(t *testing.T) {
 		t.Errorf("RotateKey said %q", out.String())
 	}
 
-	ts2 := mustStartServerIn(t, dir)
+	ts2 := mustStartServerIn(t, dir, nil)
 	after, err := ts2.db.AccessToken(context.Background(), itemID)
 	if err != nil || after.Reveal() != before.Reveal() {
 		t.Fatalf("access token after rotation: %v (same: %v)", err, after.Reveal() == before.Reveal())

@@ -47,6 +47,8 @@ type Config struct {
 	APIKeys      string
 	MasterKeys   string
 	LogFormat    string
+	// DuplicateItems is the duplicate Item policy: user, all or off.
+	DuplicateItems string
 
 	// End-user tokens: a JWKS (file or URL) and/or an HS256 secret, and the
 	// issuer and audience every token must carry.
@@ -75,6 +77,9 @@ type Main struct {
 	Config Config
 	// LogOutput receives the logs; os.Stderr by default.
 	LogOutput io.Writer
+	// Now is the clock of the store, the server and the embedded emulator;
+	// time.Now when nil. Tests move it to expire tokens.
+	Now func() time.Time
 
 	log      *slog.Logger
 	db       *store.DB
@@ -118,6 +123,7 @@ func (m *Main) ParseFlags(args []string, getenv func(string) string) error {
 	fs.StringVar(&c.CountryCodes, "country-codes", env("LINKD_COUNTRY_CODES", "US"), "default country codes, comma-separated (LINKD_COUNTRY_CODES)")
 	fs.StringVar(&c.Language, "language", env("LINKD_LANGUAGE", "en"), "default Link language (LINKD_LANGUAGE)")
 	fs.StringVar(&c.Webhook, "webhook", env("LINKD_WEBHOOK", ""), "default webhook URL (LINKD_WEBHOOK)")
+	fs.StringVar(&c.DuplicateItems, "duplicate-items", env("LINKD_DUPLICATE_ITEMS", server.DuplicatesPerUser), "refuse a link that duplicates an Item of the same user (user), of any user (all), or never (off) (LINKD_DUPLICATE_ITEMS)")
 	fs.StringVar(&c.LogFormat, "log-format", env("LINKD_LOG_FORMAT", "text"), "text or json (LINKD_LOG_FORMAT)")
 	fs.StringVar(&c.EmulatorAddr, "emulator-addr", env("LINKD_EMULATOR_ADDR", "127.0.0.1:0"), "listen address of the embedded Plaid emulator (LINKD_EMULATOR_ADDR)")
 	fs.StringVar(&c.PlaidBaseURL, "plaid-base-url", env("PLAID_BASE_URL", ""), "override Plaid's API URL, e.g. a separately run emulator (PLAID_BASE_URL)")
@@ -192,7 +198,10 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
-	if m.db, err = store.Open(c.DBPath, store.Options{Keys: keys}); err != nil {
+	if m.Now == nil {
+		m.Now = time.Now
+	}
+	if m.db, err = store.Open(c.DBPath, store.Options{Keys: keys, Now: m.Now}); err != nil {
 		return fmt.Errorf("open store %s: %w", c.DBPath, err)
 	}
 	m.resealInBackground(ctx)
@@ -243,6 +252,8 @@ func (m *Main) Run(ctx context.Context) (err error) {
 			Language:     c.Language,
 			Webhook:      c.Webhook,
 		},
+		Duplicates: c.DuplicateItems,
+		Now:        m.Now,
 	})
 	if err != nil {
 		return err
@@ -306,7 +317,7 @@ func (m *Main) plaidClient() (*plaid.Client, error) {
 	cfg := plaid.Config{ClientID: c.PlaidClientID, Secret: c.PlaidSecret, Env: c.PlaidEnv, BaseURL: c.PlaidBaseURL, Timeout: c.PlaidTimeout}
 	if c.PlaidClientID == "" {
 		cfg.ClientID, cfg.Secret, cfg.Env = "linkd-emulator-"+randomToken(8), randomToken(24), linkd.PlaidSandbox
-		emu, err := plaidemu.Start(c.EmulatorAddr, plaidemu.Options{ClientID: cfg.ClientID, Secret: cfg.Secret, Logger: m.log.With("component", "plaidemu")})
+		emu, err := plaidemu.Start(c.EmulatorAddr, plaidemu.Options{ClientID: cfg.ClientID, Secret: cfg.Secret, Now: m.Now, Logger: m.log.With("component", "plaidemu")})
 		if err != nil {
 			return nil, fmt.Errorf("start the embedded Plaid emulator: %w", err)
 		}

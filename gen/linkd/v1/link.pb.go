@@ -106,7 +106,12 @@ type LinkToken struct {
 	// isWebview=true and token=<link_token>, URL-encoded.
 	WebviewUrl string `protobuf:"bytes,4,opt,name=webview_url,json=webviewUrl,proto3" json:"webview_url,omitempty"`
 	// The end user the token was issued for.
-	ClientUserId  string `protobuf:"bytes,5,opt,name=client_user_id,json=clientUserId,proto3" json:"client_user_id,omitempty"`
+	ClientUserId string `protobuf:"bytes,5,opt,name=client_user_id,json=clientUserId,proto3" json:"client_user_id,omitempty"`
+	// The Item the token repairs, when it is for update mode; empty otherwise.
+	ItemId string `protobuf:"bytes,6,opt,name=item_id,json=itemId,proto3" json:"item_id,omitempty"`
+	// Whether the token opens Link in update mode for item_id: a connected
+	// redirect for it marks the Item healthy instead of creating one.
+	UpdateMode    bool `protobuf:"varint,7,opt,name=update_mode,json=updateMode,proto3" json:"update_mode,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -174,6 +179,20 @@ func (x *LinkToken) GetClientUserId() string {
 		return x.ClientUserId
 	}
 	return ""
+}
+
+func (x *LinkToken) GetItemId() string {
+	if x != nil {
+		return x.ItemId
+	}
+	return ""
+}
+
+func (x *LinkToken) GetUpdateMode() bool {
+	if x != nil {
+		return x.UpdateMode
+	}
+	return false
 }
 
 // Account is one financial account attached to a connected Item, as Link
@@ -873,8 +892,13 @@ type Item struct {
 	CreatedAt *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
 	// The Link session that created the Item, if it came from a redirect.
 	LinkSessionId string `protobuf:"bytes,8,opt,name=link_session_id,json=linkSessionId,proto3" json:"link_session_id,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// Plaid's error_code behind a status other than GOOD (ITEM_LOGIN_REQUIRED,
+	// PENDING_EXPIRATION, ...); empty while the Item is GOOD.
+	ErrorCode string `protobuf:"bytes,9,opt,name=error_code,json=errorCode,proto3" json:"error_code,omitempty"`
+	// When status last changed; unset until it first does.
+	StatusChangedAt *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=status_changed_at,json=statusChangedAt,proto3" json:"status_changed_at,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *Item) Reset() {
@@ -961,6 +985,20 @@ func (x *Item) GetLinkSessionId() string {
 		return x.LinkSessionId
 	}
 	return ""
+}
+
+func (x *Item) GetErrorCode() string {
+	if x != nil {
+		return x.ErrorCode
+	}
+	return ""
+}
+
+func (x *Item) GetStatusChangedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.StatusChangedAt
+	}
+	return nil
 }
 
 // LinkSession is everything linkd recorded for one link_session_id.
@@ -1114,7 +1152,11 @@ type CreateLinkTokenRequest struct {
 	// Android package name, for OAuth on Android instead of redirect_uri.
 	AndroidPackageName string `protobuf:"bytes,7,opt,name=android_package_name,json=androidPackageName,proto3" json:"android_package_name,omitempty"`
 	// Webhook URL Plaid notifies about the Item.
-	Webhook       string `protobuf:"bytes,8,opt,name=webhook,proto3" json:"webhook,omitempty"`
+	Webhook string `protobuf:"bytes,8,opt,name=webhook,proto3" json:"webhook,omitempty"`
+	// An Item of client_user_id to repair: the token is created in update mode
+	// (linkd supplies the Item's access token itself; products must be empty)
+	// and expires after 30 minutes.
+	ItemId        string `protobuf:"bytes,9,opt,name=item_id,json=itemId,proto3" json:"item_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1201,6 +1243,13 @@ func (x *CreateLinkTokenRequest) GetAndroidPackageName() string {
 func (x *CreateLinkTokenRequest) GetWebhook() string {
 	if x != nil {
 		return x.Webhook
+	}
+	return ""
+}
+
+func (x *CreateLinkTokenRequest) GetItemId() string {
+	if x != nil {
+		return x.ItemId
 	}
 	return ""
 }
@@ -1351,7 +1400,10 @@ type SubmitRedirectRequest struct {
 	// The plaidlink:// URL. At most 16 KiB.
 	Url string `protobuf:"bytes,1,opt,name=url,proto3" json:"url,omitempty"`
 	// The link token the webview was opened with; it must be one linkd issued.
-	LinkToken     string `protobuf:"bytes,2,opt,name=link_token,json=linkToken,proto3" json:"link_token,omitempty"`
+	LinkToken string `protobuf:"bytes,2,opt,name=link_token,json=linkToken,proto3" json:"link_token,omitempty"`
+	// The end user the app believes it is serving. Optional; when set, a
+	// link_token issued for another user is refused like an unknown one.
+	ClientUserId  string `protobuf:"bytes,3,opt,name=client_user_id,json=clientUserId,proto3" json:"client_user_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1400,6 +1452,13 @@ func (x *SubmitRedirectRequest) GetLinkToken() string {
 	return ""
 }
 
+func (x *SubmitRedirectRequest) GetClientUserId() string {
+	if x != nil {
+		return x.ClientUserId
+	}
+	return ""
+}
+
 // SubmitRedirectResponse is the parsed redirect and, for connected, the Item.
 type SubmitRedirectResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1411,8 +1470,14 @@ type SubmitRedirectResponse struct {
 	//	*SubmitRedirectResponse_Exit
 	//	*SubmitRedirectResponse_Event
 	Result isSubmitRedirectResponse_Result `protobuf_oneof:"result"`
-	// The Item a connected redirect created (or created before, on a retry).
-	Item          *Item `protobuf:"bytes,4,opt,name=item,proto3" json:"item,omitempty"`
+	// The Item a connected redirect created (or created before, on a retry),
+	// or, for an update-mode token, the repaired Item.
+	Item *Item `protobuf:"bytes,4,opt,name=item,proto3" json:"item,omitempty"`
+	// A fresh link token for the same user and mode, set when the redirect
+	// says the token is unusable (an exit with INVALID_LINK_TOKEN) or the
+	// token has expired and the session did not connect: relaunch Link with
+	// it.
+	NewLinkToken  *LinkToken `protobuf:"bytes,5,opt,name=new_link_token,json=newLinkToken,proto3" json:"new_link_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1484,6 +1549,13 @@ func (x *SubmitRedirectResponse) GetEvent() *LinkEvent {
 func (x *SubmitRedirectResponse) GetItem() *Item {
 	if x != nil {
 		return x.Item
+	}
+	return nil
+}
+
+func (x *SubmitRedirectResponse) GetNewLinkToken() *LinkToken {
+	if x != nil {
+		return x.NewLinkToken
 	}
 	return nil
 }
@@ -1711,7 +1783,10 @@ func (x *GetItemResponse) GetItem() *Item {
 type ListItemsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The end user.
-	ClientUserId  string `protobuf:"bytes,1,opt,name=client_user_id,json=clientUserId,proto3" json:"client_user_id,omitempty"`
+	ClientUserId string `protobuf:"bytes,1,opt,name=client_user_id,json=clientUserId,proto3" json:"client_user_id,omitempty"`
+	// Only Items in one of these statuses; all Items when empty. Over REST:
+	// ?statuses=ITEM_STATUS_LOGIN_REQUIRED&statuses=ITEM_STATUS_ERROR.
+	Statuses      []ItemStatus `protobuf:"varint,2,rep,packed,name=statuses,proto3,enum=linkd.v1.ItemStatus" json:"statuses,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1751,6 +1826,13 @@ func (x *ListItemsRequest) GetClientUserId() string {
 		return x.ClientUserId
 	}
 	return ""
+}
+
+func (x *ListItemsRequest) GetStatuses() []ItemStatus {
+	if x != nil {
+		return x.Statuses
+	}
+	return nil
 }
 
 // ListItemsResponse lists a user's Items, oldest first.
@@ -2207,11 +2289,104 @@ func (x *ResumeOAuthResponse) GetWebviewUrl() string {
 	return ""
 }
 
+// ResetSandboxItemLoginRequest names the sandbox Item whose login to reset.
+type ResetSandboxItemLoginRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Plaid item_id.
+	ItemId        string `protobuf:"bytes,1,opt,name=item_id,json=itemId,proto3" json:"item_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResetSandboxItemLoginRequest) Reset() {
+	*x = ResetSandboxItemLoginRequest{}
+	mi := &file_linkd_v1_link_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResetSandboxItemLoginRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResetSandboxItemLoginRequest) ProtoMessage() {}
+
+func (x *ResetSandboxItemLoginRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_linkd_v1_link_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResetSandboxItemLoginRequest.ProtoReflect.Descriptor instead.
+func (*ResetSandboxItemLoginRequest) Descriptor() ([]byte, []int) {
+	return file_linkd_v1_link_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *ResetSandboxItemLoginRequest) GetItemId() string {
+	if x != nil {
+		return x.ItemId
+	}
+	return ""
+}
+
+// ResetSandboxItemLoginResponse confirms the reset. linkd learns of it as
+// an app would: from Link, a Plaid error or a webhook.
+type ResetSandboxItemLoginResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Plaid's request_id.
+	RequestId     string `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResetSandboxItemLoginResponse) Reset() {
+	*x = ResetSandboxItemLoginResponse{}
+	mi := &file_linkd_v1_link_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResetSandboxItemLoginResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResetSandboxItemLoginResponse) ProtoMessage() {}
+
+func (x *ResetSandboxItemLoginResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_linkd_v1_link_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResetSandboxItemLoginResponse.ProtoReflect.Descriptor instead.
+func (*ResetSandboxItemLoginResponse) Descriptor() ([]byte, []int) {
+	return file_linkd_v1_link_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *ResetSandboxItemLoginResponse) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
 var File_linkd_v1_link_proto protoreflect.FileDescriptor
 
 const file_linkd_v1_link_proto_rawDesc = "" +
 	"\n" +
-	"\x13linkd/v1/link.proto\x12\blinkd.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xcc\x01\n" +
+	"\x13linkd/v1/link.proto\x12\blinkd.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x86\x02\n" +
 	"\tLinkToken\x12\x1d\n" +
 	"\n" +
 	"link_token\x18\x01 \x01(\tR\tlinkToken\x12:\n" +
@@ -2222,7 +2397,10 @@ const file_linkd_v1_link_proto_rawDesc = "" +
 	"request_id\x18\x03 \x01(\tR\trequestId\x12\x1f\n" +
 	"\vwebview_url\x18\x04 \x01(\tR\n" +
 	"webviewUrl\x12$\n" +
-	"\x0eclient_user_id\x18\x05 \x01(\tR\fclientUserId\"\xe8\x01\n" +
+	"\x0eclient_user_id\x18\x05 \x01(\tR\fclientUserId\x12\x17\n" +
+	"\aitem_id\x18\x06 \x01(\tR\x06itemId\x12\x1f\n" +
+	"\vupdate_mode\x18\a \x01(\bR\n" +
+	"updateMode\"\xe8\x01\n" +
 	"\aAccount\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x12\n" +
@@ -2284,7 +2462,7 @@ const file_linkd_v1_link_proto_rawDesc = "" +
 	"\x17UnrecognizedParamsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01B\b\n" +
-	"\x06result\"\xd7\x02\n" +
+	"\x06result\"\xbe\x03\n" +
 	"\x04Item\x12\x17\n" +
 	"\aitem_id\x18\x01 \x01(\tR\x06itemId\x12$\n" +
 	"\x0eclient_user_id\x18\x02 \x01(\tR\fclientUserId\x12%\n" +
@@ -2294,7 +2472,11 @@ const file_linkd_v1_link_proto_rawDesc = "" +
 	"\x06status\x18\x06 \x01(\x0e2\x14.linkd.v1.ItemStatusR\x06status\x129\n" +
 	"\n" +
 	"created_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x12&\n" +
-	"\x0flink_session_id\x18\b \x01(\tR\rlinkSessionId\"\xb2\x02\n" +
+	"\x0flink_session_id\x18\b \x01(\tR\rlinkSessionId\x12\x1d\n" +
+	"\n" +
+	"error_code\x18\t \x01(\tR\terrorCode\x12F\n" +
+	"\x11status_changed_at\x18\n" +
+	" \x01(\v2\x1a.google.protobuf.TimestampR\x0fstatusChangedAt\"\xb2\x02\n" +
 	"\vLinkSession\x12&\n" +
 	"\x0flink_session_id\x18\x01 \x01(\tR\rlinkSessionId\x12\x1d\n" +
 	"\n" +
@@ -2304,7 +2486,7 @@ const file_linkd_v1_link_proto_rawDesc = "" +
 	"\tconnected\x18\x05 \x01(\v2\x19.linkd.v1.ConnectedResultH\x00R\tconnected\x12*\n" +
 	"\x04exit\x18\x06 \x01(\v2\x14.linkd.v1.ExitResultH\x00R\x04exit\x12\x17\n" +
 	"\aitem_id\x18\a \x01(\tR\x06itemIdB\t\n" +
-	"\aoutcome\"\xab\x02\n" +
+	"\aoutcome\"\xc4\x02\n" +
 	"\x16CreateLinkTokenRequest\x12$\n" +
 	"\x0eclient_user_id\x18\x01 \x01(\tR\fclientUserId\x12\x1a\n" +
 	"\bproducts\x18\x02 \x03(\tR\bproducts\x12#\n" +
@@ -2314,23 +2496,26 @@ const file_linkd_v1_link_proto_rawDesc = "" +
 	"clientName\x12!\n" +
 	"\fredirect_uri\x18\x06 \x01(\tR\vredirectUri\x120\n" +
 	"\x14android_package_name\x18\a \x01(\tR\x12androidPackageName\x12\x18\n" +
-	"\awebhook\x18\b \x01(\tR\awebhook\"M\n" +
+	"\awebhook\x18\b \x01(\tR\awebhook\x12\x17\n" +
+	"\aitem_id\x18\t \x01(\tR\x06itemId\"M\n" +
 	"\x17CreateLinkTokenResponse\x122\n" +
 	"\n" +
 	"link_token\x18\x01 \x01(\v2\x13.linkd.v1.LinkTokenR\tlinkToken\"(\n" +
 	"\x14ParseRedirectRequest\x12\x10\n" +
 	"\x03url\x18\x01 \x01(\tR\x03url\"N\n" +
 	"\x15ParseRedirectResponse\x125\n" +
-	"\bredirect\x18\x01 \x01(\v2\x19.linkd.v1.WebviewRedirectR\bredirect\"H\n" +
+	"\bredirect\x18\x01 \x01(\v2\x19.linkd.v1.WebviewRedirectR\bredirect\"n\n" +
 	"\x15SubmitRedirectRequest\x12\x10\n" +
 	"\x03url\x18\x01 \x01(\tR\x03url\x12\x1d\n" +
 	"\n" +
-	"link_token\x18\x02 \x01(\tR\tlinkToken\"\xda\x01\n" +
+	"link_token\x18\x02 \x01(\tR\tlinkToken\x12$\n" +
+	"\x0eclient_user_id\x18\x03 \x01(\tR\fclientUserId\"\x95\x02\n" +
 	"\x16SubmitRedirectResponse\x129\n" +
 	"\tconnected\x18\x01 \x01(\v2\x19.linkd.v1.ConnectedResultH\x00R\tconnected\x12*\n" +
 	"\x04exit\x18\x02 \x01(\v2\x14.linkd.v1.ExitResultH\x00R\x04exit\x12+\n" +
 	"\x05event\x18\x03 \x01(\v2\x13.linkd.v1.LinkEventH\x00R\x05event\x12\"\n" +
-	"\x04item\x18\x04 \x01(\v2\x0e.linkd.v1.ItemR\x04itemB\b\n" +
+	"\x04item\x18\x04 \x01(\v2\x0e.linkd.v1.ItemR\x04item\x129\n" +
+	"\x0enew_link_token\x18\x05 \x01(\v2\x13.linkd.v1.LinkTokenR\fnewLinkTokenB\b\n" +
 	"\x06result\"e\n" +
 	"\x1aExchangePublicTokenRequest\x12!\n" +
 	"\fpublic_token\x18\x01 \x01(\tR\vpublicToken\x12$\n" +
@@ -2340,9 +2525,10 @@ const file_linkd_v1_link_proto_rawDesc = "" +
 	"\x0eGetItemRequest\x12\x17\n" +
 	"\aitem_id\x18\x01 \x01(\tR\x06itemId\"5\n" +
 	"\x0fGetItemResponse\x12\"\n" +
-	"\x04item\x18\x01 \x01(\v2\x0e.linkd.v1.ItemR\x04item\"8\n" +
+	"\x04item\x18\x01 \x01(\v2\x0e.linkd.v1.ItemR\x04item\"j\n" +
 	"\x10ListItemsRequest\x12$\n" +
-	"\x0eclient_user_id\x18\x01 \x01(\tR\fclientUserId\"9\n" +
+	"\x0eclient_user_id\x18\x01 \x01(\tR\fclientUserId\x120\n" +
+	"\bstatuses\x18\x02 \x03(\x0e2\x14.linkd.v1.ItemStatusR\bstatuses\"9\n" +
 	"\x11ListItemsResponse\x12$\n" +
 	"\x05items\x18\x01 \x03(\v2\x0e.linkd.v1.ItemR\x05items\",\n" +
 	"\x11RemoveItemRequest\x12\x17\n" +
@@ -2368,7 +2554,12 @@ const file_linkd_v1_link_proto_rawDesc = "" +
 	"\x15received_redirect_uri\x18\x02 \x01(\tR\x13receivedRedirectUri\"6\n" +
 	"\x13ResumeOAuthResponse\x12\x1f\n" +
 	"\vwebview_url\x18\x01 \x01(\tR\n" +
-	"webviewUrl*\xd7\x01\n" +
+	"webviewUrl\"7\n" +
+	"\x1cResetSandboxItemLoginRequest\x12\x17\n" +
+	"\aitem_id\x18\x01 \x01(\tR\x06itemId\">\n" +
+	"\x1dResetSandboxItemLoginResponse\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x01 \x01(\tR\trequestId*\xd7\x01\n" +
 	"\n" +
 	"ItemStatus\x12\x1b\n" +
 	"\x17ITEM_STATUS_UNSPECIFIED\x10\x00\x12\x14\n" +
@@ -2377,7 +2568,7 @@ const file_linkd_v1_link_proto_rawDesc = "" +
 	"\x1eITEM_STATUS_PENDING_EXPIRATION\x10\x03\x12\"\n" +
 	"\x1eITEM_STATUS_PENDING_DISCONNECT\x10\x04\x12\x17\n" +
 	"\x13ITEM_STATUS_REVOKED\x10\x05\x12\x15\n" +
-	"\x11ITEM_STATUS_ERROR\x10\x062\xd3\x06\n" +
+	"\x11ITEM_STATUS_ERROR\x10\x062\xbd\a\n" +
 	"\vLinkService\x12V\n" +
 	"\x0fCreateLinkToken\x12 .linkd.v1.CreateLinkTokenRequest\x1a!.linkd.v1.CreateLinkTokenResponse\x12P\n" +
 	"\rParseRedirect\x12\x1e.linkd.v1.ParseRedirectRequest\x1a\x1f.linkd.v1.ParseRedirectResponse\x12S\n" +
@@ -2389,7 +2580,8 @@ const file_linkd_v1_link_proto_rawDesc = "" +
 	"RemoveItem\x12\x1b.linkd.v1.RemoveItemRequest\x1a\x1c.linkd.v1.RemoveItemResponse\x12S\n" +
 	"\x0eGetLinkSession\x12\x1f.linkd.v1.GetLinkSessionRequest\x1a .linkd.v1.GetLinkSessionResponse\x12q\n" +
 	"\x18CreateSandboxPublicToken\x12).linkd.v1.CreateSandboxPublicTokenRequest\x1a*.linkd.v1.CreateSandboxPublicTokenResponse\x12J\n" +
-	"\vResumeOAuth\x12\x1c.linkd.v1.ResumeOAuthRequest\x1a\x1d.linkd.v1.ResumeOAuthResponseB-Z+github.com/linkd/linkd/gen/linkd/v1;linkdv1b\x06proto3"
+	"\vResumeOAuth\x12\x1c.linkd.v1.ResumeOAuthRequest\x1a\x1d.linkd.v1.ResumeOAuthResponse\x12h\n" +
+	"\x15ResetSandboxItemLogin\x12&.linkd.v1.ResetSandboxItemLoginRequest\x1a'.linkd.v1.ResetSandboxItemLoginResponseB-Z+github.com/linkd/linkd/gen/linkd/v1;linkdv1b\x06proto3"
 
 var (
 	file_linkd_v1_link_proto_rawDescOnce sync.Once
@@ -2404,7 +2596,7 @@ func file_linkd_v1_link_proto_rawDescGZIP() []byte {
 }
 
 var file_linkd_v1_link_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_linkd_v1_link_proto_msgTypes = make([]protoimpl.MessageInfo, 30)
+var file_linkd_v1_link_proto_msgTypes = make([]protoimpl.MessageInfo, 32)
 var file_linkd_v1_link_proto_goTypes = []any{
 	(ItemStatus)(0),                          // 0: linkd.v1.ItemStatus
 	(*LinkToken)(nil),                        // 1: linkd.v1.LinkToken
@@ -2436,60 +2628,67 @@ var file_linkd_v1_link_proto_goTypes = []any{
 	(*CreateSandboxPublicTokenResponse)(nil), // 27: linkd.v1.CreateSandboxPublicTokenResponse
 	(*ResumeOAuthRequest)(nil),               // 28: linkd.v1.ResumeOAuthRequest
 	(*ResumeOAuthResponse)(nil),              // 29: linkd.v1.ResumeOAuthResponse
-	nil,                                      // 30: linkd.v1.WebviewRedirect.UnrecognizedParamsEntry
-	(*timestamppb.Timestamp)(nil),            // 31: google.protobuf.Timestamp
+	(*ResetSandboxItemLoginRequest)(nil),     // 30: linkd.v1.ResetSandboxItemLoginRequest
+	(*ResetSandboxItemLoginResponse)(nil),    // 31: linkd.v1.ResetSandboxItemLoginResponse
+	nil,                                      // 32: linkd.v1.WebviewRedirect.UnrecognizedParamsEntry
+	(*timestamppb.Timestamp)(nil),            // 33: google.protobuf.Timestamp
 }
 var file_linkd_v1_link_proto_depIdxs = []int32{
-	31, // 0: linkd.v1.LinkToken.expiration:type_name -> google.protobuf.Timestamp
+	33, // 0: linkd.v1.LinkToken.expiration:type_name -> google.protobuf.Timestamp
 	2,  // 1: linkd.v1.ConnectedResult.accounts:type_name -> linkd.v1.Account
 	3,  // 2: linkd.v1.ExitResult.error:type_name -> linkd.v1.LinkError
 	3,  // 3: linkd.v1.LinkEvent.error:type_name -> linkd.v1.LinkError
-	31, // 4: linkd.v1.LinkEvent.timestamp:type_name -> google.protobuf.Timestamp
+	33, // 4: linkd.v1.LinkEvent.timestamp:type_name -> google.protobuf.Timestamp
 	4,  // 5: linkd.v1.WebviewRedirect.connected:type_name -> linkd.v1.ConnectedResult
 	5,  // 6: linkd.v1.WebviewRedirect.exit:type_name -> linkd.v1.ExitResult
 	6,  // 7: linkd.v1.WebviewRedirect.event:type_name -> linkd.v1.LinkEvent
-	30, // 8: linkd.v1.WebviewRedirect.unrecognized_params:type_name -> linkd.v1.WebviewRedirect.UnrecognizedParamsEntry
+	32, // 8: linkd.v1.WebviewRedirect.unrecognized_params:type_name -> linkd.v1.WebviewRedirect.UnrecognizedParamsEntry
 	2,  // 9: linkd.v1.Item.accounts:type_name -> linkd.v1.Account
 	0,  // 10: linkd.v1.Item.status:type_name -> linkd.v1.ItemStatus
-	31, // 11: linkd.v1.Item.created_at:type_name -> google.protobuf.Timestamp
-	6,  // 12: linkd.v1.LinkSession.events:type_name -> linkd.v1.LinkEvent
-	4,  // 13: linkd.v1.LinkSession.connected:type_name -> linkd.v1.ConnectedResult
-	5,  // 14: linkd.v1.LinkSession.exit:type_name -> linkd.v1.ExitResult
-	1,  // 15: linkd.v1.CreateLinkTokenResponse.link_token:type_name -> linkd.v1.LinkToken
-	7,  // 16: linkd.v1.ParseRedirectResponse.redirect:type_name -> linkd.v1.WebviewRedirect
-	4,  // 17: linkd.v1.SubmitRedirectResponse.connected:type_name -> linkd.v1.ConnectedResult
-	5,  // 18: linkd.v1.SubmitRedirectResponse.exit:type_name -> linkd.v1.ExitResult
-	6,  // 19: linkd.v1.SubmitRedirectResponse.event:type_name -> linkd.v1.LinkEvent
-	8,  // 20: linkd.v1.SubmitRedirectResponse.item:type_name -> linkd.v1.Item
-	8,  // 21: linkd.v1.ExchangePublicTokenResponse.item:type_name -> linkd.v1.Item
-	8,  // 22: linkd.v1.GetItemResponse.item:type_name -> linkd.v1.Item
-	8,  // 23: linkd.v1.ListItemsResponse.items:type_name -> linkd.v1.Item
-	9,  // 24: linkd.v1.GetLinkSessionResponse.session:type_name -> linkd.v1.LinkSession
-	10, // 25: linkd.v1.LinkService.CreateLinkToken:input_type -> linkd.v1.CreateLinkTokenRequest
-	12, // 26: linkd.v1.LinkService.ParseRedirect:input_type -> linkd.v1.ParseRedirectRequest
-	14, // 27: linkd.v1.LinkService.SubmitRedirect:input_type -> linkd.v1.SubmitRedirectRequest
-	16, // 28: linkd.v1.LinkService.ExchangePublicToken:input_type -> linkd.v1.ExchangePublicTokenRequest
-	18, // 29: linkd.v1.LinkService.GetItem:input_type -> linkd.v1.GetItemRequest
-	20, // 30: linkd.v1.LinkService.ListItems:input_type -> linkd.v1.ListItemsRequest
-	22, // 31: linkd.v1.LinkService.RemoveItem:input_type -> linkd.v1.RemoveItemRequest
-	24, // 32: linkd.v1.LinkService.GetLinkSession:input_type -> linkd.v1.GetLinkSessionRequest
-	26, // 33: linkd.v1.LinkService.CreateSandboxPublicToken:input_type -> linkd.v1.CreateSandboxPublicTokenRequest
-	28, // 34: linkd.v1.LinkService.ResumeOAuth:input_type -> linkd.v1.ResumeOAuthRequest
-	11, // 35: linkd.v1.LinkService.CreateLinkToken:output_type -> linkd.v1.CreateLinkTokenResponse
-	13, // 36: linkd.v1.LinkService.ParseRedirect:output_type -> linkd.v1.ParseRedirectResponse
-	15, // 37: linkd.v1.LinkService.SubmitRedirect:output_type -> linkd.v1.SubmitRedirectResponse
-	17, // 38: linkd.v1.LinkService.ExchangePublicToken:output_type -> linkd.v1.ExchangePublicTokenResponse
-	19, // 39: linkd.v1.LinkService.GetItem:output_type -> linkd.v1.GetItemResponse
-	21, // 40: linkd.v1.LinkService.ListItems:output_type -> linkd.v1.ListItemsResponse
-	23, // 41: linkd.v1.LinkService.RemoveItem:output_type -> linkd.v1.RemoveItemResponse
-	25, // 42: linkd.v1.LinkService.GetLinkSession:output_type -> linkd.v1.GetLinkSessionResponse
-	27, // 43: linkd.v1.LinkService.CreateSandboxPublicToken:output_type -> linkd.v1.CreateSandboxPublicTokenResponse
-	29, // 44: linkd.v1.LinkService.ResumeOAuth:output_type -> linkd.v1.ResumeOAuthResponse
-	35, // [35:45] is the sub-list for method output_type
-	25, // [25:35] is the sub-list for method input_type
-	25, // [25:25] is the sub-list for extension type_name
-	25, // [25:25] is the sub-list for extension extendee
-	0,  // [0:25] is the sub-list for field type_name
+	33, // 11: linkd.v1.Item.created_at:type_name -> google.protobuf.Timestamp
+	33, // 12: linkd.v1.Item.status_changed_at:type_name -> google.protobuf.Timestamp
+	6,  // 13: linkd.v1.LinkSession.events:type_name -> linkd.v1.LinkEvent
+	4,  // 14: linkd.v1.LinkSession.connected:type_name -> linkd.v1.ConnectedResult
+	5,  // 15: linkd.v1.LinkSession.exit:type_name -> linkd.v1.ExitResult
+	1,  // 16: linkd.v1.CreateLinkTokenResponse.link_token:type_name -> linkd.v1.LinkToken
+	7,  // 17: linkd.v1.ParseRedirectResponse.redirect:type_name -> linkd.v1.WebviewRedirect
+	4,  // 18: linkd.v1.SubmitRedirectResponse.connected:type_name -> linkd.v1.ConnectedResult
+	5,  // 19: linkd.v1.SubmitRedirectResponse.exit:type_name -> linkd.v1.ExitResult
+	6,  // 20: linkd.v1.SubmitRedirectResponse.event:type_name -> linkd.v1.LinkEvent
+	8,  // 21: linkd.v1.SubmitRedirectResponse.item:type_name -> linkd.v1.Item
+	1,  // 22: linkd.v1.SubmitRedirectResponse.new_link_token:type_name -> linkd.v1.LinkToken
+	8,  // 23: linkd.v1.ExchangePublicTokenResponse.item:type_name -> linkd.v1.Item
+	8,  // 24: linkd.v1.GetItemResponse.item:type_name -> linkd.v1.Item
+	0,  // 25: linkd.v1.ListItemsRequest.statuses:type_name -> linkd.v1.ItemStatus
+	8,  // 26: linkd.v1.ListItemsResponse.items:type_name -> linkd.v1.Item
+	9,  // 27: linkd.v1.GetLinkSessionResponse.session:type_name -> linkd.v1.LinkSession
+	10, // 28: linkd.v1.LinkService.CreateLinkToken:input_type -> linkd.v1.CreateLinkTokenRequest
+	12, // 29: linkd.v1.LinkService.ParseRedirect:input_type -> linkd.v1.ParseRedirectRequest
+	14, // 30: linkd.v1.LinkService.SubmitRedirect:input_type -> linkd.v1.SubmitRedirectRequest
+	16, // 31: linkd.v1.LinkService.ExchangePublicToken:input_type -> linkd.v1.ExchangePublicTokenRequest
+	18, // 32: linkd.v1.LinkService.GetItem:input_type -> linkd.v1.GetItemRequest
+	20, // 33: linkd.v1.LinkService.ListItems:input_type -> linkd.v1.ListItemsRequest
+	22, // 34: linkd.v1.LinkService.RemoveItem:input_type -> linkd.v1.RemoveItemRequest
+	24, // 35: linkd.v1.LinkService.GetLinkSession:input_type -> linkd.v1.GetLinkSessionRequest
+	26, // 36: linkd.v1.LinkService.CreateSandboxPublicToken:input_type -> linkd.v1.CreateSandboxPublicTokenRequest
+	28, // 37: linkd.v1.LinkService.ResumeOAuth:input_type -> linkd.v1.ResumeOAuthRequest
+	30, // 38: linkd.v1.LinkService.ResetSandboxItemLogin:input_type -> linkd.v1.ResetSandboxItemLoginRequest
+	11, // 39: linkd.v1.LinkService.CreateLinkToken:output_type -> linkd.v1.CreateLinkTokenResponse
+	13, // 40: linkd.v1.LinkService.ParseRedirect:output_type -> linkd.v1.ParseRedirectResponse
+	15, // 41: linkd.v1.LinkService.SubmitRedirect:output_type -> linkd.v1.SubmitRedirectResponse
+	17, // 42: linkd.v1.LinkService.ExchangePublicToken:output_type -> linkd.v1.ExchangePublicTokenResponse
+	19, // 43: linkd.v1.LinkService.GetItem:output_type -> linkd.v1.GetItemResponse
+	21, // 44: linkd.v1.LinkService.ListItems:output_type -> linkd.v1.ListItemsResponse
+	23, // 45: linkd.v1.LinkService.RemoveItem:output_type -> linkd.v1.RemoveItemResponse
+	25, // 46: linkd.v1.LinkService.GetLinkSession:output_type -> linkd.v1.GetLinkSessionResponse
+	27, // 47: linkd.v1.LinkService.CreateSandboxPublicToken:output_type -> linkd.v1.CreateSandboxPublicTokenResponse
+	29, // 48: linkd.v1.LinkService.ResumeOAuth:output_type -> linkd.v1.ResumeOAuthResponse
+	31, // 49: linkd.v1.LinkService.ResetSandboxItemLogin:output_type -> linkd.v1.ResetSandboxItemLoginResponse
+	39, // [39:50] is the sub-list for method output_type
+	28, // [28:39] is the sub-list for method input_type
+	28, // [28:28] is the sub-list for extension type_name
+	28, // [28:28] is the sub-list for extension extendee
+	0,  // [0:28] is the sub-list for field type_name
 }
 
 func init() { file_linkd_v1_link_proto_init() }
@@ -2517,7 +2716,7 @@ func file_linkd_v1_link_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_linkd_v1_link_proto_rawDesc), len(file_linkd_v1_link_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   30,
+			NumMessages:   32,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

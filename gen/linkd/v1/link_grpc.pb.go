@@ -29,6 +29,7 @@ const (
 	LinkService_GetLinkSession_FullMethodName           = "/linkd.v1.LinkService/GetLinkSession"
 	LinkService_CreateSandboxPublicToken_FullMethodName = "/linkd.v1.LinkService/CreateSandboxPublicToken"
 	LinkService_ResumeOAuth_FullMethodName              = "/linkd.v1.LinkService/ResumeOAuth"
+	LinkService_ResetSandboxItemLogin_FullMethodName    = "/linkd.v1.LinkService/ResetSandboxItemLogin"
 )
 
 // LinkServiceClient is the client API for LinkService service.
@@ -67,6 +68,10 @@ type LinkServiceClient interface {
 	// receivedRedirectUri. The received URI must be the token's redirect_uri
 	// with an oauth_state_id.
 	ResumeOAuth(ctx context.Context, in *ResumeOAuthRequest, opts ...grpc.CallOption) (*ResumeOAuthResponse, error)
+	// ResetSandboxItemLogin puts a sandbox Item into ITEM_LOGIN_REQUIRED at
+	// Plaid, to rehearse the update-mode repair loop. Refused with
+	// FAILED_PRECONDITION against Plaid production.
+	ResetSandboxItemLogin(ctx context.Context, in *ResetSandboxItemLoginRequest, opts ...grpc.CallOption) (*ResetSandboxItemLoginResponse, error)
 }
 
 type linkServiceClient struct {
@@ -177,6 +182,16 @@ func (c *linkServiceClient) ResumeOAuth(ctx context.Context, in *ResumeOAuthRequ
 	return out, nil
 }
 
+func (c *linkServiceClient) ResetSandboxItemLogin(ctx context.Context, in *ResetSandboxItemLoginRequest, opts ...grpc.CallOption) (*ResetSandboxItemLoginResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ResetSandboxItemLoginResponse)
+	err := c.cc.Invoke(ctx, LinkService_ResetSandboxItemLogin_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // LinkServiceServer is the server API for LinkService service.
 // All implementations must embed UnimplementedLinkServiceServer
 // for forward compatibility.
@@ -213,6 +228,10 @@ type LinkServiceServer interface {
 	// receivedRedirectUri. The received URI must be the token's redirect_uri
 	// with an oauth_state_id.
 	ResumeOAuth(context.Context, *ResumeOAuthRequest) (*ResumeOAuthResponse, error)
+	// ResetSandboxItemLogin puts a sandbox Item into ITEM_LOGIN_REQUIRED at
+	// Plaid, to rehearse the update-mode repair loop. Refused with
+	// FAILED_PRECONDITION against Plaid production.
+	ResetSandboxItemLogin(context.Context, *ResetSandboxItemLoginRequest) (*ResetSandboxItemLoginResponse, error)
 	mustEmbedUnimplementedLinkServiceServer()
 }
 
@@ -252,6 +271,9 @@ func (UnimplementedLinkServiceServer) CreateSandboxPublicToken(context.Context, 
 }
 func (UnimplementedLinkServiceServer) ResumeOAuth(context.Context, *ResumeOAuthRequest) (*ResumeOAuthResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ResumeOAuth not implemented")
+}
+func (UnimplementedLinkServiceServer) ResetSandboxItemLogin(context.Context, *ResetSandboxItemLoginRequest) (*ResetSandboxItemLoginResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ResetSandboxItemLogin not implemented")
 }
 func (UnimplementedLinkServiceServer) mustEmbedUnimplementedLinkServiceServer() {}
 func (UnimplementedLinkServiceServer) testEmbeddedByValue()                     {}
@@ -454,6 +476,24 @@ func _LinkService_ResumeOAuth_Handler(srv interface{}, ctx context.Context, dec 
 	return interceptor(ctx, in, info, handler)
 }
 
+func _LinkService_ResetSandboxItemLogin_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ResetSandboxItemLoginRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(LinkServiceServer).ResetSandboxItemLogin(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: LinkService_ResetSandboxItemLogin_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(LinkServiceServer).ResetSandboxItemLogin(ctx, req.(*ResetSandboxItemLoginRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // LinkService_ServiceDesc is the grpc.ServiceDesc for LinkService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -500,6 +540,10 @@ var LinkService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ResumeOAuth",
 			Handler:    _LinkService_ResumeOAuth_Handler,
+		},
+		{
+			MethodName: "ResetSandboxItemLogin",
+			Handler:    _LinkService_ResetSandboxItemLogin_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -7,6 +7,7 @@
 package storagev1
 
 import (
+	v1 "github.com/linkd/linkd/gen/linkd/v1"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
@@ -40,7 +41,12 @@ type StoredLinkToken struct {
 	RequestId string `protobuf:"bytes,6,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	// The OAuth redirect_uri the token was created with, if any; ResumeOAuth
 	// checks the received URI against it.
-	RedirectUri   string `protobuf:"bytes,7,opt,name=redirect_uri,json=redirectUri,proto3" json:"redirect_uri,omitempty"`
+	RedirectUri string `protobuf:"bytes,7,opt,name=redirect_uri,json=redirectUri,proto3" json:"redirect_uri,omitempty"`
+	// The Item an update-mode token repairs; empty for a new-Item token.
+	ItemId string `protobuf:"bytes,8,opt,name=item_id,json=itemId,proto3" json:"item_id,omitempty"`
+	// The request the token was created for, so that linkd can issue a fresh
+	// token for the same user and mode when this one is expired or refused.
+	Request       *v1.CreateLinkTokenRequest `protobuf:"bytes,9,opt,name=request,proto3" json:"request,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -122,6 +128,20 @@ func (x *StoredLinkToken) GetRedirectUri() string {
 		return x.RedirectUri
 	}
 	return ""
+}
+
+func (x *StoredLinkToken) GetItemId() string {
+	if x != nil {
+		return x.ItemId
+	}
+	return ""
+}
+
+func (x *StoredLinkToken) GetRequest() *v1.CreateLinkTokenRequest {
+	if x != nil {
+		return x.Request
+	}
+	return nil
 }
 
 // SealedAccessToken is an access token encrypted with AES-256-GCM. The plain
@@ -318,7 +338,7 @@ var File_linkd_storage_v1_storage_proto protoreflect.FileDescriptor
 
 const file_linkd_storage_v1_storage_proto_rawDesc = "" +
 	"\n" +
-	"\x1elinkd/storage/v1/storage.proto\x12\x10linkd.storage.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb0\x02\n" +
+	"\x1elinkd/storage/v1/storage.proto\x12\x10linkd.storage.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x13linkd/v1/link.proto\"\x85\x03\n" +
 	"\x0fStoredLinkToken\x12\x1d\n" +
 	"\n" +
 	"link_token\x18\x01 \x01(\tR\tlinkToken\x12$\n" +
@@ -332,7 +352,9 @@ const file_linkd_storage_v1_storage_proto_rawDesc = "" +
 	"webviewUrl\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x06 \x01(\tR\trequestId\x12!\n" +
-	"\fredirect_uri\x18\a \x01(\tR\vredirectUri\"`\n" +
+	"\fredirect_uri\x18\a \x01(\tR\vredirectUri\x12\x17\n" +
+	"\aitem_id\x18\b \x01(\tR\x06itemId\x12:\n" +
+	"\arequest\x18\t \x01(\v2 .linkd.v1.CreateLinkTokenRequestR\arequest\"`\n" +
 	"\x11SealedAccessToken\x12\x15\n" +
 	"\x06key_id\x18\x01 \x01(\tR\x05keyId\x12\x14\n" +
 	"\x05nonce\x18\x02 \x01(\fR\x05nonce\x12\x1e\n" +
@@ -362,22 +384,24 @@ func file_linkd_storage_v1_storage_proto_rawDescGZIP() []byte {
 
 var file_linkd_storage_v1_storage_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
 var file_linkd_storage_v1_storage_proto_goTypes = []any{
-	(*StoredLinkToken)(nil),       // 0: linkd.storage.v1.StoredLinkToken
-	(*SealedAccessToken)(nil),     // 1: linkd.storage.v1.SealedAccessToken
-	(*PublicTokenUse)(nil),        // 2: linkd.storage.v1.PublicTokenUse
-	(*PendingExchange)(nil),       // 3: linkd.storage.v1.PendingExchange
-	(*timestamppb.Timestamp)(nil), // 4: google.protobuf.Timestamp
+	(*StoredLinkToken)(nil),           // 0: linkd.storage.v1.StoredLinkToken
+	(*SealedAccessToken)(nil),         // 1: linkd.storage.v1.SealedAccessToken
+	(*PublicTokenUse)(nil),            // 2: linkd.storage.v1.PublicTokenUse
+	(*PendingExchange)(nil),           // 3: linkd.storage.v1.PendingExchange
+	(*timestamppb.Timestamp)(nil),     // 4: google.protobuf.Timestamp
+	(*v1.CreateLinkTokenRequest)(nil), // 5: linkd.v1.CreateLinkTokenRequest
 }
 var file_linkd_storage_v1_storage_proto_depIdxs = []int32{
 	4, // 0: linkd.storage.v1.StoredLinkToken.created_at:type_name -> google.protobuf.Timestamp
 	4, // 1: linkd.storage.v1.StoredLinkToken.expiration:type_name -> google.protobuf.Timestamp
-	4, // 2: linkd.storage.v1.PublicTokenUse.exchanged_at:type_name -> google.protobuf.Timestamp
-	4, // 3: linkd.storage.v1.PendingExchange.started_at:type_name -> google.protobuf.Timestamp
-	4, // [4:4] is the sub-list for method output_type
-	4, // [4:4] is the sub-list for method input_type
-	4, // [4:4] is the sub-list for extension type_name
-	4, // [4:4] is the sub-list for extension extendee
-	0, // [0:4] is the sub-list for field type_name
+	5, // 2: linkd.storage.v1.StoredLinkToken.request:type_name -> linkd.v1.CreateLinkTokenRequest
+	4, // 3: linkd.storage.v1.PublicTokenUse.exchanged_at:type_name -> google.protobuf.Timestamp
+	4, // 4: linkd.storage.v1.PendingExchange.started_at:type_name -> google.protobuf.Timestamp
+	5, // [5:5] is the sub-list for method output_type
+	5, // [5:5] is the sub-list for method input_type
+	5, // [5:5] is the sub-list for extension type_name
+	5, // [5:5] is the sub-list for extension extendee
+	0, // [0:5] is the sub-list for field type_name
 }
 
 func init() { file_linkd_storage_v1_storage_proto_init() }
