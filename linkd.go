@@ -5,6 +5,7 @@ package linkd
 
 import (
 	"context"
+	"crypto/ecdsa"
 	"log/slog"
 	"time"
 
@@ -79,6 +80,19 @@ type ItemAccounts struct {
 	RequestID       string
 }
 
+// WebhookKey is a public key Plaid signs webhooks with, from
+// /webhook_verification_key/get.
+type WebhookKey struct {
+	// KeyID is the JWT header's kid.
+	KeyID string
+	// Alg is the JWK's alg; Plaid uses ES256.
+	Alg string
+	// Key is the P-256 public key.
+	Key *ecdsa.PublicKey
+	// ExpiredAt is when Plaid retired the key; zero while it is current.
+	ExpiredAt time.Time
+}
+
 // Plaid is the part of Plaid's API linkd uses. Every method returns an
 // *Error: EINVALID, EPRECONDITION, ERATELIMIT, EUNAVAILABLE, ... with Plaid
 // set when Plaid answered with an error body.
@@ -100,6 +114,11 @@ type Plaid interface {
 	// ResetSandboxItemLogin calls /sandbox/item/reset_login and returns
 	// Plaid's request_id.
 	ResetSandboxItemLogin(ctx context.Context, token AccessToken) (string, error)
+	// FireSandboxWebhook calls /sandbox/item/fire_webhook and returns Plaid's
+	// request_id.
+	FireSandboxWebhook(ctx context.Context, token AccessToken, webhookCode string) (string, error)
+	// WebhookVerificationKey calls /webhook_verification_key/get.
+	WebhookVerificationKey(ctx context.Context, keyID string) (WebhookKey, error)
 }
 
 // Store keeps linkd's state. Every method is one transaction, durable
@@ -153,6 +172,10 @@ type Store interface {
 	// ItemsAtInstitution returns every user's Items at an institution, oldest
 	// first; none is not an error.
 	ItemsAtInstitution(ctx context.Context, institutionID string) ([]*linkdv1.Item, error)
+	// RecordWebhook keeps a verified Plaid webhook and, when status is set
+	// and the webhook names a stored Item, moves the Item to status with the
+	// webhook's error_code; it returns that Item, or nil.
+	RecordWebhook(ctx context.Context, w *storagev1.StoredWebhook, status linkdv1.ItemStatus) (*linkdv1.Item, error)
 	// GetLinkSession returns a Link session, or ENOTFOUND.
 	GetLinkSession(ctx context.Context, linkSessionID string) (*linkdv1.LinkSession, error)
 	// Close releases the store.

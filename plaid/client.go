@@ -6,7 +6,10 @@ package plaid
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/tls"
+	"encoding/base64"
 	"net"
 	"net/http"
 	"net/url"
@@ -341,4 +344,53 @@ func (c *Client) ResetSandboxItemLogin(ctx context.Context, token linkd.AccessTo
 		return "", c.convert("/sandbox/item/reset_login", httpResp, err, token.Reveal())
 	}
 	return resp.GetRequestId(), nil
+}
+
+// FireSandboxWebhook calls /sandbox/item/fire_webhook. It returns
+// EPRECONDITION against production and EINTERNAL for a zero token, both
+// without calling Plaid, and otherwise the converted Plaid or transport
+// error.
+func (c *Client) FireSandboxWebhook(ctx context.Context, token linkd.AccessToken, webhookCode string) (string, error) {
+	switch {
+	case c.env != linkd.PlaidSandbox:
+		return "", linkd.Errorf(linkd.EPRECONDITION, "sandbox webhooks exist only in Plaid's sandbox; this linkd uses Plaid %s", c.env)
+	case token.IsZero():
+		return "", linkd.Errorf(linkd.EINTERNAL, "FireSandboxWebhook called without an access token")
+	}
+	req := plaidgo.NewSandboxItemFireWebhookRequest(token.Reveal(), webhookCode)
+	resp, httpResp, err := c.api.SandboxItemFireWebhook(ctx).SandboxItemFireWebhookRequest(*req).Execute()
+	if err != nil {
+		return "", c.convert("/sandbox/item/fire_webhook", httpResp, err, token.Reveal())
+	}
+	return resp.GetRequestId(), nil
+}
+
+// WebhookVerificationKey calls /webhook_verification_key/get and decodes
+// the JWK. It returns EINVALID naming key_id when keyID is empty (without
+// calling Plaid), EUNAVAILABLE when Plaid answers with a key that is not an
+// EC P-256 point, and otherwise the converted Plaid or transport error.
+func (c *Client) WebhookVerificationKey(ctx context.Context, keyID string) (linkd.WebhookKey, error) {
+	if keyID == "" {
+		return linkd.WebhookKey{}, linkd.InvalidField("key_id", "is required")
+	}
+	req := plaidgo.NewWebhookVerificationKeyGetRequest(keyID)
+	resp, httpResp, err := c.api.WebhookVerificationKeyGet(ctx).WebhookVerificationKeyGetRequest(*req).Execute()
+	if err != nil {
+		return linkd.WebhookKey{}, c.convert("/webhook_verification_key/get", httpResp, err)
+	}
+	jwk := resp.GetKey()
+	x, errX := base64.RawURLEncoding.DecodeString(jwk.GetX())
+	y, errY := base64.RawURLEncoding.DecodeString(jwk.GetY())
+	if jwk.GetKty() != "EC" || jwk.GetCrv() != "P-256" || errX != nil || errY != nil || len(x) != 32 || len(y) != 32 {
+		return linkd.WebhookKey{}, linkd.Errorf(linkd.EUNAVAILABLE, "Plaid's webhook key %s is not an EC P-256 key (request_id %s)", keyID, resp.GetRequestId())
+	}
+	pub, err := ecdsa.ParseUncompressedPublicKey(elliptic.P256(), append(append([]byte{4}, x...), y...))
+	if err != nil {
+		return linkd.WebhookKey{}, linkd.Errorf(linkd.EUNAVAILABLE, "Plaid's webhook key %s is not a point on P-256 (request_id %s)", keyID, resp.GetRequestId())
+	}
+	key := linkd.WebhookKey{KeyID: jwk.GetKid(), Alg: jwk.GetAlg(), Key: pub}
+	if exp, ok := jwk.GetExpiredAtOk(); ok && exp != nil && *exp != 0 {
+		key.ExpiredAt = time.Unix(int64(*exp), 0)
+	}
+	return key, nil
 }

@@ -52,6 +52,10 @@ type Emulator struct {
 	srv *http.Server
 	url string
 
+	// webhookKey signs webhooks; webhookClient delivers them.
+	webhookKey    *webhookKey
+	webhookClient *http.Client
+
 	mu           sync.Mutex
 	linkTokens   map[string]*linkToken
 	publicTokens map[string]*publicToken
@@ -60,6 +64,7 @@ type Emulator struct {
 	failures     map[string][]Error
 	faults       Faults
 	hangs        map[string]int
+	outbox       []webhook
 }
 
 type linkToken struct {
@@ -117,6 +122,8 @@ func New(opts Options) *Emulator {
 	if e.log == nil {
 		e.log = slog.New(slog.DiscardHandler)
 	}
+	e.webhookKey = newWebhookKey(e.now())
+	e.webhookClient = &http.Client{Timeout: 10 * time.Second}
 	return e
 }
 
@@ -193,12 +200,17 @@ func (e *Emulator) endpoint(path string) endpoint {
 		return (*Emulator).accountsGet
 	case "/sandbox/item/reset_login":
 		return (*Emulator).sandboxItemResetLogin
+	case "/sandbox/item/fire_webhook":
+		return (*Emulator).sandboxItemFireWebhook
+	case "/webhook_verification_key/get":
+		return (*Emulator).webhookVerificationKeyGet
 	}
 	return nil
 }
 
 // ServeHTTP implements http.Handler: it serves Plaid's API at the paths
-// Plaid uses, answering failures with Plaid's error bodies.
+// Plaid uses, answering failures with Plaid's error bodies. Webhooks a
+// request causes are delivered before it is answered.
 func (e *Emulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	requestID := newRequestID()
@@ -207,6 +219,10 @@ func (e *Emulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if perr == nil {
 		body, perr = e.serve(r)
 	}
+	e.mu.Lock()
+	hooks := e.takeOutbox()
+	e.mu.Unlock()
+	e.deliver(hooks) // before answering, so the caller sees their effect
 	if perr == nil && e.takeHang(r.URL.Path) {
 		<-r.Context().Done()
 		e.log.Info("plaidemu: request served, answer withheld", "path", r.URL.Path, "request_id", requestID)

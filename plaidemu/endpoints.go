@@ -130,6 +130,7 @@ func (e *Emulator) sandboxItemResetLogin(f *fields) (map[string]any, *Error) {
 		return nil, err
 	}
 	it.loginRequired = true
+	e.queueItemWebhook(it, "ERROR", errItemLoginRequired())
 	return map[string]any{"reset_login": true}, nil
 }
 
@@ -186,13 +187,25 @@ func (e *Emulator) accountsGet(f *fields) (map[string]any, *Error) {
 // a session opened with linkToken: for an Item at institutionID holding the
 // accounts accountIDs (ids from Institutions(); none means all). A public
 // token from an update-mode link token exchanges for the existing Item,
-// whose login the finished session has repaired. It
+// whose login the finished session has repaired (with a LOGIN_REPAIRED
+// webhook, delivered before it returns). It
 // returns an *Error: INVALID_LINK_TOKEN for an unknown or expired link
 // token, INVALID_INSTITUTION, INVALID_ACCOUNT_ID, or ITEM_NOT_FOUND when
 // the Item of an update-mode token was removed.
 func (e *Emulator) CreatePublicToken(linkToken, institutionID string, accountIDs []string) (string, error) {
 	e.mu.Lock()
-	defer e.mu.Unlock()
+	token, err := e.createPublicToken(linkToken, institutionID, accountIDs)
+	hooks := e.takeOutbox()
+	e.mu.Unlock()
+	e.deliver(hooks)
+	if err != nil { // not a nil *Error in a non-nil error
+		return "", err
+	}
+	return token, nil
+}
+
+// createPublicToken is CreatePublicToken with e.mu held.
+func (e *Emulator) createPublicToken(linkToken, institutionID string, accountIDs []string) (string, *Error) {
 	lt, ok := e.linkTokens[linkToken]
 	if !ok {
 		return "", errInvalidLinkToken("was not found")
@@ -221,7 +234,10 @@ func (e *Emulator) CreatePublicToken(linkToken, institutionID string, accountIDs
 		if it.institutionID != institutionID {
 			return "", errInvalidInstitution()
 		}
-		it.loginRequired = false // the user logged in again
+		if it.loginRequired {
+			it.loginRequired = false // the user logged in again
+			e.queueItemWebhook(it, "LOGIN_REPAIRED", nil)
+		}
 	}
 	return e.issuePublicToken(&publicToken{
 		institutionID: ins.ID,

@@ -63,6 +63,8 @@ type Server struct {
 	now      func() time.Time
 	// duplicates is the duplicate Item policy, one of the Duplicates* values.
 	duplicates string
+	// hookKeys caches Plaid's webhook verification keys.
+	hookKeys webhookKeys
 	// exchanges serializes work on one public token, so concurrent
 	// submissions of the same connected redirect exchange it once.
 	exchanges keyedMutex
@@ -451,6 +453,29 @@ func (s *Server) ResetSandboxItemLogin(ctx context.Context, req *linkdv1.ResetSa
 		return nil, err
 	}
 	return &linkdv1.ResetSandboxItemLoginResponse{RequestId: requestID}, nil
+}
+
+// FireSandboxWebhook has Plaid's sandbox send an Item's webhook; refused
+// against Plaid production.
+func (s *Server) FireSandboxWebhook(ctx context.Context, req *linkdv1.FireSandboxWebhookRequest) (*linkdv1.FireSandboxWebhookResponse, error) {
+	if s.plaid.Environment() == linkd.PlaidProduction {
+		return nil, linkd.Errorf(linkd.EPRECONDITION, "sandbox webhooks cannot be fired against Plaid production")
+	}
+	if err := firstError(
+		checkPattern("item_id", req.GetItemId(), plaidIDPattern, "a Plaid item_id"),
+		checkPattern("webhook_code", req.GetWebhookCode(), webhookCodePattern, "a Plaid webhook_code"),
+	); err != nil {
+		return nil, err
+	}
+	token, err := s.store.AccessToken(ctx, req.GetItemId())
+	if err != nil {
+		return nil, err
+	}
+	requestID, err := s.plaid.FireSandboxWebhook(ctx, token, req.GetWebhookCode())
+	if err != nil {
+		return nil, err
+	}
+	return &linkdv1.FireSandboxWebhookResponse{RequestId: requestID}, nil
 }
 
 // checkOptional runs check only when value is set.

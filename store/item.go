@@ -291,19 +291,24 @@ func (db *DB) SetItemStatus(ctx context.Context, itemID string, status linkdv1.I
 	now := timestamppb.New(db.now())
 	item := new(linkdv1.Item)
 	err := db.update(ctx, "set item status", func(tx *bbolt.Tx) error {
-		if err := getItem(tx, itemID, item); err != nil {
-			return err
-		}
-		if item.GetStatus() == status && item.GetErrorCode() == errorCode {
-			return nil
-		}
-		item.Status, item.ErrorCode, item.StatusChangedAt = status, errorCode, now
-		return put(tx, bucketItems, []byte(itemID), item)
+		return setItemStatus(tx, itemID, status, errorCode, now, item)
 	})
 	if err != nil {
 		return nil, err
 	}
 	return item, nil
+}
+
+// setItemStatus is SetItemStatus in tx, leaving the Item in item.
+func setItemStatus(tx *bbolt.Tx, itemID string, status linkdv1.ItemStatus, errorCode string, now *timestamppb.Timestamp, item *linkdv1.Item) error {
+	if err := getItem(tx, itemID, item); err != nil {
+		return err
+	}
+	if item.GetStatus() == status && item.GetErrorCode() == errorCode {
+		return nil
+	}
+	item.Status, item.ErrorCode, item.StatusChangedAt = status, errorCode, now
+	return put(tx, bucketItems, []byte(itemID), item)
 }
 
 // ItemsAtInstitution returns every user's Items at an institution, oldest

@@ -22,6 +22,7 @@ import (
 //	public_token_uses   sha256(public_token)                         storagev1.PublicTokenUse
 //	item_public_tokens  str(item_id) sha256(public_token)            empty
 //	pending_exchanges   sha256(public_token)                         storagev1.PendingExchange
+//	webhooks            be64(received_at) sha256(body)               storagev1.StoredWebhook
 //
 // Key parts are concatenated, with no separator, where
 //
@@ -37,7 +38,9 @@ import (
 // item_public_tokens is the reverse of public_token_uses, so that DeleteItem
 // finds the uses pointing at an Item without a full scan. pending_exchanges
 // marks exchanges sent to Plaid whose end linkd has not seen; PutItem removes
-// the mark in the transaction that records the use. Access tokens live
+// the mark in the transaction that records the use. webhooks lists verified
+// Plaid webhooks oldest first; the body's hash keeps two received in the
+// same nanosecond apart. Access tokens live
 // apart from items, sealed with AES-256-GCM under a master key named by
 // key_id, with the item_id as additional data.
 var (
@@ -49,6 +52,7 @@ var (
 	bucketPublicTokenUses  = []byte("public_token_uses")
 	bucketItemPublicTokens = []byte("item_public_tokens")
 	bucketPendingExchanges = []byte("pending_exchanges")
+	bucketWebhooks         = []byte("webhooks")
 )
 
 // allBuckets is every bucket; Open creates each one.
@@ -61,6 +65,7 @@ var allBuckets = [][]byte{
 	bucketPublicTokenUses,
 	bucketItemPublicTokens,
 	bucketPendingExchanges,
+	bucketWebhooks,
 }
 
 // maxIDLen bounds the ids written into keys, well under bbolt's 32 KiB key
@@ -107,6 +112,12 @@ func itemPublicTokensPrefix(itemID string) []byte {
 // sha256.Size bytes are the public_token_uses key.
 func itemPublicTokenKey(itemID string, publicTokenSum []byte) []byte {
 	return append(itemPublicTokensPrefix(itemID), publicTokenSum...)
+}
+
+// webhookKey is the webhooks key of a webhook received at t with body.
+func webhookKey(t time.Time, body []byte) []byte {
+	sum := sha256.Sum256(body)
+	return append(appendTime(make([]byte, 0, 8+sha256.Size), t), sum[:]...)
 }
 
 // Index corruption, which only a bug or a damaged file can cause.

@@ -164,3 +164,11 @@ func (c *restClient) ResetSandboxItemLogin(ctx context.Context, in *linkdv1.Rese
 	}
 	return out, nil
 }
+
+func (c *restClient) FireSandboxWebhook(ctx context.Context, in *linkdv1.FireSandboxWebhookRequest, _ ...grpc.CallOption) (*linkdv1.FireSandboxWebhookResponse, error) {
+	out := &linkdv1.FireSandboxWebhookResponse{}
+	if err := c.call(ctx, http.MethodPost, "/v1/sandbox/item/fire_webhook", in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}

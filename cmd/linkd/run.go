@@ -266,6 +266,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		return err
 	}
 	gatewayLn := server.NewGatewayListener()
+	routes = append(routes, svc.WebhookRoute())
 	handler, err := server.NewHTTPHandler(ctx, gatewayLn, routes...)
 	if err != nil {
 		return err

@@ -2382,6 +2382,109 @@ func (x *ResetSandboxItemLoginResponse) GetRequestId() string {
 	return ""
 }
 
+// FireSandboxWebhookRequest names the sandbox Item and the webhook to send.
+type FireSandboxWebhookRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Plaid item_id.
+	ItemId string `protobuf:"bytes,1,opt,name=item_id,json=itemId,proto3" json:"item_id,omitempty"`
+	// Plaid's webhook_code: ERROR (ITEM_LOGIN_REQUIRED), PENDING_EXPIRATION,
+	// PENDING_DISCONNECT, LOGIN_REPAIRED, USER_PERMISSION_REVOKED,
+	// NEW_ACCOUNTS_AVAILABLE, WEBHOOK_UPDATE_ACKNOWLEDGED, DEFAULT_UPDATE, ...
+	WebhookCode   string `protobuf:"bytes,2,opt,name=webhook_code,json=webhookCode,proto3" json:"webhook_code,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FireSandboxWebhookRequest) Reset() {
+	*x = FireSandboxWebhookRequest{}
+	mi := &file_linkd_v1_link_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FireSandboxWebhookRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FireSandboxWebhookRequest) ProtoMessage() {}
+
+func (x *FireSandboxWebhookRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_linkd_v1_link_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FireSandboxWebhookRequest.ProtoReflect.Descriptor instead.
+func (*FireSandboxWebhookRequest) Descriptor() ([]byte, []int) {
+	return file_linkd_v1_link_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *FireSandboxWebhookRequest) GetItemId() string {
+	if x != nil {
+		return x.ItemId
+	}
+	return ""
+}
+
+func (x *FireSandboxWebhookRequest) GetWebhookCode() string {
+	if x != nil {
+		return x.WebhookCode
+	}
+	return ""
+}
+
+// FireSandboxWebhookResponse confirms Plaid fired the webhook.
+type FireSandboxWebhookResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Plaid's request_id.
+	RequestId     string `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FireSandboxWebhookResponse) Reset() {
+	*x = FireSandboxWebhookResponse{}
+	mi := &file_linkd_v1_link_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FireSandboxWebhookResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FireSandboxWebhookResponse) ProtoMessage() {}
+
+func (x *FireSandboxWebhookResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_linkd_v1_link_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FireSandboxWebhookResponse.ProtoReflect.Descriptor instead.
+func (*FireSandboxWebhookResponse) Descriptor() ([]byte, []int) {
+	return file_linkd_v1_link_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *FireSandboxWebhookResponse) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
 var File_linkd_v1_link_proto protoreflect.FileDescriptor
 
 const file_linkd_v1_link_proto_rawDesc = "" +
@@ -2559,6 +2662,12 @@ const file_linkd_v1_link_proto_rawDesc = "" +
 	"\aitem_id\x18\x01 \x01(\tR\x06itemId\">\n" +
 	"\x1dResetSandboxItemLoginResponse\x12\x1d\n" +
 	"\n" +
+	"request_id\x18\x01 \x01(\tR\trequestId\"W\n" +
+	"\x19FireSandboxWebhookRequest\x12\x17\n" +
+	"\aitem_id\x18\x01 \x01(\tR\x06itemId\x12!\n" +
+	"\fwebhook_code\x18\x02 \x01(\tR\vwebhookCode\";\n" +
+	"\x1aFireSandboxWebhookResponse\x12\x1d\n" +
+	"\n" +
 	"request_id\x18\x01 \x01(\tR\trequestId*\xd7\x01\n" +
 	"\n" +
 	"ItemStatus\x12\x1b\n" +
@@ -2568,7 +2677,7 @@ const file_linkd_v1_link_proto_rawDesc = "" +
 	"\x1eITEM_STATUS_PENDING_EXPIRATION\x10\x03\x12\"\n" +
 	"\x1eITEM_STATUS_PENDING_DISCONNECT\x10\x04\x12\x17\n" +
 	"\x13ITEM_STATUS_REVOKED\x10\x05\x12\x15\n" +
-	"\x11ITEM_STATUS_ERROR\x10\x062\xbd\a\n" +
+	"\x11ITEM_STATUS_ERROR\x10\x062\x9e\b\n" +
 	"\vLinkService\x12V\n" +
 	"\x0fCreateLinkToken\x12 .linkd.v1.CreateLinkTokenRequest\x1a!.linkd.v1.CreateLinkTokenResponse\x12P\n" +
 	"\rParseRedirect\x12\x1e.linkd.v1.ParseRedirectRequest\x1a\x1f.linkd.v1.ParseRedirectResponse\x12S\n" +
@@ -2581,7 +2690,8 @@ const file_linkd_v1_link_proto_rawDesc = "" +
 	"\x0eGetLinkSession\x12\x1f.linkd.v1.GetLinkSessionRequest\x1a .linkd.v1.GetLinkSessionResponse\x12q\n" +
 	"\x18CreateSandboxPublicToken\x12).linkd.v1.CreateSandboxPublicTokenRequest\x1a*.linkd.v1.CreateSandboxPublicTokenResponse\x12J\n" +
 	"\vResumeOAuth\x12\x1c.linkd.v1.ResumeOAuthRequest\x1a\x1d.linkd.v1.ResumeOAuthResponse\x12h\n" +
-	"\x15ResetSandboxItemLogin\x12&.linkd.v1.ResetSandboxItemLoginRequest\x1a'.linkd.v1.ResetSandboxItemLoginResponseB-Z+github.com/linkd/linkd/gen/linkd/v1;linkdv1b\x06proto3"
+	"\x15ResetSandboxItemLogin\x12&.linkd.v1.ResetSandboxItemLoginRequest\x1a'.linkd.v1.ResetSandboxItemLoginResponse\x12_\n" +
+	"\x12FireSandboxWebhook\x12#.linkd.v1.FireSandboxWebhookRequest\x1a$.linkd.v1.FireSandboxWebhookResponseB-Z+github.com/linkd/linkd/gen/linkd/v1;linkdv1b\x06proto3"
 
 var (
 	file_linkd_v1_link_proto_rawDescOnce sync.Once
@@ -2596,7 +2706,7 @@ func file_linkd_v1_link_proto_rawDescGZIP() []byte {
 }
 
 var file_linkd_v1_link_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_linkd_v1_link_proto_msgTypes = make([]protoimpl.MessageInfo, 32)
+var file_linkd_v1_link_proto_msgTypes = make([]protoimpl.MessageInfo, 34)
 var file_linkd_v1_link_proto_goTypes = []any{
 	(ItemStatus)(0),                          // 0: linkd.v1.ItemStatus
 	(*LinkToken)(nil),                        // 1: linkd.v1.LinkToken
@@ -2630,23 +2740,25 @@ var file_linkd_v1_link_proto_goTypes = []any{
 	(*ResumeOAuthResponse)(nil),              // 29: linkd.v1.ResumeOAuthResponse
 	(*ResetSandboxItemLoginRequest)(nil),     // 30: linkd.v1.ResetSandboxItemLoginRequest
 	(*ResetSandboxItemLoginResponse)(nil),    // 31: linkd.v1.ResetSandboxItemLoginResponse
-	nil,                                      // 32: linkd.v1.WebviewRedirect.UnrecognizedParamsEntry
-	(*timestamppb.Timestamp)(nil),            // 33: google.protobuf.Timestamp
+	(*FireSandboxWebhookRequest)(nil),        // 32: linkd.v1.FireSandboxWebhookRequest
+	(*FireSandboxWebhookResponse)(nil),       // 33: linkd.v1.FireSandboxWebhookResponse
+	nil,                                      // 34: linkd.v1.WebviewRedirect.UnrecognizedParamsEntry
+	(*timestamppb.Timestamp)(nil),            // 35: google.protobuf.Timestamp
 }
 var file_linkd_v1_link_proto_depIdxs = []int32{
-	33, // 0: linkd.v1.LinkToken.expiration:type_name -> google.protobuf.Timestamp
+	35, // 0: linkd.v1.LinkToken.expiration:type_name -> google.protobuf.Timestamp
 	2,  // 1: linkd.v1.ConnectedResult.accounts:type_name -> linkd.v1.Account
 	3,  // 2: linkd.v1.ExitResult.error:type_name -> linkd.v1.LinkError
 	3,  // 3: linkd.v1.LinkEvent.error:type_name -> linkd.v1.LinkError
-	33, // 4: linkd.v1.LinkEvent.timestamp:type_name -> google.protobuf.Timestamp
+	35, // 4: linkd.v1.LinkEvent.timestamp:type_name -> google.protobuf.Timestamp
 	4,  // 5: linkd.v1.WebviewRedirect.connected:type_name -> linkd.v1.ConnectedResult
 	5,  // 6: linkd.v1.WebviewRedirect.exit:type_name -> linkd.v1.ExitResult
 	6,  // 7: linkd.v1.WebviewRedirect.event:type_name -> linkd.v1.LinkEvent
-	32, // 8: linkd.v1.WebviewRedirect.unrecognized_params:type_name -> linkd.v1.WebviewRedirect.UnrecognizedParamsEntry
+	34, // 8: linkd.v1.WebviewRedirect.unrecognized_params:type_name -> linkd.v1.WebviewRedirect.UnrecognizedParamsEntry
 	2,  // 9: linkd.v1.Item.accounts:type_name -> linkd.v1.Account
 	0,  // 10: linkd.v1.Item.status:type_name -> linkd.v1.ItemStatus
-	33, // 11: linkd.v1.Item.created_at:type_name -> google.protobuf.Timestamp
-	33, // 12: linkd.v1.Item.status_changed_at:type_name -> google.protobuf.Timestamp
+	35, // 11: linkd.v1.Item.created_at:type_name -> google.protobuf.Timestamp
+	35, // 12: linkd.v1.Item.status_changed_at:type_name -> google.protobuf.Timestamp
 	6,  // 13: linkd.v1.LinkSession.events:type_name -> linkd.v1.LinkEvent
 	4,  // 14: linkd.v1.LinkSession.connected:type_name -> linkd.v1.ConnectedResult
 	5,  // 15: linkd.v1.LinkSession.exit:type_name -> linkd.v1.ExitResult
@@ -2673,19 +2785,21 @@ var file_linkd_v1_link_proto_depIdxs = []int32{
 	26, // 36: linkd.v1.LinkService.CreateSandboxPublicToken:input_type -> linkd.v1.CreateSandboxPublicTokenRequest
 	28, // 37: linkd.v1.LinkService.ResumeOAuth:input_type -> linkd.v1.ResumeOAuthRequest
 	30, // 38: linkd.v1.LinkService.ResetSandboxItemLogin:input_type -> linkd.v1.ResetSandboxItemLoginRequest
-	11, // 39: linkd.v1.LinkService.CreateLinkToken:output_type -> linkd.v1.CreateLinkTokenResponse
-	13, // 40: linkd.v1.LinkService.ParseRedirect:output_type -> linkd.v1.ParseRedirectResponse
-	15, // 41: linkd.v1.LinkService.SubmitRedirect:output_type -> linkd.v1.SubmitRedirectResponse
-	17, // 42: linkd.v1.LinkService.ExchangePublicToken:output_type -> linkd.v1.ExchangePublicTokenResponse
-	19, // 43: linkd.v1.LinkService.GetItem:output_type -> linkd.v1.GetItemResponse
-	21, // 44: linkd.v1.LinkService.ListItems:output_type -> linkd.v1.ListItemsResponse
-	23, // 45: linkd.v1.LinkService.RemoveItem:output_type -> linkd.v1.RemoveItemResponse
-	25, // 46: linkd.v1.LinkService.GetLinkSession:output_type -> linkd.v1.GetLinkSessionResponse
-	27, // 47: linkd.v1.LinkService.CreateSandboxPublicToken:output_type -> linkd.v1.CreateSandboxPublicTokenResponse
-	29, // 48: linkd.v1.LinkService.ResumeOAuth:output_type -> linkd.v1.ResumeOAuthResponse
-	31, // 49: linkd.v1.LinkService.ResetSandboxItemLogin:output_type -> linkd.v1.ResetSandboxItemLoginResponse
-	39, // [39:50] is the sub-list for method output_type
-	28, // [28:39] is the sub-list for method input_type
+	32, // 39: linkd.v1.LinkService.FireSandboxWebhook:input_type -> linkd.v1.FireSandboxWebhookRequest
+	11, // 40: linkd.v1.LinkService.CreateLinkToken:output_type -> linkd.v1.CreateLinkTokenResponse
+	13, // 41: linkd.v1.LinkService.ParseRedirect:output_type -> linkd.v1.ParseRedirectResponse
+	15, // 42: linkd.v1.LinkService.SubmitRedirect:output_type -> linkd.v1.SubmitRedirectResponse
+	17, // 43: linkd.v1.LinkService.ExchangePublicToken:output_type -> linkd.v1.ExchangePublicTokenResponse
+	19, // 44: linkd.v1.LinkService.GetItem:output_type -> linkd.v1.GetItemResponse
+	21, // 45: linkd.v1.LinkService.ListItems:output_type -> linkd.v1.ListItemsResponse
+	23, // 46: linkd.v1.LinkService.RemoveItem:output_type -> linkd.v1.RemoveItemResponse
+	25, // 47: linkd.v1.LinkService.GetLinkSession:output_type -> linkd.v1.GetLinkSessionResponse
+	27, // 48: linkd.v1.LinkService.CreateSandboxPublicToken:output_type -> linkd.v1.CreateSandboxPublicTokenResponse
+	29, // 49: linkd.v1.LinkService.ResumeOAuth:output_type -> linkd.v1.ResumeOAuthResponse
+	31, // 50: linkd.v1.LinkService.ResetSandboxItemLogin:output_type -> linkd.v1.ResetSandboxItemLoginResponse
+	33, // 51: linkd.v1.LinkService.FireSandboxWebhook:output_type -> linkd.v1.FireSandboxWebhookResponse
+	40, // [40:52] is the sub-list for method output_type
+	28, // [28:40] is the sub-list for method input_type
 	28, // [28:28] is the sub-list for extension type_name
 	28, // [28:28] is the sub-list for extension extendee
 	0,  // [0:28] is the sub-list for field type_name
@@ -2716,7 +2830,7 @@ func file_linkd_v1_link_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_linkd_v1_link_proto_rawDesc), len(file_linkd_v1_link_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   32,
+			NumMessages:   34,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -30,6 +30,7 @@ const (
 	LinkService_CreateSandboxPublicToken_FullMethodName = "/linkd.v1.LinkService/CreateSandboxPublicToken"
 	LinkService_ResumeOAuth_FullMethodName              = "/linkd.v1.LinkService/ResumeOAuth"
 	LinkService_ResetSandboxItemLogin_FullMethodName    = "/linkd.v1.LinkService/ResetSandboxItemLogin"
+	LinkService_FireSandboxWebhook_FullMethodName       = "/linkd.v1.LinkService/FireSandboxWebhook"
 )
 
 // LinkServiceClient is the client API for LinkService service.
@@ -72,6 +73,10 @@ type LinkServiceClient interface {
 	// Plaid, to rehearse the update-mode repair loop. Refused with
 	// FAILED_PRECONDITION against Plaid production.
 	ResetSandboxItemLogin(ctx context.Context, in *ResetSandboxItemLoginRequest, opts ...grpc.CallOption) (*ResetSandboxItemLoginResponse, error)
+	// FireSandboxWebhook has Plaid's sandbox send a webhook for an Item to the
+	// Item's webhook URL. Refused with FAILED_PRECONDITION against Plaid
+	// production.
+	FireSandboxWebhook(ctx context.Context, in *FireSandboxWebhookRequest, opts ...grpc.CallOption) (*FireSandboxWebhookResponse, error)
 }
 
 type linkServiceClient struct {
@@ -192,6 +197,16 @@ func (c *linkServiceClient) ResetSandboxItemLogin(ctx context.Context, in *Reset
 	return out, nil
 }
 
+func (c *linkServiceClient) FireSandboxWebhook(ctx context.Context, in *FireSandboxWebhookRequest, opts ...grpc.CallOption) (*FireSandboxWebhookResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(FireSandboxWebhookResponse)
+	err := c.cc.Invoke(ctx, LinkService_FireSandboxWebhook_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // LinkServiceServer is the server API for LinkService service.
 // All implementations must embed UnimplementedLinkServiceServer
 // for forward compatibility.
@@ -232,6 +247,10 @@ type LinkServiceServer interface {
 	// Plaid, to rehearse the update-mode repair loop. Refused with
 	// FAILED_PRECONDITION against Plaid production.
 	ResetSandboxItemLogin(context.Context, *ResetSandboxItemLoginRequest) (*ResetSandboxItemLoginResponse, error)
+	// FireSandboxWebhook has Plaid's sandbox send a webhook for an Item to the
+	// Item's webhook URL. Refused with FAILED_PRECONDITION against Plaid
+	// production.
+	FireSandboxWebhook(context.Context, *FireSandboxWebhookRequest) (*FireSandboxWebhookResponse, error)
 	mustEmbedUnimplementedLinkServiceServer()
 }
 
@@ -274,6 +293,9 @@ func (UnimplementedLinkServiceServer) ResumeOAuth(context.Context, *ResumeOAuthR
 }
 func (UnimplementedLinkServiceServer) ResetSandboxItemLogin(context.Context, *ResetSandboxItemLoginRequest) (*ResetSandboxItemLoginResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ResetSandboxItemLogin not implemented")
+}
+func (UnimplementedLinkServiceServer) FireSandboxWebhook(context.Context, *FireSandboxWebhookRequest) (*FireSandboxWebhookResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method FireSandboxWebhook not implemented")
 }
 func (UnimplementedLinkServiceServer) mustEmbedUnimplementedLinkServiceServer() {}
 func (UnimplementedLinkServiceServer) testEmbeddedByValue()                     {}
@@ -494,6 +516,24 @@ func _LinkService_ResetSandboxItemLogin_Handler(srv interface{}, ctx context.Con
 	return interceptor(ctx, in, info, handler)
 }
 
+func _LinkService_FireSandboxWebhook_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(FireSandboxWebhookRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(LinkServiceServer).FireSandboxWebhook(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: LinkService_FireSandboxWebhook_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(LinkServiceServer).FireSandboxWebhook(ctx, req.(*FireSandboxWebhookRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // LinkService_ServiceDesc is the grpc.ServiceDesc for LinkService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -544,6 +584,10 @@ var LinkService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ResetSandboxItemLogin",
 			Handler:    _LinkService_ResetSandboxItemLogin_Handler,
+		},
+		{
+			MethodName: "FireSandboxWebhook",
+			Handler:    _LinkService_FireSandboxWebhook_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -334,6 +334,107 @@ func (x *PendingExchange) GetAttempts() int32 {
 	return 0
 }
 
+// StoredWebhook is a Plaid webhook linkd received and verified, kept
+// whatever its type, so that nothing Plaid said is lost.
+type StoredWebhook struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Plaid's webhook_type: ITEM, TRANSACTIONS, ...
+	WebhookType string `protobuf:"bytes,1,opt,name=webhook_type,json=webhookType,proto3" json:"webhook_type,omitempty"`
+	// Plaid's webhook_code: ERROR, PENDING_EXPIRATION, LOGIN_REPAIRED, ...
+	WebhookCode string `protobuf:"bytes,2,opt,name=webhook_code,json=webhookCode,proto3" json:"webhook_code,omitempty"`
+	// The Item it is about; empty when the body names none.
+	ItemId string `protobuf:"bytes,3,opt,name=item_id,json=itemId,proto3" json:"item_id,omitempty"`
+	// error.error_code of an ERROR webhook; empty otherwise.
+	ErrorCode string `protobuf:"bytes,4,opt,name=error_code,json=errorCode,proto3" json:"error_code,omitempty"`
+	// When linkd received it.
+	ReceivedAt *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=received_at,json=receivedAt,proto3" json:"received_at,omitempty"`
+	// The verified raw body. Plaid's webhook bodies carry no access token.
+	Body []byte `protobuf:"bytes,6,opt,name=body,proto3" json:"body,omitempty"`
+	// The kid of the key that signed it.
+	KeyId         string `protobuf:"bytes,7,opt,name=key_id,json=keyId,proto3" json:"key_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StoredWebhook) Reset() {
+	*x = StoredWebhook{}
+	mi := &file_linkd_storage_v1_storage_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StoredWebhook) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StoredWebhook) ProtoMessage() {}
+
+func (x *StoredWebhook) ProtoReflect() protoreflect.Message {
+	mi := &file_linkd_storage_v1_storage_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StoredWebhook.ProtoReflect.Descriptor instead.
+func (*StoredWebhook) Descriptor() ([]byte, []int) {
+	return file_linkd_storage_v1_storage_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *StoredWebhook) GetWebhookType() string {
+	if x != nil {
+		return x.WebhookType
+	}
+	return ""
+}
+
+func (x *StoredWebhook) GetWebhookCode() string {
+	if x != nil {
+		return x.WebhookCode
+	}
+	return ""
+}
+
+func (x *StoredWebhook) GetItemId() string {
+	if x != nil {
+		return x.ItemId
+	}
+	return ""
+}
+
+func (x *StoredWebhook) GetErrorCode() string {
+	if x != nil {
+		return x.ErrorCode
+	}
+	return ""
+}
+
+func (x *StoredWebhook) GetReceivedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ReceivedAt
+	}
+	return nil
+}
+
+func (x *StoredWebhook) GetBody() []byte {
+	if x != nil {
+		return x.Body
+	}
+	return nil
+}
+
+func (x *StoredWebhook) GetKeyId() string {
+	if x != nil {
+		return x.KeyId
+	}
+	return ""
+}
+
 var File_linkd_storage_v1_storage_proto protoreflect.FileDescriptor
 
 const file_linkd_storage_v1_storage_proto_rawDesc = "" +
@@ -368,7 +469,17 @@ const file_linkd_storage_v1_storage_proto_rawDesc = "" +
 	"\x0eclient_user_id\x18\x01 \x01(\tR\fclientUserId\x129\n" +
 	"\n" +
 	"started_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\tstartedAt\x12\x1a\n" +
-	"\battempts\x18\x03 \x01(\x05R\battemptsB7Z5github.com/linkd/linkd/gen/linkd/storage/v1;storagev1b\x06proto3"
+	"\battempts\x18\x03 \x01(\x05R\battempts\"\xf5\x01\n" +
+	"\rStoredWebhook\x12!\n" +
+	"\fwebhook_type\x18\x01 \x01(\tR\vwebhookType\x12!\n" +
+	"\fwebhook_code\x18\x02 \x01(\tR\vwebhookCode\x12\x17\n" +
+	"\aitem_id\x18\x03 \x01(\tR\x06itemId\x12\x1d\n" +
+	"\n" +
+	"error_code\x18\x04 \x01(\tR\terrorCode\x12;\n" +
+	"\vreceived_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"receivedAt\x12\x12\n" +
+	"\x04body\x18\x06 \x01(\fR\x04body\x12\x15\n" +
+	"\x06key_id\x18\a \x01(\tR\x05keyIdB7Z5github.com/linkd/linkd/gen/linkd/storage/v1;storagev1b\x06proto3"
 
 var (
 	file_linkd_storage_v1_storage_proto_rawDescOnce sync.Once
@@ -382,26 +493,28 @@ func file_linkd_storage_v1_storage_proto_rawDescGZIP() []byte {
 	return file_linkd_storage_v1_storage_proto_rawDescData
 }
 
-var file_linkd_storage_v1_storage_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
+var file_linkd_storage_v1_storage_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
 var file_linkd_storage_v1_storage_proto_goTypes = []any{
 	(*StoredLinkToken)(nil),           // 0: linkd.storage.v1.StoredLinkToken
 	(*SealedAccessToken)(nil),         // 1: linkd.storage.v1.SealedAccessToken
 	(*PublicTokenUse)(nil),            // 2: linkd.storage.v1.PublicTokenUse
 	(*PendingExchange)(nil),           // 3: linkd.storage.v1.PendingExchange
-	(*timestamppb.Timestamp)(nil),     // 4: google.protobuf.Timestamp
-	(*v1.CreateLinkTokenRequest)(nil), // 5: linkd.v1.CreateLinkTokenRequest
+	(*StoredWebhook)(nil),             // 4: linkd.storage.v1.StoredWebhook
+	(*timestamppb.Timestamp)(nil),     // 5: google.protobuf.Timestamp
+	(*v1.CreateLinkTokenRequest)(nil), // 6: linkd.v1.CreateLinkTokenRequest
 }
 var file_linkd_storage_v1_storage_proto_depIdxs = []int32{
-	4, // 0: linkd.storage.v1.StoredLinkToken.created_at:type_name -> google.protobuf.Timestamp
-	4, // 1: linkd.storage.v1.StoredLinkToken.expiration:type_name -> google.protobuf.Timestamp
-	5, // 2: linkd.storage.v1.StoredLinkToken.request:type_name -> linkd.v1.CreateLinkTokenRequest
-	4, // 3: linkd.storage.v1.PublicTokenUse.exchanged_at:type_name -> google.protobuf.Timestamp
-	4, // 4: linkd.storage.v1.PendingExchange.started_at:type_name -> google.protobuf.Timestamp
-	5, // [5:5] is the sub-list for method output_type
-	5, // [5:5] is the sub-list for method input_type
-	5, // [5:5] is the sub-list for extension type_name
-	5, // [5:5] is the sub-list for extension extendee
-	0, // [0:5] is the sub-list for field type_name
+	5, // 0: linkd.storage.v1.StoredLinkToken.created_at:type_name -> google.protobuf.Timestamp
+	5, // 1: linkd.storage.v1.StoredLinkToken.expiration:type_name -> google.protobuf.Timestamp
+	6, // 2: linkd.storage.v1.StoredLinkToken.request:type_name -> linkd.v1.CreateLinkTokenRequest
+	5, // 3: linkd.storage.v1.PublicTokenUse.exchanged_at:type_name -> google.protobuf.Timestamp
+	5, // 4: linkd.storage.v1.PendingExchange.started_at:type_name -> google.protobuf.Timestamp
+	5, // 5: linkd.storage.v1.StoredWebhook.received_at:type_name -> google.protobuf.Timestamp
+	6, // [6:6] is the sub-list for method output_type
+	6, // [6:6] is the sub-list for method input_type
+	6, // [6:6] is the sub-list for extension type_name
+	6, // [6:6] is the sub-list for extension extendee
+	0, // [0:6] is the sub-list for field type_name
 }
 
 func init() { file_linkd_storage_v1_storage_proto_init() }
@@ -415,7 +528,7 @@ func file_linkd_storage_v1_storage_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_linkd_storage_v1_storage_proto_rawDesc), len(file_linkd_storage_v1_storage_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   4,
+			NumMessages:   5,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -1,0 +1,267 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	linkdv1 "github.com/linkd/linkd/gen/linkd/v1"
+	"github.com/linkd/linkd/plaidemu"
+	"github.com/linkd/linkd/server"
+)
+
+// mustConnectWithWebhook links an Item whose webhook URL is webhook,
+// through an emulated Link session and a connected redirect.
+func mustConnectWithWebhook(t *testing.T, ts *testServer, c linkdv1.LinkServiceClient, user, session, webhook string) *linkdv1.Item {
+	t.Helper()
+	tok, err := c.CreateLinkToken(context.Background(), &linkdv1.CreateLinkTokenRequest{ClientUserId: user, Webhook: webhook})
+	if err != nil {
+		t.Fatalf("CreateLinkToken: %v", err)
+	}
+	publicToken, err := ts.emulator.CreatePublicToken(tok.GetLinkToken().GetLinkToken(), "ins_109508", nil)
+	if err != nil {
+		t.Fatalf("emulator Link session: %v", err)
+	}
+	resp, err := c.SubmitRedirect(context.Background(), &linkdv1.SubmitRedirectRequest{Url: connectedURL(publicToken, session), LinkToken: tok.GetLinkToken().GetLinkToken()})
+	if err != nil {
+		t.Fatalf("SubmitRedirect(connected): %v", err)
+	}
+	return resp.GetItem()
+}
+
+// mustStatus fails unless the Item has status want.
+func mustStatus(t *testing.T, c linkdv1.LinkServiceClient, itemID string, want linkdv1.ItemStatus) {
+	t.Helper()
+	got, err := c.GetItem(context.Background(), &linkdv1.GetItemRequest{ItemId: itemID})
+	if err != nil {
+		t.Fatalf("GetItem: %v", err)
+	}
+	if got.GetItem().GetStatus() != want {
+		t.Errorf("item status = %v (error_code %q), want %v", got.GetItem().GetStatus(), got.GetItem().GetErrorCode(), want)
+	}
+}
+
+// TestLinkd_Webhooks walks the repair loop learning of the broken login by
+// webhook, then every ITEM webhook the emulator fires, each signed by the
+// emulator and verified by linkd.
+func TestLinkd_Webhooks(t *testing.T) {
+	transports(t, func(t *testing.T, ts *testServer, c linkdv1.LinkServiceClient) {
+		ctx := context.Background()
+		item := mustConnectWithWebhook(t, ts, c, "user-1", "sess-1", ts.BaseURL+server.WebhookPath)
+		id := item.GetItemId()
+
+		// Plaid breaks the login and says so by webhook.
+		if _, err := c.ResetSandboxItemLogin(ctx, &linkdv1.ResetSandboxItemLoginRequest{ItemId: id}); err != nil {
+			t.Fatal(err)
+		}
+		mustStatus(t, c, id, linkdv1.ItemStatus_ITEM_STATUS_LOGIN_REQUIRED)
+		if got := mustItemsIn(t, c, "user-1", linkdv1.ItemStatus_ITEM_STATUS_LOGIN_REQUIRED); len(got) != 1 {
+			t.Errorf("LOGIN_REQUIRED items = %v, want [%s]", got, id)
+		}
+
+		// Update mode repairs it: Plaid's LOGIN_REPAIRED and the redirect agree.
+		upd, err := c.CreateLinkToken(ctx, &linkdv1.CreateLinkTokenRequest{ClientUserId: "user-1", ItemId: id})
+		if err != nil {
+			t.Fatal(err)
+		}
+		publicToken, err := ts.emulator.CreatePublicToken(upd.GetLinkToken().GetLinkToken(), "ins_109508", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		mustStatus(t, c, id, linkdv1.ItemStatus_ITEM_STATUS_GOOD)
+		done, err := c.SubmitRedirect(ctx, &linkdv1.SubmitRedirectRequest{Url: connectedURL(publicToken, "sess-2"), LinkToken: upd.GetLinkToken().GetLinkToken()})
+		if err != nil || done.GetItem().GetStatus() != linkdv1.ItemStatus_ITEM_STATUS_GOOD {
+			t.Fatalf("SubmitRedirect(update connected) = %v, %v", done, err)
+		}
+		if n := ts.emulator.Calls(exchangePath); n != 1 {
+			t.Errorf("Plaid exchanges = %d, want 1", n)
+		}
+
+		for _, step := range []struct {
+			code string
+			want linkdv1.ItemStatus
+		}{
+			{"PENDING_EXPIRATION", linkdv1.ItemStatus_ITEM_STATUS_PENDING_EXPIRATION},
+			{"PENDING_DISCONNECT", linkdv1.ItemStatus_ITEM_STATUS_PENDING_DISCONNECT},
+			{"NEW_ACCOUNTS_AVAILABLE", linkdv1.ItemStatus_ITEM_STATUS_PENDING_DISCONNECT}, // recorded only
+			{"LOGIN_REPAIRED", linkdv1.ItemStatus_ITEM_STATUS_GOOD},
+			{"ERROR", linkdv1.ItemStatus_ITEM_STATUS_LOGIN_REQUIRED},
+			{"WEBHOOK_UPDATE_ACKNOWLEDGED", linkdv1.ItemStatus_ITEM_STATUS_LOGIN_REQUIRED}, // recorded only
+			{"DEFAULT_UPDATE", linkdv1.ItemStatus_ITEM_STATUS_LOGIN_REQUIRED},              // a TRANSACTIONS webhook: recorded only
+			{"USER_PERMISSION_REVOKED", linkdv1.ItemStatus_ITEM_STATUS_REVOKED},
+		} {
+			if _, err := c.FireSandboxWebhook(ctx, &linkdv1.FireSandboxWebhookRequest{ItemId: id, WebhookCode: step.code}); err != nil {
+				t.Fatalf("FireSandboxWebhook(%s): %v", step.code, err)
+			}
+			mustStatus(t, c, id, step.want)
+		}
+		hooks, err := ts.db.ListWebhooks(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var codes []string
+		for _, h := range hooks {
+			codes = append(codes, h.GetWebhookType()+"/"+h.GetWebhookCode())
+		}
+		want := "ITEM/ERROR,ITEM/LOGIN_REPAIRED,ITEM/PENDING_EXPIRATION,ITEM/PENDING_DISCONNECT,ITEM/NEW_ACCOUNTS_AVAILABLE," +
+			"ITEM/LOGIN_REPAIRED,ITEM/ERROR,ITEM/WEBHOOK_UPDATE_ACKNOWLEDGED,TRANSACTIONS/DEFAULT_UPDATE,ITEM/USER_PERMISSION_REVOKED"
+		if got := strings.Join(codes, ","); got != want {
+			t.Errorf("recorded webhooks:\n got %s\nwant %s", got, want)
+		}
+	})
+}
+
+// capturedWebhook is one webhook as the emulator sent it.
+type capturedWebhook struct {
+	jwt  string
+	body []byte
+}
+
+// webhookCatcher is a real listener standing in for linkd as an Item's
+// webhook URL, so that a test holds genuine signed webhooks to replay and
+// tamper with.
+type webhookCatcher struct {
+	mu  sync.Mutex
+	got []capturedWebhook
+	srv *httptest.Server
+}
+
+func newWebhookCatcher(t *testing.T) *webhookCatcher {
+	c := &webhookCatcher{}
+	c.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		c.mu.Lock()
+		c.got = append(c.got, capturedWebhook{jwt: r.Header.Get("Plaid-Verification"), body: b})
+		c.mu.Unlock()
+	}))
+	t.Cleanup(c.srv.Close)
+	return c
+}
+
+// take returns the one webhook caught since the last take.
+func (c *webhookCatcher) take(t *testing.T) capturedWebhook {
+	t.Helper()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.got) != 1 {
+		t.Fatalf("caught %d webhooks, want 1", len(c.got))
+	}
+	w := c.got[0]
+	c.got = nil
+	return w
+}
+
+// postWebhook sends a webhook to linkd and returns the HTTP status.
+func postWebhook(t *testing.T, ts *testServer, jwt string, body []byte) int {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, ts.BaseURL+server.WebhookPath, bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if jwt != "" {
+		req.Header.Set("Plaid-Verification", jwt)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// TestLinkd_WebhookVerification replays and tampers with genuine webhooks:
+// each bad one is refused with 401 and changes nothing; the genuine one,
+// delivered in time, is accepted.
+func TestLinkd_WebhookVerification(t *testing.T) {
+	clk := &clock{t: time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)}
+	ts := MustStartServerAt(t, clk.Now)
+	c := ts.GRPC(t)
+	ctx := context.Background()
+	catcher := newWebhookCatcher(t)
+	item := mustConnectWithWebhook(t, ts, c, "user-1", "sess-1", catcher.srv.URL)
+	if _, err := c.ResetSandboxItemLogin(ctx, &linkdv1.ResetSandboxItemLoginRequest{ItemId: item.GetItemId()}); err != nil {
+		t.Fatal(err)
+	}
+	genuine := catcher.take(t)
+	var header struct {
+		Alg string `json:"alg"`
+		Kid string `json:"kid"`
+	}
+	hb, _ := base64.RawURLEncoding.DecodeString(strings.Split(genuine.jwt, ".")[0])
+	if err := json.Unmarshal(hb, &header); err != nil || header.Alg != "ES256" || header.Kid == "" {
+		t.Fatalf("emulator JWT header %s: %v", hb, err)
+	}
+	other, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	enc := base64.RawURLEncoding.EncodeToString
+	parts := strings.Split(genuine.jwt, ".")
+
+	nothingChanged := func(t *testing.T) {
+		t.Helper()
+		mustStatus(t, c, item.GetItemId(), linkdv1.ItemStatus_ITEM_STATUS_GOOD)
+		if hooks, err := ts.db.ListWebhooks(ctx); err != nil || len(hooks) != 0 {
+			t.Errorf("recorded webhooks = %d, %v; want none", len(hooks), err)
+		}
+	}
+	for _, tt := range []struct {
+		name string
+		jwt  string
+		body []byte
+	}{
+		{"NoHeader", "", genuine.body},
+		{"NotAJWT", "not-a-jwt", genuine.body},
+		{"AlgNone", enc([]byte(`{"alg":"none","kid":"`+header.Kid+`"}`)) + "." + parts[1] + ".", genuine.body},
+		{"AlgHS256", enc([]byte(`{"alg":"HS256","kid":"`+header.Kid+`"}`)) + "." + parts[1] + "." + parts[2], genuine.body},
+		{"ForgedSignature", parts[0] + "." + parts[1] + "." + enc(make([]byte, 64)), genuine.body},
+		{"ResignedWithAnotherKey", plaidemu.SignWebhook(other, header.Kid, clk.Now(), genuine.body), genuine.body},
+		{"ResignedWithUnknownKid", plaidemu.SignWebhook(other, "kid-of-the-forger", clk.Now(), genuine.body), genuine.body},
+		{"BodyTampered", genuine.jwt, bytes.Replace(genuine.body, []byte(item.GetItemId()), []byte("another-item"), 1)},
+		{"BodyAppended", genuine.jwt, append(bytes.Clone(genuine.body), ' ')},
+		{"ClaimsTampered", parts[0] + "." + enc([]byte(`{"iat":`+itoa(clk.Now().Unix())+`,"request_body_sha256":"00"}`)) + "." + parts[2], genuine.body},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if code := postWebhook(t, ts, tt.jwt, tt.body); code != http.StatusUnauthorized {
+				t.Errorf("HTTP %d, want 401", code)
+			}
+			nothingChanged(t)
+		})
+	}
+	t.Run("Stale", func(t *testing.T) {
+		clk.Advance(server.MaxWebhookAge + time.Second)
+		if code := postWebhook(t, ts, genuine.jwt, genuine.body); code != http.StatusUnauthorized {
+			t.Errorf("HTTP %d, want 401", code)
+		}
+		nothingChanged(t)
+	})
+	t.Run("Genuine", func(t *testing.T) {
+		// A fresh webhook, delivered in time, goes through.
+		if _, err := c.FireSandboxWebhook(ctx, &linkdv1.FireSandboxWebhookRequest{ItemId: item.GetItemId(), WebhookCode: "ERROR"}); err != nil {
+			t.Fatal(err)
+		}
+		fresh := catcher.take(t)
+		clk.Advance(server.MaxWebhookAge - time.Second) // late, but in time
+		if code := postWebhook(t, ts, fresh.jwt, fresh.body); code != http.StatusOK {
+			t.Fatalf("HTTP %d, want 200", code)
+		}
+		mustStatus(t, c, item.GetItemId(), linkdv1.ItemStatus_ITEM_STATUS_LOGIN_REQUIRED)
+		if hooks, _ := ts.db.ListWebhooks(ctx); len(hooks) != 1 {
+			t.Errorf("recorded webhooks = %d, want 1", len(hooks))
+		}
+	})
+}
+
+func itoa(n int64) string { b, _ := json.Marshal(n); return string(b) }

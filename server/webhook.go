@@ -1,0 +1,250 @@
+package server
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/big"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/linkd/linkd"
+	storagev1 "github.com/linkd/linkd/gen/linkd/storage/v1"
+	linkdv1 "github.com/linkd/linkd/gen/linkd/v1"
+)
+
+// WebhookPath is where linkd receives Plaid's webhooks: give Plaid
+// <linkd's public URL>/v1/webhooks/plaid as the webhook URL.
+const WebhookPath = "/v1/webhooks/plaid"
+
+// MaxWebhookAge is how old a webhook's iat may be, as Plaid advises, so a
+// captured webhook cannot be replayed later.
+const MaxWebhookAge = 5 * time.Minute
+
+// WebhookRoute returns the route that receives Plaid webhooks. It is not
+// behind the API key (Plaid cannot send one): every body must carry a valid
+// Plaid-Verification JWT, and anything unverified gets 401 and changes
+// nothing.
+func (s *Server) WebhookRoute() Route {
+	return Route{Pattern: "POST " + WebhookPath, Handler: http.HandlerFunc(s.serveWebhook)}
+}
+
+// webhookKeys caches Plaid's webhook verification keys by kid. Keys do not
+// change once issued (Plaid rotates by issuing new kids), so they are kept
+// for the life of the process; an unknown kid costs one Plaid call.
+type webhookKeys struct {
+	mu   sync.Mutex
+	keys map[string]linkd.WebhookKey
+}
+
+// key returns the key for kid, from the cache or else from Plaid.
+func (s *Server) webhookKey(ctx context.Context, kid string) (linkd.WebhookKey, error) {
+	s.hookKeys.mu.Lock()
+	k, ok := s.hookKeys.keys[kid]
+	s.hookKeys.mu.Unlock()
+	if ok {
+		return k, nil
+	}
+	k, err := s.plaid.WebhookVerificationKey(ctx, kid)
+	if err != nil {
+		return linkd.WebhookKey{}, err
+	}
+	if k.KeyID != kid {
+		return linkd.WebhookKey{}, linkd.Errorf(linkd.EUNAUTHORIZED, "Plaid answered with key %q for kid %q", k.KeyID, kid)
+	}
+	s.hookKeys.mu.Lock()
+	if s.hookKeys.keys == nil {
+		s.hookKeys.keys = map[string]linkd.WebhookKey{}
+	}
+	s.hookKeys.keys[kid] = k
+	s.hookKeys.mu.Unlock()
+	return k, nil
+}
+
+// errWebhook is the EUNAUTHORIZED error of an unverified webhook; why goes
+// to the log only, so a forger learns nothing.
+func errWebhook(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", linkd.Errorf(linkd.EUNAUTHORIZED, "webhook not verified"), fmt.Sprintf(format, args...))
+}
+
+// verifyWebhook checks a Plaid-Verification JWT against the raw body as
+// Plaid documents: alg ES256 only, the key fetched by kid, an ES256
+// signature over header.claims, iat no older than MaxWebhookAge (nor as
+// far in the future), and request_body_sha256 equal to the body's SHA-256,
+// compared in constant time. It returns the kid, or EUNAUTHORIZED; a
+// failure to reach Plaid for the key keeps Plaid's error (EUNAVAILABLE,
+// ...), for which Plaid retries.
+func (s *Server) verifyWebhook(ctx context.Context, jwt string, body []byte) (string, error) {
+	parts := strings.Split(jwt, ".")
+	if len(parts) != 3 {
+		return "", errWebhook("Plaid-Verification is not a JWS compact serialization")
+	}
+	var header struct {
+		Alg string `json:"alg"`
+		Kid string `json:"kid"`
+	}
+	if err := decodeSegment(parts[0], &header); err != nil {
+		return "", errWebhook("JWT header: %v", err)
+	}
+	if header.Alg != "ES256" {
+		return "", errWebhook("JWT alg %q is not ES256", header.Alg)
+	}
+	if header.Kid == "" || !plaidIDPattern.MatchString(header.Kid) {
+		return "", errWebhook("JWT kid missing or malformed")
+	}
+	sig, err := base64.RawURLEncoding.DecodeString(parts[2])
+	if err != nil || len(sig) != 64 {
+		return "", errWebhook("JWT signature is not 64 bytes of base64url")
+	}
+	key, err := s.webhookKey(ctx, header.Kid)
+	if linkd.ErrorCode(err) == linkd.EINVALID {
+		return "", errWebhook("Plaid does not know kid %q: %v", header.Kid, err)
+	} else if err != nil {
+		return "", err
+	}
+	if key.Alg != "" && key.Alg != "ES256" {
+		return "", errWebhook("key %q is for %s", header.Kid, key.Alg)
+	}
+	now := s.now()
+	if !key.ExpiredAt.IsZero() && !now.Before(key.ExpiredAt) {
+		return "", errWebhook("key %q expired at %v", header.Kid, key.ExpiredAt)
+	}
+	digest := sha256.Sum256([]byte(parts[0] + "." + parts[1]))
+	r, ss := new(big.Int).SetBytes(sig[:32]), new(big.Int).SetBytes(sig[32:])
+	if !ecdsa.Verify(key.Key, digest[:], r, ss) {
+		return "", errWebhook("signature does not verify with key %q", header.Kid)
+	}
+	// The claims are trusted only now that the signature holds.
+	var claims struct {
+		Iat               *int64 `json:"iat"`
+		RequestBodySHA256 string `json:"request_body_sha256"`
+	}
+	if err := decodeSegment(parts[1], &claims); err != nil || claims.Iat == nil {
+		return "", errWebhook("JWT claims lack iat")
+	}
+	iat := time.Unix(*claims.Iat, 0)
+	if now.Sub(iat) > MaxWebhookAge || iat.Sub(now) > MaxWebhookAge {
+		return "", errWebhook("iat %v is more than %v from now", iat, MaxWebhookAge)
+	}
+	sum := sha256.Sum256(body)
+	want, err := hex.DecodeString(claims.RequestBodySHA256)
+	if err != nil || subtle.ConstantTimeCompare(sum[:], want) != 1 {
+		return "", errWebhook("body SHA-256 does not match request_body_sha256")
+	}
+	return header.Kid, nil
+}
+
+// decodeSegment decodes one base64url JWT segment as JSON into v.
+func decodeSegment(seg string, v any) error {
+	b, err := base64.RawURLEncoding.DecodeString(seg)
+	if err != nil {
+		return err
+	}
+	return json.Unmarshal(b, v)
+}
+
+// plaidWebhook is the part of a Plaid webhook body linkd reads.
+type plaidWebhook struct {
+	WebhookType string `json:"webhook_type"`
+	WebhookCode string `json:"webhook_code"`
+	ItemID      string `json:"item_id"`
+	Error       *struct {
+		ErrorType string `json:"error_type"`
+		ErrorCode string `json:"error_code"`
+	} `json:"error"`
+}
+
+// webhookStatus is the Item status an ITEM webhook means, or UNSPECIFIED
+// for one that is recorded only (NEW_ACCOUNTS_AVAILABLE,
+// WEBHOOK_UPDATE_ACKNOWLEDGED, other types and codes).
+func webhookStatus(w plaidWebhook) linkdv1.ItemStatus {
+	if w.WebhookType != "ITEM" {
+		return linkdv1.ItemStatus_ITEM_STATUS_UNSPECIFIED
+	}
+	switch w.WebhookCode {
+	case "ERROR":
+		if w.Error != nil {
+			if st, ok := itemStatusFor(w.Error.ErrorType, w.Error.ErrorCode); ok {
+				return st
+			}
+		}
+	case "LOGIN_REPAIRED":
+		return linkdv1.ItemStatus_ITEM_STATUS_GOOD
+	case "PENDING_EXPIRATION":
+		return linkdv1.ItemStatus_ITEM_STATUS_PENDING_EXPIRATION
+	case "PENDING_DISCONNECT":
+		return linkdv1.ItemStatus_ITEM_STATUS_PENDING_DISCONNECT
+	case "USER_PERMISSION_REVOKED":
+		return linkdv1.ItemStatus_ITEM_STATUS_REVOKED
+	}
+	return linkdv1.ItemStatus_ITEM_STATUS_UNSPECIFIED
+}
+
+// serveWebhook verifies a Plaid webhook, records it and applies it to its
+// Item. Verification comes before anything is read or written.
+func (s *Server) serveWebhook(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		writeWebhookError(w, http.StatusRequestEntityTooLarge, "request body too large or unreadable")
+		return
+	}
+	kid, err := s.verifyWebhook(ctx, r.Header.Get("Plaid-Verification"), body)
+	if err != nil {
+		if linkd.ErrorCode(err) == linkd.EUNAUTHORIZED {
+			s.log.WarnContext(ctx, "webhook refused", "err", err)
+			writeWebhookError(w, http.StatusUnauthorized, "webhook not verified")
+		} else {
+			s.log.ErrorContext(ctx, "webhook key unavailable", "err", err)
+			writeWebhookError(w, http.StatusServiceUnavailable, "cannot verify the webhook now; retry")
+		}
+		return
+	}
+	var hook plaidWebhook
+	if err := json.Unmarshal(body, &hook); err != nil {
+		writeWebhookError(w, http.StatusBadRequest, "body is not a JSON webhook")
+		return
+	}
+	stored := &storagev1.StoredWebhook{
+		WebhookType: hook.WebhookType,
+		WebhookCode: hook.WebhookCode,
+		ItemId:      hook.ItemID,
+		Body:        body,
+		KeyId:       kid,
+	}
+	if hook.Error != nil {
+		stored.ErrorCode = hook.Error.ErrorCode
+	}
+	st := webhookStatus(hook)
+	item, err := s.store.RecordWebhook(ctx, stored, st)
+	if err != nil {
+		s.log.ErrorContext(ctx, "webhook not recorded", "err", err)
+		writeWebhookError(w, http.StatusServiceUnavailable, "webhook not recorded; retry")
+		return
+	}
+	attrs := []any{"webhook_type", hook.WebhookType, "webhook_code", hook.WebhookCode, "item_id", hook.ItemID}
+	if item != nil {
+		attrs = append(attrs, "status", item.GetStatus().String())
+	}
+	s.log.InfoContext(ctx, "webhook received", attrs...)
+	w.Header().Set("Content-Type", "application/json")
+	io.WriteString(w, "{}")
+}
+
+// writeWebhookError answers like the gateway does: {"code", "message"}
+// with the gRPC code that matches status.
+func writeWebhookError(w http.ResponseWriter, status int, message string) {
+	code := map[int]int{400: 3, 401: 16, 413: 3, 503: 14}[status]
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	b, _ := json.Marshal(map[string]any{"code": code, "message": message})
+	w.Write(b)
+}
