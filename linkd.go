@@ -178,6 +178,9 @@ type Store interface {
 	RecordWebhook(ctx context.Context, w *storagev1.StoredWebhook, status linkdv1.ItemStatus) (*linkdv1.Item, error)
 	// GetLinkSession returns a Link session, or ENOTFOUND.
 	GetLinkSession(ctx context.Context, linkSessionID string) (*linkdv1.LinkSession, error)
+	// LinkSessions returns the sessions that started in [since, until): by
+	// their earliest event timestamp, else when linkd first saw them.
+	LinkSessions(ctx context.Context, since, until time.Time) ([]*linkdv1.LinkSession, error)
 	// Close releases the store.
 	Close() error
 }

@@ -311,6 +311,8 @@ func setItemStatus(tx *bbolt.Tx, itemID string, status linkdv1.ItemStatus, error
 	return put(tx, bucketItems, []byte(itemID), item)
 }
 
+func newItem() *linkdv1.Item { return new(linkdv1.Item) }
+
 // ItemsAtInstitution returns every user's Items at an institution, oldest
 // first. It scans the items bucket: duplicate checks across all users are
 // rare next to reads, and an index would need a migration of existing
@@ -318,11 +320,7 @@ func setItemStatus(tx *bbolt.Tx, itemID string, status linkdv1.ItemStatus, error
 func (db *DB) ItemsAtInstitution(ctx context.Context, institutionID string) ([]*linkdv1.Item, error) {
 	var items []*linkdv1.Item
 	err := db.view(ctx, "items at institution", func(tx *bbolt.Tx) error {
-		return tx.Bucket(bucketItems).ForEach(func(k, v []byte) error {
-			item := new(linkdv1.Item)
-			if err := proto.Unmarshal(v, item); err != nil {
-				return internal("decode items value", err)
-			}
+		return each(tx, bucketItems, newItem, func(_ []byte, item *linkdv1.Item) error {
 			if item.GetInstitutionId() == institutionID {
 				items = append(items, item)
 			}

@@ -1,10 +1,13 @@
 package store
 
 import (
+	"bytes"
 	"context"
+	"time"
 
 	"go.etcd.io/bbolt"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/linkd/linkd"
 	linkdv1 "github.com/linkd/linkd/gen/linkd/v1"
@@ -17,7 +20,8 @@ import (
 // events never move past it, since its place in time is unknown. An event
 // equal to a recorded one is dropped as a retry. Connected and exit set the
 // outcome once (connected without its public token); the same outcome again
-// is a no-op. Unrecognized parameters are not kept: LinkSession has no
+// is a no-op. first_seen_at and last_seen_at take the store's clock
+// whenever the session changes. Unrecognized parameters are not kept: LinkSession has no
 // place for them.
 //
 // It returns an EINVALID *linkd.Error naming link_session_id when the
@@ -35,8 +39,9 @@ func (db *DB) RecordRedirect(ctx context.Context, linkToken, clientUserID string
 	if err := checkID("client_user_id", clientUserID); err != nil {
 		return err
 	}
+	now := timestamppb.New(db.now())
 	return db.update(ctx, "record redirect", func(tx *bbolt.Tx) error {
-		return recordRedirect(tx, sessionID, linkToken, clientUserID, r)
+		return recordRedirect(tx, sessionID, linkToken, clientUserID, r, now)
 	})
 }
 
@@ -53,7 +58,7 @@ func redirectSessionID(r *linkdv1.WebviewRedirect) string {
 	return ""
 }
 
-func recordRedirect(tx *bbolt.Tx, sessionID, linkToken, clientUserID string, r *linkdv1.WebviewRedirect) error {
+func recordRedirect(tx *bbolt.Tx, sessionID, linkToken, clientUserID string, r *linkdv1.WebviewRedirect, now *timestamppb.Timestamp) error {
 	key := []byte(sessionID)
 	s := new(linkdv1.LinkSession)
 	found, err := get(tx, bucketSessions, key, s)
@@ -89,6 +94,10 @@ func recordRedirect(tx *bbolt.Tx, sessionID, linkToken, clientUserID string, r *
 	if !changed {
 		return nil
 	}
+	if s.FirstSeenAt == nil {
+		s.FirstSeenAt = now
+	}
+	s.LastSeenAt = now
 	return put(tx, bucketSessions, key, s)
 }
 
@@ -168,4 +177,86 @@ func getLinkSession(tx *bbolt.Tx, linkSessionID string, s *linkdv1.LinkSession) 
 		return linkd.Errorf(linkd.ENOTFOUND, "link session not found")
 	}
 	return nil
+}
+
+func newSession() *linkdv1.LinkSession { return new(linkdv1.LinkSession) }
+
+// SessionStart is when a Link session started, for reports: its earliest
+// event timestamp (events are kept in order, and ones without a timestamp
+// go last), or else when linkd first saw it.
+func SessionStart(s *linkdv1.LinkSession) time.Time {
+	if evs := s.GetEvents(); len(evs) > 0 && evs[0].GetTimestamp() != nil {
+		return evs[0].GetTimestamp().AsTime()
+	}
+	return s.GetFirstSeenAt().AsTime()
+}
+
+// LinkSessions returns the sessions that started (see SessionStart) in
+// [since, until), in no particular order. It scans the sessions bucket,
+// which retention keeps bounded. It returns an EINTERNAL *linkd.Error when
+// the store fails.
+func (db *DB) LinkSessions(ctx context.Context, since, until time.Time) ([]*linkdv1.LinkSession, error) {
+	var out []*linkdv1.LinkSession
+	err := db.view(ctx, "list link sessions", func(tx *bbolt.Tx) error {
+		return each(tx, bucketSessions, newSession, func(_ []byte, s *linkdv1.LinkSession) error {
+			if at := SessionStart(s); !at.Before(since) && at.Before(until) {
+				out = append(out, s)
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// Prune deletes the Link sessions last seen before cutoff (by last_seen_at;
+// a session recorded before linkd kept it counts by its latest event
+// timestamp, and one with neither is kept) and the webhooks received
+// before cutoff, and returns how many of each it deleted. Items and link
+// tokens are not touched. It returns an EINTERNAL *linkd.Error when the
+// store fails.
+func (db *DB) Prune(ctx context.Context, cutoff time.Time) (sessions, webhooks int, err error) {
+	err = db.update(ctx, "prune", func(tx *bbolt.Tx) error {
+		// Collect first: deleting under a cursor can make it skip keys.
+		var old [][]byte
+		err := each(tx, bucketSessions, newSession, func(k []byte, s *linkdv1.LinkSession) error {
+			last := s.GetLastSeenAt()
+			if last == nil && len(s.GetEvents()) > 0 {
+				last = s.GetEvents()[len(s.GetEvents())-1].GetTimestamp()
+			}
+			if last != nil && last.AsTime().Before(cutoff) {
+				old = append(old, bytes.Clone(k))
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		for _, k := range old {
+			if err := tx.Bucket(bucketSessions).Delete(k); err != nil {
+				return err
+			}
+		}
+		sessions = len(old)
+		// Webhook keys start with be64(received_at): the old ones come first.
+		old = old[:0]
+		end := appendTime(nil, cutoff)
+		c := tx.Bucket(bucketWebhooks).Cursor()
+		for k, _ := c.First(); k != nil && bytes.Compare(k[:min(len(k), 8)], end) < 0; k, _ = c.Next() {
+			old = append(old, bytes.Clone(k))
+		}
+		for _, k := range old {
+			if err := tx.Bucket(bucketWebhooks).Delete(k); err != nil {
+				return err
+			}
+		}
+		webhooks = len(old)
+		return nil
+	})
+	if err != nil {
+		return 0, 0, err
+	}
+	return sessions, webhooks, nil
 }

@@ -213,3 +213,15 @@ func checkID(field, id string) error {
 	}
 	return nil
 }
+
+// each decodes every value of bucket into a fresh message from newMsg and
+// calls fn with its key, in key order. fn must not change the bucket.
+func each[M proto.Message](tx *bbolt.Tx, bucket []byte, newMsg func() M, fn func(k []byte, m M) error) error {
+	return tx.Bucket(bucket).ForEach(func(k, v []byte) error {
+		m := newMsg()
+		if err := proto.Unmarshal(v, m); err != nil {
+			return internal(fmt.Sprintf("decode %s value", bucket), err)
+		}
+		return fn(k, m)
+	})
+}

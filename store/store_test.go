@@ -1103,3 +1103,58 @@ func TestDB_ItemsAtInstitution(t *testing.T) {
 		t.Errorf("ItemsAtInstitution(ins_0) = %v, %v", none, err)
 	}
 }
+
+func TestDB_LinkSessions(t *testing.T) {
+	ctx := context.Background()
+	db := MustOpenStore(t)
+	record := func(sessionID string, ts *timestamppb.Timestamp) {
+		t.Helper()
+		if err := db.RecordRedirect(ctx, "link-sandbox-1", "user-1", eventRedirect(sessionID, "OPEN", ts)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	record("in", at(50))
+	record("in", at(5)) // an earlier event arriving late moves the start
+	record("late", at(100))
+	record("untimed", nil) // starts when first seen: the store's clock, near clockStart
+	got, err := db.LinkSessions(ctx, at(0).AsTime(), at(100).AsTime())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, s := range got {
+		ids = append(ids, s.GetLinkSessionId())
+	}
+	slices.Sort(ids)
+	wantStrings(t, "sessions in [0s, 100s)", ids, []string{"in", "untimed"})
+}
+
+func TestDB_Prune(t *testing.T) {
+	ctx := context.Background()
+	db := MustOpenStore(t)
+	// The store's clock moves a second per call: old is last seen at 0s,
+	// recent at 1s.
+	for _, id := range []string{"old", "recent"} {
+		if err := db.RecordRedirect(ctx, "link-sandbox-1", "user-1", eventRedirect(id, "OPEN", at(500))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, received := range []*timestamppb.Timestamp{at(-10), at(10)} {
+		w := &storagev1.StoredWebhook{WebhookType: "ITEM", WebhookCode: "ERROR", ReceivedAt: received, Body: []byte{byte(i)}}
+		if _, err := db.RecordWebhook(ctx, w, linkdv1.ItemStatus_ITEM_STATUS_UNSPECIFIED); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sessions, webhooks, err := db.Prune(ctx, at(1).AsTime())
+	if err != nil || sessions != 1 || webhooks != 1 {
+		t.Fatalf("Prune = %d sessions, %d webhooks, %v; want 1, 1", sessions, webhooks, err)
+	}
+	_, err = db.GetLinkSession(ctx, "old")
+	wantCode(t, err, linkd.ENOTFOUND)
+	if _, err := db.GetLinkSession(ctx, "recent"); err != nil {
+		t.Errorf("recent session: %v", err)
+	}
+	if hooks, err := db.ListWebhooks(ctx); err != nil || len(hooks) != 1 || !hooks[0].GetReceivedAt().AsTime().Equal(at(10).AsTime()) {
+		t.Errorf("webhooks left = %v, %v; want the one received at 10s", hooks, err)
+	}
+}

@@ -53,11 +53,7 @@ func (db *DB) RecordWebhook(ctx context.Context, w *storagev1.StoredWebhook, sta
 func (db *DB) ListWebhooks(ctx context.Context) ([]*storagev1.StoredWebhook, error) {
 	var out []*storagev1.StoredWebhook
 	err := db.view(ctx, "list webhooks", func(tx *bbolt.Tx) error {
-		return tx.Bucket(bucketWebhooks).ForEach(func(_, v []byte) error {
-			w := new(storagev1.StoredWebhook)
-			if err := proto.Unmarshal(v, w); err != nil {
-				return internal("decode webhooks value", err)
-			}
+		return each(tx, bucketWebhooks, func() *storagev1.StoredWebhook { return new(storagev1.StoredWebhook) }, func(_ []byte, w *storagev1.StoredWebhook) error {
 			out = append(out, w)
 			return nil
 		})

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
 
 	_ "google.golang.org/genproto/googleapis/rpc/errdetails" // so error details decode
 	spb "google.golang.org/genproto/googleapis/rpc/status"
@@ -168,6 +169,21 @@ func (c *restClient) ResetSandboxItemLogin(ctx context.Context, in *linkdv1.Rese
 func (c *restClient) FireSandboxWebhook(ctx context.Context, in *linkdv1.FireSandboxWebhookRequest, _ ...grpc.CallOption) (*linkdv1.FireSandboxWebhookResponse, error) {
 	out := &linkdv1.FireSandboxWebhookResponse{}
 	if err := c.call(ctx, http.MethodPost, "/v1/sandbox/item/fire_webhook", in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *restClient) GetLinkConversion(ctx context.Context, in *linkdv1.GetLinkConversionRequest, _ ...grpc.CallOption) (*linkdv1.GetLinkConversionResponse, error) {
+	q := url.Values{}
+	if in.GetSince() != nil {
+		q.Set("since", in.GetSince().AsTime().Format(time.RFC3339Nano))
+	}
+	if in.GetUntil() != nil {
+		q.Set("until", in.GetUntil().AsTime().Format(time.RFC3339Nano))
+	}
+	out := &linkdv1.GetLinkConversionResponse{}
+	if err := c.call(ctx, http.MethodGet, "/v1/link/conversion?"+q.Encode(), nil, out); err != nil {
 		return nil, err
 	}
 	return out, nil

@@ -49,6 +49,9 @@ type Config struct {
 	LogFormat    string
 	// DuplicateItems is the duplicate Item policy: user, all or off.
 	DuplicateItems string
+	// Retention is how long Link sessions and webhooks are kept after they
+	// were last seen; 0 keeps them forever.
+	Retention time.Duration
 
 	// End-user tokens: a JWKS (file or URL) and/or an HS256 secret, and the
 	// issuer and audience every token must carry.
@@ -70,6 +73,13 @@ type Config struct {
 	PlaidTimeout  time.Duration
 	EmulatorAddr  string
 }
+
+// DefaultRetention is how long Link sessions and webhooks are kept by
+// default: 90 days, enough for a quarter's conversion reports.
+const DefaultRetention = 90 * 24 * time.Hour
+
+// pruneEvery is how often the retention is applied while linkd runs.
+const pruneEvery = time.Hour
 
 // Main is the linkd program: ParseFlags, then Run, then Close. Tests run the
 // same Main on port 0 with a temporary data directory.
@@ -112,6 +122,10 @@ func (m *Main) ParseFlags(args []string, getenv func(string) string) error {
 		return def
 	}
 	c := &m.Config
+	retention, err := time.ParseDuration(env("LINKD_RETENTION", DefaultRetention.String()))
+	if err != nil {
+		return fmt.Errorf("LINKD_RETENTION: %w", err)
+	}
 	fs := flag.NewFlagSet("linkd", flag.ContinueOnError)
 	fs.StringVar(&c.GRPCAddr, "grpc-addr", env("LINKD_GRPC_ADDR", "127.0.0.1:50051"), "gRPC listen address (LINKD_GRPC_ADDR)")
 	fs.StringVar(&c.HTTPAddr, "http-addr", env("LINKD_HTTP_ADDR", "127.0.0.1:8080"), "REST and /healthz listen address (LINKD_HTTP_ADDR)")
@@ -124,6 +138,7 @@ func (m *Main) ParseFlags(args []string, getenv func(string) string) error {
 	fs.StringVar(&c.Language, "language", env("LINKD_LANGUAGE", "en"), "default Link language (LINKD_LANGUAGE)")
 	fs.StringVar(&c.Webhook, "webhook", env("LINKD_WEBHOOK", ""), "default webhook URL (LINKD_WEBHOOK)")
 	fs.StringVar(&c.DuplicateItems, "duplicate-items", env("LINKD_DUPLICATE_ITEMS", server.DuplicatesPerUser), "refuse a link that duplicates an Item of the same user (user), of any user (all), or never (off) (LINKD_DUPLICATE_ITEMS)")
+	fs.DurationVar(&c.Retention, "retention", retention, "keep Link sessions and webhooks this long after last seen, 0 for ever (LINKD_RETENTION)")
 	fs.StringVar(&c.LogFormat, "log-format", env("LINKD_LOG_FORMAT", "text"), "text or json (LINKD_LOG_FORMAT)")
 	fs.StringVar(&c.EmulatorAddr, "emulator-addr", env("LINKD_EMULATOR_ADDR", "127.0.0.1:0"), "listen address of the embedded Plaid emulator (LINKD_EMULATOR_ADDR)")
 	fs.StringVar(&c.PlaidBaseURL, "plaid-base-url", env("PLAID_BASE_URL", ""), "override Plaid's API URL, e.g. a separately run emulator (PLAID_BASE_URL)")
@@ -140,6 +155,9 @@ func (m *Main) ParseFlags(args []string, getenv func(string) string) error {
 	fs.StringVar(&c.TLSClientCA, "tls-client-ca", env("LINKD_TLS_CLIENT_CA", ""), "PEM CA bundle: require client certificates it verifies, mutual TLS (LINKD_TLS_CLIENT_CA)")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if c.Retention < 0 {
+		return errors.New("-retention must not be negative")
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
@@ -289,6 +307,23 @@ func (m *Main) Run(ctx context.Context) (err error) {
 			}
 		}()
 	}
+	if c.Retention > 0 {
+		m.prune(ctx) // at start, so a restart after a long stop catches up
+		m.wg.Add(1)
+		go func() {
+			defer m.wg.Done()
+			t := time.NewTicker(pruneEvery)
+			defer t.Stop()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-t.C:
+					m.prune(ctx)
+				}
+			}
+		}()
+	}
 	go func() {
 		defer m.wg.Done()
 		serve := m.http.Serve
@@ -308,6 +343,19 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		m.log.Info("no LINKD_API_KEYS set: using the API key stored in "+m.apiKeyPath, "path", m.apiKeyPath)
 	}
 	return nil
+}
+
+// prune deletes the sessions and webhooks older than the retention. A
+// failure is logged: the next run tries again.
+func (m *Main) prune(ctx context.Context) {
+	sessions, webhooks, err := m.db.Prune(ctx, m.Now().Add(-m.Config.Retention))
+	if err != nil {
+		m.log.Error("pruning old sessions and webhooks", "err", err)
+		return
+	}
+	if sessions+webhooks > 0 {
+		m.log.Info("pruned old sessions and webhooks", "sessions", sessions, "webhooks", webhooks, "retention", m.Config.Retention)
+	}
 }
 
 // plaidClient returns the Plaid client: for real Plaid when credentials are

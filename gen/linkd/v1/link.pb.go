@@ -1020,7 +1020,12 @@ type LinkSession struct {
 	//	*LinkSession_Exit
 	Outcome isLinkSession_Outcome `protobuf_oneof:"outcome"`
 	// The Item the session created, if any.
-	ItemId        string `protobuf:"bytes,7,opt,name=item_id,json=itemId,proto3" json:"item_id,omitempty"`
+	ItemId string `protobuf:"bytes,7,opt,name=item_id,json=itemId,proto3" json:"item_id,omitempty"`
+	// When linkd recorded the session's first redirect (linkd's clock).
+	FirstSeenAt *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=first_seen_at,json=firstSeenAt,proto3" json:"first_seen_at,omitempty"`
+	// When linkd last recorded something new for the session (linkd's clock);
+	// retention counts from here.
+	LastSeenAt    *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=last_seen_at,json=lastSeenAt,proto3" json:"last_seen_at,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1113,6 +1118,20 @@ func (x *LinkSession) GetItemId() string {
 		return x.ItemId
 	}
 	return ""
+}
+
+func (x *LinkSession) GetFirstSeenAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.FirstSeenAt
+	}
+	return nil
+}
+
+func (x *LinkSession) GetLastSeenAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LastSeenAt
+	}
+	return nil
 }
 
 type isLinkSession_Outcome interface {
@@ -2485,6 +2504,186 @@ func (x *FireSandboxWebhookResponse) GetRequestId() string {
 	return ""
 }
 
+// GetLinkConversionRequest names the window to report on. A session
+// belongs to it by its start: its earliest event timestamp, or when linkd
+// first saw it if it has no timestamped event.
+type GetLinkConversionRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Start of the window, inclusive; 30 days before until when unset.
+	Since *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=since,proto3" json:"since,omitempty"`
+	// End of the window, exclusive; now when unset.
+	Until         *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=until,proto3" json:"until,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetLinkConversionRequest) Reset() {
+	*x = GetLinkConversionRequest{}
+	mi := &file_linkd_v1_link_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetLinkConversionRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetLinkConversionRequest) ProtoMessage() {}
+
+func (x *GetLinkConversionRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_linkd_v1_link_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetLinkConversionRequest.ProtoReflect.Descriptor instead.
+func (*GetLinkConversionRequest) Descriptor() ([]byte, []int) {
+	return file_linkd_v1_link_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *GetLinkConversionRequest) GetSince() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Since
+	}
+	return nil
+}
+
+func (x *GetLinkConversionRequest) GetUntil() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Until
+	}
+	return nil
+}
+
+// GetLinkConversionResponse is the Link funnel over the window. Over REST
+// the body is this message.
+type GetLinkConversionResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The window reported on, defaults filled in.
+	Since *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=since,proto3" json:"since,omitempty"`
+	// End of the window, exclusive.
+	Until *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=until,proto3" json:"until,omitempty"`
+	// Distinct Link sessions that started in the window.
+	Sessions int64 `protobuf:"varint,3,opt,name=sessions,proto3" json:"sessions,omitempty"`
+	// Sessions with an OPEN event.
+	SessionsOpened int64 `protobuf:"varint,4,opt,name=sessions_opened,json=sessionsOpened,proto3" json:"sessions_opened,omitempty"`
+	// Sessions that reached HANDOFF (or connected, when their HANDOFF event
+	// was not submitted).
+	SessionsConverted int64 `protobuf:"varint,5,opt,name=sessions_converted,json=sessionsConverted,proto3" json:"sessions_converted,omitempty"`
+	// sessions_converted / sessions, as Plaid defines conversion (HANDOFF
+	// over distinct sessions); 0 when there are no sessions.
+	ConversionRate float64 `protobuf:"fixed64,6,opt,name=conversion_rate,json=conversionRate,proto3" json:"conversion_rate,omitempty"`
+	// Sessions that exited, by exit status (requires_credentials, ...); an
+	// exit without a status counts under "".
+	ExitsByStatus map[string]int64 `protobuf:"bytes,7,rep,name=exits_by_status,json=exitsByStatus,proto3" json:"exits_by_status,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
+	// Sessions that exited with an error, by error_code.
+	ExitsByErrorCode map[string]int64 `protobuf:"bytes,8,rep,name=exits_by_error_code,json=exitsByErrorCode,proto3" json:"exits_by_error_code,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
+	// Sessions that exited without converting, by the last view_name they
+	// reached (TRANSITION_VIEW); "" when no view was reported.
+	AbandonedAtView map[string]int64 `protobuf:"bytes,9,rep,name=abandoned_at_view,json=abandonedAtView,proto3" json:"abandoned_at_view,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *GetLinkConversionResponse) Reset() {
+	*x = GetLinkConversionResponse{}
+	mi := &file_linkd_v1_link_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetLinkConversionResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetLinkConversionResponse) ProtoMessage() {}
+
+func (x *GetLinkConversionResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_linkd_v1_link_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetLinkConversionResponse.ProtoReflect.Descriptor instead.
+func (*GetLinkConversionResponse) Descriptor() ([]byte, []int) {
+	return file_linkd_v1_link_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *GetLinkConversionResponse) GetSince() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Since
+	}
+	return nil
+}
+
+func (x *GetLinkConversionResponse) GetUntil() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Until
+	}
+	return nil
+}
+
+func (x *GetLinkConversionResponse) GetSessions() int64 {
+	if x != nil {
+		return x.Sessions
+	}
+	return 0
+}
+
+func (x *GetLinkConversionResponse) GetSessionsOpened() int64 {
+	if x != nil {
+		return x.SessionsOpened
+	}
+	return 0
+}
+
+func (x *GetLinkConversionResponse) GetSessionsConverted() int64 {
+	if x != nil {
+		return x.SessionsConverted
+	}
+	return 0
+}
+
+func (x *GetLinkConversionResponse) GetConversionRate() float64 {
+	if x != nil {
+		return x.ConversionRate
+	}
+	return 0
+}
+
+func (x *GetLinkConversionResponse) GetExitsByStatus() map[string]int64 {
+	if x != nil {
+		return x.ExitsByStatus
+	}
+	return nil
+}
+
+func (x *GetLinkConversionResponse) GetExitsByErrorCode() map[string]int64 {
+	if x != nil {
+		return x.ExitsByErrorCode
+	}
+	return nil
+}
+
+func (x *GetLinkConversionResponse) GetAbandonedAtView() map[string]int64 {
+	if x != nil {
+		return x.AbandonedAtView
+	}
+	return nil
+}
+
 var File_linkd_v1_link_proto protoreflect.FileDescriptor
 
 const file_linkd_v1_link_proto_rawDesc = "" +
@@ -2579,7 +2778,7 @@ const file_linkd_v1_link_proto_rawDesc = "" +
 	"\n" +
 	"error_code\x18\t \x01(\tR\terrorCode\x12F\n" +
 	"\x11status_changed_at\x18\n" +
-	" \x01(\v2\x1a.google.protobuf.TimestampR\x0fstatusChangedAt\"\xb2\x02\n" +
+	" \x01(\v2\x1a.google.protobuf.TimestampR\x0fstatusChangedAt\"\xb0\x03\n" +
 	"\vLinkSession\x12&\n" +
 	"\x0flink_session_id\x18\x01 \x01(\tR\rlinkSessionId\x12\x1d\n" +
 	"\n" +
@@ -2588,7 +2787,10 @@ const file_linkd_v1_link_proto_rawDesc = "" +
 	"\x06events\x18\x04 \x03(\v2\x13.linkd.v1.LinkEventR\x06events\x129\n" +
 	"\tconnected\x18\x05 \x01(\v2\x19.linkd.v1.ConnectedResultH\x00R\tconnected\x12*\n" +
 	"\x04exit\x18\x06 \x01(\v2\x14.linkd.v1.ExitResultH\x00R\x04exit\x12\x17\n" +
-	"\aitem_id\x18\a \x01(\tR\x06itemIdB\t\n" +
+	"\aitem_id\x18\a \x01(\tR\x06itemId\x12>\n" +
+	"\rfirst_seen_at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\vfirstSeenAt\x12<\n" +
+	"\flast_seen_at\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"lastSeenAtB\t\n" +
 	"\aoutcome\"\xc4\x02\n" +
 	"\x16CreateLinkTokenRequest\x12$\n" +
 	"\x0eclient_user_id\x18\x01 \x01(\tR\fclientUserId\x12\x1a\n" +
@@ -2668,7 +2870,29 @@ const file_linkd_v1_link_proto_rawDesc = "" +
 	"\fwebhook_code\x18\x02 \x01(\tR\vwebhookCode\";\n" +
 	"\x1aFireSandboxWebhookResponse\x12\x1d\n" +
 	"\n" +
-	"request_id\x18\x01 \x01(\tR\trequestId*\xd7\x01\n" +
+	"request_id\x18\x01 \x01(\tR\trequestId\"~\n" +
+	"\x18GetLinkConversionRequest\x120\n" +
+	"\x05since\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x05since\x120\n" +
+	"\x05until\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x05until\"\x97\x06\n" +
+	"\x19GetLinkConversionResponse\x120\n" +
+	"\x05since\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x05since\x120\n" +
+	"\x05until\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x05until\x12\x1a\n" +
+	"\bsessions\x18\x03 \x01(\x03R\bsessions\x12'\n" +
+	"\x0fsessions_opened\x18\x04 \x01(\x03R\x0esessionsOpened\x12-\n" +
+	"\x12sessions_converted\x18\x05 \x01(\x03R\x11sessionsConverted\x12'\n" +
+	"\x0fconversion_rate\x18\x06 \x01(\x01R\x0econversionRate\x12^\n" +
+	"\x0fexits_by_status\x18\a \x03(\v26.linkd.v1.GetLinkConversionResponse.ExitsByStatusEntryR\rexitsByStatus\x12h\n" +
+	"\x13exits_by_error_code\x18\b \x03(\v29.linkd.v1.GetLinkConversionResponse.ExitsByErrorCodeEntryR\x10exitsByErrorCode\x12d\n" +
+	"\x11abandoned_at_view\x18\t \x03(\v28.linkd.v1.GetLinkConversionResponse.AbandonedAtViewEntryR\x0fabandonedAtView\x1a@\n" +
+	"\x12ExitsByStatusEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x01\x1aC\n" +
+	"\x15ExitsByErrorCodeEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x01\x1aB\n" +
+	"\x14AbandonedAtViewEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x01*\xd7\x01\n" +
 	"\n" +
 	"ItemStatus\x12\x1b\n" +
 	"\x17ITEM_STATUS_UNSPECIFIED\x10\x00\x12\x14\n" +
@@ -2677,7 +2901,7 @@ const file_linkd_v1_link_proto_rawDesc = "" +
 	"\x1eITEM_STATUS_PENDING_EXPIRATION\x10\x03\x12\"\n" +
 	"\x1eITEM_STATUS_PENDING_DISCONNECT\x10\x04\x12\x17\n" +
 	"\x13ITEM_STATUS_REVOKED\x10\x05\x12\x15\n" +
-	"\x11ITEM_STATUS_ERROR\x10\x062\x9e\b\n" +
+	"\x11ITEM_STATUS_ERROR\x10\x062\xfc\b\n" +
 	"\vLinkService\x12V\n" +
 	"\x0fCreateLinkToken\x12 .linkd.v1.CreateLinkTokenRequest\x1a!.linkd.v1.CreateLinkTokenResponse\x12P\n" +
 	"\rParseRedirect\x12\x1e.linkd.v1.ParseRedirectRequest\x1a\x1f.linkd.v1.ParseRedirectResponse\x12S\n" +
@@ -2691,7 +2915,8 @@ const file_linkd_v1_link_proto_rawDesc = "" +
 	"\x18CreateSandboxPublicToken\x12).linkd.v1.CreateSandboxPublicTokenRequest\x1a*.linkd.v1.CreateSandboxPublicTokenResponse\x12J\n" +
 	"\vResumeOAuth\x12\x1c.linkd.v1.ResumeOAuthRequest\x1a\x1d.linkd.v1.ResumeOAuthResponse\x12h\n" +
 	"\x15ResetSandboxItemLogin\x12&.linkd.v1.ResetSandboxItemLoginRequest\x1a'.linkd.v1.ResetSandboxItemLoginResponse\x12_\n" +
-	"\x12FireSandboxWebhook\x12#.linkd.v1.FireSandboxWebhookRequest\x1a$.linkd.v1.FireSandboxWebhookResponseB-Z+github.com/linkd/linkd/gen/linkd/v1;linkdv1b\x06proto3"
+	"\x12FireSandboxWebhook\x12#.linkd.v1.FireSandboxWebhookRequest\x1a$.linkd.v1.FireSandboxWebhookResponse\x12\\\n" +
+	"\x11GetLinkConversion\x12\".linkd.v1.GetLinkConversionRequest\x1a#.linkd.v1.GetLinkConversionResponseB-Z+github.com/linkd/linkd/gen/linkd/v1;linkdv1b\x06proto3"
 
 var (
 	file_linkd_v1_link_proto_rawDescOnce sync.Once
@@ -2706,7 +2931,7 @@ func file_linkd_v1_link_proto_rawDescGZIP() []byte {
 }
 
 var file_linkd_v1_link_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_linkd_v1_link_proto_msgTypes = make([]protoimpl.MessageInfo, 34)
+var file_linkd_v1_link_proto_msgTypes = make([]protoimpl.MessageInfo, 39)
 var file_linkd_v1_link_proto_goTypes = []any{
 	(ItemStatus)(0),                          // 0: linkd.v1.ItemStatus
 	(*LinkToken)(nil),                        // 1: linkd.v1.LinkToken
@@ -2742,67 +2967,83 @@ var file_linkd_v1_link_proto_goTypes = []any{
 	(*ResetSandboxItemLoginResponse)(nil),    // 31: linkd.v1.ResetSandboxItemLoginResponse
 	(*FireSandboxWebhookRequest)(nil),        // 32: linkd.v1.FireSandboxWebhookRequest
 	(*FireSandboxWebhookResponse)(nil),       // 33: linkd.v1.FireSandboxWebhookResponse
-	nil,                                      // 34: linkd.v1.WebviewRedirect.UnrecognizedParamsEntry
-	(*timestamppb.Timestamp)(nil),            // 35: google.protobuf.Timestamp
+	(*GetLinkConversionRequest)(nil),         // 34: linkd.v1.GetLinkConversionRequest
+	(*GetLinkConversionResponse)(nil),        // 35: linkd.v1.GetLinkConversionResponse
+	nil,                                      // 36: linkd.v1.WebviewRedirect.UnrecognizedParamsEntry
+	nil,                                      // 37: linkd.v1.GetLinkConversionResponse.ExitsByStatusEntry
+	nil,                                      // 38: linkd.v1.GetLinkConversionResponse.ExitsByErrorCodeEntry
+	nil,                                      // 39: linkd.v1.GetLinkConversionResponse.AbandonedAtViewEntry
+	(*timestamppb.Timestamp)(nil),            // 40: google.protobuf.Timestamp
 }
 var file_linkd_v1_link_proto_depIdxs = []int32{
-	35, // 0: linkd.v1.LinkToken.expiration:type_name -> google.protobuf.Timestamp
+	40, // 0: linkd.v1.LinkToken.expiration:type_name -> google.protobuf.Timestamp
 	2,  // 1: linkd.v1.ConnectedResult.accounts:type_name -> linkd.v1.Account
 	3,  // 2: linkd.v1.ExitResult.error:type_name -> linkd.v1.LinkError
 	3,  // 3: linkd.v1.LinkEvent.error:type_name -> linkd.v1.LinkError
-	35, // 4: linkd.v1.LinkEvent.timestamp:type_name -> google.protobuf.Timestamp
+	40, // 4: linkd.v1.LinkEvent.timestamp:type_name -> google.protobuf.Timestamp
 	4,  // 5: linkd.v1.WebviewRedirect.connected:type_name -> linkd.v1.ConnectedResult
 	5,  // 6: linkd.v1.WebviewRedirect.exit:type_name -> linkd.v1.ExitResult
 	6,  // 7: linkd.v1.WebviewRedirect.event:type_name -> linkd.v1.LinkEvent
-	34, // 8: linkd.v1.WebviewRedirect.unrecognized_params:type_name -> linkd.v1.WebviewRedirect.UnrecognizedParamsEntry
+	36, // 8: linkd.v1.WebviewRedirect.unrecognized_params:type_name -> linkd.v1.WebviewRedirect.UnrecognizedParamsEntry
 	2,  // 9: linkd.v1.Item.accounts:type_name -> linkd.v1.Account
 	0,  // 10: linkd.v1.Item.status:type_name -> linkd.v1.ItemStatus
-	35, // 11: linkd.v1.Item.created_at:type_name -> google.protobuf.Timestamp
-	35, // 12: linkd.v1.Item.status_changed_at:type_name -> google.protobuf.Timestamp
+	40, // 11: linkd.v1.Item.created_at:type_name -> google.protobuf.Timestamp
+	40, // 12: linkd.v1.Item.status_changed_at:type_name -> google.protobuf.Timestamp
 	6,  // 13: linkd.v1.LinkSession.events:type_name -> linkd.v1.LinkEvent
 	4,  // 14: linkd.v1.LinkSession.connected:type_name -> linkd.v1.ConnectedResult
 	5,  // 15: linkd.v1.LinkSession.exit:type_name -> linkd.v1.ExitResult
-	1,  // 16: linkd.v1.CreateLinkTokenResponse.link_token:type_name -> linkd.v1.LinkToken
-	7,  // 17: linkd.v1.ParseRedirectResponse.redirect:type_name -> linkd.v1.WebviewRedirect
-	4,  // 18: linkd.v1.SubmitRedirectResponse.connected:type_name -> linkd.v1.ConnectedResult
-	5,  // 19: linkd.v1.SubmitRedirectResponse.exit:type_name -> linkd.v1.ExitResult
-	6,  // 20: linkd.v1.SubmitRedirectResponse.event:type_name -> linkd.v1.LinkEvent
-	8,  // 21: linkd.v1.SubmitRedirectResponse.item:type_name -> linkd.v1.Item
-	1,  // 22: linkd.v1.SubmitRedirectResponse.new_link_token:type_name -> linkd.v1.LinkToken
-	8,  // 23: linkd.v1.ExchangePublicTokenResponse.item:type_name -> linkd.v1.Item
-	8,  // 24: linkd.v1.GetItemResponse.item:type_name -> linkd.v1.Item
-	0,  // 25: linkd.v1.ListItemsRequest.statuses:type_name -> linkd.v1.ItemStatus
-	8,  // 26: linkd.v1.ListItemsResponse.items:type_name -> linkd.v1.Item
-	9,  // 27: linkd.v1.GetLinkSessionResponse.session:type_name -> linkd.v1.LinkSession
-	10, // 28: linkd.v1.LinkService.CreateLinkToken:input_type -> linkd.v1.CreateLinkTokenRequest
-	12, // 29: linkd.v1.LinkService.ParseRedirect:input_type -> linkd.v1.ParseRedirectRequest
-	14, // 30: linkd.v1.LinkService.SubmitRedirect:input_type -> linkd.v1.SubmitRedirectRequest
-	16, // 31: linkd.v1.LinkService.ExchangePublicToken:input_type -> linkd.v1.ExchangePublicTokenRequest
-	18, // 32: linkd.v1.LinkService.GetItem:input_type -> linkd.v1.GetItemRequest
-	20, // 33: linkd.v1.LinkService.ListItems:input_type -> linkd.v1.ListItemsRequest
-	22, // 34: linkd.v1.LinkService.RemoveItem:input_type -> linkd.v1.RemoveItemRequest
-	24, // 35: linkd.v1.LinkService.GetLinkSession:input_type -> linkd.v1.GetLinkSessionRequest
-	26, // 36: linkd.v1.LinkService.CreateSandboxPublicToken:input_type -> linkd.v1.CreateSandboxPublicTokenRequest
-	28, // 37: linkd.v1.LinkService.ResumeOAuth:input_type -> linkd.v1.ResumeOAuthRequest
-	30, // 38: linkd.v1.LinkService.ResetSandboxItemLogin:input_type -> linkd.v1.ResetSandboxItemLoginRequest
-	32, // 39: linkd.v1.LinkService.FireSandboxWebhook:input_type -> linkd.v1.FireSandboxWebhookRequest
-	11, // 40: linkd.v1.LinkService.CreateLinkToken:output_type -> linkd.v1.CreateLinkTokenResponse
-	13, // 41: linkd.v1.LinkService.ParseRedirect:output_type -> linkd.v1.ParseRedirectResponse
-	15, // 42: linkd.v1.LinkService.SubmitRedirect:output_type -> linkd.v1.SubmitRedirectResponse
-	17, // 43: linkd.v1.LinkService.ExchangePublicToken:output_type -> linkd.v1.ExchangePublicTokenResponse
-	19, // 44: linkd.v1.LinkService.GetItem:output_type -> linkd.v1.GetItemResponse
-	21, // 45: linkd.v1.LinkService.ListItems:output_type -> linkd.v1.ListItemsResponse
-	23, // 46: linkd.v1.LinkService.RemoveItem:output_type -> linkd.v1.RemoveItemResponse
-	25, // 47: linkd.v1.LinkService.GetLinkSession:output_type -> linkd.v1.GetLinkSessionResponse
-	27, // 48: linkd.v1.LinkService.CreateSandboxPublicToken:output_type -> linkd.v1.CreateSandboxPublicTokenResponse
-	29, // 49: linkd.v1.LinkService.ResumeOAuth:output_type -> linkd.v1.ResumeOAuthResponse
-	31, // 50: linkd.v1.LinkService.ResetSandboxItemLogin:output_type -> linkd.v1.ResetSandboxItemLoginResponse
-	33, // 51: linkd.v1.LinkService.FireSandboxWebhook:output_type -> linkd.v1.FireSandboxWebhookResponse
-	40, // [40:52] is the sub-list for method output_type
-	28, // [28:40] is the sub-list for method input_type
-	28, // [28:28] is the sub-list for extension type_name
-	28, // [28:28] is the sub-list for extension extendee
-	0,  // [0:28] is the sub-list for field type_name
+	40, // 16: linkd.v1.LinkSession.first_seen_at:type_name -> google.protobuf.Timestamp
+	40, // 17: linkd.v1.LinkSession.last_seen_at:type_name -> google.protobuf.Timestamp
+	1,  // 18: linkd.v1.CreateLinkTokenResponse.link_token:type_name -> linkd.v1.LinkToken
+	7,  // 19: linkd.v1.ParseRedirectResponse.redirect:type_name -> linkd.v1.WebviewRedirect
+	4,  // 20: linkd.v1.SubmitRedirectResponse.connected:type_name -> linkd.v1.ConnectedResult
+	5,  // 21: linkd.v1.SubmitRedirectResponse.exit:type_name -> linkd.v1.ExitResult
+	6,  // 22: linkd.v1.SubmitRedirectResponse.event:type_name -> linkd.v1.LinkEvent
+	8,  // 23: linkd.v1.SubmitRedirectResponse.item:type_name -> linkd.v1.Item
+	1,  // 24: linkd.v1.SubmitRedirectResponse.new_link_token:type_name -> linkd.v1.LinkToken
+	8,  // 25: linkd.v1.ExchangePublicTokenResponse.item:type_name -> linkd.v1.Item
+	8,  // 26: linkd.v1.GetItemResponse.item:type_name -> linkd.v1.Item
+	0,  // 27: linkd.v1.ListItemsRequest.statuses:type_name -> linkd.v1.ItemStatus
+	8,  // 28: linkd.v1.ListItemsResponse.items:type_name -> linkd.v1.Item
+	9,  // 29: linkd.v1.GetLinkSessionResponse.session:type_name -> linkd.v1.LinkSession
+	40, // 30: linkd.v1.GetLinkConversionRequest.since:type_name -> google.protobuf.Timestamp
+	40, // 31: linkd.v1.GetLinkConversionRequest.until:type_name -> google.protobuf.Timestamp
+	40, // 32: linkd.v1.GetLinkConversionResponse.since:type_name -> google.protobuf.Timestamp
+	40, // 33: linkd.v1.GetLinkConversionResponse.until:type_name -> google.protobuf.Timestamp
+	37, // 34: linkd.v1.GetLinkConversionResponse.exits_by_status:type_name -> linkd.v1.GetLinkConversionResponse.ExitsByStatusEntry
+	38, // 35: linkd.v1.GetLinkConversionResponse.exits_by_error_code:type_name -> linkd.v1.GetLinkConversionResponse.ExitsByErrorCodeEntry
+	39, // 36: linkd.v1.GetLinkConversionResponse.abandoned_at_view:type_name -> linkd.v1.GetLinkConversionResponse.AbandonedAtViewEntry
+	10, // 37: linkd.v1.LinkService.CreateLinkToken:input_type -> linkd.v1.CreateLinkTokenRequest
+	12, // 38: linkd.v1.LinkService.ParseRedirect:input_type -> linkd.v1.ParseRedirectRequest
+	14, // 39: linkd.v1.LinkService.SubmitRedirect:input_type -> linkd.v1.SubmitRedirectRequest
+	16, // 40: linkd.v1.LinkService.ExchangePublicToken:input_type -> linkd.v1.ExchangePublicTokenRequest
+	18, // 41: linkd.v1.LinkService.GetItem:input_type -> linkd.v1.GetItemRequest
+	20, // 42: linkd.v1.LinkService.ListItems:input_type -> linkd.v1.ListItemsRequest
+	22, // 43: linkd.v1.LinkService.RemoveItem:input_type -> linkd.v1.RemoveItemRequest
+	24, // 44: linkd.v1.LinkService.GetLinkSession:input_type -> linkd.v1.GetLinkSessionRequest
+	26, // 45: linkd.v1.LinkService.CreateSandboxPublicToken:input_type -> linkd.v1.CreateSandboxPublicTokenRequest
+	28, // 46: linkd.v1.LinkService.ResumeOAuth:input_type -> linkd.v1.ResumeOAuthRequest
+	30, // 47: linkd.v1.LinkService.ResetSandboxItemLogin:input_type -> linkd.v1.ResetSandboxItemLoginRequest
+	32, // 48: linkd.v1.LinkService.FireSandboxWebhook:input_type -> linkd.v1.FireSandboxWebhookRequest
+	34, // 49: linkd.v1.LinkService.GetLinkConversion:input_type -> linkd.v1.GetLinkConversionRequest
+	11, // 50: linkd.v1.LinkService.CreateLinkToken:output_type -> linkd.v1.CreateLinkTokenResponse
+	13, // 51: linkd.v1.LinkService.ParseRedirect:output_type -> linkd.v1.ParseRedirectResponse
+	15, // 52: linkd.v1.LinkService.SubmitRedirect:output_type -> linkd.v1.SubmitRedirectResponse
+	17, // 53: linkd.v1.LinkService.ExchangePublicToken:output_type -> linkd.v1.ExchangePublicTokenResponse
+	19, // 54: linkd.v1.LinkService.GetItem:output_type -> linkd.v1.GetItemResponse
+	21, // 55: linkd.v1.LinkService.ListItems:output_type -> linkd.v1.ListItemsResponse
+	23, // 56: linkd.v1.LinkService.RemoveItem:output_type -> linkd.v1.RemoveItemResponse
+	25, // 57: linkd.v1.LinkService.GetLinkSession:output_type -> linkd.v1.GetLinkSessionResponse
+	27, // 58: linkd.v1.LinkService.CreateSandboxPublicToken:output_type -> linkd.v1.CreateSandboxPublicTokenResponse
+	29, // 59: linkd.v1.LinkService.ResumeOAuth:output_type -> linkd.v1.ResumeOAuthResponse
+	31, // 60: linkd.v1.LinkService.ResetSandboxItemLogin:output_type -> linkd.v1.ResetSandboxItemLoginResponse
+	33, // 61: linkd.v1.LinkService.FireSandboxWebhook:output_type -> linkd.v1.FireSandboxWebhookResponse
+	35, // 62: linkd.v1.LinkService.GetLinkConversion:output_type -> linkd.v1.GetLinkConversionResponse
+	50, // [50:63] is the sub-list for method output_type
+	37, // [37:50] is the sub-list for method input_type
+	37, // [37:37] is the sub-list for extension type_name
+	37, // [37:37] is the sub-list for extension extendee
+	0,  // [0:37] is the sub-list for field type_name
 }
 
 func init() { file_linkd_v1_link_proto_init() }
@@ -2830,7 +3071,7 @@ func file_linkd_v1_link_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_linkd_v1_link_proto_rawDesc), len(file_linkd_v1_link_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   34,
+			NumMessages:   39,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -31,6 +31,7 @@ const (
 	LinkService_ResumeOAuth_FullMethodName              = "/linkd.v1.LinkService/ResumeOAuth"
 	LinkService_ResetSandboxItemLogin_FullMethodName    = "/linkd.v1.LinkService/ResetSandboxItemLogin"
 	LinkService_FireSandboxWebhook_FullMethodName       = "/linkd.v1.LinkService/FireSandboxWebhook"
+	LinkService_GetLinkConversion_FullMethodName        = "/linkd.v1.LinkService/GetLinkConversion"
 )
 
 // LinkServiceClient is the client API for LinkService service.
@@ -77,6 +78,9 @@ type LinkServiceClient interface {
 	// Item's webhook URL. Refused with FAILED_PRECONDITION against Plaid
 	// production.
 	FireSandboxWebhook(ctx context.Context, in *FireSandboxWebhookRequest, opts ...grpc.CallOption) (*FireSandboxWebhookResponse, error)
+	// GetLinkConversion reports how Link sessions that started in a window
+	// went: how many converted, where and why the others left.
+	GetLinkConversion(ctx context.Context, in *GetLinkConversionRequest, opts ...grpc.CallOption) (*GetLinkConversionResponse, error)
 }
 
 type linkServiceClient struct {
@@ -207,6 +211,16 @@ func (c *linkServiceClient) FireSandboxWebhook(ctx context.Context, in *FireSand
 	return out, nil
 }
 
+func (c *linkServiceClient) GetLinkConversion(ctx context.Context, in *GetLinkConversionRequest, opts ...grpc.CallOption) (*GetLinkConversionResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetLinkConversionResponse)
+	err := c.cc.Invoke(ctx, LinkService_GetLinkConversion_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // LinkServiceServer is the server API for LinkService service.
 // All implementations must embed UnimplementedLinkServiceServer
 // for forward compatibility.
@@ -251,6 +265,9 @@ type LinkServiceServer interface {
 	// Item's webhook URL. Refused with FAILED_PRECONDITION against Plaid
 	// production.
 	FireSandboxWebhook(context.Context, *FireSandboxWebhookRequest) (*FireSandboxWebhookResponse, error)
+	// GetLinkConversion reports how Link sessions that started in a window
+	// went: how many converted, where and why the others left.
+	GetLinkConversion(context.Context, *GetLinkConversionRequest) (*GetLinkConversionResponse, error)
 	mustEmbedUnimplementedLinkServiceServer()
 }
 
@@ -296,6 +313,9 @@ func (UnimplementedLinkServiceServer) ResetSandboxItemLogin(context.Context, *Re
 }
 func (UnimplementedLinkServiceServer) FireSandboxWebhook(context.Context, *FireSandboxWebhookRequest) (*FireSandboxWebhookResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method FireSandboxWebhook not implemented")
+}
+func (UnimplementedLinkServiceServer) GetLinkConversion(context.Context, *GetLinkConversionRequest) (*GetLinkConversionResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetLinkConversion not implemented")
 }
 func (UnimplementedLinkServiceServer) mustEmbedUnimplementedLinkServiceServer() {}
 func (UnimplementedLinkServiceServer) testEmbeddedByValue()                     {}
@@ -534,6 +554,24 @@ func _LinkService_FireSandboxWebhook_Handler(srv interface{}, ctx context.Contex
 	return interceptor(ctx, in, info, handler)
 }
 
+func _LinkService_GetLinkConversion_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetLinkConversionRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(LinkServiceServer).GetLinkConversion(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: LinkService_GetLinkConversion_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(LinkServiceServer).GetLinkConversion(ctx, req.(*GetLinkConversionRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // LinkService_ServiceDesc is the grpc.ServiceDesc for LinkService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -588,6 +626,10 @@ var LinkService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "FireSandboxWebhook",
 			Handler:    _LinkService_FireSandboxWebhook_Handler,
+		},
+		{
+			MethodName: "GetLinkConversion",
+			Handler:    _LinkService_GetLinkConversion_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
