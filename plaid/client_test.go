@@ -3,12 +3,14 @@ package plaid_test
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -485,5 +487,92 @@ func TestClient_SendsCredentialsInHeaders(t *testing.T) {
 	}
 	if strings.Contains(body.String(), testSecret) {
 		t.Errorf("body carries the secret: %s", body.String())
+	}
+}
+
+// TestClient_UpdateMode walks the repair loop through plaid-go: reset the
+// login, see ITEM_LOGIN_REQUIRED, get an update-mode token without products.
+func TestClient_UpdateMode(t *testing.T) {
+	e := MustStartEmulator(t)
+	c := MustNewClient(t, e.URL())
+	ctx := context.Background()
+	item := MustCreateItem(t, c)
+	token := item.AccessToken.Reveal()
+
+	if requestID, err := c.ResetSandboxItemLogin(ctx, item.AccessToken); err != nil || requestID == "" {
+		t.Fatalf("ResetSandboxItemLogin = %q, %v", requestID, err)
+	}
+	_, err := c.GetAccounts(ctx, item.AccessToken)
+	WantError(t, err, linkd.EPRECONDITION, "ITEM_LOGIN_REQUIRED", token)
+
+	opts := linkTokenOptions()
+	opts.Products = nil
+	opts.AccessToken = item.AccessToken
+	start := time.Now()
+	res, err := c.CreateLinkToken(ctx, opts)
+	if err != nil {
+		t.Fatalf("CreateLinkToken(update mode): %v", err)
+	}
+	if d := res.Expiration.Sub(start); d < 29*time.Minute || d > 31*time.Minute {
+		t.Errorf("update-mode expiration %v is not 30 minutes away", res.Expiration)
+	}
+	if _, err := e.CreatePublicToken(res.LinkToken, "ins_109508", nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.GetAccounts(ctx, item.AccessToken); err != nil {
+		t.Errorf("GetAccounts after update mode: %v", err)
+	}
+	_, err = c.ResetSandboxItemLogin(ctx, linkd.AccessToken{})
+	WantError(t, err, linkd.EINTERNAL, "")
+}
+
+func TestClient_WebhookVerificationKey(t *testing.T) {
+	e := MustStartEmulator(t)
+	c := MustNewClient(t, e.URL())
+	ctx := context.Background()
+	var mu sync.Mutex
+	var kid string
+	receiver := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		header, _, _ := strings.Cut(r.Header.Get("Plaid-Verification"), ".")
+		b, _ := base64.RawURLEncoding.DecodeString(header)
+		var h struct{ Kid string }
+		json.Unmarshal(b, &h)
+		mu.Lock()
+		kid = h.Kid // the emulator waits for this handler before answering
+		mu.Unlock()
+	}))
+	defer receiver.Close()
+	opts := linkTokenOptions()
+	opts.Webhook = receiver.URL
+	lt, err := c.CreateLinkToken(ctx, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pt, err := e.CreatePublicToken(lt.LinkToken, "ins_109508", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ex, err := c.ExchangePublicToken(ctx, pt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.FireSandboxWebhook(ctx, ex.AccessToken, "NEW_ACCOUNTS_AVAILABLE"); err != nil {
+		t.Fatalf("FireSandboxWebhook: %v", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if kid == "" {
+		t.Fatal("no webhook received")
+	}
+	key, err := c.WebhookVerificationKey(ctx, kid)
+	if err != nil {
+		t.Fatalf("WebhookVerificationKey: %v", err)
+	}
+	if key.KeyID != kid || key.Alg != "ES256" || key.Key == nil || !key.ExpiredAt.IsZero() {
+		t.Errorf("key = %+v", key)
+	}
+	_, err = c.WebhookVerificationKey(ctx, "no-such-key")
+	if linkd.ErrorCode(err) != linkd.EINVALID {
+		t.Errorf("unknown kid: %v, want EINVALID", err)
 	}
 }

@@ -302,7 +302,7 @@ func (s *Server) SubmitRedirect(ctx context.Context, req *linkdv1.SubmitRedirect
 			s.log.InfoContext(ctx, "item status from Link", "item_id", tok.GetItemId(), "status", st.String(), "error_code", linkErr.GetErrorCode())
 		}
 	}
-	expired := !s.now().Before(tok.GetExpiration().AsTime())
+	expired := tok.GetExpiration() != nil && !s.now().Before(tok.GetExpiration().AsTime())
 	if linkErr.GetErrorCode() == "INVALID_LINK_TOKEN" || (expired && resp.GetConnected() == nil) {
 		if resp.NewLinkToken, err = s.renewLinkToken(ctx, tok); err != nil {
 			return nil, err

@@ -500,6 +500,9 @@ func TestLinkd_NoSecretsLeak(t *testing.T) {
 	}
 	do("GET", "/v1/users/u1/items", "")
 	do("DELETE", "/v1/items/"+itemIDs[0], "")
+	// Update mode: linkd looks the access token up and sends it to Plaid.
+	do("POST", "/v1/link/token/create", `{"client_user_id":"u1","item_id":"`+itemIDs[1]+`"}`)
+	do("POST", "/v1/sandbox/item/reset_login", `{"item_id":"`+itemIDs[1]+`"}`)
 
 	var secrets []string
 	for _, id := range itemIDs[1:] {
