@@ -108,9 +108,10 @@ type Plaid interface {
 	GetAccounts(ctx context.Context, token AccessToken) (ItemAccounts, error)
 	// RemoveItem calls /item/remove and returns Plaid's request_id.
 	RemoveItem(ctx context.Context, token AccessToken) (string, error)
-	// CreateSandboxPublicToken calls /sandbox/public_token/create and returns
-	// the public token and Plaid's request_id.
-	CreateSandboxPublicToken(ctx context.Context, institutionID string, initialProducts []string) (publicToken, requestID string, err error)
+	// CreateSandboxPublicToken calls /sandbox/public_token/create, with the
+	// Item's webhook URL when webhook is set, and returns the public token
+	// and Plaid's request_id.
+	CreateSandboxPublicToken(ctx context.Context, institutionID string, initialProducts []string, webhook string) (publicToken, requestID string, err error)
 	// ResetSandboxItemLogin calls /sandbox/item/reset_login and returns
 	// Plaid's request_id.
 	ResetSandboxItemLogin(ctx context.Context, token AccessToken) (string, error)

@@ -302,7 +302,7 @@ func (c *Client) RemoveItem(ctx context.Context, token linkd.AccessToken) (strin
 // initial_products when one is empty, both without calling Plaid; EINVALID
 // naming institution_id when Plaid does not know the institution; and
 // otherwise the converted Plaid or transport error.
-func (c *Client) CreateSandboxPublicToken(ctx context.Context, institutionID string, initialProducts []string) (publicToken, requestID string, err error) {
+func (c *Client) CreateSandboxPublicToken(ctx context.Context, institutionID string, initialProducts []string, webhook string) (publicToken, requestID string, err error) {
 	switch {
 	case c.env != linkd.PlaidSandbox:
 		return "", "", linkd.Errorf(linkd.EPRECONDITION, "sandbox public tokens exist only in Plaid's sandbox; this linkd uses Plaid %s", c.env)
@@ -316,6 +316,11 @@ func (c *Client) CreateSandboxPublicToken(ctx context.Context, institutionID str
 		products[i] = plaidgo.Products(p)
 	}
 	req := plaidgo.NewSandboxPublicTokenCreateRequest(institutionID, products)
+	if webhook != "" {
+		opts := plaidgo.NewSandboxPublicTokenCreateRequestOptions()
+		opts.SetWebhook(webhook)
+		req.SetOptions(*opts)
+	}
 	var resp plaidgo.SandboxPublicTokenCreateResponse
 	if err := c.do(ctx, "/sandbox/public_token/create", repeatable, nil, func(ctx context.Context) (*http.Response, error) {
 		r, httpResp, err := c.api.SandboxPublicTokenCreate(ctx).SandboxPublicTokenCreateRequest(*req).Execute()

@@ -95,7 +95,7 @@ func linkTokenOptions() linkd.LinkTokenOptions {
 func MustCreateItem(tb testing.TB, c *plaid.Client) linkd.ExchangeResult {
 	tb.Helper()
 	ctx := context.Background()
-	publicToken, _, err := c.CreateSandboxPublicToken(ctx, "ins_109508", []string{"auth"})
+	publicToken, _, err := c.CreateSandboxPublicToken(ctx, "ins_109508", []string{"auth"}, "")
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -206,7 +206,7 @@ func TestClient_ExchangePublicToken(t *testing.T) {
 	e := MustStartEmulator(t)
 	c := MustNewClient(t, e.URL())
 	ctx := context.Background()
-	publicToken, requestID, err := c.CreateSandboxPublicToken(ctx, "ins_109508", []string{"auth"})
+	publicToken, requestID, err := c.CreateSandboxPublicToken(ctx, "ins_109508", []string{"auth"}, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -336,24 +336,24 @@ func TestClient_CreateSandboxPublicToken(t *testing.T) {
 	ctx := context.Background()
 
 	t.Run("ErrInstitution", func(t *testing.T) {
-		_, _, err := c.CreateSandboxPublicToken(ctx, "ins_0", []string{"auth"})
+		_, _, err := c.CreateSandboxPublicToken(ctx, "ins_0", []string{"auth"}, "")
 		if e := WantError(t, err, linkd.EINVALID, "INVALID_INSTITUTION"); e.Field != "institution_id" {
 			t.Errorf("Field = %q", e.Field)
 		}
 	})
 	t.Run("ErrMissing", func(t *testing.T) {
-		_, _, err := c.CreateSandboxPublicToken(ctx, "", []string{"auth"})
+		_, _, err := c.CreateSandboxPublicToken(ctx, "", []string{"auth"}, "")
 		if e := WantError(t, err, linkd.EINVALID, ""); e.Field != "institution_id" {
 			t.Errorf("Field = %q", e.Field)
 		}
-		_, _, err = c.CreateSandboxPublicToken(ctx, "ins_109508", nil)
+		_, _, err = c.CreateSandboxPublicToken(ctx, "ins_109508", nil, "")
 		if e := WantError(t, err, linkd.EINVALID, ""); e.Field != "initial_products" {
 			t.Errorf("Field = %q", e.Field)
 		}
 	})
 	t.Run("ErrProduction", func(t *testing.T) {
 		prod := MustNewClient(t, e.URL(), func(c *plaid.Config) { c.Env = linkd.PlaidProduction })
-		_, _, err := prod.CreateSandboxPublicToken(ctx, "ins_109508", []string{"auth"})
+		_, _, err := prod.CreateSandboxPublicToken(ctx, "ins_109508", []string{"auth"}, "")
 		WantError(t, err, linkd.EPRECONDITION, "")
 	})
 	if got := e.Calls("/sandbox/public_token/create"); got != 0 {
@@ -459,7 +459,7 @@ func TestClient_ContextCanceled(t *testing.T) {
 	c := MustNewClient(t, e.URL())
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	_, _, err := c.CreateSandboxPublicToken(ctx, "ins_109508", []string{"auth"})
+	_, _, err := c.CreateSandboxPublicToken(ctx, "ins_109508", []string{"auth"}, "")
 	WantError(t, err, linkd.EUNAVAILABLE, "")
 
 	ctx, cancel = context.WithTimeout(context.Background(), time.Nanosecond)
@@ -542,13 +542,7 @@ func TestClient_WebhookVerificationKey(t *testing.T) {
 		mu.Unlock()
 	}))
 	defer receiver.Close()
-	opts := linkTokenOptions()
-	opts.Webhook = receiver.URL
-	lt, err := c.CreateLinkToken(ctx, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pt, err := e.CreatePublicToken(lt.LinkToken, "ins_109508", nil)
+	pt, _, err := c.CreateSandboxPublicToken(ctx, "ins_109508", []string{"auth"}, receiver.URL)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -414,8 +414,8 @@ func (s *Server) GetLinkSession(ctx context.Context, req *linkdv1.GetLinkSession
 	return &linkdv1.GetLinkSessionResponse{Session: sess}, nil
 }
 
-// CreateSandboxPublicToken mints a sandbox public token; refused against
-// Plaid production.
+// CreateSandboxPublicToken mints a sandbox public token for an Item with
+// the default webhook URL; refused against Plaid production.
 func (s *Server) CreateSandboxPublicToken(ctx context.Context, req *linkdv1.CreateSandboxPublicTokenRequest) (*linkdv1.CreateSandboxPublicTokenResponse, error) {
 	if s.plaid.Environment() == linkd.PlaidProduction {
 		return nil, linkd.Errorf(linkd.EPRECONDITION, "sandbox public tokens cannot be created against Plaid production")
@@ -427,7 +427,7 @@ func (s *Server) CreateSandboxPublicToken(ctx context.Context, req *linkdv1.Crea
 		return nil, err
 	}
 	products := orSlice(req.GetInitialProducts(), s.defaults.Products)
-	publicToken, requestID, err := s.plaid.CreateSandboxPublicToken(ctx, req.GetInstitutionId(), products)
+	publicToken, requestID, err := s.plaid.CreateSandboxPublicToken(ctx, req.GetInstitutionId(), products, s.defaults.Webhook)
 	if err != nil {
 		return nil, err
 	}
