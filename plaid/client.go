@@ -344,9 +344,14 @@ func (c *Client) ResetSandboxItemLogin(ctx context.Context, token linkd.AccessTo
 		return "", linkd.Errorf(linkd.EINTERNAL, "ResetSandboxItemLogin called without an access token")
 	}
 	req := plaidgo.NewSandboxItemResetLoginRequest(token.Reveal())
-	resp, httpResp, err := c.api.SandboxItemResetLogin(ctx).SandboxItemResetLoginRequest(*req).Execute()
-	if err != nil {
-		return "", c.convert("/sandbox/item/reset_login", httpResp, err, token.Reveal())
+	// Repeatable: resetting a reset login changes nothing.
+	var resp plaidgo.SandboxItemResetLoginResponse
+	if err := c.do(ctx, "/sandbox/item/reset_login", repeatable, []string{token.Reveal()}, func(ctx context.Context) (*http.Response, error) {
+		r, httpResp, err := c.api.SandboxItemResetLogin(ctx).SandboxItemResetLoginRequest(*req).Execute()
+		resp = r
+		return httpResp, err
+	}); err != nil {
+		return "", err
 	}
 	return resp.GetRequestId(), nil
 }
@@ -363,9 +368,14 @@ func (c *Client) FireSandboxWebhook(ctx context.Context, token linkd.AccessToken
 		return "", linkd.Errorf(linkd.EINTERNAL, "FireSandboxWebhook called without an access token")
 	}
 	req := plaidgo.NewSandboxItemFireWebhookRequest(token.Reveal(), webhookCode)
-	resp, httpResp, err := c.api.SandboxItemFireWebhook(ctx).SandboxItemFireWebhookRequest(*req).Execute()
-	if err != nil {
-		return "", c.convert("/sandbox/item/fire_webhook", httpResp, err, token.Reveal())
+	// Once: a repeat would send the webhook twice.
+	var resp plaidgo.SandboxItemFireWebhookResponse
+	if err := c.do(ctx, "/sandbox/item/fire_webhook", once, []string{token.Reveal()}, func(ctx context.Context) (*http.Response, error) {
+		r, httpResp, err := c.api.SandboxItemFireWebhook(ctx).SandboxItemFireWebhookRequest(*req).Execute()
+		resp = r
+		return httpResp, err
+	}); err != nil {
+		return "", err
 	}
 	return resp.GetRequestId(), nil
 }
@@ -379,9 +389,13 @@ func (c *Client) WebhookVerificationKey(ctx context.Context, keyID string) (link
 		return linkd.WebhookKey{}, linkd.InvalidField("key_id", "is required")
 	}
 	req := plaidgo.NewWebhookVerificationKeyGetRequest(keyID)
-	resp, httpResp, err := c.api.WebhookVerificationKeyGet(ctx).WebhookVerificationKeyGetRequest(*req).Execute()
-	if err != nil {
-		return linkd.WebhookKey{}, c.convert("/webhook_verification_key/get", httpResp, err)
+	var resp plaidgo.WebhookVerificationKeyGetResponse
+	if err := c.do(ctx, "/webhook_verification_key/get", repeatable, nil, func(ctx context.Context) (*http.Response, error) {
+		r, httpResp, err := c.api.WebhookVerificationKeyGet(ctx).WebhookVerificationKeyGetRequest(*req).Execute()
+		resp = r
+		return httpResp, err
+	}); err != nil {
+		return linkd.WebhookKey{}, err
 	}
 	jwk := resp.GetKey()
 	x, errX := base64.RawURLEncoding.DecodeString(jwk.GetX())

@@ -123,7 +123,8 @@ func New(opts Options) *Emulator {
 		e.log = slog.New(slog.DiscardHandler)
 	}
 	e.webhookKey = newWebhookKey(e.now())
-	e.webhookClient = &http.Client{Timeout: 10 * time.Second}
+	// Its own transport, so Close can drop its idle connections.
+	e.webhookClient = &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{}}
 	return e
 }
 
@@ -153,10 +154,12 @@ func Start(addr string, opts Options) (*Emulator, error) {
 // the Plaid client's base URL; "" for an Emulator from New.
 func (e *Emulator) URL() string { return e.url }
 
-// Close stops the listener and closes open connections. It returns the
-// server's close error; for an Emulator from New it does nothing and returns
-// nil.
+// Close stops the listener and closes open connections, its own and the
+// idle ones it made to deliver webhooks. It returns the server's close
+// error; for an Emulator from New it only drops those idle connections and
+// returns nil.
 func (e *Emulator) Close() error {
+	e.webhookClient.CloseIdleConnections()
 	if e.srv == nil {
 		return nil
 	}

@@ -26,6 +26,7 @@ func (db *DB) RecordWebhook(ctx context.Context, w *storagev1.StoredWebhook, sta
 	}
 	var changed *linkdv1.Item
 	err := db.update(ctx, "record webhook", func(tx *bbolt.Tx) error {
+		changed = nil // a batch may run this again
 		if err := put(tx, bucketWebhooks, webhookKey(w.GetReceivedAt().AsTime(), w.GetBody()), w); err != nil {
 			return err
 		}
