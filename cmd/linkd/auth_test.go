@@ -133,6 +133,18 @@ func TestLinkd_UserIsolation(t *testing.T) {
 		sameNotFound(t, "SubmitRedirect", err, errMissing)
 		_, err = alice.ResumeOAuth(ctx, &linkdv1.ResumeOAuthRequest{LinkToken: bobLink, ReceivedRedirectUri: "https://app.example/oauth?oauth_state_id=s1"})
 		wantCode(t, err, codes.NotFound)
+		// Update mode looks the access token up: only for one's own Items.
+		_, err = alice.CreateLinkToken(ctx, &linkdv1.CreateLinkTokenRequest{ItemId: bobItem})
+		_, errMissing = alice.CreateLinkToken(ctx, &linkdv1.CreateLinkTokenRequest{ItemId: "no-such-item"})
+		sameNotFound(t, "CreateLinkToken(update mode)", err, errMissing)
+		if upd, err := bob.CreateLinkToken(ctx, &linkdv1.CreateLinkTokenRequest{ItemId: bobItem}); err != nil || !upd.GetLinkToken().GetUpdateMode() {
+			t.Errorf("bob CreateLinkToken(update mode, own) = %v, %v", upd, err)
+		}
+		// The report spans all users, the sandbox calls reach Plaid: services only.
+		_, err = alice.GetLinkConversion(ctx, &linkdv1.GetLinkConversionRequest{})
+		wantCode(t, err, codes.PermissionDenied)
+		_, err = bob.ResetSandboxItemLogin(ctx, &linkdv1.ResetSandboxItemLoginRequest{ItemId: bobItem})
+		wantCode(t, err, codes.PermissionDenied)
 
 		// ...nor act in Bob's name.
 		_, err = alice.CreateLinkToken(ctx, &linkdv1.CreateLinkTokenRequest{ClientUserId: "bob"})
