@@ -37,24 +37,42 @@ func (s *Server) WebhookRoute() Route {
 	return Route{Pattern: "POST " + WebhookPath, Handler: http.HandlerFunc(s.serveWebhook)}
 }
 
+// unknownKidPause is how long after Plaid disowned a kid linkd asks Plaid
+// about no other unknown kid, so that forged webhooks with made-up kids
+// cost Plaid (and linkd's rate limit there) one call a minute at most. A
+// genuine new kid in that minute is refused; Plaid delivers it again later.
+const unknownKidPause = time.Minute
+
 // webhookKeys caches Plaid's webhook verification keys by kid. Keys do not
 // change once issued (Plaid rotates by issuing new kids), so they are kept
-// for the life of the process; an unknown kid costs one Plaid call.
+// for the life of the process.
 type webhookKeys struct {
 	mu   sync.Mutex
 	keys map[string]linkd.WebhookKey
+	// lastMiss is when Plaid last answered that a kid is not its.
+	lastMiss time.Time
 }
 
-// key returns the key for kid, from the cache or else from Plaid.
+// webhookKey returns the key for kid, from the cache or else from Plaid;
+// EUNAUTHORIZED for a kid Plaid disowns (or, within unknownKidPause of
+// such a miss, any unknown kid), and Plaid's error when it cannot answer.
 func (s *Server) webhookKey(ctx context.Context, kid string) (linkd.WebhookKey, error) {
 	s.hookKeys.mu.Lock()
 	k, ok := s.hookKeys.keys[kid]
+	paused := s.now().Sub(s.hookKeys.lastMiss) < unknownKidPause
 	s.hookKeys.mu.Unlock()
 	if ok {
 		return k, nil
+	} else if paused {
+		return linkd.WebhookKey{}, errWebhook("kid %q unknown, and Plaid disowned another kid under %v ago", kid, unknownKidPause)
 	}
 	k, err := s.plaid.WebhookVerificationKey(ctx, kid)
-	if err != nil {
+	if linkd.ErrorCode(err) == linkd.EINVALID {
+		s.hookKeys.mu.Lock()
+		s.hookKeys.lastMiss = s.now()
+		s.hookKeys.mu.Unlock()
+		return linkd.WebhookKey{}, errWebhook("Plaid does not know kid %q: %v", kid, err)
+	} else if err != nil {
 		return linkd.WebhookKey{}, err
 	}
 	if k.KeyID != kid {
@@ -105,9 +123,7 @@ func (s *Server) verifyWebhook(ctx context.Context, jwt string, body []byte) (st
 		return "", errWebhook("JWT signature is not 64 bytes of base64url")
 	}
 	key, err := s.webhookKey(ctx, header.Kid)
-	if linkd.ErrorCode(err) == linkd.EINVALID {
-		return "", errWebhook("Plaid does not know kid %q: %v", header.Kid, err)
-	} else if err != nil {
+	if err != nil {
 		return "", err
 	}
 	if key.Alg != "" && key.Alg != "ES256" {

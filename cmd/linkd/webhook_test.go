@@ -240,6 +240,20 @@ func TestLinkd_WebhookVerification(t *testing.T) {
 			nothingChanged(t)
 		})
 	}
+	t.Run("UnknownKidsPaused", func(t *testing.T) {
+		// One made-up kid reached Plaid above; more within the minute do not.
+		fetches := func() int { return strings.Count(ts.Logs.String(), "path=/webhook_verification_key/get") }
+		before := fetches()
+		for _, kid := range []string{"made-up-1", "made-up-2"} {
+			if code := postWebhook(t, ts, plaidemu.SignWebhook(other, kid, clk.Now(), genuine.body), genuine.body); code != http.StatusUnauthorized {
+				t.Errorf("kid %s: HTTP %d, want 401", kid, code)
+			}
+		}
+		if n := fetches() - before; n != 0 {
+			t.Errorf("key fetches for made-up kids = %d, want 0 within a minute of a miss", n)
+		}
+		nothingChanged(t)
+	})
 	t.Run("Stale", func(t *testing.T) {
 		clk.Advance(server.MaxWebhookAge + time.Second)
 		if code := postWebhook(t, ts, genuine.jwt, genuine.body); code != http.StatusUnauthorized {
