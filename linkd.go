@@ -170,6 +170,10 @@ type Store interface {
 	// status_changed_at when the status changes, and returns the Item; or
 	// ENOTFOUND.
 	SetItemStatus(ctx context.Context, itemID string, status linkdv1.ItemStatus, errorCode string) (*linkdv1.Item, error)
+	// SetItemDetails replaces an Item's institution (where the new value is
+	// not empty) and its accounts (where the list is not empty), and returns
+	// the Item; or ENOTFOUND.
+	SetItemDetails(ctx context.Context, itemID, institutionID, institutionName string, accounts []*linkdv1.Account) (*linkdv1.Item, error)
 	// ItemsAtInstitution returns every user's Items at an institution, oldest
 	// first; none is not an error.
 	ItemsAtInstitution(ctx context.Context, institutionID string) ([]*linkdv1.Item, error)

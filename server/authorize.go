@@ -116,3 +116,9 @@ func (s *Server) linkTokenFor(ctx context.Context, linkToken string) (*storagev1
 	}
 	return tok, nil
 }
+
+// isService reports whether the caller is a service (API key).
+func isService(ctx context.Context) bool {
+	c, ok := linkd.CallerFrom(ctx)
+	return ok && c.Service
+}

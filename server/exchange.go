@@ -19,12 +19,18 @@ import (
 // its access token must be stored.
 const persistTimeout = 30 * time.Second
 
+// accountsTimeout bounds the best-effort /accounts/get after an exchange,
+// which only improves an Item already stored.
+const accountsTimeout = 10 * time.Second
+
 // exchange turns a public token into a stored Item exactly once per linkd
 // process and store: a token already exchanged returns its Item again, and
 // concurrent calls for one token wait for the first. connected, when the
 // token came from a redirect, supplies the session and a fallback for the
 // institution and accounts.
 func (s *Server) exchange(ctx context.Context, publicToken, clientUserID string, connected *linkdv1.ConnectedResult) (*linkdv1.Item, error) {
+	s.inflight.Add(1)
+	defer s.inflight.Done()
 	unlock := s.exchanges.lock(publicToken)
 	defer unlock()
 
@@ -32,7 +38,8 @@ func (s *Server) exchange(ctx context.Context, publicToken, clientUserID string,
 	switch linkd.ErrorCode(err) {
 	case "":
 		if item.GetClientUserId() != clientUserID {
-			return nil, &linkd.Error{Code: linkd.ECONFLICT, Field: "public_token", Message: "public_token was already exchanged"}
+			// What Plaid itself says of a spent token: nothing about whose.
+			return nil, linkd.InvalidField("public_token", "public_token was already used")
 		}
 		return item, nil
 	case linkd.ENOTFOUND:
@@ -51,9 +58,11 @@ func (s *Server) exchange(ctx context.Context, publicToken, clientUserID string,
 	if err != nil {
 		return nil, s.exchangeFailed(ctx, publicToken, earlier, err)
 	}
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), persistTimeout)
+	// Plaid has spent the token and billed the Item: store it first, with
+	// what Link reported, under a context of its own, so neither the
+	// caller going away nor a slow /accounts/get can lose the access token.
+	persistCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), persistTimeout)
 	defer cancel()
-
 	item = &linkdv1.Item{
 		ItemId:       ex.ItemID,
 		ClientUserId: clientUserID,
@@ -66,30 +75,42 @@ func (s *Server) exchange(ctx context.Context, publicToken, clientUserID string,
 		item.Accounts = connected.GetAccounts()
 		item.LinkSessionId = connected.GetLinkSessionId()
 	}
-	// Plaid's view of the accounts is authoritative; without it the Item
-	// keeps what Link reported, rather than losing the exchange.
-	if acc, err := s.plaid.GetAccounts(ctx, ex.AccessToken); err != nil {
-		s.log.WarnContext(ctx, "accounts unavailable after exchange; keeping Link's", "item_id", ex.ItemID, "err", err)
-		var e *linkd.Error
-		if errors.As(err, &e) && e.Plaid != nil {
-			if st, ok := itemStatusFor(e.Plaid.ErrorType, e.Plaid.ErrorCode); ok {
-				item.Status, item.ErrorCode, item.StatusChangedAt = st, e.Plaid.ErrorCode, item.CreatedAt
-			}
-		}
-	} else {
-		item.InstitutionId = or(acc.InstitutionID, item.InstitutionId)
-		item.InstitutionName = or(acc.InstitutionName, item.InstitutionName)
-		if len(acc.Accounts) > 0 {
-			item.Accounts = acc.Accounts
-		}
-	}
-	if err := s.store.PutItem(ctx, item, ex.AccessToken, publicToken); err != nil {
+	if err := s.store.PutItem(persistCtx, item, ex.AccessToken, publicToken); err != nil {
 		s.log.ErrorContext(ctx, "exchanged item not stored", "item_id", ex.ItemID, "err", err)
 		return nil, err
 	}
 	s.log.InfoContext(ctx, "item linked", "item_id", item.ItemId, "client_user_id", clientUserID,
 		"institution_id", item.InstitutionId, "plaid_request_id", ex.RequestID)
-	return item, nil
+	return s.refreshAccounts(persistCtx, item, ex.AccessToken), nil
+}
+
+// refreshAccounts replaces an Item's institution and accounts with Plaid's
+// authoritative view, or records the Item error Plaid answers with. It is
+// best effort: on any failure the Item keeps what Link reported, and that
+// Item is returned.
+func (s *Server) refreshAccounts(ctx context.Context, item *linkdv1.Item, token linkd.AccessToken) *linkdv1.Item {
+	ctx, cancel := context.WithTimeout(ctx, accountsTimeout)
+	defer cancel()
+	acc, err := s.plaid.GetAccounts(ctx, token)
+	var updated *linkdv1.Item
+	if err != nil {
+		s.log.WarnContext(ctx, "accounts unavailable after exchange; keeping Link's", "item_id", item.GetItemId(), "err", err)
+		var e *linkd.Error
+		if errors.As(err, &e) && e.Plaid != nil {
+			if st, ok := itemStatusFor(e.Plaid.ErrorType, e.Plaid.ErrorCode); ok {
+				updated, err = s.store.SetItemStatus(ctx, item.GetItemId(), st, e.Plaid.ErrorCode)
+			}
+		}
+	} else {
+		updated, err = s.store.SetItemDetails(ctx, item.GetItemId(), acc.InstitutionID, acc.InstitutionName, acc.Accounts)
+	}
+	if err != nil {
+		s.log.WarnContext(ctx, "item details not updated after exchange", "item_id", item.GetItemId(), "err", err)
+	}
+	if updated == nil {
+		return item
+	}
+	return updated
 }
 
 // exchangeFailed handles a failed exchange. Plaid spends a public token
@@ -116,6 +137,21 @@ func (s *Server) exchangeFailed(ctx context.Context, publicToken string, earlier
 		s.log.ErrorContext(ctx, "cannot clear a failed exchange's pending mark", "err", aerr)
 	}
 	return err
+}
+
+// Drain waits until no exchange is in progress, or ctx ends: an exchange
+// goes on storing its Item after the caller (or the gRPC server) is gone,
+// so the store must stay open until it is done. It returns ctx's error when
+// exchanges were still running.
+func (s *Server) Drain(ctx context.Context) error {
+	done := make(chan struct{})
+	go func() { s.inflight.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // keyedMutex is a set of mutexes by key, each existing only while in use.
@@ -184,13 +220,20 @@ func (s *Server) checkDuplicate(ctx context.Context, clientUserID string, connec
 		return err
 	}
 	for _, old := range candidates {
-		if old.GetInstitutionId() == connected.GetInstitutionId() && sameAccounts(old.GetAccounts(), connected.GetAccounts()) {
-			return &linkd.Error{
-				Code:     linkd.ECONFLICT,
-				Message:  "the user already linked this institution and account: item " + old.GetItemId(),
-				Reason:   "DUPLICATE_ITEM",
-				Metadata: map[string]string{"item_id": old.GetItemId()},
-			}
+		if old.GetInstitutionId() != connected.GetInstitutionId() || !sameAccounts(old.GetAccounts(), connected.GetAccounts()) {
+			continue
+		}
+		if old.GetClientUserId() != clientUserID && !isService(ctx) {
+			// Another user's Item: an end user learns that the account is
+			// linked, never which Item or whose.
+			return &linkd.Error{Code: linkd.ECONFLICT, Reason: "DUPLICATE_ITEM",
+				Message: "this institution and account are already linked by another user"}
+		}
+		return &linkd.Error{
+			Code:     linkd.ECONFLICT,
+			Message:  "this institution and account are already linked: item " + old.GetItemId(),
+			Reason:   "DUPLICATE_ITEM",
+			Metadata: map[string]string{"item_id": old.GetItemId()},
 		}
 	}
 	return nil

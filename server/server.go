@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/url"
 	"slices"
+	"sync"
 	"time"
 
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -68,6 +69,10 @@ type Server struct {
 	// exchanges serializes work on one public token, so concurrent
 	// submissions of the same connected redirect exchange it once.
 	exchanges keyedMutex
+	// inflight counts exchanges in progress, for Drain.
+	inflight sync.WaitGroup
+	// renewals remembers the token issued for an expired one (see renew).
+	renewals renewals
 }
 
 var _ linkdv1.LinkServiceServer = (*Server)(nil)
@@ -304,8 +309,10 @@ func (s *Server) SubmitRedirect(ctx context.Context, req *linkdv1.SubmitRedirect
 	}
 	expired := tok.GetExpiration() != nil && !s.now().Before(tok.GetExpiration().AsTime())
 	if linkErr.GetErrorCode() == "INVALID_LINK_TOKEN" || (expired && resp.GetConnected() == nil) {
-		if resp.NewLinkToken, err = s.renewLinkToken(ctx, tok); err != nil {
-			return nil, err
+		// Best effort: the redirect is recorded, so failing the call now
+		// would make the client resubmit it for nothing.
+		if resp.NewLinkToken, err = s.renew(ctx, tok); err != nil {
+			s.log.WarnContext(ctx, "cannot issue a fresh link token for a dead one", "client_user_id", tok.GetClientUserId(), "err", err)
 		}
 	}
 	return resp, nil

@@ -233,7 +233,7 @@ func (s *Server) serveWebhook(w http.ResponseWriter, r *http.Request) {
 		WebhookType: hook.WebhookType,
 		WebhookCode: hook.WebhookCode,
 		ItemId:      hook.ItemID,
-		Body:        body,
+		Body:        redactWebhookBody(body),
 		KeyId:       kid,
 	}
 	if hook.Error != nil {
@@ -253,6 +253,36 @@ func (s *Server) serveWebhook(w http.ResponseWriter, r *http.Request) {
 	s.log.InfoContext(ctx, "webhook received", attrs...)
 	w.Header().Set("Content-Type", "application/json")
 	io.WriteString(w, "{}")
+}
+
+// webhookSecretKeys are the top-level keys of Plaid webhook bodies that
+// carry tokens: LINK webhooks (SESSION_FINISHED, ITEM_ADD_RESULT) send the
+// public token(s) and the link token. linkd never stores them in plain.
+var webhookSecretKeys = []string{"public_token", "public_tokens", "link_token", "access_token"}
+
+// redactWebhookBody returns the verified body with every token-bearing key's
+// value replaced by "[redacted]", re-encoded; a body without such keys is
+// returned as it came. The caller has checked that body is a JSON object.
+func redactWebhookBody(body []byte) []byte {
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(body, &fields); err != nil {
+		return nil
+	}
+	redacted := false
+	for _, k := range webhookSecretKeys {
+		if _, ok := fields[k]; ok {
+			fields[k] = json.RawMessage(`"[redacted]"`)
+			redacted = true
+		}
+	}
+	if !redacted {
+		return body
+	}
+	out, err := json.Marshal(fields)
+	if err != nil {
+		return nil
+	}
+	return out
 }
 
 // writeWebhookError answers like the gateway does: {"code", "message"}

@@ -311,6 +311,33 @@ func setItemStatus(tx *bbolt.Tx, itemID string, status linkdv1.ItemStatus, error
 	return put(tx, bucketItems, []byte(itemID), item)
 }
 
+// SetItemDetails replaces an Item's institution id and name where the new
+// value is not empty, and its accounts when the list is not empty, in one
+// transaction, and returns the Item. It returns an ENOTFOUND *linkd.Error
+// when there is no such Item.
+func (db *DB) SetItemDetails(ctx context.Context, itemID, institutionID, institutionName string, accounts []*linkdv1.Account) (*linkdv1.Item, error) {
+	item := new(linkdv1.Item)
+	err := db.update(ctx, "set item details", func(tx *bbolt.Tx) error {
+		if err := getItem(tx, itemID, item); err != nil {
+			return err
+		}
+		if institutionID != "" {
+			item.InstitutionId = institutionID
+		}
+		if institutionName != "" {
+			item.InstitutionName = institutionName
+		}
+		if len(accounts) > 0 {
+			item.Accounts = accounts
+		}
+		return put(tx, bucketItems, []byte(itemID), item)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return item, nil
+}
+
 func newItem() *linkdv1.Item { return new(linkdv1.Item) }
 
 // ItemsAtInstitution returns every user's Items at an institution, oldest

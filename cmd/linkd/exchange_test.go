@@ -96,3 +96,36 @@ func TestLinkd_ExchangeOutcomeUnknown(t *testing.T) {
 		wantCode(t, err, codes.AlreadyExists)
 	})
 }
+
+// TestLinkd_ExchangeStoredBeforeAccounts: once Plaid has spent the public
+// token, the Item and its access token are stored before linkd asks for the
+// accounts, so a slow /accounts/get (or a caller giving up) cannot lose them.
+func TestLinkd_ExchangeStoredBeforeAccounts(t *testing.T) {
+	emu, err := plaidemu.Start("127.0.0.1:0", plaidemu.Options{ClientID: "slow-client", Secret: "slow-secret"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { emu.Close() })
+	ts := MustStartServer(t, "PLAID_CLIENT_ID=slow-client", "PLAID_SECRET=slow-secret",
+		"PLAID_BASE_URL="+emu.URL(), "PLAID_TIMEOUT=3s")
+	c := ts.GRPC(t)
+	pt, err := c.CreateSandboxPublicToken(context.Background(), &linkdv1.CreateSandboxPublicTokenRequest{InstitutionId: "ins_109508"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 4 { // every attempt of the client's retries hangs
+		emu.HangAfterNext("/accounts/get")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	_, err = c.ExchangePublicToken(ctx, &linkdv1.ExchangePublicTokenRequest{PublicToken: pt.GetPublicToken(), ClientUserId: "user-slow"})
+	cancel()
+	wantCode(t, err, codes.DeadlineExceeded)
+
+	items, err := ts.db.ListItems(context.Background(), "user-slow")
+	if err != nil || len(items) != 1 {
+		t.Fatalf("stored Items while /accounts/get hangs = %v, %v; want the exchanged Item", items, err)
+	}
+	if _, err := ts.db.AccessToken(context.Background(), items[0].GetItemId()); err != nil {
+		t.Errorf("access token not stored: %v", err)
+	}
+}

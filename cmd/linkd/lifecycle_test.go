@@ -334,4 +334,28 @@ func TestLinkd_ExpiredLinkToken(t *testing.T) {
 	if _, err := ts.emulator.CreatePublicToken(fresh.GetLinkToken(), "ins_109508", nil); err != nil {
 		t.Errorf("fresh token refused by Plaid: %v", err)
 	}
+
+	// Every later redirect on the dead token, resubmitted or not, gets the
+	// same fresh token from that one Plaid call.
+	created := ts.emulator.Calls("/link/token/create")
+	for i := range 5 {
+		resp, err := c.SubmitRedirect(ctx, &linkdv1.SubmitRedirectRequest{Url: eventURL("TRANSITION_VIEW", "ERROR", "sess-1", clk.Now()), LinkToken: tok.GetLinkToken()})
+		if err != nil || resp.GetNewLinkToken().GetLinkToken() != fresh.GetLinkToken() {
+			t.Fatalf("resubmit %d: %v, %v; want new_link_token %s again", i, resp.GetNewLinkToken(), err, fresh.GetLinkToken())
+		}
+	}
+	if n := ts.emulator.Calls("/link/token/create") - created; n != 0 {
+		t.Errorf("resubmits made %d more Plaid link tokens, want 0", n)
+	}
+
+	// When no fresh token can be had, the redirect is still acknowledged.
+	tok2, _ := mustLink(t, c, "user-2")
+	clk.Advance(plaidemu.LinkTokenLifetime)
+	for range 4 { // outlast the client's retries
+		ts.emulator.FailNext("/link/token/create", plaidemu.Error{Type: plaidemu.TypeAPIError, Code: "INTERNAL_SERVER_ERROR"})
+	}
+	resp, err = c.SubmitRedirect(ctx, &linkdv1.SubmitRedirectRequest{Url: eventURL("EXIT", "", "sess-2", clk.Now()), LinkToken: tok2.GetLinkToken()})
+	if err != nil || resp.GetNewLinkToken() != nil || resp.GetEvent().GetEventName() != "EXIT" {
+		t.Errorf("renewal failing: %v, %v; want the event acknowledged without a new token", resp, err)
+	}
 }

@@ -92,6 +92,7 @@ type Main struct {
 	Now func() time.Time
 
 	log      *slog.Logger
+	svc      *server.Server
 	db       *store.DB
 	plaid    *plaid.Client
 	emulator *plaidemu.Emulator
@@ -258,7 +259,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 			linkURL = scheme + browsableAddr(m.httpLn.Addr()) + linkpage.Path
 		}
 	}
-	svc, err := server.New(server.Config{
+	m.svc, err = server.New(server.Config{
 		Plaid:   pc,
 		Store:   m.db,
 		Logger:  m.log,
@@ -280,11 +281,11 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
-	if m.grpc, m.health, err = server.NewGRPCServer(svc, server.GRPCOptions{APIKeys: apiKeys, Users: users, Logger: m.log, TLS: tlsConfig}); err != nil {
+	if m.grpc, m.health, err = server.NewGRPCServer(m.svc, server.GRPCOptions{APIKeys: apiKeys, Users: users, Logger: m.log, TLS: tlsConfig}); err != nil {
 		return err
 	}
 	gatewayLn := server.NewGatewayListener()
-	routes = append(routes, svc.WebhookRoute())
+	routes = append(routes, m.svc.WebhookRoute())
 	handler, err := server.NewHTTPHandler(ctx, gatewayLn, routes...)
 	if err != nil {
 		return err
@@ -458,6 +459,15 @@ func (m *Main) Close() error {
 		m.cancel()
 	}
 	m.wg.Wait()
+	if m.svc != nil {
+		// Exchanges outlive their RPC while they store the Item Plaid made;
+		// closing the store under them would lose its access token.
+		drain, cancel := context.WithTimeout(context.Background(), 45*time.Second)
+		if err := m.svc.Drain(drain); err != nil {
+			m.log.Error("exchanges still running at shutdown", "err", err)
+		}
+		cancel()
+	}
 	if m.plaid != nil {
 		m.plaid.Close()
 	}

@@ -348,7 +348,9 @@ type StoredWebhook struct {
 	ErrorCode string `protobuf:"bytes,4,opt,name=error_code,json=errorCode,proto3" json:"error_code,omitempty"`
 	// When linkd received it.
 	ReceivedAt *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=received_at,json=receivedAt,proto3" json:"received_at,omitempty"`
-	// The verified raw body. Plaid's webhook bodies carry no access token.
+	// The verified body, with the values of public_token, public_tokens,
+	// link_token and access_token replaced by "[redacted]" (LINK webhooks
+	// carry tokens).
 	Body []byte `protobuf:"bytes,6,opt,name=body,proto3" json:"body,omitempty"`
 	// The kid of the key that signed it.
 	KeyId         string `protobuf:"bytes,7,opt,name=key_id,json=keyId,proto3" json:"key_id,omitempty"`
