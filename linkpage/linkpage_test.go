@@ -32,7 +32,8 @@ func (b *fakeBackend) LinkToken(token string) (linkpage.Token, error) {
 }
 
 func (b *fakeBackend) Institutions() []linkpage.Institution {
-	acc := []linkpage.Account{{ID: "acc-1", Name: "Plaid Checking", Mask: "0000", Type: "depository", Subtype: "checking"}}
+	acc := []linkpage.Account{{ID: "acc-1", Name: "Plaid Checking", Mask: "0000", Type: "depository", Subtype: "checking"},
+		{ID: "acc-2", Name: "Plaid Saving", Mask: "1111", Type: "depository", Subtype: "savings"}}
 	return []linkpage.Institution{
 		{ID: "ins_109508", Name: "First Platypus Bank", Accounts: acc},
 		{ID: linkpage.MFAInstitutionID, Name: "Tartan Bank", Accounts: acc},
@@ -48,12 +49,13 @@ func (b *fakeBackend) CreatePublicToken(linkToken, institutionID string, account
 }
 
 // MustStartPage serves a Page over a fake backend that knows link-good
-// (redirect_uri https://app.example.com/return?x=1) and link-update.
+// (redirect_uri https://app.example.com/return?x=1) and link-update (an
+// Item at ins_109508 holding acc-2 alone).
 func MustStartPage(t *testing.T) (*httptest.Server, *fakeBackend) {
 	t.Helper()
 	b := &fakeBackend{tokens: map[string]linkpage.Token{
 		"link-good":   {ClientName: "Acme", RedirectURI: "https://app.example.com/return?x=1"},
-		"link-update": {UpdateMode: true, InstitutionID: "ins_109508"},
+		"link-update": {UpdateMode: true, InstitutionID: "ins_109508", AccountIDs: []string{"acc-2"}},
 	}}
 	srv := httptest.NewServer(linkpage.New(linkpage.Options{Backend: b}))
 	t.Cleanup(srv.Close)
@@ -69,7 +71,8 @@ type config struct {
 	Resumed       bool   `json:"resumed"`
 	Status        string `json:"status"`
 	Institution   *struct {
-		ID string `json:"id"`
+		ID       string             `json:"id"`
+		Accounts []linkpage.Account `json:"accounts"`
 	} `json:"institution"`
 	Error *linkpage.Error `json:"error"`
 }
@@ -145,8 +148,9 @@ func TestPage_Open(t *testing.T) {
 	})
 	t.Run("UpdateMode", func(t *testing.T) {
 		c := open(t, srv, "isWebview=true&token=link-update")
-		if !c.UpdateMode || c.Institution == nil || c.Institution.ID != "ins_109508" {
-			t.Errorf("config = %+v, want update mode preselecting ins_109508", c)
+		if !c.UpdateMode || c.Institution == nil || c.Institution.ID != "ins_109508" ||
+			len(c.Institution.Accounts) != 1 || c.Institution.Accounts[0].ID != "acc-2" {
+			t.Errorf("config = %+v, want update mode preselecting ins_109508 with the Item's acc-2 alone", c)
 		}
 	})
 	t.Run("ErrInvalidLinkToken", func(t *testing.T) {

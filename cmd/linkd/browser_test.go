@@ -391,12 +391,13 @@ func TestBrowser_Link(t *testing.T) {
 		tab.Type("#username", "user_good")
 		tab.Type("#password", "pass_good")
 		tab.Click("#credential-submit")
+		tab.Click("#accounts label:nth-child(2)") // Checking and Saving
 		tab.Click("#account-submit")
 		tab.Click("#connected-continue")
 		_, linked := checkRedirects(t, env.c, tok.GetLinkToken(), tab.Redirects("connected"))
 		item := linked.GetItem()
-		if item.GetItemId() == "" || item.GetStatus() != linkdv1.ItemStatus_ITEM_STATUS_GOOD {
-			t.Fatalf("connected gave item %v, want a GOOD Item", item)
+		if item.GetItemId() == "" || item.GetStatus() != linkdv1.ItemStatus_ITEM_STATUS_GOOD || len(item.GetAccounts()) != 2 {
+			t.Fatalf("connected gave item %v, want a GOOD Item with two accounts", item)
 		}
 
 		// Plaid breaks the login; its ERROR webhook reaches linkd.
@@ -434,17 +435,27 @@ func TestBrowser_Link(t *testing.T) {
 		tab.Type("#username", "user_good")
 		tab.Type("#password", "pass_good")
 		tab.Click("#credential-submit")
-		tab.Screen("#view-select-account", "update-select-account")
-		tab.Click("#account-submit")
+		// As Plaid's update mode without account_selection_enabled: no
+		// account select; Link reports the Item's own accounts.
 		tab.Screen("#view-connected", "update-connected")
 		tab.Click("#connected-continue")
 
 		urls := tab.Redirects("connected")
 		f, last := checkRedirects(t, env.c, upd.GetLinkToken(), urls)
 		wantEvents(t, f.events, []string{"OPEN", "TRANSITION_VIEW/CONSENT", "TRANSITION_VIEW/CREDENTIAL", "SUBMIT_CREDENTIALS",
-			"TRANSITION_VIEW/SELECT_ACCOUNT", "TRANSITION_VIEW/CONNECTED", "HANDOFF"})
+			"TRANSITION_VIEW/CONNECTED", "HANDOFF"})
 		if open, _ := url.Parse(urls[0]); open.Query().Get("event_name") != "OPEN" || open.Query().Get("is_update_mode") != "true" {
 			t.Errorf("first redirect %s, want OPEN with is_update_mode=true", urls[0])
+		}
+		var reported, held []string
+		for _, a := range last.GetConnected().GetAccounts() {
+			reported = append(reported, a.GetId())
+		}
+		for _, a := range item.GetAccounts() {
+			held = append(held, a.GetId())
+		}
+		if !slices.Equal(reported, held) {
+			t.Errorf("update-mode connected reports accounts %v, want the Item's %v", reported, held)
 		}
 		sess, err := env.c.GetLinkSession(ctx, &linkdv1.GetLinkSessionRequest{LinkSessionId: f.session})
 		if err != nil || len(sess.GetSession().GetEvents()) == 0 || !sess.GetSession().GetEvents()[0].GetIsUpdateMode() {
