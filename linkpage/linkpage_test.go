@@ -56,6 +56,8 @@ func MustStartPage(t *testing.T) (*httptest.Server, *fakeBackend) {
 	b := &fakeBackend{tokens: map[string]linkpage.Token{
 		"link-good":   {ClientName: "Acme", RedirectURI: "https://app.example.com/return?x=1"},
 		"link-update": {UpdateMode: true, InstitutionID: "ins_109508", AccountIDs: []string{"acc-2"}},
+		"link-update-oauth": {UpdateMode: true, InstitutionID: "ins_127287", AccountIDs: []string{"acc-2"},
+			RedirectURI: "https://app.example.com/return"},
 	}}
 	srv := httptest.NewServer(linkpage.New(linkpage.Options{Backend: b}))
 	t.Cleanup(srv.Close)
@@ -285,5 +287,28 @@ func TestPage_OAuth(t *testing.T) {
 	again := open(t, srv, "token=link-good&receivedRedirectUri="+url.QueryEscape(loc))
 	if again.Error == nil || again.Error.Code != "OAUTH_STATE_ID_ALREADY_PROCESSED" || again.Status != "requires_oauth" {
 		t.Errorf("second resume: %+v", again)
+	}
+}
+
+// TestPage_OAuthUpdateMode: Link relaunched after OAuth in update mode is
+// still in update mode, for the Item's accounts alone.
+func TestPage_OAuthUpdateMode(t *testing.T) {
+	srv, _ := MustStartPage(t)
+	c := open(t, srv, "isWebview=true&token=link-update-oauth")
+	a := call(t, srv, "oauth", map[string]any{"link_token": "link-update-oauth", "link_session_id": c.LinkSessionID, "institution_id": "ins_127287"})
+	stateID, ok := strings.CutPrefix(a.URL, linkpage.Prefix+"oauth/authorize?oauth_state_id=")
+	if a.Error != nil || !ok {
+		t.Fatalf("oauth: %+v", a)
+	}
+	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := client.PostForm(srv.URL+linkpage.Prefix+"oauth/authorize", url.Values{"oauth_state_id": {stateID}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	resumed := open(t, srv, "isWebview=true&token=link-update-oauth&receivedRedirectUri="+url.QueryEscape(resp.Header.Get("Location")))
+	if !resumed.Resumed || !resumed.UpdateMode || resumed.Institution == nil || resumed.Institution.ID != "ins_127287" ||
+		len(resumed.Institution.Accounts) != 1 || resumed.Institution.Accounts[0].ID != "acc-2" {
+		t.Errorf("resume: %+v, want update mode at ins_127287 with the Item's acc-2 alone", resumed)
 	}
 }
