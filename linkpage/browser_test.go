@@ -2,6 +2,7 @@ package linkpage_test
 
 import (
 	"net/url"
+	"strings"
 	"testing"
 
 	"github.com/chromedp/chromedp"
@@ -11,9 +12,10 @@ import (
 )
 
 // TestPage_Browser_UpdateMode runs the page's JavaScript in headless
-// Chromium for an update-mode link token (linkd's own API does not issue
-// those yet, so this runs over the fake backend): Link skips institution
-// select and relinks the Item's institution.
+// Chromium for an update-mode link token over the fake backend: Link skips
+// institution select and, as Plaid's update mode does unless asked for
+// account select, account select too, reporting the Item's own accounts.
+// (cmd/linkd's TestBrowser_Link/UpdateMode runs it against the emulator.)
 func TestPage_Browser_UpdateMode(t *testing.T) {
 	srv, _ := MustStartPage(t)
 	b := browsertest.MustStart(t, srv.URL)
@@ -29,19 +31,19 @@ func TestPage_Browser_UpdateMode(t *testing.T) {
 	tab.Type("#username", linkpage.SandboxUsername)
 	tab.Type("#password", linkpage.SandboxPassword)
 	tab.Click("#credential-submit")
-	tab.Click("#account-submit")
 	tab.Click("#connected-continue")
 
 	urls := tab.Redirects("connected")
 	events, _ := browsertest.CheckRedirects(t, urls)
 	browsertest.WantEvents(t, events, []string{"OPEN", "TRANSITION_VIEW/CONSENT", "TRANSITION_VIEW/CREDENTIAL",
-		"SUBMIT_CREDENTIALS", "TRANSITION_VIEW/SELECT_ACCOUNT", "TRANSITION_VIEW/CONNECTED", "HANDOFF"})
+		"SUBMIT_CREDENTIALS", "TRANSITION_VIEW/CONNECTED", "HANDOFF"})
 	open, _ := url.Parse(urls[0])
 	if got := open.Query().Get("is_update_mode"); got != "true" {
 		t.Errorf("OPEN is_update_mode = %q, want true", got)
 	}
 	connected, _ := url.Parse(urls[len(urls)-1])
-	if q := connected.Query(); q.Get("institution_id") != "ins_109508" || q.Get("public_token") != "public-sandbox-test" {
-		t.Errorf("connected = %s", urls[len(urls)-1])
+	if q := connected.Query(); q.Get("institution_id") != "ins_109508" || q.Get("public_token") != "public-sandbox-test" ||
+		!strings.Contains(q.Get("accounts"), `"_id":"acc-2"`) || strings.Contains(q.Get("accounts"), "acc-1") {
+		t.Errorf("connected = %s, want the Item's acc-2 alone", urls[len(urls)-1])
 	}
 }

@@ -22,6 +22,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"slices"
 	"sync"
 	"time"
 
@@ -65,9 +66,12 @@ type Token struct {
 	// OAuth institutions cannot be linked with this token.
 	RedirectURI string
 	// UpdateMode tokens relink the Item at InstitutionID, skipping
-	// institution select.
+	// institution select. As in Plaid's update mode (without
+	// account_selection_enabled) there is no account select either: Link
+	// reports the Item's accounts, AccountIDs.
 	UpdateMode    bool
 	InstitutionID string
+	AccountIDs    []string
 }
 
 // Institution is an institution Link offers.
@@ -199,7 +203,8 @@ type pageConfig struct {
 	RequestID     string        `json:"request_id"`
 	UpdateMode    bool          `json:"update_mode"`
 	Institutions  []Institution `json:"institutions"`
-	// Institution is preselected: update mode, or an OAuth resume.
+	// Institution is preselected: update mode, or an OAuth resume. In
+	// update mode its accounts are the Item's alone.
 	Institution *Institution `json:"institution,omitempty"`
 	// Resumed is true when Link was relaunched after OAuth.
 	Resumed bool `json:"resumed"`
@@ -233,10 +238,13 @@ func (p *Page) serveLink(w http.ResponseWriter, r *http.Request) {
 		cfg.Error = asPlaidError(err)
 	case q.Get("receivedRedirectUri") != "":
 		p.resume(&cfg, q.Get("receivedRedirectUri"))
+		if cfg.Resumed && tok.UpdateMode {
+			cfg.UpdateMode, cfg.Institution = true, p.itemInstitution(tok)
+		}
 	default:
 		cfg.UpdateMode = tok.UpdateMode
 		if tok.UpdateMode {
-			cfg.Institution = p.institution(tok.InstitutionID)
+			cfg.Institution = p.itemInstitution(tok)
 		}
 		p.startSession(cfg.LinkSessionID, cfg.LinkToken)
 	}
@@ -320,6 +328,17 @@ func (p *Page) institution(id string) *Institution {
 		}
 	}
 	return nil
+}
+
+// itemInstitution is the institution of an update-mode token's Item, with
+// the Item's accounts alone (all of them when the token names none).
+func (p *Page) itemInstitution(tok Token) *Institution {
+	ins := p.institution(tok.InstitutionID)
+	if ins == nil || len(tok.AccountIDs) == 0 {
+		return ins
+	}
+	ins.Accounts = slices.DeleteFunc(slices.Clone(ins.Accounts), func(a Account) bool { return !slices.Contains(tok.AccountIDs, a.ID) })
+	return ins
 }
 
 // apiRequest is the body of every JSON call the page makes.

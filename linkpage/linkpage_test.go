@@ -32,7 +32,8 @@ func (b *fakeBackend) LinkToken(token string) (linkpage.Token, error) {
 }
 
 func (b *fakeBackend) Institutions() []linkpage.Institution {
-	acc := []linkpage.Account{{ID: "acc-1", Name: "Plaid Checking", Mask: "0000", Type: "depository", Subtype: "checking"}}
+	acc := []linkpage.Account{{ID: "acc-1", Name: "Plaid Checking", Mask: "0000", Type: "depository", Subtype: "checking"},
+		{ID: "acc-2", Name: "Plaid Saving", Mask: "1111", Type: "depository", Subtype: "savings"}}
 	return []linkpage.Institution{
 		{ID: "ins_109508", Name: "First Platypus Bank", Accounts: acc},
 		{ID: linkpage.MFAInstitutionID, Name: "Tartan Bank", Accounts: acc},
@@ -48,12 +49,15 @@ func (b *fakeBackend) CreatePublicToken(linkToken, institutionID string, account
 }
 
 // MustStartPage serves a Page over a fake backend that knows link-good
-// (redirect_uri https://app.example.com/return?x=1) and link-update.
+// (redirect_uri https://app.example.com/return?x=1) and link-update (an
+// Item at ins_109508 holding acc-2 alone).
 func MustStartPage(t *testing.T) (*httptest.Server, *fakeBackend) {
 	t.Helper()
 	b := &fakeBackend{tokens: map[string]linkpage.Token{
 		"link-good":   {ClientName: "Acme", RedirectURI: "https://app.example.com/return?x=1"},
-		"link-update": {UpdateMode: true, InstitutionID: "ins_109508"},
+		"link-update": {UpdateMode: true, InstitutionID: "ins_109508", AccountIDs: []string{"acc-2"}},
+		"link-update-oauth": {UpdateMode: true, InstitutionID: "ins_127287", AccountIDs: []string{"acc-2"},
+			RedirectURI: "https://app.example.com/return"},
 	}}
 	srv := httptest.NewServer(linkpage.New(linkpage.Options{Backend: b}))
 	t.Cleanup(srv.Close)
@@ -69,7 +73,8 @@ type config struct {
 	Resumed       bool   `json:"resumed"`
 	Status        string `json:"status"`
 	Institution   *struct {
-		ID string `json:"id"`
+		ID       string             `json:"id"`
+		Accounts []linkpage.Account `json:"accounts"`
 	} `json:"institution"`
 	Error *linkpage.Error `json:"error"`
 }
@@ -145,8 +150,9 @@ func TestPage_Open(t *testing.T) {
 	})
 	t.Run("UpdateMode", func(t *testing.T) {
 		c := open(t, srv, "isWebview=true&token=link-update")
-		if !c.UpdateMode || c.Institution == nil || c.Institution.ID != "ins_109508" {
-			t.Errorf("config = %+v, want update mode preselecting ins_109508", c)
+		if !c.UpdateMode || c.Institution == nil || c.Institution.ID != "ins_109508" ||
+			len(c.Institution.Accounts) != 1 || c.Institution.Accounts[0].ID != "acc-2" {
+			t.Errorf("config = %+v, want update mode preselecting ins_109508 with the Item's acc-2 alone", c)
 		}
 	})
 	t.Run("ErrInvalidLinkToken", func(t *testing.T) {
@@ -281,5 +287,28 @@ func TestPage_OAuth(t *testing.T) {
 	again := open(t, srv, "token=link-good&receivedRedirectUri="+url.QueryEscape(loc))
 	if again.Error == nil || again.Error.Code != "OAUTH_STATE_ID_ALREADY_PROCESSED" || again.Status != "requires_oauth" {
 		t.Errorf("second resume: %+v", again)
+	}
+}
+
+// TestPage_OAuthUpdateMode: Link relaunched after OAuth in update mode is
+// still in update mode, for the Item's accounts alone.
+func TestPage_OAuthUpdateMode(t *testing.T) {
+	srv, _ := MustStartPage(t)
+	c := open(t, srv, "isWebview=true&token=link-update-oauth")
+	a := call(t, srv, "oauth", map[string]any{"link_token": "link-update-oauth", "link_session_id": c.LinkSessionID, "institution_id": "ins_127287"})
+	stateID, ok := strings.CutPrefix(a.URL, linkpage.Prefix+"oauth/authorize?oauth_state_id=")
+	if a.Error != nil || !ok {
+		t.Fatalf("oauth: %+v", a)
+	}
+	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := client.PostForm(srv.URL+linkpage.Prefix+"oauth/authorize", url.Values{"oauth_state_id": {stateID}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	resumed := open(t, srv, "isWebview=true&token=link-update-oauth&receivedRedirectUri="+url.QueryEscape(resp.Header.Get("Location")))
+	if !resumed.Resumed || !resumed.UpdateMode || resumed.Institution == nil || resumed.Institution.ID != "ins_127287" ||
+		len(resumed.Institution.Accounts) != 1 || resumed.Institution.Accounts[0].ID != "acc-2" {
+		t.Errorf("resume: %+v, want update mode at ins_127287 with the Item's acc-2 alone", resumed)
 	}
 }

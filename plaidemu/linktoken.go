@@ -26,6 +26,8 @@ type LinkTokenInfo struct {
 	UpdateMode bool
 	// InstitutionID is the institution of the update-mode Item; "" otherwise.
 	InstitutionID string
+	// AccountIDs are the update-mode Item's accounts; nil otherwise.
+	AccountIDs []string
 }
 
 // LinkTokenInfo returns what the emulator knows of linkToken. It returns an
@@ -56,6 +58,7 @@ func (e *Emulator) LinkTokenInfo(linkToken string) (LinkTokenInfo, error) {
 			return LinkTokenInfo{}, err
 		}
 		info.InstitutionID = it.institutionID
+		info.AccountIDs = slices.Clone(it.accountIDs)
 	}
 	return info, nil
 }

@@ -48,8 +48,8 @@ func TestEmulator_LinkTokenInfo(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !info.UpdateMode || info.InstitutionID != "ins_109511" {
-			t.Errorf("info = %+v, want update mode at ins_109511", info)
+		if !info.UpdateMode || info.InstitutionID != "ins_109511" || len(info.AccountIDs) == 0 {
+			t.Errorf("info = %+v, want update mode at ins_109511 with the Item's accounts", info)
 		}
 	})
 	t.Run("ErrUnknown", func(t *testing.T) {

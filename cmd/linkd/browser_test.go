@@ -17,6 +17,7 @@ import (
 
 	linkdv1 "github.com/linkd/linkd/gen/linkd/v1"
 	"github.com/linkd/linkd/internal/browsertest"
+	"github.com/linkd/linkd/server"
 )
 
 // These tests drive linkd's emulated Link page in headless Chromium, as an
@@ -370,6 +371,115 @@ func TestBrowser_Link(t *testing.T) {
 		_, again := checkRedirects(t, env.c, tok.GetLinkToken(), tab2.Redirects("exit"))
 		if again.GetExit().GetError().GetErrorCode() != "OAUTH_STATE_ID_ALREADY_PROCESSED" {
 			t.Errorf("second relaunch exit = %v", again.GetExit())
+		}
+	})
+
+	t.Run("UpdateMode", func(t *testing.T) {
+		// The repair loop, as an app runs it: link an Item in Link, Plaid
+		// breaks its login, the app relaunches Link in update mode for it,
+		// and the user logs in again. The Item reports to linkd's own
+		// webhook URL, as the README's deployment does: that is how linkd
+		// learns of the broken login.
+		const user = "browser-9"
+		exchanges := env.ts.emulator.Calls(exchangePath)
+		tok := env.linkToken(t, &linkdv1.CreateLinkTokenRequest{ClientUserId: user, Webhook: env.ts.BaseURL + server.WebhookPath})
+		tab := env.browser.NewTab(t)
+		tab.Run("open webview_url", chromedp.Navigate(tok.GetWebviewUrl()))
+		tab.Click("#consent-continue")
+		tab.Type("#search", "first")
+		tab.Click(`[data-institution-id="ins_109508"]`)
+		tab.Type("#username", "user_good")
+		tab.Type("#password", "pass_good")
+		tab.Click("#credential-submit")
+		tab.Click("#accounts label:nth-child(2)") // Checking and Saving
+		tab.Click("#account-submit")
+		tab.Click("#connected-continue")
+		_, linked := checkRedirects(t, env.c, tok.GetLinkToken(), tab.Redirects("connected"))
+		item := linked.GetItem()
+		if item.GetItemId() == "" || item.GetStatus() != linkdv1.ItemStatus_ITEM_STATUS_GOOD || len(item.GetAccounts()) != 2 {
+			t.Fatalf("connected gave item %v, want a GOOD Item with two accounts", item)
+		}
+
+		// Plaid breaks the login; its ERROR webhook reaches linkd.
+		if _, err := env.c.ResetSandboxItemLogin(ctx, &linkdv1.ResetSandboxItemLoginRequest{ItemId: item.GetItemId()}); err != nil {
+			t.Fatalf("ResetSandboxItemLogin: %v", err)
+		}
+		got, err := env.c.GetItem(ctx, &linkdv1.GetItemRequest{ItemId: item.GetItemId()})
+		if err != nil || got.GetItem().GetStatus() != linkdv1.ItemStatus_ITEM_STATUS_LOGIN_REQUIRED || got.GetItem().GetErrorCode() != "ITEM_LOGIN_REQUIRED" {
+			t.Fatalf("GetItem after reset_login = %v, %v; want LOGIN_REQUIRED", got, err)
+		}
+
+		upd := env.linkToken(t, &linkdv1.CreateLinkTokenRequest{ClientUserId: user, ItemId: item.GetItemId()})
+		if !upd.GetUpdateMode() || upd.GetItemId() != item.GetItemId() {
+			t.Fatalf("update-mode token = %v, want update_mode for %s", upd, item.GetItemId())
+		}
+		tab = env.browser.NewTab(t)
+		tab.Run("open update-mode webview_url", chromedp.Navigate(upd.GetWebviewUrl()))
+		tab.Screen("#view-consent", "update-consent")
+		tab.Click("#consent-continue")
+		// No institution select: straight to the Item's bank's login, with
+		// no way back to pick another bank.
+		tab.Screen("#view-credential", "update-credentials")
+		var bank string
+		var pickerShown, backShown bool
+		tab.Run("read credentials view",
+			chromedp.Text("#view-credential .ins-name", &bank, chromedp.ByQuery),
+			chromedp.Evaluate(`!document.getElementById('view-select-institution').hidden`, &pickerShown),
+			chromedp.Evaluate(`!document.getElementById('back').hidden`, &backShown))
+		if bank != "First Platypus Bank" || pickerShown || backShown {
+			t.Errorf("update-mode credentials for %q (institution select shown %v, back shown %v), want First Platypus Bank alone", bank, pickerShown, backShown)
+		}
+		if got, _ := env.c.GetItem(ctx, &linkdv1.GetItemRequest{ItemId: item.GetItemId()}); got.GetItem().GetStatus() != linkdv1.ItemStatus_ITEM_STATUS_LOGIN_REQUIRED {
+			t.Errorf("item before logging in again = %v, want still LOGIN_REQUIRED", got.GetItem())
+		}
+		tab.Type("#username", "user_good")
+		tab.Type("#password", "pass_good")
+		tab.Click("#credential-submit")
+		// As Plaid's update mode without account_selection_enabled: no
+		// account select; Link reports the Item's own accounts.
+		tab.Screen("#view-connected", "update-connected")
+		tab.Click("#connected-continue")
+
+		urls := tab.Redirects("connected")
+		f, last := checkRedirects(t, env.c, upd.GetLinkToken(), urls)
+		wantEvents(t, f.events, []string{"OPEN", "TRANSITION_VIEW/CONSENT", "TRANSITION_VIEW/CREDENTIAL", "SUBMIT_CREDENTIALS",
+			"TRANSITION_VIEW/CONNECTED", "HANDOFF"})
+		if open, _ := url.Parse(urls[0]); open.Query().Get("event_name") != "OPEN" || open.Query().Get("is_update_mode") != "true" {
+			t.Errorf("first redirect %s, want OPEN with is_update_mode=true", urls[0])
+		}
+		var reported, held []string
+		for _, a := range last.GetConnected().GetAccounts() {
+			reported = append(reported, a.GetId())
+		}
+		for _, a := range item.GetAccounts() {
+			held = append(held, a.GetId())
+		}
+		if !slices.Equal(reported, held) {
+			t.Errorf("update-mode connected reports accounts %v, want the Item's %v", reported, held)
+		}
+		sess, err := env.c.GetLinkSession(ctx, &linkdv1.GetLinkSessionRequest{LinkSessionId: f.session})
+		if err != nil || len(sess.GetSession().GetEvents()) == 0 || !sess.GetSession().GetEvents()[0].GetIsUpdateMode() {
+			t.Errorf("recorded session = %v, %v; want OPEN with is_update_mode", sess, err)
+		}
+		for _, e := range sess.GetSession().GetEvents()[1:] {
+			if e.GetIsUpdateMode() {
+				t.Errorf("%s recorded with is_update_mode: only OPEN carries it", e.GetEventName())
+			}
+		}
+
+		if it := last.GetItem(); it.GetItemId() != item.GetItemId() || it.GetStatus() != linkdv1.ItemStatus_ITEM_STATUS_GOOD || it.GetErrorCode() != "" {
+			t.Errorf("update-mode connected gave item %v, want %s GOOD", it, item.GetItemId())
+		}
+		got, err = env.c.GetItem(ctx, &linkdv1.GetItemRequest{ItemId: item.GetItemId()})
+		if err != nil || got.GetItem().GetStatus() != linkdv1.ItemStatus_ITEM_STATUS_GOOD || len(got.GetItem().GetAccounts()) != len(item.GetAccounts()) {
+			t.Errorf("GetItem after repair = %v, %v; want GOOD with its %d accounts", got, err, len(item.GetAccounts()))
+		}
+		items, err := env.c.ListItems(ctx, &linkdv1.ListItemsRequest{ClientUserId: user})
+		if err != nil || len(items.GetItems()) != 1 || items.GetItems()[0].GetItemId() != item.GetItemId() {
+			t.Errorf("ListItems = %v, %v; want the one Item", items, err)
+		}
+		if n := env.ts.emulator.Calls(exchangePath) - exchanges; n != 1 {
+			t.Errorf("Plaid exchanges = %d, want 1 in total: update mode exchanges nothing", n)
 		}
 	})
 

@@ -25,6 +25,7 @@ func (b emulatorBackend) LinkToken(linkToken string) (linkpage.Token, error) {
 		RedirectURI:   info.RedirectURI,
 		UpdateMode:    info.UpdateMode,
 		InstitutionID: info.InstitutionID,
+		AccountIDs:    info.AccountIDs,
 	}, nil
 }
 

@@ -341,7 +341,14 @@
     });
   });
 
+  // toAccounts follows a login: account select, or in update mode (as
+  // Plaid's, without account_selection_enabled) straight on to connect
+  // the Item's accounts, which are all the preselected institution has.
   function toAccounts() {
+    if (cfg.update_mode) {
+      connectAccounts(state.institution.accounts.map(function (a) { return a.id; }), null, 'requires_credentials');
+      return;
+    }
     var box = $('accounts');
     box.textContent = '';
     state.institution.accounts.forEach(function (a, i) {
@@ -374,14 +381,18 @@
       box.hidden = false;
       return;
     }
-    call('connect', { institution_id: state.institution.id, account_ids: ids }, $('account-submit')).then(function (res) {
-      if (res.error && res.fatal) return fail(res.error, 'requires_account_selection');
+    connectAccounts(ids, $('account-submit'), 'requires_account_selection');
+  });
+
+  function connectAccounts(ids, button, status) {
+    call('connect', { institution_id: state.institution.id, account_ids: ids }, button).then(function (res) {
+      if (res.error && (res.fatal || !button)) return fail(res.error, status);
       if (res.error) return inlineError('account-error', res.error);
       state.publicToken = res.public_token;
       state.selected = state.institution.accounts.filter(function (a) { return ids.indexOf(a.id) >= 0; });
       show('connected');
     });
-  });
+  }
 
   $('connected-continue').addEventListener('click', connected);
   $('error-exit').addEventListener('click', function () { exitLink(state.errorStatus, state.error); });
