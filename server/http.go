@@ -1,8 +1,10 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
@@ -64,12 +66,35 @@ func NewHTTPHandler(ctx context.Context, gateway *GatewayListener, routes ...Rou
 func limitBody(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.ContentLength > MaxRequestBytes {
-			w.Header().Set("Content-Type", "application/json")
-			w.WriteHeader(http.StatusRequestEntityTooLarge)
-			fmt.Fprintf(w, `{"code":3,"message":"request body is larger than %d bytes"}`, MaxRequestBytes)
+			tooLarge(w)
 			return
+		}
+		if r.ContentLength < 0 && r.Body != nil && r.Body != http.NoBody {
+			// A body of unknown length (chunked) is read here, up to the
+			// limit, so that one too large gets the same 413 as a declared
+			// one rather than a decoding error from deep in the gateway.
+			b, err := io.ReadAll(io.LimitReader(r.Body, MaxRequestBytes+1))
+			if err != nil {
+				w.Header().Set("Content-Type", "application/json")
+				w.WriteHeader(http.StatusBadRequest)
+				io.WriteString(w, `{"code":3,"message":"cannot read the request body"}`)
+				return
+			}
+			if len(b) > MaxRequestBytes {
+				tooLarge(w)
+				return
+			}
+			r.Body = io.NopCloser(bytes.NewReader(b))
+			r.ContentLength = int64(len(b))
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, MaxRequestBytes)
 		next.ServeHTTP(w, r)
 	})
+}
+
+// tooLarge answers 413 in the gateway's error shape.
+func tooLarge(w http.ResponseWriter) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusRequestEntityTooLarge)
+	fmt.Fprintf(w, `{"code":3,"message":"request body is larger than %d bytes"}`, MaxRequestBytes)
 }

@@ -19,12 +19,14 @@ import (
 // from it the access token sealed with the current master key. When
 // publicToken is not empty it records the token's SHA-256 as spent on this
 // Item, and when the Item has a link_session_id of a recorded session it
-// sets the session's item_id. All in one transaction.
+// sets the session's item_id, unless the session already names another
+// Item that still exists (the session keeps its first). All in one
+// transaction.
 //
 // It returns an EINVALID *linkd.Error naming item_id, client_user_id or
-// access_token when one is missing, and ECONFLICT when the item_id exists,
-// the public token was spent on another Item, or the session already
-// created another Item that still exists.
+// access_token when one is missing, and ECONFLICT when the item_id exists
+// or the public token was spent on another Item. A session is never a
+// reason to refuse: the Item exists at Plaid and its token must be kept.
 func (db *DB) PutItem(ctx context.Context, item *linkdv1.Item, token linkd.AccessToken, publicToken string) error {
 	if err := checkID("item_id", item.GetItemId()); err != nil {
 		return err
@@ -101,8 +103,7 @@ func putPublicTokenUse(tx *bbolt.Tx, publicToken string, use *storagev1.PublicTo
 }
 
 // linkSessionToItem sets a recorded session's item_id; a session not
-// recorded is left alone. A session that created another Item, still
-// stored, is ECONFLICT.
+// recorded, or one that created another Item still stored, is left alone.
 func linkSessionToItem(tx *bbolt.Tx, sessionID, itemID string) error {
 	key := []byte(sessionID)
 	var s linkdv1.LinkSession
@@ -113,7 +114,7 @@ func linkSessionToItem(tx *bbolt.Tx, sessionID, itemID string) error {
 	case old == itemID:
 		return nil
 	case old != "" && tx.Bucket(bucketItems).Get([]byte(old)) != nil:
-		return linkd.Errorf(linkd.ECONFLICT, "link session already created another item")
+		return nil
 	}
 	s.ItemId = itemID
 	return put(tx, bucketSessions, key, &s)

@@ -437,7 +437,7 @@ func TestDB_PutItem(t *testing.T) {
 		}
 	})
 
-	t.Run("ErrConflictSession", func(t *testing.T) {
+	t.Run("SessionKeepsFirstItem", func(t *testing.T) {
 		db := MustOpenStore(t)
 		if err := db.RecordRedirect(ctx, "link-1", "user-1", connectedRedirect("sess-1", "public-1")); err != nil {
 			t.Fatal(err)
@@ -445,21 +445,29 @@ func TestDB_PutItem(t *testing.T) {
 		for _, id := range []string{"item-1", "item-2"} {
 			item := newItem(id, "user-1")
 			item.LinkSessionId = "sess-1"
-			err := db.PutItem(ctx, item, accessToken(id), "")
-			if id == "item-1" && err != nil {
-				t.Fatal(err)
-			} else if id == "item-2" {
-				wantCode(t, err, linkd.ECONFLICT)
+			// A second Item from one session is stored all the same: Plaid
+			// made it, and its access token must not be dropped.
+			if err := db.PutItem(ctx, item, accessToken(id), ""); err != nil {
+				t.Fatalf("PutItem(%s): %v", id, err)
 			}
 		}
-		// Once the first Item is deleted, the session may create another.
+		if s, err := db.GetLinkSession(ctx, "sess-1"); err != nil || s.GetItemId() != "item-1" {
+			t.Errorf("session item_id = %q, %v; want the first, item-1", s.GetItemId(), err)
+		}
+		if _, err := db.AccessToken(ctx, "item-2"); err != nil {
+			t.Errorf("second Item's token: %v", err)
+		}
+		// Once the first Item is deleted, the session may name another.
 		if err := db.DeleteItem(ctx, "item-1"); err != nil {
 			t.Fatal(err)
 		}
-		item := newItem("item-2", "user-1")
+		item := newItem("item-3", "user-1")
 		item.LinkSessionId = "sess-1"
-		if err := db.PutItem(ctx, item, accessToken("item-2"), ""); err != nil {
+		if err := db.PutItem(ctx, item, accessToken("item-3"), ""); err != nil {
 			t.Fatal(err)
+		}
+		if s, err := db.GetLinkSession(ctx, "sess-1"); err != nil || s.GetItemId() != "item-3" {
+			t.Errorf("session item_id = %q, %v; want item-3", s.GetItemId(), err)
 		}
 	})
 

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"os"
@@ -338,6 +339,35 @@ func TestLinkd_REST(t *testing.T) {
 			}
 			if code != 200 && !json.Valid([]byte(body)) {
 				t.Errorf("error body is not JSON: %s", body)
+			}
+		})
+	}
+}
+
+// TestLinkd_REST_ChunkedTooLarge: a body of undeclared length over the
+// limit gets the same 413 as a declared one.
+func TestLinkd_REST_ChunkedTooLarge(t *testing.T) {
+	ts := MustStartServer(t)
+	for _, tt := range []struct {
+		name   string
+		size   int
+		status int
+	}{{"UnderLimit", 1 << 10, http.StatusOK}, {"OverLimit", 70 << 10, http.StatusRequestEntityTooLarge}} {
+		t.Run(tt.name, func(t *testing.T) {
+			body := `{"url":"plaidlink://exit?status=` + strings.Repeat("a", tt.size) + `"}`
+			req, err := http.NewRequest("POST", ts.BaseURL+"/v1/link/redirect/parse", io.NopCloser(strings.NewReader(body)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.Header.Set("Authorization", "Bearer "+ts.APIKey)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			b, _ := io.ReadAll(resp.Body)
+			if resp.StatusCode != tt.status || !json.Valid(b) {
+				t.Errorf("chunked %d bytes = %d %.200s, want %d", len(body), resp.StatusCode, b, tt.status)
 			}
 		})
 	}
