@@ -66,6 +66,8 @@ type Server struct {
 	duplicates string
 	// hookKeys caches Plaid's webhook verification keys.
 	hookKeys webhookKeys
+	// hookReplays keeps each verified webhook delivery from applying twice.
+	hookReplays webhookReplays
 	// exchanges serializes work on one public token, so concurrent
 	// submissions of the same connected redirect exchange it once.
 	exchanges keyedMutex

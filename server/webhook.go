@@ -37,8 +37,8 @@ func (s *Server) WebhookRoute() Route {
 	return Route{Pattern: "POST " + WebhookPath, Handler: http.HandlerFunc(s.serveWebhook)}
 }
 
-// unknownKidPause is how long after Plaid disowned a kid linkd asks Plaid
-// about no other unknown kid, so that forged webhooks with made-up kids
+// unknownKidPause is how often at most linkd asks Plaid for a kid it does
+// not have, whatever the answer, so that forged webhooks with made-up kids
 // cost Plaid (and linkd's rate limit there) one call a minute at most. A
 // genuine new kid in that minute is refused; Plaid delivers it again later.
 const unknownKidPause = time.Minute
@@ -49,8 +49,44 @@ const unknownKidPause = time.Minute
 type webhookKeys struct {
 	mu   sync.Mutex
 	keys map[string]linkd.WebhookKey
-	// lastMiss is when Plaid last answered that a kid is not its.
-	lastMiss time.Time
+	// lastFetch is when linkd last asked Plaid for a kid it did not have.
+	lastFetch time.Time
+}
+
+// webhookReplays remembers the verified Plaid-Verification JWTs of the last
+// MaxWebhookAge (older ones fail the iat check anyway), by SHA-256.
+type webhookReplays struct {
+	mu   sync.Mutex
+	seen map[[sha256.Size]byte]time.Time
+}
+
+// claim reports whether jwt is new, and marks it seen; entries older than
+// twice MaxWebhookAge are dropped as it goes.
+func (r *webhookReplays) claim(jwt string, now time.Time) bool {
+	h := sha256.Sum256([]byte(jwt))
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.seen == nil {
+		r.seen = map[[sha256.Size]byte]time.Time{}
+	}
+	for k, at := range r.seen {
+		if now.Sub(at) > 2*MaxWebhookAge {
+			delete(r.seen, k)
+		}
+	}
+	if _, ok := r.seen[h]; ok {
+		return false
+	}
+	r.seen[h] = now
+	return true
+}
+
+// release forgets jwt, for a delivery that was not applied.
+func (r *webhookReplays) release(jwt string) {
+	h := sha256.Sum256([]byte(jwt))
+	r.mu.Lock()
+	delete(r.seen, h)
+	r.mu.Unlock()
 }
 
 // webhookKey returns the key for kid, from the cache or else from Plaid;
@@ -59,18 +95,20 @@ type webhookKeys struct {
 func (s *Server) webhookKey(ctx context.Context, kid string) (linkd.WebhookKey, error) {
 	s.hookKeys.mu.Lock()
 	k, ok := s.hookKeys.keys[kid]
-	paused := s.now().Sub(s.hookKeys.lastMiss) < unknownKidPause
+	paused := !ok && s.now().Sub(s.hookKeys.lastFetch) < unknownKidPause
+	if !ok && !paused {
+		// Claim the one fetch of this pause before calling, so concurrent
+		// forged webhooks with made-up kids cannot all reach Plaid.
+		s.hookKeys.lastFetch = s.now()
+	}
 	s.hookKeys.mu.Unlock()
 	if ok {
 		return k, nil
 	} else if paused {
-		return linkd.WebhookKey{}, errWebhook("kid %q unknown, and Plaid disowned another kid under %v ago", kid, unknownKidPause)
+		return linkd.WebhookKey{}, errWebhook("kid %q unknown, and linkd asked Plaid about a kid under %v ago", kid, unknownKidPause)
 	}
 	k, err := s.plaid.WebhookVerificationKey(ctx, kid)
 	if linkd.ErrorCode(err) == linkd.EINVALID {
-		s.hookKeys.mu.Lock()
-		s.hookKeys.lastMiss = s.now()
-		s.hookKeys.mu.Unlock()
 		return linkd.WebhookKey{}, errWebhook("Plaid does not know kid %q: %v", kid, err)
 	} else if err != nil {
 		return linkd.WebhookKey{}, err
@@ -224,6 +262,22 @@ func (s *Server) serveWebhook(w http.ResponseWriter, r *http.Request) {
 		}
 		return
 	}
+	// A verified JWT is good for MaxWebhookAge; each is applied once, so a
+	// captured delivery replayed cannot undo a later change (an old ERROR
+	// after LOGIN_REPAIRED). Plaid signs every delivery anew.
+	jwt := r.Header.Get("Plaid-Verification")
+	if !s.hookReplays.claim(jwt, s.now()) {
+		s.log.WarnContext(ctx, "webhook delivery replayed; ignored", "kid", kid)
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, "{}")
+		return
+	}
+	applied := false
+	defer func() {
+		if !applied {
+			s.hookReplays.release(jwt)
+		}
+	}()
 	var hook plaidWebhook
 	if err := json.Unmarshal(body, &hook); err != nil {
 		writeWebhookError(w, http.StatusBadRequest, "body is not a JSON webhook")
@@ -250,6 +304,7 @@ func (s *Server) serveWebhook(w http.ResponseWriter, r *http.Request) {
 	if item != nil {
 		attrs = append(attrs, "status", item.GetStatus().String())
 	}
+	applied = true
 	s.log.InfoContext(ctx, "webhook received", attrs...)
 	w.Header().Set("Content-Type", "application/json")
 	io.WriteString(w, "{}")

@@ -275,6 +275,19 @@ func TestLinkd_WebhookVerification(t *testing.T) {
 		if hooks, _ := ts.db.ListWebhooks(ctx); len(hooks) != 1 {
 			t.Errorf("recorded webhooks = %d, want 1", len(hooks))
 		}
+
+		// Replayed within its lifetime, after the Item was repaired, the
+		// same delivery is acknowledged and changes nothing.
+		if _, err := ts.db.SetItemStatus(ctx, item.GetItemId(), linkdv1.ItemStatus_ITEM_STATUS_GOOD, ""); err != nil {
+			t.Fatal(err)
+		}
+		if code := postWebhook(t, ts, fresh.jwt, fresh.body); code != http.StatusOK {
+			t.Errorf("replay: HTTP %d, want 200", code)
+		}
+		mustStatus(t, c, item.GetItemId(), linkdv1.ItemStatus_ITEM_STATUS_GOOD)
+		if hooks, _ := ts.db.ListWebhooks(ctx); len(hooks) != 1 {
+			t.Errorf("recorded webhooks after a replay = %d, want 1", len(hooks))
+		}
 	})
 }
 
