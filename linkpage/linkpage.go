@@ -40,6 +40,15 @@ const (
 // link tokens live at most 4 hours.
 const sessionLifetime = 4 * time.Hour
 
+// Session bounds: the page is served without credentials, so reloading it
+// must not grow memory without end. A link token keeps its newest
+// maxSessionsPerToken sessions, and the page at most maxSessions in all
+// (the oldest go first).
+const (
+	maxSessionsPerToken = 8
+	maxSessions         = 10000
+)
+
 //go:embed assets
 var assets embed.FS
 
@@ -318,7 +327,31 @@ func (p *Page) startSession(id, linkToken string) {
 			delete(p.oauth, k)
 		}
 	}
+	p.evictOldest(func(s *session) bool { return s.linkToken == linkToken }, maxSessionsPerToken-1)
+	p.evictOldest(func(*session) bool { return true }, maxSessions-1)
 	p.sessions[id] = &session{linkToken: linkToken, started: now}
+}
+
+// evictOldest forgets the oldest sessions that match until
+// at most limit of them remain. It runs with p.mu held.
+func (p *Page) evictOldest(match func(*session) bool, limit int) {
+	for {
+		n, oldestID := 0, ""
+		var oldest time.Time
+		for id, s := range p.sessions {
+			if !match(s) {
+				continue
+			}
+			n++
+			if oldestID == "" || s.started.Before(oldest) {
+				oldestID, oldest = id, s.started
+			}
+		}
+		if n <= limit {
+			return
+		}
+		delete(p.sessions, oldestID)
+	}
 }
 
 func (p *Page) institution(id string) *Institution {
