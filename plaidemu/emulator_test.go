@@ -571,22 +571,27 @@ func TestEmulator_Items(t *testing.T) {
 	}
 }
 
+// MustCreateLinkToken posts body to /link/token/create and returns the token.
+func MustCreateLinkToken(tb testing.TB, e *plaidemu.Emulator, body map[string]any) string {
+	tb.Helper()
+	r := Post(tb, e, "/link/token/create", body)
+	WantOK(tb, r)
+	return r.Str("link_token")
+}
+
+// WantErrorCode fails unless err is a *plaidemu.Error with that error_code.
+func WantErrorCode(tb testing.TB, err error, code string) {
+	tb.Helper()
+	var perr *plaidemu.Error
+	if !errors.As(err, &perr) || perr.Code != code {
+		tb.Fatalf("err = %v, want %s", err, code)
+	}
+}
+
 func TestEmulator_CreatePublicToken(t *testing.T) {
 	clock := NewClock()
 	e := MustStartEmulator(t, clock)
-	newLinkToken := func(t *testing.T, body map[string]any) string {
-		t.Helper()
-		r := Post(t, e, "/link/token/create", body)
-		WantOK(t, r)
-		return r.Str("link_token")
-	}
-	wantCode := func(t *testing.T, err error, code string) {
-		t.Helper()
-		var perr *plaidemu.Error
-		if !errors.As(err, &perr) || perr.Code != code {
-			t.Fatalf("err = %v, want %s", err, code)
-		}
-	}
+	newLinkToken := func(t *testing.T, body map[string]any) string { return MustCreateLinkToken(t, e, body) }
 	ins := plaidemu.Institutions()[1]
 
 	t.Run("OK", func(t *testing.T) {
@@ -625,26 +630,26 @@ func TestEmulator_CreatePublicToken(t *testing.T) {
 			t.Errorf("update-mode exchange gave another Item")
 		}
 		_, err = e.CreatePublicToken(newLinkToken(t, body), "ins_109508", nil)
-		wantCode(t, err, "INVALID_INSTITUTION")
+		WantErrorCode(t, err, "INVALID_INSTITUTION")
 	})
 	t.Run("ErrUnknownLinkToken", func(t *testing.T) {
 		_, err := e.CreatePublicToken("link-sandbox-nope", ins.ID, nil)
-		wantCode(t, err, "INVALID_LINK_TOKEN")
+		WantErrorCode(t, err, "INVALID_LINK_TOKEN")
 	})
 	t.Run("ErrExpiredLinkToken", func(t *testing.T) {
 		linkToken := newLinkToken(t, linkTokenBody())
 		clock.Add(4 * time.Hour)
 		_, err := e.CreatePublicToken(linkToken, ins.ID, nil)
-		wantCode(t, err, "INVALID_LINK_TOKEN")
+		WantErrorCode(t, err, "INVALID_LINK_TOKEN")
 	})
 	t.Run("ErrInstitution", func(t *testing.T) {
 		_, err := e.CreatePublicToken(newLinkToken(t, linkTokenBody()), "ins_0", nil)
-		wantCode(t, err, "INVALID_INSTITUTION")
+		WantErrorCode(t, err, "INVALID_INSTITUTION")
 	})
 	t.Run("ErrAccountID", func(t *testing.T) {
 		other := plaidemu.Institutions()[0].Accounts[0].ID
 		_, err := e.CreatePublicToken(newLinkToken(t, linkTokenBody()), ins.ID, []string{other})
-		wantCode(t, err, "INVALID_ACCOUNT_ID")
+		WantErrorCode(t, err, "INVALID_ACCOUNT_ID")
 	})
 }
 

@@ -1,7 +1,6 @@
 package plaidemu_test
 
 import (
-	"errors"
 	"testing"
 	"time"
 
@@ -11,19 +10,7 @@ import (
 func TestEmulator_LinkTokenInfo(t *testing.T) {
 	clock := NewClock()
 	e := MustStartEmulator(t, clock)
-	newLinkToken := func(t *testing.T, body map[string]any) string {
-		t.Helper()
-		r := Post(t, e, "/link/token/create", body)
-		WantOK(t, r)
-		return r.Str("link_token")
-	}
-	wantCode := func(t *testing.T, err error, code string) {
-		t.Helper()
-		var perr *plaidemu.Error
-		if !errors.As(err, &perr) || perr.Code != code {
-			t.Fatalf("err = %v, want %s", err, code)
-		}
-	}
+	newLinkToken := func(t *testing.T, body map[string]any) string { return MustCreateLinkToken(t, e, body) }
 
 	t.Run("OK", func(t *testing.T) {
 		body := linkTokenBody()
@@ -54,13 +41,13 @@ func TestEmulator_LinkTokenInfo(t *testing.T) {
 	})
 	t.Run("ErrUnknown", func(t *testing.T) {
 		_, err := e.LinkTokenInfo("link-sandbox-nope")
-		wantCode(t, err, "INVALID_LINK_TOKEN")
+		WantErrorCode(t, err, "INVALID_LINK_TOKEN")
 	})
 	t.Run("ErrExpired", func(t *testing.T) {
 		linkToken := newLinkToken(t, linkTokenBody())
 		clock.Add(4 * time.Hour)
 		_, err := e.LinkTokenInfo(linkToken)
-		wantCode(t, err, "INVALID_LINK_TOKEN")
+		WantErrorCode(t, err, "INVALID_LINK_TOKEN")
 	})
 	t.Run("ExpireLinkToken", func(t *testing.T) {
 		linkToken := newLinkToken(t, linkTokenBody())
@@ -68,7 +55,7 @@ func TestEmulator_LinkTokenInfo(t *testing.T) {
 			t.Fatal(err)
 		}
 		_, err := e.LinkTokenInfo(linkToken)
-		wantCode(t, err, "INVALID_LINK_TOKEN")
-		wantCode(t, e.ExpireLinkToken("link-sandbox-nope"), "INVALID_LINK_TOKEN")
+		WantErrorCode(t, err, "INVALID_LINK_TOKEN")
+		WantErrorCode(t, e.ExpireLinkToken("link-sandbox-nope"), "INVALID_LINK_TOKEN")
 	})
 }
