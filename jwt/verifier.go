@@ -305,6 +305,9 @@ func decodePart(part string, v any) error {
 	if err != nil {
 		return err
 	}
+	if err := checkMembers(b); err != nil {
+		return err
+	}
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.UseNumber()
 	if err := dec.Decode(v); err != nil {
@@ -312,6 +315,38 @@ func decodePart(part string, v any) error {
 	}
 	if dec.More() {
 		return errors.New("trailing data")
+	}
+	return nil
+}
+
+// checkMembers refuses a JSON object whose member names repeat, also in
+// another case: encoding/json matches names case-insensitively and keeps
+// the last, so {"sub":"alice","SUB":"bob"} would read as bob, and a custom
+// claim an identity provider lets users set could choose the user.
+func checkMembers(b []byte) error {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return errors.New("not a JSON object")
+	}
+	seen := map[string]bool{}
+	for dec.More() {
+		t, err := dec.Token()
+		if err != nil {
+			return err
+		}
+		name, ok := t.(string)
+		if !ok {
+			return errors.New("member name is not a string")
+		}
+		folded := strings.ToLower(name)
+		if seen[folded] {
+			return fmt.Errorf("member %q appears more than once (ignoring case)", name)
+		}
+		seen[folded] = true
+		var skip json.RawMessage
+		if err := dec.Decode(&skip); err != nil {
+			return err
+		}
 	}
 	return nil
 }

@@ -111,6 +111,9 @@ func TestVerifier_VerifyUserToken(t *testing.T) {
 		{"not yet valid", jwttest.Sign(t, rsaKey, claimsFor("user-1", set("nbf", now.Add(time.Minute).Unix()))), "not valid yet"},
 		{"no sub", jwttest.Sign(t, rsaKey, claimsFor("")), "sub must be"},
 		{"sub with a slash", jwttest.Sign(t, rsaKey, claimsFor("a/b")), "not allowed"},
+		// encoding/json would read "SUB" as sub, last one winning.
+		{"sub again in another case", jwttest.Sign(t, rsaKey, claimsFor("user-1", set("SUB", "admin"))), "malformed claims"},
+		{"iss again in another case", jwttest.Sign(t, rsaKey, claimsFor("user-1", set("Iss", "https://evil.example"))), "malformed claims"},
 		{"critical header", jwttest.SignWithHeader(t, rsaKey, map[string]any{"alg": "RS256", "kid": "rsa-1", "crit": []string{"b64"}}, claimsFor("user-1")), "critical"},
 		{"malformed: two parts", parts[0] + "." + parts[1], "malformed"},
 		{"malformed: header not base64", "!!!." + parts[1] + "." + parts[2], "malformed header"},
