@@ -62,11 +62,41 @@ func (s *Server) noteItemError(ctx context.Context, itemID string, err error) {
 	s.log.InfoContext(ctx, "item status from Plaid", "item_id", itemID, "status", st.String(), "error_code", e.Plaid.ErrorCode)
 }
 
-// repaired marks an Item healthy after a successful update-mode session.
-// Plaid's public token from update mode needs no exchange: the Item and its
-// access token are unchanged.
-func (s *Server) repaired(ctx context.Context, itemID string) (*linkdv1.Item, error) {
-	item, err := s.store.SetItemStatus(ctx, itemID, linkdv1.ItemStatus_ITEM_STATUS_GOOD, "")
+// repaired handles a connected redirect of an update-mode session. Plaid's
+// public token from update mode needs no exchange, and a redirect proves
+// nothing by itself (it may be a resubmission, or made up), so linkd asks
+// Plaid: if the Item's data answers, the Item is GOOD again; if Plaid
+// still reports an Item error, that status stays. When Plaid cannot answer
+// now, the Item is returned unchanged and the next Plaid call or webhook
+// settles it.
+func (s *Server) repaired(ctx context.Context, itemID, clientUserID string) (*linkdv1.Item, error) {
+	item, err := s.store.GetItem(ctx, itemID)
+	if err != nil {
+		return nil, err
+	}
+	if item.GetClientUserId() != clientUserID {
+		return nil, errItemNotFound()
+	}
+	token, err := s.store.AccessToken(ctx, itemID)
+	if err != nil {
+		return nil, err
+	}
+	acc, err := s.plaid.GetAccounts(ctx, token)
+	if err != nil {
+		var e *linkd.Error
+		if errors.As(err, &e) && e.Plaid != nil {
+			if st, ok := itemStatusFor(e.Plaid.ErrorType, e.Plaid.ErrorCode); ok {
+				s.log.WarnContext(ctx, "update-mode connected, but Plaid still reports an Item error", "item_id", itemID, "error_code", e.Plaid.ErrorCode)
+				return s.store.SetItemStatus(ctx, itemID, st, e.Plaid.ErrorCode)
+			}
+		}
+		s.log.WarnContext(ctx, "update-mode connected; Plaid cannot confirm the repair now", "item_id", itemID, "err", err)
+		return item, nil
+	}
+	if _, err := s.store.SetItemStatus(ctx, itemID, linkdv1.ItemStatus_ITEM_STATUS_GOOD, ""); err != nil {
+		return nil, err
+	}
+	item, err = s.store.SetItemDetails(ctx, itemID, acc.InstitutionID, acc.InstitutionName, acc.Accounts)
 	if err != nil {
 		return nil, err
 	}

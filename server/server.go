@@ -286,7 +286,7 @@ func (s *Server) SubmitRedirect(ctx context.Context, req *linkdv1.SubmitRedirect
 		resp.Result = &linkdv1.SubmitRedirectResponse_Connected{Connected: res.Connected}
 		var item *linkdv1.Item
 		if tok.GetItemId() != "" {
-			item, err = s.repaired(ctx, tok.GetItemId())
+			item, err = s.repaired(ctx, tok.GetItemId(), tok.GetClientUserId())
 		} else {
 			item, err = s.exchange(ctx, res.Connected.GetPublicToken(), tok.GetClientUserId(), res.Connected)
 		}

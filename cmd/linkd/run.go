@@ -21,7 +21,6 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
-	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/linkd/linkd"
 	"github.com/linkd/linkd/jwt"
@@ -208,7 +207,10 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	} else {
 		m.log = slog.New(slog.NewTextHandler(m.LogOutput, nil))
 	}
-	ctx, m.cancel = context.WithCancel(ctx)
+	// What Run starts lives until Close, not until the caller's context
+	// ends: main cancels that on SIGTERM, and Close must still drain HTTP
+	// calls through the gateway's connection before it goes.
+	ctx, m.cancel = context.WithCancel(context.WithoutCancel(ctx))
 
 	if err := os.MkdirAll(c.DataDir, 0o700); err != nil {
 		return fmt.Errorf("data directory: %w", err)
@@ -438,7 +440,7 @@ func (m *Main) HTTPAddr() string { return m.httpLn.Addr().String() }
 // then closes the emulator and the store. It returns the first error.
 func (m *Main) Close() error {
 	if m.health != nil {
-		m.health.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
+		m.health.Shutdown()
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

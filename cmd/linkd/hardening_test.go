@@ -1,0 +1,128 @@
+package main
+
+import (
+	"context"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc/codes"
+
+	linkdv1 "github.com/linkd/linkd/gen/linkd/v1"
+	"github.com/linkd/linkd/jwt/jwttest"
+)
+
+// TestLinkd_DuplicateItems_OtherUserHidden: with duplicate checks across all
+// users, an end user whose link repeats another user's Item is refused
+// without learning that Item's id, even with a made-up redirect; a service
+// is told the id.
+func TestLinkd_DuplicateItems_OtherUserHidden(t *testing.T) {
+	k := jwttest.MustECKey(t, "ec-dup")
+	env := append(userEnv(t, k), "LINKD_DUPLICATE_ITEMS=all", "LINKD_API_KEYS=svc-key")
+	callerTransports(t, env, func(t *testing.T, ts *testServer, as func(bearer string) linkdv1.LinkServiceClient) {
+		ctx := context.Background()
+		svc := as("svc-key")
+		tok, publicToken := mustLink(t, svc, "victim")
+		first, err := svc.SubmitRedirect(ctx, &linkdv1.SubmitRedirectRequest{Url: connectedURL(publicToken, "sess-victim"), LinkToken: tok.GetLinkToken()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		victimItem := first.GetItem().GetItemId()
+
+		mallory := as(userToken(t, k, "mallory"))
+		mtok, err := mallory.CreateLinkToken(ctx, &linkdv1.CreateLinkTokenRequest{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// A forged connected redirect naming only the institution.
+		forged := "plaidlink://connected?public_token=public-sandbox-00000000-0000-0000-0000-000000000001&institution_id=ins_109508&link_session_id=sess-mallory&accounts=" + url.QueryEscape("[]")
+		_, err = mallory.SubmitRedirect(ctx, &linkdv1.SubmitRedirectRequest{Url: forged, LinkToken: mtok.GetLinkToken().GetLinkToken()})
+		if st := wantCode(t, err, codes.AlreadyExists); st != nil {
+			if strings.Contains(st.Message(), victimItem) || duplicateOf(err) != "" {
+				t.Errorf("an end user learned another user's item_id: %v", st.Proto())
+			}
+		}
+
+		// A service may see which Item it repeats.
+		stok, spt := mustLink(t, svc, "someone")
+		_, err = svc.SubmitRedirect(ctx, &linkdv1.SubmitRedirectRequest{Url: connectedURL(spt, "sess-someone"), LinkToken: stok.GetLinkToken()})
+		if wantCode(t, err, codes.AlreadyExists); duplicateOf(err) != victimItem {
+			t.Errorf("service: duplicate of %q, want %q", duplicateOf(err), victimItem)
+		}
+	})
+}
+
+// TestLinkd_UpdateModeConnectedIsChecked: a connected redirect on an
+// update-mode token repairs the Item only when Plaid confirms it; a
+// resubmitted or made-up one cannot hide a broken login.
+func TestLinkd_UpdateModeConnectedIsChecked(t *testing.T) {
+	ts := MustStartServer(t)
+	c := ts.GRPC(t)
+	ctx := context.Background()
+	item := mustConnect(t, c, "user-1", "sess-new")
+	if _, err := c.ResetSandboxItemLogin(ctx, &linkdv1.ResetSandboxItemLoginRequest{ItemId: item.GetItemId()}); err != nil {
+		t.Fatal(err)
+	}
+	upd, err := c.CreateLinkToken(ctx, &linkdv1.CreateLinkTokenRequest{ClientUserId: "user-1", ItemId: item.GetItemId()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A made-up connected: Plaid still reports ITEM_LOGIN_REQUIRED.
+	resp, err := c.SubmitRedirect(ctx, &linkdv1.SubmitRedirectRequest{
+		Url: connectedURL("public-sandbox-00000000-0000-0000-0000-00000000000f", "sess-fake"), LinkToken: upd.GetLinkToken().GetLinkToken(),
+	})
+	if err != nil {
+		t.Fatalf("SubmitRedirect(made-up connected): %v", err)
+	}
+	if st := resp.GetItem().GetStatus(); st != linkdv1.ItemStatus_ITEM_STATUS_LOGIN_REQUIRED {
+		t.Errorf("after a made-up connected, status = %v, want LOGIN_REQUIRED", st)
+	}
+	// The real session repairs it...
+	publicToken, err := ts.emulator.CreatePublicToken(upd.GetLinkToken().GetLinkToken(), "ins_109508", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	real := &linkdv1.SubmitRedirectRequest{Url: connectedURL(publicToken, "sess-real"), LinkToken: upd.GetLinkToken().GetLinkToken()}
+	if resp, err = c.SubmitRedirect(ctx, real); err != nil || resp.GetItem().GetStatus() != linkdv1.ItemStatus_ITEM_STATUS_GOOD {
+		t.Fatalf("real update session: %v, %v; want GOOD", resp.GetItem(), err)
+	}
+	// ...and once the login breaks again, resubmitting it changes nothing.
+	if _, err := c.ResetSandboxItemLogin(ctx, &linkdv1.ResetSandboxItemLoginRequest{ItemId: item.GetItemId()}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ts.db.SetItemStatus(ctx, item.GetItemId(), linkdv1.ItemStatus_ITEM_STATUS_LOGIN_REQUIRED, "ITEM_LOGIN_REQUIRED"); err != nil {
+		t.Fatal(err)
+	}
+	if resp, err = c.SubmitRedirect(ctx, real); err != nil || resp.GetItem().GetStatus() != linkdv1.ItemStatus_ITEM_STATUS_LOGIN_REQUIRED {
+		t.Errorf("resubmitted old connected: %v, %v; want LOGIN_REQUIRED kept", resp.GetItem(), err)
+	}
+}
+
+// TestMain_RunContextEndsBeforeClose: main cancels Run's context on
+// SIGTERM and then calls Close; REST calls in that window still reach gRPC,
+// so Close's drain means something for REST too.
+func TestMain_RunContextEndsBeforeClose(t *testing.T) {
+	m := NewMain()
+	m.LogOutput = &syncBuffer{}
+	if err := m.ParseFlags([]string{"-grpc-addr", "127.0.0.1:0", "-http-addr", "127.0.0.1:0", "-data-dir", t.TempDir()},
+		func(k string) string { return map[string]string{"LINKD_API_KEYS": "k"}[k] }); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	if err := m.Run(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	cancel() // SIGTERM
+	ts := &testServer{Main: m, BaseURL: "http://" + m.HTTPAddr(), APIKey: "k"}
+	// Several calls over a while: a connection closing on the cancel would
+	// fail them once its goroutine ran.
+	for i := range 20 {
+		code, body := ts.Do(t, "POST", "/v1/link/token/create", "Bearer k", `{"client_user_id":"u1"}`)
+		if code != 200 {
+			t.Fatalf("REST call %d after the run context ended = %d %s, want 200", i, code, body)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
