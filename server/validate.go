@@ -1,6 +1,7 @@
 package server
 
 import (
+	"fmt"
 	"net/url"
 	"regexp"
 	"unicode"
@@ -57,7 +58,7 @@ func checkPattern(field, value string, p *regexp.Regexp, what string) error {
 func checkEach(field string, values []string, p *regexp.Regexp, what string) error {
 	for i, v := range values {
 		if !p.MatchString(v) {
-			return linkd.InvalidField(field, "%s[%d] is not %s", field, i, what)
+			return linkd.InvalidField(fmt.Sprintf("%s[%d]", field, i), "%s[%d] is not %s", field, i, what)
 		}
 	}
 	return nil

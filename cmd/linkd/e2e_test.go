@@ -251,11 +251,19 @@ func TestLinkd_Errors(t *testing.T) {
 			{"CreateLinkToken/BadCountry", func() error {
 				_, err := c.CreateLinkToken(ctx, &linkdv1.CreateLinkTokenRequest{ClientUserId: "u", CountryCodes: []string{"usa"}})
 				return err
-			}, codes.InvalidArgument, "country_codes", ""},
+			}, codes.InvalidArgument, "country_codes[0]", ""},
 			{"SubmitRedirect/UnknownLinkToken", func() error {
 				_, err := c.SubmitRedirect(ctx, &linkdv1.SubmitRedirectRequest{Url: eventURL("OPEN", "", "s1", time.Now()), LinkToken: "link-sandbox-00000000-0000-0000-0000-000000000000"})
 				return err
 			}, codes.InvalidArgument, "link_token", ""},
+			{"SubmitRedirect/SessionIDNotReadable", func() error {
+				_, err := c.SubmitRedirect(ctx, &linkdv1.SubmitRedirectRequest{Url: "plaidlink://event?event_name=OPEN&link_session_id=" + strings.Repeat("s", 200), LinkToken: tok.GetLinkToken()})
+				return err
+			}, codes.InvalidArgument, "url.link_session_id", ""},
+			{"SubmitRedirect/NoSessionID", func() error {
+				_, err := c.SubmitRedirect(ctx, &linkdv1.SubmitRedirectRequest{Url: "plaidlink://event?event_name=OPEN", LinkToken: tok.GetLinkToken()})
+				return err
+			}, codes.InvalidArgument, "url.link_session_id", ""},
 			{"SubmitRedirect/BadTimestamp", func() error {
 				_, err := c.SubmitRedirect(ctx, &linkdv1.SubmitRedirectRequest{Url: "plaidlink://event?event_name=OPEN&link_session_id=s1&timestamp=yesterday", LinkToken: tok.GetLinkToken()})
 				return err
