@@ -149,9 +149,12 @@ type session struct {
 
 // oauthState is an OAuth redirect in flight, by oauth_state_id.
 type oauthState struct {
-	sessionID  string
-	authorized bool
-	resumed    bool
+	sessionID string
+	// institutionID is the bank the state was started for; resuming
+	// authenticates the session for that bank only.
+	institutionID string
+	authorized    bool
+	resumed       bool
 }
 
 // New returns a Page. It panics when opts.Backend is nil.
@@ -230,6 +233,15 @@ type linkView struct {
 	Config     template.JS
 }
 
+// Initial is the first letter of the client name, for the app's badge: a
+// rune, not a byte, so "Épargne" shows É.
+func (v linkView) Initial() string {
+	for _, r := range v.ClientName {
+		return string(r)
+	}
+	return ""
+}
+
 // serveLink renders the page for a link token. An invalid token still gets
 // the page, which exits at once with INVALID_LINK_TOKEN, as Plaid's does.
 func (p *Page) serveLink(w http.ResponseWriter, r *http.Request) {
@@ -294,6 +306,10 @@ func (p *Page) resume(cfg *pageConfig, received string) {
 	case s == nil || s.linkToken != cfg.LinkToken:
 		cfg.Error = &Error{Type: "OAUTH_ERROR", Code: "OAUTH_STATE_ID_NOT_FOUND",
 			Message:        "receivedRedirectUri has no oauth_state_id this link token started",
+			DisplayMessage: "We could not finish connecting with your bank. Please try again."}
+	case st.institutionID != s.institutionID:
+		cfg.Error = &Error{Type: "OAUTH_ERROR", Code: "OAUTH_STATE_ID_NOT_FOUND",
+			Message:        "receivedRedirectUri's oauth_state_id was started for another institution",
 			DisplayMessage: "We could not finish connecting with your bank. Please try again."}
 	case !st.authorized:
 		cfg.Error = &Error{Type: "OAUTH_ERROR", Code: "OAUTH_ERROR",
@@ -512,7 +528,14 @@ func (p *Page) startOAuth(_ *http.Request, req *apiRequest, s *session) (apiResp
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	s.institutionID, s.authenticated = ins.ID, false
-	p.oauth[stateID] = &oauthState{sessionID: req.LinkSessionID}
+	// One OAuth state per session: a new start replaces the old, so the
+	// page (served without credentials) cannot be made to grow the map.
+	for id, st := range p.oauth {
+		if st.sessionID == req.LinkSessionID {
+			delete(p.oauth, id)
+		}
+	}
+	p.oauth[stateID] = &oauthState{sessionID: req.LinkSessionID, institutionID: ins.ID}
 	return apiResponse{URL: Prefix + "oauth/authorize?oauth_state_id=" + url.QueryEscape(stateID)}, nil
 }
 

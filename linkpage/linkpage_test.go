@@ -312,3 +312,30 @@ func TestPage_OAuthUpdateMode(t *testing.T) {
 		t.Errorf("resume: %+v, want update mode at ins_127287 with the Item's acc-2 alone", resumed)
 	}
 }
+
+// TestPage_OAuthStateReplaced: a session has one OAuth state; starting
+// OAuth again forgets the old state, so an unauthenticated page cannot be
+// made to pile states up, nor resume with a state meant for another start.
+func TestPage_OAuthStateReplaced(t *testing.T) {
+	srv, _ := MustStartPage(t)
+	c := open(t, srv, "isWebview=true&token=link-good")
+	s := map[string]any{"link_token": "link-good", "link_session_id": c.LinkSessionID, "institution_id": "ins_127287"}
+	first := strings.TrimPrefix(call(t, srv, "oauth", s).URL, linkpage.Prefix+"oauth/authorize?oauth_state_id=")
+	second := strings.TrimPrefix(call(t, srv, "oauth", s).URL, linkpage.Prefix+"oauth/authorize?oauth_state_id=")
+	if first == "" || second == "" || first == second {
+		t.Fatalf("states %q, %q", first, second)
+	}
+	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := client.PostForm(srv.URL+linkpage.Prefix+"oauth/authorize", url.Values{"oauth_state_id": {first}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode == http.StatusSeeOther {
+		t.Errorf("the replaced state was still authorized (Location %q)", resp.Header.Get("Location"))
+	}
+	stale := open(t, srv, "token=link-good&receivedRedirectUri="+url.QueryEscape("https://app.example.com/return?oauth_state_id="+first+"&x=1"))
+	if stale.Error == nil || stale.Error.Code != "OAUTH_STATE_ID_NOT_FOUND" {
+		t.Errorf("resume with the replaced state: %+v", stale)
+	}
+}
