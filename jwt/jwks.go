@@ -152,6 +152,9 @@ func (ks *keySource) refresh(ctx context.Context) {
 		return
 	}
 	keys, err := ks.fetch(ctx)
+	if err != nil && ks.cfg.Logger != nil {
+		ks.cfg.Logger.WarnContext(ctx, "JWKS fetch failed; keeping the keys loaded before", "jwks", RedactURL(ks.url), "err", err)
+	}
 	ks.mu.Lock()
 	defer ks.mu.Unlock()
 	ks.fetched = now
@@ -267,4 +270,15 @@ func ecKey(k jwk) crypto.PublicKey {
 		return nil
 	}
 	return pub
+}
+
+// RedactURL returns a JWKS location safe to log: a file path as it is, a
+// URL as scheme://host/path only, without user info or query, which may
+// carry credentials.
+func RedactURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil || u.Scheme == "" || u.Host == "" {
+		return s
+	}
+	return u.Scheme + "://" + u.Host + u.Path
 }

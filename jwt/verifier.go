@@ -18,6 +18,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math"
 	"math/big"
 	"net/http"
@@ -66,6 +67,9 @@ type Config struct {
 	MinRefresh time.Duration
 	// MaxAge is how long a fetched JWKS is used before it is refetched; DefaultMaxAge if 0.
 	MaxAge time.Duration
+	// Logger receives failed JWKS fetches (which otherwise show only as
+	// refused tokens); nil discards.
+	Logger *slog.Logger
 	// HTTPClient fetches a JWKS URL; a client with a 10 s timeout if nil.
 	HTTPClient *http.Client
 	// Now is the clock; time.Now if nil.

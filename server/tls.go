@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"sync"
@@ -23,6 +24,9 @@ type TLSFiles struct {
 	// ClientCA, when set, turns on mutual TLS: every connection, to either
 	// listener, must present a client certificate this CA bundle verifies.
 	ClientCA string
+	// Logger hears of a changed certificate that cannot be loaded (the old
+	// one stays in use); nil discards.
+	Logger *slog.Logger
 }
 
 // certReloadCheck is how often a handshake may look at the files' times.
@@ -87,7 +91,9 @@ func (r *certReloader) certificate(*tls.ClientHelloInfo) (*tls.Certificate, erro
 	if now := time.Now(); now.Sub(r.checked) >= certReloadCheck {
 		r.checked = now
 		if !r.newestModTime().Equal(r.modTime) {
-			_ = r.load()
+			if err := r.load(); err != nil && r.files.Logger != nil {
+				r.files.Logger.Error("changed TLS certificate not loaded; serving the previous one", "err", err)
+			}
 		}
 	}
 	return r.cert, nil

@@ -237,7 +237,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	m.plaid = pc
 	var tlsConfig *tls.Config
 	if c.TLSCert != "" {
-		if tlsConfig, err = server.LoadTLSConfig(server.TLSFiles{Cert: c.TLSCert, Key: c.TLSKey, ClientCA: c.TLSClientCA}); err != nil {
+		if tlsConfig, err = server.LoadTLSConfig(server.TLSFiles{Cert: c.TLSCert, Key: c.TLSKey, ClientCA: c.TLSClientCA, Logger: m.log}); err != nil {
 			return err
 		}
 	}
@@ -396,11 +396,12 @@ func (m *Main) userTokenVerifier() (linkd.UserTokenVerifier, error) {
 	if c.JWTJWKS == "" && c.JWTHS256 == "" {
 		return nil, nil
 	}
-	v, err := jwt.New(jwt.Config{JWKS: c.JWTJWKS, HS256Secret: []byte(c.JWTHS256), Issuer: c.JWTIssuer, Audience: c.JWTAudience})
+	v, err := jwt.New(jwt.Config{JWKS: c.JWTJWKS, HS256Secret: []byte(c.JWTHS256), Issuer: c.JWTIssuer, Audience: c.JWTAudience,
+		Logger: m.log.With("component", "jwt")})
 	if err != nil {
 		return nil, err
 	}
-	m.log.Info("end-user tokens accepted", "jwks", c.JWTJWKS, "hs256", c.JWTHS256 != "", "issuer", c.JWTIssuer, "audience", c.JWTAudience)
+	m.log.Info("end-user tokens accepted", "jwks", jwt.RedactURL(c.JWTJWKS), "hs256", c.JWTHS256 != "", "issuer", c.JWTIssuer, "audience", c.JWTAudience)
 	return v, nil
 }
 
