@@ -3,6 +3,7 @@ package store
 import (
 	"bytes"
 	"context"
+	"slices"
 	"time"
 
 	"go.etcd.io/bbolt"
@@ -218,45 +219,83 @@ func (db *DB) LinkSessions(ctx context.Context, since, until time.Time) ([]*link
 // tokens are not touched. It returns an EINTERNAL *linkd.Error when the
 // store fails.
 func (db *DB) Prune(ctx context.Context, cutoff time.Time) (sessions, webhooks int, err error) {
-	err = db.update(ctx, "prune", func(tx *bbolt.Tx) error {
-		// Collect first: deleting under a cursor can make it skip keys.
-		var old [][]byte
+	// Find the old records in a read transaction, then delete them a few
+	// hundred per write, so that writers (an exchanged Item waiting to be
+	// stored) never queue behind a scan of the whole bucket.
+	var oldSessions, oldHooks [][]byte
+	err = db.view(ctx, "find old records", func(tx *bbolt.Tx) error {
+		oldSessions, oldHooks = nil, nil
 		err := each(tx, bucketSessions, newSession, func(k []byte, s *linkdv1.LinkSession) error {
-			last := s.GetLastSeenAt()
-			if last == nil && len(s.GetEvents()) > 0 {
-				last = s.GetEvents()[len(s.GetEvents())-1].GetTimestamp()
-			}
-			if last != nil && last.AsTime().Before(cutoff) {
-				old = append(old, bytes.Clone(k))
+			if sessionOlderThan(s, cutoff) {
+				oldSessions = append(oldSessions, bytes.Clone(k))
 			}
 			return nil
 		})
 		if err != nil {
 			return err
 		}
-		for _, k := range old {
-			if err := tx.Bucket(bucketSessions).Delete(k); err != nil {
-				return err
-			}
-		}
-		sessions = len(old)
 		// Webhook keys start with be64(received_at): the old ones come first.
-		old = old[:0]
 		end := appendTime(nil, cutoff)
 		c := tx.Bucket(bucketWebhooks).Cursor()
 		for k, _ := c.First(); k != nil && bytes.Compare(k[:min(len(k), 8)], end) < 0; k, _ = c.Next() {
-			old = append(old, bytes.Clone(k))
+			oldHooks = append(oldHooks, bytes.Clone(k))
 		}
-		for _, k := range old {
-			if err := tx.Bucket(bucketWebhooks).Delete(k); err != nil {
-				return err
-			}
-		}
-		webhooks = len(old)
 		return nil
 	})
 	if err != nil {
 		return 0, 0, err
 	}
+	for chunk := range slices.Chunk(oldSessions, pruneBatch) {
+		n := 0
+		err := db.update(ctx, "prune sessions", func(tx *bbolt.Tx) error {
+			n = 0 // a batch may run this twice
+			for _, k := range chunk {
+				// Seen again since the scan? Then it stays.
+				var s linkdv1.LinkSession
+				if found, err := get(tx, bucketSessions, k, &s); err != nil {
+					return err
+				} else if !found || !sessionOlderThan(&s, cutoff) {
+					continue
+				}
+				if err := tx.Bucket(bucketSessions).Delete(k); err != nil {
+					return err
+				}
+				n++
+			}
+			return nil
+		})
+		if err != nil {
+			return sessions, webhooks, err
+		}
+		sessions += n
+	}
+	for chunk := range slices.Chunk(oldHooks, pruneBatch) {
+		err := db.update(ctx, "prune webhooks", func(tx *bbolt.Tx) error {
+			for _, k := range chunk {
+				if err := tx.Bucket(bucketWebhooks).Delete(k); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return sessions, webhooks, err
+		}
+		webhooks += len(chunk)
+	}
 	return sessions, webhooks, nil
+}
+
+// pruneBatch is how many records one Prune write transaction deletes.
+const pruneBatch = 500
+
+// sessionOlderThan reports whether a session was last seen before cutoff:
+// by last_seen_at, or for a session recorded before linkd kept it, by its
+// latest event; a session with neither is never old.
+func sessionOlderThan(s *linkdv1.LinkSession, cutoff time.Time) bool {
+	last := s.GetLastSeenAt()
+	if last == nil && len(s.GetEvents()) > 0 {
+		last = s.GetEvents()[len(s.GetEvents())-1].GetTimestamp()
+	}
+	return last != nil && last.AsTime().Before(cutoff)
 }

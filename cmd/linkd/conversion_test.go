@@ -115,7 +115,13 @@ func TestLinkd_Retention(t *testing.T) {
 	clk.Advance(5 * time.Hour)
 	ts2 := mustStartServerIn(t, dir, clk.Now, "LINKD_RETENTION=24h")
 	c2 := ts2.GRPC(t)
-	_, err := c2.GetLinkSession(context.Background(), &linkdv1.GetLinkSessionRequest{LinkSessionId: "sess-old"})
+	// The first prune runs in the background as linkd starts.
+	var err error
+	for start := time.Now(); time.Since(start) < 10*time.Second; time.Sleep(20 * time.Millisecond) {
+		if _, err = c2.GetLinkSession(context.Background(), &linkdv1.GetLinkSessionRequest{LinkSessionId: "sess-old"}); err != nil {
+			break
+		}
+	}
 	wantCode(t, err, codes.NotFound)
 	if _, err := c2.GetLinkSession(context.Background(), &linkdv1.GetLinkSessionRequest{LinkSessionId: "sess-new"}); err != nil {
 		t.Errorf("recent session pruned: %v", err)

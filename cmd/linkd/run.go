@@ -311,10 +311,10 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		}()
 	}
 	if c.Retention > 0 {
-		m.prune(ctx) // at start, so a restart after a long stop catches up
 		m.wg.Add(1)
 		go func() {
 			defer m.wg.Done()
+			m.prune(ctx) // at start, so a restart after a long stop catches up
 			t := time.NewTicker(pruneEvery)
 			defer t.Stop()
 			for {
