@@ -59,6 +59,11 @@ func redirectSessionID(r *linkdv1.WebviewRedirect) string {
 	return ""
 }
 
+// MaxSessionEvents bounds the events kept for one Link session. A real
+// session fires a few dozen; the bound keeps a caller from growing one
+// record (rewritten whole on each event) without end.
+const MaxSessionEvents = 500
+
 func recordRedirect(tx *bbolt.Tx, sessionID, linkToken, clientUserID string, r *linkdv1.WebviewRedirect, now *timestamppb.Timestamp) error {
 	key := []byte(sessionID)
 	s := new(linkdv1.LinkSession)
@@ -74,6 +79,9 @@ func recordRedirect(tx *bbolt.Tx, sessionID, linkToken, clientUserID string, r *
 	}
 	switch res := r.GetResult().(type) {
 	case *linkdv1.WebviewRedirect_Event:
+		if len(s.GetEvents()) >= MaxSessionEvents {
+			return linkd.Errorf(linkd.ERATELIMIT, "link session has %d events, the most linkd records", MaxSessionEvents)
+		}
 		if addEvent(s, res.Event) {
 			changed = true
 		}
