@@ -168,7 +168,8 @@ type Store interface {
 	DeleteItem(ctx context.Context, itemID string) error
 	// SetItemStatus sets an Item's status and error code, stamping
 	// status_changed_at when the status changes, and returns the Item; or
-	// ENOTFOUND.
+	// ENOTFOUND. A change that would hide a worse state is ignored:
+	// REVOKED is final, and PENDING_* never replaces LOGIN_REQUIRED or ERROR.
 	SetItemStatus(ctx context.Context, itemID string, status linkdv1.ItemStatus, errorCode string) (*linkdv1.Item, error)
 	// SetItemDetails replaces an Item's institution (where the new value is
 	// not empty) and its accounts (where the list is not empty), and returns

@@ -300,12 +300,33 @@ func (db *DB) SetItemStatus(ctx context.Context, itemID string, status linkdv1.I
 	return item, nil
 }
 
-// setItemStatus is SetItemStatus in tx, leaving the Item in item.
+// statusMayChange is the precedence of Item statuses, so that reports
+// arriving in any order cannot hide a worse state: REVOKED is final (the
+// user withdrew consent; only removing the Item ends it), and a pending
+// expiry or disconnect never covers LOGIN_REQUIRED or ERROR, which need
+// the user now.
+func statusMayChange(from, to linkdv1.ItemStatus) bool {
+	switch {
+	case to == linkdv1.ItemStatus_ITEM_STATUS_REVOKED:
+		return true
+	case from == linkdv1.ItemStatus_ITEM_STATUS_REVOKED:
+		return false
+	case to == linkdv1.ItemStatus_ITEM_STATUS_PENDING_EXPIRATION || to == linkdv1.ItemStatus_ITEM_STATUS_PENDING_DISCONNECT:
+		return from != linkdv1.ItemStatus_ITEM_STATUS_LOGIN_REQUIRED && from != linkdv1.ItemStatus_ITEM_STATUS_ERROR
+	}
+	return true
+}
+
+// setItemStatus is SetItemStatus in tx, leaving the Item in item; a change
+// statusMayChange forbids leaves the Item as it is.
 func setItemStatus(tx *bbolt.Tx, itemID string, status linkdv1.ItemStatus, errorCode string, now *timestamppb.Timestamp, item *linkdv1.Item) error {
 	if err := getItem(tx, itemID, item); err != nil {
 		return err
 	}
 	if item.GetStatus() == status && item.GetErrorCode() == errorCode {
+		return nil
+	}
+	if !statusMayChange(item.GetStatus(), status) {
 		return nil
 	}
 	item.Status, item.ErrorCode, item.StatusChangedAt = status, errorCode, now
