@@ -43,6 +43,12 @@ func (s *Server) GetLinkConversion(ctx context.Context, req *linkdv1.GetLinkConv
 	return resp, nil
 }
 
+// unknownKey counts exits without a status and abandons before any view:
+// an empty map key reads as a bug in JSON.
+const unknownKey = "UNKNOWN"
+
+func orUnknown(k string) string { return or(k, unknownKey) }
+
 // conversion counts the funnel over sessions. A session converted when it
 // has a HANDOFF event or a connected outcome; it exited when it has an
 // exit outcome or an EXIT event (the outcome's status and error win), and
@@ -81,12 +87,12 @@ func conversion(sessions []*linkdv1.LinkSession) *linkdv1.GetLinkConversionRespo
 			resp.SessionsConverted++
 		}
 		if exited {
-			resp.ExitsByStatus[exitStatus]++
+			resp.ExitsByStatus[orUnknown(exitStatus)]++
 			if errorCode != "" {
 				resp.ExitsByErrorCode[errorCode]++
 			}
 			if !converted {
-				resp.AbandonedAtView[view]++
+				resp.AbandonedAtView[orUnknown(view)]++
 			}
 		}
 	}

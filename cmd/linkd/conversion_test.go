@@ -74,7 +74,7 @@ func TestLinkd_LinkConversion(t *testing.T) {
 			SessionsOpened:    4, // A B C D
 			SessionsConverted: 2, // A E
 			ConversionRate:    0.4,
-			ExitsByStatus:     map[string]int64{"requires_credentials": 2, "": 1},
+			ExitsByStatus:     map[string]int64{"requires_credentials": 2, "UNKNOWN": 1},
 			ExitsByErrorCode:  map[string]int64{"INVALID_CREDENTIALS": 1, "INSTITUTION_DOWN": 1},
 			AbandonedAtView:   map[string]int64{"CREDENTIAL": 2, "CONSENT": 1},
 		}

@@ -2580,12 +2580,12 @@ type GetLinkConversionResponse struct {
 	// over distinct sessions); 0 when there are no sessions.
 	ConversionRate float64 `protobuf:"fixed64,6,opt,name=conversion_rate,json=conversionRate,proto3" json:"conversion_rate,omitempty"`
 	// Sessions that exited, by exit status (requires_credentials, ...); an
-	// exit without a status counts under "".
+	// exit without a status counts under "UNKNOWN".
 	ExitsByStatus map[string]int64 `protobuf:"bytes,7,rep,name=exits_by_status,json=exitsByStatus,proto3" json:"exits_by_status,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
 	// Sessions that exited with an error, by error_code.
 	ExitsByErrorCode map[string]int64 `protobuf:"bytes,8,rep,name=exits_by_error_code,json=exitsByErrorCode,proto3" json:"exits_by_error_code,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
 	// Sessions that exited without converting, by the last view_name they
-	// reached (TRANSITION_VIEW); "" when no view was reported.
+	// reached (TRANSITION_VIEW); "UNKNOWN" when no view was reported.
 	AbandonedAtView map[string]int64 `protobuf:"bytes,9,rep,name=abandoned_at_view,json=abandonedAtView,proto3" json:"abandoned_at_view,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
 	unknownFields   protoimpl.UnknownFields
 	sizeCache       protoimpl.SizeCache
