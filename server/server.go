@@ -125,15 +125,11 @@ func (s *Server) CreateLinkToken(ctx context.Context, req *linkdv1.CreateLinkTok
 		checkClientUserID("client_user_id", req.GetClientUserId()),
 		checkEach("products", req.GetProducts(), productPattern, "a Plaid product name"),
 		checkEach("country_codes", req.GetCountryCodes(), countryPattern, "an ISO-3166-1 alpha-2 code"),
-		checkOptional("language", req.GetLanguage(), func() error {
-			return checkPattern("language", req.GetLanguage(), languagePattern, "a two-letter language code")
-		}),
+		checkOptionalPattern("language", req.GetLanguage(), languagePattern, "a two-letter language code"),
 		checkRedirectURI(req.GetRedirectUri(), s.plaid.Environment()),
 		checkOAuthTarget(req.GetRedirectUri(), req.GetAndroidPackageName()),
 		checkURL("webhook", req.GetWebhook()),
-		checkOptional("item_id", req.GetItemId(), func() error {
-			return checkPattern("item_id", req.GetItemId(), plaidIDPattern, "a Plaid item_id")
-		}),
+		checkOptionalPattern("item_id", req.GetItemId(), plaidIDPattern, "a Plaid item_id"),
 	); err != nil {
 		return nil, err
 	}
@@ -254,9 +250,7 @@ func parseRedirect(raw string) (*linkdv1.WebviewRedirect, error) {
 func (s *Server) SubmitRedirect(ctx context.Context, req *linkdv1.SubmitRedirectRequest) (*linkdv1.SubmitRedirectResponse, error) {
 	if err := firstError(
 		checkPattern("link_token", req.GetLinkToken(), linkTokenPattern, "a Plaid link token"),
-		checkOptional("client_user_id", req.GetClientUserId(), func() error {
-			return checkClientUserID("client_user_id", req.GetClientUserId())
-		}),
+		checkOptionalUserID("client_user_id", req.GetClientUserId()),
 	); err != nil {
 		return nil, err
 	}
@@ -503,14 +497,6 @@ func (s *Server) FireSandboxWebhook(ctx context.Context, req *linkdv1.FireSandbo
 		return nil, err
 	}
 	return &linkdv1.FireSandboxWebhookResponse{RequestId: requestID}, nil
-}
-
-// checkOptional runs check only when value is set.
-func checkOptional(_ string, value string, check func() error) error {
-	if value == "" {
-		return nil
-	}
-	return check()
 }
 
 // or returns v, or def when v is empty.

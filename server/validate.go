@@ -54,6 +54,22 @@ func checkPattern(field, value string, p *regexp.Regexp, what string) error {
 	return nil
 }
 
+// checkOptionalPattern is checkPattern for a field that may be empty.
+func checkOptionalPattern(field, value string, p *regexp.Regexp, what string) error {
+	if value == "" {
+		return nil
+	}
+	return checkPattern(field, value, p, what)
+}
+
+// checkOptionalUserID is checkClientUserID for a field that may be empty.
+func checkOptionalUserID(field, id string) error {
+	if id == "" {
+		return nil
+	}
+	return checkClientUserID(field, id)
+}
+
 // checkEach applies checkPattern to every element, naming the element's index.
 func checkEach(field string, values []string, p *regexp.Regexp, what string) error {
 	for i, v := range values {
