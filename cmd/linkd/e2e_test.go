@@ -63,7 +63,7 @@ func eventURL(name, view, sessionID string, at time.Time) string {
 }
 
 // mustLink creates a link token for user and a sandbox public token.
-func mustLink(t *testing.T, c linkdv1.LinkServiceClient, user string) (*linkdv1.LinkToken, string) {
+func mustLink(t testing.TB, c linkdv1.LinkServiceClient, user string) (*linkdv1.LinkToken, string) {
 	t.Helper()
 	ctx := context.Background()
 	tok, err := c.CreateLinkToken(ctx, &linkdv1.CreateLinkTokenRequest{ClientUserId: user})
