@@ -92,22 +92,16 @@ func (s *Server) refreshAccounts(ctx context.Context, item *linkdv1.Item, token 
 	ctx, cancel := context.WithTimeout(ctx, accountsTimeout)
 	defer cancel()
 	acc, err := s.plaid.GetAccounts(ctx, token)
-	var updated *linkdv1.Item
 	if err != nil {
 		s.log.WarnContext(ctx, "accounts unavailable after exchange; keeping Link's", "item_id", item.GetItemId(), "err", err)
-		var e *linkd.Error
-		if errors.As(err, &e) && e.Plaid != nil {
-			if st, ok := itemStatusFor(e.Plaid.ErrorType, e.Plaid.ErrorCode); ok {
-				updated, err = s.store.SetItemStatus(ctx, item.GetItemId(), st, e.Plaid.ErrorCode)
-			}
+		if updated := s.noteItemError(ctx, item.GetItemId(), err); updated != nil {
+			return updated
 		}
-	} else {
-		updated, err = s.store.SetItemDetails(ctx, item.GetItemId(), acc.InstitutionID, acc.InstitutionName, acc.Accounts)
+		return item
 	}
+	updated, err := s.store.SetItemDetails(ctx, item.GetItemId(), acc.InstitutionID, acc.InstitutionName, acc.Accounts)
 	if err != nil {
 		s.log.WarnContext(ctx, "item details not updated after exchange", "item_id", item.GetItemId(), "err", err)
-	}
-	if updated == nil {
 		return item
 	}
 	return updated

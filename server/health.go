@@ -43,23 +43,26 @@ func itemStatusFor(errorType, errorCode string) (linkdv1.ItemStatus, bool) {
 	return 0, false
 }
 
-// noteItemError moves an Item to the status a Plaid error about it means.
-// It is best effort: the caller returns the Plaid error either way, so a
-// failure here is only logged.
-func (s *Server) noteItemError(ctx context.Context, itemID string, err error) {
+// noteItemError moves an Item to the status a Plaid error about it means,
+// and returns the Item so updated; nil when the error says nothing about
+// the Item. It is best effort: callers go on with the Plaid error either
+// way, so a failure here is only logged.
+func (s *Server) noteItemError(ctx context.Context, itemID string, err error) *linkdv1.Item {
 	var e *linkd.Error
 	if itemID == "" || !errors.As(err, &e) || e.Plaid == nil {
-		return
+		return nil
 	}
 	st, ok := itemStatusFor(e.Plaid.ErrorType, e.Plaid.ErrorCode)
 	if !ok {
-		return
+		return nil
 	}
-	if _, err := s.store.SetItemStatus(ctx, itemID, st, e.Plaid.ErrorCode); err != nil {
+	item, err := s.store.SetItemStatus(ctx, itemID, st, e.Plaid.ErrorCode)
+	if err != nil {
 		s.log.WarnContext(ctx, "item status not updated", "item_id", itemID, "err", err)
-		return
+		return nil
 	}
 	s.log.InfoContext(ctx, "item status from Plaid", "item_id", itemID, "status", st.String(), "error_code", e.Plaid.ErrorCode)
+	return item
 }
 
 // repaired handles a connected redirect of an update-mode session. Plaid's
@@ -83,14 +86,10 @@ func (s *Server) repaired(ctx context.Context, itemID, clientUserID string) (*li
 	}
 	acc, err := s.plaid.GetAccounts(ctx, token)
 	if err != nil {
-		var e *linkd.Error
-		if errors.As(err, &e) && e.Plaid != nil {
-			if st, ok := itemStatusFor(e.Plaid.ErrorType, e.Plaid.ErrorCode); ok {
-				s.log.WarnContext(ctx, "update-mode connected, but Plaid still reports an Item error", "item_id", itemID, "error_code", e.Plaid.ErrorCode)
-				return s.store.SetItemStatus(ctx, itemID, st, e.Plaid.ErrorCode)
-			}
+		s.log.WarnContext(ctx, "update-mode connected, but Plaid does not confirm the repair", "item_id", itemID, "err", err)
+		if updated := s.noteItemError(ctx, itemID, err); updated != nil {
+			return updated, nil
 		}
-		s.log.WarnContext(ctx, "update-mode connected; Plaid cannot confirm the repair now", "item_id", itemID, "err", err)
 		return item, nil
 	}
 	if _, err := s.store.SetItemStatus(ctx, itemID, linkdv1.ItemStatus_ITEM_STATUS_GOOD, ""); err != nil {

@@ -232,12 +232,12 @@ func webhookStatus(w plaidWebhook) linkdv1.ItemStatus {
 		}
 	case "LOGIN_REPAIRED":
 		return linkdv1.ItemStatus_ITEM_STATUS_GOOD
-	case "PENDING_EXPIRATION":
-		return linkdv1.ItemStatus_ITEM_STATUS_PENDING_EXPIRATION
-	case "PENDING_DISCONNECT":
-		return linkdv1.ItemStatus_ITEM_STATUS_PENDING_DISCONNECT
-	case "USER_PERMISSION_REVOKED":
-		return linkdv1.ItemStatus_ITEM_STATUS_REVOKED
+	default:
+		// PENDING_EXPIRATION, PENDING_DISCONNECT, USER_PERMISSION_REVOKED:
+		// the webhook code is the error code itemStatusFor knows.
+		if st, ok := itemStatusFor("", w.WebhookCode); ok {
+			return st
+		}
 	}
 	return linkdv1.ItemStatus_ITEM_STATUS_UNSPECIFIED
 }
