@@ -9,7 +9,7 @@ FUZZ_REST ?= 40000x
 
 CYCLES ?= 500
 
-.PHONY: help run test generate checkgenerate lint fuzz bench crash ci
+.PHONY: help run test race generate checkgenerate lint fuzz bench crash ci
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -19,6 +19,9 @@ run: ## start linkd on its embedded defaults (Plaid emulator, ./data)
 
 test: ## run every test (the README's test command)
 	go test ./...
+
+race: ## every test under the race detector (needs cgo: gcc)
+	CGO_ENABLED=1 go test -race ./...
 
 generate: ## delete and regenerate gen/ from proto/
 	$(BUF) generate
@@ -42,4 +45,4 @@ bench: ## the benchmarks behind BENCHMARKS.md
 	go test -run='^$$' -bench=. -benchmem ./redirect/ ./store/
 	go test -run='^$$' -bench=Linkd -benchtime=2s -benchmem ./cmd/linkd/
 
-ci: lint checkgenerate test fuzz ## everything CI runs
+ci: lint checkgenerate test race fuzz ## everything CI runs
