@@ -69,6 +69,9 @@ func NewGRPCServer(svc linkdv1.LinkServiceServer, opts GRPCOptions) (*grpc.Serve
 	}
 	srv := grpc.NewServer(append(serverOpts,
 		grpc.MaxRecvMsgSize(MaxRequestBytes),
+		// Stop waits for running handlers too, so none can start storing an
+		// exchanged Item after shutdown closed the store.
+		grpc.WaitForHandlers(true),
 		grpc.ChainUnaryInterceptor(
 			logUnary(log),
 			recoverUnary(log),

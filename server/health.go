@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"errors"
+	"fmt"
 
 	"google.golang.org/protobuf/proto"
 
@@ -69,9 +70,9 @@ func (s *Server) noteItemError(ctx context.Context, itemID string, err error) *l
 // public token from update mode needs no exchange, and a redirect proves
 // nothing by itself (it may be a resubmission, or made up), so linkd asks
 // Plaid: if the Item's data answers, the Item is GOOD again; if Plaid
-// still reports an Item error, that status stays. When Plaid cannot answer
-// now, the Item is returned unchanged and the next Plaid call or webhook
-// settles it.
+// still reports an Item error, that status stays; when Plaid cannot answer
+// now, EUNAVAILABLE asks the caller to resubmit. Only LOGIN_REQUIRED and
+// ERROR can be repaired this way.
 func (s *Server) repaired(ctx context.Context, itemID, clientUserID string) (*linkdv1.Item, error) {
 	item, err := s.store.GetItem(ctx, itemID)
 	if err != nil {
@@ -79,6 +80,14 @@ func (s *Server) repaired(ctx context.Context, itemID, clientUserID string) (*li
 	}
 	if item.GetClientUserId() != clientUserID {
 		return nil, errItemNotFound()
+	}
+	switch item.GetStatus() {
+	case linkdv1.ItemStatus_ITEM_STATUS_LOGIN_REQUIRED, linkdv1.ItemStatus_ITEM_STATUS_ERROR:
+	default:
+		// Nothing Plaid's data can confirm: a GOOD Item stays GOOD, and a
+		// pending expiry or disconnect still works while pending, so an
+		// answering /accounts/get would prove nothing about it.
+		return item, nil
 	}
 	token, err := s.store.AccessToken(ctx, itemID)
 	if err != nil {
@@ -90,7 +99,11 @@ func (s *Server) repaired(ctx context.Context, itemID, clientUserID string) (*li
 		if updated := s.noteItemError(ctx, itemID, err); updated != nil {
 			return updated, nil
 		}
-		return item, nil
+		// Plaid could not answer: the redirect is recorded and resubmitting
+		// it is safe, so the caller retries rather than the repair being
+		// lost (no webhook follows an update-mode repair).
+		return nil, fmt.Errorf("%w: %w", linkd.Errorf(linkd.EUNAVAILABLE,
+			"Plaid could not confirm the update-mode repair now; resubmit the redirect"), err)
 	}
 	if _, err := s.store.SetItemStatus(ctx, itemID, linkdv1.ItemStatus_ITEM_STATUS_GOOD, ""); err != nil {
 		return nil, err

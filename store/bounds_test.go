@@ -18,7 +18,11 @@ func TestDB_RecordRedirect_EventBound(t *testing.T) {
 		}
 	}
 	err := db.RecordRedirect(ctx, "link-1", "user-1", eventRedirect("sess-1", "TRANSITION_VIEW", at(store.MaxSessionEvents)))
-	wantCode(t, err, linkd.ERATELIMIT)
+	wantCode(t, err, linkd.EPRECONDITION)
+	// A resubmission of a recorded event stays a no-op at the bound.
+	if err := db.RecordRedirect(ctx, "link-1", "user-1", eventRedirect("sess-1", "TRANSITION_VIEW", at(store.MaxSessionEvents-1))); err != nil {
+		t.Errorf("resubmitted event at the bound: %v", err)
+	}
 	// The outcome still lands.
 	if err := db.RecordRedirect(ctx, "link-1", "user-1", exitRedirect("sess-1", "requires_credentials")); err != nil {
 		t.Errorf("exit after the bound: %v", err)

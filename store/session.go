@@ -79,8 +79,12 @@ func recordRedirect(tx *bbolt.Tx, sessionID, linkToken, clientUserID string, r *
 	}
 	switch res := r.GetResult().(type) {
 	case *linkdv1.WebviewRedirect_Event:
+		if hasEvent(s, res.Event) {
+			break // a resubmission: recorded already
+		}
 		if len(s.GetEvents()) >= MaxSessionEvents {
-			return linkd.Errorf(linkd.ERATELIMIT, "link session has %d events, the most linkd records", MaxSessionEvents)
+			// FAILED_PRECONDITION, not a rate limit: retrying cannot help.
+			return linkd.Errorf(linkd.EPRECONDITION, "link session has %d events, the most linkd records", MaxSessionEvents)
 		}
 		if addEvent(s, res.Event) {
 			changed = true
@@ -115,10 +119,8 @@ func recordRedirect(tx *bbolt.Tx, sessionID, linkToken, clientUserID string, r *
 // no timestamp or a timestamp not after e's, so equal timestamps keep
 // arrival order and an event without one stays where it arrived.
 func addEvent(s *linkdv1.LinkSession, e *linkdv1.LinkEvent) bool {
-	for _, old := range s.Events {
-		if proto.Equal(old, e) {
-			return false
-		}
+	if hasEvent(s, e) {
+		return false
 	}
 	i := len(s.Events)
 	if ts := e.GetTimestamp(); ts != nil {
@@ -135,6 +137,16 @@ func addEvent(s *linkdv1.LinkSession, e *linkdv1.LinkEvent) bool {
 	copy(s.Events[i+1:], s.Events[i:])
 	s.Events[i] = e
 	return true
+}
+
+// hasEvent reports whether an event equal to e is recorded.
+func hasEvent(s *linkdv1.LinkSession, e *linkdv1.LinkEvent) bool {
+	for _, old := range s.Events {
+		if proto.Equal(old, e) {
+			return true
+		}
+	}
+	return false
 }
 
 // setConnected makes c the session's outcome and reports whether it did:

@@ -11,6 +11,7 @@ import (
 
 	linkdv1 "github.com/linkd/linkd/gen/linkd/v1"
 	"github.com/linkd/linkd/jwt/jwttest"
+	"github.com/linkd/linkd/plaidemu"
 )
 
 // TestLinkd_DuplicateItems_OtherUserHidden: with duplicate checks across all
@@ -64,6 +65,11 @@ func TestLinkd_UpdateModeConnectedIsChecked(t *testing.T) {
 	if _, err := c.ResetSandboxItemLogin(ctx, &linkdv1.ResetSandboxItemLoginRequest{ItemId: item.GetItemId()}); err != nil {
 		t.Fatal(err)
 	}
+	// This linkd has no webhook URL, so it learns of the broken login as an
+	// app would tell it: an exit redirect, here written to the store.
+	if _, err := ts.db.SetItemStatus(ctx, item.GetItemId(), linkdv1.ItemStatus_ITEM_STATUS_LOGIN_REQUIRED, "ITEM_LOGIN_REQUIRED"); err != nil {
+		t.Fatal(err)
+	}
 	upd, err := c.CreateLinkToken(ctx, &linkdv1.CreateLinkTokenRequest{ClientUserId: "user-1", ItemId: item.GetItemId()})
 	if err != nil {
 		t.Fatal(err)
@@ -88,6 +94,8 @@ func TestLinkd_UpdateModeConnectedIsChecked(t *testing.T) {
 		t.Fatalf("real update session: %v, %v; want GOOD", resp.GetItem(), err)
 	}
 	// ...and once the login breaks again, resubmitting it changes nothing.
+	// A made-up connected cannot clear a pending expiry either: a pending
+	// Item still answers, which proves nothing.
 	if _, err := c.ResetSandboxItemLogin(ctx, &linkdv1.ResetSandboxItemLoginRequest{ItemId: item.GetItemId()}); err != nil {
 		t.Fatal(err)
 	}
@@ -124,5 +132,41 @@ func TestMain_RunContextEndsBeforeClose(t *testing.T) {
 			t.Fatalf("REST call %d after the run context ended = %d %s, want 200", i, code, body)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestLinkd_UpdateModeConnected_PendingAndUnavailable: a pending expiry is
+// not "repaired" by a connected redirect (the Item still answers, proving
+// nothing), and when Plaid cannot answer the repair is not lost: the call
+// says so and a resubmission completes it.
+func TestLinkd_UpdateModeConnected_PendingAndUnavailable(t *testing.T) {
+	ts := MustStartServer(t)
+	c := ts.GRPC(t)
+	ctx := context.Background()
+	item := mustConnect(t, c, "user-1", "sess-new")
+	upd, err := c.CreateLinkToken(ctx, &linkdv1.CreateLinkTokenRequest{ClientUserId: "user-1", ItemId: item.GetItemId()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	made := &linkdv1.SubmitRedirectRequest{Url: connectedURL("public-sandbox-00000000-0000-0000-0000-00000000000e", "sess-made"), LinkToken: upd.GetLinkToken().GetLinkToken()}
+
+	if _, err := ts.db.SetItemStatus(ctx, item.GetItemId(), linkdv1.ItemStatus_ITEM_STATUS_PENDING_EXPIRATION, ""); err != nil {
+		t.Fatal(err)
+	}
+	if resp, err := c.SubmitRedirect(ctx, made); err != nil || resp.GetItem().GetStatus() != linkdv1.ItemStatus_ITEM_STATUS_PENDING_EXPIRATION {
+		t.Errorf("made-up connected on a pending Item: %v, %v; want PENDING_EXPIRATION kept", resp.GetItem(), err)
+	}
+
+	if _, err := ts.db.SetItemStatus(ctx, item.GetItemId(), linkdv1.ItemStatus_ITEM_STATUS_ERROR, "INSTITUTION_DOWN"); err != nil {
+		t.Fatal(err)
+	}
+	for range 4 { // every retry of the client's
+		ts.emulator.FailNext("/accounts/get", plaidemu.Error{Type: plaidemu.TypeAPIError, Code: "INTERNAL_SERVER_ERROR"})
+	}
+	_, err = c.SubmitRedirect(ctx, made)
+	wantCode(t, err, codes.Unavailable)
+	resp, err := c.SubmitRedirect(ctx, made) // Plaid answers now
+	if err != nil || resp.GetItem().GetStatus() != linkdv1.ItemStatus_ITEM_STATUS_GOOD {
+		t.Errorf("resubmitted after Plaid recovered: %v, %v; want GOOD", resp.GetItem(), err)
 	}
 }
