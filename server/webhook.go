@@ -56,8 +56,9 @@ type webhookKeys struct {
 // webhookReplays remembers the verified Plaid-Verification JWTs of the last
 // MaxWebhookAge (older ones fail the iat check anyway), by SHA-256.
 type webhookReplays struct {
-	mu   sync.Mutex
-	seen map[[sha256.Size]byte]time.Time
+	mu    sync.Mutex
+	seen  map[[sha256.Size]byte]time.Time
+	swept time.Time
 }
 
 // claim reports whether jwt is new, and marks it seen; entries older than
@@ -69,9 +70,12 @@ func (r *webhookReplays) claim(jwt string, now time.Time) bool {
 	if r.seen == nil {
 		r.seen = map[[sha256.Size]byte]time.Time{}
 	}
-	for k, at := range r.seen {
-		if now.Sub(at) > 2*MaxWebhookAge {
-			delete(r.seen, k)
+	if now.Sub(r.swept) > MaxWebhookAge/10 { // not on every delivery: it walks the map
+		r.swept = now
+		for k, at := range r.seen {
+			if now.Sub(at) > 2*MaxWebhookAge {
+				delete(r.seen, k)
+			}
 		}
 	}
 	if _, ok := r.seen[h]; ok {
@@ -105,7 +109,10 @@ func (s *Server) webhookKey(ctx context.Context, kid string) (linkd.WebhookKey, 
 	if ok {
 		return k, nil
 	} else if paused {
-		return linkd.WebhookKey{}, errWebhook("kid %q unknown, and linkd asked Plaid about a kid under %v ago", kid, unknownKidPause)
+		// Not "unverified" (401) but "cannot verify now" (503): Plaid
+		// retries, so a genuine new kid gets through after the pause.
+		s.log.WarnContext(ctx, "webhook with an unknown kid during the key-fetch pause; answered retry-later", "kid", kid)
+		return linkd.WebhookKey{}, linkd.Errorf(linkd.EUNAVAILABLE, "webhook key %q not known yet", kid)
 	}
 	k, err := s.plaid.WebhookVerificationKey(ctx, kid)
 	if linkd.ErrorCode(err) == linkd.EINVALID {

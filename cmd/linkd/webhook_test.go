@@ -234,19 +234,26 @@ func TestLinkd_WebhookVerification(t *testing.T) {
 		{"ClaimsTampered", parts[0] + "." + enc([]byte(`{"iat":`+itoa(clk.Now().Unix())+`,"request_body_sha256":"00"}`)) + "." + parts[2], genuine.body},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			if code := postWebhook(t, ts, tt.jwt, tt.body); code != http.StatusUnauthorized {
-				t.Errorf("HTTP %d, want 401", code)
+			want := http.StatusUnauthorized
+			if tt.name == "ResignedWithUnknownKid" {
+				// The real kid was fetched a moment ago: within the pause an
+				// unknown kid is "cannot verify now", and Plaid would retry.
+				want = http.StatusServiceUnavailable
+			}
+			if code := postWebhook(t, ts, tt.jwt, tt.body); code != want {
+				t.Errorf("HTTP %d, want %d", code, want)
 			}
 			nothingChanged(t)
 		})
 	}
 	t.Run("UnknownKidsPaused", func(t *testing.T) {
-		// One made-up kid reached Plaid above; more within the minute do not.
+		// A kid fetch happened above; unknown kids within the minute do not
+		// reach Plaid, and are told to retry rather than refused.
 		fetches := func() int { return strings.Count(ts.Logs.String(), "path=/webhook_verification_key/get") }
 		before := fetches()
 		for _, kid := range []string{"made-up-1", "made-up-2"} {
-			if code := postWebhook(t, ts, plaidemu.SignWebhook(other, kid, clk.Now(), genuine.body), genuine.body); code != http.StatusUnauthorized {
-				t.Errorf("kid %s: HTTP %d, want 401", kid, code)
+			if code := postWebhook(t, ts, plaidemu.SignWebhook(other, kid, clk.Now(), genuine.body), genuine.body); code != http.StatusServiceUnavailable {
+				t.Errorf("kid %s: HTTP %d, want 503 (retry later)", kid, code)
 			}
 		}
 		if n := fetches() - before; n != 0 {
