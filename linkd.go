@@ -35,6 +35,20 @@ func (t AccessToken) GoString() string { return "[access token redacted]" }
 // LogValue implements slog.LogValuer with a redaction.
 func (t AccessToken) LogValue() slog.Value { return slog.StringValue("[redacted]") }
 
+// RedirectSessionID returns the link_session_id of whichever result r
+// has, or "" when it has none.
+func RedirectSessionID(r *linkdv1.WebviewRedirect) string {
+	switch res := r.GetResult().(type) {
+	case *linkdv1.WebviewRedirect_Connected:
+		return res.Connected.GetLinkSessionId()
+	case *linkdv1.WebviewRedirect_Exit:
+		return res.Exit.GetLinkSessionId()
+	case *linkdv1.WebviewRedirect_Event:
+		return res.Event.GetLinkSessionId()
+	}
+	return ""
+}
+
 // Plaid environments linkd talks to.
 const (
 	PlaidSandbox    = "sandbox"

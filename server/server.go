@@ -272,7 +272,7 @@ func (s *Server) SubmitRedirect(ctx context.Context, req *linkdv1.SubmitRedirect
 	}
 	// Every redirect is filed under its session, which GetLinkSession must
 	// be able to name again.
-	if err := checkPattern("url.link_session_id", sessionIDOf(r), plaidIDPattern, "a Link session id"); err != nil {
+	if err := checkPattern("url.link_session_id", linkd.RedirectSessionID(r), plaidIDPattern, "a Link session id"); err != nil {
 		return nil, err
 	}
 	if err := s.store.RecordRedirect(ctx, tok.GetLinkToken(), tok.GetClientUserId(), r); err != nil {
@@ -317,19 +317,6 @@ func (s *Server) SubmitRedirect(ctx context.Context, req *linkdv1.SubmitRedirect
 		}
 	}
 	return resp, nil
-}
-
-// sessionIDOf returns the link_session_id of whichever result r has.
-func sessionIDOf(r *linkdv1.WebviewRedirect) string {
-	switch res := r.GetResult().(type) {
-	case *linkdv1.WebviewRedirect_Connected:
-		return res.Connected.GetLinkSessionId()
-	case *linkdv1.WebviewRedirect_Exit:
-		return res.Exit.GetLinkSessionId()
-	case *linkdv1.WebviewRedirect_Event:
-		return res.Event.GetLinkSessionId()
-	}
-	return ""
 }
 
 // ExchangePublicToken exchanges a public token into a stored Item; a token

@@ -30,7 +30,7 @@ import (
 // client_user_id when one is missing, and ECONFLICT when the session is
 // bound to another link token or user or already has another outcome.
 func (db *DB) RecordRedirect(ctx context.Context, linkToken, clientUserID string, r *linkdv1.WebviewRedirect) error {
-	sessionID := redirectSessionID(r)
+	sessionID := linkd.RedirectSessionID(r)
 	if err := checkID("link_session_id", sessionID); err != nil {
 		return err
 	}
@@ -44,19 +44,6 @@ func (db *DB) RecordRedirect(ctx context.Context, linkToken, clientUserID string
 	return db.update(ctx, "record redirect", func(tx *bbolt.Tx) error {
 		return recordRedirect(tx, sessionID, linkToken, clientUserID, r, now)
 	})
-}
-
-// redirectSessionID returns the link_session_id of whichever result r has.
-func redirectSessionID(r *linkdv1.WebviewRedirect) string {
-	switch res := r.GetResult().(type) {
-	case *linkdv1.WebviewRedirect_Connected:
-		return res.Connected.GetLinkSessionId()
-	case *linkdv1.WebviewRedirect_Exit:
-		return res.Exit.GetLinkSessionId()
-	case *linkdv1.WebviewRedirect_Event:
-		return res.Event.GetLinkSessionId()
-	}
-	return ""
 }
 
 // MaxSessionEvents bounds the events kept for one Link session. A real
