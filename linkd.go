@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"time"
 
-	storagev1 "github.com/linkd/linkd/gen/linkd/storage/v1"
 	linkdv1 "github.com/linkd/linkd/gen/linkd/v1"
 )
 
@@ -134,73 +133,4 @@ type Plaid interface {
 	FireSandboxWebhook(ctx context.Context, token AccessToken, webhookCode string) (string, error)
 	// WebhookVerificationKey calls /webhook_verification_key/get.
 	WebhookVerificationKey(ctx context.Context, keyID string) (WebhookKey, error)
-}
-
-// Store keeps linkd's state. Every method is one transaction, durable
-// (committed with fsync) before it returns, and returns an *Error: ENOTFOUND
-// for a missing record, ECONFLICT for a clash, EINTERNAL otherwise. A
-// distributed backend can implement it later; store/ implements it on bbolt.
-type Store interface {
-	// PutLinkToken records a link token linkd issued.
-	PutLinkToken(ctx context.Context, t *storagev1.StoredLinkToken) error
-	// GetLinkToken returns a link token linkd issued, or ENOTFOUND.
-	GetLinkToken(ctx context.Context, linkToken string) (*storagev1.StoredLinkToken, error)
-	// RecordRedirect files a redirect under its link_session_id, binding the
-	// session to linkToken and clientUserID on first sight. Events are kept
-	// ordered by timestamp; an event equal to one already recorded (a client
-	// retry) is not added twice. A connected or exit redirect sets the
-	// session's outcome (a connected outcome is kept without its public
-	// token); a different second outcome, or a session already bound to
-	// another link token, is ECONFLICT. A redirect with no link_session_id is
-	// EINVALID naming link_session_id.
-	RecordRedirect(ctx context.Context, linkToken, clientUserID string, r *linkdv1.WebviewRedirect) error
-	// ItemForPublicToken returns the Item a public token was already
-	// exchanged for, or ENOTFOUND. The token is looked up by its SHA-256.
-	ItemForPublicToken(ctx context.Context, publicToken string) (*linkdv1.Item, error)
-	// PutItem stores a new Item and, apart from it, its access token sealed
-	// with the current master key. When publicToken is not empty it also
-	// records that the token was spent on this Item, and when the Item has a
-	// link_session_id it links the session to it. All in one transaction.
-	// ECONFLICT if the item_id exists.
-	PutItem(ctx context.Context, item *linkdv1.Item, token AccessToken, publicToken string) error
-	// BeginExchange marks an exchange of publicToken as sent-but-unfinished
-	// for clientUserID, and reports whether an earlier exchange of it was
-	// already so marked (its outcome never seen). ECONFLICT when the mark
-	// belongs to another user. PutItem with the token clears the mark.
-	BeginExchange(ctx context.Context, publicToken, clientUserID string) (earlier bool, err error)
-	// AbandonExchange clears the mark of an exchange that surely failed
-	// (Plaid answered with an error, or was never reached).
-	AbandonExchange(ctx context.Context, publicToken string) error
-	// GetItem returns an Item, or ENOTFOUND.
-	GetItem(ctx context.Context, itemID string) (*linkdv1.Item, error)
-	// ListItems returns a user's Items, oldest first; none is not an error.
-	ListItems(ctx context.Context, clientUserID string) ([]*linkdv1.Item, error)
-	// AccessToken unseals and returns an Item's access token, or ENOTFOUND.
-	AccessToken(ctx context.Context, itemID string) (AccessToken, error)
-	// DeleteItem deletes an Item, its sealed token and its index entries, or
-	// returns ENOTFOUND.
-	DeleteItem(ctx context.Context, itemID string) error
-	// SetItemStatus sets an Item's status and error code, stamping
-	// status_changed_at when the status changes, and returns the Item; or
-	// ENOTFOUND. A change that would hide a worse state is ignored:
-	// REVOKED is final, and PENDING_* never replaces LOGIN_REQUIRED or ERROR.
-	SetItemStatus(ctx context.Context, itemID string, status linkdv1.ItemStatus, errorCode string) (*linkdv1.Item, error)
-	// SetItemDetails replaces an Item's institution (where the new value is
-	// not empty) and its accounts (where the list is not empty), and returns
-	// the Item; or ENOTFOUND.
-	SetItemDetails(ctx context.Context, itemID, institutionID, institutionName string, accounts []*linkdv1.Account) (*linkdv1.Item, error)
-	// ItemsAtInstitution returns every user's Items at an institution, oldest
-	// first; none is not an error.
-	ItemsAtInstitution(ctx context.Context, institutionID string) ([]*linkdv1.Item, error)
-	// RecordWebhook keeps a verified Plaid webhook and, when status is set
-	// and the webhook names a stored Item, moves the Item to status with the
-	// webhook's error_code; it returns that Item, or nil.
-	RecordWebhook(ctx context.Context, w *storagev1.StoredWebhook, status linkdv1.ItemStatus) (*linkdv1.Item, error)
-	// GetLinkSession returns a Link session, or ENOTFOUND.
-	GetLinkSession(ctx context.Context, linkSessionID string) (*linkdv1.LinkSession, error)
-	// LinkSessions returns the sessions that started in [since, until): by
-	// their earliest event timestamp, else when linkd first saw them.
-	LinkSessions(ctx context.Context, since, until time.Time) ([]*linkdv1.LinkSession, error)
-	// Close releases the store.
-	Close() error
 }

@@ -1,0 +1,264 @@
+package linkd
+
+import (
+	"slices"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	linkdv1 "github.com/linkd/linkd/gen/linkd/v1"
+)
+
+// The rules below decide what a record may become. They are pure: the
+// service passes them to the Store as update functions, so every backend
+// applies the same rules inside its own transaction.
+
+// MaxSessionEvents bounds the events kept for one Link session. A real
+// session fires a few dozen; the bound keeps a caller from growing one
+// record (rewritten whole on each event) without end.
+const MaxSessionEvents = 500
+
+// ItemStatusFor maps a Plaid error, as Link, Plaid's API or a webhook
+// reports it, to the Item status it means, and reports false for errors
+// that say nothing about the Item: those of another error_type, and the
+// user's own mistakes inside Link (a wrong password in update mode leaves
+// the Item as broken as it was).
+//
+//	ITEM_LOGIN_REQUIRED                         LOGIN_REQUIRED
+//	PENDING_EXPIRATION                          PENDING_EXPIRATION
+//	PENDING_DISCONNECT                          PENDING_DISCONNECT
+//	USER_PERMISSION_REVOKED                     REVOKED
+//	INVALID_CREDENTIALS, INVALID_MFA, ...       (no change)
+//	any other ITEM_ERROR                        ERROR
+func ItemStatusFor(errorType, errorCode string) (linkdv1.ItemStatus, bool) {
+	switch errorCode {
+	case "ITEM_LOGIN_REQUIRED":
+		return linkdv1.ItemStatus_ITEM_STATUS_LOGIN_REQUIRED, true
+	case "PENDING_EXPIRATION":
+		return linkdv1.ItemStatus_ITEM_STATUS_PENDING_EXPIRATION, true
+	case "PENDING_DISCONNECT":
+		return linkdv1.ItemStatus_ITEM_STATUS_PENDING_DISCONNECT, true
+	case "USER_PERMISSION_REVOKED":
+		return linkdv1.ItemStatus_ITEM_STATUS_REVOKED, true
+	case "INVALID_CREDENTIALS", "INVALID_MFA", "INVALID_SEND_METHOD", "INVALID_UPDATED_USERNAME",
+		"INSUFFICIENT_CREDENTIALS", "USER_INPUT_TIMEOUT", "INVALID_PHONE_NUMBER", "INVALID_OTP":
+		return 0, false
+	}
+	if errorType == "ITEM_ERROR" {
+		return linkdv1.ItemStatus_ITEM_STATUS_ERROR, true
+	}
+	return 0, false
+}
+
+// StatusMayChange is the precedence of Item statuses, so that reports
+// arriving in any order cannot hide a worse state: REVOKED is final (the
+// user withdrew consent; only removing the Item ends it), and a pending
+// expiry or disconnect never covers LOGIN_REQUIRED or ERROR, which need
+// the user now.
+func StatusMayChange(from, to linkdv1.ItemStatus) bool {
+	switch {
+	case to == linkdv1.ItemStatus_ITEM_STATUS_REVOKED:
+		return true
+	case from == linkdv1.ItemStatus_ITEM_STATUS_REVOKED:
+		return false
+	case to == linkdv1.ItemStatus_ITEM_STATUS_PENDING_EXPIRATION || to == linkdv1.ItemStatus_ITEM_STATUS_PENDING_DISCONNECT:
+		return from != linkdv1.ItemStatus_ITEM_STATUS_LOGIN_REQUIRED && from != linkdv1.ItemStatus_ITEM_STATUS_ERROR
+	}
+	return true
+}
+
+// SetItemStatus returns an update function that moves an Item to status
+// with errorCode, stamping status_changed_at with now, unless the Item is
+// there already or StatusMayChange forbids it (then it reports no change).
+func SetItemStatus(status linkdv1.ItemStatus, errorCode string, now time.Time) func(*linkdv1.Item) (bool, error) {
+	return func(item *linkdv1.Item) (bool, error) {
+		if item.GetStatus() == status && item.GetErrorCode() == errorCode {
+			return false, nil
+		}
+		if !StatusMayChange(item.GetStatus(), status) {
+			return false, nil
+		}
+		item.Status, item.ErrorCode, item.StatusChangedAt = status, errorCode, timestamppb.New(now)
+		return true, nil
+	}
+}
+
+// SetItemDetails returns an update function that replaces an Item's
+// institution id and name where the new value is not empty, and its
+// accounts when the list is not empty.
+func SetItemDetails(institutionID, institutionName string, accounts []*linkdv1.Account) func(*linkdv1.Item) (bool, error) {
+	return func(item *linkdv1.Item) (bool, error) {
+		before := proto.CloneOf(item)
+		if institutionID != "" {
+			item.InstitutionId = institutionID
+		}
+		if institutionName != "" {
+			item.InstitutionName = institutionName
+		}
+		if len(accounts) > 0 {
+			item.Accounts = cloneAccounts(accounts)
+		}
+		return !proto.Equal(before, item), nil
+	}
+}
+
+func cloneAccounts(in []*linkdv1.Account) []*linkdv1.Account {
+	out := make([]*linkdv1.Account, len(in))
+	for i, a := range in {
+		out[i] = proto.CloneOf(a)
+	}
+	return out
+}
+
+// MergeRedirect returns an update function that files redirect r in its
+// Link session, binding a new session to linkToken and clientUserID. An
+// event goes in timestamp order, after events with an equal timestamp; an
+// event without a timestamp goes last, and events never move past it. An
+// event equal to a recorded one is a retry and changes nothing. Connected
+// and exit set the outcome once (connected without its public token); the
+// same outcome again changes nothing. first_seen_at and last_seen_at take
+// now whenever the session changes.
+//
+// The function returns ECONFLICT when the session is bound to another link
+// token or user or already has another outcome, and EPRECONDITION when an
+// event would pass MaxSessionEvents.
+func MergeRedirect(linkToken, clientUserID string, r *linkdv1.WebviewRedirect, now time.Time) func(*linkdv1.LinkSession) (bool, error) {
+	return func(s *linkdv1.LinkSession) (bool, error) {
+		changed := false
+		if s.GetLinkToken() == "" && s.GetClientUserId() == "" {
+			s.LinkToken, s.ClientUserId = linkToken, clientUserID
+			changed = true
+		} else if s.GetLinkToken() != linkToken || s.GetClientUserId() != clientUserID {
+			return false, Errorf(ECONFLICT, "link session belongs to another link token")
+		}
+		switch res := r.GetResult().(type) {
+		case *linkdv1.WebviewRedirect_Event:
+			if hasEvent(s, res.Event) {
+				break // a resubmission: recorded already
+			}
+			if len(s.GetEvents()) >= MaxSessionEvents {
+				// FAILED_PRECONDITION, not a rate limit: retrying cannot help.
+				return false, Errorf(EPRECONDITION, "link session has %d events, the most linkd records", MaxSessionEvents)
+			}
+			addEvent(s, proto.CloneOf(res.Event))
+			changed = true
+		case *linkdv1.WebviewRedirect_Connected:
+			c := proto.CloneOf(res.Connected)
+			c.PublicToken = ""
+			set, err := setOutcome(s, &linkdv1.LinkSession_Connected{Connected: c})
+			if err != nil {
+				return false, err
+			}
+			changed = changed || set
+		case *linkdv1.WebviewRedirect_Exit:
+			set, err := setOutcome(s, &linkdv1.LinkSession_Exit{Exit: proto.CloneOf(res.Exit)})
+			if err != nil {
+				return false, err
+			}
+			changed = changed || set
+		}
+		if !changed {
+			return false, nil
+		}
+		ts := timestamppb.New(now)
+		if s.FirstSeenAt == nil {
+			s.FirstSeenAt = ts
+		}
+		s.LastSeenAt = ts
+		return true, nil
+	}
+}
+
+// addEvent inserts e in s.Events after the last event that has no
+// timestamp or a timestamp not after e's, so equal timestamps keep arrival
+// order and an event without one stays where it arrived.
+func addEvent(s *linkdv1.LinkSession, e *linkdv1.LinkEvent) {
+	i := len(s.Events)
+	if ts := e.GetTimestamp(); ts != nil {
+		at := ts.AsTime()
+		for i > 0 {
+			prev := s.Events[i-1].GetTimestamp()
+			if prev == nil || !prev.AsTime().After(at) {
+				break
+			}
+			i--
+		}
+	}
+	s.Events = slices.Insert(s.Events, i, e)
+}
+
+// hasEvent reports whether an event equal to e is recorded.
+func hasEvent(s *linkdv1.LinkSession, e *linkdv1.LinkEvent) bool {
+	return slices.ContainsFunc(s.Events, func(old *linkdv1.LinkEvent) bool { return proto.Equal(old, e) })
+}
+
+// setOutcome makes o the session's outcome and reports whether it did: not
+// when the session has this outcome already. Another outcome is ECONFLICT.
+func setOutcome(s *linkdv1.LinkSession, o any) (bool, error) {
+	var want proto.Message
+	switch o := o.(type) {
+	case *linkdv1.LinkSession_Connected:
+		if s.GetOutcome() == nil {
+			s.Outcome = o
+			return true, nil
+		}
+		want = o.Connected
+		if old := s.GetConnected(); old != nil && proto.Equal(old, want) {
+			return false, nil
+		}
+	case *linkdv1.LinkSession_Exit:
+		if s.GetOutcome() == nil {
+			s.Outcome = o
+			return true, nil
+		}
+		want = o.Exit
+		if old := s.GetExit(); old != nil && proto.Equal(old, want) {
+			return false, nil
+		}
+	}
+	return false, Errorf(ECONFLICT, "link session already ended with another result")
+}
+
+// SessionStart is when a Link session started, for reports and for
+// retention: its earliest event timestamp (events are kept in order, and
+// ones without a timestamp go last), or else when linkd first saw it.
+func SessionStart(s *linkdv1.LinkSession) time.Time {
+	if evs := s.GetEvents(); len(evs) > 0 && evs[0].GetTimestamp() != nil {
+		return evs[0].GetTimestamp().AsTime()
+	}
+	return s.GetFirstSeenAt().AsTime()
+}
+
+// SameAccounts reports whether two account lists share an account by name
+// and mask, or, when either has no account with both, whether that cannot
+// be told (and the institution decides): the duplicate-Item match Plaid
+// recommends.
+func SameAccounts(a, b []*linkdv1.Account) bool {
+	named := func(acc *linkdv1.Account) bool { return acc.GetName() != "" && acc.GetMask() != "" }
+	if !slices.ContainsFunc(a, named) || !slices.ContainsFunc(b, named) {
+		return true
+	}
+	for _, x := range a {
+		for _, y := range b {
+			if named(x) && x.GetName() == y.GetName() && x.GetMask() == y.GetMask() {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// DuplicateOf returns the first Item of candidates that a connection to
+// institutionID with accounts repeats, or nil.
+func DuplicateOf(candidates []*linkdv1.Item, institutionID string, accounts []*linkdv1.Account) *linkdv1.Item {
+	if institutionID == "" {
+		return nil
+	}
+	for _, old := range candidates {
+		if old.GetInstitutionId() == institutionID && SameAccounts(old.GetAccounts(), accounts) {
+			return old
+		}
+	}
+	return nil
+}

@@ -1,0 +1,213 @@
+package linkd
+
+import (
+	"context"
+	"time"
+
+	storagev1 "github.com/linkd/linkd/gen/linkd/storage/v1"
+	linkdv1 "github.com/linkd/linkd/gen/linkd/v1"
+)
+
+// Store keeps linkd's state. It only keeps records: the rules about what a
+// record may become (status precedence, how a redirect merges into a
+// session) are pure functions of this package that the service passes in
+// as update functions. Every method is one transaction, durable (committed
+// and synced) before it returns, and returns an *Error: EINVALID naming the
+// field for an id that is empty or too long, ENOTFOUND for a missing
+// record, ECONFLICT for a clash, EUNAVAILABLE for a transient failure (the
+// database cannot be reached, the disk is full, the context ended before
+// the transaction began) and EINTERNAL otherwise.
+//
+// Several Store handles may share one backend (replicas on one Postgres):
+// every promise below holds across handles, not only within one. The
+// conformance suite in package storetest checks each of them; every backend
+// runs it.
+//
+// Update functions (the fn arguments) may run more than once for one call
+// (a backend retries serialization failures, bbolt's group commit reruns a
+// failed batch): they must depend only on their arguments and must not
+// keep what they are given. A function reports whether it changed the
+// record; a record it leaves unchanged is not written.
+type Store interface {
+	// PutLinkToken records a link token linkd issued. ECONFLICT when the
+	// token is recorded already.
+	PutLinkToken(ctx context.Context, t *storagev1.StoredLinkToken) error
+	// GetLinkToken returns a link token linkd issued, or ENOTFOUND.
+	GetLinkToken(ctx context.Context, linkToken string) (*storagev1.StoredLinkToken, error)
+	// RenewLinkToken records fresh as the renewal of the dead token dead
+	// (storing fresh as a link token too) unless dead was renewed already
+	// with a token that has not expired at now, and returns the renewal
+	// that stands: fresh, or the earlier one. ENOTFOUND when dead is not
+	// recorded.
+	RenewLinkToken(ctx context.Context, dead string, fresh *storagev1.StoredLinkToken, now time.Time) (*storagev1.StoredLinkToken, error)
+	// LinkTokenRenewal returns the unexpired renewal of a dead token, or
+	// ENOTFOUND when there is none.
+	LinkTokenRenewal(ctx context.Context, dead string, now time.Time) (*storagev1.StoredLinkToken, error)
+
+	// UpdateLinkSession applies fn to the session linkSessionID (a new,
+	// empty session carrying only its id when there is none yet) and
+	// stores the result when fn reports a change. It returns the session
+	// as stored after the call, and fn's error unchanged.
+	UpdateLinkSession(ctx context.Context, linkSessionID string, fn func(s *linkdv1.LinkSession) (bool, error)) (*linkdv1.LinkSession, error)
+	// GetLinkSession returns a Link session, or ENOTFOUND.
+	GetLinkSession(ctx context.Context, linkSessionID string) (*linkdv1.LinkSession, error)
+	// LinkSessions returns one page of the sessions that started in
+	// [since, until) (SessionStart), in start order, at most limit of them
+	// (a backend may cap limit), and the token of the next page, "" after
+	// the last. An empty pageToken starts at the first.
+	LinkSessions(ctx context.Context, since, until time.Time, pageToken string, limit int) (sessions []*linkdv1.LinkSession, next string, err error)
+
+	// ClaimExchange claims the exchange of a public token for one owner (a
+	// process) until now+ttl, before Plaid is called. See ExchangeClaim.
+	// ECONFLICT when a claim or a use of the token belongs to another user.
+	ClaimExchange(ctx context.Context, c ExchangeClaim) (ClaimResult, error)
+	// RenewExchangeClaim extends owner's live claim on publicToken to
+	// now+ttl. ECONFLICT when owner no longer holds it (another owner took
+	// it over after it expired, or the token was spent on an Item).
+	RenewExchangeClaim(ctx context.Context, publicToken, owner string, now time.Time, ttl time.Duration) error
+	// ReleaseExchangeClaim ends owner's claim. With outcomeUnknown the mark
+	// stays, expired, so that the next claimant learns an earlier exchange
+	// may have happened (ClaimResult.Earlier); otherwise the mark is
+	// removed (the exchange surely did not happen). A claim owner no
+	// longer holds is left alone; that is not an error.
+	ReleaseExchangeClaim(ctx context.Context, publicToken, owner string, outcomeUnknown bool) error
+	// ItemForPublicToken returns the Item a public token was exchanged
+	// for, or ENOTFOUND. Tokens are looked up by their SHA-256.
+	ItemForPublicToken(ctx context.Context, publicToken string) (*linkdv1.Item, error)
+
+	// PutItem stores a new Item with its sealed access token and, in the
+	// same transaction, what came with it (see NewItem). ECONFLICT when
+	// the item_id exists or the public token was spent on another Item.
+	PutItem(ctx context.Context, n NewItem) (*linkdv1.Item, error)
+	// GetItem returns an Item, or ENOTFOUND.
+	GetItem(ctx context.Context, itemID string) (*linkdv1.Item, error)
+	// ListItems returns a user's Items, oldest first; none is not an error.
+	ListItems(ctx context.Context, clientUserID string) ([]*linkdv1.Item, error)
+	// ItemsAtInstitution returns every user's Items at an institution,
+	// oldest first, from an index; none is not an error.
+	ItemsAtInstitution(ctx context.Context, institutionID string) ([]*linkdv1.Item, error)
+	// UpdateItem applies fn to an Item and stores it when fn reports a
+	// change, returning the Item as stored; ENOTFOUND when there is none.
+	UpdateItem(ctx context.Context, itemID string, fn func(item *linkdv1.Item) (bool, error)) (*linkdv1.Item, error)
+	// AccessToken unseals and returns an Item's access token, or ENOTFOUND.
+	AccessToken(ctx context.Context, itemID string) (AccessToken, error)
+	// DeleteItem deletes an Item, its sealed token, its queued refresh and
+	// its index entries; ENOTFOUND when there is none.
+	DeleteItem(ctx context.Context, itemID string) error
+
+	// DueItemRefreshes returns up to limit item_ids whose refresh (queued
+	// by NewItem.Refresh) is due at now, oldest first.
+	DueItemRefreshes(ctx context.Context, now time.Time, limit int) ([]string, error)
+	// DeferItemRefresh moves an Item's queued refresh to at (a failed
+	// refresh is tried again later); no queued refresh is not an error.
+	DeferItemRefresh(ctx context.Context, itemID string, at time.Time) error
+	// UpdateRefreshedItem applies fn to an Item, as UpdateItem, and removes
+	// its queued refresh in the same transaction.
+	UpdateRefreshedItem(ctx context.Context, itemID string, fn func(item *linkdv1.Item) (bool, error)) (*linkdv1.Item, error)
+
+	// RecordWebhook keeps a verified Plaid webhook delivery once: a
+	// deliveryID (the hash of its signed JWT) recorded before is ECONFLICT
+	// and changes nothing, across handles and restarts. When the webhook
+	// names a stored Item and fn is not nil, fn is applied to that Item in
+	// the same transaction; the Item is returned (nil when none was
+	// changed, or the webhook names no stored Item).
+	RecordWebhook(ctx context.Context, w *storagev1.StoredWebhook, deliveryID string, fn func(item *linkdv1.Item) (bool, error)) (*linkdv1.Item, error)
+	// ListWebhooks returns one page of recorded webhooks, oldest first, at
+	// most limit, and the next page's token ("" after the last).
+	ListWebhooks(ctx context.Context, pageToken string, limit int) (webhooks []*storagev1.StoredWebhook, next string, err error)
+
+	// Prune deletes what is older than each cutoff (a zero cutoff keeps
+	// all of its kind), in small transactions, and returns what it
+	// deleted.
+	Prune(ctx context.Context, c PruneCutoffs) (PruneResult, error)
+	// ResealAccessTokens re-seals up to batch access tokens not sealed
+	// with the sealer's current key, and returns how many it re-sealed (0
+	// when none is left). Safe to run from several handles at once.
+	ResealAccessTokens(ctx context.Context, batch int) (int, error)
+	// SealedKeyIDs returns the ids of the master keys that sealed the
+	// stored access tokens, each with one item_id it sealed, so that a
+	// start-up check can prove the keyring opens every one.
+	SealedKeyIDs(ctx context.Context) (map[string]string, error)
+	// TryLease takes or renews the named lease for owner until now+ttl
+	// and reports whether owner holds it: false while another owner's
+	// lease is live. Background jobs run only while their lease is held.
+	TryLease(ctx context.Context, name, owner string, now time.Time, ttl time.Duration) (bool, error)
+	// Check verifies the backend's consistency and reachability (bbolt's
+	// page check, a Postgres round trip). EUNAVAILABLE when the backend
+	// cannot be reached, EINTERNAL when it is damaged.
+	Check(ctx context.Context) error
+	// Close releases the store.
+	Close() error
+}
+
+// ExchangeClaim asks to claim the exchange of PublicToken.
+type ExchangeClaim struct {
+	PublicToken  string
+	ClientUserID string
+	// Owner names the claiming process; unique per process start.
+	Owner string
+	// Now and TTL set the lease: it is held until Now+TTL unless renewed.
+	Now time.Time
+	TTL time.Duration
+}
+
+// ClaimResult is what ClaimExchange found. Exactly one holds:
+//   - Item is set: the token was exchanged already, for that Item.
+//   - Claimed: the caller holds the claim and must call Plaid, then PutItem
+//     or ReleaseExchangeClaim. Earlier reports that an earlier claim ended
+//     without an outcome (a released unknown outcome, or an expired lease
+//     whose holder vanished): Plaid may have spent the token already.
+//   - HeldBy is set: another owner's live claim holds the token until
+//     HeldUntil; the caller waits and claims again.
+type ClaimResult struct {
+	Item      *linkdv1.Item
+	Claimed   bool
+	Earlier   bool
+	HeldBy    string
+	HeldUntil time.Time
+}
+
+// NewItem is what PutItem stores in one transaction.
+type NewItem struct {
+	// Item is the new Item; created_at is filled in when unset.
+	Item *linkdv1.Item
+	// AccessToken is sealed with the store's Sealer and kept apart.
+	AccessToken AccessToken
+	// PublicToken, when set, is recorded (by hash) as spent on the Item,
+	// and any claim on it is removed.
+	PublicToken string
+	// Session, when set, is applied to the Item's link_session_id session
+	// (created when missing) in the same transaction, after the session's
+	// item_id is set to the Item unless it names another stored Item.
+	Session func(s *linkdv1.LinkSession) (bool, error)
+	// RefreshAt, when not zero, queues a refresh of the Item's accounts
+	// and institution from Plaid, due then (DueItemRefreshes).
+	RefreshAt time.Time
+}
+
+// PruneCutoffs says what Prune deletes: sessions that started
+// (SessionStart) before Sessions, webhooks received before Webhooks,
+// webhook delivery ids recorded before Deliveries, and link tokens that
+// expired before LinkTokens. A zero time deletes nothing of its kind.
+type PruneCutoffs struct {
+	Sessions, Webhooks, Deliveries, LinkTokens time.Time
+}
+
+// PruneResult counts what Prune deleted.
+type PruneResult struct {
+	Sessions, Webhooks, Deliveries, LinkTokens int
+}
+
+// Sealer seals access tokens for storage and opens them again. Every
+// backend seals through one, so a token sealed by one backend opens in
+// another (linkd migrate copies sealed tokens as they are).
+type Sealer interface {
+	// SealAccessToken encrypts token under the current key, bound to
+	// itemID. EINTERNAL when randomness fails.
+	SealAccessToken(itemID string, token AccessToken) (*storagev1.SealedAccessToken, error)
+	// UnsealAccessToken opens a sealed token of itemID. EINTERNAL naming
+	// the key id when the key is missing or the record does not open.
+	UnsealAccessToken(itemID string, sealed *storagev1.SealedAccessToken) (AccessToken, error)
+	// CurrentKeyID is the id of the key new tokens are sealed with.
+	CurrentKeyID() string
+}
