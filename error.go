@@ -41,7 +41,24 @@ type Error struct {
 	// Neither ever holds a secret.
 	Reason   string
 	Metadata map[string]string
+	// Fact, when set, is one of the Err* facts below that the Plaid package
+	// found in Plaid's answer; errors.Is reaches it through Unwrap.
+	Fact error
 }
+
+// Facts about Plaid's answers that the service acts on. The Plaid package
+// decides them from Plaid's error codes, so that no other package compares
+// Plaid's strings.
+var (
+	// ErrPublicTokenSpent: Plaid refused a public token as invalid, which
+	// for a well-formed token means spent (or expired).
+	ErrPublicTokenSpent = errors.New("Plaid: public token spent or invalid")
+	// ErrItemGone: Plaid no longer knows the Item (removed).
+	ErrItemGone = errors.New("Plaid: item not found")
+)
+
+// Unwrap returns e.Fact, so that errors.Is(err, ErrItemGone) works.
+func (e *Error) Unwrap() error { return e.Fact }
 
 // PlaidError is the error body Plaid returned, minus anything secret.
 type PlaidError struct {

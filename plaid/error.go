@@ -54,6 +54,7 @@ func (c *Client) convert(op string, resp *http.Response, err error, secrets ...s
 		if e.Code == linkd.EINVALID {
 			e.Field = fieldFor(p.ErrorCode)
 		}
+		e.Fact = factFor(p.ErrorCode)
 	case status >= 300:
 		e = linkd.Errorf(codeFor("", "", status), "Plaid %s answered HTTP %d without a Plaid error body", op, status)
 	case resp != nil:
@@ -63,6 +64,17 @@ func (c *Client) convert(op string, resp *http.Response, err error, secrets ...s
 	}
 	e.Message = redact(e.Message, secrets)
 	return e
+}
+
+// factFor names the linkd fact a Plaid error code states, or nil.
+func factFor(errorCode string) error {
+	switch errorCode {
+	case "INVALID_PUBLIC_TOKEN":
+		return linkd.ErrPublicTokenSpent
+	case "ITEM_NOT_FOUND":
+		return linkd.ErrItemGone
+	}
+	return nil
 }
 
 // codeFor is the one table from a Plaid error to a linkd code. Rows are

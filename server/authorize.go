@@ -4,30 +4,63 @@ import (
 	"context"
 
 	"github.com/linkd/linkd"
+	"github.com/linkd/linkd/service"
 	storagev1 "github.com/linkd/linkd/gen/linkd/storage/v1"
 	linkdv1 "github.com/linkd/linkd/gen/linkd/v1"
 )
 
-// Who may call what. A service (API key) may act for any user. An end user
-// (user token, whose sub is its client_user_id) may call the methods in
-// userMethods, and each handler keeps it to what is its own with one call
-// to the functions below: a request naming another user is EFORBIDDEN; a
-// record of another user is ENOTFOUND with the very error a missing record
-// gets, so that a user learns nothing of what others have.
+// Who may call what: one table, methodAccess, says for every LinkService
+// method which callers it serves and how a user is kept to its own
+// records. A service (API key) may act for any user. An end user (user
+// token, whose sub is its client_user_id) may call only the methods whose
+// access is not serviceOnly; each handler applies the method's rule with
+// one call to the function named below. A request naming another user is
+// EFORBIDDEN; a record of another user is ENOTFOUND with the very error a
+// missing record gets, so that a user learns nothing of what others have.
 
-// userMethods are the LinkService methods an end user may call. A method
-// added later is for services only until it is listed here with its checks.
-var userMethods = map[string]bool{
-	linkdv1.LinkService_CreateLinkToken_FullMethodName:          true, // for itself: actFor
-	linkdv1.LinkService_ParseRedirect_FullMethodName:            true, // pure, touches no record
-	linkdv1.LinkService_SubmitRedirect_FullMethodName:           true, // its own link tokens: linkTokenFor
-	linkdv1.LinkService_ExchangePublicToken_FullMethodName:      true, // for itself: actFor
-	linkdv1.LinkService_GetItem_FullMethodName:                  true, // its own: ownedBy
-	linkdv1.LinkService_ListItems_FullMethodName:                true, // its own: actFor
-	linkdv1.LinkService_RemoveItem_FullMethodName:               true, // its own: authorizeItem
-	linkdv1.LinkService_GetLinkSession_FullMethodName:           true, // its own: ownedBy
-	linkdv1.LinkService_CreateSandboxPublicToken_FullMethodName: true, // sandbox only, touches no record
-	linkdv1.LinkService_ResumeOAuth_FullMethodName:              true, // its own link tokens: linkTokenFor
+// access is how a method keeps an end user to its own records.
+type access int
+
+const (
+	// serviceOnly methods refuse end users (the interceptor does).
+	serviceOnly access = iota
+	// forItself: the request's client_user_id is the caller's (actFor).
+	forItself
+	// ownsItem: the request's item_id names the caller's Item
+	// (authorizeItem, or ownedBy on the Item read).
+	ownsItem
+	// ownsLinkToken: the request's link_token was issued to the caller
+	// (linkTokenFor).
+	ownsLinkToken
+	// ownsSession: the session read is the caller's (ownedBy).
+	ownsSession
+	// noRecord: touches no user's record.
+	noRecord
+)
+
+// methodAccess is the access of every LinkService method. A method missing
+// here is for services only (TestMethodAccess_EveryMethod fails until it
+// is listed).
+var methodAccess = map[string]access{
+	linkdv1.LinkService_CreateLinkToken_FullMethodName:          forItself,
+	linkdv1.LinkService_ParseRedirect_FullMethodName:            noRecord,
+	linkdv1.LinkService_SubmitRedirect_FullMethodName:           ownsLinkToken,
+	linkdv1.LinkService_ExchangePublicToken_FullMethodName:      forItself,
+	linkdv1.LinkService_GetItem_FullMethodName:                  ownsItem,
+	linkdv1.LinkService_ListItems_FullMethodName:                forItself,
+	linkdv1.LinkService_RemoveItem_FullMethodName:               ownsItem,
+	linkdv1.LinkService_GetLinkSession_FullMethodName:           ownsSession,
+	linkdv1.LinkService_CreateSandboxPublicToken_FullMethodName: noRecord, // sandbox only
+	linkdv1.LinkService_ResumeOAuth_FullMethodName:              ownsLinkToken,
+	linkdv1.LinkService_GetLinkConversion_FullMethodName:        serviceOnly,
+	linkdv1.LinkService_ResetSandboxItemLogin_FullMethodName:    serviceOnly,
+	linkdv1.LinkService_FireSandboxWebhook_FullMethodName:       serviceOnly,
+}
+
+// userMayCall reports whether an end user may call method.
+func userMayCall(method string) bool {
+	a, ok := methodAccess[method]
+	return ok && a != serviceOnly
 }
 
 // callerFrom returns the Caller authentication put in ctx, or EUNAUTHORIZED
@@ -76,8 +109,10 @@ func ownedBy(ctx context.Context, owner string, notFound error) error {
 
 // errItemNotFound and errSessionNotFound are the store's errors for
 // missing records, given for another user's records too.
-func errItemNotFound() error    { return linkd.Errorf(linkd.ENOTFOUND, "item not found") }
-func errSessionNotFound() error { return linkd.Errorf(linkd.ENOTFOUND, "link session not found") }
+var (
+	errItemNotFound    = service.ErrItemNotFound
+	errSessionNotFound = service.ErrSessionNotFound
+)
 
 // authorizeItem returns nil when the caller may act on the Item: a service
 // without looking, a user when the Item is its own; ENOTFOUND otherwise.
@@ -86,7 +121,7 @@ func (s *Server) authorizeItem(ctx context.Context, itemID string) error {
 	if err != nil || c.Service {
 		return err
 	}
-	item, err := s.store.GetItem(ctx, itemID)
+	item, err := s.svc.GetItem(ctx, itemID)
 	if err != nil {
 		return err
 	}
@@ -102,7 +137,7 @@ func (s *Server) linkTokenFor(ctx context.Context, linkToken string) (*storagev1
 		return nil, err
 	}
 	notFound := &linkd.Error{Code: linkd.ENOTFOUND, Message: "link_token was not issued by this linkd to you"}
-	tok, err := s.store.GetLinkToken(ctx, linkToken)
+	tok, err := s.svc.LinkToken(ctx, linkToken)
 	switch {
 	case linkd.ErrorCode(err) == linkd.ENOTFOUND && c.Service:
 		return nil, linkd.InvalidField("link_token", "link_token was not issued by this linkd")

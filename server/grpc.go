@@ -141,7 +141,7 @@ func (a *authenticator) authenticate(ctx context.Context, method string) (contex
 	if err != nil {
 		return nil, toStatus(ctx, a.log, method, err)
 	}
-	if !userMethods[method] {
+	if !userMayCall(method) {
 		return nil, status.Error(codes.PermissionDenied, "this method is for services (API keys) only")
 	}
 	return linkd.WithCaller(ctx, linkd.Caller{UserID: userID}), nil

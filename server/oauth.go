@@ -75,7 +75,7 @@ func (s *Server) ResumeOAuth(ctx context.Context, req *linkdv1.ResumeOAuthReques
 	if err := checkReceivedRedirectURI(req.GetReceivedRedirectUri(), tok.GetRedirectUri()); err != nil {
 		return nil, err
 	}
-	webview := s.webviewURL(tok.GetLinkToken()) + "&receivedRedirectUri=" + url.QueryEscape(req.GetReceivedRedirectUri())
+	webview := s.svc.WebviewURL(tok.GetLinkToken()) + "&receivedRedirectUri=" + url.QueryEscape(req.GetReceivedRedirectUri())
 	return &linkdv1.ResumeOAuthResponse{WebviewUrl: webview}, nil
 }
 

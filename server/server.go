@@ -8,110 +8,52 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/url"
-	"slices"
-	"sync"
 	"time"
 
-	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/linkd/linkd"
-	storagev1 "github.com/linkd/linkd/gen/linkd/storage/v1"
 	linkdv1 "github.com/linkd/linkd/gen/linkd/v1"
 	"github.com/linkd/linkd/redirect"
+	"github.com/linkd/linkd/service"
 )
-
-// DefaultLinkURL is Plaid's Link page for webviews.
-const DefaultLinkURL = "https://cdn.plaid.com/link/v2/stable/link.html"
-
-// LinkDefaults fill the link token options a CreateLinkToken request leaves out.
-type LinkDefaults struct {
-	ClientName   string
-	Products     []string
-	CountryCodes []string
-	Language     string
-	Webhook      string
-}
 
 // Config is what a Server needs.
 type Config struct {
-	// Plaid is the Plaid API (real or the emulator, through the same client).
-	Plaid linkd.Plaid
-	// Store keeps tokens, sessions and Items.
-	Store linkd.Store
+	// Service runs the use cases the RPCs map onto.
+	Service *service.Service
+	// WebhookKeys fetches Plaid's webhook verification keys by kid.
+	WebhookKeys func(ctx context.Context, kid string) (linkd.WebhookKey, error)
 	// Logger receives structured logs; never a token.
 	Logger *slog.Logger
-	// LinkURL is the Link webview page; DefaultLinkURL when empty.
-	LinkURL string
-	// Defaults fill missing CreateLinkToken options.
-	Defaults LinkDefaults
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
-	// Duplicates is the duplicate Item policy: DuplicatesPerUser (when
-	// empty), DuplicatesAllUsers or DuplicatesOff.
-	Duplicates string
 }
 
-// Server implements linkdv1.LinkServiceServer.
+// Server implements linkdv1.LinkServiceServer: it validates requests,
+// keeps each caller to its own records (authorize.go), maps protos onto
+// the service and back, and leaves the flows to the service.
 type Server struct {
 	linkdv1.UnimplementedLinkServiceServer
 
-	plaid    linkd.Plaid
-	store    linkd.Store
-	log      *slog.Logger
-	linkURL  *url.URL
-	defaults LinkDefaults
-	now      func() time.Time
-	// duplicates is the duplicate Item policy, one of the Duplicates* values.
-	duplicates string
+	svc         *service.Service
+	webhookKeys func(ctx context.Context, kid string) (linkd.WebhookKey, error)
+	log         *slog.Logger
+	now         func() time.Time
 	// hookKeys caches Plaid's webhook verification keys.
 	hookKeys webhookKeys
-	// hookReplays keeps each verified webhook delivery from applying twice.
-	hookReplays webhookReplays
-	// exchanges serializes work on one public token, so concurrent
-	// submissions of the same connected redirect exchange it once.
-	exchanges keyedMutex
-	// inflight counts exchanges in progress, for Drain.
-	inflight sync.WaitGroup
-	// renewals remembers the token issued for an expired one (see renew).
-	renewals renewals
 }
 
 var _ linkdv1.LinkServiceServer = (*Server)(nil)
 
-// New returns a Server, or EINVALID when the configured Link URL is not an
-// absolute URL or the duplicate policy is unknown.
-func New(cfg Config) (*Server, error) {
-	if cfg.LinkURL == "" {
-		cfg.LinkURL = DefaultLinkURL
-	}
-	u, err := url.Parse(cfg.LinkURL)
-	if err != nil || u.Scheme == "" || u.Host == "" {
-		return nil, linkd.InvalidField("link_url", "link URL %q is not an absolute URL", cfg.LinkURL)
-	}
+// New returns a Server.
+func New(cfg Config) *Server {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	switch cfg.Duplicates {
-	case "":
-		cfg.Duplicates = DuplicatesPerUser
-	case DuplicatesPerUser, DuplicatesAllUsers, DuplicatesOff:
-	default:
-		return nil, linkd.InvalidField("duplicate_items", "duplicate item policy must be %q, %q or %q", DuplicatesPerUser, DuplicatesAllUsers, DuplicatesOff)
-	}
-	return &Server{
-		plaid:    cfg.Plaid,
-		store:    cfg.Store,
-		log:      cfg.Logger,
-		linkURL:  u,
-		defaults: cfg.Defaults,
-		now:      cfg.Now,
-
-		duplicates: cfg.Duplicates,
-	}, nil
+	return &Server{svc: cfg.Service, webhookKeys: cfg.WebhookKeys, log: cfg.Logger, now: cfg.Now}
 }
 
 // CreateLinkToken creates a Plaid link token for a user, records it, and
@@ -126,7 +68,7 @@ func (s *Server) CreateLinkToken(ctx context.Context, req *linkdv1.CreateLinkTok
 		checkEach("products", req.GetProducts(), productPattern, "a Plaid product name"),
 		checkEach("country_codes", req.GetCountryCodes(), countryPattern, "an ISO-3166-1 alpha-2 code"),
 		checkOptionalPattern("language", req.GetLanguage(), languagePattern, "a two-letter language code"),
-		checkRedirectURI(req.GetRedirectUri(), s.plaid.Environment()),
+		checkRedirectURI(req.GetRedirectUri(), s.svc.Environment()),
 		checkOAuthTarget(req.GetRedirectUri(), req.GetAndroidPackageName()),
 		checkURL("webhook", req.GetWebhook()),
 		checkOptionalPattern("item_id", req.GetItemId(), plaidIDPattern, "a Plaid item_id"),
@@ -136,81 +78,11 @@ func (s *Server) CreateLinkToken(ctx context.Context, req *linkdv1.CreateLinkTok
 	if req.GetItemId() != "" && len(req.GetProducts()) > 0 {
 		return nil, linkd.InvalidField("products", "products must be empty in update mode (with item_id): the Item keeps its products")
 	}
-	tok, err := s.issueLinkToken(ctx, req)
+	tok, err := s.svc.IssueLinkToken(ctx, req)
 	if err != nil {
 		return nil, err
 	}
 	return &linkdv1.CreateLinkTokenResponse{LinkToken: tok}, nil
-}
-
-// issueLinkToken creates and records a link token for a validated request.
-// In update mode the Item must be the user's (ENOTFOUND otherwise, as for
-// an unknown Item); a Plaid error about the Item also updates its status.
-func (s *Server) issueLinkToken(ctx context.Context, req *linkdv1.CreateLinkTokenRequest) (*linkdv1.LinkToken, error) {
-	opts := linkd.LinkTokenOptions{
-		ClientUserID:       req.GetClientUserId(),
-		ClientName:         or(req.GetClientName(), s.defaults.ClientName),
-		Products:           orSlice(req.GetProducts(), s.defaults.Products),
-		CountryCodes:       orSlice(req.GetCountryCodes(), s.defaults.CountryCodes),
-		Language:           or(req.GetLanguage(), s.defaults.Language),
-		RedirectURI:        req.GetRedirectUri(),
-		AndroidPackageName: req.GetAndroidPackageName(),
-		Webhook:            or(req.GetWebhook(), s.defaults.Webhook),
-	}
-	if itemID := req.GetItemId(); itemID != "" {
-		item, err := s.store.GetItem(ctx, itemID)
-		if err != nil {
-			return nil, err
-		}
-		if item.GetClientUserId() != req.GetClientUserId() {
-			return nil, linkd.Errorf(linkd.ENOTFOUND, "item not found")
-		}
-		if opts.AccessToken, err = s.store.AccessToken(ctx, itemID); err != nil {
-			return nil, err
-		}
-		opts.Products = nil
-	}
-	res, err := s.plaid.CreateLinkToken(ctx, opts)
-	if err != nil {
-		s.noteItemError(ctx, req.GetItemId(), err)
-		return nil, err
-	}
-	tok := &linkdv1.LinkToken{
-		LinkToken:    res.LinkToken,
-		Expiration:   timestamppb.New(res.Expiration),
-		RequestId:    res.RequestID,
-		WebviewUrl:   s.webviewURL(res.LinkToken),
-		ClientUserId: opts.ClientUserID,
-		ItemId:       req.GetItemId(),
-		UpdateMode:   req.GetItemId() != "",
-	}
-	if err := s.store.PutLinkToken(ctx, &storagev1.StoredLinkToken{
-		LinkToken:    tok.LinkToken,
-		ClientUserId: tok.ClientUserId,
-		CreatedAt:    timestamppb.New(s.now()),
-		Expiration:   tok.Expiration,
-		WebviewUrl:   tok.WebviewUrl,
-		RequestId:    tok.RequestId,
-		RedirectUri:  opts.RedirectURI,
-		ItemId:       tok.ItemId,
-		Request:      req,
-	}); err != nil {
-		return nil, err
-	}
-	s.log.InfoContext(ctx, "link token created", "client_user_id", tok.ClientUserId, "item_id", tok.ItemId, "plaid_request_id", tok.RequestId)
-	return tok, nil
-}
-
-// webviewURL returns the Link page URL with isWebview=true and the token,
-// keeping any query the configured page already has.
-func (s *Server) webviewURL(linkToken string) string {
-	u := *s.linkURL
-	q := "isWebview=true&token=" + url.QueryEscape(linkToken)
-	if u.RawQuery != "" {
-		q = u.RawQuery + "&" + q
-	}
-	u.RawQuery = q
-	return u.String()
 }
 
 // ParseRedirect parses a redirect URL; it calls nothing and stores nothing.
@@ -275,46 +147,18 @@ func (s *Server) SubmitRedirect(ctx context.Context, req *linkdv1.SubmitRedirect
 	if err := checkPattern("url.link_session_id", linkd.RedirectSessionID(r), plaidIDPattern, "a Link session id"); err != nil {
 		return nil, err
 	}
-	if err := s.store.RecordRedirect(ctx, tok.GetLinkToken(), tok.GetClientUserId(), r); err != nil {
+	out, err := s.svc.SubmitRedirect(ctx, tok, r)
+	if err != nil {
 		return nil, err
 	}
-	resp := &linkdv1.SubmitRedirectResponse{}
-	var linkErr *linkdv1.LinkError
+	resp := &linkdv1.SubmitRedirectResponse{Item: out.Item, NewLinkToken: out.NewLinkToken}
 	switch res := r.GetResult().(type) {
 	case *linkdv1.WebviewRedirect_Connected:
 		resp.Result = &linkdv1.SubmitRedirectResponse_Connected{Connected: res.Connected}
-		var item *linkdv1.Item
-		if tok.GetItemId() != "" {
-			item, err = s.repaired(ctx, tok.GetItemId(), tok.GetClientUserId())
-		} else {
-			item, err = s.exchange(ctx, res.Connected.GetPublicToken(), tok.GetClientUserId(), res.Connected)
-		}
-		if err != nil {
-			return nil, err
-		}
-		resp.Item = item
 	case *linkdv1.WebviewRedirect_Exit:
 		resp.Result = &linkdv1.SubmitRedirectResponse_Exit{Exit: res.Exit}
-		linkErr = res.Exit.GetError()
 	case *linkdv1.WebviewRedirect_Event:
 		resp.Result = &linkdv1.SubmitRedirectResponse_Event{Event: res.Event}
-		linkErr = res.Event.GetError()
-	}
-	if tok.GetItemId() != "" && linkErr != nil {
-		if st, ok := itemStatusFor(linkErr.GetErrorType(), linkErr.GetErrorCode()); ok {
-			if resp.Item, err = s.store.SetItemStatus(ctx, tok.GetItemId(), st, linkErr.GetErrorCode()); err != nil {
-				return nil, err
-			}
-			s.log.InfoContext(ctx, "item status from Link", "item_id", tok.GetItemId(), "status", st.String(), "error_code", linkErr.GetErrorCode())
-		}
-	}
-	expired := tok.GetExpiration() != nil && !s.now().Before(tok.GetExpiration().AsTime())
-	if linkErr.GetErrorCode() == "INVALID_LINK_TOKEN" || (expired && resp.GetConnected() == nil) {
-		// Best effort: the redirect is recorded, so failing the call now
-		// would make the client resubmit it for nothing.
-		if resp.NewLinkToken, err = s.renew(ctx, tok); err != nil {
-			s.log.WarnContext(ctx, "cannot issue a fresh link token for a dead one", "client_user_id", tok.GetClientUserId(), "err", err)
-		}
 	}
 	return resp, nil
 }
@@ -331,7 +175,7 @@ func (s *Server) ExchangePublicToken(ctx context.Context, req *linkdv1.ExchangeP
 	); err != nil {
 		return nil, err
 	}
-	item, err := s.exchange(ctx, req.GetPublicToken(), req.GetClientUserId(), nil)
+	item, err := s.svc.ExchangePublicToken(ctx, req.GetPublicToken(), req.GetClientUserId())
 	if err != nil {
 		return nil, err
 	}
@@ -343,7 +187,7 @@ func (s *Server) GetItem(ctx context.Context, req *linkdv1.GetItemRequest) (*lin
 	if err := checkPattern("item_id", req.GetItemId(), plaidIDPattern, "a Plaid item_id"); err != nil {
 		return nil, err
 	}
-	item, err := s.store.GetItem(ctx, req.GetItemId())
+	item, err := s.svc.GetItem(ctx, req.GetItemId())
 	if err != nil {
 		return nil, err
 	}
@@ -367,12 +211,9 @@ func (s *Server) ListItems(ctx context.Context, req *linkdv1.ListItemsRequest) (
 			return nil, linkd.InvalidField(fmt.Sprintf("statuses[%d]", i), "statuses[%d] is not an ItemStatus", i)
 		}
 	}
-	items, err := s.store.ListItems(ctx, req.GetClientUserId())
+	items, err := s.svc.ListItems(ctx, req.GetClientUserId(), req.GetStatuses())
 	if err != nil {
 		return nil, err
-	}
-	if want := req.GetStatuses(); len(want) > 0 {
-		items = slices.DeleteFunc(items, func(it *linkdv1.Item) bool { return !slices.Contains(want, it.GetStatus()) })
 	}
 	return &linkdv1.ListItemsResponse{Items: items}, nil
 }
@@ -386,24 +227,10 @@ func (s *Server) RemoveItem(ctx context.Context, req *linkdv1.RemoveItemRequest)
 	if err := s.authorizeItem(ctx, req.GetItemId()); err != nil {
 		return nil, err
 	}
-	token, err := s.store.AccessToken(ctx, req.GetItemId())
+	requestID, err := s.svc.RemoveItem(ctx, req.GetItemId())
 	if err != nil {
 		return nil, err
 	}
-	requestID, err := s.plaid.RemoveItem(ctx, token)
-	if err != nil {
-		var e *linkd.Error
-		if !errors.As(err, &e) || e.Plaid == nil || e.Plaid.ErrorCode != "ITEM_NOT_FOUND" {
-			s.noteItemError(ctx, req.GetItemId(), err)
-			return nil, err
-		}
-		requestID = e.Plaid.RequestID
-		s.log.WarnContext(ctx, "item already gone at Plaid; removing it here", "item_id", req.GetItemId())
-	}
-	if err := s.store.DeleteItem(ctx, req.GetItemId()); err != nil {
-		return nil, err
-	}
-	s.log.InfoContext(ctx, "item removed", "item_id", req.GetItemId(), "plaid_request_id", requestID)
 	return &linkdv1.RemoveItemResponse{ItemId: req.GetItemId(), RequestId: requestID}, nil
 }
 
@@ -412,7 +239,7 @@ func (s *Server) GetLinkSession(ctx context.Context, req *linkdv1.GetLinkSession
 	if err := checkPattern("link_session_id", req.GetLinkSessionId(), plaidIDPattern, "a Link session id"); err != nil {
 		return nil, err
 	}
-	sess, err := s.store.GetLinkSession(ctx, req.GetLinkSessionId())
+	sess, err := s.svc.GetLinkSession(ctx, req.GetLinkSessionId())
 	if err != nil {
 		return nil, err
 	}
@@ -425,17 +252,13 @@ func (s *Server) GetLinkSession(ctx context.Context, req *linkdv1.GetLinkSession
 // CreateSandboxPublicToken mints a sandbox public token for an Item with
 // the default webhook URL; refused against Plaid production.
 func (s *Server) CreateSandboxPublicToken(ctx context.Context, req *linkdv1.CreateSandboxPublicTokenRequest) (*linkdv1.CreateSandboxPublicTokenResponse, error) {
-	if s.plaid.Environment() == linkd.PlaidProduction {
-		return nil, linkd.Errorf(linkd.EPRECONDITION, "sandbox public tokens cannot be created against Plaid production")
-	}
 	if err := firstError(
 		checkPattern("institution_id", req.GetInstitutionId(), plaidIDPattern, "a Plaid institution_id"),
 		checkEach("initial_products", req.GetInitialProducts(), productPattern, "a Plaid product name"),
 	); err != nil {
 		return nil, err
 	}
-	products := orSlice(req.GetInitialProducts(), s.defaults.Products)
-	publicToken, requestID, err := s.plaid.CreateSandboxPublicToken(ctx, req.GetInstitutionId(), products, s.defaults.Webhook)
+	publicToken, requestID, err := s.svc.CreateSandboxPublicToken(ctx, req.GetInstitutionId(), req.GetInitialProducts())
 	if err != nil {
 		return nil, err
 	}
@@ -446,17 +269,10 @@ func (s *Server) CreateSandboxPublicToken(ctx context.Context, req *linkdv1.Crea
 // against Plaid production. The Item's status here is left alone: linkd
 // learns of the reset the way it would of a real one.
 func (s *Server) ResetSandboxItemLogin(ctx context.Context, req *linkdv1.ResetSandboxItemLoginRequest) (*linkdv1.ResetSandboxItemLoginResponse, error) {
-	if s.plaid.Environment() == linkd.PlaidProduction {
-		return nil, linkd.Errorf(linkd.EPRECONDITION, "sandbox Items cannot be reset against Plaid production")
-	}
 	if err := checkPattern("item_id", req.GetItemId(), plaidIDPattern, "a Plaid item_id"); err != nil {
 		return nil, err
 	}
-	token, err := s.store.AccessToken(ctx, req.GetItemId())
-	if err != nil {
-		return nil, err
-	}
-	requestID, err := s.plaid.ResetSandboxItemLogin(ctx, token)
+	requestID, err := s.svc.ResetSandboxItemLogin(ctx, req.GetItemId())
 	if err != nil {
 		return nil, err
 	}
@@ -466,38 +282,15 @@ func (s *Server) ResetSandboxItemLogin(ctx context.Context, req *linkdv1.ResetSa
 // FireSandboxWebhook has Plaid's sandbox send an Item's webhook; refused
 // against Plaid production.
 func (s *Server) FireSandboxWebhook(ctx context.Context, req *linkdv1.FireSandboxWebhookRequest) (*linkdv1.FireSandboxWebhookResponse, error) {
-	if s.plaid.Environment() == linkd.PlaidProduction {
-		return nil, linkd.Errorf(linkd.EPRECONDITION, "sandbox webhooks cannot be fired against Plaid production")
-	}
 	if err := firstError(
 		checkPattern("item_id", req.GetItemId(), plaidIDPattern, "a Plaid item_id"),
 		checkPattern("webhook_code", req.GetWebhookCode(), webhookCodePattern, "a Plaid webhook_code"),
 	); err != nil {
 		return nil, err
 	}
-	token, err := s.store.AccessToken(ctx, req.GetItemId())
-	if err != nil {
-		return nil, err
-	}
-	requestID, err := s.plaid.FireSandboxWebhook(ctx, token, req.GetWebhookCode())
+	requestID, err := s.svc.FireSandboxWebhook(ctx, req.GetItemId(), req.GetWebhookCode())
 	if err != nil {
 		return nil, err
 	}
 	return &linkdv1.FireSandboxWebhookResponse{RequestId: requestID}, nil
-}
-
-// or returns v, or def when v is empty.
-func or(v, def string) string {
-	if v == "" {
-		return def
-	}
-	return v
-}
-
-// orSlice returns v, or def when v is empty.
-func orSlice(v, def []string) []string {
-	if len(v) == 0 {
-		return def
-	}
-	return v
 }

@@ -17,8 +17,7 @@ import (
 	"time"
 
 	"github.com/linkd/linkd"
-	storagev1 "github.com/linkd/linkd/gen/linkd/storage/v1"
-	linkdv1 "github.com/linkd/linkd/gen/linkd/v1"
+	"github.com/linkd/linkd/service"
 )
 
 // WebhookPath is where linkd receives Plaid's webhooks: give Plaid
@@ -53,46 +52,6 @@ type webhookKeys struct {
 	lastFetch time.Time
 }
 
-// webhookReplays remembers the verified Plaid-Verification JWTs of the last
-// MaxWebhookAge (older ones fail the iat check anyway), by SHA-256.
-type webhookReplays struct {
-	mu    sync.Mutex
-	seen  map[[sha256.Size]byte]time.Time
-	swept time.Time
-}
-
-// claim reports whether jwt is new, and marks it seen; entries older than
-// twice MaxWebhookAge are dropped as it goes.
-func (r *webhookReplays) claim(jwt string, now time.Time) bool {
-	h := sha256.Sum256([]byte(jwt))
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.seen == nil {
-		r.seen = map[[sha256.Size]byte]time.Time{}
-	}
-	if now.Sub(r.swept) > MaxWebhookAge/10 { // not on every delivery: it walks the map
-		r.swept = now
-		for k, at := range r.seen {
-			if now.Sub(at) > 2*MaxWebhookAge {
-				delete(r.seen, k)
-			}
-		}
-	}
-	if _, ok := r.seen[h]; ok {
-		return false
-	}
-	r.seen[h] = now
-	return true
-}
-
-// release forgets jwt, for a delivery that was not applied.
-func (r *webhookReplays) release(jwt string) {
-	h := sha256.Sum256([]byte(jwt))
-	r.mu.Lock()
-	delete(r.seen, h)
-	r.mu.Unlock()
-}
-
 // webhookKey returns the key for kid, from the cache or else from Plaid;
 // EUNAUTHORIZED for a kid Plaid disowns (or, within unknownKidPause of
 // such a miss, any unknown kid), and Plaid's error when it cannot answer.
@@ -114,7 +73,7 @@ func (s *Server) webhookKey(ctx context.Context, kid string) (linkd.WebhookKey, 
 		s.log.WarnContext(ctx, "webhook with an unknown kid during the key-fetch pause; answered retry-later", "kid", kid)
 		return linkd.WebhookKey{}, linkd.Errorf(linkd.EUNAVAILABLE, "webhook key %q not known yet", kid)
 	}
-	k, err := s.plaid.WebhookVerificationKey(ctx, kid)
+	k, err := s.webhookKeys(ctx, kid)
 	if linkd.ErrorCode(err) == linkd.EINVALID {
 		return linkd.WebhookKey{}, errWebhook("Plaid does not know kid %q: %v", kid, err)
 	} else if err != nil {
@@ -212,43 +171,6 @@ func decodeSegment(seg string, v any) error {
 	return json.Unmarshal(b, v)
 }
 
-// plaidWebhook is the part of a Plaid webhook body linkd reads.
-type plaidWebhook struct {
-	WebhookType string `json:"webhook_type"`
-	WebhookCode string `json:"webhook_code"`
-	ItemID      string `json:"item_id"`
-	Error       *struct {
-		ErrorType string `json:"error_type"`
-		ErrorCode string `json:"error_code"`
-	} `json:"error"`
-}
-
-// webhookStatus is the Item status an ITEM webhook means, or UNSPECIFIED
-// for one that is recorded only (NEW_ACCOUNTS_AVAILABLE,
-// WEBHOOK_UPDATE_ACKNOWLEDGED, other types and codes).
-func webhookStatus(w plaidWebhook) linkdv1.ItemStatus {
-	if w.WebhookType != "ITEM" {
-		return linkdv1.ItemStatus_ITEM_STATUS_UNSPECIFIED
-	}
-	switch w.WebhookCode {
-	case "ERROR":
-		if w.Error != nil {
-			if st, ok := itemStatusFor(w.Error.ErrorType, w.Error.ErrorCode); ok {
-				return st
-			}
-		}
-	case "LOGIN_REPAIRED":
-		return linkdv1.ItemStatus_ITEM_STATUS_GOOD
-	default:
-		// PENDING_EXPIRATION, PENDING_DISCONNECT, USER_PERMISSION_REVOKED:
-		// the webhook code is the error code itemStatusFor knows.
-		if st, ok := itemStatusFor("", w.WebhookCode); ok {
-			return st
-		}
-	}
-	return linkdv1.ItemStatus_ITEM_STATUS_UNSPECIFIED
-}
-
 // serveWebhook verifies a Plaid webhook, records it and applies it to its
 // Item. Verification comes before anything is read or written.
 func (s *Server) serveWebhook(w http.ResponseWriter, r *http.Request) {
@@ -272,79 +194,19 @@ func (s *Server) serveWebhook(w http.ResponseWriter, r *http.Request) {
 	// A verified JWT is good for MaxWebhookAge; each is applied once, so a
 	// captured delivery replayed cannot undo a later change (an old ERROR
 	// after LOGIN_REPAIRED). Plaid signs every delivery anew.
-	jwt := r.Header.Get("Plaid-Verification")
-	if !s.hookReplays.claim(jwt, s.now()) {
-		s.log.WarnContext(ctx, "webhook delivery replayed; ignored", "kid", kid)
-		w.Header().Set("Content-Type", "application/json")
-		io.WriteString(w, "{}")
-		return
-	}
-	applied := false
-	defer func() {
-		if !applied {
-			s.hookReplays.release(jwt)
-		}
-	}()
-	var hook plaidWebhook
-	if err := json.Unmarshal(body, &hook); err != nil {
+	sum := sha256.Sum256([]byte(r.Header.Get("Plaid-Verification")))
+	_, _, err = s.svc.ApplyWebhook(ctx, service.Delivery{Body: body, KeyID: kid, ID: hex.EncodeToString(sum[:])})
+	switch code := linkd.ErrorCode(err); {
+	case code == linkd.EINVALID:
 		writeWebhookError(w, http.StatusBadRequest, "body is not a JSON webhook")
 		return
-	}
-	stored := &storagev1.StoredWebhook{
-		WebhookType: hook.WebhookType,
-		WebhookCode: hook.WebhookCode,
-		ItemId:      hook.ItemID,
-		Body:        redactWebhookBody(body),
-		KeyId:       kid,
-	}
-	if hook.Error != nil {
-		stored.ErrorCode = hook.Error.ErrorCode
-	}
-	st := webhookStatus(hook)
-	item, err := s.store.RecordWebhook(ctx, stored, st)
-	if err != nil {
+	case err != nil:
 		s.log.ErrorContext(ctx, "webhook not recorded", "err", err)
 		writeWebhookError(w, http.StatusServiceUnavailable, "webhook not recorded; retry")
 		return
 	}
-	attrs := []any{"webhook_type", hook.WebhookType, "webhook_code", hook.WebhookCode, "item_id", hook.ItemID}
-	if item != nil {
-		attrs = append(attrs, "status", item.GetStatus().String())
-	}
-	applied = true
-	s.log.InfoContext(ctx, "webhook received", attrs...)
 	w.Header().Set("Content-Type", "application/json")
 	io.WriteString(w, "{}")
-}
-
-// webhookSecretKeys are the top-level keys of Plaid webhook bodies that
-// carry tokens: LINK webhooks (SESSION_FINISHED, ITEM_ADD_RESULT) send the
-// public token(s) and the link token. linkd never stores them in plain.
-var webhookSecretKeys = []string{"public_token", "public_tokens", "link_token", "access_token"}
-
-// redactWebhookBody returns the verified body with every token-bearing key's
-// value replaced by "[redacted]", re-encoded; a body without such keys is
-// returned as it came. The caller has checked that body is a JSON object.
-func redactWebhookBody(body []byte) []byte {
-	var fields map[string]json.RawMessage
-	if err := json.Unmarshal(body, &fields); err != nil {
-		return nil
-	}
-	redacted := false
-	for _, k := range webhookSecretKeys {
-		if _, ok := fields[k]; ok {
-			fields[k] = json.RawMessage(`"[redacted]"`)
-			redacted = true
-		}
-	}
-	if !redacted {
-		return body
-	}
-	out, err := json.Marshal(fields)
-	if err != nil {
-		return nil
-	}
-	return out
 }
 
 // writeWebhookError answers like the gateway does: {"code", "message"}

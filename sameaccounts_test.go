@@ -1,4 +1,4 @@
-package server
+package linkd
 
 import (
 	"testing"
@@ -24,11 +24,11 @@ func TestSameAccounts(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := sameAccounts(tt.a, tt.b); got != tt.want {
-				t.Errorf("sameAccounts = %v, want %v", got, tt.want)
+			if got := SameAccounts(tt.a, tt.b); got != tt.want {
+				t.Errorf("SameAccounts = %v, want %v", got, tt.want)
 			}
-			if got := sameAccounts(tt.b, tt.a); got != tt.want {
-				t.Errorf("sameAccounts reversed = %v, want %v", got, tt.want)
+			if got := SameAccounts(tt.b, tt.a); got != tt.want {
+				t.Errorf("SameAccounts reversed = %v, want %v", got, tt.want)
 			}
 		})
 	}

@@ -1,0 +1,341 @@
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/linkd/linkd"
+	linkdv1 "github.com/linkd/linkd/gen/linkd/v1"
+)
+
+// persistRetryMax bounds the pause between attempts to store an Item
+// Plaid has exchanged; attempts go on while the process lives.
+const persistRetryMax = 2 * time.Second
+
+// exchangeRequest is one exchange of a public token for a user.
+type exchangeRequest struct {
+	publicToken  string
+	clientUserID string
+	// connected, when the token came from a connected redirect, supplies
+	// the session, institution and accounts; merge files the redirect in
+	// its session in the transaction that stores the Item.
+	connected *linkdv1.ConnectedResult
+	merge     func(*linkdv1.LinkSession) (bool, error)
+}
+
+// keptExchange is an Item Plaid exchanged that is being stored. done
+// closes when it is stored (item set) or can never be (err set).
+type keptExchange struct {
+	done chan struct{}
+	item *linkdv1.Item
+	err  error
+}
+
+// exchange turns a public token into a stored Item exactly once across
+// every process sharing the store: a token already exchanged returns its
+// Item again, a token another process is exchanging is waited for (as long
+// as ctx allows), and an Item Plaid exchanged is stored however long that
+// takes. It reports whether this call stored the Item (and so applied
+// x.merge).
+func (s *Service) exchange(ctx context.Context, x exchangeRequest) (item *linkdv1.Item, stored bool, err error) {
+	s.inflight.Add(1)
+	defer s.inflight.Done()
+	unlock := s.exchanges.lock(x.publicToken)
+	defer unlock()
+
+	if k := s.keptFor(x.publicToken); k != nil {
+		// An earlier call of this process has the access token and is
+		// still storing it: wait for that, never for Plaid again.
+		return s.awaitKept(ctx, k, x.clientUserID)
+	}
+	claim, err := s.claim(ctx, x)
+	if err != nil {
+		return nil, false, err
+	}
+	if claim.Item != nil {
+		if claim.Item.GetClientUserId() != x.clientUserID {
+			// What Plaid itself says of a spent token: nothing about whose.
+			return nil, false, linkd.InvalidField("public_token", "public_token was already used")
+		}
+		return claim.Item, false, nil
+	}
+	keeper := s.keepClaim(x.publicToken)
+	if err := s.checkDuplicate(ctx, x.clientUserID, x.connected); err != nil {
+		keeper.stop()
+		s.release(ctx, x.publicToken, false)
+		return nil, false, err
+	}
+	ex, err := s.plaid.ExchangePublicToken(ctx, x.publicToken)
+	if err != nil {
+		keeper.stop()
+		return nil, false, s.exchangeFailed(ctx, x.publicToken, claim.Earlier, err)
+	}
+	// Plaid has spent the token and billed the Item: from here on the
+	// access token is kept until it is stored, whatever becomes of the
+	// caller.
+	item = &linkdv1.Item{
+		ItemId:       ex.ItemID,
+		ClientUserId: x.clientUserID,
+		Status:       linkdv1.ItemStatus_ITEM_STATUS_GOOD,
+		CreatedAt:    timestamppb.New(s.now()),
+	}
+	n := linkd.NewItem{Item: item, AccessToken: ex.AccessToken, PublicToken: x.publicToken}
+	if c := x.connected; c != nil {
+		item.InstitutionId = c.GetInstitutionId()
+		item.InstitutionName = c.GetInstitutionName()
+		item.Accounts = c.GetAccounts()
+		item.LinkSessionId = c.GetLinkSessionId()
+		n.Session = s.neverRefuse(x.merge)
+		n.RefreshAt = s.now()
+	}
+	k := s.persist(ctx, x.publicToken, n, keeper)
+	item, _, err = s.awaitKept(ctx, k, x.clientUserID)
+	if err != nil {
+		return nil, false, err
+	}
+	s.log.InfoContext(ctx, "item linked", "item_id", item.GetItemId(), "client_user_id", x.clientUserID,
+		"institution_id", item.GetInstitutionId(), "plaid_request_id", ex.RequestID)
+	if x.connected != nil {
+		s.wakeRefresh()
+	}
+	return item, true, nil
+}
+
+// claim takes the exchange claim on x's public token, waiting while
+// another process holds it. When ctx ends first it returns EUNAVAILABLE:
+// the exchange is in progress and a retry will find its outcome.
+func (s *Service) claim(ctx context.Context, x exchangeRequest) (linkd.ClaimResult, error) {
+	wait := 10 * time.Millisecond
+	for {
+		res, err := s.store.ClaimExchange(ctx, linkd.ExchangeClaim{
+			PublicToken: x.publicToken, ClientUserID: x.clientUserID,
+			Owner: s.owner, Now: s.now(), TTL: s.claimTTL,
+		})
+		switch {
+		case linkd.ErrorCode(err) == linkd.ECONFLICT:
+			// Another user's claim or use: as Plaid would say.
+			return linkd.ClaimResult{}, linkd.InvalidField("public_token", "public_token was already used")
+		case err != nil:
+			return linkd.ClaimResult{}, err
+		case res.Item != nil || res.Claimed:
+			return res, nil
+		}
+		pause := min(wait, max(time.Until(res.HeldUntil), time.Millisecond))
+		t := time.NewTimer(pause)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return linkd.ClaimResult{}, linkd.Errorf(linkd.EUNAVAILABLE,
+				"this public_token is being exchanged by another request; retry the same call to get its Item")
+		case <-t.C:
+		}
+		wait = min(2*wait, 250*time.Millisecond)
+	}
+}
+
+// claimKeeper renews an exchange claim until stopped.
+type claimKeeper struct {
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// keepClaim renews this process's claim on publicToken at a third of its
+// TTL until stop, so that no other process takes over an exchange whose
+// holder is alive (and would then hear from Plaid that the token is spent).
+func (s *Service) keepClaim(publicToken string) *claimKeeper {
+	ctx, cancel := context.WithCancel(context.Background())
+	k := &claimKeeper{cancel: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(k.done)
+		t := time.NewTicker(s.claimTTL / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				if err := s.store.RenewExchangeClaim(ctx, publicToken, s.owner, s.now(), s.claimTTL); err != nil && ctx.Err() == nil {
+					s.log.WarnContext(ctx, "exchange claim not renewed", "err", err)
+				}
+			}
+		}
+	}()
+	return k
+}
+
+func (k *claimKeeper) stop() {
+	k.cancel()
+	<-k.done
+}
+
+// persist stores n in the background, retrying while the store fails, and
+// returns its kept exchange. keeper renews the claim meanwhile.
+func (s *Service) persist(ctx context.Context, publicToken string, n linkd.NewItem, keeper *claimKeeper) *keptExchange {
+	k := &keptExchange{done: make(chan struct{})}
+	s.keptMu.Lock()
+	s.kept[publicToken] = k
+	s.keptMu.Unlock()
+	s.inflight.Add(1)
+	bg := context.WithoutCancel(ctx)
+	go func() {
+		defer s.inflight.Done()
+		defer keeper.stop()
+		wait := 50 * time.Millisecond
+		for attempt := 1; ; attempt++ {
+			item, err := s.store.PutItem(bg, n)
+			if err == nil {
+				k.item = item
+				break
+			}
+			if code := linkd.ErrorCode(err); code == linkd.ECONFLICT || code == linkd.EINVALID {
+				// Stored already (a retry inside the store), or refused
+				// for good: the Item by its token says which.
+				if existing, gerr := s.store.ItemForPublicToken(bg, publicToken); gerr == nil {
+					k.item = existing
+					break
+				}
+				s.log.ErrorContext(bg, "exchanged item refused by the store", "item_id", n.Item.GetItemId(), "err", err)
+				k.err = err
+				break
+			}
+			s.log.ErrorContext(bg, "exchanged item not stored yet; retrying", "item_id", n.Item.GetItemId(), "attempt", attempt, "err", err)
+			time.Sleep(rand.N(wait) + wait/2)
+			wait = min(2*wait, persistRetryMax)
+		}
+		s.keptMu.Lock()
+		delete(s.kept, publicToken)
+		s.keptMu.Unlock()
+		close(k.done)
+	}()
+	return k
+}
+
+// keptFor returns the kept exchange of publicToken, or nil.
+func (s *Service) keptFor(publicToken string) *keptExchange {
+	s.keptMu.Lock()
+	defer s.keptMu.Unlock()
+	return s.kept[publicToken]
+}
+
+// awaitKept waits for a kept exchange to be stored, as long as ctx lets
+// it; then the caller hears EUNAVAILABLE and a retry finds the Item.
+func (s *Service) awaitKept(ctx context.Context, k *keptExchange, clientUserID string) (*linkdv1.Item, bool, error) {
+	select {
+	case <-k.done:
+	case <-ctx.Done():
+		return nil, false, linkd.Errorf(linkd.EUNAVAILABLE,
+			"Plaid exchanged the public_token and linkd is still storing the Item; retry the same call to get it")
+	}
+	if k.err != nil {
+		return nil, false, k.err
+	}
+	if k.item.GetClientUserId() != clientUserID {
+		return nil, false, linkd.InvalidField("public_token", "public_token was already used")
+	}
+	return k.item, false, nil
+}
+
+// neverRefuse wraps a session update so that it can never refuse the
+// transaction storing an exchanged Item: the Item exists at Plaid and its
+// token must be kept; a session that cannot take the redirect stays as it
+// was.
+func (s *Service) neverRefuse(merge func(*linkdv1.LinkSession) (bool, error)) func(*linkdv1.LinkSession) (bool, error) {
+	if merge == nil {
+		return nil
+	}
+	return func(sess *linkdv1.LinkSession) (bool, error) {
+		changed, err := merge(sess)
+		if err != nil {
+			return false, nil
+		}
+		return changed, nil
+	}
+}
+
+// release ends this process's claim on publicToken; outcomeUnknown keeps
+// the mark for the next claimant.
+func (s *Service) release(ctx context.Context, publicToken string, outcomeUnknown bool) {
+	if err := s.store.ReleaseExchangeClaim(context.WithoutCancel(ctx), publicToken, s.owner, outcomeUnknown); err != nil {
+		s.log.ErrorContext(ctx, "cannot release an exchange claim", "err", err)
+	}
+}
+
+// exchangeFailed handles a failed exchange. Plaid spends a public token
+// once, so linkd can never make two Items of it; what it must not do is
+// hide that an Item may exist. When the outcome is unknown the mark stays
+// and the caller hears so (UNAVAILABLE: retry). When a retry after an
+// unknown outcome finds the token spent, the caller hears that the first
+// attempt probably created an Item linkd never received. Any other
+// failure is definite: the mark is removed and the error returned.
+func (s *Service) exchangeFailed(ctx context.Context, publicToken string, earlier bool, err error) error {
+	switch {
+	case errors.Is(err, linkd.ErrOutcomeUnknown):
+		s.release(ctx, publicToken, true)
+		s.log.WarnContext(ctx, "exchange outcome unknown; kept as pending", "err", err)
+		return fmt.Errorf("%w: %w", linkd.Errorf(linkd.EUNAVAILABLE,
+			"Plaid did not answer the exchange, so linkd cannot tell whether it happened; retry the same call: it will not create a second Item"), err)
+	case earlier && errors.Is(err, linkd.ErrPublicTokenSpent):
+		s.release(ctx, publicToken, true)
+		s.log.ErrorContext(ctx, "exchange retried after an unknown outcome finds the public token spent: Plaid likely created an Item linkd has no access token for", "err", err)
+		var e *linkd.Error
+		errors.As(err, &e)
+		return &linkd.Error{Code: linkd.EPRECONDITION, Field: "public_token", Plaid: e.Plaid,
+			Message: "an earlier exchange of this public_token got no answer and Plaid now reports it spent: the Item was probably created at Plaid without linkd receiving it; open Link again for the user"}
+	}
+	s.release(ctx, publicToken, false)
+	return err
+}
+
+// checkDuplicate refuses a connection that repeats an existing Item, as
+// Plaid recommends checking before the exchange (so it is not billed
+// twice), by linkd.DuplicateOf. It returns ECONFLICT with reason
+// DUPLICATE_ITEM and, unless the Item is another user's and the caller
+// an end user, its item_id. Without a connected result (a bare public
+// token) there is nothing to compare.
+func (s *Service) checkDuplicate(ctx context.Context, clientUserID string, connected *linkdv1.ConnectedResult) error {
+	if connected == nil || connected.GetInstitutionId() == "" || s.duplicates == DuplicatesOff {
+		return nil
+	}
+	var candidates []*linkdv1.Item
+	var err error
+	if s.duplicates == DuplicatesAllUsers {
+		candidates, err = s.store.ItemsAtInstitution(ctx, connected.GetInstitutionId())
+	} else {
+		candidates, err = s.store.ListItems(ctx, clientUserID)
+	}
+	if err != nil {
+		return err
+	}
+	old := linkd.DuplicateOf(candidates, connected.GetInstitutionId(), connected.GetAccounts())
+	if old == nil {
+		return nil
+	}
+	if c, _ := linkd.CallerFrom(ctx); old.GetClientUserId() != clientUserID && !c.Service {
+		// Another user's Item: an end user learns that the account is
+		// linked, never which Item or whose.
+		return &linkd.Error{Code: linkd.ECONFLICT, Reason: "DUPLICATE_ITEM",
+			Message: "this institution and account are already linked by another user"}
+	}
+	return &linkd.Error{
+		Code:     linkd.ECONFLICT,
+		Message:  "this institution and account are already linked: item " + old.GetItemId(),
+		Reason:   "DUPLICATE_ITEM",
+		Metadata: map[string]string{"item_id": old.GetItemId()},
+	}
+}
+
+// ExchangePublicToken exchanges a bare public token (no redirect to take
+// accounts from) into a stored Item, and returns it with Plaid's accounts;
+// a token already exchanged returns its Item again.
+func (s *Service) ExchangePublicToken(ctx context.Context, publicToken, clientUserID string) (*linkdv1.Item, error) {
+	item, stored, err := s.exchange(ctx, exchangeRequest{publicToken: publicToken, clientUserID: clientUserID})
+	if err != nil || !stored {
+		return item, err
+	}
+	return s.refreshInline(ctx, item), nil
+}

@@ -1,0 +1,212 @@
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/linkd/linkd"
+	linkdv1 "github.com/linkd/linkd/gen/linkd/v1"
+)
+
+// refreshTimeout bounds one refresh of an Item's accounts from Plaid.
+const refreshTimeout = 10 * time.Second
+
+// GetItem returns an Item, or ENOTFOUND.
+func (s *Service) GetItem(ctx context.Context, itemID string) (*linkdv1.Item, error) {
+	return s.store.GetItem(ctx, itemID)
+}
+
+// ListItems returns a user's Items, oldest first, only those in one of
+// statuses when any is given.
+func (s *Service) ListItems(ctx context.Context, clientUserID string, statuses []linkdv1.ItemStatus) ([]*linkdv1.Item, error) {
+	items, err := s.store.ListItems(ctx, clientUserID)
+	if err != nil {
+		return nil, err
+	}
+	if len(statuses) > 0 {
+		items = slices.DeleteFunc(items, func(it *linkdv1.Item) bool { return !slices.Contains(statuses, it.GetStatus()) })
+	}
+	return items, nil
+}
+
+// RemoveItem removes the Item at Plaid, then from the store, and returns
+// Plaid's request_id. An Item Plaid no longer knows is still removed here;
+// any other Plaid error leaves it (and may update its status).
+func (s *Service) RemoveItem(ctx context.Context, itemID string) (string, error) {
+	token, err := s.store.AccessToken(ctx, itemID)
+	if err != nil {
+		return "", err
+	}
+	requestID, err := s.plaid.RemoveItem(ctx, token)
+	if err != nil {
+		var e *linkd.Error
+		if !errors.Is(err, linkd.ErrItemGone) || !errors.As(err, &e) {
+			s.noteItemError(ctx, itemID, err)
+			return "", err
+		}
+		if e.Plaid != nil {
+			requestID = e.Plaid.RequestID
+		}
+		s.log.WarnContext(ctx, "item already gone at Plaid; removing it here", "item_id", itemID)
+	}
+	if err := s.store.DeleteItem(ctx, itemID); err != nil {
+		return "", err
+	}
+	s.log.InfoContext(ctx, "item removed", "item_id", itemID, "plaid_request_id", requestID)
+	return requestID, nil
+}
+
+// noteItemError moves an Item to the status a Plaid error about it means,
+// and returns the Item so updated; nil when the error says nothing about
+// the Item. It is best effort: callers go on with the Plaid error either
+// way, so a failure here is only logged.
+func (s *Service) noteItemError(ctx context.Context, itemID string, err error) *linkdv1.Item {
+	var e *linkd.Error
+	if itemID == "" || !errors.As(err, &e) || e.Plaid == nil {
+		return nil
+	}
+	st, ok := linkd.ItemStatusFor(e.Plaid.ErrorType, e.Plaid.ErrorCode)
+	if !ok {
+		return nil
+	}
+	item, err := s.store.UpdateItem(ctx, itemID, linkd.SetItemStatus(st, e.Plaid.ErrorCode, s.now()))
+	if err != nil {
+		s.log.WarnContext(ctx, "item status not updated", "item_id", itemID, "err", err)
+		return nil
+	}
+	s.log.InfoContext(ctx, "item status from Plaid", "item_id", itemID, "status", st.String(), "error_code", e.Plaid.ErrorCode)
+	return item
+}
+
+// repaired handles a connected redirect of an update-mode session. Plaid's
+// public token from update mode needs no exchange, and a redirect proves
+// nothing by itself (it may be a resubmission, or made up), so linkd asks
+// Plaid: if the Item's data answers, the Item is GOOD again; if Plaid
+// still reports an Item error, that status stays; when Plaid cannot answer
+// now, EUNAVAILABLE asks the caller to resubmit. Only LOGIN_REQUIRED and
+// ERROR can be repaired this way.
+func (s *Service) repaired(ctx context.Context, itemID, clientUserID string) (*linkdv1.Item, error) {
+	item, err := s.store.GetItem(ctx, itemID)
+	if err != nil {
+		return nil, err
+	}
+	if item.GetClientUserId() != clientUserID {
+		return nil, ErrItemNotFound()
+	}
+	switch item.GetStatus() {
+	case linkdv1.ItemStatus_ITEM_STATUS_LOGIN_REQUIRED, linkdv1.ItemStatus_ITEM_STATUS_ERROR:
+	default:
+		// Nothing Plaid's data can confirm: a GOOD Item stays GOOD, and a
+		// pending expiry or disconnect still works while pending, so an
+		// answering /accounts/get would prove nothing about it.
+		return item, nil
+	}
+	token, err := s.store.AccessToken(ctx, itemID)
+	if err != nil {
+		return nil, err
+	}
+	acc, err := s.plaid.GetAccounts(ctx, token)
+	if err != nil {
+		s.log.WarnContext(ctx, "update-mode connected, but Plaid does not confirm the repair", "item_id", itemID, "err", err)
+		if updated := s.noteItemError(ctx, itemID, err); updated != nil {
+			return updated, nil
+		}
+		// Plaid could not answer: the redirect is recorded and resubmitting
+		// it is safe, so the caller retries rather than the repair being
+		// lost (no webhook follows an update-mode repair).
+		return nil, fmt.Errorf("%w: %w", linkd.Errorf(linkd.EUNAVAILABLE,
+			"Plaid could not confirm the update-mode repair now; resubmit the redirect"), err)
+	}
+	good := linkd.SetItemStatus(linkdv1.ItemStatus_ITEM_STATUS_GOOD, "", s.now())
+	details := linkd.SetItemDetails(acc.InstitutionID, acc.InstitutionName, acc.Accounts)
+	item, err = s.store.UpdateItem(ctx, itemID, func(it *linkdv1.Item) (bool, error) {
+		a, _ := good(it)
+		b, _ := details(it)
+		return a || b, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.log.InfoContext(ctx, "item repaired in update mode", "item_id", itemID)
+	return item, nil
+}
+
+// refreshInline replaces a new Item's institution and accounts with
+// Plaid's view, or records the Item error Plaid answers with. It is best
+// effort: on any failure the Item is returned as it is.
+func (s *Service) refreshInline(ctx context.Context, item *linkdv1.Item) *linkdv1.Item {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), refreshTimeout)
+	defer cancel()
+	updated, err := s.refresh(ctx, item.GetItemId(), s.store.UpdateItem)
+	if err != nil {
+		s.log.WarnContext(ctx, "accounts unavailable after exchange; keeping what the Item has", "item_id", item.GetItemId(), "err", err)
+		if u := s.noteItemError(ctx, item.GetItemId(), err); u != nil {
+			return u
+		}
+		return item
+	}
+	return updated
+}
+
+// refresh reads an Item's accounts and institution from Plaid and stores
+// them through update (UpdateItem, or UpdateRefreshedItem to also end a
+// queued refresh).
+func (s *Service) refresh(ctx context.Context, itemID string, update func(context.Context, string, func(*linkdv1.Item) (bool, error)) (*linkdv1.Item, error)) (*linkdv1.Item, error) {
+	token, err := s.store.AccessToken(ctx, itemID)
+	if err != nil {
+		return nil, err
+	}
+	acc, err := s.plaid.GetAccounts(ctx, token)
+	if err != nil {
+		return nil, err
+	}
+	return update(ctx, itemID, linkd.SetItemDetails(acc.InstitutionID, acc.InstitutionName, acc.Accounts))
+}
+
+// wakeRefresh tells the refresh job that an Item was queued.
+func (s *Service) wakeRefresh() {
+	select {
+	case s.refreshNow <- struct{}{}:
+	default:
+	}
+}
+
+// refreshBatch is how many queued refreshes one pass takes.
+const refreshBatch = 64
+
+// RefreshQueued refreshes the Items whose refresh is due, from Plaid,
+// and returns how many it refreshed. An Item error Plaid answers with is
+// recorded and ends the refresh (the Item keeps what Link reported); a
+// failure to reach Plaid defers it.
+func (s *Service) RefreshQueued(ctx context.Context) (int, error) {
+	ids, err := s.store.DueItemRefreshes(ctx, s.now(), refreshBatch)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, id := range ids {
+		rctx, cancel := context.WithTimeout(ctx, refreshTimeout)
+		_, err := s.refresh(rctx, id, s.store.UpdateRefreshedItem)
+		cancel()
+		switch {
+		case err == nil:
+			n++
+		case linkd.ErrorCode(err) == linkd.ENOTFOUND:
+			// Removed meanwhile; DeleteItem dropped its queue entry.
+		case s.noteItemError(ctx, id, err) != nil:
+			// A broken Item: the error is its status now; stop asking.
+			if _, err := s.store.UpdateRefreshedItem(ctx, id, func(*linkdv1.Item) (bool, error) { return false, nil }); err != nil {
+				s.log.WarnContext(ctx, "queued refresh not ended", "item_id", id, "err", err)
+			}
+		default:
+			s.log.WarnContext(ctx, "item refresh deferred", "item_id", id, "err", err)
+			if err := s.store.DeferItemRefresh(ctx, id, s.now().Add(time.Minute)); err != nil {
+				return n, err
+			}
+		}
+	}
+	return n, nil
+}

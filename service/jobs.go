@@ -1,0 +1,145 @@
+package service
+
+import (
+	"context"
+	"fmt"
+	"runtime/debug"
+	"sync"
+	"time"
+
+	"github.com/linkd/linkd"
+)
+
+// Jobs configures the background work of RunJobs.
+type Jobs struct {
+	// Retention is how long Link sessions and webhooks are kept; 0 keeps
+	// them.
+	Retention time.Duration
+	// PruneEvery, ResealEvery and RefreshEvery space the jobs' runs;
+	// defaults when zero.
+	PruneEvery, ResealEvery, RefreshEvery time.Duration
+	// ReplayWindow is how long webhook delivery ids are kept: longer than
+	// a delivery is accepted. Default 2*MaxWebhookAge when zero.
+	ReplayWindow time.Duration
+}
+
+// Job defaults.
+const (
+	defaultPruneEvery   = time.Hour
+	defaultResealEvery  = 10 * time.Minute
+	defaultRefreshEvery = 5 * time.Second
+	defaultReplayWindow = 10 * time.Minute
+	resealBatch         = 100
+)
+
+// RunJobs runs the background jobs until ctx ends: retention pruning,
+// re-sealing access tokens under the current master key, and the queued
+// Item refreshes. Each job runs only while this process holds its lease
+// in the store, so replicas sharing a store take turns rather than
+// repeating the work. A job that fails is logged and runs again later; a
+// job that panics is recovered, logged with its stack, and runs again
+// later, never taking the process down.
+func (s *Service) RunJobs(ctx context.Context, j Jobs) {
+	if j.PruneEvery <= 0 {
+		j.PruneEvery = defaultPruneEvery
+	}
+	if j.ResealEvery <= 0 {
+		j.ResealEvery = defaultResealEvery
+	}
+	if j.RefreshEvery <= 0 {
+		j.RefreshEvery = defaultRefreshEvery
+	}
+	if j.ReplayWindow <= 0 {
+		j.ReplayWindow = defaultReplayWindow
+	}
+	var wg sync.WaitGroup
+	run := func(name string, every time.Duration, wake <-chan struct{}, fn func(context.Context) error) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			t := time.NewTicker(every)
+			defer t.Stop()
+			for {
+				s.runJob(ctx, name, 3*every, fn) // at start too: a restart after a long stop catches up
+				select {
+				case <-ctx.Done():
+					return
+				case <-t.C:
+				case <-wake:
+				}
+			}
+		}()
+	}
+	run("prune", j.PruneEvery, nil, func(ctx context.Context) error { return s.prune(ctx, j) })
+	run("reseal", j.ResealEvery, nil, s.reseal)
+	run("refresh", j.RefreshEvery, s.refreshNow, func(ctx context.Context) error {
+		for {
+			n, err := s.RefreshQueued(ctx)
+			if err != nil || n < refreshBatch {
+				return err
+			}
+		}
+	})
+	wg.Wait()
+}
+
+// runJob runs fn once if this process holds (or takes) the job's lease,
+// recovering a panic into a logged error.
+func (s *Service) runJob(ctx context.Context, name string, ttl time.Duration, fn func(context.Context) error) {
+	if ctx.Err() != nil {
+		return
+	}
+	err := func() (err error) {
+		defer func() {
+			if p := recover(); p != nil {
+				err = fmt.Errorf("panic: %v\n%s", p, debug.Stack())
+			}
+		}()
+		held, err := s.store.TryLease(ctx, "job/"+name, s.owner, s.now(), ttl)
+		if err != nil || !held {
+			return err
+		}
+		return fn(ctx)
+	}()
+	if err != nil && ctx.Err() == nil {
+		s.log.ErrorContext(ctx, "background job failed; it runs again later", "job", name, "err", err)
+	}
+}
+
+// prune applies the retention.
+func (s *Service) prune(ctx context.Context, j Jobs) error {
+	now := s.now()
+	c := linkd.PruneCutoffs{Deliveries: now.Add(-j.ReplayWindow)}
+	if j.Retention > 0 {
+		c.Sessions, c.Webhooks, c.LinkTokens = now.Add(-j.Retention), now.Add(-j.Retention), now.Add(-j.Retention)
+	}
+	res, err := s.store.Prune(ctx, c)
+	if err != nil {
+		return err
+	}
+	if res.Sessions+res.Webhooks+res.LinkTokens > 0 {
+		s.log.InfoContext(ctx, "pruned old records", "sessions", res.Sessions, "webhooks", res.Webhooks,
+			"link_tokens", res.LinkTokens, "retention", j.Retention)
+	}
+	return nil
+}
+
+// reseal re-seals access tokens sealed under an older master key, in
+// batches, until none is left.
+func (s *Service) reseal(ctx context.Context) error {
+	total := 0
+	for {
+		n, err := s.store.ResealAccessTokens(ctx, resealBatch)
+		total += n
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			break
+		}
+	}
+	if total > 0 {
+		s.log.InfoContext(ctx, "access tokens re-sealed with the current master key", "count", total)
+	}
+	return nil
+}

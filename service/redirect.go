@@ -1,0 +1,119 @@
+package service
+
+import (
+	"context"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/linkd/linkd"
+	storagev1 "github.com/linkd/linkd/gen/linkd/storage/v1"
+	linkdv1 "github.com/linkd/linkd/gen/linkd/v1"
+)
+
+// RedirectOutcome is what taking in one redirect led to.
+type RedirectOutcome struct {
+	// Item is the Item a connected redirect created or repaired, or the
+	// Item an update-mode error report moved to another status.
+	Item *linkdv1.Item
+	// NewLinkToken is a fresh token for the same user and mode when the
+	// redirect's token is dead (INVALID_LINK_TOKEN, or expired before the
+	// session connected).
+	NewLinkToken *linkdv1.LinkToken
+}
+
+// SubmitRedirect takes in a parsed redirect for a link token its caller
+// may use: it files the redirect in its Link session, exchanges a
+// connected redirect's public token (once) into an Item, or for an
+// update-mode token has Plaid confirm the repair; an item error reported
+// in update mode moves the Item to the matching status; a dead token gets
+// a fresh one. A connected redirect of a new Item costs two commits: the
+// exchange claim, then the Item with its session.
+func (s *Service) SubmitRedirect(ctx context.Context, tok *storagev1.StoredLinkToken, r *linkdv1.WebviewRedirect) (RedirectOutcome, error) {
+	var out RedirectOutcome
+	sessionID := linkd.RedirectSessionID(r)
+	merge := linkd.MergeRedirect(tok.GetLinkToken(), tok.GetClientUserId(), r, s.now())
+	connected := r.GetConnected()
+	if connected != nil && tok.GetItemId() == "" {
+		// A session that cannot take this redirect refuses it before
+		// Plaid spends anything.
+		if err := s.checkMerge(ctx, sessionID, merge); err != nil {
+			return out, err
+		}
+		item, stored, err := s.exchange(ctx, exchangeRequest{
+			publicToken: connected.GetPublicToken(), clientUserID: tok.GetClientUserId(),
+			connected: connected, merge: merge,
+		})
+		if !stored {
+			// The redirect is recorded whatever the exchange did (a
+			// duplicate still connected, a resubmission changes nothing).
+			if _, rerr := s.store.UpdateLinkSession(ctx, sessionID, merge); rerr != nil && err == nil {
+				err = rerr
+			}
+		}
+		if err != nil {
+			return out, err
+		}
+		out.Item = item
+		return out, nil
+	}
+	if _, err := s.store.UpdateLinkSession(ctx, sessionID, merge); err != nil {
+		return out, err
+	}
+	var linkErr *linkdv1.LinkError
+	switch res := r.GetResult().(type) {
+	case *linkdv1.WebviewRedirect_Connected:
+		item, err := s.repaired(ctx, tok.GetItemId(), tok.GetClientUserId())
+		if err != nil {
+			return out, err
+		}
+		out.Item = item
+	case *linkdv1.WebviewRedirect_Exit:
+		linkErr = res.Exit.GetError()
+	case *linkdv1.WebviewRedirect_Event:
+		linkErr = res.Event.GetError()
+	}
+	if tok.GetItemId() != "" && linkErr != nil {
+		if st, ok := linkd.ItemStatusFor(linkErr.GetErrorType(), linkErr.GetErrorCode()); ok {
+			item, err := s.store.UpdateItem(ctx, tok.GetItemId(), linkd.SetItemStatus(st, linkErr.GetErrorCode(), s.now()))
+			if err != nil {
+				return out, err
+			}
+			out.Item = item
+			s.log.InfoContext(ctx, "item status from Link", "item_id", tok.GetItemId(), "status", st.String(), "error_code", linkErr.GetErrorCode())
+		}
+	}
+	expired := tok.GetExpiration() != nil && !s.now().Before(tok.GetExpiration().AsTime())
+	if linkErr.GetErrorCode() == "INVALID_LINK_TOKEN" || (expired && connected == nil) {
+		// Best effort: the redirect is recorded, so failing the call now
+		// would make the client resubmit it for nothing.
+		var err error
+		if out.NewLinkToken, err = s.renew(ctx, tok); err != nil {
+			s.log.WarnContext(ctx, "cannot issue a fresh link token for a dead one", "client_user_id", tok.GetClientUserId(), "err", err)
+		}
+	}
+	return out, nil
+}
+
+// checkMerge applies merge to a copy of the stored session and returns
+// its error; it writes nothing.
+func (s *Service) checkMerge(ctx context.Context, sessionID string, merge func(*linkdv1.LinkSession) (bool, error)) error {
+	sess, err := s.store.GetLinkSession(ctx, sessionID)
+	switch linkd.ErrorCode(err) {
+	case "":
+		_, err = merge(proto.CloneOf(sess))
+		return err
+	case linkd.ENOTFOUND:
+		return nil
+	}
+	return err
+}
+
+// GetLinkSession returns a recorded Link session, or ENOTFOUND.
+func (s *Service) GetLinkSession(ctx context.Context, linkSessionID string) (*linkdv1.LinkSession, error) {
+	return s.store.GetLinkSession(ctx, linkSessionID)
+}
+
+// LinkToken returns a link token linkd issued, or ENOTFOUND.
+func (s *Service) LinkToken(ctx context.Context, linkToken string) (*storagev1.StoredLinkToken, error) {
+	return s.store.GetLinkToken(ctx, linkToken)
+}
