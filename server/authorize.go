@@ -4,9 +4,9 @@ import (
 	"context"
 
 	"github.com/linkd/linkd"
-	"github.com/linkd/linkd/service"
 	storagev1 "github.com/linkd/linkd/gen/linkd/storage/v1"
 	linkdv1 "github.com/linkd/linkd/gen/linkd/v1"
+	"github.com/linkd/linkd/service"
 )
 
 // Who may call what: one table, methodAccess, says for every LinkService

@@ -10,7 +10,6 @@ import (
 	"log/slog"
 	"time"
 
-
 	"github.com/linkd/linkd"
 	linkdv1 "github.com/linkd/linkd/gen/linkd/v1"
 	"github.com/linkd/linkd/redirect"

@@ -38,7 +38,9 @@ const unknownKey = "UNKNOWN"
 func orUnknown(k string) string { return or(k, unknownKey) }
 
 // conversion counts the Link funnel.
-type conversion struct{ resp *linkdv1.GetLinkConversionResponse }
+type conversion struct {
+	resp *linkdv1.GetLinkConversionResponse
+}
 
 func newConversion() *conversion {
 	return &conversion{resp: &linkdv1.GetLinkConversionResponse{
