@@ -211,3 +211,49 @@ type Sealer interface {
 	// CurrentKeyID is the id of the key new tokens are sealed with.
 	CurrentKeyID() string
 }
+
+// Record is one record of a store as stored, for copying one backend into
+// another (linkd migrate): access tokens stay sealed, public tokens stay
+// hashed. Exactly one field is set.
+type Record struct {
+	LinkToken *storagev1.StoredLinkToken
+	Session   *linkdv1.LinkSession
+	Item      *ItemRecord
+	Webhook   *WebhookRecord
+}
+
+// ItemRecord is an Item with its sealed access token and the SHA-256
+// hashes of the public tokens spent on it.
+type ItemRecord struct {
+	Item              *linkdv1.Item
+	Sealed            *storagev1.SealedAccessToken
+	PublicTokenHashes [][]byte
+}
+
+// WebhookRecord is a recorded webhook with the key it is stored under, so
+// that copying it twice keeps one.
+type WebhookRecord struct {
+	Key     []byte
+	Webhook *storagev1.StoredWebhook
+}
+
+// RecordCounts counts a store's records by kind.
+type RecordCounts struct {
+	LinkTokens, Sessions, Items, Webhooks int
+}
+
+// Exporter is a store whose records can be read out as they are.
+type Exporter interface {
+	// Export calls fn with every record, in no particular order, from one
+	// consistent snapshot.
+	Export(ctx context.Context, fn func(Record) error) error
+}
+
+// Importer is a store that takes records as they are.
+type Importer interface {
+	// Import writes records in one transaction; a record already present
+	// (same key) is left as it is, so importing twice is safe.
+	Import(ctx context.Context, records []Record) error
+	// CountRecords counts the store's records by kind.
+	CountRecords(ctx context.Context) (RecordCounts, error)
+}

@@ -18,17 +18,24 @@ func main() {
 
 	m := NewMain()
 	args := os.Args[1:]
-	rotate := len(args) > 0 && args[0] == "rotate-key"
-	if rotate {
-		args = args[1:]
+	var command string
+	if len(args) > 0 && (args[0] == "rotate-key" || args[0] == "migrate") {
+		command, args = args[0], args[1:]
 	}
 	if err := m.ParseFlags(args, os.Getenv); err != nil {
 		fmt.Fprintln(os.Stderr, "linkd:", err)
 		os.Exit(2)
 	}
-	if rotate {
+	switch command {
+	case "rotate-key":
 		if err := m.RotateKey(ctx, os.Stdout); err != nil {
 			fmt.Fprintln(os.Stderr, "linkd rotate-key:", err)
+			os.Exit(1)
+		}
+		return
+	case "migrate":
+		if err := m.Migrate(ctx, os.Stdout); err != nil {
+			fmt.Fprintln(os.Stderr, "linkd migrate:", err)
 			os.Exit(1)
 		}
 		return

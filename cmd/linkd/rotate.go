@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 
 	"github.com/linkd/linkd"
+	"github.com/linkd/linkd/seal"
 	"github.com/linkd/linkd/store"
 )
 
@@ -15,20 +16,26 @@ import (
 // small enough that a writer waiting behind it waits little.
 const rotateBatch = 100
 
-// RotateKey re-seals every access token under the newest master key, for
-// `linkd rotate-key`. With LINKD_MASTER_KEYS set, the newest key is its last
+// RotateKey re-seals every access token under the current master key, for
+// `linkd rotate-key` on the embedded bbolt store. With LINKD_MASTER_KEYS
+// set, the current key is LINKD_MASTER_KEY_CURRENT or the list's last
 // (add the new key there first); with the key file, RotateKey adds a new
 // random key to it. linkd must be stopped: bbolt lets one process open the
 // file. A running linkd does the same re-sealing in the background when it
-// starts with a new key, while it serves. It reports to out and returns an
-// error when linkd is running, the keys do not parse, or a write fails.
+// starts with a new current key, while it serves; with Postgres that is
+// the only way (see the README: two deploys). It reports to out and
+// returns an error when linkd is running, the keys do not parse, or a
+// write fails.
 func (m *Main) RotateKey(ctx context.Context, out io.Writer) error {
 	c := m.Config
-	keys, err := m.masterKeys()
+	if c.DatabaseURL != "" {
+		return errors.New("with LINKD_DATABASE_URL, rotate by deploys: add the new key to LINKD_MASTER_KEYS and deploy, then name it in LINKD_MASTER_KEY_CURRENT and deploy again; the replicas re-seal in the background")
+	}
+	keys, err := m.keyring()
 	if err != nil {
 		return err
 	}
-	db, err := store.Open(c.DBPath, store.Options{Keys: keys})
+	db, err := openBolt(c.DBPath, keys)
 	if linkd.ErrorCode(err) == linkd.EUNAVAILABLE {
 		return fmt.Errorf("%s is in use by a running linkd: stop it first, or restart it with the new key and it re-seals in the background", c.DBPath)
 	} else if err != nil {
@@ -36,7 +43,7 @@ func (m *Main) RotateKey(ctx context.Context, out io.Writer) error {
 	}
 	if c.MasterKeys == "" {
 		path := filepath.Join(c.DataDir, "master.key")
-		if keys, err = store.AddKeyToFile(path); err != nil {
+		if keys, err = seal.AddKeyToFile(path); err != nil {
 			db.Close()
 			return err
 		}
@@ -45,27 +52,29 @@ func (m *Main) RotateKey(ctx context.Context, out io.Writer) error {
 		if err := db.Close(); err != nil {
 			return err
 		}
-		if db, err = store.Open(c.DBPath, store.Options{Keys: keys}); err != nil {
+		if db, err = openBolt(c.DBPath, keys); err != nil {
 			return err
 		}
 	}
-	n, err := db.RotateKeys(ctx, rotateBatch)
+	total := 0
+	for {
+		n, rerr := db.ResealAccessTokens(ctx, rotateBatch)
+		total += n
+		if rerr != nil || n == 0 {
+			err = rerr
+			break
+		}
+	}
 	err = errors.Join(err, db.Close())
-	fmt.Fprintf(out, "re-sealed %d access tokens under master key %s\n", n, keys.Current)
+	fmt.Fprintf(out, "re-sealed %d access tokens under master key %s\n", total, keys.Current)
 	return err
 }
 
-// resealInBackground re-seals, while linkd serves, access tokens sealed
-// under an older master key; it stops when ctx ends.
-func (m *Main) resealInBackground(ctx context.Context) {
-	m.wg.Add(1)
-	go func() {
-		defer m.wg.Done()
-		n, err := m.db.RotateKeys(ctx, rotateBatch)
-		if err != nil && ctx.Err() == nil {
-			m.log.Error("re-sealing access tokens under the current master key failed", "resealed", n, "err", err)
-		} else if n > 0 {
-			m.log.Info("re-sealed access tokens under the current master key", "resealed", n)
-		}
-	}()
+// openBolt opens the bbolt store sealing with keys.
+func openBolt(path string, keys seal.Keyring) (*store.DB, error) {
+	sealer, err := seal.New(keys)
+	if err != nil {
+		return nil, err
+	}
+	return store.Open(path, store.Options{Sealer: sealer})
 }

@@ -31,55 +31,6 @@ import (
 	"github.com/linkd/linkd/store"
 )
 
-// Config is linkd's configuration, from flags with environment fallbacks.
-type Config struct {
-	GRPCAddr     string
-	HTTPAddr     string
-	DataDir      string
-	DBPath       string
-	LinkURL      string
-	ClientName   string
-	Products     string
-	CountryCodes string
-	Language     string
-	Webhook      string
-	APIKeys      string
-	MasterKeys   string
-	LogFormat    string
-	// DuplicateItems is the duplicate Item policy: user, all or off.
-	DuplicateItems string
-	// Retention is how long Link sessions and webhooks are kept after they
-	// were last seen; 0 keeps them forever.
-	Retention time.Duration
-
-	// End-user tokens: a JWKS (file or URL) and/or an HS256 secret, and the
-	// issuer and audience every token must carry.
-	JWTJWKS     string
-	JWTHS256    string
-	JWTIssuer   string
-	JWTAudience string
-
-	// TLS for both listeners when TLSCert and TLSKey are set; mutual TLS
-	// when TLSClientCA is set too.
-	TLSCert     string
-	TLSKey      string
-	TLSClientCA string
-
-	PlaidClientID string
-	PlaidSecret   string
-	PlaidEnv      string
-	PlaidBaseURL  string
-	PlaidTimeout  time.Duration
-	EmulatorAddr  string
-}
-
-// DefaultRetention is how long Link sessions and webhooks are kept by
-// default: 90 days, enough for a quarter's conversion reports.
-const DefaultRetention = 90 * 24 * time.Hour
-
-// pruneEvery is how often the retention is applied while linkd runs.
-const pruneEvery = time.Hour
-
 // Main is the linkd program: ParseFlags, then Run, then Close. Tests run the
 // same Main on port 0 with a temporary data directory.
 type Main struct {
@@ -91,8 +42,9 @@ type Main struct {
 	Now func() time.Time
 
 	log      *slog.Logger
-	svc      *server.Server
-	db       *store.DB
+	svc      *service.Service
+	rpc      *server.Server
+	db       linkd.Store
 	plaid    *plaid.Client
 	emulator *plaidemu.Emulator
 	grpc     *grpc.Server
@@ -109,92 +61,6 @@ type Main struct {
 // NewMain returns a Main with its defaults.
 func NewMain() *Main {
 	return &Main{LogOutput: os.Stderr}
-}
-
-// ParseFlags reads flags from args, each falling back to an environment
-// variable read through getenv. It returns an error for unknown flags or
-// inconsistent settings.
-func (m *Main) ParseFlags(args []string, getenv func(string) string) error {
-	env := func(name, def string) string {
-		if v := getenv(name); v != "" {
-			return v
-		}
-		return def
-	}
-	c := &m.Config
-	retention, err := time.ParseDuration(env("LINKD_RETENTION", DefaultRetention.String()))
-	if err != nil {
-		return fmt.Errorf("LINKD_RETENTION: %w", err)
-	}
-	fs := flag.NewFlagSet("linkd", flag.ContinueOnError)
-	fs.StringVar(&c.GRPCAddr, "grpc-addr", env("LINKD_GRPC_ADDR", "127.0.0.1:50051"), "gRPC listen address (LINKD_GRPC_ADDR)")
-	fs.StringVar(&c.HTTPAddr, "http-addr", env("LINKD_HTTP_ADDR", "127.0.0.1:8080"), "REST and /healthz listen address (LINKD_HTTP_ADDR)")
-	fs.StringVar(&c.DataDir, "data-dir", env("LINKD_DATA_DIR", "./data"), "directory for the database and generated keys (LINKD_DATA_DIR)")
-	fs.StringVar(&c.DBPath, "db", env("LINKD_DB", ""), "bbolt database file (LINKD_DB); default <data-dir>/linkd.db")
-	fs.StringVar(&c.LinkURL, "link-url", env("LINKD_LINK_URL", ""), "Link webview page (LINKD_LINK_URL); default Plaid's, or linkd's own page with the emulator")
-	fs.StringVar(&c.ClientName, "client-name", env("LINKD_CLIENT_NAME", "linkd"), "default client_name shown in Link (LINKD_CLIENT_NAME)")
-	fs.StringVar(&c.Products, "products", env("LINKD_PRODUCTS", "transactions"), "default Plaid products, comma-separated (LINKD_PRODUCTS)")
-	fs.StringVar(&c.CountryCodes, "country-codes", env("LINKD_COUNTRY_CODES", "US"), "default country codes, comma-separated (LINKD_COUNTRY_CODES)")
-	fs.StringVar(&c.Language, "language", env("LINKD_LANGUAGE", "en"), "default Link language (LINKD_LANGUAGE)")
-	fs.StringVar(&c.Webhook, "webhook", env("LINKD_WEBHOOK", ""), "default webhook URL (LINKD_WEBHOOK)")
-	fs.StringVar(&c.DuplicateItems, "duplicate-items", env("LINKD_DUPLICATE_ITEMS", server.DuplicatesPerUser), "refuse a link that duplicates an Item of the same user (user), of any user (all), or never (off) (LINKD_DUPLICATE_ITEMS)")
-	fs.DurationVar(&c.Retention, "retention", retention, "keep Link sessions and webhooks this long after last seen, 0 for ever (LINKD_RETENTION)")
-	fs.StringVar(&c.LogFormat, "log-format", env("LINKD_LOG_FORMAT", "text"), "text or json (LINKD_LOG_FORMAT)")
-	fs.StringVar(&c.EmulatorAddr, "emulator-addr", env("LINKD_EMULATOR_ADDR", "127.0.0.1:0"), "listen address of the embedded Plaid emulator (LINKD_EMULATOR_ADDR)")
-	fs.StringVar(&c.PlaidBaseURL, "plaid-base-url", env("PLAID_BASE_URL", ""), "override Plaid's API URL, e.g. a separately run emulator (PLAID_BASE_URL)")
-	timeout, err := time.ParseDuration(env("PLAID_TIMEOUT", "15s"))
-	if err != nil {
-		return fmt.Errorf("PLAID_TIMEOUT: %w", err)
-	}
-	fs.DurationVar(&c.PlaidTimeout, "plaid-timeout", timeout, "bound on one HTTP request to Plaid (PLAID_TIMEOUT)")
-	fs.StringVar(&c.JWTJWKS, "jwt-jwks", env("LINKD_JWT_JWKS", ""), "JWKS file or https URL verifying end-user tokens (LINKD_JWT_JWKS)")
-	fs.StringVar(&c.JWTIssuer, "jwt-issuer", env("LINKD_JWT_ISSUER", ""), "required iss of end-user tokens (LINKD_JWT_ISSUER)")
-	fs.StringVar(&c.JWTAudience, "jwt-audience", env("LINKD_JWT_AUDIENCE", ""), "required aud of end-user tokens (LINKD_JWT_AUDIENCE)")
-	fs.StringVar(&c.TLSCert, "tls-cert", env("LINKD_TLS_CERT", ""), "PEM certificate chain: serve gRPC and HTTP over TLS (LINKD_TLS_CERT)")
-	fs.StringVar(&c.TLSKey, "tls-key", env("LINKD_TLS_KEY", ""), "PEM private key of -tls-cert (LINKD_TLS_KEY)")
-	fs.StringVar(&c.TLSClientCA, "tls-client-ca", env("LINKD_TLS_CLIENT_CA", ""), "PEM CA bundle: require client certificates it verifies, mutual TLS (LINKD_TLS_CLIENT_CA)")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if c.Retention < 0 {
-		return errors.New("-retention must not be negative")
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
-	}
-	// Secrets come only from the environment: flags show up in ps.
-	c.APIKeys = getenv("LINKD_API_KEYS")
-	c.MasterKeys = getenv("LINKD_MASTER_KEYS")
-	c.JWTHS256 = getenv("LINKD_JWT_HS256_SECRET")
-	c.PlaidClientID = getenv("PLAID_CLIENT_ID")
-	c.PlaidSecret = getenv("PLAID_SECRET")
-	c.PlaidEnv = env("PLAID_ENV", linkd.PlaidSandbox)
-	if c.DBPath == "" {
-		c.DBPath = filepath.Join(c.DataDir, "linkd.db")
-	}
-	if (c.PlaidClientID == "") != (c.PlaidSecret == "") {
-		return errors.New("set both PLAID_CLIENT_ID and PLAID_SECRET, or neither to use the embedded emulator")
-	}
-	if c.PlaidEnv != linkd.PlaidSandbox && c.PlaidEnv != linkd.PlaidProduction {
-		return fmt.Errorf("PLAID_ENV must be %q or %q", linkd.PlaidSandbox, linkd.PlaidProduction)
-	}
-	userTokens := c.JWTJWKS != "" || c.JWTHS256 != ""
-	if userTokens && (c.JWTIssuer == "" || c.JWTAudience == "") {
-		return errors.New("end-user tokens need -jwt-issuer and -jwt-audience (LINKD_JWT_ISSUER, LINKD_JWT_AUDIENCE)")
-	}
-	if !userTokens && (c.JWTIssuer != "" || c.JWTAudience != "") {
-		return errors.New("-jwt-issuer and -jwt-audience need -jwt-jwks (LINKD_JWT_JWKS) or LINKD_JWT_HS256_SECRET")
-	}
-	if (c.TLSCert == "") != (c.TLSKey == "") {
-		return errors.New("set both -tls-cert and -tls-key (LINKD_TLS_CERT, LINKD_TLS_KEY), or neither")
-	}
-	if c.TLSClientCA != "" && c.TLSCert == "" {
-		return errors.New("-tls-client-ca (LINKD_TLS_CLIENT_CA) needs -tls-cert and -tls-key")
-	}
-	if c.LogFormat != "text" && c.LogFormat != "json" {
-		return errors.New("-log-format must be text or json")
-	}
-	return nil
 }
 
 // Run opens the store, connects to Plaid (starting the emulator when no
@@ -215,17 +81,15 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if err := os.MkdirAll(c.DataDir, 0o700); err != nil {
 		return fmt.Errorf("data directory: %w", err)
 	}
-	keys, err := m.masterKeys()
-	if err != nil {
-		return err
-	}
 	if m.Now == nil {
 		m.Now = time.Now
 	}
-	if m.db, err = store.Open(c.DBPath, store.Options{Keys: keys, Now: m.Now}); err != nil {
-		return fmt.Errorf("open store %s: %w", c.DBPath, err)
+	if m.db, err = m.openStore(ctx); err != nil {
+		return err
 	}
-	m.resealInBackground(ctx)
+	if err := m.checkKeys(ctx); err != nil {
+		return err
+	}
 	apiKeys, err := m.apiKeys()
 	if err != nil {
 		return err
@@ -261,12 +125,12 @@ func (m *Main) Run(ctx context.Context) (err error) {
 			linkURL = scheme + browsableAddr(m.httpLn.Addr()) + linkpage.Path
 		}
 	}
-	m.svc, err = server.New(server.Config{
+	m.svc, err = service.New(service.Config{
 		Plaid:   pc,
 		Store:   m.db,
 		Logger:  m.log,
 		LinkURL: linkURL,
-		Defaults: server.LinkDefaults{
+		Defaults: service.LinkDefaults{
 			ClientName:   c.ClientName,
 			Products:     splitList(c.Products),
 			CountryCodes: splitList(c.CountryCodes),
@@ -279,15 +143,16 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
+	m.rpc = server.New(server.Config{Service: m.svc, WebhookKeys: pc.WebhookVerificationKey, Logger: m.log, Now: m.Now})
 	users, err := m.userTokenVerifier()
 	if err != nil {
 		return err
 	}
-	if m.grpc, m.health, err = server.NewGRPCServer(m.svc, server.GRPCOptions{APIKeys: apiKeys, Users: users, Logger: m.log, TLS: tlsConfig}); err != nil {
+	if m.grpc, m.health, err = server.NewGRPCServer(m.rpc, server.GRPCOptions{APIKeys: apiKeys, Users: users, Logger: m.log, TLS: tlsConfig}); err != nil {
 		return err
 	}
 	gatewayLn := server.NewGatewayListener()
-	routes = append(routes, m.svc.WebhookRoute())
+	routes = append(routes, m.rpc.WebhookRoute())
 	handler, err := server.NewHTTPHandler(ctx, gatewayLn, routes...)
 	if err != nil {
 		return err
@@ -310,23 +175,15 @@ func (m *Main) Run(ctx context.Context) (err error) {
 			}
 		}()
 	}
-	if c.Retention > 0 {
-		m.wg.Add(1)
-		go func() {
-			defer m.wg.Done()
-			m.prune(ctx) // at start, so a restart after a long stop catches up
-			t := time.NewTicker(pruneEvery)
-			defer t.Stop()
-			for {
-				select {
-				case <-ctx.Done():
-					return
-				case <-t.C:
-					m.prune(ctx)
-				}
-			}
-		}()
-	}
+	m.wg.Add(2)
+	go func() {
+		defer m.wg.Done()
+		m.svc.RunJobs(ctx, service.Jobs{Retention: c.Retention})
+	}()
+	go func() {
+		defer m.wg.Done()
+		m.watchStore(ctx)
+	}()
 	go func() {
 		defer m.wg.Done()
 		serve := m.http.Serve
@@ -337,7 +194,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 			m.log.Error("HTTP server stopped", "err", err)
 		}
 	}()
-	m.log.Info("linkd serving", "grpc", m.GRPCAddr(), "http", m.HTTPAddr(), "db", c.DBPath, "plaid_env", pc.Environment(),
+	m.log.Info("linkd serving", "grpc", m.GRPCAddr(), "http", m.HTTPAddr(), "store", m.storeName(), "plaid_env", pc.Environment(),
 		"tls", tlsConfig != nil, "mutual_tls", c.TLSClientCA != "")
 	if m.emulator != nil {
 		m.log.Info("Link page (emulator): open the webview_url that POST /v1/link/token/create returns in a browser or webview", "link_url", linkURL)
@@ -346,19 +203,6 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		m.log.Info("no LINKD_API_KEYS set: using the API key stored in "+m.apiKeyPath, "path", m.apiKeyPath)
 	}
 	return nil
-}
-
-// prune deletes the sessions and webhooks older than the retention. A
-// failure is logged: the next run tries again.
-func (m *Main) prune(ctx context.Context) {
-	sessions, webhooks, err := m.db.Prune(ctx, m.Now().Add(-m.Config.Retention))
-	if err != nil {
-		m.log.Error("pruning old sessions and webhooks", "err", err)
-		return
-	}
-	if sessions+webhooks > 0 {
-		m.log.Info("pruned old sessions and webhooks", "sessions", sessions, "webhooks", webhooks, "retention", m.Config.Retention)
-	}
 }
 
 // plaidClient returns the Plaid client: for real Plaid when credentials are
@@ -378,15 +222,6 @@ func (m *Main) plaidClient() (*plaid.Client, error) {
 		m.log.Info("no PLAID_CLIENT_ID/PLAID_SECRET set: using the embedded Plaid emulator (sandbox data, nothing leaves this machine)", "plaid_url", emu.URL())
 	}
 	return plaid.New(cfg)
-}
-
-// masterKeys returns the keys that seal access tokens: LINKD_MASTER_KEYS, or
-// a key file in the data directory, generated on first start.
-func (m *Main) masterKeys() (store.Keyring, error) {
-	if m.Config.MasterKeys != "" {
-		return store.ParseMasterKeys(m.Config.MasterKeys)
-	}
-	return store.LoadOrCreateKeyFile(filepath.Join(m.Config.DataDir, "master.key"))
 }
 
 // userTokenVerifier returns the verifier of end-user tokens, or nil when

@@ -1,0 +1,170 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/linkd/linkd"
+	"github.com/linkd/linkd/service"
+)
+
+// Config is linkd's configuration, from flags with environment fallbacks.
+type Config struct {
+	GRPCAddr     string
+	HTTPAddr     string
+	DataDir      string
+	DBPath       string
+	LinkURL      string
+	ClientName   string
+	Products     string
+	CountryCodes string
+	Language     string
+	Webhook      string
+	APIKeys      string
+	MasterKeys   string
+	// MasterKeyCurrent names the key of MasterKeys that seals new tokens;
+	// the last one when empty. Rotation in a rolling deploy adds a key in
+	// one deploy and makes it current in the next.
+	MasterKeyCurrent string
+	// DatabaseURL selects Postgres as the shared store (postgres://...);
+	// empty keeps the bbolt file at DBPath. Environment only: it holds a
+	// password.
+	DatabaseURL string
+	LogFormat    string
+	// DuplicateItems is the duplicate Item policy: user, all or off.
+	DuplicateItems string
+	// Retention is how long Link sessions and webhooks are kept after they
+	// were last seen; 0 keeps them forever.
+	Retention time.Duration
+
+	// End-user tokens: a JWKS (file or URL) and/or an HS256 secret, and the
+	// issuer and audience every token must carry.
+	JWTJWKS     string
+	JWTHS256    string
+	JWTIssuer   string
+	JWTAudience string
+
+	// TLS for both listeners when TLSCert and TLSKey are set; mutual TLS
+	// when TLSClientCA is set too.
+	TLSCert     string
+	TLSKey      string
+	TLSClientCA string
+
+	PlaidClientID string
+	PlaidSecret   string
+	PlaidEnv      string
+	PlaidBaseURL  string
+	PlaidTimeout  time.Duration
+	EmulatorAddr  string
+}
+
+// DefaultRetention is how long Link sessions and webhooks are kept by
+// default: 90 days, enough for a quarter's conversion reports.
+const DefaultRetention = 90 * 24 * time.Hour
+
+// ParseFlags reads flags from args, each falling back to an environment
+// variable read through getenv. It returns an error for unknown flags or
+// inconsistent settings.
+func (m *Main) ParseFlags(args []string, getenv func(string) string) error {
+	env := func(name, def string) string {
+		if v := getenv(name); v != "" {
+			return v
+		}
+		return def
+	}
+	c := &m.Config
+	retention, err := time.ParseDuration(env("LINKD_RETENTION", DefaultRetention.String()))
+	if err != nil {
+		return fmt.Errorf("LINKD_RETENTION: %w", err)
+	}
+	fs := flag.NewFlagSet("linkd", flag.ContinueOnError)
+	fs.StringVar(&c.GRPCAddr, "grpc-addr", env("LINKD_GRPC_ADDR", "127.0.0.1:50051"), "gRPC listen address (LINKD_GRPC_ADDR)")
+	fs.StringVar(&c.HTTPAddr, "http-addr", env("LINKD_HTTP_ADDR", "127.0.0.1:8080"), "REST and /healthz listen address (LINKD_HTTP_ADDR)")
+	fs.StringVar(&c.DataDir, "data-dir", env("LINKD_DATA_DIR", "./data"), "directory for the database and generated keys (LINKD_DATA_DIR)")
+	fs.StringVar(&c.DBPath, "db", env("LINKD_DB", ""), "bbolt database file (LINKD_DB); default <data-dir>/linkd.db")
+	fs.StringVar(&c.LinkURL, "link-url", env("LINKD_LINK_URL", ""), "Link webview page (LINKD_LINK_URL); default Plaid's, or linkd's own page with the emulator")
+	fs.StringVar(&c.ClientName, "client-name", env("LINKD_CLIENT_NAME", "linkd"), "default client_name shown in Link (LINKD_CLIENT_NAME)")
+	fs.StringVar(&c.Products, "products", env("LINKD_PRODUCTS", "transactions"), "default Plaid products, comma-separated (LINKD_PRODUCTS)")
+	fs.StringVar(&c.CountryCodes, "country-codes", env("LINKD_COUNTRY_CODES", "US"), "default country codes, comma-separated (LINKD_COUNTRY_CODES)")
+	fs.StringVar(&c.Language, "language", env("LINKD_LANGUAGE", "en"), "default Link language (LINKD_LANGUAGE)")
+	fs.StringVar(&c.Webhook, "webhook", env("LINKD_WEBHOOK", ""), "default webhook URL (LINKD_WEBHOOK)")
+	fs.StringVar(&c.DuplicateItems, "duplicate-items", env("LINKD_DUPLICATE_ITEMS", service.DuplicatesPerUser), "refuse a link that duplicates an Item of the same user (user), of any user (all), or never (off) (LINKD_DUPLICATE_ITEMS)")
+	fs.DurationVar(&c.Retention, "retention", retention, "keep Link sessions and webhooks this long after last seen, 0 for ever (LINKD_RETENTION)")
+	fs.StringVar(&c.LogFormat, "log-format", env("LINKD_LOG_FORMAT", "text"), "text or json (LINKD_LOG_FORMAT)")
+	fs.StringVar(&c.EmulatorAddr, "emulator-addr", env("LINKD_EMULATOR_ADDR", "127.0.0.1:0"), "listen address of the embedded Plaid emulator (LINKD_EMULATOR_ADDR)")
+	fs.StringVar(&c.PlaidBaseURL, "plaid-base-url", env("PLAID_BASE_URL", ""), "override Plaid's API URL, e.g. a separately run emulator (PLAID_BASE_URL)")
+	timeout, err := time.ParseDuration(env("PLAID_TIMEOUT", "15s"))
+	if err != nil {
+		return fmt.Errorf("PLAID_TIMEOUT: %w", err)
+	}
+	fs.DurationVar(&c.PlaidTimeout, "plaid-timeout", timeout, "bound on one HTTP request to Plaid (PLAID_TIMEOUT)")
+	fs.StringVar(&c.JWTJWKS, "jwt-jwks", env("LINKD_JWT_JWKS", ""), "JWKS file or https URL verifying end-user tokens (LINKD_JWT_JWKS)")
+	fs.StringVar(&c.JWTIssuer, "jwt-issuer", env("LINKD_JWT_ISSUER", ""), "required iss of end-user tokens (LINKD_JWT_ISSUER)")
+	fs.StringVar(&c.JWTAudience, "jwt-audience", env("LINKD_JWT_AUDIENCE", ""), "required aud of end-user tokens (LINKD_JWT_AUDIENCE)")
+	fs.StringVar(&c.TLSCert, "tls-cert", env("LINKD_TLS_CERT", ""), "PEM certificate chain: serve gRPC and HTTP over TLS (LINKD_TLS_CERT)")
+	fs.StringVar(&c.TLSKey, "tls-key", env("LINKD_TLS_KEY", ""), "PEM private key of -tls-cert (LINKD_TLS_KEY)")
+	fs.StringVar(&c.TLSClientCA, "tls-client-ca", env("LINKD_TLS_CLIENT_CA", ""), "PEM CA bundle: require client certificates it verifies, mutual TLS (LINKD_TLS_CLIENT_CA)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if c.Retention < 0 {
+		return errors.New("-retention must not be negative")
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	// Secrets come only from the environment: flags show up in ps.
+	c.APIKeys = getenv("LINKD_API_KEYS")
+	c.MasterKeys = getenv("LINKD_MASTER_KEYS")
+	c.MasterKeyCurrent = getenv("LINKD_MASTER_KEY_CURRENT")
+	c.DatabaseURL = getenv("LINKD_DATABASE_URL")
+	c.JWTHS256 = getenv("LINKD_JWT_HS256_SECRET")
+	c.PlaidClientID = getenv("PLAID_CLIENT_ID")
+	c.PlaidSecret = getenv("PLAID_SECRET")
+	c.PlaidEnv = env("PLAID_ENV", linkd.PlaidSandbox)
+	if c.DBPath == "" {
+		c.DBPath = filepath.Join(c.DataDir, "linkd.db")
+	}
+	if c.DatabaseURL != "" {
+		// Replicas share the store: what one process would generate for
+		// itself (an API key file, a master key file) would differ
+		// between them.
+		if c.APIKeys == "" || c.MasterKeys == "" {
+			return errors.New("with LINKD_DATABASE_URL (a store shared by replicas), set LINKD_API_KEYS and LINKD_MASTER_KEYS: replicas cannot each generate their own")
+		}
+		if !strings.HasPrefix(c.DatabaseURL, "postgres://") && !strings.HasPrefix(c.DatabaseURL, "postgresql://") {
+			return errors.New("LINKD_DATABASE_URL must be a postgres:// URL")
+		}
+	}
+	if c.MasterKeyCurrent != "" && c.MasterKeys == "" {
+		return errors.New("LINKD_MASTER_KEY_CURRENT needs LINKD_MASTER_KEYS")
+	}
+	if (c.PlaidClientID == "") != (c.PlaidSecret == "") {
+		return errors.New("set both PLAID_CLIENT_ID and PLAID_SECRET, or neither to use the embedded emulator")
+	}
+	if c.PlaidEnv != linkd.PlaidSandbox && c.PlaidEnv != linkd.PlaidProduction {
+		return fmt.Errorf("PLAID_ENV must be %q or %q", linkd.PlaidSandbox, linkd.PlaidProduction)
+	}
+	userTokens := c.JWTJWKS != "" || c.JWTHS256 != ""
+	if userTokens && (c.JWTIssuer == "" || c.JWTAudience == "") {
+		return errors.New("end-user tokens need -jwt-issuer and -jwt-audience (LINKD_JWT_ISSUER, LINKD_JWT_AUDIENCE)")
+	}
+	if !userTokens && (c.JWTIssuer != "" || c.JWTAudience != "") {
+		return errors.New("-jwt-issuer and -jwt-audience need -jwt-jwks (LINKD_JWT_JWKS) or LINKD_JWT_HS256_SECRET")
+	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		return errors.New("set both -tls-cert and -tls-key (LINKD_TLS_CERT, LINKD_TLS_KEY), or neither")
+	}
+	if c.TLSClientCA != "" && c.TLSCert == "" {
+		return errors.New("-tls-client-ca (LINKD_TLS_CLIENT_CA) needs -tls-cert and -tls-key")
+	}
+	if c.LogFormat != "text" && c.LogFormat != "json" {
+		return errors.New("-log-format must be text or json")
+	}
+	return nil
+}
+

@@ -1,0 +1,127 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
+	"github.com/linkd/linkd"
+	linkdv1 "github.com/linkd/linkd/gen/linkd/v1"
+	"github.com/linkd/linkd/postgres"
+	"github.com/linkd/linkd/seal"
+	"github.com/linkd/linkd/store"
+)
+
+// storeProbeEvery is how often readiness writes to the store.
+const storeProbeEvery = 5 * time.Second
+
+// keyring returns the master keys that seal access tokens:
+// LINKD_MASTER_KEYS (with LINKD_MASTER_KEY_CURRENT), or a key file in the
+// data directory, generated on first start (bbolt only: replicas must
+// share their keys, see ParseFlags).
+func (m *Main) keyring() (seal.Keyring, error) {
+	if m.Config.MasterKeys != "" {
+		return seal.ParseMasterKeys(m.Config.MasterKeys, m.Config.MasterKeyCurrent)
+	}
+	return seal.LoadOrCreateKeyFile(filepath.Join(m.Config.DataDir, "master.key"))
+}
+
+// openStore opens the configured store: Postgres when LINKD_DATABASE_URL
+// is set, else the bbolt file.
+func (m *Main) openStore(ctx context.Context) (linkd.Store, error) {
+	keys, err := m.keyring()
+	if err != nil {
+		return nil, err
+	}
+	sealer, err := seal.New(keys)
+	if err != nil {
+		return nil, err
+	}
+	if m.Config.DatabaseURL != "" {
+		db, err := postgres.Open(ctx, m.Config.DatabaseURL, postgres.Options{Sealer: sealer, Now: m.Now})
+		if err != nil {
+			return nil, fmt.Errorf("open the Postgres store: %w", err)
+		}
+		return db, nil
+	}
+	db, err := store.Open(m.Config.DBPath, store.Options{Sealer: sealer, Now: m.Now})
+	if err != nil {
+		return nil, fmt.Errorf("open store %s: %w", m.Config.DBPath, err)
+	}
+	return db, nil
+}
+
+// storeName says which store linkd uses, for the logs: never the
+// database URL, which holds a password.
+func (m *Main) storeName() string {
+	if m.Config.DatabaseURL != "" {
+		return "postgres"
+	}
+	return m.Config.DBPath
+}
+
+// checkKeys refuses to start when the keyring cannot open the access
+// tokens already stored: a missing or replaced master key would otherwise
+// serve, and every stored Item would fail later. It opens one token per
+// key id in use and names the key ids that do not open.
+func (m *Main) checkKeys(ctx context.Context) error {
+	inUse, err := m.db.SealedKeyIDs(ctx)
+	if err != nil {
+		return fmt.Errorf("read the master key ids in use: %w", err)
+	}
+	var bad []string
+	for kid, itemID := range inUse {
+		if _, err := m.db.AccessToken(ctx, itemID); err != nil {
+			bad = append(bad, kid)
+		}
+	}
+	if len(bad) == 0 {
+		return nil
+	}
+	slices.Sort(bad)
+	return fmt.Errorf("the master keys cannot open access tokens sealed with key id(s) %s: "+
+		"start linkd with the keys that sealed them (LINKD_MASTER_KEYS, or the master.key file of this data directory); "+
+		"a new key cannot recover tokens sealed with a lost one", strings.Join(bad, ", "))
+}
+
+// watchStore reports the store in gRPC health (and so /healthz) until ctx
+// ends: NOT_SERVING while a write to it fails, SERVING again once one
+// succeeds.
+func (m *Main) watchStore(ctx context.Context) {
+	owner := "probe/" + randomToken(8)
+	serving := true
+	t := time.NewTicker(storeProbeEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		pctx, cancel := context.WithTimeout(ctx, storeProbeEvery/2)
+		_, err := m.db.TryLease(pctx, owner, owner, m.Now(), time.Minute)
+		cancel()
+		if ctx.Err() != nil {
+			return
+		}
+		ok := err == nil
+		if ok == serving {
+			continue
+		}
+		serving = ok
+		st := healthpb.HealthCheckResponse_SERVING
+		if !ok {
+			st = healthpb.HealthCheckResponse_NOT_SERVING
+			m.log.Error("store not writable: reporting NOT_SERVING", "err", err)
+		} else {
+			m.log.Info("store writable again: reporting SERVING")
+		}
+		m.health.SetServingStatus("", st)
+		m.health.SetServingStatus(linkdv1.LinkService_ServiceDesc.ServiceName, st)
+	}
+}
