@@ -159,7 +159,14 @@ func (s *Service) keepClaim(publicToken string) *claimKeeper {
 			case <-ctx.Done():
 				return
 			case <-t.C:
-				if err := s.store.RenewExchangeClaim(ctx, publicToken, s.owner, s.now(), s.claimTTL); err != nil && ctx.Err() == nil {
+				err := s.store.RenewExchangeClaim(ctx, publicToken, s.owner, s.now(), s.claimTTL)
+				switch {
+				case err == nil || ctx.Err() != nil:
+				case linkd.ErrorCode(err) == linkd.ECONFLICT:
+					// Stored a moment ago (the claim went with it), or
+					// taken over after this process stalled past the TTL.
+					s.log.DebugContext(ctx, "exchange claim no longer held", "err", err)
+				default:
 					s.log.WarnContext(ctx, "exchange claim not renewed", "err", err)
 				}
 			}
