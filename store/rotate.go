@@ -94,37 +94,3 @@ func (db *DB) RotateKeys(ctx context.Context, batchSize int) (int, error) {
 	}
 }
 
-// AddKeyToFile adds a new random master key to the key file at path, as the
-// current key, keeping the old ones so that records sealed with them stay
-// readable; the file is replaced atomically. It returns the new keyring, an
-// EINVALID *linkd.Error when the file is missing, open to others or does
-// not parse, and an EINTERNAL one when it cannot be written.
-func AddKeyToFile(path string) (Keyring, error) {
-	old, err := loadKeyFile(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return Keyring{}, fmt.Errorf("no master key file at %s: %w", path, err)
-	} else if err != nil {
-		return Keyring{}, err
-	}
-	text, err := os.ReadFile(path)
-	if err != nil {
-		return Keyring{}, internal("read key file", err)
-	}
-	defer clear(text)
-	line, err := newKeyLine()
-	if err != nil {
-		return Keyring{}, internal("new key", err)
-	}
-	// The file has LINKD_MASTER_KEYS's format: the new key goes last, as
-	// the current one.
-	text = append(bytes.TrimSpace(text), ',')
-	text = append(text, line...)
-	if err := installKeyFile(path, text, os.Rename); err != nil {
-		return Keyring{}, internal("write key file", err)
-	}
-	k, err := loadKeyFile(path)
-	if err == nil && k.Current == old.Current {
-		err = internal("add key", errors.New("the new key is not current after writing"))
-	}
-	return k, err
-}

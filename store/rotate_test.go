@@ -80,28 +80,3 @@ func TestDB_RotateKeys(t *testing.T) {
 	}
 }
 
-func TestAddKeyToFile(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "master.key")
-	first, err := store.LoadOrCreateKeyFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	next, err := store.AddKeyToFile(path)
-	if err != nil {
-		t.Fatalf("AddKeyToFile: %v", err)
-	}
-	if next.Current == first.Current || len(next.KeyIDs()) != 2 {
-		t.Errorf("after AddKeyToFile: current %q (was %q), ids %v", next.Current, first.Current, next.KeyIDs())
-	}
-	fi, err := os.Stat(path)
-	if err != nil || fi.Mode().Perm() != 0o600 {
-		t.Errorf("key file mode = %v, %v; want 0600", fi.Mode().Perm(), err)
-	}
-	reread, err := store.LoadOrCreateKeyFile(path)
-	if err != nil || reread.Current != next.Current {
-		t.Errorf("reloaded current = %q, %v; want %q", reread.Current, err, next.Current)
-	}
-	if _, err := store.AddKeyToFile(filepath.Join(t.TempDir(), "missing.key")); err == nil {
-		t.Error("AddKeyToFile of a missing file succeeded")
-	}
-}
