@@ -3,10 +3,6 @@ package store
 import (
 	"bytes"
 	"context"
-	"errors"
-	"fmt"
-	"io/fs"
-	"os"
 
 	"go.etcd.io/bbolt"
 	"google.golang.org/protobuf/proto"
@@ -14,83 +10,92 @@ import (
 	storagev1 "github.com/linkd/linkd/gen/linkd/storage/v1"
 )
 
-// RotateKeys re-seals every access token that is not sealed with the
-// current master key, batchSize records per write transaction, and returns
-// how many it re-sealed. Readers are never blocked: every record stays
-// readable throughout, under its old key until its batch commits. It stops
-// between batches when ctx ends, returning what it did and ctx's error
-// (EUNAVAILABLE); a later call carries on. Other failures are EINTERNAL.
-func (db *DB) RotateKeys(ctx context.Context, batchSize int) (int, error) {
-	if batchSize <= 0 {
-		batchSize = 100
+// ResealAccessTokens re-seals up to batch (100 when zero or less) access
+// tokens not sealed with the Sealer's current key, in one write
+// transaction after a read-only scan finds them, and returns how many it
+// re-sealed; 0 means none is left. Readers are never blocked: every record
+// stays readable under its old key until the batch commits. A record
+// deleted or re-sealed since the scan is skipped, so several callers may
+// run it at once. It returns EINTERNAL when a token does not unseal.
+func (db *DB) ResealAccessTokens(ctx context.Context, batch int) (int, error) {
+	if batch <= 0 {
+		batch = 100
 	}
-	total := 0
-	var after []byte
-	for {
-		var ids [][]byte
-		err := db.view(ctx, "find records to re-seal", func(tx *bbolt.Tx) error {
-			c := tx.Bucket(bucketAccessTokens).Cursor()
-			k, v := c.First()
-			if after != nil {
-				k, v = c.Seek(after)
-				if bytes.Equal(k, after) {
-					k, v = c.Next()
-				}
+	current := db.sealer.CurrentKeyID()
+	var ids [][]byte
+	err := db.view(ctx, "find records to re-seal", func(tx *bbolt.Tx) error {
+		ids = nil
+		return tx.Bucket(bucketAccessTokens).ForEach(func(k, v []byte) error {
+			if len(ids) == batch {
+				return nil
 			}
-			for ; k != nil && len(ids) < batchSize; k, v = c.Next() {
-				var sealed storagev1.SealedAccessToken
-				if err := proto.Unmarshal(v, &sealed); err != nil {
-					return internal("decode access_tokens value", err)
-				}
-				if sealed.GetKeyId() != db.sealer.current {
-					ids = append(ids, bytes.Clone(k))
-				}
-				after = bytes.Clone(k)
+			var sealed storagev1.SealedAccessToken
+			if err := proto.Unmarshal(v, &sealed); err != nil {
+				return internal("decode access_tokens value", err)
 			}
-			if k == nil {
-				after = nil
+			if sealed.GetKeyId() != current {
+				ids = append(ids, bytes.Clone(k))
 			}
 			return nil
 		})
-		if err != nil {
-			return total, err
-		}
-		if len(ids) > 0 {
-			n := 0
-			err = db.update(ctx, "re-seal access tokens", func(tx *bbolt.Tx) error {
-				n = 0 // a batch may run this twice
-				for _, id := range ids {
-					var sealed storagev1.SealedAccessToken
-					found, err := get(tx, bucketAccessTokens, id, &sealed)
-					if err != nil {
-						return err
-					}
-					if !found || sealed.GetKeyId() == db.sealer.current {
-						continue // deleted or re-sealed meanwhile
-					}
-					token, err := db.sealer.unsealAccessToken(string(id), &sealed)
-					if err != nil {
-						return err
-					}
-					resealed, err := db.sealer.sealAccessToken(string(id), token)
-					if err != nil {
-						return err
-					}
-					if err := put(tx, bucketAccessTokens, id, resealed); err != nil {
-						return err
-					}
-					n++
-				}
-				return nil
-			})
-			if err != nil {
-				return total, err
-			}
-			total += n
-		}
-		if after == nil {
-			return total, nil
-		}
+	})
+	if err != nil || len(ids) == 0 {
+		return 0, err
 	}
+	n := 0
+	err = db.update(ctx, "re-seal access tokens", func(tx *bbolt.Tx) error {
+		n = 0 // a batch may run this twice
+		for _, id := range ids {
+			var sealed storagev1.SealedAccessToken
+			found, err := get(tx, bucketAccessTokens, id, &sealed)
+			if err != nil {
+				return err
+			}
+			if !found || sealed.GetKeyId() == current {
+				continue // deleted or re-sealed meanwhile
+			}
+			token, err := db.sealer.UnsealAccessToken(string(id), &sealed)
+			if err != nil {
+				return err
+			}
+			resealed, err := db.sealer.SealAccessToken(string(id), token)
+			if err != nil {
+				return err
+			}
+			if err := put(tx, bucketAccessTokens, id, resealed); err != nil {
+				return err
+			}
+			n++
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	return n, nil
 }
 
+// SealedKeyIDs returns the ids of the master keys that sealed the stored
+// access tokens, each with one item_id it sealed. It scans access_tokens:
+// it runs once at start. It returns an EINTERNAL *linkd.Error when the
+// store fails.
+func (db *DB) SealedKeyIDs(ctx context.Context) (map[string]string, error) {
+	ids := map[string]string{}
+	err := db.view(ctx, "sealed key ids", func(tx *bbolt.Tx) error {
+		clear(ids)
+		return tx.Bucket(bucketAccessTokens).ForEach(func(k, v []byte) error {
+			var sealed storagev1.SealedAccessToken
+			if err := proto.Unmarshal(v, &sealed); err != nil {
+				return internal("decode access_tokens value", err)
+			}
+			if _, ok := ids[sealed.GetKeyId()]; !ok {
+				ids[sealed.GetKeyId()] = string(k)
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, err
+	}
+	return ids, nil
+}
