@@ -25,6 +25,9 @@ type committer struct {
 	bolt     *bbolt.DB
 	maxBatch int
 	onCommit func(batchSize int, d time.Duration)
+	// boltBatch commits through bbolt's Batch instead, for the benchmark
+	// that compares the two; only tests set it.
+	boltBatch bool
 
 	mu      sync.Mutex
 	queue   []*call
@@ -43,6 +46,9 @@ var errLead = errors.New("lead the next commit")
 // do runs fn in a write transaction and returns once it is committed (or
 // failed).
 func (c *committer) do(fn func(*bbolt.Tx) error) error {
+	if c.boltBatch {
+		return c.bolt.Batch(fn)
+	}
 	me := &call{fn: fn, done: make(chan error, 1)}
 	c.mu.Lock()
 	c.queue = append(c.queue, me)
