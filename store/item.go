@@ -138,6 +138,9 @@ func deleteItemIndexes(tx *bbolt.Tx, item *linkdv1.Item) error {
 // GetItem returns an Item. It returns an ENOTFOUND *linkd.Error when there
 // is no such Item.
 func (db *DB) GetItem(ctx context.Context, itemID string) (*linkdv1.Item, error) {
+	if err := checkID("item_id", itemID); err != nil {
+		return nil, err
+	}
 	item := new(linkdv1.Item)
 	err := db.view(ctx, "get item", func(tx *bbolt.Tx) error {
 		return getItem(tx, itemID, item)
@@ -164,6 +167,9 @@ func newItem() *linkdv1.Item { return new(linkdv1.Item) }
 // item_id), from the user_items index; none is an empty list. It returns
 // an EINTERNAL *linkd.Error when the store fails.
 func (db *DB) ListItems(ctx context.Context, clientUserID string) ([]*linkdv1.Item, error) {
+	if err := checkID("client_user_id", clientUserID); err != nil {
+		return nil, err
+	}
 	return db.indexedItems(ctx, "list items", bucketUserItems, clientUserID)
 }
 
@@ -171,6 +177,9 @@ func (db *DB) ListItems(ctx context.Context, clientUserID string) ([]*linkdv1.It
 // first, from the institution_items index; none is an empty list. It
 // returns an EINTERNAL *linkd.Error when the store fails.
 func (db *DB) ItemsAtInstitution(ctx context.Context, institutionID string) ([]*linkdv1.Item, error) {
+	if err := checkID("institution_id", institutionID); err != nil {
+		return nil, err
+	}
 	return db.indexedItems(ctx, "items at institution", bucketInstitutionItems, institutionID)
 }
 
@@ -209,6 +218,9 @@ func (db *DB) indexedItems(ctx context.Context, op string, index []byte, id stri
 // ENOTFOUND *linkd.Error when there is no such Item, fn's error unchanged,
 // and EINTERNAL when fn changes the item_id.
 func (db *DB) UpdateItem(ctx context.Context, itemID string, fn func(item *linkdv1.Item) (bool, error)) (*linkdv1.Item, error) {
+	if err := checkID("item_id", itemID); err != nil {
+		return nil, err
+	}
 	var out *linkdv1.Item
 	err := db.update(ctx, "update item", func(tx *bbolt.Tx) error {
 		var err error
@@ -224,6 +236,9 @@ func (db *DB) UpdateItem(ctx context.Context, itemID string, fn func(item *linkd
 // UpdateRefreshedItem is UpdateItem that also removes the Item's queued
 // refresh, in the same transaction.
 func (db *DB) UpdateRefreshedItem(ctx context.Context, itemID string, fn func(item *linkdv1.Item) (bool, error)) (*linkdv1.Item, error) {
+	if err := checkID("item_id", itemID); err != nil {
+		return nil, err
+	}
 	var out *linkdv1.Item
 	err := db.update(ctx, "update refreshed item", func(tx *bbolt.Tx) error {
 		var err error
@@ -272,6 +287,9 @@ func updateItem(tx *bbolt.Tx, itemID string, fn func(item *linkdv1.Item) (bool, 
 // ENOTFOUND *linkd.Error when the Item has no token, and EINTERNAL when the
 // token does not unseal (its master key is not in the keyring, or wrong).
 func (db *DB) AccessToken(ctx context.Context, itemID string) (linkd.AccessToken, error) {
+	if err := checkID("item_id", itemID); err != nil {
+		return linkd.AccessToken{}, err
+	}
 	var sealed storagev1.SealedAccessToken
 	err := db.view(ctx, "get access token", func(tx *bbolt.Tx) error {
 		found, err := get(tx, bucketAccessTokens, []byte(itemID), &sealed)
@@ -292,6 +310,9 @@ func (db *DB) AccessToken(ctx context.Context, itemID string) (linkd.AccessToken
 // the item_id of the Link session that created it, as history. It returns
 // an ENOTFOUND *linkd.Error when there is no such Item.
 func (db *DB) DeleteItem(ctx context.Context, itemID string) error {
+	if err := checkID("item_id", itemID); err != nil {
+		return err
+	}
 	return db.update(ctx, "delete item", func(tx *bbolt.Tx) error {
 		var item linkdv1.Item
 		if err := getItem(tx, itemID, &item); err != nil {
@@ -337,11 +358,11 @@ func deletePublicTokenUses(tx *bbolt.Tx, itemID string) error {
 // looked up by the token's SHA-256. It returns an ENOTFOUND *linkd.Error
 // when the token was not exchanged or its Item was deleted.
 func (db *DB) ItemForPublicToken(ctx context.Context, publicToken string) (*linkdv1.Item, error) {
+	if publicToken == "" {
+		return nil, linkd.InvalidField("public_token", "public_token is required")
+	}
 	item := new(linkdv1.Item)
 	err := db.view(ctx, "get item for public token", func(tx *bbolt.Tx) error {
-		if publicToken == "" {
-			return linkd.Errorf(linkd.ENOTFOUND, "public token not exchanged")
-		}
 		var use storagev1.PublicTokenUse
 		if found, err := get(tx, bucketPublicTokenUses, publicTokenKey(publicToken), &use); err != nil {
 			return err

@@ -43,6 +43,9 @@ func putLinkToken(tx *bbolt.Tx, t *storagev1.StoredLinkToken) error {
 // GetLinkToken returns a link token linkd issued. It returns an ENOTFOUND
 // *linkd.Error when there is no such token.
 func (db *DB) GetLinkToken(ctx context.Context, linkToken string) (*storagev1.StoredLinkToken, error) {
+	if err := checkID("link_token", linkToken); err != nil {
+		return nil, err
+	}
 	var t storagev1.StoredLinkToken
 	err := db.view(ctx, "get link token", func(tx *bbolt.Tx) error {
 		return getLinkToken(tx, linkToken, &t)
@@ -70,6 +73,9 @@ func getLinkToken(tx *bbolt.Tx, linkToken string, t *storagev1.StoredLinkToken) 
 // when fresh lacks one, ENOTFOUND when dead is not recorded, and ECONFLICT
 // when fresh is recorded already with other fields.
 func (db *DB) RenewLinkToken(ctx context.Context, dead string, fresh *storagev1.StoredLinkToken, now time.Time) (*storagev1.StoredLinkToken, error) {
+	if err := checkID("link_token", dead); err != nil {
+		return nil, err
+	}
 	if err := checkID("link_token", fresh.GetLinkToken()); err != nil {
 		return nil, err
 	}
@@ -83,7 +89,7 @@ func (db *DB) RenewLinkToken(ctx context.Context, dead string, fresh *storagev1.
 	var stands *storagev1.StoredLinkToken
 	err := db.update(ctx, "renew link token", func(tx *bbolt.Tx) error {
 		stands = nil // a batch may run this twice
-		if len(dead) > maxIDLen || tx.Bucket(bucketLinkTokens).Get([]byte(dead)) == nil {
+		if tx.Bucket(bucketLinkTokens).Get([]byte(dead)) == nil {
 			return linkd.Errorf(linkd.ENOTFOUND, "link token not found")
 		}
 		earlier := new(storagev1.StoredLinkToken)
@@ -112,6 +118,9 @@ func (db *DB) RenewLinkToken(ctx context.Context, dead string, fresh *storagev1.
 // LinkTokenRenewal returns the renewal of the dead link token dead that is
 // alive at now. It returns an ENOTFOUND *linkd.Error when there is none.
 func (db *DB) LinkTokenRenewal(ctx context.Context, dead string, now time.Time) (*storagev1.StoredLinkToken, error) {
+	if err := checkID("link_token", dead); err != nil {
+		return nil, err
+	}
 	t := new(storagev1.StoredLinkToken)
 	err := db.view(ctx, "get link token renewal", func(tx *bbolt.Tx) error {
 		found, err := linkTokenRenewal(tx, dead, now, t)
@@ -129,9 +138,6 @@ func (db *DB) LinkTokenRenewal(ctx context.Context, dead string, now time.Time) 
 // linkTokenRenewal loads into t the token that renewed dead and reports
 // whether there is one alive at now (a token without an expiration is).
 func linkTokenRenewal(tx *bbolt.Tx, dead string, now time.Time, t *storagev1.StoredLinkToken) (bool, error) {
-	if dead == "" || len(dead) > maxIDLen {
-		return false, nil
-	}
 	var r storagev1.LinkTokenRenewal
 	if found, err := get(tx, bucketLinkTokenRenewals, []byte(dead), &r); err != nil || !found {
 		return false, err

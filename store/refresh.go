@@ -40,8 +40,8 @@ func (db *DB) DueItemRefreshes(ctx context.Context, now time.Time, limit int) ([
 // queued is left alone. It returns an EINTERNAL *linkd.Error when the
 // store fails.
 func (db *DB) DeferItemRefresh(ctx context.Context, itemID string, at time.Time) error {
-	if itemID == "" || len(itemID) > maxIDLen {
-		return nil
+	if err := checkID("item_id", itemID); err != nil {
+		return err
 	}
 	return db.update(ctx, "defer item refresh", func(tx *bbolt.Tx) error {
 		if len(keysWithPrefix(tx.Bucket(bucketItemRefreshes).Cursor(), strPrefix(itemID))) == 0 {

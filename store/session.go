@@ -92,6 +92,9 @@ func sessionStartKey(s *linkdv1.LinkSession) []byte {
 // GetLinkSession returns a Link session. It returns an ENOTFOUND
 // *linkd.Error when there is no such session.
 func (db *DB) GetLinkSession(ctx context.Context, linkSessionID string) (*linkdv1.LinkSession, error) {
+	if err := checkID("link_session_id", linkSessionID); err != nil {
+		return nil, err
+	}
 	s := new(linkdv1.LinkSession)
 	err := db.view(ctx, "get link session", func(tx *bbolt.Tx) error {
 		found, err := get(tx, bucketSessions, []byte(linkSessionID), s)

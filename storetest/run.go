@@ -44,6 +44,7 @@ func Run(t *testing.T, open OpenFunc) {
 		}
 	})
 	t.Run("ContextDone", func(t *testing.T) { testContextDone(t, fresh) })
+	t.Run("ErrInvalidEmptyID", func(t *testing.T) { testEmptyIDs(t, fresh) })
 	t.Run("Concurrent", func(t *testing.T) {
 		s := fresh(t)
 		raceSession(t, s, s)
@@ -1055,5 +1056,32 @@ func raceSession(t *testing.T, a, b linkd.Store) {
 	}
 	if len(got.GetEvents()) != 2*each {
 		t.Fatalf("%d events, want %d: updates were lost", len(got.GetEvents()), 2*each)
+	}
+}
+
+// testEmptyIDs checks the contract's EINVALID for an empty id, naming the
+// field, on every method that takes one.
+func testEmptyIDs(t *testing.T, fresh func(*testing.T) linkd.Store) {
+	ctx := context.Background()
+	s := fresh(t)
+	keep := func(*linkdv1.Item) (bool, error) { return false, nil }
+	for _, tt := range []struct {
+		name, field string
+		call        func() error
+	}{
+		{"GetLinkToken", "link_token", func() error { _, err := s.GetLinkToken(ctx, ""); return err }},
+		{"LinkTokenRenewal", "link_token", func() error { _, err := s.LinkTokenRenewal(ctx, "", at(0)); return err }},
+		{"GetLinkSession", "link_session_id", func() error { _, err := s.GetLinkSession(ctx, ""); return err }},
+		{"ItemForPublicToken", "public_token", func() error { _, err := s.ItemForPublicToken(ctx, ""); return err }},
+		{"GetItem", "item_id", func() error { _, err := s.GetItem(ctx, ""); return err }},
+		{"ListItems", "client_user_id", func() error { _, err := s.ListItems(ctx, ""); return err }},
+		{"UpdateItem", "item_id", func() error { _, err := s.UpdateItem(ctx, "", keep); return err }},
+		{"UpdateRefreshedItem", "item_id", func() error { _, err := s.UpdateRefreshedItem(ctx, "", keep); return err }},
+		{"AccessToken", "item_id", func() error { _, err := s.AccessToken(ctx, ""); return err }},
+		{"DeleteItem", "item_id", func() error { return s.DeleteItem(ctx, "") }},
+		{"DeferItemRefresh", "item_id", func() error { return s.DeferItemRefresh(ctx, "", at(0)) }},
+		{"RecordWebhook", "delivery_id", func() error { _, err := s.RecordWebhook(ctx, &storagev1.StoredWebhook{}, "", nil); return err }},
+	} {
+		t.Run(tt.name, func(t *testing.T) { wantField(t, tt.call(), tt.field) })
 	}
 }
