@@ -18,9 +18,9 @@ import (
 // pays one commit, and under load an fsync is shared by everyone who came
 // during the previous one.
 //
-// When a shared transaction fails, each of its functions is rerun alone, so
-// one bad function fails only its own caller; functions may therefore run
-// twice.
+// When a function of a shared transaction fails, it is rerun alone and the
+// others are committed together again, so one bad function fails only its
+// own caller; functions may therefore run more than once.
 type committer struct {
 	bolt     *bbolt.DB
 	maxBatch int
@@ -88,25 +88,38 @@ func (c *committer) lead() {
 	c.mu.Unlock()
 }
 
-// run commits batch in one transaction and tells each caller; when the
-// shared transaction fails it reruns each function alone.
+// run commits batch in one transaction and tells each caller. When a
+// function fails, it alone gets its own error (from a rerun alone, since
+// the failure may have come from a function before it in the shared
+// transaction) and the rest are committed together again. When the commit
+// itself fails, each function is rerun alone.
 func (c *committer) run(batch []*call) {
-	err := c.update(len(batch), func(tx *bbolt.Tx) error {
-		for _, b := range batch {
-			if err := safely(b.fn, tx); err != nil {
-				return err
+	for len(batch) > 0 {
+		failed := -1
+		err := c.update(len(batch), func(tx *bbolt.Tx) error {
+			for i, b := range batch {
+				if err := safely(b.fn, tx); err != nil {
+					failed = i
+					return err
+				}
 			}
+			return nil
+		})
+		switch {
+		case err == nil || len(batch) == 1:
+			for _, b := range batch {
+				b.done <- err
+			}
+			return
+		case failed < 0:
+			for _, b := range batch {
+				b.done <- c.update(1, func(tx *bbolt.Tx) error { return safely(b.fn, tx) })
+			}
+			return
 		}
-		return nil
-	})
-	if err == nil || len(batch) == 1 {
-		for _, b := range batch {
-			b.done <- err
-		}
-		return
-	}
-	for _, b := range batch {
-		b.done <- c.update(1, func(tx *bbolt.Tx) error { return safely(b.fn, tx) })
+		bad := batch[failed]
+		batch = append(batch[:failed:failed], batch[failed+1:]...)
+		bad.done <- c.update(1, func(tx *bbolt.Tx) error { return safely(bad.fn, tx) })
 	}
 }
 

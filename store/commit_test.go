@@ -121,6 +121,35 @@ func TestCommitter(t *testing.T) {
 		})
 	})
 
+	// Functions that clash (each writes a key only if it is absent) see
+	// each other in a shared transaction: exactly one wins, whatever the
+	// batches and reruns.
+	t.Run("Clash", func(t *testing.T) {
+		c, _, _ := mustCommitter(t)
+		exists := errors.New("exists")
+		var wins atomic.Int64
+		var wg sync.WaitGroup
+		for range 16 {
+			wg.Go(func() {
+				err := c.do(func(tx *bbolt.Tx) error {
+					if tx.Bucket([]byte("b")).Get([]byte("x")) != nil {
+						return exists
+					}
+					return tx.Bucket([]byte("b")).Put([]byte("x"), []byte("v"))
+				})
+				if err == nil {
+					wins.Add(1)
+				} else if !errors.Is(err, exists) {
+					t.Error(err)
+				}
+			})
+		}
+		wg.Wait()
+		if wins.Load() != 1 {
+			t.Fatalf("%d writers won, want 1", wins.Load())
+		}
+	})
+
 	t.Run("MaxBatch", func(t *testing.T) {
 		c, _, _ := mustCommitter(t)
 		c.maxBatch = 2
