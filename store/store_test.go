@@ -68,6 +68,17 @@ func TestStore(t *testing.T) {
 	})
 }
 
+// RunShared needs two handles on one backend, which a bbolt file cannot
+// give (see TestStore). Running it with one handle twice proves little
+// about sharing but keeps the suite itself exercised until a shared
+// backend runs it.
+func TestStore_SharedOneHandle(t *testing.T) {
+	storetest.RunShared(t, func(t *testing.T, sealer linkd.Sealer) (a, b linkd.Store) {
+		db := MustOpenStoreWith(t, filepath.Join(t.TempDir(), "linkd.db"), sealer)
+		return db, db
+	})
+}
+
 // MustOpenStore opens a store in a new temporary directory with master key
 // k1. At cleanup it closes the store and runs bbolt's consistency check on
 // the file, failing the test on any error.
