@@ -99,7 +99,7 @@ func putItem(tx *bbolt.Tx, item *linkdv1.Item, sealed *storagev1.SealedAccessTok
 				return changed, nil
 			}
 			more, err := n.Session(s)
-			return changed || more, err
+			return changed || more, fnErr(err)
 		})
 		if err != nil {
 			return err
@@ -263,7 +263,7 @@ func updateItem(tx *bbolt.Tx, itemID string, fn func(item *linkdv1.Item) (bool, 
 	next := proto.CloneOf(old)
 	changed, err := fn(next)
 	if err != nil {
-		return nil, false, err
+		return nil, false, fnErr(err)
 	}
 	if !changed {
 		return old, false, nil

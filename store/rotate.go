@@ -21,6 +21,19 @@ func (db *DB) ResealAccessTokens(ctx context.Context, batch int) (int, error) {
 	if batch <= 0 {
 		batch = 100
 	}
+	for {
+		n, found, err := db.resealBatch(ctx, batch)
+		// A batch whose records another handle re-sealed meanwhile does
+		// not mean none is left: look again.
+		if err != nil || n > 0 || !found {
+			return n, err
+		}
+	}
+}
+
+// resealBatch re-seals up to batch tokens and reports whether it found
+// any to re-seal.
+func (db *DB) resealBatch(ctx context.Context, batch int) (int, bool, error) {
 	current := db.sealer.CurrentKeyID()
 	var ids [][]byte
 	err := db.view(ctx, "find records to re-seal", func(tx *bbolt.Tx) error {
@@ -40,7 +53,7 @@ func (db *DB) ResealAccessTokens(ctx context.Context, batch int) (int, error) {
 		})
 	})
 	if err != nil || len(ids) == 0 {
-		return 0, err
+		return 0, false, err
 	}
 	n := 0
 	err = db.update(ctx, "re-seal access tokens", func(tx *bbolt.Tx) error {
@@ -70,9 +83,9 @@ func (db *DB) ResealAccessTokens(ctx context.Context, batch int) (int, error) {
 		return nil
 	})
 	if err != nil {
-		return 0, err
+		return 0, true, err
 	}
-	return n, nil
+	return n, true, nil
 }
 
 // SealedKeyIDs returns the ids of the master keys that sealed the stored

@@ -55,7 +55,7 @@ func updateLinkSession(tx *bbolt.Tx, id string, fn func(s *linkdv1.LinkSession) 
 	next := proto.CloneOf(s)
 	changed, err := fn(next)
 	if err != nil {
-		return nil, err
+		return nil, fnErr(err)
 	}
 	if !changed {
 		return s, nil

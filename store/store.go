@@ -152,14 +152,34 @@ func (db *DB) view(ctx context.Context, op string, fn func(tx *bbolt.Tx) error) 
 	return wrap(op, db.bolt.View(fn))
 }
 
-// wrap passes nil and *linkd.Error chains through and makes anything else
-// EINTERNAL.
+// wrap passes nil, an update function's error and *linkd.Error chains
+// through and makes anything else EINTERNAL.
 func wrap(op string, err error) error {
+	var fe *fnError
+	if errors.As(err, &fe) {
+		return fe.err
+	}
 	var e *linkd.Error
 	if err == nil || errors.As(err, &e) {
 		return err
 	}
 	return internal(op, err)
+}
+
+// fnError carries the error of a caller's update function out of the
+// transaction, so that the caller gets it back unchanged, as the contract
+// says, and not as a storage failure.
+type fnError struct{ err error }
+
+func (e *fnError) Error() string { return e.err.Error() }
+
+// fnErr marks err (nil stays nil) as an update function's.
+func fnErr(err error) error {
+	var fe *fnError
+	if err == nil || errors.As(err, &fe) {
+		return err
+	}
+	return &fnError{err}
 }
 
 // internal returns an EINTERNAL error with a generic message that keeps

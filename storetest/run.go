@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"slices"
 	"sync"
@@ -608,6 +609,14 @@ func testUpdateItem(t *testing.T, fresh func(*testing.T) linkd.Store) {
 		wantCode(t, err, linkd.EPRECONDITION)
 		stored, _ := s.GetItem(ctx, "item-1")
 		wantProto(t, stored, before)
+		// Any error comes back unchanged, not as a storage failure.
+		plain := errors.New("plain")
+		if _, err := s.UpdateItem(ctx, "item-1", func(*linkdv1.Item) (bool, error) { return false, plain }); err != plain {
+			t.Fatalf("UpdateItem returned %v, want fn's error unchanged", err)
+		}
+		if _, err := s.UpdateLinkSession(ctx, "sess-1", func(*linkdv1.LinkSession) (bool, error) { return false, plain }); err != plain {
+			t.Fatalf("UpdateLinkSession returned %v, want fn's error unchanged", err)
+		}
 	})
 	t.Run("ErrNotFound", func(t *testing.T) {
 		_, err := fresh(t).UpdateItem(ctx, "item-nope", linkd.SetItemDetails("ins_9", "", nil))
