@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"sync"
 	"testing"
+
+	"github.com/linkd/linkd"
 )
 
 // TestDB_PutItem_CommittedBeforeReturn checks that a write is in the file
@@ -23,7 +25,7 @@ func TestDB_PutItem_CommittedBeforeReturn(t *testing.T) {
 			defer wg.Done()
 			for i := range 10 {
 				id := "durable-item-" + strconv.Itoa(w) + "-" + strconv.Itoa(i) + "-end"
-				if err := db.PutItem(ctx, newItem(id, "user-1"), accessToken(id), "public-"+id); err != nil {
+				if _, err := db.PutItem(ctx, linkd.NewItem{Item: newItem(id, "user-1"), AccessToken: accessToken(id), PublicToken: "public-" + id}); err != nil {
 					t.Error(err)
 					return
 				}

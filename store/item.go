@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
-	"slices"
 
 	"go.etcd.io/bbolt"
 	"google.golang.org/protobuf/proto"
@@ -15,55 +14,53 @@ import (
 	linkdv1 "github.com/linkd/linkd/gen/linkd/v1"
 )
 
-// PutItem stores a new Item, filling in created_at when unset, and apart
-// from it the access token sealed with the current master key. When
-// publicToken is not empty it records the token's SHA-256 as spent on this
-// Item, and when the Item has a link_session_id of a recorded session it
-// sets the session's item_id, unless the session already names another
-// Item that still exists (the session keeps its first). All in one
-// transaction.
-//
-// It returns an EINVALID *linkd.Error naming item_id, client_user_id or
-// access_token when one is missing, and ECONFLICT when the item_id exists
-// or the public token was spent on another Item. A session is never a
-// reason to refuse: the Item exists at Plaid and its token must be kept.
-func (db *DB) PutItem(ctx context.Context, item *linkdv1.Item, token linkd.AccessToken, publicToken string) error {
+// PutItem stores a new Item (created_at filled in when unset) and, in the
+// same transaction, its access token sealed by the Sealer, the spent public
+// token (removing any claim on it), its session (see linkd.NewItem) and
+// its queued refresh, so that a connected Link costs one commit here. It
+// returns the Item as stored, an EINVALID *linkd.Error naming item_id,
+// client_user_id, link_session_id or access_token, ECONFLICT when the
+// item_id exists or the public token was spent on another Item, and
+// n.Session's error unchanged (nothing is then stored).
+func (db *DB) PutItem(ctx context.Context, n linkd.NewItem) (*linkdv1.Item, error) {
+	item := n.Item
 	if err := checkID("item_id", item.GetItemId()); err != nil {
-		return err
+		return nil, err
 	}
 	if err := checkID("client_user_id", item.GetClientUserId()); err != nil {
-		return err
+		return nil, err
 	}
 	if sid := item.GetLinkSessionId(); sid != "" {
 		if err := checkID("link_session_id", sid); err != nil {
-			return err
+			return nil, err
 		}
 	}
-	if token.IsZero() {
-		return linkd.InvalidField("access_token", "access_token is required")
+	if n.AccessToken.IsZero() {
+		return nil, linkd.InvalidField("access_token", "access_token is required")
 	}
 	// Seal and encode before the write lock: they need no transaction.
+	item = proto.CloneOf(item)
+	now := db.now()
 	if item.GetCreatedAt() == nil {
-		item = proto.CloneOf(item)
-		item.CreatedAt = timestamppb.New(db.now())
+		item.CreatedAt = timestamppb.New(now)
 	}
-	sealed, err := db.sealer.sealAccessToken(item.GetItemId(), token)
+	sealed, err := db.sealer.SealAccessToken(item.GetItemId(), n.AccessToken)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	var use *storagev1.PublicTokenUse
-	if publicToken != "" {
-		use = &storagev1.PublicTokenUse{ItemId: item.GetItemId(), ExchangedAt: timestamppb.New(db.now())}
-	}
-	return db.update(ctx, "put item", func(tx *bbolt.Tx) error {
-		return putItem(tx, item, sealed, publicToken, use)
+	use := &storagev1.PublicTokenUse{ItemId: item.GetItemId(), ExchangedAt: timestamppb.New(now)}
+	err = db.update(ctx, "put item", func(tx *bbolt.Tx) error {
+		return putItem(tx, item, sealed, n, use)
 	})
+	if err != nil {
+		return nil, err
+	}
+	return item, nil
 }
 
-func putItem(tx *bbolt.Tx, item *linkdv1.Item, sealed *storagev1.SealedAccessToken, publicToken string, use *storagev1.PublicTokenUse) error {
+func putItem(tx *bbolt.Tx, item *linkdv1.Item, sealed *storagev1.SealedAccessToken, n linkd.NewItem, use *storagev1.PublicTokenUse) error {
 	id := []byte(item.GetItemId())
-	items := tx.Bucket(bucketItems)
-	if items.Get(id) != nil {
+	if tx.Bucket(bucketItems).Get(id) != nil {
 		return linkd.Errorf(linkd.ECONFLICT, "item already exists")
 	}
 	if err := put(tx, bucketItems, id, item); err != nil {
@@ -72,57 +69,78 @@ func putItem(tx *bbolt.Tx, item *linkdv1.Item, sealed *storagev1.SealedAccessTok
 	if err := put(tx, bucketAccessTokens, id, sealed); err != nil {
 		return err
 	}
-	userKey := userItemKey(item.GetClientUserId(), item.GetCreatedAt().AsTime(), item.GetItemId())
-	if err := tx.Bucket(bucketUserItems).Put(userKey, nil); err != nil {
+	if err := putItemIndexes(tx, item); err != nil {
 		return err
 	}
-	if use != nil {
-		if err := putPublicTokenUse(tx, publicToken, use); err != nil {
+	if n.PublicToken != "" {
+		sum := publicTokenKey(n.PublicToken)
+		if tx.Bucket(bucketPublicTokenUses).Get(sum) != nil {
+			return linkd.Errorf(linkd.ECONFLICT, "public token was already exchanged")
+		}
+		if err := put(tx, bucketPublicTokenUses, sum, use); err != nil {
 			return err
 		}
-		if err := tx.Bucket(bucketPendingExchanges).Delete(publicTokenKey(publicToken)); err != nil {
+		if err := tx.Bucket(bucketItemPublicTokens).Put(itemPublicTokenKey(item.GetItemId(), sum), nil); err != nil {
+			return err
+		}
+		if err := tx.Bucket(bucketExchangeClaims).Delete(sum); err != nil {
 			return err
 		}
 	}
-	if item.GetLinkSessionId() != "" {
-		return linkSessionToItem(tx, item.GetLinkSessionId(), item.GetItemId())
+	if sid := item.GetLinkSessionId(); sid != "" && (n.Session != nil || tx.Bucket(bucketSessions).Get([]byte(sid)) != nil) {
+		_, err := updateLinkSession(tx, sid, func(s *linkdv1.LinkSession) (bool, error) {
+			changed := false
+			// The session keeps the first Item it created while that Item
+			// exists (a retried exchange must not re-point it).
+			if old := s.GetItemId(); old != item.GetItemId() && (old == "" || tx.Bucket(bucketItems).Get([]byte(old)) == nil) {
+				s.ItemId, changed = item.GetItemId(), true
+			}
+			if n.Session == nil {
+				return changed, nil
+			}
+			more, err := n.Session(s)
+			return changed || more, fnErr(err)
+		})
+		if err != nil {
+			return err
+		}
+	}
+	if !n.RefreshAt.IsZero() {
+		return queueRefresh(tx, item.GetItemId(), n.RefreshAt)
 	}
 	return nil
 }
 
-// putPublicTokenUse records a spent public token and its reverse entry.
-func putPublicTokenUse(tx *bbolt.Tx, publicToken string, use *storagev1.PublicTokenUse) error {
-	sum := publicTokenKey(publicToken)
-	if tx.Bucket(bucketPublicTokenUses).Get(sum) != nil {
-		return linkd.Errorf(linkd.ECONFLICT, "public token was already exchanged")
-	}
-	if err := put(tx, bucketPublicTokenUses, sum, use); err != nil {
+// putItemIndexes writes an Item's user_items and institution_items entries.
+func putItemIndexes(tx *bbolt.Tx, item *linkdv1.Item) error {
+	created := item.GetCreatedAt().AsTime()
+	if err := tx.Bucket(bucketUserItems).Put(strTimeKey(item.GetClientUserId(), created, item.GetItemId()), nil); err != nil {
 		return err
 	}
-	return tx.Bucket(bucketItemPublicTokens).Put(itemPublicTokenKey(use.GetItemId(), sum), nil)
+	if item.GetInstitutionId() == "" || len(item.GetInstitutionId()) > maxIDLen {
+		return nil
+	}
+	return tx.Bucket(bucketInstitutionItems).Put(strTimeKey(item.GetInstitutionId(), created, item.GetItemId()), nil)
 }
 
-// linkSessionToItem sets a recorded session's item_id; a session not
-// recorded, or one that created another Item still stored, is left alone.
-func linkSessionToItem(tx *bbolt.Tx, sessionID, itemID string) error {
-	key := []byte(sessionID)
-	var s linkdv1.LinkSession
-	if found, err := get(tx, bucketSessions, key, &s); err != nil || !found {
+// deleteItemIndexes deletes what putItemIndexes wrote for item.
+func deleteItemIndexes(tx *bbolt.Tx, item *linkdv1.Item) error {
+	created := item.GetCreatedAt().AsTime()
+	if err := tx.Bucket(bucketUserItems).Delete(strTimeKey(item.GetClientUserId(), created, item.GetItemId())); err != nil {
 		return err
 	}
-	switch old := s.GetItemId(); {
-	case old == itemID:
-		return nil
-	case old != "" && tx.Bucket(bucketItems).Get([]byte(old)) != nil:
+	if item.GetInstitutionId() == "" || len(item.GetInstitutionId()) > maxIDLen {
 		return nil
 	}
-	s.ItemId = itemID
-	return put(tx, bucketSessions, key, &s)
+	return tx.Bucket(bucketInstitutionItems).Delete(strTimeKey(item.GetInstitutionId(), created, item.GetItemId()))
 }
 
 // GetItem returns an Item. It returns an ENOTFOUND *linkd.Error when there
 // is no such Item.
 func (db *DB) GetItem(ctx context.Context, itemID string) (*linkdv1.Item, error) {
+	if err := checkID("item_id", itemID); err != nil {
+		return nil, err
+	}
 	item := new(linkdv1.Item)
 	err := db.view(ctx, "get item", func(tx *bbolt.Tx) error {
 		return getItem(tx, itemID, item)
@@ -143,15 +161,51 @@ func getItem(tx *bbolt.Tx, itemID string, item *linkdv1.Item) error {
 	return nil
 }
 
+func newItem() *linkdv1.Item { return new(linkdv1.Item) }
+
 // ListItems returns a user's Items, oldest first (by created_at, then
-// item_id); none is an empty list. It returns an EINTERNAL *linkd.Error
-// when the store fails.
+// item_id), from the user_items index; none is an empty list. It returns
+// an EINTERNAL *linkd.Error when the store fails.
 func (db *DB) ListItems(ctx context.Context, clientUserID string) ([]*linkdv1.Item, error) {
+	if err := checkID("client_user_id", clientUserID); err != nil {
+		return nil, err
+	}
+	return db.indexedItems(ctx, "list items", bucketUserItems, clientUserID)
+}
+
+// ItemsAtInstitution returns every user's Items at an institution, oldest
+// first, from the institution_items index; none is an empty list. It
+// returns an EINTERNAL *linkd.Error when the store fails.
+func (db *DB) ItemsAtInstitution(ctx context.Context, institutionID string) ([]*linkdv1.Item, error) {
+	if err := checkID("institution_id", institutionID); err != nil {
+		return nil, err
+	}
+	return db.indexedItems(ctx, "items at institution", bucketInstitutionItems, institutionID)
+}
+
+// indexedItems reads the Items under str(id) in a str(id) be64 item_id
+// index.
+func (db *DB) indexedItems(ctx context.Context, op string, index []byte, id string) ([]*linkdv1.Item, error) {
 	var items []*linkdv1.Item
-	err := db.view(ctx, "list items", func(tx *bbolt.Tx) error {
-		var err error
-		items, err = listItems(tx, clientUserID)
-		return err
+	err := db.view(ctx, op, func(tx *bbolt.Tx) error {
+		items = nil
+		prefix := strPrefix(id)
+		skip := len(prefix) + 8 // the be64 created_at
+		c := tx.Bucket(index).Cursor()
+		for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+			if len(k) <= skip {
+				return internal(op, errMalformedKey)
+			}
+			item := new(linkdv1.Item)
+			if found, err := get(tx, bucketItems, k[skip:], item); err != nil {
+				return err
+			} else if !found {
+				// The index names an Item that is gone: a bug, not the caller's.
+				return internal(op, errDanglingIndex)
+			}
+			items = append(items, item)
+		}
+		return nil
 	})
 	if err != nil {
 		return nil, err
@@ -159,31 +213,83 @@ func (db *DB) ListItems(ctx context.Context, clientUserID string) ([]*linkdv1.It
 	return items, nil
 }
 
-func listItems(tx *bbolt.Tx, clientUserID string) ([]*linkdv1.Item, error) {
-	prefix := userItemsPrefix(clientUserID)
-	skip := len(prefix) + 8 // the be64 created_at
-	var items []*linkdv1.Item
-	c := tx.Bucket(bucketUserItems).Cursor()
-	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
-		if len(k) <= skip {
-			return nil, internal("list items", errMalformedKey)
-		}
-		item := new(linkdv1.Item)
-		if found, err := get(tx, bucketItems, k[skip:], item); err != nil {
-			return nil, err
-		} else if !found {
-			// The index names an Item that is gone: a bug, not the caller's.
-			return nil, internal("list items", errDanglingIndex)
-		}
-		items = append(items, item)
+// UpdateItem applies fn to an Item and stores it, with its index entries,
+// when fn reports a change; it returns the Item as stored. It returns an
+// ENOTFOUND *linkd.Error when there is no such Item, fn's error unchanged,
+// and EINTERNAL when fn changes the item_id.
+func (db *DB) UpdateItem(ctx context.Context, itemID string, fn func(item *linkdv1.Item) (bool, error)) (*linkdv1.Item, error) {
+	if err := checkID("item_id", itemID); err != nil {
+		return nil, err
 	}
-	return items, nil
+	var out *linkdv1.Item
+	err := db.update(ctx, "update item", func(tx *bbolt.Tx) error {
+		var err error
+		out, _, err = updateItem(tx, itemID, fn)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// UpdateRefreshedItem is UpdateItem that also removes the Item's queued
+// refresh, in the same transaction.
+func (db *DB) UpdateRefreshedItem(ctx context.Context, itemID string, fn func(item *linkdv1.Item) (bool, error)) (*linkdv1.Item, error) {
+	if err := checkID("item_id", itemID); err != nil {
+		return nil, err
+	}
+	var out *linkdv1.Item
+	err := db.update(ctx, "update refreshed item", func(tx *bbolt.Tx) error {
+		var err error
+		if out, _, err = updateItem(tx, itemID, fn); err != nil {
+			return err
+		}
+		return unqueueRefresh(tx, itemID)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// updateItem is UpdateItem in tx. fn works on a copy, so that a change it
+// does not report (or abandons with an error) is never stored or returned.
+func updateItem(tx *bbolt.Tx, itemID string, fn func(item *linkdv1.Item) (bool, error)) (*linkdv1.Item, bool, error) {
+	old := new(linkdv1.Item)
+	if err := getItem(tx, itemID, old); err != nil {
+		return nil, false, err
+	}
+	next := proto.CloneOf(old)
+	changed, err := fn(next)
+	if err != nil {
+		return nil, false, fnErr(err)
+	}
+	if !changed {
+		return old, false, nil
+	}
+	if next.GetItemId() != itemID {
+		return nil, false, linkd.Errorf(linkd.EINTERNAL, "an update function changed an item's id")
+	}
+	if err := deleteItemIndexes(tx, old); err != nil {
+		return nil, false, err
+	}
+	if err := putItemIndexes(tx, next); err != nil {
+		return nil, false, err
+	}
+	if err := put(tx, bucketItems, []byte(itemID), next); err != nil {
+		return nil, false, err
+	}
+	return next, true, nil
 }
 
 // AccessToken unseals and returns an Item's access token. It returns an
 // ENOTFOUND *linkd.Error when the Item has no token, and EINTERNAL when the
 // token does not unseal (its master key is not in the keyring, or wrong).
 func (db *DB) AccessToken(ctx context.Context, itemID string) (linkd.AccessToken, error) {
+	if err := checkID("item_id", itemID); err != nil {
+		return linkd.AccessToken{}, err
+	}
 	var sealed storagev1.SealedAccessToken
 	err := db.view(ctx, "get access token", func(tx *bbolt.Tx) error {
 		found, err := get(tx, bucketAccessTokens, []byte(itemID), &sealed)
@@ -196,53 +302,48 @@ func (db *DB) AccessToken(ctx context.Context, itemID string) (linkd.AccessToken
 		return linkd.AccessToken{}, err
 	}
 	// Unseal after the read lock: it needs no transaction.
-	return db.sealer.unsealAccessToken(itemID, &sealed)
+	return db.sealer.UnsealAccessToken(itemID, &sealed)
 }
 
-// DeleteItem deletes an Item, its sealed access token, its user_items entry
-// and the public token uses pointing at it. It leaves the item_id of the
-// Link session that created it, as history. It returns an ENOTFOUND
-// *linkd.Error when there is no such Item.
+// DeleteItem deletes an Item, its sealed access token, its index entries,
+// its queued refresh and the public token uses pointing at it. It leaves
+// the item_id of the Link session that created it, as history. It returns
+// an ENOTFOUND *linkd.Error when there is no such Item.
 func (db *DB) DeleteItem(ctx context.Context, itemID string) error {
+	if err := checkID("item_id", itemID); err != nil {
+		return err
+	}
 	return db.update(ctx, "delete item", func(tx *bbolt.Tx) error {
-		return deleteItem(tx, itemID)
+		var item linkdv1.Item
+		if err := getItem(tx, itemID, &item); err != nil {
+			return err
+		}
+		id := []byte(itemID)
+		if err := tx.Bucket(bucketItems).Delete(id); err != nil {
+			return err
+		}
+		if err := tx.Bucket(bucketAccessTokens).Delete(id); err != nil {
+			return err
+		}
+		if err := deleteItemIndexes(tx, &item); err != nil {
+			return err
+		}
+		if err := unqueueRefresh(tx, itemID); err != nil {
+			return err
+		}
+		return deletePublicTokenUses(tx, itemID)
 	})
-}
-
-func deleteItem(tx *bbolt.Tx, itemID string) error {
-	var item linkdv1.Item
-	if err := getItem(tx, itemID, &item); err != nil {
-		return err
-	}
-	id := []byte(itemID)
-	if err := tx.Bucket(bucketItems).Delete(id); err != nil {
-		return err
-	}
-	if err := tx.Bucket(bucketAccessTokens).Delete(id); err != nil {
-		return err
-	}
-	userKey := userItemKey(item.GetClientUserId(), item.GetCreatedAt().AsTime(), itemID)
-	if err := tx.Bucket(bucketUserItems).Delete(userKey); err != nil {
-		return err
-	}
-	return deletePublicTokenUses(tx, itemID)
 }
 
 // deletePublicTokenUses deletes the uses of public tokens spent on an Item.
 func deletePublicTokenUses(tx *bbolt.Tx, itemID string) error {
-	prefix := itemPublicTokensPrefix(itemID)
+	prefix := strPrefix(itemID)
 	reverse := tx.Bucket(bucketItemPublicTokens)
-	// Collect first: deleting under a cursor can make it skip keys.
-	var keys [][]byte
-	c := reverse.Cursor()
-	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+	uses := tx.Bucket(bucketPublicTokenUses)
+	for _, k := range keysWithPrefix(reverse.Cursor(), prefix) {
 		if len(k) != len(prefix)+sha256.Size {
 			return internal("delete item", errMalformedKey)
 		}
-		keys = append(keys, bytes.Clone(k))
-	}
-	uses := tx.Bucket(bucketPublicTokenUses)
-	for _, k := range keys {
 		if err := uses.Delete(k[len(prefix):]); err != nil {
 			return err
 		}
@@ -257,130 +358,21 @@ func deletePublicTokenUses(tx *bbolt.Tx, itemID string) error {
 // looked up by the token's SHA-256. It returns an ENOTFOUND *linkd.Error
 // when the token was not exchanged or its Item was deleted.
 func (db *DB) ItemForPublicToken(ctx context.Context, publicToken string) (*linkdv1.Item, error) {
+	if publicToken == "" {
+		return nil, linkd.InvalidField("public_token", "public_token is required")
+	}
 	item := new(linkdv1.Item)
 	err := db.view(ctx, "get item for public token", func(tx *bbolt.Tx) error {
-		return itemForPublicToken(tx, publicToken, item)
-	})
-	if err != nil {
-		return nil, err
-	}
-	return item, nil
-}
-
-func itemForPublicToken(tx *bbolt.Tx, publicToken string, item *linkdv1.Item) error {
-	if publicToken == "" {
-		return linkd.Errorf(linkd.ENOTFOUND, "public token not exchanged")
-	}
-	var use storagev1.PublicTokenUse
-	if found, err := get(tx, bucketPublicTokenUses, publicTokenKey(publicToken), &use); err != nil {
-		return err
-	} else if !found {
-		return linkd.Errorf(linkd.ENOTFOUND, "public token not exchanged")
-	}
-	return getItem(tx, use.GetItemId(), item)
-}
-
-// SetItemStatus sets an Item's status and error code and returns the Item.
-// status_changed_at is stamped only when the status or error code changes,
-// so a repeated report (a webhook redelivered) changes nothing. It returns
-// an EINVALID *linkd.Error naming status for ITEM_STATUS_UNSPECIFIED, and
-// ENOTFOUND when there is no such Item.
-func (db *DB) SetItemStatus(ctx context.Context, itemID string, status linkdv1.ItemStatus, errorCode string) (*linkdv1.Item, error) {
-	if status == linkdv1.ItemStatus_ITEM_STATUS_UNSPECIFIED {
-		return nil, linkd.InvalidField("status", "status is required")
-	}
-	now := timestamppb.New(db.now())
-	item := new(linkdv1.Item)
-	err := db.update(ctx, "set item status", func(tx *bbolt.Tx) error {
-		return setItemStatus(tx, itemID, status, errorCode, now, item)
-	})
-	if err != nil {
-		return nil, err
-	}
-	return item, nil
-}
-
-// statusMayChange is the precedence of Item statuses, so that reports
-// arriving in any order cannot hide a worse state: REVOKED is final (the
-// user withdrew consent; only removing the Item ends it), and a pending
-// expiry or disconnect never covers LOGIN_REQUIRED or ERROR, which need
-// the user now.
-func statusMayChange(from, to linkdv1.ItemStatus) bool {
-	switch {
-	case to == linkdv1.ItemStatus_ITEM_STATUS_REVOKED:
-		return true
-	case from == linkdv1.ItemStatus_ITEM_STATUS_REVOKED:
-		return false
-	case to == linkdv1.ItemStatus_ITEM_STATUS_PENDING_EXPIRATION || to == linkdv1.ItemStatus_ITEM_STATUS_PENDING_DISCONNECT:
-		return from != linkdv1.ItemStatus_ITEM_STATUS_LOGIN_REQUIRED && from != linkdv1.ItemStatus_ITEM_STATUS_ERROR
-	}
-	return true
-}
-
-// setItemStatus is SetItemStatus in tx, leaving the Item in item; a change
-// statusMayChange forbids leaves the Item as it is.
-func setItemStatus(tx *bbolt.Tx, itemID string, status linkdv1.ItemStatus, errorCode string, now *timestamppb.Timestamp, item *linkdv1.Item) error {
-	if err := getItem(tx, itemID, item); err != nil {
-		return err
-	}
-	if item.GetStatus() == status && item.GetErrorCode() == errorCode {
-		return nil
-	}
-	if !statusMayChange(item.GetStatus(), status) {
-		return nil
-	}
-	item.Status, item.ErrorCode, item.StatusChangedAt = status, errorCode, now
-	return put(tx, bucketItems, []byte(itemID), item)
-}
-
-// SetItemDetails replaces an Item's institution id and name where the new
-// value is not empty, and its accounts when the list is not empty, in one
-// transaction, and returns the Item. It returns an ENOTFOUND *linkd.Error
-// when there is no such Item.
-func (db *DB) SetItemDetails(ctx context.Context, itemID, institutionID, institutionName string, accounts []*linkdv1.Account) (*linkdv1.Item, error) {
-	item := new(linkdv1.Item)
-	err := db.update(ctx, "set item details", func(tx *bbolt.Tx) error {
-		if err := getItem(tx, itemID, item); err != nil {
+		var use storagev1.PublicTokenUse
+		if found, err := get(tx, bucketPublicTokenUses, publicTokenKey(publicToken), &use); err != nil {
 			return err
+		} else if !found {
+			return linkd.Errorf(linkd.ENOTFOUND, "public token not exchanged")
 		}
-		if institutionID != "" {
-			item.InstitutionId = institutionID
-		}
-		if institutionName != "" {
-			item.InstitutionName = institutionName
-		}
-		if len(accounts) > 0 {
-			item.Accounts = accounts
-		}
-		return put(tx, bucketItems, []byte(itemID), item)
+		return getItem(tx, use.GetItemId(), item)
 	})
 	if err != nil {
 		return nil, err
 	}
 	return item, nil
-}
-
-func newItem() *linkdv1.Item { return new(linkdv1.Item) }
-
-// ItemsAtInstitution returns every user's Items at an institution, oldest
-// first. It scans the items bucket: duplicate checks across all users are
-// rare next to reads, and an index would need a migration of existing
-// files. It returns an EINTERNAL *linkd.Error when the store fails.
-func (db *DB) ItemsAtInstitution(ctx context.Context, institutionID string) ([]*linkdv1.Item, error) {
-	var items []*linkdv1.Item
-	err := db.view(ctx, "items at institution", func(tx *bbolt.Tx) error {
-		return each(tx, bucketItems, newItem, func(_ []byte, item *linkdv1.Item) error {
-			if item.GetInstitutionId() == institutionID {
-				items = append(items, item)
-			}
-			return nil
-		})
-	})
-	if err != nil {
-		return nil, err
-	}
-	slices.SortStableFunc(items, func(a, b *linkdv1.Item) int {
-		return a.GetCreatedAt().AsTime().Compare(b.GetCreatedAt().AsTime())
-	})
-	return items, nil
 }

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/binary"
 	"errors"
@@ -12,17 +13,25 @@ import (
 // entries, whose information is all in the key). proto.Unmarshal copies what
 // it reads, so decoded values stay valid after their transaction ends.
 //
-//	bucket              key                                          value
-//	------              ---                                          -----
-//	link_tokens         link_token                                   storagev1.StoredLinkToken
-//	sessions            link_session_id                              linkdv1.LinkSession, no public_token
-//	items               item_id                                      linkdv1.Item
-//	user_items          str(client_user_id) be64(created_at) item_id empty
-//	access_tokens       item_id                                      storagev1.SealedAccessToken
-//	public_token_uses   sha256(public_token)                         storagev1.PublicTokenUse
-//	item_public_tokens  str(item_id) sha256(public_token)            empty
-//	pending_exchanges   sha256(public_token)                         storagev1.PendingExchange
-//	webhooks            be64(received_at) sha256(body)               storagev1.StoredWebhook
+//	bucket               key                                               value
+//	------               ---                                               -----
+//	meta                 "version"                                         storagev1.SchemaVersion
+//	link_tokens          link_token                                        storagev1.StoredLinkToken
+//	link_token_renewals  dead link_token                                   storagev1.LinkTokenRenewal
+//	sessions             link_session_id                                   linkdv1.LinkSession, no public_token
+//	session_starts       be64(SessionStart) link_session_id                empty
+//	items                item_id                                           linkdv1.Item
+//	user_items           str(client_user_id) be64(created_at) item_id      empty
+//	institution_items    str(institution_id) be64(created_at) item_id      empty
+//	access_tokens        item_id                                           storagev1.SealedAccessToken
+//	public_token_uses    sha256(public_token)                              storagev1.PublicTokenUse
+//	item_public_tokens   str(item_id) sha256(public_token)                 empty
+//	exchange_claims      sha256(public_token)                              storagev1.ExchangeClaim
+//	refresh_queue        be64(due) item_id                                 empty
+//	item_refreshes       str(item_id) be64(due)                            empty
+//	webhooks             be64(received_at) sha256(body)                    storagev1.StoredWebhook
+//	webhook_deliveries   delivery_id                                       storagev1.WebhookDelivery
+//	leases               lease name                                        storagev1.Lease
 //
 // Key parts are concatenated, with no separator, where
 //
@@ -34,38 +43,81 @@ import (
 //	sha256(p)    is the 32-byte SHA-256 of the public token: the plain public
 //	             token is never written.
 //
-// user_items lists a user's Items oldest first with one prefix scan;
-// item_public_tokens is the reverse of public_token_uses, so that DeleteItem
-// finds the uses pointing at an Item without a full scan. pending_exchanges
-// marks exchanges sent to Plaid whose end linkd has not seen; PutItem removes
-// the mark in the transaction that records the use. webhooks lists verified
-// Plaid webhooks oldest first; the body's hash keeps two received in the
-// same nanosecond apart. Access tokens live
-// apart from items, sealed with AES-256-GCM under a master key named by
-// key_id, with the item_id as additional data.
+// Indexes, so that no request path scans a whole bucket:
+//   - user_items lists a user's Items oldest first with one prefix scan, and
+//     institution_items every user's Items at one institution (the
+//     duplicate-Item check); both follow an Item whose fields change.
+//   - session_starts orders sessions by linkd.SessionStart, for LinkSessions'
+//     windows and pages and for Prune; a session's entry moves when an
+//     earlier event arrives.
+//   - item_public_tokens is the reverse of public_token_uses, so that
+//     DeleteItem finds the uses pointing at an Item.
+//   - refresh_queue orders queued Item refreshes by due time;
+//     item_refreshes is its reverse, so that DeferItemRefresh, DeleteItem
+//     and UpdateRefreshedItem find an Item's entry.
+//
+// exchange_claims holds leases on public token exchanges that linkd sent or
+// is about to send to Plaid; PutItem removes the claim in the transaction
+// that records the use. webhooks lists verified Plaid webhooks oldest
+// first; the body's hash keeps two received in the same nanosecond apart.
+// webhook_deliveries remembers handled deliveries so a replay is refused.
+// Access tokens live apart from items, sealed by a linkd.Sealer (package
+// seal: AES-256-GCM under a master key named by key_id, with the item_id as
+// additional data).
+//
+// Schema versions (meta "version"; no record is version 0, the first
+// release): version 1 added link_token_renewals, session_starts,
+// institution_items, exchange_claims (replacing pending_exchanges, whose
+// marks become released-unknown claims), refresh_queue, item_refreshes,
+// webhook_deliveries and leases. Open migrates a file in one transaction.
 var (
-	bucketLinkTokens       = []byte("link_tokens")
-	bucketSessions         = []byte("sessions")
-	bucketItems            = []byte("items")
-	bucketUserItems        = []byte("user_items")
-	bucketAccessTokens     = []byte("access_tokens")
-	bucketPublicTokenUses  = []byte("public_token_uses")
-	bucketItemPublicTokens = []byte("item_public_tokens")
+	bucketMeta              = []byte("meta")
+	bucketLinkTokens        = []byte("link_tokens")
+	bucketLinkTokenRenewals = []byte("link_token_renewals")
+	bucketSessions          = []byte("sessions")
+	bucketSessionStarts     = []byte("session_starts")
+	bucketItems             = []byte("items")
+	bucketUserItems         = []byte("user_items")
+	bucketInstitutionItems  = []byte("institution_items")
+	bucketAccessTokens      = []byte("access_tokens")
+	bucketPublicTokenUses   = []byte("public_token_uses")
+	bucketItemPublicTokens  = []byte("item_public_tokens")
+	bucketExchangeClaims    = []byte("exchange_claims")
+	bucketRefreshQueue      = []byte("refresh_queue")
+	bucketItemRefreshes     = []byte("item_refreshes")
+	bucketWebhooks          = []byte("webhooks")
+	bucketWebhookDeliveries = []byte("webhook_deliveries")
+	bucketLeases            = []byte("leases")
+
+	// bucketPendingExchanges is version 0's exchange marks; Open migrates
+	// them to exchange_claims and deletes the bucket.
 	bucketPendingExchanges = []byte("pending_exchanges")
-	bucketWebhooks         = []byte("webhooks")
+
+	keyVersion = []byte("version")
 )
+
+// schemaVersion is the layout this code writes.
+const schemaVersion = 1
 
 // allBuckets is every bucket; Open creates each one.
 var allBuckets = [][]byte{
+	bucketMeta,
 	bucketLinkTokens,
+	bucketLinkTokenRenewals,
 	bucketSessions,
+	bucketSessionStarts,
 	bucketItems,
 	bucketUserItems,
+	bucketInstitutionItems,
 	bucketAccessTokens,
 	bucketPublicTokenUses,
 	bucketItemPublicTokens,
-	bucketPendingExchanges,
+	bucketExchangeClaims,
+	bucketRefreshQueue,
+	bucketItemRefreshes,
 	bucketWebhooks,
+	bucketWebhookDeliveries,
+	bucketLeases,
 }
 
 // maxIDLen bounds the ids written into keys, well under bbolt's 32 KiB key
@@ -84,40 +136,60 @@ func appendTime(b []byte, t time.Time) []byte {
 	return binary.BigEndian.AppendUint64(b, uint64(t.UnixNano())^(1<<63))
 }
 
-// userItemsPrefix is the user_items prefix of every key of one user.
-func userItemsPrefix(clientUserID string) []byte {
-	return appendStr(make([]byte, 0, 4+len(clientUserID)), clientUserID)
+// strPrefix is str(s), the prefix of every key of one id in an index.
+func strPrefix(s string) []byte {
+	return appendStr(make([]byte, 0, 4+len(s)), s)
 }
 
-// userItemKey is the user_items key of one Item.
-func userItemKey(clientUserID string, createdAt time.Time, itemID string) []byte {
-	b := make([]byte, 0, 4+len(clientUserID)+8+len(itemID))
-	b = appendStr(b, clientUserID)
-	b = appendTime(b, createdAt)
-	return append(b, itemID...)
+// strTimeKey is str(s) be64(t) id: a user_items or institution_items key.
+func strTimeKey(s string, t time.Time, id string) []byte {
+	b := make([]byte, 0, 4+len(s)+8+len(id))
+	b = appendStr(b, s)
+	b = appendTime(b, t)
+	return append(b, id...)
 }
 
-// publicTokenKey is the public_token_uses key of a public token.
+// timeKey is be64(t) id: a session_starts or refresh_queue key.
+func timeKey(t time.Time, id string) []byte {
+	return append(appendTime(make([]byte, 0, 8+len(id)), t), id...)
+}
+
+// itemRefreshKey is the item_refreshes key of an Item's refresh due at t.
+func itemRefreshKey(itemID string, due time.Time) []byte {
+	return appendTime(strPrefix(itemID), due)
+}
+
+// publicTokenKey is the public_token_uses and exchange_claims key of a
+// public token.
 func publicTokenKey(publicToken string) []byte {
 	sum := sha256.Sum256([]byte(publicToken))
 	return sum[:]
 }
 
-// itemPublicTokensPrefix is the item_public_tokens prefix of one Item.
-func itemPublicTokensPrefix(itemID string) []byte {
-	return appendStr(make([]byte, 0, 4+len(itemID)+sha256.Size), itemID)
-}
-
 // itemPublicTokenKey is the item_public_tokens key of one use; its last
 // sha256.Size bytes are the public_token_uses key.
 func itemPublicTokenKey(itemID string, publicTokenSum []byte) []byte {
-	return append(itemPublicTokensPrefix(itemID), publicTokenSum...)
+	return append(strPrefix(itemID), publicTokenSum...)
 }
 
 // webhookKey is the webhooks key of a webhook received at t with body.
 func webhookKey(t time.Time, body []byte) []byte {
 	sum := sha256.Sum256(body)
 	return append(appendTime(make([]byte, 0, 8+sha256.Size), t), sum[:]...)
+}
+
+// keysWithPrefix returns copies of the keys of bucket that start with
+// prefix, so that the caller may delete them (deleting under a cursor can
+// make it skip keys).
+func keysWithPrefix(c interface {
+	Seek([]byte) ([]byte, []byte)
+	Next() ([]byte, []byte)
+}, prefix []byte) [][]byte {
+	var keys [][]byte
+	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+		keys = append(keys, bytes.Clone(k))
+	}
+	return keys
 }
 
 // Index corruption, which only a bug or a damaged file can cause.

@@ -1,6 +1,9 @@
 // Package store implements linkd.Store on a bbolt file. schema.go describes
-// the layout; access tokens are sealed with AES-256-GCM under a Keyring and
-// public tokens are kept as SHA-256 only, so the file holds neither in plain.
+// the layout; access tokens are sealed by a linkd.Sealer and public tokens
+// are kept as SHA-256 only, so the file holds neither in plain.
+//
+// One file is one process's: bbolt locks it, so replicas sharing state need
+// another backend. Within the process every promise of linkd.Store holds.
 package store
 
 import (
@@ -21,55 +24,59 @@ import (
 // the database file.
 const DefaultLockTimeout = time.Second
 
+// DefaultMaxBatchSize bounds how many concurrent writes share one commit.
+const DefaultMaxBatchSize = 128
+
 // Options configures Open.
 type Options struct {
-	// Keys seals new access tokens with Keys.Current and opens old ones with
-	// whichever key sealed them. Required.
-	Keys Keyring
+	// Sealer seals new access tokens and opens stored ones (package seal).
+	// Required.
+	Sealer linkd.Sealer
 	// Now is the clock for the times the store fills in; time.Now if nil.
 	Now func() time.Time
 	// LockTimeout is how long Open waits for the file lock;
 	// DefaultLockTimeout if zero or less.
 	LockTimeout time.Duration
-	// MaxBatchSize and MaxBatchDelay tune group commit: concurrent writes
-	// share one fsynced commit. DefaultMaxBatchSize and DefaultMaxBatchDelay
-	// (measured, see BENCHMARKS.md) when zero; a negative delay means none.
-	MaxBatchSize  int
-	MaxBatchDelay time.Duration
+	// MaxBatchSize bounds how many writes that arrive during a commit are
+	// committed together in the next one; DefaultMaxBatchSize if zero or
+	// less.
+	MaxBatchSize int
+	// OnCommit, when set, is called after every write transaction with the
+	// number of writes it carried and how long it took (commit and fsync
+	// included), for a batch-size metric. It runs on the committing
+	// goroutine and must be quick.
+	OnCommit func(batchSize int, d time.Duration)
 }
-
-// Group commit defaults, from BenchmarkDB_PutItem_Concurrent on this
-// project's machines: an fsync costs ~0.4 ms, so waiting about that long
-// lets concurrent writers share it, while a lone writer pays little.
-const (
-	DefaultMaxBatchSize  = 128
-	DefaultMaxBatchDelay = 500 * time.Microsecond
-)
 
 // DB is linkd's store on a bbolt file. It implements linkd.Store and is safe
 // for concurrent use.
 type DB struct {
 	bolt   *bbolt.DB
-	sealer *sealer
+	sealer linkd.Sealer
 	now    func() time.Time
+	commit *committer
 }
 
 var _ linkd.Store = (*DB)(nil)
 
 // Open opens the database at path, creating the file (0600) and its
-// directory (0700) if needed, and every bucket. It returns an EINVALID
-// *linkd.Error for unusable Options.Keys, EUNAVAILABLE when another process
-// holds the file past LockTimeout, and EINTERNAL for any other failure.
+// directory (0700) if needed, and every bucket, and migrates a file of an
+// earlier release, all in one transaction. It returns an EINVALID
+// *linkd.Error naming Sealer when there is none, EUNAVAILABLE when another
+// process holds the file past LockTimeout, and EINTERNAL for any other
+// failure.
 func Open(path string, opts Options) (*DB, error) {
-	s, err := newSealer(opts.Keys)
-	if err != nil {
-		return nil, err
+	if opts.Sealer == nil {
+		return nil, linkd.InvalidField("Sealer", "a sealer is required: no master key")
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
 	if opts.LockTimeout <= 0 {
 		opts.LockTimeout = DefaultLockTimeout
+	}
+	if opts.MaxBatchSize <= 0 {
+		opts.MaxBatchSize = DefaultMaxBatchSize
 	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, internal("open", err)
@@ -81,27 +88,11 @@ func Open(path string, opts Options) (*DB, error) {
 	} else if err != nil {
 		return nil, internal("open", err)
 	}
-	b.MaxBatchSize, b.MaxBatchDelay = DefaultMaxBatchSize, DefaultMaxBatchDelay
-	if opts.MaxBatchSize > 0 {
-		b.MaxBatchSize = opts.MaxBatchSize
-	}
-	if opts.MaxBatchDelay > 0 {
-		b.MaxBatchDelay = opts.MaxBatchDelay
-	} else if opts.MaxBatchDelay < 0 {
-		b.MaxBatchDelay = 0
-	}
-	db := &DB{bolt: b, sealer: s, now: opts.Now}
-	err = b.Update(func(tx *bbolt.Tx) error {
-		for _, name := range allBuckets {
-			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
+	db := &DB{bolt: b, sealer: opts.Sealer, now: opts.Now}
+	db.commit = &committer{bolt: b, maxBatch: opts.MaxBatchSize, onCommit: opts.OnCommit}
+	if err := b.Update(func(tx *bbolt.Tx) error { return migrate(tx, db.now()) }); err != nil {
 		b.Close()
-		return nil, internal("create buckets", err)
+		return nil, wrap("migrate", err)
 	}
 	return db, nil
 }
@@ -120,8 +111,12 @@ func (db *DB) Path() string { return db.bolt.Path() }
 
 // Check runs bbolt's consistency check over the whole file. It holds the
 // write lock meanwhile, which makes it safe beside writers, and rolls back.
-// It returns an EINTERNAL *linkd.Error carrying every inconsistency found.
-func (db *DB) Check() error {
+// It returns an EINTERNAL *linkd.Error carrying every inconsistency found,
+// and EUNAVAILABLE when ctx ended before it began.
+func (db *DB) Check(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return canceled(err)
+	}
 	tx, err := db.bolt.Begin(true)
 	if err != nil {
 		return internal("check", err)
@@ -138,15 +133,15 @@ func (db *DB) Check() error {
 }
 
 // update runs fn in a write transaction, group-committed with concurrent
-// writers (bbolt's Batch) and fsynced before it returns. fn may run more
-// than once (bbolt retries a failed batch one function at a time), so it
-// must depend only on tx. An *linkd.Error from fn passes through; any other
-// failure becomes EINTERNAL.
+// writers (see committer) and fsynced before it returns. fn may run more
+// than once (a failed batch is rerun one function at a time), so it must
+// depend only on tx and reset what it reports. An *linkd.Error from fn
+// passes through; any other failure becomes EINTERNAL.
 func (db *DB) update(ctx context.Context, op string, fn func(tx *bbolt.Tx) error) error {
 	if err := ctx.Err(); err != nil {
 		return canceled(err)
 	}
-	return wrap(op, db.bolt.Batch(fn))
+	return wrap(op, db.commit.do(fn))
 }
 
 // view runs fn in one read transaction, like update.
@@ -157,14 +152,34 @@ func (db *DB) view(ctx context.Context, op string, fn func(tx *bbolt.Tx) error) 
 	return wrap(op, db.bolt.View(fn))
 }
 
-// wrap passes nil and *linkd.Error chains through and makes anything else
-// EINTERNAL.
+// wrap passes nil, an update function's error and *linkd.Error chains
+// through and makes anything else EINTERNAL.
 func wrap(op string, err error) error {
+	var fe *fnError
+	if errors.As(err, &fe) {
+		return fe.err
+	}
 	var e *linkd.Error
 	if err == nil || errors.As(err, &e) {
 		return err
 	}
 	return internal(op, err)
+}
+
+// fnError carries the error of a caller's update function out of the
+// transaction, so that the caller gets it back unchanged, as the contract
+// says, and not as a storage failure.
+type fnError struct{ err error }
+
+func (e *fnError) Error() string { return e.err.Error() }
+
+// fnErr marks err (nil stays nil) as an update function's.
+func fnErr(err error) error {
+	var fe *fnError
+	if err == nil || errors.As(err, &fe) {
+		return err
+	}
+	return &fnError{err}
 }
 
 // internal returns an EINTERNAL error with a generic message that keeps

@@ -271,6 +271,8 @@ func (x *PublicTokenUse) GetExchangedAt() *timestamppb.Timestamp {
 // without seeing how it ended (a timeout or a crash after sending), keyed
 // like PublicTokenUse. A retry then knows that Plaid may have spent the
 // token, and says so rather than failing as if the token were bad.
+// Superseded by ExchangeClaim: kept so that Open can read the
+// pending_exchanges bucket of a file from an earlier release.
 type PendingExchange struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The end user the exchange is for.
@@ -437,6 +439,312 @@ func (x *StoredWebhook) GetKeyId() string {
 	return ""
 }
 
+// ExchangeClaim is a lease on the exchange of one public token, keyed like
+// PublicTokenUse, taken before Plaid is called so that of several replicas
+// (or retries) only one calls Plaid at a time. PutItem removes it in the
+// transaction that records the token's use.
+type ExchangeClaim struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The end user the exchange is for; another user's claim is a conflict.
+	ClientUserId string `protobuf:"bytes,1,opt,name=client_user_id,json=clientUserId,proto3" json:"client_user_id,omitempty"`
+	// The process holding the claim, unique per process start.
+	Owner string `protobuf:"bytes,2,opt,name=owner,proto3" json:"owner,omitempty"`
+	// When the claim lapses unless its owner renews it; another owner may
+	// take over an expired claim.
+	ExpiresAt *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
+	// How many claims of the token were granted, takeovers included.
+	Attempts int32 `protobuf:"varint,4,opt,name=attempts,proto3" json:"attempts,omitempty"`
+	// Set when a claim ended without an outcome (released as unknown, or
+	// migrated from a PendingExchange): Plaid may have spent the token, and
+	// the next claimant is told so.
+	Unknown bool `protobuf:"varint,5,opt,name=unknown,proto3" json:"unknown,omitempty"`
+	// When the first claim was granted.
+	StartedAt     *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=started_at,json=startedAt,proto3" json:"started_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExchangeClaim) Reset() {
+	*x = ExchangeClaim{}
+	mi := &file_linkd_storage_v1_storage_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExchangeClaim) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExchangeClaim) ProtoMessage() {}
+
+func (x *ExchangeClaim) ProtoReflect() protoreflect.Message {
+	mi := &file_linkd_storage_v1_storage_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExchangeClaim.ProtoReflect.Descriptor instead.
+func (*ExchangeClaim) Descriptor() ([]byte, []int) {
+	return file_linkd_storage_v1_storage_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *ExchangeClaim) GetClientUserId() string {
+	if x != nil {
+		return x.ClientUserId
+	}
+	return ""
+}
+
+func (x *ExchangeClaim) GetOwner() string {
+	if x != nil {
+		return x.Owner
+	}
+	return ""
+}
+
+func (x *ExchangeClaim) GetExpiresAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpiresAt
+	}
+	return nil
+}
+
+func (x *ExchangeClaim) GetAttempts() int32 {
+	if x != nil {
+		return x.Attempts
+	}
+	return 0
+}
+
+func (x *ExchangeClaim) GetUnknown() bool {
+	if x != nil {
+		return x.Unknown
+	}
+	return false
+}
+
+func (x *ExchangeClaim) GetStartedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.StartedAt
+	}
+	return nil
+}
+
+// LinkTokenRenewal names the fresh link token that replaced a dead one, keyed
+// by the dead token, so that every retry of a renewal gets the same fresh
+// token while it is alive.
+type LinkTokenRenewal struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The fresh link_token; it is stored as a StoredLinkToken too.
+	LinkToken string `protobuf:"bytes,1,opt,name=link_token,json=linkToken,proto3" json:"link_token,omitempty"`
+	// When the renewal was recorded.
+	RenewedAt     *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=renewed_at,json=renewedAt,proto3" json:"renewed_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LinkTokenRenewal) Reset() {
+	*x = LinkTokenRenewal{}
+	mi := &file_linkd_storage_v1_storage_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LinkTokenRenewal) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LinkTokenRenewal) ProtoMessage() {}
+
+func (x *LinkTokenRenewal) ProtoReflect() protoreflect.Message {
+	mi := &file_linkd_storage_v1_storage_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LinkTokenRenewal.ProtoReflect.Descriptor instead.
+func (*LinkTokenRenewal) Descriptor() ([]byte, []int) {
+	return file_linkd_storage_v1_storage_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *LinkTokenRenewal) GetLinkToken() string {
+	if x != nil {
+		return x.LinkToken
+	}
+	return ""
+}
+
+func (x *LinkTokenRenewal) GetRenewedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.RenewedAt
+	}
+	return nil
+}
+
+// WebhookDelivery records that one signed webhook delivery was handled,
+// keyed by the delivery id (the hash of its signed JWT), so that a replayed
+// delivery changes nothing.
+type WebhookDelivery struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// When the delivery was recorded; Prune deletes by it.
+	RecordedAt    *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=recorded_at,json=recordedAt,proto3" json:"recorded_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WebhookDelivery) Reset() {
+	*x = WebhookDelivery{}
+	mi := &file_linkd_storage_v1_storage_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WebhookDelivery) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WebhookDelivery) ProtoMessage() {}
+
+func (x *WebhookDelivery) ProtoReflect() protoreflect.Message {
+	mi := &file_linkd_storage_v1_storage_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WebhookDelivery.ProtoReflect.Descriptor instead.
+func (*WebhookDelivery) Descriptor() ([]byte, []int) {
+	return file_linkd_storage_v1_storage_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *WebhookDelivery) GetRecordedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.RecordedAt
+	}
+	return nil
+}
+
+// Lease is a named lease that lets one process run a background job (the
+// refresh queue, retention) while other replicas wait.
+type Lease struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The process holding the lease, unique per process start.
+	Owner string `protobuf:"bytes,1,opt,name=owner,proto3" json:"owner,omitempty"`
+	// When the lease lapses unless its owner renews it.
+	ExpiresAt     *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Lease) Reset() {
+	*x = Lease{}
+	mi := &file_linkd_storage_v1_storage_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Lease) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Lease) ProtoMessage() {}
+
+func (x *Lease) ProtoReflect() protoreflect.Message {
+	mi := &file_linkd_storage_v1_storage_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Lease.ProtoReflect.Descriptor instead.
+func (*Lease) Descriptor() ([]byte, []int) {
+	return file_linkd_storage_v1_storage_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *Lease) GetOwner() string {
+	if x != nil {
+		return x.Owner
+	}
+	return ""
+}
+
+func (x *Lease) GetExpiresAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpiresAt
+	}
+	return nil
+}
+
+// SchemaVersion is the version of the database layout, stored under the
+// key "version" of the meta bucket, so that Open knows which migrations a
+// file needs.
+type SchemaVersion struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The layout version; 0 (no record) is the layout of the first release.
+	Version       uint32 `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SchemaVersion) Reset() {
+	*x = SchemaVersion{}
+	mi := &file_linkd_storage_v1_storage_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SchemaVersion) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SchemaVersion) ProtoMessage() {}
+
+func (x *SchemaVersion) ProtoReflect() protoreflect.Message {
+	mi := &file_linkd_storage_v1_storage_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SchemaVersion.ProtoReflect.Descriptor instead.
+func (*SchemaVersion) Descriptor() ([]byte, []int) {
+	return file_linkd_storage_v1_storage_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *SchemaVersion) GetVersion() uint32 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
 var File_linkd_storage_v1_storage_proto protoreflect.FileDescriptor
 
 const file_linkd_storage_v1_storage_proto_rawDesc = "" +
@@ -481,7 +789,30 @@ const file_linkd_storage_v1_storage_proto_rawDesc = "" +
 	"\vreceived_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"receivedAt\x12\x12\n" +
 	"\x04body\x18\x06 \x01(\fR\x04body\x12\x15\n" +
-	"\x06key_id\x18\a \x01(\tR\x05keyIdB7Z5github.com/linkd/linkd/gen/linkd/storage/v1;storagev1b\x06proto3"
+	"\x06key_id\x18\a \x01(\tR\x05keyId\"\xf7\x01\n" +
+	"\rExchangeClaim\x12$\n" +
+	"\x0eclient_user_id\x18\x01 \x01(\tR\fclientUserId\x12\x14\n" +
+	"\x05owner\x18\x02 \x01(\tR\x05owner\x129\n" +
+	"\n" +
+	"expires_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\x12\x1a\n" +
+	"\battempts\x18\x04 \x01(\x05R\battempts\x12\x18\n" +
+	"\aunknown\x18\x05 \x01(\bR\aunknown\x129\n" +
+	"\n" +
+	"started_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\tstartedAt\"l\n" +
+	"\x10LinkTokenRenewal\x12\x1d\n" +
+	"\n" +
+	"link_token\x18\x01 \x01(\tR\tlinkToken\x129\n" +
+	"\n" +
+	"renewed_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\trenewedAt\"N\n" +
+	"\x0fWebhookDelivery\x12;\n" +
+	"\vrecorded_at\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"recordedAt\"X\n" +
+	"\x05Lease\x12\x14\n" +
+	"\x05owner\x18\x01 \x01(\tR\x05owner\x129\n" +
+	"\n" +
+	"expires_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\")\n" +
+	"\rSchemaVersion\x12\x18\n" +
+	"\aversion\x18\x01 \x01(\rR\aversionB7Z5github.com/linkd/linkd/gen/linkd/storage/v1;storagev1b\x06proto3"
 
 var (
 	file_linkd_storage_v1_storage_proto_rawDescOnce sync.Once
@@ -495,28 +826,38 @@ func file_linkd_storage_v1_storage_proto_rawDescGZIP() []byte {
 	return file_linkd_storage_v1_storage_proto_rawDescData
 }
 
-var file_linkd_storage_v1_storage_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
+var file_linkd_storage_v1_storage_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
 var file_linkd_storage_v1_storage_proto_goTypes = []any{
 	(*StoredLinkToken)(nil),           // 0: linkd.storage.v1.StoredLinkToken
 	(*SealedAccessToken)(nil),         // 1: linkd.storage.v1.SealedAccessToken
 	(*PublicTokenUse)(nil),            // 2: linkd.storage.v1.PublicTokenUse
 	(*PendingExchange)(nil),           // 3: linkd.storage.v1.PendingExchange
 	(*StoredWebhook)(nil),             // 4: linkd.storage.v1.StoredWebhook
-	(*timestamppb.Timestamp)(nil),     // 5: google.protobuf.Timestamp
-	(*v1.CreateLinkTokenRequest)(nil), // 6: linkd.v1.CreateLinkTokenRequest
+	(*ExchangeClaim)(nil),             // 5: linkd.storage.v1.ExchangeClaim
+	(*LinkTokenRenewal)(nil),          // 6: linkd.storage.v1.LinkTokenRenewal
+	(*WebhookDelivery)(nil),           // 7: linkd.storage.v1.WebhookDelivery
+	(*Lease)(nil),                     // 8: linkd.storage.v1.Lease
+	(*SchemaVersion)(nil),             // 9: linkd.storage.v1.SchemaVersion
+	(*timestamppb.Timestamp)(nil),     // 10: google.protobuf.Timestamp
+	(*v1.CreateLinkTokenRequest)(nil), // 11: linkd.v1.CreateLinkTokenRequest
 }
 var file_linkd_storage_v1_storage_proto_depIdxs = []int32{
-	5, // 0: linkd.storage.v1.StoredLinkToken.created_at:type_name -> google.protobuf.Timestamp
-	5, // 1: linkd.storage.v1.StoredLinkToken.expiration:type_name -> google.protobuf.Timestamp
-	6, // 2: linkd.storage.v1.StoredLinkToken.request:type_name -> linkd.v1.CreateLinkTokenRequest
-	5, // 3: linkd.storage.v1.PublicTokenUse.exchanged_at:type_name -> google.protobuf.Timestamp
-	5, // 4: linkd.storage.v1.PendingExchange.started_at:type_name -> google.protobuf.Timestamp
-	5, // 5: linkd.storage.v1.StoredWebhook.received_at:type_name -> google.protobuf.Timestamp
-	6, // [6:6] is the sub-list for method output_type
-	6, // [6:6] is the sub-list for method input_type
-	6, // [6:6] is the sub-list for extension type_name
-	6, // [6:6] is the sub-list for extension extendee
-	0, // [0:6] is the sub-list for field type_name
+	10, // 0: linkd.storage.v1.StoredLinkToken.created_at:type_name -> google.protobuf.Timestamp
+	10, // 1: linkd.storage.v1.StoredLinkToken.expiration:type_name -> google.protobuf.Timestamp
+	11, // 2: linkd.storage.v1.StoredLinkToken.request:type_name -> linkd.v1.CreateLinkTokenRequest
+	10, // 3: linkd.storage.v1.PublicTokenUse.exchanged_at:type_name -> google.protobuf.Timestamp
+	10, // 4: linkd.storage.v1.PendingExchange.started_at:type_name -> google.protobuf.Timestamp
+	10, // 5: linkd.storage.v1.StoredWebhook.received_at:type_name -> google.protobuf.Timestamp
+	10, // 6: linkd.storage.v1.ExchangeClaim.expires_at:type_name -> google.protobuf.Timestamp
+	10, // 7: linkd.storage.v1.ExchangeClaim.started_at:type_name -> google.protobuf.Timestamp
+	10, // 8: linkd.storage.v1.LinkTokenRenewal.renewed_at:type_name -> google.protobuf.Timestamp
+	10, // 9: linkd.storage.v1.WebhookDelivery.recorded_at:type_name -> google.protobuf.Timestamp
+	10, // 10: linkd.storage.v1.Lease.expires_at:type_name -> google.protobuf.Timestamp
+	11, // [11:11] is the sub-list for method output_type
+	11, // [11:11] is the sub-list for method input_type
+	11, // [11:11] is the sub-list for extension type_name
+	11, // [11:11] is the sub-list for extension extendee
+	0,  // [0:11] is the sub-list for field type_name
 }
 
 func init() { file_linkd_storage_v1_storage_proto_init() }
@@ -530,7 +871,7 @@ func file_linkd_storage_v1_storage_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_linkd_storage_v1_storage_proto_rawDesc), len(file_linkd_storage_v1_storage_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   5,
+			NumMessages:   10,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

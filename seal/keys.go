@@ -1,6 +1,11 @@
-package store
+// Package seal keeps access tokens secret at rest, whatever the backend:
+// master keys (Keyring) read from LINKD_MASTER_KEYS or a key file, and a
+// Sealer that encrypts tokens with AES-256-GCM bound to their item_id. Key
+// material never appears in an error, a log line or a String.
+package seal
 
 import (
+	"bytes"
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/rand"
@@ -23,8 +28,11 @@ import (
 // MasterKeySize is the length of a master key: AES-256.
 const MasterKeySize = 32
 
-// masterKeysVar is the environment variable ParseMasterKeys is meant for.
-const masterKeysVar = "LINKD_MASTER_KEYS"
+// The environment variables ParseMasterKeys is meant for.
+const (
+	masterKeysVar = "LINKD_MASTER_KEYS"
+	currentKeyVar = "LINKD_MASTER_KEY_CURRENT"
+)
 
 // maxKeyFileSize bounds a key file: hundreds of keys.
 const maxKeyFileSize = 64 << 10
@@ -43,14 +51,34 @@ type Keyring struct {
 }
 
 // ParseMasterKeys parses LINKD_MASTER_KEYS: comma-separated "kid:base64key"
-// entries, each key 32 bytes in standard base64 (padding optional), the last
-// entry current. On failure it returns an EINVALID *linkd.Error naming
-// LINKD_MASTER_KEYS and the entry's position, never any part of an entry.
-func ParseMasterKeys(s string) (Keyring, error) {
+// entries, each key 32 bytes in standard base64 (padding optional). current
+// (LINKD_MASTER_KEY_CURRENT) names the key that seals new tokens; empty
+// means the last entry. On failure it returns an EINVALID *linkd.Error
+// naming LINKD_MASTER_KEYS and the entry's position, never any part of an
+// entry, or naming LINKD_MASTER_KEY_CURRENT when current is not in the list.
+func ParseMasterKeys(s, current string) (Keyring, error) {
 	k, err := parseKeyring(s)
 	if err != nil {
 		return Keyring{}, &linkd.Error{Code: linkd.EINVALID, Field: masterKeysVar, Message: err.Error()}
 	}
+	return k.WithCurrent(current)
+}
+
+// WithCurrent returns the ring with kid as its current key, so that an
+// operator can stage a new key on every replica before any seals with it.
+// An empty kid (LINKD_MASTER_KEY_CURRENT unset) keeps the ring as it is.
+// It returns an EINVALID *linkd.Error naming LINKD_MASTER_KEY_CURRENT when
+// kid is not in the ring; the message does not repeat kid, which may be a
+// key pasted in the wrong place.
+func (k Keyring) WithCurrent(kid string) (Keyring, error) {
+	kid = strings.TrimSpace(kid)
+	if kid == "" {
+		return k, nil
+	}
+	if _, ok := k.keys[kid]; !ok {
+		return Keyring{}, linkd.InvalidField(currentKeyVar, "%s names no key of the keyring (known ids: %q)", currentKeyVar, k.KeyIDs())
+	}
+	k.Current = kid
 	return k, nil
 }
 
@@ -245,22 +273,26 @@ func (k Keyring) LogValue() slog.Value {
 	return slog.GroupValue(slog.String("current", k.Current), slog.Any("key_ids", k.KeyIDs()))
 }
 
-// sealer seals and opens access tokens with a Keyring's keys.
-type sealer struct {
+// Sealer seals and opens access tokens with a Keyring's keys. It
+// implements linkd.Sealer and is safe for concurrent use. It formats and
+// logs its key ids only.
+type Sealer struct {
 	current string
 	aeads   map[string]cipher.AEAD
 }
 
-// newSealer prepares a GCM cipher per key. It returns an EINVALID
+var _ linkd.Sealer = (*Sealer)(nil)
+
+// New prepares a GCM cipher per key of k. It returns an EINVALID
 // *linkd.Error when the ring has no keys or its Current key is missing.
-func newSealer(k Keyring) (*sealer, error) {
+func New(k Keyring) (*Sealer, error) {
 	if len(k.keys) == 0 {
 		return nil, linkd.Errorf(linkd.EINVALID, "no master key: set %s or use a key file", masterKeysVar)
 	}
 	if _, ok := k.keys[k.Current]; !ok {
 		return nil, linkd.Errorf(linkd.EINVALID, "current master key %q is not in the keyring", k.Current)
 	}
-	s := &sealer{current: k.Current, aeads: make(map[string]cipher.AEAD, len(k.keys))}
+	s := &Sealer{current: k.Current, aeads: make(map[string]cipher.AEAD, len(k.keys))}
 	for id, key := range k.keys {
 		block, err := aes.NewCipher(key)
 		if err != nil {
@@ -275,8 +307,35 @@ func newSealer(k Keyring) (*sealer, error) {
 	return s, nil
 }
 
-// sealAccessToken encrypts token under the current key, bound to itemID.
-func (s *sealer) sealAccessToken(itemID string, token linkd.AccessToken) (*storagev1.SealedAccessToken, error) {
+// CurrentKeyID is the id of the key new tokens are sealed with.
+func (s *Sealer) CurrentKeyID() string { return s.current }
+
+// KeyIDs returns the ids of the keys the Sealer opens, sorted.
+func (s *Sealer) KeyIDs() []string {
+	ids := make([]string, 0, len(s.aeads))
+	for id := range s.aeads {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	return ids
+}
+
+// String implements fmt.Stringer with the key ids only.
+func (s *Sealer) String() string {
+	return fmt.Sprintf("Sealer{Current: %q, KeyIDs: %q}", s.current, s.KeyIDs())
+}
+
+// GoString implements fmt.GoStringer with the key ids only, for %#v.
+func (s *Sealer) GoString() string { return s.String() }
+
+// LogValue implements slog.LogValuer with the key ids only.
+func (s *Sealer) LogValue() slog.Value {
+	return slog.GroupValue(slog.String("current", s.current), slog.Any("key_ids", s.KeyIDs()))
+}
+
+// SealAccessToken encrypts token under the current key, bound to itemID.
+// It returns an EINTERNAL *linkd.Error when randomness fails.
+func (s *Sealer) SealAccessToken(itemID string, token linkd.AccessToken) (*storagev1.SealedAccessToken, error) {
 	aead := s.aeads[s.current]
 	nonce := make([]byte, aead.NonceSize())
 	if _, err := rand.Read(nonce); err != nil {
@@ -289,10 +348,11 @@ func (s *sealer) sealAccessToken(itemID string, token linkd.AccessToken) (*stora
 	}, nil
 }
 
-// unsealAccessToken decrypts a sealed token. It returns an EINTERNAL
-// *linkd.Error when the key id is unknown or the record does not
-// authenticate (wrong key, or a record moved to another Item).
-func (s *sealer) unsealAccessToken(itemID string, sealed *storagev1.SealedAccessToken) (linkd.AccessToken, error) {
+// UnsealAccessToken decrypts a sealed token. It returns an EINTERNAL
+// *linkd.Error naming the key id when the key is not in the keyring or the
+// record does not authenticate (wrong key, or a record moved to another
+// Item).
+func (s *Sealer) UnsealAccessToken(itemID string, sealed *storagev1.SealedAccessToken) (linkd.AccessToken, error) {
 	aead, ok := s.aeads[sealed.GetKeyId()]
 	if !ok {
 		return linkd.AccessToken{}, linkd.Errorf(linkd.EINTERNAL, "access token of item %q is sealed with master key %q, which is not in the keyring", itemID, sealed.GetKeyId())
@@ -305,4 +365,45 @@ func (s *sealer) unsealAccessToken(itemID string, sealed *storagev1.SealedAccess
 		return linkd.AccessToken{}, linkd.Errorf(linkd.EINTERNAL, "access token of item %q does not open with master key %q", itemID, sealed.GetKeyId())
 	}
 	return linkd.NewAccessToken(string(plain)), nil
+}
+
+// AddKeyToFile adds a new random master key to the key file at path, as the
+// current key, keeping the old ones so that records sealed with them stay
+// readable; the file is replaced atomically. It returns the new keyring, an
+// EINVALID *linkd.Error when the file is missing, open to others or does
+// not parse, and an EINTERNAL one when it cannot be written.
+func AddKeyToFile(path string) (Keyring, error) {
+	old, err := loadKeyFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return Keyring{}, fmt.Errorf("%w: %w", linkd.Errorf(linkd.EINVALID, "no master key file at %s", path), err)
+	} else if err != nil {
+		return Keyring{}, err
+	}
+	text, err := os.ReadFile(path)
+	if err != nil {
+		return Keyring{}, internal("read key file", err)
+	}
+	defer clear(text)
+	line, err := newKeyLine()
+	if err != nil {
+		return Keyring{}, internal("new key", err)
+	}
+	// The file has LINKD_MASTER_KEYS's format: the new key goes last, as
+	// the current one.
+	text = append(bytes.TrimSpace(text), ',')
+	text = append(text, line...)
+	if err := installKeyFile(path, text, os.Rename); err != nil {
+		return Keyring{}, internal("write key file", err)
+	}
+	k, err := loadKeyFile(path)
+	if err == nil && k.Current == old.Current {
+		err = internal("add key", errors.New("the new key is not current after writing"))
+	}
+	return k, err
+}
+
+// internal returns an EINTERNAL error with a generic message that keeps
+// cause (from the file system, never holding key material) for the logs.
+func internal(op string, cause error) error {
+	return fmt.Errorf("%w: seal %s: %w", linkd.Errorf(linkd.EINTERNAL, "key file failure"), op, cause)
 }

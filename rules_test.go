@@ -1,0 +1,406 @@
+package linkd
+
+import (
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	linkdv1 "github.com/linkd/linkd/gen/linkd/v1"
+)
+
+// The rules are pure functions, tested by tables here and through a store
+// only in storetest.
+
+var ruleT0 = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+
+// sec returns a timestamp n seconds after ruleT0.
+func sec(n int) *timestamppb.Timestamp {
+	return timestamppb.New(ruleT0.Add(time.Duration(n) * time.Second))
+}
+
+const (
+	good      = linkdv1.ItemStatus_ITEM_STATUS_GOOD
+	login     = linkdv1.ItemStatus_ITEM_STATUS_LOGIN_REQUIRED
+	expiring  = linkdv1.ItemStatus_ITEM_STATUS_PENDING_EXPIRATION
+	disconn   = linkdv1.ItemStatus_ITEM_STATUS_PENDING_DISCONNECT
+	revoked   = linkdv1.ItemStatus_ITEM_STATUS_REVOKED
+	itemError = linkdv1.ItemStatus_ITEM_STATUS_ERROR
+)
+
+func TestItemStatusFor(t *testing.T) {
+	for _, tt := range []struct {
+		errorType, errorCode string
+		want                 linkdv1.ItemStatus
+		ok                   bool
+	}{
+		{"ITEM_ERROR", "ITEM_LOGIN_REQUIRED", login, true},
+		{"ITEM_ERROR", "PENDING_EXPIRATION", expiring, true},
+		{"ITEM_ERROR", "PENDING_DISCONNECT", disconn, true},
+		{"ITEM_ERROR", "USER_PERMISSION_REVOKED", revoked, true},
+		{"ITEM_ERROR", "INVALID_CREDENTIALS", 0, false}, // the user's typo leaves the Item as it was
+		{"ITEM_ERROR", "INVALID_MFA", 0, false},
+		{"ITEM_ERROR", "ITEM_LOCKED", itemError, true},
+		{"API_ERROR", "INTERNAL_SERVER_ERROR", 0, false},
+	} {
+		t.Run(tt.errorCode, func(t *testing.T) {
+			got, ok := ItemStatusFor(tt.errorType, tt.errorCode)
+			if got != tt.want || ok != tt.ok {
+				t.Fatalf("ItemStatusFor(%s, %s) = %v, %v; want %v, %v", tt.errorType, tt.errorCode, got, ok, tt.want, tt.ok)
+			}
+		})
+	}
+}
+
+// Status precedence: reports arriving in any order never hide a worse
+// state.
+func TestStatusMayChange(t *testing.T) {
+	for _, tt := range []struct {
+		from, to linkdv1.ItemStatus
+		want     bool
+	}{
+		{good, login, true},
+		{good, expiring, true},
+		{login, good, true}, // a repair
+		{login, expiring, false},
+		{login, disconn, false},
+		{itemError, expiring, false},
+		{expiring, login, true},
+		{expiring, disconn, true},
+		{revoked, good, false}, // final
+		{revoked, login, false},
+		{good, revoked, true},
+		{login, revoked, true},
+		{revoked, revoked, true},
+	} {
+		t.Run(fmt.Sprintf("%v→%v", tt.from, tt.to), func(t *testing.T) {
+			if got := StatusMayChange(tt.from, tt.to); got != tt.want {
+				t.Fatalf("StatusMayChange(%v, %v) = %v, want %v", tt.from, tt.to, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestSetItemStatus(t *testing.T) {
+	for _, tt := range []struct {
+		name    string
+		steps   []linkdv1.ItemStatus // applied in order, at 1s, 2s, ...
+		want    linkdv1.ItemStatus
+		changed []bool // what each step reported
+	}{
+		{"PendingDoesNotCoverLogin", []linkdv1.ItemStatus{login, expiring}, login, []bool{true, false}},
+		{"PendingAfterGood", []linkdv1.ItemStatus{good, expiring}, expiring, []bool{false, true}},
+		{"LoginCoversPending", []linkdv1.ItemStatus{expiring, login}, login, []bool{true, true}},
+		{"RepairClearsLogin", []linkdv1.ItemStatus{login, good}, good, []bool{true, true}},
+		{"RevokedIsFinal", []linkdv1.ItemStatus{revoked, good, login}, revoked, []bool{true, false, false}},
+		{"Repeat", []linkdv1.ItemStatus{login, login}, login, []bool{true, false}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			item := &linkdv1.Item{ItemId: "item-1", Status: good}
+			var changedAt *timestamppb.Timestamp
+			for i, st := range tt.steps {
+				before := proto.CloneOf(item)
+				changed, err := SetItemStatus(st, "", sec(i+1).AsTime())(item)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if changed != tt.changed[i] {
+					t.Fatalf("step %d (%v): changed = %v, want %v", i, st, changed, tt.changed[i])
+				}
+				if !changed && !proto.Equal(before, item) {
+					t.Fatalf("step %d reported no change but changed %v", i, item)
+				}
+				if changed {
+					changedAt = sec(i + 1)
+				}
+			}
+			if item.GetStatus() != tt.want {
+				t.Fatalf("status = %v, want %v", item.GetStatus(), tt.want)
+			}
+			if changedAt != nil && !proto.Equal(item.GetStatusChangedAt(), changedAt) {
+				t.Fatalf("status_changed_at = %v, want %v", item.GetStatusChangedAt(), changedAt)
+			}
+		})
+	}
+
+	t.Run("ErrorCodeChange", func(t *testing.T) {
+		item := &linkdv1.Item{Status: itemError, ErrorCode: "ITEM_LOCKED"}
+		if changed, _ := SetItemStatus(itemError, "INSTITUTION_DOWN", ruleT0)(item); !changed || item.GetErrorCode() != "INSTITUTION_DOWN" {
+			t.Fatalf("changed = %v, item = %v; want the new error code", changed, item)
+		}
+	})
+}
+
+func TestSetItemDetails(t *testing.T) {
+	accounts := []*linkdv1.Account{{Id: "acc-1", Name: "Checking", Mask: "0000"}}
+	base := func() *linkdv1.Item {
+		return &linkdv1.Item{InstitutionId: "ins_3", InstitutionName: "Chase", Accounts: accounts}
+	}
+	for _, tt := range []struct {
+		name        string
+		id, name2   string
+		accounts    []*linkdv1.Account
+		want        *linkdv1.Item
+		wantChanged bool
+	}{
+		{"Nothing", "", "", nil, base(), false},
+		{"Same", "ins_3", "Chase", accounts, base(), false},
+		{"NameOnly", "", "Chase Bank", nil, &linkdv1.Item{InstitutionId: "ins_3", InstitutionName: "Chase Bank", Accounts: accounts}, true},
+		{"Institution", "ins_9", "Other", nil, &linkdv1.Item{InstitutionId: "ins_9", InstitutionName: "Other", Accounts: accounts}, true},
+		{"Accounts", "", "", []*linkdv1.Account{{Id: "acc-2"}}, &linkdv1.Item{InstitutionId: "ins_3", InstitutionName: "Chase", Accounts: []*linkdv1.Account{{Id: "acc-2"}}}, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			item := base()
+			changed, err := SetItemDetails(tt.id, tt.name2, tt.accounts)(item)
+			if err != nil || changed != tt.wantChanged {
+				t.Fatalf("changed = %v, %v; want %v", changed, err, tt.wantChanged)
+			}
+			if !proto.Equal(item, tt.want) {
+				t.Fatalf("item = %v, want %v", item, tt.want)
+			}
+		})
+	}
+	// The function keeps none of what it is given: a later change to the
+	// caller's accounts does not reach the Item.
+	t.Run("CopiesAccounts", func(t *testing.T) {
+		in := []*linkdv1.Account{{Id: "acc-2"}}
+		item := base()
+		SetItemDetails("", "", in)(item)
+		in[0].Id = "changed"
+		if item.GetAccounts()[0].GetId() != "acc-2" {
+			t.Fatal("the Item shares the caller's accounts")
+		}
+	})
+}
+
+// Redirect builders for the MergeRedirect tables.
+func ev(name string, ts *timestamppb.Timestamp) *linkdv1.WebviewRedirect {
+	return &linkdv1.WebviewRedirect{Result: &linkdv1.WebviewRedirect_Event{Event: &linkdv1.LinkEvent{EventName: name, LinkSessionId: "sess-1", Timestamp: ts}}}
+}
+
+func connectedWith(publicToken, institutionID string) *linkdv1.WebviewRedirect {
+	return &linkdv1.WebviewRedirect{Result: &linkdv1.WebviewRedirect_Connected{Connected: &linkdv1.ConnectedResult{
+		PublicToken: publicToken, InstitutionId: institutionID, LinkSessionId: "sess-1",
+	}}}
+}
+
+func exitWith(status string) *linkdv1.WebviewRedirect {
+	return &linkdv1.WebviewRedirect{Result: &linkdv1.WebviewRedirect_Exit{Exit: &linkdv1.ExitResult{Status: status, LinkSessionId: "sess-1"}}}
+}
+
+// merge applies redirects for link-1/user-1 to s, failing on error, and
+// returns what each reported.
+func merge(t *testing.T, s *linkdv1.LinkSession, rs ...*linkdv1.WebviewRedirect) []bool {
+	t.Helper()
+	var changed []bool
+	for i, r := range rs {
+		c, err := MergeRedirect("link-1", "user-1", r, ruleT0.Add(time.Duration(i)*time.Minute))(s)
+		if err != nil {
+			t.Fatalf("redirect %d: %v", i, err)
+		}
+		changed = append(changed, c)
+	}
+	return changed
+}
+
+func names(s *linkdv1.LinkSession) []string {
+	var out []string
+	for _, e := range s.GetEvents() {
+		out = append(out, e.GetEventName())
+	}
+	return out
+}
+
+func TestMergeRedirect(t *testing.T) {
+	// Events are ordered by timestamp, whatever order they arrive in.
+	for _, tt := range []struct {
+		name   string
+		events []*linkdv1.WebviewRedirect // in arrival order
+		want   []string                   // event names in stored order
+	}{
+		{"InOrder", []*linkdv1.WebviewRedirect{ev("OPEN", sec(1)), ev("TRANSITION_VIEW", sec(2)), ev("HANDOFF", sec(3))}, []string{"OPEN", "TRANSITION_VIEW", "HANDOFF"}},
+		{"OutOfOrder", []*linkdv1.WebviewRedirect{ev("HANDOFF", sec(3)), ev("OPEN", sec(1)), ev("TRANSITION_VIEW", sec(2))}, []string{"OPEN", "TRANSITION_VIEW", "HANDOFF"}},
+		// Equal timestamps keep arrival order.
+		{"EqualTimestamps", []*linkdv1.WebviewRedirect{ev("B", sec(2)), ev("C", sec(2)), ev("A", sec(1)), ev("D", sec(2))}, []string{"A", "B", "C", "D"}},
+		// An event without a timestamp stays where it arrived; later
+		// events are not moved before it.
+		{"MissingTimestamp", []*linkdv1.WebviewRedirect{ev("B", sec(2)), ev("X", nil), ev("D", sec(4)), ev("C", sec(3)), ev("A", sec(1))}, []string{"B", "X", "A", "C", "D"}},
+		// A retried event is not added twice, even after others.
+		{"Duplicates", []*linkdv1.WebviewRedirect{ev("OPEN", sec(1)), ev("OPEN", sec(1)), ev("HANDOFF", sec(3)), ev("OPEN", sec(1)), ev("X", nil), ev("X", nil)}, []string{"OPEN", "HANDOFF", "X"}},
+		// Same name and time but another field: a different event.
+		{"NearDuplicates", []*linkdv1.WebviewRedirect{
+			ev("TRANSITION_VIEW", sec(1)),
+			{Result: &linkdv1.WebviewRedirect_Event{Event: &linkdv1.LinkEvent{EventName: "TRANSITION_VIEW", LinkSessionId: "sess-1", Timestamp: sec(1), ViewName: "CONSENT"}}},
+		}, []string{"TRANSITION_VIEW", "TRANSITION_VIEW"}},
+	} {
+		t.Run("Events/"+tt.name, func(t *testing.T) {
+			s := &linkdv1.LinkSession{LinkSessionId: "sess-1"}
+			merge(t, s, tt.events...)
+			if got := names(s); !slices.Equal(got, tt.want) {
+				t.Fatalf("events = %q, want %q", got, tt.want)
+			}
+			if s.GetLinkToken() != "link-1" || s.GetClientUserId() != "user-1" {
+				t.Fatalf("binding = %q %q", s.GetLinkToken(), s.GetClientUserId())
+			}
+		})
+	}
+
+	// A retry reports no change and leaves the session as it was,
+	// last_seen_at included.
+	t.Run("RetryNoChange", func(t *testing.T) {
+		s := &linkdv1.LinkSession{LinkSessionId: "sess-1"}
+		got := merge(t, s, ev("OPEN", sec(1)), connectedWith("public-1", "ins_3"), ev("OPEN", sec(1)), connectedWith("public-1", "ins_3"))
+		if want := []bool{true, true, false, false}; !slices.Equal(got, want) {
+			t.Fatalf("changed = %v, want %v", got, want)
+		}
+		if !proto.Equal(s.GetFirstSeenAt(), timestamppb.New(ruleT0)) || !proto.Equal(s.GetLastSeenAt(), timestamppb.New(ruleT0.Add(time.Minute))) {
+			t.Fatalf("seen = %v .. %v, want the first two redirects' times", s.GetFirstSeenAt(), s.GetLastSeenAt())
+		}
+	})
+
+	// Connected is kept without its public token.
+	t.Run("ConnectedWithoutPublicToken", func(t *testing.T) {
+		s := &linkdv1.LinkSession{LinkSessionId: "sess-1"}
+		merge(t, s, connectedWith("public-secret", "ins_3"))
+		if s.GetConnected().GetPublicToken() != "" || s.GetConnected().GetInstitutionId() != "ins_3" {
+			t.Fatalf("connected = %v", s.GetConnected())
+		}
+	})
+
+	// The outcome can arrive before the events; events still file.
+	t.Run("OutcomeFirst", func(t *testing.T) {
+		s := &linkdv1.LinkSession{LinkSessionId: "sess-1"}
+		merge(t, s, exitWith("requires_credentials"), ev("EXIT", sec(2)), ev("OPEN", sec(1)))
+		if s.GetExit().GetStatus() != "requires_credentials" || !slices.Equal(names(s), []string{"OPEN", "EXIT"}) {
+			t.Fatalf("session = %v", s)
+		}
+	})
+
+	for _, tt := range []struct {
+		name          string
+		first, second *linkdv1.WebviewRedirect
+	}{
+		{"ConnectedThenExit", connectedWith("public-1", "ins_3"), exitWith("requires_credentials")},
+		{"ExitThenConnected", exitWith("requires_credentials"), connectedWith("public-1", "ins_3")},
+		{"TwoExits", exitWith("requires_credentials"), exitWith("institution_not_found")},
+		{"TwoConnected", connectedWith("public-1", "ins_3"), connectedWith("public-1", "ins_4")},
+	} {
+		t.Run("ErrConflictOutcome/"+tt.name, func(t *testing.T) {
+			s := &linkdv1.LinkSession{LinkSessionId: "sess-1"}
+			merge(t, s, tt.first)
+			before := proto.CloneOf(s)
+			_, err := MergeRedirect("link-1", "user-1", tt.second, ruleT0.Add(time.Hour))(s)
+			if ErrorCode(err) != ECONFLICT {
+				t.Fatalf("err = %v, want ECONFLICT", err)
+			}
+			if !proto.Equal(s, before) {
+				t.Fatalf("a conflicting outcome changed the session: %v", s)
+			}
+		})
+	}
+
+	t.Run("ErrConflictBinding", func(t *testing.T) {
+		s := &linkdv1.LinkSession{LinkSessionId: "sess-1"}
+		merge(t, s, ev("OPEN", sec(1)))
+		for _, bind := range [][2]string{{"link-2", "user-1"}, {"link-1", "user-2"}} {
+			if _, err := MergeRedirect(bind[0], bind[1], ev("HANDOFF", sec(2)), ruleT0)(s); ErrorCode(err) != ECONFLICT {
+				t.Fatalf("%v: err = %v, want ECONFLICT", bind, err)
+			}
+		}
+		if !slices.Equal(names(s), []string{"OPEN"}) {
+			t.Fatalf("events = %q", names(s))
+		}
+	})
+
+	// At MaxSessionEvents a new event is EPRECONDITION; a resubmitted one
+	// is still a no-op and an outcome still lands.
+	t.Run("EventBound", func(t *testing.T) {
+		s := &linkdv1.LinkSession{LinkSessionId: "sess-1"}
+		for i := range MaxSessionEvents {
+			if _, err := MergeRedirect("link-1", "user-1", ev("TRANSITION_VIEW", sec(i)), ruleT0)(s); err != nil {
+				t.Fatalf("event %d: %v", i, err)
+			}
+		}
+		_, err := MergeRedirect("link-1", "user-1", ev("TRANSITION_VIEW", sec(MaxSessionEvents)), ruleT0)(s)
+		if ErrorCode(err) != EPRECONDITION {
+			t.Fatalf("event past the bound: err = %v, want EPRECONDITION", err)
+		}
+		if changed, err := MergeRedirect("link-1", "user-1", ev("TRANSITION_VIEW", sec(MaxSessionEvents-1)), ruleT0)(s); err != nil || changed {
+			t.Fatalf("resubmission at the bound = %v, %v", changed, err)
+		}
+		if _, err := MergeRedirect("link-1", "user-1", exitWith("requires_credentials"), ruleT0)(s); err != nil {
+			t.Fatalf("exit at the bound: %v", err)
+		}
+		if len(s.GetEvents()) != MaxSessionEvents {
+			t.Fatalf("%d events, want %d", len(s.GetEvents()), MaxSessionEvents)
+		}
+	})
+}
+
+func TestSessionStart(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		s    *linkdv1.LinkSession
+		want time.Time
+	}{
+		{"EarliestEvent", &linkdv1.LinkSession{FirstSeenAt: sec(50), Events: []*linkdv1.LinkEvent{{Timestamp: sec(5)}, {Timestamp: sec(9)}}}, sec(5).AsTime()},
+		{"FirstSeen", &linkdv1.LinkSession{FirstSeenAt: sec(50)}, sec(50).AsTime()},
+		{"UntimedEventFirst", &linkdv1.LinkSession{FirstSeenAt: sec(50), Events: []*linkdv1.LinkEvent{{EventName: "X"}}}, sec(50).AsTime()},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := SessionStart(tt.s); !got.Equal(tt.want) {
+				t.Fatalf("SessionStart = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestDuplicateOf(t *testing.T) {
+	acc := func(name, mask string) *linkdv1.Account { return &linkdv1.Account{Name: name, Mask: mask} }
+	checking := []*linkdv1.Account{acc("Checking", "0000")}
+	savings := []*linkdv1.Account{acc("Savings", "1111")}
+	unnamed := []*linkdv1.Account{acc("", "0000")}
+	for _, tt := range []struct {
+		name string
+		a, b []*linkdv1.Account
+		want bool
+	}{
+		{"SameAccount", checking, append([]*linkdv1.Account{acc("Savings", "1111")}, checking...), true},
+		{"OtherAccounts", checking, savings, false},
+		{"SameNameOtherMask", checking, []*linkdv1.Account{acc("Checking", "9999")}, false},
+		{"CannotTell", checking, unnamed, true}, // the institution decides
+		{"NoAccounts", nil, checking, true},
+	} {
+		t.Run("SameAccounts/"+tt.name, func(t *testing.T) {
+			if got := SameAccounts(tt.a, tt.b); got != tt.want {
+				t.Fatalf("SameAccounts = %v, want %v", got, tt.want)
+			}
+		})
+	}
+
+	items := []*linkdv1.Item{
+		{ItemId: "item-other-bank", InstitutionId: "ins_4", Accounts: checking},
+		{ItemId: "item-savings", InstitutionId: "ins_3", Accounts: savings},
+		{ItemId: "item-checking", InstitutionId: "ins_3", Accounts: checking},
+	}
+	for _, tt := range []struct {
+		name          string
+		institutionID string
+		accounts      []*linkdv1.Account
+		want          string
+	}{
+		{"Match", "ins_3", checking, "item-checking"},
+		{"FirstMatch", "ins_3", unnamed, "item-savings"},
+		{"OtherInstitution", "ins_9", checking, ""},
+		{"NoInstitution", "", checking, ""},
+	} {
+		t.Run("DuplicateOf/"+tt.name, func(t *testing.T) {
+			if got := DuplicateOf(items, tt.institutionID, tt.accounts).GetItemId(); got != tt.want {
+				t.Fatalf("DuplicateOf = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}

@@ -1,0 +1,143 @@
+package store
+
+import (
+	"context"
+	"time"
+
+	"go.etcd.io/bbolt"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/linkd/linkd"
+	storagev1 "github.com/linkd/linkd/gen/linkd/storage/v1"
+	linkdv1 "github.com/linkd/linkd/gen/linkd/v1"
+)
+
+// A claim record (storagev1.ExchangeClaim) is in one of three states:
+//   - held: owner is set and expires_at is after now;
+//   - lapsed: owner is set and expires_at has passed (its holder vanished);
+//   - released: owner is empty, kept only because unknown is set.
+//
+// unknown is sticky: once a claim ended without an outcome, every later
+// claimant learns that Plaid may have spent the token (ClaimResult.Earlier)
+// until PutItem records the use. A claim released with a definite outcome
+// and no unknown past is deleted.
+
+// ClaimExchange claims the exchange of c.PublicToken for c.Owner until
+// c.Now+c.TTL; see linkd.ClaimResult. It returns an EINVALID *linkd.Error
+// naming public_token, client_user_id or owner when one is missing, and
+// ECONFLICT when a claim or a use of the token belongs to another user.
+func (db *DB) ClaimExchange(ctx context.Context, c linkd.ExchangeClaim) (linkd.ClaimResult, error) {
+	if c.PublicToken == "" {
+		return linkd.ClaimResult{}, linkd.InvalidField("public_token", "public_token is required")
+	}
+	if err := checkID("client_user_id", c.ClientUserID); err != nil {
+		return linkd.ClaimResult{}, err
+	}
+	if err := checkID("owner", c.Owner); err != nil {
+		return linkd.ClaimResult{}, err
+	}
+	var res linkd.ClaimResult
+	err := db.update(ctx, "claim exchange", func(tx *bbolt.Tx) error {
+		var err error
+		res, err = claimExchange(tx, c)
+		return err
+	})
+	return res, err
+}
+
+func claimExchange(tx *bbolt.Tx, c linkd.ExchangeClaim) (linkd.ClaimResult, error) {
+	key := publicTokenKey(c.PublicToken)
+	var use storagev1.PublicTokenUse
+	if found, err := get(tx, bucketPublicTokenUses, key, &use); err != nil {
+		return linkd.ClaimResult{}, err
+	} else if found {
+		item := new(linkdv1.Item)
+		if err := getItem(tx, use.GetItemId(), item); err != nil {
+			return linkd.ClaimResult{}, err
+		}
+		if item.GetClientUserId() != c.ClientUserID {
+			return linkd.ClaimResult{}, linkd.Errorf(linkd.ECONFLICT, "public_token was exchanged for another user")
+		}
+		return linkd.ClaimResult{Item: item}, nil
+	}
+	claim := new(storagev1.ExchangeClaim)
+	found, err := get(tx, bucketExchangeClaims, key, claim)
+	if err != nil {
+		return linkd.ClaimResult{}, err
+	}
+	until := c.Now.Add(c.TTL)
+	switch {
+	case !found:
+		claim = &storagev1.ExchangeClaim{ClientUserId: c.ClientUserID, StartedAt: timestamppb.New(c.Now)}
+	case claim.GetClientUserId() != c.ClientUserID:
+		return linkd.ClaimResult{}, linkd.Errorf(linkd.ECONFLICT, "public_token is being exchanged for another user")
+	case claim.GetOwner() == c.Owner:
+		// Re-entrant: the holder asks again (a retry inside one process).
+		claim.ExpiresAt = timestamppb.New(until)
+		if err := put(tx, bucketExchangeClaims, key, claim); err != nil {
+			return linkd.ClaimResult{}, err
+		}
+		return linkd.ClaimResult{Claimed: true, Earlier: claim.GetUnknown()}, nil
+	case claim.GetOwner() != "" && claim.GetExpiresAt().AsTime().After(c.Now):
+		return linkd.ClaimResult{HeldBy: claim.GetOwner(), HeldUntil: claim.GetExpiresAt().AsTime()}, nil
+	case claim.GetOwner() != "":
+		// Lapsed: its holder vanished, maybe after calling Plaid.
+		claim.Unknown = true
+	}
+	claim.Owner = c.Owner
+	claim.ExpiresAt = timestamppb.New(until)
+	claim.Attempts++
+	if err := put(tx, bucketExchangeClaims, key, claim); err != nil {
+		return linkd.ClaimResult{}, err
+	}
+	return linkd.ClaimResult{Claimed: true, Earlier: claim.GetUnknown()}, nil
+}
+
+// RenewExchangeClaim extends owner's claim on publicToken to now+ttl. It
+// returns an ECONFLICT *linkd.Error when owner no longer holds it (taken
+// over, released, or the token spent on an Item).
+func (db *DB) RenewExchangeClaim(ctx context.Context, publicToken, owner string, now time.Time, ttl time.Duration) error {
+	if publicToken == "" {
+		return linkd.InvalidField("public_token", "public_token is required")
+	}
+	if err := checkID("owner", owner); err != nil {
+		return err
+	}
+	return db.update(ctx, "renew exchange claim", func(tx *bbolt.Tx) error {
+		key := publicTokenKey(publicToken)
+		claim := new(storagev1.ExchangeClaim)
+		if found, err := get(tx, bucketExchangeClaims, key, claim); err != nil {
+			return err
+		} else if !found || claim.GetOwner() != owner {
+			return linkd.Errorf(linkd.ECONFLICT, "exchange claim is no longer held by this process")
+		}
+		claim.ExpiresAt = timestamppb.New(now.Add(ttl))
+		return put(tx, bucketExchangeClaims, key, claim)
+	})
+}
+
+// ReleaseExchangeClaim ends owner's claim on publicToken: with
+// outcomeUnknown (or when an earlier claim's outcome was unknown) the
+// record stays, released, so the next claimant learns an exchange may have
+// happened; otherwise it is deleted. A claim owner does not hold is left
+// alone.
+func (db *DB) ReleaseExchangeClaim(ctx context.Context, publicToken, owner string, outcomeUnknown bool) error {
+	if publicToken == "" {
+		return linkd.InvalidField("public_token", "public_token is required")
+	}
+	if err := checkID("owner", owner); err != nil {
+		return err
+	}
+	return db.update(ctx, "release exchange claim", func(tx *bbolt.Tx) error {
+		key := publicTokenKey(publicToken)
+		claim := new(storagev1.ExchangeClaim)
+		if found, err := get(tx, bucketExchangeClaims, key, claim); err != nil || !found || claim.GetOwner() != owner {
+			return err
+		}
+		if !outcomeUnknown && !claim.GetUnknown() {
+			return tx.Bucket(bucketExchangeClaims).Delete(key)
+		}
+		claim.Owner, claim.Unknown = "", true
+		return put(tx, bucketExchangeClaims, key, claim)
+	})
+}
