@@ -31,24 +31,33 @@ func (db *DB) ClaimExchange(ctx context.Context, c linkd.ExchangeClaim) (linkd.C
 	var res linkd.ClaimResult
 	err := db.inTx(ctx, "claim exchange", func(tx pgx.Tx) error {
 		res = linkd.ClaimResult{}
-		var itemID, user string
-		err := tx.QueryRow(ctx, `SELECT item_id, client_user_id FROM public_token_uses WHERE public_token_sha256 = $1`, sum).Scan(&itemID, &user)
-		if err == nil {
-			if user != c.ClientUserID {
-				return linkd.Errorf(linkd.ECONFLICT, "public_token was exchanged for another user")
-			}
-			res.Item, err = getItem(ctx, tx, `SELECT record FROM items WHERE item_id = $1`, itemID)
-			return err
-		} else if !errors.Is(err, pgx.ErrNoRows) {
-			return err
-		}
+		// The claim's row first: a PutItem spending the token deletes it
+		// in the transaction that records the use, so once this insert
+		// has waited for such a PutItem, the use is visible to the next
+		// statement (a new snapshot under READ COMMITTED; under
+		// SERIALIZABLE the race is a serialization failure instead).
 		tag, err := tx.Exec(ctx, `
 			INSERT INTO exchange_claims (public_token_sha256, client_user_id, owner, expires_ns, earlier)
 			VALUES ($1, $2, $3, $4, false) ON CONFLICT (public_token_sha256) DO NOTHING`,
 			sum, c.ClientUserID, c.Owner, until)
 		if err != nil {
 			return err
-		} else if tag.RowsAffected() == 1 {
+		}
+		inserted := tag.RowsAffected() == 1
+		var itemID, user string
+		err = tx.QueryRow(ctx, `SELECT item_id, client_user_id FROM public_token_uses WHERE public_token_sha256 = $1`, sum).Scan(&itemID, &user)
+		if err == nil {
+			if user != c.ClientUserID {
+				return linkd.Errorf(linkd.ECONFLICT, "public_token was exchanged for another user")
+			}
+			if res.Item, err = getItem(ctx, tx, `SELECT record FROM items WHERE item_id = $1`, itemID); err != nil {
+				return err
+			}
+			return errRollback // spent: no claim is taken
+		} else if !errors.Is(err, pgx.ErrNoRows) {
+			return err
+		}
+		if inserted {
 			res.Claimed = true
 			return nil
 		}
