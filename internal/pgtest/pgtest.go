@@ -2,7 +2,8 @@
 // binary, started on first use and stopped by Main, with a fresh database
 // for every test that asks, so tests never see each other's rows.
 //
-// It needs Debian's postgresql binaries (initdb, pg_ctl, psql). Where they
+// It needs Debian's postgresql binaries (initdb, postgres, pg_isready,
+// psql). Where they
 // are missing a test skips, saying so, unless the environment has CI=true:
 // then it fails, so that CI cannot pass by testing nothing.
 package pgtest
@@ -15,10 +16,12 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -64,14 +67,14 @@ func BinDir() string {
 		if real, err := filepath.EvalSymlinks(p); err == nil {
 			p = real
 		}
-		if dir := filepath.Dir(p); exists(filepath.Join(dir, "pg_ctl")) {
+		if dir := filepath.Dir(p); exists(filepath.Join(dir, "postgres")) {
 			return dir
 		}
 	}
 	// Debian keeps them off PATH, one directory per major version.
 	dirs, _ := filepath.Glob("/usr/lib/postgresql/*/bin")
 	for i := len(dirs) - 1; i >= 0; i-- { // the newest last in glob order
-		if exists(filepath.Join(dirs[i], "initdb")) && exists(filepath.Join(dirs[i], "pg_ctl")) {
+		if exists(filepath.Join(dirs[i], "initdb")) && exists(filepath.Join(dirs[i], "postgres")) {
 			return dirs[i]
 		}
 	}
@@ -103,13 +106,16 @@ func cluster(tb testing.TB) *pgCluster {
 // missingError reports that PostgreSQL is not installed.
 type missingError struct{}
 
-func (missingError) Error() string { return "PostgreSQL binaries (initdb, pg_ctl) not found" }
+func (missingError) Error() string { return "PostgreSQL binaries (initdb, postgres) not found" }
 
 // pgCluster is a running cluster in a temporary directory.
 type pgCluster struct {
 	bin, base, data, logPath string
 	port                     int
 	asPostgres               bool // run the binaries as the postgres user (we are root)
+	uid, gid                 int
+	server                   *exec.Cmd
+	exited                   chan error
 }
 
 func start() (*pgCluster, error) {
@@ -133,7 +139,7 @@ func start() (*pgCluster, error) {
 		if err := os.Chown(base, uid, gid); err != nil {
 			return nil, err
 		}
-		c.asPostgres = true
+		c.asPostgres, c.uid, c.gid = true, uid, gid
 	}
 	if out, err := c.run("initdb", "-D", c.data, "-U", "postgres", "-A", "trust", "-E", "UTF8", "--locale=C", "--no-sync"); err != nil {
 		os.RemoveAll(base)
@@ -143,26 +149,77 @@ func start() (*pgCluster, error) {
 	// try a few.
 	for range 3 {
 		if c.port, err = freePort(); err != nil {
-			return nil, err
+			break
 		}
-		opts := fmt.Sprintf("-c listen_addresses=127.0.0.1 -p %d -k %s -c max_connections=200", c.port, base)
-		var out []byte
-		out, err = c.run("pg_ctl", "-D", c.data, "-l", c.logPath, "-w", "-t", "60", "-o", opts, "start")
-		if err == nil {
+		if err = c.startServer(); err == nil {
 			return c, nil
 		}
-		err = fmt.Errorf("pg_ctl start: %v\n%s\n%s", err, out, c.logTail())
 	}
 	os.RemoveAll(base)
 	return nil, err
 }
 
+// startServer runs postgres as a child of this process, from a goroutine
+// locked to its OS thread for good, so that the parent-death signal
+// (Linux) stops the cluster even when the test binary dies without
+// running Main's cleanup (a panic, a -timeout), instead of leaving it
+// running on a shared machine. It returns once the server accepts
+// connections.
+func (c *pgCluster) startServer() error {
+	logFile, err := os.OpenFile(c.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return err
+	}
+	defer logFile.Close()
+	cmd := exec.Command(filepath.Join(c.bin, "postgres"), "-D", c.data,
+		"-c", "listen_addresses=127.0.0.1", "-p", strconv.Itoa(c.port), "-k", c.base,
+		"-c", "max_connections=200")
+	cmd.Dir = c.base
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	cmd.SysProcAttr = childAttr(c.asPostgres, c.uid, c.gid)
+	started, exited := make(chan error, 1), make(chan error, 1)
+	go func() {
+		runtime.LockOSThread() // never unlocked: the thread lives as long as the server
+		if err := cmd.Start(); err != nil {
+			started <- err
+			return
+		}
+		started <- nil
+		exited <- cmd.Wait()
+	}()
+	if err := <-started; err != nil {
+		return fmt.Errorf("start postgres: %w", err)
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		select {
+		case err := <-exited:
+			return fmt.Errorf("postgres exited: %v\n%s", err, c.logTail())
+		case <-time.After(50 * time.Millisecond):
+		}
+		if _, err := c.run("pg_isready", "-q", "-h", "127.0.0.1", "-p", strconv.Itoa(c.port)); err == nil {
+			c.server, c.exited = cmd, exited
+			return nil
+		}
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			return fmt.Errorf("postgres not ready after 60 s\n%s", c.logTail())
+		}
+	}
+}
+
 // stop stops the cluster and removes its files, keeping the log (and
 // saying where) when keepLog is set.
 func (c *pgCluster) stop(keepLog bool) error {
-	out, err := c.run("pg_ctl", "-D", c.data, "-m", "immediate", "-w", "stop")
-	if err != nil {
-		err = fmt.Errorf("pg_ctl stop: %v\n%s", err, out)
+	// SIGQUIT is postgres's immediate shutdown: the data is thrown away.
+	var err error
+	if err = c.server.Process.Signal(syscall.SIGQUIT); err == nil {
+		select {
+		case <-c.exited:
+		case <-time.After(30 * time.Second):
+			c.server.Process.Kill()
+			err = fmt.Errorf("postgres did not stop within 30 s; killed")
+		}
 	}
 	os.RemoveAll(c.data)
 	if keepLog {
