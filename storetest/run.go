@@ -1,0 +1,1059 @@
+package storetest
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/linkd/linkd"
+	storagev1 "github.com/linkd/linkd/gen/linkd/storage/v1"
+	linkdv1 "github.com/linkd/linkd/gen/linkd/v1"
+	"github.com/linkd/linkd/seal"
+)
+
+// Run runs the conformance suite against the backend open opens, one fresh
+// backend per subtest.
+func Run(t *testing.T, open OpenFunc) {
+	fresh := func(t *testing.T) linkd.Store {
+		t.Helper()
+		return open(t, MustSealer(t, false)).Store
+	}
+	t.Run("LinkToken", func(t *testing.T) { testLinkToken(t, fresh) })
+	t.Run("RenewLinkToken", func(t *testing.T) { testRenewLinkToken(t, fresh) })
+	t.Run("UpdateLinkSession", func(t *testing.T) { testUpdateLinkSession(t, fresh) })
+	t.Run("LinkSessions", func(t *testing.T) { testLinkSessions(t, fresh) })
+	t.Run("ClaimExchange", func(t *testing.T) { testClaimExchange(t, fresh) })
+	t.Run("PutItem", func(t *testing.T) { testPutItem(t, fresh) })
+	t.Run("UpdateItem", func(t *testing.T) { testUpdateItem(t, fresh) })
+	t.Run("DeleteItem", func(t *testing.T) { testDeleteItem(t, fresh) })
+	t.Run("RefreshQueue", func(t *testing.T) { testRefreshQueue(t, fresh) })
+	t.Run("RecordWebhook", func(t *testing.T) { testRecordWebhook(t, fresh) })
+	t.Run("ListWebhooks", func(t *testing.T) { testListWebhooks(t, fresh) })
+	t.Run("Prune", func(t *testing.T) { testPrune(t, fresh) })
+	t.Run("TryLease", func(t *testing.T) { testTryLease(t, fresh) })
+	t.Run("Check", func(t *testing.T) {
+		if err := fresh(t).Check(context.Background()); err != nil {
+			t.Fatalf("Check: %v", err)
+		}
+	})
+	t.Run("ContextDone", func(t *testing.T) { testContextDone(t, fresh) })
+	t.Run("Concurrent", func(t *testing.T) {
+		s := fresh(t)
+		raceSession(t, s, s)
+	})
+	t.Run("ResealAccessTokens", func(t *testing.T) { testReseal(t, open) })
+	t.Run("SecretsNotInPlain", func(t *testing.T) { testSecretsNotInPlain(t, open) })
+}
+
+func testLinkToken(t *testing.T, fresh func(*testing.T) linkd.Store) {
+	ctx := context.Background()
+	tok := &storagev1.StoredLinkToken{LinkToken: "link-token-1", ClientUserId: "user-1", CreatedAt: ts(0), Expiration: ts(3600)}
+	t.Run("OK", func(t *testing.T) {
+		s := fresh(t)
+		if err := s.PutLinkToken(ctx, tok); err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.GetLinkToken(ctx, "link-token-1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantProto(t, got, tok)
+	})
+	t.Run("ErrConflict", func(t *testing.T) {
+		s := fresh(t)
+		if err := s.PutLinkToken(ctx, tok); err != nil {
+			t.Fatal(err)
+		}
+		wantCode(t, s.PutLinkToken(ctx, tok), linkd.ECONFLICT)
+	})
+	t.Run("ErrNotFound", func(t *testing.T) {
+		_, err := fresh(t).GetLinkToken(ctx, "link-token-nope")
+		wantCode(t, err, linkd.ENOTFOUND)
+	})
+	t.Run("ErrInvalid", func(t *testing.T) {
+		err := fresh(t).PutLinkToken(ctx, &storagev1.StoredLinkToken{ClientUserId: "user-1"})
+		wantField(t, err, "link_token")
+	})
+}
+
+func testRenewLinkToken(t *testing.T, fresh func(*testing.T) linkd.Store) {
+	ctx := context.Background()
+	token := func(name string, expires int) *storagev1.StoredLinkToken {
+		return &storagev1.StoredLinkToken{LinkToken: name, ClientUserId: "user-1", CreatedAt: ts(0), Expiration: ts(expires)}
+	}
+	withDead := func(t *testing.T) linkd.Store {
+		s := fresh(t)
+		if err := s.PutLinkToken(ctx, token("dead", 10)); err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	t.Run("OK", func(t *testing.T) {
+		s := withDead(t)
+		got, err := s.RenewLinkToken(ctx, "dead", token("fresh-1", 3600), at(20))
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantProto(t, got, token("fresh-1", 3600))
+		if stored, err := s.GetLinkToken(ctx, "fresh-1"); err != nil {
+			t.Fatalf("fresh token not stored as a link token: %v", err)
+		} else {
+			wantProto(t, stored, token("fresh-1", 3600))
+		}
+		r, err := s.LinkTokenRenewal(ctx, "dead", at(30))
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantProto(t, r, token("fresh-1", 3600))
+	})
+	// A second renewal while the first is alive gets the first, and its
+	// own token is not stored.
+	t.Run("EarlierStands", func(t *testing.T) {
+		s := withDead(t)
+		if _, err := s.RenewLinkToken(ctx, "dead", token("fresh-1", 3600), at(20)); err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.RenewLinkToken(ctx, "dead", token("fresh-2", 3600), at(30))
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantProto(t, got, token("fresh-1", 3600))
+		_, err = s.GetLinkToken(ctx, "fresh-2")
+		wantCode(t, err, linkd.ENOTFOUND)
+	})
+	t.Run("ExpiredRenewalReplaced", func(t *testing.T) {
+		s := withDead(t)
+		if _, err := s.RenewLinkToken(ctx, "dead", token("fresh-1", 100), at(20)); err != nil {
+			t.Fatal(err)
+		}
+		_, err := s.LinkTokenRenewal(ctx, "dead", at(200))
+		wantCode(t, err, linkd.ENOTFOUND)
+		got, err := s.RenewLinkToken(ctx, "dead", token("fresh-2", 3600), at(200))
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantProto(t, got, token("fresh-2", 3600))
+	})
+	t.Run("ErrNotFound", func(t *testing.T) {
+		s := fresh(t)
+		_, err := s.RenewLinkToken(ctx, "dead-nope", token("fresh-1", 3600), at(20))
+		wantCode(t, err, linkd.ENOTFOUND)
+		_, err = s.LinkTokenRenewal(ctx, "dead-nope", at(20))
+		wantCode(t, err, linkd.ENOTFOUND)
+	})
+}
+
+func testUpdateLinkSession(t *testing.T, fresh func(*testing.T) linkd.Store) {
+	ctx := context.Background()
+	t.Run("New", func(t *testing.T) {
+		s := fresh(t)
+		var seen *linkdv1.LinkSession
+		got, err := s.UpdateLinkSession(ctx, "sess-1", func(ls *linkdv1.LinkSession) (bool, error) {
+			seen = proto.CloneOf(ls)
+			ls.LinkToken = "link-token-1"
+			return true, nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantProto(t, seen, &linkdv1.LinkSession{LinkSessionId: "sess-1"})
+		want := &linkdv1.LinkSession{LinkSessionId: "sess-1", LinkToken: "link-token-1"}
+		wantProto(t, got, want)
+		stored, err := s.GetLinkSession(ctx, "sess-1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantProto(t, stored, want)
+	})
+	t.Run("Merge", func(t *testing.T) {
+		s := fresh(t)
+		MustUpdateSession(t, s, "sess-1", addEvent("sess-1", "OPEN", 10))
+		MustUpdateSession(t, s, "sess-1", addEvent("sess-1", "HANDOFF", 30))
+		got := MustUpdateSession(t, s, "sess-1", addEvent("sess-1", "SELECT_INSTITUTION", 20))
+		var names []string
+		for _, e := range got.GetEvents() {
+			names = append(names, e.GetEventName())
+		}
+		if want := []string{"OPEN", "SELECT_INSTITUTION", "HANDOFF"}; !slices.Equal(names, want) {
+			t.Fatalf("events = %q, want %q", names, want)
+		}
+	})
+	// A function reporting no change writes nothing, even what it changed.
+	t.Run("NoChange", func(t *testing.T) {
+		s := fresh(t)
+		if _, err := s.UpdateLinkSession(ctx, "sess-1", noChange[*linkdv1.LinkSession]); err != nil {
+			t.Fatal(err)
+		}
+		_, err := s.GetLinkSession(ctx, "sess-1")
+		wantCode(t, err, linkd.ENOTFOUND)
+		before := MustUpdateSession(t, s, "sess-1", addEvent("sess-1", "OPEN", 10))
+		got, err := s.UpdateLinkSession(ctx, "sess-1", noChange[*linkdv1.LinkSession])
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantProto(t, got, before)
+		stored, _ := s.GetLinkSession(ctx, "sess-1")
+		wantProto(t, stored, before)
+	})
+	t.Run("FnError", func(t *testing.T) {
+		s := fresh(t)
+		MustUpdateSession(t, s, "sess-1", addEvent("sess-1", "OPEN", 10))
+		// Another link token: MergeRedirect's ECONFLICT comes back as is.
+		_, err := s.UpdateLinkSession(ctx, "sess-1", linkd.MergeRedirect("link-token-2", "user-1", event("sess-1", "X", 11), at(11)))
+		wantCode(t, err, linkd.ECONFLICT)
+		stored, _ := s.GetLinkSession(ctx, "sess-1")
+		if len(stored.GetEvents()) != 1 {
+			t.Fatalf("failed update wrote: %v", stored)
+		}
+	})
+	t.Run("ErrInvalid", func(t *testing.T) {
+		_, err := fresh(t).UpdateLinkSession(ctx, "", addEvent("", "OPEN", 1))
+		wantField(t, err, "link_session_id")
+	})
+	t.Run("GetErrNotFound", func(t *testing.T) {
+		_, err := fresh(t).GetLinkSession(ctx, "sess-nope")
+		wantCode(t, err, linkd.ENOTFOUND)
+	})
+}
+
+func testLinkSessions(t *testing.T, fresh func(*testing.T) linkd.Store) {
+	ctx := context.Background()
+	// sess-N starts at(N*10).
+	fill := func(t *testing.T) linkd.Store {
+		s := fresh(t)
+		for _, n := range []int{3, 1, 5, 2, 4} {
+			id := fmt.Sprintf("sess-%d", n)
+			MustUpdateSession(t, s, id, addEvent(id, "OPEN", n*10))
+		}
+		return s
+	}
+	t.Run("Window", func(t *testing.T) {
+		s := fill(t)
+		got, next, err := s.LinkSessions(ctx, at(20), at(40), "", 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := []string{"sess-2", "sess-3"}; !slices.Equal(sessionIDs(got), want) || next != "" {
+			t.Fatalf("LinkSessions = %q, next %q; want %q and no next page", sessionIDs(got), next, want)
+		}
+	})
+	t.Run("Pages", func(t *testing.T) {
+		s := fill(t)
+		var all []string
+		token := ""
+		for range 10 {
+			page, next, err := s.LinkSessions(ctx, at(0), at(1000), token, 2)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(page) > 2 {
+				t.Fatalf("page of %d, limit 2", len(page))
+			}
+			all = append(all, sessionIDs(page)...)
+			if token = next; token == "" {
+				break
+			}
+		}
+		if want := []string{"sess-1", "sess-2", "sess-3", "sess-4", "sess-5"}; !slices.Equal(all, want) {
+			t.Fatalf("pages = %q, want %q", all, want)
+		}
+	})
+	// An earlier event moves a session's start: it is listed once, by the
+	// new start.
+	t.Run("StartMovesEarlier", func(t *testing.T) {
+		s := fill(t)
+		MustUpdateSession(t, s, "sess-5", addEvent("sess-5", "EARLIER", 15))
+		got, _, err := s.LinkSessions(ctx, at(0), at(1000), "", 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := []string{"sess-1", "sess-5", "sess-2", "sess-3", "sess-4"}; !slices.Equal(sessionIDs(got), want) {
+			t.Fatalf("LinkSessions = %q, want %q", sessionIDs(got), want)
+		}
+		late, _, _ := s.LinkSessions(ctx, at(50), at(60), "", 100)
+		if len(late) != 0 {
+			t.Fatalf("sess-5 still listed at its old start: %q", sessionIDs(late))
+		}
+	})
+}
+
+func testClaimExchange(t *testing.T, fresh func(*testing.T) linkd.Store) {
+	ctx := context.Background()
+	pt := publicToken("1")
+	claim := func(owner, user string, now int) linkd.ExchangeClaim {
+		return linkd.ExchangeClaim{PublicToken: pt, ClientUserID: user, Owner: owner, Now: at(now), TTL: 30 * time.Second}
+	}
+	mustClaim := func(t *testing.T, s linkd.Store, c linkd.ExchangeClaim) linkd.ClaimResult {
+		t.Helper()
+		r, err := s.ClaimExchange(ctx, c)
+		if err != nil {
+			t.Fatalf("ClaimExchange: %v", err)
+		}
+		return r
+	}
+	wantClaimed := func(t *testing.T, r linkd.ClaimResult, earlier bool) {
+		t.Helper()
+		if !r.Claimed || r.Earlier != earlier || r.Item != nil || r.HeldBy != "" {
+			t.Fatalf("claim = %+v, want Claimed with Earlier %v", r, earlier)
+		}
+	}
+	t.Run("Fresh", func(t *testing.T) {
+		wantClaimed(t, mustClaim(t, fresh(t), claim("a", "user-1", 0)), false)
+	})
+	t.Run("Held", func(t *testing.T) {
+		s := fresh(t)
+		mustClaim(t, s, claim("a", "user-1", 0))
+		r := mustClaim(t, s, claim("b", "user-1", 10))
+		if r.Claimed || r.HeldBy != "a" || !r.HeldUntil.Equal(at(30)) {
+			t.Fatalf("claim = %+v, want held by a until %v", r, at(30))
+		}
+	})
+	t.Run("Reentrant", func(t *testing.T) {
+		s := fresh(t)
+		mustClaim(t, s, claim("a", "user-1", 0))
+		wantClaimed(t, mustClaim(t, s, claim("a", "user-1", 10)), false)
+	})
+	// The holder vanished: the next claimant takes over and learns that
+	// Plaid may have spent the token.
+	t.Run("ExpiredTakeover", func(t *testing.T) {
+		s := fresh(t)
+		mustClaim(t, s, claim("a", "user-1", 0))
+		wantClaimed(t, mustClaim(t, s, claim("b", "user-1", 31)), true)
+		// a lost it.
+		wantCode(t, s.RenewExchangeClaim(ctx, pt, "a", at(32), time.Minute), linkd.ECONFLICT)
+	})
+	t.Run("ReleaseUnknown", func(t *testing.T) {
+		s := fresh(t)
+		mustClaim(t, s, claim("a", "user-1", 0))
+		if err := s.ReleaseExchangeClaim(ctx, pt, "a", true); err != nil {
+			t.Fatal(err)
+		}
+		wantClaimed(t, mustClaim(t, s, claim("b", "user-1", 1)), true)
+	})
+	t.Run("ReleaseDefinite", func(t *testing.T) {
+		s := fresh(t)
+		mustClaim(t, s, claim("a", "user-1", 0))
+		if err := s.ReleaseExchangeClaim(ctx, pt, "a", false); err != nil {
+			t.Fatal(err)
+		}
+		wantClaimed(t, mustClaim(t, s, claim("b", "user-1", 1)), false)
+	})
+	t.Run("ReleaseByOtherIgnored", func(t *testing.T) {
+		s := fresh(t)
+		mustClaim(t, s, claim("a", "user-1", 0))
+		if err := s.ReleaseExchangeClaim(ctx, pt, "b", false); err != nil {
+			t.Fatalf("release of a claim not held: %v", err)
+		}
+		if r := mustClaim(t, s, claim("b", "user-1", 1)); r.HeldBy != "a" {
+			t.Fatalf("claim = %+v, want still held by a", r)
+		}
+	})
+	t.Run("Renew", func(t *testing.T) {
+		s := fresh(t)
+		mustClaim(t, s, claim("a", "user-1", 0))
+		if err := s.RenewExchangeClaim(ctx, pt, "a", at(20), time.Minute); err != nil {
+			t.Fatal(err)
+		}
+		if r := mustClaim(t, s, claim("b", "user-1", 40)); r.HeldBy != "a" || !r.HeldUntil.Equal(at(80)) {
+			t.Fatalf("claim = %+v, want held by a until %v", r, at(80))
+		}
+	})
+	t.Run("ErrConflictOtherUser", func(t *testing.T) {
+		s := fresh(t)
+		mustClaim(t, s, claim("a", "user-1", 0))
+		_, err := s.ClaimExchange(ctx, claim("b", "user-2", 1))
+		wantCode(t, err, linkd.ECONFLICT)
+		// Expired or not, the claim stays the first user's.
+		_, err = s.ClaimExchange(ctx, claim("b", "user-2", 100))
+		wantCode(t, err, linkd.ECONFLICT)
+	})
+	// PutItem spends the token and removes the claim: the next claim finds
+	// the Item, and the old holder no longer holds anything.
+	t.Run("PutItemClears", func(t *testing.T) {
+		s := fresh(t)
+		mustClaim(t, s, claim("a", "user-1", 0))
+		MustPutItem(t, s, linkd.NewItem{Item: newItem("item-1", "user-1", 1), PublicToken: pt})
+		r := mustClaim(t, s, claim("b", "user-1", 2))
+		if r.Claimed || r.Item.GetItemId() != "item-1" {
+			t.Fatalf("claim = %+v, want Item item-1", r)
+		}
+		wantCode(t, s.RenewExchangeClaim(ctx, pt, "a", at(3), time.Minute), linkd.ECONFLICT)
+		_, err := s.ClaimExchange(ctx, claim("c", "user-2", 3))
+		wantCode(t, err, linkd.ECONFLICT)
+	})
+	t.Run("ErrInvalid", func(t *testing.T) {
+		s := fresh(t)
+		_, err := s.ClaimExchange(ctx, linkd.ExchangeClaim{ClientUserID: "user-1", Owner: "a", Now: at(0), TTL: time.Second})
+		wantField(t, err, "public_token")
+		_, err = s.ClaimExchange(ctx, linkd.ExchangeClaim{PublicToken: pt, Owner: "a", Now: at(0), TTL: time.Second})
+		wantField(t, err, "client_user_id")
+	})
+}
+
+func testPutItem(t *testing.T, fresh func(*testing.T) linkd.Store) {
+	ctx := context.Background()
+	t.Run("OK", func(t *testing.T) {
+		s := fresh(t)
+		in := newItem("item-1", "user-1", 0)
+		in.CreatedAt = nil
+		got := MustPutItem(t, s, linkd.NewItem{Item: in, PublicToken: publicToken("1")})
+		if got.GetCreatedAt() == nil {
+			t.Fatal("created_at not filled in")
+		}
+		stored, err := s.GetItem(ctx, "item-1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantProto(t, stored, got)
+		if tok, err := s.AccessToken(ctx, "item-1"); err != nil || tok != accessToken("item-1") {
+			t.Fatalf("AccessToken: %v (round trip %v)", err, tok == accessToken("item-1"))
+		}
+		if byToken, err := s.ItemForPublicToken(ctx, publicToken("1")); err != nil {
+			t.Fatal(err)
+		} else {
+			wantProto(t, byToken, got)
+		}
+		for what, list := range map[string]func() ([]*linkdv1.Item, error){
+			"ListItems":          func() ([]*linkdv1.Item, error) { return s.ListItems(ctx, "user-1") },
+			"ItemsAtInstitution": func() ([]*linkdv1.Item, error) { return s.ItemsAtInstitution(ctx, "ins_3") },
+		} {
+			items, err := list()
+			if err != nil || !slices.Equal(itemIDs(items), []string{"item-1"}) {
+				t.Fatalf("%s = %q, %v", what, itemIDs(items), err)
+			}
+		}
+	})
+	t.Run("OldestFirst", func(t *testing.T) {
+		s := fresh(t)
+		for _, n := range []int{2, 0, 1} {
+			id := fmt.Sprintf("item-%d", n)
+			MustPutItem(t, s, linkd.NewItem{Item: newItem(id, "user-1", n)})
+		}
+		MustPutItem(t, s, linkd.NewItem{Item: newItem("item-other", "user-2", 5)})
+		items, _ := s.ListItems(ctx, "user-1")
+		if want := []string{"item-0", "item-1", "item-2"}; !slices.Equal(itemIDs(items), want) {
+			t.Fatalf("ListItems = %q, want %q", itemIDs(items), want)
+		}
+		items, _ = s.ItemsAtInstitution(ctx, "ins_3")
+		if want := []string{"item-0", "item-1", "item-2", "item-other"}; !slices.Equal(itemIDs(items), want) {
+			t.Fatalf("ItemsAtInstitution = %q, want %q", itemIDs(items), want)
+		}
+		if none, err := s.ListItems(ctx, "user-nope"); err != nil || len(none) != 0 {
+			t.Fatalf("ListItems of nobody = %q, %v", itemIDs(none), err)
+		}
+	})
+	// One transaction: the session is created with the Item's id and the
+	// service's update applied, and the refresh is queued.
+	t.Run("WithSessionAndRefresh", func(t *testing.T) {
+		s := fresh(t)
+		in := newItem("item-1", "user-1", 0)
+		in.LinkSessionId = "sess-1"
+		MustPutItem(t, s, linkd.NewItem{Item: in, Session: addEvent("sess-1", "HANDOFF", 5), RefreshAt: at(100)})
+		sess, err := s.GetLinkSession(ctx, "sess-1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if sess.GetItemId() != "item-1" || len(sess.GetEvents()) != 1 {
+			t.Fatalf("session = %v, want item_id item-1 and the event", sess)
+		}
+		if due, _ := s.DueItemRefreshes(ctx, at(100), 10); !slices.Equal(due, []string{"item-1"}) {
+			t.Fatalf("DueItemRefreshes = %q, want item-1", due)
+		}
+	})
+	t.Run("SessionRecordedAlready", func(t *testing.T) {
+		s := fresh(t)
+		MustUpdateSession(t, s, "sess-1", addEvent("sess-1", "OPEN", 1))
+		in := newItem("item-1", "user-1", 0)
+		in.LinkSessionId = "sess-1"
+		MustPutItem(t, s, linkd.NewItem{Item: in})
+		if sess, _ := s.GetLinkSession(ctx, "sess-1"); sess.GetItemId() != "item-1" || len(sess.GetEvents()) != 1 {
+			t.Fatalf("session = %v, want item_id item-1 and its event", sess)
+		}
+	})
+	// A session keeps the first Item it created while that Item exists.
+	t.Run("SessionKeepsFirstItem", func(t *testing.T) {
+		s := fresh(t)
+		for _, id := range []string{"item-1", "item-2"} {
+			in := newItem(id, "user-1", 0)
+			in.LinkSessionId = "sess-1"
+			MustPutItem(t, s, linkd.NewItem{Item: in, Session: addEvent("sess-1", "HANDOFF", 5)})
+		}
+		if sess, _ := s.GetLinkSession(ctx, "sess-1"); sess.GetItemId() != "item-1" {
+			t.Fatalf("session item_id = %q, want item-1", sess.GetItemId())
+		}
+		if err := s.DeleteItem(ctx, "item-1"); err != nil {
+			t.Fatal(err)
+		}
+		in := newItem("item-3", "user-1", 0)
+		in.LinkSessionId = "sess-1"
+		MustPutItem(t, s, linkd.NewItem{Item: in})
+		if sess, _ := s.GetLinkSession(ctx, "sess-1"); sess.GetItemId() != "item-3" {
+			t.Fatalf("session item_id = %q, want item-3 once item-1 is gone", sess.GetItemId())
+		}
+	})
+	// All or nothing: a failing session update stores nothing at all.
+	t.Run("Atomic", func(t *testing.T) {
+		s := fresh(t)
+		in := newItem("item-1", "user-1", 0)
+		in.LinkSessionId = "sess-1"
+		_, err := s.PutItem(ctx, linkd.NewItem{
+			Item: in, AccessToken: accessToken("item-1"), PublicToken: publicToken("1"), RefreshAt: at(1),
+			Session: func(*linkdv1.LinkSession) (bool, error) { return false, linkd.Errorf(linkd.ECONFLICT, "no") },
+		})
+		wantCode(t, err, linkd.ECONFLICT)
+		_, err = s.GetItem(ctx, "item-1")
+		wantCode(t, err, linkd.ENOTFOUND)
+		_, err = s.AccessToken(ctx, "item-1")
+		wantCode(t, err, linkd.ENOTFOUND)
+		_, err = s.ItemForPublicToken(ctx, publicToken("1"))
+		wantCode(t, err, linkd.ENOTFOUND)
+		_, err = s.GetLinkSession(ctx, "sess-1")
+		wantCode(t, err, linkd.ENOTFOUND)
+		if due, _ := s.DueItemRefreshes(ctx, at(10), 10); len(due) != 0 {
+			t.Fatalf("refresh queued by a failed PutItem: %q", due)
+		}
+		if items, _ := s.ListItems(ctx, "user-1"); len(items) != 0 {
+			t.Fatalf("ListItems after a failed PutItem = %q", itemIDs(items))
+		}
+	})
+	t.Run("ErrConflict", func(t *testing.T) {
+		s := fresh(t)
+		MustPutItem(t, s, linkd.NewItem{Item: newItem("item-1", "user-1", 0), PublicToken: publicToken("1")})
+		_, err := s.PutItem(ctx, linkd.NewItem{Item: newItem("item-1", "user-1", 0), AccessToken: accessToken("item-1")})
+		wantCode(t, err, linkd.ECONFLICT)
+		// The same public token spent on another Item.
+		_, err = s.PutItem(ctx, linkd.NewItem{Item: newItem("item-2", "user-1", 0), AccessToken: accessToken("item-2"), PublicToken: publicToken("1")})
+		wantCode(t, err, linkd.ECONFLICT)
+		_, err = s.GetItem(ctx, "item-2")
+		wantCode(t, err, linkd.ENOTFOUND)
+	})
+	t.Run("ErrInvalid", func(t *testing.T) {
+		s := fresh(t)
+		for field, n := range map[string]linkd.NewItem{
+			"item_id":        {Item: newItem("", "user-1", 0), AccessToken: accessToken("x")},
+			"client_user_id": {Item: newItem("item-1", "", 0), AccessToken: accessToken("x")},
+			"access_token":   {Item: newItem("item-1", "user-1", 0)},
+		} {
+			_, err := s.PutItem(ctx, n)
+			wantField(t, err, field)
+		}
+	})
+	t.Run("ErrNotFound", func(t *testing.T) {
+		s := fresh(t)
+		_, err := s.GetItem(ctx, "item-nope")
+		wantCode(t, err, linkd.ENOTFOUND)
+		_, err = s.AccessToken(ctx, "item-nope")
+		wantCode(t, err, linkd.ENOTFOUND)
+		_, err = s.ItemForPublicToken(ctx, publicToken("nope"))
+		wantCode(t, err, linkd.ENOTFOUND)
+	})
+}
+
+func testUpdateItem(t *testing.T, fresh func(*testing.T) linkd.Store) {
+	ctx := context.Background()
+	t.Run("OK", func(t *testing.T) {
+		s := fresh(t)
+		MustPutItem(t, s, linkd.NewItem{Item: newItem("item-1", "user-1", 0)})
+		got, err := s.UpdateItem(ctx, "item-1", linkd.SetItemStatus(linkdv1.ItemStatus_ITEM_STATUS_LOGIN_REQUIRED, "ITEM_LOGIN_REQUIRED", at(5)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.GetStatus() != linkdv1.ItemStatus_ITEM_STATUS_LOGIN_REQUIRED || !got.GetStatusChangedAt().AsTime().Equal(at(5)) {
+			t.Fatalf("UpdateItem = %v", got)
+		}
+		stored, _ := s.GetItem(ctx, "item-1")
+		wantProto(t, stored, got)
+	})
+	t.Run("NoChange", func(t *testing.T) {
+		s := fresh(t)
+		before := MustPutItem(t, s, linkd.NewItem{Item: newItem("item-1", "user-1", 0)})
+		got, err := s.UpdateItem(ctx, "item-1", noChange[*linkdv1.Item])
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantProto(t, got, before)
+		stored, _ := s.GetItem(ctx, "item-1")
+		wantProto(t, stored, before)
+	})
+	// The institution index follows an Item whose institution changes.
+	t.Run("InstitutionMoves", func(t *testing.T) {
+		s := fresh(t)
+		MustPutItem(t, s, linkd.NewItem{Item: newItem("item-1", "user-1", 0)})
+		if _, err := s.UpdateItem(ctx, "item-1", linkd.SetItemDetails("ins_9", "Other Bank", nil)); err != nil {
+			t.Fatal(err)
+		}
+		if items, _ := s.ItemsAtInstitution(ctx, "ins_3"); len(items) != 0 {
+			t.Fatalf("ItemsAtInstitution(ins_3) = %q, want none", itemIDs(items))
+		}
+		if items, _ := s.ItemsAtInstitution(ctx, "ins_9"); !slices.Equal(itemIDs(items), []string{"item-1"}) {
+			t.Fatalf("ItemsAtInstitution(ins_9) = %q, want item-1", itemIDs(items))
+		}
+	})
+	t.Run("FnError", func(t *testing.T) {
+		s := fresh(t)
+		before := MustPutItem(t, s, linkd.NewItem{Item: newItem("item-1", "user-1", 0)})
+		want := linkd.Errorf(linkd.EPRECONDITION, "no")
+		_, err := s.UpdateItem(ctx, "item-1", func(it *linkdv1.Item) (bool, error) {
+			it.Status = linkdv1.ItemStatus_ITEM_STATUS_REVOKED
+			return true, want
+		})
+		wantCode(t, err, linkd.EPRECONDITION)
+		stored, _ := s.GetItem(ctx, "item-1")
+		wantProto(t, stored, before)
+	})
+	t.Run("ErrNotFound", func(t *testing.T) {
+		_, err := fresh(t).UpdateItem(ctx, "item-nope", linkd.SetItemDetails("ins_9", "", nil))
+		wantCode(t, err, linkd.ENOTFOUND)
+	})
+}
+
+func testDeleteItem(t *testing.T, fresh func(*testing.T) linkd.Store) {
+	ctx := context.Background()
+	t.Run("OK", func(t *testing.T) {
+		s := fresh(t)
+		MustPutItem(t, s, linkd.NewItem{Item: newItem("item-1", "user-1", 0), PublicToken: publicToken("1"), RefreshAt: at(1)})
+		MustPutItem(t, s, linkd.NewItem{Item: newItem("item-2", "user-1", 1)})
+		if err := s.DeleteItem(ctx, "item-1"); err != nil {
+			t.Fatal(err)
+		}
+		_, err := s.GetItem(ctx, "item-1")
+		wantCode(t, err, linkd.ENOTFOUND)
+		_, err = s.AccessToken(ctx, "item-1")
+		wantCode(t, err, linkd.ENOTFOUND)
+		_, err = s.ItemForPublicToken(ctx, publicToken("1"))
+		wantCode(t, err, linkd.ENOTFOUND)
+		if items, _ := s.ListItems(ctx, "user-1"); !slices.Equal(itemIDs(items), []string{"item-2"}) {
+			t.Fatalf("ListItems = %q, want item-2", itemIDs(items))
+		}
+		if items, _ := s.ItemsAtInstitution(ctx, "ins_3"); !slices.Equal(itemIDs(items), []string{"item-2"}) {
+			t.Fatalf("ItemsAtInstitution = %q, want item-2", itemIDs(items))
+		}
+		if due, _ := s.DueItemRefreshes(ctx, at(10), 10); len(due) != 0 {
+			t.Fatalf("DueItemRefreshes = %q after delete", due)
+		}
+	})
+	t.Run("ErrNotFound", func(t *testing.T) {
+		wantCode(t, fresh(t).DeleteItem(ctx, "item-nope"), linkd.ENOTFOUND)
+	})
+}
+
+func testRefreshQueue(t *testing.T, fresh func(*testing.T) linkd.Store) {
+	ctx := context.Background()
+	fill := func(t *testing.T) linkd.Store {
+		s := fresh(t)
+		for i, due := range []int{30, 10, 20, 40} {
+			id := fmt.Sprintf("item-%d", i)
+			MustPutItem(t, s, linkd.NewItem{Item: newItem(id, "user-1", i), RefreshAt: at(due)})
+		}
+		MustPutItem(t, s, linkd.NewItem{Item: newItem("item-norefresh", "user-1", 9)})
+		return s
+	}
+	due := func(t *testing.T, s linkd.Store, now, limit int) []string {
+		t.Helper()
+		ids, err := s.DueItemRefreshes(ctx, at(now), limit)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ids
+	}
+	t.Run("Due", func(t *testing.T) {
+		s := fill(t)
+		if got, want := due(t, s, 30, 10), []string{"item-1", "item-2", "item-0"}; !slices.Equal(got, want) {
+			t.Fatalf("due = %q, want %q", got, want)
+		}
+		if got, want := due(t, s, 100, 2), []string{"item-1", "item-2"}; !slices.Equal(got, want) {
+			t.Fatalf("due, limit 2 = %q, want %q", got, want)
+		}
+		if got := due(t, s, 5, 10); len(got) != 0 {
+			t.Fatalf("due before any = %q", got)
+		}
+	})
+	t.Run("Defer", func(t *testing.T) {
+		s := fill(t)
+		if err := s.DeferItemRefresh(ctx, "item-1", at(35)); err != nil {
+			t.Fatal(err)
+		}
+		if got, want := due(t, s, 100, 10), []string{"item-2", "item-0", "item-1", "item-3"}; !slices.Equal(got, want) {
+			t.Fatalf("due = %q, want %q", got, want)
+		}
+		// None queued: not an error, and nothing is queued.
+		if err := s.DeferItemRefresh(ctx, "item-norefresh", at(1)); err != nil {
+			t.Fatal(err)
+		}
+		if got := due(t, s, 5, 10); len(got) != 0 {
+			t.Fatalf("due = %q, want none", got)
+		}
+	})
+	t.Run("UpdateRefreshedItem", func(t *testing.T) {
+		s := fill(t)
+		got, err := s.UpdateRefreshedItem(ctx, "item-1", linkd.SetItemDetails("", "Chase Bank", nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.GetInstitutionName() != "Chase Bank" {
+			t.Fatalf("UpdateRefreshedItem = %v", got)
+		}
+		if got, want := due(t, s, 100, 10), []string{"item-2", "item-0", "item-3"}; !slices.Equal(got, want) {
+			t.Fatalf("due = %q, want %q", got, want)
+		}
+		// No change still dequeues: the refresh happened.
+		if _, err := s.UpdateRefreshedItem(ctx, "item-2", noChange[*linkdv1.Item]); err != nil {
+			t.Fatal(err)
+		}
+		if got, want := due(t, s, 100, 10), []string{"item-0", "item-3"}; !slices.Equal(got, want) {
+			t.Fatalf("due = %q, want %q", got, want)
+		}
+		_, err = s.UpdateRefreshedItem(ctx, "item-nope", noChange[*linkdv1.Item])
+		wantCode(t, err, linkd.ENOTFOUND)
+	})
+}
+
+func testRecordWebhook(t *testing.T, fresh func(*testing.T) linkd.Store) {
+	ctx := context.Background()
+	hook := func(itemID string, n int) *storagev1.StoredWebhook {
+		return &storagev1.StoredWebhook{WebhookType: "ITEM", WebhookCode: "ERROR", ItemId: itemID, ErrorCode: "ITEM_LOGIN_REQUIRED",
+			ReceivedAt: ts(n), Body: []byte(fmt.Sprintf(`{"n":%d}`, n)), KeyId: "kid-1"}
+	}
+	toLogin := linkd.SetItemStatus(linkdv1.ItemStatus_ITEM_STATUS_LOGIN_REQUIRED, "ITEM_LOGIN_REQUIRED", at(5))
+	t.Run("OK", func(t *testing.T) {
+		s := fresh(t)
+		MustPutItem(t, s, linkd.NewItem{Item: newItem("item-1", "user-1", 0)})
+		got, err := s.RecordWebhook(ctx, hook("item-1", 5), "delivery-1", toLogin)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.GetStatus() != linkdv1.ItemStatus_ITEM_STATUS_LOGIN_REQUIRED {
+			t.Fatalf("RecordWebhook = %v, want the Item moved", got)
+		}
+		stored, _ := s.GetItem(ctx, "item-1")
+		wantProto(t, stored, got)
+		hooks, _, err := s.ListWebhooks(ctx, "", 10)
+		if err != nil || len(hooks) != 1 {
+			t.Fatalf("ListWebhooks = %d, %v", len(hooks), err)
+		}
+		wantProto(t, hooks[0], hook("item-1", 5))
+	})
+	// A replayed delivery is refused and changes nothing: no second
+	// webhook, no second update.
+	t.Run("ErrConflictReplay", func(t *testing.T) {
+		s := fresh(t)
+		MustPutItem(t, s, linkd.NewItem{Item: newItem("item-1", "user-1", 0)})
+		if _, err := s.RecordWebhook(ctx, hook("item-1", 5), "delivery-1", nil); err != nil {
+			t.Fatal(err)
+		}
+		_, err := s.RecordWebhook(ctx, hook("item-1", 6), "delivery-1", toLogin)
+		wantCode(t, err, linkd.ECONFLICT)
+		if hooks, _, _ := s.ListWebhooks(ctx, "", 10); len(hooks) != 1 {
+			t.Fatalf("%d webhooks after a replay, want 1", len(hooks))
+		}
+		if stored, _ := s.GetItem(ctx, "item-1"); stored.GetStatus() != linkdv1.ItemStatus_ITEM_STATUS_GOOD {
+			t.Fatalf("replay changed the Item: %v", stored)
+		}
+	})
+	t.Run("NoItem", func(t *testing.T) {
+		s := fresh(t)
+		for i, h := range []*storagev1.StoredWebhook{hook("item-nope", 1), hook("", 2)} {
+			got, err := s.RecordWebhook(ctx, h, fmt.Sprintf("delivery-%d", i), toLogin)
+			if err != nil || got != nil {
+				t.Fatalf("RecordWebhook = %v, %v; want nil, nil", got, err)
+			}
+		}
+		if hooks, _, _ := s.ListWebhooks(ctx, "", 10); len(hooks) != 2 {
+			t.Fatalf("%d webhooks, want 2: kept whatever they name", len(hooks))
+		}
+	})
+	t.Run("NoChange", func(t *testing.T) {
+		s := fresh(t)
+		MustPutItem(t, s, linkd.NewItem{Item: newItem("item-1", "user-1", 0)})
+		for i, fn := range []func(*linkdv1.Item) (bool, error){nil, noChange[*linkdv1.Item]} {
+			got, err := s.RecordWebhook(ctx, hook("item-1", i), fmt.Sprintf("delivery-%d", i), fn)
+			if err != nil || got != nil {
+				t.Fatalf("RecordWebhook = %v, %v; want nil, nil", got, err)
+			}
+		}
+	})
+}
+
+func testListWebhooks(t *testing.T, fresh func(*testing.T) linkd.Store) {
+	ctx := context.Background()
+	s := fresh(t)
+	for _, n := range []int{3, 1, 4, 5, 2} {
+		w := &storagev1.StoredWebhook{WebhookType: "ITEM", WebhookCode: fmt.Sprint(n), ReceivedAt: ts(n), Body: []byte(fmt.Sprint(n))}
+		if _, err := s.RecordWebhook(ctx, w, fmt.Sprintf("delivery-%d", n), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var codes []string
+	token := ""
+	for range 10 {
+		page, next, err := s.ListWebhooks(ctx, token, 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(page) > 2 {
+			t.Fatalf("page of %d, limit 2", len(page))
+		}
+		for _, w := range page {
+			codes = append(codes, w.GetWebhookCode())
+		}
+		if token = next; token == "" {
+			break
+		}
+	}
+	if want := []string{"1", "2", "3", "4", "5"}; !slices.Equal(codes, want) {
+		t.Fatalf("webhooks = %q, want %q oldest first", codes, want)
+	}
+}
+
+func testPrune(t *testing.T, fresh func(*testing.T) linkd.Store) {
+	ctx := context.Background()
+	// fill stores, of each kind, one record at(10) and one at(30).
+	fill := func(t *testing.T) linkd.Store {
+		s := fresh(t)
+		for _, n := range []int{10, 30} {
+			id := fmt.Sprintf("sess-%d", n)
+			MustUpdateSession(t, s, id, addEvent(id, "OPEN", n))
+			w := &storagev1.StoredWebhook{WebhookType: "ITEM", ReceivedAt: ts(n), Body: []byte(fmt.Sprint(n))}
+			if _, err := s.RecordWebhook(ctx, w, fmt.Sprintf("delivery-%d", n), nil); err != nil {
+				t.Fatal(err)
+			}
+			tok := &storagev1.StoredLinkToken{LinkToken: fmt.Sprintf("link-%d", n), ClientUserId: "user-1", CreatedAt: ts(0), Expiration: ts(n)}
+			if err := s.PutLinkToken(ctx, tok); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return s
+	}
+	t.Run("ZeroKeepsAll", func(t *testing.T) {
+		s := fill(t)
+		res, err := s.Prune(ctx, linkd.PruneCutoffs{})
+		if err != nil || res != (linkd.PruneResult{}) {
+			t.Fatalf("Prune = %+v, %v; want nothing", res, err)
+		}
+	})
+	t.Run("Sessions", func(t *testing.T) {
+		s := fill(t)
+		res, err := s.Prune(ctx, linkd.PruneCutoffs{Sessions: at(20)})
+		if err != nil || res != (linkd.PruneResult{Sessions: 1}) {
+			t.Fatalf("Prune = %+v, %v", res, err)
+		}
+		_, err = s.GetLinkSession(ctx, "sess-10")
+		wantCode(t, err, linkd.ENOTFOUND)
+		if _, err := s.GetLinkSession(ctx, "sess-30"); err != nil {
+			t.Fatal(err)
+		}
+		if got, _, _ := s.LinkSessions(ctx, at(0), at(100), "", 10); !slices.Equal(sessionIDs(got), []string{"sess-30"}) {
+			t.Fatalf("LinkSessions = %q", sessionIDs(got))
+		}
+	})
+	t.Run("Webhooks", func(t *testing.T) {
+		s := fill(t)
+		res, err := s.Prune(ctx, linkd.PruneCutoffs{Webhooks: at(20)})
+		if err != nil || res != (linkd.PruneResult{Webhooks: 1}) {
+			t.Fatalf("Prune = %+v, %v", res, err)
+		}
+		if hooks, _, _ := s.ListWebhooks(ctx, "", 10); len(hooks) != 1 || !hooks[0].GetReceivedAt().AsTime().Equal(at(30)) {
+			t.Fatalf("webhooks left = %v", hooks)
+		}
+		// Delivery ids stay: a replay is still refused.
+		_, err = s.RecordWebhook(ctx, &storagev1.StoredWebhook{ReceivedAt: ts(40)}, "delivery-10", nil)
+		wantCode(t, err, linkd.ECONFLICT)
+	})
+	// Delivery ids are recorded at the store's clock, which the suite does
+	// not set: a cutoff far in the future takes them all.
+	t.Run("Deliveries", func(t *testing.T) {
+		s := fill(t)
+		res, err := s.Prune(ctx, linkd.PruneCutoffs{Deliveries: time.Now().Add(24 * time.Hour * 365 * 100)})
+		if err != nil || res != (linkd.PruneResult{Deliveries: 2}) {
+			t.Fatalf("Prune = %+v, %v", res, err)
+		}
+		if _, err := s.RecordWebhook(ctx, &storagev1.StoredWebhook{ReceivedAt: ts(40)}, "delivery-10", nil); err != nil {
+			t.Fatalf("pruned delivery id still refused: %v", err)
+		}
+	})
+	t.Run("LinkTokens", func(t *testing.T) {
+		s := fill(t)
+		res, err := s.Prune(ctx, linkd.PruneCutoffs{LinkTokens: at(20)})
+		if err != nil || res != (linkd.PruneResult{LinkTokens: 1}) {
+			t.Fatalf("Prune = %+v, %v", res, err)
+		}
+		_, err = s.GetLinkToken(ctx, "link-10")
+		wantCode(t, err, linkd.ENOTFOUND)
+		if _, err := s.GetLinkToken(ctx, "link-30"); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+func testTryLease(t *testing.T, fresh func(*testing.T) linkd.Store) {
+	ctx := context.Background()
+	s := fresh(t)
+	try := func(owner string, now int) bool {
+		t.Helper()
+		ok, err := s.TryLease(ctx, "refresh", owner, at(now), 30*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ok
+	}
+	if !try("a", 0) {
+		t.Fatal("a did not get a free lease")
+	}
+	if try("b", 10) {
+		t.Fatal("b got a's live lease")
+	}
+	if !try("a", 20) {
+		t.Fatal("a could not renew its lease")
+	}
+	if try("b", 45) {
+		t.Fatal("b got a's renewed lease")
+	}
+	if !try("b", 51) {
+		t.Fatal("b did not get an expired lease")
+	}
+	if ok, err := s.TryLease(ctx, "other", "a", at(51), time.Second); err != nil || !ok {
+		t.Fatalf("leases are not per name: %v, %v", ok, err)
+	}
+}
+
+func testContextDone(t *testing.T, fresh func(*testing.T) linkd.Store) {
+	s := fresh(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_, err := s.PutItem(ctx, linkd.NewItem{Item: newItem("item-1", "user-1", 0), AccessToken: accessToken("item-1")})
+	wantCode(t, err, linkd.EUNAVAILABLE)
+	_, err = s.GetItem(context.Background(), "item-1")
+	wantCode(t, err, linkd.ENOTFOUND)
+}
+
+// testReseal seals under k1, reopens with k2 current, and re-seals.
+func testReseal(t *testing.T, open OpenFunc) {
+	ctx := context.Background()
+	b := open(t, MustSealer(t, false))
+	s := b.Store
+	for i := range 3 {
+		MustPutItem(t, s, linkd.NewItem{Item: newItem(fmt.Sprintf("item-%d", i), "user-1", i)})
+	}
+	if ids, err := s.SealedKeyIDs(ctx); err != nil || len(ids) != 1 || ids["k1"] == "" {
+		t.Fatalf("SealedKeyIDs = %v, %v; want k1 only", ids, err)
+	}
+	s = b.Reopen(t, MustSealer(t, true))
+	MustPutItem(t, s, linkd.NewItem{Item: newItem("item-new", "user-1", 9)})
+	ids, err := s.SealedKeyIDs(ctx)
+	if err != nil || len(ids) != 2 || ids["k2"] != "item-new" || ids["k1"] == "" {
+		t.Fatalf("SealedKeyIDs = %v, %v; want k1 and k2 (item-new)", ids, err)
+	}
+	total := 0
+	for range 10 {
+		n, err := s.ResealAccessTokens(ctx, 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n > 2 {
+			t.Fatalf("re-sealed %d in a batch of 2", n)
+		}
+		if n == 0 {
+			break
+		}
+		total += n
+	}
+	if total != 3 {
+		t.Fatalf("re-sealed %d, want 3", total)
+	}
+	if ids, _ := s.SealedKeyIDs(ctx); len(ids) != 1 || ids["k2"] == "" {
+		t.Fatalf("SealedKeyIDs after re-seal = %v, want k2 only", ids)
+	}
+	// k1 can go now: every token opens with k2 alone.
+	k2, err := seal.ParseMasterKeys("k2:"+base64.StdEncoding.EncodeToString(key2), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	onlyK2, err := seal.New(k2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s = b.Reopen(t, onlyK2)
+	for _, id := range []string{"item-0", "item-1", "item-2", "item-new"} {
+		if tok, err := s.AccessToken(ctx, id); err != nil || tok != accessToken(id) {
+			t.Fatalf("AccessToken(%s) under k2 alone: %v", id, err)
+		}
+	}
+}
+
+// testSecretsNotInPlain stores every kind of secret and searches the
+// backend's bytes for them.
+func testSecretsNotInPlain(t *testing.T, open OpenFunc) {
+	ctx := context.Background()
+	b := open(t, MustSealer(t, false))
+	if b.Raw == nil {
+		t.Skip("the backend offers no raw dump")
+	}
+	s := b.Store
+	pt := publicToken("secret")
+	in := newItem("item-1", "user-1", 0)
+	in.LinkSessionId = "sess-1"
+	connected := &linkdv1.WebviewRedirect{Result: &linkdv1.WebviewRedirect_Connected{Connected: &linkdv1.ConnectedResult{
+		PublicToken: pt, LinkSessionId: "sess-1", InstitutionId: "ins_3",
+	}}}
+	if _, err := s.ClaimExchange(ctx, linkd.ExchangeClaim{PublicToken: pt, ClientUserID: "user-1", Owner: "a", Now: at(0), TTL: time.Minute}); err != nil {
+		t.Fatal(err)
+	}
+	MustPutItem(t, s, linkd.NewItem{Item: in, PublicToken: pt, Session: linkd.MergeRedirect("link-token-1", "user-1", connected, at(1))})
+	if _, err := s.ClaimExchange(ctx, linkd.ExchangeClaim{PublicToken: publicToken("pending"), ClientUserID: "user-1", Owner: "a", Now: at(0), TTL: time.Minute}); err != nil {
+		t.Fatal(err)
+	}
+	raw := b.Raw(t)
+	if len(raw) == 0 {
+		t.Fatal("raw dump is empty")
+	}
+	if !bytes.Contains(raw, []byte("item-1")) {
+		t.Fatal("raw dump does not hold the records (no item_id found)")
+	}
+	secrets := [][]byte{
+		[]byte(accessToken("item-1").Reveal()),
+		[]byte(pt), []byte(publicToken("pending")),
+		key1, []byte(base64.StdEncoding.EncodeToString(key1)),
+	}
+	if found, ok := containsAny(raw, secrets...); ok {
+		t.Fatalf("backend holds %q in plain", found)
+	}
+}
+
+// raceSession has 2×20 writers add distinct events to one session through
+// a and b at once: none may be lost.
+func raceSession(t *testing.T, a, b linkd.Store) {
+	const each = 20
+	var wg sync.WaitGroup
+	errs := make(chan error, 2*each)
+	for i := range 2 * each {
+		s := a
+		if i%2 == 1 {
+			s = b
+		}
+		wg.Go(func() {
+			_, err := s.UpdateLinkSession(context.Background(), "sess-1", addEvent("sess-1", fmt.Sprintf("E%02d", i), i))
+			errs <- err
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := a.GetLinkSession(context.Background(), "sess-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got.GetEvents()) != 2*each {
+		t.Fatalf("%d events, want %d: updates were lost", len(got.GetEvents()), 2*each)
+	}
+}
