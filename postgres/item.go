@@ -15,13 +15,12 @@ import (
 
 // PutItem stores a new Item (created_at filled in when unset), its access
 // token sealed by the Sealer, the use of its public token (by SHA-256, the
-// claim on it removed), its queued refresh, and n.Session applied to its
-// Link session, in one transaction. It returns EINVALID naming item_id,
-// client_user_id, link_session_id or access_token, and ECONFLICT when the
-// item_id exists or the public token was spent on another Item.
-//
-// A failing n.Session does not refuse the Item (it exists at Plaid, and
-// its token must be kept): the session then only gets its item_id.
+// claim on it removed), its queued refresh, and its Link session's item_id
+// (unless the session names another stored Item) with n.Session applied
+// (creating the session only when n.Session is set), in one transaction.
+// It returns EINVALID naming item_id, client_user_id, link_session_id or
+// access_token, ECONFLICT when the item_id exists or the public token was
+// spent on another Item, and n.Session's error unchanged, storing nothing.
 func (db *DB) PutItem(ctx context.Context, n linkd.NewItem) (*linkdv1.Item, error) {
 	item := n.Item
 	if err := checkID("item_id", item.GetItemId()); err != nil {
@@ -96,7 +95,7 @@ func (db *DB) PutItem(ctx context.Context, n linkd.NewItem) (*linkdv1.Item, erro
 				return err
 			}
 		}
-		if sid := item.GetLinkSessionId(); sid != "" && n.Session != nil {
+		if sid := item.GetLinkSessionId(); sid != "" {
 			return linkSession(ctx, tx, sid, item.GetItemId(), n.Session)
 		}
 		return nil
@@ -108,8 +107,19 @@ func (db *DB) PutItem(ctx context.Context, n linkd.NewItem) (*linkdv1.Item, erro
 }
 
 // linkSession sets a session's item_id to itemID, unless it names another
-// stored Item, and applies fn, in tx; when fn fails only item_id is set.
+// stored Item, and applies fn, in tx. Without fn a session that does not
+// exist is not created. fn's error comes back as an update function's, to
+// fail the whole PutItem.
 func linkSession(ctx context.Context, tx pgx.Tx, sessionID, itemID string, fn func(*linkdv1.LinkSession) (bool, error)) error {
+	if fn == nil {
+		var one int
+		err := tx.QueryRow(ctx, `SELECT 1 FROM link_sessions WHERE link_session_id = $1`, sessionID).Scan(&one)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return nil
+		} else if err != nil {
+			return err
+		}
+	}
 	setItem := func(s *linkdv1.LinkSession) (bool, error) {
 		switch old := s.GetItemId(); {
 		case old == itemID:
@@ -131,12 +141,9 @@ func linkSession(ctx context.Context, tx pgx.Tx, sessionID, itemID string, fn fu
 		return err
 	}
 	if fnErr != nil {
-		_, fnErr, err = updateLinkSession(ctx, tx, sessionID, setItem, nil)
-		if err == nil {
-			err = fnErr // only setItem's query can fail here
-		}
+		return &fnError{fnErr}
 	}
-	return err
+	return nil
 }
 
 // GetItem returns an Item, or ENOTFOUND.

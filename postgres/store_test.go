@@ -103,20 +103,6 @@ func TestDB_PutItem(t *testing.T) {
 		_, err = db.PutItem(ctx, n)
 		wantCode(t, err, linkd.EINVALID)
 	})
-	t.Run("SessionErrorKeepsItem", func(t *testing.T) {
-		db, _, _ := MustOpen(t)
-		n := newItem("item-1", "user-1", t0)
-		n.Session = func(s *linkdv1.LinkSession) (bool, error) {
-			s.LinkToken = "half-done"
-			return false, linkd.Errorf(linkd.ECONFLICT, "other outcome")
-		}
-		mustPut(t, db, n)
-		s, err := db.GetLinkSession(ctx, "ls-item-1")
-		must(t, err)
-		if s.GetItemId() != "item-1" || s.GetLinkToken() != "" {
-			t.Fatalf("session %v: want only item_id set", s)
-		}
-	})
 }
 
 func TestDB_ListItems(t *testing.T) {
