@@ -23,7 +23,7 @@ func BenchmarkDB_LinkPath(b *testing.B) {
 		b.Run(fmt.Sprintf("goroutines=%d", goroutines), func(b *testing.B) {
 			ctx := context.Background()
 			dsn := pgtest.MustStart(b)
-			db, err := postgres.Open(ctx, dsn, postgres.Options{Sealer: newTestSealer(b, "k1"), MaxConns: 16})
+			db, err := postgres.Open(ctx, dsn, postgres.Options{Sealer: mustSealer(b, "k1"), MaxConns: 16})
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -1,7 +1,6 @@
 package postgres_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"strings"
@@ -10,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/linkd/linkd"
@@ -221,37 +219,6 @@ func TestDB_ClaimExchange(t *testing.T) {
 	}
 }
 
-// TestDB_UpdateLinkSession_Create: two handles record different events of
-// one new session at once; none is lost.
-func TestDB_UpdateLinkSession_Create(t *testing.T) {
-	ctx := context.Background()
-	db, dsn, s := MustOpen(t)
-	db2 := MustOpenDSN(t, dsn, s)
-	for round := range 5 {
-		sid := fmt.Sprintf("ls-%d", round)
-		var wg sync.WaitGroup
-		start := make(chan struct{})
-		for h, handle := range []*postgres.DB{db, db2} {
-			for g := range 4 {
-				wg.Go(func() {
-					<-start
-					r := event(sid, fmt.Sprintf("EVENT_%d_%d", h, g), t0.Add(time.Duration(g)*time.Second))
-					if _, err := handle.UpdateLinkSession(ctx, sid, linkd.MergeRedirect("link-1", "user-1", r, t0)); err != nil {
-						t.Errorf("UpdateLinkSession: %v", err)
-					}
-				})
-			}
-		}
-		close(start)
-		wg.Wait()
-		got, err := db.GetLinkSession(ctx, sid)
-		must(t, err)
-		if len(got.GetEvents()) != 8 {
-			t.Fatalf("round %d: %d events, want 8", round, len(got.GetEvents()))
-		}
-	}
-}
-
 // TestDB_ResealAccessTokens: after a key rotation, two handles re-seal at
 // once; every token is re-sealed exactly once and still opens.
 func TestDB_ResealAccessTokens(t *testing.T) {
@@ -261,7 +228,9 @@ func TestDB_ResealAccessTokens(t *testing.T) {
 	for i := range 50 {
 		mustPut(t, db, newItem(fmt.Sprintf("item-%02d", i), "user-1", t0))
 	}
-	s.addKey(t, "k2")
+	// Both replicas restart with k2 current.
+	rotated := mustSealer(t, "k1", "k2")
+	db, db2 = MustOpenDSN(t, dsn, rotated), MustOpenDSN(t, dsn, rotated)
 	var total atomic.Int64
 	var wg sync.WaitGroup
 	for _, handle := range []*postgres.DB{db, db2} {
@@ -292,53 +261,5 @@ func TestDB_ResealAccessTokens(t *testing.T) {
 	must(t, err)
 	if tok.Reveal() != "access-sandbox-item-33-secret" {
 		t.Fatal("a re-sealed token does not open to itself")
-	}
-}
-
-// TestDB_NoSecretsAtRest reads every text and bytea column of every table,
-// as pg_dump would, and looks for the plain access and public tokens.
-func TestDB_NoSecretsAtRest(t *testing.T) {
-	ctx := context.Background()
-	db, dsn, _ := MustOpen(t)
-	n := newItem("item-1", "user-1", t0)
-	n.Session = func(s *linkdv1.LinkSession) (bool, error) {
-		s.Outcome = &linkdv1.LinkSession_Connected{Connected: &linkdv1.ConnectedResult{LinkSessionId: "ls-item-1"}}
-		return true, nil
-	}
-	_, err := db.ClaimExchange(ctx, linkd.ExchangeClaim{PublicToken: n.PublicToken, ClientUserID: "user-1", Owner: "a", Now: t0, TTL: time.Minute})
-	must(t, err)
-	mustPut(t, db, n)
-	_, err = db.ClaimExchange(ctx, linkd.ExchangeClaim{PublicToken: "public-sandbox-pending-secret", ClientUserID: "user-1", Owner: "a", Now: t0, TTL: time.Minute})
-	must(t, err)
-	secrets := []string{n.AccessToken.Reveal(), n.PublicToken, "public-sandbox-pending-secret"}
-
-	c := raw(t, dsn)
-	rows, err := c.Query(ctx, `
-		SELECT table_name, column_name FROM information_schema.columns
-		WHERE table_schema = 'public' AND data_type IN ('text', 'bytea', 'character varying')`)
-	must(t, err)
-	type col struct{ Table, Column string }
-	cols, err := pgx.CollectRows(rows, pgx.RowToStructByPos[col])
-	must(t, err)
-	if len(cols) < 10 {
-		t.Fatalf("only %d columns found: %v", len(cols), cols)
-	}
-	cells := 0
-	for _, cl := range cols {
-		rows, err := c.Query(ctx, fmt.Sprintf(`SELECT %s::bytea FROM %s`, pgx.Identifier{cl.Column}.Sanitize(), pgx.Identifier{cl.Table}.Sanitize()))
-		must(t, err)
-		vals, err := pgx.CollectRows(rows, pgx.RowTo[[]byte])
-		must(t, err)
-		for _, v := range vals {
-			cells++
-			for _, secret := range secrets {
-				if bytes.Contains(v, []byte(secret)) || strings.Contains(strings.ToLower(string(v)), strings.ToLower(secret)) {
-					t.Errorf("%s.%s holds a plain token", cl.Table, cl.Column)
-				}
-			}
-		}
-	}
-	if cells == 0 {
-		t.Fatal("no cells read")
 	}
 }

@@ -58,7 +58,7 @@ func TestOpen_Migrations(t *testing.T) {
 	})
 	t.Run("Concurrent", func(t *testing.T) {
 		dsn := pgtest.MustStart(t)
-		s := newTestSealer(t, "k1")
+		s := mustSealer(t, "k1")
 		var wg sync.WaitGroup
 		errs := make([]error, 8)
 		for i := range errs {
@@ -106,7 +106,7 @@ func TestOpen_Migrations(t *testing.T) {
 func TestOpen_Errors(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	s := newTestSealer(t, "k1")
+	s := mustSealer(t, "k1")
 	t.Run("ErrUnavailable", func(t *testing.T) {
 		// Nothing listens on port 1; the password must not leak.
 		_, err := postgres.Open(ctx, "postgres://linkd:hunter2secret@127.0.0.1:1/linkd?connect_timeout=2", postgres.Options{Sealer: s})
