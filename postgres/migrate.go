@@ -29,8 +29,8 @@ type migration struct {
 	sql     string
 }
 
-// migrations returns the embedded migrations in order. Their names are
-// checked by TestMigrations_Numbered; a bad name here is a build mistake.
+// migrations returns the embedded migrations in order, numbered 1, 2, ...
+// without gaps; a misnamed file fails every Open, and so every test.
 func migrations() ([]migration, error) {
 	names, err := fs.Glob(migrationFiles, "migrations/*.sql")
 	if err != nil {
