@@ -43,6 +43,7 @@ crash: ## SIGKILL/restart cycles against a real linkd process (CYCLES=500)
 
 bench: ## the benchmarks behind BENCHMARKS.md
 	go test -run='^$$' -bench=. -benchmem ./redirect/ ./store/
+	go test -run='^$$' -bench=. -benchtime=2000x -benchmem ./postgres/
 	go test -run='^$$' -bench=Linkd -benchtime=2s -benchmem ./cmd/linkd/
 
 ci: lint checkgenerate test race fuzz ## everything CI runs

@@ -118,8 +118,12 @@ func (s *Service) claim(ctx context.Context, x exchangeRequest) (linkd.ClaimResu
 		})
 		switch {
 		case linkd.ErrorCode(err) == linkd.ECONFLICT:
-			// Another user's claim or use: as Plaid would say.
-			return linkd.ClaimResult{}, linkd.InvalidField("public_token", "public_token was already used")
+			if _, uerr := s.store.ItemForPublicToken(ctx, x.publicToken); uerr == nil {
+				// Spent on another user's Item: what Plaid itself says
+				// of a spent token, nothing about whose.
+				return linkd.ClaimResult{}, linkd.InvalidField("public_token", "public_token was already used")
+			}
+			return linkd.ClaimResult{}, err
 		case err != nil:
 			return linkd.ClaimResult{}, err
 		case res.Item != nil || res.Claimed:

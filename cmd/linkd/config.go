@@ -34,7 +34,7 @@ type Config struct {
 	// empty keeps the bbolt file at DBPath. Environment only: it holds a
 	// password.
 	DatabaseURL string
-	LogFormat    string
+	LogFormat   string
 	// DuplicateItems is the duplicate Item policy: user, all or off.
 	DuplicateItems string
 	// Retention is how long Link sessions and webhooks are kept after they
@@ -167,4 +167,3 @@ func (m *Main) ParseFlags(args []string, getenv func(string) string) error {
 	}
 	return nil
 }
-

@@ -21,7 +21,7 @@ import (
 	"google.golang.org/grpc/metadata"
 
 	linkdv1 "github.com/linkd/linkd/gen/linkd/v1"
-	"github.com/linkd/linkd/store"
+	"github.com/linkd/linkd/seal"
 )
 
 var crashCycles = flag.Int("crash.cycles", 50, "SIGKILL/restart cycles of TestLinkd_CrashRecovery")
@@ -44,7 +44,7 @@ func TestLinkd_CrashRecovery(t *testing.T) {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
 	dataDir := t.TempDir()
-	keys, err := store.ParseMasterKeys(crashMasterKeys)
+	keys, err := seal.ParseMasterKeys(crashMasterKeys, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,11 +60,11 @@ func TestLinkd_CrashRecovery(t *testing.T) {
 		}
 		totalAcked += len(newAcks)
 
-		db, err := store.Open(filepath.Join(dataDir, "linkd.db"), store.Options{Keys: keys})
+		db, err := openBolt(filepath.Join(dataDir, "linkd.db"), keys)
 		if err != nil {
 			t.Fatalf("cycle %d: reopen after SIGKILL: %v", cycle, err)
 		}
-		if err := db.Check(); err != nil {
+		if err := db.Check(context.Background()); err != nil {
 			t.Fatalf("cycle %d: bbolt check: %v", cycle, err)
 		}
 		for id := range acked {

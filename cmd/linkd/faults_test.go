@@ -171,7 +171,7 @@ func TestLinkd_UpstreamFaults(t *testing.T) {
 			}
 		}
 	}
-	if err := ts.db.Check(); err != nil {
+	if err := ts.db.Check(context.Background()); err != nil {
 		t.Errorf("bbolt check: %v", err)
 	}
 }

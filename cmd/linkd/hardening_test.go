@@ -9,6 +9,7 @@ import (
 
 	"google.golang.org/grpc/codes"
 
+	"github.com/linkd/linkd"
 	linkdv1 "github.com/linkd/linkd/gen/linkd/v1"
 	"github.com/linkd/linkd/jwt/jwttest"
 	"github.com/linkd/linkd/plaidemu"
@@ -67,7 +68,7 @@ func TestLinkd_UpdateModeConnectedIsChecked(t *testing.T) {
 	}
 	// This linkd has no webhook URL, so it learns of the broken login as an
 	// app would tell it: an exit redirect, here written to the store.
-	if _, err := ts.db.SetItemStatus(ctx, item.GetItemId(), linkdv1.ItemStatus_ITEM_STATUS_LOGIN_REQUIRED, "ITEM_LOGIN_REQUIRED"); err != nil {
+	if _, err := ts.db.UpdateItem(ctx, item.GetItemId(), linkd.SetItemStatus(linkdv1.ItemStatus_ITEM_STATUS_LOGIN_REQUIRED, "ITEM_LOGIN_REQUIRED", time.Now())); err != nil {
 		t.Fatal(err)
 	}
 	upd, err := c.CreateLinkToken(ctx, &linkdv1.CreateLinkTokenRequest{ClientUserId: "user-1", ItemId: item.GetItemId()})
@@ -99,7 +100,7 @@ func TestLinkd_UpdateModeConnectedIsChecked(t *testing.T) {
 	if _, err := c.ResetSandboxItemLogin(ctx, &linkdv1.ResetSandboxItemLoginRequest{ItemId: item.GetItemId()}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := ts.db.SetItemStatus(ctx, item.GetItemId(), linkdv1.ItemStatus_ITEM_STATUS_LOGIN_REQUIRED, "ITEM_LOGIN_REQUIRED"); err != nil {
+	if _, err := ts.db.UpdateItem(ctx, item.GetItemId(), linkd.SetItemStatus(linkdv1.ItemStatus_ITEM_STATUS_LOGIN_REQUIRED, "ITEM_LOGIN_REQUIRED", time.Now())); err != nil {
 		t.Fatal(err)
 	}
 	if resp, err = c.SubmitRedirect(ctx, real); err != nil || resp.GetItem().GetStatus() != linkdv1.ItemStatus_ITEM_STATUS_LOGIN_REQUIRED {
@@ -150,14 +151,14 @@ func TestLinkd_UpdateModeConnected_PendingAndUnavailable(t *testing.T) {
 	}
 	made := &linkdv1.SubmitRedirectRequest{Url: connectedURL("public-sandbox-00000000-0000-0000-0000-00000000000e", "sess-made"), LinkToken: upd.GetLinkToken().GetLinkToken()}
 
-	if _, err := ts.db.SetItemStatus(ctx, item.GetItemId(), linkdv1.ItemStatus_ITEM_STATUS_PENDING_EXPIRATION, ""); err != nil {
+	if _, err := ts.db.UpdateItem(ctx, item.GetItemId(), linkd.SetItemStatus(linkdv1.ItemStatus_ITEM_STATUS_PENDING_EXPIRATION, "", time.Now())); err != nil {
 		t.Fatal(err)
 	}
 	if resp, err := c.SubmitRedirect(ctx, made); err != nil || resp.GetItem().GetStatus() != linkdv1.ItemStatus_ITEM_STATUS_PENDING_EXPIRATION {
 		t.Errorf("made-up connected on a pending Item: %v, %v; want PENDING_EXPIRATION kept", resp.GetItem(), err)
 	}
 
-	if _, err := ts.db.SetItemStatus(ctx, item.GetItemId(), linkdv1.ItemStatus_ITEM_STATUS_ERROR, "INSTITUTION_DOWN"); err != nil {
+	if _, err := ts.db.UpdateItem(ctx, item.GetItemId(), linkd.SetItemStatus(linkdv1.ItemStatus_ITEM_STATUS_ERROR, "INSTITUTION_DOWN", time.Now())); err != nil {
 		t.Fatal(err)
 	}
 	for range 4 { // every retry of the client's

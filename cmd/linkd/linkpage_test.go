@@ -9,7 +9,7 @@ import (
 
 	linkdv1 "github.com/linkd/linkd/gen/linkd/v1"
 	"github.com/linkd/linkd/linkpage"
-	"github.com/linkd/linkd/server"
+	"github.com/linkd/linkd/service"
 )
 
 func TestLinkd_LinkPageURL(t *testing.T) {
@@ -27,13 +27,13 @@ func TestLinkd_LinkPageURL(t *testing.T) {
 		}
 	})
 	t.Run("ExplicitLinkURLWins", func(t *testing.T) {
-		ts := MustStartServer(t, "LINKD_LINK_URL="+server.DefaultLinkURL)
+		ts := MustStartServer(t, "LINKD_LINK_URL="+service.DefaultLinkURL)
 		tok, err := ts.REST().CreateLinkToken(context.Background(), &linkdv1.CreateLinkTokenRequest{ClientUserId: "u1"})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !strings.HasPrefix(tok.GetLinkToken().GetWebviewUrl(), server.DefaultLinkURL+"?") {
-			t.Errorf("webview_url = %q, want the configured %s", tok.GetLinkToken().GetWebviewUrl(), server.DefaultLinkURL)
+		if !strings.HasPrefix(tok.GetLinkToken().GetWebviewUrl(), service.DefaultLinkURL+"?") {
+			t.Errorf("webview_url = %q, want the configured %s", tok.GetLinkToken().GetWebviewUrl(), service.DefaultLinkURL)
 		}
 	})
 }

@@ -6,7 +6,6 @@ import (
 	"crypto/tls"
 	"encoding/base64"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -28,7 +27,7 @@ import (
 	"github.com/linkd/linkd/plaid"
 	"github.com/linkd/linkd/plaidemu"
 	"github.com/linkd/linkd/server"
-	"github.com/linkd/linkd/store"
+	"github.com/linkd/linkd/service"
 )
 
 // Main is the linkd program: ParseFlags, then Run, then Close. Tests run the

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/linkd/linkd"
 	linkdv1 "github.com/linkd/linkd/gen/linkd/v1"
 	"github.com/linkd/linkd/plaidemu"
 	"github.com/linkd/linkd/server"
@@ -106,7 +107,7 @@ func TestLinkd_Webhooks(t *testing.T) {
 			}
 			mustStatus(t, c, id, step.want)
 		}
-		hooks, err := ts.db.ListWebhooks(ctx)
+		hooks, _, err := ts.db.ListWebhooks(ctx, "", 1000)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -213,7 +214,7 @@ func TestLinkd_WebhookVerification(t *testing.T) {
 	nothingChanged := func(t *testing.T) {
 		t.Helper()
 		mustStatus(t, c, item.GetItemId(), linkdv1.ItemStatus_ITEM_STATUS_GOOD)
-		if hooks, err := ts.db.ListWebhooks(ctx); err != nil || len(hooks) != 0 {
+		if hooks, _, err := ts.db.ListWebhooks(ctx, "", 1000); err != nil || len(hooks) != 0 {
 			t.Errorf("recorded webhooks = %d, %v; want none", len(hooks), err)
 		}
 	}
@@ -279,20 +280,20 @@ func TestLinkd_WebhookVerification(t *testing.T) {
 			t.Fatalf("HTTP %d, want 200", code)
 		}
 		mustStatus(t, c, item.GetItemId(), linkdv1.ItemStatus_ITEM_STATUS_LOGIN_REQUIRED)
-		if hooks, _ := ts.db.ListWebhooks(ctx); len(hooks) != 1 {
+		if hooks, _, _ := ts.db.ListWebhooks(ctx, "", 1000); len(hooks) != 1 {
 			t.Errorf("recorded webhooks = %d, want 1", len(hooks))
 		}
 
 		// Replayed within its lifetime, after the Item was repaired, the
 		// same delivery is acknowledged and changes nothing.
-		if _, err := ts.db.SetItemStatus(ctx, item.GetItemId(), linkdv1.ItemStatus_ITEM_STATUS_GOOD, ""); err != nil {
+		if _, err := ts.db.UpdateItem(ctx, item.GetItemId(), linkd.SetItemStatus(linkdv1.ItemStatus_ITEM_STATUS_GOOD, "", time.Now())); err != nil {
 			t.Fatal(err)
 		}
 		if code := postWebhook(t, ts, fresh.jwt, fresh.body); code != http.StatusOK {
 			t.Errorf("replay: HTTP %d, want 200", code)
 		}
 		mustStatus(t, c, item.GetItemId(), linkdv1.ItemStatus_ITEM_STATUS_GOOD)
-		if hooks, _ := ts.db.ListWebhooks(ctx); len(hooks) != 1 {
+		if hooks, _, _ := ts.db.ListWebhooks(ctx, "", 1000); len(hooks) != 1 {
 			t.Errorf("recorded webhooks after a replay = %d, want 1", len(hooks))
 		}
 	})

@@ -1,0 +1,60 @@
+package postgres_test
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/linkd/linkd"
+	"github.com/linkd/linkd/internal/pgtest"
+	"github.com/linkd/linkd/postgres"
+)
+
+// BenchmarkDB_LinkPath measures the store's part of linking an Item: the
+// two commits of ClaimExchange and then PutItem (claim removed, token
+// sealed, use recorded, session updated, refresh queued), from 1, 16 and
+// 64 goroutines sharing one handle of 16 connections. Each op is one whole
+// link; the cluster fsyncs every commit.
+func BenchmarkDB_LinkPath(b *testing.B) {
+	for _, goroutines := range []int{1, 16, 64} {
+		b.Run(fmt.Sprintf("goroutines=%d", goroutines), func(b *testing.B) {
+			ctx := context.Background()
+			dsn := pgtest.MustStart(b)
+			db, err := postgres.Open(ctx, dsn, postgres.Options{Sealer: mustSealer(b, "k1"), MaxConns: 16})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer db.Close()
+			var next atomic.Int64
+			var wg sync.WaitGroup
+			b.ResetTimer()
+			for g := range goroutines {
+				wg.Go(func() {
+					for {
+						i := next.Add(1)
+						if i > int64(b.N) {
+							return
+						}
+						id := fmt.Sprintf("item-%d-%d", g, i)
+						n := newItem(id, "user-1", t0)
+						n.RefreshAt = t0.Add(time.Hour)
+						n.Session = linkd.MergeRedirect("link-1", "user-1", event(n.Item.GetLinkSessionId(), "HANDOFF", t0), t0)
+						res, err := db.ClaimExchange(ctx, linkd.ExchangeClaim{PublicToken: n.PublicToken, ClientUserID: "user-1", Owner: "bench", Now: t0, TTL: time.Minute})
+						if err != nil || !res.Claimed {
+							b.Errorf("ClaimExchange: %+v %v", res, err)
+							return
+						}
+						if _, err := db.PutItem(ctx, n); err != nil {
+							b.Errorf("PutItem: %v", err)
+							return
+						}
+					}
+				})
+			}
+			wg.Wait()
+		})
+	}
+}

@@ -1,0 +1,188 @@
+package postgres
+
+import (
+	"context"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/linkd/linkd"
+	storagev1 "github.com/linkd/linkd/gen/linkd/storage/v1"
+)
+
+// DueItemRefreshes returns up to limit item_ids whose queued refresh is due
+// at now, the longest due first.
+func (db *DB) DueItemRefreshes(ctx context.Context, now time.Time, limit int) ([]string, error) {
+	rows, err := db.pool.Query(ctx, `
+		SELECT item_id FROM item_refreshes WHERE due_ns <= $1 ORDER BY due_ns, item_id LIMIT $2`,
+		ns(now), pageLimit(limit))
+	if err != nil {
+		return nil, wrap("due item refreshes", err)
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	return ids, wrap("due item refreshes", err)
+}
+
+// DeferItemRefresh moves an Item's queued refresh to at; no queued refresh
+// is not an error. EINVALID naming item_id for a bad id.
+func (db *DB) DeferItemRefresh(ctx context.Context, itemID string, at time.Time) error {
+	if err := checkID("item_id", itemID); err != nil {
+		return err
+	}
+	return db.inTx(ctx, "defer item refresh", func(tx pgx.Tx) error {
+		_, err := tx.Exec(ctx, `UPDATE item_refreshes SET due_ns = $2 WHERE item_id = $1`, itemID, ns(at))
+		return err
+	})
+}
+
+// pruneBatch is how many rows one Prune transaction deletes, so that no
+// transaction holds many locks for long.
+const pruneBatch = 500
+
+// Prune deletes, pruneBatch rows per transaction, the sessions that
+// started before c.Sessions, webhooks received before c.Webhooks, delivery
+// ids recorded before c.Deliveries and link tokens that expired before
+// c.LinkTokens (with their renewals); a zero cutoff deletes nothing of its
+// kind. It returns what it deleted, also when it fails part way.
+func (db *DB) Prune(ctx context.Context, c linkd.PruneCutoffs) (linkd.PruneResult, error) {
+	var res linkd.PruneResult
+	kinds := []struct {
+		cutoff time.Time
+		n      *int
+		sql    string
+	}{
+		{c.Sessions, &res.Sessions, `DELETE FROM link_sessions WHERE link_session_id IN (
+			SELECT link_session_id FROM link_sessions WHERE started_ns < $1 LIMIT $2)`},
+		{c.Webhooks, &res.Webhooks, `DELETE FROM webhooks WHERE (received_ns, delivery_id) IN (
+			SELECT received_ns, delivery_id FROM webhooks WHERE received_ns < $1 LIMIT $2)`},
+		{c.Deliveries, &res.Deliveries, `DELETE FROM webhook_deliveries WHERE delivery_id IN (
+			SELECT delivery_id FROM webhook_deliveries WHERE recorded_ns < $1 LIMIT $2)`},
+		{c.LinkTokens, &res.LinkTokens, `DELETE FROM link_tokens WHERE link_token IN (
+			SELECT link_token FROM link_tokens WHERE expires_ns < $1 LIMIT $2)`},
+	}
+	for _, k := range kinds {
+		if k.cutoff.IsZero() {
+			continue
+		}
+		for {
+			var n int64
+			err := db.inTx(ctx, "prune", func(tx pgx.Tx) error {
+				tag, err := tx.Exec(ctx, k.sql, ns(k.cutoff), pruneBatch)
+				n = tag.RowsAffected()
+				return err
+			})
+			if err != nil {
+				return res, err
+			}
+			*k.n += int(n)
+			if n < pruneBatch {
+				break
+			}
+		}
+	}
+	return res, nil
+}
+
+// ResealAccessTokens re-seals up to batch access tokens not sealed with
+// the Sealer's current key, in one transaction, and returns how many. The
+// rows are taken FOR UPDATE SKIP LOCKED, so that several processes
+// re-sealing at once share the work instead of queueing. It returns the
+// Sealer's EINTERNAL when a token does not open, re-sealing none.
+func (db *DB) ResealAccessTokens(ctx context.Context, batch int) (int, error) {
+	if batch <= 0 {
+		batch = defaultPageSize
+	}
+	current := db.sealer.CurrentKeyID()
+	n := 0
+	err := db.inTx(ctx, "reseal access tokens", func(tx pgx.Tx) error {
+		n = 0
+		rows, err := tx.Query(ctx, `
+			SELECT item_id, record FROM access_tokens WHERE key_id <> $1
+			ORDER BY item_id LIMIT $2 FOR UPDATE SKIP LOCKED`, current, batch)
+		if err != nil {
+			return err
+		}
+		type row struct {
+			itemID string
+			rec    []byte
+		}
+		found, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (row, error) {
+			var x row
+			return x, r.Scan(&x.itemID, &x.rec)
+		})
+		if err != nil {
+			return err
+		}
+		for _, r := range found {
+			sealed := new(storagev1.SealedAccessToken)
+			if err := unmarshal("access token", r.rec, sealed); err != nil {
+				return err
+			}
+			token, err := db.sealer.UnsealAccessToken(r.itemID, sealed)
+			if err != nil {
+				return err
+			}
+			resealed, err := db.sealer.SealAccessToken(r.itemID, token)
+			if err != nil {
+				return err
+			}
+			rec, err := marshal("reseal access token", resealed)
+			if err != nil {
+				return err
+			}
+			if _, err := tx.Exec(ctx, `UPDATE access_tokens SET key_id = $2, record = $3 WHERE item_id = $1`,
+				r.itemID, resealed.GetKeyId(), rec); err != nil {
+				return err
+			}
+			n++
+		}
+		return nil
+	})
+	return n, err
+}
+
+// SealedKeyIDs returns the id of every key that sealed a stored access
+// token, each with the smallest item_id it sealed.
+func (db *DB) SealedKeyIDs(ctx context.Context) (map[string]string, error) {
+	rows, err := db.pool.Query(ctx, `SELECT key_id, min(item_id) FROM access_tokens GROUP BY key_id`)
+	if err != nil {
+		return nil, wrap("sealed key ids", err)
+	}
+	out := make(map[string]string)
+	var keyID, itemID string
+	_, err = pgx.ForEachRow(rows, []any{&keyID, &itemID}, func() error {
+		out[keyID] = itemID
+		return nil
+	})
+	if err != nil {
+		return nil, wrap("sealed key ids", err)
+	}
+	return out, nil
+}
+
+// TryLease takes or renews the named lease for owner until now+ttl and
+// reports whether owner holds it: false while another owner's lease is
+// live at now. One INSERT ... ON CONFLICT DO UPDATE ... WHERE settles
+// concurrent takers. EINVALID naming name, owner or ttl.
+func (db *DB) TryLease(ctx context.Context, name, owner string, now time.Time, ttl time.Duration) (bool, error) {
+	if err := checkID("name", name); err != nil {
+		return false, err
+	}
+	if err := checkID("owner", owner); err != nil {
+		return false, err
+	}
+	if ttl <= 0 {
+		return false, linkd.InvalidField("ttl", "ttl must be positive")
+	}
+	held := false
+	err := db.inTx(ctx, "try lease", func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `
+			INSERT INTO linkd_leases (name, owner, expires_ns) VALUES ($1, $2, $4)
+			ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, expires_ns = excluded.expires_ns
+			WHERE linkd_leases.owner = excluded.owner OR linkd_leases.expires_ns <= $3`,
+			name, owner, ns(now), ns(now.Add(ttl)))
+		held = tag.RowsAffected() == 1
+		return err
+	})
+	return held, err
+}

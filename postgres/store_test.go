@@ -1,0 +1,68 @@
+package postgres_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/linkd/linkd"
+	linkdv1 "github.com/linkd/linkd/gen/linkd/v1"
+	"github.com/linkd/linkd/postgres"
+)
+
+// The contract's behaviour is tested by storetest (storetest_test.go);
+// the tests here are about how this backend keeps it.
+
+func newItem(id, user string, created time.Time) linkd.NewItem {
+	return linkd.NewItem{
+		Item: &linkdv1.Item{
+			ItemId: id, ClientUserId: user, InstitutionId: "ins_1", InstitutionName: "Bank",
+			LinkSessionId: "ls-" + id, CreatedAt: timestamppb.New(created),
+		},
+		AccessToken: linkd.NewAccessToken("access-sandbox-" + id + "-secret"),
+		PublicToken: "public-sandbox-" + id + "-secret",
+	}
+}
+
+func mustPut(tb testing.TB, db *postgres.DB, n linkd.NewItem) *linkdv1.Item {
+	tb.Helper()
+	item, err := db.PutItem(context.Background(), n)
+	if err != nil {
+		tb.Fatalf("PutItem: %v", err)
+	}
+	return item
+}
+
+// TestDB_DeleteItem_Cascade: the rows that hang off an Item go with it
+// (ON DELETE CASCADE), seen from behind the store's back.
+func TestDB_DeleteItem_Cascade(t *testing.T) {
+	ctx := context.Background()
+	db, dsn, _ := MustOpen(t)
+	n := newItem("item-1", "user-1", t0)
+	n.RefreshAt = t0
+	mustPut(t, db, n)
+	must(t, db.DeleteItem(ctx, "item-1"))
+	wantCode(t, db.DeleteItem(ctx, "item-1"), linkd.ENOTFOUND)
+	_, err := db.AccessToken(ctx, "item-1")
+	wantCode(t, err, linkd.ENOTFOUND)
+	_, err = db.ItemForPublicToken(ctx, n.PublicToken)
+	wantCode(t, err, linkd.ENOTFOUND)
+	c := raw(t, dsn)
+	for _, table := range []string{"access_tokens", "public_token_uses", "item_refreshes"} {
+		var count int
+		must(t, c.QueryRow(ctx, "SELECT count(*) FROM "+table).Scan(&count))
+		if count != 0 {
+			t.Errorf("%s keeps %d rows of a deleted Item", table, count)
+		}
+	}
+	// The token can be spent again on a new Item.
+	mustPut(t, db, n)
+}
+
+func event(sid, name string, at time.Time) *linkdv1.WebviewRedirect {
+	return &linkdv1.WebviewRedirect{Result: &linkdv1.WebviewRedirect_Event{Event: &linkdv1.LinkEvent{
+		LinkSessionId: sid, EventName: name, Timestamp: timestamppb.New(at),
+	}}}
+}
