@@ -90,7 +90,10 @@ func startReplica(t *testing.T, bin, dsn, plaidURL string) *replica {
 	})
 	select {
 	case addr := <-ready:
-		if r.conn, err = grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials())); err != nil {
+		if r.conn, err = grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()),
+			grpc.WithUnaryInterceptor(func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+				return invoker(metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+replicaKey), method, req, reply, cc, opts...)
+			})); err != nil {
 			t.Fatal(err)
 		}
 		r.c = linkdv1.NewLinkServiceClient(r.conn)
@@ -99,11 +102,6 @@ func startReplica(t *testing.T, bin, dsn, plaidURL string) *replica {
 		t.Fatalf("replica did not start within 60s; logs:\n%s", r.logs.String())
 		return nil
 	}
-}
-
-// replicaCtx carries the shared API key.
-func replicaCtx() context.Context {
-	return metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer "+replicaKey)
 }
 
 // TestLinkd_Replicas runs two linkd processes on one Postgres and one
@@ -123,7 +121,7 @@ func TestLinkd_Replicas(t *testing.T) {
 	bin := buildLinkd(t)
 	a := startReplica(t, bin, dsn, emu.URL())
 	b := startReplica(t, bin, dsn, emu.URL())
-	ctx := replicaCtx()
+	ctx := context.Background()
 
 	const rounds = 50
 	for round := range rounds {
