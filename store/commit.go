@@ -3,7 +3,9 @@ package store
 import (
 	"errors"
 	"fmt"
+	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.etcd.io/bbolt"
@@ -16,7 +18,11 @@ import (
 // runs queue up, and when the commit ends the first of them leads the next
 // transaction, which carries all of them (up to maxBatch). So a lone writer
 // pays one commit, and under load an fsync is shared by everyone who came
-// during the previous one.
+// during the previous one. When the last commit carried several writes,
+// the next leader yields the processor once before taking the queue, so
+// that the writers that commit just released can join: without it, N busy
+// writers split into two halves that alternate (BenchmarkCommit_TinyWrite:
+// 8.8 writes per commit for 16 writers, against 13-15 with the yield).
 //
 // When a function of a shared transaction fails, it is rerun alone and the
 // others are committed together again, so one bad function fails only its
@@ -31,7 +37,8 @@ type committer struct {
 
 	mu      sync.Mutex
 	queue   []*call
-	leading bool // a goroutine is committing or about to
+	leading bool        // a goroutine is committing or about to
+	busy    atomic.Bool // the last commit carried several writes
 }
 
 // call is one write waiting for its commit.
@@ -70,12 +77,19 @@ func (c *committer) do(fn func(*bbolt.Tx) error) error {
 // lead commits the queued calls, then hands the lead to the first call
 // that queued meanwhile, or goes idle.
 func (c *committer) lead() {
+	if c.busy.Load() {
+		// Writers are concurrent: let the ones the last commit released
+		// queue up again before taking the queue. No timer: a yield costs
+		// microseconds, and a lone writer never gets here.
+		runtime.Gosched()
+	}
 	c.mu.Lock()
 	n := min(len(c.queue), c.maxBatch)
 	batch := c.queue[:n:n]
 	c.queue = c.queue[n:]
 	c.mu.Unlock()
 
+	c.busy.Store(len(batch) > 1)
 	c.run(batch)
 
 	c.mu.Lock()
