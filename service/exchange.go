@@ -53,6 +53,16 @@ func (s *Service) exchange(ctx context.Context, x exchangeRequest) (item *linkdv
 		// still storing it: wait for that, never for Plaid again.
 		return s.awaitKept(ctx, k, x.clientUserID)
 	}
+	// A token exchanged already (a resubmission, or another replica's
+	// call that won) is found by a read, with no write transaction.
+	if item, err := s.store.ItemForPublicToken(ctx, x.publicToken); err == nil {
+		if item.GetClientUserId() != x.clientUserID {
+			return nil, false, linkd.InvalidField("public_token", "public_token was already used")
+		}
+		return item, false, nil
+	} else if linkd.ErrorCode(err) != linkd.ENOTFOUND {
+		return nil, false, err
+	}
 	claim, err := s.claim(ctx, x)
 	if err != nil {
 		return nil, false, err

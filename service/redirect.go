@@ -36,7 +36,7 @@ func (s *Service) SubmitRedirect(ctx context.Context, tok *storagev1.StoredLinkT
 	if connected != nil && tok.GetItemId() == "" {
 		// A session that cannot take this redirect refuses it before
 		// Plaid spends anything.
-		if err := s.checkMerge(ctx, sessionID, merge); err != nil {
+		if _, err := s.checkMerge(ctx, sessionID, merge); err != nil {
 			return out, err
 		}
 		item, stored, err := s.exchange(ctx, exchangeRequest{
@@ -46,7 +46,7 @@ func (s *Service) SubmitRedirect(ctx context.Context, tok *storagev1.StoredLinkT
 		if !stored {
 			// The redirect is recorded whatever the exchange did (a
 			// duplicate still connected, a resubmission changes nothing).
-			if _, rerr := s.store.UpdateLinkSession(ctx, sessionID, merge); rerr != nil && err == nil {
+			if rerr := s.recordRedirect(ctx, sessionID, merge); rerr != nil && err == nil {
 				err = rerr
 			}
 		}
@@ -56,7 +56,7 @@ func (s *Service) SubmitRedirect(ctx context.Context, tok *storagev1.StoredLinkT
 		out.Item = item
 		return out, nil
 	}
-	if _, err := s.store.UpdateLinkSession(ctx, sessionID, merge); err != nil {
+	if err := s.recordRedirect(ctx, sessionID, merge); err != nil {
 		return out, err
 	}
 	var linkErr *linkdv1.LinkError
@@ -95,16 +95,26 @@ func (s *Service) SubmitRedirect(ctx context.Context, tok *storagev1.StoredLinkT
 }
 
 // checkMerge applies merge to a copy of the stored session and returns
-// its error; it writes nothing.
-func (s *Service) checkMerge(ctx context.Context, sessionID string, merge func(*linkdv1.LinkSession) (bool, error)) error {
+// whether it would change it, and its error; it writes nothing.
+func (s *Service) checkMerge(ctx context.Context, sessionID string, merge func(*linkdv1.LinkSession) (bool, error)) (bool, error) {
 	sess, err := s.store.GetLinkSession(ctx, sessionID)
 	switch linkd.ErrorCode(err) {
 	case "":
-		_, err = merge(proto.CloneOf(sess))
-		return err
+		return merge(proto.CloneOf(sess))
 	case linkd.ENOTFOUND:
-		return nil
+		return true, nil
 	}
+	return false, err
+}
+
+// recordRedirect files a redirect in its session. A resubmission, which
+// changes nothing, is found by a read and costs no write transaction.
+func (s *Service) recordRedirect(ctx context.Context, sessionID string, merge func(*linkdv1.LinkSession) (bool, error)) error {
+	changed, err := s.checkMerge(ctx, sessionID, merge)
+	if err != nil || !changed {
+		return err
+	}
+	_, err = s.store.UpdateLinkSession(ctx, sessionID, merge)
 	return err
 }
 
