@@ -23,11 +23,12 @@ test: ## run every test (the README's test command)
 race: ## every test under the race detector (needs cgo: gcc)
 	CGO_ENABLED=1 go test -race ./...
 
-generate: ## delete and regenerate gen/ from proto/
+generate: ## delete and regenerate gen/ from proto/, and openapi/linkd.json
 	$(BUF) generate
+	go run ./internal/cmd/openapi-merge
 
 checkgenerate: generate ## fail when gen/ is not what proto/ generates
-	@test -z "$$(git status --porcelain -- gen)" || { git status --porcelain -- gen; git diff --stat -- gen; echo "gen/ is stale: run make generate and commit"; exit 1; }
+	@test -z "$$(git status --porcelain -- gen openapi/linkd.json)" || { git status --porcelain -- gen openapi/linkd.json; git diff --stat -- gen openapi/linkd.json; echo "gen/ or openapi/linkd.json is stale: run make generate and commit"; exit 1; }
 
 lint: ## buf lint, gofmt and go vet
 	$(BUF) lint
