@@ -9,7 +9,11 @@ FUZZ_REST ?= 40000x
 
 CYCLES ?= 500
 
-.PHONY: help run test race generate checkgenerate lint fuzz bench crash ci
+# make breaking compares the protos with this commit (a branch's base:
+# make breaking BREAKING_AGAINST=origin/main).
+BREAKING_AGAINST ?= HEAD~1
+
+.PHONY: help run test race generate checkgenerate lint breaking fuzz bench crash ci
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -35,6 +39,15 @@ lint: ## buf lint, gofmt and go vet
 	@test -z "$$(gofmt -l $$(git ls-files '*.go' | grep -v '^gen/'))" || { gofmt -l $$(git ls-files '*.go' | grep -v '^gen/'); echo "gofmt needed"; exit 1; }
 	go vet ./...
 
+breaking: ## buf breaking against BREAKING_AGAINST (HEAD~1): WIRE_JSON for linkd.v1, WIRE for storage
+	@if ! git rev-parse -q --verify '$(BREAKING_AGAINST)^{commit}' >/dev/null; then \
+	  echo "breaking: $(BREAKING_AGAINST) is not in this clone (first commit or shallow clone: fetch with --depth=2 or more); skipped"; \
+	elif ! git cat-file -e '$(BREAKING_AGAINST):buf.yaml' 2>/dev/null; then \
+	  echo "breaking: $(BREAKING_AGAINST) has no buf.yaml, nothing to compare with; skipped"; \
+	else \
+	  $(BUF) breaking --against '.git#ref=$(BREAKING_AGAINST)'; \
+	fi
+
 fuzz: ## a short run of every fuzz target (FUZZ_PARSE=200000x FUZZ_REST=40000x executions)
 	go test -run='^$$' -fuzz='^FuzzParse$$' -fuzztime=$(FUZZ_PARSE) -timeout=15m ./redirect/
 	go test -run='^$$' -fuzz='^FuzzREST$$' -fuzztime=$(FUZZ_REST) -timeout=15m ./cmd/linkd/
@@ -46,4 +59,4 @@ bench: ## the benchmarks behind BENCHMARKS.md
 	go test -run='^$$' -bench=. -benchmem ./redirect/ ./store/
 	go test -run='^$$' -bench=Linkd -benchtime=2s -benchmem ./cmd/linkd/
 
-ci: lint checkgenerate test race fuzz ## everything CI runs
+ci: lint checkgenerate breaking test race fuzz ## everything CI runs
