@@ -13,7 +13,7 @@ CYCLES ?= 500
 # make breaking BREAKING_AGAINST=origin/main).
 BREAKING_AGAINST ?= HEAD~1
 
-.PHONY: help run test race generate checkgenerate lint breaking fuzz bench crash ci
+.PHONY: help run test race generate checkgenerate lint breaking examples fuzz bench crash ci
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -47,6 +47,11 @@ breaking: ## buf breaking against BREAKING_AGAINST (HEAD~1): WIRE_JSON for linkd
 	else \
 	  $(BUF) breaking --against '.git#ref=$(BREAKING_AGAINST)'; \
 	fi
+
+examples: ## run the Node and Java client examples against a real linkd (needs node, npm, a JDK and Debian's gRPC jars)
+	cd examples/node && npm ci --no-audit --no-fund
+	examples/java/build.sh
+	LINKD_EXAMPLES=1 go test -count=1 -run='^TestExamples$$' -v ./cmd/linkd/
 
 fuzz: ## a short run of every fuzz target (FUZZ_PARSE=200000x FUZZ_REST=40000x executions)
 	go test -run='^$$' -fuzz='^FuzzParse$$' -fuzztime=$(FUZZ_PARSE) -timeout=15m ./redirect/
