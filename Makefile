@@ -13,7 +13,7 @@ CYCLES ?= 500
 # make breaking BREAKING_AGAINST=origin/main).
 BREAKING_AGAINST ?= HEAD~1
 
-.PHONY: help run test race generate checkgenerate lint breaking examples fuzz bench crash ci
+.PHONY: help run test race generate checkgenerate lint breaking examples deploytest fuzz bench crash ci
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -52,6 +52,9 @@ examples: ## run the Node and Java client examples against a real linkd (needs n
 	cd examples/node && npm ci --no-audit --no-fund
 	examples/java/build.sh
 	LINKD_EXAMPLES=1 go test -count=1 -run='^TestExamples$$' -v ./cmd/linkd/
+
+deploytest: ## build the static (CGO_ENABLED=0) binary and run it as nobody on a read-only root (needs root)
+	LINKD_DEPLOY_TEST=1 go test -count=1 -run='^TestLinkd_StaticNonRoot$$' -v ./cmd/linkd/
 
 fuzz: ## a short run of every fuzz target (FUZZ_PARSE=200000x FUZZ_REST=40000x executions)
 	go test -run='^$$' -fuzz='^FuzzParse$$' -fuzztime=$(FUZZ_PARSE) -timeout=15m ./redirect/
