@@ -9,7 +9,11 @@ FUZZ_REST ?= 40000x
 
 CYCLES ?= 500
 
-.PHONY: help run test race generate checkgenerate lint fuzz bench crash ci
+# make breaking compares the protos with this commit (a branch's base:
+# make breaking BREAKING_AGAINST=origin/main).
+BREAKING_AGAINST ?= HEAD~1
+
+.PHONY: help run test race generate checkgenerate lint breaking examples deploytest fuzz bench crash ci
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -23,16 +27,34 @@ test: ## run every test (the README's test command)
 race: ## every test under the race detector (needs cgo: gcc)
 	CGO_ENABLED=1 go test -race ./...
 
-generate: ## delete and regenerate gen/ from proto/
+generate: ## delete and regenerate gen/ from proto/, and openapi/linkd.json
 	$(BUF) generate
+	go run ./internal/cmd/openapi-merge
 
 checkgenerate: generate ## fail when gen/ is not what proto/ generates
-	@test -z "$$(git status --porcelain -- gen)" || { git status --porcelain -- gen; git diff --stat -- gen; echo "gen/ is stale: run make generate and commit"; exit 1; }
+	@test -z "$$(git status --porcelain -- gen openapi/linkd.json)" || { git status --porcelain -- gen openapi/linkd.json; git diff --stat -- gen openapi/linkd.json; echo "gen/ or openapi/linkd.json is stale: run make generate and commit"; exit 1; }
 
 lint: ## buf lint, gofmt and go vet
 	$(BUF) lint
 	@test -z "$$(gofmt -l $$(git ls-files '*.go' | grep -v '^gen/'))" || { gofmt -l $$(git ls-files '*.go' | grep -v '^gen/'); echo "gofmt needed"; exit 1; }
 	go vet ./...
+
+breaking: ## buf breaking against BREAKING_AGAINST (HEAD~1): WIRE_JSON for linkd.v1, WIRE for storage
+	@if ! git rev-parse -q --verify '$(BREAKING_AGAINST)^{commit}' >/dev/null; then \
+	  echo "breaking: $(BREAKING_AGAINST) is not in this clone (first commit or shallow clone: fetch with --depth=2 or more); skipped"; \
+	elif ! git cat-file -e '$(BREAKING_AGAINST):buf.yaml' 2>/dev/null; then \
+	  echo "breaking: $(BREAKING_AGAINST) has no buf.yaml, nothing to compare with; skipped"; \
+	else \
+	  $(BUF) breaking --against '.git#ref=$(BREAKING_AGAINST)'; \
+	fi
+
+examples: ## run the Node and Java client examples against a real linkd (needs node, npm, a JDK and Debian's gRPC jars)
+	cd examples/node && npm ci --no-audit --no-fund
+	examples/java/build.sh
+	LINKD_EXAMPLES=1 go test -count=1 -run='^TestExamples$$' -v ./cmd/linkd/
+
+deploytest: ## build the static (CGO_ENABLED=0) binary and run it as nobody on a read-only root (needs root)
+	LINKD_DEPLOY_TEST=1 go test -count=1 -run='^TestLinkd_StaticNonRoot$$' -v ./cmd/linkd/
 
 fuzz: ## a short run of every fuzz target (FUZZ_PARSE=200000x FUZZ_REST=40000x executions)
 	go test -run='^$$' -fuzz='^FuzzParse$$' -fuzztime=$(FUZZ_PARSE) -timeout=15m ./redirect/
@@ -46,4 +68,4 @@ bench: ## the benchmarks behind BENCHMARKS.md
 	go test -run='^$$' -bench=. -benchtime=2000x -benchmem ./postgres/
 	go test -run='^$$' -bench=Linkd -benchtime=2s -benchmem ./cmd/linkd/
 
-ci: lint checkgenerate test race fuzz ## everything CI runs
+ci: lint checkgenerate breaking test race fuzz ## everything CI runs

@@ -30,8 +30,8 @@ var grpcCodes = map[string]codes.Code{
 
 // ErrorInfo domains: errors Plaid reported, and linkd's own reasons.
 const (
-	plaidErrorDomain = "plaid.com"
-	linkdErrorDomain = "linkd"
+	plaidErrorDomain = linkd.PlaidErrorDomain
+	linkdErrorDomain = linkd.ErrorDomain
 )
 
 // toStatus turns an error returned by a handler into a gRPC status. A

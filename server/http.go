@@ -13,7 +13,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/protobuf/encoding/protojson"
 
-	linkdv1 "github.com/linkd/linkd/gen/linkd/v1"
+	linkdv1gw "github.com/linkd/linkd/gen/gateway/linkd/v1"
 )
 
 // Route is an HTTP handler served beside the REST API, for what is not an
@@ -47,7 +47,7 @@ func NewHTTPHandler(ctx context.Context, gateway *GatewayListener, routes ...Rou
 		}),
 		runtime.WithHealthzEndpoint(healthpb.NewHealthClient(conn)),
 	)
-	if err := linkdv1.RegisterLinkServiceHandler(ctx, mux, conn); err != nil {
+	if err := linkdv1gw.RegisterLinkServiceHandler(ctx, mux, conn); err != nil {
 		return nil, fmt.Errorf("register gateway: %w", err)
 	}
 	if len(routes) == 0 {

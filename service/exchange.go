@@ -339,14 +339,14 @@ func (s *Service) checkDuplicate(ctx context.Context, clientUserID string, conne
 	if c, _ := linkd.CallerFrom(ctx); old.GetClientUserId() != clientUserID && !c.Service {
 		// Another user's Item: an end user learns that the account is
 		// linked, never which Item or whose.
-		return &linkd.Error{Code: linkd.ECONFLICT, Reason: "DUPLICATE_ITEM",
+		return &linkd.Error{Code: linkd.ECONFLICT, Reason: linkd.ReasonDuplicateItem,
 			Message: "this institution and account are already linked by another user"}
 	}
 	return &linkd.Error{
 		Code:     linkd.ECONFLICT,
 		Message:  "this institution and account are already linked: item " + old.GetItemId(),
-		Reason:   "DUPLICATE_ITEM",
-		Metadata: map[string]string{"item_id": old.GetItemId()},
+		Reason:   linkd.ReasonDuplicateItem,
+		Metadata: map[string]string{linkd.MetadataItemID: old.GetItemId()},
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 )
 
@@ -16,8 +17,12 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	m := NewMain()
 	args := os.Args[1:]
+	if len(args) == 1 && args[0] == "version" {
+		fmt.Println(versionString(debug.ReadBuildInfo()))
+		return
+	}
+	m := NewMain()
 	var command string
 	if len(args) > 0 && (args[0] == "rotate-key" || args[0] == "migrate") {
 		command, args = args[0], args[1:]

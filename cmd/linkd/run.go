@@ -24,6 +24,7 @@ import (
 	"github.com/linkd/linkd"
 	"github.com/linkd/linkd/jwt"
 	"github.com/linkd/linkd/linkpage"
+	"github.com/linkd/linkd/openapi"
 	"github.com/linkd/linkd/plaid"
 	"github.com/linkd/linkd/plaidemu"
 	"github.com/linkd/linkd/server"
@@ -151,7 +152,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		return err
 	}
 	gatewayLn := server.NewGatewayListener()
-	routes = append(routes, m.rpc.WebhookRoute())
+	routes = append(routes, m.rpc.WebhookRoute(), server.Route{Pattern: "GET " + openapi.Path, Handler: openapi.Handler()})
 	handler, err := server.NewHTTPHandler(ctx, gatewayLn, routes...)
 	if err != nil {
 		return err

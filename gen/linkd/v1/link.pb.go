@@ -2916,7 +2916,8 @@ const file_linkd_v1_link_proto_rawDesc = "" +
 	"\vResumeOAuth\x12\x1c.linkd.v1.ResumeOAuthRequest\x1a\x1d.linkd.v1.ResumeOAuthResponse\x12h\n" +
 	"\x15ResetSandboxItemLogin\x12&.linkd.v1.ResetSandboxItemLoginRequest\x1a'.linkd.v1.ResetSandboxItemLoginResponse\x12_\n" +
 	"\x12FireSandboxWebhook\x12#.linkd.v1.FireSandboxWebhookRequest\x1a$.linkd.v1.FireSandboxWebhookResponse\x12\\\n" +
-	"\x11GetLinkConversion\x12\".linkd.v1.GetLinkConversionRequest\x1a#.linkd.v1.GetLinkConversionResponseB-Z+github.com/linkd/linkd/gen/linkd/v1;linkdv1b\x06proto3"
+	"\x11GetLinkConversion\x12\".linkd.v1.GetLinkConversionRequest\x1a#.linkd.v1.GetLinkConversionResponseB_\n" +
+	"\fdev.linkd.v1B\tLinkProtoP\x01Z+github.com/linkd/linkd/gen/linkd/v1;linkdv1\xa2\x02\x03LKD\xaa\x02\bLinkd.V1\xba\x02\x03LKDb\x06proto3"
 
 var (
 	file_linkd_v1_link_proto_rawDescOnce sync.Once

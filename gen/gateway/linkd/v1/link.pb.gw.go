@@ -16,6 +16,7 @@ import (
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"github.com/grpc-ecosystem/grpc-gateway/v2/utilities"
+	extLinkdv1 "github.com/linkd/linkd/gen/linkd/v1"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/grpclog"
@@ -35,9 +36,9 @@ var (
 	_ = metadata.Join
 )
 
-func request_LinkService_CreateLinkToken_0(ctx context.Context, marshaler runtime.Marshaler, client LinkServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func request_LinkService_CreateLinkToken_0(ctx context.Context, marshaler runtime.Marshaler, client extLinkdv1.LinkServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq CreateLinkTokenRequest
+		protoReq extLinkdv1.CreateLinkTokenRequest
 		metadata runtime.ServerMetadata
 	)
 	if err := marshaler.NewDecoder(req.Body).Decode(&protoReq); err != nil && !errors.Is(err, io.EOF) {
@@ -50,9 +51,9 @@ func request_LinkService_CreateLinkToken_0(ctx context.Context, marshaler runtim
 	return msg, metadata, err
 }
 
-func local_request_LinkService_CreateLinkToken_0(ctx context.Context, marshaler runtime.Marshaler, server LinkServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func local_request_LinkService_CreateLinkToken_0(ctx context.Context, marshaler runtime.Marshaler, server extLinkdv1.LinkServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq CreateLinkTokenRequest
+		protoReq extLinkdv1.CreateLinkTokenRequest
 		metadata runtime.ServerMetadata
 	)
 	if err := marshaler.NewDecoder(req.Body).Decode(&protoReq); err != nil && !errors.Is(err, io.EOF) {
@@ -62,9 +63,9 @@ func local_request_LinkService_CreateLinkToken_0(ctx context.Context, marshaler 
 	return msg, metadata, err
 }
 
-func request_LinkService_ParseRedirect_0(ctx context.Context, marshaler runtime.Marshaler, client LinkServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func request_LinkService_ParseRedirect_0(ctx context.Context, marshaler runtime.Marshaler, client extLinkdv1.LinkServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq ParseRedirectRequest
+		protoReq extLinkdv1.ParseRedirectRequest
 		metadata runtime.ServerMetadata
 	)
 	if err := marshaler.NewDecoder(req.Body).Decode(&protoReq); err != nil && !errors.Is(err, io.EOF) {
@@ -77,9 +78,9 @@ func request_LinkService_ParseRedirect_0(ctx context.Context, marshaler runtime.
 	return msg, metadata, err
 }
 
-func local_request_LinkService_ParseRedirect_0(ctx context.Context, marshaler runtime.Marshaler, server LinkServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func local_request_LinkService_ParseRedirect_0(ctx context.Context, marshaler runtime.Marshaler, server extLinkdv1.LinkServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq ParseRedirectRequest
+		protoReq extLinkdv1.ParseRedirectRequest
 		metadata runtime.ServerMetadata
 	)
 	if err := marshaler.NewDecoder(req.Body).Decode(&protoReq); err != nil && !errors.Is(err, io.EOF) {
@@ -89,9 +90,9 @@ func local_request_LinkService_ParseRedirect_0(ctx context.Context, marshaler ru
 	return msg, metadata, err
 }
 
-func request_LinkService_SubmitRedirect_0(ctx context.Context, marshaler runtime.Marshaler, client LinkServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func request_LinkService_SubmitRedirect_0(ctx context.Context, marshaler runtime.Marshaler, client extLinkdv1.LinkServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq SubmitRedirectRequest
+		protoReq extLinkdv1.SubmitRedirectRequest
 		metadata runtime.ServerMetadata
 	)
 	if err := marshaler.NewDecoder(req.Body).Decode(&protoReq); err != nil && !errors.Is(err, io.EOF) {
@@ -104,9 +105,9 @@ func request_LinkService_SubmitRedirect_0(ctx context.Context, marshaler runtime
 	return msg, metadata, err
 }
 
-func local_request_LinkService_SubmitRedirect_0(ctx context.Context, marshaler runtime.Marshaler, server LinkServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func local_request_LinkService_SubmitRedirect_0(ctx context.Context, marshaler runtime.Marshaler, server extLinkdv1.LinkServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq SubmitRedirectRequest
+		protoReq extLinkdv1.SubmitRedirectRequest
 		metadata runtime.ServerMetadata
 	)
 	if err := marshaler.NewDecoder(req.Body).Decode(&protoReq); err != nil && !errors.Is(err, io.EOF) {
@@ -116,9 +117,9 @@ func local_request_LinkService_SubmitRedirect_0(ctx context.Context, marshaler r
 	return msg, metadata, err
 }
 
-func request_LinkService_ExchangePublicToken_0(ctx context.Context, marshaler runtime.Marshaler, client LinkServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func request_LinkService_ExchangePublicToken_0(ctx context.Context, marshaler runtime.Marshaler, client extLinkdv1.LinkServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq ExchangePublicTokenRequest
+		protoReq extLinkdv1.ExchangePublicTokenRequest
 		metadata runtime.ServerMetadata
 	)
 	if err := marshaler.NewDecoder(req.Body).Decode(&protoReq); err != nil && !errors.Is(err, io.EOF) {
@@ -131,9 +132,9 @@ func request_LinkService_ExchangePublicToken_0(ctx context.Context, marshaler ru
 	return msg, metadata, err
 }
 
-func local_request_LinkService_ExchangePublicToken_0(ctx context.Context, marshaler runtime.Marshaler, server LinkServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func local_request_LinkService_ExchangePublicToken_0(ctx context.Context, marshaler runtime.Marshaler, server extLinkdv1.LinkServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq ExchangePublicTokenRequest
+		protoReq extLinkdv1.ExchangePublicTokenRequest
 		metadata runtime.ServerMetadata
 	)
 	if err := marshaler.NewDecoder(req.Body).Decode(&protoReq); err != nil && !errors.Is(err, io.EOF) {
@@ -143,9 +144,9 @@ func local_request_LinkService_ExchangePublicToken_0(ctx context.Context, marsha
 	return msg, metadata, err
 }
 
-func request_LinkService_GetItem_0(ctx context.Context, marshaler runtime.Marshaler, client LinkServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func request_LinkService_GetItem_0(ctx context.Context, marshaler runtime.Marshaler, client extLinkdv1.LinkServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq GetItemRequest
+		protoReq extLinkdv1.GetItemRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -164,9 +165,9 @@ func request_LinkService_GetItem_0(ctx context.Context, marshaler runtime.Marsha
 	return msg, metadata, err
 }
 
-func local_request_LinkService_GetItem_0(ctx context.Context, marshaler runtime.Marshaler, server LinkServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func local_request_LinkService_GetItem_0(ctx context.Context, marshaler runtime.Marshaler, server extLinkdv1.LinkServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq GetItemRequest
+		protoReq extLinkdv1.GetItemRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -184,9 +185,9 @@ func local_request_LinkService_GetItem_0(ctx context.Context, marshaler runtime.
 
 var filter_LinkService_ListItems_0 = &utilities.DoubleArray{Encoding: map[string]int{"client_user_id": 0}, Base: []int{1, 1, 0}, Check: []int{0, 1, 2}}
 
-func request_LinkService_ListItems_0(ctx context.Context, marshaler runtime.Marshaler, client LinkServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func request_LinkService_ListItems_0(ctx context.Context, marshaler runtime.Marshaler, client extLinkdv1.LinkServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq ListItemsRequest
+		protoReq extLinkdv1.ListItemsRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -211,9 +212,9 @@ func request_LinkService_ListItems_0(ctx context.Context, marshaler runtime.Mars
 	return msg, metadata, err
 }
 
-func local_request_LinkService_ListItems_0(ctx context.Context, marshaler runtime.Marshaler, server LinkServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func local_request_LinkService_ListItems_0(ctx context.Context, marshaler runtime.Marshaler, server extLinkdv1.LinkServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq ListItemsRequest
+		protoReq extLinkdv1.ListItemsRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -235,9 +236,9 @@ func local_request_LinkService_ListItems_0(ctx context.Context, marshaler runtim
 	return msg, metadata, err
 }
 
-func request_LinkService_RemoveItem_0(ctx context.Context, marshaler runtime.Marshaler, client LinkServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func request_LinkService_RemoveItem_0(ctx context.Context, marshaler runtime.Marshaler, client extLinkdv1.LinkServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq RemoveItemRequest
+		protoReq extLinkdv1.RemoveItemRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -256,9 +257,9 @@ func request_LinkService_RemoveItem_0(ctx context.Context, marshaler runtime.Mar
 	return msg, metadata, err
 }
 
-func local_request_LinkService_RemoveItem_0(ctx context.Context, marshaler runtime.Marshaler, server LinkServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func local_request_LinkService_RemoveItem_0(ctx context.Context, marshaler runtime.Marshaler, server extLinkdv1.LinkServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq RemoveItemRequest
+		protoReq extLinkdv1.RemoveItemRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -274,9 +275,9 @@ func local_request_LinkService_RemoveItem_0(ctx context.Context, marshaler runti
 	return msg, metadata, err
 }
 
-func request_LinkService_GetLinkSession_0(ctx context.Context, marshaler runtime.Marshaler, client LinkServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func request_LinkService_GetLinkSession_0(ctx context.Context, marshaler runtime.Marshaler, client extLinkdv1.LinkServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq GetLinkSessionRequest
+		protoReq extLinkdv1.GetLinkSessionRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -295,9 +296,9 @@ func request_LinkService_GetLinkSession_0(ctx context.Context, marshaler runtime
 	return msg, metadata, err
 }
 
-func local_request_LinkService_GetLinkSession_0(ctx context.Context, marshaler runtime.Marshaler, server LinkServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func local_request_LinkService_GetLinkSession_0(ctx context.Context, marshaler runtime.Marshaler, server extLinkdv1.LinkServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq GetLinkSessionRequest
+		protoReq extLinkdv1.GetLinkSessionRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -313,9 +314,9 @@ func local_request_LinkService_GetLinkSession_0(ctx context.Context, marshaler r
 	return msg, metadata, err
 }
 
-func request_LinkService_CreateSandboxPublicToken_0(ctx context.Context, marshaler runtime.Marshaler, client LinkServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func request_LinkService_CreateSandboxPublicToken_0(ctx context.Context, marshaler runtime.Marshaler, client extLinkdv1.LinkServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq CreateSandboxPublicTokenRequest
+		protoReq extLinkdv1.CreateSandboxPublicTokenRequest
 		metadata runtime.ServerMetadata
 	)
 	if err := marshaler.NewDecoder(req.Body).Decode(&protoReq); err != nil && !errors.Is(err, io.EOF) {
@@ -328,9 +329,9 @@ func request_LinkService_CreateSandboxPublicToken_0(ctx context.Context, marshal
 	return msg, metadata, err
 }
 
-func local_request_LinkService_CreateSandboxPublicToken_0(ctx context.Context, marshaler runtime.Marshaler, server LinkServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func local_request_LinkService_CreateSandboxPublicToken_0(ctx context.Context, marshaler runtime.Marshaler, server extLinkdv1.LinkServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq CreateSandboxPublicTokenRequest
+		protoReq extLinkdv1.CreateSandboxPublicTokenRequest
 		metadata runtime.ServerMetadata
 	)
 	if err := marshaler.NewDecoder(req.Body).Decode(&protoReq); err != nil && !errors.Is(err, io.EOF) {
@@ -340,9 +341,9 @@ func local_request_LinkService_CreateSandboxPublicToken_0(ctx context.Context, m
 	return msg, metadata, err
 }
 
-func request_LinkService_ResumeOAuth_0(ctx context.Context, marshaler runtime.Marshaler, client LinkServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func request_LinkService_ResumeOAuth_0(ctx context.Context, marshaler runtime.Marshaler, client extLinkdv1.LinkServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq ResumeOAuthRequest
+		protoReq extLinkdv1.ResumeOAuthRequest
 		metadata runtime.ServerMetadata
 	)
 	if err := marshaler.NewDecoder(req.Body).Decode(&protoReq); err != nil && !errors.Is(err, io.EOF) {
@@ -355,9 +356,9 @@ func request_LinkService_ResumeOAuth_0(ctx context.Context, marshaler runtime.Ma
 	return msg, metadata, err
 }
 
-func local_request_LinkService_ResumeOAuth_0(ctx context.Context, marshaler runtime.Marshaler, server LinkServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func local_request_LinkService_ResumeOAuth_0(ctx context.Context, marshaler runtime.Marshaler, server extLinkdv1.LinkServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq ResumeOAuthRequest
+		protoReq extLinkdv1.ResumeOAuthRequest
 		metadata runtime.ServerMetadata
 	)
 	if err := marshaler.NewDecoder(req.Body).Decode(&protoReq); err != nil && !errors.Is(err, io.EOF) {
@@ -367,9 +368,9 @@ func local_request_LinkService_ResumeOAuth_0(ctx context.Context, marshaler runt
 	return msg, metadata, err
 }
 
-func request_LinkService_ResetSandboxItemLogin_0(ctx context.Context, marshaler runtime.Marshaler, client LinkServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func request_LinkService_ResetSandboxItemLogin_0(ctx context.Context, marshaler runtime.Marshaler, client extLinkdv1.LinkServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq ResetSandboxItemLoginRequest
+		protoReq extLinkdv1.ResetSandboxItemLoginRequest
 		metadata runtime.ServerMetadata
 	)
 	if err := marshaler.NewDecoder(req.Body).Decode(&protoReq); err != nil && !errors.Is(err, io.EOF) {
@@ -382,9 +383,9 @@ func request_LinkService_ResetSandboxItemLogin_0(ctx context.Context, marshaler 
 	return msg, metadata, err
 }
 
-func local_request_LinkService_ResetSandboxItemLogin_0(ctx context.Context, marshaler runtime.Marshaler, server LinkServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func local_request_LinkService_ResetSandboxItemLogin_0(ctx context.Context, marshaler runtime.Marshaler, server extLinkdv1.LinkServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq ResetSandboxItemLoginRequest
+		protoReq extLinkdv1.ResetSandboxItemLoginRequest
 		metadata runtime.ServerMetadata
 	)
 	if err := marshaler.NewDecoder(req.Body).Decode(&protoReq); err != nil && !errors.Is(err, io.EOF) {
@@ -394,9 +395,9 @@ func local_request_LinkService_ResetSandboxItemLogin_0(ctx context.Context, mars
 	return msg, metadata, err
 }
 
-func request_LinkService_FireSandboxWebhook_0(ctx context.Context, marshaler runtime.Marshaler, client LinkServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func request_LinkService_FireSandboxWebhook_0(ctx context.Context, marshaler runtime.Marshaler, client extLinkdv1.LinkServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq FireSandboxWebhookRequest
+		protoReq extLinkdv1.FireSandboxWebhookRequest
 		metadata runtime.ServerMetadata
 	)
 	if err := marshaler.NewDecoder(req.Body).Decode(&protoReq); err != nil && !errors.Is(err, io.EOF) {
@@ -409,9 +410,9 @@ func request_LinkService_FireSandboxWebhook_0(ctx context.Context, marshaler run
 	return msg, metadata, err
 }
 
-func local_request_LinkService_FireSandboxWebhook_0(ctx context.Context, marshaler runtime.Marshaler, server LinkServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func local_request_LinkService_FireSandboxWebhook_0(ctx context.Context, marshaler runtime.Marshaler, server extLinkdv1.LinkServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq FireSandboxWebhookRequest
+		protoReq extLinkdv1.FireSandboxWebhookRequest
 		metadata runtime.ServerMetadata
 	)
 	if err := marshaler.NewDecoder(req.Body).Decode(&protoReq); err != nil && !errors.Is(err, io.EOF) {
@@ -423,9 +424,9 @@ func local_request_LinkService_FireSandboxWebhook_0(ctx context.Context, marshal
 
 var filter_LinkService_GetLinkConversion_0 = &utilities.DoubleArray{Encoding: map[string]int{}, Base: []int(nil), Check: []int(nil)}
 
-func request_LinkService_GetLinkConversion_0(ctx context.Context, marshaler runtime.Marshaler, client LinkServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func request_LinkService_GetLinkConversion_0(ctx context.Context, marshaler runtime.Marshaler, client extLinkdv1.LinkServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq GetLinkConversionRequest
+		protoReq extLinkdv1.GetLinkConversionRequest
 		metadata runtime.ServerMetadata
 	)
 	if err := req.ParseForm(); err != nil {
@@ -441,9 +442,9 @@ func request_LinkService_GetLinkConversion_0(ctx context.Context, marshaler runt
 	return msg, metadata, err
 }
 
-func local_request_LinkService_GetLinkConversion_0(ctx context.Context, marshaler runtime.Marshaler, server LinkServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func local_request_LinkService_GetLinkConversion_0(ctx context.Context, marshaler runtime.Marshaler, server extLinkdv1.LinkServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq GetLinkConversionRequest
+		protoReq extLinkdv1.GetLinkConversionRequest
 		metadata runtime.ServerMetadata
 	)
 	if err := req.ParseForm(); err != nil {
@@ -461,7 +462,7 @@ func local_request_LinkService_GetLinkConversion_0(ctx context.Context, marshale
 // StreamingRPC :currently unsupported pending https://github.com/grpc/grpc-go/issues/906.
 // Note that using this registration option will cause many gRPC library features to stop working. Consider using RegisterLinkServiceHandlerFromEndpoint instead.
 // GRPC interceptors will not work for this type of registration. To use interceptors, you must use the "runtime.WithMiddlewares" option in the "runtime.NewServeMux" call.
-func RegisterLinkServiceHandlerServer(ctx context.Context, mux *runtime.ServeMux, server LinkServiceServer) error {
+func RegisterLinkServiceHandlerServer(ctx context.Context, mux *runtime.ServeMux, server extLinkdv1.LinkServiceServer) error {
 	mux.Handle(http.MethodPost, pattern_LinkService_CreateLinkToken_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
 		ctx, cancel := context.WithCancel(req.Context())
 		defer cancel()
@@ -480,7 +481,7 @@ func RegisterLinkServiceHandlerServer(ctx context.Context, mux *runtime.ServeMux
 			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
 			return
 		}
-		forward_LinkService_CreateLinkToken_0(annotatedContext, mux, outboundMarshaler, w, req, response_LinkService_CreateLinkToken_0{resp.(*CreateLinkTokenResponse)}, mux.GetForwardResponseOptions()...)
+		forward_LinkService_CreateLinkToken_0(annotatedContext, mux, outboundMarshaler, w, req, response_LinkService_CreateLinkToken_0{resp.(*extLinkdv1.CreateLinkTokenResponse)}, mux.GetForwardResponseOptions()...)
 	})
 	mux.Handle(http.MethodPost, pattern_LinkService_ParseRedirect_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
 		ctx, cancel := context.WithCancel(req.Context())
@@ -500,7 +501,7 @@ func RegisterLinkServiceHandlerServer(ctx context.Context, mux *runtime.ServeMux
 			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
 			return
 		}
-		forward_LinkService_ParseRedirect_0(annotatedContext, mux, outboundMarshaler, w, req, response_LinkService_ParseRedirect_0{resp.(*ParseRedirectResponse)}, mux.GetForwardResponseOptions()...)
+		forward_LinkService_ParseRedirect_0(annotatedContext, mux, outboundMarshaler, w, req, response_LinkService_ParseRedirect_0{resp.(*extLinkdv1.ParseRedirectResponse)}, mux.GetForwardResponseOptions()...)
 	})
 	mux.Handle(http.MethodPost, pattern_LinkService_SubmitRedirect_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
 		ctx, cancel := context.WithCancel(req.Context())
@@ -540,7 +541,7 @@ func RegisterLinkServiceHandlerServer(ctx context.Context, mux *runtime.ServeMux
 			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
 			return
 		}
-		forward_LinkService_ExchangePublicToken_0(annotatedContext, mux, outboundMarshaler, w, req, response_LinkService_ExchangePublicToken_0{resp.(*ExchangePublicTokenResponse)}, mux.GetForwardResponseOptions()...)
+		forward_LinkService_ExchangePublicToken_0(annotatedContext, mux, outboundMarshaler, w, req, response_LinkService_ExchangePublicToken_0{resp.(*extLinkdv1.ExchangePublicTokenResponse)}, mux.GetForwardResponseOptions()...)
 	})
 	mux.Handle(http.MethodGet, pattern_LinkService_GetItem_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
 		ctx, cancel := context.WithCancel(req.Context())
@@ -560,7 +561,7 @@ func RegisterLinkServiceHandlerServer(ctx context.Context, mux *runtime.ServeMux
 			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
 			return
 		}
-		forward_LinkService_GetItem_0(annotatedContext, mux, outboundMarshaler, w, req, response_LinkService_GetItem_0{resp.(*GetItemResponse)}, mux.GetForwardResponseOptions()...)
+		forward_LinkService_GetItem_0(annotatedContext, mux, outboundMarshaler, w, req, response_LinkService_GetItem_0{resp.(*extLinkdv1.GetItemResponse)}, mux.GetForwardResponseOptions()...)
 	})
 	mux.Handle(http.MethodGet, pattern_LinkService_ListItems_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
 		ctx, cancel := context.WithCancel(req.Context())
@@ -620,7 +621,7 @@ func RegisterLinkServiceHandlerServer(ctx context.Context, mux *runtime.ServeMux
 			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
 			return
 		}
-		forward_LinkService_GetLinkSession_0(annotatedContext, mux, outboundMarshaler, w, req, response_LinkService_GetLinkSession_0{resp.(*GetLinkSessionResponse)}, mux.GetForwardResponseOptions()...)
+		forward_LinkService_GetLinkSession_0(annotatedContext, mux, outboundMarshaler, w, req, response_LinkService_GetLinkSession_0{resp.(*extLinkdv1.GetLinkSessionResponse)}, mux.GetForwardResponseOptions()...)
 	})
 	mux.Handle(http.MethodPost, pattern_LinkService_CreateSandboxPublicToken_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
 		ctx, cancel := context.WithCancel(req.Context())
@@ -753,15 +754,15 @@ func RegisterLinkServiceHandlerFromEndpoint(ctx context.Context, mux *runtime.Se
 // RegisterLinkServiceHandler registers the http handlers for service LinkService to "mux".
 // The handlers forward requests to the grpc endpoint over "conn".
 func RegisterLinkServiceHandler(ctx context.Context, mux *runtime.ServeMux, conn *grpc.ClientConn) error {
-	return RegisterLinkServiceHandlerClient(ctx, mux, NewLinkServiceClient(conn))
+	return RegisterLinkServiceHandlerClient(ctx, mux, extLinkdv1.NewLinkServiceClient(conn))
 }
 
 // RegisterLinkServiceHandlerClient registers the http handlers for service LinkService
-// to "mux". The handlers forward requests to the grpc endpoint over the given implementation of "LinkServiceClient".
-// Note: the gRPC framework executes interceptors within the gRPC handler. If the passed in "LinkServiceClient"
+// to "mux". The handlers forward requests to the grpc endpoint over the given implementation of "extLinkdv1.LinkServiceClient".
+// Note: the gRPC framework executes interceptors within the gRPC handler. If the passed in "extLinkdv1.LinkServiceClient"
 // doesn't go through the normal gRPC flow (creating a gRPC client etc.) then it will be up to the passed in
-// "LinkServiceClient" to call the correct interceptors. This client ignores the HTTP middlewares.
-func RegisterLinkServiceHandlerClient(ctx context.Context, mux *runtime.ServeMux, client LinkServiceClient) error {
+// "extLinkdv1.LinkServiceClient" to call the correct interceptors. This client ignores the HTTP middlewares.
+func RegisterLinkServiceHandlerClient(ctx context.Context, mux *runtime.ServeMux, client extLinkdv1.LinkServiceClient) error {
 	mux.Handle(http.MethodPost, pattern_LinkService_CreateLinkToken_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
 		ctx, cancel := context.WithCancel(req.Context())
 		defer cancel()
@@ -777,7 +778,7 @@ func RegisterLinkServiceHandlerClient(ctx context.Context, mux *runtime.ServeMux
 			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
 			return
 		}
-		forward_LinkService_CreateLinkToken_0(annotatedContext, mux, outboundMarshaler, w, req, response_LinkService_CreateLinkToken_0{resp.(*CreateLinkTokenResponse)}, mux.GetForwardResponseOptions()...)
+		forward_LinkService_CreateLinkToken_0(annotatedContext, mux, outboundMarshaler, w, req, response_LinkService_CreateLinkToken_0{resp.(*extLinkdv1.CreateLinkTokenResponse)}, mux.GetForwardResponseOptions()...)
 	})
 	mux.Handle(http.MethodPost, pattern_LinkService_ParseRedirect_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
 		ctx, cancel := context.WithCancel(req.Context())
@@ -794,7 +795,7 @@ func RegisterLinkServiceHandlerClient(ctx context.Context, mux *runtime.ServeMux
 			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
 			return
 		}
-		forward_LinkService_ParseRedirect_0(annotatedContext, mux, outboundMarshaler, w, req, response_LinkService_ParseRedirect_0{resp.(*ParseRedirectResponse)}, mux.GetForwardResponseOptions()...)
+		forward_LinkService_ParseRedirect_0(annotatedContext, mux, outboundMarshaler, w, req, response_LinkService_ParseRedirect_0{resp.(*extLinkdv1.ParseRedirectResponse)}, mux.GetForwardResponseOptions()...)
 	})
 	mux.Handle(http.MethodPost, pattern_LinkService_SubmitRedirect_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
 		ctx, cancel := context.WithCancel(req.Context())
@@ -828,7 +829,7 @@ func RegisterLinkServiceHandlerClient(ctx context.Context, mux *runtime.ServeMux
 			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
 			return
 		}
-		forward_LinkService_ExchangePublicToken_0(annotatedContext, mux, outboundMarshaler, w, req, response_LinkService_ExchangePublicToken_0{resp.(*ExchangePublicTokenResponse)}, mux.GetForwardResponseOptions()...)
+		forward_LinkService_ExchangePublicToken_0(annotatedContext, mux, outboundMarshaler, w, req, response_LinkService_ExchangePublicToken_0{resp.(*extLinkdv1.ExchangePublicTokenResponse)}, mux.GetForwardResponseOptions()...)
 	})
 	mux.Handle(http.MethodGet, pattern_LinkService_GetItem_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
 		ctx, cancel := context.WithCancel(req.Context())
@@ -845,7 +846,7 @@ func RegisterLinkServiceHandlerClient(ctx context.Context, mux *runtime.ServeMux
 			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
 			return
 		}
-		forward_LinkService_GetItem_0(annotatedContext, mux, outboundMarshaler, w, req, response_LinkService_GetItem_0{resp.(*GetItemResponse)}, mux.GetForwardResponseOptions()...)
+		forward_LinkService_GetItem_0(annotatedContext, mux, outboundMarshaler, w, req, response_LinkService_GetItem_0{resp.(*extLinkdv1.GetItemResponse)}, mux.GetForwardResponseOptions()...)
 	})
 	mux.Handle(http.MethodGet, pattern_LinkService_ListItems_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
 		ctx, cancel := context.WithCancel(req.Context())
@@ -896,7 +897,7 @@ func RegisterLinkServiceHandlerClient(ctx context.Context, mux *runtime.ServeMux
 			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
 			return
 		}
-		forward_LinkService_GetLinkSession_0(annotatedContext, mux, outboundMarshaler, w, req, response_LinkService_GetLinkSession_0{resp.(*GetLinkSessionResponse)}, mux.GetForwardResponseOptions()...)
+		forward_LinkService_GetLinkSession_0(annotatedContext, mux, outboundMarshaler, w, req, response_LinkService_GetLinkSession_0{resp.(*extLinkdv1.GetLinkSessionResponse)}, mux.GetForwardResponseOptions()...)
 	})
 	mux.Handle(http.MethodPost, pattern_LinkService_CreateSandboxPublicToken_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
 		ctx, cancel := context.WithCancel(req.Context())
@@ -987,7 +988,7 @@ func RegisterLinkServiceHandlerClient(ctx context.Context, mux *runtime.ServeMux
 }
 
 type response_LinkService_CreateLinkToken_0 struct {
-	*CreateLinkTokenResponse
+	*extLinkdv1.CreateLinkTokenResponse
 }
 
 func (m response_LinkService_CreateLinkToken_0) XXX_ResponseBody() interface{} {
@@ -996,7 +997,7 @@ func (m response_LinkService_CreateLinkToken_0) XXX_ResponseBody() interface{} {
 }
 
 type response_LinkService_ParseRedirect_0 struct {
-	*ParseRedirectResponse
+	*extLinkdv1.ParseRedirectResponse
 }
 
 func (m response_LinkService_ParseRedirect_0) XXX_ResponseBody() interface{} {
@@ -1005,7 +1006,7 @@ func (m response_LinkService_ParseRedirect_0) XXX_ResponseBody() interface{} {
 }
 
 type response_LinkService_ExchangePublicToken_0 struct {
-	*ExchangePublicTokenResponse
+	*extLinkdv1.ExchangePublicTokenResponse
 }
 
 func (m response_LinkService_ExchangePublicToken_0) XXX_ResponseBody() interface{} {
@@ -1014,7 +1015,7 @@ func (m response_LinkService_ExchangePublicToken_0) XXX_ResponseBody() interface
 }
 
 type response_LinkService_GetItem_0 struct {
-	*GetItemResponse
+	*extLinkdv1.GetItemResponse
 }
 
 func (m response_LinkService_GetItem_0) XXX_ResponseBody() interface{} {
@@ -1023,7 +1024,7 @@ func (m response_LinkService_GetItem_0) XXX_ResponseBody() interface{} {
 }
 
 type response_LinkService_GetLinkSession_0 struct {
-	*GetLinkSessionResponse
+	*extLinkdv1.GetLinkSessionResponse
 }
 
 func (m response_LinkService_GetLinkSession_0) XXX_ResponseBody() interface{} {
