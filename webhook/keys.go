@@ -66,16 +66,17 @@ func (v *Verifier) keyFor(ctx context.Context, kid string) (linkd.WebhookKey, er
 	v.mu.Unlock()
 
 	if !joined {
-		v.fetch(ctx, kid, f)
-	} else {
-		select {
-		case <-f.done:
-		case <-ctx.Done():
-			if known {
-				return old, nil
-			}
-			return linkd.WebhookKey{}, unavailable(ReasonKeyFetch, "gave up waiting for the key")
+		// In its own goroutine, so that this delivery too can stop waiting
+		// when its context ends while the others still get the answer.
+		go v.fetch(ctx, kid, f)
+	}
+	select {
+	case <-f.done:
+	case <-ctx.Done():
+		if known {
+			return old, nil
 		}
+		return linkd.WebhookKey{}, unavailable(ReasonKeyFetch, "gave up waiting for the key")
 	}
 	if known && f.err != nil && linkd.ErrorCode(f.err) == linkd.EUNAVAILABLE {
 		return old, nil // Plaid vouched for it; a failed refetch does not undo that
@@ -84,7 +85,8 @@ func (v *Verifier) keyFor(ctx context.Context, kid string) (linkd.WebhookKey, er
 }
 
 // fetch runs flight f for kid and records its outcome. It does not stop
-// when ctx does: other deliveries wait for the same answer.
+// when ctx does, other deliveries wait for the same answer, but after
+// fetchTimeout.
 func (v *Verifier) fetch(ctx context.Context, kid string, f *flight) {
 	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), fetchTimeout)
 	defer cancel()
