@@ -166,8 +166,13 @@ func TestVerifier_Verify_Refresh(t *testing.T) {
 		f.v.Verify(ctx, genuine(t, f.key, f.clock.Now(), body), body)
 		delete(f.keys.keys, "kid-1")
 		f.clock.Advance(webhook.DefaultKeyRefresh)
-		_, err := f.v.Verify(ctx, genuine(t, f.key, f.clock.Now(), body), body)
-		wantReason(t, err, linkd.EUNAUTHORIZED, webhook.ReasonKeyUnknown)
+		for range 2 { // and the cached key is gone, not used again
+			_, err := f.v.Verify(ctx, genuine(t, f.key, f.clock.Now(), body), body)
+			wantReason(t, err, linkd.EUNAUTHORIZED, webhook.ReasonKeyUnknown)
+		}
+		if n := f.keys.count(); n != 2 {
+			t.Errorf("fetches = %d, want 2", n)
+		}
 	})
 	t.Run("ForgeriesCannotSpendIt", func(t *testing.T) {
 		// Forgeries naming the known kid trigger at most the one refetch.

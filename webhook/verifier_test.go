@@ -177,6 +177,21 @@ func nonCanonical(seg string) string {
 	return seg[:len(seg)-1] + string(alphabet[last|1])
 }
 
+// signSegments signs header and claims segments as given, however they
+// are spelled.
+func signSegments(tb testing.TB, k jwttest.Key, header, claims string) string {
+	tb.Helper()
+	digest := sha256.Sum256([]byte(header + "." + claims))
+	r, s, err := ecdsa.Sign(rand.Reader, k.Signer.(*ecdsa.PrivateKey), digest[:])
+	if err != nil {
+		tb.Fatal(err)
+	}
+	sig := make([]byte, 64)
+	r.FillBytes(sig[:32])
+	s.FillBytes(sig[32:])
+	return header + "." + claims + "." + base64.RawURLEncoding.EncodeToString(sig)
+}
+
 // malleate returns the other valid ES256 signature of a token: s becomes
 // n−s, which verifies too.
 func malleate(tb testing.TB, token string) string {
@@ -226,6 +241,7 @@ func TestVerifier_Verify(t *testing.T) {
 			f.keys.set("kid-1", linkd.WebhookKey{KeyID: "kid-1", Key: pub})
 		}},
 		{name: "genuine, longest kid", jwt: genuine(t, long, t0, body), fetch: 1, setup: func(f *fixture) { f.keys.publish(long) }},
+		{name: "genuine, segments signed as spelled", jwt: signSegments(t, key, seg[0], seg[1]), fetch: 1},
 		{name: "genuine, empty body", jwt: genuine(t, key, t0, []byte{}), body: []byte{}, fetch: 1},
 
 		// The header is there and is three strictly encoded segments.
@@ -233,6 +249,8 @@ func TestVerifier_Verify(t *testing.T) {
 		{name: "four segments", jwt: valid + ".x", want: webhook.ReasonMalformed},
 		{name: "two segments", jwt: seg[0] + "." + seg[1], want: webhook.ReasonMalformed},
 		{name: "signature with stray bits", jwt: withSignature(valid, nonCanonical(seg[2])), want: webhook.ReasonMalformed},
+		{name: "header with stray bits", jwt: signSegments(t, key, nonCanonical(seg[0]), seg[1]), want: webhook.ReasonMalformed},
+		{name: "claims with stray bits", jwt: signSegments(t, key, seg[0], nonCanonical(seg[1])), want: webhook.ReasonMalformed},
 		{name: "padded signature", jwt: valid + "==", want: webhook.ReasonMalformed},
 		{name: "header in standard base64", jwt: base64.StdEncoding.EncodeToString([]byte(headerJSON("kid-1")+"??")) + "." + seg[1] + "." + seg[2], want: webhook.ReasonMalformed},
 		{name: "header not JSON", jwt: b64("alg") + "." + seg[1] + "." + seg[2], want: webhook.ReasonMalformed},
