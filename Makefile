@@ -6,6 +6,7 @@ BUF := go tool -modfile=tools/go.mod buf
 # bare "context deadline exceeded" and no crasher. About 20 s each here.
 FUZZ_PARSE ?= 200000x
 FUZZ_REST ?= 40000x
+FUZZ_WEBHOOK ?= 200000x
 
 CYCLES ?= 500
 
@@ -34,15 +35,16 @@ lint: ## buf lint, gofmt and go vet
 	@test -z "$$(gofmt -l $$(git ls-files '*.go' | grep -v '^gen/'))" || { gofmt -l $$(git ls-files '*.go' | grep -v '^gen/'); echo "gofmt needed"; exit 1; }
 	go vet ./...
 
-fuzz: ## a short run of every fuzz target (FUZZ_PARSE=200000x FUZZ_REST=40000x executions)
+fuzz: ## a short run of every fuzz target (FUZZ_PARSE=200000x FUZZ_REST=40000x FUZZ_WEBHOOK=200000x executions)
 	go test -run='^$$' -fuzz='^FuzzParse$$' -fuzztime=$(FUZZ_PARSE) -timeout=15m ./redirect/
 	go test -run='^$$' -fuzz='^FuzzREST$$' -fuzztime=$(FUZZ_REST) -timeout=15m ./cmd/linkd/
+	go test -run='^$$' -fuzz='^FuzzVerify$$' -fuzztime=$(FUZZ_WEBHOOK) -timeout=15m ./webhook/
 
 crash: ## SIGKILL/restart cycles against a real linkd process (CYCLES=500)
 	go test -count=1 -run='^TestLinkd_CrashRecovery$$' -v -timeout=60m ./cmd/linkd/ -args -crash.cycles=$(CYCLES)
 
 bench: ## the benchmarks behind BENCHMARKS.md
-	go test -run='^$$' -bench=. -benchmem ./redirect/ ./store/
+	go test -run='^$$' -bench=. -benchmem ./redirect/ ./store/ ./webhook/
 	go test -run='^$$' -bench=Linkd -benchtime=2s -benchmem ./cmd/linkd/
 
 ci: lint checkgenerate test race fuzz ## everything CI runs

@@ -27,8 +27,9 @@
 // What a forger can still do: make linkd ask Plaid for up to
 // UnknownKidFetches made-up kids a minute (plus one refetch per known kid a
 // minute, by naming known kids); make linkd check one ES256 signature per
-// delivery that names a known kid and passes the cheap checks (about 50 µs;
-// request rate limits belong in front of linkd); and, by keeping that budget
+// delivery that names a known kid and passes the cheap checks (a fraction
+// of a millisecond, see BENCHMARKS.md; request rate limits belong in front
+// of linkd); and, by keeping that budget
 // spent with fresh made-up kids, delay the first use of a kid Plaid has just
 // rotated to: those deliveries get EUNAVAILABLE and Plaid retries them, but
 // a flood that lasts longer than Plaid's retries would lose them. Deliveries

@@ -411,3 +411,37 @@ func TestNewVerifier(t *testing.T) {
 		t.Error("NewVerifier with a negative MaxAge: no error")
 	}
 }
+
+// FuzzVerify checks that no header and body make Verify panic, accept
+// anything not signed by the one published key, or quote the header in
+// its error.
+func FuzzVerify(f *testing.F) {
+	fx := mustFixture(f)
+	valid := genuine(f, fx.key, t0, body)
+	seg := strings.Split(valid, ".")
+	for _, seed := range []string{
+		valid, "", valid + ".x", seg[0] + "." + seg[1],
+		withSignature(valid, nonCanonical(seg[2])),
+		sign(f, fx.key, `{"alg":"none","alg":"ES256","kid":"kid-1"}`, claimsJSON(t0, body)),
+		sign(f, fx.key, `{"alg":"ES256","kid":"kid-1","crit":[]}`, claimsJSON(t0, body)),
+		forged("kid-9", t0, body),
+	} {
+		f.Add(seed, body)
+	}
+	f.Fuzz(func(t *testing.T, header string, b []byte) {
+		d, err := fx.v.Verify(context.Background(), header, b)
+		if err == nil {
+			if d.KeyID != "kid-1" || d.DeliveryID == "" {
+				t.Fatalf("Verify accepted %q: %+v", header, d)
+			}
+			return
+		}
+		e, ok := err.(*linkd.Error)
+		if !ok || (e.Code != linkd.EUNAUTHORIZED && e.Code != linkd.EUNAVAILABLE) || e.Reason == "" {
+			t.Fatalf("Verify = %#v, want a *linkd.Error with a Reason", err)
+		}
+		if len(header) >= 16 && strings.Contains(e.Message, header[:16]) {
+			t.Fatalf("the message %q quotes the header", e.Message)
+		}
+	})
+}
