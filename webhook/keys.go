@@ -92,6 +92,11 @@ func (v *Verifier) fetch(ctx context.Context, kid string, f *flight) {
 	defer cancel()
 	f.err = unavailable(ReasonKeyFetch, "the key source failed") // until it answers; also if it panics
 	defer func() {
+		// This goroutine is no handler's: net/http would not recover a
+		// panicking key source here, and the whole process would stop.
+		if r := recover(); r != nil {
+			v.log.LogAttrs(ctx, slog.LevelError, "webhook key source panicked", slog.String("kid", clip(kid)), slog.Any("panic", r))
+		}
 		v.mu.Lock()
 		delete(v.flights, kid)
 		v.mu.Unlock()

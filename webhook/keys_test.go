@@ -222,6 +222,14 @@ func TestVerifier_Verify_OneFetchPerKid(t *testing.T) {
 	}
 }
 
+func TestVerifier_Verify_KeySourcePanics(t *testing.T) {
+	f := mustFixture(t, func(c *webhook.Config) {
+		c.Keys = func(context.Context, string) (linkd.WebhookKey, error) { panic("bug") }
+	})
+	_, err := f.v.Verify(context.Background(), genuine(t, f.key, t0, body), body)
+	wantReason(t, err, linkd.EUNAVAILABLE, webhook.ReasonKeyFetch)
+}
+
 // TestVerifier_Verify_Flood is the key-starvation incident: forged
 // deliveries with made-up kids, 50 a second, among genuine ones. Forgeries
 // pass every check but the signature, and no genuine delivery may fail.
