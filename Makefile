@@ -6,6 +6,7 @@ BUF := go tool -modfile=tools/go.mod buf
 # bare "context deadline exceeded" and no crasher. About 20 s each here.
 FUZZ_PARSE ?= 200000x
 FUZZ_REST ?= 40000x
+FUZZ_WEBHOOK ?= 200000x
 
 CYCLES ?= 500
 
@@ -56,15 +57,16 @@ examples: ## run the Node and Java client examples against a real linkd (needs n
 deploytest: ## build the static (CGO_ENABLED=0) binary and run it as nobody on a read-only root (needs root)
 	LINKD_DEPLOY_TEST=1 go test -count=1 -run='^TestLinkd_StaticNonRoot$$' -v ./cmd/linkd/
 
-fuzz: ## a short run of every fuzz target (FUZZ_PARSE=200000x FUZZ_REST=40000x executions)
+fuzz: ## a short run of every fuzz target (FUZZ_PARSE=200000x FUZZ_REST=40000x FUZZ_WEBHOOK=200000x executions)
 	go test -run='^$$' -fuzz='^FuzzParse$$' -fuzztime=$(FUZZ_PARSE) -timeout=15m ./redirect/
 	go test -run='^$$' -fuzz='^FuzzREST$$' -fuzztime=$(FUZZ_REST) -timeout=15m ./cmd/linkd/
+	go test -run='^$$' -fuzz='^FuzzVerify$$' -fuzztime=$(FUZZ_WEBHOOK) -timeout=15m ./webhook/
 
 crash: ## SIGKILL/restart cycles against a real linkd process (CYCLES=500)
 	go test -count=1 -run='^TestLinkd_CrashRecovery$$' -v -timeout=60m ./cmd/linkd/ -args -crash.cycles=$(CYCLES)
 
 bench: ## the benchmarks behind BENCHMARKS.md
-	go test -run='^$$' -bench=. -benchmem ./redirect/ ./store/
+	go test -run='^$$' -bench=. -benchmem ./redirect/ ./store/ ./webhook/
 	go test -run='^$$' -bench=. -benchtime=2000x -benchmem ./postgres/
 	go test -run='^$$' -bench=Linkd -benchtime=2s -benchmem ./cmd/linkd/
 

@@ -124,11 +124,94 @@ func New(cfg Config) (*Verifier, error) {
 	return v, nil
 }
 
-// header is a token's JOSE header.
-type header struct {
-	Alg  string   `json:"alg"`
-	Kid  string   `json:"kid"`
-	Crit []string `json:"crit"`
+// Errors ParseCompact and DecodeClaims return. A malformed segment's error
+// wraps both the segment's error (ErrHeader, ErrClaims, ErrSignature) and
+// the fault's (ErrEncoding, ErrJSON). None quotes the token, so they may be
+// logged and shown to whoever sent it.
+var (
+	ErrTooLong   = fmt.Errorf("jwt: longer than %d bytes", MaxTokenBytes)
+	ErrSegments  = errors.New("jwt: malformed: not three dot-separated parts")
+	ErrCrit      = errors.New("jwt: critical header extensions are not supported")
+	ErrHeader    = errors.New("jwt: malformed header")
+	ErrClaims    = errors.New("jwt: malformed claims")
+	ErrSignature = errors.New("jwt: malformed signature encoding")
+	ErrEncoding  = errors.New("not unpadded base64url in canonical form")
+	ErrJSON      = errors.New("not one JSON object with distinct member names")
+)
+
+// Header is the part of a token's JOSE header linkd reads.
+type Header struct {
+	Alg string `json:"alg"`
+	Kid string `json:"kid"`
+}
+
+// Compact is a JWS in compact serialization, split, with its header and
+// signature decoded. Nothing in it is verified.
+type Compact struct {
+	Header Header
+	// SigningInput is the header and claims segments as sent, joined by a
+	// dot: the bytes the signature covers.
+	SigningInput []byte
+	// Signature is the decoded third segment.
+	Signature []byte
+	claims    string
+}
+
+// ParseCompact splits token and decodes its header and signature, strictly:
+// unpadded base64url with no stray bits (so one token has one spelling),
+// a header that is one JSON object whose member names differ even ignoring
+// case, and no crit member at all (linkd understands no extension). It
+// returns ErrTooLong, ErrSegments, ErrHeader, ErrCrit or ErrSignature; the
+// claims are decoded later, by DecodeClaims, when the caller wants them.
+func ParseCompact(token string) (*Compact, error) {
+	if len(token) > MaxTokenBytes {
+		return nil, ErrTooLong
+	}
+	parts := strings.Split(token, ".")
+	if len(parts) != 3 {
+		return nil, ErrSegments
+	}
+	var h struct {
+		Header
+		// Crit is present when the member is, even as null or [].
+		Crit json.RawMessage `json:"crit"`
+	}
+	if err := decodePart(parts[0], &h); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrHeader, err)
+	}
+	if h.Crit != nil {
+		return nil, ErrCrit
+	}
+	sig, err := base64.RawURLEncoding.Strict().DecodeString(parts[2])
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrSignature, ErrEncoding)
+	}
+	return &Compact{
+		Header:       h.Header,
+		SigningInput: []byte(token[:len(parts[0])+1+len(parts[1])]),
+		Signature:    sig,
+		claims:       parts[1],
+	}, nil
+}
+
+// DecodeClaims decodes the claims segment into v as ParseCompact decodes
+// the header, with numbers as json.Number where v leaves the type open. It
+// returns ErrClaims, wrapping ErrEncoding or ErrJSON.
+func (c *Compact) DecodeClaims(v any) error {
+	if err := decodePart(c.claims, v); err != nil {
+		return fmt.Errorf("%w: %w", ErrClaims, err)
+	}
+	return nil
+}
+
+// VerifyES256 reports whether sig is an ES256 signature (r||s, 32 bytes
+// each) of signingInput by pub; false for a nil key or any other length.
+func VerifyES256(pub *ecdsa.PublicKey, signingInput, sig []byte) bool {
+	if pub == nil {
+		return false
+	}
+	digest := sha256.Sum256(signingInput)
+	return verifyES256Digest(pub, digest[:], sig)
 }
 
 // claims are the registered claims linkd checks.
@@ -167,30 +250,15 @@ func rejected(format string, args ...any) error {
 // EUNAUTHORIZED naming the first failed check otherwise, and EUNAVAILABLE
 // when a JWKS URL cannot be fetched and no keys are cached.
 func (v *Verifier) VerifyUserToken(ctx context.Context, token string) (string, error) {
-	if len(token) > MaxTokenBytes {
-		return "", rejected("longer than %d bytes", MaxTokenBytes)
-	}
-	parts := strings.Split(token, ".")
-	if len(parts) != 3 {
-		return "", rejected("malformed: not three dot-separated parts")
-	}
-	var h header
-	if err := decodePart(parts[0], &h); err != nil {
-		return "", rejected("malformed header")
-	}
-	if len(h.Crit) > 0 {
-		return "", rejected("critical header extensions are not supported")
-	}
-	sig, err := base64.RawURLEncoding.Strict().DecodeString(parts[2])
+	t, err := ParseCompact(token)
 	if err != nil {
-		return "", rejected("malformed signature encoding")
+		return "", rejected("%s", strings.TrimPrefix(err.Error(), "jwt: "))
 	}
-	signed := []byte(parts[0] + "." + parts[1])
-	if err := v.checkSignature(ctx, h, signed, sig); err != nil {
+	if err := v.checkSignature(ctx, t.Header, t.SigningInput, t.Signature); err != nil {
 		return "", err
 	}
 	var c claims
-	if err := decodePart(parts[1], &c); err != nil {
+	if err := t.DecodeClaims(&c); err != nil {
 		return "", rejected("malformed claims")
 	}
 	if err := v.checkClaims(c); err != nil {
@@ -202,7 +270,7 @@ func (v *Verifier) VerifyUserToken(ctx context.Context, token string) (string, e
 // checkSignature verifies sig over signed with the key the header's kid and
 // alg select: the HS256 secret for HS256, a JWKS key whose own algorithm is
 // alg for RS256 and ES256.
-func (v *Verifier) checkSignature(ctx context.Context, h header, signed, sig []byte) error {
+func (v *Verifier) checkSignature(ctx context.Context, h Header, signed, sig []byte) error {
 	switch h.Alg {
 	case HS256:
 		if v.secret == nil {
@@ -238,14 +306,19 @@ func verifyDigest(pub crypto.PublicKey, digest, sig []byte) bool {
 	case *rsa.PublicKey:
 		return rsa.VerifyPKCS1v15(k, crypto.SHA256, digest, sig) == nil
 	case *ecdsa.PublicKey:
-		if len(sig) != es256SignatureLength {
-			return false
-		}
-		r := new(big.Int).SetBytes(sig[:32])
-		s := new(big.Int).SetBytes(sig[32:])
-		return ecdsa.Verify(k, digest, r, s)
+		return verifyES256Digest(k, digest, sig)
 	}
 	return false
+}
+
+// verifyES256Digest checks an ES256 signature (r||s) of a SHA-256 digest.
+func verifyES256Digest(pub *ecdsa.PublicKey, digest, sig []byte) bool {
+	if len(sig) != es256SignatureLength {
+		return false
+	}
+	r := new(big.Int).SetBytes(sig[:32])
+	s := new(big.Int).SetBytes(sig[32:])
+	return ecdsa.Verify(pub, digest, r, s)
 }
 
 // checkClaims checks iss, aud, exp (required), nbf (if present) and sub.
@@ -264,7 +337,7 @@ func (v *Verifier) checkClaims(c claims) error {
 	if c.Exp == "" {
 		return rejected("no exp claim")
 	}
-	exp, err := numericDate(c.Exp)
+	exp, err := NumericDate(c.Exp)
 	if err != nil {
 		return rejected("malformed exp")
 	}
@@ -272,7 +345,7 @@ func (v *Verifier) checkClaims(c claims) error {
 		return rejected("expired")
 	}
 	if c.Nbf != "" {
-		nbf, err := numericDate(c.Nbf)
+		nbf, err := NumericDate(c.Nbf)
 		if err != nil {
 			return rejected("malformed nbf")
 		}
@@ -293,7 +366,7 @@ func (v *Verifier) checkClaims(c claims) error {
 
 // numericDate reads a JWT NumericDate: seconds since the epoch, possibly
 // fractional.
-func numericDate(n json.Number) (time.Time, error) {
+func NumericDate(n json.Number) (time.Time, error) {
 	f, err := n.Float64()
 	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) || f < 0 || f > 1e11 {
 		return time.Time{}, errors.New("not a NumericDate")
@@ -303,22 +376,22 @@ func numericDate(n json.Number) (time.Time, error) {
 }
 
 // decodePart decodes one unpadded base64url JSON part of a token, refusing
-// trailing data.
+// trailing data. It returns ErrEncoding or ErrJSON.
 func decodePart(part string, v any) error {
 	b, err := base64.RawURLEncoding.Strict().DecodeString(part)
 	if err != nil {
-		return err
+		return ErrEncoding
 	}
 	if err := checkMembers(b); err != nil {
-		return err
+		return ErrJSON
 	}
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.UseNumber()
 	if err := dec.Decode(v); err != nil {
-		return err
+		return ErrJSON
 	}
 	if dec.More() {
-		return errors.New("trailing data")
+		return ErrJSON
 	}
 	return nil
 }

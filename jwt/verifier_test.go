@@ -115,6 +115,9 @@ func TestVerifier_VerifyUserToken(t *testing.T) {
 		{"sub again in another case", jwttest.Sign(t, rsaKey, claimsFor("user-1", set("SUB", "admin"))), "malformed claims"},
 		{"iss again in another case", jwttest.Sign(t, rsaKey, claimsFor("user-1", set("Iss", "https://evil.example"))), "malformed claims"},
 		{"critical header", jwttest.SignWithHeader(t, rsaKey, map[string]any{"alg": "RS256", "kid": "rsa-1", "crit": []string{"b64"}}, claimsFor("user-1")), "critical"},
+		// RFC 7515 forbids an empty crit; linkd refuses the member outright.
+		{"critical header, empty", jwttest.SignWithHeader(t, rsaKey, map[string]any{"alg": "RS256", "kid": "rsa-1", "crit": []string{}}, claimsFor("user-1")), "critical"},
+		{"critical header, null", jwttest.SignWithHeader(t, rsaKey, map[string]any{"alg": "RS256", "kid": "rsa-1", "crit": nil}, claimsFor("user-1")), "critical"},
 		{"malformed: two parts", parts[0] + "." + parts[1], "malformed"},
 		{"malformed: header not base64", "!!!." + parts[1] + "." + parts[2], "malformed header"},
 		{"malformed: header not JSON", b64json("alg") + "." + parts[1] + "." + parts[2], "malformed header"},
