@@ -14,14 +14,15 @@ import (
 	linkdv1 "github.com/linkd/linkd/gen/linkd/v1"
 	"github.com/linkd/linkd/redirect"
 	"github.com/linkd/linkd/service"
+	"github.com/linkd/linkd/webhook"
 )
 
 // Config is what a Server needs.
 type Config struct {
 	// Service runs the use cases the RPCs map onto.
 	Service *service.Service
-	// WebhookKeys fetches Plaid's webhook verification keys by kid.
-	WebhookKeys func(ctx context.Context, kid string) (linkd.WebhookKey, error)
+	// Webhooks verifies Plaid's webhook deliveries.
+	Webhooks *webhook.Verifier
 	// Logger receives structured logs; never a token.
 	Logger *slog.Logger
 	// Now is the clock; time.Now when nil.
@@ -34,12 +35,10 @@ type Config struct {
 type Server struct {
 	linkdv1.UnimplementedLinkServiceServer
 
-	svc         *service.Service
-	webhookKeys func(ctx context.Context, kid string) (linkd.WebhookKey, error)
-	log         *slog.Logger
-	now         func() time.Time
-	// hookKeys caches Plaid's webhook verification keys.
-	hookKeys webhookKeys
+	svc      *service.Service
+	webhooks *webhook.Verifier
+	log      *slog.Logger
+	now      func() time.Time
 }
 
 var _ linkdv1.LinkServiceServer = (*Server)(nil)
@@ -52,7 +51,7 @@ func New(cfg Config) *Server {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Server{svc: cfg.Service, webhookKeys: cfg.WebhookKeys, log: cfg.Logger, now: cfg.Now}
+	return &Server{svc: cfg.Service, webhooks: cfg.Webhooks, log: cfg.Logger, now: cfg.Now}
 }
 
 // CreateLinkToken creates a Plaid link token for a user, records it, and

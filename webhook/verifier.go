@@ -49,6 +49,7 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"math/big"
 	"sync"
 	"time"
 
@@ -129,10 +130,14 @@ type Delivery struct {
 	// KeyID is the kid of the key that signed it.
 	KeyID string
 	// DeliveryID is the hex SHA-256 of the JWT's signed part (header and
-	// claims as sent). Apply each DeliveryID once: Verify accepts the same
-	// JWT again until ExpiresAt. The signature is left out because ECDSA
-	// signatures are malleable (s and n−s both verify), so a replayer could
-	// otherwise send a copy with another ID.
+	// claims as sent) and its signature in canonical form (r, and the
+	// lower of s and n−s). Apply each DeliveryID once: Verify accepts the
+	// same JWT again until ExpiresAt. ECDSA signatures are malleable (s
+	// and n−s both verify), so the signature as sent would let a replayer
+	// send a copy with another ID; leaving the signature out would give
+	// two genuine deliveries of one body in one second (iat has seconds)
+	// one ID, and drop the second. Plaid signs with a random nonce, so
+	// each delivery it signs has its own r.
 	DeliveryID string
 	// IssuedAt is the JWT's iat, in UTC.
 	IssuedAt time.Time
@@ -275,10 +280,9 @@ func (v *Verifier) verify(ctx context.Context, header string, body []byte) (Deli
 	if !jwt.VerifyES256(key.Key, t.SigningInput, t.Signature) {
 		return Delivery{}, kid, refused(ReasonSignature, "signature does not verify")
 	}
-	id := sha256.Sum256(t.SigningInput)
 	return Delivery{
 		KeyID:      kid,
-		DeliveryID: hex.EncodeToString(id[:]),
+		DeliveryID: deliveryID(t.SigningInput, t.Signature),
 		IssuedAt:   iat.UTC(),
 		ExpiresAt:  iat.Add(v.cfg.MaxAge).UTC(),
 	}, kid, nil
@@ -324,4 +328,19 @@ func refused(reason, msg string) *linkd.Error {
 // unavailable returns the EUNAVAILABLE error for reason.
 func unavailable(reason, msg string) *linkd.Error {
 	return &linkd.Error{Code: linkd.EUNAVAILABLE, Reason: reason, Message: "webhook not verified yet: " + msg + "; retry later"}
+}
+
+// deliveryID is the hex SHA-256 of the signing input and the canonical
+// (low-S) form of an ES256 signature that has verified (64 bytes, r||s).
+func deliveryID(signingInput, sig []byte) string {
+	n := elliptic.P256().Params().N
+	s := new(big.Int).SetBytes(sig[32:])
+	if half := new(big.Int).Rsh(n, 1); s.Cmp(half) > 0 {
+		s.Sub(n, s)
+	}
+	h := sha256.New()
+	h.Write(signingInput)
+	h.Write(sig[:32])
+	h.Write(s.FillBytes(make([]byte, 32)))
+	return hex.EncodeToString(h.Sum(nil))
 }

@@ -377,11 +377,10 @@ func TestVerifier_Verify_Delivery(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	signed := token[:strings.LastIndex(token, ".")]
-	want := webhook.Delivery{KeyID: "kid-1", DeliveryID: fmt.Sprintf("%x", sha256.Sum256([]byte(signed))),
+	want := webhook.Delivery{KeyID: "kid-1", DeliveryID: d.DeliveryID,
 		IssuedAt: iat, ExpiresAt: iat.Add(webhook.DefaultMaxAge)}
-	if d != want {
-		t.Fatalf("Verify = %+v, want %+v", d, want)
+	if d != want || len(d.DeliveryID) != 64 {
+		t.Fatalf("Verify = %+v, want %+v with a hex SHA-256 id", d, want)
 	}
 
 	t.Run("OtherSignatureSameID", func(t *testing.T) {
@@ -393,6 +392,15 @@ func TestVerifier_Verify_Delivery(t *testing.T) {
 		}
 		if again.DeliveryID != d.DeliveryID {
 			t.Errorf("DeliveryID = %s for the same delivery re-signed, want %s", again.DeliveryID, d.DeliveryID)
+		}
+	})
+	t.Run("SameBodySameSecondNewID", func(t *testing.T) {
+		// Plaid signing the same body twice in one second (iat has
+		// seconds) makes two deliveries; the second must not read as a
+		// replay of the first.
+		second, err := f.v.Verify(context.Background(), genuine(t, f.key, iat, body), body)
+		if err != nil || second.DeliveryID == d.DeliveryID {
+			t.Errorf("Verify = %+v, %v; want another DeliveryID", second, err)
 		}
 	})
 	t.Run("NewDeliveryNewID", func(t *testing.T) {

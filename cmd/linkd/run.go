@@ -29,6 +29,7 @@ import (
 	"github.com/linkd/linkd/plaidemu"
 	"github.com/linkd/linkd/server"
 	"github.com/linkd/linkd/service"
+	"github.com/linkd/linkd/webhook"
 )
 
 // Main is the linkd program: ParseFlags, then Run, then Close. Tests run the
@@ -143,7 +144,11 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
-	m.rpc = server.New(server.Config{Service: m.svc, WebhookKeys: pc.WebhookVerificationKey, Logger: m.log, Now: m.Now})
+	hooks, err := webhook.NewVerifier(webhook.Config{Keys: pc.WebhookVerificationKey, Now: m.Now, Logger: m.log.With("component", "webhook")})
+	if err != nil {
+		return err
+	}
+	m.rpc = server.New(server.Config{Service: m.svc, Webhooks: hooks, Logger: m.log, Now: m.Now})
 	users, err := m.userTokenVerifier()
 	if err != nil {
 		return err

@@ -19,6 +19,7 @@ import (
 	"github.com/linkd/linkd"
 	linkdv1 "github.com/linkd/linkd/gen/linkd/v1"
 	"github.com/linkd/linkd/plaidemu"
+	"github.com/linkd/linkd/webhook"
 	"github.com/linkd/linkd/server"
 )
 
@@ -235,35 +236,42 @@ func TestLinkd_WebhookVerification(t *testing.T) {
 		{"ClaimsTampered", parts[0] + "." + enc([]byte(`{"iat":`+itoa(clk.Now().Unix())+`,"request_body_sha256":"00"}`)) + "." + parts[2], genuine.body},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
+			// A kid Plaid disowns is refused like any forgery.
 			want := http.StatusUnauthorized
-			if tt.name == "ResignedWithUnknownKid" {
-				// The real kid was fetched a moment ago: within the pause an
-				// unknown kid is "cannot verify now", and Plaid would retry.
-				want = http.StatusServiceUnavailable
-			}
 			if code := postWebhook(t, ts, tt.jwt, tt.body); code != want {
 				t.Errorf("HTTP %d, want %d", code, want)
 			}
 			nothingChanged(t)
 		})
 	}
-	t.Run("UnknownKidsPaused", func(t *testing.T) {
-		// A kid fetch happened above; unknown kids within the minute do not
-		// reach Plaid, and are told to retry rather than refused.
+	t.Run("UnknownKidsBudget", func(t *testing.T) {
+		// Made-up kids cost Plaid a bounded number of key fetches a
+		// minute: past the budget they are told to retry (Plaid would),
+		// and a kid Plaid already disowned is refused without a fetch.
 		fetches := func() int { return strings.Count(ts.Logs.String(), "path=/webhook_verification_key/get") }
 		before := fetches()
-		for _, kid := range []string{"made-up-1", "made-up-2"} {
-			if code := postWebhook(t, ts, plaidemu.SignWebhook(other, kid, clk.Now(), genuine.body), genuine.body); code != http.StatusServiceUnavailable {
-				t.Errorf("kid %s: HTTP %d, want 503 (retry later)", kid, code)
-			}
+		codes := map[int]int{}
+		for i := range 2 * webhook.DefaultUnknownKidFetches {
+			kid := "made-up-" + itoa(int64(i))
+			codes[postWebhook(t, ts, plaidemu.SignWebhook(other, kid, clk.Now(), genuine.body), genuine.body)]++
+		}
+		if n := fetches() - before; n > webhook.DefaultUnknownKidFetches {
+			t.Errorf("key fetches for %d made-up kids = %d, want at most %d a minute", 2*webhook.DefaultUnknownKidFetches, n, webhook.DefaultUnknownKidFetches)
+		}
+		if codes[http.StatusServiceUnavailable] == 0 || codes[http.StatusOK] != 0 {
+			t.Errorf("answers to made-up kids = %v, want 401s, then 503s once the budget is spent, and no 200", codes)
+		}
+		before = fetches()
+		if code := postWebhook(t, ts, plaidemu.SignWebhook(other, "kid-of-the-forger", clk.Now(), genuine.body), genuine.body); code != http.StatusUnauthorized {
+			t.Errorf("disowned kid again: HTTP %d, want 401", code)
 		}
 		if n := fetches() - before; n != 0 {
-			t.Errorf("key fetches for made-up kids = %d, want 0 within a minute of a miss", n)
+			t.Errorf("key fetches for a kid Plaid disowned = %d, want 0", n)
 		}
 		nothingChanged(t)
 	})
 	t.Run("Stale", func(t *testing.T) {
-		clk.Advance(server.MaxWebhookAge + time.Second)
+		clk.Advance(webhook.DefaultMaxAge + time.Second)
 		if code := postWebhook(t, ts, genuine.jwt, genuine.body); code != http.StatusUnauthorized {
 			t.Errorf("HTTP %d, want 401", code)
 		}
@@ -275,7 +283,7 @@ func TestLinkd_WebhookVerification(t *testing.T) {
 			t.Fatal(err)
 		}
 		fresh := catcher.take(t)
-		clk.Advance(server.MaxWebhookAge - time.Second) // late, but in time
+		clk.Advance(webhook.DefaultMaxAge - time.Second) // late, but in time
 		if code := postWebhook(t, ts, fresh.jwt, fresh.body); code != http.StatusOK {
 			t.Fatalf("HTTP %d, want 200", code)
 		}
