@@ -19,8 +19,8 @@ import (
 	"github.com/linkd/linkd"
 	linkdv1 "github.com/linkd/linkd/gen/linkd/v1"
 	"github.com/linkd/linkd/plaidemu"
-	"github.com/linkd/linkd/webhook"
 	"github.com/linkd/linkd/server"
+	"github.com/linkd/linkd/webhook"
 )
 
 // mustConnectWithWebhook links an Item whose webhook URL is webhook,
