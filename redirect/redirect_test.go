@@ -613,20 +613,6 @@ func FuzzParse(f *testing.F) {
 	})
 }
 
-func benchmarkParse(b *testing.B, in string) {
-	b.ReportAllocs()
-	b.SetBytes(int64(len(in)))
-	for b.Loop() {
-		if _, err := redirect.Parse(in); err != nil {
-			b.Fatal(err)
-		}
-	}
-}
-
-func BenchmarkParse_Connected(b *testing.B) { benchmarkParse(b, docConnected) }
-func BenchmarkParse_Exit(b *testing.B)      { benchmarkParse(b, docExit) }
-func BenchmarkParse_Event(b *testing.B)     { benchmarkParse(b, docEvent) }
-
 // manyParams returns n unknown parameters, "&u0=v&u1=v...".
 func manyParams(n int) string {
 	var b strings.Builder
