@@ -208,10 +208,8 @@ func parse(raw string) (*linkdv1.WebviewRedirect, *linkd.Error) {
 	if len(raw) > MaxURLLength {
 		return nil, linkd.InvalidField("url", "redirect URL is longer than %d bytes", MaxURLLength)
 	}
-	for i := 0; i < len(raw); i++ {
-		if c := raw[i]; c < 0x20 || c == 0x7f {
-			return nil, linkd.InvalidField("url", "redirect URL contains a control character")
-		}
+	if hasControl(raw) {
+		return nil, linkd.InvalidField("url", "redirect URL contains a control character")
 	}
 	scheme, rest, ok := strings.Cut(raw, "://")
 	if !ok || !strings.EqualFold(scheme, "plaidlink") {
@@ -454,37 +452,30 @@ func parseTimestamp(s string) (*timestamppb.Timestamp, *linkd.Error) {
 
 // unescape decodes a query key or value: "+" and "%20" are spaces. It reports
 // false for a '%' not followed by two hex digits. It allocates only when s
-// has something to decode.
+// has something to decode, and reads s once.
 func unescape(s string) (string, bool) {
-	n := 0
-	for i := 0; i < len(s); i++ {
-		switch s[i] {
+	i := indexEscape(s)
+	if i < 0 {
+		return s, true
+	}
+	b := make([]byte, len(s))
+	w := copy(b, s[:i])
+	for ; i < len(s); i++ {
+		c := s[i]
+		switch c {
 		case '%':
 			if i+2 >= len(s) || !ishex(s[i+1]) || !ishex(s[i+2]) {
 				return "", false
 			}
-			n++
+			c = unhex(s[i+1])<<4 | unhex(s[i+2])
 			i += 2
 		case '+':
-			n++
+			c = ' '
 		}
+		b[w] = c
+		w++
 	}
-	if n == 0 {
-		return s, true
-	}
-	b := make([]byte, 0, len(s)-2*strings.Count(s, "%"))
-	for i := 0; i < len(s); i++ {
-		switch c := s[i]; c {
-		case '%':
-			b = append(b, unhex(s[i+1])<<4|unhex(s[i+2]))
-			i += 2
-		case '+':
-			b = append(b, ' ')
-		default:
-			b = append(b, c)
-		}
-	}
-	return string(b), true
+	return string(b[:w]), true
 }
 
 func ishex(c byte) bool {
