@@ -29,6 +29,10 @@ const (
 // Plaid's pretty-printed example has). Empty, ” and null mean no accounts.
 // s must be valid UTF-8 (readQuery checks every value).
 //
+// An account's transfer_status is the Link session's, not the account's
+// (Plaid's LinkSessionSuccessMetadata.transfer_status): each one is assigned
+// to transfer, unless it is nil, and all must agree.
+//
 // Errors name "accounts" for anything that is not a JSON array, and a path
 // such as "accounts[1].meta.number" for a bad value inside one.
 //
@@ -37,7 +41,7 @@ const (
 // Parse's time and allocations on them. Strings without escapes are
 // substrings of s. It accepts, rejects and words its errors as that decoder
 // did (accounts_oracle_test.go keeps it as an oracle for FuzzDecodeAccounts).
-func decodeAccounts(s string) ([]*linkdv1.Account, *linkd.Error) {
+func decodeAccounts(s string, transfer *assigned) ([]*linkdv1.Account, *linkd.Error) {
 	s = strings.TrimSpace(s)
 	if len(s) >= 2 && s[0] == '\'' && s[len(s)-1] == '\'' {
 		s = strings.TrimSpace(s[1 : len(s)-1])
@@ -67,7 +71,7 @@ func decodeAccounts(s string) ([]*linkdv1.Account, *linkd.Error) {
 				if i > 0 {
 					d.i++ // the ','
 				}
-				a, err := d.account(i)
+				a, err := d.account(i, transfer)
 				if err != nil {
 					return nil, err
 				}
@@ -201,9 +205,10 @@ func (d *jsonScanner) next(j int) int {
 	return j
 }
 
-// account decodes the account object at index i; the scanner is where a
-// value may start.
-func (d *jsonScanner) account(i int) (*linkdv1.Account, *linkd.Error) {
+// account decodes the account object at index i, assigning its
+// transfer_status to transfer (when not nil); the scanner is where a value
+// may start.
+func (d *jsonScanner) account(i int, transfer *assigned) (*linkdv1.Account, *linkd.Error) {
 	if err := d.objectStart(func() *linkd.Error {
 		return linkd.InvalidField(acctPath(i, ""), "each account must be a JSON object")
 	}); err != nil {
@@ -242,6 +247,11 @@ func (d *jsonScanner) account(i int) (*linkdv1.Account, *linkd.Error) {
 	if err != nil {
 		return nil, err
 	}
+	if transfer != nil {
+		if err := transfer.assign(acctPath(i, ".transfer_status"), "transfer_status", f[acctTransferStatus].val); err != nil {
+			return nil, err
+		}
+	}
 	return &linkdv1.Account{
 		Id:                 f[acctID].val,
 		Name:               f[acctName].val,
@@ -250,7 +260,6 @@ func (d *jsonScanner) account(i int) (*linkdv1.Account, *linkd.Error) {
 		Subtype:            f[acctSubtype].val,
 		VerificationStatus: f[acctVerificationStatus].val,
 		ClassType:          f[acctClassType].val,
-		TransferStatus:     f[acctTransferStatus].val,
 	}, nil
 }
 
