@@ -247,8 +247,8 @@ func (d *jsonScanner) account(i int, transfer *assigned) (*linkdv1.Account, *lin
 	if err != nil {
 		return nil, err
 	}
-	if transfer != nil {
-		if err := transfer.assign(acctPath(i, ".transfer_status"), "transfer_status", f[acctTransferStatus].val); err != nil {
+	if v := f[acctTransferStatus].val; v != "" && transfer != nil {
+		if err := transfer.assign(acctPath(i, ".transfer_status"), "transfer_status", v); err != nil {
 			return nil, err
 		}
 	}
@@ -669,7 +669,7 @@ func hex4(s string) rune {
 		if !ishex(s[k]) {
 			return -1
 		}
-		r = r<<4 | rune(unhex(s[k]))
+		r = r<<4 | rune(hexval(s[k]))
 	}
 	return r
 }

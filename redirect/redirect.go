@@ -516,16 +516,19 @@ func unescape(s string, keepPercent bool) (string, bool) {
 	w := copy(b, s[:i])
 	for ; i < len(s); i++ {
 		c := s[i]
-		switch c {
-		case '%':
-			switch {
-			case i+2 < len(s) && ishex(s[i+1]) && ishex(s[i+2]):
-				c = unhex(s[i+1])<<4 | unhex(s[i+2])
-				i += 2
-			case !keepPercent:
+		if c == '%' {
+			if i+2 < len(s) {
+				if h, l := hexval(s[i+1]), hexval(s[i+2]); h|l < 16 {
+					b[w] = h<<4 | l
+					w++
+					i += 2
+					continue
+				}
+			}
+			if !keepPercent {
 				return "", false
 			}
-		case '+':
+		} else if c == '+' {
 			c = ' '
 		}
 		b[w] = c
@@ -534,19 +537,17 @@ func unescape(s string, keepPercent bool) (string, bool) {
 	return string(b[:w]), true
 }
 
-func ishex(c byte) bool {
-	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
-}
+func ishex(c byte) bool { return hexval(c) < 16 }
 
-func unhex(c byte) byte {
-	switch {
-	case c <= '9':
-		return c - '0'
-	case c <= 'F':
-		return c - 'A' + 10
-	default:
-		return c - 'a' + 10
+// hexval returns the value of the hex digit c, or 0xff if c is not one.
+func hexval(c byte) byte {
+	if d := c - '0'; d < 10 {
+		return d
 	}
+	if d := c | 0x20 - 'a'; d < 6 { // c|0x20 lowercases a letter
+		return d + 10
+	}
+	return 0xff
 }
 
 // mergeLegacyAccount folds legacy Link's per-account keys, kept on c (the
