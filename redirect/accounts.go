@@ -559,11 +559,9 @@ func (d *jsonScanner) str(decode bool) (string, *linkd.Error) {
 	s := d.s
 	start := d.i + 1
 	// Most strings have no escape and no control byte: find the quote.
-	if n := strings.IndexByte(s[start:], '"'); n >= 0 {
-		if body := s[start : start+n]; strings.IndexByte(body, '\\') < 0 && !hasControl(body) {
-			d.i = start + n + 1
-			return body, nil
-		}
+	if n := indexQuoteOrEscape(s[start:]); n >= 0 && s[start+n] == '"' {
+		d.i = start + n + 1
+		return s[start : start+n], nil
 	}
 	escaped := false
 	i := start

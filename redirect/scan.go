@@ -54,3 +54,20 @@ func indexEscape(s string) int {
 	}
 	return -1
 }
+
+// indexQuoteOrEscape returns the index of the first '"', '\\' or byte below
+// 0x20 in s, or -1: where a JSON string body ends or needs a closer look.
+func indexQuoteOrEscape(s string) int {
+	i := 0
+	for ; i+8 <= len(s); i += 8 {
+		if x := load64(s, i); equal(x, '"')|equal(x, '\\')|below(x, 0x20) != 0 {
+			break
+		}
+	}
+	for ; i < len(s); i++ {
+		if c := s[i]; c == '"' || c == '\\' || c < 0x20 {
+			return i
+		}
+	}
+	return -1
+}
