@@ -512,29 +512,33 @@ func unescape(s string, keepPercent bool) (string, bool) {
 	if i < 0 {
 		return s, true
 	}
-	b := make([]byte, len(s))
-	w := copy(b, s[:i])
+	// Decoded bytes go through a stack buffer into one Builder: one
+	// allocation, and no copy for the string.
+	var out strings.Builder
+	out.Grow(len(s))
+	out.WriteString(s[:i])
+	var buf [256]byte
+	n := 0
 	for ; i < len(s); i++ {
 		c := s[i]
-		if c == '%' {
-			if i+2 < len(s) {
-				if h, l := hexval(s[i+1]), hexval(s[i+2]); h|l < 16 {
-					b[w] = h<<4 | l
-					w++
-					i += 2
-					continue
-				}
-			}
-			if !keepPercent {
-				return "", false
-			}
-		} else if c == '+' {
+		switch {
+		case c == '+':
 			c = ' '
+		case c != '%':
+		case i+2 < len(s) && hexval(s[i+1])|hexval(s[i+2]) < 16:
+			c = hexval(s[i+1])<<4 | hexval(s[i+2])
+			i += 2
+		case !keepPercent:
+			return "", false
 		}
-		b[w] = c
-		w++
+		buf[n] = c
+		if n++; n == len(buf) {
+			out.Write(buf[:])
+			n = 0
+		}
 	}
-	return string(b[:w]), true
+	out.Write(buf[:n])
+	return out.String(), true
 }
 
 func ishex(c byte) bool { return hexval(c) < 16 }
