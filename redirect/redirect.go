@@ -319,22 +319,28 @@ func (p *parser) readQuery(q string) *linkd.Error {
 		if pair == "" {
 			continue
 		}
-		rawKey, rawVal, _ := strings.Cut(pair, "=")
-		key, ok := unescape(rawKey, false)
-		if !ok || !utf8.ValidString(key) {
-			return linkd.InvalidField("url", "a query parameter name has invalid percent-encoding or is not UTF-8")
+		key, val, _ := strings.Cut(pair, "=")
+		// Plain ASCII, the common case, needs neither decoding nor a UTF-8
+		// check.
+		if !plainASCII(key) {
+			var ok bool
+			if key, ok = unescape(key, false); !ok || !utf8.ValidString(key) {
+				return linkd.InvalidField("url", "a query parameter name has invalid percent-encoding or is not UTF-8")
+			}
 		}
 		if key == "" {
 			return linkd.InvalidField("url", "a query parameter has a value but no name")
 		}
-		// Link does not encode its accounts JSON: a '%' there that starts
-		// no escape is the account name's own.
-		val, ok := unescape(rawVal, key == "accounts")
-		if !ok {
-			return linkd.InvalidField(key, "value has invalid percent-encoding")
-		}
-		if !utf8.ValidString(val) {
-			return linkd.InvalidField(key, "value is not UTF-8 once percent-decoded")
+		if !plainASCII(val) {
+			// Link does not encode its accounts JSON: a '%' there that
+			// starts no escape is the account name's own.
+			var ok bool
+			if val, ok = unescape(val, key == "accounts"); !ok {
+				return linkd.InvalidField(key, "value has invalid percent-encoding")
+			}
+			if !utf8.ValidString(val) {
+				return linkd.InvalidField(key, "value is not UTF-8 once percent-decoded")
+			}
 		}
 		if err := p.add(key, val); err != nil {
 			return err

@@ -71,3 +71,20 @@ func indexQuoteOrEscape(s string) int {
 	}
 	return -1
 }
+
+// plainASCII reports whether s is ASCII without '%' or '+': a query key or
+// value that decodes to itself and is valid UTF-8.
+func plainASCII(s string) bool {
+	i := 0
+	for ; i+8 <= len(s); i += 8 {
+		if x := load64(s, i); x&msbs|equal(x, '%')|equal(x, '+') != 0 {
+			return false
+		}
+	}
+	for ; i < len(s); i++ {
+		if c := s[i]; c >= 0x80 || c == '%' || c == '+' {
+			return false
+		}
+	}
+	return true
+}

@@ -32,5 +32,14 @@ func FuzzScan(f *testing.F) {
 		if got := indexQuoteOrEscape(s); got != want {
 			t.Errorf("indexQuoteOrEscape(%q) = %d, want %d", s, got, want)
 		}
+		plain := strings.IndexAny(s, "%+") < 0
+		for i := 0; i < len(s); i++ {
+			if s[i] >= 0x80 {
+				plain = false
+			}
+		}
+		if got := plainASCII(s); got != plain {
+			t.Errorf("plainASCII(%q) = %v, want %v", s, got, plain)
+		}
 	})
 }
