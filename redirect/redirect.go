@@ -11,9 +11,14 @@
 //   - Scheme and host are case-insensitive; parameter names are not.
 //   - A parameter with no value, or an empty one, is unset.
 //   - A repeated parameter must repeat its value; an empty repeat is ignored.
-//     A legacy key (error_display_message, link_request_id,
-//     plaid_api_request_id, account_id, account_name) must agree with its
-//     modern key; a conflict is EINVALID naming the modern key.
+//     A legacy key (error_display_message, link_request_id) must agree with
+//     its modern key; a conflict is EINVALID naming the modern key.
+//     plaid_api_request_id is not a legacy request_id but another ID (the
+//     last Plaid API request's, api_request_id), so it never conflicts with
+//     request_id.
+//   - Legacy Link's per-account keys (account_id, account_name, account_mask,
+//     account_type, account_subtype) are kept as sent on ConnectedResult and
+//     folded into accounts, where they must agree with the account they name.
 //   - Unknown keys, and keys of another redirect kind (status on a connected),
 //     are kept in unrecognized_params, except a non-empty public_token
 //     outside connected, which is refused so that a public token is never
@@ -22,7 +27,10 @@
 //     nothing (a user who just closes Link sends a bare plaidlink://exit).
 //   - accounts is JSON, optionally wrapped in single quotes, with trailing
 //     commas allowed; null means unset for every string in it; keys Plaid adds
-//     to an account are ignored.
+//     to an account are ignored. Link sends it unencoded, so a '%' in it that
+//     is not followed by two hex digits is a literal '%' (an account named
+//     "Plaid Gold Standard 0% Interest Checking"); anywhere else it is an
+//     error. An account's transfer_status is the session's (transfer_status).
 //   - '#' and ';' are data, not a fragment or a separator: Link does not
 //     encode its JSON, so either can appear inside a value.
 //   - Timestamps are RFC 3339 (Z or an offset); a '+' in the offset that
@@ -86,12 +94,17 @@ const (
 	slotLinkSessionID
 	slotAccountID
 	slotAccountName
+	slotAccountMask
+	slotAccountType
+	slotAccountSubtype
+	slotTransferStatus
 	slotStatus
 	slotErrorType
 	slotErrorCode
 	slotErrorMessage
 	slotDisplayMessage
 	slotRequestID
+	slotAPIRequestID
 	slotEventName
 	slotExitStatus
 	slotInstitutionSearchQuery
@@ -103,6 +116,10 @@ const (
 	slotSelection
 	slotRoutingNumber
 	slotAccountNumberMask
+	slotBrandName
+	slotIssueID
+	slotIssueDescription
+	slotIssueDetectedAt
 	numSlots
 )
 
@@ -136,6 +153,14 @@ func lookupParam(key string) (param, bool) {
 		return param{slotAccountID, conn, key}, true
 	case "account_name": // legacy Link
 		return param{slotAccountName, conn, key}, true
+	case "account_mask": // legacy Link
+		return param{slotAccountMask, conn, key}, true
+	case "account_type": // legacy Link
+		return param{slotAccountType, conn, key}, true
+	case "account_subtype": // legacy Link
+		return param{slotAccountSubtype, conn, key}, true
+	case "transfer_status":
+		return param{slotTransferStatus, conn, key}, true
 	case "status":
 		return param{slotStatus, exit, key}, true
 	case "error_type":
@@ -146,8 +171,10 @@ func lookupParam(key string) (param, bool) {
 		return param{slotErrorMessage, exit | event, key}, true
 	case "display_message", "error_display_message":
 		return param{slotDisplayMessage, exit | event, "display_message"}, true
-	case "request_id", "link_request_id", "plaid_api_request_id":
+	case "request_id", "link_request_id":
 		return param{slotRequestID, exit | event, "request_id"}, true
+	case "plaid_api_request_id":
+		return param{slotAPIRequestID, exit | event, key}, true
 	case "event_name":
 		return param{slotEventName, event, key}, true
 	case "exit_status":
@@ -170,6 +197,14 @@ func lookupParam(key string) (param, bool) {
 		return param{slotRoutingNumber, event, key}, true
 	case "account_number_mask":
 		return param{slotAccountNumberMask, event, key}, true
+	case "brand_name":
+		return param{slotBrandName, event, key}, true
+	case "issue_id":
+		return param{slotIssueID, event, key}, true
+	case "issue_description":
+		return param{slotIssueDescription, event, key}, true
+	case "issue_detected_at":
+		return param{slotIssueDetectedAt, event, key}, true
 	}
 	return param{}, false
 }
@@ -208,10 +243,8 @@ func parse(raw string) (*linkdv1.WebviewRedirect, *linkd.Error) {
 	if len(raw) > MaxURLLength {
 		return nil, linkd.InvalidField("url", "redirect URL is longer than %d bytes", MaxURLLength)
 	}
-	for i := 0; i < len(raw); i++ {
-		if c := raw[i]; c < 0x20 || c == 0x7f {
-			return nil, linkd.InvalidField("url", "redirect URL contains a control character")
-		}
+	if hasControl(raw) {
+		return nil, linkd.InvalidField("url", "redirect URL contains a control character")
 	}
 	scheme, rest, ok := strings.Cut(raw, "://")
 	if !ok || !strings.EqualFold(scheme, "plaidlink") {
@@ -286,20 +319,28 @@ func (p *parser) readQuery(q string) *linkd.Error {
 		if pair == "" {
 			continue
 		}
-		rawKey, rawVal, _ := strings.Cut(pair, "=")
-		key, ok := unescape(rawKey)
-		if !ok || !utf8.ValidString(key) {
-			return linkd.InvalidField("url", "a query parameter name has invalid percent-encoding or is not UTF-8")
+		key, val, _ := strings.Cut(pair, "=")
+		// Plain ASCII, the common case, needs neither decoding nor a UTF-8
+		// check.
+		if !plainASCII(key) {
+			var ok bool
+			if key, ok = unescape(key, false); !ok || !utf8.ValidString(key) {
+				return linkd.InvalidField("url", "a query parameter name has invalid percent-encoding or is not UTF-8")
+			}
 		}
 		if key == "" {
 			return linkd.InvalidField("url", "a query parameter has a value but no name")
 		}
-		val, ok := unescape(rawVal)
-		if !ok {
-			return linkd.InvalidField(key, "value has invalid percent-encoding")
-		}
-		if !utf8.ValidString(val) {
-			return linkd.InvalidField(key, "value is not UTF-8 once percent-decoded")
+		if !plainASCII(val) {
+			// Link does not encode its accounts JSON: a '%' there that
+			// starts no escape is the account name's own.
+			var ok bool
+			if val, ok = unescape(val, key == "accounts"); !ok {
+				return linkd.InvalidField(key, "value has invalid percent-encoding")
+			}
+			if !utf8.ValidString(val) {
+				return linkd.InvalidField(key, "value is not UTF-8 once percent-decoded")
+			}
 		}
 		if err := p.add(key, val); err != nil {
 			return err
@@ -351,21 +392,26 @@ func (p *parser) connected() (*linkdv1.ConnectedResult, *linkd.Error) {
 	if p.get(slotPublicToken) == "" {
 		return nil, linkd.InvalidField("public_token", "a connected redirect must carry a public_token")
 	}
-	accounts, err := decodeAccounts(p.get(slotAccounts))
+	accounts, err := decodeAccounts(p.get(slotAccounts), &p.vals[slotTransferStatus])
 	if err != nil {
 		return nil, err
 	}
-	accounts, err = mergeLegacyAccount(accounts, p.get(slotAccountID), p.get(slotAccountName))
-	if err != nil {
-		return nil, err
-	}
-	return &linkdv1.ConnectedResult{
+	c := &linkdv1.ConnectedResult{
 		PublicToken:     p.get(slotPublicToken),
 		InstitutionId:   p.get(slotInstitutionID),
 		InstitutionName: p.get(slotInstitutionName),
-		Accounts:        accounts,
 		LinkSessionId:   p.get(slotLinkSessionID),
-	}, nil
+		TransferStatus:  p.get(slotTransferStatus),
+		AccountId:       p.get(slotAccountID),
+		AccountName:     p.get(slotAccountName),
+		AccountMask:     p.get(slotAccountMask),
+		AccountType:     p.get(slotAccountType),
+		AccountSubtype:  p.get(slotAccountSubtype),
+	}
+	if c.Accounts, err = mergeLegacyAccount(accounts, c); err != nil {
+		return nil, err
+	}
+	return c, nil
 }
 
 func (p *parser) exit() *linkdv1.ExitResult {
@@ -376,6 +422,7 @@ func (p *parser) exit() *linkdv1.ExitResult {
 		InstitutionName: p.get(slotInstitutionName),
 		LinkSessionId:   p.get(slotLinkSessionID),
 		RequestId:       p.get(slotRequestID),
+		ApiRequestId:    p.get(slotAPIRequestID),
 	}
 }
 
@@ -391,12 +438,13 @@ func (p *parser) event() (*linkdv1.LinkEvent, *linkd.Error) {
 	default:
 		return nil, linkd.InvalidField("is_update_mode", `is_update_mode must be "true" or "false"`)
 	}
-	var ts *timestamppb.Timestamp
-	if s := p.get(slotTimestamp); s != "" {
-		var err *linkd.Error
-		if ts, err = parseTimestamp(s); err != nil {
-			return nil, err
-		}
+	ts, err := parseTimestamp(p.get(slotTimestamp), "timestamp")
+	if err != nil {
+		return nil, err
+	}
+	issueAt, err := parseTimestamp(p.get(slotIssueDetectedAt), "issue_detected_at")
+	if err != nil {
+		return nil, err
 	}
 	return &linkdv1.LinkEvent{
 		EventName:              p.get(slotEventName),
@@ -415,6 +463,11 @@ func (p *parser) event() (*linkdv1.LinkEvent, *linkd.Error) {
 		Selection:              p.get(slotSelection),
 		RoutingNumber:          p.get(slotRoutingNumber),
 		AccountNumberMask:      p.get(slotAccountNumberMask),
+		ApiRequestId:           p.get(slotAPIRequestID),
+		BrandName:              p.get(slotBrandName),
+		IssueId:                p.get(slotIssueID),
+		IssueDescription:       p.get(slotIssueDescription),
+		IssueDetectedAt:        issueAt,
 	}, nil
 }
 
@@ -434,8 +487,12 @@ func (p *parser) linkError() *linkdv1.LinkError {
 }
 
 // parseTimestamp reads an RFC 3339 timestamp, the ISO 8601 profile Link
-// emits (2017-09-14T14:42:19.350Z).
-func parseTimestamp(s string) (*timestamppb.Timestamp, *linkd.Error) {
+// emits (2017-09-14T14:42:19.350Z), from the parameter named field; nil when
+// s is empty.
+func parseTimestamp(s, field string) (*timestamppb.Timestamp, *linkd.Error) {
+	if s == "" {
+		return nil, nil
+	}
 	// "...50.542+02:00" sent unencoded arrives as "...50.542 02:00": the
 	// space can only have been a '+'.
 	if n := len(s); n > 6 && s[n-6] == ' ' && s[n-3] == ':' {
@@ -443,74 +500,81 @@ func parseTimestamp(s string) (*timestamppb.Timestamp, *linkd.Error) {
 	}
 	t, err := time.Parse(time.RFC3339Nano, s)
 	if err != nil {
-		return nil, linkd.InvalidField("timestamp", "timestamp must be ISO 8601 (RFC 3339) such as 2017-09-14T14:42:19.350Z")
+		return nil, linkd.InvalidField(field, "%s must be ISO 8601 (RFC 3339) such as 2017-09-14T14:42:19.350Z", field)
 	}
 	ts := timestamppb.New(t)
 	if ts.CheckValid() != nil {
-		return nil, linkd.InvalidField("timestamp", "timestamp is outside years 0001 to 9999")
+		return nil, linkd.InvalidField(field, "%s is outside years 0001 to 9999", field)
 	}
 	return ts, nil
 }
 
-// unescape decodes a query key or value: "+" and "%20" are spaces. It reports
-// false for a '%' not followed by two hex digits. It allocates only when s
-// has something to decode.
-func unescape(s string) (string, bool) {
-	n := 0
-	for i := 0; i < len(s); i++ {
-		switch s[i] {
-		case '%':
-			if i+2 >= len(s) || !ishex(s[i+1]) || !ishex(s[i+2]) {
-				return "", false
-			}
-			n++
-			i += 2
-		case '+':
-			n++
-		}
-	}
-	if n == 0 {
+// unescape decodes a query key or value: "+" and "%20" are spaces. A '%' not
+// followed by two hex digits is kept as it is if keepPercent, else unescape
+// reports false. It allocates only when s has something to decode, and
+// reads s once.
+func unescape(s string, keepPercent bool) (string, bool) {
+	i := indexEscape(s)
+	if i < 0 {
 		return s, true
 	}
-	b := make([]byte, 0, len(s)-2*strings.Count(s, "%"))
-	for i := 0; i < len(s); i++ {
-		switch c := s[i]; c {
-		case '%':
-			b = append(b, unhex(s[i+1])<<4|unhex(s[i+2]))
+	// Decoded bytes go through a stack buffer into one Builder: one
+	// allocation, and no copy for the string.
+	var out strings.Builder
+	out.Grow(len(s))
+	out.WriteString(s[:i])
+	var buf [256]byte
+	n := 0
+	for ; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == '+':
+			c = ' '
+		case c != '%':
+		case i+2 < len(s) && hexval(s[i+1])|hexval(s[i+2]) < 16:
+			c = hexval(s[i+1])<<4 | hexval(s[i+2])
 			i += 2
-		case '+':
-			b = append(b, ' ')
-		default:
-			b = append(b, c)
+		case !keepPercent:
+			return "", false
+		}
+		buf[n] = c
+		if n++; n == len(buf) {
+			out.Write(buf[:])
+			n = 0
 		}
 	}
-	return string(b), true
+	out.Write(buf[:n])
+	return out.String(), true
 }
 
-func ishex(c byte) bool {
-	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
-}
+func ishex(c byte) bool { return hexval(c) < 16 }
 
-func unhex(c byte) byte {
-	switch {
-	case c <= '9':
-		return c - '0'
-	case c <= 'F':
-		return c - 'A' + 10
-	default:
-		return c - 'a' + 10
+// hexval returns the value of the hex digit c, or 0xff if c is not one.
+func hexval(c byte) byte {
+	if d := c - '0'; d < 10 {
+		return d
 	}
+	if d := c | 0x20 - 'a'; d < 6 { // c|0x20 lowercases a letter
+		return d + 10
+	}
+	return 0xff
 }
 
-// mergeLegacyAccount folds legacy Link's account_id and account_name (the one
-// account the user selected) into accounts: they become the only account when
-// accounts is empty, and must name one of the accounts otherwise.
-func mergeLegacyAccount(accounts []*linkdv1.Account, id, name string) ([]*linkdv1.Account, *linkd.Error) {
+// mergeLegacyAccount folds legacy Link's per-account keys, kept on c (the
+// one account the user selected), into accounts: they become the only
+// account when accounts is empty, and otherwise fill or must agree with the
+// account that account_id, or without it account_name, names. Without
+// either, the others name no account and stay only on c.
+func mergeLegacyAccount(accounts []*linkdv1.Account, c *linkdv1.ConnectedResult) ([]*linkdv1.Account, *linkd.Error) {
+	id, name := c.AccountId, c.AccountName
+	if len(accounts) == 0 {
+		if id == "" && name == "" && c.AccountMask == "" && c.AccountType == "" && c.AccountSubtype == "" {
+			return nil, nil
+		}
+		return []*linkdv1.Account{{Id: id, Name: name, Mask: c.AccountMask, Type: c.AccountType, Subtype: c.AccountSubtype}}, nil
+	}
 	if id == "" && name == "" {
 		return accounts, nil
-	}
-	if len(accounts) == 0 {
-		return []*linkdv1.Account{{Id: id, Name: name}}, nil
 	}
 	var match *linkdv1.Account
 	for _, a := range accounts {
@@ -524,10 +588,23 @@ func mergeLegacyAccount(accounts []*linkdv1.Account, id, name string) ([]*linkdv
 		return nil, linkd.InvalidField("account_id", "account_id names no account in accounts")
 	case match == nil:
 		return nil, linkd.InvalidField("account_name", "account_name names no account in accounts")
-	case name != "" && match.Name != "" && match.Name != name:
-		return nil, linkd.InvalidField("account_name", "account_name differs from the name of that account in accounts")
-	case name != "":
-		match.Name = name
+	}
+	for _, f := range []struct {
+		val, key, what string
+		dst            *string
+	}{
+		{name, "account_name", "name", &match.Name},
+		{c.AccountMask, "account_mask", "mask", &match.Mask},
+		{c.AccountType, "account_type", "type", &match.Type},
+		{c.AccountSubtype, "account_subtype", "subtype", &match.Subtype},
+	} {
+		switch {
+		case f.val == "":
+		case *f.dst == "":
+			*f.dst = f.val
+		case *f.dst != f.val:
+			return nil, linkd.InvalidField(f.key, "%s differs from the %s of that account in accounts", f.key, f.what)
+		}
 	}
 	return accounts, nil
 }

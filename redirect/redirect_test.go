@@ -260,7 +260,27 @@ var parseTests = []parseTest{
 	{name: "ErrPercentTruncated", in: "plaidlink://exit?status=abc%2", field: "status"},
 	{name: "ErrPercentAlone", in: "plaidlink://exit?institution_name=100%", field: "institution_name"},
 	{name: "ErrPercentUnknownKey", in: "plaidlink://exit?foo=%G0", field: "foo"},
+	// Policy: Link sends accounts unencoded (the doc's example), so in
+	// accounts, and only there, a '%' that starts no escape is a literal '%'.
+	// Plaid's sandbox has an account named "Plaid Gold Standard 0% Interest
+	// Checking".
+	{
+		name: "DocConnectedPercentInName",
+		in:   strings.Replace(docConnected, `"Plaid Savings"`, `"Plaid Gold Standard 0% Interest Checking"`, 1),
+		want: connected(&linkdv1.ConnectedResult{
+			PublicToken: tok, InstitutionId: "ins_3", InstitutionName: "Chase", LinkSessionId: "79e772be-547d-4c9c-8b76-4ac4ed4c441a",
+			Accounts: []*linkdv1.Account{{Id: "QPO8Jo8vdDHMepg41PBwckXm4KdK1yUdmXOwK", Name: "Plaid Gold Standard 0% Interest Checking", Mask: "0000", Type: "depository", Subtype: "checking"}},
+		}),
+	},
+	{name: "AccountsRawPercentAtEnd", in: conn + `&accounts=[{"_id":"a1","name":"100%"}]`, want: accounts(&linkdv1.Account{Id: "a1", Name: "100%"})},
+	{name: "AccountsRawPercentOneHex", in: conn + `&accounts=[{"_id":"a1","name":"5%a"}]`, want: accounts(&linkdv1.Account{Id: "a1", Name: "5%a"})},
+	// An escape still decodes beside a literal '%' (a name with "%2A" in it
+	// cannot be told from an escape, and is decoded).
+	{name: "AccountsEscapeBesideLiteralPercent", in: conn + `&accounts=[{"_id":"a1","name":"5%25 off, 0% fee"}]`, want: accounts(&linkdv1.Account{Id: "a1", Name: "5% off, 0% fee"})},
+	{name: "AccountsEncodedPercent", in: withAccounts(`[{"_id":"a1","name":"Plaid Gold Standard 0% Interest Checking"}]`), want: accounts(&linkdv1.Account{Id: "a1", Name: "Plaid Gold Standard 0% Interest Checking"})},
+	// A literal '%' outside a JSON string is still not JSON.
 	{name: "ErrPercentAccounts", in: conn + "&accounts=[%]", field: "accounts"},
+	{name: "ErrPercentAccountsKey", in: conn + "&accounts%=[]", field: "url"},
 	{name: "ErrPercentKey", in: "plaidlink://exit?sta%tus=x", field: "url"},
 	{name: "ErrInvalidUTF8Value", in: "plaidlink://exit?institution_name=%FF", field: "institution_name"},
 	{name: "ErrInvalidUTF8Key", in: "plaidlink://exit?%FF=x", field: "url"},
@@ -289,20 +309,74 @@ var parseTests = []parseTest{
 	{name: "ErrErrorDisplayMessageRepeated", in: "plaidlink://exit?error_display_message=a&error_display_message=b", field: "error_display_message"},
 	{name: "EventErrorDisplayMessage", in: "plaidlink://event?event_name=ERROR&error_display_message=Try+again", want: event(&linkdv1.LinkEvent{EventName: "ERROR", Error: &linkdv1.LinkError{DisplayMessage: "Try again"}})},
 	{name: "LinkRequestID", in: "plaidlink://exit?link_request_id=r1", want: exit(&linkdv1.ExitResult{RequestId: "r1"})},
-	{name: "PlaidAPIRequestID", in: "plaidlink://event?event_name=OPEN&plaid_api_request_id=r1", want: event(&linkdv1.LinkEvent{EventName: "OPEN", RequestId: "r1"})},
-	{name: "RequestIDAllSame", in: "plaidlink://exit?request_id=r1&link_request_id=r1&plaid_api_request_id=r1", want: exit(&linkdv1.ExitResult{RequestId: "r1"})},
 	{name: "RequestIDLegacyEmpty", in: "plaidlink://exit?request_id=r1&link_request_id=", want: exit(&linkdv1.ExitResult{RequestId: "r1"})},
 	{name: "ErrRequestIDLegacyDifferent", in: "plaidlink://exit?request_id=r1&link_request_id=r2", field: "request_id"},
-	{name: "ErrRequestIDLegaciesDifferent", in: "plaidlink://event?event_name=OPEN&plaid_api_request_id=r1&link_request_id=r2", field: "request_id"},
 	{name: "ErrLinkRequestIDRepeated", in: "plaidlink://exit?link_request_id=r1&link_request_id=r2", field: "link_request_id"},
-	// Legacy Link's account_id and account_name: the one selected account.
-	{name: "LegacyAccount", in: conn + "&account_id=acc1&account_name=Plaid+Checking", want: accounts(&linkdv1.Account{Id: "acc1", Name: "Plaid Checking"})},
-	{name: "LegacyAccountNameOnly", in: conn + "&account_name=Plaid+Checking", want: accounts(&linkdv1.Account{Name: "Plaid Checking"})},
-	{name: "LegacyAccountMatchesAccounts", in: withAccounts(`[{"_id":"a1","meta":{"name":"One"}},{"_id":"a2"}]`) + "&account_id=a2&account_name=Two", want: accounts(&linkdv1.Account{Id: "a1", Name: "One"}, &linkdv1.Account{Id: "a2", Name: "Two"})},
-	{name: "LegacyAccountNameMatchesAccounts", in: withAccounts(`[{"_id":"a1","meta":{"name":"One"}}]`) + "&account_name=One", want: accounts(&linkdv1.Account{Id: "a1", Name: "One"})},
+	// Policy: plaid_api_request_id is not a legacy request_id. Plaid's
+	// webview samples read link_request_id and plaid_api_request_id as two
+	// IDs (Link's last request, and the last Plaid API request); they may
+	// differ, and that is never a reason to refuse a redirect.
+	{name: "PlaidAPIRequestID", in: "plaidlink://event?event_name=OPEN&plaid_api_request_id=r1", want: event(&linkdv1.LinkEvent{EventName: "OPEN", ApiRequestId: "r1"})},
+	{name: "RequestIDAllSame", in: "plaidlink://exit?request_id=r1&link_request_id=r1&plaid_api_request_id=r1", want: exit(&linkdv1.ExitResult{RequestId: "r1", ApiRequestId: "r1"})},
+	{name: "ExitLinkAndAPIRequestIDsDiffer", in: "plaidlink://exit?status=requires_credentials&link_request_id=m8MDnv9okwxFNBV&plaid_api_request_id=Hq2qPuhbBDxOAcz", want: exit(&linkdv1.ExitResult{Status: "requires_credentials", RequestId: "m8MDnv9okwxFNBV", ApiRequestId: "Hq2qPuhbBDxOAcz"})},
+	{name: "EventRequestIDAndAPIRequestIDDiffer", in: "plaidlink://event?event_name=OPEN&plaid_api_request_id=r1&link_request_id=r2&request_id=r2", want: event(&linkdv1.LinkEvent{EventName: "OPEN", RequestId: "r2", ApiRequestId: "r1"})},
+	{name: "ErrPlaidAPIRequestIDRepeated", in: "plaidlink://exit?plaid_api_request_id=r1&plaid_api_request_id=r2", field: "plaid_api_request_id"},
+	// Legacy Link's per-account keys: the one selected account. Kept as sent
+	// on ConnectedResult, and folded into accounts.
+	{
+		name: "LegacyAccount", in: conn + "&account_id=acc1&account_name=Plaid+Checking",
+		want: connected(&linkdv1.ConnectedResult{PublicToken: tok, AccountId: "acc1", AccountName: "Plaid Checking", Accounts: []*linkdv1.Account{{Id: "acc1", Name: "Plaid Checking"}}}),
+	},
+	{
+		name: "LegacyAccountNameOnly", in: conn + "&account_name=Plaid+Checking",
+		want: connected(&linkdv1.ConnectedResult{PublicToken: tok, AccountName: "Plaid Checking", Accounts: []*linkdv1.Account{{Name: "Plaid Checking"}}}),
+	},
+	{
+		name: "LegacyAccountAllKeys", in: conn + "&account_id=acc1&account_name=Plaid+Checking&account_mask=0000&account_type=depository&account_subtype=checking",
+		want: connected(&linkdv1.ConnectedResult{
+			PublicToken: tok, AccountId: "acc1", AccountName: "Plaid Checking", AccountMask: "0000", AccountType: "depository", AccountSubtype: "checking",
+			Accounts: []*linkdv1.Account{{Id: "acc1", Name: "Plaid Checking", Mask: "0000", Type: "depository", Subtype: "checking"}},
+		}),
+	},
+	{
+		name: "LegacyAccountMaskOnly", in: conn + "&account_mask=0000",
+		want: connected(&linkdv1.ConnectedResult{PublicToken: tok, AccountMask: "0000", Accounts: []*linkdv1.Account{{Mask: "0000"}}}),
+	},
+	{
+		name: "LegacyAccountMatchesAccounts", in: withAccounts(`[{"_id":"a1","meta":{"name":"One"}},{"_id":"a2"}]`) + "&account_id=a2&account_name=Two",
+		want: connected(&linkdv1.ConnectedResult{PublicToken: tok, AccountId: "a2", AccountName: "Two", Accounts: []*linkdv1.Account{{Id: "a1", Name: "One"}, {Id: "a2", Name: "Two"}}}),
+	},
+	{
+		name: "LegacyAccountNameMatchesAccounts", in: withAccounts(`[{"_id":"a1","meta":{"name":"One"}}]`) + "&account_name=One",
+		want: connected(&linkdv1.ConnectedResult{PublicToken: tok, AccountName: "One", Accounts: []*linkdv1.Account{{Id: "a1", Name: "One"}}}),
+	},
+	// The legacy keys fill what the named account lacks and must agree with
+	// what it has.
+	{
+		name: "LegacyAccountKeysFillAccounts",
+		in:   withAccounts(`[{"_id":"a1"},{"_id":"a2","meta":{"name":"Two","number":"1111"},"type":"depository"}]`) + "&account_id=a2&account_mask=1111&account_type=depository&account_subtype=savings",
+		want: connected(&linkdv1.ConnectedResult{
+			PublicToken: tok, AccountId: "a2", AccountMask: "1111", AccountType: "depository", AccountSubtype: "savings",
+			Accounts: []*linkdv1.Account{{Id: "a1"}, {Id: "a2", Name: "Two", Mask: "1111", Type: "depository", Subtype: "savings"}},
+		}),
+	},
+	// Without account_id or account_name the others name no account: kept
+	// on ConnectedResult only, never a reason to refuse.
+	{
+		name: "LegacyAccountKeysWithoutIDBesideAccounts",
+		in:   withAccounts(`[{"_id":"a1","type":"credit"},{"_id":"a2"}]`) + "&account_mask=0000&account_type=depository&account_subtype=checking",
+		want: connected(&linkdv1.ConnectedResult{
+			PublicToken: tok, AccountMask: "0000", AccountType: "depository", AccountSubtype: "checking",
+			Accounts: []*linkdv1.Account{{Id: "a1", Type: "credit"}, {Id: "a2"}},
+		}),
+	},
 	{name: "ErrLegacyAccountIDNotInAccounts", in: withAccounts(`[{"_id":"a1"}]`) + "&account_id=a2", field: "account_id"},
 	{name: "ErrLegacyAccountNameNotInAccounts", in: withAccounts(`[{"_id":"a1","meta":{"name":"One"}}]`) + "&account_name=Two", field: "account_name"},
 	{name: "ErrLegacyAccountNameDiffers", in: withAccounts(`[{"_id":"a1","meta":{"name":"One"}}]`) + "&account_id=a1&account_name=Two", field: "account_name"},
+	{name: "ErrLegacyAccountMaskDiffers", in: withAccounts(`[{"_id":"a1","meta":{"number":"0000"}}]`) + "&account_id=a1&account_mask=9999", field: "account_mask"},
+	{name: "ErrLegacyAccountTypeDiffers", in: withAccounts(`[{"_id":"a1","type":"depository"}]`) + "&account_id=a1&account_type=credit", field: "account_type"},
+	{name: "ErrLegacyAccountSubtypeDiffers", in: withAccounts(`[{"_id":"a1","subtype":"checking"}]`) + "&account_id=a1&account_subtype=savings", field: "account_subtype"},
+	{name: "ErrLegacyAccountMaskRepeated", in: conn + "&account_mask=0000&account_mask=1111", field: "account_mask"},
 
 	// Policy: unknown keys, and keys of another kind, are kept in
 	// unrecognized_params; a valueless one is kept as "".
@@ -336,10 +410,27 @@ var parseTests = []parseTest{
 			PublicToken: tok, InstitutionId: "ins_109508", InstitutionName: "First Platypus Bank", LinkSessionId: "s1",
 			Accounts: []*linkdv1.Account{{
 				Id: "a1", Name: "Plaid Checking", Mask: "0000", Type: "depository", Subtype: "checking",
-				VerificationStatus: "pending_manual_verification", ClassType: "business", TransferStatus: "COMPLETE",
+				VerificationStatus: "pending_manual_verification", ClassType: "business",
 			}},
+			TransferStatus: "COMPLETE", // the session's, though it came in the account
 		}),
 	},
+
+	// transfer_status is the Link session's (Plaid's
+	// LinkSessionSuccessMetadata.transfer_status), so ConnectedResult's:
+	// from its own parameter, or from an account in accounts (the doc lists
+	// it among the accounts' fields); all must agree.
+	{name: "TransferStatusParam", in: conn + "&transfer_status=INCOMPLETE", want: connected(&linkdv1.ConnectedResult{PublicToken: tok, TransferStatus: "INCOMPLETE"})},
+	{
+		name: "TransferStatusParamAndAccountsAgree",
+		in:   withAccounts(`[{"_id":"a1","transfer_status":"COMPLETE"},{"_id":"a2","transfer_status":null},{"_id":"a3"}]`) + "&transfer_status=COMPLETE",
+		want: connected(&linkdv1.ConnectedResult{PublicToken: tok, TransferStatus: "COMPLETE", Accounts: []*linkdv1.Account{{Id: "a1"}, {Id: "a2"}, {Id: "a3"}}}),
+	},
+	{name: "ErrTransferStatusParamAndAccountDiffer", in: withAccounts(`[{"_id":"a1","transfer_status":"INCOMPLETE"}]`) + "&transfer_status=COMPLETE", field: "transfer_status"},
+	{name: "ErrTransferStatusAccountsDiffer", in: withAccounts(`[{"transfer_status":"COMPLETE"},{"transfer_status":"INCOMPLETE"}]`), field: "transfer_status"},
+	{name: "ErrTransferStatusRepeatedInAccount", in: withAccounts(`[{"transfer_status":"COMPLETE","transfer_status":"INCOMPLETE"}]`), field: "accounts[0].transfer_status"},
+	{name: "ErrTransferStatusNotString", in: withAccounts(`[{"transfer_status":1}]`), field: "accounts[0].transfer_status"},
+	{name: "TransferStatusOnExit", in: "plaidlink://exit?transfer_status=COMPLETE", want: exit(&linkdv1.ExitResult{}, "transfer_status", "COMPLETE")},
 
 	// accounts.
 	{name: "AccountsEmpty", in: conn + "&accounts=", want: accounts()},
@@ -397,16 +488,33 @@ var parseTests = []parseTest{
 		in: "plaidlink://event?event_name=TRANSITION_VIEW&error_type=ITEM_ERROR&error_code=ITEM_LOGIN_REQUIRED&error_message=m&display_message=d" +
 			"&exit_status=requires_code&institution_id=ins_3&institution_name=Chase&institution_search_query=chase+bank&is_update_mode=true" +
 			"&match_reason=returning_user&mfa_type=code&view_name=MFA&request_id=r1&link_session_id=s1&timestamp=2017-09-14T14:42:19.350Z" +
-			"&selection=phoneotp&routing_number=011401533&account_number_mask=1234",
+			"&selection=phoneotp&routing_number=011401533&account_number_mask=1234&plaid_api_request_id=a1&brand_name=Bank+of+America" +
+			"&issue_id=iss_1&issue_description=Login+errors+at+this+bank&issue_detected_at=2017-09-14T14%3A40%3A00Z",
 		want: event(&linkdv1.LinkEvent{
 			EventName:  "TRANSITION_VIEW",
 			Error:      &linkdv1.LinkError{ErrorType: "ITEM_ERROR", ErrorCode: "ITEM_LOGIN_REQUIRED", ErrorMessage: "m", DisplayMessage: "d"},
 			ExitStatus: "requires_code", InstitutionId: "ins_3", InstitutionName: "Chase", InstitutionSearchQuery: "chase bank",
 			IsUpdateMode: true, MatchReason: "returning_user", MfaType: "code", ViewName: "MFA", RequestId: "r1", LinkSessionId: "s1",
 			Timestamp: timestamppb.New(time.Date(2017, 9, 14, 14, 42, 19, 350e6, time.UTC)),
-			Selection: "phoneotp", RoutingNumber: "011401533", AccountNumberMask: "1234",
+			Selection: "phoneotp", RoutingNumber: "011401533", AccountNumberMask: "1234", ApiRequestId: "a1", BrandName: "Bank of America",
+			IssueId: "iss_1", IssueDescription: "Login errors at this bank", IssueDetectedAt: timestamppb.New(time.Date(2017, 9, 14, 14, 40, 0, 0, time.UTC)),
 		}),
 	},
+	// Fields Plaid's SDKs document on events today: brand_name (SELECT_BRAND),
+	// and the issue_* ones only redirects carry.
+	{name: "EventBrandName", in: "plaidlink://event?event_name=SELECT_BRAND&brand_name=Bank%20of%20America&view_name=SELECT_BRAND", want: event(&linkdv1.LinkEvent{EventName: "SELECT_BRAND", BrandName: "Bank of America", ViewName: "SELECT_BRAND"})},
+	{
+		name: "EventIssue",
+		in:   "plaidlink://event?event_name=ERROR&institution_id=ins_3&issue_id=4b7f1c&issue_description=Chase+logins+are+failing&issue_detected_at=2024-03-11T17:05:41.052%2B01:00",
+		want: event(&linkdv1.LinkEvent{
+			EventName: "ERROR", InstitutionId: "ins_3", IssueId: "4b7f1c", IssueDescription: "Chase logins are failing",
+			IssueDetectedAt: timestamppb.New(time.Date(2024, 3, 11, 16, 5, 41, 52e6, time.UTC)),
+		}),
+	},
+	{name: "EventIssueDetectedAtRawPlus", in: "plaidlink://event?event_name=ERROR&issue_detected_at=2018-10-05T17:22:50.542+02:00", want: event(&linkdv1.LinkEvent{EventName: "ERROR", IssueDetectedAt: docEventTime})},
+	{name: "ErrEventIssueDetectedAtWord", in: "plaidlink://event?event_name=ERROR&issue_detected_at=yesterday", field: "issue_detected_at"},
+	{name: "ErrEventIssueIDRepeated", in: "plaidlink://event?event_name=ERROR&issue_id=a&issue_id=b", field: "issue_id"},
+	{name: "IssueOnExit", in: "plaidlink://exit?issue_id=a&brand_name=B", want: exit(&linkdv1.ExitResult{}, "issue_id", "a", "brand_name", "B")},
 	{name: "TimestampNoFraction", in: "plaidlink://event?event_name=OPEN&timestamp=2018-10-05T15:22:50Z", want: event(&linkdv1.LinkEvent{EventName: "OPEN", Timestamp: timestamppb.New(time.Date(2018, 10, 5, 15, 22, 50, 0, time.UTC))})},
 	{name: "TimestampOffsetEncoded", in: "plaidlink://event?event_name=OPEN&timestamp=2018-10-05T17%3A22%3A50.542%2B02%3A00", want: event(&linkdv1.LinkEvent{EventName: "OPEN", Timestamp: docEventTime})},
 	{name: "TimestampOffsetNegative", in: "plaidlink://event?event_name=OPEN&timestamp=2018-10-05T08:22:50.542-07:00", want: event(&linkdv1.LinkEvent{EventName: "OPEN", Timestamp: docEventTime})},
@@ -612,20 +720,6 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
-
-func benchmarkParse(b *testing.B, in string) {
-	b.ReportAllocs()
-	b.SetBytes(int64(len(in)))
-	for b.Loop() {
-		if _, err := redirect.Parse(in); err != nil {
-			b.Fatal(err)
-		}
-	}
-}
-
-func BenchmarkParse_Connected(b *testing.B) { benchmarkParse(b, docConnected) }
-func BenchmarkParse_Exit(b *testing.B)      { benchmarkParse(b, docExit) }
-func BenchmarkParse_Event(b *testing.B)     { benchmarkParse(b, docEvent) }
 
 // manyParams returns n unknown parameters, "&u0=v&u1=v...".
 func manyParams(n int) string {

@@ -219,7 +219,12 @@ type Account struct {
 	VerificationStatus string `protobuf:"bytes,6,opt,name=verification_status,json=verificationStatus,proto3" json:"verification_status,omitempty"`
 	// business or personal, for micro-deposit verification. Empty when not sent.
 	ClassType string `protobuf:"bytes,7,opt,name=class_type,json=classType,proto3" json:"class_type,omitempty"`
-	// Transfer UI status: COMPLETE or INCOMPLETE. Empty when not sent.
+	// Deprecated: never set. Transfer UI status belongs to the Link session,
+	// not to one account (Plaid's LinkSessionSuccessMetadata.transfer_status):
+	// see ConnectedResult.transfer_status. The number stays reserved to this
+	// field.
+	//
+	// Deprecated: Marked as deprecated in linkd/v1/link.proto.
 	TransferStatus string `protobuf:"bytes,8,opt,name=transfer_status,json=transferStatus,proto3" json:"transfer_status,omitempty"`
 	unknownFields  protoimpl.UnknownFields
 	sizeCache      protoimpl.SizeCache
@@ -304,6 +309,7 @@ func (x *Account) GetClassType() string {
 	return ""
 }
 
+// Deprecated: Marked as deprecated in linkd/v1/link.proto.
 func (x *Account) GetTransferStatus() string {
 	if x != nil {
 		return x.TransferStatus
@@ -403,8 +409,30 @@ type ConnectedResult struct {
 	Accounts []*Account `protobuf:"bytes,4,rep,name=accounts,proto3" json:"accounts,omitempty"`
 	// The Link session this result ends.
 	LinkSessionId string `protobuf:"bytes,5,opt,name=link_session_id,json=linkSessionId,proto3" json:"link_session_id,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// Transfer UI status of the session, as Plaid sends it: COMPLETE or
+	// INCOMPLETE (Plaid's LinkSessionSuccessMetadata.transfer_status). Sent
+	// only when Transfer UI is used; empty otherwise. Read from the
+	// "transfer_status" parameter, or from an account in "accounts" that
+	// carries it; all must agree.
+	TransferStatus string `protobuf:"bytes,6,opt,name=transfer_status,json=transferStatus,proto3" json:"transfer_status,omitempty"`
+	// The legacy per-account parameters Link still sends beside "accounts",
+	// as sent: the one account the user selected. Each is also folded into
+	// accounts: they make the only account when "accounts" is empty, and
+	// otherwise fill or must agree with the account that account_id (or, without
+	// it, account_name) names.
+	//
+	// "account_id": the selected account's Plaid account_id.
+	AccountId string `protobuf:"bytes,7,opt,name=account_id,json=accountId,proto3" json:"account_id,omitempty"`
+	// "account_name": its name.
+	AccountName string `protobuf:"bytes,8,opt,name=account_name,json=accountName,proto3" json:"account_name,omitempty"`
+	// "account_mask": the last 2-4 characters of its account number.
+	AccountMask string `protobuf:"bytes,9,opt,name=account_mask,json=accountMask,proto3" json:"account_mask,omitempty"`
+	// "account_type": its Plaid account type (depository, credit, ...).
+	AccountType string `protobuf:"bytes,10,opt,name=account_type,json=accountType,proto3" json:"account_type,omitempty"`
+	// "account_subtype": its Plaid account subtype (checking, savings, ...).
+	AccountSubtype string `protobuf:"bytes,11,opt,name=account_subtype,json=accountSubtype,proto3" json:"account_subtype,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *ConnectedResult) Reset() {
@@ -472,6 +500,48 @@ func (x *ConnectedResult) GetLinkSessionId() string {
 	return ""
 }
 
+func (x *ConnectedResult) GetTransferStatus() string {
+	if x != nil {
+		return x.TransferStatus
+	}
+	return ""
+}
+
+func (x *ConnectedResult) GetAccountId() string {
+	if x != nil {
+		return x.AccountId
+	}
+	return ""
+}
+
+func (x *ConnectedResult) GetAccountName() string {
+	if x != nil {
+		return x.AccountName
+	}
+	return ""
+}
+
+func (x *ConnectedResult) GetAccountMask() string {
+	if x != nil {
+		return x.AccountMask
+	}
+	return ""
+}
+
+func (x *ConnectedResult) GetAccountType() string {
+	if x != nil {
+		return x.AccountType
+	}
+	return ""
+}
+
+func (x *ConnectedResult) GetAccountSubtype() string {
+	if x != nil {
+		return x.AccountSubtype
+	}
+	return ""
+}
+
 // ExitResult is the plaidlink://exit redirect: the user left Link without
 // linking, or Link failed to start (Link's onExit).
 type ExitResult struct {
@@ -489,9 +559,14 @@ type ExitResult struct {
 	InstitutionName string `protobuf:"bytes,4,opt,name=institution_name,json=institutionName,proto3" json:"institution_name,omitempty"`
 	// The Link session this result ends.
 	LinkSessionId string `protobuf:"bytes,5,opt,name=link_session_id,json=linkSessionId,proto3" json:"link_session_id,omitempty"`
-	// Plaid request_id of Link's last request (legacy key "link_request_id"
-	// or "plaid_api_request_id").
-	RequestId     string `protobuf:"bytes,6,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	// The request ID of Link's last request, for Plaid support: the
+	// "request_id" parameter, or its legacy name "link_request_id" (the two
+	// must agree).
+	RequestId string `protobuf:"bytes,6,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	// The request ID of the last Plaid API request Link made, from the
+	// "plaid_api_request_id" parameter of Plaid's webview samples. A different
+	// ID from request_id: the two may differ.
+	ApiRequestId  string `protobuf:"bytes,7,opt,name=api_request_id,json=apiRequestId,proto3" json:"api_request_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -568,6 +643,13 @@ func (x *ExitResult) GetRequestId() string {
 	return ""
 }
 
+func (x *ExitResult) GetApiRequestId() string {
+	if x != nil {
+		return x.ApiRequestId
+	}
+	return ""
+}
+
 // LinkEvent is the plaidlink://event redirect: one step of the user through
 // Link (Link's onEvent).
 type LinkEvent struct {
@@ -598,7 +680,8 @@ type LinkEvent struct {
 	// SELECT_INSTITUTION, CREDENTIAL, MFA, SELECT_ACCOUNT, CONNECTED, ERROR,
 	// EXIT, LOADING, OAUTH, ...
 	ViewName string `protobuf:"bytes,10,opt,name=view_name,json=viewName,proto3" json:"view_name,omitempty"`
-	// Plaid request_id of Link's last request.
+	// The request ID of Link's last request, for Plaid support ("request_id",
+	// or legacy "link_request_id"; the two must agree).
 	RequestId string `protobuf:"bytes,11,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	// The Link session; constant through the flow.
 	LinkSessionId string `protobuf:"bytes,12,opt,name=link_session_id,json=linkSessionId,proto3" json:"link_session_id,omitempty"`
@@ -612,8 +695,22 @@ type LinkEvent struct {
 	// Mask of the account number the user submitted; emitted by
 	// SUBMIT_ACCOUNT_NUMBER.
 	AccountNumberMask string `protobuf:"bytes,16,opt,name=account_number_mask,json=accountNumberMask,proto3" json:"account_number_mask,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// The request ID of the last Plaid API request Link made
+	// ("plaid_api_request_id"); may differ from request_id.
+	ApiRequestId string `protobuf:"bytes,17,opt,name=api_request_id,json=apiRequestId,proto3" json:"api_request_id,omitempty"`
+	// The brand the user selected, e.g. "Bank of America"; emitted by
+	// SELECT_BRAND.
+	BrandName string `protobuf:"bytes,18,opt,name=brand_name,json=brandName,proto3" json:"brand_name,omitempty"`
+	// Plaid's identifier of a known institution issue the user met. Sent in
+	// redirects (Hosted Link), not by the mobile SDKs.
+	IssueId string `protobuf:"bytes,19,opt,name=issue_id,json=issueId,proto3" json:"issue_id,omitempty"`
+	// Plaid's description of that issue. Redirects only, like issue_id.
+	IssueDescription string `protobuf:"bytes,20,opt,name=issue_description,json=issueDescription,proto3" json:"issue_description,omitempty"`
+	// When Plaid detected that issue (ISO 8601 in the redirect). Redirects
+	// only, like issue_id.
+	IssueDetectedAt *timestamppb.Timestamp `protobuf:"bytes,21,opt,name=issue_detected_at,json=issueDetectedAt,proto3" json:"issue_detected_at,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *LinkEvent) Reset() {
@@ -756,6 +853,41 @@ func (x *LinkEvent) GetAccountNumberMask() string {
 		return x.AccountNumberMask
 	}
 	return ""
+}
+
+func (x *LinkEvent) GetApiRequestId() string {
+	if x != nil {
+		return x.ApiRequestId
+	}
+	return ""
+}
+
+func (x *LinkEvent) GetBrandName() string {
+	if x != nil {
+		return x.BrandName
+	}
+	return ""
+}
+
+func (x *LinkEvent) GetIssueId() string {
+	if x != nil {
+		return x.IssueId
+	}
+	return ""
+}
+
+func (x *LinkEvent) GetIssueDescription() string {
+	if x != nil {
+		return x.IssueDescription
+	}
+	return ""
+}
+
+func (x *LinkEvent) GetIssueDetectedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.IssueDetectedAt
+	}
+	return nil
 }
 
 // WebviewRedirect is one plaidlink:// redirect, parsed and typed.
@@ -2702,7 +2834,7 @@ const file_linkd_v1_link_proto_rawDesc = "" +
 	"\x0eclient_user_id\x18\x05 \x01(\tR\fclientUserId\x12\x17\n" +
 	"\aitem_id\x18\x06 \x01(\tR\x06itemId\x12\x1f\n" +
 	"\vupdate_mode\x18\a \x01(\bR\n" +
-	"updateMode\"\xe8\x01\n" +
+	"updateMode\"\xec\x01\n" +
 	"\aAccount\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x12\n" +
@@ -2711,21 +2843,29 @@ const file_linkd_v1_link_proto_rawDesc = "" +
 	"\asubtype\x18\x05 \x01(\tR\asubtype\x12/\n" +
 	"\x13verification_status\x18\x06 \x01(\tR\x12verificationStatus\x12\x1d\n" +
 	"\n" +
-	"class_type\x18\a \x01(\tR\tclassType\x12'\n" +
-	"\x0ftransfer_status\x18\b \x01(\tR\x0etransferStatus\"\x97\x01\n" +
+	"class_type\x18\a \x01(\tR\tclassType\x12+\n" +
+	"\x0ftransfer_status\x18\b \x01(\tB\x02\x18\x01R\x0etransferStatus\"\x97\x01\n" +
 	"\tLinkError\x12\x1d\n" +
 	"\n" +
 	"error_type\x18\x01 \x01(\tR\terrorType\x12\x1d\n" +
 	"\n" +
 	"error_code\x18\x02 \x01(\tR\terrorCode\x12#\n" +
 	"\rerror_message\x18\x03 \x01(\tR\ferrorMessage\x12'\n" +
-	"\x0fdisplay_message\x18\x04 \x01(\tR\x0edisplayMessage\"\xdd\x01\n" +
+	"\x0fdisplay_message\x18\x04 \x01(\tR\x0edisplayMessage\"\xb7\x03\n" +
 	"\x0fConnectedResult\x12!\n" +
 	"\fpublic_token\x18\x01 \x01(\tR\vpublicToken\x12%\n" +
 	"\x0einstitution_id\x18\x02 \x01(\tR\rinstitutionId\x12)\n" +
 	"\x10institution_name\x18\x03 \x01(\tR\x0finstitutionName\x12-\n" +
 	"\baccounts\x18\x04 \x03(\v2\x11.linkd.v1.AccountR\baccounts\x12&\n" +
-	"\x0flink_session_id\x18\x05 \x01(\tR\rlinkSessionId\"\xe8\x01\n" +
+	"\x0flink_session_id\x18\x05 \x01(\tR\rlinkSessionId\x12'\n" +
+	"\x0ftransfer_status\x18\x06 \x01(\tR\x0etransferStatus\x12\x1d\n" +
+	"\n" +
+	"account_id\x18\a \x01(\tR\taccountId\x12!\n" +
+	"\faccount_name\x18\b \x01(\tR\vaccountName\x12!\n" +
+	"\faccount_mask\x18\t \x01(\tR\vaccountMask\x12!\n" +
+	"\faccount_type\x18\n" +
+	" \x01(\tR\vaccountType\x12'\n" +
+	"\x0faccount_subtype\x18\v \x01(\tR\x0eaccountSubtype\"\x8e\x02\n" +
 	"\n" +
 	"ExitResult\x12\x16\n" +
 	"\x06status\x18\x01 \x01(\tR\x06status\x12)\n" +
@@ -2734,7 +2874,8 @@ const file_linkd_v1_link_proto_rawDesc = "" +
 	"\x10institution_name\x18\x04 \x01(\tR\x0finstitutionName\x12&\n" +
 	"\x0flink_session_id\x18\x05 \x01(\tR\rlinkSessionId\x12\x1d\n" +
 	"\n" +
-	"request_id\x18\x06 \x01(\tR\trequestId\"\xf9\x04\n" +
+	"request_id\x18\x06 \x01(\tR\trequestId\x12$\n" +
+	"\x0eapi_request_id\x18\a \x01(\tR\fapiRequestId\"\xce\x06\n" +
 	"\tLinkEvent\x12\x1d\n" +
 	"\n" +
 	"event_name\x18\x01 \x01(\tR\teventName\x12)\n" +
@@ -2755,7 +2896,13 @@ const file_linkd_v1_link_proto_rawDesc = "" +
 	"\ttimestamp\x18\r \x01(\v2\x1a.google.protobuf.TimestampR\ttimestamp\x12\x1c\n" +
 	"\tselection\x18\x0e \x01(\tR\tselection\x12%\n" +
 	"\x0erouting_number\x18\x0f \x01(\tR\rroutingNumber\x12.\n" +
-	"\x13account_number_mask\x18\x10 \x01(\tR\x11accountNumberMask\"\xda\x02\n" +
+	"\x13account_number_mask\x18\x10 \x01(\tR\x11accountNumberMask\x12$\n" +
+	"\x0eapi_request_id\x18\x11 \x01(\tR\fapiRequestId\x12\x1d\n" +
+	"\n" +
+	"brand_name\x18\x12 \x01(\tR\tbrandName\x12\x19\n" +
+	"\bissue_id\x18\x13 \x01(\tR\aissueId\x12+\n" +
+	"\x11issue_description\x18\x14 \x01(\tR\x10issueDescription\x12F\n" +
+	"\x11issue_detected_at\x18\x15 \x01(\v2\x1a.google.protobuf.TimestampR\x0fissueDetectedAt\"\xda\x02\n" +
 	"\x0fWebviewRedirect\x129\n" +
 	"\tconnected\x18\x01 \x01(\v2\x19.linkd.v1.ConnectedResultH\x00R\tconnected\x12*\n" +
 	"\x04exit\x18\x02 \x01(\v2\x14.linkd.v1.ExitResultH\x00R\x04exit\x12+\n" +
@@ -2982,69 +3129,70 @@ var file_linkd_v1_link_proto_depIdxs = []int32{
 	3,  // 2: linkd.v1.ExitResult.error:type_name -> linkd.v1.LinkError
 	3,  // 3: linkd.v1.LinkEvent.error:type_name -> linkd.v1.LinkError
 	40, // 4: linkd.v1.LinkEvent.timestamp:type_name -> google.protobuf.Timestamp
-	4,  // 5: linkd.v1.WebviewRedirect.connected:type_name -> linkd.v1.ConnectedResult
-	5,  // 6: linkd.v1.WebviewRedirect.exit:type_name -> linkd.v1.ExitResult
-	6,  // 7: linkd.v1.WebviewRedirect.event:type_name -> linkd.v1.LinkEvent
-	36, // 8: linkd.v1.WebviewRedirect.unrecognized_params:type_name -> linkd.v1.WebviewRedirect.UnrecognizedParamsEntry
-	2,  // 9: linkd.v1.Item.accounts:type_name -> linkd.v1.Account
-	0,  // 10: linkd.v1.Item.status:type_name -> linkd.v1.ItemStatus
-	40, // 11: linkd.v1.Item.created_at:type_name -> google.protobuf.Timestamp
-	40, // 12: linkd.v1.Item.status_changed_at:type_name -> google.protobuf.Timestamp
-	6,  // 13: linkd.v1.LinkSession.events:type_name -> linkd.v1.LinkEvent
-	4,  // 14: linkd.v1.LinkSession.connected:type_name -> linkd.v1.ConnectedResult
-	5,  // 15: linkd.v1.LinkSession.exit:type_name -> linkd.v1.ExitResult
-	40, // 16: linkd.v1.LinkSession.first_seen_at:type_name -> google.protobuf.Timestamp
-	40, // 17: linkd.v1.LinkSession.last_seen_at:type_name -> google.protobuf.Timestamp
-	1,  // 18: linkd.v1.CreateLinkTokenResponse.link_token:type_name -> linkd.v1.LinkToken
-	7,  // 19: linkd.v1.ParseRedirectResponse.redirect:type_name -> linkd.v1.WebviewRedirect
-	4,  // 20: linkd.v1.SubmitRedirectResponse.connected:type_name -> linkd.v1.ConnectedResult
-	5,  // 21: linkd.v1.SubmitRedirectResponse.exit:type_name -> linkd.v1.ExitResult
-	6,  // 22: linkd.v1.SubmitRedirectResponse.event:type_name -> linkd.v1.LinkEvent
-	8,  // 23: linkd.v1.SubmitRedirectResponse.item:type_name -> linkd.v1.Item
-	1,  // 24: linkd.v1.SubmitRedirectResponse.new_link_token:type_name -> linkd.v1.LinkToken
-	8,  // 25: linkd.v1.ExchangePublicTokenResponse.item:type_name -> linkd.v1.Item
-	8,  // 26: linkd.v1.GetItemResponse.item:type_name -> linkd.v1.Item
-	0,  // 27: linkd.v1.ListItemsRequest.statuses:type_name -> linkd.v1.ItemStatus
-	8,  // 28: linkd.v1.ListItemsResponse.items:type_name -> linkd.v1.Item
-	9,  // 29: linkd.v1.GetLinkSessionResponse.session:type_name -> linkd.v1.LinkSession
-	40, // 30: linkd.v1.GetLinkConversionRequest.since:type_name -> google.protobuf.Timestamp
-	40, // 31: linkd.v1.GetLinkConversionRequest.until:type_name -> google.protobuf.Timestamp
-	40, // 32: linkd.v1.GetLinkConversionResponse.since:type_name -> google.protobuf.Timestamp
-	40, // 33: linkd.v1.GetLinkConversionResponse.until:type_name -> google.protobuf.Timestamp
-	37, // 34: linkd.v1.GetLinkConversionResponse.exits_by_status:type_name -> linkd.v1.GetLinkConversionResponse.ExitsByStatusEntry
-	38, // 35: linkd.v1.GetLinkConversionResponse.exits_by_error_code:type_name -> linkd.v1.GetLinkConversionResponse.ExitsByErrorCodeEntry
-	39, // 36: linkd.v1.GetLinkConversionResponse.abandoned_at_view:type_name -> linkd.v1.GetLinkConversionResponse.AbandonedAtViewEntry
-	10, // 37: linkd.v1.LinkService.CreateLinkToken:input_type -> linkd.v1.CreateLinkTokenRequest
-	12, // 38: linkd.v1.LinkService.ParseRedirect:input_type -> linkd.v1.ParseRedirectRequest
-	14, // 39: linkd.v1.LinkService.SubmitRedirect:input_type -> linkd.v1.SubmitRedirectRequest
-	16, // 40: linkd.v1.LinkService.ExchangePublicToken:input_type -> linkd.v1.ExchangePublicTokenRequest
-	18, // 41: linkd.v1.LinkService.GetItem:input_type -> linkd.v1.GetItemRequest
-	20, // 42: linkd.v1.LinkService.ListItems:input_type -> linkd.v1.ListItemsRequest
-	22, // 43: linkd.v1.LinkService.RemoveItem:input_type -> linkd.v1.RemoveItemRequest
-	24, // 44: linkd.v1.LinkService.GetLinkSession:input_type -> linkd.v1.GetLinkSessionRequest
-	26, // 45: linkd.v1.LinkService.CreateSandboxPublicToken:input_type -> linkd.v1.CreateSandboxPublicTokenRequest
-	28, // 46: linkd.v1.LinkService.ResumeOAuth:input_type -> linkd.v1.ResumeOAuthRequest
-	30, // 47: linkd.v1.LinkService.ResetSandboxItemLogin:input_type -> linkd.v1.ResetSandboxItemLoginRequest
-	32, // 48: linkd.v1.LinkService.FireSandboxWebhook:input_type -> linkd.v1.FireSandboxWebhookRequest
-	34, // 49: linkd.v1.LinkService.GetLinkConversion:input_type -> linkd.v1.GetLinkConversionRequest
-	11, // 50: linkd.v1.LinkService.CreateLinkToken:output_type -> linkd.v1.CreateLinkTokenResponse
-	13, // 51: linkd.v1.LinkService.ParseRedirect:output_type -> linkd.v1.ParseRedirectResponse
-	15, // 52: linkd.v1.LinkService.SubmitRedirect:output_type -> linkd.v1.SubmitRedirectResponse
-	17, // 53: linkd.v1.LinkService.ExchangePublicToken:output_type -> linkd.v1.ExchangePublicTokenResponse
-	19, // 54: linkd.v1.LinkService.GetItem:output_type -> linkd.v1.GetItemResponse
-	21, // 55: linkd.v1.LinkService.ListItems:output_type -> linkd.v1.ListItemsResponse
-	23, // 56: linkd.v1.LinkService.RemoveItem:output_type -> linkd.v1.RemoveItemResponse
-	25, // 57: linkd.v1.LinkService.GetLinkSession:output_type -> linkd.v1.GetLinkSessionResponse
-	27, // 58: linkd.v1.LinkService.CreateSandboxPublicToken:output_type -> linkd.v1.CreateSandboxPublicTokenResponse
-	29, // 59: linkd.v1.LinkService.ResumeOAuth:output_type -> linkd.v1.ResumeOAuthResponse
-	31, // 60: linkd.v1.LinkService.ResetSandboxItemLogin:output_type -> linkd.v1.ResetSandboxItemLoginResponse
-	33, // 61: linkd.v1.LinkService.FireSandboxWebhook:output_type -> linkd.v1.FireSandboxWebhookResponse
-	35, // 62: linkd.v1.LinkService.GetLinkConversion:output_type -> linkd.v1.GetLinkConversionResponse
-	50, // [50:63] is the sub-list for method output_type
-	37, // [37:50] is the sub-list for method input_type
-	37, // [37:37] is the sub-list for extension type_name
-	37, // [37:37] is the sub-list for extension extendee
-	0,  // [0:37] is the sub-list for field type_name
+	40, // 5: linkd.v1.LinkEvent.issue_detected_at:type_name -> google.protobuf.Timestamp
+	4,  // 6: linkd.v1.WebviewRedirect.connected:type_name -> linkd.v1.ConnectedResult
+	5,  // 7: linkd.v1.WebviewRedirect.exit:type_name -> linkd.v1.ExitResult
+	6,  // 8: linkd.v1.WebviewRedirect.event:type_name -> linkd.v1.LinkEvent
+	36, // 9: linkd.v1.WebviewRedirect.unrecognized_params:type_name -> linkd.v1.WebviewRedirect.UnrecognizedParamsEntry
+	2,  // 10: linkd.v1.Item.accounts:type_name -> linkd.v1.Account
+	0,  // 11: linkd.v1.Item.status:type_name -> linkd.v1.ItemStatus
+	40, // 12: linkd.v1.Item.created_at:type_name -> google.protobuf.Timestamp
+	40, // 13: linkd.v1.Item.status_changed_at:type_name -> google.protobuf.Timestamp
+	6,  // 14: linkd.v1.LinkSession.events:type_name -> linkd.v1.LinkEvent
+	4,  // 15: linkd.v1.LinkSession.connected:type_name -> linkd.v1.ConnectedResult
+	5,  // 16: linkd.v1.LinkSession.exit:type_name -> linkd.v1.ExitResult
+	40, // 17: linkd.v1.LinkSession.first_seen_at:type_name -> google.protobuf.Timestamp
+	40, // 18: linkd.v1.LinkSession.last_seen_at:type_name -> google.protobuf.Timestamp
+	1,  // 19: linkd.v1.CreateLinkTokenResponse.link_token:type_name -> linkd.v1.LinkToken
+	7,  // 20: linkd.v1.ParseRedirectResponse.redirect:type_name -> linkd.v1.WebviewRedirect
+	4,  // 21: linkd.v1.SubmitRedirectResponse.connected:type_name -> linkd.v1.ConnectedResult
+	5,  // 22: linkd.v1.SubmitRedirectResponse.exit:type_name -> linkd.v1.ExitResult
+	6,  // 23: linkd.v1.SubmitRedirectResponse.event:type_name -> linkd.v1.LinkEvent
+	8,  // 24: linkd.v1.SubmitRedirectResponse.item:type_name -> linkd.v1.Item
+	1,  // 25: linkd.v1.SubmitRedirectResponse.new_link_token:type_name -> linkd.v1.LinkToken
+	8,  // 26: linkd.v1.ExchangePublicTokenResponse.item:type_name -> linkd.v1.Item
+	8,  // 27: linkd.v1.GetItemResponse.item:type_name -> linkd.v1.Item
+	0,  // 28: linkd.v1.ListItemsRequest.statuses:type_name -> linkd.v1.ItemStatus
+	8,  // 29: linkd.v1.ListItemsResponse.items:type_name -> linkd.v1.Item
+	9,  // 30: linkd.v1.GetLinkSessionResponse.session:type_name -> linkd.v1.LinkSession
+	40, // 31: linkd.v1.GetLinkConversionRequest.since:type_name -> google.protobuf.Timestamp
+	40, // 32: linkd.v1.GetLinkConversionRequest.until:type_name -> google.protobuf.Timestamp
+	40, // 33: linkd.v1.GetLinkConversionResponse.since:type_name -> google.protobuf.Timestamp
+	40, // 34: linkd.v1.GetLinkConversionResponse.until:type_name -> google.protobuf.Timestamp
+	37, // 35: linkd.v1.GetLinkConversionResponse.exits_by_status:type_name -> linkd.v1.GetLinkConversionResponse.ExitsByStatusEntry
+	38, // 36: linkd.v1.GetLinkConversionResponse.exits_by_error_code:type_name -> linkd.v1.GetLinkConversionResponse.ExitsByErrorCodeEntry
+	39, // 37: linkd.v1.GetLinkConversionResponse.abandoned_at_view:type_name -> linkd.v1.GetLinkConversionResponse.AbandonedAtViewEntry
+	10, // 38: linkd.v1.LinkService.CreateLinkToken:input_type -> linkd.v1.CreateLinkTokenRequest
+	12, // 39: linkd.v1.LinkService.ParseRedirect:input_type -> linkd.v1.ParseRedirectRequest
+	14, // 40: linkd.v1.LinkService.SubmitRedirect:input_type -> linkd.v1.SubmitRedirectRequest
+	16, // 41: linkd.v1.LinkService.ExchangePublicToken:input_type -> linkd.v1.ExchangePublicTokenRequest
+	18, // 42: linkd.v1.LinkService.GetItem:input_type -> linkd.v1.GetItemRequest
+	20, // 43: linkd.v1.LinkService.ListItems:input_type -> linkd.v1.ListItemsRequest
+	22, // 44: linkd.v1.LinkService.RemoveItem:input_type -> linkd.v1.RemoveItemRequest
+	24, // 45: linkd.v1.LinkService.GetLinkSession:input_type -> linkd.v1.GetLinkSessionRequest
+	26, // 46: linkd.v1.LinkService.CreateSandboxPublicToken:input_type -> linkd.v1.CreateSandboxPublicTokenRequest
+	28, // 47: linkd.v1.LinkService.ResumeOAuth:input_type -> linkd.v1.ResumeOAuthRequest
+	30, // 48: linkd.v1.LinkService.ResetSandboxItemLogin:input_type -> linkd.v1.ResetSandboxItemLoginRequest
+	32, // 49: linkd.v1.LinkService.FireSandboxWebhook:input_type -> linkd.v1.FireSandboxWebhookRequest
+	34, // 50: linkd.v1.LinkService.GetLinkConversion:input_type -> linkd.v1.GetLinkConversionRequest
+	11, // 51: linkd.v1.LinkService.CreateLinkToken:output_type -> linkd.v1.CreateLinkTokenResponse
+	13, // 52: linkd.v1.LinkService.ParseRedirect:output_type -> linkd.v1.ParseRedirectResponse
+	15, // 53: linkd.v1.LinkService.SubmitRedirect:output_type -> linkd.v1.SubmitRedirectResponse
+	17, // 54: linkd.v1.LinkService.ExchangePublicToken:output_type -> linkd.v1.ExchangePublicTokenResponse
+	19, // 55: linkd.v1.LinkService.GetItem:output_type -> linkd.v1.GetItemResponse
+	21, // 56: linkd.v1.LinkService.ListItems:output_type -> linkd.v1.ListItemsResponse
+	23, // 57: linkd.v1.LinkService.RemoveItem:output_type -> linkd.v1.RemoveItemResponse
+	25, // 58: linkd.v1.LinkService.GetLinkSession:output_type -> linkd.v1.GetLinkSessionResponse
+	27, // 59: linkd.v1.LinkService.CreateSandboxPublicToken:output_type -> linkd.v1.CreateSandboxPublicTokenResponse
+	29, // 60: linkd.v1.LinkService.ResumeOAuth:output_type -> linkd.v1.ResumeOAuthResponse
+	31, // 61: linkd.v1.LinkService.ResetSandboxItemLogin:output_type -> linkd.v1.ResetSandboxItemLoginResponse
+	33, // 62: linkd.v1.LinkService.FireSandboxWebhook:output_type -> linkd.v1.FireSandboxWebhookResponse
+	35, // 63: linkd.v1.LinkService.GetLinkConversion:output_type -> linkd.v1.GetLinkConversionResponse
+	51, // [51:64] is the sub-list for method output_type
+	38, // [38:51] is the sub-list for method input_type
+	38, // [38:38] is the sub-list for extension type_name
+	38, // [38:38] is the sub-list for extension extendee
+	0,  // [0:38] is the sub-list for field type_name
 }
 
 func init() { file_linkd_v1_link_proto_init() }
