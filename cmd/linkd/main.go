@@ -18,6 +18,9 @@ func main() {
 
 	m := NewMain()
 	args := os.Args[1:]
+	if len(args) > 0 && args[0] == "emulator" {
+		os.Exit(runEmulator(ctx, args[1:]))
+	}
 	rotate := len(args) > 0 && args[0] == "rotate-key"
 	if rotate {
 		args = args[1:]
