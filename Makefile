@@ -9,7 +9,14 @@ FUZZ_REST ?= 40000x
 
 CYCLES ?= 500
 
-.PHONY: help run test race generate checkgenerate lint fuzz bench crash ci
+# make load: TRANSPORT=grpc|rest, C concurrent callers, D per scenario,
+# LOAD_ARGS for the rest (-scenario parse,exchange -json ...).
+TRANSPORT ?= grpc
+C ?= 16
+D ?= 10s
+LOAD_ARGS ?=
+
+.PHONY: help run test race generate checkgenerate lint fuzz bench load crash ci
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -44,5 +51,8 @@ crash: ## SIGKILL/restart cycles against a real linkd process (CYCLES=500)
 bench: ## the benchmarks behind BENCHMARKS.md
 	go test -run='^$$' -bench=. -benchmem ./redirect/ ./store/
 	go test -run='^$$' -bench=Linkd -benchtime=2s -benchmem ./cmd/linkd/
+
+load: ## drive a running linkd (make run) with every scenario (TRANSPORT=grpc C=16 D=10s LOAD_ARGS=)
+	go run ./cmd/linkd-load -transport $(TRANSPORT) -c $(C) -d $(D) $(LOAD_ARGS)
 
 ci: lint checkgenerate test race fuzz ## everything CI runs
