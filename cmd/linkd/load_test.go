@@ -2,11 +2,25 @@ package main
 
 import (
 	"context"
+	"flag"
+	"os"
+	"runtime/pprof"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/linkd/linkd/internal/load"
+)
+
+// Flags of TestLoad_Scenarios, to profile linkd under one scenario:
+//
+//	go test -count=1 -run 'TestLoad_Scenarios/grpc' ./cmd/linkd -args \
+//	  -load.scenarios=submit-connected -load.c=16 -load.d=10s -load.cpuprofile=submit.prof
+var (
+	loadScenarios  = flag.String("load.scenarios", "", "comma-separated scenarios of TestLoad_Scenarios; empty: all")
+	loadC          = flag.Int("load.c", 4, "concurrency of TestLoad_Scenarios")
+	loadD          = flag.Duration("load.d", time.Second, "duration of each scenario of TestLoad_Scenarios")
+	loadCPUProfile = flag.String("load.cpuprofile", "", "write a CPU profile of TestLoad_Scenarios' timed phases (client and server: one process) to this file")
 )
 
 // The load tool (cmd/linkd-load, internal/load) against a real linkd: every
@@ -22,11 +36,29 @@ func TestLoad_Scenarios(t *testing.T) {
 	for _, s := range load.Scenarios {
 		names = append(names, s.Name)
 	}
+	if *loadScenarios != "" {
+		names = strings.Split(*loadScenarios, ",")
+	}
+	var timed func(string) func()
+	if *loadCPUProfile != "" {
+		f, err := os.Create(*loadCPUProfile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { f.Close() })
+		timed = func(string) func() {
+			if err := pprof.StartCPUProfile(f); err != nil {
+				t.Errorf("StartCPUProfile: %v (profile one scenario over one transport)", err)
+				return func() {}
+			}
+			return pprof.StopCPUProfile
+		}
+	}
 	for _, transport := range []string{load.GRPC, load.REST} {
 		t.Run(transport, func(t *testing.T) {
 			results, err := load.Run(context.Background(), load.Config{
 				GRPCAddr: ts.GRPCAddr(), HTTPAddr: ts.HTTPAddr(), Transport: transport, APIKey: ts.APIKey,
-				Concurrency: 4, Duration: time.Second, MintTime: time.Second, Scenarios: names,
+				Concurrency: *loadC, Duration: *loadD, Scenarios: names, TimedPhase: timed,
 			})
 			if err != nil {
 				t.Fatalf("Run: %v", err)

@@ -47,6 +47,10 @@ type Config struct {
 	Scenarios []string
 	// Timeout bounds one call.
 	Timeout time.Duration
+	// TimedPhase, when set, is called as a scenario's timed phase starts,
+	// after its minting; the function it returns is called as it ends.
+	// Tests use it to profile the timed calls alone.
+	TimedPhase func(scenario string) (end func())
 }
 
 // Result is one scenario's outcome. Latencies are of successful calls.
@@ -164,6 +168,10 @@ func runScenario(ctx context.Context, r *run, s Scenario) (Result, error) {
 		firstErr string
 		wg       sync.WaitGroup
 	)
+	if r.cfg.TimedPhase != nil {
+		end := r.cfg.TimedPhase(s.Name)
+		defer end()
+	}
 	start := time.Now()
 	var deadline time.Time
 	if r.cfg.Duration > 0 {
