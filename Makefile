@@ -14,7 +14,14 @@ CYCLES ?= 500
 # make breaking BREAKING_AGAINST=origin/main).
 BREAKING_AGAINST ?= HEAD~1
 
-.PHONY: help run test race generate checkgenerate lint breaking examples deploytest fuzz bench crash ci
+# make load: TRANSPORT=grpc|rest, C concurrent callers, D per scenario,
+# LOAD_ARGS for the rest (-scenario parse,exchange -json ...).
+TRANSPORT ?= grpc
+C ?= 16
+D ?= 10s
+LOAD_ARGS ?=
+
+.PHONY: help run test race generate checkgenerate lint breaking examples deploytest fuzz bench load crash ci
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -69,5 +76,8 @@ bench: ## the benchmarks behind BENCHMARKS.md
 	go test -run='^$$' -bench=. -benchmem ./redirect/ ./store/ ./webhook/
 	go test -run='^$$' -bench=. -benchtime=2000x -benchmem ./postgres/
 	go test -run='^$$' -bench=Linkd -benchtime=2s -benchmem ./cmd/linkd/
+
+load: ## drive a running linkd (make run) with every scenario (TRANSPORT=grpc C=16 D=10s LOAD_ARGS=)
+	go run ./cmd/linkd-load -transport $(TRANSPORT) -c $(C) -d $(D) $(LOAD_ARGS)
 
 ci: lint checkgenerate breaking test race fuzz ## everything CI runs

@@ -2,10 +2,18 @@ package main
 
 import (
 	"errors"
+	"log/slog"
 
 	"github.com/linkd/linkd/linkpage"
 	"github.com/linkd/linkd/plaidemu"
 )
+
+// newEmulatorLinkPage returns linkd's Link page running its sessions
+// against emu: beside linkd's API when linkd embeds the emulator, beside the
+// emulator's API under `linkd emulator`.
+func newEmulatorLinkPage(emu *plaidemu.Emulator, log *slog.Logger) *linkpage.Page {
+	return linkpage.New(linkpage.Options{Backend: emulatorBackend{emu}, Logger: log.With("component", "linkpage")})
+}
 
 // emulatorBackend lets the Link page run sessions against the embedded
 // emulator, converting its types and errors to the page's.

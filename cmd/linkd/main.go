@@ -22,6 +22,9 @@ func main() {
 		fmt.Println(versionString(debug.ReadBuildInfo()))
 		return
 	}
+	if len(args) > 0 && args[0] == "emulator" {
+		os.Exit(runEmulator(ctx, args[1:]))
+	}
 	m := NewMain()
 	var command string
 	if len(args) > 0 && (args[0] == "rotate-key" || args[0] == "migrate") {

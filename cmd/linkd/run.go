@@ -116,8 +116,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if m.emulator != nil {
 		// No Plaid: webview_url opens linkd's own Link page, which runs
 		// sessions against the emulator.
-		page := linkpage.New(linkpage.Options{Backend: emulatorBackend{m.emulator}, Logger: m.log.With("component", "linkpage")})
-		routes = append(routes, server.Route{Pattern: linkpage.Prefix, Handler: page})
+		routes = append(routes, server.Route{Pattern: linkpage.Prefix, Handler: newEmulatorLinkPage(m.emulator, m.log)})
 		if linkURL == "" {
 			scheme := "http://"
 			if tlsConfig != nil {

@@ -1,0 +1,110 @@
+// Command linkd-load drives a running linkd over gRPC or REST at a chosen
+// concurrency and duration and prints, per scenario (one RPC each),
+// throughput, p50/p90/p99 latency and errors by status code:
+//
+//	go run ./cmd/linkd &
+//	go run ./cmd/linkd-load -transport grpc -c 16 -d 10s
+//	go run ./cmd/linkd-load -transport rest -c 64 -d 10s -scenario parse,exchange -json
+//
+// The API key comes from -api-key, LINKD_API_KEY, or the api-key file of
+// linkd's data directory (-data-dir, LINKD_DATA_DIR, ./data).
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/linkd/linkd/internal/load"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	cfg, asJSON, err := parseFlags(os.Args[1:], os.Getenv)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "linkd-load:", err)
+		os.Exit(2)
+	}
+	results, err := load.Run(ctx, cfg)
+	if werr := write(os.Stdout, results, asJSON); werr != nil {
+		err = errors.Join(err, werr)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "linkd-load:", err)
+		os.Exit(1)
+	}
+}
+
+func write(w io.Writer, results []load.Result, asJSON bool) error {
+	if asJSON {
+		return load.WriteJSON(w, results)
+	}
+	return load.WriteTable(w, results)
+}
+
+// parseFlags reads the run's configuration from args, falling back to the
+// environment through getenv, and says whether to print JSON. It returns
+// an error for bad flags or when no API key can be found.
+func parseFlags(args []string, getenv func(string) string) (load.Config, bool, error) {
+	env := func(name, def string) string {
+		if v := getenv(name); v != "" {
+			return v
+		}
+		return def
+	}
+	var (
+		cfg       load.Config
+		scenarios string
+		dataDir   string
+		asJSON    bool
+	)
+	all := make([]string, len(load.Scenarios))
+	for i, s := range load.Scenarios {
+		all[i] = s.Name
+	}
+	fs := flag.NewFlagSet("linkd-load", flag.ContinueOnError)
+	fs.StringVar(&cfg.GRPCAddr, "grpc-addr", env("LINKD_GRPC_ADDR", "127.0.0.1:50051"), "linkd's gRPC address (LINKD_GRPC_ADDR)")
+	fs.StringVar(&cfg.HTTPAddr, "http-addr", env("LINKD_HTTP_ADDR", "127.0.0.1:8080"), "linkd's REST address (LINKD_HTTP_ADDR)")
+	fs.StringVar(&cfg.Transport, "transport", load.GRPC, "grpc or rest")
+	fs.IntVar(&cfg.Concurrency, "c", 16, "concurrent callers")
+	fs.DurationVar(&cfg.Duration, "d", 10*time.Second, "timed phase of each scenario")
+	fs.Int64Var(&cfg.MaxRequests, "n", 0, "at most this many calls per scenario (0: no limit); consuming scenarios mint exactly this many")
+	fs.DurationVar(&cfg.MintTime, "mint-time", 0, "without -n, mint tokens for up to this long before a consuming scenario (default 2×-d)")
+	fs.DurationVar(&cfg.Timeout, "timeout", 30*time.Second, "bound on one call")
+	fs.StringVar(&cfg.APIKey, "api-key", "", "linkd API key (LINKD_API_KEY; default: the api-key file in -data-dir)")
+	fs.StringVar(&dataDir, "data-dir", env("LINKD_DATA_DIR", "./data"), "linkd's data directory, for its api-key file (LINKD_DATA_DIR)")
+	fs.StringVar(&scenarios, "scenario", strings.Join(all, ","), "comma-separated scenarios: "+strings.Join(all, ", "))
+	fs.BoolVar(&asJSON, "json", false, "print the results as JSON")
+	if err := fs.Parse(args); err != nil {
+		return load.Config{}, false, err
+	}
+	if fs.NArg() > 0 {
+		return load.Config{}, false, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	for _, s := range strings.Split(scenarios, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			cfg.Scenarios = append(cfg.Scenarios, s)
+		}
+	}
+	if cfg.APIKey == "" {
+		cfg.APIKey = getenv("LINKD_API_KEY")
+	}
+	if cfg.APIKey == "" {
+		path := filepath.Join(dataDir, "api-key")
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return load.Config{}, false, fmt.Errorf("no -api-key or LINKD_API_KEY, and %w", err)
+		}
+		cfg.APIKey = strings.TrimSpace(string(b))
+	}
+	return cfg, asJSON, nil
+}

@@ -1,0 +1,135 @@
+package load
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	_ "google.golang.org/genproto/googleapis/rpc/errdetails" // so error details in REST bodies decode
+	spb "google.golang.org/genproto/googleapis/rpc/status"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+
+	linkdv1 "github.com/linkd/linkd/gen/linkd/v1"
+)
+
+// API is the part of linkd's service the scenarios call. The generated gRPC
+// client is one; restAPI speaks the same calls over REST.
+type API interface {
+	CreateLinkToken(context.Context, *linkdv1.CreateLinkTokenRequest, ...grpc.CallOption) (*linkdv1.CreateLinkTokenResponse, error)
+	ParseRedirect(context.Context, *linkdv1.ParseRedirectRequest, ...grpc.CallOption) (*linkdv1.ParseRedirectResponse, error)
+	SubmitRedirect(context.Context, *linkdv1.SubmitRedirectRequest, ...grpc.CallOption) (*linkdv1.SubmitRedirectResponse, error)
+	ExchangePublicToken(context.Context, *linkdv1.ExchangePublicTokenRequest, ...grpc.CallOption) (*linkdv1.ExchangePublicTokenResponse, error)
+	CreateSandboxPublicToken(context.Context, *linkdv1.CreateSandboxPublicTokenRequest, ...grpc.CallOption) (*linkdv1.CreateSandboxPublicTokenResponse, error)
+}
+
+// dialGRPC returns the generated client on one connection (HTTP/2 carries
+// every worker's calls, as a gRPC client in an app would), sending apiKey
+// with each call, and a function that closes it.
+func dialGRPC(addr, apiKey string) (API, func() error, error) {
+	auth := func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+		return invoker(metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+apiKey), method, req, reply, cc, opts...)
+	}
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithUnaryInterceptor(auth))
+	if err != nil {
+		return nil, nil, fmt.Errorf("gRPC client for %s: %w", addr, err)
+	}
+	return linkdv1.NewLinkServiceClient(conn), conn.Close, nil
+}
+
+// restAPI calls linkd's REST API (JSON with proto field names). A non-200
+// answer comes back as the gRPC status the gateway put in the body, so
+// errors count by the same codes over both transports.
+type restAPI struct {
+	base, apiKey string
+	http         *http.Client
+}
+
+// newREST returns a REST client for addr that keeps up to concurrency
+// connections open: net/http's default of 2 idle connections per host
+// would make most calls dial.
+func newREST(addr, apiKey string, concurrency int) (*restAPI, func() error) {
+	tr := &http.Transport{MaxIdleConns: concurrency, MaxIdleConnsPerHost: concurrency, IdleConnTimeout: 90 * time.Second}
+	c := &restAPI{base: "http://" + addr, apiKey: apiKey, http: &http.Client{Transport: tr}}
+	return c, func() error { tr.CloseIdleConnections(); return nil }
+}
+
+var _ API = (*restAPI)(nil)
+
+func (c *restAPI) call(ctx context.Context, path string, in, out proto.Message) error {
+	body, err := protojson.MarshalOptions{UseProtoNames: true}.Marshal(in)
+	if err != nil {
+		return err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.base+path, strings.NewReader(string(body)))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+c.apiKey)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return status.Error(codes.Unavailable, err.Error())
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return status.Error(codes.Unavailable, err.Error())
+	}
+	if resp.StatusCode != http.StatusOK {
+		var st spb.Status
+		if err := protojson.Unmarshal(b, &st); err != nil {
+			return status.Errorf(codes.Unknown, "HTTP %d with a body that is not a status: %.200s", resp.StatusCode, b)
+		}
+		return status.FromProto(&st).Err()
+	}
+	return protojson.UnmarshalOptions{DiscardUnknown: true}.Unmarshal(b, out)
+}
+
+func (c *restAPI) CreateLinkToken(ctx context.Context, in *linkdv1.CreateLinkTokenRequest, _ ...grpc.CallOption) (*linkdv1.CreateLinkTokenResponse, error) {
+	out := &linkdv1.LinkToken{}
+	if err := c.call(ctx, "/v1/link/token/create", in, out); err != nil {
+		return nil, err
+	}
+	return &linkdv1.CreateLinkTokenResponse{LinkToken: out}, nil
+}
+
+func (c *restAPI) ParseRedirect(ctx context.Context, in *linkdv1.ParseRedirectRequest, _ ...grpc.CallOption) (*linkdv1.ParseRedirectResponse, error) {
+	out := &linkdv1.WebviewRedirect{}
+	if err := c.call(ctx, "/v1/link/redirect/parse", in, out); err != nil {
+		return nil, err
+	}
+	return &linkdv1.ParseRedirectResponse{Redirect: out}, nil
+}
+
+func (c *restAPI) SubmitRedirect(ctx context.Context, in *linkdv1.SubmitRedirectRequest, _ ...grpc.CallOption) (*linkdv1.SubmitRedirectResponse, error) {
+	out := &linkdv1.SubmitRedirectResponse{}
+	if err := c.call(ctx, "/v1/link/redirect/submit", in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *restAPI) ExchangePublicToken(ctx context.Context, in *linkdv1.ExchangePublicTokenRequest, _ ...grpc.CallOption) (*linkdv1.ExchangePublicTokenResponse, error) {
+	out := &linkdv1.Item{}
+	if err := c.call(ctx, "/v1/item/public_token/exchange", in, out); err != nil {
+		return nil, err
+	}
+	return &linkdv1.ExchangePublicTokenResponse{Item: out}, nil
+}
+
+func (c *restAPI) CreateSandboxPublicToken(ctx context.Context, in *linkdv1.CreateSandboxPublicTokenRequest, _ ...grpc.CallOption) (*linkdv1.CreateSandboxPublicTokenResponse, error) {
+	out := &linkdv1.CreateSandboxPublicTokenResponse{}
+	if err := c.call(ctx, "/v1/sandbox/public_token/create", in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}

@@ -1,0 +1,269 @@
+// Package load drives a running linkd over gRPC or REST with a fixed number
+// of concurrent callers, one scenario (one RPC) at a time, and reports
+// throughput, latency percentiles and errors by status code. Whatever a
+// scenario consumes (public tokens, link tokens) is minted through linkd
+// before its timed phase, so the timed phase calls one RPC only.
+package load
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"google.golang.org/grpc/status"
+)
+
+// Transports.
+const (
+	GRPC = "grpc"
+	REST = "rest"
+)
+
+// Config is one load run.
+type Config struct {
+	// GRPCAddr and HTTPAddr are linkd's listeners (host:port); only the
+	// Transport's is used.
+	GRPCAddr, HTTPAddr string
+	Transport          string
+	APIKey             string
+	// Concurrency is how many callers call at once, each waiting for its
+	// answer before the next call.
+	Concurrency int
+	// Duration bounds each scenario's timed phase; MaxRequests (when > 0)
+	// bounds its calls, whichever comes first.
+	Duration    time.Duration
+	MaxRequests int64
+	// MintTime bounds the minting before a consuming scenario when
+	// MaxRequests is unset; a run that uses up what was minted ends early
+	// and its Result says Exhausted.
+	MintTime time.Duration
+	// Scenarios are the names to run, in order.
+	Scenarios []string
+	// Timeout bounds one call.
+	Timeout time.Duration
+	// TimedPhase, when set, is called as a scenario's timed phase starts,
+	// after its minting; the function it returns is called as it ends.
+	// Tests use it to profile the timed calls alone.
+	TimedPhase func(scenario string) (end func())
+}
+
+// Result is one scenario's outcome. Latencies are of successful calls.
+type Result struct {
+	Scenario    string `json:"scenario"`
+	RPC         string `json:"rpc"`
+	Transport   string `json:"transport"`
+	Concurrency int    `json:"concurrency"`
+	// Requests counts every call made, OK those that succeeded; Errors
+	// counts the others by gRPC code name ("Unavailable").
+	Requests int64            `json:"requests"`
+	OK       int64            `json:"ok"`
+	Errors   map[string]int64 `json:"errors,omitempty"`
+	// FirstError is one failed call's error, to say what went wrong.
+	FirstError string `json:"first_error,omitempty"`
+	// Seconds is the timed phase's wall time; Throughput is OK per second.
+	Seconds    float64 `json:"seconds"`
+	Throughput float64 `json:"throughput_rps"`
+	P50ms      float64 `json:"p50_ms"`
+	P90ms      float64 `json:"p90_ms"`
+	P99ms      float64 `json:"p99_ms"`
+	MaxMs      float64 `json:"max_ms"`
+	// Minted is how many tokens were minted before the run; Exhausted says
+	// the run used them all before its duration was up.
+	Minted    int  `json:"minted,omitempty"`
+	Exhausted bool `json:"exhausted,omitempty"`
+}
+
+// run is one scenario's run: the config, the client, and what the
+// scenario's prepare recorded.
+type run struct {
+	cfg    Config
+	api    API
+	id     string // tells this run's users and sessions apart from others'
+	minted int
+}
+
+// user returns the client_user_id of worker's calls.
+func (r *run) user(worker int) string { return fmt.Sprintf("%s-u%d", r.id, worker) }
+
+// Run runs cfg's scenarios one after another and returns a Result for
+// each. It returns an error for a bad config, an unknown scenario, a
+// client that cannot be made, or a failure while minting; errors of timed
+// calls are counted in the Results, not returned.
+func Run(ctx context.Context, cfg Config) ([]Result, error) {
+	if cfg.Concurrency < 1 {
+		return nil, errors.New("concurrency must be at least 1")
+	}
+	if cfg.Duration <= 0 && cfg.MaxRequests <= 0 {
+		return nil, errors.New("set a duration or a maximum number of requests")
+	}
+	if cfg.APIKey == "" {
+		return nil, errors.New("an API key is required")
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = 30 * time.Second
+	}
+	if cfg.MintTime <= 0 {
+		cfg.MintTime = 2 * cfg.Duration
+	}
+	scenarios := make([]Scenario, 0, len(cfg.Scenarios))
+	for _, name := range cfg.Scenarios {
+		s, ok := ScenarioByName(name)
+		if !ok {
+			return nil, fmt.Errorf("unknown scenario %q", name)
+		}
+		scenarios = append(scenarios, s)
+	}
+	var (
+		api   API
+		close func() error
+		err   error
+	)
+	switch cfg.Transport {
+	case GRPC:
+		api, close, err = dialGRPC(cfg.GRPCAddr, cfg.APIKey)
+	case REST:
+		api, close = newREST(cfg.HTTPAddr, cfg.APIKey, cfg.Concurrency)
+	default:
+		err = fmt.Errorf("transport must be %q or %q, not %q", GRPC, REST, cfg.Transport)
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer close()
+	var results []Result
+	for _, s := range scenarios {
+		res, err := runScenario(ctx, &run{cfg: cfg, api: api, id: "load-" + randomID()}, s)
+		if err != nil {
+			return results, fmt.Errorf("%s: %w", s.Name, err)
+		}
+		results = append(results, res)
+	}
+	return results, nil
+}
+
+// runScenario prepares s, then has cfg.Concurrency workers call it until
+// the duration is up, the request limit or the minted tokens are reached,
+// or ctx ends. Calls in flight at the deadline finish and count.
+func runScenario(ctx context.Context, r *run, s Scenario) (Result, error) {
+	call, err := s.prepare(ctx, r)
+	if err != nil {
+		return Result{}, err
+	}
+	limit := r.cfg.MaxRequests
+	tokenBound := s.Consumes && (limit <= 0 || int64(r.minted) < limit)
+	if tokenBound {
+		limit = int64(r.minted)
+	}
+	var (
+		next     atomic.Int64
+		mu       sync.Mutex
+		lat      []time.Duration
+		errs     = map[string]int64{}
+		firstErr string
+		wg       sync.WaitGroup
+	)
+	if r.cfg.TimedPhase != nil {
+		end := r.cfg.TimedPhase(s.Name)
+		defer end()
+	}
+	start := time.Now()
+	var deadline time.Time
+	if r.cfg.Duration > 0 {
+		deadline = start.Add(r.cfg.Duration)
+	}
+	for w := range r.cfg.Concurrency {
+		wg.Go(func() {
+			var mine []time.Duration
+			myErrs := map[string]int64{}
+			var myFirst string
+			for ctx.Err() == nil && (deadline.IsZero() || time.Now().Before(deadline)) {
+				i := next.Add(1) - 1
+				if limit > 0 && i >= limit {
+					break
+				}
+				cctx, cancel := context.WithTimeout(ctx, r.cfg.Timeout)
+				t0 := time.Now()
+				err := call(cctx, w, i)
+				d := time.Since(t0)
+				cancel()
+				if err == nil {
+					mine = append(mine, d)
+					continue
+				}
+				if ctx.Err() != nil {
+					break // interrupted: not the server's error
+				}
+				myErrs[status.Code(err).String()]++
+				if myFirst == "" {
+					myFirst = err.Error()
+				}
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			lat = append(lat, mine...)
+			for k, v := range myErrs {
+				errs[k] += v
+			}
+			if firstErr == "" {
+				firstErr = myFirst
+			}
+		})
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	if err := ctx.Err(); err != nil {
+		return Result{}, err
+	}
+	res := Result{
+		Scenario:    s.Name,
+		RPC:         s.RPC,
+		Transport:   r.cfg.Transport,
+		Concurrency: r.cfg.Concurrency,
+		OK:          int64(len(lat)),
+		FirstError:  firstErr,
+		Seconds:     elapsed.Seconds(),
+		Minted:      r.minted,
+		Exhausted:   tokenBound && next.Load() >= limit && elapsed < r.cfg.Duration,
+	}
+	res.Requests = res.OK
+	for _, v := range errs {
+		res.Requests += v
+	}
+	if len(errs) > 0 {
+		res.Errors = errs
+	}
+	if elapsed > 0 {
+		res.Throughput = float64(res.OK) / elapsed.Seconds()
+	}
+	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+	res.P50ms, res.P90ms, res.P99ms = ms(percentile(lat, 50)), ms(percentile(lat, 90)), ms(percentile(lat, 99))
+	if len(lat) > 0 {
+		res.MaxMs = ms(lat[len(lat)-1])
+	}
+	return res, nil
+}
+
+// percentile returns the p-th percentile of sorted by nearest rank; 0 for
+// none.
+func percentile(sorted []time.Duration, p float64) time.Duration {
+	if len(sorted) == 0 {
+		return 0
+	}
+	rank := int(p/100*float64(len(sorted))+0.999999) - 1
+	rank = max(0, min(rank, len(sorted)-1))
+	return sorted[rank]
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+func randomID() string {
+	b := make([]byte, 4)
+	rand.Read(b) // never fails: crypto/rand crashes the program instead
+	return hex.EncodeToString(b)
+}

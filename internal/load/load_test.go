@@ -1,0 +1,57 @@
+package load
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestPercentile(t *testing.T) {
+	ms := func(ns ...int) []time.Duration {
+		var out []time.Duration
+		for _, n := range ns {
+			out = append(out, time.Duration(n)*time.Millisecond)
+		}
+		return out
+	}
+	hundred := make([]time.Duration, 100)
+	for i := range hundred {
+		hundred[i] = time.Duration(i+1) * time.Millisecond
+	}
+	tests := []struct {
+		name   string
+		sorted []time.Duration
+		p      float64
+		want   time.Duration
+	}{
+		{"Empty", nil, 50, 0},
+		{"One", ms(7), 99, 7 * time.Millisecond},
+		{"MedianOfFour", ms(1, 2, 3, 4), 50, 2 * time.Millisecond}, // nearest rank: ceil(0.5*4) = 2nd
+		{"P90OfHundred", hundred, 90, 90 * time.Millisecond},
+		{"P99OfHundred", hundred, 99, 99 * time.Millisecond},
+		{"P100IsMax", hundred, 100, 100 * time.Millisecond},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := percentile(tt.sorted, tt.p); got != tt.want {
+				t.Errorf("percentile(p%v) = %v, want %v", tt.p, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestWriteTable(t *testing.T) {
+	var b strings.Builder
+	err := WriteTable(&b, []Result{
+		{Scenario: "exchange", RPC: "ExchangePublicToken", Transport: GRPC, Concurrency: 4, Requests: 12, OK: 9,
+			Errors: map[string]int64{"Unavailable": 2, "Internal": 1}, FirstError: "boom", Minted: 12, Exhausted: true},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"exchange", "ExchangePublicToken", "Internal:1 Unavailable:2", "used all 12 pre-minted tokens", "first error: boom"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("table lacks %q:\n%s", want, b.String())
+		}
+	}
+}
