@@ -240,6 +240,18 @@ func (a *audience) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
+// maxEchoed bounds how much of a caller's value an error repeats: errors
+// reach logs, and a caller must not be able to grow a log line at will.
+const maxEchoed = 32
+
+// clip returns s cut to maxEchoed bytes, marked when cut.
+func clip(s string) string {
+	if len(s) <= maxEchoed {
+		return s
+	}
+	return s[:maxEchoed] + "..."
+}
+
 // rejected returns the EUNAUTHORIZED error for a token refused for reason.
 func rejected(format string, args ...any) error {
 	return linkd.Errorf(linkd.EUNAUTHORIZED, "user token not accepted: "+format, args...)
@@ -284,7 +296,7 @@ func (v *Verifier) checkSignature(ctx context.Context, h Header, signed, sig []b
 		return nil
 	case RS256, ES256:
 		if v.keys == nil {
-			return rejected("alg %s is not configured", h.Alg)
+			return rejected("alg %q is not configured", clip(h.Alg))
 		}
 		pub, err := v.keys.find(ctx, h.Kid, h.Alg)
 		if err != nil {
@@ -296,7 +308,7 @@ func (v *Verifier) checkSignature(ctx context.Context, h Header, signed, sig []b
 		}
 		return nil
 	default:
-		return rejected("alg %q is not accepted", h.Alg)
+		return rejected("alg %q is not accepted", clip(h.Alg))
 	}
 }
 

@@ -259,3 +259,4 @@ func TestVerifier_JWKSURL(t *testing.T) {
 		t.Errorf("issuer down: %v, want EUNAVAILABLE", err)
 	}
 }
+
