@@ -259,4 +259,3 @@ func TestVerifier_JWKSURL(t *testing.T) {
 		t.Errorf("issuer down: %v, want EUNAVAILABLE", err)
 	}
 }
-
