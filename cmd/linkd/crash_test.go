@@ -24,7 +24,10 @@ import (
 	"github.com/linkd/linkd/seal"
 )
 
-var crashCycles = flag.Int("crash.cycles", 50, "SIGKILL/restart cycles of TestLinkd_CrashRecovery")
+var (
+	crashCycles = flag.Int("crash.cycles", 50, "SIGKILL/restart cycles of TestLinkd_CrashRecovery")
+	crashSeed   = flag.Uint64("crash.seed", 0, "seed of TestLinkd_CrashRecovery's kill times; 0 picks one (and logs it)")
+)
 
 // crashMasterKeys is a fixed test key, so the test can open the file itself.
 const crashMasterKeys = "crash1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
@@ -48,7 +51,12 @@ func TestLinkd_CrashRecovery(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 1))
+	seed := uint64(time.Now().UnixNano())
+	if *crashSeed != 0 {
+		seed = *crashSeed
+	}
+	t.Logf("crash seed %d (rerun with -args -crash.seed=%d)", seed, seed)
+	rng := rand.New(rand.NewPCG(seed, 1))
 	acked := map[string]bool{}
 	var kills, totalAcked int
 	for cycle := range *crashCycles {
