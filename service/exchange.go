@@ -63,6 +63,11 @@ func (s *Service) exchange(ctx context.Context, x exchangeRequest) (item *linkdv
 	} else if linkd.ErrorCode(err) != linkd.ENOTFOUND {
 		return nil, false, err
 	}
+	if s.admit != nil {
+		if err := s.admit(ctx); err != nil {
+			return nil, false, err
+		}
+	}
 	claim, err := s.claim(ctx, x)
 	if err != nil {
 		return nil, false, err
@@ -244,8 +249,16 @@ func (s *Service) keptFor(publicToken string) *keptExchange {
 }
 
 // awaitKept waits for a kept exchange to be stored, as long as ctx lets
-// it; then the caller hears EUNAVAILABLE and a retry finds the Item.
+// it; then the caller hears EUNAVAILABLE and a retry finds the Item. It
+// stops a little before ctx's deadline, so that the answer reaches the
+// caller before the caller gives up on it.
 func (s *Service) awaitKept(ctx context.Context, k *keptExchange, clientUserID string) (*linkdv1.Item, bool, error) {
+	if deadline, ok := ctx.Deadline(); ok {
+		margin := min(250*time.Millisecond, time.Until(deadline)/10)
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, deadline.Add(-margin))
+		defer cancel()
+	}
 	select {
 	case <-k.done:
 	case <-ctx.Done():

@@ -58,6 +58,11 @@ type Config struct {
 	// ClaimTTL is how long an exchange claim lives without renewal;
 	// DefaultClaimTTL when zero.
 	ClaimTTL time.Duration
+	// Admit, when set, is asked before a public token is sent to Plaid:
+	// an error (EUNAVAILABLE, such as a data disk nearly full) refuses the
+	// exchange while nothing is spent, rather than after Plaid billed an
+	// Item that linkd then cannot store.
+	Admit func(ctx context.Context) error
 }
 
 // DefaultClaimTTL is how long an exchange claim outlives a holder that
@@ -76,6 +81,7 @@ type Service struct {
 	duplicates string
 	owner      string
 	claimTTL   time.Duration
+	admit      func(ctx context.Context) error
 
 	// exchanges serializes work on one public token inside this process,
 	// an optimisation only: the store's claim is the guarantee.
@@ -133,6 +139,7 @@ func New(cfg Config) (*Service, error) {
 		duplicates: cfg.Duplicates,
 		owner:      cfg.Owner,
 		claimTTL:   cfg.ClaimTTL,
+		admit:      cfg.Admit,
 		kept:       map[string]*keptExchange{},
 		refreshNow: make(chan struct{}, 1),
 	}, nil

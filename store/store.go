@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"syscall"
 	"time"
 
 	"go.etcd.io/bbolt"
@@ -186,6 +187,11 @@ func fnErr(err error) error {
 // cause in its chain for the logs. Causes here come from bbolt, the file
 // system and protobuf, and never contain a token.
 func internal(op string, cause error) error {
+	if errors.Is(cause, syscall.ENOSPC) || errors.Is(cause, syscall.EDQUOT) {
+		// Nothing was committed, and the same call succeeds once there is
+		// room again: the caller may retry.
+		return fmt.Errorf("%w: store %s: %w", linkd.Errorf(linkd.EUNAVAILABLE, "storage is full; retry later"), op, cause)
+	}
 	return fmt.Errorf("%w: store %s: %w", linkd.Errorf(linkd.EINTERNAL, "storage failure"), op, cause)
 }
 

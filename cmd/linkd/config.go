@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -34,6 +35,9 @@ type Config struct {
 	// empty keeps the bbolt file at DBPath. Environment only: it holds a
 	// password.
 	DatabaseURL string
+	// MinFreeDisk is the free space on the data disk below which
+	// exchanges are refused before Plaid is called (bbolt only).
+	MinFreeDisk int64
 	LogFormat   string
 	// DuplicateItems is the duplicate Item policy: user, all or off.
 	DuplicateItems string
@@ -81,6 +85,11 @@ func (m *Main) ParseFlags(args []string, getenv func(string) string) error {
 	if err != nil {
 		return fmt.Errorf("LINKD_RETENTION: %w", err)
 	}
+	minFree, err := parseSize(env("LINKD_MIN_FREE_DISK", strconv.Itoa(DefaultMinFreeDisk)))
+	if err != nil {
+		return fmt.Errorf("LINKD_MIN_FREE_DISK: %w", err)
+	}
+	c.MinFreeDisk = minFree
 	fs := flag.NewFlagSet("linkd", flag.ContinueOnError)
 	fs.StringVar(&c.GRPCAddr, "grpc-addr", env("LINKD_GRPC_ADDR", "127.0.0.1:50051"), "gRPC listen address (LINKD_GRPC_ADDR)")
 	fs.StringVar(&c.HTTPAddr, "http-addr", env("LINKD_HTTP_ADDR", "127.0.0.1:8080"), "REST and /healthz listen address (LINKD_HTTP_ADDR)")

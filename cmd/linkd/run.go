@@ -139,6 +139,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		},
 		Duplicates: c.DuplicateItems,
 		Now:        m.Now,
+		Admit:      m.admitExchange,
 	})
 	if err != nil {
 		return err
