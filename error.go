@@ -3,6 +3,7 @@ package linkd
 import (
 	"errors"
 	"fmt"
+	"time"
 )
 
 // Error codes are linkd's few failure classes. The transport maps each to one
@@ -41,6 +42,9 @@ type Error struct {
 	// Neither ever holds a secret.
 	Reason   string
 	Metadata map[string]string
+	// RetryAfter, when set on ERATELIMIT or EUNAVAILABLE, is how long the
+	// caller should wait before trying again.
+	RetryAfter time.Duration
 	// Fact, when set, is one of the Err* facts below that the Plaid package
 	// found in Plaid's answer; errors.Is reaches it through Unwrap.
 	Fact error

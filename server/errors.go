@@ -9,6 +9,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/protoadapt"
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/linkd/linkd"
 )
@@ -70,6 +71,9 @@ func toStatus(ctx context.Context, log *slog.Logger, method string, err error) e
 				"request_id":      p.RequestID,
 			},
 		})
+	}
+	if e.RetryAfter > 0 {
+		st = withDetail(ctx, log, st, &errdetails.RetryInfo{RetryDelay: durationpb.New(e.RetryAfter)})
 	}
 	if e.Reason != "" {
 		st = withDetail(ctx, log, st, &errdetails.ErrorInfo{Reason: e.Reason, Domain: linkdErrorDomain, Metadata: e.Metadata})

@@ -48,6 +48,11 @@ type GRPCOptions struct {
 	// TLS, when set, is required of every connection but those from a
 	// GatewayListener (see LoadTLSConfig).
 	TLS *tls.Config
+	// UserRateLimit bounds each end user's calls of the methods that call
+	// Plaid; zero PerSecond turns the limit off.
+	UserRateLimit RateLimit
+	// Now is the clock of the rate limits; time.Now when nil.
+	Now func() time.Time
 }
 
 // NewGRPCServer returns a gRPC server serving svc, the health service and
@@ -63,6 +68,13 @@ func NewGRPCServer(svc linkdv1.LinkServiceServer, opts GRPCOptions) (*grpc.Serve
 		log = slog.Default()
 	}
 	auth := newAuthenticator(opts.APIKeys, opts.Users, log)
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	var limiter *userLimiter
+	if opts.UserRateLimit.PerSecond > 0 {
+		limiter = newUserLimiter(opts.UserRateLimit, opts.Now)
+	}
 	var serverOpts []grpc.ServerOption
 	if opts.TLS != nil {
 		serverOpts = append(serverOpts, grpc.Creds(gatewayOrTLS{credentials.NewTLS(opts.TLS)}))
@@ -77,6 +89,7 @@ func NewGRPCServer(svc linkdv1.LinkServiceServer, opts GRPCOptions) (*grpc.Serve
 			recoverUnary(log),
 			authUnary(auth),
 			errorUnary(log),
+			rateLimitUnary(limiter),
 		),
 		grpc.ChainStreamInterceptor(authStream(auth)),
 	)...)

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/linkd/linkd"
+	"github.com/linkd/linkd/server"
 	"github.com/linkd/linkd/service"
 )
 
@@ -35,6 +36,10 @@ type Config struct {
 	// empty keeps the bbolt file at DBPath. Environment only: it holds a
 	// password.
 	DatabaseURL string
+	// UserRate and UserBurst bound each end user's calls of the methods
+	// that call Plaid; a zero UserRate turns the bound off.
+	UserRate  float64
+	UserBurst int
 	// MinFreeDisk is the free space on the data disk below which
 	// exchanges are refused before Plaid is called (bbolt only).
 	MinFreeDisk int64
@@ -90,6 +95,12 @@ func (m *Main) ParseFlags(args []string, getenv func(string) string) error {
 		return fmt.Errorf("LINKD_MIN_FREE_DISK: %w", err)
 	}
 	c.MinFreeDisk = minFree
+	if c.UserRate, err = strconv.ParseFloat(env("LINKD_USER_RATE", strconv.FormatFloat(server.DefaultUserRateLimit.PerSecond, 'g', -1, 64)), 64); err != nil || c.UserRate < 0 {
+		return fmt.Errorf("LINKD_USER_RATE must be calls per second, 0 or more")
+	}
+	if c.UserBurst, err = strconv.Atoi(env("LINKD_USER_BURST", strconv.Itoa(server.DefaultUserRateLimit.Burst))); err != nil || c.UserBurst < 1 {
+		return fmt.Errorf("LINKD_USER_BURST must be a whole number, 1 or more")
+	}
 	fs := flag.NewFlagSet("linkd", flag.ContinueOnError)
 	fs.StringVar(&c.GRPCAddr, "grpc-addr", env("LINKD_GRPC_ADDR", "127.0.0.1:50051"), "gRPC listen address (LINKD_GRPC_ADDR)")
 	fs.StringVar(&c.HTTPAddr, "http-addr", env("LINKD_HTTP_ADDR", "127.0.0.1:8080"), "REST and /healthz listen address (LINKD_HTTP_ADDR)")

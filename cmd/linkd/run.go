@@ -153,7 +153,8 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
-	if m.grpc, m.health, err = server.NewGRPCServer(m.rpc, server.GRPCOptions{APIKeys: apiKeys, Users: users, Logger: m.log, TLS: tlsConfig}); err != nil {
+	if m.grpc, m.health, err = server.NewGRPCServer(m.rpc, server.GRPCOptions{APIKeys: apiKeys, Users: users, Logger: m.log, TLS: tlsConfig,
+		UserRateLimit: server.RateLimit{PerSecond: c.UserRate, Burst: c.UserBurst}, Now: m.Now}); err != nil {
 		return err
 	}
 	gatewayLn := server.NewGatewayListener()
