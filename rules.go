@@ -19,6 +19,12 @@ import (
 // record (rewritten whole on each event) without end.
 const MaxSessionEvents = 500
 
+// MaxSessionBytes bounds the encoded size of one Link session record, so
+// that a caller cannot fill the disk through one session with events of
+// the largest URL linkd accepts (500 of 16 KiB would be 8 MiB). A real
+// session of a few dozen events is a few KiB.
+const MaxSessionBytes = 512 << 10
+
 // ItemStatusFor maps a Plaid error, as Link, Plaid's API or a webhook
 // reports it, to the Item status it means, and reports false for errors
 // that say nothing about the Item: those of another error_type, and the
@@ -140,6 +146,9 @@ func MergeRedirect(linkToken, clientUserID string, r *linkdv1.WebviewRedirect, n
 			if len(s.GetEvents()) >= MaxSessionEvents {
 				// FAILED_PRECONDITION, not a rate limit: retrying cannot help.
 				return false, Errorf(EPRECONDITION, "link session has %d events, the most linkd records", MaxSessionEvents)
+			}
+			if proto.Size(s)+proto.Size(res.Event) > MaxSessionBytes {
+				return false, Errorf(EPRECONDITION, "link session would pass %d bytes, the most linkd records for one session", MaxSessionBytes)
 			}
 			addEvent(s, proto.CloneOf(res.Event))
 			changed = true

@@ -3,6 +3,7 @@ package linkd
 import (
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -336,6 +337,26 @@ func TestMergeRedirect(t *testing.T) {
 		}
 		if len(s.GetEvents()) != MaxSessionEvents {
 			t.Fatalf("%d events, want %d", len(s.GetEvents()), MaxSessionEvents)
+		}
+	})
+
+	// Large events reach MaxSessionBytes long before the event bound: the
+	// event that would pass it is EPRECONDITION and the session stays
+	// under the bound.
+	t.Run("ByteBound", func(t *testing.T) {
+		s := &linkdv1.LinkSession{LinkSessionId: "sess-1"}
+		big := strings.Repeat("x", 15<<10)
+		var err error
+		for i := 0; err == nil && i < MaxSessionEvents; i++ {
+			e := ev("SEARCH_INSTITUTION", sec(i))
+			e.GetEvent().InstitutionSearchQuery = big
+			_, err = MergeRedirect("link-1", "user-1", e, ruleT0)(s)
+		}
+		if ErrorCode(err) != EPRECONDITION {
+			t.Fatalf("err = %v, want EPRECONDITION before %d events", err, MaxSessionEvents)
+		}
+		if n := proto.Size(s); n > MaxSessionBytes {
+			t.Fatalf("session is %d bytes, over %d", n, MaxSessionBytes)
 		}
 	})
 }
