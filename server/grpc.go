@@ -45,9 +45,12 @@ type GRPCOptions struct {
 	Users linkd.UserTokenVerifier
 	// Logger receives one line per call; never a token.
 	Logger *slog.Logger
-	// TLS, when set, is required of every connection but those from a
-	// GatewayListener (see LoadTLSConfig).
+	// TLS, when set, is required of every connection (see
+	// LoadTLSConfig); the REST gateway calls in process, past it.
 	TLS *tls.Config
+	// InProcess, when set, is filled in to call the services in process
+	// through the same interceptors, for the REST gateway.
+	InProcess *InProcessConn
 	// UserRateLimit bounds each end user's calls of the methods that call
 	// Plaid; zero PerSecond turns the limit off.
 	UserRateLimit RateLimit
@@ -75,22 +78,23 @@ func NewGRPCServer(svc linkdv1.LinkServiceServer, opts GRPCOptions) (*grpc.Serve
 	if opts.UserRateLimit.PerSecond > 0 {
 		limiter = newUserLimiter(opts.UserRateLimit, opts.Now)
 	}
+	chain := chainUnary(
+		logUnary(log),
+		recoverUnary(log),
+		authUnary(auth),
+		errorUnary(log),
+		rateLimitUnary(limiter),
+	)
 	var serverOpts []grpc.ServerOption
 	if opts.TLS != nil {
-		serverOpts = append(serverOpts, grpc.Creds(gatewayOrTLS{credentials.NewTLS(opts.TLS)}))
+		serverOpts = append(serverOpts, grpc.Creds(credentials.NewTLS(opts.TLS)))
 	}
 	srv := grpc.NewServer(append(serverOpts,
 		grpc.MaxRecvMsgSize(MaxRequestBytes),
 		// Stop waits for running handlers too, so none can start storing an
 		// exchanged Item after shutdown closed the store.
 		grpc.WaitForHandlers(true),
-		grpc.ChainUnaryInterceptor(
-			logUnary(log),
-			recoverUnary(log),
-			authUnary(auth),
-			errorUnary(log),
-			rateLimitUnary(limiter),
-		),
+		grpc.UnaryInterceptor(chain),
 		grpc.ChainStreamInterceptor(authStream(auth)),
 	)...)
 	linkdv1.RegisterLinkServiceServer(srv, svc)
@@ -98,6 +102,10 @@ func NewGRPCServer(svc linkdv1.LinkServiceServer, opts GRPCOptions) (*grpc.Serve
 	healthpb.RegisterHealthServer(srv, hs)
 	hs.SetServingStatus(linkdv1.LinkService_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
 	reflection.Register(srv)
+	if opts.InProcess != nil {
+		opts.InProcess.register(&linkdv1.LinkService_ServiceDesc, svc, chain)
+		opts.InProcess.register(&healthpb.Health_ServiceDesc, hs, chain)
+	}
 	return srv, hs, nil
 }
 

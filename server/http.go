@@ -8,12 +8,11 @@ import (
 	"net/http"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/protobuf/encoding/protojson"
 
 	linkdv1gw "github.com/linkd/linkd/gen/gateway/linkd/v1"
+	linkdv1 "github.com/linkd/linkd/gen/linkd/v1"
 )
 
 // Route is an HTTP handler served beside the REST API, for what is not an
@@ -24,22 +23,13 @@ type Route struct {
 	Handler http.Handler
 }
 
-// NewHTTPHandler returns linkd's REST API: grpc-gateway dialing the gRPC
-// server through gateway (serve gRPC on it too), so every REST call passes
-// the same interceptors, plus GET /healthz answered by the gRPC health
-// service, plus any extra routes.
-// JSON uses the proto field names (snake_case, like Plaid). The connection
-// closes when ctx ends.
-func NewHTTPHandler(ctx context.Context, gateway *GatewayListener, routes ...Route) (http.Handler, error) {
-	conn, err := grpc.NewClient("passthrough:///linkd-gateway", grpc.WithContextDialer(gateway.dial),
-		grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		return nil, fmt.Errorf("dial gRPC for the gateway: %w", err)
-	}
-	go func() {
-		<-ctx.Done()
-		conn.Close()
-	}()
+// NewHTTPHandler returns linkd's REST API: grpc-gateway calling the gRPC
+// services in process through conn (filled in by NewGRPCServer), so every
+// REST call passes the same interceptors as a gRPC call, without a second
+// encoding and transport hop; plus GET /healthz answered by the gRPC
+// health service, plus any extra routes. JSON uses the proto field names
+// (snake_case, like Plaid).
+func NewHTTPHandler(ctx context.Context, conn *InProcessConn, routes ...Route) (http.Handler, error) {
 	mux := runtime.NewServeMux(
 		runtime.WithMarshalerOption(runtime.MIMEWildcard, &runtime.JSONPb{
 			MarshalOptions:   protojson.MarshalOptions{UseProtoNames: true},
@@ -47,7 +37,7 @@ func NewHTTPHandler(ctx context.Context, gateway *GatewayListener, routes ...Rou
 		}),
 		runtime.WithHealthzEndpoint(healthpb.NewHealthClient(conn)),
 	)
-	if err := linkdv1gw.RegisterLinkServiceHandler(ctx, mux, conn); err != nil {
+	if err := linkdv1gw.RegisterLinkServiceHandlerClient(ctx, mux, linkdv1.NewLinkServiceClient(conn)); err != nil {
 		return nil, fmt.Errorf("register gateway: %w", err)
 	}
 	if len(routes) == 0 {

@@ -1,18 +1,13 @@
 package server
 
 import (
-	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
 	"sync"
 	"time"
-
-	"google.golang.org/grpc/credentials"
-	"google.golang.org/grpc/test/bufconn"
 )
 
 // TLSFiles names the PEM files of linkd's TLS configuration.
@@ -97,63 +92,4 @@ func (r *certReloader) certificate(*tls.ClientHelloInfo) (*tls.Certificate, erro
 		}
 	}
 	return r.cert, nil
-}
-
-// GatewayListener is an in-process listener through which the REST gateway
-// reaches the gRPC server. The gateway's calls thus pass the same
-// interceptors as direct gRPC calls, yet never leave the process: under TLS
-// they need no certificate the server would have to trust (the HTTP
-// listener has already done TLS, and mTLS, with the real client), and no
-// port exists on which anyone could skip either.
-type GatewayListener struct {
-	*bufconn.Listener
-}
-
-// gatewayConn marks the connections accepted from a GatewayListener.
-type gatewayConn struct{ net.Conn }
-
-// gatewayBuffer is the in-process connection's buffer size.
-const gatewayBuffer = 1 << 20
-
-// NewGatewayListener returns a GatewayListener; serve gRPC on it and pass it
-// to NewHTTPHandler.
-func NewGatewayListener() *GatewayListener {
-	return &GatewayListener{Listener: bufconn.Listen(gatewayBuffer)}
-}
-
-// Accept implements net.Listener.
-func (l *GatewayListener) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if err != nil {
-		return nil, err
-	}
-	return gatewayConn{c}, nil
-}
-
-// dial connects to the listener, for grpc.WithContextDialer.
-func (l *GatewayListener) dial(ctx context.Context, _ string) (net.Conn, error) {
-	return l.DialContext(ctx)
-}
-
-// gatewayOrTLS is the gRPC server's transport security under TLS:
-// connections from the GatewayListener are in-process and pass as they
-// are; every other one goes through TLS.
-type gatewayOrTLS struct {
-	credentials.TransportCredentials
-}
-
-// gatewayAuthInfo is the AuthInfo of an in-process gateway connection.
-type gatewayAuthInfo struct{ credentials.CommonAuthInfo }
-
-func (gatewayAuthInfo) AuthType() string { return "in-process" }
-
-func (c gatewayOrTLS) ServerHandshake(conn net.Conn) (net.Conn, credentials.AuthInfo, error) {
-	if _, ok := conn.(gatewayConn); ok {
-		return conn, gatewayAuthInfo{credentials.CommonAuthInfo{SecurityLevel: credentials.PrivacyAndIntegrity}}, nil
-	}
-	return c.TransportCredentials.ServerHandshake(conn)
-}
-
-func (c gatewayOrTLS) Clone() credentials.TransportCredentials {
-	return gatewayOrTLS{c.TransportCredentials.Clone()}
 }

@@ -153,13 +153,13 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
-	if m.grpc, m.health, err = server.NewGRPCServer(m.rpc, server.GRPCOptions{APIKeys: apiKeys, Users: users, Logger: m.log, TLS: tlsConfig,
+	inproc := &server.InProcessConn{}
+	if m.grpc, m.health, err = server.NewGRPCServer(m.rpc, server.GRPCOptions{APIKeys: apiKeys, Users: users, Logger: m.log, TLS: tlsConfig, InProcess: inproc,
 		UserRateLimit: server.RateLimit{PerSecond: c.UserRate, Burst: c.UserBurst}, Now: m.Now}); err != nil {
 		return err
 	}
-	gatewayLn := server.NewGatewayListener()
 	routes = append(routes, m.rpc.WebhookRoute(), server.Route{Pattern: "GET " + openapi.Path, Handler: openapi.Handler()})
-	handler, err := server.NewHTTPHandler(ctx, gatewayLn, routes...)
+	handler, err := server.NewHTTPHandler(ctx, inproc, routes...)
 	if err != nil {
 		return err
 	}
@@ -172,15 +172,13 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		ErrorLog:          slog.NewLogLogger(m.log.Handler(), slog.LevelWarn),
 		TLSConfig:         tlsConfig,
 	}
-	m.wg.Add(3)
-	for _, ln := range []net.Listener{m.grpcLn, gatewayLn} {
-		go func() {
-			defer m.wg.Done()
-			if err := m.grpc.Serve(ln); err != nil {
-				m.log.Error("gRPC server stopped", "err", err)
-			}
-		}()
-	}
+	m.wg.Add(2)
+	go func() {
+		defer m.wg.Done()
+		if err := m.grpc.Serve(m.grpcLn); err != nil {
+			m.log.Error("gRPC server stopped", "err", err)
+		}
+	}()
 	m.wg.Add(2)
 	go func() {
 		defer m.wg.Done()

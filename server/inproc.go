@@ -1,0 +1,148 @@
+package server
+
+import (
+	"context"
+	"sync"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+)
+
+// InProcessConn lets the REST gateway call the gRPC services in the same
+// process without a connection: a call runs the very interceptor chain
+// the gRPC server runs (authentication, logging, limits, error mapping)
+// and then the method's handler, with the request and response passed as
+// messages rather than encoded, sent and decoded again. NewGRPCServer
+// fills it in (GRPCOptions.InProcess); the zero value answers
+// Unavailable until then.
+type InProcessConn struct {
+	mu      sync.RWMutex
+	methods map[string]inprocMethod
+	chain   grpc.UnaryServerInterceptor
+}
+
+// inprocMethod is one unary method and the service value that serves it.
+type inprocMethod struct {
+	handler grpc.MethodHandler
+	impl    any
+}
+
+var _ grpc.ClientConnInterface = (*InProcessConn)(nil)
+
+// register serves desc's unary methods with impl through chain.
+func (c *InProcessConn) register(desc *grpc.ServiceDesc, impl any, chain grpc.UnaryServerInterceptor) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.methods == nil {
+		c.methods = map[string]inprocMethod{}
+	}
+	for _, m := range desc.Methods {
+		c.methods["/"+desc.ServiceName+"/"+m.MethodName] = inprocMethod{handler: m.Handler, impl: impl}
+	}
+	c.chain = chain
+}
+
+// Invoke implements grpc.ClientConnInterface: the caller's outgoing
+// metadata becomes the handler's incoming metadata, headers and trailers
+// the handler sets reach grpc.Header and grpc.Trailer call options, and
+// the response is copied into reply.
+func (c *InProcessConn) Invoke(ctx context.Context, method string, args, reply any, opts ...grpc.CallOption) error {
+	c.mu.RLock()
+	m, ok := c.methods[method]
+	chain := c.chain
+	c.mu.RUnlock()
+	if !ok {
+		if c.methods == nil {
+			return status.Error(codes.Unavailable, "linkd is not serving yet")
+		}
+		return status.Errorf(codes.Unimplemented, "unknown method %s", method)
+	}
+	md, _ := metadata.FromOutgoingContext(ctx)
+	stream := &inprocStream{method: method}
+	sctx := grpc.NewContextWithServerTransportStream(metadata.NewIncomingContext(ctx, md.Copy()), stream)
+	in, ok := args.(proto.Message)
+	if !ok {
+		return status.Errorf(codes.Internal, "request of %s is not a protobuf message", method)
+	}
+	dec := func(v any) error {
+		proto.Merge(v.(proto.Message), in)
+		return nil
+	}
+	resp, err := m.handler(m.impl, sctx, dec, chain)
+	for _, o := range opts {
+		switch o := o.(type) {
+		case grpc.HeaderCallOption:
+			*o.HeaderAddr = stream.header()
+		case grpc.TrailerCallOption:
+			*o.TrailerAddr = stream.trailer()
+		}
+	}
+	if err != nil {
+		return err
+	}
+	out := reply.(proto.Message)
+	proto.Reset(out)
+	proto.Merge(out, resp.(proto.Message))
+	return nil
+}
+
+// NewStream implements grpc.ClientConnInterface; the gateway serves no
+// streaming method.
+func (c *InProcessConn) NewStream(context.Context, *grpc.StreamDesc, string, ...grpc.CallOption) (grpc.ClientStream, error) {
+	return nil, status.Error(codes.Unimplemented, "streams are not served in process")
+}
+
+// inprocStream collects the headers and trailers a handler sets.
+type inprocStream struct {
+	method string
+	mu     sync.Mutex
+	hdr    metadata.MD
+	trl    metadata.MD
+}
+
+func (s *inprocStream) Method() string { return s.method }
+
+func (s *inprocStream) SetHeader(md metadata.MD) error {
+	s.mu.Lock()
+	s.hdr = metadata.Join(s.hdr, md)
+	s.mu.Unlock()
+	return nil
+}
+
+func (s *inprocStream) SendHeader(md metadata.MD) error { return s.SetHeader(md) }
+
+func (s *inprocStream) SetTrailer(md metadata.MD) error {
+	s.mu.Lock()
+	s.trl = metadata.Join(s.trl, md)
+	s.mu.Unlock()
+	return nil
+}
+
+func (s *inprocStream) header() metadata.MD {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.hdr.Copy()
+}
+
+func (s *inprocStream) trailer() metadata.MD {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.trl.Copy()
+}
+
+// chainUnary composes interceptors, the first outermost, as
+// grpc.ChainUnaryInterceptor does, so that the gRPC server and
+// InProcessConn run one and the same chain.
+func chainUnary(interceptors ...grpc.UnaryServerInterceptor) grpc.UnaryServerInterceptor {
+	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+		next := handler
+		for i := len(interceptors) - 1; i >= 0; i-- {
+			ic, inner := interceptors[i], next
+			next = func(ctx context.Context, req any) (any, error) { return ic(ctx, req, info, inner) }
+		}
+		return next(ctx, req)
+	}
+}

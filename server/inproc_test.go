@@ -1,0 +1,62 @@
+package server
+
+import (
+	"context"
+	"testing"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+)
+
+// TestInProcessConn_Invoke: a call reaches the handler through the
+// interceptor chain with the caller's outgoing metadata as incoming
+// metadata, and headers the handler sets come back.
+func TestInProcessConn_Invoke(t *testing.T) {
+	var conn InProcessConn
+	if err := conn.Invoke(context.Background(), "/grpc.health.v1.Health/Check", &healthpb.HealthCheckRequest{}, &healthpb.HealthCheckResponse{}); status.Code(err) != codes.Unavailable {
+		t.Fatalf("before registration: %v, want Unavailable", err)
+	}
+	var sawAuth []string
+	chain := chainUnary(
+		func(ctx context.Context, req any, info *grpc.UnaryServerInfo, next grpc.UnaryHandler) (any, error) {
+			md, _ := metadata.FromIncomingContext(ctx)
+			sawAuth = md.Get("authorization")
+			grpc.SetHeader(ctx, metadata.Pairs("x-seen", info.FullMethod))
+			return next(ctx, req)
+		},
+	)
+	conn.register(&healthpb.Health_ServiceDesc, healthServer{}, chain)
+	ctx := metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer k")
+	var header metadata.MD
+	resp := &healthpb.HealthCheckResponse{}
+	if err := conn.Invoke(ctx, "/grpc.health.v1.Health/Check", &healthpb.HealthCheckRequest{Service: "x"}, resp, grpc.Header(&header)); err != nil {
+		t.Fatal(err)
+	}
+	if resp.GetStatus() != healthpb.HealthCheckResponse_SERVING {
+		t.Errorf("status = %v, want SERVING", resp.GetStatus())
+	}
+	if len(sawAuth) != 1 || sawAuth[0] != "Bearer k" {
+		t.Errorf("interceptor saw authorization %q", sawAuth)
+	}
+	if got := header.Get("x-seen"); len(got) != 1 || got[0] != "/grpc.health.v1.Health/Check" {
+		t.Errorf("header = %v", header)
+	}
+	if err := conn.Invoke(ctx, "/grpc.health.v1.Health/Nope", &healthpb.HealthCheckRequest{}, resp); status.Code(err) != codes.Unimplemented {
+		t.Errorf("unknown method: %v, want Unimplemented", err)
+	}
+}
+
+// healthServer answers SERVING for a service named "x".
+type healthServer struct {
+	healthpb.UnimplementedHealthServer
+}
+
+func (healthServer) Check(_ context.Context, req *healthpb.HealthCheckRequest) (*healthpb.HealthCheckResponse, error) {
+	if req.GetService() != "x" {
+		return nil, status.Error(codes.NotFound, "no such service")
+	}
+	return &healthpb.HealthCheckResponse{Status: healthpb.HealthCheckResponse_SERVING}, nil
+}
