@@ -61,19 +61,20 @@ func ParseMasterKeys(s, current string) (Keyring, error) {
 	if err != nil {
 		return Keyring{}, &linkd.Error{Code: linkd.EINVALID, Field: masterKeysVar, Message: err.Error()}
 	}
-	if current == "" {
-		return k, nil
-	}
 	return k.WithCurrent(current)
 }
 
 // WithCurrent returns the ring with kid as its current key, so that an
 // operator can stage a new key on every replica before any seals with it.
+// An empty kid (LINKD_MASTER_KEY_CURRENT unset) keeps the ring as it is.
 // It returns an EINVALID *linkd.Error naming LINKD_MASTER_KEY_CURRENT when
 // kid is not in the ring; the message does not repeat kid, which may be a
 // key pasted in the wrong place.
 func (k Keyring) WithCurrent(kid string) (Keyring, error) {
 	kid = strings.TrimSpace(kid)
+	if kid == "" {
+		return k, nil
+	}
 	if _, ok := k.keys[kid]; !ok {
 		return Keyring{}, linkd.InvalidField(currentKeyVar, "%s names no key of the keyring (known ids: %q)", currentKeyVar, k.KeyIDs())
 	}

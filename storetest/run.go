@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"slices"
 	"sync"
@@ -44,6 +45,7 @@ func Run(t *testing.T, open OpenFunc) {
 		}
 	})
 	t.Run("ContextDone", func(t *testing.T) { testContextDone(t, fresh) })
+	t.Run("ErrInvalidEmptyID", func(t *testing.T) { testEmptyIDs(t, fresh) })
 	t.Run("Concurrent", func(t *testing.T) {
 		s := fresh(t)
 		raceSession(t, s, s)
@@ -174,9 +176,9 @@ func testUpdateLinkSession(t *testing.T, fresh func(*testing.T) linkd.Store) {
 	})
 	t.Run("Merge", func(t *testing.T) {
 		s := fresh(t)
-		MustUpdateSession(t, s, "sess-1", addEvent("sess-1", "OPEN", 10))
-		MustUpdateSession(t, s, "sess-1", addEvent("sess-1", "HANDOFF", 30))
-		got := MustUpdateSession(t, s, "sess-1", addEvent("sess-1", "SELECT_INSTITUTION", 20))
+		mustUpdateSession(t, s, "sess-1", addEvent("sess-1", "OPEN", 10))
+		mustUpdateSession(t, s, "sess-1", addEvent("sess-1", "HANDOFF", 30))
+		got := mustUpdateSession(t, s, "sess-1", addEvent("sess-1", "SELECT_INSTITUTION", 20))
 		var names []string
 		for _, e := range got.GetEvents() {
 			names = append(names, e.GetEventName())
@@ -193,7 +195,7 @@ func testUpdateLinkSession(t *testing.T, fresh func(*testing.T) linkd.Store) {
 		}
 		_, err := s.GetLinkSession(ctx, "sess-1")
 		wantCode(t, err, linkd.ENOTFOUND)
-		before := MustUpdateSession(t, s, "sess-1", addEvent("sess-1", "OPEN", 10))
+		before := mustUpdateSession(t, s, "sess-1", addEvent("sess-1", "OPEN", 10))
 		got, err := s.UpdateLinkSession(ctx, "sess-1", noChange[*linkdv1.LinkSession])
 		if err != nil {
 			t.Fatal(err)
@@ -204,7 +206,7 @@ func testUpdateLinkSession(t *testing.T, fresh func(*testing.T) linkd.Store) {
 	})
 	t.Run("FnError", func(t *testing.T) {
 		s := fresh(t)
-		MustUpdateSession(t, s, "sess-1", addEvent("sess-1", "OPEN", 10))
+		mustUpdateSession(t, s, "sess-1", addEvent("sess-1", "OPEN", 10))
 		// Another link token: MergeRedirect's ECONFLICT comes back as is.
 		_, err := s.UpdateLinkSession(ctx, "sess-1", linkd.MergeRedirect("link-token-2", "user-1", event("sess-1", "X", 11), at(11)))
 		wantCode(t, err, linkd.ECONFLICT)
@@ -230,7 +232,7 @@ func testLinkSessions(t *testing.T, fresh func(*testing.T) linkd.Store) {
 		s := fresh(t)
 		for _, n := range []int{3, 1, 5, 2, 4} {
 			id := fmt.Sprintf("sess-%d", n)
-			MustUpdateSession(t, s, id, addEvent(id, "OPEN", n*10))
+			mustUpdateSession(t, s, id, addEvent(id, "OPEN", n*10))
 		}
 		return s
 	}
@@ -269,7 +271,7 @@ func testLinkSessions(t *testing.T, fresh func(*testing.T) linkd.Store) {
 	// new start.
 	t.Run("StartMovesEarlier", func(t *testing.T) {
 		s := fill(t)
-		MustUpdateSession(t, s, "sess-5", addEvent("sess-5", "EARLIER", 15))
+		mustUpdateSession(t, s, "sess-5", addEvent("sess-5", "EARLIER", 15))
 		got, _, err := s.LinkSessions(ctx, at(0), at(1000), "", 100)
 		if err != nil {
 			t.Fatal(err)
@@ -379,7 +381,7 @@ func testClaimExchange(t *testing.T, fresh func(*testing.T) linkd.Store) {
 	t.Run("PutItemClears", func(t *testing.T) {
 		s := fresh(t)
 		mustClaim(t, s, claim("a", "user-1", 0))
-		MustPutItem(t, s, linkd.NewItem{Item: newItem("item-1", "user-1", 1), PublicToken: pt})
+		mustPutItem(t, s, linkd.NewItem{Item: newItem("item-1", "user-1", 1), PublicToken: pt})
 		r := mustClaim(t, s, claim("b", "user-1", 2))
 		if r.Claimed || r.Item.GetItemId() != "item-1" {
 			t.Fatalf("claim = %+v, want Item item-1", r)
@@ -403,7 +405,7 @@ func testPutItem(t *testing.T, fresh func(*testing.T) linkd.Store) {
 		s := fresh(t)
 		in := newItem("item-1", "user-1", 0)
 		in.CreatedAt = nil
-		got := MustPutItem(t, s, linkd.NewItem{Item: in, PublicToken: publicToken("1")})
+		got := mustPutItem(t, s, linkd.NewItem{Item: in, PublicToken: publicToken("1")})
 		if got.GetCreatedAt() == nil {
 			t.Fatal("created_at not filled in")
 		}
@@ -434,9 +436,9 @@ func testPutItem(t *testing.T, fresh func(*testing.T) linkd.Store) {
 		s := fresh(t)
 		for _, n := range []int{2, 0, 1} {
 			id := fmt.Sprintf("item-%d", n)
-			MustPutItem(t, s, linkd.NewItem{Item: newItem(id, "user-1", n)})
+			mustPutItem(t, s, linkd.NewItem{Item: newItem(id, "user-1", n)})
 		}
-		MustPutItem(t, s, linkd.NewItem{Item: newItem("item-other", "user-2", 5)})
+		mustPutItem(t, s, linkd.NewItem{Item: newItem("item-other", "user-2", 5)})
 		items, _ := s.ListItems(ctx, "user-1")
 		if want := []string{"item-0", "item-1", "item-2"}; !slices.Equal(itemIDs(items), want) {
 			t.Fatalf("ListItems = %q, want %q", itemIDs(items), want)
@@ -455,7 +457,7 @@ func testPutItem(t *testing.T, fresh func(*testing.T) linkd.Store) {
 		s := fresh(t)
 		in := newItem("item-1", "user-1", 0)
 		in.LinkSessionId = "sess-1"
-		MustPutItem(t, s, linkd.NewItem{Item: in, Session: addEvent("sess-1", "HANDOFF", 5), RefreshAt: at(100)})
+		mustPutItem(t, s, linkd.NewItem{Item: in, Session: addEvent("sess-1", "HANDOFF", 5), RefreshAt: at(100)})
 		sess, err := s.GetLinkSession(ctx, "sess-1")
 		if err != nil {
 			t.Fatal(err)
@@ -469,10 +471,10 @@ func testPutItem(t *testing.T, fresh func(*testing.T) linkd.Store) {
 	})
 	t.Run("SessionRecordedAlready", func(t *testing.T) {
 		s := fresh(t)
-		MustUpdateSession(t, s, "sess-1", addEvent("sess-1", "OPEN", 1))
+		mustUpdateSession(t, s, "sess-1", addEvent("sess-1", "OPEN", 1))
 		in := newItem("item-1", "user-1", 0)
 		in.LinkSessionId = "sess-1"
-		MustPutItem(t, s, linkd.NewItem{Item: in})
+		mustPutItem(t, s, linkd.NewItem{Item: in})
 		if sess, _ := s.GetLinkSession(ctx, "sess-1"); sess.GetItemId() != "item-1" || len(sess.GetEvents()) != 1 {
 			t.Fatalf("session = %v, want item_id item-1 and its event", sess)
 		}
@@ -483,7 +485,7 @@ func testPutItem(t *testing.T, fresh func(*testing.T) linkd.Store) {
 		for _, id := range []string{"item-1", "item-2"} {
 			in := newItem(id, "user-1", 0)
 			in.LinkSessionId = "sess-1"
-			MustPutItem(t, s, linkd.NewItem{Item: in, Session: addEvent("sess-1", "HANDOFF", 5)})
+			mustPutItem(t, s, linkd.NewItem{Item: in, Session: addEvent("sess-1", "HANDOFF", 5)})
 		}
 		if sess, _ := s.GetLinkSession(ctx, "sess-1"); sess.GetItemId() != "item-1" {
 			t.Fatalf("session item_id = %q, want item-1", sess.GetItemId())
@@ -493,7 +495,7 @@ func testPutItem(t *testing.T, fresh func(*testing.T) linkd.Store) {
 		}
 		in := newItem("item-3", "user-1", 0)
 		in.LinkSessionId = "sess-1"
-		MustPutItem(t, s, linkd.NewItem{Item: in})
+		mustPutItem(t, s, linkd.NewItem{Item: in})
 		if sess, _ := s.GetLinkSession(ctx, "sess-1"); sess.GetItemId() != "item-3" {
 			t.Fatalf("session item_id = %q, want item-3 once item-1 is gone", sess.GetItemId())
 		}
@@ -525,7 +527,7 @@ func testPutItem(t *testing.T, fresh func(*testing.T) linkd.Store) {
 	})
 	t.Run("ErrConflict", func(t *testing.T) {
 		s := fresh(t)
-		MustPutItem(t, s, linkd.NewItem{Item: newItem("item-1", "user-1", 0), PublicToken: publicToken("1")})
+		mustPutItem(t, s, linkd.NewItem{Item: newItem("item-1", "user-1", 0), PublicToken: publicToken("1")})
 		_, err := s.PutItem(ctx, linkd.NewItem{Item: newItem("item-1", "user-1", 0), AccessToken: accessToken("item-1")})
 		wantCode(t, err, linkd.ECONFLICT)
 		// The same public token spent on another Item.
@@ -560,7 +562,7 @@ func testUpdateItem(t *testing.T, fresh func(*testing.T) linkd.Store) {
 	ctx := context.Background()
 	t.Run("OK", func(t *testing.T) {
 		s := fresh(t)
-		MustPutItem(t, s, linkd.NewItem{Item: newItem("item-1", "user-1", 0)})
+		mustPutItem(t, s, linkd.NewItem{Item: newItem("item-1", "user-1", 0)})
 		got, err := s.UpdateItem(ctx, "item-1", linkd.SetItemStatus(linkdv1.ItemStatus_ITEM_STATUS_LOGIN_REQUIRED, "ITEM_LOGIN_REQUIRED", at(5)))
 		if err != nil {
 			t.Fatal(err)
@@ -573,7 +575,7 @@ func testUpdateItem(t *testing.T, fresh func(*testing.T) linkd.Store) {
 	})
 	t.Run("NoChange", func(t *testing.T) {
 		s := fresh(t)
-		before := MustPutItem(t, s, linkd.NewItem{Item: newItem("item-1", "user-1", 0)})
+		before := mustPutItem(t, s, linkd.NewItem{Item: newItem("item-1", "user-1", 0)})
 		got, err := s.UpdateItem(ctx, "item-1", noChange[*linkdv1.Item])
 		if err != nil {
 			t.Fatal(err)
@@ -585,7 +587,7 @@ func testUpdateItem(t *testing.T, fresh func(*testing.T) linkd.Store) {
 	// The institution index follows an Item whose institution changes.
 	t.Run("InstitutionMoves", func(t *testing.T) {
 		s := fresh(t)
-		MustPutItem(t, s, linkd.NewItem{Item: newItem("item-1", "user-1", 0)})
+		mustPutItem(t, s, linkd.NewItem{Item: newItem("item-1", "user-1", 0)})
 		if _, err := s.UpdateItem(ctx, "item-1", linkd.SetItemDetails("ins_9", "Other Bank", nil)); err != nil {
 			t.Fatal(err)
 		}
@@ -598,7 +600,7 @@ func testUpdateItem(t *testing.T, fresh func(*testing.T) linkd.Store) {
 	})
 	t.Run("FnError", func(t *testing.T) {
 		s := fresh(t)
-		before := MustPutItem(t, s, linkd.NewItem{Item: newItem("item-1", "user-1", 0)})
+		before := mustPutItem(t, s, linkd.NewItem{Item: newItem("item-1", "user-1", 0)})
 		want := linkd.Errorf(linkd.EPRECONDITION, "no")
 		_, err := s.UpdateItem(ctx, "item-1", func(it *linkdv1.Item) (bool, error) {
 			it.Status = linkdv1.ItemStatus_ITEM_STATUS_REVOKED
@@ -607,6 +609,14 @@ func testUpdateItem(t *testing.T, fresh func(*testing.T) linkd.Store) {
 		wantCode(t, err, linkd.EPRECONDITION)
 		stored, _ := s.GetItem(ctx, "item-1")
 		wantProto(t, stored, before)
+		// Any error comes back unchanged, not as a storage failure.
+		plain := errors.New("plain")
+		if _, err := s.UpdateItem(ctx, "item-1", func(*linkdv1.Item) (bool, error) { return false, plain }); err != plain {
+			t.Fatalf("UpdateItem returned %v, want fn's error unchanged", err)
+		}
+		if _, err := s.UpdateLinkSession(ctx, "sess-1", func(*linkdv1.LinkSession) (bool, error) { return false, plain }); err != plain {
+			t.Fatalf("UpdateLinkSession returned %v, want fn's error unchanged", err)
+		}
 	})
 	t.Run("ErrNotFound", func(t *testing.T) {
 		_, err := fresh(t).UpdateItem(ctx, "item-nope", linkd.SetItemDetails("ins_9", "", nil))
@@ -618,8 +628,8 @@ func testDeleteItem(t *testing.T, fresh func(*testing.T) linkd.Store) {
 	ctx := context.Background()
 	t.Run("OK", func(t *testing.T) {
 		s := fresh(t)
-		MustPutItem(t, s, linkd.NewItem{Item: newItem("item-1", "user-1", 0), PublicToken: publicToken("1"), RefreshAt: at(1)})
-		MustPutItem(t, s, linkd.NewItem{Item: newItem("item-2", "user-1", 1)})
+		mustPutItem(t, s, linkd.NewItem{Item: newItem("item-1", "user-1", 0), PublicToken: publicToken("1"), RefreshAt: at(1)})
+		mustPutItem(t, s, linkd.NewItem{Item: newItem("item-2", "user-1", 1)})
 		if err := s.DeleteItem(ctx, "item-1"); err != nil {
 			t.Fatal(err)
 		}
@@ -650,9 +660,9 @@ func testRefreshQueue(t *testing.T, fresh func(*testing.T) linkd.Store) {
 		s := fresh(t)
 		for i, due := range []int{30, 10, 20, 40} {
 			id := fmt.Sprintf("item-%d", i)
-			MustPutItem(t, s, linkd.NewItem{Item: newItem(id, "user-1", i), RefreshAt: at(due)})
+			mustPutItem(t, s, linkd.NewItem{Item: newItem(id, "user-1", i), RefreshAt: at(due)})
 		}
-		MustPutItem(t, s, linkd.NewItem{Item: newItem("item-norefresh", "user-1", 9)})
+		mustPutItem(t, s, linkd.NewItem{Item: newItem("item-norefresh", "user-1", 9)})
 		return s
 	}
 	due := func(t *testing.T, s linkd.Store, now, limit int) []string {
@@ -724,7 +734,7 @@ func testRecordWebhook(t *testing.T, fresh func(*testing.T) linkd.Store) {
 	toLogin := linkd.SetItemStatus(linkdv1.ItemStatus_ITEM_STATUS_LOGIN_REQUIRED, "ITEM_LOGIN_REQUIRED", at(5))
 	t.Run("OK", func(t *testing.T) {
 		s := fresh(t)
-		MustPutItem(t, s, linkd.NewItem{Item: newItem("item-1", "user-1", 0)})
+		mustPutItem(t, s, linkd.NewItem{Item: newItem("item-1", "user-1", 0)})
 		got, err := s.RecordWebhook(ctx, hook("item-1", 5), "delivery-1", toLogin)
 		if err != nil {
 			t.Fatal(err)
@@ -744,7 +754,7 @@ func testRecordWebhook(t *testing.T, fresh func(*testing.T) linkd.Store) {
 	// webhook, no second update.
 	t.Run("ErrConflictReplay", func(t *testing.T) {
 		s := fresh(t)
-		MustPutItem(t, s, linkd.NewItem{Item: newItem("item-1", "user-1", 0)})
+		mustPutItem(t, s, linkd.NewItem{Item: newItem("item-1", "user-1", 0)})
 		if _, err := s.RecordWebhook(ctx, hook("item-1", 5), "delivery-1", nil); err != nil {
 			t.Fatal(err)
 		}
@@ -771,7 +781,7 @@ func testRecordWebhook(t *testing.T, fresh func(*testing.T) linkd.Store) {
 	})
 	t.Run("NoChange", func(t *testing.T) {
 		s := fresh(t)
-		MustPutItem(t, s, linkd.NewItem{Item: newItem("item-1", "user-1", 0)})
+		mustPutItem(t, s, linkd.NewItem{Item: newItem("item-1", "user-1", 0)})
 		for i, fn := range []func(*linkdv1.Item) (bool, error){nil, noChange[*linkdv1.Item]} {
 			got, err := s.RecordWebhook(ctx, hook("item-1", i), fmt.Sprintf("delivery-%d", i), fn)
 			if err != nil || got != nil {
@@ -819,7 +829,7 @@ func testPrune(t *testing.T, fresh func(*testing.T) linkd.Store) {
 		s := fresh(t)
 		for _, n := range []int{10, 30} {
 			id := fmt.Sprintf("sess-%d", n)
-			MustUpdateSession(t, s, id, addEvent(id, "OPEN", n))
+			mustUpdateSession(t, s, id, addEvent(id, "OPEN", n))
 			w := &storagev1.StoredWebhook{WebhookType: "ITEM", ReceivedAt: ts(n), Body: []byte(fmt.Sprint(n))}
 			if _, err := s.RecordWebhook(ctx, w, fmt.Sprintf("delivery-%d", n), nil); err != nil {
 				t.Fatal(err)
@@ -939,13 +949,13 @@ func testReseal(t *testing.T, open OpenFunc) {
 	b := open(t, MustSealer(t, false))
 	s := b.Store
 	for i := range 3 {
-		MustPutItem(t, s, linkd.NewItem{Item: newItem(fmt.Sprintf("item-%d", i), "user-1", i)})
+		mustPutItem(t, s, linkd.NewItem{Item: newItem(fmt.Sprintf("item-%d", i), "user-1", i)})
 	}
 	if ids, err := s.SealedKeyIDs(ctx); err != nil || len(ids) != 1 || ids["k1"] == "" {
 		t.Fatalf("SealedKeyIDs = %v, %v; want k1 only", ids, err)
 	}
 	s = b.Reopen(t, MustSealer(t, true))
-	MustPutItem(t, s, linkd.NewItem{Item: newItem("item-new", "user-1", 9)})
+	mustPutItem(t, s, linkd.NewItem{Item: newItem("item-new", "user-1", 9)})
 	ids, err := s.SealedKeyIDs(ctx)
 	if err != nil || len(ids) != 2 || ids["k2"] != "item-new" || ids["k1"] == "" {
 		t.Fatalf("SealedKeyIDs = %v, %v; want k1 and k2 (item-new)", ids, err)
@@ -1005,7 +1015,7 @@ func testSecretsNotInPlain(t *testing.T, open OpenFunc) {
 	if _, err := s.ClaimExchange(ctx, linkd.ExchangeClaim{PublicToken: pt, ClientUserID: "user-1", Owner: "a", Now: at(0), TTL: time.Minute}); err != nil {
 		t.Fatal(err)
 	}
-	MustPutItem(t, s, linkd.NewItem{Item: in, PublicToken: pt, Session: linkd.MergeRedirect("link-token-1", "user-1", connected, at(1))})
+	mustPutItem(t, s, linkd.NewItem{Item: in, PublicToken: pt, Session: linkd.MergeRedirect("link-token-1", "user-1", connected, at(1))})
 	if _, err := s.ClaimExchange(ctx, linkd.ExchangeClaim{PublicToken: publicToken("pending"), ClientUserID: "user-1", Owner: "a", Now: at(0), TTL: time.Minute}); err != nil {
 		t.Fatal(err)
 	}
@@ -1055,5 +1065,32 @@ func raceSession(t *testing.T, a, b linkd.Store) {
 	}
 	if len(got.GetEvents()) != 2*each {
 		t.Fatalf("%d events, want %d: updates were lost", len(got.GetEvents()), 2*each)
+	}
+}
+
+// testEmptyIDs checks the contract's EINVALID for an empty id, naming the
+// field, on every method that takes one.
+func testEmptyIDs(t *testing.T, fresh func(*testing.T) linkd.Store) {
+	ctx := context.Background()
+	s := fresh(t)
+	keep := func(*linkdv1.Item) (bool, error) { return false, nil }
+	for _, tt := range []struct {
+		name, field string
+		call        func() error
+	}{
+		{"GetLinkToken", "link_token", func() error { _, err := s.GetLinkToken(ctx, ""); return err }},
+		{"LinkTokenRenewal", "link_token", func() error { _, err := s.LinkTokenRenewal(ctx, "", at(0)); return err }},
+		{"GetLinkSession", "link_session_id", func() error { _, err := s.GetLinkSession(ctx, ""); return err }},
+		{"ItemForPublicToken", "public_token", func() error { _, err := s.ItemForPublicToken(ctx, ""); return err }},
+		{"GetItem", "item_id", func() error { _, err := s.GetItem(ctx, ""); return err }},
+		{"ListItems", "client_user_id", func() error { _, err := s.ListItems(ctx, ""); return err }},
+		{"UpdateItem", "item_id", func() error { _, err := s.UpdateItem(ctx, "", keep); return err }},
+		{"UpdateRefreshedItem", "item_id", func() error { _, err := s.UpdateRefreshedItem(ctx, "", keep); return err }},
+		{"AccessToken", "item_id", func() error { _, err := s.AccessToken(ctx, ""); return err }},
+		{"DeleteItem", "item_id", func() error { return s.DeleteItem(ctx, "") }},
+		{"DeferItemRefresh", "item_id", func() error { return s.DeferItemRefresh(ctx, "", at(0)) }},
+		{"RecordWebhook", "delivery_id", func() error { _, err := s.RecordWebhook(ctx, &storagev1.StoredWebhook{}, "", nil); return err }},
+	} {
+		t.Run(tt.name, func(t *testing.T) { wantField(t, tt.call(), tt.field) })
 	}
 }

@@ -53,7 +53,7 @@ func RunShared(t *testing.T, open SharedOpenFunc) {
 	t.Run("ItemAcrossHandles", func(t *testing.T) {
 		ctx := context.Background()
 		a, b := open(t, MustSealer(t, false))
-		put := MustPutItem(t, a, linkd.NewItem{Item: newItem("item-1", "user-1", 0), PublicToken: publicToken("1")})
+		put := mustPutItem(t, a, linkd.NewItem{Item: newItem("item-1", "user-1", 0), PublicToken: publicToken("1")})
 		got, err := b.GetItem(ctx, "item-1")
 		if err != nil {
 			t.Fatal(err)

@@ -116,8 +116,8 @@ func addEvent(sessionID, name string, n int) func(*linkdv1.LinkSession) (bool, e
 	return linkd.MergeRedirect("link-token-1", "user-1", event(sessionID, name, n), at(n))
 }
 
-// MustPutItem stores a new Item with its access token.
-func MustPutItem(t *testing.T, s linkd.Store, n linkd.NewItem) *linkdv1.Item {
+// mustPutItem stores a new Item with its access token.
+func mustPutItem(t *testing.T, s linkd.Store, n linkd.NewItem) *linkdv1.Item {
 	t.Helper()
 	if n.AccessToken.IsZero() {
 		n.AccessToken = accessToken(n.Item.GetItemId())
@@ -129,8 +129,8 @@ func MustPutItem(t *testing.T, s linkd.Store, n linkd.NewItem) *linkdv1.Item {
 	return item
 }
 
-// MustUpdateSession applies fn to a session.
-func MustUpdateSession(t *testing.T, s linkd.Store, id string, fn func(*linkdv1.LinkSession) (bool, error)) *linkdv1.LinkSession {
+// mustUpdateSession applies fn to a session.
+func mustUpdateSession(t *testing.T, s linkd.Store, id string, fn func(*linkdv1.LinkSession) (bool, error)) *linkdv1.LinkSession {
 	t.Helper()
 	out, err := s.UpdateLinkSession(context.Background(), id, fn)
 	if err != nil {
