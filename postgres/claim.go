@@ -80,7 +80,7 @@ func (db *DB) ClaimExchange(ctx context.Context, c linkd.ExchangeClaim) (linkd.C
 		case owner == c.Owner && expires > now:
 			// The owner claims again what it holds: it still holds it.
 		case owner != "" && expires > now:
-			res.HeldBy, res.HeldUntil = owner, time.Unix(0, expires)
+			res.HeldBy, res.HeldUntil = owner, time.Unix(0, expires).UTC()
 			return nil
 		default:
 			// The claim ended without an outcome: released unknown, or
