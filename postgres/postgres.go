@@ -7,6 +7,12 @@
 // The SQL keeps to what CockroachDB and YugabyteDB also run: no advisory
 // locks, no server clock (every time is the caller's), row locks with
 // SELECT ... FOR UPDATE and conflicts settled by INSERT ... ON CONFLICT.
+//
+// Every method fails as linkd.Store says, with an *linkd.Error: beyond the
+// codes each method names, EUNAVAILABLE when the database cannot be
+// reached, is shutting down, is out of connections or disk, or the context
+// ends, and EINTERNAL otherwise. The cause stays in the error's chain for
+// the logs; it never holds the DSN's password or a token.
 package postgres
 
 import (
