@@ -81,6 +81,11 @@ func (db *DB) migrate(ctx context.Context) error {
 	if err != nil {
 		return internal("migrations", err)
 	}
+	return db.apply(ctx, ms)
+}
+
+// apply brings the schema to the last of ms, which are numbered 1, 2, ...
+func (db *DB) apply(ctx context.Context, ms []migration) error {
 	// Two processes creating the table at once can clash in the catalog
 	// (a unique violation on pg_type); the loser runs it again and finds
 	// the table there.

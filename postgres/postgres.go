@@ -67,6 +67,19 @@ var _ linkd.Store = (*DB)(nil)
 // newer linkd has migrated the database already, and EINTERNAL otherwise.
 // No error holds the DSN's password.
 func Open(ctx context.Context, dsn string, opts Options) (*DB, error) {
+	db, err := connect(ctx, dsn, opts)
+	if err != nil {
+		return nil, err
+	}
+	if err := db.migrate(ctx); err != nil {
+		db.pool.Close()
+		return nil, err
+	}
+	return db, nil
+}
+
+// connect is Open without the migrations.
+func connect(ctx context.Context, dsn string, opts Options) (*DB, error) {
 	if opts.Sealer == nil {
 		return nil, linkd.InvalidField("Sealer", "a sealer for access tokens is required")
 	}
@@ -85,12 +98,7 @@ func Open(ctx context.Context, dsn string, opts Options) (*DB, error) {
 	if err != nil {
 		return nil, wrap("connect", err)
 	}
-	db := &DB{pool: pool, sealer: opts.Sealer, now: opts.Now}
-	if err := db.migrate(ctx); err != nil {
-		pool.Close()
-		return nil, err
-	}
-	return db, nil
+	return &DB{pool: pool, sealer: opts.Sealer, now: opts.Now}, nil
 }
 
 // Close closes the pool, waiting for connections in use to be returned.
