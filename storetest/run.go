@@ -367,6 +367,26 @@ func testClaimExchange(t *testing.T, fresh func(*testing.T) linkd.Store) {
 			t.Fatalf("claim = %+v, want held by a until %v", r, at(80))
 		}
 	})
+	// A lapsed claim nobody took over is still its owner's to renew: the
+	// owner was only slow.
+	t.Run("RenewLapsedUntaken", func(t *testing.T) {
+		s := fresh(t)
+		mustClaim(t, s, claim("a", "user-1", 0))
+		if err := s.RenewExchangeClaim(ctx, pt, "a", at(40), time.Minute); err != nil {
+			t.Fatalf("renew of a lapsed claim nobody took: %v", err)
+		}
+		if r := mustClaim(t, s, claim("b", "user-1", 50)); r.HeldBy != "a" {
+			t.Fatalf("claim = %+v, want held by a", r)
+		}
+	})
+	t.Run("ErrConflictRenewReleased", func(t *testing.T) {
+		s := fresh(t)
+		mustClaim(t, s, claim("a", "user-1", 0))
+		if err := s.ReleaseExchangeClaim(ctx, pt, "a", true); err != nil {
+			t.Fatal(err)
+		}
+		wantCode(t, s.RenewExchangeClaim(ctx, pt, "a", at(1), time.Minute), linkd.ECONFLICT)
+	})
 	t.Run("ErrConflictOtherUser", func(t *testing.T) {
 		s := fresh(t)
 		mustClaim(t, s, claim("a", "user-1", 0))
