@@ -21,6 +21,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"math/rand/v2"
 	"net"
 	"strings"
@@ -292,8 +293,23 @@ func publicTokenSum(publicToken string) []byte {
 	return sum[:]
 }
 
-// ns is t as the store keeps times: Unix nanoseconds.
-func ns(t time.Time) int64 { return t.UnixNano() }
+// ns is t as the store keeps times: Unix nanoseconds, clamped to what an
+// int64 holds (years 1678 to 2262), so that a zero time (a caller's "since
+// the beginning") orders before every stored time instead of wrapping.
+func ns(t time.Time) int64 {
+	switch {
+	case t.Before(minTime):
+		return math.MinInt64
+	case t.After(maxTime):
+		return math.MaxInt64
+	}
+	return t.UnixNano()
+}
+
+var (
+	minTime = time.Unix(0, math.MinInt64)
+	maxTime = time.Unix(0, math.MaxInt64)
+)
 
 func marshal(op string, m proto.Message) ([]byte, error) {
 	b, err := proto.Marshal(m)
