@@ -121,14 +121,16 @@ func (db *DB) Check(ctx context.Context) error {
 	if err != nil {
 		return wrap("check", err)
 	}
-	if v != latestVersion() {
-		return fmt.Errorf("%w: schema_migrations says %d", linkd.Errorf(linkd.EINTERNAL,
-			"database schema is at version %d, this linkd knows version %d", v, latestVersion()), errSchemaVersion)
+	switch known := latestVersion(); {
+	case v > known:
+		return linkd.Errorf(linkd.EINTERNAL,
+			"database schema is at version %d, newer than this linkd knows (%d): a newer linkd migrated it; run that one", v, known)
+	case v < known:
+		return linkd.Errorf(linkd.EINTERNAL,
+			"database schema is at version %d, older than this linkd needs (%d): its migrations were undone", v, known)
 	}
 	return nil
 }
-
-var errSchemaVersion = errors.New("schema version mismatch")
 
 // errRollback, returned by a transaction's function, rolls the transaction
 // back as a success: it had nothing to write.
