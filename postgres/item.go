@@ -184,8 +184,13 @@ func (db *DB) ListItems(ctx context.Context, clientUserID string) ([]*linkdv1.It
 }
 
 // ItemsAtInstitution returns every user's Items at an institution, oldest
-// first, from the institution index; none is an empty list.
+// first, from the institution index; none is an empty list, and so is
+// every answer for "", which names no institution (as in the bbolt store,
+// which does not index Items without one).
 func (db *DB) ItemsAtInstitution(ctx context.Context, institutionID string) ([]*linkdv1.Item, error) {
+	if institutionID == "" {
+		return nil, nil
+	}
 	items, err := listItems(ctx, db.pool, `
 		SELECT record FROM items WHERE institution_id = $1 ORDER BY created_ns, item_id`, institutionID)
 	return items, wrap("items at institution", err)
