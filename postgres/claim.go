@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"errors"
+	"math"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -80,7 +81,7 @@ func (db *DB) ClaimExchange(ctx context.Context, c linkd.ExchangeClaim) (linkd.C
 		case owner == c.Owner && expires > now:
 			// The owner claims again what it holds: it still holds it.
 		case owner != "" && expires > now:
-			res.HeldBy, res.HeldUntil = owner, time.Unix(0, expires)
+			res.HeldBy, res.HeldUntil = owner, time.Unix(0, expires).UTC()
 			return nil
 		default:
 			// The claim ended without an outcome: released unknown, or
@@ -150,14 +151,11 @@ func (db *DB) ReleaseExchangeClaim(ctx context.Context, publicToken, owner strin
 		var err error
 		if outcomeUnknown {
 			_, err = tx.Exec(ctx, `
-				UPDATE exchange_claims SET owner = '', expires_ns = $3, earlier = true
-				WHERE public_token_sha256 = $1 AND owner = $2`, sum, owner, int64(minNS))
+				UPDATE exchange_claims SET owner = '', expires_ns = $3, earlier = true -- expired at any now
+				WHERE public_token_sha256 = $1 AND owner = $2`, sum, owner, int64(math.MinInt64))
 		} else {
 			_, err = tx.Exec(ctx, `DELETE FROM exchange_claims WHERE public_token_sha256 = $1 AND owner = $2`, sum, owner)
 		}
 		return err
 	})
 }
-
-// minNS is the earliest time: a released claim has expired at any now.
-const minNS = -1 << 63

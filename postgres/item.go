@@ -146,8 +146,12 @@ func linkSession(ctx context.Context, tx pgx.Tx, sessionID, itemID string, fn fu
 	return nil
 }
 
-// GetItem returns an Item, or ENOTFOUND.
+// GetItem returns an Item, or ENOTFOUND; EINVALID naming item_id for a
+// bad id.
 func (db *DB) GetItem(ctx context.Context, itemID string) (*linkdv1.Item, error) {
+	if err := checkID("item_id", itemID); err != nil {
+		return nil, err
+	}
 	item, err := getItem(ctx, db.pool, `SELECT record FROM items WHERE item_id = $1`, itemID)
 	return item, wrap("get item", err)
 }
@@ -168,16 +172,25 @@ func getItem(ctx context.Context, q querier, query string, args ...any) (*linkdv
 }
 
 // ListItems returns a user's Items, oldest first (by created_at, then
-// item_id); none is an empty list.
+// item_id); none is an empty list. EINVALID naming client_user_id for a
+// bad id.
 func (db *DB) ListItems(ctx context.Context, clientUserID string) ([]*linkdv1.Item, error) {
+	if err := checkID("client_user_id", clientUserID); err != nil {
+		return nil, err
+	}
 	items, err := listItems(ctx, db.pool, `
 		SELECT record FROM items WHERE client_user_id = $1 ORDER BY created_ns, item_id`, clientUserID)
 	return items, wrap("list items", err)
 }
 
 // ItemsAtInstitution returns every user's Items at an institution, oldest
-// first, from the institution index; none is an empty list.
+// first, from the institution index; none is an empty list, and so is
+// every answer for "", which names no institution (as in the bbolt store,
+// which does not index Items without one).
 func (db *DB) ItemsAtInstitution(ctx context.Context, institutionID string) ([]*linkdv1.Item, error) {
+	if institutionID == "" {
+		return nil, nil
+	}
 	items, err := listItems(ctx, db.pool, `
 		SELECT record FROM items WHERE institution_id = $1 ORDER BY created_ns, item_id`, institutionID)
 	return items, wrap("items at institution", err)
@@ -262,9 +275,12 @@ func writeItem(ctx context.Context, tx pgx.Tx, itemID string, item *linkdv1.Item
 }
 
 // AccessToken unseals and returns an Item's access token. It returns
-// ENOTFOUND when there is no such Item, and the Sealer's EINTERNAL when the
-// token does not open.
+// EINVALID naming item_id for a bad id, ENOTFOUND when there is no such
+// Item, and the Sealer's EINTERNAL when the token does not open.
 func (db *DB) AccessToken(ctx context.Context, itemID string) (linkd.AccessToken, error) {
+	if err := checkID("item_id", itemID); err != nil {
+		return linkd.AccessToken{}, err
+	}
 	var rec []byte
 	err := db.pool.QueryRow(ctx, `SELECT record FROM access_tokens WHERE item_id = $1`, itemID).Scan(&rec)
 	if errors.Is(err, pgx.ErrNoRows) {
@@ -281,8 +297,12 @@ func (db *DB) AccessToken(ctx context.Context, itemID string) (linkd.AccessToken
 
 // DeleteItem deletes an Item; its sealed token, public token uses and
 // queued refresh go with it (ON DELETE CASCADE). The Link session that
-// created it keeps its item_id, as history. ENOTFOUND when there is none.
+// created it keeps its item_id, as history. ENOTFOUND when there is none;
+// EINVALID naming item_id for a bad id.
 func (db *DB) DeleteItem(ctx context.Context, itemID string) error {
+	if err := checkID("item_id", itemID); err != nil {
+		return err
+	}
 	return db.inTx(ctx, "delete item", func(tx pgx.Tx) error {
 		tag, err := tx.Exec(ctx, `DELETE FROM items WHERE item_id = $1`, itemID)
 		if err == nil && tag.RowsAffected() == 0 {
@@ -293,10 +313,11 @@ func (db *DB) DeleteItem(ctx context.Context, itemID string) error {
 }
 
 // ItemForPublicToken returns the Item a public token was exchanged for,
-// looked up by its SHA-256, or ENOTFOUND.
+// looked up by its SHA-256, or ENOTFOUND; EINVALID naming public_token
+// for a bad one.
 func (db *DB) ItemForPublicToken(ctx context.Context, publicToken string) (*linkdv1.Item, error) {
-	if publicToken == "" {
-		return nil, linkd.Errorf(linkd.ENOTFOUND, "public token not exchanged")
+	if err := checkID("public_token", publicToken); err != nil {
+		return nil, err
 	}
 	item, err := getItem(ctx, db.pool, `
 		SELECT i.record FROM public_token_uses u JOIN items i ON i.item_id = u.item_id

@@ -84,14 +84,39 @@ func (db *DB) Prune(ctx context.Context, c linkd.PruneCutoffs) (linkd.PruneResul
 }
 
 // ResealAccessTokens re-seals up to batch access tokens not sealed with
-// the Sealer's current key, in one transaction, and returns how many. The
-// rows are taken FOR UPDATE SKIP LOCKED, so that several processes
-// re-sealing at once share the work instead of queueing. It returns the
-// Sealer's EINTERNAL when a token does not open, re-sealing none.
+// the Sealer's current key, in one transaction, and returns how many: 0
+// only when none is left. The rows are taken FOR UPDATE SKIP LOCKED, so
+// that several processes re-sealing at once share the work instead of
+// queueing. It returns the Sealer's EINTERNAL when a token does not open,
+// re-sealing none of its batch.
 func (db *DB) ResealAccessTokens(ctx context.Context, batch int) (int, error) {
 	if batch <= 0 {
 		batch = defaultPageSize
 	}
+	for attempt := 1; ; attempt++ {
+		n, err := db.resealBatch(ctx, batch)
+		if n > 0 || err != nil {
+			return n, err
+		}
+		// Nothing this handle could take: none left, or every row left is
+		// locked by another handle re-sealing it. 0 must mean none left,
+		// so wait for those to commit (or roll back) and look again.
+		var left bool
+		if err := db.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM access_tokens WHERE key_id <> $1)`,
+			db.sealer.CurrentKeyID()).Scan(&left); err != nil {
+			return 0, wrap("reseal access tokens", err)
+		}
+		if !left {
+			return 0, nil
+		}
+		if err := sleep(ctx, backoff(attempt)); err != nil {
+			return 0, wrap("reseal access tokens", err)
+		}
+	}
+}
+
+// resealBatch re-seals up to batch tokens that no other handle holds.
+func (db *DB) resealBatch(ctx context.Context, batch int) (int, error) {
 	current := db.sealer.CurrentKeyID()
 	n := 0
 	err := db.inTx(ctx, "reseal access tokens", func(tx pgx.Tx) error {

@@ -64,8 +64,12 @@ func putLinkToken(ctx context.Context, q querier, t *storagev1.StoredLinkToken) 
 	return nil
 }
 
-// GetLinkToken returns a link token linkd issued, or ENOTFOUND.
+// GetLinkToken returns a link token linkd issued, or ENOTFOUND; EINVALID
+// naming link_token for a bad id.
 func (db *DB) GetLinkToken(ctx context.Context, linkToken string) (*storagev1.StoredLinkToken, error) {
+	if err := checkID("link_token", linkToken); err != nil {
+		return nil, err
+	}
 	t, err := getLinkToken(ctx, db.pool, `SELECT record FROM link_tokens WHERE link_token = $1`, linkToken)
 	return t, wrap("get link token", err)
 }
@@ -137,8 +141,11 @@ func (db *DB) RenewLinkToken(ctx context.Context, dead string, fresh *storagev1.
 }
 
 // LinkTokenRenewal returns the unexpired renewal of a dead token at now,
-// or ENOTFOUND.
+// or ENOTFOUND; EINVALID naming link_token for a bad id.
 func (db *DB) LinkTokenRenewal(ctx context.Context, dead string, now time.Time) (*storagev1.StoredLinkToken, error) {
+	if err := checkID("link_token", dead); err != nil {
+		return nil, err
+	}
 	t, err := getLinkToken(ctx, db.pool, unexpiredRenewal, dead, ns(now))
 	if linkd.ErrorCode(err) == linkd.ENOTFOUND {
 		return nil, linkd.Errorf(linkd.ENOTFOUND, "link token has no unexpired renewal")

@@ -81,16 +81,21 @@ func (db *DB) migrate(ctx context.Context) error {
 	if err != nil {
 		return internal("migrations", err)
 	}
+	return db.apply(ctx, ms)
+}
+
+// apply brings the schema to the last of ms, which are numbered 1, 2, ...
+func (db *DB) apply(ctx context.Context, ms []migration) error {
 	// Two processes creating the table at once can clash in the catalog
-	// (a unique violation on pg_type); the loser runs it again and finds
-	// the table there.
+	// (a unique violation on pg_type, "type already exists", "relation
+	// already exists"); the loser runs it again and finds the table there.
 	for attempt := 1; ; attempt++ {
 		_, err := db.pool.Exec(ctx, bootstrapSQL)
 		if err == nil {
 			break
 		}
 		var pe *pgconn.PgError
-		if attempt >= maxAttempts || !(retryable(err) || errors.As(err, &pe) && (pe.Code == "23505" || pe.Code == "42P07")) {
+		if attempt >= maxAttempts || !(retryable(err) || errors.As(err, &pe) && (pe.Code == "23505" || pe.Code == "42P07" || pe.Code == "42710")) {
 			return wrap("create schema_migrations", err)
 		}
 		if err := sleep(ctx, backoff(attempt)); err != nil {

@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/linkd/linkd"
+	linkdv1 "github.com/linkd/linkd/gen/linkd/v1"
 	"github.com/linkd/linkd/internal/pgtest"
 	"github.com/linkd/linkd/postgres"
 )
@@ -103,12 +104,16 @@ func TestOpen_Migrations(t *testing.T) {
 	})
 }
 
-func TestOpen_Errors(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
+// TestDB_Unavailable: what a replica sees when Postgres is out of reach,
+// and that no error carries the DSN password.
+func TestDB_Unavailable(t *testing.T) {
+	// No deadline beyond the test's: a loaded machine is slow, not down.
+	ctx := context.Background()
 	s := mustSealer(t, "k1")
 	t.Run("ErrUnavailable", func(t *testing.T) {
 		// Nothing listens on port 1; the password must not leak.
+		ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
 		_, err := postgres.Open(ctx, "postgres://linkd:hunter2secret@127.0.0.1:1/linkd?connect_timeout=2", postgres.Options{Sealer: s})
 		wantCode(t, err, linkd.EUNAVAILABLE)
 		if strings.Contains(err.Error(), "hunter2secret") {
@@ -125,6 +130,32 @@ func TestOpen_Errors(t *testing.T) {
 	t.Run("ErrNoSealer", func(t *testing.T) {
 		_, err := postgres.Open(ctx, "postgres://127.0.0.1:1/x", postgres.Options{})
 		wantCode(t, err, linkd.EINVALID)
+	})
+	t.Run("ErrUnavailablePoolExhausted", func(t *testing.T) {
+		dsn := pgtest.MustStart(t)
+		db, err := postgres.Open(ctx, dsn, postgres.Options{Sealer: s, MaxConns: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		_, err = db.PutItem(ctx, linkd.NewItem{Item: &linkdv1.Item{ItemId: "item-1", ClientUserId: "user-1"}, AccessToken: linkd.NewAccessToken("access-1")})
+		must(t, err)
+		// An update function that waits holds the only connection.
+		holding, release := make(chan struct{}), make(chan struct{})
+		go db.UpdateItem(ctx, "item-1", func(*linkdv1.Item) (bool, error) {
+			select {
+			case holding <- struct{}{}:
+			default:
+			}
+			<-release
+			return false, nil
+		})
+		<-holding
+		short, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+		defer cancel()
+		_, err = db.GetItem(short, "item-1")
+		close(release)
+		wantCode(t, err, linkd.EUNAVAILABLE)
 	})
 	t.Run("ErrUnavailableAfterShutdown", func(t *testing.T) {
 		db, dsn, _ := MustOpen(t)

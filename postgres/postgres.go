@@ -7,6 +7,12 @@
 // The SQL keeps to what CockroachDB and YugabyteDB also run: no advisory
 // locks, no server clock (every time is the caller's), row locks with
 // SELECT ... FOR UPDATE and conflicts settled by INSERT ... ON CONFLICT.
+//
+// Every method fails as linkd.Store says, with an *linkd.Error: beyond the
+// codes each method names, EUNAVAILABLE when the database cannot be
+// reached, is shutting down, is out of connections or disk, or the context
+// ends, and EINTERNAL otherwise. The cause stays in the error's chain for
+// the logs; it never holds the DSN's password or a token.
 package postgres
 
 import (
@@ -15,6 +21,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"math/rand/v2"
 	"net"
 	"strings"
@@ -61,6 +68,19 @@ var _ linkd.Store = (*DB)(nil)
 // newer linkd has migrated the database already, and EINTERNAL otherwise.
 // No error holds the DSN's password.
 func Open(ctx context.Context, dsn string, opts Options) (*DB, error) {
+	db, err := connect(ctx, dsn, opts)
+	if err != nil {
+		return nil, err
+	}
+	if err := db.migrate(ctx); err != nil {
+		db.pool.Close()
+		return nil, err
+	}
+	return db, nil
+}
+
+// connect is Open without the migrations.
+func connect(ctx context.Context, dsn string, opts Options) (*DB, error) {
 	if opts.Sealer == nil {
 		return nil, linkd.InvalidField("Sealer", "a sealer for access tokens is required")
 	}
@@ -79,12 +99,7 @@ func Open(ctx context.Context, dsn string, opts Options) (*DB, error) {
 	if err != nil {
 		return nil, wrap("connect", err)
 	}
-	db := &DB{pool: pool, sealer: opts.Sealer, now: opts.Now}
-	if err := db.migrate(ctx); err != nil {
-		pool.Close()
-		return nil, err
-	}
-	return db, nil
+	return &DB{pool: pool, sealer: opts.Sealer, now: opts.Now}, nil
 }
 
 // Close closes the pool, waiting for connections in use to be returned.
@@ -106,14 +121,16 @@ func (db *DB) Check(ctx context.Context) error {
 	if err != nil {
 		return wrap("check", err)
 	}
-	if v != latestVersion() {
-		return fmt.Errorf("%w: schema_migrations says %d", linkd.Errorf(linkd.EINTERNAL,
-			"database schema is at version %d, this linkd knows version %d", v, latestVersion()), errSchemaVersion)
+	switch known := latestVersion(); {
+	case v > known:
+		return linkd.Errorf(linkd.EINTERNAL,
+			"database schema is at version %d, newer than this linkd knows (%d): a newer linkd migrated it; run that one", v, known)
+	case v < known:
+		return linkd.Errorf(linkd.EINTERNAL,
+			"database schema is at version %d, older than this linkd needs (%d): its migrations were undone", v, known)
 	}
 	return nil
 }
-
-var errSchemaVersion = errors.New("schema version mismatch")
 
 // errRollback, returned by a transaction's function, rolls the transaction
 // back as a success: it had nothing to write.
@@ -278,8 +295,23 @@ func publicTokenSum(publicToken string) []byte {
 	return sum[:]
 }
 
-// ns is t as the store keeps times: Unix nanoseconds.
-func ns(t time.Time) int64 { return t.UnixNano() }
+// ns is t as the store keeps times: Unix nanoseconds, clamped to what an
+// int64 holds (years 1678 to 2262), so that a zero time (a caller's "since
+// the beginning") orders before every stored time instead of wrapping.
+func ns(t time.Time) int64 {
+	switch {
+	case t.Before(minTime):
+		return math.MinInt64
+	case t.After(maxTime):
+		return math.MaxInt64
+	}
+	return t.UnixNano()
+}
+
+var (
+	minTime = time.Unix(0, math.MinInt64)
+	maxTime = time.Unix(0, math.MaxInt64)
+)
 
 func marshal(op string, m proto.Message) ([]byte, error) {
 	b, err := proto.Marshal(m)

@@ -97,9 +97,13 @@ func updateLinkSession(ctx context.Context, tx pgx.Tx, id string, before, fn fun
 	return s, nil, err
 }
 
-// GetLinkSession returns a Link session, or ENOTFOUND. A session created
+// GetLinkSession returns a Link session, or ENOTFOUND; EINVALID naming
+// link_session_id for a bad id. A session created
 // by a concurrent UpdateLinkSession that has not committed is not found.
 func (db *DB) GetLinkSession(ctx context.Context, linkSessionID string) (*linkdv1.LinkSession, error) {
+	if err := checkID("link_session_id", linkSessionID); err != nil {
+		return nil, err
+	}
 	var rec []byte
 	err := db.pool.QueryRow(ctx, `SELECT record FROM link_sessions WHERE link_session_id = $1`, linkSessionID).Scan(&rec)
 	if errors.Is(err, pgx.ErrNoRows) {

@@ -66,3 +66,20 @@ func event(sid, name string, at time.Time) *linkdv1.WebviewRedirect {
 		LinkSessionId: sid, EventName: name, Timestamp: timestamppb.New(at),
 	}}}
 }
+
+// TestDB_LinkSessions_OpenWindow: a zero since (from the beginning) and a
+// far until are clamped to what the bigint columns hold, not wrapped.
+func TestDB_LinkSessions_OpenWindow(t *testing.T) {
+	ctx := context.Background()
+	db, _, _ := MustOpen(t)
+	for i, start := range []time.Time{time.Unix(0, 0).Add(-time.Hour), t0} {
+		sid := "ls-" + string(rune('a'+i))
+		_, err := db.UpdateLinkSession(ctx, sid, linkd.MergeRedirect("link-1", "user-1", event(sid, "OPEN", start), t0))
+		must(t, err)
+	}
+	got, next, err := db.LinkSessions(ctx, time.Time{}, time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC), "", 10)
+	must(t, err)
+	if len(got) != 2 || next != "" {
+		t.Fatalf("LinkSessions(zero, 9999) = %d sessions, next %q; want both", len(got), next)
+	}
+}

@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"math"
 
 	"github.com/jackc/pgx/v5"
 	"google.golang.org/protobuf/proto"
@@ -81,7 +82,7 @@ func (db *DB) ListWebhooks(ctx context.Context, pageToken string, limit int) ([]
 		return nil, "", err
 	}
 	if !ok {
-		at, id = minNS, ""
+		at, id = math.MinInt64, ""
 	}
 	limit = pageLimit(limit)
 	rows, err := db.pool.Query(ctx, `

@@ -2,14 +2,18 @@
 // binary, started on first use and stopped by Main, with a fresh database
 // for every test that asks, so tests never see each other's rows.
 //
+// The cluster runs without fsync, except in a benchmark run (-bench), where
+// it keeps PostgreSQL's durable defaults.
+//
 // It needs Debian's postgresql binaries (initdb, postgres, pg_isready,
-// psql). Where they
-// are missing a test skips, saying so, unless the environment has CI=true:
-// then it fails, so that CI cannot pass by testing nothing.
+// psql). Where they are missing a test skips, saying so, unless the
+// environment has CI=true: then it fails, so that CI cannot pass by testing
+// nothing.
 package pgtest
 
 import (
 	"bytes"
+	"flag"
 	"fmt"
 	"net"
 	"os"
@@ -171,9 +175,17 @@ func (c *pgCluster) startServer() error {
 		return err
 	}
 	defer logFile.Close()
-	cmd := exec.Command(filepath.Join(c.bin, "postgres"), "-D", c.data,
+	args := []string{"-D", c.data,
 		"-c", "listen_addresses=127.0.0.1", "-p", strconv.Itoa(c.port), "-k", c.base,
-		"-c", "max_connections=200")
+		"-c", "max_connections=200"}
+	if !benchmarking() {
+		// Tests cannot tell a synced commit from an unsynced one, and the
+		// fsyncs of a database per test cost the shared machine's disk
+		// more than the tests themselves; benchmarks keep Debian's
+		// defaults so their figures are a real server's.
+		args = append(args, "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off")
+	}
+	cmd := exec.Command(filepath.Join(c.bin, "postgres"), args...)
 	cmd.Dir = c.base
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	cmd.SysProcAttr = childAttr(c.asPostgres, c.uid, c.gid)
@@ -275,6 +287,12 @@ func (c *pgCluster) logTail() string {
 		lines = lines[len(lines)-40:]
 	}
 	return strings.Join(lines, "\n")
+}
+
+// benchmarking reports whether the test binary runs benchmarks (-test.bench).
+func benchmarking() bool {
+	f := flag.Lookup("test.bench")
+	return f != nil && f.Value.String() != ""
 }
 
 func freePort() (int, error) {
