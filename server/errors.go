@@ -1,8 +1,12 @@
 package server
 
 import (
+	"net/http"
+
 	"context"
 	"errors"
+	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"google.golang.org/protobuf/encoding/protojson"
 	"log/slog"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
@@ -90,4 +94,23 @@ func withDetail(ctx context.Context, log *slog.Logger, st *status.Status, detail
 		return st
 	}
 	return with
+}
+
+// writeHTTPError answers a request served outside the gateway (the
+// webhook, the body limit) the way the gateway answers an RPC's error:
+// err mapped by toStatus, the HTTP status of its gRPC code (or httpStatus
+// when not zero: 413 has no gRPC code), and the gateway's JSON body
+// {"code", "message", "details"}.
+func writeHTTPError(w http.ResponseWriter, r *http.Request, log *slog.Logger, httpStatus int, err error) {
+	st := status.Convert(toStatus(r.Context(), log, r.URL.Path, err))
+	if httpStatus == 0 {
+		httpStatus = runtime.HTTPStatusFromCode(st.Code())
+	}
+	body, merr := protojson.MarshalOptions{UseProtoNames: true}.Marshal(st.Proto())
+	if merr != nil {
+		body = []byte(`{"code":13,"message":"internal error"}`)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(httpStatus)
+	w.Write(body)
 }

@@ -5,12 +5,14 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/protobuf/encoding/protojson"
 
+	"github.com/linkd/linkd"
 	linkdv1gw "github.com/linkd/linkd/gen/gateway/linkd/v1"
 	linkdv1 "github.com/linkd/linkd/gen/linkd/v1"
 )
@@ -29,7 +31,7 @@ type Route struct {
 // encoding and transport hop; plus GET /healthz answered by the gRPC
 // health service, plus any extra routes. JSON uses the proto field names
 // (snake_case, like Plaid).
-func NewHTTPHandler(ctx context.Context, conn *InProcessConn, routes ...Route) (http.Handler, error) {
+func NewHTTPHandler(ctx context.Context, conn *InProcessConn, log *slog.Logger, routes ...Route) (http.Handler, error) {
 	mux := runtime.NewServeMux(
 		runtime.WithMarshalerOption(runtime.MIMEWildcard, &runtime.JSONPb{
 			MarshalOptions:   protojson.MarshalOptions{UseProtoNames: true},
@@ -41,22 +43,26 @@ func NewHTTPHandler(ctx context.Context, conn *InProcessConn, routes ...Route) (
 		return nil, fmt.Errorf("register gateway: %w", err)
 	}
 	if len(routes) == 0 {
-		return limitBody(mux), nil
+		return limitBody(log, mux), nil
 	}
 	top := http.NewServeMux()
 	top.Handle("/", mux)
 	for _, r := range routes {
 		top.Handle(r.Pattern, r.Handler)
 	}
-	return limitBody(top), nil
+	return limitBody(log, top), nil
 }
 
 // limitBody refuses bodies over MaxRequestBytes: at once when the length is
 // declared, and while reading when it is not.
-func limitBody(next http.Handler) http.Handler {
+func limitBody(log *slog.Logger, next http.Handler) http.Handler {
+	tooLarge := func(w http.ResponseWriter, r *http.Request) {
+		writeHTTPError(w, r, log, http.StatusRequestEntityTooLarge,
+			linkd.InvalidField("body", "request body is larger than %d bytes", MaxRequestBytes))
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.ContentLength > MaxRequestBytes {
-			tooLarge(w)
+			tooLarge(w, r)
 			return
 		}
 		if r.ContentLength < 0 && r.Body != nil && r.Body != http.NoBody {
@@ -65,13 +71,11 @@ func limitBody(next http.Handler) http.Handler {
 			// one rather than a decoding error from deep in the gateway.
 			b, err := io.ReadAll(io.LimitReader(r.Body, MaxRequestBytes+1))
 			if err != nil {
-				w.Header().Set("Content-Type", "application/json")
-				w.WriteHeader(http.StatusBadRequest)
-				io.WriteString(w, `{"code":3,"message":"cannot read the request body"}`)
+				writeHTTPError(w, r, log, 0, linkd.InvalidField("body", "cannot read the request body"))
 				return
 			}
 			if len(b) > MaxRequestBytes {
-				tooLarge(w)
+				tooLarge(w, r)
 				return
 			}
 			r.Body = io.NopCloser(bytes.NewReader(b))
@@ -80,11 +84,4 @@ func limitBody(next http.Handler) http.Handler {
 		r.Body = http.MaxBytesReader(w, r.Body, MaxRequestBytes)
 		next.ServeHTTP(w, r)
 	})
-}
-
-// tooLarge answers 413 in the gateway's error shape.
-func tooLarge(w http.ResponseWriter) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(http.StatusRequestEntityTooLarge)
-	fmt.Fprintf(w, `{"code":3,"message":"request body is larger than %d bytes"}`, MaxRequestBytes)
 }

@@ -1,7 +1,6 @@
 package server
 
 import (
-	"encoding/json"
 	"io"
 	"net/http"
 
@@ -27,7 +26,7 @@ func (s *Server) serveWebhook(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	body, err := io.ReadAll(r.Body)
 	if err != nil {
-		writeWebhookError(w, http.StatusRequestEntityTooLarge, "request body too large or unreadable")
+		writeHTTPError(w, r, s.log, http.StatusRequestEntityTooLarge, linkd.InvalidField("body", "request body too large or unreadable"))
 		return
 	}
 	// The verifier logs refusals itself, at a bounded rate: a line per
@@ -35,10 +34,11 @@ func (s *Server) serveWebhook(w http.ResponseWriter, r *http.Request) {
 	d, err := s.webhooks.Verify(ctx, r.Header.Get("Plaid-Verification"), body)
 	if err != nil {
 		if linkd.ErrorCode(err) == linkd.EUNAUTHORIZED {
-			writeWebhookError(w, http.StatusUnauthorized, "webhook not verified")
+			err = linkd.Errorf(linkd.EUNAUTHORIZED, "webhook not verified")
 		} else {
-			writeWebhookError(w, http.StatusServiceUnavailable, "cannot verify the webhook now; retry")
+			err = linkd.Errorf(linkd.EUNAVAILABLE, "cannot verify the webhook now; retry")
 		}
+		writeHTTPError(w, r, s.log, 0, err)
 		return
 	}
 	// A verified delivery is good for the verifier's MaxAge; each is
@@ -48,23 +48,13 @@ func (s *Server) serveWebhook(w http.ResponseWriter, r *http.Request) {
 	_, _, err = s.svc.ApplyWebhook(ctx, service.Delivery{Body: body, KeyID: d.KeyID, ID: d.DeliveryID})
 	switch code := linkd.ErrorCode(err); {
 	case code == linkd.EINVALID:
-		writeWebhookError(w, http.StatusBadRequest, "body is not a JSON webhook")
+		writeHTTPError(w, r, s.log, 0, err)
 		return
 	case err != nil:
 		s.log.ErrorContext(ctx, "webhook not recorded", "err", err)
-		writeWebhookError(w, http.StatusServiceUnavailable, "webhook not recorded; retry")
+		writeHTTPError(w, r, s.log, 0, linkd.Errorf(linkd.EUNAVAILABLE, "webhook not recorded; retry"))
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
 	io.WriteString(w, "{}")
-}
-
-// writeWebhookError answers like the gateway does: {"code", "message"}
-// with the gRPC code that matches status.
-func writeWebhookError(w http.ResponseWriter, status int, message string) {
-	code := map[int]int{400: 3, 401: 16, 413: 3, 503: 14}[status]
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	b, _ := json.Marshal(map[string]any{"code": code, "message": message})
-	w.Write(b)
 }

@@ -159,7 +159,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		return err
 	}
 	routes = append(routes, m.rpc.WebhookRoute(), server.Route{Pattern: "GET " + openapi.Path, Handler: openapi.Handler()})
-	handler, err := server.NewHTTPHandler(ctx, inproc, routes...)
+	handler, err := server.NewHTTPHandler(ctx, inproc, m.log, routes...)
 	if err != nil {
 		return err
 	}
