@@ -33,6 +33,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/linkd/linkd"
+	"github.com/linkd/linkd/internal/records"
 )
 
 // Options configures Open.
@@ -314,7 +315,7 @@ var (
 )
 
 func marshal(op string, m proto.Message) ([]byte, error) {
-	b, err := proto.Marshal(m)
+	b, err := records.Marshal(m)
 	if err != nil {
 		return nil, internal(op+": encode", err)
 	}
@@ -322,7 +323,7 @@ func marshal(op string, m proto.Message) ([]byte, error) {
 }
 
 func unmarshal(op string, b []byte, m proto.Message) error {
-	if err := proto.Unmarshal(b, m); err != nil {
+	if err := records.Unmarshal(b, m); err != nil {
 		return internal(op+": decode", err)
 	}
 	return nil

@@ -12,15 +12,17 @@ import (
 // value is the protobuf encoding of a generated message (or empty, for index
 // entries, whose information is all in the key). proto.Unmarshal copies what
 // it reads, so decoded values stay valid after their transaction ends.
+// Items and sessions are written as their storage records (records.proto)
+// through package internal/records, not as the API messages.
 //
 //	bucket               key                                               value
 //	------               ---                                               -----
 //	meta                 "version"                                         storagev1.SchemaVersion
 //	link_tokens          link_token                                        storagev1.StoredLinkToken
 //	link_token_renewals  dead link_token                                   storagev1.LinkTokenRenewal
-//	sessions             link_session_id                                   linkdv1.LinkSession, no public_token
+//	sessions             link_session_id                                   storagev1.StoredLinkSession (no place for a public token)
 //	session_starts       be64(SessionStart) link_session_id                empty
-//	items                item_id                                           linkdv1.Item
+//	items                item_id                                           storagev1.StoredItem
 //	user_items           str(client_user_id) be64(created_at) item_id      empty
 //	institution_items    str(institution_id) be64(created_at) item_id      empty
 //	access_tokens        item_id                                           storagev1.SealedAccessToken

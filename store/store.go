@@ -19,6 +19,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/linkd/linkd"
+	"github.com/linkd/linkd/internal/records"
 )
 
 // DefaultLockTimeout is how long Open waits for another process to release
@@ -208,7 +209,7 @@ func get(tx *bbolt.Tx, bucket, key []byte, m proto.Message) (bool, error) {
 	if v == nil {
 		return false, nil
 	}
-	if err := proto.Unmarshal(v, m); err != nil {
+	if err := records.Unmarshal(v, m); err != nil {
 		return true, internal(fmt.Sprintf("decode %s value", bucket), err)
 	}
 	return true, nil
@@ -216,7 +217,7 @@ func get(tx *bbolt.Tx, bucket, key []byte, m proto.Message) (bool, error) {
 
 // put encodes m and stores it at key in bucket.
 func put(tx *bbolt.Tx, bucket, key []byte, m proto.Message) error {
-	v, err := proto.Marshal(m)
+	v, err := records.Marshal(m)
 	if err != nil {
 		return internal(fmt.Sprintf("encode %s value", bucket), err)
 	}
@@ -240,7 +241,7 @@ func checkID(field, id string) error {
 func each[M proto.Message](tx *bbolt.Tx, bucket []byte, newMsg func() M, fn func(k []byte, m M) error) error {
 	return tx.Bucket(bucket).ForEach(func(k, v []byte) error {
 		m := newMsg()
-		if err := proto.Unmarshal(v, m); err != nil {
+		if err := records.Unmarshal(v, m); err != nil {
 			return internal(fmt.Sprintf("decode %s value", bucket), err)
 		}
 		return fn(k, m)
