@@ -46,7 +46,10 @@ type StoredLinkToken struct {
 	ItemId string `protobuf:"bytes,8,opt,name=item_id,json=itemId,proto3" json:"item_id,omitempty"`
 	// The request the token was created for, so that linkd can issue a fresh
 	// token for the same user and mode when this one is expired or refused.
-	Request       *v1.CreateLinkTokenRequest `protobuf:"bytes,9,opt,name=request,proto3" json:"request,omitempty"`
+	Request *v1.CreateLinkTokenRequest `protobuf:"bytes,9,opt,name=request,proto3" json:"request,omitempty"`
+	// The Hosted Link URL returned with it, for a Hosted Link token; empty
+	// otherwise.
+	HostedLinkUrl string `protobuf:"bytes,10,opt,name=hosted_link_url,json=hostedLinkUrl,proto3" json:"hosted_link_url,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -142,6 +145,13 @@ func (x *StoredLinkToken) GetRequest() *v1.CreateLinkTokenRequest {
 		return x.Request
 	}
 	return nil
+}
+
+func (x *StoredLinkToken) GetHostedLinkUrl() string {
+	if x != nil {
+		return x.HostedLinkUrl
+	}
+	return ""
 }
 
 // SealedAccessToken is an access token encrypted with AES-256-GCM. The plain
@@ -749,7 +759,7 @@ var File_linkd_storage_v1_storage_proto protoreflect.FileDescriptor
 
 const file_linkd_storage_v1_storage_proto_rawDesc = "" +
 	"\n" +
-	"\x1elinkd/storage/v1/storage.proto\x12\x10linkd.storage.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x13linkd/v1/link.proto\"\x85\x03\n" +
+	"\x1elinkd/storage/v1/storage.proto\x12\x10linkd.storage.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x13linkd/v1/link.proto\"\xad\x03\n" +
 	"\x0fStoredLinkToken\x12\x1d\n" +
 	"\n" +
 	"link_token\x18\x01 \x01(\tR\tlinkToken\x12$\n" +
@@ -765,7 +775,9 @@ const file_linkd_storage_v1_storage_proto_rawDesc = "" +
 	"request_id\x18\x06 \x01(\tR\trequestId\x12!\n" +
 	"\fredirect_uri\x18\a \x01(\tR\vredirectUri\x12\x17\n" +
 	"\aitem_id\x18\b \x01(\tR\x06itemId\x12:\n" +
-	"\arequest\x18\t \x01(\v2 .linkd.v1.CreateLinkTokenRequestR\arequest\"`\n" +
+	"\arequest\x18\t \x01(\v2 .linkd.v1.CreateLinkTokenRequestR\arequest\x12&\n" +
+	"\x0fhosted_link_url\x18\n" +
+	" \x01(\tR\rhostedLinkUrl\"`\n" +
 	"\x11SealedAccessToken\x12\x15\n" +
 	"\x06key_id\x18\x01 \x01(\tR\x05keyId\x12\x14\n" +
 	"\x05nonce\x18\x02 \x01(\fR\x05nonce\x12\x1e\n" +
