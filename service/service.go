@@ -58,6 +58,9 @@ type Config struct {
 	// ClaimTTL is how long an exchange claim lives without renewal;
 	// DefaultClaimTTL when zero.
 	ClaimTTL time.Duration
+	// SandboxLink completes Link sessions for CompleteSandboxLinkSession;
+	// nil (the sandbox RPC is refused) unless linkd runs its emulator.
+	SandboxLink linkd.SandboxLink
 }
 
 // DefaultClaimTTL is how long an exchange claim outlives a holder that
@@ -76,6 +79,8 @@ type Service struct {
 	duplicates string
 	owner      string
 	claimTTL   time.Duration
+	// sandboxLink is Config.SandboxLink.
+	sandboxLink linkd.SandboxLink
 
 	// exchanges serializes work on one public token inside this process,
 	// an optimisation only: the store's claim is the guarantee.
@@ -124,17 +129,18 @@ func New(cfg Config) (*Service, error) {
 		cfg.ClaimTTL = DefaultClaimTTL
 	}
 	return &Service{
-		plaid:      cfg.Plaid,
-		store:      cfg.Store,
-		log:        cfg.Logger,
-		linkURL:    u,
-		defaults:   cfg.Defaults,
-		now:        cfg.Now,
-		duplicates: cfg.Duplicates,
-		owner:      cfg.Owner,
-		claimTTL:   cfg.ClaimTTL,
-		kept:       map[string]*keptExchange{},
-		refreshNow: make(chan struct{}, 1),
+		plaid:       cfg.Plaid,
+		store:       cfg.Store,
+		log:         cfg.Logger,
+		linkURL:     u,
+		defaults:    cfg.Defaults,
+		now:         cfg.Now,
+		duplicates:  cfg.Duplicates,
+		owner:       cfg.Owner,
+		claimTTL:    cfg.ClaimTTL,
+		sandboxLink: cfg.SandboxLink,
+		kept:        map[string]*keptExchange{},
+		refreshNow:  make(chan struct{}, 1),
 	}, nil
 }
 

@@ -1,8 +1,10 @@
 package main
 
 import (
+	"context"
 	"errors"
 
+	"github.com/linkd/linkd"
 	"github.com/linkd/linkd/linkpage"
 	"github.com/linkd/linkd/plaidemu"
 )
@@ -57,4 +59,28 @@ func pageError(err error) error {
 		return err
 	}
 	return &linkpage.Error{Type: perr.Type, Code: perr.Code, Message: perr.Message, DisplayMessage: perr.DisplayMessage}
+}
+
+// emulatorSandboxLink completes Link sessions in the embedded emulator for
+// CompleteSandboxLinkSession.
+type emulatorSandboxLink struct {
+	emu *plaidemu.Emulator
+}
+
+var _ linkd.SandboxLink = emulatorSandboxLink{}
+
+// CompleteLinkSession completes a session as the emulated user would; the
+// public token stays in the emulator and reaches linkd only as Plaid's
+// would, by webhook or /link/token/get.
+func (b emulatorSandboxLink) CompleteLinkSession(_ context.Context, linkToken, institutionID, exitStatus string) (string, error) {
+	id, _, err := b.emu.CompleteLinkSession(linkToken, institutionID, exitStatus)
+	var perr *plaidemu.Error
+	if errors.As(err, &perr) {
+		field := "link_token"
+		if perr.Code == "INVALID_INSTITUTION" {
+			field = "institution_id"
+		}
+		return "", linkd.InvalidField(field, "%s: %s", perr.Code, perr.Message)
+	}
+	return id, err
 }

@@ -123,6 +123,12 @@ func (m *Main) Run(ctx context.Context) (err error) {
 			}
 			linkURL = scheme + browsableAddr(m.httpLn.Addr()) + linkpage.Path
 		}
+		// Hosted Link opens the same page, in a browser tab.
+		m.emulator.SetLinkPageURL(linkURL)
+	}
+	var sandboxLink linkd.SandboxLink
+	if m.emulator != nil {
+		sandboxLink = emulatorSandboxLink{m.emulator}
 	}
 	m.svc, err = service.New(service.Config{
 		Plaid:   pc,
@@ -136,8 +142,9 @@ func (m *Main) Run(ctx context.Context) (err error) {
 			Language:     c.Language,
 			Webhook:      c.Webhook,
 		},
-		Duplicates: c.DuplicateItems,
-		Now:        m.Now,
+		Duplicates:  c.DuplicateItems,
+		Now:         m.Now,
+		SandboxLink: sandboxLink,
 	})
 	if err != nil {
 		return err
