@@ -69,6 +69,8 @@ type Emulator struct {
 	linkPageURL string
 	// linkWebhooksForWebview: webview sessions send LINK webhooks too.
 	linkWebhooksForWebview bool
+	// lose is how many of the next webhooks get lost (LoseWebhooks).
+	lose int
 }
 
 type linkToken struct {

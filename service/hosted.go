@@ -105,8 +105,13 @@ func (s *Service) applyLinkWebhook(ctx context.Context, code string, body []byte
 		if hook.PublicToken != "" {
 			tokens = append(tokens, hook.PublicToken)
 		}
-		_, err := s.completeFromPlaid(ctx, tok, hook.LinkSessionID, tokens)
-		return err
+		if _, err := s.completeFromPlaid(ctx, tok, hook.LinkSessionID, tokens); err != nil {
+			return err
+		}
+		if code == "SESSION_FINISHED" && tok.GetHostedCheckAt() != nil {
+			// Filed: the recovery job need not ask Plaid about it.
+			return s.store.SetHostedLinkTokenCheck(ctx, tok.GetLinkToken(), time.Time{})
+		}
 	}
 	return nil
 }
@@ -181,8 +186,12 @@ func (s *Service) fileSession(ctx context.Context, tok *storagev1.StoredLinkToke
 	for _, c := range ps.ItemAdds {
 		r := &linkdv1.WebviewRedirect{Result: &linkdv1.WebviewRedirect_Connected{Connected: proto.CloneOf(c)}}
 		out, err := s.SubmitRedirect(ctx, tok, r)
-		if err != nil {
-			s.log.WarnContext(ctx, "Link session result not filed", "link_session_id", ps.LinkSessionID, "err", err)
+		if definite(err) {
+			// A duplicate Item, a token spent elsewhere: asking again
+			// cannot change the answer, so the session counts as filed.
+			s.log.WarnContext(ctx, "Link session result refused", "link_session_id", ps.LinkSessionID, "err", err)
+			continue
+		} else if err != nil {
 			return err
 		}
 		s.log.InfoContext(ctx, "Link session result filed from Plaid", "link_session_id", ps.LinkSessionID, "item_id", out.Item.GetItemId())
@@ -194,6 +203,16 @@ func (s *Service) fileSession(ctx context.Context, tok *storagev1.StoredLinkToke
 		}
 	}
 	return nil
+}
+
+// definite reports whether err is an answer that asking again cannot
+// change (ECONFLICT, EINVALID, EPRECONDITION, ENOTFOUND).
+func definite(err error) bool {
+	switch linkd.ErrorCode(err) {
+	case linkd.ECONFLICT, linkd.EINVALID, linkd.EPRECONDITION, linkd.ENOTFOUND:
+		return true
+	}
+	return false
 }
 
 // LinkTokenStatus returns tok with its state and its sessions from
@@ -260,4 +279,74 @@ func (s *Service) CompleteSandboxLinkSession(ctx context.Context, tok *storagev1
 		return "", linkd.Errorf(linkd.EPRECONDITION, "sandbox Link sessions are completed only by linkd's embedded Plaid emulator")
 	}
 	return s.sandboxLink.CompleteLinkSession(ctx, tok.GetLinkToken(), institutionID, exitStatus)
+}
+
+// Hosted Link recovery: when a Hosted Link token's webhooks are lost, linkd
+// asks /link/token/get about it, first when its session should have
+// finished and then now and again, until Plaid reports a finished session
+// (filed as the webhooks would have) or it is too late for Plaid to report
+// one.
+const (
+	// hostedFirstCheck is how long after issuing a Hosted Link token linkd
+	// first asks about it: most sessions take a few minutes.
+	hostedFirstCheck = 15 * time.Minute
+	// hostedRecheck spaces later checks, and retries after a failure.
+	hostedRecheck = 10 * time.Minute
+	// hostedGrace is how long after the token expires linkd still asks:
+	// Plaid keeps a session's data six hours after it ends.
+	hostedGrace = 6 * time.Hour
+	// hostedBatch is how many due tokens one pass takes.
+	hostedBatch = 64
+)
+
+// firstHostedCheck is when linkd first asks Plaid about a new Hosted Link
+// token, nil for other tokens.
+func (s *Service) firstHostedCheck(tok *linkdv1.LinkToken) *timestamppb.Timestamp {
+	if tok.GetHostedLinkUrl() == "" {
+		return nil
+	}
+	at := s.now().Add(hostedFirstCheck)
+	if exp := tok.GetExpiration(); exp != nil && exp.AsTime().Before(at) {
+		at = exp.AsTime()
+	}
+	return timestamppb.New(at)
+}
+
+// CheckHostedLinkTokens asks Plaid about the Hosted Link tokens whose check
+// is due, files the sessions Plaid reports finished (exchanging each
+// public token once, as a webhook would have) and returns how many tokens
+// it settled. A token with a finished session, or past its expiration and
+// the grace, is not asked about again; a failure asks again later.
+func (s *Service) CheckHostedLinkTokens(ctx context.Context) (int, error) {
+	due, err := s.store.HostedLinkTokensDue(ctx, s.now(), hostedBatch)
+	if err != nil {
+		return 0, err
+	}
+	settled := 0
+	for _, tok := range due {
+		next := s.now().Add(hostedRecheck)
+		late := tok.GetExpiration() != nil && s.now().After(tok.GetExpiration().AsTime().Add(hostedGrace))
+		st, err := s.completeFromPlaid(ctx, tok, "", nil)
+		switch {
+		case err == nil && finishedAny(st.Sessions), late:
+			next = time.Time{}
+			settled++
+		case err != nil:
+			s.log.WarnContext(ctx, "Hosted Link token not checked; asking again later", "client_user_id", tok.GetClientUserId(), "err", err)
+		}
+		if err := s.store.SetHostedLinkTokenCheck(ctx, tok.GetLinkToken(), next); err != nil {
+			return settled, err
+		}
+	}
+	return settled, nil
+}
+
+// finishedAny reports whether a session finished.
+func finishedAny(sessions []linkd.LinkTokenSession) bool {
+	for _, ps := range sessions {
+		if ps.Finished() {
+			return true
+		}
+	}
+	return false
 }

@@ -101,6 +101,7 @@ func (s *Service) createLinkToken(ctx context.Context, req *linkdv1.CreateLinkTo
 		Request:      req,
 
 		HostedLinkUrl: tok.HostedLinkUrl,
+		HostedCheckAt: s.firstHostedCheck(tok),
 	}, nil
 }
 

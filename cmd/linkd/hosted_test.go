@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	"google.golang.org/grpc/codes"
 
@@ -229,5 +230,64 @@ func TestLinkd_HostedLinkValidation(t *testing.T) {
 	_, err = c.GetLinkToken(ctx, &linkdv1.GetLinkTokenRequest{LinkToken: "link-sandbox-00000000-0000-0000-0000-000000000000"})
 	if st := wantCode(t, err, codes.InvalidArgument); st != nil && badRequestField(st) != "link_token" {
 		t.Errorf("field = %q", badRequestField(st))
+	}
+}
+
+// TestLinkd_HostedLinkLostWebhooks: every LINK webhook of a Hosted Link
+// session is lost; once the session should have finished, the recovery
+// job asks /link/token/get and files it as the webhooks would have: one
+// Item, one exchange, the events, and the token is not asked about again.
+func TestLinkd_HostedLinkLostWebhooks(t *testing.T) {
+	clk := &clock{t: time.Now().UTC()}
+	ts := MustStartServerAt(t, clk.Now)
+	c, rest := ts.GRPC(t), ts.REST()
+	ctx := context.Background()
+	tok := mustHostedToken(t, ts, c, "lost-1", "")
+	ts.emulator.LoseWebhooks(3) // EVENTS, ITEM_ADD_RESULT, SESSION_FINISHED
+	done, err := rest.CompleteSandboxLinkSession(ctx, &linkdv1.CompleteSandboxLinkSessionRequest{LinkToken: tok.GetLinkToken(), InstitutionId: "ins_109508"})
+	if err != nil {
+		t.Fatalf("CompleteSandboxLinkSession: %v", err)
+	}
+	if items, _ := c.ListItems(ctx, &linkdv1.ListItemsRequest{ClientUserId: "lost-1"}); len(items.GetItems()) != 0 {
+		t.Fatalf("items = %v before recovery, want none (the webhooks were lost)", items.GetItems())
+	}
+	// Plaid knows the session finished; linkd has not filed it yet.
+	got := mustLinkTokenState(t, rest, tok.GetLinkToken(), linkdv1.LinkTokenState_LINK_TOKEN_STATE_COMPLETED)
+	if s := got.GetLinkSessions(); len(s) != 1 || s[0].GetItemId() != "" || s[0].GetConnected().GetPublicToken() != "" {
+		t.Fatalf("link_sessions = %v, want Plaid's view, no Item, no public token", s)
+	}
+
+	if n, err := ts.svc.CheckHostedLinkTokens(ctx); err != nil || n != 0 {
+		t.Fatalf("CheckHostedLinkTokens before due = %d, %v; want 0", n, err)
+	}
+	clk.Advance(16 * time.Minute)
+	if n, err := ts.svc.CheckHostedLinkTokens(ctx); err != nil || n != 1 {
+		t.Fatalf("CheckHostedLinkTokens = %d, %v; want 1", n, err)
+	}
+	ts.WaitRefreshed(t)
+	items, err := c.ListItems(ctx, &linkdv1.ListItemsRequest{ClientUserId: "lost-1"})
+	if err != nil || len(items.GetItems()) != 1 {
+		t.Fatalf("items = %v, %v; want the recovered Item", items, err)
+	}
+	if it := items.GetItems()[0]; it.GetInstitutionId() != "ins_109508" || it.GetLinkSessionId() != done.GetLinkSessionId() {
+		t.Errorf("item = %v", it)
+	}
+	if n := ts.emulator.Calls("/item/public_token/exchange"); n != 1 {
+		t.Errorf("exchanges = %d, want 1", n)
+	}
+	sess, err := rest.GetLinkSession(ctx, &linkdv1.GetLinkSessionRequest{LinkSessionId: done.GetLinkSessionId()})
+	if err != nil || eventNames(sess.GetSession())[0] != "OPEN" || sess.GetSession().GetItemId() == "" {
+		t.Errorf("session = %v, %v; want its events and the Item", sess, err)
+	}
+	got = mustLinkTokenState(t, c, tok.GetLinkToken(), linkdv1.LinkTokenState_LINK_TOKEN_STATE_COMPLETED)
+	if got.GetLinkSessions()[0].GetItemId() != items.GetItems()[0].GetItemId() {
+		t.Errorf("link_sessions = %v, want linkd's session with the Item", got.GetLinkSessions())
+	}
+	clk.Advance(time.Hour)
+	if n, err := ts.svc.CheckHostedLinkTokens(ctx); err != nil || n != 0 {
+		t.Errorf("CheckHostedLinkTokens after settling = %d, %v; want 0 (not asked again)", n, err)
+	}
+	if n := ts.emulator.Calls("/item/public_token/exchange"); n != 1 {
+		t.Errorf("exchanges = %d, want 1", n)
 	}
 }
