@@ -235,6 +235,73 @@ func (e *Emulator) completeLinkSession(linkToken, institutionID, exitStatus stri
 	return s, nil
 }
 
+// LinkEvent is one event a Link page reports when its session finishes:
+// Plaid's event_name, its ISO 8601 timestamp and its metadata (view_name,
+// institution_id, ...). The emulator gives it an event_id.
+type LinkEvent struct {
+	Name      string
+	Timestamp string
+	Metadata  map[string]string
+}
+
+// FinishLinkSession records a Link session a Link page ran for linkToken,
+// as Plaid's hosted page reports it: linked with publicToken (issued by
+// CreatePublicToken for this token, at institutionID with accountIDs), or
+// exited with exitStatus, and its events. It sends the LINK webhooks Plaid
+// sends (see CompleteLinkSession), delivered before it returns. It returns
+// an *Error: INVALID_LINK_TOKEN, or INVALID_FIELD for a public token the
+// emulator did not issue or a session finished already.
+func (e *Emulator) FinishLinkSession(linkToken, linkSessionID, publicToken, institutionID string, accountIDs []string, exitStatus string, events []LinkEvent) error {
+	e.mu.Lock()
+	perr := e.finishLinkSession(linkToken, linkSessionID, publicToken, institutionID, accountIDs, exitStatus, events)
+	hooks := e.takeOutbox()
+	e.mu.Unlock()
+	e.deliver(hooks)
+	if perr != nil {
+		return perr
+	}
+	return nil
+}
+
+// finishLinkSession is FinishLinkSession with e.mu held.
+func (e *Emulator) finishLinkSession(linkToken, linkSessionID, publicToken, institutionID string, accountIDs []string, exitStatus string, events []LinkEvent) *Error {
+	lt, ok := e.linkTokens[linkToken]
+	if !ok {
+		return errInvalidLinkToken("was not found")
+	}
+	for _, old := range lt.sessions {
+		if old.id == linkSessionID {
+			return errInvalidField("link_session_id has finished already")
+		}
+	}
+	if pt, ok := e.publicTokens[publicToken]; publicToken != "" && !ok {
+		return errInvalidField("public_token was not issued by this emulator")
+	} else if ok && len(accountIDs) == 0 {
+		accountIDs = pt.accountIDs
+	}
+	s := &linkSession{id: linkSessionID, started: e.now(), finished: e.now(), publicToken: publicToken,
+		institutionID: institutionID, accountIDs: slices.Clone(accountIDs), exitStatus: exitStatus}
+	if ins, ok := institution(institutionID); ok && publicToken == "" {
+		s.exitInstitutionID, s.exitInstitutionNam = ins.ID, ins.Name
+	}
+	for i, ev := range events {
+		md := map[string]any{"link_session_id": linkSessionID}
+		for k, v := range ev.Metadata {
+			md[k] = v
+		}
+		if i == 0 {
+			if t, err := time.Parse(time.RFC3339Nano, ev.Timestamp); err == nil {
+				s.started = t
+			}
+		}
+		s.events = append(s.events, map[string]any{"event_name": ev.Name, "event_id": uuid.NewString(),
+			"timestamp": ev.Timestamp, "event_metadata": md})
+	}
+	lt.sessions = append(lt.sessions, s)
+	e.queueLinkWebhooks(linkToken, lt, s)
+	return nil
+}
+
 // queueLinkWebhooks queues the LINK webhooks of a finished session, in
 // Plaid's order: EVENTS, ITEM_ADD_RESULT (when an Item was added),
 // SESSION_FINISHED. e.mu is held.

@@ -15,7 +15,7 @@ type emulatorBackend struct {
 	emu *plaidemu.Emulator
 }
 
-var _ linkpage.Backend = emulatorBackend{}
+var _ linkpage.HostedBackend = emulatorBackend{}
 
 func (b emulatorBackend) LinkToken(linkToken string) (linkpage.Token, error) {
 	info, err := b.emu.LinkTokenInfo(linkToken)
@@ -28,6 +28,9 @@ func (b emulatorBackend) LinkToken(linkToken string) (linkpage.Token, error) {
 		UpdateMode:    info.UpdateMode,
 		InstitutionID: info.InstitutionID,
 		AccountIDs:    info.AccountIDs,
+
+		Hosted:                info.Hosted,
+		CompletionRedirectURI: info.CompletionRedirectURI,
 	}, nil
 }
 
@@ -49,6 +52,16 @@ func (b emulatorBackend) CreatePublicToken(linkToken, institutionID string, acco
 		return "", pageError(err)
 	}
 	return token, nil
+}
+
+// FinishSession hands a Hosted Link session the page ran to the emulator,
+// which reports it as Plaid does (LINK webhooks, /link/token/get).
+func (b emulatorBackend) FinishSession(linkToken, linkSessionID, publicToken, institutionID string, accountIDs []string, exitStatus string, events []linkpage.HostedEvent) error {
+	evs := make([]plaidemu.LinkEvent, len(events))
+	for i, e := range events {
+		evs[i] = plaidemu.LinkEvent{Name: e.Name, Timestamp: e.Timestamp, Metadata: e.Metadata}
+	}
+	return pageError(b.emu.FinishLinkSession(linkToken, linkSessionID, publicToken, institutionID, accountIDs, exitStatus, evs))
 }
 
 // pageError converts an emulator error to the page's Plaid error; other
