@@ -173,42 +173,57 @@ func eventNames(s *linkdv1.LinkSession) []string {
 // connected redirect never reached linkd still creates its Item, once,
 // and the late redirect finds that Item.
 func TestLinkd_WebviewRescuedByItemAddResult(t *testing.T) {
-	transports(t, func(t *testing.T, ts *testServer, c linkdv1.LinkServiceClient) {
-		ctx := context.Background()
-		ts.emulator.SetLinkWebhooksForWebview(true)
-		resp, err := c.CreateLinkToken(ctx, &linkdv1.CreateLinkTokenRequest{ClientUserId: "rescued", Webhook: ts.BaseURL + "/v1/webhooks/plaid"})
-		if err != nil {
-			t.Fatalf("CreateLinkToken: %v", err)
-		}
-		tok := resp.GetLinkToken()
-		// The user finishes Link in the webview; the app crashes before it
-		// submits the connected redirect. Only the webhooks arrive.
-		sessionID, publicToken, err := ts.emulator.CompleteLinkSession(tok.GetLinkToken(), "ins_109508", "")
-		if err != nil {
-			t.Fatalf("emulator Link session: %v", err)
-		}
-		ts.WaitRefreshed(t)
-		items, err := c.ListItems(ctx, &linkdv1.ListItemsRequest{ClientUserId: "rescued"})
-		if err != nil || len(items.GetItems()) != 1 {
-			t.Fatalf("items = %v, %v; want the rescued Item", items, err)
-		}
-		rescued := items.GetItems()[0]
+	for _, tr := range []string{"gRPC", "REST"} {
+		t.Run(tr, func(t *testing.T) {
+			ts := MustStartServer(t, "LINKD_EMULATOR_LINK_WEBHOOKS=true")
+			c := ts.GRPC(t)
+			if tr == "REST" {
+				c = ts.REST()
+			}
+			testWebviewRescued(t, ts, c)
+		})
+	}
+}
 
-		// The app comes back and submits the redirect after all.
-		late, err := c.SubmitRedirect(ctx, &linkdv1.SubmitRedirectRequest{LinkToken: tok.GetLinkToken(), Url: connectedURL(publicToken, sessionID)})
-		if err != nil {
-			t.Fatalf("late SubmitRedirect: %v", err)
-		}
-		if late.GetItem().GetItemId() != rescued.GetItemId() {
-			t.Errorf("late redirect item = %v, want the rescued %s", late.GetItem(), rescued.GetItemId())
-		}
-		if n := ts.emulator.Calls("/item/public_token/exchange"); n != 1 {
-			t.Errorf("exchanges = %d, want 1", n)
-		}
-		if items, _ := c.ListItems(ctx, &linkdv1.ListItemsRequest{ClientUserId: "rescued"}); len(items.GetItems()) != 1 {
-			t.Errorf("items = %d, want 1", len(items.GetItems()))
-		}
-	})
+func testWebviewRescued(t *testing.T, ts *testServer, c linkdv1.LinkServiceClient) {
+	ctx := context.Background()
+	resp, err := c.CreateLinkToken(ctx, &linkdv1.CreateLinkTokenRequest{ClientUserId: "rescued", Webhook: ts.BaseURL + "/v1/webhooks/plaid"})
+	if err != nil {
+		t.Fatalf("CreateLinkToken: %v", err)
+	}
+	tok := resp.GetLinkToken()
+	// The user finishes Link in the webview; the app crashes before it
+	// submits the connected redirect. Only the webhooks arrive.
+	sessionID, publicToken, err := ts.emulator.CompleteLinkSession(tok.GetLinkToken(), "ins_109508", "")
+	if err != nil {
+		t.Fatalf("emulator Link session: %v", err)
+	}
+	ts.WaitRefreshed(t)
+	items, err := c.ListItems(ctx, &linkdv1.ListItemsRequest{ClientUserId: "rescued"})
+	if err != nil || len(items.GetItems()) != 1 {
+		t.Fatalf("items = %v, %v; want the rescued Item", items, err)
+	}
+	rescued := items.GetItems()[0]
+
+	// The app comes back and submits the redirect after all.
+	late, err := c.SubmitRedirect(ctx, &linkdv1.SubmitRedirectRequest{LinkToken: tok.GetLinkToken(), Url: connectedURL(publicToken, sessionID)})
+	if err != nil {
+		t.Fatalf("late SubmitRedirect: %v", err)
+	}
+	if late.GetItem().GetItemId() != rescued.GetItemId() {
+		t.Errorf("late redirect item = %v, want the rescued %s", late.GetItem(), rescued.GetItemId())
+	}
+	if n := ts.emulator.Calls("/item/public_token/exchange"); n != 1 {
+		t.Errorf("exchanges = %d, want 1", n)
+	}
+	if items, _ := c.ListItems(ctx, &linkdv1.ListItemsRequest{ClientUserId: "rescued"}); len(items.GetItems()) != 1 {
+		t.Errorf("items = %d, want 1", len(items.GetItems()))
+	}
+	// The public token went through a webhook body, /link/token/get and
+	// a redirect: it is in no log line.
+	if strings.Contains(ts.Logs.String(), publicToken) {
+		t.Errorf("a log line holds the public token")
+	}
 }
 
 // TestLinkd_HostedLinkValidation: Hosted Link and sandbox completion refuse
@@ -289,5 +304,35 @@ func TestLinkd_HostedLinkLostWebhooks(t *testing.T) {
 	}
 	if n := ts.emulator.Calls("/item/public_token/exchange"); n != 1 {
 		t.Errorf("exchanges = %d, want 1", n)
+	}
+}
+
+// TestLinkd_LinkTokenOptionsREST: over REST the options are Plaid's JSON,
+// `"hosted_link": {}` asks for Hosted Link as with Plaid, and a bad option
+// is a 400 naming the field.
+func TestLinkd_LinkTokenOptionsREST(t *testing.T) {
+	ts := MustStartServer(t)
+	auth := "Bearer " + ts.APIKey
+	status, body := ts.Do(t, "POST", "/v1/link/token/create", auth, `{"client_user_id":"opts-1","hosted_link":{},
+		"user":{"legal_name":"Ada Lovelace","phone_number":"+14155550011","email_address":"ada@example.com","date_of_birth":"1815-12-10",
+		        "address":{"street":"1 Main St","city":"Springfield","region":"IL","postal_code":"62701","country":"US"}},
+		"optional_products":["liabilities"],"required_if_supported_products":["identity"],"additional_consented_products":["investments"],
+		"account_filters":{"depository":{"account_subtypes":["checking","savings"]}},
+		"link_customization_name":"default","transactions":{"days_requested":730},"institution_id":"ins_109508"}`)
+	if status != 200 || !strings.Contains(body, `"hosted_link_url"`) || strings.Contains(body, `"webview_url"`) {
+		t.Fatalf("POST /v1/link/token/create = %d %s; want a Hosted Link token", status, body)
+	}
+	for _, tt := range []struct{ body, field string }{
+		{`{"client_user_id":"opts-1","transactions":{"days_requested":731}}`, "transactions.days_requested"},
+		{`{"client_user_id":"opts-1","hosted_link":{"url_lifetime_seconds":-5}}`, "hosted_link.url_lifetime_seconds"},
+		{`{"client_user_id":"opts-1","user":{"phone_number":"555"}}`, "user.phone_number"},
+		{`{"client_user_id":"opts-1","account_filters":{"crypto":{"account_subtypes":["all"]}}}`, "account_filters.crypto"},
+		{`{"client_user_id":"opts-1","android_package_name":"com.example.app"}`, "android_package_name"},
+		{`{"client_user_id":"opts-1","update":{"account_selection_enabled":true}}`, "update.account_selection_enabled"},
+	} {
+		status, body := ts.Do(t, "POST", "/v1/link/token/create", auth, tt.body)
+		if status != 400 || !strings.Contains(body, `"field":"`+tt.field+`"`) {
+			t.Errorf("%s: %d %s; want 400 naming %s", tt.body, status, body, tt.field)
+		}
 	}
 }

@@ -125,6 +125,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		}
 		// Hosted Link opens the same page, in a browser tab.
 		m.emulator.SetLinkPageURL(linkURL)
+		m.emulator.SetLinkWebhooksForWebview(c.EmulatorLinkWebhooks)
 	}
 	var sandboxLink linkd.SandboxLink
 	if m.emulator != nil {
