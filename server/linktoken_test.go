@@ -54,8 +54,12 @@ func TestCheckLinkTokenOptions(t *testing.T) {
 				DateOfBirth: "1815-12-10", Address: &linkdv1.UserAddress{Street: "1 Main St", City: "Springfield", Region: "IL", PostalCode: "62701", Country: "US"}}
 		}), ""},
 		{"UserPhoneNotE164", req(func(r *linkdv1.CreateLinkTokenRequest) { r.User = &linkdv1.LinkTokenUser{PhoneNumber: "415-555-0011"} }), "user.phone_number"},
-		{"UserEmail", req(func(r *linkdv1.CreateLinkTokenRequest) { r.User = &linkdv1.LinkTokenUser{EmailAddress: "ada at example"} }), "user.email_address"},
-		{"UserEmailWithName", req(func(r *linkdv1.CreateLinkTokenRequest) { r.User = &linkdv1.LinkTokenUser{EmailAddress: "Ada <ada@example.com>"} }), "user.email_address"},
+		{"UserEmail", req(func(r *linkdv1.CreateLinkTokenRequest) {
+			r.User = &linkdv1.LinkTokenUser{EmailAddress: "ada at example"}
+		}), "user.email_address"},
+		{"UserEmailWithName", req(func(r *linkdv1.CreateLinkTokenRequest) {
+			r.User = &linkdv1.LinkTokenUser{EmailAddress: "Ada <ada@example.com>"}
+		}), "user.email_address"},
 		{"UserDateOfBirthFormat", req(func(r *linkdv1.CreateLinkTokenRequest) { r.User = &linkdv1.LinkTokenUser{DateOfBirth: "12/10/1815"} }), "user.date_of_birth"},
 		{"UserDateOfBirthNotADay", req(func(r *linkdv1.CreateLinkTokenRequest) { r.User = &linkdv1.LinkTokenUser{DateOfBirth: "1815-02-30"} }), "user.date_of_birth"},
 		{"UserDateOfBirthFuture", req(func(r *linkdv1.CreateLinkTokenRequest) { r.User = &linkdv1.LinkTokenUser{DateOfBirth: "2999-01-01"} }), "user.date_of_birth"},
@@ -89,9 +93,15 @@ func TestCheckLinkTokenOptions(t *testing.T) {
 		{"Customization", req(func(r *linkdv1.CreateLinkTokenRequest) { r.LinkCustomizationName = "default" }), ""},
 		{"CustomizationBad", req(func(r *linkdv1.CreateLinkTokenRequest) { r.LinkCustomizationName = "a/b" }), "link_customization_name"},
 		// transactions.days_requested: fixed at link time.
-		{"DaysRequested", req(func(r *linkdv1.CreateLinkTokenRequest) { r.Transactions = &linkdv1.LinkTokenTransactions{DaysRequested: 730} }), ""},
-		{"DaysRequestedOver", req(func(r *linkdv1.CreateLinkTokenRequest) { r.Transactions = &linkdv1.LinkTokenTransactions{DaysRequested: 731} }), "transactions.days_requested"},
-		{"DaysRequestedNegative", req(func(r *linkdv1.CreateLinkTokenRequest) { r.Transactions = &linkdv1.LinkTokenTransactions{DaysRequested: -1} }), "transactions.days_requested"},
+		{"DaysRequested", req(func(r *linkdv1.CreateLinkTokenRequest) {
+			r.Transactions = &linkdv1.LinkTokenTransactions{DaysRequested: 730}
+		}), ""},
+		{"DaysRequestedOver", req(func(r *linkdv1.CreateLinkTokenRequest) {
+			r.Transactions = &linkdv1.LinkTokenTransactions{DaysRequested: 731}
+		}), "transactions.days_requested"},
+		{"DaysRequestedNegative", req(func(r *linkdv1.CreateLinkTokenRequest) {
+			r.Transactions = &linkdv1.LinkTokenTransactions{DaysRequested: -1}
+		}), "transactions.days_requested"},
 		{"DaysRequestedUpdateMode", req(func(r *linkdv1.CreateLinkTokenRequest) {
 			update(r)
 			r.Transactions = &linkdv1.LinkTokenTransactions{DaysRequested: 365}
@@ -101,7 +111,9 @@ func TestCheckLinkTokenOptions(t *testing.T) {
 			update(r)
 			r.Update = &linkdv1.LinkTokenUpdate{AccountSelectionEnabled: true}
 		}), ""},
-		{"UpdateWithoutItem", req(func(r *linkdv1.CreateLinkTokenRequest) { r.Update = &linkdv1.LinkTokenUpdate{AccountSelectionEnabled: true} }), "update.account_selection_enabled"},
+		{"UpdateWithoutItem", req(func(r *linkdv1.CreateLinkTokenRequest) {
+			r.Update = &linkdv1.LinkTokenUpdate{AccountSelectionEnabled: true}
+		}), "update.account_selection_enabled"},
 		{"InstitutionID", req(func(r *linkdv1.CreateLinkTokenRequest) { r.InstitutionId = "ins_109508" }), ""},
 		{"InstitutionIDBad", req(func(r *linkdv1.CreateLinkTokenRequest) { r.InstitutionId = "chase" }), "institution_id"},
 	} {
