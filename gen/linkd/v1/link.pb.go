@@ -166,7 +166,8 @@ type LinkToken struct {
 	// Plaid's request_id for the /link/token/create call, for Plaid support.
 	RequestId string `protobuf:"bytes,3,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	// The Link webview URL to load: the configured Link page with
-	// isWebview=true and token=<link_token>, URL-encoded.
+	// isWebview=true and token=<link_token>, URL-encoded. Empty for a Hosted
+	// Link token (see hosted_link_url).
 	WebviewUrl string `protobuf:"bytes,4,opt,name=webview_url,json=webviewUrl,proto3" json:"webview_url,omitempty"`
 	// The end user the token was issued for.
 	ClientUserId string `protobuf:"bytes,5,opt,name=client_user_id,json=clientUserId,proto3" json:"client_user_id,omitempty"`
@@ -1255,7 +1256,9 @@ type CreateLinkTokenRequest struct {
 	ClientName string `protobuf:"bytes,5,opt,name=client_name,json=clientName,proto3" json:"client_name,omitempty"`
 	// OAuth redirect URI registered with Plaid.
 	RedirectUri string `protobuf:"bytes,6,opt,name=redirect_uri,json=redirectUri,proto3" json:"redirect_uri,omitempty"`
-	// Android package name, for OAuth on Android instead of redirect_uri.
+	// Refused (INVALID_ARGUMENT): Plaid takes an Android package name only
+	// from its native Android SDK; linkd's tokens open in a webview or as
+	// Hosted Link, where OAuth returns through redirect_uri.
 	AndroidPackageName string `protobuf:"bytes,7,opt,name=android_package_name,json=androidPackageName,proto3" json:"android_package_name,omitempty"`
 	// Webhook URL Plaid notifies about the Item.
 	Webhook string `protobuf:"bytes,8,opt,name=webhook,proto3" json:"webhook,omitempty"`
