@@ -169,6 +169,10 @@ func (s *Service) completeFromPlaid(ctx context.Context, tok *storagev1.StoredLi
 		if !listed[pt] && sessionID != "" {
 			c := &linkdv1.ConnectedResult{PublicToken: pt, LinkSessionId: sessionID}
 			_, err := s.SubmitRedirect(ctx, tok, &linkdv1.WebviewRedirect{Result: &linkdv1.WebviewRedirect_Connected{Connected: c}})
+			if definite(err) {
+				s.log.WarnContext(ctx, "Link session result refused", "link_session_id", sessionID, "err", err)
+				err = nil
+			}
 			keep(err)
 		}
 	}

@@ -113,6 +113,21 @@ func TestLinkd_HostedLink(t *testing.T) {
 			t.Errorf("conversion = %v, want one session, opened and converted", conv)
 		}
 
+		// The same bank again: the institution and accounts come from
+		// /link/token/get before the exchange, so the duplicate is refused
+		// unbilled, and the refusal is an answer (no redelivery needed).
+		again := mustHostedToken(t, ts, c, "hosted-1", "")
+		if _, err := c.CompleteSandboxLinkSession(ctx, &linkdv1.CompleteSandboxLinkSessionRequest{
+			LinkToken: again.GetLinkToken(), InstitutionId: "ins_109508"}); err != nil {
+			t.Fatalf("CompleteSandboxLinkSession(duplicate): %v", err)
+		}
+		if n := ts.emulator.Calls("/item/public_token/exchange"); n != 1 {
+			t.Errorf("exchanges = %d after a duplicate, want still 1", n)
+		}
+		if items, _ := c.ListItems(ctx, &linkdv1.ListItemsRequest{ClientUserId: "hosted-1"}); len(items.GetItems()) != 1 {
+			t.Errorf("items = %d after a duplicate, want 1", len(items.GetItems()))
+		}
+
 		// Update mode: the Item's login breaks, a Hosted Link session
 		// repairs it; nothing is exchanged and no Item is added.
 		if _, err := c.ResetSandboxItemLogin(ctx, &linkdv1.ResetSandboxItemLoginRequest{ItemId: item.GetItemId()}); err != nil {
