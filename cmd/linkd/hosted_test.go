@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -238,6 +239,13 @@ func testWebviewRescued(t *testing.T, ts *testServer, c linkdv1.LinkServiceClien
 	// a redirect: it is in no log line.
 	if strings.Contains(ts.Logs.String(), publicToken) {
 		t.Errorf("a log line holds the public token")
+	}
+	// Nor does the database: the LINK webhook bodies are kept redacted and
+	// sessions keep no public token.
+	if raw, err := os.ReadFile(ts.Config.DBPath); err != nil {
+		t.Fatal(err)
+	} else if strings.Contains(string(raw), publicToken) || strings.Contains(string(raw), tok.GetLinkToken()+`"`) {
+		t.Errorf("the database file holds the public token or a webhook's plain link_token")
 	}
 }
 
