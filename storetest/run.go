@@ -1183,6 +1183,7 @@ func testEmptyIDs(t *testing.T, fresh func(*testing.T) linkd.Store) {
 	}{
 		{"GetLinkToken", "link_token", func() error { _, err := s.GetLinkToken(ctx, ""); return err }},
 		{"LinkTokenRenewal", "link_token", func() error { _, err := s.LinkTokenRenewal(ctx, "", at(0)); return err }},
+		{"SetHostedLinkTokenCheck", "link_token", func() error { return s.SetHostedLinkTokenCheck(ctx, "", at(0)) }},
 		{"GetLinkSession", "link_session_id", func() error { _, err := s.GetLinkSession(ctx, ""); return err }},
 		{"ItemForPublicToken", "public_token", func() error { _, err := s.ItemForPublicToken(ctx, ""); return err }},
 		{"GetItem", "item_id", func() error { _, err := s.GetItem(ctx, ""); return err }},
