@@ -99,7 +99,14 @@ func (s *Service) applyLinkWebhook(ctx context.Context, code string, body []byte
 		for _, e := range hook.Events {
 			events = append(events, e.linkEvent(hook.LinkSessionID))
 		}
-		return s.recordEvents(ctx, tok, hook.LinkSessionID, events)
+		if err := s.recordEvents(ctx, tok, hook.LinkSessionID, events); definite(err) {
+			// The session belongs to another token, or is full: a
+			// redelivery would meet the same refusal.
+			s.log.WarnContext(ctx, "LINK events refused", "link_session_id", hook.LinkSessionID, "err", err)
+		} else if err != nil {
+			return err
+		}
+		return nil
 	case "ITEM_ADD_RESULT", "SESSION_FINISHED":
 		tokens := hook.PublicTokens
 		if hook.PublicToken != "" {
@@ -184,7 +191,9 @@ func (s *Service) fileSession(ctx context.Context, tok *storagev1.StoredLinkToke
 	if !ps.Finished() {
 		return nil
 	}
-	if err := s.recordEvents(ctx, tok, ps.LinkSessionID, ps.Events); err != nil {
+	if err := s.recordEvents(ctx, tok, ps.LinkSessionID, ps.Events); definite(err) {
+		s.log.WarnContext(ctx, "Link session events refused", "link_session_id", ps.LinkSessionID, "err", err)
+	} else if err != nil {
 		return err
 	}
 	for _, c := range ps.ItemAdds {
