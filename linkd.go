@@ -67,6 +67,22 @@ type LinkTokenOptions struct {
 	// AccessToken, when set, makes an update-mode token for its Item:
 	// Products are then not sent.
 	AccessToken AccessToken
+	// HostedLink, when not nil (even empty), asks for Hosted Link.
+	HostedLink *linkdv1.HostedLink
+	// User is Plaid's prefill; nil sends none.
+	User *linkdv1.LinkTokenUser
+	// The product lists beside Products, in Plaid's names.
+	OptionalProducts, RequiredIfSupportedProducts, AdditionalConsentedProducts []string
+	// AccountFilters by account type, as Plaid's account_filters.
+	AccountFilters map[string]*linkdv1.AccountSubtypes
+	// LinkCustomizationName names a Dashboard customization.
+	LinkCustomizationName string
+	// DaysRequested is transactions.days_requested; 0 sends none.
+	DaysRequested int32
+	// AccountSelectionEnabled is update.account_selection_enabled.
+	AccountSelectionEnabled bool
+	// InstitutionID opens Link at that institution.
+	InstitutionID string
 }
 
 // LinkTokenResult is Plaid's answer to /link/token/create.
@@ -74,6 +90,48 @@ type LinkTokenResult struct {
 	LinkToken  string
 	Expiration time.Time
 	RequestID  string
+	// HostedLinkURL is set for a Hosted Link token.
+	HostedLinkURL string
+}
+
+// LinkTokenStatus is Plaid's answer to /link/token/get.
+type LinkTokenStatus struct {
+	LinkToken             string
+	CreatedAt, Expiration time.Time
+	Sessions              []LinkTokenSession
+	RequestID             string
+}
+
+// LinkTokenSession is one Link session of a link token as /link/token/get
+// reports it.
+type LinkTokenSession struct {
+	LinkSessionID string
+	// StartedAt and FinishedAt are zero when Plaid gives none; a session
+	// without FinishedAt is still open.
+	StartedAt, FinishedAt time.Time
+	// ItemAdds are results.item_add_results, each with its public token,
+	// institution, accounts and this session's id.
+	ItemAdds []*linkdv1.ConnectedResult
+	// Exit is set when the session ended without an Item.
+	Exit *linkdv1.ExitResult
+	// Events are the session's events, with Plaid's event_id.
+	Events []*linkdv1.LinkEvent
+}
+
+// Finished reports whether Plaid says the session ended.
+func (s LinkTokenSession) Finished() bool {
+	return !s.FinishedAt.IsZero() || len(s.ItemAdds) > 0 || s.Exit != nil
+}
+
+// SandboxLink completes Link sessions as a user would, for tests that must
+// not click through a page. Only the emulator has one.
+type SandboxLink interface {
+	// CompleteLinkSession ends a new Link session of linkToken: linked at
+	// institutionID (the update-mode Item's own when empty) when
+	// exitStatus is empty, else exited with exitStatus. It fires what
+	// Plaid would and returns the session's id; EINVALID for an unknown or
+	// expired token or an unknown institution.
+	CompleteLinkSession(ctx context.Context, linkToken, institutionID, exitStatus string) (linkSessionID string, err error)
 }
 
 // ExchangeResult is Plaid's answer to /item/public_token/exchange.
@@ -114,6 +172,9 @@ type Plaid interface {
 	Environment() string
 	// CreateLinkToken calls /link/token/create.
 	CreateLinkToken(ctx context.Context, opts LinkTokenOptions) (LinkTokenResult, error)
+	// GetLinkToken calls /link/token/get: the token's sessions and their
+	// results (public tokens included: handle as secrets).
+	GetLinkToken(ctx context.Context, linkToken string) (LinkTokenStatus, error)
 	// ExchangePublicToken calls /item/public_token/exchange. Not safe to repeat:
 	// Plaid spends the public token.
 	ExchangePublicToken(ctx context.Context, publicToken string) (ExchangeResult, error)

@@ -197,9 +197,16 @@ func addEvent(s *linkdv1.LinkSession, e *linkdv1.LinkEvent) {
 	s.Events = slices.Insert(s.Events, i, e)
 }
 
-// hasEvent reports whether an event equal to e is recorded.
+// hasEvent reports whether e is recorded: an event with the same Plaid
+// event_id (webhooks and /link/token/get may report one event twice, with
+// fields filled differently), or an equal event.
 func hasEvent(s *linkdv1.LinkSession, e *linkdv1.LinkEvent) bool {
-	return slices.ContainsFunc(s.Events, func(old *linkdv1.LinkEvent) bool { return proto.Equal(old, e) })
+	return slices.ContainsFunc(s.Events, func(old *linkdv1.LinkEvent) bool {
+		if id := e.GetEventId(); id != "" && old.GetEventId() == id {
+			return true
+		}
+		return proto.Equal(old, e)
+	})
 }
 
 // setOutcome makes o the session's outcome and reports whether it did: not
@@ -213,7 +220,7 @@ func setOutcome(s *linkdv1.LinkSession, o any) (bool, error) {
 			return true, nil
 		}
 		want = o.Connected
-		if old := s.GetConnected(); old != nil && proto.Equal(old, want) {
+		if old := s.GetConnected(); old != nil && (proto.Equal(old, o.Connected) || sameConnection(old, o.Connected)) {
 			return false, nil
 		}
 	case *linkdv1.LinkSession_Exit:
@@ -227,6 +234,37 @@ func setOutcome(s *linkdv1.LinkSession, o any) (bool, error) {
 		}
 	}
 	return false, Errorf(ECONFLICT, "link session already ended with another result")
+}
+
+// sameConnection reports whether two connected results are one connection
+// reported twice, through a LINK webhook and a late webview redirect, whose
+// fields Plaid fills differently: the same institution (or one side
+// without one). The first report stands.
+func sameConnection(a, b *linkdv1.ConnectedResult) bool {
+	return a.GetInstitutionId() == "" || b.GetInstitutionId() == "" || a.GetInstitutionId() == b.GetInstitutionId()
+}
+
+// LinkTokenStateOf is where a link token stands from its sessions as
+// /link/token/get reports them: COMPLETED once a session added an Item,
+// else EXITED once a session finished, else EXPIRED past expiration (a
+// zero expiration never expires), else OPEN.
+func LinkTokenStateOf(sessions []LinkTokenSession, expiration, now time.Time) linkdv1.LinkTokenState {
+	exited := false
+	for _, s := range sessions {
+		if len(s.ItemAdds) > 0 {
+			return linkdv1.LinkTokenState_LINK_TOKEN_STATE_COMPLETED
+		}
+		if s.Finished() {
+			exited = true
+		}
+	}
+	switch {
+	case exited:
+		return linkdv1.LinkTokenState_LINK_TOKEN_STATE_EXITED
+	case !expiration.IsZero() && !now.Before(expiration):
+		return linkdv1.LinkTokenState_LINK_TOKEN_STATE_EXPIRED
+	}
+	return linkdv1.LinkTokenState_LINK_TOKEN_STATE_OPEN
 }
 
 // SessionStart is when a Link session started, for reports and for

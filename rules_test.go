@@ -425,3 +425,84 @@ func TestDuplicateOf(t *testing.T) {
 		})
 	}
 }
+
+// Webhooks and /link/token/get report events with Plaid's event_id: the
+// same id is the same event however its fields were filled; a webview
+// redirect's event (no id) still dedupes by equality. A webhook and a late
+// redirect reporting one connection are one outcome; another institution
+// is still a conflict.
+func TestMergeRedirect_HostedLink(t *testing.T) {
+	withID := func(id, view string) *linkdv1.WebviewRedirect {
+		return &linkdv1.WebviewRedirect{Result: &linkdv1.WebviewRedirect_Event{Event: &linkdv1.LinkEvent{
+			EventName: "TRANSITION_VIEW", ViewName: view, EventId: id, LinkSessionId: "sess-1", Timestamp: timestamppb.New(ruleT0)}}}
+	}
+	for _, tt := range []struct {
+		name   string
+		rs     []*linkdv1.WebviewRedirect
+		events int
+	}{
+		{"SameEventID", []*linkdv1.WebviewRedirect{withID("e-1", "CONSENT"), withID("e-1", "CONSENT")}, 1},
+		{"SameEventIDOtherFields", []*linkdv1.WebviewRedirect{withID("e-1", "CONSENT"), withID("e-1", "")}, 1},
+		{"OtherEventIDs", []*linkdv1.WebviewRedirect{withID("e-1", "CONSENT"), withID("e-2", "CONSENT")}, 2},
+		{"NoIDsEqual", []*linkdv1.WebviewRedirect{withID("", "CONSENT"), withID("", "CONSENT")}, 1},
+	} {
+		t.Run("Events/"+tt.name, func(t *testing.T) {
+			s := &linkdv1.LinkSession{LinkSessionId: "sess-1"}
+			merge(t, s, tt.rs...)
+			if len(s.GetEvents()) != tt.events {
+				t.Fatalf("events = %d, want %d", len(s.GetEvents()), tt.events)
+			}
+		})
+	}
+	for _, tt := range []struct {
+		name          string
+		first, second *linkdv1.WebviewRedirect
+		conflict      bool
+	}{
+		{"SameInstitution", connectedWith("public-1", "ins_3"), connectedWith("public-1", "ins_3"), false},
+		{"WebhookWithoutInstitution", connectedWith("public-1", ""), connectedWith("public-1", "ins_3"), false},
+		{"OtherInstitution", connectedWith("public-1", "ins_3"), connectedWith("public-1", "ins_4"), true},
+	} {
+		t.Run("Connected/"+tt.name, func(t *testing.T) {
+			s := &linkdv1.LinkSession{LinkSessionId: "sess-1"}
+			merge(t, s, tt.first)
+			before := proto.CloneOf(s)
+			changed, err := MergeRedirect("link-1", "user-1", tt.second, ruleT0.Add(time.Hour))(s)
+			if (ErrorCode(err) == ECONFLICT) != tt.conflict {
+				t.Fatalf("err = %v, want conflict %v", err, tt.conflict)
+			}
+			if changed || !proto.Equal(s, before) {
+				t.Fatalf("the second report changed the session: %v", s)
+			}
+		})
+	}
+}
+
+func TestLinkTokenStateOf(t *testing.T) {
+	exp := ruleT0.Add(time.Hour)
+	added := LinkTokenSession{LinkSessionID: "s-1", FinishedAt: ruleT0, ItemAdds: []*linkdv1.ConnectedResult{{PublicToken: "public-1"}}}
+	exited := LinkTokenSession{LinkSessionID: "s-2", FinishedAt: ruleT0, Exit: &linkdv1.ExitResult{Status: "requires_credentials"}}
+	open := LinkTokenSession{LinkSessionID: "s-3", StartedAt: ruleT0}
+	for _, tt := range []struct {
+		name       string
+		sessions   []LinkTokenSession
+		expiration time.Time
+		now        time.Time
+		want       linkdv1.LinkTokenState
+	}{
+		{"NoSession", nil, exp, ruleT0, linkdv1.LinkTokenState_LINK_TOKEN_STATE_OPEN},
+		{"SessionInProgress", []LinkTokenSession{open}, exp, ruleT0, linkdv1.LinkTokenState_LINK_TOKEN_STATE_OPEN},
+		{"Completed", []LinkTokenSession{added}, exp, ruleT0, linkdv1.LinkTokenState_LINK_TOKEN_STATE_COMPLETED},
+		{"CompletedAfterExpiry", []LinkTokenSession{added}, exp, exp.Add(time.Hour), linkdv1.LinkTokenState_LINK_TOKEN_STATE_COMPLETED},
+		{"ExitedThenCompleted", []LinkTokenSession{exited, added}, exp, ruleT0, linkdv1.LinkTokenState_LINK_TOKEN_STATE_COMPLETED},
+		{"Exited", []LinkTokenSession{open, exited}, exp, ruleT0, linkdv1.LinkTokenState_LINK_TOKEN_STATE_EXITED},
+		{"Expired", []LinkTokenSession{open}, exp, exp, linkdv1.LinkTokenState_LINK_TOKEN_STATE_EXPIRED},
+		{"NoExpiration", nil, time.Time{}, exp.Add(1000 * time.Hour), linkdv1.LinkTokenState_LINK_TOKEN_STATE_OPEN},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := LinkTokenStateOf(tt.sessions, tt.expiration, tt.now); got != tt.want {
+				t.Fatalf("state = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}

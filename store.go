@@ -43,6 +43,15 @@ type Store interface {
 	// LinkTokenRenewal returns the unexpired renewal of a dead token, or
 	// ENOTFOUND when there is none.
 	LinkTokenRenewal(ctx context.Context, dead string, now time.Time) (*storagev1.StoredLinkToken, error)
+	// HostedLinkTokensDue returns up to limit link tokens whose
+	// hosted_check_at is due at now, the longest due first, from an index
+	// that PutLinkToken and RenewLinkToken keep for tokens stored with
+	// hosted_check_at (Hosted Link tokens, whose webhooks may be lost).
+	HostedLinkTokensDue(ctx context.Context, now time.Time, limit int) ([]*storagev1.StoredLinkToken, error)
+	// SetHostedLinkTokenCheck moves a token's check to at, or ends its
+	// checks when at is zero (the record's hosted_check_at follows).
+	// ENOTFOUND when the token is not recorded.
+	SetHostedLinkTokenCheck(ctx context.Context, linkToken string, at time.Time) error
 
 	// UpdateLinkSession applies fn to the session linkSessionID (a new,
 	// empty session carrying only its id when there is none yet) and

@@ -81,6 +81,28 @@ type Token struct {
 	UpdateMode    bool
 	InstitutionID string
 	AccountIDs    []string
+	// Hosted is true for a Hosted Link token: the page runs in a browser
+	// tab with no webview delegate, reports the session to the backend
+	// (HostedBackend) and then goes to CompletionRedirectURI.
+	Hosted                bool
+	CompletionRedirectURI string
+}
+
+// HostedBackend is a Backend that takes the sessions of Hosted Link tokens
+// when they end, as Plaid's hosted page reports them (LINK webhooks,
+// /link/token/get). Without one, Hosted Link sessions report nothing.
+type HostedBackend interface {
+	Backend
+	// FinishSession records a finished session: linked with publicToken
+	// at institutionID with accountIDs, or exited with exitStatus.
+	FinishSession(linkToken, linkSessionID, publicToken, institutionID string, accountIDs []string, exitStatus string, events []HostedEvent) error
+}
+
+// HostedEvent is one event the page fired in a Hosted Link session.
+type HostedEvent struct {
+	Name      string            `json:"event_name"`
+	Timestamp string            `json:"timestamp"`
+	Metadata  map[string]string `json:"metadata"`
 }
 
 // Institution is an institution Link offers.
@@ -144,7 +166,12 @@ type session struct {
 	mfaPending    bool
 	// connected is set once the session's public token is issued.
 	connected bool
-	started   time.Time
+	// publicToken and accountIDs are what connect issued, for a Hosted
+	// Link session's report; finished is set once it is reported.
+	publicToken string
+	accountIDs  []string
+	finished    bool
+	started     time.Time
 }
 
 // oauthState is an OAuth redirect in flight, by oauth_state_id.
@@ -183,6 +210,7 @@ func New(opts Options) *Page {
 	p.mux.HandleFunc("POST "+Prefix+"api/mfa", p.api(p.submitMFA))
 	p.mux.HandleFunc("POST "+Prefix+"api/oauth", p.api(p.startOAuth))
 	p.mux.HandleFunc("POST "+Prefix+"api/connect", p.api(p.connect))
+	p.mux.HandleFunc("POST "+Prefix+"api/finish", p.api(p.finish))
 	p.mux.HandleFunc("GET "+Prefix+"oauth/authorize", p.serveBank)
 	p.mux.HandleFunc("POST "+Prefix+"oauth/authorize", p.authorizeBank)
 	return p
@@ -225,6 +253,11 @@ type pageConfig struct {
 	Error *Error `json:"error,omitempty"`
 	// Status is the exit status to report with Error.
 	Status string `json:"status,omitempty"`
+	// Hosted is true for a Hosted Link token: no plaidlink:// redirects;
+	// the page reports the session (api/finish) and then goes to
+	// CompletionRedirectURI, if any.
+	Hosted                bool   `json:"hosted,omitempty"`
+	CompletionRedirectURI string `json:"completion_redirect_uri,omitempty"`
 }
 
 // linkView is the template's data.
@@ -263,6 +296,7 @@ func (p *Page) serveLink(w http.ResponseWriter, r *http.Request) {
 			cfg.UpdateMode, cfg.Institution = true, p.itemInstitution(tok)
 		}
 	default:
+		cfg.Hosted, cfg.CompletionRedirectURI = tok.Hosted, tok.CompletionRedirectURI
 		cfg.UpdateMode = tok.UpdateMode
 		if tok.UpdateMode {
 			cfg.Institution = p.itemInstitution(tok)
@@ -399,6 +433,9 @@ type apiRequest struct {
 	Password      string   `json:"password"`
 	Code          string   `json:"code"`
 	AccountIDs    []string `json:"account_ids"`
+	// ExitStatus and Events are a Hosted Link session's report (finish).
+	ExitStatus string        `json:"exit_status"`
+	Events     []HostedEvent `json:"events"`
 }
 
 // apiResponse is the answer to every JSON call: request_id always, and
@@ -563,7 +600,48 @@ func (p *Page) connect(_ *http.Request, req *apiRequest, s *session) (apiRespons
 		unclaim()
 		return apiResponse{}, err
 	}
+	p.mu.Lock()
+	s.publicToken, s.accountIDs = token, slices.Clone(req.AccountIDs)
+	p.mu.Unlock()
 	return apiResponse{PublicToken: token}, nil
+}
+
+// maxHostedEvents bounds the events a Hosted Link report carries: a real
+// session fires a few dozen.
+const maxHostedEvents = 200
+
+// finish reports a Hosted Link session to the backend once, as Plaid's
+// hosted page does when the session ends: linked with the public token
+// connect issued, or exited with exit_status.
+func (p *Page) finish(_ *http.Request, req *apiRequest, s *session) (apiResponse, error) {
+	hb, ok := p.backend.(HostedBackend)
+	if !ok {
+		return apiResponse{}, &apiError{err: &Error{Type: "INVALID_REQUEST", Code: "INVALID_FIELD", Message: "this Link page takes no Hosted Link sessions"}, fatal: true}
+	}
+	if len(req.Events) > maxHostedEvents {
+		return apiResponse{}, &apiError{err: &Error{Type: "INVALID_REQUEST", Code: "INVALID_FIELD", Message: "too many events"}, fatal: true}
+	}
+	p.mu.Lock()
+	done := s.finished
+	s.finished = true
+	publicToken, institutionID, accountIDs := s.publicToken, s.institutionID, s.accountIDs
+	p.mu.Unlock()
+	if done {
+		return apiResponse{}, &apiError{err: &Error{Type: "INVALID_REQUEST", Code: "INVALID_FIELD", Message: "the session was reported already"}, fatal: true}
+	}
+	exitStatus := req.ExitStatus
+	if publicToken != "" {
+		exitStatus = "" // connected: the session linked an Item
+	} else if exitStatus == "" {
+		exitStatus = "requires_credentials"
+	}
+	if institutionID == "" {
+		institutionID = req.InstitutionID
+	}
+	if err := hb.FinishSession(req.LinkToken, req.LinkSessionID, publicToken, institutionID, accountIDs, exitStatus, req.Events); err != nil {
+		return apiResponse{}, err
+	}
+	return apiResponse{}, nil
 }
 
 // bankView is the emulated bank's OAuth page.

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	plaidgo "github.com/plaid/plaid-go/v42/plaid"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/linkd/linkd"
 	linkdv1 "github.com/linkd/linkd/gen/linkd/v1"
@@ -166,7 +167,8 @@ func (c *Client) CreateLinkToken(ctx context.Context, opts linkd.LinkTokenOption
 		products[i] = plaidgo.Products(p)
 	}
 	req := plaidgo.NewLinkTokenCreateRequest(opts.ClientName, opts.Language, countries)
-	req.SetUser(*plaidgo.NewLinkTokenCreateRequestUser(opts.ClientUserID))
+	req.SetUser(linkTokenUser(opts.ClientUserID, opts.User))
+	setLinkTokenOptions(req, opts)
 	if opts.AccessToken.IsZero() {
 		req.SetProducts(products)
 	} else {
@@ -190,10 +192,212 @@ func (c *Client) CreateLinkToken(ctx context.Context, opts linkd.LinkTokenOption
 		return linkd.LinkTokenResult{}, err
 	}
 	return linkd.LinkTokenResult{
+		LinkToken:     resp.GetLinkToken(),
+		Expiration:    resp.GetExpiration(),
+		RequestID:     resp.GetRequestId(),
+		HostedLinkURL: resp.GetHostedLinkUrl(),
+	}, nil
+}
+
+// linkTokenUser is Plaid's user object: the id and the prefill fields set.
+func linkTokenUser(clientUserID string, u *linkdv1.LinkTokenUser) plaidgo.LinkTokenCreateRequestUser {
+	out := plaidgo.NewLinkTokenCreateRequestUser(clientUserID)
+	if u == nil {
+		return *out
+	}
+	if v := u.GetLegalName(); v != "" {
+		out.SetLegalName(v)
+	}
+	if v := u.GetPhoneNumber(); v != "" {
+		out.SetPhoneNumber(v)
+	}
+	if v := u.GetEmailAddress(); v != "" {
+		out.SetEmailAddress(v)
+	}
+	if v := u.GetDateOfBirth(); v != "" {
+		out.SetDateOfBirth(v)
+	}
+	if a := u.GetAddress(); a != nil {
+		addr := plaidgo.NewUserAddress(a.GetCountry())
+		setIf := func(v string, set func(string)) {
+			if v != "" {
+				set(v)
+			}
+		}
+		setIf(a.GetStreet(), addr.SetStreet)
+		setIf(a.GetStreet2(), addr.SetStreet2)
+		setIf(a.GetCity(), addr.SetCity)
+		setIf(a.GetRegion(), addr.SetRegion)
+		setIf(a.GetPostalCode(), addr.SetPostalCode)
+		out.SetAddress(*addr)
+	}
+	return *out
+}
+
+// setLinkTokenOptions sets on req the options beyond the basics, in
+// Plaid's names; unset options are not sent.
+func setLinkTokenOptions(req *plaidgo.LinkTokenCreateRequest, opts linkd.LinkTokenOptions) {
+	products := func(ps []string) []plaidgo.Products {
+		out := make([]plaidgo.Products, len(ps))
+		for i, p := range ps {
+			out[i] = plaidgo.Products(p)
+		}
+		return out
+	}
+	if len(opts.OptionalProducts) > 0 {
+		req.SetOptionalProducts(products(opts.OptionalProducts))
+	}
+	if len(opts.RequiredIfSupportedProducts) > 0 {
+		req.SetRequiredIfSupportedProducts(products(opts.RequiredIfSupportedProducts))
+	}
+	if len(opts.AdditionalConsentedProducts) > 0 {
+		req.SetAdditionalConsentedProducts(products(opts.AdditionalConsentedProducts))
+	}
+	if h := opts.HostedLink; h != nil {
+		hl := plaidgo.NewLinkTokenCreateHostedLink()
+		if v := h.GetCompletionRedirectUri(); v != "" {
+			hl.SetCompletionRedirectUri(v)
+		}
+		if v := h.GetUrlLifetimeSeconds(); v != 0 {
+			hl.SetUrlLifetimeSeconds(v)
+		}
+		if h.GetIsMobileApp() {
+			hl.SetIsMobileApp(true)
+		}
+		req.SetHostedLink(*hl)
+	}
+	if len(opts.AccountFilters) > 0 {
+		f := plaidgo.NewLinkTokenAccountFilters()
+		for typ, subs := range opts.AccountFilters {
+			switch typ {
+			case "depository":
+				f.SetDepository(*plaidgo.NewDepositoryFilter(asSubtypes[plaidgo.DepositoryAccountSubtype](subs)))
+			case "credit":
+				f.SetCredit(*plaidgo.NewCreditFilter(asSubtypes[plaidgo.CreditAccountSubtype](subs)))
+			case "loan":
+				f.SetLoan(*plaidgo.NewLoanFilter(asSubtypes[plaidgo.LoanAccountSubtype](subs)))
+			case "investment":
+				f.SetInvestment(*plaidgo.NewInvestmentFilter(asSubtypes[plaidgo.InvestmentAccountSubtype](subs)))
+			case "other":
+				f.SetOther(*plaidgo.NewOtherFilter(asSubtypes[plaidgo.OtherAccountSubtype](subs)))
+			}
+		}
+		req.SetAccountFilters(*f)
+	}
+	if opts.LinkCustomizationName != "" {
+		req.SetLinkCustomizationName(opts.LinkCustomizationName)
+	}
+	if opts.DaysRequested != 0 {
+		tx := plaidgo.NewLinkTokenTransactions()
+		tx.SetDaysRequested(opts.DaysRequested)
+		req.SetTransactions(*tx)
+	}
+	if opts.AccountSelectionEnabled {
+		u := plaidgo.NewLinkTokenCreateRequestUpdate()
+		u.SetAccountSelectionEnabled(true)
+		req.SetUpdate(*u)
+	}
+	if opts.InstitutionID != "" {
+		req.SetInstitutionId(opts.InstitutionID)
+	}
+}
+
+// asSubtypes converts account subtypes to plaid-go's type for one account
+// type.
+func asSubtypes[T ~string](subs *linkdv1.AccountSubtypes) []T {
+	out := make([]T, len(subs.GetAccountSubtypes()))
+	for i, s := range subs.GetAccountSubtypes() {
+		out[i] = T(s)
+	}
+	return out
+}
+
+// GetLinkToken calls /link/token/get. It returns EINVALID naming
+// link_token when it is empty (without calling Plaid), and otherwise the
+// converted Plaid or transport error. The sessions' item_add_results carry
+// public tokens: the caller must never log or store them.
+func (c *Client) GetLinkToken(ctx context.Context, linkToken string) (linkd.LinkTokenStatus, error) {
+	if linkToken == "" {
+		return linkd.LinkTokenStatus{}, linkd.InvalidField("link_token", "is required")
+	}
+	var resp plaidgo.LinkTokenGetResponse
+	if err := c.do(ctx, "/link/token/get", repeatable, nil, func(ctx context.Context) (*http.Response, error) {
+		r, httpResp, err := c.api.LinkTokenGet(ctx).LinkTokenGetRequest(*plaidgo.NewLinkTokenGetRequest(linkToken)).Execute()
+		resp = r
+		return httpResp, err
+	}); err != nil {
+		return linkd.LinkTokenStatus{}, err
+	}
+	out := linkd.LinkTokenStatus{
 		LinkToken:  resp.GetLinkToken(),
+		CreatedAt:  resp.GetCreatedAt(),
 		Expiration: resp.GetExpiration(),
 		RequestID:  resp.GetRequestId(),
-	}, nil
+	}
+	for _, ps := range resp.GetLinkSessions() {
+		out.Sessions = append(out.Sessions, linkTokenSession(ps))
+	}
+	return out, nil
+}
+
+// linkTokenSession converts one of /link/token/get's link_sessions.
+func linkTokenSession(ps plaidgo.LinkTokenGetSessionsResponse) linkd.LinkTokenSession {
+	s := linkd.LinkTokenSession{
+		LinkSessionID: ps.GetLinkSessionId(),
+		StartedAt:     ps.GetStartedAt(),
+		FinishedAt:    ps.GetFinishedAt(),
+	}
+	results := ps.GetResults()
+	for _, r := range results.GetItemAddResults() {
+		c := &linkdv1.ConnectedResult{PublicToken: r.GetPublicToken(), LinkSessionId: s.LinkSessionID}
+		if ins, ok := r.GetInstitutionOk(); ok && ins != nil {
+			c.InstitutionId, c.InstitutionName = ins.GetInstitutionId(), ins.GetName()
+		}
+		for _, a := range r.GetAccounts() {
+			c.Accounts = append(c.Accounts, &linkdv1.Account{
+				Id: a.GetId(), Name: a.GetName(), Mask: a.GetMask(), Type: a.GetType(), Subtype: a.GetSubtype(),
+				VerificationStatus: a.GetVerificationStatus(), ClassType: a.GetClassType(),
+			})
+		}
+		s.ItemAdds = append(s.ItemAdds, c)
+	}
+	if ex, ok := ps.GetExitOk(); ok && ex != nil && len(s.ItemAdds) == 0 {
+		exit := &linkdv1.ExitResult{LinkSessionId: s.LinkSessionID}
+		if md, ok := ex.GetMetadataOk(); ok && md != nil {
+			exit.Status, exit.RequestId = md.GetStatus(), md.GetRequestId()
+			if ins, ok := md.GetInstitutionOk(); ok && ins != nil {
+				exit.InstitutionId, exit.InstitutionName = ins.GetInstitutionId(), ins.GetName()
+			}
+		}
+		if pe, ok := ex.GetErrorOk(); ok && pe != nil {
+			exit.Error = &linkdv1.LinkError{ErrorType: string(pe.GetErrorType()), ErrorCode: pe.GetErrorCode(),
+				ErrorMessage: pe.GetErrorMessage(), DisplayMessage: pe.GetDisplayMessage()}
+		}
+		s.Exit = exit
+	}
+	for _, e := range ps.GetEvents() {
+		s.Events = append(s.Events, linkEventOf(e.GetEventName(), e.GetEventId(), e.GetTimestamp(), s.LinkSessionID, e.GetEventMetadata()))
+	}
+	return s
+}
+
+// linkEventOf converts one of Plaid's Link events from /link/token/get; a
+// timestamp that does not parse is left unset.
+func linkEventOf(name, id, timestamp, linkSessionID string, md plaidgo.LinkEventMetadata) *linkdv1.LinkEvent {
+	e := &linkdv1.LinkEvent{
+		EventName: name, EventId: id, LinkSessionId: linkSessionID,
+		ExitStatus: md.GetExitStatus(), InstitutionId: md.GetInstitutionId(), InstitutionName: md.GetInstitutionName(),
+		InstitutionSearchQuery: md.GetInstitutionSearchQuery(), MatchReason: md.GetMatchReason(), MfaType: md.GetMfaType(),
+		ViewName: md.GetViewName(), RequestId: md.GetRequestId(), Selection: md.GetSelection(),
+		RoutingNumber: md.GetRoutingNumber(), AccountNumberMask: md.GetAccountNumberMask(),
+	}
+	if md.GetErrorCode() != "" || md.GetErrorType() != "" {
+		e.Error = &linkdv1.LinkError{ErrorType: md.GetErrorType(), ErrorCode: md.GetErrorCode(), ErrorMessage: md.GetErrorMessage()}
+	}
+	if t, err := time.Parse(time.RFC3339Nano, timestamp); err == nil {
+		e.Timestamp = timestamppb.New(t)
+	}
+	return e
 }
 
 // ExchangePublicToken calls /item/public_token/exchange. It returns EINVALID

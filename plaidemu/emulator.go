@@ -65,6 +65,12 @@ type Emulator struct {
 	faults       Faults
 	hangs        map[string]int
 	outbox       []webhook
+	// linkPageURL is the page hosted_link_url points at (SetLinkPageURL).
+	linkPageURL string
+	// linkWebhooksForWebview: webview sessions send LINK webhooks too.
+	linkWebhooksForWebview bool
+	// lose is how many of the next webhooks get lost (LoseWebhooks).
+	lose int
 }
 
 type linkToken struct {
@@ -75,6 +81,15 @@ type linkToken struct {
 	redirectURI  string
 	accessToken  string // update mode: the Item's access token
 	expires      time.Time
+	created      time.Time
+	countryCodes []string
+	language     string
+	// hosted is set for a Hosted Link token; completionRedirectURI is
+	// where its page goes when a session ends.
+	hosted                bool
+	completionRedirectURI string
+	// sessions are its finished Link sessions, oldest first.
+	sessions []*linkSession
 }
 
 type publicToken struct {
@@ -205,6 +220,8 @@ func (e *Emulator) endpoint(path string) endpoint {
 		return (*Emulator).sandboxItemResetLogin
 	case "/sandbox/item/fire_webhook":
 		return (*Emulator).sandboxItemFireWebhook
+	case "/link/token/get":
+		return (*Emulator).linkTokenGet
 	case "/webhook_verification_key/get":
 		return (*Emulator).webhookVerificationKeyGet
 	}

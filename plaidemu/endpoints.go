@@ -17,7 +17,11 @@ func (e *Emulator) linkTokenCreate(f *fields) (map[string]any, *Error) {
 	products := f.strs("products", accessToken == "")
 	webhook := f.str("webhook", false)
 	redirectURI := f.str("redirect_uri", false)
-	f.str("android_package_name", false)
+	androidPackageName := f.str("android_package_name", false)
+	hosted, completionRedirectURI, hostedLifetime := checkLinkTokenOptions(f, products, accessToken != "")
+	if hosted && androidPackageName != "" {
+		f.fail("android_package_name cannot be used with hosted_link")
+	}
 	if len(clientName) > 30 {
 		f.fail("client_name must be at most 30 characters")
 	}
@@ -39,20 +43,32 @@ func (e *Emulator) linkTokenCreate(f *fields) (map[string]any, *Error) {
 		lifetime = UpdateLinkTokenLifetime
 		products = it.products
 	}
+	if hostedLifetime > 0 {
+		lifetime = hostedLifetime
+	}
 	token, expires := newLinkToken(), e.now().Add(lifetime)
 	e.linkTokens[token] = &linkToken{
-		clientUserID: clientUserID,
-		clientName:   clientName,
-		products:     products,
-		webhook:      webhook,
-		redirectURI:  redirectURI,
-		accessToken:  accessToken,
-		expires:      expires,
+		clientUserID:          clientUserID,
+		clientName:            clientName,
+		products:              products,
+		webhook:               webhook,
+		redirectURI:           redirectURI,
+		accessToken:           accessToken,
+		expires:               expires,
+		created:               e.now(),
+		countryCodes:          countries,
+		language:              language,
+		hosted:                hosted,
+		completionRedirectURI: completionRedirectURI,
 	}
-	return map[string]any{
+	resp := map[string]any{
 		"link_token": token,
 		"expiration": expires.UTC().Format(time.RFC3339),
-	}, nil
+	}
+	if hosted {
+		resp["hosted_link_url"] = e.hostedLinkURL(token)
+	}
+	return resp, nil
 }
 
 // sandboxPublicTokenCreate serves /sandbox/public_token/create: a public

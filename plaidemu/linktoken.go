@@ -28,6 +28,10 @@ type LinkTokenInfo struct {
 	InstitutionID string
 	// AccountIDs are the update-mode Item's accounts; nil otherwise.
 	AccountIDs []string
+	// Hosted is true for a Hosted Link token: its page has no webview
+	// delegate and goes to CompletionRedirectURI when the session ends.
+	Hosted                bool
+	CompletionRedirectURI string
 }
 
 // LinkTokenInfo returns what the emulator knows of linkToken. It returns an
@@ -51,6 +55,9 @@ func (e *Emulator) LinkTokenInfo(linkToken string) (LinkTokenInfo, error) {
 		RedirectURI:  lt.redirectURI,
 		Expiration:   lt.expires,
 		UpdateMode:   lt.accessToken != "",
+		Hosted:       lt.hosted,
+
+		CompletionRedirectURI: lt.completionRedirectURI,
 	}
 	if info.UpdateMode {
 		it, err := e.item(lt.accessToken)

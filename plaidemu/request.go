@@ -92,6 +92,33 @@ func (f *fields) strs(path string, required bool) []string {
 	return ss
 }
 
+// integer returns the integer at path and whether it is present.
+func (f *fields) integer(path string) (int64, bool) {
+	v, _ := f.raw(path)
+	if v == nil {
+		return 0, false
+	}
+	var n int64
+	if err := json.Unmarshal(v, &n); err != nil {
+		f.fail("%s must be an integer", path)
+		return 0, false
+	}
+	return n, true
+}
+
+// boolean returns the boolean at path (false when absent).
+func (f *fields) boolean(path string) bool {
+	v, _ := f.raw(path)
+	if v == nil {
+		return false
+	}
+	var b bool
+	if err := json.Unmarshal(v, &b); err != nil {
+		f.fail("%s must be a boolean", path)
+	}
+	return b
+}
+
 // oneOf checks that every value is in allowed.
 func (f *fields) oneOf(path string, allowed []string, values ...string) {
 	for _, v := range values {

@@ -114,6 +114,16 @@ func (e *Emulator) takeOutbox() []webhook {
 // them. e.mu must not be held: the receiver calls back for the key.
 func (e *Emulator) deliver(hooks []webhook) {
 	for _, h := range hooks {
+		e.mu.Lock()
+		lost := e.lose > 0
+		if lost {
+			e.lose--
+		}
+		e.mu.Unlock()
+		if lost {
+			e.log.Info("plaidemu: webhook lost, as told", "webhook_code", h.body["webhook_code"])
+			continue
+		}
 		body, err := json.Marshal(h.body)
 		if err != nil {
 			e.log.Warn("plaidemu: encoding a webhook", "err", err)
@@ -192,4 +202,13 @@ func (e *Emulator) sandboxItemFireWebhook(f *fields) (map[string]any, *Error) {
 		}})
 	}
 	return map[string]any{"webhook_fired": true}, nil
+}
+
+// LoseWebhooks makes the next n webhooks get lost on the way (never
+// delivered, never retried), so that a test can see how the receiver
+// recovers.
+func (e *Emulator) LoseWebhooks(n int) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.lose = n
 }

@@ -46,15 +46,10 @@ func putLinkToken(ctx context.Context, q querier, t *storagev1.StoredLinkToken) 
 	if err != nil {
 		return err
 	}
-	var expires *int64
-	if e := t.GetExpiration(); e != nil {
-		v := ns(e.AsTime())
-		expires = &v
-	}
 	tag, err := q.Exec(ctx, `
-		INSERT INTO link_tokens (link_token, client_user_id, expires_ns, record) VALUES ($1, $2, $3, $4)
+		INSERT INTO link_tokens (link_token, client_user_id, expires_ns, hosted_check_ns, record) VALUES ($1, $2, $3, $4, $5)
 		ON CONFLICT (link_token) DO NOTHING`,
-		t.GetLinkToken(), t.GetClientUserId(), expires, rec)
+		t.GetLinkToken(), t.GetClientUserId(), nsOrNull(t.GetExpiration()), nsOrNull(t.GetHostedCheckAt()), rec)
 	if err != nil {
 		return err
 	}
@@ -151,4 +146,63 @@ func (db *DB) LinkTokenRenewal(ctx context.Context, dead string, now time.Time) 
 		return nil, linkd.Errorf(linkd.ENOTFOUND, "link token has no unexpired renewal")
 	}
 	return t, wrap("get link token renewal", err)
+}
+
+// nsOrNull is ts in Unix nanoseconds, or NULL when unset.
+func nsOrNull(ts *timestamppb.Timestamp) *int64 {
+	if ts == nil {
+		return nil
+	}
+	v := ns(ts.AsTime())
+	return &v
+}
+
+// HostedLinkTokensDue returns up to limit (MaxPageSize when zero or less)
+// link tokens whose hosted check is due at now, the longest due first.
+func (db *DB) HostedLinkTokensDue(ctx context.Context, now time.Time, limit int) ([]*storagev1.StoredLinkToken, error) {
+	rows, err := db.pool.Query(ctx, `
+		SELECT record FROM link_tokens WHERE hosted_check_ns <= $1
+		ORDER BY hosted_check_ns, link_token LIMIT $2`, ns(now), pageLimit(limit))
+	if err != nil {
+		return nil, wrap("hosted link tokens due", err)
+	}
+	var out []*storagev1.StoredLinkToken
+	for rows.Next() {
+		var rec []byte
+		if err := rows.Scan(&rec); err != nil {
+			return nil, wrap("hosted link tokens due", err)
+		}
+		t := new(storagev1.StoredLinkToken)
+		if err := unmarshal("link token", rec, t); err != nil {
+			return nil, err
+		}
+		out = append(out, t)
+	}
+	return out, wrap("hosted link tokens due", rows.Err())
+}
+
+// SetHostedLinkTokenCheck moves a link token's hosted check to at, or ends
+// its checks when at is zero, in its record and its column; ENOTFOUND when
+// the token is not recorded.
+func (db *DB) SetHostedLinkTokenCheck(ctx context.Context, linkToken string, at time.Time) error {
+	if err := checkID("link_token", linkToken); err != nil {
+		return err
+	}
+	return db.inTx(ctx, "set hosted link token check", func(tx pgx.Tx) error {
+		t, err := getLinkToken(ctx, tx, `SELECT record FROM link_tokens WHERE link_token = $1 FOR UPDATE`, linkToken)
+		if err != nil {
+			return err
+		}
+		t.HostedCheckAt = nil
+		if !at.IsZero() {
+			t.HostedCheckAt = timestamppb.New(at)
+		}
+		rec, err := marshal("set hosted link token check", t)
+		if err != nil {
+			return err
+		}
+		_, err = tx.Exec(ctx, `UPDATE link_tokens SET hosted_check_ns = $2, record = $3 WHERE link_token = $1`,
+			linkToken, nsOrNull(t.GetHostedCheckAt()), rec)
+		return err
+	})
 }

@@ -55,6 +55,9 @@ var methodAccess = map[string]access{
 	linkdv1.LinkService_GetLinkConversion_FullMethodName:        serviceOnly,
 	linkdv1.LinkService_ResetSandboxItemLogin_FullMethodName:    serviceOnly,
 	linkdv1.LinkService_FireSandboxWebhook_FullMethodName:       serviceOnly,
+	linkdv1.LinkService_GetLinkToken_FullMethodName:             ownsLinkToken,
+	// An app's own test build completes its own sessions; emulator only.
+	linkdv1.LinkService_CompleteSandboxLinkSession_FullMethodName: ownsLinkToken,
 }
 
 // userMayCall reports whether an end user may call method.

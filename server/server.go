@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/linkd/linkd"
+	storagev1 "github.com/linkd/linkd/gen/linkd/storage/v1"
 	linkdv1 "github.com/linkd/linkd/gen/linkd/v1"
 	"github.com/linkd/linkd/redirect"
 	"github.com/linkd/linkd/service"
@@ -75,6 +76,9 @@ func (s *Server) CreateLinkToken(ctx context.Context, req *linkdv1.CreateLinkTok
 	}
 	if req.GetItemId() != "" && len(req.GetProducts()) > 0 {
 		return nil, linkd.InvalidField("products", "products must be empty in update mode (with item_id): the Item keeps its products")
+	}
+	if err := checkLinkTokenOptions(req); err != nil {
+		return nil, err
 	}
 	tok, err := s.svc.IssueLinkToken(ctx, req)
 	if err != nil {
@@ -291,4 +295,55 @@ func (s *Server) FireSandboxWebhook(ctx context.Context, req *linkdv1.FireSandbo
 		return nil, err
 	}
 	return &linkdv1.FireSandboxWebhookResponse{RequestId: requestID}, nil
+}
+
+// GetLinkToken returns a link token the caller may use, with its state and
+// its sessions' outcomes from Plaid's /link/token/get.
+func (s *Server) GetLinkToken(ctx context.Context, req *linkdv1.GetLinkTokenRequest) (*linkdv1.GetLinkTokenResponse, error) {
+	tok, err := s.ownLinkToken(ctx, req.GetLinkToken(), req.GetClientUserId())
+	if err != nil {
+		return nil, err
+	}
+	return s.svc.LinkTokenStatus(ctx, tok)
+}
+
+// CompleteSandboxLinkSession completes a Link session of a link token the
+// caller may use, as the emulated user would.
+func (s *Server) CompleteSandboxLinkSession(ctx context.Context, req *linkdv1.CompleteSandboxLinkSessionRequest) (*linkdv1.CompleteSandboxLinkSessionResponse, error) {
+	if err := firstError(
+		checkPattern("link_token", req.GetLinkToken(), linkTokenPattern, "a Plaid link token"),
+		checkOptionalPattern("institution_id", req.GetInstitutionId(), institutionIDPattern, "a Plaid institution_id"),
+		checkOptionalPattern("exit_status", req.GetExitStatus(), exitStatusPattern, "a Link exit status"),
+	); err != nil {
+		return nil, err
+	}
+	tok, err := s.ownLinkToken(ctx, req.GetLinkToken(), "")
+	if err != nil {
+		return nil, err
+	}
+	id, err := s.svc.CompleteSandboxLinkSession(ctx, tok, req.GetInstitutionId(), req.GetExitStatus())
+	if err != nil {
+		return nil, err
+	}
+	return &linkdv1.CompleteSandboxLinkSessionResponse{LinkSessionId: id}, nil
+}
+
+// ownLinkToken checks link_token and returns it when the caller may use
+// it; a service naming another user in clientUserID gets what a token
+// linkd never issued gets.
+func (s *Server) ownLinkToken(ctx context.Context, linkToken, clientUserID string) (*storagev1.StoredLinkToken, error) {
+	if err := firstError(
+		checkPattern("link_token", linkToken, linkTokenPattern, "a Plaid link token"),
+		checkOptionalUserID("client_user_id", clientUserID),
+	); err != nil {
+		return nil, err
+	}
+	if err := actFor(ctx, &clientUserID); err != nil {
+		return nil, err
+	}
+	tok, err := s.linkTokenFor(ctx, linkToken)
+	if err == nil && clientUserID != "" && clientUserID != tok.GetClientUserId() {
+		err = linkd.InvalidField("link_token", "link_token was not issued by this linkd")
+	}
+	return tok, err
 }

@@ -19,6 +19,7 @@ var (
 	countryPattern     = regexp.MustCompile(`^[A-Z]{2}$`)
 	languagePattern    = regexp.MustCompile(`^[a-z]{2}$`)
 	webhookCodePattern = regexp.MustCompile(`^[A-Z_]{1,64}$`)
+	exitStatusPattern  = regexp.MustCompile(`^[a-z_]{1,64}$`)
 )
 
 // maxClientUserIDLength bounds client_user_id; Plaid asks for an opaque id,

@@ -15,9 +15,9 @@ type Jobs struct {
 	// Retention is how long Link sessions and webhooks are kept; 0 keeps
 	// them.
 	Retention time.Duration
-	// PruneEvery, ResealEvery and RefreshEvery space the jobs' runs;
-	// defaults when zero.
-	PruneEvery, ResealEvery, RefreshEvery time.Duration
+	// PruneEvery, ResealEvery, RefreshEvery and HostedEvery space the
+	// jobs' runs; defaults when zero.
+	PruneEvery, ResealEvery, RefreshEvery, HostedEvery time.Duration
 	// ReplayWindow is how long webhook delivery ids are kept: longer than
 	// a delivery is accepted. Default 2*MaxWebhookAge when zero.
 	ReplayWindow time.Duration
@@ -28,13 +28,15 @@ const (
 	defaultPruneEvery   = time.Hour
 	defaultResealEvery  = 10 * time.Minute
 	defaultRefreshEvery = 5 * time.Second
+	defaultHostedEvery  = time.Minute
 	defaultReplayWindow = 10 * time.Minute
 	resealBatch         = 100
 )
 
 // RunJobs runs the background jobs until ctx ends: retention pruning,
-// re-sealing access tokens under the current master key, and the queued
-// Item refreshes. Each job runs only while this process holds its lease
+// re-sealing access tokens under the current master key, the queued
+// Item refreshes, and asking Plaid about Hosted Link tokens whose webhooks
+// may have been lost (CheckHostedLinkTokens). Each job runs only while this process holds its lease
 // in the store, so replicas sharing a store take turns rather than
 // repeating the work. A job that fails is logged and runs again later; a
 // job that panics is recovered, logged with its stack, and runs again
@@ -48,6 +50,9 @@ func (s *Service) RunJobs(ctx context.Context, j Jobs) {
 	}
 	if j.RefreshEvery <= 0 {
 		j.RefreshEvery = defaultRefreshEvery
+	}
+	if j.HostedEvery <= 0 {
+		j.HostedEvery = defaultHostedEvery
 	}
 	if j.ReplayWindow <= 0 {
 		j.ReplayWindow = defaultReplayWindow
@@ -76,6 +81,14 @@ func (s *Service) RunJobs(ctx context.Context, j Jobs) {
 		for {
 			n, err := s.RefreshQueued(ctx)
 			if err != nil || n < refreshBatch {
+				return err
+			}
+		}
+	})
+	run("hosted", j.HostedEvery, nil, func(ctx context.Context) error {
+		for {
+			n, err := s.CheckHostedLinkTokens(ctx)
+			if err != nil || n < hostedBatch {
 				return err
 			}
 		}

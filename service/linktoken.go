@@ -41,6 +41,17 @@ func (s *Service) createLinkToken(ctx context.Context, req *linkdv1.CreateLinkTo
 		RedirectURI:        req.GetRedirectUri(),
 		AndroidPackageName: req.GetAndroidPackageName(),
 		Webhook:            or(req.GetWebhook(), s.defaults.Webhook),
+
+		HostedLink:                  req.GetHostedLink(),
+		User:                        req.GetUser(),
+		OptionalProducts:            req.GetOptionalProducts(),
+		RequiredIfSupportedProducts: req.GetRequiredIfSupportedProducts(),
+		AdditionalConsentedProducts: req.GetAdditionalConsentedProducts(),
+		AccountFilters:              req.GetAccountFilters(),
+		LinkCustomizationName:       req.GetLinkCustomizationName(),
+		DaysRequested:               req.GetTransactions().GetDaysRequested(),
+		AccountSelectionEnabled:     req.GetUpdate().GetAccountSelectionEnabled(),
+		InstitutionID:               req.GetInstitutionId(),
 	}
 	if itemID := req.GetItemId(); itemID != "" {
 		item, err := s.store.GetItem(ctx, itemID)
@@ -64,10 +75,19 @@ func (s *Service) createLinkToken(ctx context.Context, req *linkdv1.CreateLinkTo
 		LinkToken:    res.LinkToken,
 		Expiration:   timestamppb.New(res.Expiration),
 		RequestId:    res.RequestID,
-		WebviewUrl:   s.WebviewURL(res.LinkToken),
 		ClientUserId: opts.ClientUserID,
 		ItemId:       req.GetItemId(),
 		UpdateMode:   req.GetItemId() != "",
+	}
+	if req.GetHostedLink() != nil {
+		// Hosted Link runs in a browser tab, not a webview: no webview
+		// URL, so that an app cannot open the token the wrong way.
+		if res.HostedLinkURL == "" {
+			return nil, nil, linkd.Errorf(linkd.EUNAVAILABLE, "Plaid returned no hosted_link_url for a Hosted Link token")
+		}
+		tok.HostedLinkUrl = res.HostedLinkURL
+	} else {
+		tok.WebviewUrl = s.WebviewURL(res.LinkToken)
 	}
 	return tok, &storagev1.StoredLinkToken{
 		LinkToken:    tok.LinkToken,
@@ -79,6 +99,9 @@ func (s *Service) createLinkToken(ctx context.Context, req *linkdv1.CreateLinkTo
 		RedirectUri:  opts.RedirectURI,
 		ItemId:       tok.ItemId,
 		Request:      req,
+
+		HostedLinkUrl: tok.HostedLinkUrl,
+		HostedCheckAt: s.firstHostedCheck(tok),
 	}, nil
 }
 
@@ -135,6 +158,8 @@ func linkTokenOf(t *storagev1.StoredLinkToken) *linkdv1.LinkToken {
 		ClientUserId: t.GetClientUserId(),
 		ItemId:       t.GetItemId(),
 		UpdateMode:   t.GetItemId() != "",
+
+		HostedLinkUrl: t.GetHostedLinkUrl(),
 	}
 }
 

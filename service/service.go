@@ -63,6 +63,9 @@ type Config struct {
 	// exchange while nothing is spent, rather than after Plaid billed an
 	// Item that linkd then cannot store.
 	Admit func(ctx context.Context) error
+	// SandboxLink completes Link sessions for CompleteSandboxLinkSession;
+	// nil (the sandbox RPC is refused) unless linkd runs its emulator.
+	SandboxLink linkd.SandboxLink
 }
 
 // DefaultClaimTTL is how long an exchange claim outlives a holder that
@@ -82,6 +85,8 @@ type Service struct {
 	owner      string
 	claimTTL   time.Duration
 	admit      func(ctx context.Context) error
+	// sandboxLink is Config.SandboxLink.
+	sandboxLink linkd.SandboxLink
 
 	// exchanges serializes work on one public token inside this process,
 	// an optimisation only: the store's claim is the guarantee.
@@ -130,18 +135,19 @@ func New(cfg Config) (*Service, error) {
 		cfg.ClaimTTL = DefaultClaimTTL
 	}
 	return &Service{
-		plaid:      cfg.Plaid,
-		store:      cfg.Store,
-		log:        cfg.Logger,
-		linkURL:    u,
-		defaults:   cfg.Defaults,
-		now:        cfg.Now,
-		duplicates: cfg.Duplicates,
-		owner:      cfg.Owner,
-		claimTTL:   cfg.ClaimTTL,
-		admit:      cfg.Admit,
-		kept:       map[string]*keptExchange{},
-		refreshNow: make(chan struct{}, 1),
+		plaid:       cfg.Plaid,
+		store:       cfg.Store,
+		log:         cfg.Logger,
+		linkURL:     u,
+		defaults:    cfg.Defaults,
+		now:         cfg.Now,
+		duplicates:  cfg.Duplicates,
+		owner:       cfg.Owner,
+		claimTTL:    cfg.ClaimTTL,
+		sandboxLink: cfg.SandboxLink,
+		admit:       cfg.Admit,
+		kept:        map[string]*keptExchange{},
+		refreshNow:  make(chan struct{}, 1),
 	}, nil
 }
 

@@ -85,6 +85,14 @@ func (s *Service) ApplyWebhook(ctx context.Context, d Delivery) (item *linkdv1.I
 		attrs = append(attrs, "status", item.GetStatus().String())
 	}
 	s.log.InfoContext(ctx, "webhook received", attrs...)
+	if hook.WebhookType == "LINK" {
+		// Recorded first, so that a replay changes nothing; a failure
+		// here fails the delivery, and Plaid's next attempt (signed
+		// anew, so not a replay) or the recovery job files it, once.
+		if err := s.applyLinkWebhook(ctx, hook.WebhookCode, d.Body); err != nil {
+			return nil, false, err
+		}
+	}
 	return item, false, nil
 }
 

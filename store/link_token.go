@@ -37,7 +37,10 @@ func putLinkToken(tx *bbolt.Tx, t *storagev1.StoredLinkToken) error {
 	if tx.Bucket(bucketLinkTokens).Get(key) != nil {
 		return linkd.Errorf(linkd.ECONFLICT, "link token is already recorded")
 	}
-	return put(tx, bucketLinkTokens, key, t)
+	if err := put(tx, bucketLinkTokens, key, t); err != nil {
+		return err
+	}
+	return indexHostedCheck(tx, t)
 }
 
 // GetLinkToken returns a link token linkd issued. It returns an ENOTFOUND

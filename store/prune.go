@@ -58,8 +58,13 @@ func (db *DB) Prune(ctx context.Context, c linkd.PruneCutoffs) (linkd.PruneResul
 			}
 			return t.GetExpiration() != nil && t.GetExpiration().AsTime().Before(c.LinkTokens), nil
 		}
-		// A dead token's renewal goes with it.
-		also := func(tx *bbolt.Tx, k []byte) error { return tx.Bucket(bucketLinkTokenRenewals).Delete(k) }
+		// A dead token's renewal and hosted check go with it.
+		also := func(tx *bbolt.Tx, k []byte) error {
+			if err := unindexHostedCheck(tx, k); err != nil {
+				return err
+			}
+			return tx.Bucket(bucketLinkTokenRenewals).Delete(k)
+		}
 		if res.LinkTokens, err = db.pruneScan(ctx, "prune link tokens", bucketLinkTokens, old, also); err != nil {
 			return res, err
 		}

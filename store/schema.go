@@ -20,6 +20,8 @@ import (
 //	meta                 "version"                                         storagev1.SchemaVersion
 //	link_tokens          link_token                                        storagev1.StoredLinkToken
 //	link_token_renewals  dead link_token                                   storagev1.LinkTokenRenewal
+//	hosted_checks        be64(hosted_check_at) link_token                  empty
+//	link_token_checks    link_token                                        be64(hosted_check_at)
 //	sessions             link_session_id                                   storagev1.StoredLinkSession (no place for a public token)
 //	session_starts       be64(SessionStart) link_session_id                empty
 //	items                item_id                                           storagev1.StoredItem
@@ -54,6 +56,10 @@ import (
 //     earlier event arrives.
 //   - item_public_tokens is the reverse of public_token_uses, so that
 //     DeleteItem finds the uses pointing at an Item.
+//   - hosted_checks orders Hosted Link tokens by when linkd next asks
+//     Plaid about them (their webhooks may be lost); link_token_checks is
+//     its reverse, so that SetHostedLinkTokenCheck and Prune find a
+//     token's entry.
 //   - refresh_queue orders queued Item refreshes by due time;
 //     item_refreshes is its reverse, so that DeferItemRefresh, DeleteItem
 //     and UpdateRefreshedItem find an Item's entry.
@@ -72,10 +78,14 @@ import (
 // institution_items, exchange_claims (replacing pending_exchanges, whose
 // marks become released-unknown claims), refresh_queue, item_refreshes,
 // webhook_deliveries and leases. Open migrates a file in one transaction.
+// hosted_checks and link_token_checks came later without a version: Open
+// creates them empty, and no earlier token is a Hosted Link token.
 var (
 	bucketMeta              = []byte("meta")
 	bucketLinkTokens        = []byte("link_tokens")
 	bucketLinkTokenRenewals = []byte("link_token_renewals")
+	bucketHostedChecks      = []byte("hosted_checks")
+	bucketLinkTokenChecks   = []byte("link_token_checks")
 	bucketSessions          = []byte("sessions")
 	bucketSessionStarts     = []byte("session_starts")
 	bucketItems             = []byte("items")
@@ -106,6 +116,8 @@ var allBuckets = [][]byte{
 	bucketMeta,
 	bucketLinkTokens,
 	bucketLinkTokenRenewals,
+	bucketHostedChecks,
+	bucketLinkTokenChecks,
 	bucketSessions,
 	bucketSessionStarts,
 	bucketItems,

@@ -28,6 +28,7 @@ func Run(t *testing.T, open OpenFunc) {
 	}
 	t.Run("LinkToken", func(t *testing.T) { testLinkToken(t, fresh) })
 	t.Run("RenewLinkToken", func(t *testing.T) { testRenewLinkToken(t, fresh) })
+	t.Run("HostedChecks", func(t *testing.T) { testHostedChecks(t, fresh) })
 	t.Run("UpdateLinkSession", func(t *testing.T) { testUpdateLinkSession(t, fresh) })
 	t.Run("LinkSessions", func(t *testing.T) { testLinkSessions(t, fresh) })
 	t.Run("ClaimExchange", func(t *testing.T) { testClaimExchange(t, fresh) })
@@ -149,6 +150,88 @@ func testRenewLinkToken(t *testing.T, fresh func(*testing.T) linkd.Store) {
 		wantCode(t, err, linkd.ENOTFOUND)
 		_, err = s.LinkTokenRenewal(ctx, "dead-nope", at(20))
 		wantCode(t, err, linkd.ENOTFOUND)
+	})
+}
+
+// testHostedChecks: link tokens stored with hosted_check_at come back from
+// HostedLinkTokensDue once due, longest due first; a moved check moves,
+// an ended one and a pruned token are gone; renewals are indexed too.
+func testHostedChecks(t *testing.T, fresh func(*testing.T) linkd.Store) {
+	ctx := context.Background()
+	hosted := func(name string, check int) *storagev1.StoredLinkToken {
+		return &storagev1.StoredLinkToken{LinkToken: name, ClientUserId: "user-1", CreatedAt: ts(0), Expiration: ts(3600), HostedCheckAt: ts(check)}
+	}
+	names := func(ts []*storagev1.StoredLinkToken) []string {
+		var out []string
+		for _, t := range ts {
+			out = append(out, t.GetLinkToken())
+		}
+		return out
+	}
+	due := func(t *testing.T, s linkd.Store, now int, want ...string) {
+		t.Helper()
+		got, err := s.HostedLinkTokensDue(ctx, at(now), 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(names(got), want) {
+			t.Fatalf("HostedLinkTokensDue(%d) = %q, want %q", now, names(got), want)
+		}
+	}
+	t.Run("OK", func(t *testing.T) {
+		s := fresh(t)
+		for _, tok := range []*storagev1.StoredLinkToken{hosted("hosted-b", 200), hosted("hosted-a", 100),
+			{LinkToken: "webview", ClientUserId: "user-1", CreatedAt: ts(0), Expiration: ts(3600)}} {
+			if err := s.PutLinkToken(ctx, tok); err != nil {
+				t.Fatal(err)
+			}
+		}
+		due(t, s, 50)
+		due(t, s, 100, "hosted-a")
+		due(t, s, 300, "hosted-a", "hosted-b")
+		if got, _ := s.HostedLinkTokensDue(ctx, at(300), 1); len(got) != 1 {
+			t.Fatalf("limit 1: %d tokens", len(got))
+		}
+		if err := s.SetHostedLinkTokenCheck(ctx, "hosted-a", at(400)); err != nil {
+			t.Fatal(err)
+		}
+		due(t, s, 300, "hosted-b")
+		due(t, s, 400, "hosted-b", "hosted-a")
+		if got, _ := s.GetLinkToken(ctx, "hosted-a"); !got.GetHostedCheckAt().AsTime().Equal(at(400)) {
+			t.Fatalf("record's hosted_check_at = %v, want the moved check", got.GetHostedCheckAt())
+		}
+		if err := s.SetHostedLinkTokenCheck(ctx, "hosted-b", time.Time{}); err != nil {
+			t.Fatal(err)
+		}
+		due(t, s, 1000, "hosted-a")
+		if got, _ := s.GetLinkToken(ctx, "hosted-b"); got.GetHostedCheckAt() != nil {
+			t.Fatalf("ended check still in the record: %v", got.GetHostedCheckAt())
+		}
+	})
+	t.Run("Renewal", func(t *testing.T) {
+		s := fresh(t)
+		if err := s.PutLinkToken(ctx, hosted("dead", 100)); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.RenewLinkToken(ctx, "dead", hosted("fresh", 150), at(20)); err != nil {
+			t.Fatal(err)
+		}
+		due(t, s, 200, "dead", "fresh")
+	})
+	t.Run("Pruned", func(t *testing.T) {
+		s := fresh(t)
+		old := hosted("old", 100)
+		old.Expiration = ts(50)
+		if err := s.PutLinkToken(ctx, old); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Prune(ctx, linkd.PruneCutoffs{LinkTokens: at(60)}); err != nil {
+			t.Fatal(err)
+		}
+		due(t, s, 200)
+	})
+	t.Run("ErrNotFound", func(t *testing.T) {
+		wantCode(t, fresh(t).SetHostedLinkTokenCheck(ctx, "nope", at(1)), linkd.ENOTFOUND)
 	})
 }
 
@@ -1100,6 +1183,7 @@ func testEmptyIDs(t *testing.T, fresh func(*testing.T) linkd.Store) {
 	}{
 		{"GetLinkToken", "link_token", func() error { _, err := s.GetLinkToken(ctx, ""); return err }},
 		{"LinkTokenRenewal", "link_token", func() error { _, err := s.LinkTokenRenewal(ctx, "", at(0)); return err }},
+		{"SetHostedLinkTokenCheck", "link_token", func() error { return s.SetHostedLinkTokenCheck(ctx, "", at(0)) }},
 		{"GetLinkSession", "link_session_id", func() error { _, err := s.GetLinkSession(ctx, ""); return err }},
 		{"ItemForPublicToken", "public_token", func() error { _, err := s.ItemForPublicToken(ctx, ""); return err }},
 		{"GetItem", "item_id", func() error { _, err := s.GetItem(ctx, ""); return err }},

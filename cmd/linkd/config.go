@@ -69,6 +69,9 @@ type Config struct {
 	PlaidBaseURL  string
 	PlaidTimeout  time.Duration
 	EmulatorAddr  string
+	// EmulatorLinkWebhooks makes the emulator send LINK webhooks for
+	// webview sessions too, as Plaid does when the account setting is on.
+	EmulatorLinkWebhooks bool
 }
 
 // DefaultRetention is how long Link sessions and webhooks are kept by
@@ -116,6 +119,8 @@ func (m *Main) ParseFlags(args []string, getenv func(string) string) error {
 	fs.DurationVar(&c.Retention, "retention", retention, "keep Link sessions and webhooks this long after last seen, 0 for ever (LINKD_RETENTION)")
 	fs.StringVar(&c.LogFormat, "log-format", env("LINKD_LOG_FORMAT", "text"), "text or json (LINKD_LOG_FORMAT)")
 	fs.StringVar(&c.EmulatorAddr, "emulator-addr", env("LINKD_EMULATOR_ADDR", "127.0.0.1:0"), "listen address of the embedded Plaid emulator (LINKD_EMULATOR_ADDR)")
+	fs.BoolVar(&c.EmulatorLinkWebhooks, "emulator-link-webhooks", env("LINKD_EMULATOR_LINK_WEBHOOKS", "") == "true",
+		"the embedded emulator sends LINK webhooks for webview sessions too, as Plaid's account setting does (LINKD_EMULATOR_LINK_WEBHOOKS=true)")
 	fs.StringVar(&c.PlaidBaseURL, "plaid-base-url", env("PLAID_BASE_URL", ""), "override Plaid's API URL, e.g. a separately run emulator (PLAID_BASE_URL)")
 	timeout, err := time.ParseDuration(env("PLAID_TIMEOUT", "15s"))
 	if err != nil {

@@ -1,9 +1,11 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"log/slog"
 
+	"github.com/linkd/linkd"
 	"github.com/linkd/linkd/linkpage"
 	"github.com/linkd/linkd/plaidemu"
 )
@@ -21,7 +23,7 @@ type emulatorBackend struct {
 	emu *plaidemu.Emulator
 }
 
-var _ linkpage.Backend = emulatorBackend{}
+var _ linkpage.HostedBackend = emulatorBackend{}
 
 func (b emulatorBackend) LinkToken(linkToken string) (linkpage.Token, error) {
 	info, err := b.emu.LinkTokenInfo(linkToken)
@@ -34,6 +36,9 @@ func (b emulatorBackend) LinkToken(linkToken string) (linkpage.Token, error) {
 		UpdateMode:    info.UpdateMode,
 		InstitutionID: info.InstitutionID,
 		AccountIDs:    info.AccountIDs,
+
+		Hosted:                info.Hosted,
+		CompletionRedirectURI: info.CompletionRedirectURI,
 	}, nil
 }
 
@@ -57,6 +62,16 @@ func (b emulatorBackend) CreatePublicToken(linkToken, institutionID string, acco
 	return token, nil
 }
 
+// FinishSession hands a Hosted Link session the page ran to the emulator,
+// which reports it as Plaid does (LINK webhooks, /link/token/get).
+func (b emulatorBackend) FinishSession(linkToken, linkSessionID, publicToken, institutionID string, accountIDs []string, exitStatus string, events []linkpage.HostedEvent) error {
+	evs := make([]plaidemu.LinkEvent, len(events))
+	for i, e := range events {
+		evs[i] = plaidemu.LinkEvent{Name: e.Name, Timestamp: e.Timestamp, Metadata: e.Metadata}
+	}
+	return pageError(b.emu.FinishLinkSession(linkToken, linkSessionID, publicToken, institutionID, accountIDs, exitStatus, evs))
+}
+
 // pageError converts an emulator error to the page's Plaid error; other
 // errors pass unchanged (the page reports them as API_ERROR).
 func pageError(err error) error {
@@ -65,4 +80,28 @@ func pageError(err error) error {
 		return err
 	}
 	return &linkpage.Error{Type: perr.Type, Code: perr.Code, Message: perr.Message, DisplayMessage: perr.DisplayMessage}
+}
+
+// emulatorSandboxLink completes Link sessions in the embedded emulator for
+// CompleteSandboxLinkSession.
+type emulatorSandboxLink struct {
+	emu *plaidemu.Emulator
+}
+
+var _ linkd.SandboxLink = emulatorSandboxLink{}
+
+// CompleteLinkSession completes a session as the emulated user would; the
+// public token stays in the emulator and reaches linkd only as Plaid's
+// would, by webhook or /link/token/get.
+func (b emulatorSandboxLink) CompleteLinkSession(_ context.Context, linkToken, institutionID, exitStatus string) (string, error) {
+	id, _, err := b.emu.CompleteLinkSession(linkToken, institutionID, exitStatus)
+	var perr *plaidemu.Error
+	if errors.As(err, &perr) {
+		field := "link_token"
+		if perr.Code == "INVALID_INSTITUTION" {
+			field = "institution_id"
+		}
+		return "", linkd.InvalidField(field, "%s: %s", perr.Code, perr.Message)
+	}
+	return id, err
 }

@@ -76,7 +76,7 @@ func TestLinkd_CreateLinkToken_RedirectURI(t *testing.T) {
 	}{
 		{"HTTPS", "https://app.example.com/oauth", "", ""},
 		{"HTTPInSandbox", "http://localhost:3000/oauth", "", ""},
-		{"AndroidPackage", "", "com.example.app", ""},
+		{"AndroidPackage", "", "com.example.app", "android_package_name"}, // native Android SDK only
 		{"CustomScheme", "myapp://oauth", "", "redirect_uri"},
 		{"Query", "https://app.example.com/oauth?x=1", "", "redirect_uri"},
 		{"Fragment", "https://app.example.com/oauth#x", "", "redirect_uri"},

@@ -188,3 +188,19 @@ func (c *restClient) GetLinkConversion(ctx context.Context, in *linkdv1.GetLinkC
 	}
 	return out, nil
 }
+
+func (c *restClient) GetLinkToken(ctx context.Context, in *linkdv1.GetLinkTokenRequest, _ ...grpc.CallOption) (*linkdv1.GetLinkTokenResponse, error) {
+	out := &linkdv1.GetLinkTokenResponse{}
+	if err := c.call(ctx, http.MethodPost, "/v1/link/token/get", in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *restClient) CompleteSandboxLinkSession(ctx context.Context, in *linkdv1.CompleteSandboxLinkSessionRequest, _ ...grpc.CallOption) (*linkdv1.CompleteSandboxLinkSessionResponse, error) {
+	out := &linkdv1.CompleteSandboxLinkSessionResponse{}
+	if err := c.call(ctx, http.MethodPost, "/v1/sandbox/link/session/complete", in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}

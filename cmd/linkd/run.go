@@ -124,6 +124,13 @@ func (m *Main) Run(ctx context.Context) (err error) {
 			}
 			linkURL = scheme + browsableAddr(m.httpLn.Addr()) + linkpage.Path
 		}
+		// Hosted Link opens the same page, in a browser tab.
+		m.emulator.SetLinkPageURL(linkURL)
+		m.emulator.SetLinkWebhooksForWebview(c.EmulatorLinkWebhooks)
+	}
+	var sandboxLink linkd.SandboxLink
+	if m.emulator != nil {
+		sandboxLink = emulatorSandboxLink{m.emulator}
 	}
 	m.svc, err = service.New(service.Config{
 		Plaid:   pc,
@@ -137,9 +144,10 @@ func (m *Main) Run(ctx context.Context) (err error) {
 			Language:     c.Language,
 			Webhook:      c.Webhook,
 		},
-		Duplicates: c.DuplicateItems,
-		Now:        m.Now,
-		Admit:      m.admitExchange,
+		Duplicates:  c.DuplicateItems,
+		Now:         m.Now,
+		SandboxLink: sandboxLink,
+		Admit:       m.admitExchange,
 	})
 	if err != nil {
 		return err

@@ -23,7 +23,15 @@
   var inWebview = new URLSearchParams(window.location.search).get('isWebview') === 'true';
   var sent = [];
 
+  // Hosted Link (a browser tab, no webview delegate) fires no redirects:
+  // the page keeps its events and reports the session when it ends
+  // (api/finish), as Plaid's hosted page does, then goes to the token's
+  // completion_redirect_uri.
+  var hosted = !!cfg.hosted;
+  var hostedEvents = [];
+
   function redirect(url) {
+    if (hosted) return;
     if (!inWebview) {
       sent.push(url);
       document.getElementById('browser-redirects').hidden = false;
@@ -83,6 +91,15 @@
     m = m || {};
     var ins = state.institution || {};
     var err = m.error || {};
+    if (hosted) {
+      var md = {};
+      [['error_type', err.error_type], ['error_code', err.error_code], ['error_message', err.error_message],
+        ['exit_status', m.exit_status], ['institution_id', ins.id], ['institution_name', ins.name],
+        ['institution_search_query', m.query], ['mfa_type', m.mfa_type], ['view_name', m.view_name],
+        ['request_id', state.requestId]].forEach(function (p) { if (p[1] != null && p[1] !== '') md[p[0]] = String(p[1]); });
+      hostedEvents.push({ event_name: name, timestamp: timestamp(), metadata: md });
+      return;
+    }
     redirect('plaidlink://event?' + query([
       ['event_name', name],
       ['error_type', err.error_type],
@@ -110,6 +127,10 @@
     err = err || {};
     var ins = state.institution || {};
     event('EXIT', { exit_status: status, error: err });
+    if (hosted) {
+      finishHosted({ exit_status: status || 'requires_credentials', institution_id: ins.id || '' }, 'Link closed');
+      return;
+    }
     redirect('plaidlink://exit?' + query([
       ['status', status],
       ['error_type', err.error_type],
@@ -133,6 +154,11 @@
       return { _id: a.id, meta: { name: a.name, number: a.mask }, type: a.type, subtype: a.subtype };
     });
     event('HANDOFF');
+    if (hosted) {
+      state.done = true;
+      finishHosted({}, 'Connected');
+      return;
+    }
     redirect('plaidlink://connected?' + query([
       ['public_token', state.publicToken],
       ['institution_id', ins.id],
@@ -142,6 +168,20 @@
     ]));
     state.done = true;
     show('done');
+  }
+
+  // finishHosted reports a Hosted Link session, then leaves for the
+  // completion_redirect_uri (or says it is done when there is none).
+  function finishHosted(body, title) {
+    body.events = hostedEvents;
+    call('finish', body).then(function () {
+      if (cfg.completion_redirect_uri) {
+        window.location.assign(cfg.completion_redirect_uri);
+        return;
+      }
+      $('done-title').textContent = title;
+      show('done');
+    });
   }
 
   // --- Views ---------------------------------------------------------------

@@ -91,6 +91,69 @@ func (ItemStatus) EnumDescriptor() ([]byte, []int) {
 	return file_linkd_v1_link_proto_rawDescGZIP(), []int{0}
 }
 
+// LinkTokenState is where a link token stands, from its sessions as Plaid
+// reports them.
+type LinkTokenState int32
+
+const (
+	// Not set.
+	LinkTokenState_LINK_TOKEN_STATE_UNSPECIFIED LinkTokenState = 0
+	// No session has finished and the token has not expired: Link may
+	// still be in use.
+	LinkTokenState_LINK_TOKEN_STATE_OPEN LinkTokenState = 1
+	// A session finished with an Item added (or repaired, in update mode).
+	LinkTokenState_LINK_TOKEN_STATE_COMPLETED LinkTokenState = 2
+	// A session finished without an Item, and none finished with one.
+	LinkTokenState_LINK_TOKEN_STATE_EXITED LinkTokenState = 3
+	// The token expired without a finished session.
+	LinkTokenState_LINK_TOKEN_STATE_EXPIRED LinkTokenState = 4
+)
+
+// Enum value maps for LinkTokenState.
+var (
+	LinkTokenState_name = map[int32]string{
+		0: "LINK_TOKEN_STATE_UNSPECIFIED",
+		1: "LINK_TOKEN_STATE_OPEN",
+		2: "LINK_TOKEN_STATE_COMPLETED",
+		3: "LINK_TOKEN_STATE_EXITED",
+		4: "LINK_TOKEN_STATE_EXPIRED",
+	}
+	LinkTokenState_value = map[string]int32{
+		"LINK_TOKEN_STATE_UNSPECIFIED": 0,
+		"LINK_TOKEN_STATE_OPEN":        1,
+		"LINK_TOKEN_STATE_COMPLETED":   2,
+		"LINK_TOKEN_STATE_EXITED":      3,
+		"LINK_TOKEN_STATE_EXPIRED":     4,
+	}
+)
+
+func (x LinkTokenState) Enum() *LinkTokenState {
+	p := new(LinkTokenState)
+	*p = x
+	return p
+}
+
+func (x LinkTokenState) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (LinkTokenState) Descriptor() protoreflect.EnumDescriptor {
+	return file_linkd_v1_link_proto_enumTypes[1].Descriptor()
+}
+
+func (LinkTokenState) Type() protoreflect.EnumType {
+	return &file_linkd_v1_link_proto_enumTypes[1]
+}
+
+func (x LinkTokenState) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use LinkTokenState.Descriptor instead.
+func (LinkTokenState) EnumDescriptor() ([]byte, []int) {
+	return file_linkd_v1_link_proto_rawDescGZIP(), []int{1}
+}
+
 // LinkToken is a Plaid link_token issued by linkd for one end user, with the
 // URL a mobile webview opens to start Link.
 type LinkToken struct {
@@ -103,7 +166,8 @@ type LinkToken struct {
 	// Plaid's request_id for the /link/token/create call, for Plaid support.
 	RequestId string `protobuf:"bytes,3,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	// The Link webview URL to load: the configured Link page with
-	// isWebview=true and token=<link_token>, URL-encoded.
+	// isWebview=true and token=<link_token>, URL-encoded. Empty for a Hosted
+	// Link token (see hosted_link_url).
 	WebviewUrl string `protobuf:"bytes,4,opt,name=webview_url,json=webviewUrl,proto3" json:"webview_url,omitempty"`
 	// The end user the token was issued for.
 	ClientUserId string `protobuf:"bytes,5,opt,name=client_user_id,json=clientUserId,proto3" json:"client_user_id,omitempty"`
@@ -111,7 +175,12 @@ type LinkToken struct {
 	ItemId string `protobuf:"bytes,6,opt,name=item_id,json=itemId,proto3" json:"item_id,omitempty"`
 	// Whether the token opens Link in update mode for item_id: a connected
 	// redirect for it marks the Item healthy instead of creating one.
-	UpdateMode    bool `protobuf:"varint,7,opt,name=update_mode,json=updateMode,proto3" json:"update_mode,omitempty"`
+	UpdateMode bool `protobuf:"varint,7,opt,name=update_mode,json=updateMode,proto3" json:"update_mode,omitempty"`
+	// For a Hosted Link token (CreateLinkTokenRequest.hosted_link set), the URL
+	// of Plaid's hosted Link page to open in a browser tab
+	// (ASWebAuthenticationSession, Chrome Custom Tab); webview_url is then
+	// empty. The session reports by webhook, not by redirect.
+	HostedLinkUrl string `protobuf:"bytes,8,opt,name=hosted_link_url,json=hostedLinkUrl,proto3" json:"hosted_link_url,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -193,6 +262,13 @@ func (x *LinkToken) GetUpdateMode() bool {
 		return x.UpdateMode
 	}
 	return false
+}
+
+func (x *LinkToken) GetHostedLinkUrl() string {
+	if x != nil {
+		return x.HostedLinkUrl
+	}
+	return ""
 }
 
 // Account is one financial account attached to a connected Item, as Link
@@ -709,8 +785,13 @@ type LinkEvent struct {
 	// When Plaid detected that issue (ISO 8601 in the redirect). Redirects
 	// only, like issue_id.
 	IssueDetectedAt *timestamppb.Timestamp `protobuf:"bytes,21,opt,name=issue_detected_at,json=issueDetectedAt,proto3" json:"issue_detected_at,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// Plaid's event_id, which the LINK EVENTS webhook and /link/token/get
+	// send (webview redirects do not): an event whose event_id is recorded
+	// already is the same event again. Numbered apart from the redirect's
+	// keys so that new redirect keys can take the numbers after 16.
+	EventId       string `protobuf:"bytes,30,opt,name=event_id,json=eventId,proto3" json:"event_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *LinkEvent) Reset() {
@@ -888,6 +969,13 @@ func (x *LinkEvent) GetIssueDetectedAt() *timestamppb.Timestamp {
 		return x.IssueDetectedAt
 	}
 	return nil
+}
+
+func (x *LinkEvent) GetEventId() string {
+	if x != nil {
+		return x.EventId
+	}
+	return ""
 }
 
 // WebviewRedirect is one plaidlink:// redirect, parsed and typed.
@@ -1300,14 +1388,45 @@ type CreateLinkTokenRequest struct {
 	ClientName string `protobuf:"bytes,5,opt,name=client_name,json=clientName,proto3" json:"client_name,omitempty"`
 	// OAuth redirect URI registered with Plaid.
 	RedirectUri string `protobuf:"bytes,6,opt,name=redirect_uri,json=redirectUri,proto3" json:"redirect_uri,omitempty"`
-	// Android package name, for OAuth on Android instead of redirect_uri.
+	// Refused (INVALID_ARGUMENT): Plaid takes an Android package name only
+	// from its native Android SDK; linkd's tokens open in a webview or as
+	// Hosted Link, where OAuth returns through redirect_uri.
 	AndroidPackageName string `protobuf:"bytes,7,opt,name=android_package_name,json=androidPackageName,proto3" json:"android_package_name,omitempty"`
 	// Webhook URL Plaid notifies about the Item.
 	Webhook string `protobuf:"bytes,8,opt,name=webhook,proto3" json:"webhook,omitempty"`
 	// An Item of client_user_id to repair: the token is created in update mode
 	// (linkd supplies the Item's access token itself; products must be empty)
 	// and expires after 30 minutes.
-	ItemId        string `protobuf:"bytes,9,opt,name=item_id,json=itemId,proto3" json:"item_id,omitempty"`
+	ItemId string `protobuf:"bytes,9,opt,name=item_id,json=itemId,proto3" json:"item_id,omitempty"`
+	// Set (even empty, `"hosted_link": {}`) to ask for Hosted Link, as with
+	// Plaid: the token comes with hosted_link_url instead of webview_url and
+	// its sessions report by LINK webhooks. For new Items and update mode.
+	HostedLink *HostedLink `protobuf:"bytes,10,opt,name=hosted_link,json=hostedLink,proto3" json:"hosted_link,omitempty"`
+	// Prefill for Link, in Plaid's names (user.client_user_id is linkd's
+	// top-level client_user_id).
+	User *LinkTokenUser `protobuf:"bytes,11,opt,name=user,proto3" json:"user,omitempty"`
+	// Products used only where the institution supports them, billed only
+	// then; no overlap with products.
+	OptionalProducts []string `protobuf:"bytes,12,rep,name=optional_products,json=optionalProducts,proto3" json:"optional_products,omitempty"`
+	// Products required when the institution supports them; no overlap with
+	// products or optional_products.
+	RequiredIfSupportedProducts []string `protobuf:"bytes,13,rep,name=required_if_supported_products,json=requiredIfSupportedProducts,proto3" json:"required_if_supported_products,omitempty"`
+	// Products consented to now and used later; no overlap with products or
+	// required_if_supported_products.
+	AdditionalConsentedProducts []string `protobuf:"bytes,14,rep,name=additional_consented_products,json=additionalConsentedProducts,proto3" json:"additional_consented_products,omitempty"`
+	// Which accounts Link offers, by account type (depository, credit, loan,
+	// investment, other), as Plaid's account_filters:
+	// {"depository": {"account_subtypes": ["checking"]}}.
+	AccountFilters map[string]*AccountSubtypes `protobuf:"bytes,15,rep,name=account_filters,json=accountFilters,proto3" json:"account_filters,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// The Link customization from the Plaid Dashboard to apply.
+	LinkCustomizationName string `protobuf:"bytes,16,opt,name=link_customization_name,json=linkCustomizationName,proto3" json:"link_customization_name,omitempty"`
+	// Transactions options. Fixed at link time: an Item linked without
+	// days_requested has Plaid's default of 90 days for good.
+	Transactions *LinkTokenTransactions `protobuf:"bytes,17,opt,name=transactions,proto3" json:"transactions,omitempty"`
+	// Update-mode options; only with item_id.
+	Update *LinkTokenUpdate `protobuf:"bytes,18,opt,name=update,proto3" json:"update,omitempty"`
+	// Open Link at this institution, skipping institution select.
+	InstitutionId string `protobuf:"bytes,19,opt,name=institution_id,json=institutionId,proto3" json:"institution_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1405,6 +1524,458 @@ func (x *CreateLinkTokenRequest) GetItemId() string {
 	return ""
 }
 
+func (x *CreateLinkTokenRequest) GetHostedLink() *HostedLink {
+	if x != nil {
+		return x.HostedLink
+	}
+	return nil
+}
+
+func (x *CreateLinkTokenRequest) GetUser() *LinkTokenUser {
+	if x != nil {
+		return x.User
+	}
+	return nil
+}
+
+func (x *CreateLinkTokenRequest) GetOptionalProducts() []string {
+	if x != nil {
+		return x.OptionalProducts
+	}
+	return nil
+}
+
+func (x *CreateLinkTokenRequest) GetRequiredIfSupportedProducts() []string {
+	if x != nil {
+		return x.RequiredIfSupportedProducts
+	}
+	return nil
+}
+
+func (x *CreateLinkTokenRequest) GetAdditionalConsentedProducts() []string {
+	if x != nil {
+		return x.AdditionalConsentedProducts
+	}
+	return nil
+}
+
+func (x *CreateLinkTokenRequest) GetAccountFilters() map[string]*AccountSubtypes {
+	if x != nil {
+		return x.AccountFilters
+	}
+	return nil
+}
+
+func (x *CreateLinkTokenRequest) GetLinkCustomizationName() string {
+	if x != nil {
+		return x.LinkCustomizationName
+	}
+	return ""
+}
+
+func (x *CreateLinkTokenRequest) GetTransactions() *LinkTokenTransactions {
+	if x != nil {
+		return x.Transactions
+	}
+	return nil
+}
+
+func (x *CreateLinkTokenRequest) GetUpdate() *LinkTokenUpdate {
+	if x != nil {
+		return x.Update
+	}
+	return nil
+}
+
+func (x *CreateLinkTokenRequest) GetInstitutionId() string {
+	if x != nil {
+		return x.InstitutionId
+	}
+	return ""
+}
+
+// HostedLink is Plaid's hosted_link object of /link/token/create.
+type HostedLink struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Where Hosted Link sends the browser when the session ends (an
+	// https URL, or your app's scheme or universal link).
+	CompletionRedirectUri string `protobuf:"bytes,1,opt,name=completion_redirect_uri,json=completionRedirectUri,proto3" json:"completion_redirect_uri,omitempty"`
+	// How long hosted_link_url works, in seconds: 1 to 1814400 (21 days);
+	// Plaid's default when 0.
+	UrlLifetimeSeconds int32 `protobuf:"varint,2,opt,name=url_lifetime_seconds,json=urlLifetimeSeconds,proto3" json:"url_lifetime_seconds,omitempty"`
+	// The app opens hosted_link_url in an ASWebAuthenticationSession or a
+	// Chrome Custom Tab.
+	IsMobileApp   bool `protobuf:"varint,3,opt,name=is_mobile_app,json=isMobileApp,proto3" json:"is_mobile_app,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HostedLink) Reset() {
+	*x = HostedLink{}
+	mi := &file_linkd_v1_link_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HostedLink) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HostedLink) ProtoMessage() {}
+
+func (x *HostedLink) ProtoReflect() protoreflect.Message {
+	mi := &file_linkd_v1_link_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HostedLink.ProtoReflect.Descriptor instead.
+func (*HostedLink) Descriptor() ([]byte, []int) {
+	return file_linkd_v1_link_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *HostedLink) GetCompletionRedirectUri() string {
+	if x != nil {
+		return x.CompletionRedirectUri
+	}
+	return ""
+}
+
+func (x *HostedLink) GetUrlLifetimeSeconds() int32 {
+	if x != nil {
+		return x.UrlLifetimeSeconds
+	}
+	return 0
+}
+
+func (x *HostedLink) GetIsMobileApp() bool {
+	if x != nil {
+		return x.IsMobileApp
+	}
+	return false
+}
+
+// LinkTokenUser is Plaid's user object of /link/token/create without
+// client_user_id: prefill for Link.
+type LinkTokenUser struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The user's full legal name.
+	LegalName string `protobuf:"bytes,1,opt,name=legal_name,json=legalName,proto3" json:"legal_name,omitempty"`
+	// The user's phone number in E.164, e.g. "+14155550011".
+	PhoneNumber string `protobuf:"bytes,2,opt,name=phone_number,json=phoneNumber,proto3" json:"phone_number,omitempty"`
+	// The user's email address.
+	EmailAddress string `protobuf:"bytes,3,opt,name=email_address,json=emailAddress,proto3" json:"email_address,omitempty"`
+	// The user's date of birth, YYYY-MM-DD.
+	DateOfBirth string `protobuf:"bytes,4,opt,name=date_of_birth,json=dateOfBirth,proto3" json:"date_of_birth,omitempty"`
+	// The user's address.
+	Address       *UserAddress `protobuf:"bytes,5,opt,name=address,proto3" json:"address,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LinkTokenUser) Reset() {
+	*x = LinkTokenUser{}
+	mi := &file_linkd_v1_link_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LinkTokenUser) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LinkTokenUser) ProtoMessage() {}
+
+func (x *LinkTokenUser) ProtoReflect() protoreflect.Message {
+	mi := &file_linkd_v1_link_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LinkTokenUser.ProtoReflect.Descriptor instead.
+func (*LinkTokenUser) Descriptor() ([]byte, []int) {
+	return file_linkd_v1_link_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *LinkTokenUser) GetLegalName() string {
+	if x != nil {
+		return x.LegalName
+	}
+	return ""
+}
+
+func (x *LinkTokenUser) GetPhoneNumber() string {
+	if x != nil {
+		return x.PhoneNumber
+	}
+	return ""
+}
+
+func (x *LinkTokenUser) GetEmailAddress() string {
+	if x != nil {
+		return x.EmailAddress
+	}
+	return ""
+}
+
+func (x *LinkTokenUser) GetDateOfBirth() string {
+	if x != nil {
+		return x.DateOfBirth
+	}
+	return ""
+}
+
+func (x *LinkTokenUser) GetAddress() *UserAddress {
+	if x != nil {
+		return x.Address
+	}
+	return nil
+}
+
+// UserAddress is Plaid's user address.
+type UserAddress struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Street and number.
+	Street string `protobuf:"bytes,1,opt,name=street,proto3" json:"street,omitempty"`
+	// Second address line.
+	Street2 string `protobuf:"bytes,2,opt,name=street2,proto3" json:"street2,omitempty"`
+	// City.
+	City string `protobuf:"bytes,3,opt,name=city,proto3" json:"city,omitempty"`
+	// State, province or region (ISO 3166-2 subdivision code for US, CA).
+	Region string `protobuf:"bytes,4,opt,name=region,proto3" json:"region,omitempty"`
+	// Postal code.
+	PostalCode string `protobuf:"bytes,5,opt,name=postal_code,json=postalCode,proto3" json:"postal_code,omitempty"`
+	// ISO-3166-1 alpha-2 country code; required when address is set.
+	Country       string `protobuf:"bytes,6,opt,name=country,proto3" json:"country,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UserAddress) Reset() {
+	*x = UserAddress{}
+	mi := &file_linkd_v1_link_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UserAddress) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UserAddress) ProtoMessage() {}
+
+func (x *UserAddress) ProtoReflect() protoreflect.Message {
+	mi := &file_linkd_v1_link_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UserAddress.ProtoReflect.Descriptor instead.
+func (*UserAddress) Descriptor() ([]byte, []int) {
+	return file_linkd_v1_link_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *UserAddress) GetStreet() string {
+	if x != nil {
+		return x.Street
+	}
+	return ""
+}
+
+func (x *UserAddress) GetStreet2() string {
+	if x != nil {
+		return x.Street2
+	}
+	return ""
+}
+
+func (x *UserAddress) GetCity() string {
+	if x != nil {
+		return x.City
+	}
+	return ""
+}
+
+func (x *UserAddress) GetRegion() string {
+	if x != nil {
+		return x.Region
+	}
+	return ""
+}
+
+func (x *UserAddress) GetPostalCode() string {
+	if x != nil {
+		return x.PostalCode
+	}
+	return ""
+}
+
+func (x *UserAddress) GetCountry() string {
+	if x != nil {
+		return x.Country
+	}
+	return ""
+}
+
+// AccountSubtypes lists the account subtypes Link offers for one account
+// type (Plaid's account_filters.<type>).
+type AccountSubtypes struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Plaid account subtypes, e.g. "checking", "savings", "credit card", or
+	// "all".
+	AccountSubtypes []string `protobuf:"bytes,1,rep,name=account_subtypes,json=accountSubtypes,proto3" json:"account_subtypes,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *AccountSubtypes) Reset() {
+	*x = AccountSubtypes{}
+	mi := &file_linkd_v1_link_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AccountSubtypes) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AccountSubtypes) ProtoMessage() {}
+
+func (x *AccountSubtypes) ProtoReflect() protoreflect.Message {
+	mi := &file_linkd_v1_link_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AccountSubtypes.ProtoReflect.Descriptor instead.
+func (*AccountSubtypes) Descriptor() ([]byte, []int) {
+	return file_linkd_v1_link_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *AccountSubtypes) GetAccountSubtypes() []string {
+	if x != nil {
+		return x.AccountSubtypes
+	}
+	return nil
+}
+
+// LinkTokenTransactions is Plaid's transactions object of
+// /link/token/create.
+type LinkTokenTransactions struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Days of history to request, 1 to 730; Plaid's default (90) when 0.
+	DaysRequested int32 `protobuf:"varint,1,opt,name=days_requested,json=daysRequested,proto3" json:"days_requested,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LinkTokenTransactions) Reset() {
+	*x = LinkTokenTransactions{}
+	mi := &file_linkd_v1_link_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LinkTokenTransactions) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LinkTokenTransactions) ProtoMessage() {}
+
+func (x *LinkTokenTransactions) ProtoReflect() protoreflect.Message {
+	mi := &file_linkd_v1_link_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LinkTokenTransactions.ProtoReflect.Descriptor instead.
+func (*LinkTokenTransactions) Descriptor() ([]byte, []int) {
+	return file_linkd_v1_link_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *LinkTokenTransactions) GetDaysRequested() int32 {
+	if x != nil {
+		return x.DaysRequested
+	}
+	return 0
+}
+
+// LinkTokenUpdate is Plaid's update object of /link/token/create.
+type LinkTokenUpdate struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Let the user pick accounts again in update mode.
+	AccountSelectionEnabled bool `protobuf:"varint,1,opt,name=account_selection_enabled,json=accountSelectionEnabled,proto3" json:"account_selection_enabled,omitempty"`
+	unknownFields           protoimpl.UnknownFields
+	sizeCache               protoimpl.SizeCache
+}
+
+func (x *LinkTokenUpdate) Reset() {
+	*x = LinkTokenUpdate{}
+	mi := &file_linkd_v1_link_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LinkTokenUpdate) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LinkTokenUpdate) ProtoMessage() {}
+
+func (x *LinkTokenUpdate) ProtoReflect() protoreflect.Message {
+	mi := &file_linkd_v1_link_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LinkTokenUpdate.ProtoReflect.Descriptor instead.
+func (*LinkTokenUpdate) Descriptor() ([]byte, []int) {
+	return file_linkd_v1_link_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *LinkTokenUpdate) GetAccountSelectionEnabled() bool {
+	if x != nil {
+		return x.AccountSelectionEnabled
+	}
+	return false
+}
+
 // CreateLinkTokenResponse carries the new token. Over REST the body is the
 // LinkToken itself.
 type CreateLinkTokenResponse struct {
@@ -1417,7 +1988,7 @@ type CreateLinkTokenResponse struct {
 
 func (x *CreateLinkTokenResponse) Reset() {
 	*x = CreateLinkTokenResponse{}
-	mi := &file_linkd_v1_link_proto_msgTypes[10]
+	mi := &file_linkd_v1_link_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1429,7 +2000,7 @@ func (x *CreateLinkTokenResponse) String() string {
 func (*CreateLinkTokenResponse) ProtoMessage() {}
 
 func (x *CreateLinkTokenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_linkd_v1_link_proto_msgTypes[10]
+	mi := &file_linkd_v1_link_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1442,7 +2013,7 @@ func (x *CreateLinkTokenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateLinkTokenResponse.ProtoReflect.Descriptor instead.
 func (*CreateLinkTokenResponse) Descriptor() ([]byte, []int) {
-	return file_linkd_v1_link_proto_rawDescGZIP(), []int{10}
+	return file_linkd_v1_link_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *CreateLinkTokenResponse) GetLinkToken() *LinkToken {
@@ -1463,7 +2034,7 @@ type ParseRedirectRequest struct {
 
 func (x *ParseRedirectRequest) Reset() {
 	*x = ParseRedirectRequest{}
-	mi := &file_linkd_v1_link_proto_msgTypes[11]
+	mi := &file_linkd_v1_link_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1475,7 +2046,7 @@ func (x *ParseRedirectRequest) String() string {
 func (*ParseRedirectRequest) ProtoMessage() {}
 
 func (x *ParseRedirectRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_linkd_v1_link_proto_msgTypes[11]
+	mi := &file_linkd_v1_link_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1488,7 +2059,7 @@ func (x *ParseRedirectRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ParseRedirectRequest.ProtoReflect.Descriptor instead.
 func (*ParseRedirectRequest) Descriptor() ([]byte, []int) {
-	return file_linkd_v1_link_proto_rawDescGZIP(), []int{11}
+	return file_linkd_v1_link_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ParseRedirectRequest) GetUrl() string {
@@ -1510,7 +2081,7 @@ type ParseRedirectResponse struct {
 
 func (x *ParseRedirectResponse) Reset() {
 	*x = ParseRedirectResponse{}
-	mi := &file_linkd_v1_link_proto_msgTypes[12]
+	mi := &file_linkd_v1_link_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1522,7 +2093,7 @@ func (x *ParseRedirectResponse) String() string {
 func (*ParseRedirectResponse) ProtoMessage() {}
 
 func (x *ParseRedirectResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_linkd_v1_link_proto_msgTypes[12]
+	mi := &file_linkd_v1_link_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1535,7 +2106,7 @@ func (x *ParseRedirectResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ParseRedirectResponse.ProtoReflect.Descriptor instead.
 func (*ParseRedirectResponse) Descriptor() ([]byte, []int) {
-	return file_linkd_v1_link_proto_rawDescGZIP(), []int{12}
+	return file_linkd_v1_link_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ParseRedirectResponse) GetRedirect() *WebviewRedirect {
@@ -1561,7 +2132,7 @@ type SubmitRedirectRequest struct {
 
 func (x *SubmitRedirectRequest) Reset() {
 	*x = SubmitRedirectRequest{}
-	mi := &file_linkd_v1_link_proto_msgTypes[13]
+	mi := &file_linkd_v1_link_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1573,7 +2144,7 @@ func (x *SubmitRedirectRequest) String() string {
 func (*SubmitRedirectRequest) ProtoMessage() {}
 
 func (x *SubmitRedirectRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_linkd_v1_link_proto_msgTypes[13]
+	mi := &file_linkd_v1_link_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1586,7 +2157,7 @@ func (x *SubmitRedirectRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubmitRedirectRequest.ProtoReflect.Descriptor instead.
 func (*SubmitRedirectRequest) Descriptor() ([]byte, []int) {
-	return file_linkd_v1_link_proto_rawDescGZIP(), []int{13}
+	return file_linkd_v1_link_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *SubmitRedirectRequest) GetUrl() string {
@@ -1635,7 +2206,7 @@ type SubmitRedirectResponse struct {
 
 func (x *SubmitRedirectResponse) Reset() {
 	*x = SubmitRedirectResponse{}
-	mi := &file_linkd_v1_link_proto_msgTypes[14]
+	mi := &file_linkd_v1_link_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1647,7 +2218,7 @@ func (x *SubmitRedirectResponse) String() string {
 func (*SubmitRedirectResponse) ProtoMessage() {}
 
 func (x *SubmitRedirectResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_linkd_v1_link_proto_msgTypes[14]
+	mi := &file_linkd_v1_link_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1660,7 +2231,7 @@ func (x *SubmitRedirectResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubmitRedirectResponse.ProtoReflect.Descriptor instead.
 func (*SubmitRedirectResponse) Descriptor() ([]byte, []int) {
-	return file_linkd_v1_link_proto_rawDescGZIP(), []int{14}
+	return file_linkd_v1_link_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *SubmitRedirectResponse) GetResult() isSubmitRedirectResponse_Result {
@@ -1749,7 +2320,7 @@ type ExchangePublicTokenRequest struct {
 
 func (x *ExchangePublicTokenRequest) Reset() {
 	*x = ExchangePublicTokenRequest{}
-	mi := &file_linkd_v1_link_proto_msgTypes[15]
+	mi := &file_linkd_v1_link_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1761,7 +2332,7 @@ func (x *ExchangePublicTokenRequest) String() string {
 func (*ExchangePublicTokenRequest) ProtoMessage() {}
 
 func (x *ExchangePublicTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_linkd_v1_link_proto_msgTypes[15]
+	mi := &file_linkd_v1_link_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1774,7 +2345,7 @@ func (x *ExchangePublicTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExchangePublicTokenRequest.ProtoReflect.Descriptor instead.
 func (*ExchangePublicTokenRequest) Descriptor() ([]byte, []int) {
-	return file_linkd_v1_link_proto_rawDescGZIP(), []int{15}
+	return file_linkd_v1_link_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ExchangePublicTokenRequest) GetPublicToken() string {
@@ -1803,7 +2374,7 @@ type ExchangePublicTokenResponse struct {
 
 func (x *ExchangePublicTokenResponse) Reset() {
 	*x = ExchangePublicTokenResponse{}
-	mi := &file_linkd_v1_link_proto_msgTypes[16]
+	mi := &file_linkd_v1_link_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1815,7 +2386,7 @@ func (x *ExchangePublicTokenResponse) String() string {
 func (*ExchangePublicTokenResponse) ProtoMessage() {}
 
 func (x *ExchangePublicTokenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_linkd_v1_link_proto_msgTypes[16]
+	mi := &file_linkd_v1_link_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1828,7 +2399,7 @@ func (x *ExchangePublicTokenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExchangePublicTokenResponse.ProtoReflect.Descriptor instead.
 func (*ExchangePublicTokenResponse) Descriptor() ([]byte, []int) {
-	return file_linkd_v1_link_proto_rawDescGZIP(), []int{16}
+	return file_linkd_v1_link_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ExchangePublicTokenResponse) GetItem() *Item {
@@ -1849,7 +2420,7 @@ type GetItemRequest struct {
 
 func (x *GetItemRequest) Reset() {
 	*x = GetItemRequest{}
-	mi := &file_linkd_v1_link_proto_msgTypes[17]
+	mi := &file_linkd_v1_link_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1861,7 +2432,7 @@ func (x *GetItemRequest) String() string {
 func (*GetItemRequest) ProtoMessage() {}
 
 func (x *GetItemRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_linkd_v1_link_proto_msgTypes[17]
+	mi := &file_linkd_v1_link_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1874,7 +2445,7 @@ func (x *GetItemRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetItemRequest.ProtoReflect.Descriptor instead.
 func (*GetItemRequest) Descriptor() ([]byte, []int) {
-	return file_linkd_v1_link_proto_rawDescGZIP(), []int{17}
+	return file_linkd_v1_link_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *GetItemRequest) GetItemId() string {
@@ -1895,7 +2466,7 @@ type GetItemResponse struct {
 
 func (x *GetItemResponse) Reset() {
 	*x = GetItemResponse{}
-	mi := &file_linkd_v1_link_proto_msgTypes[18]
+	mi := &file_linkd_v1_link_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1907,7 +2478,7 @@ func (x *GetItemResponse) String() string {
 func (*GetItemResponse) ProtoMessage() {}
 
 func (x *GetItemResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_linkd_v1_link_proto_msgTypes[18]
+	mi := &file_linkd_v1_link_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1920,7 +2491,7 @@ func (x *GetItemResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetItemResponse.ProtoReflect.Descriptor instead.
 func (*GetItemResponse) Descriptor() ([]byte, []int) {
-	return file_linkd_v1_link_proto_rawDescGZIP(), []int{18}
+	return file_linkd_v1_link_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *GetItemResponse) GetItem() *Item {
@@ -1944,7 +2515,7 @@ type ListItemsRequest struct {
 
 func (x *ListItemsRequest) Reset() {
 	*x = ListItemsRequest{}
-	mi := &file_linkd_v1_link_proto_msgTypes[19]
+	mi := &file_linkd_v1_link_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1956,7 +2527,7 @@ func (x *ListItemsRequest) String() string {
 func (*ListItemsRequest) ProtoMessage() {}
 
 func (x *ListItemsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_linkd_v1_link_proto_msgTypes[19]
+	mi := &file_linkd_v1_link_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1969,7 +2540,7 @@ func (x *ListItemsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListItemsRequest.ProtoReflect.Descriptor instead.
 func (*ListItemsRequest) Descriptor() ([]byte, []int) {
-	return file_linkd_v1_link_proto_rawDescGZIP(), []int{19}
+	return file_linkd_v1_link_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *ListItemsRequest) GetClientUserId() string {
@@ -1997,7 +2568,7 @@ type ListItemsResponse struct {
 
 func (x *ListItemsResponse) Reset() {
 	*x = ListItemsResponse{}
-	mi := &file_linkd_v1_link_proto_msgTypes[20]
+	mi := &file_linkd_v1_link_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2009,7 +2580,7 @@ func (x *ListItemsResponse) String() string {
 func (*ListItemsResponse) ProtoMessage() {}
 
 func (x *ListItemsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_linkd_v1_link_proto_msgTypes[20]
+	mi := &file_linkd_v1_link_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2022,7 +2593,7 @@ func (x *ListItemsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListItemsResponse.ProtoReflect.Descriptor instead.
 func (*ListItemsResponse) Descriptor() ([]byte, []int) {
-	return file_linkd_v1_link_proto_rawDescGZIP(), []int{20}
+	return file_linkd_v1_link_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *ListItemsResponse) GetItems() []*Item {
@@ -2043,7 +2614,7 @@ type RemoveItemRequest struct {
 
 func (x *RemoveItemRequest) Reset() {
 	*x = RemoveItemRequest{}
-	mi := &file_linkd_v1_link_proto_msgTypes[21]
+	mi := &file_linkd_v1_link_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2055,7 +2626,7 @@ func (x *RemoveItemRequest) String() string {
 func (*RemoveItemRequest) ProtoMessage() {}
 
 func (x *RemoveItemRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_linkd_v1_link_proto_msgTypes[21]
+	mi := &file_linkd_v1_link_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2068,7 +2639,7 @@ func (x *RemoveItemRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveItemRequest.ProtoReflect.Descriptor instead.
 func (*RemoveItemRequest) Descriptor() ([]byte, []int) {
-	return file_linkd_v1_link_proto_rawDescGZIP(), []int{21}
+	return file_linkd_v1_link_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *RemoveItemRequest) GetItemId() string {
@@ -2091,7 +2662,7 @@ type RemoveItemResponse struct {
 
 func (x *RemoveItemResponse) Reset() {
 	*x = RemoveItemResponse{}
-	mi := &file_linkd_v1_link_proto_msgTypes[22]
+	mi := &file_linkd_v1_link_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2103,7 +2674,7 @@ func (x *RemoveItemResponse) String() string {
 func (*RemoveItemResponse) ProtoMessage() {}
 
 func (x *RemoveItemResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_linkd_v1_link_proto_msgTypes[22]
+	mi := &file_linkd_v1_link_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2116,7 +2687,7 @@ func (x *RemoveItemResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveItemResponse.ProtoReflect.Descriptor instead.
 func (*RemoveItemResponse) Descriptor() ([]byte, []int) {
-	return file_linkd_v1_link_proto_rawDescGZIP(), []int{22}
+	return file_linkd_v1_link_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *RemoveItemResponse) GetItemId() string {
@@ -2144,7 +2715,7 @@ type GetLinkSessionRequest struct {
 
 func (x *GetLinkSessionRequest) Reset() {
 	*x = GetLinkSessionRequest{}
-	mi := &file_linkd_v1_link_proto_msgTypes[23]
+	mi := &file_linkd_v1_link_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2156,7 +2727,7 @@ func (x *GetLinkSessionRequest) String() string {
 func (*GetLinkSessionRequest) ProtoMessage() {}
 
 func (x *GetLinkSessionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_linkd_v1_link_proto_msgTypes[23]
+	mi := &file_linkd_v1_link_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2169,7 +2740,7 @@ func (x *GetLinkSessionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetLinkSessionRequest.ProtoReflect.Descriptor instead.
 func (*GetLinkSessionRequest) Descriptor() ([]byte, []int) {
-	return file_linkd_v1_link_proto_rawDescGZIP(), []int{23}
+	return file_linkd_v1_link_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *GetLinkSessionRequest) GetLinkSessionId() string {
@@ -2191,7 +2762,7 @@ type GetLinkSessionResponse struct {
 
 func (x *GetLinkSessionResponse) Reset() {
 	*x = GetLinkSessionResponse{}
-	mi := &file_linkd_v1_link_proto_msgTypes[24]
+	mi := &file_linkd_v1_link_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2203,7 +2774,7 @@ func (x *GetLinkSessionResponse) String() string {
 func (*GetLinkSessionResponse) ProtoMessage() {}
 
 func (x *GetLinkSessionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_linkd_v1_link_proto_msgTypes[24]
+	mi := &file_linkd_v1_link_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2216,7 +2787,7 @@ func (x *GetLinkSessionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetLinkSessionResponse.ProtoReflect.Descriptor instead.
 func (*GetLinkSessionResponse) Descriptor() ([]byte, []int) {
-	return file_linkd_v1_link_proto_rawDescGZIP(), []int{24}
+	return file_linkd_v1_link_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *GetLinkSessionResponse) GetSession() *LinkSession {
@@ -2239,7 +2810,7 @@ type CreateSandboxPublicTokenRequest struct {
 
 func (x *CreateSandboxPublicTokenRequest) Reset() {
 	*x = CreateSandboxPublicTokenRequest{}
-	mi := &file_linkd_v1_link_proto_msgTypes[25]
+	mi := &file_linkd_v1_link_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2251,7 +2822,7 @@ func (x *CreateSandboxPublicTokenRequest) String() string {
 func (*CreateSandboxPublicTokenRequest) ProtoMessage() {}
 
 func (x *CreateSandboxPublicTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_linkd_v1_link_proto_msgTypes[25]
+	mi := &file_linkd_v1_link_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2264,7 +2835,7 @@ func (x *CreateSandboxPublicTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateSandboxPublicTokenRequest.ProtoReflect.Descriptor instead.
 func (*CreateSandboxPublicTokenRequest) Descriptor() ([]byte, []int) {
-	return file_linkd_v1_link_proto_rawDescGZIP(), []int{25}
+	return file_linkd_v1_link_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *CreateSandboxPublicTokenRequest) GetInstitutionId() string {
@@ -2294,7 +2865,7 @@ type CreateSandboxPublicTokenResponse struct {
 
 func (x *CreateSandboxPublicTokenResponse) Reset() {
 	*x = CreateSandboxPublicTokenResponse{}
-	mi := &file_linkd_v1_link_proto_msgTypes[26]
+	mi := &file_linkd_v1_link_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2306,7 +2877,7 @@ func (x *CreateSandboxPublicTokenResponse) String() string {
 func (*CreateSandboxPublicTokenResponse) ProtoMessage() {}
 
 func (x *CreateSandboxPublicTokenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_linkd_v1_link_proto_msgTypes[26]
+	mi := &file_linkd_v1_link_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2319,7 +2890,7 @@ func (x *CreateSandboxPublicTokenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateSandboxPublicTokenResponse.ProtoReflect.Descriptor instead.
 func (*CreateSandboxPublicTokenResponse) Descriptor() ([]byte, []int) {
-	return file_linkd_v1_link_proto_rawDescGZIP(), []int{26}
+	return file_linkd_v1_link_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *CreateSandboxPublicTokenResponse) GetPublicToken() string {
@@ -2351,7 +2922,7 @@ type ResumeOAuthRequest struct {
 
 func (x *ResumeOAuthRequest) Reset() {
 	*x = ResumeOAuthRequest{}
-	mi := &file_linkd_v1_link_proto_msgTypes[27]
+	mi := &file_linkd_v1_link_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2363,7 +2934,7 @@ func (x *ResumeOAuthRequest) String() string {
 func (*ResumeOAuthRequest) ProtoMessage() {}
 
 func (x *ResumeOAuthRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_linkd_v1_link_proto_msgTypes[27]
+	mi := &file_linkd_v1_link_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2376,7 +2947,7 @@ func (x *ResumeOAuthRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResumeOAuthRequest.ProtoReflect.Descriptor instead.
 func (*ResumeOAuthRequest) Descriptor() ([]byte, []int) {
-	return file_linkd_v1_link_proto_rawDescGZIP(), []int{27}
+	return file_linkd_v1_link_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *ResumeOAuthRequest) GetLinkToken() string {
@@ -2405,7 +2976,7 @@ type ResumeOAuthResponse struct {
 
 func (x *ResumeOAuthResponse) Reset() {
 	*x = ResumeOAuthResponse{}
-	mi := &file_linkd_v1_link_proto_msgTypes[28]
+	mi := &file_linkd_v1_link_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2417,7 +2988,7 @@ func (x *ResumeOAuthResponse) String() string {
 func (*ResumeOAuthResponse) ProtoMessage() {}
 
 func (x *ResumeOAuthResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_linkd_v1_link_proto_msgTypes[28]
+	mi := &file_linkd_v1_link_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2430,7 +3001,7 @@ func (x *ResumeOAuthResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResumeOAuthResponse.ProtoReflect.Descriptor instead.
 func (*ResumeOAuthResponse) Descriptor() ([]byte, []int) {
-	return file_linkd_v1_link_proto_rawDescGZIP(), []int{28}
+	return file_linkd_v1_link_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *ResumeOAuthResponse) GetWebviewUrl() string {
@@ -2451,7 +3022,7 @@ type ResetSandboxItemLoginRequest struct {
 
 func (x *ResetSandboxItemLoginRequest) Reset() {
 	*x = ResetSandboxItemLoginRequest{}
-	mi := &file_linkd_v1_link_proto_msgTypes[29]
+	mi := &file_linkd_v1_link_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2463,7 +3034,7 @@ func (x *ResetSandboxItemLoginRequest) String() string {
 func (*ResetSandboxItemLoginRequest) ProtoMessage() {}
 
 func (x *ResetSandboxItemLoginRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_linkd_v1_link_proto_msgTypes[29]
+	mi := &file_linkd_v1_link_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2476,7 +3047,7 @@ func (x *ResetSandboxItemLoginRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResetSandboxItemLoginRequest.ProtoReflect.Descriptor instead.
 func (*ResetSandboxItemLoginRequest) Descriptor() ([]byte, []int) {
-	return file_linkd_v1_link_proto_rawDescGZIP(), []int{29}
+	return file_linkd_v1_link_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *ResetSandboxItemLoginRequest) GetItemId() string {
@@ -2498,7 +3069,7 @@ type ResetSandboxItemLoginResponse struct {
 
 func (x *ResetSandboxItemLoginResponse) Reset() {
 	*x = ResetSandboxItemLoginResponse{}
-	mi := &file_linkd_v1_link_proto_msgTypes[30]
+	mi := &file_linkd_v1_link_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2510,7 +3081,7 @@ func (x *ResetSandboxItemLoginResponse) String() string {
 func (*ResetSandboxItemLoginResponse) ProtoMessage() {}
 
 func (x *ResetSandboxItemLoginResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_linkd_v1_link_proto_msgTypes[30]
+	mi := &file_linkd_v1_link_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2523,7 +3094,7 @@ func (x *ResetSandboxItemLoginResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResetSandboxItemLoginResponse.ProtoReflect.Descriptor instead.
 func (*ResetSandboxItemLoginResponse) Descriptor() ([]byte, []int) {
-	return file_linkd_v1_link_proto_rawDescGZIP(), []int{30}
+	return file_linkd_v1_link_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *ResetSandboxItemLoginResponse) GetRequestId() string {
@@ -2548,7 +3119,7 @@ type FireSandboxWebhookRequest struct {
 
 func (x *FireSandboxWebhookRequest) Reset() {
 	*x = FireSandboxWebhookRequest{}
-	mi := &file_linkd_v1_link_proto_msgTypes[31]
+	mi := &file_linkd_v1_link_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2560,7 +3131,7 @@ func (x *FireSandboxWebhookRequest) String() string {
 func (*FireSandboxWebhookRequest) ProtoMessage() {}
 
 func (x *FireSandboxWebhookRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_linkd_v1_link_proto_msgTypes[31]
+	mi := &file_linkd_v1_link_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2573,7 +3144,7 @@ func (x *FireSandboxWebhookRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FireSandboxWebhookRequest.ProtoReflect.Descriptor instead.
 func (*FireSandboxWebhookRequest) Descriptor() ([]byte, []int) {
-	return file_linkd_v1_link_proto_rawDescGZIP(), []int{31}
+	return file_linkd_v1_link_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *FireSandboxWebhookRequest) GetItemId() string {
@@ -2601,7 +3172,7 @@ type FireSandboxWebhookResponse struct {
 
 func (x *FireSandboxWebhookResponse) Reset() {
 	*x = FireSandboxWebhookResponse{}
-	mi := &file_linkd_v1_link_proto_msgTypes[32]
+	mi := &file_linkd_v1_link_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2613,7 +3184,7 @@ func (x *FireSandboxWebhookResponse) String() string {
 func (*FireSandboxWebhookResponse) ProtoMessage() {}
 
 func (x *FireSandboxWebhookResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_linkd_v1_link_proto_msgTypes[32]
+	mi := &file_linkd_v1_link_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2626,7 +3197,7 @@ func (x *FireSandboxWebhookResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FireSandboxWebhookResponse.ProtoReflect.Descriptor instead.
 func (*FireSandboxWebhookResponse) Descriptor() ([]byte, []int) {
-	return file_linkd_v1_link_proto_rawDescGZIP(), []int{32}
+	return file_linkd_v1_link_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *FireSandboxWebhookResponse) GetRequestId() string {
@@ -2651,7 +3222,7 @@ type GetLinkConversionRequest struct {
 
 func (x *GetLinkConversionRequest) Reset() {
 	*x = GetLinkConversionRequest{}
-	mi := &file_linkd_v1_link_proto_msgTypes[33]
+	mi := &file_linkd_v1_link_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2663,7 +3234,7 @@ func (x *GetLinkConversionRequest) String() string {
 func (*GetLinkConversionRequest) ProtoMessage() {}
 
 func (x *GetLinkConversionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_linkd_v1_link_proto_msgTypes[33]
+	mi := &file_linkd_v1_link_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2676,7 +3247,7 @@ func (x *GetLinkConversionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetLinkConversionRequest.ProtoReflect.Descriptor instead.
 func (*GetLinkConversionRequest) Descriptor() ([]byte, []int) {
-	return file_linkd_v1_link_proto_rawDescGZIP(), []int{33}
+	return file_linkd_v1_link_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *GetLinkConversionRequest) GetSince() *timestamppb.Timestamp {
@@ -2725,7 +3296,7 @@ type GetLinkConversionResponse struct {
 
 func (x *GetLinkConversionResponse) Reset() {
 	*x = GetLinkConversionResponse{}
-	mi := &file_linkd_v1_link_proto_msgTypes[34]
+	mi := &file_linkd_v1_link_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2737,7 +3308,7 @@ func (x *GetLinkConversionResponse) String() string {
 func (*GetLinkConversionResponse) ProtoMessage() {}
 
 func (x *GetLinkConversionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_linkd_v1_link_proto_msgTypes[34]
+	mi := &file_linkd_v1_link_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2750,7 +3321,7 @@ func (x *GetLinkConversionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetLinkConversionResponse.ProtoReflect.Descriptor instead.
 func (*GetLinkConversionResponse) Descriptor() ([]byte, []int) {
-	return file_linkd_v1_link_proto_rawDescGZIP(), []int{34}
+	return file_linkd_v1_link_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *GetLinkConversionResponse) GetSince() *timestamppb.Timestamp {
@@ -2816,11 +3387,245 @@ func (x *GetLinkConversionResponse) GetAbandonedAtView() map[string]int64 {
 	return nil
 }
 
+// GetLinkTokenRequest names a link token linkd issued.
+type GetLinkTokenRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The link token; it must be one linkd issued.
+	LinkToken string `protobuf:"bytes,1,opt,name=link_token,json=linkToken,proto3" json:"link_token,omitempty"`
+	// The end user the app believes it is serving. Optional; when set, a
+	// link_token issued for another user is refused like an unknown one.
+	ClientUserId  string `protobuf:"bytes,2,opt,name=client_user_id,json=clientUserId,proto3" json:"client_user_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetLinkTokenRequest) Reset() {
+	*x = GetLinkTokenRequest{}
+	mi := &file_linkd_v1_link_proto_msgTypes[41]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetLinkTokenRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetLinkTokenRequest) ProtoMessage() {}
+
+func (x *GetLinkTokenRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_linkd_v1_link_proto_msgTypes[41]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetLinkTokenRequest.ProtoReflect.Descriptor instead.
+func (*GetLinkTokenRequest) Descriptor() ([]byte, []int) {
+	return file_linkd_v1_link_proto_rawDescGZIP(), []int{41}
+}
+
+func (x *GetLinkTokenRequest) GetLinkToken() string {
+	if x != nil {
+		return x.LinkToken
+	}
+	return ""
+}
+
+func (x *GetLinkTokenRequest) GetClientUserId() string {
+	if x != nil {
+		return x.ClientUserId
+	}
+	return ""
+}
+
+// GetLinkTokenResponse is the token, its state and its sessions.
+type GetLinkTokenResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The link token as issued.
+	LinkToken *LinkToken `protobuf:"bytes,1,opt,name=link_token,json=linkToken,proto3" json:"link_token,omitempty"`
+	// Where the token stands; close the browser tab unless OPEN.
+	State LinkTokenState `protobuf:"varint,2,opt,name=state,proto3,enum=linkd.v1.LinkTokenState" json:"state,omitempty"`
+	// Its Link sessions, as linkd recorded them (events, outcome, the Item),
+	// or as Plaid reports them where linkd has not recorded them yet. Public
+	// tokens are never returned.
+	LinkSessions  []*LinkSession `protobuf:"bytes,3,rep,name=link_sessions,json=linkSessions,proto3" json:"link_sessions,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetLinkTokenResponse) Reset() {
+	*x = GetLinkTokenResponse{}
+	mi := &file_linkd_v1_link_proto_msgTypes[42]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetLinkTokenResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetLinkTokenResponse) ProtoMessage() {}
+
+func (x *GetLinkTokenResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_linkd_v1_link_proto_msgTypes[42]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetLinkTokenResponse.ProtoReflect.Descriptor instead.
+func (*GetLinkTokenResponse) Descriptor() ([]byte, []int) {
+	return file_linkd_v1_link_proto_rawDescGZIP(), []int{42}
+}
+
+func (x *GetLinkTokenResponse) GetLinkToken() *LinkToken {
+	if x != nil {
+		return x.LinkToken
+	}
+	return nil
+}
+
+func (x *GetLinkTokenResponse) GetState() LinkTokenState {
+	if x != nil {
+		return x.State
+	}
+	return LinkTokenState_LINK_TOKEN_STATE_UNSPECIFIED
+}
+
+func (x *GetLinkTokenResponse) GetLinkSessions() []*LinkSession {
+	if x != nil {
+		return x.LinkSessions
+	}
+	return nil
+}
+
+// CompleteSandboxLinkSessionRequest says how the emulated user ends Link.
+type CompleteSandboxLinkSessionRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The link token Link was opened with; it must be one linkd issued.
+	LinkToken string `protobuf:"bytes,1,opt,name=link_token,json=linkToken,proto3" json:"link_token,omitempty"`
+	// The institution the user links, e.g. "ins_109508"; for an update-mode
+	// token, the Item's institution (its own when empty).
+	InstitutionId string `protobuf:"bytes,2,opt,name=institution_id,json=institutionId,proto3" json:"institution_id,omitempty"`
+	// Empty: the user links the institution. Set (e.g.
+	// "requires_credentials"): the user exits with that status.
+	ExitStatus    string `protobuf:"bytes,3,opt,name=exit_status,json=exitStatus,proto3" json:"exit_status,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CompleteSandboxLinkSessionRequest) Reset() {
+	*x = CompleteSandboxLinkSessionRequest{}
+	mi := &file_linkd_v1_link_proto_msgTypes[43]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CompleteSandboxLinkSessionRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CompleteSandboxLinkSessionRequest) ProtoMessage() {}
+
+func (x *CompleteSandboxLinkSessionRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_linkd_v1_link_proto_msgTypes[43]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CompleteSandboxLinkSessionRequest.ProtoReflect.Descriptor instead.
+func (*CompleteSandboxLinkSessionRequest) Descriptor() ([]byte, []int) {
+	return file_linkd_v1_link_proto_rawDescGZIP(), []int{43}
+}
+
+func (x *CompleteSandboxLinkSessionRequest) GetLinkToken() string {
+	if x != nil {
+		return x.LinkToken
+	}
+	return ""
+}
+
+func (x *CompleteSandboxLinkSessionRequest) GetInstitutionId() string {
+	if x != nil {
+		return x.InstitutionId
+	}
+	return ""
+}
+
+func (x *CompleteSandboxLinkSessionRequest) GetExitStatus() string {
+	if x != nil {
+		return x.ExitStatus
+	}
+	return ""
+}
+
+// CompleteSandboxLinkSessionResponse names the session.
+type CompleteSandboxLinkSessionResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The Link session the emulated user completed.
+	LinkSessionId string `protobuf:"bytes,1,opt,name=link_session_id,json=linkSessionId,proto3" json:"link_session_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CompleteSandboxLinkSessionResponse) Reset() {
+	*x = CompleteSandboxLinkSessionResponse{}
+	mi := &file_linkd_v1_link_proto_msgTypes[44]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CompleteSandboxLinkSessionResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CompleteSandboxLinkSessionResponse) ProtoMessage() {}
+
+func (x *CompleteSandboxLinkSessionResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_linkd_v1_link_proto_msgTypes[44]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CompleteSandboxLinkSessionResponse.ProtoReflect.Descriptor instead.
+func (*CompleteSandboxLinkSessionResponse) Descriptor() ([]byte, []int) {
+	return file_linkd_v1_link_proto_rawDescGZIP(), []int{44}
+}
+
+func (x *CompleteSandboxLinkSessionResponse) GetLinkSessionId() string {
+	if x != nil {
+		return x.LinkSessionId
+	}
+	return ""
+}
+
 var File_linkd_v1_link_proto protoreflect.FileDescriptor
 
 const file_linkd_v1_link_proto_rawDesc = "" +
 	"\n" +
-	"\x13linkd/v1/link.proto\x12\blinkd.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x86\x02\n" +
+	"\x13linkd/v1/link.proto\x12\blinkd.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xae\x02\n" +
 	"\tLinkToken\x12\x1d\n" +
 	"\n" +
 	"link_token\x18\x01 \x01(\tR\tlinkToken\x12:\n" +
@@ -2834,7 +3639,8 @@ const file_linkd_v1_link_proto_rawDesc = "" +
 	"\x0eclient_user_id\x18\x05 \x01(\tR\fclientUserId\x12\x17\n" +
 	"\aitem_id\x18\x06 \x01(\tR\x06itemId\x12\x1f\n" +
 	"\vupdate_mode\x18\a \x01(\bR\n" +
-	"updateMode\"\xec\x01\n" +
+	"updateMode\x12&\n" +
+	"\x0fhosted_link_url\x18\b \x01(\tR\rhostedLinkUrl\"\xec\x01\n" +
 	"\aAccount\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x12\n" +
@@ -2875,7 +3681,7 @@ const file_linkd_v1_link_proto_rawDesc = "" +
 	"\x0flink_session_id\x18\x05 \x01(\tR\rlinkSessionId\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x06 \x01(\tR\trequestId\x12$\n" +
-	"\x0eapi_request_id\x18\a \x01(\tR\fapiRequestId\"\xce\x06\n" +
+	"\x0eapi_request_id\x18\a \x01(\tR\fapiRequestId\"\xe9\x06\n" +
 	"\tLinkEvent\x12\x1d\n" +
 	"\n" +
 	"event_name\x18\x01 \x01(\tR\teventName\x12)\n" +
@@ -2902,7 +3708,8 @@ const file_linkd_v1_link_proto_rawDesc = "" +
 	"brand_name\x18\x12 \x01(\tR\tbrandName\x12\x19\n" +
 	"\bissue_id\x18\x13 \x01(\tR\aissueId\x12+\n" +
 	"\x11issue_description\x18\x14 \x01(\tR\x10issueDescription\x12F\n" +
-	"\x11issue_detected_at\x18\x15 \x01(\v2\x1a.google.protobuf.TimestampR\x0fissueDetectedAt\"\xda\x02\n" +
+	"\x11issue_detected_at\x18\x15 \x01(\v2\x1a.google.protobuf.TimestampR\x0fissueDetectedAt\x12\x19\n" +
+	"\bevent_id\x18\x1e \x01(\tR\aeventId\"\xda\x02\n" +
 	"\x0fWebviewRedirect\x129\n" +
 	"\tconnected\x18\x01 \x01(\v2\x19.linkd.v1.ConnectedResultH\x00R\tconnected\x12*\n" +
 	"\x04exit\x18\x02 \x01(\v2\x14.linkd.v1.ExitResultH\x00R\x04exit\x12+\n" +
@@ -2938,7 +3745,7 @@ const file_linkd_v1_link_proto_rawDesc = "" +
 	"\rfirst_seen_at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\vfirstSeenAt\x12<\n" +
 	"\flast_seen_at\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"lastSeenAtB\t\n" +
-	"\aoutcome\"\xc4\x02\n" +
+	"\aoutcome\"\xf2\a\n" +
 	"\x16CreateLinkTokenRequest\x12$\n" +
 	"\x0eclient_user_id\x18\x01 \x01(\tR\fclientUserId\x12\x1a\n" +
 	"\bproducts\x18\x02 \x03(\tR\bproducts\x12#\n" +
@@ -2949,7 +3756,48 @@ const file_linkd_v1_link_proto_rawDesc = "" +
 	"\fredirect_uri\x18\x06 \x01(\tR\vredirectUri\x120\n" +
 	"\x14android_package_name\x18\a \x01(\tR\x12androidPackageName\x12\x18\n" +
 	"\awebhook\x18\b \x01(\tR\awebhook\x12\x17\n" +
-	"\aitem_id\x18\t \x01(\tR\x06itemId\"M\n" +
+	"\aitem_id\x18\t \x01(\tR\x06itemId\x125\n" +
+	"\vhosted_link\x18\n" +
+	" \x01(\v2\x14.linkd.v1.HostedLinkR\n" +
+	"hostedLink\x12+\n" +
+	"\x04user\x18\v \x01(\v2\x17.linkd.v1.LinkTokenUserR\x04user\x12+\n" +
+	"\x11optional_products\x18\f \x03(\tR\x10optionalProducts\x12C\n" +
+	"\x1erequired_if_supported_products\x18\r \x03(\tR\x1brequiredIfSupportedProducts\x12B\n" +
+	"\x1dadditional_consented_products\x18\x0e \x03(\tR\x1badditionalConsentedProducts\x12]\n" +
+	"\x0faccount_filters\x18\x0f \x03(\v24.linkd.v1.CreateLinkTokenRequest.AccountFiltersEntryR\x0eaccountFilters\x126\n" +
+	"\x17link_customization_name\x18\x10 \x01(\tR\x15linkCustomizationName\x12C\n" +
+	"\ftransactions\x18\x11 \x01(\v2\x1f.linkd.v1.LinkTokenTransactionsR\ftransactions\x121\n" +
+	"\x06update\x18\x12 \x01(\v2\x19.linkd.v1.LinkTokenUpdateR\x06update\x12%\n" +
+	"\x0einstitution_id\x18\x13 \x01(\tR\rinstitutionId\x1a\\\n" +
+	"\x13AccountFiltersEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12/\n" +
+	"\x05value\x18\x02 \x01(\v2\x19.linkd.v1.AccountSubtypesR\x05value:\x028\x01\"\x9a\x01\n" +
+	"\n" +
+	"HostedLink\x126\n" +
+	"\x17completion_redirect_uri\x18\x01 \x01(\tR\x15completionRedirectUri\x120\n" +
+	"\x14url_lifetime_seconds\x18\x02 \x01(\x05R\x12urlLifetimeSeconds\x12\"\n" +
+	"\ris_mobile_app\x18\x03 \x01(\bR\visMobileApp\"\xcb\x01\n" +
+	"\rLinkTokenUser\x12\x1d\n" +
+	"\n" +
+	"legal_name\x18\x01 \x01(\tR\tlegalName\x12!\n" +
+	"\fphone_number\x18\x02 \x01(\tR\vphoneNumber\x12#\n" +
+	"\remail_address\x18\x03 \x01(\tR\femailAddress\x12\"\n" +
+	"\rdate_of_birth\x18\x04 \x01(\tR\vdateOfBirth\x12/\n" +
+	"\aaddress\x18\x05 \x01(\v2\x15.linkd.v1.UserAddressR\aaddress\"\xa6\x01\n" +
+	"\vUserAddress\x12\x16\n" +
+	"\x06street\x18\x01 \x01(\tR\x06street\x12\x18\n" +
+	"\astreet2\x18\x02 \x01(\tR\astreet2\x12\x12\n" +
+	"\x04city\x18\x03 \x01(\tR\x04city\x12\x16\n" +
+	"\x06region\x18\x04 \x01(\tR\x06region\x12\x1f\n" +
+	"\vpostal_code\x18\x05 \x01(\tR\n" +
+	"postalCode\x12\x18\n" +
+	"\acountry\x18\x06 \x01(\tR\acountry\"<\n" +
+	"\x0fAccountSubtypes\x12)\n" +
+	"\x10account_subtypes\x18\x01 \x03(\tR\x0faccountSubtypes\">\n" +
+	"\x15LinkTokenTransactions\x12%\n" +
+	"\x0edays_requested\x18\x01 \x01(\x05R\rdaysRequested\"M\n" +
+	"\x0fLinkTokenUpdate\x12:\n" +
+	"\x19account_selection_enabled\x18\x01 \x01(\bR\x17accountSelectionEnabled\"M\n" +
 	"\x17CreateLinkTokenResponse\x122\n" +
 	"\n" +
 	"link_token\x18\x01 \x01(\v2\x13.linkd.v1.LinkTokenR\tlinkToken\"(\n" +
@@ -3039,7 +3887,24 @@ const file_linkd_v1_link_proto_rawDesc = "" +
 	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x01\x1aB\n" +
 	"\x14AbandonedAtViewEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x01*\xd7\x01\n" +
+	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x01\"Z\n" +
+	"\x13GetLinkTokenRequest\x12\x1d\n" +
+	"\n" +
+	"link_token\x18\x01 \x01(\tR\tlinkToken\x12$\n" +
+	"\x0eclient_user_id\x18\x02 \x01(\tR\fclientUserId\"\xb6\x01\n" +
+	"\x14GetLinkTokenResponse\x122\n" +
+	"\n" +
+	"link_token\x18\x01 \x01(\v2\x13.linkd.v1.LinkTokenR\tlinkToken\x12.\n" +
+	"\x05state\x18\x02 \x01(\x0e2\x18.linkd.v1.LinkTokenStateR\x05state\x12:\n" +
+	"\rlink_sessions\x18\x03 \x03(\v2\x15.linkd.v1.LinkSessionR\flinkSessions\"\x8a\x01\n" +
+	"!CompleteSandboxLinkSessionRequest\x12\x1d\n" +
+	"\n" +
+	"link_token\x18\x01 \x01(\tR\tlinkToken\x12%\n" +
+	"\x0einstitution_id\x18\x02 \x01(\tR\rinstitutionId\x12\x1f\n" +
+	"\vexit_status\x18\x03 \x01(\tR\n" +
+	"exitStatus\"L\n" +
+	"\"CompleteSandboxLinkSessionResponse\x12&\n" +
+	"\x0flink_session_id\x18\x01 \x01(\tR\rlinkSessionId*\xd7\x01\n" +
 	"\n" +
 	"ItemStatus\x12\x1b\n" +
 	"\x17ITEM_STATUS_UNSPECIFIED\x10\x00\x12\x14\n" +
@@ -3048,7 +3913,14 @@ const file_linkd_v1_link_proto_rawDesc = "" +
 	"\x1eITEM_STATUS_PENDING_EXPIRATION\x10\x03\x12\"\n" +
 	"\x1eITEM_STATUS_PENDING_DISCONNECT\x10\x04\x12\x17\n" +
 	"\x13ITEM_STATUS_REVOKED\x10\x05\x12\x15\n" +
-	"\x11ITEM_STATUS_ERROR\x10\x062\xfc\b\n" +
+	"\x11ITEM_STATUS_ERROR\x10\x06*\xa8\x01\n" +
+	"\x0eLinkTokenState\x12 \n" +
+	"\x1cLINK_TOKEN_STATE_UNSPECIFIED\x10\x00\x12\x19\n" +
+	"\x15LINK_TOKEN_STATE_OPEN\x10\x01\x12\x1e\n" +
+	"\x1aLINK_TOKEN_STATE_COMPLETED\x10\x02\x12\x1b\n" +
+	"\x17LINK_TOKEN_STATE_EXITED\x10\x03\x12\x1c\n" +
+	"\x18LINK_TOKEN_STATE_EXPIRED\x10\x042\xc4\n" +
+	"\n" +
 	"\vLinkService\x12V\n" +
 	"\x0fCreateLinkToken\x12 .linkd.v1.CreateLinkTokenRequest\x1a!.linkd.v1.CreateLinkTokenResponse\x12P\n" +
 	"\rParseRedirect\x12\x1e.linkd.v1.ParseRedirectRequest\x1a\x1f.linkd.v1.ParseRedirectResponse\x12S\n" +
@@ -3063,7 +3935,9 @@ const file_linkd_v1_link_proto_rawDesc = "" +
 	"\vResumeOAuth\x12\x1c.linkd.v1.ResumeOAuthRequest\x1a\x1d.linkd.v1.ResumeOAuthResponse\x12h\n" +
 	"\x15ResetSandboxItemLogin\x12&.linkd.v1.ResetSandboxItemLoginRequest\x1a'.linkd.v1.ResetSandboxItemLoginResponse\x12_\n" +
 	"\x12FireSandboxWebhook\x12#.linkd.v1.FireSandboxWebhookRequest\x1a$.linkd.v1.FireSandboxWebhookResponse\x12\\\n" +
-	"\x11GetLinkConversion\x12\".linkd.v1.GetLinkConversionRequest\x1a#.linkd.v1.GetLinkConversionResponseB_\n" +
+	"\x11GetLinkConversion\x12\".linkd.v1.GetLinkConversionRequest\x1a#.linkd.v1.GetLinkConversionResponse\x12M\n" +
+	"\fGetLinkToken\x12\x1d.linkd.v1.GetLinkTokenRequest\x1a\x1e.linkd.v1.GetLinkTokenResponse\x12w\n" +
+	"\x1aCompleteSandboxLinkSession\x12+.linkd.v1.CompleteSandboxLinkSessionRequest\x1a,.linkd.v1.CompleteSandboxLinkSessionResponseB_\n" +
 	"\fdev.linkd.v1B\tLinkProtoP\x01Z+github.com/linkd/linkd/gen/linkd/v1;linkdv1\xa2\x02\x03LKD\xaa\x02\bLinkd.V1\xba\x02\x03LKDb\x06proto3"
 
 var (
@@ -3078,121 +3952,147 @@ func file_linkd_v1_link_proto_rawDescGZIP() []byte {
 	return file_linkd_v1_link_proto_rawDescData
 }
 
-var file_linkd_v1_link_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_linkd_v1_link_proto_msgTypes = make([]protoimpl.MessageInfo, 39)
+var file_linkd_v1_link_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
+var file_linkd_v1_link_proto_msgTypes = make([]protoimpl.MessageInfo, 50)
 var file_linkd_v1_link_proto_goTypes = []any{
-	(ItemStatus)(0),                          // 0: linkd.v1.ItemStatus
-	(*LinkToken)(nil),                        // 1: linkd.v1.LinkToken
-	(*Account)(nil),                          // 2: linkd.v1.Account
-	(*LinkError)(nil),                        // 3: linkd.v1.LinkError
-	(*ConnectedResult)(nil),                  // 4: linkd.v1.ConnectedResult
-	(*ExitResult)(nil),                       // 5: linkd.v1.ExitResult
-	(*LinkEvent)(nil),                        // 6: linkd.v1.LinkEvent
-	(*WebviewRedirect)(nil),                  // 7: linkd.v1.WebviewRedirect
-	(*Item)(nil),                             // 8: linkd.v1.Item
-	(*LinkSession)(nil),                      // 9: linkd.v1.LinkSession
-	(*CreateLinkTokenRequest)(nil),           // 10: linkd.v1.CreateLinkTokenRequest
-	(*CreateLinkTokenResponse)(nil),          // 11: linkd.v1.CreateLinkTokenResponse
-	(*ParseRedirectRequest)(nil),             // 12: linkd.v1.ParseRedirectRequest
-	(*ParseRedirectResponse)(nil),            // 13: linkd.v1.ParseRedirectResponse
-	(*SubmitRedirectRequest)(nil),            // 14: linkd.v1.SubmitRedirectRequest
-	(*SubmitRedirectResponse)(nil),           // 15: linkd.v1.SubmitRedirectResponse
-	(*ExchangePublicTokenRequest)(nil),       // 16: linkd.v1.ExchangePublicTokenRequest
-	(*ExchangePublicTokenResponse)(nil),      // 17: linkd.v1.ExchangePublicTokenResponse
-	(*GetItemRequest)(nil),                   // 18: linkd.v1.GetItemRequest
-	(*GetItemResponse)(nil),                  // 19: linkd.v1.GetItemResponse
-	(*ListItemsRequest)(nil),                 // 20: linkd.v1.ListItemsRequest
-	(*ListItemsResponse)(nil),                // 21: linkd.v1.ListItemsResponse
-	(*RemoveItemRequest)(nil),                // 22: linkd.v1.RemoveItemRequest
-	(*RemoveItemResponse)(nil),               // 23: linkd.v1.RemoveItemResponse
-	(*GetLinkSessionRequest)(nil),            // 24: linkd.v1.GetLinkSessionRequest
-	(*GetLinkSessionResponse)(nil),           // 25: linkd.v1.GetLinkSessionResponse
-	(*CreateSandboxPublicTokenRequest)(nil),  // 26: linkd.v1.CreateSandboxPublicTokenRequest
-	(*CreateSandboxPublicTokenResponse)(nil), // 27: linkd.v1.CreateSandboxPublicTokenResponse
-	(*ResumeOAuthRequest)(nil),               // 28: linkd.v1.ResumeOAuthRequest
-	(*ResumeOAuthResponse)(nil),              // 29: linkd.v1.ResumeOAuthResponse
-	(*ResetSandboxItemLoginRequest)(nil),     // 30: linkd.v1.ResetSandboxItemLoginRequest
-	(*ResetSandboxItemLoginResponse)(nil),    // 31: linkd.v1.ResetSandboxItemLoginResponse
-	(*FireSandboxWebhookRequest)(nil),        // 32: linkd.v1.FireSandboxWebhookRequest
-	(*FireSandboxWebhookResponse)(nil),       // 33: linkd.v1.FireSandboxWebhookResponse
-	(*GetLinkConversionRequest)(nil),         // 34: linkd.v1.GetLinkConversionRequest
-	(*GetLinkConversionResponse)(nil),        // 35: linkd.v1.GetLinkConversionResponse
-	nil,                                      // 36: linkd.v1.WebviewRedirect.UnrecognizedParamsEntry
-	nil,                                      // 37: linkd.v1.GetLinkConversionResponse.ExitsByStatusEntry
-	nil,                                      // 38: linkd.v1.GetLinkConversionResponse.ExitsByErrorCodeEntry
-	nil,                                      // 39: linkd.v1.GetLinkConversionResponse.AbandonedAtViewEntry
-	(*timestamppb.Timestamp)(nil),            // 40: google.protobuf.Timestamp
+	(ItemStatus)(0),                            // 0: linkd.v1.ItemStatus
+	(LinkTokenState)(0),                        // 1: linkd.v1.LinkTokenState
+	(*LinkToken)(nil),                          // 2: linkd.v1.LinkToken
+	(*Account)(nil),                            // 3: linkd.v1.Account
+	(*LinkError)(nil),                          // 4: linkd.v1.LinkError
+	(*ConnectedResult)(nil),                    // 5: linkd.v1.ConnectedResult
+	(*ExitResult)(nil),                         // 6: linkd.v1.ExitResult
+	(*LinkEvent)(nil),                          // 7: linkd.v1.LinkEvent
+	(*WebviewRedirect)(nil),                    // 8: linkd.v1.WebviewRedirect
+	(*Item)(nil),                               // 9: linkd.v1.Item
+	(*LinkSession)(nil),                        // 10: linkd.v1.LinkSession
+	(*CreateLinkTokenRequest)(nil),             // 11: linkd.v1.CreateLinkTokenRequest
+	(*HostedLink)(nil),                         // 12: linkd.v1.HostedLink
+	(*LinkTokenUser)(nil),                      // 13: linkd.v1.LinkTokenUser
+	(*UserAddress)(nil),                        // 14: linkd.v1.UserAddress
+	(*AccountSubtypes)(nil),                    // 15: linkd.v1.AccountSubtypes
+	(*LinkTokenTransactions)(nil),              // 16: linkd.v1.LinkTokenTransactions
+	(*LinkTokenUpdate)(nil),                    // 17: linkd.v1.LinkTokenUpdate
+	(*CreateLinkTokenResponse)(nil),            // 18: linkd.v1.CreateLinkTokenResponse
+	(*ParseRedirectRequest)(nil),               // 19: linkd.v1.ParseRedirectRequest
+	(*ParseRedirectResponse)(nil),              // 20: linkd.v1.ParseRedirectResponse
+	(*SubmitRedirectRequest)(nil),              // 21: linkd.v1.SubmitRedirectRequest
+	(*SubmitRedirectResponse)(nil),             // 22: linkd.v1.SubmitRedirectResponse
+	(*ExchangePublicTokenRequest)(nil),         // 23: linkd.v1.ExchangePublicTokenRequest
+	(*ExchangePublicTokenResponse)(nil),        // 24: linkd.v1.ExchangePublicTokenResponse
+	(*GetItemRequest)(nil),                     // 25: linkd.v1.GetItemRequest
+	(*GetItemResponse)(nil),                    // 26: linkd.v1.GetItemResponse
+	(*ListItemsRequest)(nil),                   // 27: linkd.v1.ListItemsRequest
+	(*ListItemsResponse)(nil),                  // 28: linkd.v1.ListItemsResponse
+	(*RemoveItemRequest)(nil),                  // 29: linkd.v1.RemoveItemRequest
+	(*RemoveItemResponse)(nil),                 // 30: linkd.v1.RemoveItemResponse
+	(*GetLinkSessionRequest)(nil),              // 31: linkd.v1.GetLinkSessionRequest
+	(*GetLinkSessionResponse)(nil),             // 32: linkd.v1.GetLinkSessionResponse
+	(*CreateSandboxPublicTokenRequest)(nil),    // 33: linkd.v1.CreateSandboxPublicTokenRequest
+	(*CreateSandboxPublicTokenResponse)(nil),   // 34: linkd.v1.CreateSandboxPublicTokenResponse
+	(*ResumeOAuthRequest)(nil),                 // 35: linkd.v1.ResumeOAuthRequest
+	(*ResumeOAuthResponse)(nil),                // 36: linkd.v1.ResumeOAuthResponse
+	(*ResetSandboxItemLoginRequest)(nil),       // 37: linkd.v1.ResetSandboxItemLoginRequest
+	(*ResetSandboxItemLoginResponse)(nil),      // 38: linkd.v1.ResetSandboxItemLoginResponse
+	(*FireSandboxWebhookRequest)(nil),          // 39: linkd.v1.FireSandboxWebhookRequest
+	(*FireSandboxWebhookResponse)(nil),         // 40: linkd.v1.FireSandboxWebhookResponse
+	(*GetLinkConversionRequest)(nil),           // 41: linkd.v1.GetLinkConversionRequest
+	(*GetLinkConversionResponse)(nil),          // 42: linkd.v1.GetLinkConversionResponse
+	(*GetLinkTokenRequest)(nil),                // 43: linkd.v1.GetLinkTokenRequest
+	(*GetLinkTokenResponse)(nil),               // 44: linkd.v1.GetLinkTokenResponse
+	(*CompleteSandboxLinkSessionRequest)(nil),  // 45: linkd.v1.CompleteSandboxLinkSessionRequest
+	(*CompleteSandboxLinkSessionResponse)(nil), // 46: linkd.v1.CompleteSandboxLinkSessionResponse
+	nil,                           // 47: linkd.v1.WebviewRedirect.UnrecognizedParamsEntry
+	nil,                           // 48: linkd.v1.CreateLinkTokenRequest.AccountFiltersEntry
+	nil,                           // 49: linkd.v1.GetLinkConversionResponse.ExitsByStatusEntry
+	nil,                           // 50: linkd.v1.GetLinkConversionResponse.ExitsByErrorCodeEntry
+	nil,                           // 51: linkd.v1.GetLinkConversionResponse.AbandonedAtViewEntry
+	(*timestamppb.Timestamp)(nil), // 52: google.protobuf.Timestamp
 }
 var file_linkd_v1_link_proto_depIdxs = []int32{
-	40, // 0: linkd.v1.LinkToken.expiration:type_name -> google.protobuf.Timestamp
-	2,  // 1: linkd.v1.ConnectedResult.accounts:type_name -> linkd.v1.Account
-	3,  // 2: linkd.v1.ExitResult.error:type_name -> linkd.v1.LinkError
-	3,  // 3: linkd.v1.LinkEvent.error:type_name -> linkd.v1.LinkError
-	40, // 4: linkd.v1.LinkEvent.timestamp:type_name -> google.protobuf.Timestamp
-	40, // 5: linkd.v1.LinkEvent.issue_detected_at:type_name -> google.protobuf.Timestamp
-	4,  // 6: linkd.v1.WebviewRedirect.connected:type_name -> linkd.v1.ConnectedResult
-	5,  // 7: linkd.v1.WebviewRedirect.exit:type_name -> linkd.v1.ExitResult
-	6,  // 8: linkd.v1.WebviewRedirect.event:type_name -> linkd.v1.LinkEvent
-	36, // 9: linkd.v1.WebviewRedirect.unrecognized_params:type_name -> linkd.v1.WebviewRedirect.UnrecognizedParamsEntry
-	2,  // 10: linkd.v1.Item.accounts:type_name -> linkd.v1.Account
+	52, // 0: linkd.v1.LinkToken.expiration:type_name -> google.protobuf.Timestamp
+	3,  // 1: linkd.v1.ConnectedResult.accounts:type_name -> linkd.v1.Account
+	4,  // 2: linkd.v1.ExitResult.error:type_name -> linkd.v1.LinkError
+	4,  // 3: linkd.v1.LinkEvent.error:type_name -> linkd.v1.LinkError
+	52, // 4: linkd.v1.LinkEvent.timestamp:type_name -> google.protobuf.Timestamp
+	52, // 5: linkd.v1.LinkEvent.issue_detected_at:type_name -> google.protobuf.Timestamp
+	5,  // 6: linkd.v1.WebviewRedirect.connected:type_name -> linkd.v1.ConnectedResult
+	6,  // 7: linkd.v1.WebviewRedirect.exit:type_name -> linkd.v1.ExitResult
+	7,  // 8: linkd.v1.WebviewRedirect.event:type_name -> linkd.v1.LinkEvent
+	47, // 9: linkd.v1.WebviewRedirect.unrecognized_params:type_name -> linkd.v1.WebviewRedirect.UnrecognizedParamsEntry
+	3,  // 10: linkd.v1.Item.accounts:type_name -> linkd.v1.Account
 	0,  // 11: linkd.v1.Item.status:type_name -> linkd.v1.ItemStatus
-	40, // 12: linkd.v1.Item.created_at:type_name -> google.protobuf.Timestamp
-	40, // 13: linkd.v1.Item.status_changed_at:type_name -> google.protobuf.Timestamp
-	6,  // 14: linkd.v1.LinkSession.events:type_name -> linkd.v1.LinkEvent
-	4,  // 15: linkd.v1.LinkSession.connected:type_name -> linkd.v1.ConnectedResult
-	5,  // 16: linkd.v1.LinkSession.exit:type_name -> linkd.v1.ExitResult
-	40, // 17: linkd.v1.LinkSession.first_seen_at:type_name -> google.protobuf.Timestamp
-	40, // 18: linkd.v1.LinkSession.last_seen_at:type_name -> google.protobuf.Timestamp
-	1,  // 19: linkd.v1.CreateLinkTokenResponse.link_token:type_name -> linkd.v1.LinkToken
-	7,  // 20: linkd.v1.ParseRedirectResponse.redirect:type_name -> linkd.v1.WebviewRedirect
-	4,  // 21: linkd.v1.SubmitRedirectResponse.connected:type_name -> linkd.v1.ConnectedResult
-	5,  // 22: linkd.v1.SubmitRedirectResponse.exit:type_name -> linkd.v1.ExitResult
-	6,  // 23: linkd.v1.SubmitRedirectResponse.event:type_name -> linkd.v1.LinkEvent
-	8,  // 24: linkd.v1.SubmitRedirectResponse.item:type_name -> linkd.v1.Item
-	1,  // 25: linkd.v1.SubmitRedirectResponse.new_link_token:type_name -> linkd.v1.LinkToken
-	8,  // 26: linkd.v1.ExchangePublicTokenResponse.item:type_name -> linkd.v1.Item
-	8,  // 27: linkd.v1.GetItemResponse.item:type_name -> linkd.v1.Item
-	0,  // 28: linkd.v1.ListItemsRequest.statuses:type_name -> linkd.v1.ItemStatus
-	8,  // 29: linkd.v1.ListItemsResponse.items:type_name -> linkd.v1.Item
-	9,  // 30: linkd.v1.GetLinkSessionResponse.session:type_name -> linkd.v1.LinkSession
-	40, // 31: linkd.v1.GetLinkConversionRequest.since:type_name -> google.protobuf.Timestamp
-	40, // 32: linkd.v1.GetLinkConversionRequest.until:type_name -> google.protobuf.Timestamp
-	40, // 33: linkd.v1.GetLinkConversionResponse.since:type_name -> google.protobuf.Timestamp
-	40, // 34: linkd.v1.GetLinkConversionResponse.until:type_name -> google.protobuf.Timestamp
-	37, // 35: linkd.v1.GetLinkConversionResponse.exits_by_status:type_name -> linkd.v1.GetLinkConversionResponse.ExitsByStatusEntry
-	38, // 36: linkd.v1.GetLinkConversionResponse.exits_by_error_code:type_name -> linkd.v1.GetLinkConversionResponse.ExitsByErrorCodeEntry
-	39, // 37: linkd.v1.GetLinkConversionResponse.abandoned_at_view:type_name -> linkd.v1.GetLinkConversionResponse.AbandonedAtViewEntry
-	10, // 38: linkd.v1.LinkService.CreateLinkToken:input_type -> linkd.v1.CreateLinkTokenRequest
-	12, // 39: linkd.v1.LinkService.ParseRedirect:input_type -> linkd.v1.ParseRedirectRequest
-	14, // 40: linkd.v1.LinkService.SubmitRedirect:input_type -> linkd.v1.SubmitRedirectRequest
-	16, // 41: linkd.v1.LinkService.ExchangePublicToken:input_type -> linkd.v1.ExchangePublicTokenRequest
-	18, // 42: linkd.v1.LinkService.GetItem:input_type -> linkd.v1.GetItemRequest
-	20, // 43: linkd.v1.LinkService.ListItems:input_type -> linkd.v1.ListItemsRequest
-	22, // 44: linkd.v1.LinkService.RemoveItem:input_type -> linkd.v1.RemoveItemRequest
-	24, // 45: linkd.v1.LinkService.GetLinkSession:input_type -> linkd.v1.GetLinkSessionRequest
-	26, // 46: linkd.v1.LinkService.CreateSandboxPublicToken:input_type -> linkd.v1.CreateSandboxPublicTokenRequest
-	28, // 47: linkd.v1.LinkService.ResumeOAuth:input_type -> linkd.v1.ResumeOAuthRequest
-	30, // 48: linkd.v1.LinkService.ResetSandboxItemLogin:input_type -> linkd.v1.ResetSandboxItemLoginRequest
-	32, // 49: linkd.v1.LinkService.FireSandboxWebhook:input_type -> linkd.v1.FireSandboxWebhookRequest
-	34, // 50: linkd.v1.LinkService.GetLinkConversion:input_type -> linkd.v1.GetLinkConversionRequest
-	11, // 51: linkd.v1.LinkService.CreateLinkToken:output_type -> linkd.v1.CreateLinkTokenResponse
-	13, // 52: linkd.v1.LinkService.ParseRedirect:output_type -> linkd.v1.ParseRedirectResponse
-	15, // 53: linkd.v1.LinkService.SubmitRedirect:output_type -> linkd.v1.SubmitRedirectResponse
-	17, // 54: linkd.v1.LinkService.ExchangePublicToken:output_type -> linkd.v1.ExchangePublicTokenResponse
-	19, // 55: linkd.v1.LinkService.GetItem:output_type -> linkd.v1.GetItemResponse
-	21, // 56: linkd.v1.LinkService.ListItems:output_type -> linkd.v1.ListItemsResponse
-	23, // 57: linkd.v1.LinkService.RemoveItem:output_type -> linkd.v1.RemoveItemResponse
-	25, // 58: linkd.v1.LinkService.GetLinkSession:output_type -> linkd.v1.GetLinkSessionResponse
-	27, // 59: linkd.v1.LinkService.CreateSandboxPublicToken:output_type -> linkd.v1.CreateSandboxPublicTokenResponse
-	29, // 60: linkd.v1.LinkService.ResumeOAuth:output_type -> linkd.v1.ResumeOAuthResponse
-	31, // 61: linkd.v1.LinkService.ResetSandboxItemLogin:output_type -> linkd.v1.ResetSandboxItemLoginResponse
-	33, // 62: linkd.v1.LinkService.FireSandboxWebhook:output_type -> linkd.v1.FireSandboxWebhookResponse
-	35, // 63: linkd.v1.LinkService.GetLinkConversion:output_type -> linkd.v1.GetLinkConversionResponse
-	51, // [51:64] is the sub-list for method output_type
-	38, // [38:51] is the sub-list for method input_type
-	38, // [38:38] is the sub-list for extension type_name
-	38, // [38:38] is the sub-list for extension extendee
-	0,  // [0:38] is the sub-list for field type_name
+	52, // 12: linkd.v1.Item.created_at:type_name -> google.protobuf.Timestamp
+	52, // 13: linkd.v1.Item.status_changed_at:type_name -> google.protobuf.Timestamp
+	7,  // 14: linkd.v1.LinkSession.events:type_name -> linkd.v1.LinkEvent
+	5,  // 15: linkd.v1.LinkSession.connected:type_name -> linkd.v1.ConnectedResult
+	6,  // 16: linkd.v1.LinkSession.exit:type_name -> linkd.v1.ExitResult
+	52, // 17: linkd.v1.LinkSession.first_seen_at:type_name -> google.protobuf.Timestamp
+	52, // 18: linkd.v1.LinkSession.last_seen_at:type_name -> google.protobuf.Timestamp
+	12, // 19: linkd.v1.CreateLinkTokenRequest.hosted_link:type_name -> linkd.v1.HostedLink
+	13, // 20: linkd.v1.CreateLinkTokenRequest.user:type_name -> linkd.v1.LinkTokenUser
+	48, // 21: linkd.v1.CreateLinkTokenRequest.account_filters:type_name -> linkd.v1.CreateLinkTokenRequest.AccountFiltersEntry
+	16, // 22: linkd.v1.CreateLinkTokenRequest.transactions:type_name -> linkd.v1.LinkTokenTransactions
+	17, // 23: linkd.v1.CreateLinkTokenRequest.update:type_name -> linkd.v1.LinkTokenUpdate
+	14, // 24: linkd.v1.LinkTokenUser.address:type_name -> linkd.v1.UserAddress
+	2,  // 25: linkd.v1.CreateLinkTokenResponse.link_token:type_name -> linkd.v1.LinkToken
+	8,  // 26: linkd.v1.ParseRedirectResponse.redirect:type_name -> linkd.v1.WebviewRedirect
+	5,  // 27: linkd.v1.SubmitRedirectResponse.connected:type_name -> linkd.v1.ConnectedResult
+	6,  // 28: linkd.v1.SubmitRedirectResponse.exit:type_name -> linkd.v1.ExitResult
+	7,  // 29: linkd.v1.SubmitRedirectResponse.event:type_name -> linkd.v1.LinkEvent
+	9,  // 30: linkd.v1.SubmitRedirectResponse.item:type_name -> linkd.v1.Item
+	2,  // 31: linkd.v1.SubmitRedirectResponse.new_link_token:type_name -> linkd.v1.LinkToken
+	9,  // 32: linkd.v1.ExchangePublicTokenResponse.item:type_name -> linkd.v1.Item
+	9,  // 33: linkd.v1.GetItemResponse.item:type_name -> linkd.v1.Item
+	0,  // 34: linkd.v1.ListItemsRequest.statuses:type_name -> linkd.v1.ItemStatus
+	9,  // 35: linkd.v1.ListItemsResponse.items:type_name -> linkd.v1.Item
+	10, // 36: linkd.v1.GetLinkSessionResponse.session:type_name -> linkd.v1.LinkSession
+	52, // 37: linkd.v1.GetLinkConversionRequest.since:type_name -> google.protobuf.Timestamp
+	52, // 38: linkd.v1.GetLinkConversionRequest.until:type_name -> google.protobuf.Timestamp
+	52, // 39: linkd.v1.GetLinkConversionResponse.since:type_name -> google.protobuf.Timestamp
+	52, // 40: linkd.v1.GetLinkConversionResponse.until:type_name -> google.protobuf.Timestamp
+	49, // 41: linkd.v1.GetLinkConversionResponse.exits_by_status:type_name -> linkd.v1.GetLinkConversionResponse.ExitsByStatusEntry
+	50, // 42: linkd.v1.GetLinkConversionResponse.exits_by_error_code:type_name -> linkd.v1.GetLinkConversionResponse.ExitsByErrorCodeEntry
+	51, // 43: linkd.v1.GetLinkConversionResponse.abandoned_at_view:type_name -> linkd.v1.GetLinkConversionResponse.AbandonedAtViewEntry
+	2,  // 44: linkd.v1.GetLinkTokenResponse.link_token:type_name -> linkd.v1.LinkToken
+	1,  // 45: linkd.v1.GetLinkTokenResponse.state:type_name -> linkd.v1.LinkTokenState
+	10, // 46: linkd.v1.GetLinkTokenResponse.link_sessions:type_name -> linkd.v1.LinkSession
+	15, // 47: linkd.v1.CreateLinkTokenRequest.AccountFiltersEntry.value:type_name -> linkd.v1.AccountSubtypes
+	11, // 48: linkd.v1.LinkService.CreateLinkToken:input_type -> linkd.v1.CreateLinkTokenRequest
+	19, // 49: linkd.v1.LinkService.ParseRedirect:input_type -> linkd.v1.ParseRedirectRequest
+	21, // 50: linkd.v1.LinkService.SubmitRedirect:input_type -> linkd.v1.SubmitRedirectRequest
+	23, // 51: linkd.v1.LinkService.ExchangePublicToken:input_type -> linkd.v1.ExchangePublicTokenRequest
+	25, // 52: linkd.v1.LinkService.GetItem:input_type -> linkd.v1.GetItemRequest
+	27, // 53: linkd.v1.LinkService.ListItems:input_type -> linkd.v1.ListItemsRequest
+	29, // 54: linkd.v1.LinkService.RemoveItem:input_type -> linkd.v1.RemoveItemRequest
+	31, // 55: linkd.v1.LinkService.GetLinkSession:input_type -> linkd.v1.GetLinkSessionRequest
+	33, // 56: linkd.v1.LinkService.CreateSandboxPublicToken:input_type -> linkd.v1.CreateSandboxPublicTokenRequest
+	35, // 57: linkd.v1.LinkService.ResumeOAuth:input_type -> linkd.v1.ResumeOAuthRequest
+	37, // 58: linkd.v1.LinkService.ResetSandboxItemLogin:input_type -> linkd.v1.ResetSandboxItemLoginRequest
+	39, // 59: linkd.v1.LinkService.FireSandboxWebhook:input_type -> linkd.v1.FireSandboxWebhookRequest
+	41, // 60: linkd.v1.LinkService.GetLinkConversion:input_type -> linkd.v1.GetLinkConversionRequest
+	43, // 61: linkd.v1.LinkService.GetLinkToken:input_type -> linkd.v1.GetLinkTokenRequest
+	45, // 62: linkd.v1.LinkService.CompleteSandboxLinkSession:input_type -> linkd.v1.CompleteSandboxLinkSessionRequest
+	18, // 63: linkd.v1.LinkService.CreateLinkToken:output_type -> linkd.v1.CreateLinkTokenResponse
+	20, // 64: linkd.v1.LinkService.ParseRedirect:output_type -> linkd.v1.ParseRedirectResponse
+	22, // 65: linkd.v1.LinkService.SubmitRedirect:output_type -> linkd.v1.SubmitRedirectResponse
+	24, // 66: linkd.v1.LinkService.ExchangePublicToken:output_type -> linkd.v1.ExchangePublicTokenResponse
+	26, // 67: linkd.v1.LinkService.GetItem:output_type -> linkd.v1.GetItemResponse
+	28, // 68: linkd.v1.LinkService.ListItems:output_type -> linkd.v1.ListItemsResponse
+	30, // 69: linkd.v1.LinkService.RemoveItem:output_type -> linkd.v1.RemoveItemResponse
+	32, // 70: linkd.v1.LinkService.GetLinkSession:output_type -> linkd.v1.GetLinkSessionResponse
+	34, // 71: linkd.v1.LinkService.CreateSandboxPublicToken:output_type -> linkd.v1.CreateSandboxPublicTokenResponse
+	36, // 72: linkd.v1.LinkService.ResumeOAuth:output_type -> linkd.v1.ResumeOAuthResponse
+	38, // 73: linkd.v1.LinkService.ResetSandboxItemLogin:output_type -> linkd.v1.ResetSandboxItemLoginResponse
+	40, // 74: linkd.v1.LinkService.FireSandboxWebhook:output_type -> linkd.v1.FireSandboxWebhookResponse
+	42, // 75: linkd.v1.LinkService.GetLinkConversion:output_type -> linkd.v1.GetLinkConversionResponse
+	44, // 76: linkd.v1.LinkService.GetLinkToken:output_type -> linkd.v1.GetLinkTokenResponse
+	46, // 77: linkd.v1.LinkService.CompleteSandboxLinkSession:output_type -> linkd.v1.CompleteSandboxLinkSessionResponse
+	63, // [63:78] is the sub-list for method output_type
+	48, // [48:63] is the sub-list for method input_type
+	48, // [48:48] is the sub-list for extension type_name
+	48, // [48:48] is the sub-list for extension extendee
+	0,  // [0:48] is the sub-list for field type_name
 }
 
 func init() { file_linkd_v1_link_proto_init() }
@@ -3209,7 +4109,7 @@ func file_linkd_v1_link_proto_init() {
 		(*LinkSession_Connected)(nil),
 		(*LinkSession_Exit)(nil),
 	}
-	file_linkd_v1_link_proto_msgTypes[14].OneofWrappers = []any{
+	file_linkd_v1_link_proto_msgTypes[20].OneofWrappers = []any{
 		(*SubmitRedirectResponse_Connected)(nil),
 		(*SubmitRedirectResponse_Exit)(nil),
 		(*SubmitRedirectResponse_Event)(nil),
@@ -3219,8 +4119,8 @@ func file_linkd_v1_link_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_linkd_v1_link_proto_rawDesc), len(file_linkd_v1_link_proto_rawDesc)),
-			NumEnums:      1,
-			NumMessages:   39,
+			NumEnums:      2,
+			NumMessages:   50,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -19,19 +19,21 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	LinkService_CreateLinkToken_FullMethodName          = "/linkd.v1.LinkService/CreateLinkToken"
-	LinkService_ParseRedirect_FullMethodName            = "/linkd.v1.LinkService/ParseRedirect"
-	LinkService_SubmitRedirect_FullMethodName           = "/linkd.v1.LinkService/SubmitRedirect"
-	LinkService_ExchangePublicToken_FullMethodName      = "/linkd.v1.LinkService/ExchangePublicToken"
-	LinkService_GetItem_FullMethodName                  = "/linkd.v1.LinkService/GetItem"
-	LinkService_ListItems_FullMethodName                = "/linkd.v1.LinkService/ListItems"
-	LinkService_RemoveItem_FullMethodName               = "/linkd.v1.LinkService/RemoveItem"
-	LinkService_GetLinkSession_FullMethodName           = "/linkd.v1.LinkService/GetLinkSession"
-	LinkService_CreateSandboxPublicToken_FullMethodName = "/linkd.v1.LinkService/CreateSandboxPublicToken"
-	LinkService_ResumeOAuth_FullMethodName              = "/linkd.v1.LinkService/ResumeOAuth"
-	LinkService_ResetSandboxItemLogin_FullMethodName    = "/linkd.v1.LinkService/ResetSandboxItemLogin"
-	LinkService_FireSandboxWebhook_FullMethodName       = "/linkd.v1.LinkService/FireSandboxWebhook"
-	LinkService_GetLinkConversion_FullMethodName        = "/linkd.v1.LinkService/GetLinkConversion"
+	LinkService_CreateLinkToken_FullMethodName            = "/linkd.v1.LinkService/CreateLinkToken"
+	LinkService_ParseRedirect_FullMethodName              = "/linkd.v1.LinkService/ParseRedirect"
+	LinkService_SubmitRedirect_FullMethodName             = "/linkd.v1.LinkService/SubmitRedirect"
+	LinkService_ExchangePublicToken_FullMethodName        = "/linkd.v1.LinkService/ExchangePublicToken"
+	LinkService_GetItem_FullMethodName                    = "/linkd.v1.LinkService/GetItem"
+	LinkService_ListItems_FullMethodName                  = "/linkd.v1.LinkService/ListItems"
+	LinkService_RemoveItem_FullMethodName                 = "/linkd.v1.LinkService/RemoveItem"
+	LinkService_GetLinkSession_FullMethodName             = "/linkd.v1.LinkService/GetLinkSession"
+	LinkService_CreateSandboxPublicToken_FullMethodName   = "/linkd.v1.LinkService/CreateSandboxPublicToken"
+	LinkService_ResumeOAuth_FullMethodName                = "/linkd.v1.LinkService/ResumeOAuth"
+	LinkService_ResetSandboxItemLogin_FullMethodName      = "/linkd.v1.LinkService/ResetSandboxItemLogin"
+	LinkService_FireSandboxWebhook_FullMethodName         = "/linkd.v1.LinkService/FireSandboxWebhook"
+	LinkService_GetLinkConversion_FullMethodName          = "/linkd.v1.LinkService/GetLinkConversion"
+	LinkService_GetLinkToken_FullMethodName               = "/linkd.v1.LinkService/GetLinkToken"
+	LinkService_CompleteSandboxLinkSession_FullMethodName = "/linkd.v1.LinkService/CompleteSandboxLinkSession"
 )
 
 // LinkServiceClient is the client API for LinkService service.
@@ -81,6 +83,18 @@ type LinkServiceClient interface {
 	// GetLinkConversion reports how Link sessions that started in a window
 	// went: how many converted, where and why the others left.
 	GetLinkConversion(ctx context.Context, in *GetLinkConversionRequest, opts ...grpc.CallOption) (*GetLinkConversionResponse, error)
+	// GetLinkToken returns a link token linkd issued, its state and what its
+	// Link sessions came to, as Plaid's /link/token/get reports them: an app
+	// that opened Hosted Link in a browser tab polls it to know when to
+	// close the tab.
+	GetLinkToken(ctx context.Context, in *GetLinkTokenRequest, opts ...grpc.CallOption) (*GetLinkTokenResponse, error)
+	// CompleteSandboxLinkSession completes a Link session for a link token
+	// as a user would (success at the institution, or an exit with
+	// exit_status), firing what Plaid would fire: LINK webhooks for Hosted
+	// Link (and, when the emulator is told to, webview) tokens. For tests
+	// that must not click through a page. Emulator mode only:
+	// FAILED_PRECONDITION otherwise.
+	CompleteSandboxLinkSession(ctx context.Context, in *CompleteSandboxLinkSessionRequest, opts ...grpc.CallOption) (*CompleteSandboxLinkSessionResponse, error)
 }
 
 type linkServiceClient struct {
@@ -221,6 +235,26 @@ func (c *linkServiceClient) GetLinkConversion(ctx context.Context, in *GetLinkCo
 	return out, nil
 }
 
+func (c *linkServiceClient) GetLinkToken(ctx context.Context, in *GetLinkTokenRequest, opts ...grpc.CallOption) (*GetLinkTokenResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetLinkTokenResponse)
+	err := c.cc.Invoke(ctx, LinkService_GetLinkToken_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *linkServiceClient) CompleteSandboxLinkSession(ctx context.Context, in *CompleteSandboxLinkSessionRequest, opts ...grpc.CallOption) (*CompleteSandboxLinkSessionResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CompleteSandboxLinkSessionResponse)
+	err := c.cc.Invoke(ctx, LinkService_CompleteSandboxLinkSession_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // LinkServiceServer is the server API for LinkService service.
 // All implementations must embed UnimplementedLinkServiceServer
 // for forward compatibility.
@@ -268,6 +302,18 @@ type LinkServiceServer interface {
 	// GetLinkConversion reports how Link sessions that started in a window
 	// went: how many converted, where and why the others left.
 	GetLinkConversion(context.Context, *GetLinkConversionRequest) (*GetLinkConversionResponse, error)
+	// GetLinkToken returns a link token linkd issued, its state and what its
+	// Link sessions came to, as Plaid's /link/token/get reports them: an app
+	// that opened Hosted Link in a browser tab polls it to know when to
+	// close the tab.
+	GetLinkToken(context.Context, *GetLinkTokenRequest) (*GetLinkTokenResponse, error)
+	// CompleteSandboxLinkSession completes a Link session for a link token
+	// as a user would (success at the institution, or an exit with
+	// exit_status), firing what Plaid would fire: LINK webhooks for Hosted
+	// Link (and, when the emulator is told to, webview) tokens. For tests
+	// that must not click through a page. Emulator mode only:
+	// FAILED_PRECONDITION otherwise.
+	CompleteSandboxLinkSession(context.Context, *CompleteSandboxLinkSessionRequest) (*CompleteSandboxLinkSessionResponse, error)
 	mustEmbedUnimplementedLinkServiceServer()
 }
 
@@ -316,6 +362,12 @@ func (UnimplementedLinkServiceServer) FireSandboxWebhook(context.Context, *FireS
 }
 func (UnimplementedLinkServiceServer) GetLinkConversion(context.Context, *GetLinkConversionRequest) (*GetLinkConversionResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetLinkConversion not implemented")
+}
+func (UnimplementedLinkServiceServer) GetLinkToken(context.Context, *GetLinkTokenRequest) (*GetLinkTokenResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetLinkToken not implemented")
+}
+func (UnimplementedLinkServiceServer) CompleteSandboxLinkSession(context.Context, *CompleteSandboxLinkSessionRequest) (*CompleteSandboxLinkSessionResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CompleteSandboxLinkSession not implemented")
 }
 func (UnimplementedLinkServiceServer) mustEmbedUnimplementedLinkServiceServer() {}
 func (UnimplementedLinkServiceServer) testEmbeddedByValue()                     {}
@@ -572,6 +624,42 @@ func _LinkService_GetLinkConversion_Handler(srv interface{}, ctx context.Context
 	return interceptor(ctx, in, info, handler)
 }
 
+func _LinkService_GetLinkToken_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetLinkTokenRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(LinkServiceServer).GetLinkToken(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: LinkService_GetLinkToken_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(LinkServiceServer).GetLinkToken(ctx, req.(*GetLinkTokenRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _LinkService_CompleteSandboxLinkSession_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CompleteSandboxLinkSessionRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(LinkServiceServer).CompleteSandboxLinkSession(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: LinkService_CompleteSandboxLinkSession_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(LinkServiceServer).CompleteSandboxLinkSession(ctx, req.(*CompleteSandboxLinkSessionRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // LinkService_ServiceDesc is the grpc.ServiceDesc for LinkService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -630,6 +718,14 @@ var LinkService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetLinkConversion",
 			Handler:    _LinkService_GetLinkConversion_Handler,
+		},
+		{
+			MethodName: "GetLinkToken",
+			Handler:    _LinkService_GetLinkToken_Handler,
+		},
+		{
+			MethodName: "CompleteSandboxLinkSession",
+			Handler:    _LinkService_CompleteSandboxLinkSession_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -604,8 +604,10 @@ type StoredLinkEvent struct {
 	IssueDescription string `protobuf:"bytes,20,opt,name=issue_description,json=issueDescription,proto3" json:"issue_description,omitempty"`
 	// When it was detected.
 	IssueDetectedAt *timestamppb.Timestamp `protobuf:"bytes,21,opt,name=issue_detected_at,json=issueDetectedAt,proto3" json:"issue_detected_at,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// Plaid's event_id (LINK webhooks), by which events are deduplicated.
+	EventId       string `protobuf:"bytes,30,opt,name=event_id,json=eventId,proto3" json:"event_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *StoredLinkEvent) Reset() {
@@ -783,6 +785,13 @@ func (x *StoredLinkEvent) GetIssueDetectedAt() *timestamppb.Timestamp {
 		return x.IssueDetectedAt
 	}
 	return nil
+}
+
+func (x *StoredLinkEvent) GetEventId() string {
+	if x != nil {
+		return x.EventId
+	}
+	return ""
 }
 
 // StoredLinkSession is what linkd recorded of a Link session.
@@ -993,7 +1002,7 @@ const file_linkd_storage_v1_records_proto_rawDesc = "" +
 	"\x0flink_session_id\x18\x05 \x01(\tR\rlinkSessionId\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x06 \x01(\tR\trequestId\x12$\n" +
-	"\x0eapi_request_id\x18\a \x01(\tR\fapiRequestId\"\xe2\x06\n" +
+	"\x0eapi_request_id\x18\a \x01(\tR\fapiRequestId\"\xfd\x06\n" +
 	"\x0fStoredLinkEvent\x12\x1d\n" +
 	"\n" +
 	"event_name\x18\x01 \x01(\tR\teventName\x127\n" +
@@ -1020,7 +1029,8 @@ const file_linkd_storage_v1_records_proto_rawDesc = "" +
 	"brand_name\x18\x12 \x01(\tR\tbrandName\x12\x19\n" +
 	"\bissue_id\x18\x13 \x01(\tR\aissueId\x12+\n" +
 	"\x11issue_description\x18\x14 \x01(\tR\x10issueDescription\x12F\n" +
-	"\x11issue_detected_at\x18\x15 \x01(\v2\x1a.google.protobuf.TimestampR\x0fissueDetectedAt\"\xe0\x03\n" +
+	"\x11issue_detected_at\x18\x15 \x01(\v2\x1a.google.protobuf.TimestampR\x0fissueDetectedAt\x12\x19\n" +
+	"\bevent_id\x18\x1e \x01(\tR\aeventId\"\xe0\x03\n" +
 	"\x11StoredLinkSession\x12&\n" +
 	"\x0flink_session_id\x18\x01 \x01(\tR\rlinkSessionId\x12\x1d\n" +
 	"\n" +

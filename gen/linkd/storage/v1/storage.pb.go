@@ -46,7 +46,14 @@ type StoredLinkToken struct {
 	ItemId string `protobuf:"bytes,8,opt,name=item_id,json=itemId,proto3" json:"item_id,omitempty"`
 	// The request the token was created for, so that linkd can issue a fresh
 	// token for the same user and mode when this one is expired or refused.
-	Request       *v1.CreateLinkTokenRequest `protobuf:"bytes,9,opt,name=request,proto3" json:"request,omitempty"`
+	Request *v1.CreateLinkTokenRequest `protobuf:"bytes,9,opt,name=request,proto3" json:"request,omitempty"`
+	// The Hosted Link URL returned with it, for a Hosted Link token; empty
+	// otherwise.
+	HostedLinkUrl string `protobuf:"bytes,10,opt,name=hosted_link_url,json=hostedLinkUrl,proto3" json:"hosted_link_url,omitempty"`
+	// When linkd next asks Plaid's /link/token/get about this Hosted Link
+	// token, in case its LINK webhooks were lost; unset once its session is
+	// filed or checks ended. Stores index it (HostedLinkTokensDue).
+	HostedCheckAt *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=hosted_check_at,json=hostedCheckAt,proto3" json:"hosted_check_at,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -140,6 +147,20 @@ func (x *StoredLinkToken) GetItemId() string {
 func (x *StoredLinkToken) GetRequest() *v1.CreateLinkTokenRequest {
 	if x != nil {
 		return x.Request
+	}
+	return nil
+}
+
+func (x *StoredLinkToken) GetHostedLinkUrl() string {
+	if x != nil {
+		return x.HostedLinkUrl
+	}
+	return ""
+}
+
+func (x *StoredLinkToken) GetHostedCheckAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.HostedCheckAt
 	}
 	return nil
 }
@@ -749,7 +770,7 @@ var File_linkd_storage_v1_storage_proto protoreflect.FileDescriptor
 
 const file_linkd_storage_v1_storage_proto_rawDesc = "" +
 	"\n" +
-	"\x1elinkd/storage/v1/storage.proto\x12\x10linkd.storage.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x13linkd/v1/link.proto\"\x85\x03\n" +
+	"\x1elinkd/storage/v1/storage.proto\x12\x10linkd.storage.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x13linkd/v1/link.proto\"\xf1\x03\n" +
 	"\x0fStoredLinkToken\x12\x1d\n" +
 	"\n" +
 	"link_token\x18\x01 \x01(\tR\tlinkToken\x12$\n" +
@@ -765,7 +786,10 @@ const file_linkd_storage_v1_storage_proto_rawDesc = "" +
 	"request_id\x18\x06 \x01(\tR\trequestId\x12!\n" +
 	"\fredirect_uri\x18\a \x01(\tR\vredirectUri\x12\x17\n" +
 	"\aitem_id\x18\b \x01(\tR\x06itemId\x12:\n" +
-	"\arequest\x18\t \x01(\v2 .linkd.v1.CreateLinkTokenRequestR\arequest\"`\n" +
+	"\arequest\x18\t \x01(\v2 .linkd.v1.CreateLinkTokenRequestR\arequest\x12&\n" +
+	"\x0fhosted_link_url\x18\n" +
+	" \x01(\tR\rhostedLinkUrl\x12B\n" +
+	"\x0fhosted_check_at\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\rhostedCheckAt\"`\n" +
 	"\x11SealedAccessToken\x12\x15\n" +
 	"\x06key_id\x18\x01 \x01(\tR\x05keyId\x12\x14\n" +
 	"\x05nonce\x18\x02 \x01(\fR\x05nonce\x12\x1e\n" +
@@ -845,19 +869,20 @@ var file_linkd_storage_v1_storage_proto_depIdxs = []int32{
 	10, // 0: linkd.storage.v1.StoredLinkToken.created_at:type_name -> google.protobuf.Timestamp
 	10, // 1: linkd.storage.v1.StoredLinkToken.expiration:type_name -> google.protobuf.Timestamp
 	11, // 2: linkd.storage.v1.StoredLinkToken.request:type_name -> linkd.v1.CreateLinkTokenRequest
-	10, // 3: linkd.storage.v1.PublicTokenUse.exchanged_at:type_name -> google.protobuf.Timestamp
-	10, // 4: linkd.storage.v1.PendingExchange.started_at:type_name -> google.protobuf.Timestamp
-	10, // 5: linkd.storage.v1.StoredWebhook.received_at:type_name -> google.protobuf.Timestamp
-	10, // 6: linkd.storage.v1.ExchangeClaim.expires_at:type_name -> google.protobuf.Timestamp
-	10, // 7: linkd.storage.v1.ExchangeClaim.started_at:type_name -> google.protobuf.Timestamp
-	10, // 8: linkd.storage.v1.LinkTokenRenewal.renewed_at:type_name -> google.protobuf.Timestamp
-	10, // 9: linkd.storage.v1.WebhookDelivery.recorded_at:type_name -> google.protobuf.Timestamp
-	10, // 10: linkd.storage.v1.Lease.expires_at:type_name -> google.protobuf.Timestamp
-	11, // [11:11] is the sub-list for method output_type
-	11, // [11:11] is the sub-list for method input_type
-	11, // [11:11] is the sub-list for extension type_name
-	11, // [11:11] is the sub-list for extension extendee
-	0,  // [0:11] is the sub-list for field type_name
+	10, // 3: linkd.storage.v1.StoredLinkToken.hosted_check_at:type_name -> google.protobuf.Timestamp
+	10, // 4: linkd.storage.v1.PublicTokenUse.exchanged_at:type_name -> google.protobuf.Timestamp
+	10, // 5: linkd.storage.v1.PendingExchange.started_at:type_name -> google.protobuf.Timestamp
+	10, // 6: linkd.storage.v1.StoredWebhook.received_at:type_name -> google.protobuf.Timestamp
+	10, // 7: linkd.storage.v1.ExchangeClaim.expires_at:type_name -> google.protobuf.Timestamp
+	10, // 8: linkd.storage.v1.ExchangeClaim.started_at:type_name -> google.protobuf.Timestamp
+	10, // 9: linkd.storage.v1.LinkTokenRenewal.renewed_at:type_name -> google.protobuf.Timestamp
+	10, // 10: linkd.storage.v1.WebhookDelivery.recorded_at:type_name -> google.protobuf.Timestamp
+	10, // 11: linkd.storage.v1.Lease.expires_at:type_name -> google.protobuf.Timestamp
+	12, // [12:12] is the sub-list for method output_type
+	12, // [12:12] is the sub-list for method input_type
+	12, // [12:12] is the sub-list for extension type_name
+	12, // [12:12] is the sub-list for extension extendee
+	0,  // [0:12] is the sub-list for field type_name
 }
 
 func init() { file_linkd_storage_v1_storage_proto_init() }

@@ -1,0 +1,134 @@
+package server
+
+import (
+	"errors"
+	"testing"
+
+	"github.com/linkd/linkd"
+	linkdv1 "github.com/linkd/linkd/gen/linkd/v1"
+)
+
+// TestCheckLinkTokenOptions: each option Plaid checks is checked here
+// first, and a mistake names linkd's field ("" means accepted).
+func TestCheckLinkTokenOptions(t *testing.T) {
+	req := func(edit func(r *linkdv1.CreateLinkTokenRequest)) *linkdv1.CreateLinkTokenRequest {
+		r := &linkdv1.CreateLinkTokenRequest{ClientUserId: "u", Products: []string{"transactions"}}
+		edit(r)
+		return r
+	}
+	update := func(r *linkdv1.CreateLinkTokenRequest) { r.ItemId, r.Products = "item-1", nil }
+	for _, tt := range []struct {
+		name  string
+		req   *linkdv1.CreateLinkTokenRequest
+		field string
+	}{
+		{"None", req(func(r *linkdv1.CreateLinkTokenRequest) {}), ""},
+		// Hosted Link: an empty object asks for it, as with Plaid.
+		{"HostedEmpty", req(func(r *linkdv1.CreateLinkTokenRequest) { r.HostedLink = &linkdv1.HostedLink{} }), ""},
+		{"HostedFull", req(func(r *linkdv1.CreateLinkTokenRequest) {
+			r.HostedLink = &linkdv1.HostedLink{CompletionRedirectUri: "myapp://done", UrlLifetimeSeconds: 3600, IsMobileApp: true}
+		}), ""},
+		{"HostedHTTPSRedirect", req(func(r *linkdv1.CreateLinkTokenRequest) {
+			r.HostedLink = &linkdv1.HostedLink{CompletionRedirectUri: "https://app.example.com/done"}
+		}), ""},
+		{"HostedRelativeRedirect", req(func(r *linkdv1.CreateLinkTokenRequest) {
+			r.HostedLink = &linkdv1.HostedLink{CompletionRedirectUri: "/done"}
+		}), "hosted_link.completion_redirect_uri"},
+		{"HostedLifetimeNegative", req(func(r *linkdv1.CreateLinkTokenRequest) {
+			r.HostedLink = &linkdv1.HostedLink{UrlLifetimeSeconds: -1}
+		}), "hosted_link.url_lifetime_seconds"},
+		{"HostedLifetime21Days", req(func(r *linkdv1.CreateLinkTokenRequest) {
+			r.HostedLink = &linkdv1.HostedLink{UrlLifetimeSeconds: 21 * 24 * 3600}
+		}), ""},
+		{"HostedLifetimeOver21Days", req(func(r *linkdv1.CreateLinkTokenRequest) {
+			r.HostedLink = &linkdv1.HostedLink{UrlLifetimeSeconds: 21*24*3600 + 1}
+		}), "hosted_link.url_lifetime_seconds"},
+		// android_package_name: Plaid's native Android SDK only.
+		{"AndroidPackageWebview", req(func(r *linkdv1.CreateLinkTokenRequest) { r.AndroidPackageName = "com.example.app" }), "android_package_name"},
+		{"AndroidPackageHosted", req(func(r *linkdv1.CreateLinkTokenRequest) {
+			r.AndroidPackageName, r.HostedLink = "com.example.app", &linkdv1.HostedLink{}
+		}), "android_package_name"},
+		// user: Plaid's prefill fields.
+		{"UserFull", req(func(r *linkdv1.CreateLinkTokenRequest) {
+			r.User = &linkdv1.LinkTokenUser{LegalName: "Ada Lovelace", PhoneNumber: "+14155550011", EmailAddress: "ada@example.com",
+				DateOfBirth: "1815-12-10", Address: &linkdv1.UserAddress{Street: "1 Main St", City: "Springfield", Region: "IL", PostalCode: "62701", Country: "US"}}
+		}), ""},
+		{"UserPhoneNotE164", req(func(r *linkdv1.CreateLinkTokenRequest) { r.User = &linkdv1.LinkTokenUser{PhoneNumber: "415-555-0011"} }), "user.phone_number"},
+		{"UserEmail", req(func(r *linkdv1.CreateLinkTokenRequest) {
+			r.User = &linkdv1.LinkTokenUser{EmailAddress: "ada at example"}
+		}), "user.email_address"},
+		{"UserEmailWithName", req(func(r *linkdv1.CreateLinkTokenRequest) {
+			r.User = &linkdv1.LinkTokenUser{EmailAddress: "Ada <ada@example.com>"}
+		}), "user.email_address"},
+		{"UserDateOfBirthFormat", req(func(r *linkdv1.CreateLinkTokenRequest) { r.User = &linkdv1.LinkTokenUser{DateOfBirth: "12/10/1815"} }), "user.date_of_birth"},
+		{"UserDateOfBirthNotADay", req(func(r *linkdv1.CreateLinkTokenRequest) { r.User = &linkdv1.LinkTokenUser{DateOfBirth: "1815-02-30"} }), "user.date_of_birth"},
+		{"UserDateOfBirthFuture", req(func(r *linkdv1.CreateLinkTokenRequest) { r.User = &linkdv1.LinkTokenUser{DateOfBirth: "2999-01-01"} }), "user.date_of_birth"},
+		{"UserAddressNoCountry", req(func(r *linkdv1.CreateLinkTokenRequest) {
+			r.User = &linkdv1.LinkTokenUser{Address: &linkdv1.UserAddress{City: "Springfield"}}
+		}), "user.address.country"},
+		{"UserLegalNameControl", req(func(r *linkdv1.CreateLinkTokenRequest) { r.User = &linkdv1.LinkTokenUser{LegalName: "Ada\x00"} }), "user.legal_name"},
+		// Product lists: Plaid's names, no overlap, no balance.
+		{"ProductLists", req(func(r *linkdv1.CreateLinkTokenRequest) {
+			r.OptionalProducts, r.RequiredIfSupportedProducts, r.AdditionalConsentedProducts = []string{"liabilities"}, []string{"identity"}, []string{"auth"}
+		}), ""},
+		{"OptionalOverlapsProducts", req(func(r *linkdv1.CreateLinkTokenRequest) { r.OptionalProducts = []string{"auth", "transactions"} }), "optional_products[1]"},
+		{"RequiredIfSupportedBadName", req(func(r *linkdv1.CreateLinkTokenRequest) { r.RequiredIfSupportedProducts = []string{"Auth"} }), "required_if_supported_products[0]"},
+		{"AdditionalOverlapsOptional", req(func(r *linkdv1.CreateLinkTokenRequest) {
+			r.OptionalProducts, r.AdditionalConsentedProducts = []string{"auth"}, []string{"auth"}
+		}), "additional_consented_products[0]"},
+		{"AdditionalBalance", req(func(r *linkdv1.CreateLinkTokenRequest) { r.AdditionalConsentedProducts = []string{"balance"} }), "additional_consented_products[0]"},
+		// account_filters, in Plaid's JSON shape.
+		{"AccountFilters", req(func(r *linkdv1.CreateLinkTokenRequest) {
+			r.AccountFilters = map[string]*linkdv1.AccountSubtypes{"depository": {AccountSubtypes: []string{"checking", "savings"}}, "credit": {AccountSubtypes: []string{"credit card"}}}
+		}), ""},
+		{"AccountFiltersUnknownType", req(func(r *linkdv1.CreateLinkTokenRequest) {
+			r.AccountFilters = map[string]*linkdv1.AccountSubtypes{"crypto": {AccountSubtypes: []string{"all"}}}
+		}), "account_filters.crypto"},
+		{"AccountFiltersEmpty", req(func(r *linkdv1.CreateLinkTokenRequest) {
+			r.AccountFilters = map[string]*linkdv1.AccountSubtypes{"loan": {}}
+		}), "account_filters.loan.account_subtypes"},
+		{"AccountFiltersBadSubtype", req(func(r *linkdv1.CreateLinkTokenRequest) {
+			r.AccountFilters = map[string]*linkdv1.AccountSubtypes{"depository": {AccountSubtypes: []string{"checking", "Checking!"}}}
+		}), "account_filters.depository.account_subtypes[1]"},
+		{"Customization", req(func(r *linkdv1.CreateLinkTokenRequest) { r.LinkCustomizationName = "default" }), ""},
+		{"CustomizationBad", req(func(r *linkdv1.CreateLinkTokenRequest) { r.LinkCustomizationName = "a/b" }), "link_customization_name"},
+		// transactions.days_requested: fixed at link time.
+		{"DaysRequested", req(func(r *linkdv1.CreateLinkTokenRequest) {
+			r.Transactions = &linkdv1.LinkTokenTransactions{DaysRequested: 730}
+		}), ""},
+		{"DaysRequestedOver", req(func(r *linkdv1.CreateLinkTokenRequest) {
+			r.Transactions = &linkdv1.LinkTokenTransactions{DaysRequested: 731}
+		}), "transactions.days_requested"},
+		{"DaysRequestedNegative", req(func(r *linkdv1.CreateLinkTokenRequest) {
+			r.Transactions = &linkdv1.LinkTokenTransactions{DaysRequested: -1}
+		}), "transactions.days_requested"},
+		{"DaysRequestedUpdateMode", req(func(r *linkdv1.CreateLinkTokenRequest) {
+			update(r)
+			r.Transactions = &linkdv1.LinkTokenTransactions{DaysRequested: 365}
+		}), "transactions.days_requested"},
+		// update: update mode only.
+		{"UpdateAccountSelection", req(func(r *linkdv1.CreateLinkTokenRequest) {
+			update(r)
+			r.Update = &linkdv1.LinkTokenUpdate{AccountSelectionEnabled: true}
+		}), ""},
+		{"UpdateWithoutItem", req(func(r *linkdv1.CreateLinkTokenRequest) {
+			r.Update = &linkdv1.LinkTokenUpdate{AccountSelectionEnabled: true}
+		}), "update.account_selection_enabled"},
+		{"InstitutionID", req(func(r *linkdv1.CreateLinkTokenRequest) { r.InstitutionId = "ins_109508" }), ""},
+		{"InstitutionIDBad", req(func(r *linkdv1.CreateLinkTokenRequest) { r.InstitutionId = "chase" }), "institution_id"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			err := checkLinkTokenOptions(tt.req)
+			if tt.field == "" {
+				if err != nil {
+					t.Fatalf("refused: %v", err)
+				}
+				return
+			}
+			var e *linkd.Error
+			if linkd.ErrorCode(err) != linkd.EINVALID || !errors.As(err, &e) || e.Field != tt.field {
+				t.Fatalf("err = %v, want EINVALID naming %s", err, tt.field)
+			}
+		})
+	}
+}
