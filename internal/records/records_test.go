@@ -22,7 +22,9 @@ var apiOnly = map[protoreflect.FullName]bool{
 // records gains a field the storage record lacks, or whose kind differs:
 // add it to records.proto (with the same number) before storing it.
 func TestConvert_EveryAPIField(t *testing.T) {
-	pairs := []struct{ api, stored protoreflect.MessageDescriptor }{
+	pairs := []struct {
+		api, stored protoreflect.MessageDescriptor
+	}{
 		{(&linkdv1.Item{}).ProtoReflect().Descriptor(), (&storagev1.StoredItem{}).ProtoReflect().Descriptor()},
 		{(&linkdv1.LinkSession{}).ProtoReflect().Descriptor(), (&storagev1.StoredLinkSession{}).ProtoReflect().Descriptor()},
 	}
