@@ -121,6 +121,7 @@ var IdempotentMethods = []string{
 	"ListItems",
 	"GetLinkSession",
 	"GetLinkConversion",
+	"GetLinkToken",
 	"ParseRedirect",
 	"ResumeOAuth",
 	"SubmitRedirect",

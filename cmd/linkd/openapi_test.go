@@ -112,6 +112,11 @@ func TestLinkd_OpenAPI(t *testing.T) {
 		t.Errorf("a duplicate Item's 409 does not say DUPLICATE_ITEM: %v", dup)
 	}
 
+	call("POST /v1/link/token/get", "/v1/link/token/get", auth, jsonBody(map[string]any{"link_token": linkToken}), 200)
+	hosted := str(call("POST /v1/link/token/create", "/v1/link/token/create", auth,
+		`{"client_user_id":"user-3","hosted_link":{}}`, 200), "link_token")
+	call("POST /v1/sandbox/link/session/complete", "/v1/sandbox/link/session/complete", auth,
+		jsonBody(map[string]any{"link_token": hosted, "institution_id": "ins_109508"}), 200)
 	call("GET /v1/items/{item_id}", "/v1/items/"+url.PathEscape(itemID), auth, "", 200)
 	call("GET /v1/users/{client_user_id}/items", "/v1/users/user-1/items", auth, "", 200)
 	call("GET /v1/users/{client_user_id}/items", "/v1/users/user-1/items?statuses=ITEM_STATUS_GOOD", auth, "", 200)
