@@ -125,7 +125,7 @@ func (m *Main) ParseFlags(args []string, getenv func(string) string) error {
 	c.JWTHS256 = getenv("LINKD_JWT_HS256_SECRET")
 	c.PlaidClientID = getenv("PLAID_CLIENT_ID")
 	c.PlaidSecret = getenv("PLAID_SECRET")
-	c.PlaidEnv = env("PLAID_ENV", linkd.PlaidSandbox)
+	c.PlaidEnv = getenv("PLAID_ENV")
 	if c.DBPath == "" {
 		c.DBPath = filepath.Join(c.DataDir, "linkd.db")
 	}
@@ -146,8 +146,17 @@ func (m *Main) ParseFlags(args []string, getenv func(string) string) error {
 	if (c.PlaidClientID == "") != (c.PlaidSecret == "") {
 		return errors.New("set both PLAID_CLIENT_ID and PLAID_SECRET, or neither to use the embedded emulator")
 	}
-	if c.PlaidEnv != linkd.PlaidSandbox && c.PlaidEnv != linkd.PlaidProduction {
+	switch {
+	case c.PlaidEnv != "" && c.PlaidEnv != linkd.PlaidSandbox && c.PlaidEnv != linkd.PlaidProduction:
 		return fmt.Errorf("PLAID_ENV must be %q or %q", linkd.PlaidSandbox, linkd.PlaidProduction)
+	case c.PlaidEnv != "" && c.PlaidClientID == "":
+		// Naming an environment asks for real Plaid: starting the emulator
+		// instead would serve fake banks to real users.
+		return fmt.Errorf("PLAID_ENV=%s needs PLAID_CLIENT_ID and PLAID_SECRET; unset PLAID_ENV (and both) to run the embedded emulator", c.PlaidEnv)
+	case c.PlaidEnv == "":
+		// With credentials and no PLAID_ENV, sandbox, as before; without
+		// credentials, the emulator, which speaks sandbox.
+		c.PlaidEnv = linkd.PlaidSandbox
 	}
 	userTokens := c.JWTJWKS != "" || c.JWTHS256 != ""
 	if userTokens && (c.JWTIssuer == "" || c.JWTAudience == "") {
