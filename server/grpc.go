@@ -8,8 +8,8 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime/debug"
+	"slices"
 	"strings"
-	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -48,6 +48,18 @@ type GRPCOptions struct {
 	// TLS, when set, is required of every connection but those from a
 	// GatewayListener (see LoadTLSConfig).
 	TLS *tls.Config
+	// Telemetry writes the access log (one line per call) and gives calls
+	// their request ids; one logging to Logger when nil. Share it with
+	// NewHTTPHandler.
+	Telemetry *Telemetry
+	// HealthWatchers, when set, ends health Watch streams at shutdown.
+	HealthWatchers *HealthWatchers
+	// Unary and Stream interceptors run outermost, before request ids and
+	// logging (metrics, which must see every call).
+	Unary  []grpc.UnaryServerInterceptor
+	Stream []grpc.StreamServerInterceptor
+	// ServerOptions are added as they are (a tracing stats handler).
+	ServerOptions []grpc.ServerOption
 }
 
 // NewGRPCServer returns a gRPC server serving svc, the health service and
@@ -67,18 +79,25 @@ func NewGRPCServer(svc linkdv1.LinkServiceServer, opts GRPCOptions) (*grpc.Serve
 	if opts.TLS != nil {
 		serverOpts = append(serverOpts, grpc.Creds(gatewayOrTLS{credentials.NewTLS(opts.TLS)}))
 	}
+	tel := opts.Telemetry
+	if tel == nil {
+		tel = &Telemetry{Logger: log}
+	}
+	unary := append(slices.Clone(opts.Unary),
+		tel.unary,
+		recoverUnary(log),
+		authUnary(auth),
+		errorUnary(log),
+	)
+	stream := append(slices.Clone(opts.Stream), opts.HealthWatchers.stream, authStream(auth))
+	serverOpts = append(serverOpts, opts.ServerOptions...)
 	srv := grpc.NewServer(append(serverOpts,
 		grpc.MaxRecvMsgSize(MaxRequestBytes),
 		// Stop waits for running handlers too, so none can start storing an
 		// exchanged Item after shutdown closed the store.
 		grpc.WaitForHandlers(true),
-		grpc.ChainUnaryInterceptor(
-			logUnary(log),
-			recoverUnary(log),
-			authUnary(auth),
-			errorUnary(log),
-		),
-		grpc.ChainStreamInterceptor(authStream(auth)),
+		grpc.ChainUnaryInterceptor(unary...),
+		grpc.ChainStreamInterceptor(stream...),
 	)...)
 	linkdv1.RegisterLinkServiceServer(srv, svc)
 	hs := health.NewServer()
@@ -189,20 +208,5 @@ func recoverUnary(log *slog.Logger) grpc.UnaryServerInterceptor {
 			}
 		}()
 		return next(ctx, req)
-	}
-}
-
-// logUnary logs each call's method, code and duration; never its payload.
-func logUnary(log *slog.Logger) grpc.UnaryServerInterceptor {
-	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, next grpc.UnaryHandler) (any, error) {
-		start := time.Now()
-		resp, err := next(ctx, req)
-		code := status.Code(err)
-		level := slog.LevelInfo
-		if code == codes.Internal || code == codes.Unknown {
-			level = slog.LevelError
-		}
-		log.Log(ctx, level, "rpc", "method", info.FullMethod, "code", code.String(), "duration", time.Since(start))
-		return resp, err
 	}
 }

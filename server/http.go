@@ -24,15 +24,30 @@ type Route struct {
 	Handler http.Handler
 }
 
+// HTTPOptions configures NewHTTPHandler.
+type HTTPOptions struct {
+	// Routes are served beside the REST API.
+	Routes []Route
+	// Telemetry writes the access log and gives requests their ids; the
+	// same one as NewGRPCServer's. Nil logs nothing.
+	Telemetry *Telemetry
+	// Wrap, when set, wraps the whole handler inside Telemetry (tracing).
+	Wrap func(http.Handler) http.Handler
+	// DialOptions are added to the gateway's connection to gRPC (a
+	// tracing stats handler, to carry the trace across).
+	DialOptions []grpc.DialOption
+}
+
 // NewHTTPHandler returns linkd's REST API: grpc-gateway dialing the gRPC
 // server through gateway (serve gRPC on it too), so every REST call passes
 // the same interceptors, plus GET /healthz answered by the gRPC health
 // service, plus any extra routes.
 // JSON uses the proto field names (snake_case, like Plaid). The connection
 // closes when ctx ends.
-func NewHTTPHandler(ctx context.Context, gateway *GatewayListener, routes ...Route) (http.Handler, error) {
-	conn, err := grpc.NewClient("passthrough:///linkd-gateway", grpc.WithContextDialer(gateway.dial),
-		grpc.WithTransportCredentials(insecure.NewCredentials()))
+func NewHTTPHandler(ctx context.Context, gateway *GatewayListener, opts HTTPOptions) (http.Handler, error) {
+	routes := opts.Routes
+	conn, err := grpc.NewClient("passthrough:///linkd-gateway", append([]grpc.DialOption{grpc.WithContextDialer(gateway.dial),
+		grpc.WithTransportCredentials(insecure.NewCredentials())}, opts.DialOptions...)...)
 	if err != nil {
 		return nil, fmt.Errorf("dial gRPC for the gateway: %w", err)
 	}
@@ -46,19 +61,26 @@ func NewHTTPHandler(ctx context.Context, gateway *GatewayListener, routes ...Rou
 			UnmarshalOptions: protojson.UnmarshalOptions{},
 		}),
 		runtime.WithHealthzEndpoint(healthpb.NewHealthClient(conn)),
+		runtime.WithMiddlewares(gatewayRoute),
+		runtime.WithIncomingHeaderMatcher(gatewayHeaders),
+		runtime.WithOutgoingHeaderMatcher(gatewayResponseHeaders),
 	)
 	if err := linkdv1.RegisterLinkServiceHandler(ctx, mux, conn); err != nil {
 		return nil, fmt.Errorf("register gateway: %w", err)
 	}
-	if len(routes) == 0 {
-		return limitBody(mux), nil
-	}
 	top := http.NewServeMux()
 	top.Handle("/", mux)
 	for _, r := range routes {
-		top.Handle(r.Pattern, r.Handler)
+		top.Handle(r.Pattern, routeLabel(r.Pattern, r.Handler))
 	}
-	return limitBody(top), nil
+	var h http.Handler = limitBody(top)
+	if opts.Wrap != nil {
+		h = opts.Wrap(h)
+	}
+	if opts.Telemetry != nil {
+		h = opts.Telemetry.Handler(h)
+	}
+	return h, nil
 }
 
 // limitBody refuses bodies over MaxRequestBytes: at once when the length is

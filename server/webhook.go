@@ -12,6 +12,7 @@ import (
 	"io"
 	"math/big"
 	"net/http"
+	"regexp"
 	"strings"
 	"sync"
 	"time"
@@ -181,6 +182,7 @@ func (s *Server) serveWebhook(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	kid, err := s.verifyWebhook(ctx, r.Header.Get("Plaid-Verification"), body)
+	s.countWebhook(body, err)
 	if err != nil {
 		if linkd.ErrorCode(err) == linkd.EUNAUTHORIZED {
 			s.log.WarnContext(ctx, "webhook refused", "err", err)
@@ -208,6 +210,41 @@ func (s *Server) serveWebhook(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	io.WriteString(w, "{}")
 }
+
+// Webhook verification results, for Config.OnWebhook.
+const (
+	WebhookVerified    = "verified"
+	WebhookRefused     = "refused"     // 401: no valid signature
+	WebhookUnavailable = "unavailable" // 503: Plaid's key could not be fetched
+)
+
+// countWebhook reports a delivery to OnWebhook: its webhook_type when
+// verified ("unknown" otherwise: an unverified body is anyone's words, not
+// a label) and its verification result.
+func (s *Server) countWebhook(body []byte, verifyErr error) {
+	if s.onWebhook == nil {
+		return
+	}
+	typ, result := "unknown", WebhookVerified
+	switch {
+	case verifyErr == nil:
+		var w struct {
+			WebhookType string `json:"webhook_type"`
+		}
+		if json.Unmarshal(body, &w) == nil && webhookTypePattern.MatchString(w.WebhookType) {
+			typ = w.WebhookType
+		}
+	case linkd.ErrorCode(verifyErr) == linkd.EUNAUTHORIZED:
+		result = WebhookRefused
+	default:
+		result = WebhookUnavailable
+	}
+	s.onWebhook(typ, result)
+}
+
+// webhookTypePattern is what a webhook_type looks like (ITEM,
+// TRANSACTIONS): anything else is counted as unknown.
+var webhookTypePattern = regexp.MustCompile(`^[A-Z_]{1,32}$`)
 
 // writeWebhookError answers like the gateway does: {"code", "message"}
 // with the gRPC code that matches status.

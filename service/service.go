@@ -58,7 +58,43 @@ type Config struct {
 	// ClaimTTL is how long an exchange claim lives without renewal;
 	// DefaultClaimTTL when zero.
 	ClaimTTL time.Duration
+	// Metrics counts exchanges and redirects; nil counts nothing.
+	Metrics Metrics
 }
+
+// Metrics counts what the service does, for an operator. Its labels are
+// fixed words (the Exchange* and Redirect* constants), never an id, so an
+// implementation can use them as metric labels as they are.
+type Metrics interface {
+	// Exchange counts one exchange of a public token by its outcome.
+	Exchange(outcome string)
+	// Redirect counts one submitted redirect by its kind.
+	Redirect(kind string)
+}
+
+// Exchange outcomes, for Metrics.
+const (
+	ExchangeCreated   = "created"   // Plaid exchanged it and the Item is stored
+	ExchangeRepeat    = "repeat"    // already exchanged: the stored Item again
+	ExchangeDuplicate = "duplicate" // refused before Plaid: the user has this Item
+	ExchangeSpent     = "spent"     // the public token was used already
+	ExchangeUnknown   = "unknown"   // Plaid did not answer, or another process still holds it
+	ExchangeError     = "error"     // any other failure
+)
+
+// Redirect kinds, for Metrics.
+const (
+	RedirectConnected       = "connected"
+	RedirectConnectedUpdate = "connected_update" // an update-mode session repaired its Item
+	RedirectExit            = "exit"
+	RedirectEvent           = "event"
+)
+
+// noMetrics counts nothing.
+type noMetrics struct{}
+
+func (noMetrics) Exchange(string) {}
+func (noMetrics) Redirect(string) {}
 
 // DefaultClaimTTL is how long an exchange claim outlives a holder that
 // stopped renewing it (a crashed replica): another replica takes the
@@ -76,6 +112,7 @@ type Service struct {
 	duplicates string
 	owner      string
 	claimTTL   time.Duration
+	metrics    Metrics
 
 	// exchanges serializes work on one public token inside this process,
 	// an optimisation only: the store's claim is the guarantee.
@@ -123,6 +160,9 @@ func New(cfg Config) (*Service, error) {
 	if cfg.ClaimTTL <= 0 {
 		cfg.ClaimTTL = DefaultClaimTTL
 	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = noMetrics{}
+	}
 	return &Service{
 		plaid:      cfg.Plaid,
 		store:      cfg.Store,
@@ -133,6 +173,7 @@ func New(cfg Config) (*Service, error) {
 		duplicates: cfg.Duplicates,
 		owner:      cfg.Owner,
 		claimTTL:   cfg.ClaimTTL,
+		metrics:    cfg.Metrics,
 		kept:       map[string]*keptExchange{},
 		refreshNow: make(chan struct{}, 1),
 	}, nil

@@ -5,11 +5,13 @@ import (
 	"flag"
 	"fmt"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/linkd/linkd"
 	"github.com/linkd/linkd/service"
+	"github.com/linkd/linkd/telemetry"
 )
 
 // Config is linkd's configuration, from flags with environment fallbacks.
@@ -53,6 +55,26 @@ type Config struct {
 	TLSCert     string
 	TLSKey      string
 	TLSClientCA string
+
+	// AdminAddr serves /metrics, /debug/pprof, /livez, /readyz and
+	// /backup: keep it off the public network.
+	AdminAddr string
+	// Metrics is false with LINKD_METRICS=off: no collection at all (for
+	// measuring what it costs).
+	Metrics bool
+	// Tracing is set when the OTEL_* variables ask for exported traces.
+	Tracing bool
+	// LogLevel is debug, info, warn or error; warn drops access logs.
+	LogLevel string
+	// MinFreeDisk is the free space on the data directory's disk below
+	// which linkd reports not ready.
+	MinFreeDisk int64
+	// DrainDelay is how long linkd keeps serving after SIGTERM while
+	// reporting NOT_SERVING, so load balancers stop sending first.
+	DrainDelay time.Duration
+	// ShutdownTimeout bounds the whole shutdown after DrainDelay: HTTP
+	// and gRPC calls in flight and exchanges being stored.
+	ShutdownTimeout time.Duration
 
 	PlaidClientID string
 	PlaidSecret   string
@@ -108,8 +130,40 @@ func (m *Main) ParseFlags(args []string, getenv func(string) string) error {
 	fs.StringVar(&c.TLSCert, "tls-cert", env("LINKD_TLS_CERT", ""), "PEM certificate chain: serve gRPC and HTTP over TLS (LINKD_TLS_CERT)")
 	fs.StringVar(&c.TLSKey, "tls-key", env("LINKD_TLS_KEY", ""), "PEM private key of -tls-cert (LINKD_TLS_KEY)")
 	fs.StringVar(&c.TLSClientCA, "tls-client-ca", env("LINKD_TLS_CLIENT_CA", ""), "PEM CA bundle: require client certificates it verifies, mutual TLS (LINKD_TLS_CLIENT_CA)")
+	fs.StringVar(&c.AdminAddr, "admin-addr", env("LINKD_ADMIN_ADDR", "127.0.0.1:9090"), "metrics, pprof, probes and backup listen address; keep it private (LINKD_ADMIN_ADDR)")
+	fs.StringVar(&c.LogLevel, "log-level", env("LINKD_LOG_LEVEL", "info"), "debug, info, warn or error; warn drops the access log (LINKD_LOG_LEVEL)")
+	minFree := fs.String("min-free-disk", env("LINKD_MIN_FREE_DISK", "64MiB"), "report not ready when the data directory's disk has less free space (LINKD_MIN_FREE_DISK)")
+	drain, err := time.ParseDuration(env("LINKD_DRAIN_DELAY", "5s"))
+	if err != nil {
+		return fmt.Errorf("LINKD_DRAIN_DELAY: %w", err)
+	}
+	fs.DurationVar(&c.DrainDelay, "drain-delay", drain, "after SIGTERM, keep serving while reporting NOT_SERVING this long, for load balancers to deregister (LINKD_DRAIN_DELAY)")
+	shutdown, err := time.ParseDuration(env("LINKD_SHUTDOWN_TIMEOUT", "30s"))
+	if err != nil {
+		return fmt.Errorf("LINKD_SHUTDOWN_TIMEOUT: %w", err)
+	}
+	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", shutdown, "bound on shutdown after the drain delay: HTTP, gRPC and exchanges being stored (LINKD_SHUTDOWN_TIMEOUT)")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if c.MinFreeDisk, err = parseSize(*minFree); err != nil {
+		return fmt.Errorf("-min-free-disk: %w", err)
+	}
+	if c.DrainDelay < 0 || c.ShutdownTimeout <= 0 {
+		return errors.New("-drain-delay must not be negative and -shutdown-timeout must be positive")
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		return errors.New("-log-level must be debug, info, warn or error")
+	}
+	c.Tracing = telemetry.TracingEnabled(getenv)
+	switch v := getenv("LINKD_METRICS"); v {
+	case "", "on":
+		c.Metrics = true
+	case "off":
+	default:
+		return errors.New("LINKD_METRICS must be on or off")
 	}
 	if c.Retention < 0 {
 		return errors.New("-retention must not be negative")
@@ -175,4 +229,24 @@ func (m *Main) ParseFlags(args []string, getenv func(string) string) error {
 		return errors.New("-log-format must be text or json")
 	}
 	return nil
+}
+
+// parseSize reads a byte count: a number with an optional KiB, MiB or GiB
+// suffix (or none, for bytes).
+func parseSize(s string) (int64, error) {
+	mult := int64(1)
+	for _, u := range []struct {
+		suffix string
+		mult   int64
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"TiB", 1 << 40}} {
+		if strings.HasSuffix(s, u.suffix) {
+			s, mult = strings.TrimSuffix(s, u.suffix), u.mult
+			break
+		}
+	}
+	n, err := strconv.ParseInt(strings.TrimSpace(s), 10, 64)
+	if err != nil || n < 0 {
+		return 0, fmt.Errorf("%q is not a size such as 64MiB", s)
+	}
+	return n * mult, nil
 }

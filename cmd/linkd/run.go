@@ -28,6 +28,8 @@ import (
 	"github.com/linkd/linkd/plaidemu"
 	"github.com/linkd/linkd/server"
 	"github.com/linkd/linkd/service"
+	"github.com/linkd/linkd/store"
+	"github.com/linkd/linkd/telemetry"
 )
 
 // Main is the linkd program: ParseFlags, then Run, then Close. Tests run the
@@ -51,8 +53,20 @@ type Main struct {
 	http     *http.Server
 	grpcLn   net.Listener
 	httpLn   net.Listener
-	cancel   context.CancelFunc
-	wg       sync.WaitGroup
+	admin    *http.Server
+	adminLn  net.Listener
+	// bolt is the bbolt store under db's instrumentation, nil with
+	// Postgres: what /backup copies.
+	bolt     *store.DB
+	metrics  *telemetry.Metrics // nil with LINKD_METRICS=off
+	tracing  *telemetry.Tracing // nil with LINKD_METRICS=off and no OTEL_*
+	watchers *server.HealthWatchers
+	ready    readiness
+
+	closeOnce sync.Once
+	closeErr  error
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup
 	// apiKeyPath is where a generated API key was stored, if one was.
 	apiKeyPath string
 }
@@ -67,10 +81,13 @@ func NewMain() *Main {
 // both listen; Close stops them.
 func (m *Main) Run(ctx context.Context) (err error) {
 	c := m.Config
+	var level slog.Level
+	level.UnmarshalText([]byte(c.LogLevel)) // checked by ParseFlags
+	logOpts := &slog.HandlerOptions{Level: level}
 	if c.LogFormat == "json" {
-		m.log = slog.New(slog.NewJSONHandler(m.LogOutput, nil))
+		m.log = slog.New(linkd.LogHandler(slog.NewJSONHandler(m.LogOutput, logOpts)))
 	} else {
-		m.log = slog.New(slog.NewTextHandler(m.LogOutput, nil))
+		m.log = slog.New(linkd.LogHandler(slog.NewTextHandler(m.LogOutput, logOpts)))
 	}
 	// What Run starts lives until Close, not until the caller's context
 	// ends: main cancels that on SIGTERM, and Close must still drain HTTP
@@ -83,8 +100,20 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if m.Now == nil {
 		m.Now = time.Now
 	}
+	if c.Metrics {
+		m.metrics = telemetry.NewMetrics()
+	}
+	if c.Metrics || c.Tracing {
+		if m.tracing, err = telemetry.NewTracing(ctx, os.Getenv); err != nil {
+			return err
+		}
+	}
 	if m.db, err = m.openStore(ctx); err != nil {
 		return err
+	}
+	m.bolt, _ = m.db.(*store.DB)
+	if m.metrics != nil || m.tracing != nil {
+		m.db = telemetry.Store(m.db, m.metrics, m.tracing)
 	}
 	if err := m.checkKeys(ctx); err != nil {
 		return err
@@ -110,6 +139,9 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if m.httpLn, err = net.Listen("tcp", c.HTTPAddr); err != nil {
 		return fmt.Errorf("HTTP listener: %w", err)
 	}
+	if m.adminLn, err = net.Listen("tcp", c.AdminAddr); err != nil {
+		return fmt.Errorf("admin listener: %w", err)
+	}
 	linkURL, routes := c.LinkURL, []server.Route(nil)
 	if m.emulator != nil {
 		// No Plaid: webview_url opens linkd's own Link page, which runs
@@ -124,7 +156,13 @@ func (m *Main) Run(ctx context.Context) (err error) {
 			linkURL = scheme + browsableAddr(m.httpLn.Addr()) + linkpage.Path
 		}
 	}
+	var svcMetrics service.Metrics
+	var onWebhook func(string, string)
+	if m.metrics != nil {
+		svcMetrics, onWebhook = m.metrics, m.metrics.Webhook
+	}
 	m.svc, err = service.New(service.Config{
+		Metrics: svcMetrics,
 		Plaid:   pc,
 		Store:   m.db,
 		Logger:  m.log,
@@ -142,19 +180,42 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
-	m.rpc = server.New(server.Config{Service: m.svc, WebhookKeys: pc.WebhookVerificationKey, Logger: m.log, Now: m.Now})
+	m.rpc = server.New(server.Config{Service: m.svc, WebhookKeys: pc.WebhookVerificationKey, Logger: m.log, Now: m.Now, OnWebhook: onWebhook})
 	users, err := m.userTokenVerifier()
 	if err != nil {
 		return err
 	}
-	if m.grpc, m.health, err = server.NewGRPCServer(m.rpc, server.GRPCOptions{APIKeys: apiKeys, Users: users, Logger: m.log, TLS: tlsConfig}); err != nil {
+	tel := &server.Telemetry{Logger: m.log}
+	m.watchers = server.NewHealthWatchers()
+	gopts := server.GRPCOptions{APIKeys: apiKeys, Users: users, Logger: m.log, TLS: tlsConfig, Telemetry: tel, HealthWatchers: m.watchers}
+	routes = append(routes, m.rpc.WebhookRoute())
+	hopts := server.HTTPOptions{Routes: routes, Telemetry: tel}
+	if m.metrics != nil {
+		tel.ObserveHTTP = m.metrics.ObserveHTTP
+		gopts.Unary = append(gopts.Unary, m.metrics.UnaryInterceptor())
+		gopts.Stream = append(gopts.Stream, m.metrics.StreamInterceptor())
+	}
+	if m.tracing != nil {
+		gopts.ServerOptions = append(gopts.ServerOptions, m.tracing.GRPCServerOption())
+		hopts.Wrap = m.tracing.WrapHTTP
+		hopts.DialOptions = append(hopts.DialOptions, m.tracing.GatewayDialOption())
+	}
+	if m.grpc, m.health, err = server.NewGRPCServer(m.rpc, gopts); err != nil {
 		return err
 	}
+	if m.metrics != nil {
+		m.metrics.InitializeGRPC(m.grpc)
+	}
 	gatewayLn := server.NewGatewayListener()
-	routes = append(routes, m.rpc.WebhookRoute())
-	handler, err := server.NewHTTPHandler(ctx, gatewayLn, routes...)
+	handler, err := server.NewHTTPHandler(ctx, gatewayLn, hopts)
 	if err != nil {
 		return err
+	}
+	m.admin = &http.Server{
+		Handler:           m.adminHandler(apiKeys),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		ErrorLog:          slog.NewLogLogger(m.log.Handler(), slog.LevelWarn),
 	}
 	m.http = &http.Server{
 		Handler:           handler,
@@ -174,10 +235,18 @@ func (m *Main) Run(ctx context.Context) (err error) {
 			}
 		}()
 	}
-	m.wg.Add(2)
+	m.wg.Add(3)
 	go func() {
 		defer m.wg.Done()
 		m.svc.RunJobs(ctx, service.Jobs{Retention: c.Retention})
+	}()
+	go func() {
+		defer m.wg.Done()
+		// Plain HTTP even under TLS: the admin listener is for the
+		// machine's own network (Prometheus, kubelet probes).
+		if err := m.admin.Serve(m.adminLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			m.log.Error("admin server stopped", "err", err)
+		}
 	}()
 	go func() {
 		defer m.wg.Done()
@@ -193,8 +262,8 @@ func (m *Main) Run(ctx context.Context) (err error) {
 			m.log.Error("HTTP server stopped", "err", err)
 		}
 	}()
-	m.log.Info("linkd serving", "grpc", m.GRPCAddr(), "http", m.HTTPAddr(), "store", m.storeName(), "plaid_env", pc.Environment(),
-		"tls", tlsConfig != nil, "mutual_tls", c.TLSClientCA != "")
+	m.log.Info("linkd serving", "grpc", m.GRPCAddr(), "http", m.HTTPAddr(), "admin", m.AdminAddr(), "store", m.storeName(), "plaid_env", pc.Environment(),
+		"tls", tlsConfig != nil, "mutual_tls", c.TLSClientCA != "", "metrics", m.metrics != nil, "tracing_export", m.tracing != nil && m.tracing.Enabled())
 	if m.emulator != nil {
 		m.log.Info("Link page (emulator): open the webview_url that POST /v1/link/token/create returns in a browser or webview", "link_url", linkURL)
 	}
@@ -210,6 +279,12 @@ func (m *Main) Run(ctx context.Context) (err error) {
 func (m *Main) plaidClient() (*plaid.Client, error) {
 	c := m.Config
 	cfg := plaid.Config{ClientID: c.PlaidClientID, Secret: c.PlaidSecret, Env: c.PlaidEnv, BaseURL: c.PlaidBaseURL, Timeout: c.PlaidTimeout}
+	if m.metrics != nil {
+		cfg.Observe = m.metrics.ObservePlaid
+	}
+	if m.tracing != nil {
+		cfg.WrapTransport = m.tracing.WrapPlaidTransport
+	}
 	if c.PlaidClientID == "" {
 		cfg.ClientID, cfg.Secret, cfg.Env = "linkd-emulator-"+randomToken(8), randomToken(24), linkd.PlaidSandbox
 		emu, err := plaidemu.Start(c.EmulatorAddr, plaidemu.Options{ClientID: cfg.ClientID, Secret: cfg.Secret, Now: m.Now, Logger: m.log.With("component", "plaidemu")})
@@ -271,13 +346,41 @@ func (m *Main) GRPCAddr() string { return m.grpcLn.Addr().String() }
 // HTTPAddr returns the HTTP listener's address once Run has returned.
 func (m *Main) HTTPAddr() string { return m.httpLn.Addr().String() }
 
-// Close stops serving, letting calls in flight finish for up to 10 seconds,
-// then closes the emulator and the store. It returns the first error.
+// AdminAddr returns the admin listener's address once Run has returned.
+func (m *Main) AdminAddr() string { return m.adminLn.Addr().String() }
+
+// Close shuts linkd down: it reports NOT_SERVING (gRPC health, /healthz,
+// /readyz) and keeps serving for DrainDelay so that load balancers stop
+// sending, ends health watches, then lets HTTP and gRPC calls in flight
+// finish and exchanges being stored complete, all within one
+// ShutdownTimeout, and closes the emulator and the store. It returns the
+// first error. Calls after the first return its error again.
 func (m *Main) Close() error {
+	m.closeOnce.Do(func() { m.closeErr = m.close() })
+	return m.closeErr
+}
+
+func (m *Main) close() error {
+	m.ready.mu.Lock()
+	m.ready.stopping = true
+	m.ready.mu.Unlock()
 	if m.health != nil {
 		m.health.Shutdown()
+		if d := m.Config.DrainDelay; d > 0 {
+			m.log.Info("shutting down: reporting NOT_SERVING, still serving for the drain delay", "drain_delay", d)
+			time.Sleep(d)
+		}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	if m.watchers != nil {
+		// Watchers heard NOT_SERVING; their open streams would otherwise
+		// hold GracefulStop for the whole budget.
+		m.watchers.Close()
+	}
+	timeout := m.Config.ShutdownTimeout
+	if timeout <= 0 {
+		timeout = 30 * time.Second
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	var errs []error
 	if m.http != nil {
@@ -295,15 +398,22 @@ func (m *Main) Close() error {
 	if m.cancel != nil {
 		m.cancel()
 	}
+	if m.admin != nil {
+		// Last of the listeners, so /readyz answers 503 throughout.
+		errs = append(errs, m.admin.Shutdown(ctx))
+	}
 	m.wg.Wait()
 	if m.svc != nil {
 		// Exchanges outlive their RPC while they store the Item Plaid made;
 		// closing the store under them would lose its access token.
-		drain, cancel := context.WithTimeout(context.Background(), 45*time.Second)
-		if err := m.svc.Drain(drain); err != nil {
+		if err := m.svc.Drain(ctx); err != nil {
 			m.log.Error("exchanges still running at shutdown", "err", err)
 		}
-		cancel()
+	}
+	if m.tracing != nil {
+		if err := m.tracing.Shutdown(ctx); err != nil {
+			m.log.Warn("spans not exported at shutdown", "err", err)
+		}
 	}
 	if m.plaid != nil {
 		m.plaid.Close()
