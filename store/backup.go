@@ -3,8 +3,12 @@ package store
 import (
 	"context"
 	"io"
+	"os"
+	"path/filepath"
 
 	"go.etcd.io/bbolt"
+
+	"github.com/linkd/linkd"
 )
 
 // Backup writes a consistent copy of the whole database file to w, from
@@ -47,4 +51,50 @@ func CheckFile(path string) error {
 		}
 		return nil
 	})
+}
+
+// Restore replaces the database file at path with the backup at from,
+// offline: the backup must pass CheckFile, and a file at path must not be
+// held by a running linkd (its lock is taken for the swap). The copy is
+// written beside path, synced, then renamed over it, so a crash leaves
+// either file whole. It returns EINVALID for a backup that fails the
+// check, EUNAVAILABLE when path is in use, and EINTERNAL otherwise.
+func Restore(from, path string) error {
+	if err := CheckFile(from); err != nil {
+		return linkd.Errorf(linkd.EINVALID, "backup %s does not pass the check: %v", from, err)
+	}
+	if _, err := os.Stat(path); err == nil {
+		old, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: DefaultLockTimeout})
+		if err != nil {
+			return linkd.Errorf(linkd.EUNAVAILABLE, "%s is in use (stop linkd first) or unreadable: %v", path, err)
+		}
+		defer old.Close()
+	}
+	src, err := os.Open(from)
+	if err != nil {
+		return internal("restore", err)
+	}
+	defer src.Close()
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".restore-*")
+	if err != nil {
+		return internal("restore", err)
+	}
+	defer os.Remove(tmp.Name())
+	_, err = io.Copy(tmp, src)
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Chmod(tmp.Name(), 0o600)
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), path)
+	}
+	if err != nil {
+		return internal("restore", err)
+	}
+	return nil
 }
