@@ -267,6 +267,10 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if m.emulator != nil {
 		m.log.Info("Link page (emulator): open the webview_url that POST /v1/link/token/create returns in a browser or webview", "link_url", linkURL)
 	}
+	if c.ShutdownTimeout < c.PlaidTimeout+5*time.Second {
+		m.log.Warn("-shutdown-timeout leaves an exchange waiting on Plaid too little time to store its Item at shutdown; make it longer than -plaid-timeout",
+			"shutdown_timeout", c.ShutdownTimeout, "plaid_timeout", c.PlaidTimeout)
+	}
 	if m.apiKeyPath != "" {
 		m.log.Info("no LINKD_API_KEYS set: using the API key stored in "+m.apiKeyPath, "path", m.apiKeyPath)
 	}
