@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"io"
+	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -13,9 +14,11 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
 
+	"github.com/linkd/linkd"
 	linkdv1 "github.com/linkd/linkd/gen/linkd/v1"
 	"github.com/linkd/linkd/store"
 )
@@ -341,5 +344,35 @@ func TestLinkd_Backup(t *testing.T) {
 	got, err := restored.GRPC(t).GetItem(context.Background(), &linkdv1.GetItemRequest{ItemId: item.GetItemId()})
 	if err != nil || got.GetItem().GetClientUserId() != "backup-user" {
 		t.Errorf("GetItem from the restored backup = %v, %v", got, err)
+	}
+}
+
+// unwritableStore is a store whose every write fails, as a full or
+// read-only disk or a lost database makes it.
+type unwritableStore struct{ linkd.Store }
+
+func (unwritableStore) TryLease(context.Context, string, string, time.Time, time.Duration) (bool, error) {
+	return false, linkd.Errorf(linkd.EUNAVAILABLE, "disk I/O error")
+}
+
+// TestMain_WatchStore_Unwritable: a store that refuses writes makes
+// /readyz's reason and gRPC health NOT_SERVING at the first probe.
+func TestMain_WatchStore_Unwritable(t *testing.T) {
+	hs := health.NewServer()
+	m := &Main{Config: Config{DataDir: t.TempDir()}, db: unwritableStore{}, Now: time.Now, log: slog.New(slog.DiscardHandler), health: hs}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { m.watchStore(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+	deadline := time.Now().Add(5 * time.Second)
+	for m.ready.err() == nil && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := m.ready.err(); err == nil || !strings.Contains(err.Error(), "store not writable") {
+		t.Fatalf("readiness = %v, want store not writable", err)
+	}
+	resp, err := hs.Check(ctx, &healthpb.HealthCheckRequest{Service: linkdv1.LinkService_ServiceDesc.ServiceName})
+	if err != nil || resp.GetStatus() != healthpb.HealthCheckResponse_NOT_SERVING {
+		t.Errorf("health = %v, %v, want NOT_SERVING", resp, err)
 	}
 }
