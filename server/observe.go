@@ -218,7 +218,9 @@ func gatewayRoute(next runtime.HandlerFunc) runtime.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request, params map[string]string) {
 		if p, ok := runtime.HTTPPattern(r.Context()); ok {
 			if c := linkd.CallInfoFrom(r.Context()); c != nil {
-				c.SetRoute(r.Method + " " + p.String())
+				// "/v1/items/{item_id=*}" reads as the proto's
+				// "/v1/items/{item_id}".
+				c.SetRoute(r.Method + " " + strings.ReplaceAll(p.String(), "=*}", "}"))
 			}
 		}
 		next(w, r, params)

@@ -58,6 +58,9 @@ func TestLinkd_Metrics(t *testing.T) {
 		if _, err := c.SubmitRedirect(ctx, &linkdv1.SubmitRedirectRequest{Url: connectedURL(publicToken, "sess-"+user), LinkToken: tok.GetLinkToken()}); err != nil {
 			t.Fatalf("SubmitRedirect again: %v", err)
 		}
+		if _, err := c.GetItem(ctx, &linkdv1.GetItemRequest{ItemId: resp.GetItem().GetItemId()}); err != nil {
+			t.Fatalf("GetItem: %v", err)
+		}
 		secrets = append(secrets, user, tok.GetLinkToken(), publicToken, resp.GetItem().GetItemId(), "sess-"+user)
 	}
 	if code, _ := ts.Do(t, "GET", "/v1/nowhere", "", ""); code != http.StatusNotFound {
@@ -74,6 +77,7 @@ func TestLinkd_Metrics(t *testing.T) {
 		`grpc_server_handling_seconds_bucket{grpc_method="ParseRedirect"`, // initialized at zero
 		`linkd_http_request_duration_seconds_count{code="200",method="POST",route="POST /v1/link/token/create"}`,
 		`linkd_http_request_duration_seconds_count{code="404",method="GET",route="unmatched"}`,
+		`linkd_http_request_duration_seconds_count{code="200",method="GET",route="GET /v1/items/{item_id}"}`,
 		`linkd_http_request_duration_seconds_count{code="401",method="POST",route="POST /v1/webhooks/plaid"}`,
 		`linkd_plaid_request_duration_seconds_count{endpoint="/item/public_token/exchange",error_code=""} 2`,
 		`linkd_exchanges_total{outcome="created"} 2`,
