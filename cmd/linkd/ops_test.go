@@ -85,11 +85,14 @@ func TestLinkd_Metrics(t *testing.T) {
 		`linkd_redirects_total{kind="connected"} 4`,
 		`linkd_webhooks_total{type="unknown",verification="refused"} 1`,
 		`linkd_store_operation_duration_seconds_count{operation="PutItem",result="ok"} 2`,
-		`linkd_bbolt_commit_batch_size_count`,
-		`linkd_bbolt_commit_duration_seconds_count`,
 	} {
 		if !strings.Contains(body, want) {
 			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+	for _, name := range []string{"linkd_bbolt_commit_batch_size_count", "linkd_bbolt_commit_duration_seconds_count"} {
+		if m := regexp.MustCompile(`(?m)^` + name + ` (\d+)$`).FindStringSubmatch(body); m == nil || m[1] == "0" {
+			t.Errorf("/metrics: %s = %v, want commits counted", name, m)
 		}
 	}
 	for _, s := range secrets {

@@ -52,7 +52,11 @@ func (m *Main) openStore(ctx context.Context) (linkd.Store, error) {
 		}
 		return db, nil
 	}
-	db, err := store.Open(m.Config.DBPath, store.Options{Sealer: sealer, Now: m.Now})
+	opts := store.Options{Sealer: sealer, Now: m.Now}
+	if m.metrics != nil {
+		opts.OnCommit = m.metrics.ObserveCommit
+	}
+	db, err := store.Open(m.Config.DBPath, opts)
 	if err != nil {
 		return nil, fmt.Errorf("open store %s: %w", m.Config.DBPath, err)
 	}
