@@ -44,6 +44,12 @@ type Config struct {
 	// MaxAttempts bounds how often a retryable call is sent; 0 means
 	// DefaultMaxAttempts, 1 means no retries.
 	MaxAttempts int
+	// Observe, when set, is called after every HTTP request to Plaid
+	// (retries included), for metrics. It must be quick.
+	Observe func(Call)
+	// WrapTransport, when set, wraps the HTTP transport, e.g. to trace
+	// each request. It sees requests before Observe does.
+	WrapTransport func(http.RoundTripper) http.RoundTripper
 }
 
 // Client calls Plaid. It is safe for concurrent use.
@@ -51,8 +57,10 @@ type Client struct {
 	env         string
 	secret      string
 	maxAttempts int
-	http        *http.Client
-	api         *plaidgo.PlaidApiService
+	// transport is the bottom transport, whatever wraps it (a tracing
+	// one may not pass CloseIdleConnections on).
+	transport *http.Transport
+	api       *plaidgo.PlaidApiService
 }
 
 var _ linkd.Plaid = (*Client)(nil)
@@ -102,11 +110,19 @@ func New(cfg Config) (*Client, error) {
 	conf.AddDefaultHeader("PLAID-SECRET", cfg.Secret)
 	conf.UserAgent = "linkd (" + conf.UserAgent + ")"
 	conf.HTTPClient = newHTTPClient(timeout)
+	base := conf.HTTPClient.Transport.(*http.Transport)
+	// Every request reports its request_id to the call's logs, metrics or
+	// not.
+	var rt http.RoundTripper = observeTransport{next: conf.HTTPClient.Transport, observe: cfg.Observe}
+	if cfg.WrapTransport != nil {
+		rt = cfg.WrapTransport(rt)
+	}
+	conf.HTTPClient.Transport = rt
 	return &Client{
 		env:         cfg.Env,
 		secret:      cfg.Secret,
 		maxAttempts: cfg.MaxAttempts,
-		http:        conf.HTTPClient,
+		transport:   base,
 		api:         plaidgo.NewAPIClient(conf).PlaidApi,
 	}, nil
 }
@@ -134,7 +150,7 @@ func newHTTPClient(timeout time.Duration) *http.Client {
 
 // Close closes idle connections to Plaid, so a stopped linkd leaves no
 // connection goroutines behind. Calls in flight finish; it cannot fail.
-func (c *Client) Close() { c.http.CloseIdleConnections() }
+func (c *Client) Close() { c.transport.CloseIdleConnections() }
 
 // Environment returns linkd.PlaidSandbox or linkd.PlaidProduction, as
 // configured (also when BaseURL points elsewhere).

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"time"
 
@@ -56,6 +57,18 @@ type GRPCOptions struct {
 	UserRateLimit RateLimit
 	// Now is the clock of the rate limits; time.Now when nil.
 	Now func() time.Time
+	// Telemetry writes the access log (one line per call) and gives calls
+	// their request ids; one logging to Logger when nil. Share it with
+	// NewHTTPHandler.
+	Telemetry *Telemetry
+	// HealthWatchers, when set, ends health Watch streams at shutdown.
+	HealthWatchers *HealthWatchers
+	// Unary and Stream interceptors run outermost, before request ids and
+	// logging (metrics, which must see every call).
+	Unary  []grpc.UnaryServerInterceptor
+	Stream []grpc.StreamServerInterceptor
+	// ServerOptions are added as they are (a tracing stats handler).
+	ServerOptions []grpc.ServerOption
 }
 
 // NewGRPCServer returns a gRPC server serving svc, the health service and
@@ -78,24 +91,31 @@ func NewGRPCServer(svc linkdv1.LinkServiceServer, opts GRPCOptions) (*grpc.Serve
 	if opts.UserRateLimit.PerSecond > 0 {
 		limiter = newUserLimiter(opts.UserRateLimit, opts.Now)
 	}
-	chain := chainUnary(
-		logUnary(log),
-		recoverUnary(log),
-		authUnary(auth),
-		errorUnary(log),
-		rateLimitUnary(limiter),
-	)
 	var serverOpts []grpc.ServerOption
 	if opts.TLS != nil {
 		serverOpts = append(serverOpts, grpc.Creds(credentials.NewTLS(opts.TLS)))
 	}
+	tel := opts.Telemetry
+	if tel == nil {
+		tel = &Telemetry{Logger: log}
+	}
+	// One chain for gRPC and for the REST gateway's in-process calls.
+	chain := chainUnary(append(slices.Clone(opts.Unary),
+		tel.unary,
+		recoverUnary(log),
+		authUnary(auth),
+		errorUnary(log),
+		rateLimitUnary(limiter),
+	)...)
+	stream := append(slices.Clone(opts.Stream), opts.HealthWatchers.stream, authStream(auth))
+	serverOpts = append(serverOpts, opts.ServerOptions...)
 	srv := grpc.NewServer(append(serverOpts,
 		grpc.MaxRecvMsgSize(MaxRequestBytes),
 		// Stop waits for running handlers too, so none can start storing an
 		// exchanged Item after shutdown closed the store.
 		grpc.WaitForHandlers(true),
 		grpc.UnaryInterceptor(chain),
-		grpc.ChainStreamInterceptor(authStream(auth)),
+		grpc.ChainStreamInterceptor(stream...),
 	)...)
 	linkdv1.RegisterLinkServiceServer(srv, svc)
 	hs := health.NewServer()
@@ -210,20 +230,5 @@ func recoverUnary(log *slog.Logger) grpc.UnaryServerInterceptor {
 			}
 		}()
 		return next(ctx, req)
-	}
-}
-
-// logUnary logs each call's method, code and duration; never its payload.
-func logUnary(log *slog.Logger) grpc.UnaryServerInterceptor {
-	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, next grpc.UnaryHandler) (any, error) {
-		start := time.Now()
-		resp, err := next(ctx, req)
-		code := status.Code(err)
-		level := slog.LevelInfo
-		if code == codes.Internal || code == codes.Unknown {
-			level = slog.LevelError
-		}
-		log.Log(ctx, level, "rpc", "method", info.FullMethod, "code", code.String(), "duration", time.Since(start))
-		return resp, err
 	}
 }

@@ -25,32 +25,58 @@ type Route struct {
 	Handler http.Handler
 }
 
+// HTTPOptions configures NewHTTPHandler.
+type HTTPOptions struct {
+	// Routes are served beside the REST API.
+	Routes []Route
+	// Telemetry writes the access log and gives requests their ids; the
+	// same one as NewGRPCServer's. Nil logs nothing.
+	Telemetry *Telemetry
+	// Wrap, when set, wraps the whole handler inside Telemetry (tracing).
+	Wrap func(http.Handler) http.Handler
+	// Logger receives what goes wrong outside the gateway (a body that
+	// cannot be read); slog.Default when nil.
+	Logger *slog.Logger
+}
+
 // NewHTTPHandler returns linkd's REST API: grpc-gateway calling the gRPC
 // services in process through conn (filled in by NewGRPCServer), so every
 // REST call passes the same interceptors as a gRPC call, without a second
 // encoding and transport hop; plus GET /healthz answered by the gRPC
 // health service, plus any extra routes. JSON uses the proto field names
 // (snake_case, like Plaid).
-func NewHTTPHandler(ctx context.Context, conn *InProcessConn, log *slog.Logger, routes ...Route) (http.Handler, error) {
+func NewHTTPHandler(ctx context.Context, conn *InProcessConn, opts HTTPOptions) (http.Handler, error) {
+	routes := opts.Routes
+	log := opts.Logger
+	if log == nil {
+		log = slog.Default()
+	}
 	mux := runtime.NewServeMux(
 		runtime.WithMarshalerOption(runtime.MIMEWildcard, &runtime.JSONPb{
 			MarshalOptions:   protojson.MarshalOptions{UseProtoNames: true},
 			UnmarshalOptions: protojson.UnmarshalOptions{},
 		}),
 		runtime.WithHealthzEndpoint(healthpb.NewHealthClient(conn)),
+		runtime.WithMiddlewares(gatewayRoute),
+		runtime.WithIncomingHeaderMatcher(gatewayHeaders),
+		runtime.WithOutgoingHeaderMatcher(gatewayResponseHeaders),
 	)
 	if err := linkdv1gw.RegisterLinkServiceHandlerClient(ctx, mux, linkdv1.NewLinkServiceClient(conn)); err != nil {
 		return nil, fmt.Errorf("register gateway: %w", err)
 	}
-	if len(routes) == 0 {
-		return limitBody(log, mux), nil
-	}
 	top := http.NewServeMux()
 	top.Handle("/", mux)
 	for _, r := range routes {
-		top.Handle(r.Pattern, r.Handler)
+		top.Handle(r.Pattern, routeLabel(r.Pattern, r.Handler))
 	}
-	return limitBody(log, top), nil
+	var h http.Handler = limitBody(log, top)
+	if opts.Wrap != nil {
+		h = opts.Wrap(h)
+	}
+	if opts.Telemetry != nil {
+		h = opts.Telemetry.Handler(h)
+	}
+	return h, nil
 }
 
 // limitBody refuses bodies over MaxRequestBytes: at once when the length is

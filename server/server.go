@@ -28,6 +28,10 @@ type Config struct {
 	Logger *slog.Logger
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
+	// OnWebhook, when set, counts each webhook delivery by its type and
+	// verification result (WebhookVerified, WebhookRefused,
+	// WebhookUnavailable).
+	OnWebhook func(webhookType, verification string)
 }
 
 // Server implements linkdv1.LinkServiceServer: it validates requests,
@@ -40,6 +44,7 @@ type Server struct {
 	webhooks *webhook.Verifier
 	log      *slog.Logger
 	now      func() time.Time
+	onWebhook func(webhookType, verification string)
 }
 
 var _ linkdv1.LinkServiceServer = (*Server)(nil)
@@ -52,7 +57,7 @@ func New(cfg Config) *Server {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Server{svc: cfg.Service, webhooks: cfg.Webhooks, log: cfg.Logger, now: cfg.Now}
+	return &Server{svc: cfg.Service, webhooks: cfg.Webhooks, log: cfg.Logger, now: cfg.Now, onWebhook: cfg.OnWebhook}
 }
 
 // CreateLinkToken creates a Plaid link token for a user, records it, and

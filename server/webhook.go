@@ -3,6 +3,8 @@ package server
 import (
 	"io"
 	"net/http"
+	"encoding/json"
+	"regexp"
 
 	"github.com/linkd/linkd"
 	"github.com/linkd/linkd/service"
@@ -32,6 +34,7 @@ func (s *Server) serveWebhook(w http.ResponseWriter, r *http.Request) {
 	// The verifier logs refusals itself, at a bounded rate: a line per
 	// forged request would let anyone fill the log.
 	d, err := s.webhooks.Verify(ctx, r.Header.Get("Plaid-Verification"), body)
+	s.countWebhook(body, err)
 	if err != nil {
 		if linkd.ErrorCode(err) == linkd.EUNAUTHORIZED {
 			err = linkd.Errorf(linkd.EUNAUTHORIZED, "webhook not verified")
@@ -58,3 +61,38 @@ func (s *Server) serveWebhook(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	io.WriteString(w, "{}")
 }
+
+// Webhook verification results, for Config.OnWebhook.
+const (
+	WebhookVerified    = "verified"
+	WebhookRefused     = "refused"     // 401: no valid signature
+	WebhookUnavailable = "unavailable" // 503: Plaid's key could not be fetched
+)
+
+// countWebhook reports a delivery to OnWebhook: its webhook_type when
+// verified ("unknown" otherwise: an unverified body is anyone's words, not
+// a label) and its verification result.
+func (s *Server) countWebhook(body []byte, verifyErr error) {
+	if s.onWebhook == nil {
+		return
+	}
+	typ, result := "unknown", WebhookVerified
+	switch {
+	case verifyErr == nil:
+		var w struct {
+			WebhookType string `json:"webhook_type"`
+		}
+		if json.Unmarshal(body, &w) == nil && webhookTypePattern.MatchString(w.WebhookType) {
+			typ = w.WebhookType
+		}
+	case linkd.ErrorCode(verifyErr) == linkd.EUNAUTHORIZED:
+		result = WebhookRefused
+	default:
+		result = WebhookUnavailable
+	}
+	s.onWebhook(typ, result)
+}
+
+// webhookTypePattern is what a webhook_type looks like (ITEM,
+// TRANSACTIONS): anything else is counted as unknown.
+var webhookTypePattern = regexp.MustCompile(`^[A-Z_]{1,32}$`)

@@ -45,6 +45,7 @@ type keptExchange struct {
 func (s *Service) exchange(ctx context.Context, x exchangeRequest) (item *linkdv1.Item, stored bool, err error) {
 	s.inflight.Add(1)
 	defer s.inflight.Done()
+	defer func() { s.metrics.Exchange(exchangeOutcome(stored, err)) }()
 	unlock := s.exchanges.lock(x.publicToken)
 	defer unlock()
 
@@ -114,7 +115,7 @@ func (s *Service) exchange(ctx context.Context, x exchangeRequest) (item *linkdv
 		return nil, false, err
 	}
 	s.log.InfoContext(ctx, "item linked", "item_id", item.GetItemId(), "client_user_id", x.clientUserID,
-		"institution_id", item.GetInstitutionId(), "plaid_request_id", ex.RequestID)
+		"institution_id", item.GetInstitutionId())
 	if x.connected != nil {
 		s.wakeRefresh()
 	}
@@ -372,4 +373,23 @@ func (s *Service) ExchangePublicToken(ctx context.Context, publicToken, clientUs
 		return item, err
 	}
 	return s.refreshInline(ctx, item), nil
+}
+
+// exchangeOutcome names the outcome of one exchange for Metrics.
+func exchangeOutcome(stored bool, err error) string {
+	var e *linkd.Error
+	errors.As(err, &e)
+	switch {
+	case err == nil && stored:
+		return ExchangeCreated
+	case err == nil:
+		return ExchangeRepeat
+	case e != nil && e.Reason == "DUPLICATE_ITEM":
+		return ExchangeDuplicate
+	case errors.Is(err, linkd.ErrPublicTokenSpent), e != nil && e.Code == linkd.EINVALID && e.Field == "public_token":
+		return ExchangeSpent
+	case errors.Is(err, linkd.ErrOutcomeUnknown), e != nil && e.Code == linkd.EUNAVAILABLE:
+		return ExchangeUnknown
+	}
+	return ExchangeError
 }

@@ -55,7 +55,7 @@ func (s *Service) RemoveItem(ctx context.Context, itemID string) (string, error)
 	if err := s.store.DeleteItem(ctx, itemID); err != nil {
 		return "", err
 	}
-	s.log.InfoContext(ctx, "item removed", "item_id", itemID, "plaid_request_id", requestID)
+	s.log.InfoContext(ctx, "item removed", "item_id", itemID)
 	return requestID, nil
 }
 

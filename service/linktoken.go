@@ -25,7 +25,7 @@ func (s *Service) IssueLinkToken(ctx context.Context, req *linkdv1.CreateLinkTok
 	if err := s.store.PutLinkToken(ctx, stored); err != nil {
 		return nil, err
 	}
-	s.log.InfoContext(ctx, "link token created", "client_user_id", tok.ClientUserId, "item_id", tok.ItemId, "plaid_request_id", tok.RequestId)
+	s.log.InfoContext(ctx, "link token created", "client_user_id", tok.ClientUserId, "item_id", tok.ItemId)
 	return tok, nil
 }
 

@@ -30,6 +30,7 @@ type RedirectOutcome struct {
 // exchange claim, then the Item with its session.
 func (s *Service) SubmitRedirect(ctx context.Context, tok *storagev1.StoredLinkToken, r *linkdv1.WebviewRedirect) (RedirectOutcome, error) {
 	var out RedirectOutcome
+	s.metrics.Redirect(redirectKind(tok, r))
 	sessionID := linkd.RedirectSessionID(r)
 	merge := linkd.MergeRedirect(tok.GetLinkToken(), tok.GetClientUserId(), r, s.now())
 	connected := r.GetConnected()
@@ -126,4 +127,18 @@ func (s *Service) GetLinkSession(ctx context.Context, linkSessionID string) (*li
 // LinkToken returns a link token linkd issued, or ENOTFOUND.
 func (s *Service) LinkToken(ctx context.Context, linkToken string) (*storagev1.StoredLinkToken, error) {
 	return s.store.GetLinkToken(ctx, linkToken)
+}
+
+// redirectKind names a redirect's kind for Metrics.
+func redirectKind(tok *storagev1.StoredLinkToken, r *linkdv1.WebviewRedirect) string {
+	switch r.GetResult().(type) {
+	case *linkdv1.WebviewRedirect_Connected:
+		if tok.GetItemId() != "" {
+			return RedirectConnectedUpdate
+		}
+		return RedirectConnected
+	case *linkdv1.WebviewRedirect_Exit:
+		return RedirectExit
+	}
+	return RedirectEvent
 }

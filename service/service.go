@@ -66,7 +66,43 @@ type Config struct {
 	// SandboxLink completes Link sessions for CompleteSandboxLinkSession;
 	// nil (the sandbox RPC is refused) unless linkd runs its emulator.
 	SandboxLink linkd.SandboxLink
+	// Metrics counts exchanges and redirects; nil counts nothing.
+	Metrics Metrics
 }
+
+// Metrics counts what the service does, for an operator. Its labels are
+// fixed words (the Exchange* and Redirect* constants), never an id, so an
+// implementation can use them as metric labels as they are.
+type Metrics interface {
+	// Exchange counts one exchange of a public token by its outcome.
+	Exchange(outcome string)
+	// Redirect counts one submitted redirect by its kind.
+	Redirect(kind string)
+}
+
+// Exchange outcomes, for Metrics.
+const (
+	ExchangeCreated   = "created"   // Plaid exchanged it and the Item is stored
+	ExchangeRepeat    = "repeat"    // already exchanged: the stored Item again
+	ExchangeDuplicate = "duplicate" // refused before Plaid: the user has this Item
+	ExchangeSpent     = "spent"     // the public token was used already
+	ExchangeUnknown   = "unknown"   // Plaid did not answer, or another process still holds it
+	ExchangeError     = "error"     // any other failure
+)
+
+// Redirect kinds, for Metrics.
+const (
+	RedirectConnected       = "connected"
+	RedirectConnectedUpdate = "connected_update" // an update-mode session repaired its Item
+	RedirectExit            = "exit"
+	RedirectEvent           = "event"
+)
+
+// noMetrics counts nothing.
+type noMetrics struct{}
+
+func (noMetrics) Exchange(string) {}
+func (noMetrics) Redirect(string) {}
 
 // DefaultClaimTTL is how long an exchange claim outlives a holder that
 // stopped renewing it (a crashed replica): another replica takes the
@@ -87,6 +123,7 @@ type Service struct {
 	admit      func(ctx context.Context) error
 	// sandboxLink is Config.SandboxLink.
 	sandboxLink linkd.SandboxLink
+	metrics     Metrics
 
 	// exchanges serializes work on one public token inside this process,
 	// an optimisation only: the store's claim is the guarantee.
@@ -134,6 +171,9 @@ func New(cfg Config) (*Service, error) {
 	if cfg.ClaimTTL <= 0 {
 		cfg.ClaimTTL = DefaultClaimTTL
 	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = noMetrics{}
+	}
 	return &Service{
 		plaid:       cfg.Plaid,
 		store:       cfg.Store,
@@ -146,6 +186,7 @@ func New(cfg Config) (*Service, error) {
 		claimTTL:    cfg.ClaimTTL,
 		sandboxLink: cfg.SandboxLink,
 		admit:       cfg.Admit,
+		metrics:     cfg.Metrics,
 		kept:        map[string]*keptExchange{},
 		refreshNow:  make(chan struct{}, 1),
 	}, nil

@@ -241,3 +241,36 @@ func TestMain_ParseFlags_Security(t *testing.T) {
 		t.Error("a -jwt-hs256-secret flag exists")
 	}
 }
+
+// TestMain_ParseFlags_PlaidMode: the emulator runs only when nothing asks
+// for real Plaid. PLAID_ENV without credentials is refused rather than
+// serving the emulator's fake banks in production.
+func TestMain_ParseFlags_PlaidMode(t *testing.T) {
+	for _, tt := range []struct {
+		name    string
+		env     map[string]string
+		wantEnv string // "" means ParseFlags must fail
+	}{
+		{"Emulator", map[string]string{}, "sandbox"},
+		{"Credentials", map[string]string{"PLAID_CLIENT_ID": "id", "PLAID_SECRET": "s"}, "sandbox"},
+		{"CredentialsProduction", map[string]string{"PLAID_CLIENT_ID": "id", "PLAID_SECRET": "s", "PLAID_ENV": "production"}, "production"},
+		{"ErrProductionNoCredentials", map[string]string{"PLAID_ENV": "production"}, ""},
+		{"ErrSandboxNoCredentials", map[string]string{"PLAID_ENV": "sandbox"}, ""},
+		{"ErrUnknownEnv", map[string]string{"PLAID_CLIENT_ID": "id", "PLAID_SECRET": "s", "PLAID_ENV": "development"}, ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			m := NewMain()
+			err := m.ParseFlags(nil, func(k string) string { return tt.env[k] })
+			switch {
+			case tt.wantEnv == "" && err == nil:
+				t.Fatalf("ParseFlags succeeded with PLAID_ENV %q", m.Config.PlaidEnv)
+			case tt.wantEnv == "" && !strings.Contains(err.Error(), "PLAID_"):
+				t.Fatalf("error %q does not name the setting", err)
+			case tt.wantEnv != "" && err != nil:
+				t.Fatalf("ParseFlags: %v", err)
+			case tt.wantEnv != "" && m.Config.PlaidEnv != tt.wantEnv:
+				t.Fatalf("PlaidEnv = %q, want %q", m.Config.PlaidEnv, tt.wantEnv)
+			}
+		})
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"github.com/linkd/linkd"
 	"github.com/linkd/linkd/server"
 	"github.com/linkd/linkd/service"
+	"github.com/linkd/linkd/telemetry"
 )
 
 // Config is linkd's configuration, from flags with environment fallbacks.
@@ -40,10 +41,7 @@ type Config struct {
 	// that call Plaid; a zero UserRate turns the bound off.
 	UserRate  float64
 	UserBurst int
-	// MinFreeDisk is the free space on the data disk below which
-	// exchanges are refused before Plaid is called (bbolt only).
-	MinFreeDisk int64
-	LogFormat   string
+	LogFormat string
 	// DuplicateItems is the duplicate Item policy: user, all or off.
 	DuplicateItems string
 	// Retention is how long Link sessions and webhooks are kept after they
@@ -62,6 +60,27 @@ type Config struct {
 	TLSCert     string
 	TLSKey      string
 	TLSClientCA string
+
+	// AdminAddr serves /metrics, /debug/pprof, /livez, /readyz and
+	// /backup: keep it off the public network.
+	AdminAddr string
+	// Metrics is false with LINKD_METRICS=off: no collection at all (for
+	// measuring what it costs).
+	Metrics bool
+	// Tracing is set when the OTEL_* variables ask for exported traces.
+	Tracing bool
+	// LogLevel is debug, info, warn or error; warn drops access logs.
+	LogLevel string
+	// MinFreeDisk is the free space on the data directory's disk below
+	// which linkd reports not ready and refuses exchanges before Plaid is
+	// called (bbolt only: Postgres reports a full disk itself).
+	MinFreeDisk int64
+	// DrainDelay is how long linkd keeps serving after SIGTERM while
+	// reporting NOT_SERVING, so load balancers stop sending first.
+	DrainDelay time.Duration
+	// ShutdownTimeout bounds the whole shutdown after DrainDelay: HTTP
+	// and gRPC calls in flight and exchanges being stored.
+	ShutdownTimeout time.Duration
 
 	PlaidClientID string
 	PlaidSecret   string
@@ -93,11 +112,6 @@ func (m *Main) ParseFlags(args []string, getenv func(string) string) error {
 	if err != nil {
 		return fmt.Errorf("LINKD_RETENTION: %w", err)
 	}
-	minFree, err := parseSize(env("LINKD_MIN_FREE_DISK", strconv.Itoa(DefaultMinFreeDisk)))
-	if err != nil {
-		return fmt.Errorf("LINKD_MIN_FREE_DISK: %w", err)
-	}
-	c.MinFreeDisk = minFree
 	if c.UserRate, err = strconv.ParseFloat(env("LINKD_USER_RATE", strconv.FormatFloat(server.DefaultUserRateLimit.PerSecond, 'g', -1, 64)), 64); err != nil || c.UserRate < 0 {
 		return fmt.Errorf("LINKD_USER_RATE must be calls per second, 0 or more")
 	}
@@ -133,8 +147,40 @@ func (m *Main) ParseFlags(args []string, getenv func(string) string) error {
 	fs.StringVar(&c.TLSCert, "tls-cert", env("LINKD_TLS_CERT", ""), "PEM certificate chain: serve gRPC and HTTP over TLS (LINKD_TLS_CERT)")
 	fs.StringVar(&c.TLSKey, "tls-key", env("LINKD_TLS_KEY", ""), "PEM private key of -tls-cert (LINKD_TLS_KEY)")
 	fs.StringVar(&c.TLSClientCA, "tls-client-ca", env("LINKD_TLS_CLIENT_CA", ""), "PEM CA bundle: require client certificates it verifies, mutual TLS (LINKD_TLS_CLIENT_CA)")
+	fs.StringVar(&c.AdminAddr, "admin-addr", env("LINKD_ADMIN_ADDR", "127.0.0.1:9090"), "metrics, pprof, probes and backup listen address; keep it private (LINKD_ADMIN_ADDR)")
+	fs.StringVar(&c.LogLevel, "log-level", env("LINKD_LOG_LEVEL", "info"), "debug, info, warn or error; warn drops the access log (LINKD_LOG_LEVEL)")
+	minFree := fs.String("min-free-disk", env("LINKD_MIN_FREE_DISK", "64MiB"), "report not ready, and refuse exchanges before Plaid is called, when the data directory's disk has less free space (LINKD_MIN_FREE_DISK)")
+	drain, err := time.ParseDuration(env("LINKD_DRAIN_DELAY", "5s"))
+	if err != nil {
+		return fmt.Errorf("LINKD_DRAIN_DELAY: %w", err)
+	}
+	fs.DurationVar(&c.DrainDelay, "drain-delay", drain, "after SIGTERM, keep serving while reporting NOT_SERVING this long, for load balancers to deregister (LINKD_DRAIN_DELAY)")
+	shutdown, err := time.ParseDuration(env("LINKD_SHUTDOWN_TIMEOUT", "30s"))
+	if err != nil {
+		return fmt.Errorf("LINKD_SHUTDOWN_TIMEOUT: %w", err)
+	}
+	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", shutdown, "bound on shutdown after the drain delay: HTTP, gRPC and exchanges being stored (LINKD_SHUTDOWN_TIMEOUT)")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if c.MinFreeDisk, err = parseSize(*minFree); err != nil {
+		return fmt.Errorf("-min-free-disk: %w", err)
+	}
+	if c.DrainDelay < 0 || c.ShutdownTimeout <= 0 {
+		return errors.New("-drain-delay must not be negative and -shutdown-timeout must be positive")
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		return errors.New("-log-level must be debug, info, warn or error")
+	}
+	c.Tracing = telemetry.TracingEnabled(getenv)
+	switch v := getenv("LINKD_METRICS"); v {
+	case "", "on":
+		c.Metrics = true
+	case "off":
+	default:
+		return errors.New("LINKD_METRICS must be on or off")
 	}
 	if c.Retention < 0 {
 		return errors.New("-retention must not be negative")
@@ -150,7 +196,7 @@ func (m *Main) ParseFlags(args []string, getenv func(string) string) error {
 	c.JWTHS256 = getenv("LINKD_JWT_HS256_SECRET")
 	c.PlaidClientID = getenv("PLAID_CLIENT_ID")
 	c.PlaidSecret = getenv("PLAID_SECRET")
-	c.PlaidEnv = env("PLAID_ENV", linkd.PlaidSandbox)
+	c.PlaidEnv = getenv("PLAID_ENV")
 	if c.DBPath == "" {
 		c.DBPath = filepath.Join(c.DataDir, "linkd.db")
 	}
@@ -171,8 +217,17 @@ func (m *Main) ParseFlags(args []string, getenv func(string) string) error {
 	if (c.PlaidClientID == "") != (c.PlaidSecret == "") {
 		return errors.New("set both PLAID_CLIENT_ID and PLAID_SECRET, or neither to use the embedded emulator")
 	}
-	if c.PlaidEnv != linkd.PlaidSandbox && c.PlaidEnv != linkd.PlaidProduction {
+	switch {
+	case c.PlaidEnv != "" && c.PlaidEnv != linkd.PlaidSandbox && c.PlaidEnv != linkd.PlaidProduction:
 		return fmt.Errorf("PLAID_ENV must be %q or %q", linkd.PlaidSandbox, linkd.PlaidProduction)
+	case c.PlaidEnv != "" && c.PlaidClientID == "":
+		// Naming an environment asks for real Plaid: starting the emulator
+		// instead would serve fake banks to real users.
+		return fmt.Errorf("PLAID_ENV=%s needs PLAID_CLIENT_ID and PLAID_SECRET; unset PLAID_ENV (and both) to run the embedded emulator", c.PlaidEnv)
+	case c.PlaidEnv == "":
+		// With credentials and no PLAID_ENV, sandbox, as before; without
+		// credentials, the emulator, which speaks sandbox.
+		c.PlaidEnv = linkd.PlaidSandbox
 	}
 	userTokens := c.JWTJWKS != "" || c.JWTHS256 != ""
 	if userTokens && (c.JWTIssuer == "" || c.JWTAudience == "") {
@@ -191,4 +246,24 @@ func (m *Main) ParseFlags(args []string, getenv func(string) string) error {
 		return errors.New("-log-format must be text or json")
 	}
 	return nil
+}
+
+// parseSize reads a byte count: a number with an optional KiB, MiB or GiB
+// suffix (or none, for bytes).
+func parseSize(s string) (int64, error) {
+	mult := int64(1)
+	for _, u := range []struct {
+		suffix string
+		mult   int64
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"TiB", 1 << 40}} {
+		if strings.HasSuffix(s, u.suffix) {
+			s, mult = strings.TrimSuffix(s, u.suffix), u.mult
+			break
+		}
+	}
+	n, err := strconv.ParseInt(strings.TrimSpace(s), 10, 64)
+	if err != nil || n < 0 {
+		return 0, fmt.Errorf("%q is not a size such as 64MiB", s)
+	}
+	return n * mult, nil
 }

@@ -102,7 +102,7 @@ type crashProcess struct {
 // startProcess starts bin on free ports and waits for its "linkd serving" line.
 func startProcess(t *testing.T, bin, dataDir string) *crashProcess {
 	t.Helper()
-	cmd := exec.Command(bin, "-grpc-addr", "127.0.0.1:0", "-http-addr", "127.0.0.1:0", "-data-dir", dataDir, "-log-format", "json")
+	cmd := exec.Command(bin, "-grpc-addr", "127.0.0.1:0", "-http-addr", "127.0.0.1:0", "-admin-addr", "127.0.0.1:0", "-drain-delay", "0", "-data-dir", dataDir, "-log-format", "json")
 	cmd.Env = append(os.Environ(), "LINKD_API_KEYS=crash-key", "LINKD_MASTER_KEYS="+crashMasterKeys,
 		"PLAID_CLIENT_ID=", "PLAID_SECRET=")
 	stderr, err := cmd.StderrPipe()

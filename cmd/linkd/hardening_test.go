@@ -114,7 +114,7 @@ func TestLinkd_UpdateModeConnectedIsChecked(t *testing.T) {
 func TestMain_RunContextEndsBeforeClose(t *testing.T) {
 	m := NewMain()
 	m.LogOutput = &syncBuffer{}
-	if err := m.ParseFlags([]string{"-grpc-addr", "127.0.0.1:0", "-http-addr", "127.0.0.1:0", "-data-dir", t.TempDir()},
+	if err := m.ParseFlags([]string{"-grpc-addr", "127.0.0.1:0", "-http-addr", "127.0.0.1:0", "-admin-addr", "127.0.0.1:0", "-drain-delay", "0", "-data-dir", t.TempDir()},
 		func(k string) string { return map[string]string{"LINKD_API_KEYS": "k"}[k] }); err != nil {
 		t.Fatal(err)
 	}

@@ -73,7 +73,7 @@ func mustStartServerIn(tb testing.TB, dataDir string, now func() time.Time, env 
 	logs := &syncBuffer{}
 	m.LogOutput = logs
 	m.Now = now
-	args := []string{"-grpc-addr", "127.0.0.1:0", "-http-addr", "127.0.0.1:0", "-data-dir", dataDir}
+	args := []string{"-grpc-addr", "127.0.0.1:0", "-http-addr", "127.0.0.1:0", "-admin-addr", "127.0.0.1:0", "-drain-delay", "0", "-data-dir", dataDir}
 	if err := m.ParseFlags(args, func(k string) string { return vars[k] }); err != nil {
 		tb.Fatalf("ParseFlags: %v", err)
 	}

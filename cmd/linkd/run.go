@@ -29,6 +29,8 @@ import (
 	"github.com/linkd/linkd/plaidemu"
 	"github.com/linkd/linkd/server"
 	"github.com/linkd/linkd/service"
+	"github.com/linkd/linkd/store"
+	"github.com/linkd/linkd/telemetry"
 	"github.com/linkd/linkd/webhook"
 )
 
@@ -53,8 +55,20 @@ type Main struct {
 	http     *http.Server
 	grpcLn   net.Listener
 	httpLn   net.Listener
-	cancel   context.CancelFunc
-	wg       sync.WaitGroup
+	admin    *http.Server
+	adminLn  net.Listener
+	// bolt is the bbolt store under db's instrumentation, nil with
+	// Postgres: what /backup copies.
+	bolt     *store.DB
+	metrics  *telemetry.Metrics // nil with LINKD_METRICS=off
+	tracing  *telemetry.Tracing // nil with LINKD_METRICS=off and no OTEL_*
+	watchers *server.HealthWatchers
+	ready    readiness
+
+	closeOnce sync.Once
+	closeErr  error
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup
 	// apiKeyPath is where a generated API key was stored, if one was.
 	apiKeyPath string
 }
@@ -69,10 +83,13 @@ func NewMain() *Main {
 // both listen; Close stops them.
 func (m *Main) Run(ctx context.Context) (err error) {
 	c := m.Config
+	var level slog.Level
+	level.UnmarshalText([]byte(c.LogLevel)) // checked by ParseFlags
+	logOpts := &slog.HandlerOptions{Level: level}
 	if c.LogFormat == "json" {
-		m.log = slog.New(slog.NewJSONHandler(m.LogOutput, nil))
+		m.log = slog.New(linkd.LogHandler(slog.NewJSONHandler(m.LogOutput, logOpts)))
 	} else {
-		m.log = slog.New(slog.NewTextHandler(m.LogOutput, nil))
+		m.log = slog.New(linkd.LogHandler(slog.NewTextHandler(m.LogOutput, logOpts)))
 	}
 	// What Run starts lives until Close, not until the caller's context
 	// ends: main cancels that on SIGTERM, and Close must still drain HTTP
@@ -85,8 +102,20 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if m.Now == nil {
 		m.Now = time.Now
 	}
+	if c.Metrics {
+		m.metrics = telemetry.NewMetrics()
+	}
+	if c.Metrics || c.Tracing {
+		if m.tracing, err = telemetry.NewTracing(ctx, os.Getenv); err != nil {
+			return err
+		}
+	}
 	if m.db, err = m.openStore(ctx); err != nil {
 		return err
+	}
+	m.bolt, _ = m.db.(*store.DB)
+	if m.metrics != nil || m.tracing != nil {
+		m.db = telemetry.Store(m.db, m.metrics, m.tracing)
 	}
 	if err := m.checkKeys(ctx); err != nil {
 		return err
@@ -112,6 +141,9 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if m.httpLn, err = net.Listen("tcp", c.HTTPAddr); err != nil {
 		return fmt.Errorf("HTTP listener: %w", err)
 	}
+	if m.adminLn, err = net.Listen("tcp", c.AdminAddr); err != nil {
+		return fmt.Errorf("admin listener: %w", err)
+	}
 	linkURL, routes := c.LinkURL, []server.Route(nil)
 	if m.emulator != nil {
 		// No Plaid: webview_url opens linkd's own Link page, which runs
@@ -132,7 +164,13 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if m.emulator != nil {
 		sandboxLink = emulatorSandboxLink{m.emulator}
 	}
+	var svcMetrics service.Metrics
+	var onWebhook func(string, string)
+	if m.metrics != nil {
+		svcMetrics, onWebhook = m.metrics, m.metrics.Webhook
+	}
 	m.svc, err = service.New(service.Config{
+		Metrics: svcMetrics,
 		Plaid:   pc,
 		Store:   m.db,
 		Logger:  m.log,
@@ -156,20 +194,42 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
-	m.rpc = server.New(server.Config{Service: m.svc, Webhooks: hooks, Logger: m.log, Now: m.Now})
+	m.rpc = server.New(server.Config{Service: m.svc, Webhooks: hooks, Logger: m.log, Now: m.Now, OnWebhook: onWebhook})
 	users, err := m.userTokenVerifier()
 	if err != nil {
 		return err
 	}
+	tel := &server.Telemetry{Logger: m.log}
+	m.watchers = server.NewHealthWatchers()
 	inproc := &server.InProcessConn{}
-	if m.grpc, m.health, err = server.NewGRPCServer(m.rpc, server.GRPCOptions{APIKeys: apiKeys, Users: users, Logger: m.log, TLS: tlsConfig, InProcess: inproc,
-		UserRateLimit: server.RateLimit{PerSecond: c.UserRate, Burst: c.UserBurst}, Now: m.Now}); err != nil {
+	gopts := server.GRPCOptions{APIKeys: apiKeys, Users: users, Logger: m.log, TLS: tlsConfig, Telemetry: tel, HealthWatchers: m.watchers,
+		InProcess: inproc, UserRateLimit: server.RateLimit{PerSecond: c.UserRate, Burst: c.UserBurst}, Now: m.Now}
+	routes = append(routes, m.rpc.WebhookRoute(), server.Route{Pattern: "GET " + openapi.Path, Handler: openapi.Handler()})
+	hopts := server.HTTPOptions{Routes: routes, Telemetry: tel, Logger: m.log}
+	if m.metrics != nil {
+		tel.ObserveHTTP = m.metrics.ObserveHTTP
+		gopts.Unary = append(gopts.Unary, m.metrics.UnaryInterceptor())
+		gopts.Stream = append(gopts.Stream, m.metrics.StreamInterceptor())
+	}
+	if m.tracing != nil {
+		gopts.ServerOptions = append(gopts.ServerOptions, m.tracing.GRPCServerOption())
+		hopts.Wrap = m.tracing.WrapHTTP
+	}
+	if m.grpc, m.health, err = server.NewGRPCServer(m.rpc, gopts); err != nil {
 		return err
 	}
-	routes = append(routes, m.rpc.WebhookRoute(), server.Route{Pattern: "GET " + openapi.Path, Handler: openapi.Handler()})
-	handler, err := server.NewHTTPHandler(ctx, inproc, m.log, routes...)
+	if m.metrics != nil {
+		m.metrics.InitializeGRPC(m.grpc)
+	}
+	handler, err := server.NewHTTPHandler(ctx, inproc, hopts)
 	if err != nil {
 		return err
+	}
+	m.admin = &http.Server{
+		Handler:           m.adminHandler(apiKeys),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		ErrorLog:          slog.NewLogLogger(m.log.Handler(), slog.LevelWarn),
 	}
 	m.http = &http.Server{
 		Handler:           handler,
@@ -180,17 +240,25 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		ErrorLog:          slog.NewLogLogger(m.log.Handler(), slog.LevelWarn),
 		TLSConfig:         tlsConfig,
 	}
-	m.wg.Add(2)
+	m.wg.Add(1)
 	go func() {
 		defer m.wg.Done()
 		if err := m.grpc.Serve(m.grpcLn); err != nil {
 			m.log.Error("gRPC server stopped", "err", err)
 		}
 	}()
-	m.wg.Add(2)
+	m.wg.Add(3)
 	go func() {
 		defer m.wg.Done()
 		m.svc.RunJobs(ctx, service.Jobs{Retention: c.Retention})
+	}()
+	go func() {
+		defer m.wg.Done()
+		// Plain HTTP even under TLS: the admin listener is for the
+		// machine's own network (Prometheus, kubelet probes).
+		if err := m.admin.Serve(m.adminLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			m.log.Error("admin server stopped", "err", err)
+		}
 	}()
 	go func() {
 		defer m.wg.Done()
@@ -206,10 +274,14 @@ func (m *Main) Run(ctx context.Context) (err error) {
 			m.log.Error("HTTP server stopped", "err", err)
 		}
 	}()
-	m.log.Info("linkd serving", "grpc", m.GRPCAddr(), "http", m.HTTPAddr(), "store", m.storeName(), "plaid_env", pc.Environment(),
-		"tls", tlsConfig != nil, "mutual_tls", c.TLSClientCA != "")
+	m.log.Info("linkd serving", "grpc", m.GRPCAddr(), "http", m.HTTPAddr(), "admin", m.AdminAddr(), "store", m.storeName(), "plaid_env", pc.Environment(),
+		"tls", tlsConfig != nil, "mutual_tls", c.TLSClientCA != "", "metrics", m.metrics != nil, "tracing_export", m.tracing != nil && m.tracing.Enabled())
 	if m.emulator != nil {
 		m.log.Info("Link page (emulator): open the webview_url that POST /v1/link/token/create returns in a browser or webview", "link_url", linkURL)
+	}
+	if c.ShutdownTimeout < c.PlaidTimeout+5*time.Second {
+		m.log.Warn("-shutdown-timeout leaves an exchange waiting on Plaid too little time to store its Item at shutdown; make it longer than -plaid-timeout",
+			"shutdown_timeout", c.ShutdownTimeout, "plaid_timeout", c.PlaidTimeout)
 	}
 	if m.apiKeyPath != "" {
 		m.log.Info("no LINKD_API_KEYS set: using the API key stored in "+m.apiKeyPath, "path", m.apiKeyPath)
@@ -223,6 +295,12 @@ func (m *Main) Run(ctx context.Context) (err error) {
 func (m *Main) plaidClient() (*plaid.Client, error) {
 	c := m.Config
 	cfg := plaid.Config{ClientID: c.PlaidClientID, Secret: c.PlaidSecret, Env: c.PlaidEnv, BaseURL: c.PlaidBaseURL, Timeout: c.PlaidTimeout}
+	if m.metrics != nil {
+		cfg.Observe = m.metrics.ObservePlaid
+	}
+	if m.tracing != nil {
+		cfg.WrapTransport = m.tracing.WrapPlaidTransport
+	}
 	if c.PlaidClientID == "" {
 		cfg.ClientID, cfg.Secret, cfg.Env = "linkd-emulator-"+randomToken(8), randomToken(24), linkd.PlaidSandbox
 		emu, err := plaidemu.Start(c.EmulatorAddr, plaidemu.Options{ClientID: cfg.ClientID, Secret: cfg.Secret, Now: m.Now, Logger: m.log.With("component", "plaidemu")})
@@ -284,13 +362,41 @@ func (m *Main) GRPCAddr() string { return m.grpcLn.Addr().String() }
 // HTTPAddr returns the HTTP listener's address once Run has returned.
 func (m *Main) HTTPAddr() string { return m.httpLn.Addr().String() }
 
-// Close stops serving, letting calls in flight finish for up to 10 seconds,
-// then closes the emulator and the store. It returns the first error.
+// AdminAddr returns the admin listener's address once Run has returned.
+func (m *Main) AdminAddr() string { return m.adminLn.Addr().String() }
+
+// Close shuts linkd down: it reports NOT_SERVING (gRPC health, /healthz,
+// /readyz) and keeps serving for DrainDelay so that load balancers stop
+// sending, ends health watches, then lets HTTP and gRPC calls in flight
+// finish and exchanges being stored complete, all within one
+// ShutdownTimeout, and closes the emulator and the store. It returns the
+// first error. Calls after the first return its error again.
 func (m *Main) Close() error {
+	m.closeOnce.Do(func() { m.closeErr = m.close() })
+	return m.closeErr
+}
+
+func (m *Main) close() error {
+	m.ready.mu.Lock()
+	m.ready.stopping = true
+	m.ready.mu.Unlock()
 	if m.health != nil {
 		m.health.Shutdown()
+		if d := m.Config.DrainDelay; d > 0 {
+			m.log.Info("shutting down: reporting NOT_SERVING, still serving for the drain delay", "drain_delay", d)
+			time.Sleep(d)
+		}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	if m.watchers != nil {
+		// Watchers heard NOT_SERVING; their open streams would otherwise
+		// hold GracefulStop for the whole budget.
+		m.watchers.Close()
+	}
+	timeout := m.Config.ShutdownTimeout
+	if timeout <= 0 {
+		timeout = 30 * time.Second
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	var errs []error
 	if m.http != nil {
@@ -308,15 +414,22 @@ func (m *Main) Close() error {
 	if m.cancel != nil {
 		m.cancel()
 	}
+	if m.admin != nil {
+		// Last of the listeners, so /readyz answers 503 throughout.
+		errs = append(errs, m.admin.Shutdown(ctx))
+	}
 	m.wg.Wait()
 	if m.svc != nil {
 		// Exchanges outlive their RPC while they store the Item Plaid made;
 		// closing the store under them would lose its access token.
-		drain, cancel := context.WithTimeout(context.Background(), 45*time.Second)
-		if err := m.svc.Drain(drain); err != nil {
+		if err := m.svc.Drain(ctx); err != nil {
 			m.log.Error("exchanges still running at shutdown", "err", err)
 		}
-		cancel()
+	}
+	if m.tracing != nil {
+		if err := m.tracing.Shutdown(ctx); err != nil {
+			m.log.Warn("spans not exported at shutdown", "err", err)
+		}
 	}
 	if m.plaid != nil {
 		m.plaid.Close()

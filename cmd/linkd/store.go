@@ -2,10 +2,12 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
@@ -49,7 +51,11 @@ func (m *Main) openStore(ctx context.Context) (linkd.Store, error) {
 		}
 		return db, nil
 	}
-	db, err := store.Open(m.Config.DBPath, store.Options{Sealer: sealer, Now: m.Now})
+	opts := store.Options{Sealer: sealer, Now: m.Now}
+	if m.metrics != nil {
+		opts.OnCommit = m.metrics.ObserveCommit
+	}
+	db, err := store.Open(m.Config.DBPath, opts)
 	if err != nil {
 		return nil, fmt.Errorf("open store %s: %w", m.Config.DBPath, err)
 	}
@@ -89,39 +95,85 @@ func (m *Main) checkKeys(ctx context.Context) error {
 		"a new key cannot recover tokens sealed with a lost one", strings.Join(bad, ", "))
 }
 
-// watchStore reports the store in gRPC health (and so /healthz) until ctx
-// ends: NOT_SERVING while a write to it fails, SERVING again once one
-// succeeds.
+// readiness is what /readyz and gRPC health report: ready while the store
+// takes writes, the data disk has room and shutdown has not begun.
+type readiness struct {
+	mu       sync.Mutex
+	store    error // the last store probe's failure
+	disk     error // too little free space
+	stopping bool
+}
+
+// err returns why linkd is not ready, or nil.
+func (r *readiness) err() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	switch {
+	case r.stopping:
+		return errors.New("shutting down")
+	case r.store != nil:
+		return fmt.Errorf("store not writable: %w", r.store)
+	case r.disk != nil:
+		return r.disk
+	}
+	return nil
+}
+
+// watchStore reports readiness in gRPC health (and so /healthz) and
+// /readyz until ctx ends, probing at once and then every storeProbeEvery:
+// NOT_SERVING while a write to the store fails or the data directory's
+// disk has less than MinFreeDisk free, SERVING again once both are fine.
 func (m *Main) watchStore(ctx context.Context) {
 	owner := "probe/" + randomToken(8)
 	serving := true
 	t := time.NewTicker(storeProbeEvery)
 	defer t.Stop()
 	for {
+		pctx, cancel := context.WithTimeout(ctx, storeProbeEvery/2)
+		_, storeErr := m.db.TryLease(pctx, owner, owner, m.Now(), time.Minute)
+		cancel()
+		if ctx.Err() != nil {
+			return
+		}
+		diskErr := checkFreeDisk(m.Config.DataDir, m.Config.MinFreeDisk)
+		m.ready.mu.Lock()
+		m.ready.store, m.ready.disk = storeErr, diskErr
+		m.ready.mu.Unlock()
+		err := m.ready.err()
+		if ok := err == nil; ok != serving {
+			serving = ok
+			st := healthpb.HealthCheckResponse_SERVING
+			if !ok {
+				st = healthpb.HealthCheckResponse_NOT_SERVING
+				m.log.Error("not ready: reporting NOT_SERVING", "err", err)
+			} else {
+				m.log.Info("ready again: reporting SERVING")
+			}
+			// After health.Shutdown these change nothing: shutdown wins.
+			m.health.SetServingStatus("", st)
+			m.health.SetServingStatus(linkdv1.LinkService_ServiceDesc.ServiceName, st)
+		}
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
-		pctx, cancel := context.WithTimeout(ctx, storeProbeEvery/2)
-		_, err := m.db.TryLease(pctx, owner, owner, m.Now(), time.Minute)
-		cancel()
-		if ctx.Err() != nil {
-			return
-		}
-		ok := err == nil
-		if ok == serving {
-			continue
-		}
-		serving = ok
-		st := healthpb.HealthCheckResponse_SERVING
-		if !ok {
-			st = healthpb.HealthCheckResponse_NOT_SERVING
-			m.log.Error("store not writable: reporting NOT_SERVING", "err", err)
-		} else {
-			m.log.Info("store writable again: reporting SERVING")
-		}
-		m.health.SetServingStatus("", st)
-		m.health.SetServingStatus(linkdv1.LinkService_ServiceDesc.ServiceName, st)
 	}
+}
+
+// checkFreeDisk returns an error when the disk holding dir has less than
+// min bytes free to unprivileged writers (what bbolt gets), or cannot be
+// asked.
+func checkFreeDisk(dir string, min int64) error {
+	if min <= 0 {
+		return nil
+	}
+	f, err := freeDisk(dir)
+	if err != nil {
+		return fmt.Errorf("statfs %s: %w", dir, err)
+	}
+	if free := int64(f); free < min {
+		return fmt.Errorf("data disk nearly full: %d MiB free in %s, below -min-free-disk %d MiB", free>>20, dir, min>>20)
+	}
+	return nil
 }

@@ -121,6 +121,13 @@ func TestLinkd_Webhooks(t *testing.T) {
 		if got := strings.Join(codes, ","); got != want {
 			t.Errorf("recorded webhooks:\n got %s\nwant %s", got, want)
 		}
+		// Counted by type once verified: 9 ITEM and 1 TRANSACTIONS.
+		_, metrics := ts.adminGet(t, "/metrics", "")
+		for _, series := range []string{`linkd_webhooks_total{type="ITEM",verification="verified"} 9`, `linkd_webhooks_total{type="TRANSACTIONS",verification="verified"} 1`} {
+			if !strings.Contains(metrics, series) {
+				t.Errorf("/metrics lacks %s", series)
+			}
+		}
 	})
 }
 

@@ -1,0 +1,385 @@
+package main
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/metadata"
+
+	"github.com/linkd/linkd"
+	linkdv1 "github.com/linkd/linkd/gen/linkd/v1"
+	"github.com/linkd/linkd/store"
+)
+
+// adminGet GETs path on the admin listener with an optional API key and
+// returns the status and body.
+func (ts *testServer) adminGet(tb testing.TB, path, key string) (int, string) {
+	tb.Helper()
+	req, _ := http.NewRequest("GET", "http://"+ts.AdminAddr()+path, nil)
+	if key != "" {
+		req.Header.Set("Authorization", "Bearer "+key)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		tb.Fatalf("GET %s: %v", path, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// TestLinkd_Metrics: after a link flow over both transports, a REST 404
+// and a refused webhook, /metrics has a series for each instrumented
+// thing, and none of them carries a user id, an Item id or a token.
+func TestLinkd_Metrics(t *testing.T) {
+	ts := MustStartServer(t)
+	ctx := context.Background()
+	var secrets []string
+	for _, c := range []linkdv1.LinkServiceClient{ts.GRPC(t), ts.REST()} {
+		user := "metrics-user-" + randomToken(4)
+		tok, publicToken := mustLink(t, c, user)
+		resp, err := c.SubmitRedirect(ctx, &linkdv1.SubmitRedirectRequest{Url: connectedURL(publicToken, "sess-"+user), LinkToken: tok.GetLinkToken()})
+		if err != nil {
+			t.Fatalf("SubmitRedirect: %v", err)
+		}
+		// Again: the same public token is a repeat, not a second Item.
+		if _, err := c.SubmitRedirect(ctx, &linkdv1.SubmitRedirectRequest{Url: connectedURL(publicToken, "sess-"+user), LinkToken: tok.GetLinkToken()}); err != nil {
+			t.Fatalf("SubmitRedirect again: %v", err)
+		}
+		if _, err := c.GetItem(ctx, &linkdv1.GetItemRequest{ItemId: resp.GetItem().GetItemId()}); err != nil {
+			t.Fatalf("GetItem: %v", err)
+		}
+		secrets = append(secrets, user, tok.GetLinkToken(), publicToken, resp.GetItem().GetItemId(), "sess-"+user)
+	}
+	if code, _ := ts.Do(t, "GET", "/v1/nowhere", "", ""); code != http.StatusNotFound {
+		t.Fatalf("GET /v1/nowhere = %d, want 404", code)
+	}
+	ts.Do(t, "POST", "/v1/webhooks/plaid", "", `{"webhook_type":"ITEM","webhook_code":"ERROR"}`)
+
+	code, body := ts.adminGet(t, "/metrics", "")
+	if code != http.StatusOK {
+		t.Fatalf("GET /metrics = %d", code)
+	}
+	for _, want := range []string{
+		`grpc_server_handled_total{grpc_code="OK",grpc_method="SubmitRedirect",grpc_service="linkd.v1.LinkService",grpc_type="unary"}`,
+		`grpc_server_handling_seconds_bucket{grpc_method="ParseRedirect"`, // initialized at zero
+		`linkd_http_request_duration_seconds_count{code="200",method="POST",route="POST /v1/link/token/create"}`,
+		`linkd_http_request_duration_seconds_count{code="404",method="GET",route="unmatched"}`,
+		`linkd_http_request_duration_seconds_count{code="200",method="GET",route="GET /v1/items/{item_id}"}`,
+		`linkd_http_request_duration_seconds_count{code="401",method="POST",route="POST /v1/webhooks/plaid"}`,
+		`linkd_plaid_request_duration_seconds_count{endpoint="/item/public_token/exchange",error_code=""} 2`,
+		`linkd_exchanges_total{outcome="created"} 2`,
+		`linkd_exchanges_total{outcome="repeat"} 2`,
+		`linkd_redirects_total{kind="connected"} 4`,
+		`linkd_webhooks_total{type="unknown",verification="refused"} 1`,
+		`linkd_store_operation_duration_seconds_count{operation="PutItem",result="ok"} 2`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+	for _, name := range []string{"linkd_bbolt_commit_batch_size_count", "linkd_bbolt_commit_duration_seconds_count"} {
+		if m := regexp.MustCompile(`(?m)^` + name + ` (\d+)$`).FindStringSubmatch(body); m == nil || m[1] == "0" {
+			t.Errorf("/metrics: %s = %v, want commits counted", name, m)
+		}
+	}
+	for _, s := range secrets {
+		if strings.Contains(body, s) {
+			t.Errorf("/metrics carries %q", s)
+		}
+	}
+	if regexp.MustCompile(`(access|public|link)-sandbox-`).MatchString(body) {
+		t.Error("/metrics carries a Plaid token")
+	}
+}
+
+// TestLinkd_Metrics_Off: LINKD_METRICS=off serves no /metrics and still
+// serves calls.
+func TestLinkd_Metrics_Off(t *testing.T) {
+	ts := MustStartServer(t, "LINKD_METRICS=off")
+	if _, err := ts.GRPC(t).ParseRedirect(context.Background(), &linkdv1.ParseRedirectRequest{Url: docConnectedURL}); err != nil {
+		t.Fatal(err)
+	}
+	if code, _ := ts.adminGet(t, "/metrics", ""); code != http.StatusNotFound {
+		t.Errorf("GET /metrics = %d, want 404", code)
+	}
+}
+
+// logLines returns the log lines that mention s.
+func logLines(ts *testServer, s string) []string {
+	var out []string
+	for _, l := range strings.Split(ts.Logs.String(), "\n") {
+		if strings.Contains(l, s) {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// TestLinkd_RequestID: a caller's x-request-id is kept and returned, over
+// gRPC and REST; a call without one gets one; every log line of the call
+// carries it, with Plaid's request_id once Plaid was called; each call
+// has one access-log line, REST 404s included.
+func TestLinkd_RequestID(t *testing.T) {
+	ts := MustStartServer(t)
+	ctx := context.Background()
+
+	t.Run("GRPC", func(t *testing.T) {
+		var header metadata.MD
+		cctx := metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+ts.APIKey, "x-request-id", "req-grpc-1")
+		if _, err := ts.GRPC(t).CreateLinkToken(cctx, &linkdv1.CreateLinkTokenRequest{ClientUserId: "rid-user"}, grpc.Header(&header)); err != nil {
+			t.Fatal(err)
+		}
+		if got := header.Get("x-request-id"); len(got) != 1 || got[0] != "req-grpc-1" {
+			t.Errorf("x-request-id header = %v, want [req-grpc-1]", got)
+		}
+		lines := logLines(ts, "request_id=req-grpc-1")
+		if len(lines) < 2 {
+			t.Fatalf("log lines with the request id: %q", lines)
+		}
+		access := logLines(ts, "request_id=req-grpc-1 plaid_request_id=")
+		if n := len(filterMsg(lines, "msg=rpc")); n != 1 {
+			t.Errorf("%d access-log lines, want 1: %q", n, lines)
+		}
+		if len(access) == 0 {
+			t.Errorf("no line carries Plaid's request_id: %q", lines)
+		}
+	})
+	t.Run("GRPCGenerated", func(t *testing.T) {
+		var header metadata.MD
+		if _, err := ts.GRPC(t).ParseRedirect(ctx, &linkdv1.ParseRedirectRequest{Url: docConnectedURL}, grpc.Header(&header)); err != nil {
+			t.Fatal(err)
+		}
+		if got := header.Get("x-request-id"); len(got) != 1 || len(got[0]) < 16 {
+			t.Errorf("x-request-id header = %v, want a generated id", got)
+		}
+	})
+	t.Run("REST", func(t *testing.T) {
+		req, _ := http.NewRequest("POST", ts.BaseURL+"/v1/link/token/create", strings.NewReader(`{"client_user_id":"rid-user"}`))
+		req.Header.Set("Authorization", "Bearer "+ts.APIKey)
+		req.Header.Set("X-Request-Id", "req-rest-1")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if got := resp.Header.Values("X-Request-Id"); len(got) != 1 || got[0] != "req-rest-1" || resp.StatusCode != 200 {
+			t.Errorf("status %d, X-Request-Id = %v, want [req-rest-1]", resp.StatusCode, got)
+		}
+		lines := logLines(ts, "request_id=req-rest-1")
+		access := append(filterMsg(lines, "msg=http"), filterMsg(lines, "msg=rpc")...)
+		if len(access) != 1 || !strings.Contains(access[0], "rpc=/linkd.v1.LinkService/CreateLinkToken") ||
+			!strings.Contains(access[0], "plaid_request_id=") || !strings.Contains(access[0], `route="POST /v1/link/token/create"`) {
+			t.Errorf("access-log lines = %q, want one naming the route, the RPC and Plaid's request_id", access)
+		}
+	})
+	t.Run("REST404", func(t *testing.T) {
+		req, _ := http.NewRequest("GET", ts.BaseURL+"/v2/nothing/here", nil)
+		req.Header.Set("X-Request-Id", "req-404")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 404 || resp.Header.Get("X-Request-Id") != "req-404" {
+			t.Errorf("status %d, X-Request-Id %q", resp.StatusCode, resp.Header.Get("X-Request-Id"))
+		}
+		if lines := logLines(ts, "request_id=req-404"); len(lines) != 1 || !strings.Contains(lines[0], "status=404") || !strings.Contains(lines[0], "route=unmatched") {
+			t.Errorf("404 log lines = %q", lines)
+		}
+	})
+	t.Run("BadIDReplaced", func(t *testing.T) {
+		req, _ := http.NewRequest("GET", ts.BaseURL+"/healthz", nil)
+		req.Header.Set("X-Request-Id", "has spaces\tand=tabs")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if got := resp.Header.Get("X-Request-Id"); got == "" || strings.ContainsAny(got, " \t=") {
+			t.Errorf("X-Request-Id = %q, want a generated one", got)
+		}
+	})
+}
+
+func filterMsg(lines []string, msg string) []string {
+	var out []string
+	for _, l := range lines {
+		if strings.Contains(l, " "+msg+" ") {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// TestLinkd_Probes: /livez and /readyz on the admin listener; a data disk
+// with less free space than -min-free-disk makes /readyz and gRPC health
+// report not ready.
+func TestLinkd_Probes(t *testing.T) {
+	t.Run("Ready", func(t *testing.T) {
+		ts := MustStartServer(t)
+		for _, p := range []string{"/livez", "/readyz"} {
+			if code, body := ts.adminGet(t, p, ""); code != 200 {
+				t.Errorf("GET %s = %d %s", p, code, body)
+			}
+		}
+		if code, _ := ts.adminGet(t, "/debug/pprof/", ""); code != 200 {
+			t.Errorf("GET /debug/pprof/ = %d", code)
+		}
+	})
+	t.Run("DiskFull", func(t *testing.T) {
+		ts := MustStartServer(t, "LINKD_MIN_FREE_DISK=1000000TiB")
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			code, body := ts.adminGet(t, "/readyz", "")
+			if code == http.StatusServiceUnavailable && strings.Contains(body, "disk") {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("GET /readyz = %d %s, want 503 naming the disk", code, body)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		if code, _ := ts.adminGet(t, "/livez", ""); code != 200 {
+			t.Errorf("GET /livez = %d: a full disk is not a reason to restart", code)
+		}
+		resp, err := healthpb.NewHealthClient(ts.healthConn(t)).Check(context.Background(), &healthpb.HealthCheckRequest{})
+		if err != nil || resp.GetStatus() != healthpb.HealthCheckResponse_NOT_SERVING {
+			t.Errorf("health Check = %v, %v, want NOT_SERVING", resp, err)
+		}
+	})
+}
+
+// healthConn returns a plain gRPC connection to linkd, closed at cleanup.
+func (ts *testServer) healthConn(t *testing.T) *grpc.ClientConn {
+	t.Helper()
+	conn, err := grpc.NewClient(ts.GRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return conn
+}
+
+// TestMain_Close_HealthWatch: an open health Watch stream hears
+// NOT_SERVING and ends at shutdown instead of holding Close for its whole
+// budget (it used to cost 10 s).
+func TestMain_Close_HealthWatch(t *testing.T) {
+	ts := MustStartServer(t)
+	stream, err := healthpb.NewHealthClient(ts.healthConn(t)).Watch(context.Background(), &healthpb.HealthCheckRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if first, err := stream.Recv(); err != nil || first.GetStatus() != healthpb.HealthCheckResponse_SERVING {
+		t.Fatalf("first Watch status = %v, %v", first, err)
+	}
+	start := time.Now()
+	if err := ts.Main.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("Close with an open Watch took %v", d)
+	}
+	if next, err := stream.Recv(); err != nil || next.GetStatus() != healthpb.HealthCheckResponse_NOT_SERVING {
+		t.Errorf("Watch after Close = %v, %v, want NOT_SERVING", next, err)
+	}
+	if _, err := stream.Recv(); err == nil {
+		t.Error("Watch stream still open after Close")
+	}
+}
+
+// TestMain_Close_DrainDelay: during the drain delay linkd reports not
+// ready yet still serves calls, then stops.
+func TestMain_Close_DrainDelay(t *testing.T) {
+	ts := MustStartServer(t)
+	ts.Config.DrainDelay = 500 * time.Millisecond
+	c := ts.GRPC(t)
+	closed := make(chan error, 1)
+	go func() { closed <- ts.Main.Close() }()
+	time.Sleep(100 * time.Millisecond)
+	if code, _ := ts.adminGet(t, "/readyz", ""); code != http.StatusServiceUnavailable {
+		t.Errorf("GET /readyz while draining = %d, want 503", code)
+	}
+	if _, err := c.ParseRedirect(context.Background(), &linkdv1.ParseRedirectRequest{Url: docConnectedURL}); err != nil {
+		t.Errorf("ParseRedirect while draining: %v", err)
+	}
+	if err := <-closed; err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+}
+
+// TestLinkd_Backup: GET /backup on the admin listener needs the API key
+// and streams a file that passes bbolt's check and opens as linkd's store
+// with the Items it had.
+func TestLinkd_Backup(t *testing.T) {
+	ts := MustStartServer(t)
+	item := mustConnect(t, ts.GRPC(t), "backup-user", "sess-backup")
+	if code, _ := ts.adminGet(t, "/backup", ""); code != http.StatusUnauthorized {
+		t.Errorf("GET /backup without a key = %d, want 401", code)
+	}
+	if code, _ := ts.adminGet(t, "/backup", "not-the-key"); code != http.StatusUnauthorized {
+		t.Errorf("GET /backup with a wrong key = %d, want 401", code)
+	}
+	code, body := ts.adminGet(t, "/backup", ts.APIKey)
+	if code != 200 {
+		t.Fatalf("GET /backup = %d", code)
+	}
+	dir := t.TempDir()
+	path := filepath.Join(dir, "linkd.db")
+	if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := store.CheckFile(path); err != nil {
+		t.Fatalf("CheckFile(backup): %v", err)
+	}
+	// The backup serves as a data directory of its own, with the same keys.
+	key, _ := os.ReadFile(filepath.Join(ts.Config.DataDir, "master.key"))
+	os.WriteFile(filepath.Join(dir, "master.key"), key, 0o600)
+	restored := mustStartServerIn(t, dir, nil)
+	got, err := restored.GRPC(t).GetItem(context.Background(), &linkdv1.GetItemRequest{ItemId: item.GetItemId()})
+	if err != nil || got.GetItem().GetClientUserId() != "backup-user" {
+		t.Errorf("GetItem from the restored backup = %v, %v", got, err)
+	}
+}
+
+// unwritableStore is a store whose every write fails, as a full or
+// read-only disk or a lost database makes it.
+type unwritableStore struct{ linkd.Store }
+
+func (unwritableStore) TryLease(context.Context, string, string, time.Time, time.Duration) (bool, error) {
+	return false, linkd.Errorf(linkd.EUNAVAILABLE, "disk I/O error")
+}
+
+// TestMain_WatchStore_Unwritable: a store that refuses writes makes
+// /readyz's reason and gRPC health NOT_SERVING at the first probe.
+func TestMain_WatchStore_Unwritable(t *testing.T) {
+	hs := health.NewServer()
+	m := &Main{Config: Config{DataDir: t.TempDir()}, db: unwritableStore{}, Now: time.Now, log: slog.New(slog.DiscardHandler), health: hs}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { m.watchStore(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+	deadline := time.Now().Add(5 * time.Second)
+	for m.ready.err() == nil && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := m.ready.err(); err == nil || !strings.Contains(err.Error(), "store not writable") {
+		t.Fatalf("readiness = %v, want store not writable", err)
+	}
+	resp, err := hs.Check(ctx, &healthpb.HealthCheckRequest{Service: linkdv1.LinkService_ServiceDesc.ServiceName})
+	if err != nil || resp.GetStatus() != healthpb.HealthCheckResponse_NOT_SERVING {
+		t.Errorf("health = %v, %v, want NOT_SERVING", resp, err)
+	}
+}

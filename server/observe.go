@@ -1,0 +1,313 @@
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/peer"
+	"google.golang.org/grpc/status"
+
+	"github.com/linkd/linkd"
+)
+
+// RequestIDHeader names the request id in REST headers and gRPC metadata,
+// both ways: a caller's is kept, a call without one gets one, and every
+// response carries it.
+const RequestIDHeader = "x-request-id"
+
+// UnmatchedRoute is the route label of an HTTP request no route matched.
+const UnmatchedRoute = "unmatched"
+
+// Telemetry writes one access-log line per call, gRPC or REST, and
+// reports each HTTP request to ObserveHTTP. Pass the same one to
+// NewGRPCServer and NewHTTPHandler: a REST call and the gRPC call the
+// gateway makes for it then share one request id and one log line.
+type Telemetry struct {
+	// Logger receives the access log; slog.Default() when nil. Give it a
+	// handler wrapped by linkd.LogHandler so that every line of a call
+	// carries its request id.
+	Logger *slog.Logger
+	// ObserveHTTP, when set, is called after every HTTP request with its
+	// route (the matched pattern, UnmatchedRoute for none), method and
+	// status. It must be quick.
+	ObserveHTTP func(route, method string, status int, d time.Duration)
+
+	// rest holds the CallInfo of REST calls in flight by request id, for
+	// the gRPC half of each to fill in.
+	rest sync.Map
+}
+
+func (t *Telemetry) logger() *slog.Logger {
+	if t == nil || t.Logger == nil {
+		return slog.Default()
+	}
+	return t.Logger
+}
+
+// newRequestID returns a random request id.
+func newRequestID() string {
+	b := make([]byte, 12)
+	rand.Read(b) // never fails: crypto/rand crashes the program instead
+	return hex.EncodeToString(b)
+}
+
+// validRequestID reports whether a caller's request id may be kept: short
+// and plain, since it goes into every log line.
+func validRequestID(id string) bool {
+	if id == "" || len(id) > 128 {
+		return false
+	}
+	for _, c := range id {
+		if c <= ' ' || c > '~' || c == '"' || c == '\\' {
+			return false
+		}
+	}
+	return true
+}
+
+// isProbe reports whether a gRPC method or HTTP path is a health probe,
+// which logs at debug: they come every few seconds.
+func isProbe(name string) bool {
+	return strings.HasPrefix(name, "/"+healthpb.Health_ServiceDesc.ServiceName+"/") ||
+		name == "/healthz" || name == "/livez" || name == "/readyz"
+}
+
+// fromGateway reports whether a gRPC call came through the
+// GatewayListener, i.e. is the gRPC half of a REST call.
+func fromGateway(ctx context.Context) bool {
+	p, ok := peer.FromContext(ctx)
+	return ok && p.Addr != nil && p.Addr.Network() == "bufconn"
+}
+
+// unary gives every gRPC call its request id (returned in the header
+// metadata) and a CallInfo, and logs it once: a direct call here, the
+// gRPC half of a REST call in the HTTP middleware.
+func (t *Telemetry) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, next grpc.UnaryHandler) (any, error) {
+	start := time.Now()
+	var id string
+	if md, ok := metadata.FromIncomingContext(ctx); ok {
+		if v := md.Get(RequestIDHeader); len(v) > 0 {
+			id = v[0]
+		}
+	}
+	var call *linkd.CallInfo
+	rest := false
+	if t != nil && id != "" && fromGateway(ctx) {
+		if v, ok := t.rest.Load(id); ok {
+			call, rest = v.(*linkd.CallInfo), true
+		}
+	}
+	if call == nil {
+		if !validRequestID(id) {
+			id = newRequestID()
+		}
+		call = &linkd.CallInfo{RequestID: id}
+	}
+	ctx = linkd.WithCallInfo(ctx, call)
+	grpc.SetHeader(ctx, metadata.Pairs(RequestIDHeader, id))
+	resp, err := next(ctx, req)
+	code := status.Code(err)
+	if rest {
+		call.SetRPC(info.FullMethod, code.String())
+		return resp, err
+	}
+	level := slog.LevelInfo
+	switch {
+	case code == codes.Internal || code == codes.Unknown:
+		level = slog.LevelError
+	case isProbe(info.FullMethod):
+		level = slog.LevelDebug
+	}
+	t.logger().Log(ctx, level, "rpc", "method", info.FullMethod, "code", code.String(), "duration", time.Since(start))
+	return resp, err
+}
+
+// statusRecorder remembers the status an HTTP handler wrote.
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (r *statusRecorder) WriteHeader(code int) {
+	if r.status == 0 {
+		r.status = code
+	}
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *statusRecorder) Write(b []byte) (int, error) {
+	if r.status == 0 {
+		r.status = http.StatusOK
+	}
+	return r.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach Flush and deadlines.
+func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
+
+// Handler wraps an HTTP handler: it gives each request its request id
+// (returned in X-Request-Id) and a CallInfo, writes its one access-log
+// line (404s included), and reports it to ObserveHTTP. The route is the
+// pattern that matched, set by gatewayRoute or routeLabel, or
+// UnmatchedRoute.
+func (t *Telemetry) Handler(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		id := r.Header.Get(RequestIDHeader)
+		if !validRequestID(id) {
+			id = newRequestID()
+		}
+		call := &linkd.CallInfo{RequestID: id}
+		if _, taken := t.rest.LoadOrStore(id, call); taken {
+			// Two calls in flight with one caller id: the second gets its
+			// own, so neither's log line takes the other's Plaid calls.
+			id = newRequestID()
+			call = &linkd.CallInfo{RequestID: id}
+			t.rest.Store(id, call)
+		}
+		defer t.rest.Delete(id)
+		r.Header.Set(RequestIDHeader, id)
+		w.Header().Set(RequestIDHeader, id)
+		rec := &statusRecorder{ResponseWriter: w}
+		r = r.WithContext(linkd.WithCallInfo(r.Context(), call))
+		next.ServeHTTP(rec, r)
+		d := time.Since(start)
+		if rec.status == 0 {
+			rec.status = http.StatusOK
+		}
+		route := call.Route()
+		if route == "" {
+			route = UnmatchedRoute
+		}
+		if t.ObserveHTTP != nil {
+			t.ObserveHTTP(route, r.Method, rec.status, d)
+		}
+		level := slog.LevelInfo
+		switch {
+		case rec.status >= 500:
+			level = slog.LevelError
+		case isProbe(r.URL.Path):
+			level = slog.LevelDebug
+		}
+		attrs := []any{"method", r.Method, "route", route, "status", rec.status, "duration", d}
+		if route == UnmatchedRoute {
+			// What was asked for, cut short: a 404's only clue.
+			attrs = append(attrs, "path", truncate(r.URL.Path, 80))
+		}
+		if m, code := call.RPC(); m != "" {
+			attrs = append(attrs, "rpc", m, "code", code)
+		}
+		t.logger().Log(r.Context(), level, "http", attrs...)
+	})
+}
+
+// gatewayRoute records the gateway pattern a REST request matched, as
+// "METHOD /pattern", in its CallInfo: a route label without ids in it.
+func gatewayRoute(next runtime.HandlerFunc) runtime.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request, params map[string]string) {
+		if p, ok := runtime.HTTPPattern(r.Context()); ok {
+			if c := linkd.CallInfoFrom(r.Context()); c != nil {
+				// "/v1/items/{item_id=*}" reads as the proto's
+				// "/v1/items/{item_id}".
+				c.SetRoute(r.Method + " " + strings.ReplaceAll(p.String(), "=*}", "}"))
+			}
+		}
+		next(w, r, params)
+	}
+}
+
+// routeLabel records pattern as the route of the requests h serves.
+func routeLabel(pattern string, h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if c := linkd.CallInfoFrom(r.Context()); c != nil {
+			c.SetRoute(pattern)
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// gatewayHeaders forwards the request id to gRPC metadata; other headers
+// as grpc-gateway does by default.
+func gatewayHeaders(key string) (string, bool) {
+	if strings.EqualFold(key, RequestIDHeader) {
+		return RequestIDHeader, true
+	}
+	return runtime.DefaultHeaderMatcher(key)
+}
+
+// gatewayResponseHeaders drops the request id from the gRPC header
+// metadata the gateway would copy (Handler has set X-Request-Id already).
+func gatewayResponseHeaders(key string) (string, bool) {
+	if strings.EqualFold(key, RequestIDHeader) {
+		return "", false
+	}
+	return runtime.MetadataHeaderPrefix + key, true
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}
+
+// HealthWatchers ends open health Watch streams when shutdown begins.
+// health.Server.Shutdown sends NOT_SERVING to watchers but leaves their
+// streams open, and GracefulStop waits for every stream, so one idle
+// watcher used to hold shutdown for its whole budget.
+type HealthWatchers struct {
+	once    sync.Once
+	closing chan struct{}
+}
+
+// NewHealthWatchers returns HealthWatchers for GRPCOptions.
+func NewHealthWatchers() *HealthWatchers {
+	return &HealthWatchers{closing: make(chan struct{})}
+}
+
+// Close ends every open Watch stream, and any opened later, with
+// UNAVAILABLE. Call it after the health server reports NOT_SERVING, so
+// watchers hear that first.
+func (h *HealthWatchers) Close() {
+	h.once.Do(func() { close(h.closing) })
+}
+
+// stream ends health Watch streams when Close is called.
+func (h *HealthWatchers) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, next grpc.StreamHandler) error {
+	if h == nil || info.FullMethod != healthpb.Health_Watch_FullMethodName {
+		return next(srv, ss)
+	}
+	ctx, cancel := context.WithCancel(ss.Context())
+	defer cancel()
+	go func() {
+		select {
+		case <-h.closing:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	err := next(srv, watchStream{ss, ctx})
+	if ss.Context().Err() == nil && ctx.Err() != nil {
+		return status.Error(codes.Unavailable, "server shutting down")
+	}
+	return err
+}
+
+// watchStream is a ServerStream with a context that ends at shutdown.
+type watchStream struct {
+	grpc.ServerStream
+	ctx context.Context
+}
+
+func (w watchStream) Context() context.Context { return w.ctx }
