@@ -40,10 +40,10 @@ type Config struct {
 type Server struct {
 	linkdv1.UnimplementedLinkServiceServer
 
-	svc      *service.Service
-	webhooks *webhook.Verifier
-	log      *slog.Logger
-	now      func() time.Time
+	svc       *service.Service
+	webhooks  *webhook.Verifier
+	log       *slog.Logger
+	now       func() time.Time
 	onWebhook func(webhookType, verification string)
 }
 

@@ -1,9 +1,9 @@
 package server
 
 import (
+	"encoding/json"
 	"io"
 	"net/http"
-	"encoding/json"
 	"regexp"
 
 	"github.com/linkd/linkd"
