@@ -7,6 +7,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 )
@@ -63,6 +64,7 @@ func (c *InProcessConn) Invoke(ctx context.Context, method string, args, reply a
 	md, _ := metadata.FromOutgoingContext(ctx)
 	stream := &inprocStream{method: method}
 	sctx := grpc.NewContextWithServerTransportStream(metadata.NewIncomingContext(ctx, md.Copy()), stream)
+	sctx = peer.NewContext(sctx, &peer.Peer{Addr: InProcessAddr{}, LocalAddr: InProcessAddr{}})
 	in, ok := args.(proto.Message)
 	if !ok {
 		return status.Errorf(codes.Internal, "request of %s is not a protobuf message", method)
@@ -93,6 +95,28 @@ func (c *InProcessConn) Invoke(ctx context.Context, method string, args, reply a
 // streaming method.
 func (c *InProcessConn) NewStream(context.Context, *grpc.StreamDesc, string, ...grpc.CallOption) (grpc.ClientStream, error) {
 	return nil, status.Error(codes.Unimplemented, "streams are not served in process")
+}
+
+// InProcessAddr is the peer address of a call made through an
+// InProcessConn (the gRPC half of a REST call): its network is
+// "inprocess".
+type InProcessAddr struct{}
+
+// Network implements net.Addr.
+func (InProcessAddr) Network() string { return "inprocess" }
+
+// String implements net.Addr.
+func (InProcessAddr) String() string { return "linkd-gateway" }
+
+// IsInProcess reports whether ctx is a call made through an
+// InProcessConn.
+func IsInProcess(ctx context.Context) bool {
+	p, ok := peer.FromContext(ctx)
+	if !ok {
+		return false
+	}
+	_, in := p.Addr.(InProcessAddr)
+	return in
 }
 
 // inprocStream collects the headers and trailers a handler sets.

@@ -15,7 +15,6 @@ import (
 	"google.golang.org/grpc/codes"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
-	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 
 	"github.com/linkd/linkd"
@@ -83,12 +82,9 @@ func isProbe(name string) bool {
 		name == "/healthz" || name == "/livez" || name == "/readyz"
 }
 
-// fromGateway reports whether a gRPC call came through the
-// GatewayListener, i.e. is the gRPC half of a REST call.
-func fromGateway(ctx context.Context) bool {
-	p, ok := peer.FromContext(ctx)
-	return ok && p.Addr != nil && p.Addr.Network() == "bufconn"
-}
+// fromGateway reports whether a gRPC call came through the REST gateway's
+// InProcessConn, i.e. is the gRPC half of a REST call.
+func fromGateway(ctx context.Context) bool { return IsInProcess(ctx) }
 
 // unary gives every gRPC call its request id (returned in the header
 // metadata) and a CallInfo, and logs it once: a direct call here, the

@@ -9,6 +9,7 @@ import (
 	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 	"go.opentelemetry.io/otel/attribute"
+	otelcodes "go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/sdk/resource"
@@ -16,6 +17,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/status"
 )
 
 // Tracing is linkd's OpenTelemetry tracing: W3C trace context taken from
@@ -88,9 +90,24 @@ func (t *Tracing) GRPCServerOption() grpc.ServerOption {
 	return grpc.StatsHandler(otelgrpc.NewServerHandler(otelgrpc.WithTracerProvider(t.provider), otelgrpc.WithPropagators(t.prop)))
 }
 
-// GatewayDialOption carries a REST call's trace into its gRPC half.
-func (t *Tracing) GatewayDialOption() grpc.DialOption {
-	return grpc.WithStatsHandler(otelgrpc.NewClientHandler(otelgrpc.WithTracerProvider(t.provider), otelgrpc.WithPropagators(t.prop)))
+// InProcessUnary traces the gRPC half of REST calls, which the REST
+// gateway makes in process (inProcess reports those) and so no gRPC stats
+// handler sees: one server span per call, named as otelgrpc names them,
+// inside the HTTP request's span.
+func (t *Tracing) InProcessUnary(inProcess func(context.Context) bool) grpc.UnaryServerInterceptor {
+	tracer := t.provider.Tracer("github.com/linkd/linkd")
+	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, next grpc.UnaryHandler) (any, error) {
+		if !inProcess(ctx) {
+			return next(ctx, req)
+		}
+		ctx, span := tracer.Start(ctx, strings.TrimPrefix(info.FullMethod, "/"), trace.WithSpanKind(trace.SpanKindServer))
+		defer span.End()
+		resp, err := next(ctx, req)
+		if err != nil {
+			span.SetStatus(otelcodes.Error, status.Code(err).String())
+		}
+		return resp, err
+	}
 }
 
 // WrapHTTP traces every HTTP request, continuing the caller's trace.

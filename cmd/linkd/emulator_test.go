@@ -43,7 +43,7 @@ func MustStartReplica(tb testing.TB, emu *EmulatorMain, clientID, secret string)
 	m := NewMain()
 	logs := &syncBuffer{}
 	m.LogOutput = logs
-	args := []string{"-grpc-addr", "127.0.0.1:0", "-http-addr", "127.0.0.1:0", "-data-dir", dataDir,
+	args := []string{"-grpc-addr", "127.0.0.1:0", "-http-addr", "127.0.0.1:0", "-admin-addr", "127.0.0.1:0", "-drain-delay", "0", "-data-dir", dataDir,
 		"-plaid-base-url", emu.URL(), "-link-url", emu.LinkURL()}
 	if err := m.ParseFlags(args, func(k string) string { return vars[k] }); err != nil {
 		tb.Fatalf("ParseFlags: %v", err)

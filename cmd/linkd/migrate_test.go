@@ -16,7 +16,7 @@ func startMain(t *testing.T, dataDir string, vars map[string]string) *Main {
 	t.Helper()
 	m := NewMain()
 	m.LogOutput = &syncBuffer{}
-	args := []string{"-grpc-addr", "127.0.0.1:0", "-http-addr", "127.0.0.1:0", "-data-dir", dataDir}
+	args := []string{"-grpc-addr", "127.0.0.1:0", "-http-addr", "127.0.0.1:0", "-admin-addr", "127.0.0.1:0", "-drain-delay", "0", "-data-dir", dataDir}
 	if err := m.ParseFlags(args, func(k string) string { return vars[k] }); err != nil {
 		t.Fatalf("ParseFlags: %v", err)
 	}

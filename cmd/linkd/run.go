@@ -213,6 +213,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	}
 	if m.tracing != nil {
 		gopts.ServerOptions = append(gopts.ServerOptions, m.tracing.GRPCServerOption())
+		gopts.Unary = append(gopts.Unary, m.tracing.InProcessUnary(server.IsInProcess))
 		hopts.Wrap = m.tracing.WrapHTTP
 	}
 	if m.grpc, m.health, err = server.NewGRPCServer(m.rpc, gopts); err != nil {
@@ -247,7 +248,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 			m.log.Error("gRPC server stopped", "err", err)
 		}
 	}()
-	m.wg.Add(3)
+	m.wg.Add(4)
 	go func() {
 		defer m.wg.Done()
 		m.svc.RunJobs(ctx, service.Jobs{Retention: c.Retention})
