@@ -85,7 +85,13 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if m.Now == nil {
 		m.Now = time.Now
 	}
+	if err := m.checkDataDir(); err != nil {
+		return err
+	}
 	if m.db, err = m.openStore(ctx); err != nil {
+		return m.damagedFile(err)
+	}
+	if err := m.checkStore(ctx); err != nil {
 		return err
 	}
 	if err := m.checkKeys(ctx); err != nil {
