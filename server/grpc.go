@@ -67,18 +67,21 @@ func NewGRPCServer(svc linkdv1.LinkServiceServer, opts GRPCOptions) (*grpc.Serve
 	if opts.TLS != nil {
 		serverOpts = append(serverOpts, grpc.Creds(gatewayOrTLS{credentials.NewTLS(opts.TLS)}))
 	}
+	codec := newUTF8Codec()
 	srv := grpc.NewServer(append(serverOpts,
 		grpc.MaxRecvMsgSize(MaxRequestBytes),
+		grpc.ForceServerCodecV2(codec),
 		// Stop waits for running handlers too, so none can start storing an
 		// exchanged Item after shutdown closed the store.
 		grpc.WaitForHandlers(true),
 		grpc.ChainUnaryInterceptor(
 			logUnary(log),
 			recoverUnary(log),
+			codec.rejectInvalidUTF8,
 			authUnary(auth),
 			errorUnary(log),
 		),
-		grpc.ChainStreamInterceptor(authStream(auth)),
+		grpc.ChainStreamInterceptor(codec.rejectInvalidUTF8Stream, authStream(auth)),
 	)...)
 	linkdv1.RegisterLinkServiceServer(srv, svc)
 	hs := health.NewServer()

@@ -46,19 +46,21 @@ func NewHTTPHandler(ctx context.Context, gateway *GatewayListener, routes ...Rou
 			UnmarshalOptions: protojson.UnmarshalOptions{},
 		}),
 		runtime.WithHealthzEndpoint(healthpb.NewHealthClient(conn)),
+		runtime.WithErrorHandler(gatewayErrors),
+		runtime.WithRoutingErrorHandler(loadRouteMethods().routingErrors),
 	)
 	if err := linkdv1gw.RegisterLinkServiceHandler(ctx, mux, conn); err != nil {
 		return nil, fmt.Errorf("register gateway: %w", err)
 	}
 	if len(routes) == 0 {
-		return limitBody(mux), nil
+		return limitURI(limitBody(mux)), nil
 	}
 	top := http.NewServeMux()
 	top.Handle("/", mux)
 	for _, r := range routes {
 		top.Handle(r.Pattern, r.Handler)
 	}
-	return limitBody(top), nil
+	return limitURI(limitBody(top)), nil
 }
 
 // limitBody refuses bodies over MaxRequestBytes: at once when the length is
