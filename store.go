@@ -180,6 +180,11 @@ type NewItem struct {
 	// (created when missing) in the same transaction, after the session's
 	// item_id is set to the Item unless it names another stored Item.
 	Session func(s *linkdv1.LinkSession) (bool, error)
+	// SessionKey, when set, is the key of the session Session applies to
+	// (and whose item_id is set), instead of the Item's link_session_id: a
+	// session filed apart from another user's record of the same id (see
+	// service.sessionKey).
+	SessionKey string
 	// RefreshAt, when not zero, queues a refresh of the Item's accounts
 	// and institution from Plaid, due then (DueItemRefreshes).
 	RefreshAt time.Time
@@ -256,4 +261,13 @@ type Importer interface {
 	Import(ctx context.Context, records []Record) error
 	// CountRecords counts the store's records by kind.
 	CountRecords(ctx context.Context) (RecordCounts, error)
+}
+
+// SessionID returns the key of the session PutItem files the Item in:
+// SessionKey, or the Item's link_session_id; "" for none.
+func (n NewItem) SessionID() string {
+	if n.SessionKey != "" {
+		return n.SessionKey
+	}
+	return n.Item.GetLinkSessionId()
 }

@@ -30,7 +30,10 @@ type RedirectOutcome struct {
 // exchange claim, then the Item with its session.
 func (s *Service) SubmitRedirect(ctx context.Context, tok *storagev1.StoredLinkToken, r *linkdv1.WebviewRedirect) (RedirectOutcome, error) {
 	var out RedirectOutcome
-	sessionID := linkd.RedirectSessionID(r)
+	sessionID, err := s.sessionKey(ctx, linkd.RedirectSessionID(r), tok.GetClientUserId())
+	if err != nil {
+		return out, err
+	}
 	merge := linkd.MergeRedirect(tok.GetLinkToken(), tok.GetClientUserId(), r, s.now())
 	connected := r.GetConnected()
 	if connected != nil && tok.GetItemId() == "" {
@@ -41,7 +44,7 @@ func (s *Service) SubmitRedirect(ctx context.Context, tok *storagev1.StoredLinkT
 		}
 		item, stored, err := s.exchange(ctx, exchangeRequest{
 			publicToken: connected.GetPublicToken(), clientUserID: tok.GetClientUserId(),
-			connected: connected, merge: merge,
+			connected: connected, merge: merge, sessionKey: sessionID,
 		})
 		if !stored {
 			// The redirect is recorded whatever the exchange did (a
@@ -118,10 +121,6 @@ func (s *Service) recordRedirect(ctx context.Context, sessionID string, merge fu
 	return err
 }
 
-// GetLinkSession returns a recorded Link session, or ENOTFOUND.
-func (s *Service) GetLinkSession(ctx context.Context, linkSessionID string) (*linkdv1.LinkSession, error) {
-	return s.store.GetLinkSession(ctx, linkSessionID)
-}
 
 // LinkToken returns a link token linkd issued, or ENOTFOUND.
 func (s *Service) LinkToken(ctx context.Context, linkToken string) (*storagev1.StoredLinkToken, error) {

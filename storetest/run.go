@@ -520,6 +520,29 @@ func testPutItem(t *testing.T, fresh func(*testing.T) linkd.Store) {
 			t.Fatalf("session item_id = %q, want item-3 once item-1 is gone", sess.GetItemId())
 		}
 	})
+	// SessionKey files the Item in that session and leaves the record
+	// under the Item's link_session_id (another user's) as it was.
+	t.Run("SessionKey", func(t *testing.T) {
+		s := fresh(t)
+		mustUpdateSession(t, s, "sess-1", linkd.MergeRedirect("link-token-2", "user-2", event("sess-1", "OPEN", 1), at(1)))
+		before, err := s.GetLinkSession(ctx, "sess-1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		in := newItem("item-1", "user-1", 0)
+		in.LinkSessionId = "sess-1"
+		mustPutItem(t, s, linkd.NewItem{Item: in, SessionKey: "sess-1~own", Session: addEvent("sess-1", "HANDOFF", 5)})
+		if after, _ := s.GetLinkSession(ctx, "sess-1"); !proto.Equal(before, after) {
+			t.Fatalf("session under the Item's link_session_id changed:\n%v\n%v", before, after)
+		}
+		own, err := s.GetLinkSession(ctx, "sess-1~own")
+		if err != nil || own.GetItemId() != "item-1" || len(own.GetEvents()) != 1 {
+			t.Fatalf("session under SessionKey = %v, %v; want item-1 and the event", own, err)
+		}
+		if got, _ := s.GetItem(ctx, "item-1"); got.GetLinkSessionId() != "sess-1" {
+			t.Fatalf("Item link_session_id = %q, want sess-1", got.GetLinkSessionId())
+		}
+	})
 	// All or nothing: a failing session update stores nothing at all.
 	t.Run("Atomic", func(t *testing.T) {
 		s := fresh(t)
