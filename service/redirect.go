@@ -121,7 +121,6 @@ func (s *Service) recordRedirect(ctx context.Context, sessionID string, merge fu
 	return err
 }
 
-
 // LinkToken returns a link token linkd issued, or ENOTFOUND.
 func (s *Service) LinkToken(ctx context.Context, linkToken string) (*storagev1.StoredLinkToken, error) {
 	return s.store.GetLinkToken(ctx, linkToken)
