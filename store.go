@@ -94,6 +94,14 @@ type Store interface {
 	// DeleteItem deletes an Item, its sealed token, its queued refresh and
 	// its index entries; ENOTFOUND when there is none.
 	DeleteItem(ctx context.Context, itemID string) error
+	// DeleteUserRecords erases a user once its Items are gone at Plaid, in
+	// one transaction: its Items (each as DeleteItem), their webhooks, its
+	// Link sessions (and any naming its Items), its link tokens with their
+	// renewals, and its exchange claims. It returns what it deleted
+	// (nothing left is not an error: a second call counts zeros), and
+	// EPRECONDITION, deleting nothing, when the user has an Item not in
+	// removedItemIDs (one linked since the caller listed them).
+	DeleteUserRecords(ctx context.Context, clientUserID string, removedItemIDs []string) (RecordCounts, error)
 
 	// DueItemRefreshes returns up to limit item_ids whose refresh (queued
 	// by NewItem.Refresh) is due at now, oldest first.

@@ -314,6 +314,13 @@ func (db *DB) DeleteItem(ctx context.Context, itemID string) error {
 		return err
 	}
 	return db.update(ctx, "delete item", func(tx *bbolt.Tx) error {
+		return deleteItem(tx, itemID)
+	})
+}
+
+// deleteItem is DeleteItem in tx, for DeleteUserRecords too.
+func deleteItem(tx *bbolt.Tx, itemID string) error {
+	{
 		var item linkdv1.Item
 		if err := getItem(tx, itemID, &item); err != nil {
 			return err
@@ -332,7 +339,7 @@ func (db *DB) DeleteItem(ctx context.Context, itemID string) error {
 			return err
 		}
 		return deletePublicTokenUses(tx, itemID)
-	})
+	}
 }
 
 // deletePublicTokenUses deletes the uses of public tokens spent on an Item.
