@@ -55,6 +55,7 @@ var methodAccess = map[string]access{
 	linkdv1.LinkService_GetLinkConversion_FullMethodName:        serviceOnly,
 	linkdv1.LinkService_ResetSandboxItemLogin_FullMethodName:    serviceOnly,
 	linkdv1.LinkService_FireSandboxWebhook_FullMethodName:       serviceOnly,
+	linkdv1.LinkService_DeleteUserData_FullMethodName:           serviceOnly,
 }
 
 // userMayCall reports whether an end user may call method.

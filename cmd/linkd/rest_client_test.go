@@ -174,6 +174,14 @@ func (c *restClient) FireSandboxWebhook(ctx context.Context, in *linkdv1.FireSan
 	return out, nil
 }
 
+func (c *restClient) DeleteUserData(ctx context.Context, in *linkdv1.DeleteUserDataRequest, _ ...grpc.CallOption) (*linkdv1.DeleteUserDataResponse, error) {
+	out := &linkdv1.DeleteUserDataResponse{}
+	if err := c.call(ctx, http.MethodPost, "/v1/users/"+url.PathEscape(in.GetClientUserId())+"/delete", in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *restClient) GetLinkConversion(ctx context.Context, in *linkdv1.GetLinkConversionRequest, _ ...grpc.CallOption) (*linkdv1.GetLinkConversionResponse, error) {
 	q := url.Values{}
 	if in.GetSince() != nil {

@@ -2816,6 +2816,154 @@ func (x *GetLinkConversionResponse) GetAbandonedAtView() map[string]int64 {
 	return nil
 }
 
+// DeleteUserDataRequest names the end user to erase.
+type DeleteUserDataRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The end user's identifier in your app, as given to CreateLinkToken.
+	ClientUserId  string `protobuf:"bytes,1,opt,name=client_user_id,json=clientUserId,proto3" json:"client_user_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteUserDataRequest) Reset() {
+	*x = DeleteUserDataRequest{}
+	mi := &file_linkd_v1_link_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteUserDataRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteUserDataRequest) ProtoMessage() {}
+
+func (x *DeleteUserDataRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_linkd_v1_link_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteUserDataRequest.ProtoReflect.Descriptor instead.
+func (*DeleteUserDataRequest) Descriptor() ([]byte, []int) {
+	return file_linkd_v1_link_proto_rawDescGZIP(), []int{35}
+}
+
+func (x *DeleteUserDataRequest) GetClientUserId() string {
+	if x != nil {
+		return x.ClientUserId
+	}
+	return ""
+}
+
+// DeleteUserDataResponse says what the erasure removed. Counts are of this
+// call: a repeated call after a complete one answers zeros.
+type DeleteUserDataResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The erased end user.
+	ClientUserId string `protobuf:"bytes,1,opt,name=client_user_id,json=clientUserId,proto3" json:"client_user_id,omitempty"`
+	// Items Plaid removed at this call's /item/remove.
+	ItemsRemovedAtPlaid int32 `protobuf:"varint,2,opt,name=items_removed_at_plaid,json=itemsRemovedAtPlaid,proto3" json:"items_removed_at_plaid,omitempty"`
+	// Items Plaid no longer had (removed before, or ITEM_NOT_FOUND): removed
+	// here only.
+	ItemsAlreadyGoneAtPlaid int32 `protobuf:"varint,3,opt,name=items_already_gone_at_plaid,json=itemsAlreadyGoneAtPlaid,proto3" json:"items_already_gone_at_plaid,omitempty"`
+	// Items deleted from linkd, each with its sealed access token.
+	ItemsDeleted int32 `protobuf:"varint,4,opt,name=items_deleted,json=itemsDeleted,proto3" json:"items_deleted,omitempty"`
+	// Link sessions deleted.
+	LinkSessionsDeleted int32 `protobuf:"varint,5,opt,name=link_sessions_deleted,json=linkSessionsDeleted,proto3" json:"link_sessions_deleted,omitempty"`
+	// Link tokens deleted.
+	LinkTokensDeleted int32 `protobuf:"varint,6,opt,name=link_tokens_deleted,json=linkTokensDeleted,proto3" json:"link_tokens_deleted,omitempty"`
+	// Recorded Plaid webhooks about the user's Items deleted.
+	WebhooksDeleted int32 `protobuf:"varint,7,opt,name=webhooks_deleted,json=webhooksDeleted,proto3" json:"webhooks_deleted,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *DeleteUserDataResponse) Reset() {
+	*x = DeleteUserDataResponse{}
+	mi := &file_linkd_v1_link_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteUserDataResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteUserDataResponse) ProtoMessage() {}
+
+func (x *DeleteUserDataResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_linkd_v1_link_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteUserDataResponse.ProtoReflect.Descriptor instead.
+func (*DeleteUserDataResponse) Descriptor() ([]byte, []int) {
+	return file_linkd_v1_link_proto_rawDescGZIP(), []int{36}
+}
+
+func (x *DeleteUserDataResponse) GetClientUserId() string {
+	if x != nil {
+		return x.ClientUserId
+	}
+	return ""
+}
+
+func (x *DeleteUserDataResponse) GetItemsRemovedAtPlaid() int32 {
+	if x != nil {
+		return x.ItemsRemovedAtPlaid
+	}
+	return 0
+}
+
+func (x *DeleteUserDataResponse) GetItemsAlreadyGoneAtPlaid() int32 {
+	if x != nil {
+		return x.ItemsAlreadyGoneAtPlaid
+	}
+	return 0
+}
+
+func (x *DeleteUserDataResponse) GetItemsDeleted() int32 {
+	if x != nil {
+		return x.ItemsDeleted
+	}
+	return 0
+}
+
+func (x *DeleteUserDataResponse) GetLinkSessionsDeleted() int32 {
+	if x != nil {
+		return x.LinkSessionsDeleted
+	}
+	return 0
+}
+
+func (x *DeleteUserDataResponse) GetLinkTokensDeleted() int32 {
+	if x != nil {
+		return x.LinkTokensDeleted
+	}
+	return 0
+}
+
+func (x *DeleteUserDataResponse) GetWebhooksDeleted() int32 {
+	if x != nil {
+		return x.WebhooksDeleted
+	}
+	return 0
+}
+
 var File_linkd_v1_link_proto protoreflect.FileDescriptor
 
 const file_linkd_v1_link_proto_rawDesc = "" +
@@ -3039,7 +3187,17 @@ const file_linkd_v1_link_proto_rawDesc = "" +
 	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x01\x1aB\n" +
 	"\x14AbandonedAtViewEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x01*\xd7\x01\n" +
+	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x01\"=\n" +
+	"\x15DeleteUserDataRequest\x12$\n" +
+	"\x0eclient_user_id\x18\x01 \x01(\tR\fclientUserId\"\xe5\x02\n" +
+	"\x16DeleteUserDataResponse\x12$\n" +
+	"\x0eclient_user_id\x18\x01 \x01(\tR\fclientUserId\x123\n" +
+	"\x16items_removed_at_plaid\x18\x02 \x01(\x05R\x13itemsRemovedAtPlaid\x12<\n" +
+	"\x1bitems_already_gone_at_plaid\x18\x03 \x01(\x05R\x17itemsAlreadyGoneAtPlaid\x12#\n" +
+	"\ritems_deleted\x18\x04 \x01(\x05R\fitemsDeleted\x122\n" +
+	"\x15link_sessions_deleted\x18\x05 \x01(\x05R\x13linkSessionsDeleted\x12.\n" +
+	"\x13link_tokens_deleted\x18\x06 \x01(\x05R\x11linkTokensDeleted\x12)\n" +
+	"\x10webhooks_deleted\x18\a \x01(\x05R\x0fwebhooksDeleted*\xd7\x01\n" +
 	"\n" +
 	"ItemStatus\x12\x1b\n" +
 	"\x17ITEM_STATUS_UNSPECIFIED\x10\x00\x12\x14\n" +
@@ -3048,7 +3206,7 @@ const file_linkd_v1_link_proto_rawDesc = "" +
 	"\x1eITEM_STATUS_PENDING_EXPIRATION\x10\x03\x12\"\n" +
 	"\x1eITEM_STATUS_PENDING_DISCONNECT\x10\x04\x12\x17\n" +
 	"\x13ITEM_STATUS_REVOKED\x10\x05\x12\x15\n" +
-	"\x11ITEM_STATUS_ERROR\x10\x062\xfc\b\n" +
+	"\x11ITEM_STATUS_ERROR\x10\x062\xd1\t\n" +
 	"\vLinkService\x12V\n" +
 	"\x0fCreateLinkToken\x12 .linkd.v1.CreateLinkTokenRequest\x1a!.linkd.v1.CreateLinkTokenResponse\x12P\n" +
 	"\rParseRedirect\x12\x1e.linkd.v1.ParseRedirectRequest\x1a\x1f.linkd.v1.ParseRedirectResponse\x12S\n" +
@@ -3063,7 +3221,8 @@ const file_linkd_v1_link_proto_rawDesc = "" +
 	"\vResumeOAuth\x12\x1c.linkd.v1.ResumeOAuthRequest\x1a\x1d.linkd.v1.ResumeOAuthResponse\x12h\n" +
 	"\x15ResetSandboxItemLogin\x12&.linkd.v1.ResetSandboxItemLoginRequest\x1a'.linkd.v1.ResetSandboxItemLoginResponse\x12_\n" +
 	"\x12FireSandboxWebhook\x12#.linkd.v1.FireSandboxWebhookRequest\x1a$.linkd.v1.FireSandboxWebhookResponse\x12\\\n" +
-	"\x11GetLinkConversion\x12\".linkd.v1.GetLinkConversionRequest\x1a#.linkd.v1.GetLinkConversionResponseB_\n" +
+	"\x11GetLinkConversion\x12\".linkd.v1.GetLinkConversionRequest\x1a#.linkd.v1.GetLinkConversionResponse\x12S\n" +
+	"\x0eDeleteUserData\x12\x1f.linkd.v1.DeleteUserDataRequest\x1a .linkd.v1.DeleteUserDataResponseB_\n" +
 	"\fdev.linkd.v1B\tLinkProtoP\x01Z+github.com/linkd/linkd/gen/linkd/v1;linkdv1\xa2\x02\x03LKD\xaa\x02\bLinkd.V1\xba\x02\x03LKDb\x06proto3"
 
 var (
@@ -3079,7 +3238,7 @@ func file_linkd_v1_link_proto_rawDescGZIP() []byte {
 }
 
 var file_linkd_v1_link_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_linkd_v1_link_proto_msgTypes = make([]protoimpl.MessageInfo, 39)
+var file_linkd_v1_link_proto_msgTypes = make([]protoimpl.MessageInfo, 41)
 var file_linkd_v1_link_proto_goTypes = []any{
 	(ItemStatus)(0),                          // 0: linkd.v1.ItemStatus
 	(*LinkToken)(nil),                        // 1: linkd.v1.LinkToken
@@ -3117,32 +3276,34 @@ var file_linkd_v1_link_proto_goTypes = []any{
 	(*FireSandboxWebhookResponse)(nil),       // 33: linkd.v1.FireSandboxWebhookResponse
 	(*GetLinkConversionRequest)(nil),         // 34: linkd.v1.GetLinkConversionRequest
 	(*GetLinkConversionResponse)(nil),        // 35: linkd.v1.GetLinkConversionResponse
-	nil,                                      // 36: linkd.v1.WebviewRedirect.UnrecognizedParamsEntry
-	nil,                                      // 37: linkd.v1.GetLinkConversionResponse.ExitsByStatusEntry
-	nil,                                      // 38: linkd.v1.GetLinkConversionResponse.ExitsByErrorCodeEntry
-	nil,                                      // 39: linkd.v1.GetLinkConversionResponse.AbandonedAtViewEntry
-	(*timestamppb.Timestamp)(nil),            // 40: google.protobuf.Timestamp
+	(*DeleteUserDataRequest)(nil),            // 36: linkd.v1.DeleteUserDataRequest
+	(*DeleteUserDataResponse)(nil),           // 37: linkd.v1.DeleteUserDataResponse
+	nil,                                      // 38: linkd.v1.WebviewRedirect.UnrecognizedParamsEntry
+	nil,                                      // 39: linkd.v1.GetLinkConversionResponse.ExitsByStatusEntry
+	nil,                                      // 40: linkd.v1.GetLinkConversionResponse.ExitsByErrorCodeEntry
+	nil,                                      // 41: linkd.v1.GetLinkConversionResponse.AbandonedAtViewEntry
+	(*timestamppb.Timestamp)(nil),            // 42: google.protobuf.Timestamp
 }
 var file_linkd_v1_link_proto_depIdxs = []int32{
-	40, // 0: linkd.v1.LinkToken.expiration:type_name -> google.protobuf.Timestamp
+	42, // 0: linkd.v1.LinkToken.expiration:type_name -> google.protobuf.Timestamp
 	2,  // 1: linkd.v1.ConnectedResult.accounts:type_name -> linkd.v1.Account
 	3,  // 2: linkd.v1.ExitResult.error:type_name -> linkd.v1.LinkError
 	3,  // 3: linkd.v1.LinkEvent.error:type_name -> linkd.v1.LinkError
-	40, // 4: linkd.v1.LinkEvent.timestamp:type_name -> google.protobuf.Timestamp
-	40, // 5: linkd.v1.LinkEvent.issue_detected_at:type_name -> google.protobuf.Timestamp
+	42, // 4: linkd.v1.LinkEvent.timestamp:type_name -> google.protobuf.Timestamp
+	42, // 5: linkd.v1.LinkEvent.issue_detected_at:type_name -> google.protobuf.Timestamp
 	4,  // 6: linkd.v1.WebviewRedirect.connected:type_name -> linkd.v1.ConnectedResult
 	5,  // 7: linkd.v1.WebviewRedirect.exit:type_name -> linkd.v1.ExitResult
 	6,  // 8: linkd.v1.WebviewRedirect.event:type_name -> linkd.v1.LinkEvent
-	36, // 9: linkd.v1.WebviewRedirect.unrecognized_params:type_name -> linkd.v1.WebviewRedirect.UnrecognizedParamsEntry
+	38, // 9: linkd.v1.WebviewRedirect.unrecognized_params:type_name -> linkd.v1.WebviewRedirect.UnrecognizedParamsEntry
 	2,  // 10: linkd.v1.Item.accounts:type_name -> linkd.v1.Account
 	0,  // 11: linkd.v1.Item.status:type_name -> linkd.v1.ItemStatus
-	40, // 12: linkd.v1.Item.created_at:type_name -> google.protobuf.Timestamp
-	40, // 13: linkd.v1.Item.status_changed_at:type_name -> google.protobuf.Timestamp
+	42, // 12: linkd.v1.Item.created_at:type_name -> google.protobuf.Timestamp
+	42, // 13: linkd.v1.Item.status_changed_at:type_name -> google.protobuf.Timestamp
 	6,  // 14: linkd.v1.LinkSession.events:type_name -> linkd.v1.LinkEvent
 	4,  // 15: linkd.v1.LinkSession.connected:type_name -> linkd.v1.ConnectedResult
 	5,  // 16: linkd.v1.LinkSession.exit:type_name -> linkd.v1.ExitResult
-	40, // 17: linkd.v1.LinkSession.first_seen_at:type_name -> google.protobuf.Timestamp
-	40, // 18: linkd.v1.LinkSession.last_seen_at:type_name -> google.protobuf.Timestamp
+	42, // 17: linkd.v1.LinkSession.first_seen_at:type_name -> google.protobuf.Timestamp
+	42, // 18: linkd.v1.LinkSession.last_seen_at:type_name -> google.protobuf.Timestamp
 	1,  // 19: linkd.v1.CreateLinkTokenResponse.link_token:type_name -> linkd.v1.LinkToken
 	7,  // 20: linkd.v1.ParseRedirectResponse.redirect:type_name -> linkd.v1.WebviewRedirect
 	4,  // 21: linkd.v1.SubmitRedirectResponse.connected:type_name -> linkd.v1.ConnectedResult
@@ -3155,13 +3316,13 @@ var file_linkd_v1_link_proto_depIdxs = []int32{
 	0,  // 28: linkd.v1.ListItemsRequest.statuses:type_name -> linkd.v1.ItemStatus
 	8,  // 29: linkd.v1.ListItemsResponse.items:type_name -> linkd.v1.Item
 	9,  // 30: linkd.v1.GetLinkSessionResponse.session:type_name -> linkd.v1.LinkSession
-	40, // 31: linkd.v1.GetLinkConversionRequest.since:type_name -> google.protobuf.Timestamp
-	40, // 32: linkd.v1.GetLinkConversionRequest.until:type_name -> google.protobuf.Timestamp
-	40, // 33: linkd.v1.GetLinkConversionResponse.since:type_name -> google.protobuf.Timestamp
-	40, // 34: linkd.v1.GetLinkConversionResponse.until:type_name -> google.protobuf.Timestamp
-	37, // 35: linkd.v1.GetLinkConversionResponse.exits_by_status:type_name -> linkd.v1.GetLinkConversionResponse.ExitsByStatusEntry
-	38, // 36: linkd.v1.GetLinkConversionResponse.exits_by_error_code:type_name -> linkd.v1.GetLinkConversionResponse.ExitsByErrorCodeEntry
-	39, // 37: linkd.v1.GetLinkConversionResponse.abandoned_at_view:type_name -> linkd.v1.GetLinkConversionResponse.AbandonedAtViewEntry
+	42, // 31: linkd.v1.GetLinkConversionRequest.since:type_name -> google.protobuf.Timestamp
+	42, // 32: linkd.v1.GetLinkConversionRequest.until:type_name -> google.protobuf.Timestamp
+	42, // 33: linkd.v1.GetLinkConversionResponse.since:type_name -> google.protobuf.Timestamp
+	42, // 34: linkd.v1.GetLinkConversionResponse.until:type_name -> google.protobuf.Timestamp
+	39, // 35: linkd.v1.GetLinkConversionResponse.exits_by_status:type_name -> linkd.v1.GetLinkConversionResponse.ExitsByStatusEntry
+	40, // 36: linkd.v1.GetLinkConversionResponse.exits_by_error_code:type_name -> linkd.v1.GetLinkConversionResponse.ExitsByErrorCodeEntry
+	41, // 37: linkd.v1.GetLinkConversionResponse.abandoned_at_view:type_name -> linkd.v1.GetLinkConversionResponse.AbandonedAtViewEntry
 	10, // 38: linkd.v1.LinkService.CreateLinkToken:input_type -> linkd.v1.CreateLinkTokenRequest
 	12, // 39: linkd.v1.LinkService.ParseRedirect:input_type -> linkd.v1.ParseRedirectRequest
 	14, // 40: linkd.v1.LinkService.SubmitRedirect:input_type -> linkd.v1.SubmitRedirectRequest
@@ -3175,21 +3336,23 @@ var file_linkd_v1_link_proto_depIdxs = []int32{
 	30, // 48: linkd.v1.LinkService.ResetSandboxItemLogin:input_type -> linkd.v1.ResetSandboxItemLoginRequest
 	32, // 49: linkd.v1.LinkService.FireSandboxWebhook:input_type -> linkd.v1.FireSandboxWebhookRequest
 	34, // 50: linkd.v1.LinkService.GetLinkConversion:input_type -> linkd.v1.GetLinkConversionRequest
-	11, // 51: linkd.v1.LinkService.CreateLinkToken:output_type -> linkd.v1.CreateLinkTokenResponse
-	13, // 52: linkd.v1.LinkService.ParseRedirect:output_type -> linkd.v1.ParseRedirectResponse
-	15, // 53: linkd.v1.LinkService.SubmitRedirect:output_type -> linkd.v1.SubmitRedirectResponse
-	17, // 54: linkd.v1.LinkService.ExchangePublicToken:output_type -> linkd.v1.ExchangePublicTokenResponse
-	19, // 55: linkd.v1.LinkService.GetItem:output_type -> linkd.v1.GetItemResponse
-	21, // 56: linkd.v1.LinkService.ListItems:output_type -> linkd.v1.ListItemsResponse
-	23, // 57: linkd.v1.LinkService.RemoveItem:output_type -> linkd.v1.RemoveItemResponse
-	25, // 58: linkd.v1.LinkService.GetLinkSession:output_type -> linkd.v1.GetLinkSessionResponse
-	27, // 59: linkd.v1.LinkService.CreateSandboxPublicToken:output_type -> linkd.v1.CreateSandboxPublicTokenResponse
-	29, // 60: linkd.v1.LinkService.ResumeOAuth:output_type -> linkd.v1.ResumeOAuthResponse
-	31, // 61: linkd.v1.LinkService.ResetSandboxItemLogin:output_type -> linkd.v1.ResetSandboxItemLoginResponse
-	33, // 62: linkd.v1.LinkService.FireSandboxWebhook:output_type -> linkd.v1.FireSandboxWebhookResponse
-	35, // 63: linkd.v1.LinkService.GetLinkConversion:output_type -> linkd.v1.GetLinkConversionResponse
-	51, // [51:64] is the sub-list for method output_type
-	38, // [38:51] is the sub-list for method input_type
+	36, // 51: linkd.v1.LinkService.DeleteUserData:input_type -> linkd.v1.DeleteUserDataRequest
+	11, // 52: linkd.v1.LinkService.CreateLinkToken:output_type -> linkd.v1.CreateLinkTokenResponse
+	13, // 53: linkd.v1.LinkService.ParseRedirect:output_type -> linkd.v1.ParseRedirectResponse
+	15, // 54: linkd.v1.LinkService.SubmitRedirect:output_type -> linkd.v1.SubmitRedirectResponse
+	17, // 55: linkd.v1.LinkService.ExchangePublicToken:output_type -> linkd.v1.ExchangePublicTokenResponse
+	19, // 56: linkd.v1.LinkService.GetItem:output_type -> linkd.v1.GetItemResponse
+	21, // 57: linkd.v1.LinkService.ListItems:output_type -> linkd.v1.ListItemsResponse
+	23, // 58: linkd.v1.LinkService.RemoveItem:output_type -> linkd.v1.RemoveItemResponse
+	25, // 59: linkd.v1.LinkService.GetLinkSession:output_type -> linkd.v1.GetLinkSessionResponse
+	27, // 60: linkd.v1.LinkService.CreateSandboxPublicToken:output_type -> linkd.v1.CreateSandboxPublicTokenResponse
+	29, // 61: linkd.v1.LinkService.ResumeOAuth:output_type -> linkd.v1.ResumeOAuthResponse
+	31, // 62: linkd.v1.LinkService.ResetSandboxItemLogin:output_type -> linkd.v1.ResetSandboxItemLoginResponse
+	33, // 63: linkd.v1.LinkService.FireSandboxWebhook:output_type -> linkd.v1.FireSandboxWebhookResponse
+	35, // 64: linkd.v1.LinkService.GetLinkConversion:output_type -> linkd.v1.GetLinkConversionResponse
+	37, // 65: linkd.v1.LinkService.DeleteUserData:output_type -> linkd.v1.DeleteUserDataResponse
+	52, // [52:66] is the sub-list for method output_type
+	38, // [38:52] is the sub-list for method input_type
 	38, // [38:38] is the sub-list for extension type_name
 	38, // [38:38] is the sub-list for extension extendee
 	0,  // [0:38] is the sub-list for field type_name
@@ -3220,7 +3383,7 @@ func file_linkd_v1_link_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_linkd_v1_link_proto_rawDesc), len(file_linkd_v1_link_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   39,
+			NumMessages:   41,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

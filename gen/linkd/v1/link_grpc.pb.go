@@ -32,6 +32,7 @@ const (
 	LinkService_ResetSandboxItemLogin_FullMethodName    = "/linkd.v1.LinkService/ResetSandboxItemLogin"
 	LinkService_FireSandboxWebhook_FullMethodName       = "/linkd.v1.LinkService/FireSandboxWebhook"
 	LinkService_GetLinkConversion_FullMethodName        = "/linkd.v1.LinkService/GetLinkConversion"
+	LinkService_DeleteUserData_FullMethodName           = "/linkd.v1.LinkService/DeleteUserData"
 )
 
 // LinkServiceClient is the client API for LinkService service.
@@ -81,6 +82,14 @@ type LinkServiceClient interface {
 	// GetLinkConversion reports how Link sessions that started in a window
 	// went: how many converted, where and why the others left.
 	GetLinkConversion(ctx context.Context, in *GetLinkConversionRequest, opts ...grpc.CallOption) (*GetLinkConversionResponse, error)
+	// DeleteUserData erases an end user: each of the user's Items is removed
+	// at Plaid (/item/remove; an Item Plaid no longer has counts as removed),
+	// then every record linkd keeps of the user goes in one transaction:
+	// Items with their sealed access tokens, Link sessions, link tokens and
+	// the webhooks naming the Items. Idempotent: a call that failed part way
+	// (Plaid unavailable, a crash) is resumed by calling again, and a user
+	// with nothing left answers with zero counts. Services only.
+	DeleteUserData(ctx context.Context, in *DeleteUserDataRequest, opts ...grpc.CallOption) (*DeleteUserDataResponse, error)
 }
 
 type linkServiceClient struct {
@@ -221,6 +230,16 @@ func (c *linkServiceClient) GetLinkConversion(ctx context.Context, in *GetLinkCo
 	return out, nil
 }
 
+func (c *linkServiceClient) DeleteUserData(ctx context.Context, in *DeleteUserDataRequest, opts ...grpc.CallOption) (*DeleteUserDataResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DeleteUserDataResponse)
+	err := c.cc.Invoke(ctx, LinkService_DeleteUserData_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // LinkServiceServer is the server API for LinkService service.
 // All implementations must embed UnimplementedLinkServiceServer
 // for forward compatibility.
@@ -268,6 +287,14 @@ type LinkServiceServer interface {
 	// GetLinkConversion reports how Link sessions that started in a window
 	// went: how many converted, where and why the others left.
 	GetLinkConversion(context.Context, *GetLinkConversionRequest) (*GetLinkConversionResponse, error)
+	// DeleteUserData erases an end user: each of the user's Items is removed
+	// at Plaid (/item/remove; an Item Plaid no longer has counts as removed),
+	// then every record linkd keeps of the user goes in one transaction:
+	// Items with their sealed access tokens, Link sessions, link tokens and
+	// the webhooks naming the Items. Idempotent: a call that failed part way
+	// (Plaid unavailable, a crash) is resumed by calling again, and a user
+	// with nothing left answers with zero counts. Services only.
+	DeleteUserData(context.Context, *DeleteUserDataRequest) (*DeleteUserDataResponse, error)
 	mustEmbedUnimplementedLinkServiceServer()
 }
 
@@ -316,6 +343,9 @@ func (UnimplementedLinkServiceServer) FireSandboxWebhook(context.Context, *FireS
 }
 func (UnimplementedLinkServiceServer) GetLinkConversion(context.Context, *GetLinkConversionRequest) (*GetLinkConversionResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetLinkConversion not implemented")
+}
+func (UnimplementedLinkServiceServer) DeleteUserData(context.Context, *DeleteUserDataRequest) (*DeleteUserDataResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DeleteUserData not implemented")
 }
 func (UnimplementedLinkServiceServer) mustEmbedUnimplementedLinkServiceServer() {}
 func (UnimplementedLinkServiceServer) testEmbeddedByValue()                     {}
@@ -572,6 +602,24 @@ func _LinkService_GetLinkConversion_Handler(srv interface{}, ctx context.Context
 	return interceptor(ctx, in, info, handler)
 }
 
+func _LinkService_DeleteUserData_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DeleteUserDataRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(LinkServiceServer).DeleteUserData(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: LinkService_DeleteUserData_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(LinkServiceServer).DeleteUserData(ctx, req.(*DeleteUserDataRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // LinkService_ServiceDesc is the grpc.ServiceDesc for LinkService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -630,6 +678,10 @@ var LinkService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetLinkConversion",
 			Handler:    _LinkService_GetLinkConversion_Handler,
+		},
+		{
+			MethodName: "DeleteUserData",
+			Handler:    _LinkService_DeleteUserData_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
