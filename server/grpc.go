@@ -68,6 +68,7 @@ func NewGRPCServer(svc linkdv1.LinkServiceServer, opts GRPCOptions) (*grpc.Serve
 		serverOpts = append(serverOpts, grpc.Creds(gatewayOrTLS{credentials.NewTLS(opts.TLS)}))
 	}
 	codec := newUTF8Codec()
+	serverOpts = append(serverOpts, connectionLimits()...)
 	srv := grpc.NewServer(append(serverOpts,
 		grpc.MaxRecvMsgSize(MaxRequestBytes),
 		grpc.ForceServerCodecV2(codec),
