@@ -1937,7 +1937,13 @@ type ListItemsRequest struct {
 	ClientUserId string `protobuf:"bytes,1,opt,name=client_user_id,json=clientUserId,proto3" json:"client_user_id,omitempty"`
 	// Only Items in one of these statuses; all Items when empty. Over REST:
 	// ?statuses=ITEM_STATUS_LOGIN_REQUIRED&statuses=ITEM_STATUS_ERROR.
-	Statuses      []ItemStatus `protobuf:"varint,2,rep,packed,name=statuses,proto3,enum=linkd.v1.ItemStatus" json:"statuses,omitempty"`
+	Statuses []ItemStatus `protobuf:"varint,2,rep,packed,name=statuses,proto3,enum=linkd.v1.ItemStatus" json:"statuses,omitempty"`
+	// At most this many Items per answer; 0 means 1000, which is also the
+	// most. A client that never pages gets every Item of any real user.
+	PageSize int32 `protobuf:"varint,3,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// The next_page_token of the previous answer, for the page after it;
+	// empty for the first page.
+	PageToken     string `protobuf:"bytes,4,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1986,11 +1992,29 @@ func (x *ListItemsRequest) GetStatuses() []ItemStatus {
 	return nil
 }
 
+func (x *ListItemsRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListItemsRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
 // ListItemsResponse lists a user's Items, oldest first.
 type ListItemsResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The user's Items.
-	Items         []*Item `protobuf:"bytes,1,rep,name=items,proto3" json:"items,omitempty"`
+	// The user's Items, at most page_size of them.
+	Items []*Item `protobuf:"bytes,1,rep,name=items,proto3" json:"items,omitempty"`
+	// The page_token of the next page; empty on the last page. Pages follow
+	// the Items' order, so Items linked meanwhile come on a later page and
+	// removed ones are skipped.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2030,6 +2054,13 @@ func (x *ListItemsResponse) GetItems() []*Item {
 		return x.Items
 	}
 	return nil
+}
+
+func (x *ListItemsResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
 }
 
 // RemoveItemRequest names the Item to remove.
@@ -2138,6 +2169,14 @@ type GetLinkSessionRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The link_session_id from any redirect of the session.
 	LinkSessionId string `protobuf:"bytes,1,opt,name=link_session_id,json=linkSessionId,proto3" json:"link_session_id,omitempty"`
+	// At most this many events per answer; 0 means 500, which is also the
+	// most and the most events a session keeps, so a client that never pages
+	// gets the whole session.
+	PageSize int32 `protobuf:"varint,2,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// The next_page_token of the previous answer, for the events after it;
+	// empty for the first page. The session's other fields come with every
+	// page.
+	PageToken     string `protobuf:"bytes,3,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2179,12 +2218,31 @@ func (x *GetLinkSessionRequest) GetLinkSessionId() string {
 	return ""
 }
 
+func (x *GetLinkSessionRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *GetLinkSessionRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
 // GetLinkSessionResponse carries the session. Over REST the body is the
-// LinkSession itself.
+// LinkSession itself, and next_page_token comes in the
+// Grpc-Metadata-Linkd-Next-Page-Token response header.
 type GetLinkSessionResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The session.
-	Session       *LinkSession `protobuf:"bytes,1,opt,name=session,proto3" json:"session,omitempty"`
+	// The session, with at most page_size of its events.
+	Session *LinkSession `protobuf:"bytes,1,opt,name=session,proto3" json:"session,omitempty"`
+	// The page_token of the next page of events; empty on the last page. An
+	// event that arrives meanwhile with an earlier timestamp than the page's
+	// last may be missed or repeated: read the session again once it ended.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2224,6 +2282,13 @@ func (x *GetLinkSessionResponse) GetSession() *LinkSession {
 		return x.Session
 	}
 	return nil
+}
+
+func (x *GetLinkSessionResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
 }
 
 // CreateSandboxPublicTokenRequest asks Plaid's sandbox for a public token.
@@ -2713,11 +2778,17 @@ type GetLinkConversionResponse struct {
 	ConversionRate float64 `protobuf:"fixed64,6,opt,name=conversion_rate,json=conversionRate,proto3" json:"conversion_rate,omitempty"`
 	// Sessions that exited, by exit status (requires_credentials, ...); an
 	// exit without a status counts under "UNKNOWN".
+	// At most 100 keys: past them, the smallest counts are summed under
+	// "OTHER".
 	ExitsByStatus map[string]int64 `protobuf:"bytes,7,rep,name=exits_by_status,json=exitsByStatus,proto3" json:"exits_by_status,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
 	// Sessions that exited with an error, by error_code.
+	// At most 100 keys: past them, the smallest counts are summed under
+	// "OTHER".
 	ExitsByErrorCode map[string]int64 `protobuf:"bytes,8,rep,name=exits_by_error_code,json=exitsByErrorCode,proto3" json:"exits_by_error_code,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
 	// Sessions that exited without converting, by the last view_name they
 	// reached (TRANSITION_VIEW); "UNKNOWN" when no view was reported.
+	// At most 100 keys: past them, the smallest counts are summed under
+	// "OTHER".
 	AbandonedAtView map[string]int64 `protobuf:"bytes,9,rep,name=abandoned_at_view,json=abandonedAtView,proto3" json:"abandoned_at_view,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
 	unknownFields   protoimpl.UnknownFields
 	sizeCache       protoimpl.SizeCache
@@ -3125,22 +3196,30 @@ const file_linkd_v1_link_proto_rawDesc = "" +
 	"\x0eGetItemRequest\x12\x17\n" +
 	"\aitem_id\x18\x01 \x01(\tR\x06itemId\"5\n" +
 	"\x0fGetItemResponse\x12\"\n" +
-	"\x04item\x18\x01 \x01(\v2\x0e.linkd.v1.ItemR\x04item\"j\n" +
+	"\x04item\x18\x01 \x01(\v2\x0e.linkd.v1.ItemR\x04item\"\xa6\x01\n" +
 	"\x10ListItemsRequest\x12$\n" +
 	"\x0eclient_user_id\x18\x01 \x01(\tR\fclientUserId\x120\n" +
-	"\bstatuses\x18\x02 \x03(\x0e2\x14.linkd.v1.ItemStatusR\bstatuses\"9\n" +
+	"\bstatuses\x18\x02 \x03(\x0e2\x14.linkd.v1.ItemStatusR\bstatuses\x12\x1b\n" +
+	"\tpage_size\x18\x03 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x04 \x01(\tR\tpageToken\"a\n" +
 	"\x11ListItemsResponse\x12$\n" +
-	"\x05items\x18\x01 \x03(\v2\x0e.linkd.v1.ItemR\x05items\",\n" +
+	"\x05items\x18\x01 \x03(\v2\x0e.linkd.v1.ItemR\x05items\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\",\n" +
 	"\x11RemoveItemRequest\x12\x17\n" +
 	"\aitem_id\x18\x01 \x01(\tR\x06itemId\"L\n" +
 	"\x12RemoveItemResponse\x12\x17\n" +
 	"\aitem_id\x18\x01 \x01(\tR\x06itemId\x12\x1d\n" +
 	"\n" +
-	"request_id\x18\x02 \x01(\tR\trequestId\"?\n" +
+	"request_id\x18\x02 \x01(\tR\trequestId\"{\n" +
 	"\x15GetLinkSessionRequest\x12&\n" +
-	"\x0flink_session_id\x18\x01 \x01(\tR\rlinkSessionId\"I\n" +
+	"\x0flink_session_id\x18\x01 \x01(\tR\rlinkSessionId\x12\x1b\n" +
+	"\tpage_size\x18\x02 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x03 \x01(\tR\tpageToken\"q\n" +
 	"\x16GetLinkSessionResponse\x12/\n" +
-	"\asession\x18\x01 \x01(\v2\x15.linkd.v1.LinkSessionR\asession\"s\n" +
+	"\asession\x18\x01 \x01(\v2\x15.linkd.v1.LinkSessionR\asession\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"s\n" +
 	"\x1fCreateSandboxPublicTokenRequest\x12%\n" +
 	"\x0einstitution_id\x18\x01 \x01(\tR\rinstitutionId\x12)\n" +
 	"\x10initial_products\x18\x02 \x03(\tR\x0finitialProducts\"d\n" +

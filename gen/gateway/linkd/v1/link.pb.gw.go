@@ -275,6 +275,8 @@ func local_request_LinkService_RemoveItem_0(ctx context.Context, marshaler runti
 	return msg, metadata, err
 }
 
+var filter_LinkService_GetLinkSession_0 = &utilities.DoubleArray{Encoding: map[string]int{"link_session_id": 0}, Base: []int{1, 1, 0}, Check: []int{0, 1, 2}}
+
 func request_LinkService_GetLinkSession_0(ctx context.Context, marshaler runtime.Marshaler, client extLinkdv1.LinkServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
 		protoReq extLinkdv1.GetLinkSessionRequest
@@ -288,6 +290,12 @@ func request_LinkService_GetLinkSession_0(ctx context.Context, marshaler runtime
 	protoReq.LinkSessionId, err = runtime.String(val)
 	if err != nil {
 		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "link_session_id", err)
+	}
+	if err := req.ParseForm(); err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	if err := runtime.PopulateQueryParameters(&protoReq, req.Form, filter_LinkService_GetLinkSession_0); err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
 	}
 	if req.Body != nil {
 		_, _ = io.Copy(io.Discard, req.Body)
@@ -309,6 +317,12 @@ func local_request_LinkService_GetLinkSession_0(ctx context.Context, marshaler r
 	protoReq.LinkSessionId, err = runtime.String(val)
 	if err != nil {
 		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "link_session_id", err)
+	}
+	if err := req.ParseForm(); err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	if err := runtime.PopulateQueryParameters(&protoReq, req.Form, filter_LinkService_GetLinkSession_0); err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
 	}
 	msg, err := server.GetLinkSession(ctx, &protoReq)
 	return msg, metadata, err
