@@ -3,6 +3,7 @@ package store
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"runtime/debug"
 	"strings"
@@ -120,4 +121,24 @@ func transient(err error) bool {
 // keeps cause in its chain for the logs.
 func unavailable(op string, cause error) error {
 	return fmt.Errorf("%w: store %s: %w", linkd.Errorf(linkd.EUNAVAILABLE, "storage temporarily unavailable"), op, cause)
+}
+
+// readAhead reads the file at path once, from start to end, so that a walk
+// of its pages in tree order (Check) finds them cached: from a cold cache
+// that makes the check about four times faster (BenchmarkDB_Check,
+// RELIABILITY.md).
+func readAhead(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	buf := make([]byte, 1<<20)
+	for {
+		if _, err := f.Read(buf); err == io.EOF {
+			return nil
+		} else if err != nil {
+			return err
+		}
+	}
 }

@@ -124,6 +124,10 @@ func (db *DB) Check(ctx context.Context) error {
 	if err := checkSize(db.bolt); err != nil {
 		return internal("check", err)
 	}
+	// Before the write lock: writers go on meanwhile.
+	if err := readAhead(db.bolt.Path()); err != nil {
+		return internal("check", err)
+	}
 	tx, err := db.bolt.Begin(true)
 	if err != nil {
 		return internal("check", err)
