@@ -27,13 +27,10 @@ type RedirectOutcome struct {
 // update-mode token has Plaid confirm the repair; an item error reported
 // in update mode moves the Item to the matching status; a dead token gets
 // a fresh one. A connected redirect of a new Item costs two commits: the
-// exchange claim, then the Item with its session.
-func (s *Service) SubmitRedirect(ctx context.Context, tok *storagev1.StoredLinkToken, r *linkdv1.WebviewRedirect) (RedirectOutcome, error) {
+// exchange claim, then the Item with its session. The session is filed
+// under sessionID, its key for this user (see sessionKey).
+func (s *Service) submitRedirect(ctx context.Context, tok *storagev1.StoredLinkToken, r *linkdv1.WebviewRedirect, sessionID string) (RedirectOutcome, error) {
 	var out RedirectOutcome
-	sessionID, err := s.sessionKey(ctx, linkd.RedirectSessionID(r), tok.GetClientUserId())
-	if err != nil {
-		return out, err
-	}
 	merge := linkd.MergeRedirect(tok.GetLinkToken(), tok.GetClientUserId(), r, s.now())
 	connected := r.GetConnected()
 	if connected != nil && tok.GetItemId() == "" {

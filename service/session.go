@@ -8,6 +8,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/linkd/linkd"
+	storagev1 "github.com/linkd/linkd/gen/linkd/storage/v1"
 	linkdv1 "github.com/linkd/linkd/gen/linkd/v1"
 )
 
@@ -50,6 +51,28 @@ func (s *Service) sessionKey(ctx context.Context, sessionID, clientUserID string
 		return sessionID, nil
 	}
 	return userSessionKey(sessionID, clientUserID), nil
+}
+
+// SubmitRedirect takes in a parsed redirect for a link token its caller
+// may use (see submitRedirect), filed in the caller's record of its Link
+// session. When another user filed the same session id first between the
+// lookup of the key and the write (both saw none), the clash is not
+// answered: the redirect is filed again under this user's own key.
+func (s *Service) SubmitRedirect(ctx context.Context, tok *storagev1.StoredLinkToken, r *linkdv1.WebviewRedirect) (RedirectOutcome, error) {
+	sessionID := linkd.RedirectSessionID(r)
+	key, err := s.sessionKey(ctx, sessionID, tok.GetClientUserId())
+	if err != nil {
+		return RedirectOutcome{}, err
+	}
+	out, err := s.submitRedirect(ctx, tok, r, key)
+	if linkd.ErrorCode(err) != linkd.ECONFLICT || key != sessionID {
+		return out, err
+	}
+	again, kerr := s.sessionKey(ctx, sessionID, tok.GetClientUserId())
+	if kerr != nil || again == key {
+		return out, err // the clash is with this user's own session, or not about the session
+	}
+	return s.submitRedirect(ctx, tok, r, again)
 }
 
 // GetLinkSession returns a recorded Link session, or ENOTFOUND: for an end
