@@ -30,6 +30,7 @@ func TestLinkd_WrongCodes(t *testing.T) {
 		{"InvalidUTF8PathParam", "GET", "/v1/items/%FF%FE", auth, http.StatusBadRequest, "item_id"},
 		{"InvalidUTF8PathParamNoCredentials", "GET", "/v1/items/%FF%FE", "", http.StatusBadRequest, "item_id"},
 		{"InvalidUTF8UserPathParam", "GET", "/v1/users/%C3%28/items", auth, http.StatusBadRequest, "client_user_id"},
+		{"InvalidUTF8Query", "GET", "/v1/users/user-1/items?page_token=%FF", auth, http.StatusBadRequest, "page_token"},
 		{"InvalidTimestampQuery", "GET", "/v1/link/conversion?since=%FF", auth, http.StatusBadRequest, ""},
 		{"PathOver64KiB", "GET", "/v1/items/" + strings.Repeat("a", 70<<10), auth, http.StatusRequestURITooLong, ""},
 		{"PUT", "PUT", "/v1/items/item-1", auth, http.StatusMethodNotAllowed, ""},
