@@ -103,6 +103,14 @@ type Store interface {
 	// DeleteItem deletes an Item, its sealed token, its queued refresh and
 	// its index entries; ENOTFOUND when there is none.
 	DeleteItem(ctx context.Context, itemID string) error
+	// DeleteUserRecords erases a user once its Items are gone at Plaid, in
+	// one transaction: its Items (each as DeleteItem), their webhooks, its
+	// Link sessions (and any naming its Items), its link tokens with their
+	// renewals, and its exchange claims. It returns what it deleted
+	// (nothing left is not an error: a second call counts zeros), and
+	// EPRECONDITION, deleting nothing, when the user has an Item not in
+	// removedItemIDs (one linked since the caller listed them).
+	DeleteUserRecords(ctx context.Context, clientUserID string, removedItemIDs []string) (RecordCounts, error)
 
 	// DueItemRefreshes returns up to limit item_ids whose refresh (queued
 	// by NewItem.Refresh) is due at now, oldest first.
@@ -189,6 +197,11 @@ type NewItem struct {
 	// (created when missing) in the same transaction, after the session's
 	// item_id is set to the Item unless it names another stored Item.
 	Session func(s *linkdv1.LinkSession) (bool, error)
+	// SessionKey, when set, is the key of the session Session applies to
+	// (and whose item_id is set), instead of the Item's link_session_id: a
+	// session filed apart from another user's record of the same id (see
+	// service.sessionKey).
+	SessionKey string
 	// RefreshAt, when not zero, queues a refresh of the Item's accounts
 	// and institution from Plaid, due then (DueItemRefreshes).
 	RefreshAt time.Time
@@ -265,4 +278,13 @@ type Importer interface {
 	Import(ctx context.Context, records []Record) error
 	// CountRecords counts the store's records by kind.
 	CountRecords(ctx context.Context) (RecordCounts, error)
+}
+
+// SessionID returns the key of the session PutItem files the Item in:
+// SessionKey, or the Item's link_session_id; "" for none.
+func (n NewItem) SessionID() string {
+	if n.SessionKey != "" {
+		return n.SessionKey
+	}
+	return n.Item.GetLinkSessionId()
 }

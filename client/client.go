@@ -126,6 +126,9 @@ var IdempotentMethods = []string{
 	"ResumeOAuth",
 	"SubmitRedirect",
 	"ExchangePublicToken",
+	// Erasure resumes where it stopped; a retry after an attempt that
+	// completed answers zero counts.
+	"DeleteUserData",
 }
 
 // ServiceConfig returns the gRPC service config Dial uses: up to 4 attempts

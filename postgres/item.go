@@ -29,7 +29,7 @@ func (db *DB) PutItem(ctx context.Context, n linkd.NewItem) (*linkdv1.Item, erro
 	if err := checkID("client_user_id", item.GetClientUserId()); err != nil {
 		return nil, err
 	}
-	if sid := item.GetLinkSessionId(); sid != "" {
+	if sid := n.SessionID(); sid != "" {
 		if err := checkID("link_session_id", sid); err != nil {
 			return nil, err
 		}
@@ -95,7 +95,7 @@ func (db *DB) PutItem(ctx context.Context, n linkd.NewItem) (*linkdv1.Item, erro
 				return err
 			}
 		}
-		if sid := item.GetLinkSessionId(); sid != "" {
+		if sid := n.SessionID(); sid != "" {
 			return linkSession(ctx, tx, sid, item.GetItemId(), n.Session)
 		}
 		return nil

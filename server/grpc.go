@@ -99,18 +99,22 @@ func NewGRPCServer(svc linkdv1.LinkServiceServer, opts GRPCOptions) (*grpc.Serve
 	if tel == nil {
 		tel = &Telemetry{Logger: log}
 	}
+	codec := newUTF8Codec()
+	serverOpts = append(serverOpts, connectionLimits()...)
 	// One chain for gRPC and for the REST gateway's in-process calls.
 	chain := chainUnary(append(slices.Clone(opts.Unary),
 		tel.unary,
 		recoverUnary(log),
+		codec.rejectInvalidUTF8,
 		authUnary(auth),
 		errorUnary(log),
 		rateLimitUnary(limiter),
 	)...)
-	stream := append(slices.Clone(opts.Stream), opts.HealthWatchers.stream, authStream(auth))
+	stream := append(slices.Clone(opts.Stream), opts.HealthWatchers.stream, codec.rejectInvalidUTF8Stream, authStream(auth))
 	serverOpts = append(serverOpts, opts.ServerOptions...)
 	srv := grpc.NewServer(append(serverOpts,
 		grpc.MaxRecvMsgSize(MaxRequestBytes),
+		grpc.ForceServerCodecV2(codec),
 		// Stop waits for running handlers too, so none can start storing an
 		// exchanged Item after shutdown closed the store.
 		grpc.WaitForHandlers(true),

@@ -60,6 +60,8 @@ func NewHTTPHandler(ctx context.Context, conn *InProcessConn, opts HTTPOptions) 
 		runtime.WithMiddlewares(gatewayRoute),
 		runtime.WithIncomingHeaderMatcher(gatewayHeaders),
 		runtime.WithOutgoingHeaderMatcher(gatewayResponseHeaders),
+		runtime.WithErrorHandler(gatewayErrors),
+		runtime.WithRoutingErrorHandler(loadRouteMethods().routingErrors),
 	)
 	if err := linkdv1gw.RegisterLinkServiceHandlerClient(ctx, mux, linkdv1.NewLinkServiceClient(conn)); err != nil {
 		return nil, fmt.Errorf("register gateway: %w", err)
@@ -69,7 +71,7 @@ func NewHTTPHandler(ctx context.Context, conn *InProcessConn, opts HTTPOptions) 
 	for _, r := range routes {
 		top.Handle(r.Pattern, routeLabel(r.Pattern, r.Handler))
 	}
-	var h http.Handler = limitBody(log, top)
+	var h http.Handler = limitURI(limitBody(log, top))
 	if opts.Wrap != nil {
 		h = opts.Wrap(h)
 	}

@@ -218,11 +218,19 @@ func (s *Server) ListItems(ctx context.Context, req *linkdv1.ListItemsRequest) (
 			return nil, linkd.InvalidField(fmt.Sprintf("statuses[%d]", i), "statuses[%d] is not an ItemStatus", i)
 		}
 	}
+	size, err := pageSize(req.GetPageSize(), MaxItemsPage)
+	if err != nil {
+		return nil, err
+	}
 	items, err := s.svc.ListItems(ctx, req.GetClientUserId(), req.GetStatuses())
 	if err != nil {
 		return nil, err
 	}
-	return &linkdv1.ListItemsResponse{Items: items}, nil
+	page, next, err := pageItems(items, size, req.GetPageToken())
+	if err != nil {
+		return nil, err
+	}
+	return &linkdv1.ListItemsResponse{Items: page, NextPageToken: next}, nil
 }
 
 // RemoveItem removes the Item at Plaid, then from the store. An Item Plaid
@@ -246,6 +254,10 @@ func (s *Server) GetLinkSession(ctx context.Context, req *linkdv1.GetLinkSession
 	if err := checkPattern("link_session_id", req.GetLinkSessionId(), plaidIDPattern, "a Link session id"); err != nil {
 		return nil, err
 	}
+	size, err := pageSize(req.GetPageSize(), MaxEventsPage)
+	if err != nil {
+		return nil, err
+	}
 	sess, err := s.svc.GetLinkSession(ctx, req.GetLinkSessionId())
 	if err != nil {
 		return nil, err
@@ -253,7 +265,12 @@ func (s *Server) GetLinkSession(ctx context.Context, req *linkdv1.GetLinkSession
 	if err := ownedBy(ctx, sess.GetClientUserId(), errSessionNotFound()); err != nil {
 		return nil, err
 	}
-	return &linkdv1.GetLinkSessionResponse{Session: sess}, nil
+	next, err := pageEvents(sess, size, req.GetPageToken())
+	if err != nil {
+		return nil, err
+	}
+	setNextPageHeader(ctx, next)
+	return &linkdv1.GetLinkSessionResponse{Session: sess, NextPageToken: next}, nil
 }
 
 // CreateSandboxPublicToken mints a sandbox public token for an Item with

@@ -1,7 +1,10 @@
 package service
 
 import (
+	"cmp"
 	"context"
+	"slices"
+	"strings"
 	"time"
 
 	linkdv1 "github.com/linkd/linkd/gen/linkd/v1"
@@ -92,10 +95,49 @@ func (c *conversion) add(sess *linkdv1.LinkSession) {
 	}
 }
 
-// report returns the counts with the conversion rate.
+// MaxReportKeys bounds each map of the conversion report: the keys are
+// what clients sent (exit statuses, error codes, view names), so without a
+// bound one client could make every report as large as it likes.
+const MaxReportKeys = 100
+
+// otherKey gathers the counts of the keys past MaxReportKeys.
+const otherKey = "OTHER"
+
+// report returns the counts with the conversion rate, each map cut to
+// MaxReportKeys keys: the largest counts stay, the rest fold into OTHER.
 func (c *conversion) report() *linkdv1.GetLinkConversionResponse {
 	if c.resp.Sessions > 0 {
 		c.resp.ConversionRate = float64(c.resp.SessionsConverted) / float64(c.resp.Sessions)
 	}
+	for _, m := range []map[string]int64{c.resp.ExitsByStatus, c.resp.ExitsByErrorCode, c.resp.AbandonedAtView} {
+		foldReportKeys(m, MaxReportKeys)
+	}
 	return c.resp
+}
+
+// foldReportKeys keeps the max-1 keys of m with the largest counts (ties
+// by key) and folds every other key, OTHER included, into OTHER, when m
+// has more than max keys.
+func foldReportKeys(m map[string]int64, max int) {
+	if len(m) <= max {
+		return
+	}
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		if k != otherKey {
+			keys = append(keys, k)
+		}
+	}
+	slices.SortFunc(keys, func(a, b string) int {
+		if c := cmp.Compare(m[b], m[a]); c != 0 {
+			return c
+		}
+		return strings.Compare(a, b)
+	})
+	other := m[otherKey]
+	for _, k := range keys[max-1:] {
+		other += m[k]
+		delete(m, k)
+	}
+	m[otherKey] = other
 }

@@ -26,6 +26,8 @@ type exchangeRequest struct {
 	// its session in the transaction that stores the Item.
 	connected *linkdv1.ConnectedResult
 	merge     func(*linkdv1.LinkSession) (bool, error)
+	// sessionKey is where the session is filed (see sessionKey).
+	sessionKey string
 }
 
 // keptExchange is an Item Plaid exchanged that is being stored. done
@@ -107,6 +109,9 @@ func (s *Service) exchange(ctx context.Context, x exchangeRequest) (item *linkdv
 		item.Accounts = c.GetAccounts()
 		item.LinkSessionId = c.GetLinkSessionId()
 		n.Session = s.neverRefuse(x.merge)
+		if x.sessionKey != item.LinkSessionId {
+			n.SessionKey = x.sessionKey
+		}
 		n.RefreshAt = s.now()
 	}
 	k := s.persist(ctx, x.publicToken, n, keeper)

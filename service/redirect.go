@@ -27,11 +27,11 @@ type RedirectOutcome struct {
 // update-mode token has Plaid confirm the repair; an item error reported
 // in update mode moves the Item to the matching status; a dead token gets
 // a fresh one. A connected redirect of a new Item costs two commits: the
-// exchange claim, then the Item with its session.
-func (s *Service) SubmitRedirect(ctx context.Context, tok *storagev1.StoredLinkToken, r *linkdv1.WebviewRedirect) (RedirectOutcome, error) {
+// exchange claim, then the Item with its session. The session is filed
+// under sessionID, its key for this user (see sessionKey).
+func (s *Service) submitRedirect(ctx context.Context, tok *storagev1.StoredLinkToken, r *linkdv1.WebviewRedirect, sessionID string) (RedirectOutcome, error) {
 	var out RedirectOutcome
 	s.metrics.Redirect(redirectKind(tok, r))
-	sessionID := linkd.RedirectSessionID(r)
 	merge := linkd.MergeRedirect(tok.GetLinkToken(), tok.GetClientUserId(), r, s.now())
 	connected := r.GetConnected()
 	if connected != nil && tok.GetItemId() == "" {
@@ -42,7 +42,7 @@ func (s *Service) SubmitRedirect(ctx context.Context, tok *storagev1.StoredLinkT
 		}
 		item, stored, err := s.exchange(ctx, exchangeRequest{
 			publicToken: connected.GetPublicToken(), clientUserID: tok.GetClientUserId(),
-			connected: connected, merge: merge,
+			connected: connected, merge: merge, sessionKey: sessionID,
 		})
 		if !stored {
 			// The redirect is recorded whatever the exchange did (a
@@ -117,11 +117,6 @@ func (s *Service) recordRedirect(ctx context.Context, sessionID string, merge fu
 	}
 	_, err = s.store.UpdateLinkSession(ctx, sessionID, merge)
 	return err
-}
-
-// GetLinkSession returns a recorded Link session, or ENOTFOUND.
-func (s *Service) GetLinkSession(ctx context.Context, linkSessionID string) (*linkdv1.LinkSession, error) {
-	return s.store.GetLinkSession(ctx, linkSessionID)
 }
 
 // LinkToken returns a link token linkd issued, or ENOTFOUND.

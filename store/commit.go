@@ -2,7 +2,6 @@ package store
 
 import (
 	"errors"
-	"fmt"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -140,7 +139,7 @@ func (c *committer) run(batch []*call) {
 // update is one bbolt write transaction, timed for onCommit.
 func (c *committer) update(size int, fn func(*bbolt.Tx) error) error {
 	start := time.Now()
-	err := c.bolt.Update(fn)
+	err := updateSafely(c.bolt, fn)
 	if c.onCommit != nil {
 		c.onCommit(size, time.Since(start))
 	}
@@ -148,11 +147,12 @@ func (c *committer) update(size int, fn func(*bbolt.Tx) error) error {
 }
 
 // safely runs fn, turning a panic into an error so that the other callers
-// of a shared transaction are not left waiting for ever.
+// of a shared transaction are not left waiting for ever. Such a panic is
+// bbolt's on a damaged page (see recovered).
 func safely(fn func(*bbolt.Tx) error, tx *bbolt.Tx) (err error) {
 	defer func() {
 		if p := recover(); p != nil {
-			err = fmt.Errorf("panic in a store transaction: %v", p)
+			err = recovered(p)
 		}
 	}()
 	return fn(tx)

@@ -30,7 +30,7 @@ func (db *DB) PutItem(ctx context.Context, n linkd.NewItem) (*linkdv1.Item, erro
 	if err := checkID("client_user_id", item.GetClientUserId()); err != nil {
 		return nil, err
 	}
-	if sid := item.GetLinkSessionId(); sid != "" {
+	if sid := n.SessionID(); sid != "" {
 		if err := checkID("link_session_id", sid); err != nil {
 			return nil, err
 		}
@@ -87,7 +87,7 @@ func putItem(tx *bbolt.Tx, item *linkdv1.Item, sealed *storagev1.SealedAccessTok
 			return err
 		}
 	}
-	if sid := item.GetLinkSessionId(); sid != "" && (n.Session != nil || tx.Bucket(bucketSessions).Get([]byte(sid)) != nil) {
+	if sid := n.SessionID(); sid != "" && (n.Session != nil || tx.Bucket(bucketSessions).Get([]byte(sid)) != nil) {
 		_, err := updateLinkSession(tx, sid, func(s *linkdv1.LinkSession) (bool, error) {
 			changed := false
 			// The session keeps the first Item it created while that Item
@@ -314,6 +314,13 @@ func (db *DB) DeleteItem(ctx context.Context, itemID string) error {
 		return err
 	}
 	return db.update(ctx, "delete item", func(tx *bbolt.Tx) error {
+		return deleteItem(tx, itemID)
+	})
+}
+
+// deleteItem is DeleteItem in tx, for DeleteUserRecords too.
+func deleteItem(tx *bbolt.Tx, itemID string) error {
+	{
 		var item linkdv1.Item
 		if err := getItem(tx, itemID, &item); err != nil {
 			return err
@@ -332,7 +339,7 @@ func (db *DB) DeleteItem(ctx context.Context, itemID string) error {
 			return err
 		}
 		return deletePublicTokenUses(tx, itemID)
-	})
+	}
 }
 
 // deletePublicTokenUses deletes the uses of public tokens spent on an Item.

@@ -84,7 +84,7 @@ func Open(path string, opts Options) (*DB, error) {
 		return nil, internal("open", err)
 	}
 	// NoSync stays false: every method is durable when it returns.
-	b, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: opts.LockTimeout})
+	b, err := openBolt(path, &bbolt.Options{Timeout: opts.LockTimeout})
 	if errors.Is(err, bbolt.ErrTimeout) {
 		return nil, fmt.Errorf("%w: %w", linkd.Errorf(linkd.EUNAVAILABLE, "database file is locked by another process"), err)
 	} else if err != nil {
@@ -92,7 +92,7 @@ func Open(path string, opts Options) (*DB, error) {
 	}
 	db := &DB{bolt: b, sealer: opts.Sealer, now: opts.Now}
 	db.commit = &committer{bolt: b, maxBatch: opts.MaxBatchSize, onCommit: opts.OnCommit}
-	if err := b.Update(func(tx *bbolt.Tx) error { return migrate(tx, db.now()) }); err != nil {
+	if err := updateSafely(b, func(tx *bbolt.Tx) error { return migrate(tx, db.now()) }); err != nil {
 		b.Close()
 		return nil, wrap("migrate", err)
 	}
@@ -111,6 +111,10 @@ func (db *DB) Close() error {
 // Path returns the database file's path.
 func (db *DB) Path() string { return db.bolt.Path() }
 
+// maxCheckErrors bounds how many inconsistencies Check reports: a garbled
+// file can have one per page.
+const maxCheckErrors = 20
+
 // Check runs bbolt's consistency check over the whole file. It holds the
 // write lock meanwhile, which makes it safe beside writers, and rolls back.
 // It returns an EINTERNAL *linkd.Error carrying every inconsistency found,
@@ -119,6 +123,13 @@ func (db *DB) Check(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return canceled(err)
 	}
+	if err := checkSize(db.bolt); err != nil {
+		return internal("check", err)
+	}
+	// Before the write lock: writers go on meanwhile.
+	if err := readAhead(db.bolt.Path()); err != nil {
+		return internal("check", err)
+	}
 	tx, err := db.bolt.Begin(true)
 	if err != nil {
 		return internal("check", err)
@@ -126,10 +137,13 @@ func (db *DB) Check(ctx context.Context) error {
 	defer tx.Rollback()
 	var errs []error
 	for err := range tx.Check() {
+		if len(errs) == maxCheckErrors {
+			continue // drain: the checker blocks until read
+		}
 		errs = append(errs, err)
 	}
 	if len(errs) > 0 {
-		return internal("check", errors.Join(errs...))
+		return internal("check", fmt.Errorf("%w: %w", errCorrupt, errors.Join(errs...)))
 	}
 	return nil
 }
@@ -151,7 +165,7 @@ func (db *DB) view(ctx context.Context, op string, fn func(tx *bbolt.Tx) error) 
 	if err := ctx.Err(); err != nil {
 		return canceled(err)
 	}
-	return wrap(op, db.bolt.View(fn))
+	return wrap(op, viewSafely(db.bolt, fn))
 }
 
 // wrap passes nil, an update function's error and *linkd.Error chains
@@ -164,6 +178,9 @@ func wrap(op string, err error) error {
 	var e *linkd.Error
 	if err == nil || errors.As(err, &e) {
 		return err
+	}
+	if transient(err) {
+		return unavailable(op, err)
 	}
 	return internal(op, err)
 }

@@ -35,6 +35,7 @@ func Run(t *testing.T, open OpenFunc) {
 	t.Run("PutItem", func(t *testing.T) { testPutItem(t, fresh) })
 	t.Run("UpdateItem", func(t *testing.T) { testUpdateItem(t, fresh) })
 	t.Run("DeleteItem", func(t *testing.T) { testDeleteItem(t, fresh) })
+	t.Run("DeleteUserRecords", func(t *testing.T) { testDeleteUserRecords(t, fresh) })
 	t.Run("RefreshQueue", func(t *testing.T) { testRefreshQueue(t, fresh) })
 	t.Run("RecordWebhook", func(t *testing.T) { testRecordWebhook(t, fresh) })
 	t.Run("ListWebhooks", func(t *testing.T) { testListWebhooks(t, fresh) })
@@ -603,6 +604,29 @@ func testPutItem(t *testing.T, fresh func(*testing.T) linkd.Store) {
 			t.Fatalf("session item_id = %q, want item-3 once item-1 is gone", sess.GetItemId())
 		}
 	})
+	// SessionKey files the Item in that session and leaves the record
+	// under the Item's link_session_id (another user's) as it was.
+	t.Run("SessionKey", func(t *testing.T) {
+		s := fresh(t)
+		mustUpdateSession(t, s, "sess-1", linkd.MergeRedirect("link-token-2", "user-2", event("sess-1", "OPEN", 1), at(1)))
+		before, err := s.GetLinkSession(ctx, "sess-1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		in := newItem("item-1", "user-1", 0)
+		in.LinkSessionId = "sess-1"
+		mustPutItem(t, s, linkd.NewItem{Item: in, SessionKey: "sess-1~own", Session: addEvent("sess-1", "HANDOFF", 5)})
+		if after, _ := s.GetLinkSession(ctx, "sess-1"); !proto.Equal(before, after) {
+			t.Fatalf("session under the Item's link_session_id changed:\n%v\n%v", before, after)
+		}
+		own, err := s.GetLinkSession(ctx, "sess-1~own")
+		if err != nil || own.GetItemId() != "item-1" || len(own.GetEvents()) != 1 {
+			t.Fatalf("session under SessionKey = %v, %v; want item-1 and the event", own, err)
+		}
+		if got, _ := s.GetItem(ctx, "item-1"); got.GetLinkSessionId() != "sess-1" {
+			t.Fatalf("Item link_session_id = %q, want sess-1", got.GetLinkSessionId())
+		}
+	})
 	// All or nothing: a failing session update stores nothing at all.
 	t.Run("Atomic", func(t *testing.T) {
 		s := fresh(t)
@@ -754,6 +778,113 @@ func testDeleteItem(t *testing.T, fresh func(*testing.T) linkd.Store) {
 	})
 	t.Run("ErrNotFound", func(t *testing.T) {
 		wantCode(t, fresh(t).DeleteItem(ctx, "item-nope"), linkd.ENOTFOUND)
+	})
+}
+
+func testDeleteUserRecords(t *testing.T, fresh func(*testing.T) linkd.Store) {
+	ctx := context.Background()
+	// seed gives user-1 two Items (one from a session, with a public
+	// token and a queued refresh), two link tokens, one renewed into the
+	// other, two sessions, two webhooks and a claim; and user-2 one of
+	// each, which must stay.
+	seed := func(t *testing.T, s linkd.Store) {
+		t.Helper()
+		for _, tok := range []*storagev1.StoredLinkToken{
+			{LinkToken: "link-token-1", ClientUserId: "user-1", CreatedAt: ts(0), Expiration: ts(3600)},
+			{LinkToken: "link-token-2", ClientUserId: "user-2", CreatedAt: ts(0), Expiration: ts(3600)},
+		} {
+			if err := s.PutLinkToken(ctx, tok); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := s.RenewLinkToken(ctx, "link-token-1", &storagev1.StoredLinkToken{LinkToken: "link-token-1b", ClientUserId: "user-1", CreatedAt: ts(1), Expiration: ts(3600)}, at(1)); err != nil {
+			t.Fatal(err)
+		}
+		mustUpdateSession(t, s, "sess-1", addEvent("sess-1", "OPEN", 1))
+		mustUpdateSession(t, s, "sess-2", linkd.MergeRedirect("link-token-2", "user-2", event("sess-2", "OPEN", 1), at(1)))
+		in := newItem("item-1", "user-1", 0)
+		in.LinkSessionId = "sess-1"
+		mustPutItem(t, s, linkd.NewItem{Item: in, PublicToken: publicToken("1"), Session: addEvent("sess-1", "HANDOFF", 2), RefreshAt: at(5)})
+		mustPutItem(t, s, linkd.NewItem{Item: newItem("item-2", "user-1", 1)})
+		mustPutItem(t, s, linkd.NewItem{Item: newItem("item-3", "user-2", 2)})
+		for i, id := range []string{"item-1", "item-2", "item-3"} {
+			w := &storagev1.StoredWebhook{WebhookType: "ITEM", WebhookCode: "ERROR", ItemId: id, ReceivedAt: ts(10 + i), Body: []byte(id)}
+			if _, err := s.RecordWebhook(ctx, w, "delivery-"+id, nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := s.ClaimExchange(ctx, linkd.ExchangeClaim{PublicToken: publicToken("9"), ClientUserID: "user-1", Owner: "o", Now: at(1), TTL: time.Minute}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Run("OK", func(t *testing.T) {
+		s := fresh(t)
+		seed(t, s)
+		got, err := s.DeleteUserRecords(ctx, "user-1", []string{"item-1", "item-2"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := (linkd.RecordCounts{Items: 2, Sessions: 1, LinkTokens: 2, Webhooks: 2}); got != want {
+			t.Fatalf("counts = %+v, want %+v", got, want)
+		}
+		for _, id := range []string{"item-1", "item-2"} {
+			_, err := s.GetItem(ctx, id)
+			wantCode(t, err, linkd.ENOTFOUND)
+			_, err = s.AccessToken(ctx, id)
+			wantCode(t, err, linkd.ENOTFOUND)
+		}
+		_, err = s.ItemForPublicToken(ctx, publicToken("1"))
+		wantCode(t, err, linkd.ENOTFOUND)
+		_, err = s.GetLinkSession(ctx, "sess-1")
+		wantCode(t, err, linkd.ENOTFOUND)
+		for _, tok := range []string{"link-token-1", "link-token-1b"} {
+			_, err = s.GetLinkToken(ctx, tok)
+			wantCode(t, err, linkd.ENOTFOUND)
+		}
+		if due, _ := s.DueItemRefreshes(ctx, at(100), 10); len(due) != 0 {
+			t.Fatalf("DueItemRefreshes = %q after erasure", due)
+		}
+		if sessions, _, _ := s.LinkSessions(ctx, at(0), at(100), "", 10); len(sessions) != 1 || sessions[0].GetLinkSessionId() != "sess-2" {
+			t.Fatalf("LinkSessions after erasure = %v, want sess-2 only", sessions)
+		}
+		hooks, _, err := s.ListWebhooks(ctx, "", 10)
+		if err != nil || len(hooks) != 1 || hooks[0].GetItemId() != "item-3" {
+			t.Fatalf("webhooks after erasure = %v, %v; want item-3's only", hooks, err)
+		}
+		// The claim went too: another user may now claim the token.
+		if res, err := s.ClaimExchange(ctx, linkd.ExchangeClaim{PublicToken: publicToken("9"), ClientUserID: "user-2", Owner: "p", Now: at(2), TTL: time.Minute}); err != nil || !res.Claimed {
+			t.Fatalf("claim after erasure = %+v, %v", res, err)
+		}
+		// user-2 is untouched.
+		if items, _ := s.ListItems(ctx, "user-2"); !slices.Equal(itemIDs(items), []string{"item-3"}) {
+			t.Fatalf("user-2 Items = %q", itemIDs(items))
+		}
+		if _, err := s.GetLinkSession(ctx, "sess-2"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.GetLinkToken(ctx, "link-token-2"); err != nil {
+			t.Fatal(err)
+		}
+		// Again: nothing left, zero counts.
+		if again, err := s.DeleteUserRecords(ctx, "user-1", nil); err != nil || again != (linkd.RecordCounts{}) {
+			t.Fatalf("second erasure = %+v, %v; want zeros", again, err)
+		}
+	})
+	t.Run("ErrPreconditionItemNotRemoved", func(t *testing.T) {
+		s := fresh(t)
+		seed(t, s)
+		_, err := s.DeleteUserRecords(ctx, "user-1", []string{"item-1"})
+		wantCode(t, err, linkd.EPRECONDITION)
+		if items, _ := s.ListItems(ctx, "user-1"); len(items) != 2 {
+			t.Fatalf("Items after a refused erasure = %q, want both", itemIDs(items))
+		}
+		if _, err := s.GetLinkSession(ctx, "sess-1"); err != nil {
+			t.Fatalf("session after a refused erasure: %v", err)
+		}
+	})
+	t.Run("ErrInvalid", func(t *testing.T) {
+		_, err := fresh(t).DeleteUserRecords(ctx, "", nil)
+		wantCode(t, err, linkd.EINVALID)
 	})
 }
 

@@ -160,6 +160,7 @@ func TestLinkd_OpenAPI(t *testing.T) {
 	call("GET /v1/link/conversion", "/v1/link/conversion", auth, "", 200)
 	call("GET /v1/link/conversion", "/v1/link/conversion?since="+url.QueryEscape(time.Now().Add(-time.Hour).UTC().Format(time.RFC3339)), auth, "", 200)
 	call("DELETE /v1/items/{item_id}", "/v1/items/"+url.PathEscape(itemID), auth, "", 200)
+	call("POST /v1/users/{client_user_id}/delete", "/v1/users/user-2/delete", auth, "{}", 200)
 
 	// Errors come in the shape the default response declares.
 	bad := call("POST /v1/link/token/create", "/v1/link/token/create", auth, `{}`, http.StatusBadRequest)

@@ -33,17 +33,23 @@ var _ linkdv1.LinkServiceClient = (*restClient)(nil)
 
 // call sends body (nil for none) as JSON and decodes the response into out.
 func (c *restClient) call(ctx context.Context, method, path string, body, out proto.Message) error {
+	_, err := c.callHeader(ctx, method, path, body, out)
+	return err
+}
+
+// callHeader is call, returning the response's header too.
+func (c *restClient) callHeader(ctx context.Context, method, path string, body, out proto.Message) (http.Header, error) {
 	var r io.Reader
 	if body != nil {
 		b, err := protojson.MarshalOptions{UseProtoNames: true}.Marshal(body)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		r = strings.NewReader(string(b))
 	}
 	req, err := http.NewRequestWithContext(ctx, method, c.base+path, r)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	req.Header.Set("Authorization", "Bearer "+c.key)
 	req.Header.Set("Content-Type", "application/json")
@@ -53,21 +59,21 @@ func (c *restClient) call(ctx context.Context, method, path string, body, out pr
 	}
 	resp, err := hc.Do(req)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if resp.StatusCode != http.StatusOK {
 		var st spb.Status
 		if err := protojson.Unmarshal(b, &st); err != nil {
-			return fmt.Errorf("HTTP %d with a body that is not a status: %s", resp.StatusCode, b)
+			return nil, fmt.Errorf("HTTP %d with a body that is not a status: %s", resp.StatusCode, b)
 		}
-		return status.FromProto(&st).Err()
+		return nil, status.FromProto(&st).Err()
 	}
-	return protojson.Unmarshal(b, out)
+	return resp.Header, protojson.Unmarshal(b, out)
 }
 
 func (c *restClient) CreateLinkToken(ctx context.Context, in *linkdv1.CreateLinkTokenRequest, _ ...grpc.CallOption) (*linkdv1.CreateLinkTokenResponse, error) {
@@ -116,6 +122,12 @@ func (c *restClient) ListItems(ctx context.Context, in *linkdv1.ListItemsRequest
 	for _, st := range in.GetStatuses() {
 		q.Add("statuses", st.String())
 	}
+	if in.GetPageSize() != 0 {
+		q.Set("page_size", fmt.Sprint(in.GetPageSize()))
+	}
+	if in.GetPageToken() != "" {
+		q.Set("page_token", in.GetPageToken())
+	}
 	path := "/v1/users/" + url.PathEscape(in.GetClientUserId()) + "/items"
 	if len(q) > 0 {
 		path += "?" + q.Encode()
@@ -136,10 +148,22 @@ func (c *restClient) RemoveItem(ctx context.Context, in *linkdv1.RemoveItemReque
 
 func (c *restClient) GetLinkSession(ctx context.Context, in *linkdv1.GetLinkSessionRequest, _ ...grpc.CallOption) (*linkdv1.GetLinkSessionResponse, error) {
 	out := &linkdv1.LinkSession{}
-	if err := c.call(ctx, http.MethodGet, "/v1/link/sessions/"+url.PathEscape(in.GetLinkSessionId()), nil, out); err != nil {
+	q := url.Values{}
+	if in.GetPageSize() != 0 {
+		q.Set("page_size", fmt.Sprint(in.GetPageSize()))
+	}
+	if in.GetPageToken() != "" {
+		q.Set("page_token", in.GetPageToken())
+	}
+	path := "/v1/link/sessions/" + url.PathEscape(in.GetLinkSessionId())
+	if len(q) > 0 {
+		path += "?" + q.Encode()
+	}
+	h, err := c.callHeader(ctx, http.MethodGet, path, nil, out)
+	if err != nil {
 		return nil, err
 	}
-	return &linkdv1.GetLinkSessionResponse{Session: out}, nil
+	return &linkdv1.GetLinkSessionResponse{Session: out, NextPageToken: h.Get("Grpc-Metadata-Linkd-Next-Page-Token")}, nil
 }
 
 func (c *restClient) CreateSandboxPublicToken(ctx context.Context, in *linkdv1.CreateSandboxPublicTokenRequest, _ ...grpc.CallOption) (*linkdv1.CreateSandboxPublicTokenResponse, error) {
@@ -169,6 +193,14 @@ func (c *restClient) ResetSandboxItemLogin(ctx context.Context, in *linkdv1.Rese
 func (c *restClient) FireSandboxWebhook(ctx context.Context, in *linkdv1.FireSandboxWebhookRequest, _ ...grpc.CallOption) (*linkdv1.FireSandboxWebhookResponse, error) {
 	out := &linkdv1.FireSandboxWebhookResponse{}
 	if err := c.call(ctx, http.MethodPost, "/v1/sandbox/item/fire_webhook", in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *restClient) DeleteUserData(ctx context.Context, in *linkdv1.DeleteUserDataRequest, _ ...grpc.CallOption) (*linkdv1.DeleteUserDataResponse, error) {
+	out := &linkdv1.DeleteUserDataResponse{}
+	if err := c.call(ctx, http.MethodPost, "/v1/users/"+url.PathEscape(in.GetClientUserId())+"/delete", in, out); err != nil {
 		return nil, err
 	}
 	return out, nil

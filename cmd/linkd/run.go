@@ -110,7 +110,13 @@ func (m *Main) Run(ctx context.Context) (err error) {
 			return err
 		}
 	}
+	if err := m.checkDataDir(); err != nil {
+		return err
+	}
 	if m.db, err = m.openStore(ctx); err != nil {
+		return m.damagedFile(err)
+	}
+	if err := m.checkStore(ctx); err != nil {
 		return err
 	}
 	m.bolt, _ = m.db.(*store.DB)

@@ -2508,7 +2508,13 @@ type ListItemsRequest struct {
 	ClientUserId string `protobuf:"bytes,1,opt,name=client_user_id,json=clientUserId,proto3" json:"client_user_id,omitempty"`
 	// Only Items in one of these statuses; all Items when empty. Over REST:
 	// ?statuses=ITEM_STATUS_LOGIN_REQUIRED&statuses=ITEM_STATUS_ERROR.
-	Statuses      []ItemStatus `protobuf:"varint,2,rep,packed,name=statuses,proto3,enum=linkd.v1.ItemStatus" json:"statuses,omitempty"`
+	Statuses []ItemStatus `protobuf:"varint,2,rep,packed,name=statuses,proto3,enum=linkd.v1.ItemStatus" json:"statuses,omitempty"`
+	// At most this many Items per answer; 0 means 1000, which is also the
+	// most. A client that never pages gets every Item of any real user.
+	PageSize int32 `protobuf:"varint,3,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// The next_page_token of the previous answer, for the page after it;
+	// empty for the first page.
+	PageToken     string `protobuf:"bytes,4,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2557,11 +2563,29 @@ func (x *ListItemsRequest) GetStatuses() []ItemStatus {
 	return nil
 }
 
+func (x *ListItemsRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListItemsRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
 // ListItemsResponse lists a user's Items, oldest first.
 type ListItemsResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The user's Items.
-	Items         []*Item `protobuf:"bytes,1,rep,name=items,proto3" json:"items,omitempty"`
+	// The user's Items, at most page_size of them.
+	Items []*Item `protobuf:"bytes,1,rep,name=items,proto3" json:"items,omitempty"`
+	// The page_token of the next page; empty on the last page. Pages follow
+	// the Items' order, so Items linked meanwhile come on a later page and
+	// removed ones are skipped.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2601,6 +2625,13 @@ func (x *ListItemsResponse) GetItems() []*Item {
 		return x.Items
 	}
 	return nil
+}
+
+func (x *ListItemsResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
 }
 
 // RemoveItemRequest names the Item to remove.
@@ -2709,6 +2740,14 @@ type GetLinkSessionRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The link_session_id from any redirect of the session.
 	LinkSessionId string `protobuf:"bytes,1,opt,name=link_session_id,json=linkSessionId,proto3" json:"link_session_id,omitempty"`
+	// At most this many events per answer; 0 means 500, which is also the
+	// most and the most events a session keeps, so a client that never pages
+	// gets the whole session.
+	PageSize int32 `protobuf:"varint,2,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// The next_page_token of the previous answer, for the events after it;
+	// empty for the first page. The session's other fields come with every
+	// page.
+	PageToken     string `protobuf:"bytes,3,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2750,12 +2789,31 @@ func (x *GetLinkSessionRequest) GetLinkSessionId() string {
 	return ""
 }
 
+func (x *GetLinkSessionRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *GetLinkSessionRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
 // GetLinkSessionResponse carries the session. Over REST the body is the
-// LinkSession itself.
+// LinkSession itself, and next_page_token comes in the
+// Grpc-Metadata-Linkd-Next-Page-Token response header.
 type GetLinkSessionResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The session.
-	Session       *LinkSession `protobuf:"bytes,1,opt,name=session,proto3" json:"session,omitempty"`
+	// The session, with at most page_size of its events.
+	Session *LinkSession `protobuf:"bytes,1,opt,name=session,proto3" json:"session,omitempty"`
+	// The page_token of the next page of events; empty on the last page. An
+	// event that arrives meanwhile with an earlier timestamp than the page's
+	// last may be missed or repeated: read the session again once it ended.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2795,6 +2853,13 @@ func (x *GetLinkSessionResponse) GetSession() *LinkSession {
 		return x.Session
 	}
 	return nil
+}
+
+func (x *GetLinkSessionResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
 }
 
 // CreateSandboxPublicTokenRequest asks Plaid's sandbox for a public token.
@@ -3284,11 +3349,17 @@ type GetLinkConversionResponse struct {
 	ConversionRate float64 `protobuf:"fixed64,6,opt,name=conversion_rate,json=conversionRate,proto3" json:"conversion_rate,omitempty"`
 	// Sessions that exited, by exit status (requires_credentials, ...); an
 	// exit without a status counts under "UNKNOWN".
+	// At most 100 keys: past them, the smallest counts are summed under
+	// "OTHER".
 	ExitsByStatus map[string]int64 `protobuf:"bytes,7,rep,name=exits_by_status,json=exitsByStatus,proto3" json:"exits_by_status,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
 	// Sessions that exited with an error, by error_code.
+	// At most 100 keys: past them, the smallest counts are summed under
+	// "OTHER".
 	ExitsByErrorCode map[string]int64 `protobuf:"bytes,8,rep,name=exits_by_error_code,json=exitsByErrorCode,proto3" json:"exits_by_error_code,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
 	// Sessions that exited without converting, by the last view_name they
 	// reached (TRANSITION_VIEW); "UNKNOWN" when no view was reported.
+	// At most 100 keys: past them, the smallest counts are summed under
+	// "OTHER".
 	AbandonedAtView map[string]int64 `protobuf:"bytes,9,rep,name=abandoned_at_view,json=abandonedAtView,proto3" json:"abandoned_at_view,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
 	unknownFields   protoimpl.UnknownFields
 	sizeCache       protoimpl.SizeCache
@@ -3621,6 +3692,154 @@ func (x *CompleteSandboxLinkSessionResponse) GetLinkSessionId() string {
 	return ""
 }
 
+// DeleteUserDataRequest names the end user to erase.
+type DeleteUserDataRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The end user's identifier in your app, as given to CreateLinkToken.
+	ClientUserId  string `protobuf:"bytes,1,opt,name=client_user_id,json=clientUserId,proto3" json:"client_user_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteUserDataRequest) Reset() {
+	*x = DeleteUserDataRequest{}
+	mi := &file_linkd_v1_link_proto_msgTypes[45]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteUserDataRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteUserDataRequest) ProtoMessage() {}
+
+func (x *DeleteUserDataRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_linkd_v1_link_proto_msgTypes[45]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteUserDataRequest.ProtoReflect.Descriptor instead.
+func (*DeleteUserDataRequest) Descriptor() ([]byte, []int) {
+	return file_linkd_v1_link_proto_rawDescGZIP(), []int{45}
+}
+
+func (x *DeleteUserDataRequest) GetClientUserId() string {
+	if x != nil {
+		return x.ClientUserId
+	}
+	return ""
+}
+
+// DeleteUserDataResponse says what the erasure removed. Counts are of this
+// call: a repeated call after a complete one answers zeros.
+type DeleteUserDataResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The erased end user.
+	ClientUserId string `protobuf:"bytes,1,opt,name=client_user_id,json=clientUserId,proto3" json:"client_user_id,omitempty"`
+	// Items Plaid removed at this call's /item/remove.
+	ItemsRemovedAtPlaid int32 `protobuf:"varint,2,opt,name=items_removed_at_plaid,json=itemsRemovedAtPlaid,proto3" json:"items_removed_at_plaid,omitempty"`
+	// Items Plaid no longer had (removed before, or ITEM_NOT_FOUND): removed
+	// here only.
+	ItemsAlreadyGoneAtPlaid int32 `protobuf:"varint,3,opt,name=items_already_gone_at_plaid,json=itemsAlreadyGoneAtPlaid,proto3" json:"items_already_gone_at_plaid,omitempty"`
+	// Items deleted from linkd, each with its sealed access token.
+	ItemsDeleted int32 `protobuf:"varint,4,opt,name=items_deleted,json=itemsDeleted,proto3" json:"items_deleted,omitempty"`
+	// Link sessions deleted.
+	LinkSessionsDeleted int32 `protobuf:"varint,5,opt,name=link_sessions_deleted,json=linkSessionsDeleted,proto3" json:"link_sessions_deleted,omitempty"`
+	// Link tokens deleted.
+	LinkTokensDeleted int32 `protobuf:"varint,6,opt,name=link_tokens_deleted,json=linkTokensDeleted,proto3" json:"link_tokens_deleted,omitempty"`
+	// Recorded Plaid webhooks about the user's Items deleted.
+	WebhooksDeleted int32 `protobuf:"varint,7,opt,name=webhooks_deleted,json=webhooksDeleted,proto3" json:"webhooks_deleted,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *DeleteUserDataResponse) Reset() {
+	*x = DeleteUserDataResponse{}
+	mi := &file_linkd_v1_link_proto_msgTypes[46]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteUserDataResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteUserDataResponse) ProtoMessage() {}
+
+func (x *DeleteUserDataResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_linkd_v1_link_proto_msgTypes[46]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteUserDataResponse.ProtoReflect.Descriptor instead.
+func (*DeleteUserDataResponse) Descriptor() ([]byte, []int) {
+	return file_linkd_v1_link_proto_rawDescGZIP(), []int{46}
+}
+
+func (x *DeleteUserDataResponse) GetClientUserId() string {
+	if x != nil {
+		return x.ClientUserId
+	}
+	return ""
+}
+
+func (x *DeleteUserDataResponse) GetItemsRemovedAtPlaid() int32 {
+	if x != nil {
+		return x.ItemsRemovedAtPlaid
+	}
+	return 0
+}
+
+func (x *DeleteUserDataResponse) GetItemsAlreadyGoneAtPlaid() int32 {
+	if x != nil {
+		return x.ItemsAlreadyGoneAtPlaid
+	}
+	return 0
+}
+
+func (x *DeleteUserDataResponse) GetItemsDeleted() int32 {
+	if x != nil {
+		return x.ItemsDeleted
+	}
+	return 0
+}
+
+func (x *DeleteUserDataResponse) GetLinkSessionsDeleted() int32 {
+	if x != nil {
+		return x.LinkSessionsDeleted
+	}
+	return 0
+}
+
+func (x *DeleteUserDataResponse) GetLinkTokensDeleted() int32 {
+	if x != nil {
+		return x.LinkTokensDeleted
+	}
+	return 0
+}
+
+func (x *DeleteUserDataResponse) GetWebhooksDeleted() int32 {
+	if x != nil {
+		return x.WebhooksDeleted
+	}
+	return 0
+}
+
 var File_linkd_v1_link_proto protoreflect.FileDescriptor
 
 const file_linkd_v1_link_proto_rawDesc = "" +
@@ -3825,22 +4044,30 @@ const file_linkd_v1_link_proto_rawDesc = "" +
 	"\x0eGetItemRequest\x12\x17\n" +
 	"\aitem_id\x18\x01 \x01(\tR\x06itemId\"5\n" +
 	"\x0fGetItemResponse\x12\"\n" +
-	"\x04item\x18\x01 \x01(\v2\x0e.linkd.v1.ItemR\x04item\"j\n" +
+	"\x04item\x18\x01 \x01(\v2\x0e.linkd.v1.ItemR\x04item\"\xa6\x01\n" +
 	"\x10ListItemsRequest\x12$\n" +
 	"\x0eclient_user_id\x18\x01 \x01(\tR\fclientUserId\x120\n" +
-	"\bstatuses\x18\x02 \x03(\x0e2\x14.linkd.v1.ItemStatusR\bstatuses\"9\n" +
+	"\bstatuses\x18\x02 \x03(\x0e2\x14.linkd.v1.ItemStatusR\bstatuses\x12\x1b\n" +
+	"\tpage_size\x18\x03 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x04 \x01(\tR\tpageToken\"a\n" +
 	"\x11ListItemsResponse\x12$\n" +
-	"\x05items\x18\x01 \x03(\v2\x0e.linkd.v1.ItemR\x05items\",\n" +
+	"\x05items\x18\x01 \x03(\v2\x0e.linkd.v1.ItemR\x05items\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\",\n" +
 	"\x11RemoveItemRequest\x12\x17\n" +
 	"\aitem_id\x18\x01 \x01(\tR\x06itemId\"L\n" +
 	"\x12RemoveItemResponse\x12\x17\n" +
 	"\aitem_id\x18\x01 \x01(\tR\x06itemId\x12\x1d\n" +
 	"\n" +
-	"request_id\x18\x02 \x01(\tR\trequestId\"?\n" +
+	"request_id\x18\x02 \x01(\tR\trequestId\"{\n" +
 	"\x15GetLinkSessionRequest\x12&\n" +
-	"\x0flink_session_id\x18\x01 \x01(\tR\rlinkSessionId\"I\n" +
+	"\x0flink_session_id\x18\x01 \x01(\tR\rlinkSessionId\x12\x1b\n" +
+	"\tpage_size\x18\x02 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x03 \x01(\tR\tpageToken\"q\n" +
 	"\x16GetLinkSessionResponse\x12/\n" +
-	"\asession\x18\x01 \x01(\v2\x15.linkd.v1.LinkSessionR\asession\"s\n" +
+	"\asession\x18\x01 \x01(\v2\x15.linkd.v1.LinkSessionR\asession\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"s\n" +
 	"\x1fCreateSandboxPublicTokenRequest\x12%\n" +
 	"\x0einstitution_id\x18\x01 \x01(\tR\rinstitutionId\x12)\n" +
 	"\x10initial_products\x18\x02 \x03(\tR\x0finitialProducts\"d\n" +
@@ -3904,7 +4131,17 @@ const file_linkd_v1_link_proto_rawDesc = "" +
 	"\vexit_status\x18\x03 \x01(\tR\n" +
 	"exitStatus\"L\n" +
 	"\"CompleteSandboxLinkSessionResponse\x12&\n" +
-	"\x0flink_session_id\x18\x01 \x01(\tR\rlinkSessionId*\xd7\x01\n" +
+	"\x0flink_session_id\x18\x01 \x01(\tR\rlinkSessionId\"=\n" +
+	"\x15DeleteUserDataRequest\x12$\n" +
+	"\x0eclient_user_id\x18\x01 \x01(\tR\fclientUserId\"\xe5\x02\n" +
+	"\x16DeleteUserDataResponse\x12$\n" +
+	"\x0eclient_user_id\x18\x01 \x01(\tR\fclientUserId\x123\n" +
+	"\x16items_removed_at_plaid\x18\x02 \x01(\x05R\x13itemsRemovedAtPlaid\x12<\n" +
+	"\x1bitems_already_gone_at_plaid\x18\x03 \x01(\x05R\x17itemsAlreadyGoneAtPlaid\x12#\n" +
+	"\ritems_deleted\x18\x04 \x01(\x05R\fitemsDeleted\x122\n" +
+	"\x15link_sessions_deleted\x18\x05 \x01(\x05R\x13linkSessionsDeleted\x12.\n" +
+	"\x13link_tokens_deleted\x18\x06 \x01(\x05R\x11linkTokensDeleted\x12)\n" +
+	"\x10webhooks_deleted\x18\a \x01(\x05R\x0fwebhooksDeleted*\xd7\x01\n" +
 	"\n" +
 	"ItemStatus\x12\x1b\n" +
 	"\x17ITEM_STATUS_UNSPECIFIED\x10\x00\x12\x14\n" +
@@ -3919,8 +4156,7 @@ const file_linkd_v1_link_proto_rawDesc = "" +
 	"\x15LINK_TOKEN_STATE_OPEN\x10\x01\x12\x1e\n" +
 	"\x1aLINK_TOKEN_STATE_COMPLETED\x10\x02\x12\x1b\n" +
 	"\x17LINK_TOKEN_STATE_EXITED\x10\x03\x12\x1c\n" +
-	"\x18LINK_TOKEN_STATE_EXPIRED\x10\x042\xc4\n" +
-	"\n" +
+	"\x18LINK_TOKEN_STATE_EXPIRED\x10\x042\x99\v\n" +
 	"\vLinkService\x12V\n" +
 	"\x0fCreateLinkToken\x12 .linkd.v1.CreateLinkTokenRequest\x1a!.linkd.v1.CreateLinkTokenResponse\x12P\n" +
 	"\rParseRedirect\x12\x1e.linkd.v1.ParseRedirectRequest\x1a\x1f.linkd.v1.ParseRedirectResponse\x12S\n" +
@@ -3937,7 +4173,8 @@ const file_linkd_v1_link_proto_rawDesc = "" +
 	"\x12FireSandboxWebhook\x12#.linkd.v1.FireSandboxWebhookRequest\x1a$.linkd.v1.FireSandboxWebhookResponse\x12\\\n" +
 	"\x11GetLinkConversion\x12\".linkd.v1.GetLinkConversionRequest\x1a#.linkd.v1.GetLinkConversionResponse\x12M\n" +
 	"\fGetLinkToken\x12\x1d.linkd.v1.GetLinkTokenRequest\x1a\x1e.linkd.v1.GetLinkTokenResponse\x12w\n" +
-	"\x1aCompleteSandboxLinkSession\x12+.linkd.v1.CompleteSandboxLinkSessionRequest\x1a,.linkd.v1.CompleteSandboxLinkSessionResponseB_\n" +
+	"\x1aCompleteSandboxLinkSession\x12+.linkd.v1.CompleteSandboxLinkSessionRequest\x1a,.linkd.v1.CompleteSandboxLinkSessionResponse\x12S\n" +
+	"\x0eDeleteUserData\x12\x1f.linkd.v1.DeleteUserDataRequest\x1a .linkd.v1.DeleteUserDataResponseB_\n" +
 	"\fdev.linkd.v1B\tLinkProtoP\x01Z+github.com/linkd/linkd/gen/linkd/v1;linkdv1\xa2\x02\x03LKD\xaa\x02\bLinkd.V1\xba\x02\x03LKDb\x06proto3"
 
 var (
@@ -3953,7 +4190,7 @@ func file_linkd_v1_link_proto_rawDescGZIP() []byte {
 }
 
 var file_linkd_v1_link_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_linkd_v1_link_proto_msgTypes = make([]protoimpl.MessageInfo, 50)
+var file_linkd_v1_link_proto_msgTypes = make([]protoimpl.MessageInfo, 52)
 var file_linkd_v1_link_proto_goTypes = []any{
 	(ItemStatus)(0),                            // 0: linkd.v1.ItemStatus
 	(LinkTokenState)(0),                        // 1: linkd.v1.LinkTokenState
@@ -4002,36 +4239,38 @@ var file_linkd_v1_link_proto_goTypes = []any{
 	(*GetLinkTokenResponse)(nil),               // 44: linkd.v1.GetLinkTokenResponse
 	(*CompleteSandboxLinkSessionRequest)(nil),  // 45: linkd.v1.CompleteSandboxLinkSessionRequest
 	(*CompleteSandboxLinkSessionResponse)(nil), // 46: linkd.v1.CompleteSandboxLinkSessionResponse
-	nil,                           // 47: linkd.v1.WebviewRedirect.UnrecognizedParamsEntry
-	nil,                           // 48: linkd.v1.CreateLinkTokenRequest.AccountFiltersEntry
-	nil,                           // 49: linkd.v1.GetLinkConversionResponse.ExitsByStatusEntry
-	nil,                           // 50: linkd.v1.GetLinkConversionResponse.ExitsByErrorCodeEntry
-	nil,                           // 51: linkd.v1.GetLinkConversionResponse.AbandonedAtViewEntry
-	(*timestamppb.Timestamp)(nil), // 52: google.protobuf.Timestamp
+	(*DeleteUserDataRequest)(nil),              // 47: linkd.v1.DeleteUserDataRequest
+	(*DeleteUserDataResponse)(nil),             // 48: linkd.v1.DeleteUserDataResponse
+	nil,                                        // 49: linkd.v1.WebviewRedirect.UnrecognizedParamsEntry
+	nil,                                        // 50: linkd.v1.CreateLinkTokenRequest.AccountFiltersEntry
+	nil,                                        // 51: linkd.v1.GetLinkConversionResponse.ExitsByStatusEntry
+	nil,                                        // 52: linkd.v1.GetLinkConversionResponse.ExitsByErrorCodeEntry
+	nil,                                        // 53: linkd.v1.GetLinkConversionResponse.AbandonedAtViewEntry
+	(*timestamppb.Timestamp)(nil),              // 54: google.protobuf.Timestamp
 }
 var file_linkd_v1_link_proto_depIdxs = []int32{
-	52, // 0: linkd.v1.LinkToken.expiration:type_name -> google.protobuf.Timestamp
+	54, // 0: linkd.v1.LinkToken.expiration:type_name -> google.protobuf.Timestamp
 	3,  // 1: linkd.v1.ConnectedResult.accounts:type_name -> linkd.v1.Account
 	4,  // 2: linkd.v1.ExitResult.error:type_name -> linkd.v1.LinkError
 	4,  // 3: linkd.v1.LinkEvent.error:type_name -> linkd.v1.LinkError
-	52, // 4: linkd.v1.LinkEvent.timestamp:type_name -> google.protobuf.Timestamp
-	52, // 5: linkd.v1.LinkEvent.issue_detected_at:type_name -> google.protobuf.Timestamp
+	54, // 4: linkd.v1.LinkEvent.timestamp:type_name -> google.protobuf.Timestamp
+	54, // 5: linkd.v1.LinkEvent.issue_detected_at:type_name -> google.protobuf.Timestamp
 	5,  // 6: linkd.v1.WebviewRedirect.connected:type_name -> linkd.v1.ConnectedResult
 	6,  // 7: linkd.v1.WebviewRedirect.exit:type_name -> linkd.v1.ExitResult
 	7,  // 8: linkd.v1.WebviewRedirect.event:type_name -> linkd.v1.LinkEvent
-	47, // 9: linkd.v1.WebviewRedirect.unrecognized_params:type_name -> linkd.v1.WebviewRedirect.UnrecognizedParamsEntry
+	49, // 9: linkd.v1.WebviewRedirect.unrecognized_params:type_name -> linkd.v1.WebviewRedirect.UnrecognizedParamsEntry
 	3,  // 10: linkd.v1.Item.accounts:type_name -> linkd.v1.Account
 	0,  // 11: linkd.v1.Item.status:type_name -> linkd.v1.ItemStatus
-	52, // 12: linkd.v1.Item.created_at:type_name -> google.protobuf.Timestamp
-	52, // 13: linkd.v1.Item.status_changed_at:type_name -> google.protobuf.Timestamp
+	54, // 12: linkd.v1.Item.created_at:type_name -> google.protobuf.Timestamp
+	54, // 13: linkd.v1.Item.status_changed_at:type_name -> google.protobuf.Timestamp
 	7,  // 14: linkd.v1.LinkSession.events:type_name -> linkd.v1.LinkEvent
 	5,  // 15: linkd.v1.LinkSession.connected:type_name -> linkd.v1.ConnectedResult
 	6,  // 16: linkd.v1.LinkSession.exit:type_name -> linkd.v1.ExitResult
-	52, // 17: linkd.v1.LinkSession.first_seen_at:type_name -> google.protobuf.Timestamp
-	52, // 18: linkd.v1.LinkSession.last_seen_at:type_name -> google.protobuf.Timestamp
+	54, // 17: linkd.v1.LinkSession.first_seen_at:type_name -> google.protobuf.Timestamp
+	54, // 18: linkd.v1.LinkSession.last_seen_at:type_name -> google.protobuf.Timestamp
 	12, // 19: linkd.v1.CreateLinkTokenRequest.hosted_link:type_name -> linkd.v1.HostedLink
 	13, // 20: linkd.v1.CreateLinkTokenRequest.user:type_name -> linkd.v1.LinkTokenUser
-	48, // 21: linkd.v1.CreateLinkTokenRequest.account_filters:type_name -> linkd.v1.CreateLinkTokenRequest.AccountFiltersEntry
+	50, // 21: linkd.v1.CreateLinkTokenRequest.account_filters:type_name -> linkd.v1.CreateLinkTokenRequest.AccountFiltersEntry
 	16, // 22: linkd.v1.CreateLinkTokenRequest.transactions:type_name -> linkd.v1.LinkTokenTransactions
 	17, // 23: linkd.v1.CreateLinkTokenRequest.update:type_name -> linkd.v1.LinkTokenUpdate
 	14, // 24: linkd.v1.LinkTokenUser.address:type_name -> linkd.v1.UserAddress
@@ -4047,13 +4286,13 @@ var file_linkd_v1_link_proto_depIdxs = []int32{
 	0,  // 34: linkd.v1.ListItemsRequest.statuses:type_name -> linkd.v1.ItemStatus
 	9,  // 35: linkd.v1.ListItemsResponse.items:type_name -> linkd.v1.Item
 	10, // 36: linkd.v1.GetLinkSessionResponse.session:type_name -> linkd.v1.LinkSession
-	52, // 37: linkd.v1.GetLinkConversionRequest.since:type_name -> google.protobuf.Timestamp
-	52, // 38: linkd.v1.GetLinkConversionRequest.until:type_name -> google.protobuf.Timestamp
-	52, // 39: linkd.v1.GetLinkConversionResponse.since:type_name -> google.protobuf.Timestamp
-	52, // 40: linkd.v1.GetLinkConversionResponse.until:type_name -> google.protobuf.Timestamp
-	49, // 41: linkd.v1.GetLinkConversionResponse.exits_by_status:type_name -> linkd.v1.GetLinkConversionResponse.ExitsByStatusEntry
-	50, // 42: linkd.v1.GetLinkConversionResponse.exits_by_error_code:type_name -> linkd.v1.GetLinkConversionResponse.ExitsByErrorCodeEntry
-	51, // 43: linkd.v1.GetLinkConversionResponse.abandoned_at_view:type_name -> linkd.v1.GetLinkConversionResponse.AbandonedAtViewEntry
+	54, // 37: linkd.v1.GetLinkConversionRequest.since:type_name -> google.protobuf.Timestamp
+	54, // 38: linkd.v1.GetLinkConversionRequest.until:type_name -> google.protobuf.Timestamp
+	54, // 39: linkd.v1.GetLinkConversionResponse.since:type_name -> google.protobuf.Timestamp
+	54, // 40: linkd.v1.GetLinkConversionResponse.until:type_name -> google.protobuf.Timestamp
+	51, // 41: linkd.v1.GetLinkConversionResponse.exits_by_status:type_name -> linkd.v1.GetLinkConversionResponse.ExitsByStatusEntry
+	52, // 42: linkd.v1.GetLinkConversionResponse.exits_by_error_code:type_name -> linkd.v1.GetLinkConversionResponse.ExitsByErrorCodeEntry
+	53, // 43: linkd.v1.GetLinkConversionResponse.abandoned_at_view:type_name -> linkd.v1.GetLinkConversionResponse.AbandonedAtViewEntry
 	2,  // 44: linkd.v1.GetLinkTokenResponse.link_token:type_name -> linkd.v1.LinkToken
 	1,  // 45: linkd.v1.GetLinkTokenResponse.state:type_name -> linkd.v1.LinkTokenState
 	10, // 46: linkd.v1.GetLinkTokenResponse.link_sessions:type_name -> linkd.v1.LinkSession
@@ -4073,23 +4312,25 @@ var file_linkd_v1_link_proto_depIdxs = []int32{
 	41, // 60: linkd.v1.LinkService.GetLinkConversion:input_type -> linkd.v1.GetLinkConversionRequest
 	43, // 61: linkd.v1.LinkService.GetLinkToken:input_type -> linkd.v1.GetLinkTokenRequest
 	45, // 62: linkd.v1.LinkService.CompleteSandboxLinkSession:input_type -> linkd.v1.CompleteSandboxLinkSessionRequest
-	18, // 63: linkd.v1.LinkService.CreateLinkToken:output_type -> linkd.v1.CreateLinkTokenResponse
-	20, // 64: linkd.v1.LinkService.ParseRedirect:output_type -> linkd.v1.ParseRedirectResponse
-	22, // 65: linkd.v1.LinkService.SubmitRedirect:output_type -> linkd.v1.SubmitRedirectResponse
-	24, // 66: linkd.v1.LinkService.ExchangePublicToken:output_type -> linkd.v1.ExchangePublicTokenResponse
-	26, // 67: linkd.v1.LinkService.GetItem:output_type -> linkd.v1.GetItemResponse
-	28, // 68: linkd.v1.LinkService.ListItems:output_type -> linkd.v1.ListItemsResponse
-	30, // 69: linkd.v1.LinkService.RemoveItem:output_type -> linkd.v1.RemoveItemResponse
-	32, // 70: linkd.v1.LinkService.GetLinkSession:output_type -> linkd.v1.GetLinkSessionResponse
-	34, // 71: linkd.v1.LinkService.CreateSandboxPublicToken:output_type -> linkd.v1.CreateSandboxPublicTokenResponse
-	36, // 72: linkd.v1.LinkService.ResumeOAuth:output_type -> linkd.v1.ResumeOAuthResponse
-	38, // 73: linkd.v1.LinkService.ResetSandboxItemLogin:output_type -> linkd.v1.ResetSandboxItemLoginResponse
-	40, // 74: linkd.v1.LinkService.FireSandboxWebhook:output_type -> linkd.v1.FireSandboxWebhookResponse
-	42, // 75: linkd.v1.LinkService.GetLinkConversion:output_type -> linkd.v1.GetLinkConversionResponse
-	44, // 76: linkd.v1.LinkService.GetLinkToken:output_type -> linkd.v1.GetLinkTokenResponse
-	46, // 77: linkd.v1.LinkService.CompleteSandboxLinkSession:output_type -> linkd.v1.CompleteSandboxLinkSessionResponse
-	63, // [63:78] is the sub-list for method output_type
-	48, // [48:63] is the sub-list for method input_type
+	47, // 63: linkd.v1.LinkService.DeleteUserData:input_type -> linkd.v1.DeleteUserDataRequest
+	18, // 64: linkd.v1.LinkService.CreateLinkToken:output_type -> linkd.v1.CreateLinkTokenResponse
+	20, // 65: linkd.v1.LinkService.ParseRedirect:output_type -> linkd.v1.ParseRedirectResponse
+	22, // 66: linkd.v1.LinkService.SubmitRedirect:output_type -> linkd.v1.SubmitRedirectResponse
+	24, // 67: linkd.v1.LinkService.ExchangePublicToken:output_type -> linkd.v1.ExchangePublicTokenResponse
+	26, // 68: linkd.v1.LinkService.GetItem:output_type -> linkd.v1.GetItemResponse
+	28, // 69: linkd.v1.LinkService.ListItems:output_type -> linkd.v1.ListItemsResponse
+	30, // 70: linkd.v1.LinkService.RemoveItem:output_type -> linkd.v1.RemoveItemResponse
+	32, // 71: linkd.v1.LinkService.GetLinkSession:output_type -> linkd.v1.GetLinkSessionResponse
+	34, // 72: linkd.v1.LinkService.CreateSandboxPublicToken:output_type -> linkd.v1.CreateSandboxPublicTokenResponse
+	36, // 73: linkd.v1.LinkService.ResumeOAuth:output_type -> linkd.v1.ResumeOAuthResponse
+	38, // 74: linkd.v1.LinkService.ResetSandboxItemLogin:output_type -> linkd.v1.ResetSandboxItemLoginResponse
+	40, // 75: linkd.v1.LinkService.FireSandboxWebhook:output_type -> linkd.v1.FireSandboxWebhookResponse
+	42, // 76: linkd.v1.LinkService.GetLinkConversion:output_type -> linkd.v1.GetLinkConversionResponse
+	44, // 77: linkd.v1.LinkService.GetLinkToken:output_type -> linkd.v1.GetLinkTokenResponse
+	46, // 78: linkd.v1.LinkService.CompleteSandboxLinkSession:output_type -> linkd.v1.CompleteSandboxLinkSessionResponse
+	48, // 79: linkd.v1.LinkService.DeleteUserData:output_type -> linkd.v1.DeleteUserDataResponse
+	64, // [64:80] is the sub-list for method output_type
+	48, // [48:64] is the sub-list for method input_type
 	48, // [48:48] is the sub-list for extension type_name
 	48, // [48:48] is the sub-list for extension extendee
 	0,  // [0:48] is the sub-list for field type_name
@@ -4120,7 +4361,7 @@ func file_linkd_v1_link_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_linkd_v1_link_proto_rawDesc), len(file_linkd_v1_link_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   50,
+			NumMessages:   52,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -34,6 +34,7 @@ const (
 	LinkService_GetLinkConversion_FullMethodName          = "/linkd.v1.LinkService/GetLinkConversion"
 	LinkService_GetLinkToken_FullMethodName               = "/linkd.v1.LinkService/GetLinkToken"
 	LinkService_CompleteSandboxLinkSession_FullMethodName = "/linkd.v1.LinkService/CompleteSandboxLinkSession"
+	LinkService_DeleteUserData_FullMethodName             = "/linkd.v1.LinkService/DeleteUserData"
 )
 
 // LinkServiceClient is the client API for LinkService service.
@@ -95,6 +96,14 @@ type LinkServiceClient interface {
 	// that must not click through a page. Emulator mode only:
 	// FAILED_PRECONDITION otherwise.
 	CompleteSandboxLinkSession(ctx context.Context, in *CompleteSandboxLinkSessionRequest, opts ...grpc.CallOption) (*CompleteSandboxLinkSessionResponse, error)
+	// DeleteUserData erases an end user: each of the user's Items is removed
+	// at Plaid (/item/remove; an Item Plaid no longer has counts as removed),
+	// then every record linkd keeps of the user goes in one transaction:
+	// Items with their sealed access tokens, Link sessions, link tokens and
+	// the webhooks naming the Items. Idempotent: a call that failed part way
+	// (Plaid unavailable, a crash) is resumed by calling again, and a user
+	// with nothing left answers with zero counts. Services only.
+	DeleteUserData(ctx context.Context, in *DeleteUserDataRequest, opts ...grpc.CallOption) (*DeleteUserDataResponse, error)
 }
 
 type linkServiceClient struct {
@@ -255,6 +264,16 @@ func (c *linkServiceClient) CompleteSandboxLinkSession(ctx context.Context, in *
 	return out, nil
 }
 
+func (c *linkServiceClient) DeleteUserData(ctx context.Context, in *DeleteUserDataRequest, opts ...grpc.CallOption) (*DeleteUserDataResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DeleteUserDataResponse)
+	err := c.cc.Invoke(ctx, LinkService_DeleteUserData_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // LinkServiceServer is the server API for LinkService service.
 // All implementations must embed UnimplementedLinkServiceServer
 // for forward compatibility.
@@ -314,6 +333,14 @@ type LinkServiceServer interface {
 	// that must not click through a page. Emulator mode only:
 	// FAILED_PRECONDITION otherwise.
 	CompleteSandboxLinkSession(context.Context, *CompleteSandboxLinkSessionRequest) (*CompleteSandboxLinkSessionResponse, error)
+	// DeleteUserData erases an end user: each of the user's Items is removed
+	// at Plaid (/item/remove; an Item Plaid no longer has counts as removed),
+	// then every record linkd keeps of the user goes in one transaction:
+	// Items with their sealed access tokens, Link sessions, link tokens and
+	// the webhooks naming the Items. Idempotent: a call that failed part way
+	// (Plaid unavailable, a crash) is resumed by calling again, and a user
+	// with nothing left answers with zero counts. Services only.
+	DeleteUserData(context.Context, *DeleteUserDataRequest) (*DeleteUserDataResponse, error)
 	mustEmbedUnimplementedLinkServiceServer()
 }
 
@@ -368,6 +395,9 @@ func (UnimplementedLinkServiceServer) GetLinkToken(context.Context, *GetLinkToke
 }
 func (UnimplementedLinkServiceServer) CompleteSandboxLinkSession(context.Context, *CompleteSandboxLinkSessionRequest) (*CompleteSandboxLinkSessionResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method CompleteSandboxLinkSession not implemented")
+}
+func (UnimplementedLinkServiceServer) DeleteUserData(context.Context, *DeleteUserDataRequest) (*DeleteUserDataResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DeleteUserData not implemented")
 }
 func (UnimplementedLinkServiceServer) mustEmbedUnimplementedLinkServiceServer() {}
 func (UnimplementedLinkServiceServer) testEmbeddedByValue()                     {}
@@ -660,6 +690,24 @@ func _LinkService_CompleteSandboxLinkSession_Handler(srv interface{}, ctx contex
 	return interceptor(ctx, in, info, handler)
 }
 
+func _LinkService_DeleteUserData_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DeleteUserDataRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(LinkServiceServer).DeleteUserData(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: LinkService_DeleteUserData_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(LinkServiceServer).DeleteUserData(ctx, req.(*DeleteUserDataRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // LinkService_ServiceDesc is the grpc.ServiceDesc for LinkService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -726,6 +774,10 @@ var LinkService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "CompleteSandboxLinkSession",
 			Handler:    _LinkService_CompleteSandboxLinkSession_Handler,
+		},
+		{
+			MethodName: "DeleteUserData",
+			Handler:    _LinkService_DeleteUserData_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -1,0 +1,45 @@
+package server
+
+import (
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/keepalive"
+)
+
+// What one gRPC connection may hold. A client that opens streams and never
+// reads their answers pins each answer in the server's send buffers, and
+// one that stays connected doing nothing holds a connection for ever; these
+// bound both.
+const (
+	// MaxConcurrentStreams bounds the calls in flight on one connection.
+	// Every REST call shares the gateway's one connection, so the bound
+	// must sit above the REST concurrency linkd serves (its HTTP server
+	// has its own limits): with answers bounded (MaxRequestBytes in,
+	// paged lists out), a connection pins at most this many answers.
+	MaxConcurrentStreams = 1000
+	// KeepaliveMinTime is the most often a client may ping; one pinging
+	// more often is sent GOAWAY (too_many_pings), as pings cost the server.
+	KeepaliveMinTime = 10 * time.Second
+	// KeepaliveTime is how long a quiet connection goes before the server
+	// pings it, and KeepaliveTimeout how long it waits for the answer
+	// before closing it: a peer that stopped reading never answers.
+	KeepaliveTime    = time.Minute
+	KeepaliveTimeout = 20 * time.Second
+	// MaxConnectionIdle closes a connection with no call for this long
+	// (GOAWAY: a client reconnects when it needs to).
+	MaxConnectionIdle = 15 * time.Minute
+)
+
+// connectionLimits returns the server options that apply the bounds above.
+func connectionLimits() []grpc.ServerOption {
+	return []grpc.ServerOption{
+		grpc.MaxConcurrentStreams(MaxConcurrentStreams),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: KeepaliveMinTime, PermitWithoutStream: true}),
+		grpc.KeepaliveParams(keepalive.ServerParameters{
+			MaxConnectionIdle: MaxConnectionIdle,
+			Time:              KeepaliveTime,
+			Timeout:           KeepaliveTimeout,
+		}),
+	}
+}
