@@ -58,7 +58,7 @@ var methodAccess = map[string]access{
 	linkdv1.LinkService_GetLinkToken_FullMethodName:             ownsLinkToken,
 	// An app's own test build completes its own sessions; emulator only.
 	linkdv1.LinkService_CompleteSandboxLinkSession_FullMethodName: ownsLinkToken,
-	linkdv1.LinkService_DeleteUserData_FullMethodName:           serviceOnly,
+	linkdv1.LinkService_DeleteUserData_FullMethodName:             serviceOnly,
 }
 
 // userMayCall reports whether an end user may call method.
