@@ -2,7 +2,9 @@ package server
 
 import (
 	"context"
+	"fmt"
 	"sync"
+	"unicode/utf8"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -10,6 +12,7 @@ import (
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
 )
 
 // InProcessConn lets the REST gateway call the gRPC services in the same
@@ -68,6 +71,12 @@ func (c *InProcessConn) Invoke(ctx context.Context, method string, args, reply a
 	in, ok := args.(proto.Message)
 	if !ok {
 		return status.Errorf(codes.Internal, "request of %s is not a protobuf message", method)
+	}
+	// What encoding would refuse on the wire is refused here too, before
+	// any interceptor, as a gRPC server refuses it: a string that is not
+	// UTF-8, named.
+	if field, bad := invalidUTF8Field(in.ProtoReflect(), ""); bad {
+		return invalidUTF8Status(field).Err()
 	}
 	dec := func(v any) error {
 		proto.Merge(v.(proto.Message), in)
@@ -169,4 +178,58 @@ func chainUnary(interceptors ...grpc.UnaryServerInterceptor) grpc.UnaryServerInt
 		}
 		return next(ctx, req)
 	}
+}
+
+// invalidUTF8Field returns the path (a.b[2].c) of the first string field
+// of m, at any depth, that is not valid UTF-8.
+func invalidUTF8Field(m protoreflect.Message, prefix string) (string, bool) {
+	var path string
+	var bad bool
+	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+		name := prefix + string(fd.Name())
+		switch {
+		case fd.IsList():
+			l := v.List()
+			for i := range l.Len() {
+				at := fmt.Sprintf("%s[%d]", name, i)
+				if p, b := invalidUTF8Value(fd, l.Get(i), at); b {
+					path, bad = p, true
+					return false
+				}
+			}
+		case fd.IsMap():
+			v.Map().Range(func(k protoreflect.MapKey, mv protoreflect.Value) bool {
+				if fd.MapKey().Kind() == protoreflect.StringKind && !utf8.ValidString(k.String()) {
+					path, bad = name, true
+					return false
+				}
+				if p, b := invalidUTF8Value(fd.MapValue(), mv, name+"."+k.String()); b {
+					path, bad = p, true
+					return false
+				}
+				return true
+			})
+			return !bad
+		default:
+			if p, b := invalidUTF8Value(fd, v, name); b {
+				path, bad = p, true
+				return false
+			}
+		}
+		return true
+	})
+	return path, bad
+}
+
+// invalidUTF8Value checks one value of field fd, at path.
+func invalidUTF8Value(fd protoreflect.FieldDescriptor, v protoreflect.Value, path string) (string, bool) {
+	switch fd.Kind() {
+	case protoreflect.StringKind:
+		if !utf8.ValidString(v.String()) {
+			return path, true
+		}
+	case protoreflect.MessageKind, protoreflect.GroupKind:
+		return invalidUTF8Field(v.Message(), path+".")
+	}
+	return "", false
 }
