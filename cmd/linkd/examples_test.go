@@ -25,6 +25,7 @@ func TestExamples(t *testing.T) {
 		name string
 		cmd  []string
 	}{
+		{"Go", []string{"go", "run", filepath.Join(examples, "go")}},
 		{"Node", []string{"node", filepath.Join(examples, "node", "example.js")}},
 		{"Java", []string{filepath.Join(examples, "java", "run.sh")}},
 	} {
