@@ -4156,25 +4156,25 @@ const file_linkd_v1_link_proto_rawDesc = "" +
 	"\x15LINK_TOKEN_STATE_OPEN\x10\x01\x12\x1e\n" +
 	"\x1aLINK_TOKEN_STATE_COMPLETED\x10\x02\x12\x1b\n" +
 	"\x17LINK_TOKEN_STATE_EXITED\x10\x03\x12\x1c\n" +
-	"\x18LINK_TOKEN_STATE_EXPIRED\x10\x042\x99\v\n" +
+	"\x18LINK_TOKEN_STATE_EXPIRED\x10\x042\xcb\v\n" +
 	"\vLinkService\x12V\n" +
-	"\x0fCreateLinkToken\x12 .linkd.v1.CreateLinkTokenRequest\x1a!.linkd.v1.CreateLinkTokenResponse\x12P\n" +
-	"\rParseRedirect\x12\x1e.linkd.v1.ParseRedirectRequest\x1a\x1f.linkd.v1.ParseRedirectResponse\x12S\n" +
-	"\x0eSubmitRedirect\x12\x1f.linkd.v1.SubmitRedirectRequest\x1a .linkd.v1.SubmitRedirectResponse\x12b\n" +
-	"\x13ExchangePublicToken\x12$.linkd.v1.ExchangePublicTokenRequest\x1a%.linkd.v1.ExchangePublicTokenResponse\x12>\n" +
-	"\aGetItem\x12\x18.linkd.v1.GetItemRequest\x1a\x19.linkd.v1.GetItemResponse\x12D\n" +
-	"\tListItems\x12\x1a.linkd.v1.ListItemsRequest\x1a\x1b.linkd.v1.ListItemsResponse\x12G\n" +
+	"\x0fCreateLinkToken\x12 .linkd.v1.CreateLinkTokenRequest\x1a!.linkd.v1.CreateLinkTokenResponse\x12U\n" +
+	"\rParseRedirect\x12\x1e.linkd.v1.ParseRedirectRequest\x1a\x1f.linkd.v1.ParseRedirectResponse\"\x03\x90\x02\x01\x12X\n" +
+	"\x0eSubmitRedirect\x12\x1f.linkd.v1.SubmitRedirectRequest\x1a .linkd.v1.SubmitRedirectResponse\"\x03\x90\x02\x02\x12g\n" +
+	"\x13ExchangePublicToken\x12$.linkd.v1.ExchangePublicTokenRequest\x1a%.linkd.v1.ExchangePublicTokenResponse\"\x03\x90\x02\x02\x12C\n" +
+	"\aGetItem\x12\x18.linkd.v1.GetItemRequest\x1a\x19.linkd.v1.GetItemResponse\"\x03\x90\x02\x01\x12I\n" +
+	"\tListItems\x12\x1a.linkd.v1.ListItemsRequest\x1a\x1b.linkd.v1.ListItemsResponse\"\x03\x90\x02\x01\x12G\n" +
 	"\n" +
-	"RemoveItem\x12\x1b.linkd.v1.RemoveItemRequest\x1a\x1c.linkd.v1.RemoveItemResponse\x12S\n" +
-	"\x0eGetLinkSession\x12\x1f.linkd.v1.GetLinkSessionRequest\x1a .linkd.v1.GetLinkSessionResponse\x12q\n" +
-	"\x18CreateSandboxPublicToken\x12).linkd.v1.CreateSandboxPublicTokenRequest\x1a*.linkd.v1.CreateSandboxPublicTokenResponse\x12J\n" +
-	"\vResumeOAuth\x12\x1c.linkd.v1.ResumeOAuthRequest\x1a\x1d.linkd.v1.ResumeOAuthResponse\x12h\n" +
+	"RemoveItem\x12\x1b.linkd.v1.RemoveItemRequest\x1a\x1c.linkd.v1.RemoveItemResponse\x12X\n" +
+	"\x0eGetLinkSession\x12\x1f.linkd.v1.GetLinkSessionRequest\x1a .linkd.v1.GetLinkSessionResponse\"\x03\x90\x02\x01\x12q\n" +
+	"\x18CreateSandboxPublicToken\x12).linkd.v1.CreateSandboxPublicTokenRequest\x1a*.linkd.v1.CreateSandboxPublicTokenResponse\x12O\n" +
+	"\vResumeOAuth\x12\x1c.linkd.v1.ResumeOAuthRequest\x1a\x1d.linkd.v1.ResumeOAuthResponse\"\x03\x90\x02\x02\x12h\n" +
 	"\x15ResetSandboxItemLogin\x12&.linkd.v1.ResetSandboxItemLoginRequest\x1a'.linkd.v1.ResetSandboxItemLoginResponse\x12_\n" +
-	"\x12FireSandboxWebhook\x12#.linkd.v1.FireSandboxWebhookRequest\x1a$.linkd.v1.FireSandboxWebhookResponse\x12\\\n" +
-	"\x11GetLinkConversion\x12\".linkd.v1.GetLinkConversionRequest\x1a#.linkd.v1.GetLinkConversionResponse\x12M\n" +
-	"\fGetLinkToken\x12\x1d.linkd.v1.GetLinkTokenRequest\x1a\x1e.linkd.v1.GetLinkTokenResponse\x12w\n" +
-	"\x1aCompleteSandboxLinkSession\x12+.linkd.v1.CompleteSandboxLinkSessionRequest\x1a,.linkd.v1.CompleteSandboxLinkSessionResponse\x12S\n" +
-	"\x0eDeleteUserData\x12\x1f.linkd.v1.DeleteUserDataRequest\x1a .linkd.v1.DeleteUserDataResponseB_\n" +
+	"\x12FireSandboxWebhook\x12#.linkd.v1.FireSandboxWebhookRequest\x1a$.linkd.v1.FireSandboxWebhookResponse\x12a\n" +
+	"\x11GetLinkConversion\x12\".linkd.v1.GetLinkConversionRequest\x1a#.linkd.v1.GetLinkConversionResponse\"\x03\x90\x02\x01\x12R\n" +
+	"\fGetLinkToken\x12\x1d.linkd.v1.GetLinkTokenRequest\x1a\x1e.linkd.v1.GetLinkTokenResponse\"\x03\x90\x02\x01\x12w\n" +
+	"\x1aCompleteSandboxLinkSession\x12+.linkd.v1.CompleteSandboxLinkSessionRequest\x1a,.linkd.v1.CompleteSandboxLinkSessionResponse\x12X\n" +
+	"\x0eDeleteUserData\x12\x1f.linkd.v1.DeleteUserDataRequest\x1a .linkd.v1.DeleteUserDataResponse\"\x03\x90\x02\x02B_\n" +
 	"\fdev.linkd.v1B\tLinkProtoP\x01Z+github.com/linkd/linkd/gen/linkd/v1;linkdv1\xa2\x02\x03LKD\xaa\x02\bLinkd.V1\xba\x02\x03LKDb\x06proto3"
 
 var (
