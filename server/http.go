@@ -9,6 +9,7 @@ import (
 	"net/http"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"github.com/rs/cors"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/protobuf/encoding/protojson"
 
@@ -37,6 +38,10 @@ type HTTPOptions struct {
 	// Logger receives what goes wrong outside the gateway (a body that
 	// cannot be read); slog.Default when nil.
 	Logger *slog.Logger
+	// CORSOrigins are the browser origins (https://app.example.com) that
+	// may call the REST API from a page; none (the default) sends no CORS
+	// header, so browsers keep other origins out. "*" allows any origin.
+	CORSOrigins []string
 }
 
 // NewHTTPHandler returns linkd's REST API: grpc-gateway calling the gRPC
@@ -72,6 +77,17 @@ func NewHTTPHandler(ctx context.Context, conn *InProcessConn, opts HTTPOptions) 
 		top.Handle(r.Pattern, routeLabel(r.Pattern, r.Handler))
 	}
 	var h http.Handler = limitURI(limitBody(log, top))
+	if len(opts.CORSOrigins) > 0 {
+		// Preflights are answered here, before the body limit and the
+		// gateway; credentials travel in Authorization, never cookies.
+		h = cors.New(cors.Options{
+			AllowedOrigins: opts.CORSOrigins,
+			AllowedMethods: []string{http.MethodGet, http.MethodPost, http.MethodDelete},
+			AllowedHeaders: []string{"Authorization", "Content-Type", RequestIDHeader},
+			ExposedHeaders: []string{RequestIDHeader, "Grpc-Metadata-Linkd-Next-Page-Token"},
+			MaxAge:         600,
+		}).Handler(h)
+	}
 	if opts.Wrap != nil {
 		h = opts.Wrap(h)
 	}

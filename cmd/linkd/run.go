@@ -211,7 +211,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	gopts := server.GRPCOptions{APIKeys: apiKeys, Users: users, Logger: m.log, TLS: tlsConfig, Telemetry: tel, HealthWatchers: m.watchers,
 		InProcess: inproc, UserRateLimit: server.RateLimit{PerSecond: c.UserRate, Burst: c.UserBurst}, Now: m.Now}
 	routes = append(routes, m.rpc.WebhookRoute(), server.Route{Pattern: "GET " + openapi.Path, Handler: openapi.Handler()})
-	hopts := server.HTTPOptions{Routes: routes, Telemetry: tel, Logger: m.log}
+	hopts := server.HTTPOptions{Routes: routes, Telemetry: tel, Logger: m.log, CORSOrigins: splitList(c.CORSOrigins)}
 	if m.metrics != nil {
 		tel.ObserveHTTP = m.metrics.ObserveHTTP
 		gopts.Unary = append(gopts.Unary, m.metrics.UnaryInterceptor())
