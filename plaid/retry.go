@@ -44,11 +44,20 @@ const (
 // nil or the last failure converted (see convert). send must return
 // plaid-go's error unwrapped.
 func (c *Client) do(ctx context.Context, op string, s safety, secrets []string, send func(context.Context) (*http.Response, error)) error {
+	var lastResp *http.Response
+	var lastErr error
 	for attempt := 1; ; attempt++ {
 		resp, err := send(ctx)
 		if err == nil {
 			return nil
 		}
+		if ctx.Err() != nil && lastErr != nil && s == repeatable {
+			// The caller's deadline ended this attempt midway: for a call
+			// safe to repeat, the last answer Plaid gave says more than
+			// the timeout does.
+			return c.failure(op, lastResp, lastErr, secrets)
+		}
+		lastResp, lastErr = resp, err
 		if attempt >= c.maxAttempts || !retryable(resp, err, s) {
 			return c.failure(op, resp, err, secrets)
 		}
