@@ -171,28 +171,34 @@ func (db *DB) LinkSessions(ctx context.Context, since, until time.Time, pageToke
 	if err != nil {
 		return nil, "", wrap("list link sessions", err)
 	}
+	return scanPage(rows, limit, "list link sessions", func() *linkdv1.LinkSession { return new(linkdv1.LinkSession) })
+}
+
+// scanPage reads rows of (sort time, id, record), at most limit records,
+// and returns them with the next page's token when a row beyond limit
+// exists ("" after the last page). It closes rows.
+func scanPage[M proto.Message](rows pgx.Rows, limit int, op string, newMsg func() M) ([]M, string, error) {
 	defer rows.Close()
-	var out []*linkdv1.LinkSession
+	var out []M
 	var lastAt int64
 	var lastID string
 	for rows.Next() {
 		if len(out) == limit {
 			// One more than the page: there is a next page.
-			rows.Close()
 			return out, encodePageToken(lastAt, lastID), nil
 		}
 		var rec []byte
 		if err := rows.Scan(&lastAt, &lastID, &rec); err != nil {
-			return nil, "", wrap("list link sessions", err)
+			return nil, "", wrap(op, err)
 		}
-		s := new(linkdv1.LinkSession)
-		if err := unmarshal("link session", rec, s); err != nil {
+		m := newMsg()
+		if err := unmarshal(op, rec, m); err != nil {
 			return nil, "", err
 		}
-		out = append(out, s)
+		out = append(out, m)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, "", wrap("list link sessions", err)
+		return nil, "", wrap(op, err)
 	}
 	return out, "", nil
 }

@@ -92,27 +92,5 @@ func (db *DB) ListWebhooks(ctx context.Context, pageToken string, limit int) ([]
 	if err != nil {
 		return nil, "", wrap("list webhooks", err)
 	}
-	defer rows.Close()
-	var out []*storagev1.StoredWebhook
-	var lastAt int64
-	var lastID string
-	for rows.Next() {
-		if len(out) == limit {
-			rows.Close()
-			return out, encodePageToken(lastAt, lastID), nil
-		}
-		var rec []byte
-		if err := rows.Scan(&lastAt, &lastID, &rec); err != nil {
-			return nil, "", wrap("list webhooks", err)
-		}
-		w := new(storagev1.StoredWebhook)
-		if err := unmarshal("webhook", rec, w); err != nil {
-			return nil, "", err
-		}
-		out = append(out, w)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, "", wrap("list webhooks", err)
-	}
-	return out, "", nil
+	return scanPage(rows, limit, "list webhooks", func() *storagev1.StoredWebhook { return new(storagev1.StoredWebhook) })
 }
