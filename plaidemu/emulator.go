@@ -40,6 +40,13 @@ type Options struct {
 	// Logger receives one line per request (path, status, error code,
 	// request_id; never a body or token); nil discards.
 	Logger *slog.Logger
+	// StatePath, when set, is the file that keeps the emulator's Items
+	// (with their access tokens) and its webhook signing key across
+	// restarts: Start loads it, or creates it when missing, and every
+	// change to an Item rewrites it atomically, mode 0600. Link tokens,
+	// public tokens and Link sessions stay in memory. "" keeps everything
+	// in memory; New ignores it.
+	StatePath string
 }
 
 // Emulator is an in-memory Plaid sandbox. Create it with Start, or with New
@@ -55,6 +62,10 @@ type Emulator struct {
 	// webhookKey signs webhooks; webhookClient delivers them.
 	webhookKey    *webhookKey
 	webhookClient *http.Client
+
+	// statePath is Options.StatePath for an Emulator from Start; "" keeps
+	// nothing on disk.
+	statePath string
 
 	mu           sync.Mutex
 	linkTokens   map[string]*linkToken
@@ -144,17 +155,29 @@ func New(opts Options) *Emulator {
 }
 
 // Start listens on addr ("127.0.0.1:0" picks a free port) and serves the
-// emulator there until Close. It returns an error when ClientID or Secret is
-// empty or when it cannot listen.
+// emulator there until Close, with the state at Options.StatePath when set.
+// It returns an error when ClientID or Secret is empty, when the state file
+// cannot be read, is damaged or cannot be written, or when it cannot listen.
 func Start(addr string, opts Options) (*Emulator, error) {
 	if opts.ClientID == "" || opts.Secret == "" {
 		return nil, errors.New("plaidemu: Options.ClientID and Options.Secret are required")
+	}
+	e := New(opts)
+	e.statePath = opts.StatePath
+	if e.statePath != "" {
+		if err := e.loadState(); err != nil {
+			return nil, err
+		}
+		// Written at once, so that the webhook key is kept even before
+		// the first Item, and an unwritable path fails here.
+		if err := e.saveState(); err != nil {
+			return nil, err
+		}
 	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("plaidemu: %w", err)
 	}
-	e := New(opts)
 	e.url = "http://" + ln.Addr().String()
 	e.srv = &http.Server{
 		Handler:           e,
