@@ -24,6 +24,11 @@ const (
 	DefaultEmulatorSecret   = "linkd-emulator-secret"
 )
 
+// emulatorStateFile is the file in the data directory where the embedded
+// emulator keeps its Items, so that the Items linkd stores still exist at
+// the emulator after a restart.
+const emulatorStateFile = "emulator.json"
+
 // EmulatorConfig is the configuration of `linkd emulator`.
 type EmulatorConfig struct {
 	// Addr is the listen address of the emulator and its Link page.

@@ -1,0 +1,59 @@
+package main
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	linkdv1 "github.com/linkd/linkd/gen/linkd/v1"
+	"google.golang.org/grpc/codes"
+)
+
+// TestLinkd_EmulatorItemsSurviveRestart: an Item linked through the
+// embedded emulator still exists at the emulator after linkd restarts on
+// the same data directory (with new emulator credentials, as every start
+// makes), so removing it works and the same bank can be linked again by
+// another user under -duplicate-items all.
+func TestLinkd_EmulatorItemsSurviveRestart(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	link := func(c linkdv1.LinkServiceClient, user, session string) (*linkdv1.SubmitRedirectResponse, error) {
+		tok, publicToken := mustLink(t, c, user)
+		return c.SubmitRedirect(ctx, &linkdv1.SubmitRedirectRequest{Url: connectedURL(publicToken, session), LinkToken: tok.GetLinkToken()})
+	}
+
+	ts := mustStartServerIn(t, dir, nil, "LINKD_DUPLICATE_ITEMS=all")
+	old, err := link(ts.GRPC(t), "user-1", "sess-1")
+	must(t, err)
+	ts.conn.Close()
+	ts.conn = nil
+	must(t, ts.Close())
+	if fi, err := os.Stat(filepath.Join(dir, emulatorStateFile)); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("emulator state file: %v, %v; want mode 0600", fi, err)
+	}
+
+	ts2 := mustStartServerIn(t, dir, nil, "LINKD_DUPLICATE_ITEMS=all")
+	// REST, whose client does not wait for the background refresh of a
+	// new Item: the refresh job's lease is still the first process's for
+	// its 15 s TTL (Close does not release it).
+	c := ts2.REST()
+	id := old.GetItem().GetItemId()
+	_, err = link(c, "user-2", "sess-2")
+	if st := wantCode(t, err, codes.AlreadyExists); !strings.Contains(st.Message(), "already linked") {
+		t.Errorf("relink before removal: %v", st.Message())
+	}
+	_, err = c.ResetSandboxItemLogin(ctx, &linkdv1.ResetSandboxItemLoginRequest{ItemId: id})
+	must(t, err)
+	_, err = c.RemoveItem(ctx, &linkdv1.RemoveItemRequest{ItemId: id})
+	must(t, err)
+	if n := ts2.emulator.Calls("/item/remove"); n != 1 {
+		t.Errorf("emulator /item/remove calls = %d, want 1 (the Item removed at Plaid, not taken as gone)", n)
+	}
+	again, err := link(c, "user-2", "sess-2b")
+	must(t, err)
+	if again.GetItem().GetItemId() == "" || again.GetItem().GetItemId() == id {
+		t.Errorf("relinked item_id = %q (old %q)", again.GetItem().GetItemId(), id)
+	}
+}
