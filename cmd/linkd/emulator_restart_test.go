@@ -57,3 +57,15 @@ func TestLinkd_EmulatorItemsSurviveRestart(t *testing.T) {
 		t.Errorf("relinked item_id = %q (old %q)", again.GetItem().GetItemId(), id)
 	}
 }
+
+// TestLinkd_RefusesDamagedEmulatorState: a damaged emulator.json stops
+// linkd at start with an error naming the file, rather than an emulator
+// that has silently forgotten the Items the store holds.
+func TestLinkd_RefusesDamagedEmulatorState(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, emulatorStateFile)
+	if err := os.WriteFile(path, []byte(`{"version": 1, "items": [`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	wantRefusal(t, startErr(t, dir), "emulator", path, "damaged")
+}
