@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -68,4 +70,43 @@ func TestLinkd_RefusesDamagedEmulatorState(t *testing.T) {
 		t.Fatal(err)
 	}
 	wantRefusal(t, startErr(t, dir), "emulator", path, "damaged")
+}
+
+// TestEmulator_State: `linkd emulator -state` keeps the Items replicas
+// linked across its own restart.
+func TestEmulator_State(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "emulator.json")
+	start := func() *EmulatorMain {
+		m := NewEmulatorMain()
+		m.LogOutput = &syncBuffer{}
+		if err := m.ParseFlags([]string{"-addr", "127.0.0.1:0", "-state", path}, func(string) string { return "" }); err != nil {
+			t.Fatalf("ParseFlags: %v", err)
+		}
+		if err := m.Run(context.Background()); err != nil {
+			t.Fatalf("Run: %v", err)
+		}
+		return m
+	}
+	ctx := context.Background()
+	emu := start()
+	ts := MustStartReplica(t, emu, DefaultEmulatorClientID, DefaultEmulatorSecret)
+	c := ts.GRPC(t)
+	pt, err := c.CreateSandboxPublicToken(ctx, &linkdv1.CreateSandboxPublicTokenRequest{InstitutionId: "ins_109508"})
+	must(t, err)
+	item, err := c.ExchangePublicToken(ctx, &linkdv1.ExchangePublicTokenRequest{PublicToken: pt.GetPublicToken(), ClientUserId: "user-1"})
+	must(t, err)
+	token, err := ts.db.AccessToken(ctx, item.GetItem().GetItemId())
+	must(t, err)
+	must(t, emu.Close())
+
+	emu = start()
+	defer emu.Close()
+	body := `{"client_id":"` + DefaultEmulatorClientID + `","secret":"` + DefaultEmulatorSecret + `","access_token":"` + token.Reveal() + `"}`
+	resp, err := http.Post(emu.URL()+"/item/get", "application/json", strings.NewReader(body))
+	must(t, err)
+	raw, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(raw), item.GetItem().GetItemId()) {
+		t.Errorf("/item/get after the emulator restarted: HTTP %d %s", resp.StatusCode, raw)
+	}
 }
