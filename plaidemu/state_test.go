@@ -117,6 +117,27 @@ func TestStart_StatePath(t *testing.T) {
 		}
 	})
 
+	t.Run("ErrSaveFails", func(t *testing.T) {
+		// A change the emulator cannot save is refused and undone, so
+		// memory never holds an Item the file lacks.
+		dir := filepath.Join(t.TempDir(), "state")
+		os.Mkdir(dir, 0o700)
+		path := filepath.Join(dir, "emulator.json")
+		e := MustStartEmulatorAt(t, NewClock(), path)
+		token, _ := MustCreateItem(t, e, "ins_109508")
+		r := Post(t, e, "/sandbox/public_token/create", map[string]any{"institution_id": "ins_109508", "initial_products": []string{"auth"}})
+		WantOK(t, r)
+		publicToken := r.Str("public_token")
+		if err := os.RemoveAll(dir); err != nil {
+			t.Fatal(err)
+		}
+		WantError(t, Post(t, e, "/item/public_token/exchange", map[string]any{"public_token": publicToken}), 500, "API_ERROR", "INTERNAL_SERVER_ERROR")
+		WantError(t, Post(t, e, "/item/remove", map[string]any{"access_token": token}), 500, "API_ERROR", "INTERNAL_SERVER_ERROR")
+		os.Mkdir(dir, 0o700)
+		WantOK(t, Post(t, e, "/item/get", map[string]any{"access_token": token}))
+		WantOK(t, Post(t, e, "/item/public_token/exchange", map[string]any{"public_token": publicToken}))
+	})
+
 	t.Run("ErrUnwritable", func(t *testing.T) {
 		path := filepath.Join(t.TempDir(), "no-such-dir", "emulator.json")
 		if e, err := plaidemu.Start("127.0.0.1:0", plaidemu.Options{ClientID: testClientID, Secret: testSecret, StatePath: path}); err == nil {
