@@ -1,8 +1,9 @@
 // Package plaidemu emulates the part of Plaid's HTTP API linkd uses, on a
 // real listener, with Plaid's JSON bodies, token formats, error bodies and
 // HTTP statuses, so that linkd's Plaid client and server can be tested end
-// to end without Plaid. It keeps everything in memory and is safe for
-// concurrent use.
+// to end without Plaid. It keeps everything in memory, the Items also in a
+// state file when Options.StatePath is set, and is safe for concurrent
+// use.
 package plaidemu
 
 import (
@@ -40,10 +41,17 @@ type Options struct {
 	// Logger receives one line per request (path, status, error code,
 	// request_id; never a body or token); nil discards.
 	Logger *slog.Logger
+	// StatePath, when set, is the file that keeps the emulator's Items
+	// (with their access tokens) and its webhook signing key across
+	// restarts: Start and Open load it, or create it when missing, and
+	// every change to an Item rewrites it atomically, mode 0600. Link
+	// tokens, public tokens and Link sessions stay in memory. "" keeps
+	// everything in memory; New ignores it (use Open).
+	StatePath string
 }
 
 // Emulator is an in-memory Plaid sandbox. Create it with Start, or with New
-// to mount it on a server of your own.
+// or Open to mount it on a server of your own.
 type Emulator struct {
 	clientID, secret string
 	now              func() time.Time
@@ -55,6 +63,10 @@ type Emulator struct {
 	// webhookKey signs webhooks; webhookClient delivers them.
 	webhookKey    *webhookKey
 	webhookClient *http.Client
+
+	// statePath is Options.StatePath for an Emulator from Open; "" keeps
+	// nothing on disk.
+	statePath string
 
 	mu           sync.Mutex
 	linkTokens   map[string]*linkToken
@@ -143,18 +155,43 @@ func New(opts Options) *Emulator {
 	return e
 }
 
+// Open returns an Emulator like New, with the state at Options.StatePath
+// (none when empty): loaded when the file exists, else created. It returns
+// an error when the state file cannot be read, is damaged or cannot be
+// written.
+func Open(opts Options) (*Emulator, error) {
+	e := New(opts)
+	e.statePath = opts.StatePath
+	if e.statePath == "" {
+		return e, nil
+	}
+	if err := e.loadState(); err != nil {
+		return nil, err
+	}
+	// Written at once, so that the webhook key is kept even before the
+	// first Item, and an unwritable path fails here.
+	if err := e.saveState(); err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
 // Start listens on addr ("127.0.0.1:0" picks a free port) and serves the
-// emulator there until Close. It returns an error when ClientID or Secret is
-// empty or when it cannot listen.
+// emulator there until Close, with the state at Options.StatePath when set.
+// It returns an error when ClientID or Secret is empty, when the state file
+// cannot be read, is damaged or cannot be written, or when it cannot listen.
 func Start(addr string, opts Options) (*Emulator, error) {
 	if opts.ClientID == "" || opts.Secret == "" {
 		return nil, errors.New("plaidemu: Options.ClientID and Options.Secret are required")
+	}
+	e, err := Open(opts)
+	if err != nil {
+		return nil, err
 	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("plaidemu: %w", err)
 	}
-	e := New(opts)
 	e.url = "http://" + ln.Addr().String()
 	e.srv = &http.Server{
 		Handler:           e,

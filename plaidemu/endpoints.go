@@ -135,6 +135,11 @@ func (e *Emulator) publicTokenExchange(f *fields) (map[string]any, *Error) {
 		created:       e.now(),
 	}
 	e.items[accessToken] = it
+	if perr := e.commitItems(); perr != nil {
+		delete(e.items, accessToken)
+		pt.spent = false
+		return nil, perr
+	}
 	return map[string]any{"access_token": accessToken, "item_id": it.id}, nil
 }
 
@@ -145,7 +150,12 @@ func (e *Emulator) sandboxItemResetLogin(f *fields) (map[string]any, *Error) {
 	if err != nil {
 		return nil, err
 	}
+	was := it.loginRequired
 	it.loginRequired = true
+	if perr := e.commitItems(); perr != nil {
+		it.loginRequired = was
+		return nil, perr
+	}
 	e.queueItemWebhook(it, "ERROR", errItemLoginRequired())
 	return map[string]any{"reset_login": true}, nil
 }
@@ -167,6 +177,10 @@ func (e *Emulator) itemRemove(f *fields) (map[string]any, *Error) {
 		return nil, err
 	}
 	it.removed = true
+	if perr := e.commitItems(); perr != nil {
+		it.removed = false
+		return nil, perr
+	}
 	return map[string]any{}, nil
 }
 
@@ -252,6 +266,10 @@ func (e *Emulator) createPublicToken(linkToken, institutionID string, accountIDs
 		}
 		if it.loginRequired {
 			it.loginRequired = false // the user logged in again
+			if perr := e.commitItems(); perr != nil {
+				it.loginRequired = true
+				return "", perr
+			}
 			e.queueItemWebhook(it, "LOGIN_REPAIRED", nil)
 		}
 	}

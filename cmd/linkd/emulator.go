@@ -24,12 +24,20 @@ const (
 	DefaultEmulatorSecret   = "linkd-emulator-secret"
 )
 
+// emulatorStateFile is the file in the data directory where the embedded
+// emulator keeps its Items, so that the Items linkd stores still exist at
+// the emulator after a restart.
+const emulatorStateFile = "emulator.json"
+
 // EmulatorConfig is the configuration of `linkd emulator`.
 type EmulatorConfig struct {
 	// Addr is the listen address of the emulator and its Link page.
-	Addr     string
-	ClientID string
-	Secret   string
+	Addr string
+	// StatePath is the file that keeps the emulator's Items across
+	// restarts; "" keeps them in memory only.
+	StatePath string
+	ClientID  string
+	Secret    string
 	// DefaultSecret records that Secret is DefaultEmulatorSecret because
 	// PLAID_SECRET was unset, so the start message can say so.
 	DefaultSecret bool
@@ -69,6 +77,7 @@ func (m *EmulatorMain) ParseFlags(args []string, getenv func(string) string) err
 	}
 	fs := flag.NewFlagSet("linkd emulator", flag.ContinueOnError)
 	fs.StringVar(&c.Addr, "addr", addr, "listen address of the Plaid API and the Link page (LINKD_EMULATOR_ADDR)")
+	fs.StringVar(&c.StatePath, "state", getenv("LINKD_EMULATOR_STATE"), "file that keeps the emulator's Items across restarts, written 0600; empty keeps them in memory (LINKD_EMULATOR_STATE)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -90,12 +99,15 @@ func (m *EmulatorMain) ParseFlags(args []string, getenv func(string) string) err
 func (m *EmulatorMain) Run(ctx context.Context) error {
 	c := m.Config
 	m.log = slog.New(slog.NewTextHandler(m.LogOutput, nil))
+	emu, err := plaidemu.Open(plaidemu.Options{ClientID: c.ClientID, Secret: c.Secret, Logger: m.log.With("component", "plaidemu"), StatePath: c.StatePath})
+	if err != nil {
+		return err
+	}
 	ln, err := net.Listen("tcp", c.Addr)
 	if err != nil {
 		return fmt.Errorf("emulator listener: %w", err)
 	}
-	m.ln = ln
-	m.emu = plaidemu.New(plaidemu.Options{ClientID: c.ClientID, Secret: c.Secret, Logger: m.log.With("component", "plaidemu")})
+	m.ln, m.emu = ln, emu
 	mux := http.NewServeMux()
 	// Plaid's API paths and the page's tree do not overlap: the page lives
 	// under /link/v2/stable/, the API at /link/token/create and siblings.
@@ -118,7 +130,7 @@ func (m *EmulatorMain) Run(ctx context.Context) error {
 		secret = "the default (PLAID_SECRET unset)"
 	}
 	m.log.Info("Plaid emulator serving: start linkd with PLAID_CLIENT_ID, PLAID_SECRET, PLAID_ENV=sandbox, -plaid-base-url plaid_url and -link-url link_url",
-		"plaid_url", m.URL(), "link_url", m.LinkURL(), "client_id", c.ClientID, "secret", secret)
+		"plaid_url", m.URL(), "link_url", m.LinkURL(), "client_id", c.ClientID, "secret", secret, "state", c.StatePath)
 	return nil
 }
 

@@ -310,7 +310,11 @@ func (m *Main) plaidClient() (*plaid.Client, error) {
 	}
 	if c.PlaidClientID == "" {
 		cfg.ClientID, cfg.Secret, cfg.Env = "linkd-emulator-"+randomToken(8), randomToken(24), linkd.PlaidSandbox
-		emu, err := plaidemu.Start(c.EmulatorAddr, plaidemu.Options{ClientID: cfg.ClientID, Secret: cfg.Secret, Now: m.Now, Logger: m.log.With("component", "plaidemu")})
+		// The credentials are new each start, as they guard only this
+		// process's loopback emulator; the Items and their access tokens
+		// live in the data directory, beside the store that holds them.
+		emu, err := plaidemu.Start(c.EmulatorAddr, plaidemu.Options{ClientID: cfg.ClientID, Secret: cfg.Secret, Now: m.Now, Logger: m.log.With("component", "plaidemu"),
+			StatePath: filepath.Join(c.DataDir, emulatorStateFile)})
 		if err != nil {
 			return nil, fmt.Errorf("start the embedded Plaid emulator: %w", err)
 		}

@@ -1,0 +1,148 @@
+package plaidemu_test
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/linkd/linkd/plaidemu"
+)
+
+// MustStartEmulatorAt starts an emulator like MustStartEmulator, keeping
+// its state at path.
+func MustStartEmulatorAt(tb testing.TB, clock *Clock, path string) *plaidemu.Emulator {
+	tb.Helper()
+	e, err := plaidemu.Start("127.0.0.1:0", plaidemu.Options{ClientID: testClientID, Secret: testSecret, Now: clock.Now, StatePath: path})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { e.Close() })
+	return e
+}
+
+func TestStart_StatePath(t *testing.T) {
+	t.Run("OK", func(t *testing.T) {
+		clock := NewClock()
+		path := filepath.Join(t.TempDir(), "emulator.json")
+		e := MustStartEmulatorAt(t, clock, path)
+		url, received := mustReceiver(t)
+		r := Post(t, e, "/sandbox/public_token/create", map[string]any{"institution_id": "ins_109508", "initial_products": []string{"auth"}, "options": map[string]any{"webhook": url}})
+		WantOK(t, r)
+		r = Post(t, e, "/item/public_token/exchange", map[string]any{"public_token": r.Str("public_token")})
+		WantOK(t, r)
+		broken, brokenID := r.Str("access_token"), r.Str("item_id")
+		WantOK(t, Post(t, e, "/sandbox/item/reset_login", map[string]any{"access_token": broken}))
+		signed := received()
+		if len(signed) != 1 {
+			t.Fatalf("webhooks after reset_login = %v", signed)
+		}
+		removed, _ := MustCreateItem(t, e, "ins_109508")
+		WantOK(t, Post(t, e, "/item/remove", map[string]any{"access_token": removed}))
+		live, liveID := MustCreateItem(t, e, "ins_109508")
+		if err := e.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != 0o600 {
+			t.Fatalf("state file: %v, %v; want mode 0600", fi, err)
+		}
+
+		e = MustStartEmulatorAt(t, clock, path)
+		post := func(path string, body any) Response { return Post(t, e, path, body) }
+		// The webhook signed before the restart verifies with the key
+		// served after it.
+		verifyJWT(t, post, signed[0])
+		r = post("/item/get", map[string]any{"access_token": live})
+		WantOK(t, r)
+		if got := r.Body["item"].(map[string]any)["item_id"]; got != liveID {
+			t.Errorf("item_id = %v, want %s", got, liveID)
+		}
+		WantOK(t, post("/accounts/get", map[string]any{"access_token": live}))
+		WantError(t, post("/accounts/get", map[string]any{"access_token": broken}), 400, "ITEM_ERROR", "ITEM_LOGIN_REQUIRED")
+		WantError(t, post("/item/remove", map[string]any{"access_token": removed}), 400, "ITEM_ERROR", "ITEM_NOT_FOUND")
+		WantOK(t, post("/sandbox/item/fire_webhook", map[string]any{"access_token": broken, "webhook_code": "NEW_ACCOUNTS_AVAILABLE"}))
+		if hooks := received(); len(hooks) != 1 || hooks[0].body["item_id"] != brokenID {
+			t.Fatalf("fired webhooks = %v", hooks)
+		} else {
+			verifyJWT(t, post, hooks[0])
+		}
+		WantOK(t, post("/item/remove", map[string]any{"access_token": live}))
+
+		// A third start sees the removal made by the second.
+		e.Close()
+		e = MustStartEmulatorAt(t, clock, path)
+		WantError(t, Post(t, e, "/item/get", map[string]any{"access_token": live}), 400, "ITEM_ERROR", "ITEM_NOT_FOUND")
+		if tmps, _ := filepath.Glob(path + ".tmp*"); len(tmps) > 0 {
+			t.Errorf("temporary files left: %v", tmps)
+		}
+	})
+
+	t.Run("ErrDamaged", func(t *testing.T) {
+		// Each is a state file Start must refuse with an error naming it.
+		for name, content := range map[string]string{
+			"empty":       "",
+			"not JSON":    "{\"version\": 1, \"items\": [",
+			"version":     `{"version": 2}`,
+			"no key":      `{"version": 1, "items": []}`,
+			"bad key":     `{"version": 1, "webhook_key": {"kid": "k", "pkcs8": "AAAA"}}`,
+			"wrong types": `{"version": 1, "items": {"a": 1}}`,
+		} {
+			t.Run(name, func(t *testing.T) {
+				path := filepath.Join(t.TempDir(), "emulator.json")
+				if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+					t.Fatal(err)
+				}
+				e, err := plaidemu.Start("127.0.0.1:0", plaidemu.Options{ClientID: testClientID, Secret: testSecret, StatePath: path})
+				if err == nil {
+					e.Close()
+					t.Fatal("Start succeeded on a damaged state file")
+				}
+				if !strings.Contains(err.Error(), path) {
+					t.Errorf("error %q does not name the file", err)
+				}
+			})
+		}
+	})
+
+	t.Run("ErrDamagedItem", func(t *testing.T) {
+		// A valid file whose Item names no known institution.
+		path := filepath.Join(t.TempDir(), "emulator.json")
+		e := MustStartEmulatorAt(t, NewClock(), path)
+		MustCreateItem(t, e, "ins_109508")
+		e.Close()
+		raw, _ := os.ReadFile(path)
+		os.WriteFile(path, []byte(strings.Replace(string(raw), "ins_109508", "ins_nope", 1)), 0o600)
+		if _, err := plaidemu.Start("127.0.0.1:0", plaidemu.Options{ClientID: testClientID, Secret: testSecret, StatePath: path}); err == nil || !strings.Contains(err.Error(), "ins_nope") {
+			t.Fatalf("Start = %v, want an error naming the institution", err)
+		}
+	})
+
+	t.Run("ErrSaveFails", func(t *testing.T) {
+		// A change the emulator cannot save is refused and undone, so
+		// memory never holds an Item the file lacks.
+		dir := filepath.Join(t.TempDir(), "state")
+		os.Mkdir(dir, 0o700)
+		path := filepath.Join(dir, "emulator.json")
+		e := MustStartEmulatorAt(t, NewClock(), path)
+		token, _ := MustCreateItem(t, e, "ins_109508")
+		r := Post(t, e, "/sandbox/public_token/create", map[string]any{"institution_id": "ins_109508", "initial_products": []string{"auth"}})
+		WantOK(t, r)
+		publicToken := r.Str("public_token")
+		if err := os.RemoveAll(dir); err != nil {
+			t.Fatal(err)
+		}
+		WantError(t, Post(t, e, "/item/public_token/exchange", map[string]any{"public_token": publicToken}), 500, "API_ERROR", "INTERNAL_SERVER_ERROR")
+		WantError(t, Post(t, e, "/item/remove", map[string]any{"access_token": token}), 500, "API_ERROR", "INTERNAL_SERVER_ERROR")
+		os.Mkdir(dir, 0o700)
+		WantOK(t, Post(t, e, "/item/get", map[string]any{"access_token": token}))
+		WantOK(t, Post(t, e, "/item/public_token/exchange", map[string]any{"public_token": publicToken}))
+	})
+
+	t.Run("ErrUnwritable", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "no-such-dir", "emulator.json")
+		if e, err := plaidemu.Start("127.0.0.1:0", plaidemu.Options{ClientID: testClientID, Secret: testSecret, StatePath: path}); err == nil {
+			e.Close()
+			t.Fatal("Start succeeded with a state path it cannot write")
+		}
+	})
+}
