@@ -58,7 +58,9 @@ func (s *Service) RunJobs(ctx context.Context, j Jobs) {
 		j.ReplayWindow = defaultReplayWindow
 	}
 	var wg sync.WaitGroup
+	var names []string
 	run := func(name string, every time.Duration, wake <-chan struct{}, fn func(context.Context) error) {
+		names = append(names, name)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -94,6 +96,21 @@ func (s *Service) RunJobs(ctx context.Context, j Jobs) {
 		}
 	})
 	wg.Wait()
+	s.releaseLeases(names)
+}
+
+// releaseLeases gives up the job leases this process holds as it stops, so
+// that a replica (or this one restarted) takes the jobs over at once
+// instead of after the lease runs out: a lease renewed to expire now is
+// free, and one another process holds is left alone.
+func (s *Service) releaseLeases(names []string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	for _, name := range names {
+		if _, err := s.store.TryLease(ctx, "job/"+name, s.owner, s.now(), 0); err != nil {
+			s.log.WarnContext(ctx, "job lease not released at shutdown; it runs out by itself", "job", name, "err", err)
+		}
+	}
 }
 
 // runJob runs fn once if this process holds (or takes) the job's lease,

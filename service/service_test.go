@@ -135,3 +135,37 @@ func TestService_SubmitRedirect_ConnectedCost(t *testing.T) {
 		t.Errorf("resubmission made %d commits and %d Plaid calls, want none", c, p)
 	}
 }
+
+// TestService_RunJobs_ReleasesLeases: while jobs run, their leases keep
+// other processes out; once RunJobs stops, another process takes them at
+// once instead of waiting for them to run out.
+func TestService_RunJobs_ReleasesLeases(t *testing.T) {
+	e := mustEnv(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { e.svc.RunJobs(ctx, service.Jobs{}); close(done) }()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		// A probe with no time to live takes nothing from the jobs: it
+		// reports whether the lease was free and leaves it free.
+		free, err := e.db.TryLease(context.Background(), "job/refresh", "another-process", time.Now(), 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !free {
+			break // the running jobs hold it
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the running jobs never held their lease")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	<-done
+	for _, name := range []string{"prune", "reseal", "refresh", "hosted"} {
+		held, err := e.db.TryLease(context.Background(), "job/"+name, "another-process", time.Now(), time.Minute)
+		if err != nil || !held {
+			t.Errorf("lease job/%s after RunJobs stopped: held %v, %v; want it free", name, held, err)
+		}
+	}
+}
