@@ -11,6 +11,8 @@ package linkd
 //	domain     reason           code            metadata
 //	linkd      DUPLICATE_ITEM   ALREADY_EXISTS  item_id: the Item already linked (absent when
 //	                                            another user linked it and an end user asks)
+//	linkd      SESSIONS_PER_    RESOURCE_       (none): the link token created
+//	           LINK_TOKEN       EXHAUSTED       MaxSessionsPerLinkToken sessions
 //	plaid.com  Plaid's          Plaid's, mapped error_type, error_code, error_message,
 //	           error_code       (plaid/)        display_message, request_id
 //
@@ -31,10 +33,15 @@ const (
 	// (same institution and account; see -duplicate-items). Metadata
 	// MetadataItemID names the existing Item when the caller may see it.
 	ReasonDuplicateItem = "DUPLICATE_ITEM"
+	// ReasonSessionsPerLinkToken refuses a new Link session of a link
+	// token that created MaxSessionsPerLinkToken sessions already; the
+	// caller creates a new link token (or waits RetryAfter, until this one
+	// expires, which is the same).
+	ReasonSessionsPerLinkToken = "SESSIONS_PER_LINK_TOKEN"
 )
 
 // Reasons lists every reason in ErrorDomain.
-var Reasons = []string{ReasonDuplicateItem}
+var Reasons = []string{ReasonDuplicateItem, ReasonSessionsPerLinkToken}
 
 // Metadata keys of ErrorInfo details.
 const (

@@ -1,12 +1,14 @@
 package linkd
 
 import (
+	"fmt"
 	"slices"
 	"time"
 
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	storagev1 "github.com/linkd/linkd/gen/linkd/storage/v1"
 	linkdv1 "github.com/linkd/linkd/gen/linkd/v1"
 )
 
@@ -24,6 +26,33 @@ const MaxSessionEvents = 500
 // the largest URL linkd accepts (500 of 16 KiB would be 8 MiB). A real
 // session of a few dozen events is a few KiB.
 const MaxSessionBytes = 512 << 10
+
+// MaxSessionsPerLinkToken bounds the Link sessions one link token may
+// create, so that a caller cannot fill the disk with sessions of
+// MaxSessionBytes under fresh ids. A real end user opens Link a few times
+// with one token (it lives 4 hours); creating link tokens is rate-limited
+// per user, so this bounds a user's sessions too.
+const MaxSessionsPerLinkToken = 20
+
+// CountLinkTokenSession counts one new Link session on the link token t
+// that it was created with. With refuse, it returns an ERATELIMIT *Error
+// naming the limit (Reason ReasonSessionsPerLinkToken, RetryAfter the time
+// until t expires, when it has not yet) and changes nothing when t has
+// created MaxSessionsPerLinkToken sessions already. Without refuse (a
+// session that files an Item Plaid billed, which is always stored) it
+// counts past the limit.
+func CountLinkTokenSession(t *storagev1.StoredLinkToken, now time.Time, refuse bool) error {
+	if refuse && t.GetSessions() >= MaxSessionsPerLinkToken {
+		e := &Error{Code: ERATELIMIT, Reason: ReasonSessionsPerLinkToken,
+			Message: fmt.Sprintf("the link token has created %d Link sessions, the most linkd records for one link token (sessions per link token); create a new link token", MaxSessionsPerLinkToken)}
+		if exp := t.GetExpiration(); exp != nil && exp.AsTime().After(now) {
+			e.RetryAfter = exp.AsTime().Sub(now)
+		}
+		return e
+	}
+	t.Sessions++
+	return nil
+}
 
 // ItemStatusFor maps a Plaid error, as Link, Plaid's API or a webhook
 // reports it, to the Item status it means, and reports false for errors

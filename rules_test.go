@@ -1,6 +1,7 @@
 package linkd
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -10,6 +11,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	storagev1 "github.com/linkd/linkd/gen/linkd/storage/v1"
 	linkdv1 "github.com/linkd/linkd/gen/linkd/v1"
 )
 
@@ -502,6 +504,49 @@ func TestLinkTokenStateOf(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			if got := LinkTokenStateOf(tt.sessions, tt.expiration, tt.now); got != tt.want {
 				t.Fatalf("state = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestCountLinkTokenSession(t *testing.T) {
+	exp := timestamppb.New(ruleT0.Add(time.Hour))
+	tests := []struct {
+		name     string
+		sessions int32
+		exp      *timestamppb.Timestamp
+		refuse   bool
+		wantErr  bool
+		retry    time.Duration
+	}{
+		{name: "first", sessions: 0, exp: exp, refuse: true},
+		{name: "last under the bound", sessions: MaxSessionsPerLinkToken - 1, exp: exp, refuse: true},
+		{name: "at the bound", sessions: MaxSessionsPerLinkToken, exp: exp, refuse: true, wantErr: true, retry: time.Hour},
+		// An expired token (or one without expiration) has no time to wait.
+		{name: "at the bound, expired", sessions: MaxSessionsPerLinkToken, exp: timestamppb.New(ruleT0), refuse: true, wantErr: true},
+		{name: "at the bound, no expiration", sessions: MaxSessionsPerLinkToken, refuse: true, wantErr: true},
+		// A session that files a billed Item is counted, never refused.
+		{name: "at the bound, not refused", sessions: MaxSessionsPerLinkToken, exp: exp},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tok := &storagev1.StoredLinkToken{LinkToken: "link-t", Sessions: tt.sessions, Expiration: tt.exp}
+			err := CountLinkTokenSession(tok, ruleT0, tt.refuse)
+			if !tt.wantErr {
+				if err != nil || tok.GetSessions() != tt.sessions+1 {
+					t.Fatalf("err %v, sessions %d; want nil, %d", err, tok.GetSessions(), tt.sessions+1)
+				}
+				return
+			}
+			var e *Error
+			if !errors.As(err, &e) || e.Code != ERATELIMIT || e.Reason != ReasonSessionsPerLinkToken || e.RetryAfter != tt.retry {
+				t.Fatalf("err %#v; want ERATELIMIT %s, RetryAfter %v", err, ReasonSessionsPerLinkToken, tt.retry)
+			}
+			if !strings.Contains(e.Message, fmt.Sprint(MaxSessionsPerLinkToken)) {
+				t.Errorf("message %q does not name the limit", e.Message)
+			}
+			if tok.GetSessions() != tt.sessions {
+				t.Errorf("a refusal changed the count to %d", tok.GetSessions())
 			}
 		})
 	}

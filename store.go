@@ -55,8 +55,12 @@ type Store interface {
 
 	// UpdateLinkSession applies fn to the session linkSessionID (a new,
 	// empty session carrying only its id when there is none yet) and
-	// stores the result when fn reports a change. It returns the session
-	// as stored after the call, and fn's error unchanged.
+	// stores the result when fn reports a change. A session it creates is
+	// counted on its link token (link_token, when recorded: the token's
+	// sessions) in the same transaction, and refused with ERATELIMIT
+	// (linkd.CountLinkTokenSession) when the token created
+	// MaxSessionsPerLinkToken already; across handles too. It returns the
+	// session as stored after the call, and fn's error unchanged.
 	UpdateLinkSession(ctx context.Context, linkSessionID string, fn func(s *linkdv1.LinkSession) (bool, error)) (*linkdv1.LinkSession, error)
 	// GetLinkSession returns a Link session, or ENOTFOUND.
 	GetLinkSession(ctx context.Context, linkSessionID string) (*linkdv1.LinkSession, error)
@@ -195,7 +199,9 @@ type NewItem struct {
 	PublicToken string
 	// Session, when set, is applied to the Item's link_session_id session
 	// (created when missing) in the same transaction, after the session's
-	// item_id is set to the Item unless it names another stored Item.
+	// item_id is set to the Item unless it names another stored Item. A
+	// session it creates is counted on its link token but never refused:
+	// an Item Plaid billed is always stored.
 	Session func(s *linkdv1.LinkSession) (bool, error)
 	// SessionKey, when set, is the key of the session Session applies to
 	// (and whose item_id is set), instead of the Item's link_session_id: a

@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"errors"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"google.golang.org/protobuf/proto"
@@ -136,7 +137,8 @@ func linkSession(ctx context.Context, tx pgx.Tx, sessionID, itemID string, fn fu
 		s.ItemId = itemID
 		return true, nil
 	}
-	_, fnErr, err := updateLinkSession(ctx, tx, sessionID, setItem, fn)
+	// An Item Plaid billed is never refused: its session counts past the bound.
+	_, fnErr, err := updateLinkSession(ctx, tx, sessionID, setItem, fn, time.Time{}, false)
 	if err != nil {
 		return err
 	}

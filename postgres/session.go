@@ -16,7 +16,10 @@ import (
 
 // UpdateLinkSession applies fn to a session (a new one carrying only its
 // id when there is none) and stores the result when fn reports a change,
-// with the row locked meanwhile. It returns the session as stored after
+// with the row locked meanwhile. A session it creates is counted on its
+// recorded link token, whose row it locks, and refused with ERATELIMIT
+// when the token created linkd.MaxSessionsPerLinkToken
+// (linkd.CountLinkTokenSession). It returns the session as stored after
 // the call and fn's error unchanged; EINVALID naming link_session_id for a
 // bad id.
 func (db *DB) UpdateLinkSession(ctx context.Context, linkSessionID string, fn func(s *linkdv1.LinkSession) (bool, error)) (*linkdv1.LinkSession, error) {
@@ -27,7 +30,7 @@ func (db *DB) UpdateLinkSession(ctx context.Context, linkSessionID string, fn fu
 	var fnErr error
 	err := db.inTx(ctx, "update link session", func(tx pgx.Tx) error {
 		var err error
-		out, fnErr, err = updateLinkSession(ctx, tx, linkSessionID, nil, fn)
+		out, fnErr, err = updateLinkSession(ctx, tx, linkSessionID, nil, fn, db.now(), true)
 		if err != nil {
 			return err
 		}
@@ -50,8 +53,10 @@ func (db *DB) UpdateLinkSession(ctx context.Context, linkSessionID string, fn fu
 // A session that does not exist yet is inserted first (ON CONFLICT DO
 // NOTHING) and then locked, so that two processes creating one session
 // queue on its row instead of both inserting and one losing its event.
-// When nothing changes, the inserted row is deleted again.
-func updateLinkSession(ctx context.Context, tx pgx.Tx, id string, before, fn func(*linkdv1.LinkSession) (bool, error)) (*linkdv1.LinkSession, error, error) {
+// When nothing changes, the inserted row is deleted again. A session it
+// creates is counted on its link token, refused at the bound only with
+// refuse (PutItem's never is; now serves only the refusal).
+func updateLinkSession(ctx context.Context, tx pgx.Tx, id string, before, fn func(*linkdv1.LinkSession) (bool, error), now time.Time, refuse bool) (*linkdv1.LinkSession, error, error) {
 	empty, err := marshal("new link session", &linkdv1.LinkSession{LinkSessionId: id})
 	if err != nil {
 		return nil, nil, err
@@ -89,12 +94,43 @@ func updateLinkSession(ctx context.Context, tx pgx.Tx, id string, before, fn fun
 		}
 		return stored, nil, err
 	}
+	if inserted {
+		if err := countLinkTokenSession(ctx, tx, s.GetLinkToken(), now, refuse); err != nil {
+			return nil, nil, err
+		}
+	}
 	if rec, err = marshal("link session", s); err != nil {
 		return nil, nil, err
 	}
 	_, err = tx.Exec(ctx, `UPDATE link_sessions SET started_ns = $2, record = $3 WHERE link_session_id = $1`,
 		id, ns(linkd.SessionStart(s)), rec)
 	return s, nil, err
+}
+
+// countLinkTokenSession counts a new session on its link token linkToken
+// (linkd.CountLinkTokenSession), with the token's row locked so that
+// sessions created at once through several handles are counted one after
+// another. A session without a link token, or of a token not recorded
+// (pruned), is not counted.
+func countLinkTokenSession(ctx context.Context, tx pgx.Tx, linkToken string, now time.Time, refuse bool) error {
+	if linkToken == "" {
+		return nil
+	}
+	t, err := getLinkToken(ctx, tx, `SELECT record FROM link_tokens WHERE link_token = $1 FOR UPDATE`, linkToken)
+	if linkd.ErrorCode(err) == linkd.ENOTFOUND {
+		return nil
+	} else if err != nil {
+		return err
+	}
+	if err := linkd.CountLinkTokenSession(t, now, refuse); err != nil {
+		return err
+	}
+	rec, err := marshal("count link token session", t)
+	if err != nil {
+		return err
+	}
+	_, err = tx.Exec(ctx, `UPDATE link_tokens SET record = $2 WHERE link_token = $1`, linkToken, rec)
+	return err
 }
 
 // GetLinkSession returns a Link session, or ENOTFOUND; EINVALID naming

@@ -3,6 +3,7 @@ package service
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"time"
 
 	"google.golang.org/protobuf/proto"
@@ -219,13 +220,16 @@ func (s *Service) fileSession(ctx context.Context, tok *storagev1.StoredLinkToke
 }
 
 // definite reports whether err is an answer that asking again cannot
-// change (ECONFLICT, EINVALID, EPRECONDITION, ENOTFOUND).
+// change (ECONFLICT, EINVALID, EPRECONDITION, ENOTFOUND, and a session
+// refused past MaxSessionsPerLinkToken: a redelivery would be refused
+// too).
 func definite(err error) bool {
 	switch linkd.ErrorCode(err) {
 	case linkd.ECONFLICT, linkd.EINVALID, linkd.EPRECONDITION, linkd.ENOTFOUND:
 		return true
 	}
-	return false
+	var e *linkd.Error
+	return errors.As(err, &e) && e.Reason == linkd.ReasonSessionsPerLinkToken
 }
 
 // LinkTokenStatus returns tok with its state and its sessions from

@@ -29,3 +29,24 @@ func TestExchangeOutcome(t *testing.T) {
 		}
 	}
 }
+
+// A LINK webhook refused with an answer a redelivery would meet again is
+// acknowledged (definite); a transient failure is not, so Plaid retries.
+func TestDefinite(t *testing.T) {
+	for _, tt := range []struct {
+		err  error
+		want bool
+	}{
+		{linkd.Errorf(linkd.ECONFLICT, "session of another token"), true},
+		{linkd.Errorf(linkd.EPRECONDITION, "session full"), true},
+		{&linkd.Error{Code: linkd.ERATELIMIT, Reason: linkd.ReasonSessionsPerLinkToken}, true},
+		{fmt.Errorf("wrapped: %w", &linkd.Error{Code: linkd.ERATELIMIT, Reason: linkd.ReasonSessionsPerLinkToken}), true},
+		{&linkd.Error{Code: linkd.ERATELIMIT}, false},
+		{linkd.Errorf(linkd.EUNAVAILABLE, "database down"), false},
+		{errors.New("plain"), false},
+	} {
+		if got := definite(tt.err); got != tt.want {
+			t.Errorf("definite(%v) = %v, want %v", tt.err, got, tt.want)
+		}
+	}
+}

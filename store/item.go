@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"time"
 
 	"go.etcd.io/bbolt"
 	"google.golang.org/protobuf/proto"
@@ -100,7 +101,7 @@ func putItem(tx *bbolt.Tx, item *linkdv1.Item, sealed *storagev1.SealedAccessTok
 			}
 			more, err := n.Session(s)
 			return changed || more, fnErr(err)
-		})
+		}, time.Time{}, false) // an Item Plaid billed is never refused
 		if err != nil {
 			return err
 		}

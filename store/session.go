@@ -10,14 +10,18 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/linkd/linkd"
+	storagev1 "github.com/linkd/linkd/gen/linkd/storage/v1"
 	linkdv1 "github.com/linkd/linkd/gen/linkd/v1"
 )
 
 // UpdateLinkSession applies fn to the session linkSessionID (a new session
 // carrying only its id when there is none) and stores it, with its
-// session_starts entry, when fn reports a change. It returns the session as
-// stored after the call and fn's error unchanged. It returns an EINVALID
-// *linkd.Error naming link_session_id when the id is empty or too long.
+// session_starts entry, when fn reports a change. A session it creates is
+// counted on its recorded link token in the same transaction, and refused
+// with ERATELIMIT when the token created linkd.MaxSessionsPerLinkToken
+// (linkd.CountLinkTokenSession). It returns the session as stored after
+// the call and fn's error unchanged. It returns an EINVALID *linkd.Error
+// naming link_session_id when the id is empty or too long.
 func (db *DB) UpdateLinkSession(ctx context.Context, linkSessionID string, fn func(s *linkdv1.LinkSession) (bool, error)) (*linkdv1.LinkSession, error) {
 	if err := checkID("link_session_id", linkSessionID); err != nil {
 		return nil, err
@@ -25,7 +29,7 @@ func (db *DB) UpdateLinkSession(ctx context.Context, linkSessionID string, fn fu
 	var out *linkdv1.LinkSession
 	err := db.update(ctx, "update link session", func(tx *bbolt.Tx) error {
 		var err error
-		out, err = updateLinkSession(tx, linkSessionID, fn)
+		out, err = updateLinkSession(tx, linkSessionID, fn, db.now(), true)
 		return err
 	})
 	if err != nil {
@@ -34,8 +38,10 @@ func (db *DB) UpdateLinkSession(ctx context.Context, linkSessionID string, fn fu
 	return out, nil
 }
 
-// updateLinkSession is UpdateLinkSession in tx, for PutItem too.
-func updateLinkSession(tx *bbolt.Tx, id string, fn func(s *linkdv1.LinkSession) (bool, error)) (*linkdv1.LinkSession, error) {
+// updateLinkSession is UpdateLinkSession in tx, for PutItem too: a
+// session it creates is counted on its link token, refused at the bound
+// only with refuse (PutItem's never is; now serves only the refusal).
+func updateLinkSession(tx *bbolt.Tx, id string, fn func(s *linkdv1.LinkSession) (bool, error), now time.Time, refuse bool) (*linkdv1.LinkSession, error) {
 	key := []byte(id)
 	s := new(linkdv1.LinkSession)
 	found, err := get(tx, bucketSessions, key, s)
@@ -62,10 +68,33 @@ func updateLinkSession(tx *bbolt.Tx, id string, fn func(s *linkdv1.LinkSession) 
 	if next.GetLinkSessionId() != id {
 		return nil, linkd.Errorf(linkd.EINTERNAL, "an update function changed a link session's id")
 	}
+	if !found {
+		if err := countLinkTokenSession(tx, next.GetLinkToken(), now, refuse); err != nil {
+			return nil, err
+		}
+	}
 	if err := putSession(tx, next, oldStart); err != nil {
 		return nil, err
 	}
 	return next, nil
+}
+
+// countLinkTokenSession counts a new session on its link token linkToken
+// (linkd.CountLinkTokenSession). A session without a link token, or of a
+// token not recorded (pruned), is not counted.
+func countLinkTokenSession(tx *bbolt.Tx, linkToken string, now time.Time, refuse bool) error {
+	if linkToken == "" {
+		return nil
+	}
+	t := new(storagev1.StoredLinkToken)
+	found, err := get(tx, bucketLinkTokens, []byte(linkToken), t)
+	if err != nil || !found {
+		return err
+	}
+	if err := linkd.CountLinkTokenSession(t, now, refuse); err != nil {
+		return err
+	}
+	return put(tx, bucketLinkTokens, []byte(linkToken), t)
 }
 
 // putSession stores s and moves its session_starts entry from oldStart (nil

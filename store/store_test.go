@@ -258,6 +258,9 @@ func TestDB_Reopen(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if lt, err = db.GetLinkToken(ctx, "link-1"); err != nil { // it counts the session now
+		t.Fatal(err)
+	}
 	if err := db.Close(); err != nil {
 		t.Fatal(err)
 	}

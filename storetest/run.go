@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/linkd/linkd"
 	storagev1 "github.com/linkd/linkd/gen/linkd/storage/v1"
@@ -51,6 +52,10 @@ func Run(t *testing.T, open OpenFunc) {
 	t.Run("Concurrent", func(t *testing.T) {
 		s := fresh(t)
 		raceSession(t, s, s)
+	})
+	t.Run("ConcurrentSessionsPerLinkToken", func(t *testing.T) {
+		s := fresh(t)
+		raceSessionBound(t, s, s)
 	})
 	t.Run("ResealAccessTokens", func(t *testing.T) { testReseal(t, open) })
 	t.Run("SecretsNotInPlain", func(t *testing.T) { testSecretsNotInPlain(t, open) })
@@ -307,6 +312,115 @@ func testUpdateLinkSession(t *testing.T, fresh func(*testing.T) linkd.Store) {
 		_, err := fresh(t).GetLinkSession(ctx, "sess-nope")
 		wantCode(t, err, linkd.ENOTFOUND)
 	})
+	t.Run("ErrRateLimitSessionsPerLinkToken", func(t *testing.T) {
+		s := fresh(t)
+		mustPutBoundToken(t, s, "link-token-b")
+		mustPutBoundToken(t, s, "link-token-c")
+		for i := range linkd.MaxSessionsPerLinkToken {
+			id := fmt.Sprintf("sess-%02d", i)
+			mustUpdateSession(t, s, id, tokenEvent("link-token-b", id, "OPEN", i))
+		}
+		// A fresh function reporting no change creates nothing to count.
+		if _, err := s.UpdateLinkSession(ctx, "sess-nochange", noChange[*linkdv1.LinkSession]); err != nil {
+			t.Fatal(err)
+		}
+		_, err := s.UpdateLinkSession(ctx, "sess-over", tokenEvent("link-token-b", "sess-over", "OPEN", 99))
+		wantSessionBound(t, err)
+		_, err = s.GetLinkSession(ctx, "sess-over")
+		wantCode(t, err, linkd.ENOTFOUND)
+		// The sessions it has still take events; another token is not held back.
+		if got := mustUpdateSession(t, s, "sess-00", tokenEvent("link-token-b", "sess-00", "HANDOFF", 100)); len(got.GetEvents()) != 2 {
+			t.Fatalf("existing session = %v, want its second event", got)
+		}
+		mustUpdateSession(t, s, "sess-c", tokenEvent("link-token-c", "sess-c", "OPEN", 1))
+		wantSessionCount(t, s, "link-token-b", linkd.MaxSessionsPerLinkToken)
+		wantSessionCount(t, s, "link-token-c", 1)
+		// PutItem files a billed Item's new session past the bound, counted.
+		in := newItem("item-1", "user-1", 0)
+		in.LinkSessionId = "sess-item"
+		mustPutItem(t, s, linkd.NewItem{Item: in, Session: tokenEvent("link-token-b", "sess-item", "HANDOFF", 101)})
+		if got, err := s.GetLinkSession(ctx, "sess-item"); err != nil || got.GetItemId() != "item-1" {
+			t.Fatalf("PutItem's session = %v, %v; want it stored with item-1", got, err)
+		}
+		wantSessionCount(t, s, "link-token-b", linkd.MaxSessionsPerLinkToken+1)
+	})
+}
+
+// tokenEvent returns an update function adding one event of linkToken's
+// session, as the service does through linkd.MergeRedirect.
+func tokenEvent(linkToken, sessionID, name string, n int) func(*linkdv1.LinkSession) (bool, error) {
+	return linkd.MergeRedirect(linkToken, "user-1", event(sessionID, name, n), at(n))
+}
+
+// mustPutBoundToken records a link token of user-1 that expires in four
+// hours of the wall clock (a store's clock may be the real one).
+func mustPutBoundToken(t *testing.T, s linkd.Store, linkToken string) {
+	t.Helper()
+	err := s.PutLinkToken(context.Background(), &storagev1.StoredLinkToken{
+		LinkToken: linkToken, ClientUserId: "user-1", Expiration: timestamppb.New(time.Now().Add(4 * time.Hour)),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// wantSessionBound checks err is the refusal of a session past
+// linkd.MaxSessionsPerLinkToken, with the time until the token expires.
+func wantSessionBound(t *testing.T, err error) {
+	t.Helper()
+	var e *linkd.Error
+	if !errors.As(err, &e) || e.Code != linkd.ERATELIMIT || e.Reason != linkd.ReasonSessionsPerLinkToken {
+		t.Fatalf("err = %v, want ERATELIMIT %s", err, linkd.ReasonSessionsPerLinkToken)
+	}
+	// The token expires four hours from the wall clock; the store's clock
+	// may be a test's fixed one, as early as t0.
+	if most := 4*time.Hour + max(time.Since(t0), 0); e.RetryAfter <= 0 || e.RetryAfter > most {
+		t.Fatalf("RetryAfter = %v, want the time until the token expires", e.RetryAfter)
+	}
+}
+
+// wantSessionCount checks the sessions a link token counts.
+func wantSessionCount(t *testing.T, s linkd.Store, linkToken string, want int) {
+	t.Helper()
+	tok, err := s.GetLinkToken(context.Background(), linkToken)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if int(tok.GetSessions()) != want {
+		t.Fatalf("%s counts %d sessions, want %d", linkToken, tok.GetSessions(), want)
+	}
+}
+
+// raceSessionBound creates twice MaxSessionsPerLinkToken sessions of one
+// link token at once through a and b: exactly the bound are created.
+func raceSessionBound(t *testing.T, a, b linkd.Store) {
+	mustPutBoundToken(t, a, "link-token-b")
+	n := 2 * linkd.MaxSessionsPerLinkToken
+	var wg sync.WaitGroup
+	errs := make([]error, n)
+	for i := range n {
+		s := a
+		if i%2 == 1 {
+			s = b
+		}
+		wg.Go(func() {
+			id := fmt.Sprintf("sess-%02d", i)
+			_, errs[i] = s.UpdateLinkSession(context.Background(), id, tokenEvent("link-token-b", id, "OPEN", i))
+		})
+	}
+	wg.Wait()
+	created := 0
+	for _, err := range errs {
+		if err == nil {
+			created++
+			continue
+		}
+		wantSessionBound(t, err)
+	}
+	if created != linkd.MaxSessionsPerLinkToken {
+		t.Fatalf("%d sessions created, want %d", created, linkd.MaxSessionsPerLinkToken)
+	}
+	wantSessionCount(t, a, "link-token-b", linkd.MaxSessionsPerLinkToken)
 }
 
 func testLinkSessions(t *testing.T, fresh func(*testing.T) linkd.Store) {

@@ -50,6 +50,10 @@ func RunShared(t *testing.T, open SharedOpenFunc) {
 		a, b := open(t, MustSealer(t, false))
 		raceSession(t, a, b)
 	})
+	t.Run("SessionsPerLinkTokenRace", func(t *testing.T) {
+		a, b := open(t, MustSealer(t, false))
+		raceSessionBound(t, a, b)
+	})
 	t.Run("ItemAcrossHandles", func(t *testing.T) {
 		ctx := context.Background()
 		a, b := open(t, MustSealer(t, false))

@@ -54,6 +54,11 @@ type StoredLinkToken struct {
 	// token, in case its LINK webhooks were lost; unset once its session is
 	// filed or checks ended. Stores index it (HostedLinkTokensDue).
 	HostedCheckAt *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=hosted_check_at,json=hostedCheckAt,proto3" json:"hosted_check_at,omitempty"`
+	// How many Link sessions were created with this token, counted by the
+	// store in the transaction that creates each one, so that one token
+	// cannot fill the disk with sessions (linkd.MaxSessionsPerLinkToken).
+	// Pruning a session does not lower it.
+	Sessions      int32 `protobuf:"varint,12,opt,name=sessions,proto3" json:"sessions,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -163,6 +168,13 @@ func (x *StoredLinkToken) GetHostedCheckAt() *timestamppb.Timestamp {
 		return x.HostedCheckAt
 	}
 	return nil
+}
+
+func (x *StoredLinkToken) GetSessions() int32 {
+	if x != nil {
+		return x.Sessions
+	}
+	return 0
 }
 
 // SealedAccessToken is an access token encrypted with AES-256-GCM. The plain
@@ -770,7 +782,7 @@ var File_linkd_storage_v1_storage_proto protoreflect.FileDescriptor
 
 const file_linkd_storage_v1_storage_proto_rawDesc = "" +
 	"\n" +
-	"\x1elinkd/storage/v1/storage.proto\x12\x10linkd.storage.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x13linkd/v1/link.proto\"\xf1\x03\n" +
+	"\x1elinkd/storage/v1/storage.proto\x12\x10linkd.storage.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x13linkd/v1/link.proto\"\x8d\x04\n" +
 	"\x0fStoredLinkToken\x12\x1d\n" +
 	"\n" +
 	"link_token\x18\x01 \x01(\tR\tlinkToken\x12$\n" +
@@ -789,7 +801,8 @@ const file_linkd_storage_v1_storage_proto_rawDesc = "" +
 	"\arequest\x18\t \x01(\v2 .linkd.v1.CreateLinkTokenRequestR\arequest\x12&\n" +
 	"\x0fhosted_link_url\x18\n" +
 	" \x01(\tR\rhostedLinkUrl\x12B\n" +
-	"\x0fhosted_check_at\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\rhostedCheckAt\"`\n" +
+	"\x0fhosted_check_at\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\rhostedCheckAt\x12\x1a\n" +
+	"\bsessions\x18\f \x01(\x05R\bsessions\"`\n" +
 	"\x11SealedAccessToken\x12\x15\n" +
 	"\x06key_id\x18\x01 \x01(\tR\x05keyId\x12\x14\n" +
 	"\x05nonce\x18\x02 \x01(\fR\x05nonce\x12\x1e\n" +
