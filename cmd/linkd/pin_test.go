@@ -32,7 +32,10 @@ import (
 	linkdv1 "github.com/linkd/linkd/gen/linkd/v1"
 )
 
-var pinRun = flag.Bool("pin.run", false, "run TestLinkd_PinnedByNonReader: RSS of a real linkd under gRPC streams that never read")
+var (
+	pinRun  = flag.Bool("pin.run", false, "run TestLinkd_PinnedByNonReader: RSS of a real linkd under gRPC streams that never read")
+	pinHold = flag.Duration("pin.hold", 0, "TestLinkd_PinnedByNonReader: also keep the 1×250 load this long and report the heap (the server's keepalive should close it)")
+)
 
 // pinScenario is one load: conns connections, each with streams
 // GetLinkSession calls whose answers are never read.
@@ -86,12 +89,17 @@ func TestLinkd_PinnedByNonReader(t *testing.T) {
 		ctx, cancel := context.WithTimeout(p.ctx(), 5*time.Second)
 		_, err := p.client().GetLinkSession(ctx, &linkdv1.GetLinkSessionRequest{LinkSessionId: sessionID, PageSize: 1})
 		cancel()
-		t.Logf("  an ordinary GetLinkSession meanwhile: %v", err)
+		t.Logf("  an ordinary GetLinkSession meanwhile: %v; GetLinkSession handlers started: %s", err, p.startedCalls(t))
+		if *pinHold > 0 && sc == (pinScenario{1, 250}) {
+			for end := time.Now().Add(*pinHold); time.Now().Before(end); time.Sleep(15 * time.Second) {
+				t.Logf("  held: VmRSS %d MiB, %s", p.rss(t)>>10, heapTotal(p.heapTop(t)))
+			}
+		}
 		for _, c := range conns {
 			c.Close()
 		}
 		time.Sleep(3 * time.Second)
-		t.Logf("  VmRSS %d MiB 3s after the connections closed", p.rss(t)>>10)
+		t.Logf("  VmRSS %d MiB 3s after the connections closed, %s", p.rss(t)>>10, heapTotal(p.heapTop(t)))
 		p.stop()
 	}
 }
@@ -206,7 +214,7 @@ func settleRSS(t *testing.T, p *pinProcess, d time.Duration) (last, peak int64) 
 // process's in-use heap.
 func (p *pinProcess) heapTop(t *testing.T) string {
 	t.Helper()
-	resp, err := http.Get("http://" + p.adminAddr + "/debug/pprof/heap")
+	resp, err := http.Get("http://" + p.adminAddr + "/debug/pprof/heap?gc=1")
 	if err != nil {
 		return "heap profile: " + err.Error()
 	}
@@ -315,4 +323,31 @@ func openNonReader(t *testing.T, addr, sessionID string, n int) (net.Conn, int) 
 	}
 	conn.SetWriteDeadline(time.Time{})
 	return conn, sent
+}
+
+// heapTotal returns the "Showing nodes accounting for" line of a pprof -top.
+func heapTotal(top string) string {
+	for _, l := range strings.Split(top, "\n") {
+		if strings.Contains(l, "accounting for") {
+			return "heap inuse: " + strings.TrimSpace(l)
+		}
+	}
+	return top
+}
+
+// startedCalls returns the GetLinkSession count of grpc_server_started_total
+// from the admin listener's /metrics.
+func (p *pinProcess) startedCalls(t *testing.T) string {
+	resp, err := http.Get("http://" + p.adminAddr + "/metrics")
+	if err != nil {
+		return err.Error()
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(l, "grpc_server_started_total{") && strings.Contains(l, `grpc_method="GetLinkSession"`) {
+			return l[strings.LastIndex(l, " ")+1:]
+		}
+	}
+	return "?"
 }
