@@ -48,7 +48,7 @@ type pinScenario struct{ conns, streams int }
 // GetLinkSession on many streams and never reads, and logs VmRSS before and
 // after. Skipped unless -pin.run; it logs figures, it asserts none.
 //
-//	go test -run TestLinkd_PinnedByNonReader -v ./cmd/linkd/ -args -pin.run
+//	go test -run TestLinkd_PinnedByNonReader -v ./cmd/linkd/ -args -pin.run -pin.hold=100s
 func TestLinkd_PinnedByNonReader(t *testing.T) {
 	if !*pinRun {
 		t.Skip("measurement; run with -args -pin.run")
