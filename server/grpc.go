@@ -100,10 +100,12 @@ func NewGRPCServer(svc linkdv1.LinkServiceServer, opts GRPCOptions) (*grpc.Serve
 		tel = &Telemetry{Logger: log}
 	}
 	codec := newUTF8Codec()
-	serverOpts = append(serverOpts, connectionLimits()...)
+	inFlight := &callsInFlight{limit: MaxCallsInFlight}
+	serverOpts = append(serverOpts, connectionLimits(inFlight)...)
 	// One chain for gRPC and for the REST gateway's in-process calls.
 	chain := chainUnary(append(slices.Clone(opts.Unary),
 		tel.unary,
+		inFlight.unary,
 		recoverUnary(log),
 		codec.rejectInvalidUTF8,
 		authUnary(auth),
