@@ -100,12 +100,10 @@ func NewGRPCServer(svc linkdv1.LinkServiceServer, opts GRPCOptions) (*grpc.Serve
 		tel = &Telemetry{Logger: log}
 	}
 	codec := newUTF8Codec()
-	inFlight := &callsInFlight{limit: MaxCallsInFlight}
-	serverOpts = append(serverOpts, connectionLimits(inFlight)...)
+	serverOpts = append(serverOpts, connectionLimits()...)
 	// One chain for gRPC and for the REST gateway's in-process calls.
 	chain := chainUnary(append(slices.Clone(opts.Unary),
 		tel.unary,
-		inFlight.unary,
 		recoverUnary(log),
 		codec.rejectInvalidUTF8,
 		authUnary(auth),
