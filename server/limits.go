@@ -13,11 +13,12 @@ import (
 // bound both.
 const (
 	// MaxConcurrentStreams bounds the calls in flight on one connection.
-	// Every REST call shares the gateway's one connection, so the bound
-	// must sit above the REST concurrency linkd serves (its HTTP server
-	// has its own limits): with answers bounded (MaxRequestBytes in,
-	// paged lists out), a connection pins at most this many answers.
-	MaxConcurrentStreams = 1000
+	// REST calls use no gRPC connection (the gateway calls in process),
+	// so this is one client's concurrency: with answers bounded
+	// (MaxRequestBytes in, sessions of at most 512 KiB and paged lists
+	// out), a connection pins at most this many answers (measured: about
+	// 100 MiB for 100 unread answers of the largest session).
+	MaxConcurrentStreams = 100
 	// KeepaliveMinTime is the most often a client may ping; one pinging
 	// more often is sent GOAWAY (too_many_pings), as pings cost the server.
 	KeepaliveMinTime = 10 * time.Second
