@@ -20,6 +20,9 @@ var plaidMethods = map[string]bool{
 	linkdv1.LinkService_ExchangePublicToken_FullMethodName:      true,
 	linkdv1.LinkService_RemoveItem_FullMethodName:               true,
 	linkdv1.LinkService_CreateSandboxPublicToken_FullMethodName: true,
+	// /link/token/get on every call, and a whole emulated Link session.
+	linkdv1.LinkService_GetLinkToken_FullMethodName:               true,
+	linkdv1.LinkService_CompleteSandboxLinkSession_FullMethodName: true,
 }
 
 // RateLimit is a token bucket: Burst calls at once, then PerSecond.
