@@ -7,10 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/linkd/linkd/internal/fileutil"
 )
 
 // stateVersion is the version of the state file's format; Start refuses
@@ -136,47 +137,10 @@ func (e *Emulator) saveState() error {
 	if err != nil {
 		return fmt.Errorf("plaidemu: encoding the state: %w", err)
 	}
-	return writeFileAtomic(e.statePath, append(raw, '\n'))
-}
-
-// writeFileAtomic replaces path with data, mode 0600: a temporary file in
-// the same directory, synced, renamed over path, then the directory
-// synced, so that a crash leaves the old file or the new one, never a
-// mix.
-func writeFileAtomic(path string, data []byte) (err error) {
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, filepath.Base(path)+".tmp*")
-	if err != nil {
+	if err := fileutil.Install(e.statePath, append(raw, '\n'), os.Rename); err != nil {
 		return fmt.Errorf("plaidemu: writing the state file: %w", err)
 	}
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
-			err = fmt.Errorf("plaidemu: writing the state file: %w", err)
-		}
-	}()
-	if err := tmp.Chmod(0o600); err != nil {
-		return err
-	}
-	if _, err := tmp.Write(data); err != nil {
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return err
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
+	return nil
 }
 
 // commitItems saves the state after a change to an Item, for the endpoints:

@@ -20,6 +20,7 @@ import (
 	"strings"
 
 	"github.com/linkd/linkd"
+	"github.com/linkd/linkd/internal/fileutil"
 )
 
 // MasterKeySize is the length of a master key: AES-256.
@@ -191,35 +192,7 @@ func createKeyFile(path string) error {
 	defer clear(text)
 	// Link the new file into place: others never see a half-written key
 	// file, and Link fails if the file appeared meanwhile.
-	return installKeyFile(path, text, os.Link)
-}
-
-// installKeyFile writes data to a 0600 temporary file beside path, fsyncs
-// it, puts it at path with place (os.Link to create, os.Rename to replace),
-// and fsyncs the directory.
-func installKeyFile(path string, data []byte, place func(oldname, newname string) error) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".linkd-key-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	defer tmp.Close()
-	if err := tmp.Chmod(0o600); err != nil {
-		return err
-	}
-	if _, err := tmp.Write(data); err != nil {
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := place(tmp.Name(), path); err != nil {
-		return err
-	}
-	return syncDir(filepath.Dir(path))
+	return fileutil.Install(path, text, os.Link)
 }
 
 // newKeyLine returns a key file line with a random key id and key.
@@ -234,17 +207,6 @@ func newKeyLine() ([]byte, error) {
 		return nil, err
 	}
 	return []byte("k" + hex.EncodeToString(id[:]) + ":" + base64.StdEncoding.EncodeToString(key) + "\n"), nil
-}
-
-// syncDir fsyncs a directory, so that a file just linked into it survives a
-// crash.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
 
 // KeyIDs returns the ids of the keys in the ring, sorted.
@@ -295,7 +257,7 @@ func AddKeyToFile(path string) (Keyring, error) {
 	// the current one.
 	text = append(bytes.TrimSpace(text), ',')
 	text = append(text, line...)
-	if err := installKeyFile(path, text, os.Rename); err != nil {
+	if err := fileutil.Install(path, text, os.Rename); err != nil {
 		return Keyring{}, internal("write key file", err)
 	}
 	k, err := loadKeyFile(path)
