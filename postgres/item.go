@@ -160,17 +160,24 @@ func (db *DB) GetItem(ctx context.Context, itemID string) (*linkdv1.Item, error)
 
 // getItem returns the one Item query selects, or ENOTFOUND.
 func getItem(ctx context.Context, q querier, query string, args ...any) (*linkdv1.Item, error) {
+	return getRecord(ctx, q, "item", func() *linkdv1.Item { return new(linkdv1.Item) }, query, args...)
+}
+
+// getRecord returns the one record (its "record" column) query selects,
+// decoded into a fresh message of newMsg, or ENOTFOUND naming what.
+func getRecord[M proto.Message](ctx context.Context, q querier, what string, newMsg func() M, query string, args ...any) (M, error) {
+	var zero M
 	var rec []byte
 	if err := q.QueryRow(ctx, query, args...).Scan(&rec); errors.Is(err, pgx.ErrNoRows) {
-		return nil, linkd.Errorf(linkd.ENOTFOUND, "item not found")
+		return zero, linkd.Errorf(linkd.ENOTFOUND, "%s not found", what)
 	} else if err != nil {
-		return nil, err
+		return zero, err
 	}
-	item := new(linkdv1.Item)
-	if err := unmarshal("item", rec, item); err != nil {
-		return nil, err
+	m := newMsg()
+	if err := unmarshal(what, rec, m); err != nil {
+		return zero, err
 	}
-	return item, nil
+	return m, nil
 }
 
 // ListItems returns a user's Items, oldest first (by created_at, then

@@ -71,17 +71,7 @@ func (db *DB) GetLinkToken(ctx context.Context, linkToken string) (*storagev1.St
 
 // getLinkToken returns the one link token query selects, or ENOTFOUND.
 func getLinkToken(ctx context.Context, q querier, query string, args ...any) (*storagev1.StoredLinkToken, error) {
-	var rec []byte
-	if err := q.QueryRow(ctx, query, args...).Scan(&rec); errors.Is(err, pgx.ErrNoRows) {
-		return nil, linkd.Errorf(linkd.ENOTFOUND, "link token not found")
-	} else if err != nil {
-		return nil, err
-	}
-	t := new(storagev1.StoredLinkToken)
-	if err := unmarshal("link token", rec, t); err != nil {
-		return nil, err
-	}
-	return t, nil
+	return getRecord(ctx, q, "link token", func() *storagev1.StoredLinkToken { return new(storagev1.StoredLinkToken) }, query, args...)
 }
 
 // unexpiredRenewal selects the fresh token that renewed $1 when it has not
