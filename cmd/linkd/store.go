@@ -104,13 +104,16 @@ type readiness struct {
 	stopping bool
 }
 
+// errShuttingDown is readiness's answer once shutdown has begun.
+var errShuttingDown = errors.New("shutting down")
+
 // err returns why linkd is not ready, or nil.
 func (r *readiness) err() error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	switch {
 	case r.stopping:
-		return errors.New("shutting down")
+		return errShuttingDown
 	case r.store != nil:
 		return fmt.Errorf("store not writable: %w", r.store)
 	case r.disk != nil:
@@ -145,7 +148,12 @@ func (m *Main) watchStore(ctx context.Context) {
 			st := healthpb.HealthCheckResponse_SERVING
 			if !ok {
 				st = healthpb.HealthCheckResponse_NOT_SERVING
-				m.log.Error("not ready: reporting NOT_SERVING", "err", err)
+				if errors.Is(err, errShuttingDown) {
+					// Expected, and announced when shutdown began.
+					m.log.Debug("not ready: shutting down")
+				} else {
+					m.log.Error("not ready: reporting NOT_SERVING", "err", err)
+				}
 			} else {
 				m.log.Info("ready again: reporting SERVING")
 			}
