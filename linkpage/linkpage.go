@@ -25,6 +25,7 @@ import (
 	"slices"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 )
@@ -69,7 +70,8 @@ type Backend interface {
 
 // Token is a link token as the page sees it.
 type Token struct {
-	// ClientName is the app name to show; "" shows "This app".
+	// ClientName is the token's client_name; Link shows it as
+	// displayName does.
 	ClientName string
 	// RedirectURI is where OAuth institutions send the user back; "" means
 	// OAuth institutions cannot be linked with this token.
@@ -266,6 +268,21 @@ type linkView struct {
 	Config     template.JS
 }
 
+// maxClientName is the longest client_name Link shows, in characters.
+// Plaid takes longer names at /link/token/create but shows them as
+// "This Application"; so does this page.
+const maxClientName = 30
+
+// displayName is the app name Link shows for a token's client_name: the
+// name itself, or "This Application" when it is empty (an invalid token)
+// or longer than maxClientName characters.
+func displayName(clientName string) string {
+	if clientName == "" || utf8.RuneCountInString(clientName) > maxClientName {
+		return "This Application"
+	}
+	return clientName
+}
+
 // Initial is the first letter of the client name, for the app's badge: a
 // rune, not a byte, so "Épargne" shows É.
 func (v linkView) Initial() string {
@@ -285,7 +302,6 @@ func (p *Page) serveLink(w http.ResponseWriter, r *http.Request) {
 		RequestID:     newRequestID(),
 		Institutions:  p.backend.Institutions(),
 	}
-	view := linkView{ClientName: "This app"}
 	tok, err := p.backend.LinkToken(cfg.LinkToken)
 	switch {
 	case err != nil:
@@ -303,9 +319,7 @@ func (p *Page) serveLink(w http.ResponseWriter, r *http.Request) {
 		}
 		p.startSession(cfg.LinkSessionID, cfg.LinkToken)
 	}
-	if err == nil && tok.ClientName != "" {
-		view.ClientName = tok.ClientName
-	}
+	view := linkView{ClientName: displayName(tok.ClientName)}
 	raw, err := json.Marshal(cfg)
 	if err != nil {
 		http.Error(w, "internal error", http.StatusInternalServerError)

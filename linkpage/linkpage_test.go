@@ -339,3 +339,39 @@ func TestPage_OAuthStateReplaced(t *testing.T) {
 		t.Errorf("resume with the replaced state: %+v", stale)
 	}
 }
+
+// TestPage_ClientName: Link shows client_name up to 30 characters (runes,
+// not bytes) and "This Application" for a longer one, as Plaid's Link does
+// for the names /link/token/create takes but cannot show.
+func TestPage_ClientName(t *testing.T) {
+	srv, b := MustStartPage(t)
+	for _, tt := range []struct {
+		name, clientName, shown string
+	}{
+		{"Short", "Acme", "Acme"},
+		{"Thirty", strings.Repeat("x", 30), strings.Repeat("x", 30)},
+		{"ThirtyRunes", strings.Repeat("é", 30), strings.Repeat("é", 30)},
+		{"ThirtyOne", strings.Repeat("x", 31), "This Application"},
+		{"Long", "The Very Long Name Of A Personal Finance Application", "This Application"},
+		{"Markup", "<b>Acme</b>", "&lt;b&gt;Acme&lt;/b&gt;"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			token := "link-name-" + tt.name
+			b.mu.Lock()
+			b.tokens[token] = linkpage.Token{ClientName: tt.clientName}
+			b.mu.Unlock()
+			resp, err := http.Get(srv.URL + linkpage.Path + "?isWebview=true&token=" + token)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if want := "<b>" + tt.shown + "</b> uses <b>Plaid</b>"; !strings.Contains(string(body), want) {
+				t.Errorf("consent does not read %q", want)
+			}
+			if tt.shown != tt.clientName && strings.Contains(string(body), tt.clientName) {
+				t.Errorf("page shows the raw client_name %q", tt.clientName)
+			}
+		})
+	}
+}

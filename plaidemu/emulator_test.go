@@ -337,7 +337,6 @@ func TestEmulator_LinkTokenCreate(t *testing.T) {
 		{"ErrNoClientUserID", "user", map[string]any{}, "MISSING_FIELDS", "user.client_user_id"},
 		{"ErrNoProducts", "products", nil, "MISSING_FIELDS", "products"},
 		{"ErrClientNameType", "client_name", 5, "INVALID_FIELD", "client_name"},
-		{"ErrClientNameLong", "client_name", strings.Repeat("x", 31), "INVALID_FIELD", "client_name"},
 		{"ErrUserType", "user", "user-1", "INVALID_FIELD", "user"},
 		{"ErrCountryCodesType", "country_codes", "US", "INVALID_FIELD", "country_codes"},
 		{"ErrCountryCodesEmpty", "country_codes", []string{}, "INVALID_FIELD", "country_codes"},

@@ -22,9 +22,6 @@ func (e *Emulator) linkTokenCreate(f *fields) (map[string]any, *Error) {
 	if hosted && androidPackageName != "" {
 		f.fail("android_package_name cannot be used with hosted_link")
 	}
-	if len(clientName) > 30 {
-		f.fail("client_name must be at most 30 characters")
-	}
 	f.oneOf("language", knownLanguages, language)
 	f.oneOf("country_codes", knownCountryCodes, countries...)
 	f.oneOf("products", knownProducts, products...)

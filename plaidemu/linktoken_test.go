@@ -1,6 +1,7 @@
 package plaidemu_test
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -58,4 +59,34 @@ func TestEmulator_LinkTokenInfo(t *testing.T) {
 		WantErrorCode(t, err, "INVALID_LINK_TOKEN")
 		WantErrorCode(t, e.ExpireLinkToken("link-sandbox-nope"), "INVALID_LINK_TOKEN")
 	})
+}
+
+// TestEmulator_LinkTokenCreate_ClientName: Plaid documents client_name as
+// at most 30 characters but takes longer ones (Link then shows "This
+// Application"), so the emulator takes any non-empty name and keeps it
+// whole; shortening it for display is the Link page's business.
+func TestEmulator_LinkTokenCreate_ClientName(t *testing.T) {
+	e := MustStartEmulator(t, NewClock())
+	for _, tt := range []struct {
+		name, clientName string
+	}{
+		{"Short", "Acme"},
+		{"Thirty", strings.Repeat("x", 30)},
+		{"ThirtyOne", strings.Repeat("x", 31)},
+		{"ThirtyRunesSixtyBytes", strings.Repeat("é", 30)},
+		{"Long", "The Very Long Name Of A Personal Finance Application"},
+		{"VeryLong", strings.Repeat("n", 1000)},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			body := linkTokenBody()
+			body["client_name"] = tt.clientName
+			info, err := e.LinkTokenInfo(MustCreateLinkToken(t, e, body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if info.ClientName != tt.clientName {
+				t.Errorf("client_name = %q, want %q kept whole", info.ClientName, tt.clientName)
+			}
+		})
+	}
 }

@@ -2,7 +2,10 @@ package main
 
 import (
 	"context"
+	"io"
+	"net/http"
 	"net/url"
+	"strings"
 	"testing"
 
 	"google.golang.org/grpc/codes"
@@ -95,6 +98,38 @@ func TestLinkd_CreateLinkToken_RedirectURI(t *testing.T) {
 			}
 			if st := wantCode(t, err, codes.InvalidArgument); st != nil && badRequestField(st) != tt.field {
 				t.Errorf("field = %q, want %q", badRequestField(st), tt.field)
+			}
+		})
+	}
+}
+
+// TestLinkd_CreateLinkToken_ClientName: a client_name over Plaid's
+// documented 30 characters passes through linkd and the emulator, as
+// Plaid's /link/token/create takes it; the Link page shows "This
+// Application" instead, as Plaid's Link does.
+func TestLinkd_CreateLinkToken_ClientName(t *testing.T) {
+	ts := MustStartServer(t)
+	c := ts.GRPC(t)
+	for _, tt := range []struct {
+		name, clientName, shown string
+	}{
+		{"Thirty", "Thirty Characters Exactly Name", "Thirty Characters Exactly Name"},
+		{"Long", "The Very Long Name Of A Personal Finance Application", "This Application"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			name := tt.clientName
+			resp, err := c.CreateLinkToken(context.Background(), &linkdv1.CreateLinkTokenRequest{ClientUserId: "u", ClientName: name})
+			if err != nil {
+				t.Fatalf("CreateLinkToken(client_name of %d characters): %v", len(name), err)
+			}
+			page, err := http.Get(resp.GetLinkToken().GetWebviewUrl())
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(page.Body)
+			page.Body.Close()
+			if want := "<b>" + tt.shown + "</b> uses <b>Plaid</b>"; !strings.Contains(string(body), want) {
+				t.Errorf("Link page does not read %q", want)
 			}
 		})
 	}
