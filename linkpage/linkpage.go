@@ -53,7 +53,7 @@ const (
 //go:embed assets
 var assets embed.FS
 
-var pageTemplate = template.Must(template.ParseFS(assets, "assets/link.html.tmpl", "assets/oauth.html.tmpl"))
+var pageTemplate = template.Must(template.ParseFS(assets, "assets/link.html.tmpl", "assets/oauth.html.tmpl", "assets/oauth-return.html.tmpl"))
 
 // Backend is what the page needs of a Plaid sandbox: the emulator, through
 // an adapter in cmd/linkd.
@@ -112,8 +112,16 @@ type Institution struct {
 	ID   string `json:"id"`
 	Name string `json:"name"`
 	// OAuth institutions log the user in on their own site.
-	OAuth    bool      `json:"oauth"`
-	Accounts []Account `json:"accounts"`
+	OAuth bool `json:"oauth"`
+	// OAuthPopup institutions are OAuth institutions whose site Link opens
+	// in a new window (window.open), as Plaid's Link does for Chase,
+	// rather than in its own. In a webview the app must handle the popup
+	// (open it in a secure browser); the bank then returns to the
+	// token's redirect_uri as for any OAuth institution. In Hosted Link
+	// (a browser tab) the popup returns to the page's own return page and
+	// Link carries on in the tab by itself.
+	OAuthPopup bool      `json:"oauth_popup"`
+	Accounts   []Account `json:"accounts"`
 }
 
 // Account is an account the user can pick.
@@ -182,8 +190,12 @@ type oauthState struct {
 	// institutionID is the bank the state was started for; resuming
 	// authenticates the session for that bank only.
 	institutionID string
-	authorized    bool
-	resumed       bool
+	// returnToLink is set for a Hosted Link popup: the bank returns to
+	// the page's own return page, not to redirect_uri, and the session
+	// carries on in the tab that opened the popup (oauthStatus).
+	returnToLink bool
+	authorized   bool
+	resumed      bool
 }
 
 // New returns a Page. It panics when opts.Backend is nil.
@@ -211,10 +223,12 @@ func New(opts Options) *Page {
 	p.mux.HandleFunc("POST "+Prefix+"api/credentials", p.api(p.submitCredentials))
 	p.mux.HandleFunc("POST "+Prefix+"api/mfa", p.api(p.submitMFA))
 	p.mux.HandleFunc("POST "+Prefix+"api/oauth", p.api(p.startOAuth))
+	p.mux.HandleFunc("POST "+Prefix+"api/oauth_status", p.api(p.oauthStatus))
 	p.mux.HandleFunc("POST "+Prefix+"api/connect", p.api(p.connect))
 	p.mux.HandleFunc("POST "+Prefix+"api/finish", p.api(p.finish))
 	p.mux.HandleFunc("GET "+Prefix+"oauth/authorize", p.serveBank)
 	p.mux.HandleFunc("POST "+Prefix+"oauth/authorize", p.authorizeBank)
+	p.mux.HandleFunc("GET "+Prefix+"oauth/return", p.serveReturn)
 	return p
 }
 
@@ -570,7 +584,10 @@ func (p *Page) startOAuth(_ *http.Request, req *apiRequest, s *session) (apiResp
 	if err != nil {
 		return apiResponse{}, err
 	}
-	if tok.RedirectURI == "" {
+	// A Hosted Link tab handles the return of a popup itself, as
+	// Plaid's hosted page does; everything else returns to the app.
+	returnToLink := tok.Hosted && ins.OAuthPopup
+	if tok.RedirectURI == "" && !returnToLink {
 		return apiResponse{}, &apiError{err: &Error{Type: "INVALID_REQUEST", Code: "INVALID_FIELD",
 			Message:        "OAuth institutions need a link token created with redirect_uri",
 			DisplayMessage: "This bank cannot be connected from this app yet."}, fatal: true}
@@ -586,8 +603,34 @@ func (p *Page) startOAuth(_ *http.Request, req *apiRequest, s *session) (apiResp
 			delete(p.oauth, id)
 		}
 	}
-	p.oauth[stateID] = &oauthState{sessionID: req.LinkSessionID, institutionID: ins.ID}
+	p.oauth[stateID] = &oauthState{sessionID: req.LinkSessionID, institutionID: ins.ID, returnToLink: returnToLink}
 	return apiResponse{URL: Prefix + "oauth/authorize?oauth_state_id=" + url.QueryEscape(stateID)}, nil
+}
+
+// oauthStatus tells a Hosted Link tab whether the bank in its popup has
+// authorized the session yet: next is "select_account" once it has (the
+// session is then logged in, once), "" while it has not.
+func (p *Page) oauthStatus(_ *http.Request, req *apiRequest, s *session) (apiResponse, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var st *oauthState
+	for _, o := range p.oauth {
+		if o.sessionID == req.LinkSessionID && o.returnToLink {
+			st = o
+		}
+	}
+	switch {
+	case st == nil || st.institutionID != s.institutionID:
+		return apiResponse{}, &apiError{err: &Error{Type: "INVALID_REQUEST", Code: "INVALID_FIELD", Message: "the session has no OAuth popup in flight"}, fatal: true}
+	case !st.authorized:
+		return apiResponse{}, nil
+	case st.resumed:
+		return apiResponse{}, &apiError{err: &Error{Type: "OAUTH_ERROR", Code: "OAUTH_STATE_ID_ALREADY_PROCESSED",
+			Message:        "this oauth_state_id was already used to resume Link",
+			DisplayMessage: "We could not finish connecting with your bank. Please try again."}, fatal: true}
+	}
+	st.resumed, s.authenticated = true, true
+	return apiResponse{Next: "select_account"}, nil
 }
 
 // connect issues the public token for the accounts the user picked.
@@ -691,11 +734,15 @@ func (p *Page) authorizeBank(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	tok, err := p.backend.LinkToken(s.linkToken)
-	if err != nil || tok.RedirectURI == "" {
+	if err != nil || (tok.RedirectURI == "" && !st.returnToLink) {
 		http.Error(w, "the link token is no longer valid", http.StatusGone)
 		return
 	}
-	target, err := url.Parse(tok.RedirectURI)
+	returnTo := tok.RedirectURI
+	if st.returnToLink {
+		returnTo = Prefix + "oauth/return"
+	}
+	target, err := url.Parse(returnTo)
 	if err != nil {
 		http.Error(w, "bad redirect_uri", http.StatusInternalServerError)
 		return
@@ -707,6 +754,22 @@ func (p *Page) authorizeBank(w http.ResponseWriter, r *http.Request) {
 	q.Set("oauth_state_id", stateID)
 	target.RawQuery = q.Encode()
 	http.Redirect(w, r, target.String(), http.StatusSeeOther)
+}
+
+// serveReturn is where the bank in a Hosted Link popup returns: Plaid's
+// own OAuth return page, which closes the popup; the tab that opened it
+// carries on (oauthStatus).
+func (p *Page) serveReturn(w http.ResponseWriter, r *http.Request) {
+	if _, s := p.oauthSession(r.URL.Query().Get("oauth_state_id")); s == nil {
+		http.Error(w, "unknown oauth_state_id", http.StatusNotFound)
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Content-Security-Policy", "default-src 'self'; script-src 'self'; style-src 'self'; frame-ancestors 'none'")
+	if err := pageTemplate.ExecuteTemplate(w, "oauth-return.html.tmpl", nil); err != nil {
+		p.log.Warn("linkpage: rendering", "err", err)
+	}
 }
 
 // oauthSession returns an OAuth redirect in flight and its session; a nil

@@ -14,7 +14,8 @@ import (
 	"github.com/linkd/linkd/linkpage"
 )
 
-// fakeBackend is a sandbox with two institutions and tokens set by the test.
+// fakeBackend is a sandbox with four institutions (two OAuth, one of them
+// opened in a popup) and tokens set by the test.
 type fakeBackend struct {
 	mu     sync.Mutex
 	tokens map[string]linkpage.Token
@@ -38,6 +39,7 @@ func (b *fakeBackend) Institutions() []linkpage.Institution {
 		{ID: "ins_109508", Name: "First Platypus Bank", Accounts: acc},
 		{ID: linkpage.MFAInstitutionID, Name: "Tartan Bank", Accounts: acc},
 		{ID: "ins_127287", Name: "Platypus OAuth Bank", OAuth: true, Accounts: acc},
+		{ID: "ins_56", Name: "Chase", OAuth: true, OAuthPopup: true, Accounts: acc},
 	}
 }
 
@@ -49,8 +51,9 @@ func (b *fakeBackend) CreatePublicToken(linkToken, institutionID string, account
 }
 
 // MustStartPage serves a Page over a fake backend that knows link-good
-// (redirect_uri https://app.example.com/return?x=1) and link-update (an
-// Item at ins_109508 holding acc-2 alone).
+// (redirect_uri https://app.example.com/return?x=1), link-update (an
+// Item at ins_109508 holding acc-2 alone) and link-hosted (Hosted Link,
+// no redirect_uri).
 func MustStartPage(t *testing.T) (*httptest.Server, *fakeBackend) {
 	t.Helper()
 	b := &fakeBackend{tokens: map[string]linkpage.Token{
@@ -58,6 +61,7 @@ func MustStartPage(t *testing.T) (*httptest.Server, *fakeBackend) {
 		"link-update": {UpdateMode: true, InstitutionID: "ins_109508", AccountIDs: []string{"acc-2"}},
 		"link-update-oauth": {UpdateMode: true, InstitutionID: "ins_127287", AccountIDs: []string{"acc-2"},
 			RedirectURI: "https://app.example.com/return"},
+		"link-hosted": {Hosted: true, CompletionRedirectURI: "https://app.example.com/done"},
 	}}
 	srv := httptest.NewServer(linkpage.New(linkpage.Options{Backend: b}))
 	t.Cleanup(srv.Close)
@@ -373,5 +377,72 @@ func TestPage_ClientName(t *testing.T) {
 				t.Errorf("page shows the raw client_name %q", tt.clientName)
 			}
 		})
+	}
+}
+
+// TestPage_OAuthPopupHosted: in a Hosted Link tab, the bank Link opened in
+// a popup returns to the page's own return page, not to a redirect_uri
+// (the token has none), and the tab learns from oauth_status, once, that
+// the session is logged in. A bank opened in place still needs
+// redirect_uri.
+func TestPage_OAuthPopupHosted(t *testing.T) {
+	srv, _ := MustStartPage(t)
+	c := open(t, srv, "token=link-hosted")
+	s := func(institutionID string) map[string]any {
+		return map[string]any{"link_token": "link-hosted", "link_session_id": c.LinkSessionID, "institution_id": institutionID}
+	}
+	if a := call(t, srv, "oauth_status", s("ins_56")); a.Error == nil || !a.Fatal {
+		t.Errorf("oauth_status before OAuth began: %+v, want a fatal error", a)
+	}
+	if a := call(t, srv, "oauth", s("ins_127287")); a.Error == nil || !a.Fatal {
+		t.Errorf("in-place OAuth without redirect_uri: %+v, want a fatal error", a)
+	}
+	a := call(t, srv, "oauth", s("ins_56"))
+	stateID, ok := strings.CutPrefix(a.URL, linkpage.Prefix+"oauth/authorize?oauth_state_id=")
+	if a.Error != nil || !ok {
+		t.Fatalf("oauth: %+v", a)
+	}
+	if a := call(t, srv, "oauth_status", s("ins_56")); a.Error != nil || a.Next != "" {
+		t.Errorf("oauth_status before the bank answered: %+v, want to wait", a)
+	}
+	if a := call(t, srv, "connect", map[string]any{"link_token": "link-hosted", "link_session_id": c.LinkSessionID,
+		"institution_id": "ins_56", "account_ids": []string{"acc-1"}}); a.Error == nil {
+		t.Fatalf("connect before the bank answered: %+v", a)
+	}
+
+	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := client.PostForm(srv.URL+linkpage.Prefix+"oauth/authorize", url.Values{"oauth_state_id": {stateID}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	loc := resp.Header.Get("Location")
+	if resp.StatusCode != http.StatusSeeOther || loc != linkpage.Prefix+"oauth/return?oauth_state_id="+stateID {
+		t.Fatalf("authorize: %d Location %q, want the page's own return page", resp.StatusCode, loc)
+	}
+	for _, tt := range []struct {
+		query  string
+		status int
+	}{{"oauth_state_id=" + stateID, 200}, {"oauth_state_id=nope", 404}, {"", 404}} {
+		resp, err := http.Get(srv.URL + linkpage.Prefix + "oauth/return?" + tt.query)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != tt.status || (tt.status == 200 && !strings.Contains(string(body), "oauth-return.js")) {
+			t.Errorf("return page ?%s: %d, want %d", tt.query, resp.StatusCode, tt.status)
+		}
+	}
+
+	if a := call(t, srv, "oauth_status", s("ins_56")); a.Error != nil || a.Next != "select_account" {
+		t.Fatalf("oauth_status after the bank answered: %+v, want select_account", a)
+	}
+	if a := call(t, srv, "oauth_status", s("ins_56")); a.Error == nil || a.Error.Code != "OAUTH_STATE_ID_ALREADY_PROCESSED" {
+		t.Errorf("second oauth_status: %+v, want OAUTH_STATE_ID_ALREADY_PROCESSED", a)
+	}
+	if a := call(t, srv, "connect", map[string]any{"link_token": "link-hosted", "link_session_id": c.LinkSessionID,
+		"institution_id": "ins_56", "account_ids": []string{"acc-1"}}); a.PublicToken == "" {
+		t.Fatalf("connect after OAuth: %+v", a)
 	}
 }

@@ -667,13 +667,14 @@ func TestEmulator_FailNext(t *testing.T) {
 func TestInstitutions(t *testing.T) {
 	all := plaidemu.Institutions()
 	want := map[string]struct {
-		name  string
-		oauth bool
+		name         string
+		oauth, popup bool
 	}{
-		"ins_109508": {"First Platypus Bank", false},
-		"ins_109511": {"Tartan Bank", false},
-		"ins_109512": {"Houndstooth Bank", false},
-		"ins_127287": {"Platypus OAuth Bank", true},
+		"ins_109508": {"First Platypus Bank", false, false},
+		"ins_109511": {"Tartan Bank", false, false},
+		"ins_109512": {"Houndstooth Bank", false, false},
+		"ins_127287": {"Platypus OAuth Bank", true, false},
+		"ins_56":     {"Chase", true, true},
 	}
 	if len(all) != len(want) {
 		t.Fatalf("%d institutions, want %d", len(all), len(want))
@@ -681,7 +682,7 @@ func TestInstitutions(t *testing.T) {
 	seen := map[string]bool{}
 	for _, ins := range all {
 		w, ok := want[ins.ID]
-		if !ok || ins.Name != w.name || ins.OAuth != w.oauth {
+		if !ok || ins.Name != w.name || ins.OAuth != w.oauth || ins.OAuthPopup != w.popup {
 			t.Errorf("institution %+v unexpected", ins)
 		}
 		if len(ins.Accounts) < 4 {

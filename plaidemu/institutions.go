@@ -15,6 +15,12 @@ type Institution struct {
 	// OAuth is true when Link sends the user to the bank's own site (an
 	// OAuth redirect) rather than asking for credentials in Link.
 	OAuth bool
+	// OAuthPopup is true for an OAuth institution whose site Link opens in
+	// a new window (window.open) instead of in its own, as Plaid's Link
+	// does for Chase: a webview app must handle the popup (WKUIDelegate
+	// createWebViewWith, WebChromeClient onCreateWindow) or the user never
+	// reaches the bank.
+	OAuthPopup bool
 	// Accounts are the accounts an Item at this institution holds.
 	Accounts []Account
 }
@@ -41,7 +47,8 @@ type Account struct {
 }
 
 // Institutions returns the sandbox institutions the emulator serves: First
-// Platypus Bank, Tartan Bank, Houndstooth Bank and Platypus OAuth Bank. The
+// Platypus Bank, Tartan Bank, Houndstooth Bank, Platypus OAuth Bank and
+// Chase (an OAuth bank Link opens in a popup), with Plaid's sandbox ids. The
 // slice is a fresh copy on each call, so changing it changes nothing in any
 // Emulator. It cannot fail.
 func Institutions() []Institution {
@@ -50,6 +57,7 @@ func Institutions() []Institution {
 		{ID: "ins_109511", Name: "Tartan Bank", Accounts: standardAccounts("ins_109511")},
 		{ID: "ins_109512", Name: "Houndstooth Bank", Accounts: standardAccounts("ins_109512")},
 		{ID: "ins_127287", Name: "Platypus OAuth Bank", OAuth: true, Accounts: standardAccounts("ins_127287")},
+		{ID: "ins_56", Name: "Chase", OAuth: true, OAuthPopup: true, Accounts: standardAccounts("ins_56")},
 	}
 }
 

@@ -45,7 +45,7 @@ func (b emulatorBackend) LinkToken(linkToken string) (linkpage.Token, error) {
 func (b emulatorBackend) Institutions() []linkpage.Institution {
 	var out []linkpage.Institution
 	for _, ins := range plaidemu.Institutions() {
-		pi := linkpage.Institution{ID: ins.ID, Name: ins.Name, OAuth: ins.OAuth}
+		pi := linkpage.Institution{ID: ins.ID, Name: ins.Name, OAuth: ins.OAuth, OAuthPopup: ins.OAuthPopup}
 		for _, a := range ins.Accounts {
 			pi.Accounts = append(pi.Accounts, linkpage.Account{ID: a.ID, Name: a.Name, Mask: a.Mask, Type: a.Type, Subtype: a.Subtype})
 		}

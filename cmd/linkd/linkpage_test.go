@@ -66,7 +66,7 @@ func TestEmulatorBackend_Errors(t *testing.T) {
 	if _, err := b.CreatePublicToken("link-sandbox-00000000-0000-0000-0000-000000000000", "ins_109508", nil); !errors.As(err, &perr) || perr.Code != "INVALID_LINK_TOKEN" {
 		t.Errorf("CreatePublicToken(unknown) = %v", err)
 	}
-	if ins := b.Institutions(); len(ins) != 4 || len(ins[0].Accounts) == 0 || !ins[3].OAuth {
+	if ins := b.Institutions(); len(ins) != 5 || len(ins[0].Accounts) == 0 || !ins[3].OAuth || ins[3].OAuthPopup || !ins[4].OAuthPopup {
 		t.Errorf("Institutions = %+v", ins)
 	}
 }

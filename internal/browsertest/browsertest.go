@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"github.com/chromedp/cdproto/page"
+	"github.com/chromedp/cdproto/target"
 	"github.com/chromedp/chromedp"
 )
 
@@ -128,6 +129,8 @@ type Tab struct {
 	mu    sync.Mutex
 	urls  []string
 	shots []shot
+	// refused counts the windows closed by RefusePopups.
+	refused int
 }
 
 type shot struct {
@@ -140,6 +143,12 @@ type shot struct {
 func (b *Browser) NewTab(t *testing.T) *Tab {
 	t.Helper()
 	ctx, cancel := chromedp.NewContext(b.ctx)
+	return newTab(t, ctx, cancel)
+}
+
+// newTab records the plaidlink:// navigations of the tab ctx drives.
+func newTab(t *testing.T, ctx context.Context, cancel context.CancelFunc) *Tab {
+	t.Helper()
 	ctx, cancelTimeout := context.WithTimeout(ctx, 60*time.Second)
 	tab := &Tab{t: t, ctx: ctx}
 	chromedp.ListenTarget(ctx, func(ev any) {
@@ -245,6 +254,75 @@ func (tab *Tab) Redirects(last string) []string {
 		if time.Now().After(deadline) {
 			tab.Shot("timeout")
 			tab.t.Fatalf("no plaidlink://%s redirect; got %d redirects:\n%s", last, len(urls), strings.Join(urls, "\n"))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// Popups returns the windows the tab has opened (window.open) and the
+// browser still holds, from the browser's own target list: each is a
+// target whose opener is this tab, what a webview asks its app's UI
+// delegate to create.
+func (tab *Tab) Popups() []target.ID {
+	tab.t.Helper()
+	var infos []*target.Info
+	tab.Run("list targets", chromedp.ActionFunc(func(ctx context.Context) error {
+		var err error
+		infos, err = chromedp.Targets(ctx)
+		return err
+	}))
+	self := chromedp.FromContext(tab.ctx).Target.TargetID
+	var ids []target.ID
+	for _, info := range infos {
+		if info.OpenerID == self && info.Type == "page" {
+			ids = append(ids, info.TargetID)
+		}
+	}
+	return ids
+}
+
+// RefusePopups makes the tab's app refuse every window the page opens,
+// as an app whose webview does not handle popups (no WKUIDelegate
+// createWebViewWith, no WebChromeClient onCreateWindow) never shows one:
+// each new target whose opener is this tab is closed as soon as the
+// browser reports it (Target.targetCreated). Refused counts them.
+func (tab *Tab) RefusePopups() {
+	self := chromedp.FromContext(tab.ctx).Target.TargetID
+	chromedp.ListenTarget(tab.ctx, func(ev any) {
+		e, ok := ev.(*target.EventTargetCreated)
+		if !ok || e.TargetInfo.OpenerID != self || e.TargetInfo.Type != "page" {
+			return
+		}
+		tab.mu.Lock()
+		tab.refused++
+		tab.mu.Unlock()
+		// Not from the listener itself: it runs on chromedp's event loop.
+		go chromedp.Run(tab.ctx, target.CloseTarget(e.TargetInfo.TargetID)) //nolint:errcheck // Popups shows a window that stayed
+	})
+}
+
+// Refused returns how many windows RefusePopups has closed.
+func (tab *Tab) Refused() int {
+	tab.mu.Lock()
+	defer tab.mu.Unlock()
+	return tab.refused
+}
+
+// Popup waits until the tab has opened a window and returns a Tab driving
+// it, as an app's UI delegate takes the new window to show it (Plaid asks
+// for a secure browser: SFSafariViewController, a Chrome Custom Tab). It
+// fails the test when no window opens within 10 seconds.
+func (tab *Tab) Popup() *Tab {
+	tab.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if ids := tab.Popups(); len(ids) > 0 {
+			ctx, cancel := chromedp.NewContext(tab.ctx, chromedp.WithTargetID(ids[0]))
+			return newTab(tab.t, ctx, cancel)
+		}
+		if time.Now().After(deadline) {
+			tab.Shot("no-popup")
+			tab.t.Fatalf("the page opened no window")
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

@@ -193,6 +193,7 @@
     switch (state.view) {
       case 'select-institution': return state.lastSearchEmpty ? 'institution_not_found' : 'requires_credentials';
       case 'oauth': return 'requires_oauth';
+      case 'oauth-popup': return 'requires_oauth';
       case 'mfa': return 'requires_code';
       case 'select-account': return 'requires_account_selection';
       case 'error': return state.errorStatus;
@@ -276,7 +277,7 @@
       text.textContent = ins.name;
       var sub = document.createElement('span');
       sub.className = 'sub';
-      sub.textContent = ins.oauth ? 'Log in on the bank’s site (OAuth)' : (ins.id === 'ins_109511' ? 'Asks for a code' : ins.id);
+      sub.textContent = ins.oauth_popup ? 'Log in on the bank’s site, in a new window (OAuth)' : ins.oauth ? 'Log in on the bank’s site (OAuth)' : (ins.id === 'ins_109511' ? 'Asks for a code' : ins.id);
       text.appendChild(sub);
       b.appendChild(logo);
       b.appendChild(text);
@@ -377,9 +378,39 @@
       if (res.error) return fail(res.error, 'requires_oauth');
       event('OPEN_OAUTH');
       // Link leaves for the bank only once every redirect is out.
-      whenSent(function () { window.location.assign(res.url); });
+      whenSent(function () {
+        if (state.institution.oauth_popup) openBankWindow(res.url); else window.location.assign(res.url);
+      });
     });
   });
+
+  // openBankWindow opens the bank's page in a new window, as Plaid's Link
+  // does for Chase. What window.open returns says nothing: a webview app
+  // that opens the page in a secure browser returns no window (WKUIDelegate
+  // createWebViewWith returning nil), just as one that ignores it does. So
+  // Link waits either way; the bank's return to redirect_uri relaunches it
+  // in a webview, and a Hosted Link tab asks linkd until the bank has
+  // answered.
+  var bankURL = '';
+  var polling = null;
+  function openBankWindow(url) {
+    bankURL = url;
+    window.open(url, '_blank');
+    if (state.view !== 'oauth-popup') show('oauth-popup');
+    if (hosted && !polling) polling = setInterval(pollOAuth, 1000);
+  }
+  $('oauth-reopen').addEventListener('click', function () { openBankWindow(bankURL); });
+
+  function pollOAuth() {
+    if (state.view !== 'oauth-popup') { clearInterval(polling); polling = null; return; }
+    call('oauth_status', {}).then(function (res) {
+      if (state.view !== 'oauth-popup' || (!res.next && !res.fatal)) return;
+      clearInterval(polling);
+      polling = null;
+      if (res.error) return fail(res.error, 'requires_oauth');
+      toAccounts();
+    });
+  }
 
   // toAccounts follows a login: account select, or in update mode (as
   // Plaid's, without account_selection_enabled) straight on to connect
