@@ -31,7 +31,8 @@ import (
 )
 
 // Path is where the page is served; Prefix is the tree of everything it
-// serves (assets, its JSON calls, the emulated bank's OAuth page).
+// serves (assets, its JSON calls, the emulated bank's OAuth page and the
+// page a Hosted Link popup returns to).
 const (
 	Prefix = "/link/v2/stable/"
 	Path   = Prefix + "link.html"

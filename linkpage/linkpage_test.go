@@ -294,6 +294,19 @@ func TestPage_OAuth(t *testing.T) {
 	}
 }
 
+// authorize grants access on the emulated bank's page for stateID and
+// returns the answer's status and Location, not followed.
+func authorize(t *testing.T, srv *httptest.Server, stateID string) (int, string) {
+	t.Helper()
+	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := client.PostForm(srv.URL+linkpage.Prefix+"oauth/authorize", url.Values{"oauth_state_id": {stateID}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode, resp.Header.Get("Location")
+}
+
 // TestPage_OAuthUpdateMode: Link relaunched after OAuth in update mode is
 // still in update mode, for the Item's accounts alone.
 func TestPage_OAuthUpdateMode(t *testing.T) {
@@ -304,13 +317,8 @@ func TestPage_OAuthUpdateMode(t *testing.T) {
 	if a.Error != nil || !ok {
 		t.Fatalf("oauth: %+v", a)
 	}
-	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	resp, err := client.PostForm(srv.URL+linkpage.Prefix+"oauth/authorize", url.Values{"oauth_state_id": {stateID}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	resumed := open(t, srv, "isWebview=true&token=link-update-oauth&receivedRedirectUri="+url.QueryEscape(resp.Header.Get("Location")))
+	_, loc := authorize(t, srv, stateID)
+	resumed := open(t, srv, "isWebview=true&token=link-update-oauth&receivedRedirectUri="+url.QueryEscape(loc))
 	if !resumed.Resumed || !resumed.UpdateMode || resumed.Institution == nil || resumed.Institution.ID != "ins_127287" ||
 		len(resumed.Institution.Accounts) != 1 || resumed.Institution.Accounts[0].ID != "acc-2" {
 		t.Errorf("resume: %+v, want update mode at ins_127287 with the Item's acc-2 alone", resumed)
@@ -329,14 +337,8 @@ func TestPage_OAuthStateReplaced(t *testing.T) {
 	if first == "" || second == "" || first == second {
 		t.Fatalf("states %q, %q", first, second)
 	}
-	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	resp, err := client.PostForm(srv.URL+linkpage.Prefix+"oauth/authorize", url.Values{"oauth_state_id": {first}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode == http.StatusSeeOther {
-		t.Errorf("the replaced state was still authorized (Location %q)", resp.Header.Get("Location"))
+	if status, loc := authorize(t, srv, first); status == http.StatusSeeOther {
+		t.Errorf("the replaced state was still authorized (Location %q)", loc)
 	}
 	stale := open(t, srv, "token=link-good&receivedRedirectUri="+url.QueryEscape("https://app.example.com/return?oauth_state_id="+first+"&x=1"))
 	if stale.Error == nil || stale.Error.Code != "OAUTH_STATE_ID_NOT_FOUND" {
@@ -410,15 +412,9 @@ func TestPage_OAuthPopupHosted(t *testing.T) {
 		t.Fatalf("connect before the bank answered: %+v", a)
 	}
 
-	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	resp, err := client.PostForm(srv.URL+linkpage.Prefix+"oauth/authorize", url.Values{"oauth_state_id": {stateID}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	loc := resp.Header.Get("Location")
-	if resp.StatusCode != http.StatusSeeOther || loc != linkpage.Prefix+"oauth/return?oauth_state_id="+stateID {
-		t.Fatalf("authorize: %d Location %q, want the page's own return page", resp.StatusCode, loc)
+	status, loc := authorize(t, srv, stateID)
+	if status != http.StatusSeeOther || loc != linkpage.Prefix+"oauth/return?oauth_state_id="+stateID {
+		t.Fatalf("authorize: %d Location %q, want the page's own return page", status, loc)
 	}
 	for _, tt := range []struct {
 		query  string

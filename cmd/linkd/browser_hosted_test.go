@@ -8,6 +8,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	linkdv1 "github.com/linkd/linkd/gen/linkd/v1"
+	"github.com/linkd/linkd/internal/browsertest"
 )
 
 // TestBrowser_HostedLink runs Hosted Link end to end in Chromium, as an app
@@ -19,14 +20,7 @@ import (
 func TestBrowser_HostedLink(t *testing.T) {
 	env := mustBrowserEnv(t)
 	ctx := context.Background()
-	resp, err := env.c.CreateLinkToken(ctx, &linkdv1.CreateLinkTokenRequest{
-		ClientUserId: "hosted-browser", Webhook: env.ts.BaseURL + "/v1/webhooks/plaid",
-		HostedLink: &linkdv1.HostedLink{CompletionRedirectUri: env.app.URL + "/link-done", IsMobileApp: true},
-	})
-	if err != nil {
-		t.Fatalf("CreateLinkToken: %v", err)
-	}
-	tok := resp.GetLinkToken()
+	tok := env.hostedLinkToken(t, "hosted-browser")
 	if want := "http://" + env.ts.HTTPAddr() + "/link/v2/stable/link.html?token="; !strings.HasPrefix(tok.GetHostedLinkUrl(), want) || tok.GetWebviewUrl() != "" {
 		t.Fatalf("hosted_link_url = %q, webview_url = %q; want linkd's own page %s... only", tok.GetHostedLinkUrl(), tok.GetWebviewUrl(), want)
 	}
@@ -42,12 +36,7 @@ func TestBrowser_HostedLink(t *testing.T) {
 	tab.Click("#credential-submit")
 	tab.Click("#account-submit")
 	tab.Click("#connected-continue")
-	tab.Screen("#back-in-app", "hosted-back-in-app")
-	var landed string
-	tab.Run("read the landing URL", chromedp.Location(&landed))
-	if landed != env.app.URL+"/link-done" {
-		t.Errorf("landed on %q, want completion_redirect_uri", landed)
-	}
+	env.wantCompletionRedirect(t, tab, "hosted-back-in-app")
 	if urls := tab.URLs(); len(urls) != 0 {
 		t.Errorf("Hosted Link fired plaidlink:// redirects: %v", urls)
 	}
@@ -74,5 +63,31 @@ func TestBrowser_HostedLink(t *testing.T) {
 	}
 	if n := env.ts.emulator.Calls("/item/public_token/exchange"); n != 1 {
 		t.Errorf("exchanges = %d, want 1", n)
+	}
+}
+
+// hostedLinkToken creates a Hosted Link token for user whose sessions
+// report to linkd's webhook and end at the app's /link-done.
+func (env *browserEnv) hostedLinkToken(t *testing.T, user string) *linkdv1.LinkToken {
+	t.Helper()
+	resp, err := env.c.CreateLinkToken(context.Background(), &linkdv1.CreateLinkTokenRequest{
+		ClientUserId: user, Webhook: env.ts.BaseURL + "/v1/webhooks/plaid",
+		HostedLink: &linkdv1.HostedLink{CompletionRedirectUri: env.app.URL + "/link-done", IsMobileApp: true},
+	})
+	if err != nil {
+		t.Fatalf("CreateLinkToken: %v", err)
+	}
+	return resp.GetLinkToken()
+}
+
+// wantCompletionRedirect waits until a Hosted Link tab is back in the app
+// (shot) and checks it landed on hostedLinkToken's completion_redirect_uri.
+func (env *browserEnv) wantCompletionRedirect(t *testing.T, tab *browsertest.Tab, shot string) {
+	t.Helper()
+	tab.Screen("#back-in-app", shot)
+	var landed string
+	tab.Run("read the landing URL", chromedp.Location(&landed))
+	if landed != env.app.URL+"/link-done" {
+		t.Errorf("landed on %q, want completion_redirect_uri", landed)
 	}
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"strings"
 	"testing"
 
 	"github.com/chromedp/chromedp"
@@ -45,26 +44,10 @@ func TestBrowser_OAuthPopup(t *testing.T) {
 		tab := env.browser.NewTab(t)
 		toBank(t, tab, tok.GetWebviewUrl())
 
-		// The app's handler takes the window Link opened and shows it.
-		bank := tab.Popup()
-		bank.Screen("#bank-allow", "7d-oauth-popup-bank-page")
-		bank.Click("#bank-allow")
-		bank.Screen("#back-in-app", "popup-back-in-app")
-		var landed string
-		bank.Run("read location", chromedp.Location(&landed))
-		if !strings.HasPrefix(landed, redirectURI+"?oauth_state_id=") {
-			t.Fatalf("bank returned to %q, want %s?oauth_state_id=...", landed, redirectURI)
-		}
-		// Opened at redirect_uri, the app relaunches Link in its webview
-		// with what it received.
-		resumed, err := env.c.ResumeOAuth(ctx, &linkdv1.ResumeOAuthRequest{LinkToken: tok.GetLinkToken(), ReceivedRedirectUri: landed})
-		if err != nil {
-			t.Fatalf("ResumeOAuth(%s): %v", landed, err)
-		}
-		tab.Run("relaunch Link", chromedp.Navigate(resumed.GetWebviewUrl()))
-		tab.Screen("#view-select-account", "popup-select-account")
-		tab.Click("#account-submit")
-		tab.Click("#connected-continue")
+		// The app's handler takes the window Link opened and shows it;
+		// opened at redirect_uri, the app relaunches Link in its webview.
+		relaunch := env.allowAtBank(t, tab.Popup(), "7d-oauth-popup-bank-page", tok.GetLinkToken(), redirectURI)
+		connectAfterOAuth(t, tab, relaunch)
 
 		f, last := checkRedirects(t, env.c, tok.GetLinkToken(), tab.Redirects("connected"))
 		wantEvents(t, f.events, []string{"OPEN", "TRANSITION_VIEW/CONSENT", "TRANSITION_VIEW/SELECT_INSTITUTION",
@@ -114,31 +97,17 @@ func TestBrowser_OAuthPopup(t *testing.T) {
 		// page's own return page in the popup, which closes, and Link
 		// carries on in the tab to completion_redirect_uri.
 		exchanges := env.ts.emulator.Calls(exchangePath)
-		resp, err := env.c.CreateLinkToken(ctx, &linkdv1.CreateLinkTokenRequest{
-			ClientUserId: "popup-hosted", Webhook: env.ts.BaseURL + "/v1/webhooks/plaid",
-			HostedLink: &linkdv1.HostedLink{CompletionRedirectUri: env.app.URL + "/link-done", IsMobileApp: true},
-		})
-		if err != nil {
-			t.Fatalf("CreateLinkToken: %v", err)
-		}
-		tok := resp.GetLinkToken()
+		tok := env.hostedLinkToken(t, "popup-hosted")
 		tab := env.browser.NewTab(t)
 		toBank(t, tab, tok.GetHostedLinkUrl())
 		bank := tab.Popup()
 		bank.Screen("#bank-allow", "hosted-popup-bank-page")
 		bank.Click("#bank-allow")
+		tab.WaitPopupsClosed() // the return page closes the bank's window
 		tab.Screen("#view-select-account", "hosted-popup-select-account")
-		if ids := tab.Popups(); len(ids) != 0 {
-			t.Errorf("the bank's window is still open after returning to Link")
-		}
 		tab.Click("#account-submit")
 		tab.Click("#connected-continue")
-		tab.Screen("#back-in-app", "hosted-popup-back-in-app")
-		var landed string
-		tab.Run("read the landing URL", chromedp.Location(&landed))
-		if landed != env.app.URL+"/link-done" {
-			t.Errorf("landed on %q, want completion_redirect_uri", landed)
-		}
+		env.wantCompletionRedirect(t, tab, "hosted-popup-back-in-app")
 
 		env.ts.WaitRefreshed(t)
 		items, err := env.c.ListItems(ctx, &linkdv1.ListItemsRequest{ClientUserId: "popup-hosted"})

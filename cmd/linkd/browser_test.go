@@ -113,6 +113,37 @@ func (env *browserEnv) linkToken(t *testing.T, req *linkdv1.CreateLinkTokenReque
 	return resp.GetLinkToken()
 }
 
+// allowAtBank grants access on the emulated bank's page shown in bank (as
+// shot), checks that the bank returned to redirectURI with an
+// oauth_state_id, and returns the webview_url that relaunches Link, which
+// the app, opened at redirect_uri, gets from ResumeOAuth.
+func (env *browserEnv) allowAtBank(t *testing.T, bank *browsertest.Tab, shot, linkToken, redirectURI string) string {
+	t.Helper()
+	bank.Screen("#bank-allow", shot)
+	bank.Click("#bank-allow")
+	bank.Screen("#back-in-app", "back-in-app")
+	var landed string
+	bank.Run("read location", chromedp.Location(&landed))
+	if !strings.HasPrefix(landed, redirectURI+"?oauth_state_id=") {
+		t.Fatalf("the bank returned to %q, want %s?oauth_state_id=...", landed, redirectURI)
+	}
+	resumed, err := env.c.ResumeOAuth(context.Background(), &linkdv1.ResumeOAuthRequest{LinkToken: linkToken, ReceivedRedirectUri: landed})
+	if err != nil {
+		t.Fatalf("ResumeOAuth(%s): %v", landed, err)
+	}
+	return resumed.GetWebviewUrl()
+}
+
+// connectAfterOAuth relaunches Link in tab at relaunch, as the app does
+// after OAuth, and connects the preselected account.
+func connectAfterOAuth(t *testing.T, tab *browsertest.Tab, relaunch string) {
+	t.Helper()
+	tab.Run("relaunch Link", chromedp.Navigate(relaunch))
+	tab.Screen("#view-select-account", "select-account-after-oauth")
+	tab.Click("#account-submit")
+	tab.Click("#connected-continue")
+}
+
 func TestBrowser_Link(t *testing.T) {
 	start := time.Now()
 	env := mustBrowserEnv(t)
@@ -338,25 +369,8 @@ func TestBrowser_Link(t *testing.T) {
 		tab.Click(`[data-institution-id="ins_127287"]`)
 		tab.Screen("#view-oauth", "7-oauth")
 		tab.Click("#oauth-continue")
-		tab.Screen("#bank-allow", "7b-oauth-bank")
-		tab.Click("#bank-allow")
-		tab.Screen("#back-in-app", "back-in-app")
-		var landed string
-		tab.Run("read location", chromedp.Location(&landed))
-		if !strings.HasPrefix(landed, redirectURI+"?oauth_state_id=") {
-			t.Fatalf("OAuth landed at %q, want %s?oauth_state_id=...", landed, redirectURI)
-		}
-		// The app, opened at redirect_uri, asks linkd for the URL that
-		// relaunches Link with what it received.
-		resumed, err := env.c.ResumeOAuth(ctx, &linkdv1.ResumeOAuthRequest{LinkToken: tok.GetLinkToken(), ReceivedRedirectUri: landed})
-		if err != nil {
-			t.Fatalf("ResumeOAuth(%s): %v", landed, err)
-		}
-		relaunch := resumed.GetWebviewUrl()
-		tab.Run("relaunch Link", chromedp.Navigate(relaunch))
-		tab.Screen("#view-select-account", "select-account-after-oauth")
-		tab.Click("#account-submit")
-		tab.Click("#connected-continue")
+		relaunch := env.allowAtBank(t, tab, "7b-oauth-bank", tok.GetLinkToken(), redirectURI)
+		connectAfterOAuth(t, tab, relaunch)
 
 		f, last := checkRedirects(t, env.c, tok.GetLinkToken(), tab.Redirects("connected"))
 		wantEvents(t, f.events, []string{"OPEN", "TRANSITION_VIEW/CONSENT", "TRANSITION_VIEW/SELECT_INSTITUTION",

@@ -328,6 +328,19 @@ func (tab *Tab) Popup() *Tab {
 	}
 }
 
+// WaitPopupsClosed waits until every window the tab opened has closed,
+// failing the test after 10 seconds.
+func (tab *Tab) WaitPopupsClosed() {
+	tab.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for len(tab.Popups()) > 0 {
+		if time.Now().After(deadline) {
+			tab.t.Fatalf("the tab's windows are still open")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 // URLs returns the plaidlink:// URLs the tab has navigated to so far.
 func (tab *Tab) URLs() []string {
 	tab.mu.Lock()
