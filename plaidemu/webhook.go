@@ -10,6 +10,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"net/http"
+	"slices"
 	"time"
 )
 
@@ -78,27 +79,30 @@ type webhook struct {
 	body map[string]any
 }
 
-// queueItemWebhook queues an ITEM webhook for it, when it has a webhook URL.
-// perr is the ERROR webhook's error; nil sends "error": null. e.mu is held;
-// deliver sends the queue once the lock is released.
-func (e *Emulator) queueItemWebhook(it *item, code string, perr *Error) {
+// queueItemWebhook queues a webhook about it, when it has a webhook URL:
+// webhook_type typ (ITEM, AUTH, ...), webhook_code code, "error": null
+// and the fields of extra (an ERROR webhook's error, account_id, ...).
+// e.mu is held; deliver sends the queue once the lock is released.
+func (e *Emulator) queueItemWebhook(it *item, typ, code string, extra map[string]any) {
 	if it.webhook == "" {
 		return
 	}
 	body := map[string]any{
-		"webhook_type": "ITEM",
+		"webhook_type": typ,
 		"webhook_code": code,
 		"item_id":      it.id,
 		"error":        nil,
 		"environment":  env,
 	}
-	if perr != nil {
-		body["error"] = perr.body(newRequestID())
-	}
-	if code == "PENDING_EXPIRATION" {
-		body["consent_expiration_time"] = e.now().Add(7 * 24 * time.Hour).UTC().Format(time.RFC3339)
+	for k, v := range extra {
+		body[k] = v
 	}
 	e.outbox = append(e.outbox, webhook{url: it.webhook, body: body})
+}
+
+// errorWebhookFields are the fields of an ERROR webhook carrying perr.
+func errorWebhookFields(perr *Error) map[string]any {
+	return map[string]any{"error": perr.body(newRequestID())}
 }
 
 // takeOutbox returns and empties the queued webhooks. e.mu is held.
@@ -164,13 +168,17 @@ func (e *Emulator) webhookVerificationKeyGet(f *fields) (map[string]any, *Error)
 // request (or TRANSACTIONS), as Plaid's DEFAULT_UPDATE is.
 var itemWebhookCodes = []string{
 	"ERROR", "PENDING_EXPIRATION", "PENDING_DISCONNECT", "LOGIN_REPAIRED",
-	"USER_PERMISSION_REVOKED", "NEW_ACCOUNTS_AVAILABLE", "WEBHOOK_UPDATE_ACKNOWLEDGED",
+	"USER_PERMISSION_REVOKED", "USER_ACCOUNT_REVOKED", "NEW_ACCOUNTS_AVAILABLE", "WEBHOOK_UPDATE_ACKNOWLEDGED",
 }
 
 // sandboxItemFireWebhook serves /sandbox/item/fire_webhook: it sends the
 // Item's webhook URL the webhook_code asked for. ERROR carries
-// ITEM_LOGIN_REQUIRED; codes outside itemWebhookCodes go out with the
-// requested webhook_type, to exercise receivers on types they do not know.
+// ITEM_LOGIN_REQUIRED; NEW_ACCOUNTS_AVAILABLE makes a new account
+// available, USER_ACCOUNT_REVOKED revokes the Item's first account,
+// PENDING_EXPIRATION and PENDING_DISCONNECT set the consent expiration
+// (as /emulator/item/set_state does); codes outside itemWebhookCodes go
+// out with the requested webhook_type, to exercise receivers on types
+// they do not know.
 func (e *Emulator) sandboxItemFireWebhook(f *fields) (map[string]any, *Error) {
 	it, perr := e.itemFromRequest(f)
 	if perr != nil {
@@ -182,17 +190,21 @@ func (e *Emulator) sandboxItemFireWebhook(f *fields) (map[string]any, *Error) {
 		return nil, err
 	}
 	if it.webhook == "" {
-		return nil, plaidErr(TypeInvalidRequest, "SANDBOX_WEBHOOK_INVALID", "the Item has no webhook URL")
-	}
-	known := false
-	for _, c := range itemWebhookCodes {
-		known = known || c == code
+		return nil, sandboxErr("SANDBOX_WEBHOOK_INVALID", "Webhook for this item is either not set up, or invalid. Please update the item's webhook and try again.")
 	}
 	switch {
 	case code == "ERROR":
-		e.queueItemWebhook(it, code, errItemLoginRequired())
-	case known:
-		e.queueItemWebhook(it, code, nil)
+		e.queueItemWebhook(it, "ITEM", code, errorWebhookFields(errItemLoginRequired()))
+	case code == "NEW_ACCOUNTS_AVAILABLE":
+		perr = e.addNewAccount(it)
+	case code == "USER_ACCOUNT_REVOKED":
+		perr = e.revokeAccount(it)
+	case code == "PENDING_EXPIRATION":
+		perr = e.setPendingExpiration(it)
+	case code == "PENDING_DISCONNECT":
+		perr = e.setPendingDisconnect(it, "INSTITUTION_TOKEN_EXPIRATION")
+	case slices.Contains(itemWebhookCodes, code):
+		e.queueItemWebhook(it, "ITEM", code, nil)
 	default:
 		if typ == "" {
 			typ = "TRANSACTIONS"
@@ -200,6 +212,9 @@ func (e *Emulator) sandboxItemFireWebhook(f *fields) (map[string]any, *Error) {
 		e.outbox = append(e.outbox, webhook{url: it.webhook, body: map[string]any{
 			"webhook_type": typ, "webhook_code": code, "item_id": it.id, "environment": env,
 		}})
+	}
+	if perr != nil {
+		return nil, perr
 	}
 	return map[string]any{"webhook_fired": true}, nil
 }
