@@ -161,11 +161,25 @@ func TestEmulator_SetItemState(t *testing.T) {
 		}
 		WantOK(t, Post(t, e, "/sandbox/item/reset_login", map[string]any{"access_token": token}))
 		oneHook(t, received(), "ITEM", "ERROR", id)
+		// /item/get shows the error, for whoever missed the webhook.
+		if perr, _ := itemOf(t, e, token)["error"].(map[string]any); perr["error_code"] != "ITEM_LOGIN_REQUIRED" || perr["error_type"] != "ITEM_ERROR" {
+			t.Errorf("/item/get error = %v, want ITEM_ERROR/ITEM_LOGIN_REQUIRED", perr)
+		}
 		// Repaired outside the app: LOGIN_REPAIRED, and the data works again.
 		if err := e.SetItemState(token, plaidemu.StateLoginRepaired, ""); err != nil {
 			t.Fatal(err)
 		}
 		oneHook(t, received(), "ITEM", "LOGIN_REPAIRED", id)
+		accountIDsOf(t, e, token)
+		if got := itemOf(t, e, token)["error"]; got != nil {
+			t.Errorf("/item/get error after the repair = %v, want null", got)
+		}
+		// fire_webhook's LOGIN_REPAIRED repairs too.
+		WantOK(t, Post(t, e, "/sandbox/item/reset_login", map[string]any{"access_token": token}))
+		WantOK(t, Post(t, e, "/sandbox/item/fire_webhook", map[string]any{"access_token": token, "webhook_code": "LOGIN_REPAIRED"}))
+		if hooks := received(); len(hooks) != 2 || hooks[1].body["webhook_code"] != "LOGIN_REPAIRED" {
+			t.Errorf("webhooks = %v, want ERROR then LOGIN_REPAIRED", hooks)
+		}
 		accountIDsOf(t, e, token)
 	})
 
