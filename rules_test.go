@@ -551,3 +551,68 @@ func TestCountLinkTokenSession(t *testing.T) {
 		})
 	}
 }
+
+func TestCheckSandboxWebhook(t *testing.T) {
+	for _, tc := range []struct {
+		code, typ string
+		field     string // "" for accepted
+	}{
+		{"DEFAULT_UPDATE", "TRANSACTIONS", ""},
+		{"NEW_ACCOUNTS_AVAILABLE", "", ""},
+		{"PENDING_DISCONNECT", "ITEM", ""},
+		{"ERROR", "", ""},
+		{"ERROR", "ASSETS", ""},
+		{"USER_ACCOUNT_REVOKED", "", ""},
+		{"", "", "webhook_code"},
+		{"PENDING_EXPIRATION", "", "webhook_code"},          // Plaid's sandbox cannot
+		{"WEBHOOK_UPDATE_ACKNOWLEDGED", "", "webhook_code"}, // nor this
+		{"AUTOMATICALLY_VERIFIED", "AUTH", "webhook_code"},  // SetSandboxVerificationStatus's
+		{"default_update", "TRANSACTIONS", "webhook_code"},
+		{"DEFAULT_UPDATE", "", "webhook_type"},
+		{"DEFAULT_UPDATE", "IDENTITY", "webhook_type"},
+		{"ERROR", "ITEM", "webhook_type"}, // reset_login's
+	} {
+		err := CheckSandboxWebhook(tc.code, tc.typ)
+		var e *Error
+		switch {
+		case tc.field == "" && err != nil:
+			t.Errorf("CheckSandboxWebhook(%q, %q) = %v, want nil", tc.code, tc.typ, err)
+		case tc.field != "" && (!errors.As(err, &e) || e.Code != EINVALID || e.Field != tc.field):
+			t.Errorf("CheckSandboxWebhook(%q, %q) = %v, want EINVALID naming %s", tc.code, tc.typ, err, tc.field)
+		}
+	}
+	if err := CheckSandboxWebhook("PENDING_EXPIRATION", ""); !strings.Contains(err.Error(), "SetEmulatorItemState") {
+		t.Errorf("PENDING_EXPIRATION refused with %q, want it to point at SetEmulatorItemState", err)
+	}
+}
+
+// TestCheckSandboxFields: the sandbox and emulator requests' other checks,
+// each naming its field.
+func TestCheckSandboxFields(t *testing.T) {
+	status, state := CheckSandboxVerificationStatus, CheckEmulatorItemState
+	for _, tc := range []struct {
+		check func(string, string) error
+		a, b  string
+		field string // "" for accepted
+	}{
+		{status, "acc", "automatically_verified", ""},
+		{status, "acc", "verification_expired", ""},
+		{status, "", "automatically_verified", "account_id"},
+		{status, "acc", "", "verification_status"},
+		{status, "acc", "manually_verified", "verification_status"},
+		{state, "PENDING_EXPIRATION", "", ""},
+		{state, "PENDING_DISCONNECT", "", ""},
+		{state, "PENDING_DISCONNECT", "INSTITUTION_MIGRATION", ""},
+		{state, "LOGIN_REPAIRED", "", ""},
+		{state, "", "", "state"},
+		{state, "GOOD", "", "state"},
+		{state, "PENDING_EXPIRATION", "INSTITUTION_MIGRATION", "reason"},
+		{state, "PENDING_DISCONNECT", "BORED", "reason"},
+	} {
+		err := tc.check(tc.a, tc.b)
+		var e *Error
+		if tc.field == "" && err != nil || tc.field != "" && (!errors.As(err, &e) || e.Code != EINVALID || e.Field != tc.field) {
+			t.Errorf("check(%q, %q) = %v, want field %q", tc.a, tc.b, err, tc.field)
+		}
+	}
+}
