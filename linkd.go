@@ -180,6 +180,11 @@ type Plaid interface {
 	ExchangePublicToken(ctx context.Context, publicToken string) (ExchangeResult, error)
 	// GetAccounts calls /accounts/get (and /item/get for the institution).
 	GetAccounts(ctx context.Context, token AccessToken) (ItemAccounts, error)
+	// GetItem calls /item/get: Plaid's view of an Item's health.
+	GetItem(ctx context.Context, token AccessToken) (ItemState, error)
+	// UpdateItemWebhook calls /item/webhook/update, pointing the Item's
+	// webhooks at url, and returns Plaid's request_id.
+	UpdateItemWebhook(ctx context.Context, token AccessToken, url string) (string, error)
 	// RemoveItem calls /item/remove and returns Plaid's request_id.
 	RemoveItem(ctx context.Context, token AccessToken) (string, error)
 	// CreateSandboxPublicToken calls /sandbox/public_token/create, with the
