@@ -148,7 +148,9 @@ type ItemAccounts struct {
 	InstitutionID   string
 	InstitutionName string
 	Accounts        []*linkdv1.Account
-	RequestID       string
+	// Webhook is the Item's webhook URL at Plaid; empty for none.
+	Webhook   string
+	RequestID string
 }
 
 // WebhookKey is a public key Plaid signs webhooks with, from

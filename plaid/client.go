@@ -469,6 +469,7 @@ func (c *Client) GetAccounts(ctx context.Context, token linkd.AccessToken) (link
 		ItemID:          item.GetItemId(),
 		InstitutionID:   item.GetInstitutionId(),
 		InstitutionName: item.GetInstitutionName(),
+		Webhook:         item.GetWebhook(),
 		RequestID:       resp.GetRequestId(),
 	}
 	for _, a := range resp.GetAccounts() {

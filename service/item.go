@@ -167,7 +167,14 @@ func (s *Service) refresh(ctx context.Context, itemID string, update func(contex
 	if err != nil {
 		return nil, err
 	}
-	return update(ctx, itemID, linkd.SetItemDetails(acc.InstitutionID, acc.InstitutionName, acc.Accounts))
+	details := linkd.SetItemDetails(acc.InstitutionID, acc.InstitutionName, acc.Accounts)
+	return update(ctx, itemID, func(item *linkdv1.Item) (bool, error) {
+		changed, _ := details(item)
+		if acc.Webhook != "" && item.GetWebhook() != acc.Webhook {
+			item.Webhook, changed = acc.Webhook, true
+		}
+		return changed, nil
+	})
 }
 
 // wakeRefresh tells the refresh job that an Item was queued.
