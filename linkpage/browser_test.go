@@ -47,3 +47,35 @@ func TestPage_Browser_UpdateMode(t *testing.T) {
 		t.Errorf("connected = %s, want the Item's acc-2 alone", urls[len(urls)-1])
 	}
 }
+
+// TestPage_Browser_UpdateModeAccountSelection: with Plaid's
+// update.account_selection_enabled, update mode shows account select with
+// the Item's account checked and the new one offered; the user adds it.
+func TestPage_Browser_UpdateModeAccountSelection(t *testing.T) {
+	srv, _ := MustStartPage(t)
+	b := browsertest.MustStart(t, srv.URL)
+	tab := b.NewTab(t)
+	tab.Run("open", chromedp.Navigate(srv.URL+linkpage.Path+"?isWebview=true&token=link-update-select"))
+	tab.Click("#consent-continue")
+	tab.Type("#username", linkpage.SandboxUsername)
+	tab.Type("#password", linkpage.SandboxPassword)
+	tab.Click("#credential-submit")
+	tab.Screen("#view-select-account", "account select")
+	var checked []string
+	tab.Run("checked accounts", chromedp.Evaluate(`Array.prototype.map.call(document.querySelectorAll('#accounts input:checked'), function (i) { return i.value; })`, &checked))
+	if strings.Join(checked, ",") != "acc-2" {
+		t.Errorf("checked accounts = %v, want the Item's acc-2", checked)
+	}
+	tab.Click(`#accounts input[value="acc-new"]`)
+	tab.Click("#account-submit")
+	tab.Click("#connected-continue")
+
+	urls := tab.Redirects("connected")
+	events, _ := browsertest.CheckRedirects(t, urls)
+	browsertest.WantEvents(t, events, []string{"OPEN", "TRANSITION_VIEW/CONSENT", "TRANSITION_VIEW/CREDENTIAL",
+		"SUBMIT_CREDENTIALS", "TRANSITION_VIEW/SELECT_ACCOUNT", "TRANSITION_VIEW/CONNECTED", "HANDOFF"})
+	connected, _ := url.Parse(urls[len(urls)-1])
+	if accounts := connected.Query().Get("accounts"); !strings.Contains(accounts, `"_id":"acc-2"`) || !strings.Contains(accounts, `"_id":"acc-new"`) || strings.Contains(accounts, "acc-1") {
+		t.Errorf("connected accounts = %s, want acc-2 and acc-new", accounts)
+	}
+}

@@ -81,6 +81,14 @@ type Token struct {
 	UpdateMode    bool
 	InstitutionID string
 	AccountIDs    []string
+	// AccountSelection is Plaid's update.account_selection_enabled: update
+	// mode shows account select with the Item's AccountIDs preselected,
+	// offering Accounts.
+	AccountSelection bool
+	// Accounts are the accounts an update-mode session offers (the
+	// institution's and any the bank added since the Item was linked);
+	// nil offers the institution's.
+	Accounts []Account
 	// Hosted is true for a Hosted Link token: the page runs in a browser
 	// tab with no webview delegate, reports the session to the backend
 	// (HostedBackend) and then goes to CompletionRedirectURI.
@@ -246,6 +254,10 @@ type pageConfig struct {
 	// Institution is preselected: update mode, or an OAuth resume. In
 	// update mode its accounts are the Item's alone.
 	Institution *Institution `json:"institution,omitempty"`
+	// AccountSelection (update mode only) shows account select with
+	// SelectedAccountIDs, the Item's accounts, preselected.
+	AccountSelection   bool     `json:"account_selection,omitempty"`
+	SelectedAccountIDs []string `json:"selected_account_ids,omitempty"`
 	// Resumed is true when Link was relaunched after OAuth.
 	Resumed bool `json:"resumed"`
 	// Error makes Link exit at once (an invalid link token, a bad OAuth
@@ -293,13 +305,12 @@ func (p *Page) serveLink(w http.ResponseWriter, r *http.Request) {
 	case q.Get("receivedRedirectUri") != "":
 		p.resume(&cfg, q.Get("receivedRedirectUri"))
 		if cfg.Resumed && tok.UpdateMode {
-			cfg.UpdateMode, cfg.Institution = true, p.itemInstitution(tok)
+			p.updateMode(&cfg, tok)
 		}
 	default:
 		cfg.Hosted, cfg.CompletionRedirectURI = tok.Hosted, tok.CompletionRedirectURI
-		cfg.UpdateMode = tok.UpdateMode
 		if tok.UpdateMode {
-			cfg.Institution = p.itemInstitution(tok)
+			p.updateMode(&cfg, tok)
 		}
 		p.startSession(cfg.LinkSessionID, cfg.LinkToken)
 	}
@@ -413,15 +424,27 @@ func (p *Page) institution(id string) *Institution {
 	return nil
 }
 
-// itemInstitution is the institution of an update-mode token's Item, with
-// the Item's accounts alone (all of them when the token names none).
-func (p *Page) itemInstitution(tok Token) *Institution {
+// updateMode sets cfg up for an update-mode token: its Item's institution
+// preselected with the Item's accounts alone (all of them when the token
+// names none), or with account selection every account the token offers,
+// the Item's preselected.
+func (p *Page) updateMode(cfg *pageConfig, tok Token) {
+	cfg.UpdateMode = true
 	ins := p.institution(tok.InstitutionID)
-	if ins == nil || len(tok.AccountIDs) == 0 {
-		return ins
+	cfg.Institution = ins
+	if ins == nil {
+		return
 	}
-	ins.Accounts = slices.DeleteFunc(slices.Clone(ins.Accounts), func(a Account) bool { return !slices.Contains(tok.AccountIDs, a.ID) })
-	return ins
+	if tok.Accounts != nil {
+		ins.Accounts = slices.Clone(tok.Accounts)
+	}
+	if tok.AccountSelection {
+		cfg.AccountSelection, cfg.SelectedAccountIDs = true, slices.Clone(tok.AccountIDs)
+		return
+	}
+	if len(tok.AccountIDs) > 0 {
+		ins.Accounts = slices.DeleteFunc(slices.Clone(ins.Accounts), func(a Account) bool { return !slices.Contains(tok.AccountIDs, a.ID) })
+	}
 }
 
 // apiRequest is the body of every JSON call the page makes.

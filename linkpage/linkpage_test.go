@@ -49,13 +49,19 @@ func (b *fakeBackend) CreatePublicToken(linkToken, institutionID string, account
 }
 
 // MustStartPage serves a Page over a fake backend that knows link-good
-// (redirect_uri https://app.example.com/return?x=1) and link-update (an
-// Item at ins_109508 holding acc-2 alone).
+// (redirect_uri https://app.example.com/return?x=1), link-update (an
+// Item at ins_109508 holding acc-2 alone) and link-update-select (that
+// Item in update mode with account selection, offering acc-new besides
+// the institution's accounts).
 func MustStartPage(t *testing.T) (*httptest.Server, *fakeBackend) {
 	t.Helper()
 	b := &fakeBackend{tokens: map[string]linkpage.Token{
 		"link-good":   {ClientName: "Acme", RedirectURI: "https://app.example.com/return?x=1"},
 		"link-update": {UpdateMode: true, InstitutionID: "ins_109508", AccountIDs: []string{"acc-2"}},
+		"link-update-select": {UpdateMode: true, InstitutionID: "ins_109508", AccountIDs: []string{"acc-2"}, AccountSelection: true,
+			Accounts: []linkpage.Account{{ID: "acc-1", Name: "Plaid Checking", Mask: "0000", Type: "depository", Subtype: "checking"},
+				{ID: "acc-2", Name: "Plaid Saving", Mask: "1111", Type: "depository", Subtype: "savings"},
+				{ID: "acc-new", Name: "Plaid New Checking", Mask: "5555", Type: "depository", Subtype: "checking"}}},
 		"link-update-oauth": {UpdateMode: true, InstitutionID: "ins_127287", AccountIDs: []string{"acc-2"},
 			RedirectURI: "https://app.example.com/return"},
 	}}
@@ -70,9 +76,13 @@ type config struct {
 	LinkSessionID string `json:"link_session_id"`
 	RequestID     string `json:"request_id"`
 	UpdateMode    bool   `json:"update_mode"`
-	Resumed       bool   `json:"resumed"`
-	Status        string `json:"status"`
-	Institution   *struct {
+	// AccountSelection and SelectedAccountIDs: update mode with account
+	// select.
+	AccountSelection   bool     `json:"account_selection"`
+	SelectedAccountIDs []string `json:"selected_account_ids"`
+	Resumed            bool     `json:"resumed"`
+	Status             string   `json:"status"`
+	Institution        *struct {
 		ID       string             `json:"id"`
 		Accounts []linkpage.Account `json:"accounts"`
 	} `json:"institution"`
@@ -153,6 +163,21 @@ func TestPage_Open(t *testing.T) {
 		if !c.UpdateMode || c.Institution == nil || c.Institution.ID != "ins_109508" ||
 			len(c.Institution.Accounts) != 1 || c.Institution.Accounts[0].ID != "acc-2" {
 			t.Errorf("config = %+v, want update mode preselecting ins_109508 with the Item's acc-2 alone", c)
+		}
+		if c.AccountSelection {
+			t.Errorf("account_selection set for a token without it")
+		}
+	})
+	t.Run("UpdateModeAccountSelection", func(t *testing.T) {
+		c := open(t, srv, "isWebview=true&token=link-update-select")
+		var ids []string
+		if c.Institution != nil {
+			for _, a := range c.Institution.Accounts {
+				ids = append(ids, a.ID)
+			}
+		}
+		if !c.UpdateMode || !c.AccountSelection || strings.Join(ids, ",") != "acc-1,acc-2,acc-new" || strings.Join(c.SelectedAccountIDs, ",") != "acc-2" {
+			t.Errorf("config = %+v (accounts %v), want update mode offering acc-1,acc-2,acc-new with acc-2 selected", c, ids)
 		}
 	})
 	t.Run("ErrInvalidLinkToken", func(t *testing.T) {

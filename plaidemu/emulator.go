@@ -92,10 +92,13 @@ type linkToken struct {
 	webhook      string
 	redirectURI  string
 	accessToken  string // update mode: the Item's access token
-	expires      time.Time
-	created      time.Time
-	countryCodes []string
-	language     string
+	// accountSelection is update.account_selection_enabled: the session
+	// picks the Item's accounts anew, new ones included.
+	accountSelection bool
+	expires          time.Time
+	created          time.Time
+	countryCodes     []string
+	language         string
 	// hosted is set for a Hosted Link token; completionRedirectURI is
 	// where its page goes when a session ends.
 	hosted                bool
@@ -112,6 +115,9 @@ type publicToken struct {
 	accessToken   string // update mode: the Item it was issued for
 	expires       time.Time
 	spent         bool
+	// verification is the verification_status of accounts pending
+	// automated micro-deposit verification.
+	verification map[string]string
 }
 
 type item struct {
@@ -126,6 +132,16 @@ type item struct {
 	// finished update-mode Link session; meanwhile data endpoints fail
 	// with ITEM_LOGIN_REQUIRED.
 	loginRequired bool
+	// consentExpires is consent_expiration_time; zero for consent that
+	// does not expire (Plaid's null).
+	consentExpires time.Time
+	// addedAccounts is how many accounts the bank opened for the login
+	// since the Item was linked (NEW_ACCOUNTS_AVAILABLE): see
+	// addedAccounts().
+	addedAccounts int
+	// verification is the verification_status by account_id of accounts
+	// in the automated micro-deposit flow; others have none.
+	verification map[string]string
 }
 
 // New returns an Emulator that is an http.Handler and listens nowhere. With
@@ -261,6 +277,12 @@ func (e *Emulator) endpoint(path string) endpoint {
 		return (*Emulator).linkTokenGet
 	case "/webhook_verification_key/get":
 		return (*Emulator).webhookVerificationKeyGet
+	case "/item/webhook/update":
+		return (*Emulator).itemWebhookUpdate
+	case "/sandbox/item/set_verification_status":
+		return (*Emulator).sandboxItemSetVerificationStatus
+	case EmulatorSetItemStatePath:
+		return (*Emulator).emulatorItemSetState
 	}
 	return nil
 }
@@ -339,6 +361,26 @@ func (e *Emulator) serve(r *http.Request) (map[string]any, *Error) {
 	}
 	e.calls[r.URL.Path]++
 	return out, nil
+}
+
+// call runs handle on body, as a request to its endpoint would be but
+// without credentials, for the Emulator's Go methods; it delivers the
+// webhooks handle queued before it returns.
+func (e *Emulator) call(handle func(*fields) (map[string]any, *Error), body map[string]any) (map[string]any, *Error) {
+	f := &fields{body: map[string]json.RawMessage{}}
+	for k, v := range body {
+		raw, err := json.Marshal(v)
+		if err != nil {
+			return nil, errInvalidBody()
+		}
+		f.body[k] = raw
+	}
+	e.mu.Lock()
+	out, perr := handle(f)
+	hooks := e.takeOutbox()
+	e.mu.Unlock()
+	e.deliver(hooks)
+	return out, perr
 }
 
 // authorized checks client_id and secret, from the body or else from

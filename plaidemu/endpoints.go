@@ -1,6 +1,7 @@
 package plaidemu
 
 import (
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -34,6 +35,7 @@ func (e *Emulator) linkTokenCreate(f *fields) (map[string]any, *Error) {
 		return nil, err
 	}
 
+	accountSelection := f.boolean("update.account_selection_enabled")
 	lifetime := LinkTokenLifetime
 	if accessToken != "" {
 		it, err := e.item(accessToken)
@@ -54,6 +56,7 @@ func (e *Emulator) linkTokenCreate(f *fields) (map[string]any, *Error) {
 		webhook:               webhook,
 		redirectURI:           redirectURI,
 		accessToken:           accessToken,
+		accountSelection:      accountSelection,
 		expires:               expires,
 		created:               e.now(),
 		countryCodes:          countries,
@@ -78,6 +81,8 @@ func (e *Emulator) sandboxPublicTokenCreate(f *fields) (map[string]any, *Error) 
 	institutionID := f.str("institution_id", true)
 	products := f.strs("initial_products", true)
 	webhook := f.str("options.webhook", false)
+	username := f.str("options.override_username", false)
+	password := f.str("options.override_password", false)
 	f.oneOf("initial_products", knownProducts, products...)
 	f.url("options.webhook", webhook)
 	if err := f.err(); err != nil {
@@ -87,13 +92,29 @@ func (e *Emulator) sandboxPublicTokenCreate(f *fields) (map[string]any, *Error) 
 	if !ok {
 		return nil, errInvalidInstitution()
 	}
-	token := e.issuePublicToken(&publicToken{
+	pt := &publicToken{
 		institutionID: ins.ID,
 		accountIDs:    idsOf(ins.Accounts),
 		products:      products,
 		webhook:       webhook,
-	})
-	return map[string]any{"public_token": token}, nil
+	}
+	switch {
+	case (username == "" || username == "user_good") && (password == "" || password == "pass_good"):
+	case username == MicrodepositsUsername && password == MicrodepositsPassword && ins.ID == MicrodepositsInstitutionID:
+		// Automated micro-deposits: one account, pending verification.
+		if !slices.Contains(products, "auth") {
+			return nil, errInvalidField("options.override_password %s needs auth in initial_products", MicrodepositsPassword)
+		}
+		for _, a := range ins.Accounts {
+			if a.Mask == microdepositsMask {
+				pt.accountIDs = []string{a.ID}
+				pt.verification = map[string]string{a.ID: VerificationPendingAutomatic}
+			}
+		}
+	default:
+		return nil, errInvalidCredentials()
+	}
+	return map[string]any{"public_token": e.issuePublicToken(pt)}, nil
 }
 
 // publicTokenExchange serves /item/public_token/exchange. A public token
@@ -133,6 +154,7 @@ func (e *Emulator) publicTokenExchange(f *fields) (map[string]any, *Error) {
 		products:      pt.products,
 		webhook:       pt.webhook,
 		created:       e.now(),
+		verification:  maps.Clone(pt.verification),
 	}
 	e.items[accessToken] = it
 	if perr := e.commitItems(); perr != nil {
@@ -156,7 +178,7 @@ func (e *Emulator) sandboxItemResetLogin(f *fields) (map[string]any, *Error) {
 		it.loginRequired = was
 		return nil, perr
 	}
-	e.queueItemWebhook(it, "ERROR", errItemLoginRequired())
+	e.queueItemWebhook(it, "ITEM", "ERROR", errorWebhookFields(errItemLoginRequired()))
 	return map[string]any{"reset_login": true}, nil
 }
 
@@ -203,11 +225,10 @@ func (e *Emulator) accountsGet(f *fields) (map[string]any, *Error) {
 			return nil, errInvalidAccountID()
 		}
 	}
-	ins, _ := institution(it.institutionID)
 	accounts := []map[string]any{}
-	for _, a := range ins.Accounts {
-		if slices.Contains(it.accountIDs, a.ID) && (len(only) == 0 || slices.Contains(only, a.ID)) {
-			accounts = append(accounts, accountJSON(a))
+	for _, a := range itemAccounts(it) {
+		if len(only) == 0 || slices.Contains(only, a.ID) {
+			accounts = append(accounts, accountJSON(a, it.verification[a.ID]))
 		}
 	}
 	return map[string]any{"accounts": accounts, "item": itemJSON(it)}, nil
@@ -215,10 +236,12 @@ func (e *Emulator) accountsGet(f *fields) (map[string]any, *Error) {
 
 // CreatePublicToken issues a public token as Link does when a user finishes
 // a session opened with linkToken: for an Item at institutionID holding the
-// accounts accountIDs (ids from Institutions(); none means all). A public
-// token from an update-mode link token exchanges for the existing Item,
-// whose login the finished session has repaired (with a LOGIN_REPAIRED
-// webhook, delivered before it returns). It
+// accounts accountIDs (ids from Institutions(), or LinkTokenInfo's
+// Accounts in update mode; none means all, or the Item's own in update
+// mode without account selection). A public token from an update-mode link
+// token exchanges for the existing Item, which the finished session has
+// repaired as Plaid's update mode does: login fixed, consent renewed,
+// with account selection the picked accounts. No webhook follows. It
 // returns an *Error: INVALID_LINK_TOKEN for an unknown or expired link
 // token, INVALID_INSTITUTION, INVALID_ACCOUNT_ID, or ITEM_NOT_FOUND when
 // the Item of an update-mode token was removed.
@@ -247,30 +270,32 @@ func (e *Emulator) createPublicToken(linkToken, institutionID string, accountIDs
 	if !ok {
 		return "", errInvalidInstitution()
 	}
-	all := idsOf(ins.Accounts)
-	for _, id := range accountIDs {
-		if !slices.Contains(all, id) {
-			return "", errInvalidAccountID()
-		}
-	}
-	if len(accountIDs) == 0 {
-		accountIDs = all
-	}
+	var it *item
 	if lt.accessToken != "" {
-		it, err := e.item(lt.accessToken)
-		if err != nil {
+		var err *Error
+		if it, err = e.item(lt.accessToken); err != nil {
 			return "", err
 		}
 		if it.institutionID != institutionID {
 			return "", errInvalidInstitution()
 		}
-		if it.loginRequired {
-			it.loginRequired = false // the user logged in again
-			if perr := e.commitItems(); perr != nil {
-				it.loginRequired = true
-				return "", perr
-			}
-			e.queueItemWebhook(it, "LOGIN_REPAIRED", nil)
+	}
+	all := idsOf(e.availableAccounts(ins, lt.accessToken))
+	for _, id := range accountIDs {
+		if !slices.Contains(all, id) {
+			return "", errInvalidAccountID()
+		}
+	}
+	switch {
+	case len(accountIDs) > 0:
+	case it != nil && !lt.accountSelection:
+		accountIDs = it.accountIDs
+	default:
+		accountIDs = all
+	}
+	if it != nil {
+		if err := e.finishUpdateMode(it, lt, accountIDs); err != nil {
+			return "", err
 		}
 	}
 	return e.issuePublicToken(&publicToken{
@@ -327,6 +352,10 @@ func itemJSON(it *item) map[string]any {
 	if it.webhook != "" {
 		webhook = it.webhook
 	}
+	var consentExpires any
+	if !it.consentExpires.IsZero() {
+		consentExpires = it.consentExpires.UTC().Format(time.RFC3339)
+	}
 	products := append([]string{}, it.products...)
 	available := []string{}
 	for _, p := range []string{"assets", "auth", "balance", "identity", "investments", "liabilities", "transactions"} {
@@ -344,15 +373,16 @@ func itemJSON(it *item) map[string]any {
 		"billed_products":         products,
 		"products":                products,
 		"consented_products":      products,
-		"consent_expiration_time": nil,
+		"consent_expiration_time": consentExpires,
 		"update_type":             "background",
 		"created_at":              it.created.UTC().Format(time.RFC3339),
 	}
 }
 
-// accountJSON is Plaid's account object with balances.
-func accountJSON(a Account) map[string]any {
-	return map[string]any{
+// accountJSON is Plaid's account object with balances, and its
+// verification_status when it has one.
+func accountJSON(a Account, verification string) map[string]any {
+	out := map[string]any{
 		"account_id": a.ID,
 		"balances": map[string]any{
 			"available":                a.Available,
@@ -367,4 +397,8 @@ func accountJSON(a Account) map[string]any {
 		"type":          a.Type,
 		"subtype":       a.Subtype,
 	}
+	if verification != "" {
+		out["verification_status"] = verification
+	}
+	return out
 }

@@ -14,6 +14,7 @@ const (
 	TypeInstitution    = "INSTITUTION_ERROR"
 	TypeRateLimit      = "RATE_LIMIT_EXCEEDED"
 	TypeAPIError       = "API_ERROR"
+	TypeSandboxError   = "SANDBOX_ERROR"
 )
 
 // Error is a Plaid error: the fields of Plaid's error body and the HTTP
@@ -90,6 +91,13 @@ func plaidErr(typ, code, format string, args ...any) *Error {
 	return &Error{Type: typ, Code: code, Message: fmt.Sprintf(format, args...)}
 }
 
+// sandboxErr is a SANDBOX_ERROR, Plaid's type for a sandbox operation it
+// cannot perform (SANDBOX_PRODUCT_NOT_ENABLED, SANDBOX_WEBHOOK_INVALID,
+// SANDBOX_ACCOUNT_INVALID, ...), sent with HTTP 400.
+func sandboxErr(code, format string, args ...any) *Error {
+	return plaidErr(TypeSandboxError, code, format, args...)
+}
+
 func errNotFound() *Error {
 	return plaidErr(TypeInvalidRequest, "NOT_FOUND", "not found")
 }
@@ -132,6 +140,11 @@ func errItemNotFound() *Error {
 
 func errInvalidInstitution() *Error {
 	return plaidErr(TypeInvalidInput, "INVALID_INSTITUTION", "invalid institution_id provided")
+}
+
+func errInvalidCredentials() *Error {
+	return &Error{Type: TypeItemError, Code: "INVALID_CREDENTIALS", Message: "the provided credentials were not correct",
+		DisplayMessage: "The provided credentials were not correct. Please try again."}
 }
 
 func errInvalidAccountID() *Error {

@@ -225,7 +225,7 @@ func (e *Emulator) completeLinkSession(linkToken, institutionID, exitStatus stri
 		if err != nil {
 			return nil, err
 		}
-		s.publicToken, s.institutionID, s.accountIDs = token, ins.ID, idsOf(ins.Accounts)
+		s.publicToken, s.institutionID, s.accountIDs = token, ins.ID, slices.Clone(e.publicTokens[token].accountIDs)
 		event("TRANSITION_VIEW", map[string]any{"view_name": "CONNECTED", "institution_id": ins.ID, "institution_name": ins.Name})
 		event("HANDOFF", map[string]any{"institution_id": ins.ID, "institution_name": ins.Name})
 	}
@@ -352,7 +352,7 @@ func (e *Emulator) linkTokenGet(f *fields) (map[string]any, *Error) {
 		if s.publicToken != "" {
 			ins, _ := institution(s.institutionID)
 			var accounts []any
-			for _, a := range ins.Accounts {
+			for _, a := range e.availableAccounts(ins, lt.accessToken) {
 				if slices.Contains(s.accountIDs, a.ID) {
 					accounts = append(accounts, map[string]any{"id": a.ID, "name": a.Name, "mask": a.Mask,
 						"type": a.Type, "subtype": a.Subtype, "verification_status": nil, "class_type": nil})

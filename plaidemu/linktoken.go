@@ -28,6 +28,13 @@ type LinkTokenInfo struct {
 	InstitutionID string
 	// AccountIDs are the update-mode Item's accounts; nil otherwise.
 	AccountIDs []string
+	// AccountSelection is update.account_selection_enabled: the update-mode
+	// session lets the user pick the Item's accounts anew from Accounts.
+	AccountSelection bool
+	// Accounts are the accounts an update-mode session may show: the
+	// institution's and those the bank added to the Item since it was
+	// linked (NEW_ACCOUNTS_AVAILABLE); nil otherwise.
+	Accounts []Account
 	// Hosted is true for a Hosted Link token: its page has no webview
 	// delegate and goes to CompletionRedirectURI when the session ends.
 	Hosted                bool
@@ -66,6 +73,9 @@ func (e *Emulator) LinkTokenInfo(linkToken string) (LinkTokenInfo, error) {
 		}
 		info.InstitutionID = it.institutionID
 		info.AccountIDs = slices.Clone(it.accountIDs)
+		info.AccountSelection = lt.accountSelection
+		ins, _ := institution(it.institutionID)
+		info.Accounts = slices.Clone(e.availableAccounts(ins, lt.accessToken))
 	}
 	return info, nil
 }

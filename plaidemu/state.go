@@ -50,6 +50,12 @@ type stateItem struct {
 	Created       time.Time `json:"created_at"`
 	Removed       bool      `json:"removed,omitempty"`
 	LoginRequired bool      `json:"login_required,omitempty"`
+	// ConsentExpires is consent_expiration_time; absent for none.
+	ConsentExpires *time.Time `json:"consent_expiration_time,omitempty"`
+	// AddedAccounts counts the accounts the bank opened since linking.
+	AddedAccounts int `json:"added_accounts,omitempty"`
+	// Verification is verification_status by account_id.
+	Verification map[string]string `json:"verification_status,omitempty"`
 }
 
 // loadState reads the state file at e.statePath into e, or keeps e's fresh
@@ -101,6 +107,14 @@ func (e *Emulator) loadState() error {
 			created:       si.Created,
 			removed:       si.Removed,
 			loginRequired: si.LoginRequired,
+			addedAccounts: si.AddedAccounts,
+			verification:  si.Verification,
+		}
+		if si.AddedAccounts < 0 {
+			return bad("items[%d] has negative added_accounts", i)
+		}
+		if si.ConsentExpires != nil {
+			items[si.AccessToken].consentExpires = *si.ConsentExpires
 		}
 	}
 	e.webhookKey = &webhookKey{id: s.WebhookKey.ID, private: ec, created: s.WebhookKey.Created}
@@ -126,11 +140,17 @@ func (e *Emulator) saveState() error {
 		Items:      make([]stateItem, 0, len(e.items)),
 	}
 	for token, it := range e.items {
-		s.Items = append(s.Items, stateItem{
+		si := stateItem{
 			AccessToken: token, ItemID: it.id, InstitutionID: it.institutionID,
 			AccountIDs: it.accountIDs, Products: it.products, Webhook: it.webhook,
 			Created: it.created.UTC(), Removed: it.removed, LoginRequired: it.loginRequired,
-		})
+			AddedAccounts: it.addedAccounts, Verification: it.verification,
+		}
+		if !it.consentExpires.IsZero() {
+			t := it.consentExpires.UTC()
+			si.ConsentExpires = &t
+		}
+		s.Items = append(s.Items, si)
 	}
 	slices.SortFunc(s.Items, func(a, b stateItem) int { return strings.Compare(a.ItemID, b.ItemID) })
 	raw, err := json.MarshalIndent(s, "", "  ")

@@ -10,7 +10,10 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"net/http"
+	"slices"
 	"time"
+
+	"github.com/google/uuid"
 )
 
 // webhookKey is the ES256 key the emulator signs webhooks with, as Plaid
@@ -78,27 +81,30 @@ type webhook struct {
 	body map[string]any
 }
 
-// queueItemWebhook queues an ITEM webhook for it, when it has a webhook URL.
-// perr is the ERROR webhook's error; nil sends "error": null. e.mu is held;
-// deliver sends the queue once the lock is released.
-func (e *Emulator) queueItemWebhook(it *item, code string, perr *Error) {
+// queueItemWebhook queues a webhook about it, when it has a webhook URL:
+// webhook_type typ (ITEM, AUTH, ...), webhook_code code, "error": null
+// and the fields of extra (an ERROR webhook's error, account_id, ...).
+// e.mu is held; deliver sends the queue once the lock is released.
+func (e *Emulator) queueItemWebhook(it *item, typ, code string, extra map[string]any) {
 	if it.webhook == "" {
 		return
 	}
 	body := map[string]any{
-		"webhook_type": "ITEM",
+		"webhook_type": typ,
 		"webhook_code": code,
 		"item_id":      it.id,
 		"error":        nil,
 		"environment":  env,
 	}
-	if perr != nil {
-		body["error"] = perr.body(newRequestID())
-	}
-	if code == "PENDING_EXPIRATION" {
-		body["consent_expiration_time"] = e.now().Add(7 * 24 * time.Hour).UTC().Format(time.RFC3339)
+	for k, v := range extra {
+		body[k] = v
 	}
 	e.outbox = append(e.outbox, webhook{url: it.webhook, body: body})
+}
+
+// errorWebhookFields are the fields of an ERROR webhook carrying perr.
+func errorWebhookFields(perr *Error) map[string]any {
+	return map[string]any{"error": perr.body(newRequestID())}
 }
 
 // takeOutbox returns and empties the queued webhooks. e.mu is held.
@@ -159,18 +165,59 @@ func (e *Emulator) webhookVerificationKeyGet(f *fields) (map[string]any, *Error)
 	return map[string]any{"key": e.webhookKey.jwk()}, nil
 }
 
-// itemWebhookCodes are the webhook codes /sandbox/item/fire_webhook sends
-// as ITEM webhooks; any other is sent with webhook_type given in the
-// request (or TRANSACTIONS), as Plaid's DEFAULT_UPDATE is.
-var itemWebhookCodes = []string{
-	"ERROR", "PENDING_EXPIRATION", "PENDING_DISCONNECT", "LOGIN_REPAIRED",
-	"USER_PERMISSION_REVOKED", "NEW_ACCOUNTS_AVAILABLE", "WEBHOOK_UPDATE_ACKNOWLEDGED",
+// FireWebhookCodes are the webhook_code values Plaid's spec lets
+// /sandbox/item/fire_webhook fire (plaid-openapi 2020-09-14,
+// SandboxItemFireWebhookRequest), and FireWebhookTypes its webhook_type
+// values (WebhookType). The endpoint refuses any other with INVALID_FIELD,
+// as Plaid's request validation does: PENDING_EXPIRATION, for one, cannot
+// be fired in Plaid's sandbox (see SetItemState).
+var (
+	FireWebhookCodes = []string{
+		"DEFAULT_UPDATE", "NEW_ACCOUNTS_AVAILABLE", "SMS_MICRODEPOSITS_VERIFICATION", "AUTHORIZATION_GRANTED",
+		"USER_PERMISSION_REVOKED", "USER_ACCOUNT_REVOKED", "PENDING_DISCONNECT", "RECURRING_TRANSACTIONS_UPDATE",
+		"LOGIN_REPAIRED", "SYNC_UPDATES_AVAILABLE", "PRODUCT_READY", "ERROR",
+	}
+	FireWebhookTypes = []string{"AUTH", "HOLDINGS", "INVESTMENTS_TRANSACTIONS", "ITEM", "LIABILITIES", "TRANSACTIONS", "ASSETS"}
+)
+
+// fireWebhookType is the webhook_type each code is fired as, and the
+// product the Item needs for it ("" for none), after Plaid's description of
+// the endpoint. DEFAULT_UPDATE has none: its type comes from the request.
+var fireWebhookType = map[string]struct{ typ, product string }{
+	"NEW_ACCOUNTS_AVAILABLE":         {"ITEM", ""},
+	"USER_PERMISSION_REVOKED":        {"ITEM", ""},
+	"USER_ACCOUNT_REVOKED":           {"ITEM", ""},
+	"PENDING_DISCONNECT":             {"ITEM", ""},
+	"LOGIN_REPAIRED":                 {"ITEM", ""},
+	"SMS_MICRODEPOSITS_VERIFICATION": {"AUTH", "auth"},
+	"RECURRING_TRANSACTIONS_UPDATE":  {"TRANSACTIONS", "transactions"},
+	"SYNC_UPDATES_AVAILABLE":         {"TRANSACTIONS", "transactions"},
+	"PRODUCT_READY":                  {"ASSETS", "assets"},
+	"ERROR":                          {"ASSETS", "assets"},
+	// AUTHORIZATION_GRANTED is a Plaid Check webhook; no emulator Item has
+	// Plaid Check.
+	"AUTHORIZATION_GRANTED": {"", "cra_base_report"},
 }
 
-// sandboxItemFireWebhook serves /sandbox/item/fire_webhook: it sends the
-// Item's webhook URL the webhook_code asked for. ERROR carries
-// ITEM_LOGIN_REQUIRED; codes outside itemWebhookCodes go out with the
-// requested webhook_type, to exercise receivers on types they do not know.
+// defaultUpdateProducts are the webhook types DEFAULT_UPDATE fires and the
+// product each needs (Plaid also names IDENTITY, which is not among
+// webhook_type's values).
+var defaultUpdateProducts = map[string]string{
+	"AUTH": "auth", "TRANSACTIONS": "transactions", "INVESTMENTS_TRANSACTIONS": "investments",
+	"HOLDINGS": "investments", "LIABILITIES": "liabilities",
+}
+
+// sandboxItemFireWebhook serves /sandbox/item/fire_webhook as Plaid's spec
+// describes it: webhook_code one of FireWebhookCodes, webhook_type (one of
+// FireWebhookTypes) required for DEFAULT_UPDATE and, when given for another
+// code, its type. ERROR and PRODUCT_READY are ASSETS webhooks (an ITEM
+// ERROR comes from /sandbox/item/reset_login). An Item without the product
+// a webhook is about is refused with SANDBOX_PRODUCT_NOT_ENABLED, one
+// without a webhook URL with SANDBOX_WEBHOOK_INVALID. Some codes change the
+// Item as their event would: NEW_ACCOUNTS_AVAILABLE makes a new account
+// available, USER_ACCOUNT_REVOKED revokes the Item's first account,
+// PENDING_DISCONNECT (reason INSTITUTION_MIGRATION) sets its consent to
+// expire at disconnect_time, LOGIN_REPAIRED clears ITEM_LOGIN_REQUIRED.
 func (e *Emulator) sandboxItemFireWebhook(f *fields) (map[string]any, *Error) {
 	it, perr := e.itemFromRequest(f)
 	if perr != nil {
@@ -178,30 +225,92 @@ func (e *Emulator) sandboxItemFireWebhook(f *fields) (map[string]any, *Error) {
 	}
 	code := f.str("webhook_code", true)
 	typ := f.str("webhook_type", false)
+	f.oneOf("webhook_code", FireWebhookCodes, code)
+	f.oneOf("webhook_type", FireWebhookTypes, typ)
 	if err := f.err(); err != nil {
 		return nil, err
 	}
-	if it.webhook == "" {
-		return nil, plaidErr(TypeInvalidRequest, "SANDBOX_WEBHOOK_INVALID", "the Item has no webhook URL")
-	}
-	known := false
-	for _, c := range itemWebhookCodes {
-		known = known || c == code
-	}
-	switch {
-	case code == "ERROR":
-		e.queueItemWebhook(it, code, errItemLoginRequired())
-	case known:
-		e.queueItemWebhook(it, code, nil)
-	default:
+	product := ""
+	if code == "DEFAULT_UPDATE" {
+		var ok bool
 		if typ == "" {
-			typ = "TRANSACTIONS"
+			return nil, errMissingFields([]string{"webhook_type"})
 		}
-		e.outbox = append(e.outbox, webhook{url: it.webhook, body: map[string]any{
-			"webhook_type": typ, "webhook_code": code, "item_id": it.id, "environment": env,
-		}})
+		if product, ok = defaultUpdateProducts[typ]; !ok {
+			return nil, errInvalidField("webhook_type %s has no DEFAULT_UPDATE; use one of AUTH, TRANSACTIONS, INVESTMENTS_TRANSACTIONS, HOLDINGS, LIABILITIES", typ)
+		}
+	} else {
+		want := fireWebhookType[code]
+		switch {
+		case typ != "" && want.typ != "" && typ != want.typ && code == "ERROR":
+			return nil, errInvalidField("webhook_code ERROR fires an ASSETS webhook, not %s; an ITEM ERROR (ITEM_LOGIN_REQUIRED) comes from /sandbox/item/reset_login", typ)
+		case typ != "" && want.typ != "" && typ != want.typ:
+			return nil, errInvalidField("webhook_code %s fires %s webhooks, not %s", code, want.typ, typ)
+		}
+		typ, product = want.typ, want.product
+	}
+	if product != "" && !slices.Contains(it.products, product) {
+		return nil, sandboxErr("SANDBOX_PRODUCT_NOT_ENABLED", "The %s product is not enabled on this item", product)
+	}
+	if it.webhook == "" {
+		return nil, sandboxErr("SANDBOX_WEBHOOK_INVALID", "Webhook for this item is either not set up, or invalid. Please update the item's webhook and try again.")
+	}
+	switch code {
+	case "NEW_ACCOUNTS_AVAILABLE":
+		perr = e.addNewAccount(it)
+	case "USER_ACCOUNT_REVOKED":
+		perr = e.revokeAccount(it)
+	case "PENDING_DISCONNECT":
+		perr = e.setPendingDisconnect(it, "INSTITUTION_MIGRATION")
+	case "LOGIN_REPAIRED":
+		if perr = e.changeItem(it, func(it *item) { it.loginRequired = false }); perr == nil {
+			e.queueItemWebhook(it, typ, code, nil)
+		}
+	case "SMS_MICRODEPOSITS_VERIFICATION":
+		perr = errInvalidField("the Item is not a Same-Day Micro-deposits Item, which the emulator does not model")
+	case "PRODUCT_READY", "ERROR":
+		e.outbox = append(e.outbox, webhook{url: it.webhook, body: assetsWebhook(code)})
+	default:
+		e.queueItemWebhook(it, typ, code, productWebhookFields(typ, code, it))
+	}
+	if perr != nil {
+		return nil, perr
 	}
 	return map[string]any{"webhook_fired": true}, nil
+}
+
+// assetsWebhook is the body of an ASSETS PRODUCT_READY or ERROR webhook
+// (plaid-go's AssetsProductReadyWebhook, AssetsErrorWebhook): about an
+// Asset Report, not an Item, so without item_id; ERROR's error has
+// error_type ASSET_REPORT_ERROR.
+func assetsWebhook(code string) map[string]any {
+	body := map[string]any{"webhook_type": "ASSETS", "webhook_code": code, "asset_report_id": uuid.NewString(), "environment": env}
+	if code == "ERROR" {
+		body["error"] = plaidErr("ASSET_REPORT_ERROR", "ASSET_REPORT_GENERATION_FAILED", "Asset Report generation failed").body(newRequestID())
+	} else {
+		body["report_type"] = "FULL"
+	}
+	return body
+}
+
+// productWebhookFields are the fields, beyond the common ones, of the
+// Item's product webhooks fire_webhook sends, after plaid-go's models.
+func productWebhookFields(typ, code string, it *item) map[string]any {
+	switch {
+	case code == "SYNC_UPDATES_AVAILABLE":
+		return map[string]any{"initial_update_complete": true, "historical_update_complete": true}
+	case code == "RECURRING_TRANSACTIONS_UPDATE":
+		return map[string]any{"account_ids": slices.Clone(it.accountIDs)}
+	case typ == "TRANSACTIONS":
+		return map[string]any{"new_transactions": 0}
+	case typ == "HOLDINGS":
+		return map[string]any{"new_holdings": 0, "updated_holdings": 0}
+	case typ == "INVESTMENTS_TRANSACTIONS":
+		return map[string]any{"new_investments_transactions": 0, "canceled_investments_transactions": 0}
+	case typ == "LIABILITIES":
+		return map[string]any{"account_ids_with_new_liabilities": []string{}, "account_ids_with_updated_liabilities": map[string]any{}}
+	}
+	return nil
 }
 
 // LoseWebhooks makes the next n webhooks get lost on the way (never

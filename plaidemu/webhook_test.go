@@ -118,7 +118,8 @@ func TestEmulator_Webhooks(t *testing.T) {
 	}
 	WantError(t, post("/accounts/get", map[string]any{"access_token": accessToken}), 400, "ITEM_ERROR", "ITEM_LOGIN_REQUIRED")
 
-	// A finished update-mode session repairs it, with LOGIN_REPAIRED.
+	// A finished update-mode session repairs it, and no webhook follows:
+	// Plaid sends LOGIN_REPAIRED only for repairs outside the app.
 	body := linkTokenBody()
 	delete(body, "products")
 	body["access_token"] = accessToken
@@ -127,21 +128,125 @@ func TestEmulator_Webhooks(t *testing.T) {
 	if _, err := e.CreatePublicToken(r.Str("link_token"), "ins_109508", nil); err != nil {
 		t.Fatal(err)
 	}
-	if hooks := received(); len(hooks) != 1 || hooks[0].body["webhook_code"] != "LOGIN_REPAIRED" {
+	if hooks := received(); len(hooks) != 0 {
 		t.Fatalf("webhooks after update mode = %v", hooks)
 	}
 	WantOK(t, post("/accounts/get", map[string]any{"access_token": accessToken}))
 
 	// fire_webhook sends what it is asked for.
 	WantOK(t, post("/sandbox/item/fire_webhook", map[string]any{"access_token": accessToken, "webhook_code": "NEW_ACCOUNTS_AVAILABLE"}))
-	WantOK(t, post("/sandbox/item/fire_webhook", map[string]any{"access_token": accessToken, "webhook_code": "DEFAULT_UPDATE"}))
+	WantOK(t, post("/sandbox/item/fire_webhook", map[string]any{"access_token": accessToken, "webhook_code": "DEFAULT_UPDATE", "webhook_type": "AUTH"}))
 	hooks = received()
-	if len(hooks) != 2 || hooks[0].body["webhook_code"] != "NEW_ACCOUNTS_AVAILABLE" || hooks[1].body["webhook_type"] != "TRANSACTIONS" {
+	if len(hooks) != 2 || hooks[0].body["webhook_code"] != "NEW_ACCOUNTS_AVAILABLE" || hooks[1].body["webhook_type"] != "AUTH" {
 		t.Fatalf("fired webhooks = %v", hooks)
 	}
 	verifyJWT(t, post, hooks[1])
 
 	WantError(t, post("/webhook_verification_key/get", map[string]any{"key_id": "no-such-key"}), 400, "INVALID_REQUEST", "INVALID_FIELD")
 	other, _ := MustCreateItem(t, e, "ins_109508") // no webhook URL
-	WantError(t, post("/sandbox/item/fire_webhook", map[string]any{"access_token": other, "webhook_code": "ERROR"}), 400, "INVALID_REQUEST", "SANDBOX_WEBHOOK_INVALID")
+	WantError(t, post("/sandbox/item/fire_webhook", map[string]any{"access_token": other, "webhook_code": "NEW_ACCOUNTS_AVAILABLE"}), 400, "SANDBOX_ERROR", "SANDBOX_WEBHOOK_INVALID")
+}
+
+// TestEmulator_FireWebhook: /sandbox/item/fire_webhook takes exactly what
+// Plaid's spec takes, fires each code as the webhook type Plaid describes,
+// and refuses the rest as Plaid does.
+func TestEmulator_FireWebhook(t *testing.T) {
+	e := MustStartEmulator(t, NewClock())
+	url, received := mustReceiver(t)
+	all := []string{"auth", "transactions", "assets", "investments", "liabilities"}
+	token, itemID := mustWebhookItem(t, e, "ins_109508", url, all, nil)
+	fire := func(code, typ string) Response {
+		body := map[string]any{"access_token": token, "webhook_code": code}
+		if typ != "" {
+			body["webhook_type"] = typ
+		}
+		return Post(t, e, "/sandbox/item/fire_webhook", body)
+	}
+
+	t.Run("OK", func(t *testing.T) {
+		for _, tc := range []struct {
+			code, typ string // request
+			wantType  string
+			wantField string // a field the body must have
+		}{
+			{"DEFAULT_UPDATE", "TRANSACTIONS", "TRANSACTIONS", "new_transactions"},
+			{"DEFAULT_UPDATE", "AUTH", "AUTH", "item_id"},
+			{"DEFAULT_UPDATE", "HOLDINGS", "HOLDINGS", "new_holdings"},
+			{"DEFAULT_UPDATE", "INVESTMENTS_TRANSACTIONS", "INVESTMENTS_TRANSACTIONS", "new_investments_transactions"},
+			{"DEFAULT_UPDATE", "LIABILITIES", "LIABILITIES", "account_ids_with_new_liabilities"},
+			{"NEW_ACCOUNTS_AVAILABLE", "", "ITEM", "error"},
+			{"USER_PERMISSION_REVOKED", "ITEM", "ITEM", "error"},
+			{"PENDING_DISCONNECT", "", "ITEM", "disconnect_time"},
+			{"LOGIN_REPAIRED", "", "ITEM", "error"},
+			{"SYNC_UPDATES_AVAILABLE", "", "TRANSACTIONS", "historical_update_complete"},
+			{"RECURRING_TRANSACTIONS_UPDATE", "TRANSACTIONS", "TRANSACTIONS", "account_ids"},
+			{"PRODUCT_READY", "", "ASSETS", "asset_report_id"},
+			{"ERROR", "ASSETS", "ASSETS", "asset_report_id"},
+			{"USER_ACCOUNT_REVOKED", "", "ITEM", "account_id"},
+		} {
+			WantOK(t, fire(tc.code, tc.typ))
+			hooks := received()
+			if len(hooks) != 1 || hooks[0].body["webhook_code"] != tc.code || hooks[0].body["webhook_type"] != tc.wantType || hooks[0].body["environment"] != "sandbox" {
+				t.Errorf("%s %s: webhooks = %v, want one %s %s", tc.code, tc.typ, hooks, tc.wantType, tc.code)
+				continue
+			}
+			body := hooks[0].body
+			if _, ok := body[tc.wantField]; !ok {
+				t.Errorf("%s %s: body %v lacks %s", tc.code, tc.typ, body, tc.wantField)
+			}
+			if id, hasItem := body["item_id"]; hasItem == (tc.wantType == "ASSETS") || hasItem && id != itemID {
+				t.Errorf("%s %s: item_id = %v (present %v); want %s, none for an Assets webhook", tc.code, tc.typ, id, hasItem, itemID)
+			}
+			switch tc.code {
+			case "PENDING_DISCONNECT":
+				if body["reason"] != "INSTITUTION_MIGRATION" {
+					t.Errorf("PENDING_DISCONNECT reason = %v", body["reason"])
+				}
+			case "ERROR":
+				if perr, _ := body["error"].(map[string]any); perr["error_type"] != "ASSET_REPORT_ERROR" {
+					t.Errorf("ASSETS ERROR error = %v, want an ASSET_REPORT_ERROR", body["error"])
+				}
+			}
+		}
+	})
+
+	t.Run("Refused", func(t *testing.T) {
+		for _, tc := range []struct {
+			code, typ        string
+			status           int
+			errType, errCode string
+			mention          string // in error_message
+		}{
+			// Not in Plaid's enum: Plaid's sandbox cannot fire them.
+			{"PENDING_EXPIRATION", "", 400, "INVALID_REQUEST", "INVALID_FIELD", "webhook_code"},
+			{"WEBHOOK_UPDATE_ACKNOWLEDGED", "", 400, "INVALID_REQUEST", "INVALID_FIELD", "webhook_code"},
+			{"AUTOMATICALLY_VERIFIED", "AUTH", 400, "INVALID_REQUEST", "INVALID_FIELD", "webhook_code"},
+			{"NEW_ACCOUNTS_AVAILABLE", "IDENTITY", 400, "INVALID_REQUEST", "INVALID_FIELD", "webhook_type"},
+			// ITEM_LOGIN_REQUIRED comes from reset_login.
+			{"ERROR", "ITEM", 400, "INVALID_REQUEST", "INVALID_FIELD", "reset_login"},
+			{"NEW_ACCOUNTS_AVAILABLE", "TRANSACTIONS", 400, "INVALID_REQUEST", "INVALID_FIELD", "ITEM"},
+			{"DEFAULT_UPDATE", "", 400, "INVALID_REQUEST", "MISSING_FIELDS", "webhook_type"},
+			{"DEFAULT_UPDATE", "ITEM", 400, "INVALID_REQUEST", "INVALID_FIELD", "DEFAULT_UPDATE"},
+			{"AUTHORIZATION_GRANTED", "", 400, "SANDBOX_ERROR", "SANDBOX_PRODUCT_NOT_ENABLED", "product"},
+			{"SMS_MICRODEPOSITS_VERIFICATION", "", 400, "INVALID_REQUEST", "INVALID_FIELD", "Same-Day"},
+		} {
+			msg := WantError(t, fire(tc.code, tc.typ), tc.status, tc.errType, tc.errCode)
+			if !strings.Contains(msg, tc.mention) {
+				t.Errorf("%s %s: error_message %q does not mention %q", tc.code, tc.typ, msg, tc.mention)
+			}
+		}
+		// The product a webhook is about must be on the Item.
+		authOnly, _ := mustWebhookItem(t, e, "ins_109508", url, []string{"auth"}, nil)
+		for _, body := range []map[string]any{
+			{"webhook_code": "ERROR"},
+			{"webhook_code": "SYNC_UPDATES_AVAILABLE"},
+			{"webhook_code": "DEFAULT_UPDATE", "webhook_type": "TRANSACTIONS"},
+		} {
+			body["access_token"] = authOnly
+			WantError(t, Post(t, e, "/sandbox/item/fire_webhook", body), 400, "SANDBOX_ERROR", "SANDBOX_PRODUCT_NOT_ENABLED")
+		}
+		if hooks := received(); len(hooks) != 0 {
+			t.Errorf("refused calls sent %v", hooks)
+		}
+	})
 }

@@ -31,11 +31,13 @@ func (b emulatorBackend) LinkToken(linkToken string) (linkpage.Token, error) {
 		return linkpage.Token{}, pageError(err)
 	}
 	return linkpage.Token{
-		ClientName:    info.ClientName,
-		RedirectURI:   info.RedirectURI,
-		UpdateMode:    info.UpdateMode,
-		InstitutionID: info.InstitutionID,
-		AccountIDs:    info.AccountIDs,
+		ClientName:       info.ClientName,
+		RedirectURI:      info.RedirectURI,
+		UpdateMode:       info.UpdateMode,
+		InstitutionID:    info.InstitutionID,
+		AccountIDs:       info.AccountIDs,
+		AccountSelection: info.AccountSelection,
+		Accounts:         pageAccounts(info.Accounts),
 
 		Hosted:                info.Hosted,
 		CompletionRedirectURI: info.CompletionRedirectURI,
@@ -45,11 +47,19 @@ func (b emulatorBackend) LinkToken(linkToken string) (linkpage.Token, error) {
 func (b emulatorBackend) Institutions() []linkpage.Institution {
 	var out []linkpage.Institution
 	for _, ins := range plaidemu.Institutions() {
-		pi := linkpage.Institution{ID: ins.ID, Name: ins.Name, OAuth: ins.OAuth}
-		for _, a := range ins.Accounts {
-			pi.Accounts = append(pi.Accounts, linkpage.Account{ID: a.ID, Name: a.Name, Mask: a.Mask, Type: a.Type, Subtype: a.Subtype})
-		}
-		out = append(out, pi)
+		out = append(out, linkpage.Institution{ID: ins.ID, Name: ins.Name, OAuth: ins.OAuth, Accounts: pageAccounts(ins.Accounts)})
+	}
+	return out
+}
+
+// pageAccounts converts emulator accounts to the page's; nil stays nil.
+func pageAccounts(accounts []plaidemu.Account) []linkpage.Account {
+	if accounts == nil {
+		return nil
+	}
+	out := make([]linkpage.Account, len(accounts))
+	for i, a := range accounts {
+		out[i] = linkpage.Account{ID: a.ID, Name: a.Name, Mask: a.Mask, Type: a.Type, Subtype: a.Subtype}
 	}
 	return out
 }

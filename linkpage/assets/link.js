@@ -384,8 +384,10 @@
   // toAccounts follows a login: account select, or in update mode (as
   // Plaid's, without account_selection_enabled) straight on to connect
   // the Item's accounts, which are all the preselected institution has.
+  // With account selection, update mode shows account select with the
+  // Item's accounts checked.
   function toAccounts() {
-    if (cfg.update_mode) {
+    if (cfg.update_mode && !cfg.account_selection) {
       connectAccounts(state.institution.accounts.map(function (a) { return a.id; }), null, 'requires_credentials');
       return;
     }
@@ -397,7 +399,7 @@
       input.type = 'checkbox';
       input.name = 'account';
       input.value = a.id;
-      input.checked = i === 0;
+      input.checked = cfg.account_selection ? (cfg.selected_account_ids || []).indexOf(a.id) >= 0 : i === 0;
       var text = document.createElement('span');
       text.textContent = a.name + ' ••' + a.mask;
       var sub = document.createElement('span');
