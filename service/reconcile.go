@@ -169,6 +169,21 @@ func (s *Service) reconcileItem(ctx context.Context, item *linkdv1.Item, every t
 		state, err = s.plaid.GetItem(ctx, token)
 		return err
 	})
+	if err == nil && state.ErrorCode == "" && needsUser(item.GetStatus()) {
+		// Before a broken Item counts as repaired, its data must answer:
+		// /item/get reporting no error is not enough proof against an
+		// error linkd was told of (and the emulator's /item/get reports
+		// none).
+		err = call(func() error {
+			_, err := s.plaid.GetAccounts(ctx, token)
+			var e *linkd.Error
+			if errors.As(err, &e) && e.Plaid != nil {
+				state.ErrorType, state.ErrorCode = e.Plaid.ErrorType, e.Plaid.ErrorCode
+				return nil
+			}
+			return err
+		})
+	}
 	if err != nil {
 		if err := failed("reconcile", err); err != nil {
 			return err
@@ -247,3 +262,9 @@ func (s *Service) pacer(name string, rate float64, ttl time.Duration) func(conte
 
 // errLeaseLost stops a job whose lease another process took over.
 var errLeaseLost = errors.New("job lease taken over by another process")
+
+// needsUser reports whether an Item's status is an error only the user
+// (update mode) or Plaid can end.
+func needsUser(st linkdv1.ItemStatus) bool {
+	return st == linkdv1.ItemStatus_ITEM_STATUS_LOGIN_REQUIRED || st == linkdv1.ItemStatus_ITEM_STATUS_ERROR
+}
