@@ -45,8 +45,10 @@ type ItemWebhook struct {
 	// ConsentExpiration is PENDING_EXPIRATION's consent_expiration_time;
 	// zero when absent.
 	ConsentExpiration time.Time
-	// Reason is PENDING_DISCONNECT's reason.
-	Reason string
+	// Reason is PENDING_DISCONNECT's reason, DisconnectTime its
+	// disconnect_time (zero when absent): when the Item's consent ends.
+	Reason         string
+	DisconnectTime time.Time
 }
 
 // WebhookStatus is the Item status an ITEM webhook means, and false for
@@ -73,7 +75,7 @@ func WebhookStatus(webhookType, webhookCode, errorType, errorCode string) (linkd
 //
 //	ITEM ERROR, LOGIN_REPAIRED, USER_PERMISSION_REVOKED   the status (SetItemStatus)
 //	ITEM PENDING_EXPIRATION                               the status, and consent_expiration_time
-//	ITEM PENDING_DISCONNECT                               the status, and pending_disconnect_reason
+//	ITEM PENDING_DISCONNECT                               the status, pending_disconnect_reason, and disconnect_time as consent_expiration_time
 //	ITEM NEW_ACCOUNTS_AVAILABLE                           new_accounts_available set
 //	ITEM USER_ACCOUNT_REVOKED                             the account account_id removed
 //	AUTH AUTOMATICALLY_VERIFIED, VERIFICATION_EXPIRED     that account's verification_status
@@ -90,6 +92,11 @@ func ApplyItemWebhook(w ItemWebhook, now time.Time) func(*linkdv1.Item) (bool, e
 			fns = append(fns, setConsentExpiration(w.ConsentExpiration))
 		}
 	case "ITEM PENDING_DISCONNECT":
+		if !w.DisconnectTime.IsZero() {
+			// The consent ends then: a later update-mode session shows it
+			// renewed against this, not against an older expiration.
+			fns = append(fns, setConsentExpiration(w.DisconnectTime))
+		}
 		if w.Reason != "" {
 			fns = append(fns, func(item *linkdv1.Item) (bool, error) {
 				// Kept only with the status it explains (a worse status

@@ -33,6 +33,7 @@ type plaidWebhook struct {
 	} `json:"error"`
 	ConsentExpirationTime string `json:"consent_expiration_time"`
 	Reason                string `json:"reason"`
+	DisconnectTime        string `json:"disconnect_time"`
 }
 
 // ApplyWebhook records a verified delivery and applies it to its Item. It
@@ -57,6 +58,9 @@ func (s *Service) ApplyWebhook(ctx context.Context, d Delivery) (item *linkdv1.I
 	}
 	if t, err := time.Parse(time.RFC3339Nano, hook.ConsentExpirationTime); err == nil {
 		w.ConsentExpiration = t
+	}
+	if t, err := time.Parse(time.RFC3339Nano, hook.DisconnectTime); err == nil {
+		w.DisconnectTime = t
 	}
 	apply := linkd.ApplyItemWebhook(w, s.now())
 	item, err = s.store.RecordWebhook(ctx, stored, d.ID, apply)

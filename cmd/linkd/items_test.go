@@ -1,0 +1,300 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	linkdv1 "github.com/linkd/linkd/gen/linkd/v1"
+	"github.com/linkd/linkd/plaidemu"
+	"github.com/linkd/linkd/server"
+)
+
+// Items as Plaid describes them (issue #9 section 4), end to end over gRPC
+// and REST against the embedded emulator: pending states cleared only by
+// an update-mode session Plaid confirms, new and revoked accounts, Auth
+// verification, and the reconcile job catching lost webhooks and moving
+// Items to a new webhook URL.
+
+// mustHostedItem links an Item for user through a Hosted Link session
+// completed by the sandbox RPC (its webhook URL is linkd's own), and
+// returns it.
+func mustHostedItem(t *testing.T, ts *testServer, c linkdv1.LinkServiceClient, user string) *linkdv1.Item {
+	t.Helper()
+	tok := mustHostedToken(t, ts, c, user, "")
+	if _, err := c.CompleteSandboxLinkSession(context.Background(), &linkdv1.CompleteSandboxLinkSessionRequest{LinkToken: tok.GetLinkToken(), InstitutionId: "ins_109508"}); err != nil {
+		t.Fatalf("CompleteSandboxLinkSession: %v", err)
+	}
+	items, err := c.ListItems(context.Background(), &linkdv1.ListItemsRequest{ClientUserId: user})
+	if err != nil || len(items.GetItems()) != 1 {
+		t.Fatalf("ListItems = %v, %v; want the one Item", items, err)
+	}
+	ts.WaitRefreshed(t)
+	return mustGetItem(t, c, items.GetItems()[0].GetItemId())
+}
+
+// mustGetItem returns GetItem's Item.
+func mustGetItem(t *testing.T, c linkdv1.LinkServiceClient, itemID string) *linkdv1.Item {
+	t.Helper()
+	got, err := c.GetItem(context.Background(), &linkdv1.GetItemRequest{ItemId: itemID})
+	if err != nil {
+		t.Fatalf("GetItem: %v", err)
+	}
+	return got.GetItem()
+}
+
+// accessTokenOf returns an Item's access token from the store, for the
+// emulator's own controls (tests only: no API returns it).
+func accessTokenOf(t *testing.T, ts *testServer, itemID string) string {
+	t.Helper()
+	tok, err := ts.db.AccessToken(context.Background(), itemID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok.Reveal()
+}
+
+// mustUpdateMode completes an update-mode Hosted Link session for the
+// Item, through the sandbox RPC, with account selection when selection.
+func mustUpdateMode(t *testing.T, ts *testServer, c linkdv1.LinkServiceClient, user, itemID string, selection bool) {
+	t.Helper()
+	req := &linkdv1.CreateLinkTokenRequest{
+		ClientUserId: user, ItemId: itemID, Webhook: ts.BaseURL + server.WebhookPath,
+		HostedLink: &linkdv1.HostedLink{CompletionRedirectUri: "myapp://link-done", IsMobileApp: true},
+	}
+	if selection {
+		req.Update = &linkdv1.LinkTokenUpdate{AccountSelectionEnabled: true}
+	}
+	resp, err := c.CreateLinkToken(context.Background(), req)
+	if err != nil {
+		t.Fatalf("CreateLinkToken(update mode): %v", err)
+	}
+	if _, err := c.CompleteSandboxLinkSession(context.Background(), &linkdv1.CompleteSandboxLinkSessionRequest{LinkToken: resp.GetLinkToken().GetLinkToken()}); err != nil {
+		t.Fatalf("CompleteSandboxLinkSession(update mode): %v", err)
+	}
+}
+
+// TestLinkd_PendingClearedByUpdateMode: PENDING_EXPIRATION and
+// PENDING_DISCONNECT arrive by webhook with the consent's end; a made-up
+// update-mode redirect (no session at Plaid) clears neither; an update-mode
+// session completed by CompleteSandboxLinkSession, which Plaid confirms
+// with the consent moved a year on, makes the Item GOOD.
+func TestLinkd_PendingClearedByUpdateMode(t *testing.T) {
+	transports(t, func(t *testing.T, ts *testServer, c linkdv1.LinkServiceClient) {
+		ctx := context.Background()
+		item := mustHostedItem(t, ts, c, "pending-1")
+		id := item.GetItemId()
+
+		must(t, ts.emulator.SetItemState(accessTokenOf(t, ts, id), plaidemu.StatePendingExpiration, ""))
+		got := mustGetItem(t, c, id)
+		expires := got.GetConsentExpirationTime().AsTime()
+		if got.GetStatus() != linkdv1.ItemStatus_ITEM_STATUS_PENDING_EXPIRATION || got.GetConsentExpirationTime() == nil {
+			t.Fatalf("after PENDING_EXPIRATION: %v, want PENDING_EXPIRATION with the consent's end", got)
+		}
+		if d := time.Until(expires); d < 6*24*time.Hour || d > 8*24*time.Hour {
+			t.Errorf("consent_expiration_time = %v, want about a week from now", expires)
+		}
+
+		// A made-up connected redirect for an update-mode token: Plaid
+		// shows the consent unchanged, so nothing is cleared.
+		upd, err := c.CreateLinkToken(ctx, &linkdv1.CreateLinkTokenRequest{ClientUserId: "pending-1", ItemId: id})
+		must(t, err)
+		if _, err := c.SubmitRedirect(ctx, &linkdv1.SubmitRedirectRequest{LinkToken: upd.GetLinkToken().GetLinkToken(),
+			Url: connectedURL("public-sandbox-made-up", "sess-made-up")}); err != nil {
+			t.Fatalf("SubmitRedirect(made up): %v", err)
+		}
+		if got := mustGetItem(t, c, id); got.GetStatus() != linkdv1.ItemStatus_ITEM_STATUS_PENDING_EXPIRATION {
+			t.Fatalf("after a made-up update-mode redirect: status %v, want still PENDING_EXPIRATION", got.GetStatus())
+		}
+
+		mustUpdateMode(t, ts, c, "pending-1", id, false)
+		got = mustGetItem(t, c, id)
+		if got.GetStatus() != linkdv1.ItemStatus_ITEM_STATUS_GOOD {
+			t.Fatalf("after update mode: status %v (error_code %q), want GOOD", got.GetStatus(), got.GetErrorCode())
+		}
+		if !got.GetConsentExpirationTime().AsTime().After(expires.Add(300 * 24 * time.Hour)) {
+			t.Errorf("consent_expiration_time = %v after update mode, want moved about a year on from %v", got.GetConsentExpirationTime().AsTime(), expires)
+		}
+
+		must(t, ts.emulator.SetItemState(accessTokenOf(t, ts, id), plaidemu.StatePendingDisconnect, "INSTITUTION_MIGRATION"))
+		got = mustGetItem(t, c, id)
+		if got.GetStatus() != linkdv1.ItemStatus_ITEM_STATUS_PENDING_DISCONNECT || got.GetPendingDisconnectReason() != "INSTITUTION_MIGRATION" {
+			t.Fatalf("after PENDING_DISCONNECT: status %v, reason %q", got.GetStatus(), got.GetPendingDisconnectReason())
+		}
+		mustUpdateMode(t, ts, c, "pending-1", id, false)
+		got = mustGetItem(t, c, id)
+		if got.GetStatus() != linkdv1.ItemStatus_ITEM_STATUS_GOOD || got.GetPendingDisconnectReason() != "" {
+			t.Fatalf("after update mode: status %v, reason %q; want GOOD and no reason", got.GetStatus(), got.GetPendingDisconnectReason())
+		}
+	})
+}
+
+// TestLinkd_NewAndRevokedAccounts: NEW_ACCOUNTS_AVAILABLE flags the Item;
+// update mode with account selection adds the new account and clears the
+// flag; USER_ACCOUNT_REVOKED removes the account it names.
+func TestLinkd_NewAndRevokedAccounts(t *testing.T) {
+	transports(t, func(t *testing.T, ts *testServer, c linkdv1.LinkServiceClient) {
+		ctx := context.Background()
+		item := mustHostedItem(t, ts, c, "accounts-1")
+		id := item.GetItemId()
+		before := len(item.GetAccounts())
+
+		_, err := c.FireSandboxWebhook(ctx, &linkdv1.FireSandboxWebhookRequest{ItemId: id, WebhookCode: "NEW_ACCOUNTS_AVAILABLE"})
+		must(t, err)
+		if got := mustGetItem(t, c, id); !got.GetNewAccountsAvailable() || len(got.GetAccounts()) != before {
+			t.Fatalf("after NEW_ACCOUNTS_AVAILABLE: flag %v, %d accounts; want the flag and %d accounts", got.GetNewAccountsAvailable(), len(got.GetAccounts()), before)
+		}
+
+		mustUpdateMode(t, ts, c, "accounts-1", id, true)
+		got := mustGetItem(t, c, id)
+		if got.GetNewAccountsAvailable() || len(got.GetAccounts()) != before+1 {
+			t.Fatalf("after update mode with account selection: flag %v, %d accounts; want no flag and %d", got.GetNewAccountsAvailable(), len(got.GetAccounts()), before+1)
+		}
+		if !slices.ContainsFunc(got.GetAccounts(), func(a *linkdv1.Account) bool { return a.GetName() == "Plaid New Checking" }) {
+			t.Errorf("accounts = %v, want the new one listed", got.GetAccounts())
+		}
+
+		first := got.GetAccounts()[0].GetId()
+		_, err = c.FireSandboxWebhook(ctx, &linkdv1.FireSandboxWebhookRequest{ItemId: id, WebhookCode: "USER_ACCOUNT_REVOKED"})
+		must(t, err)
+		got = mustGetItem(t, c, id)
+		if len(got.GetAccounts()) != before || slices.ContainsFunc(got.GetAccounts(), func(a *linkdv1.Account) bool { return a.GetId() == first }) {
+			t.Fatalf("after USER_ACCOUNT_REVOKED of %s: accounts %v", first, got.GetAccounts())
+		}
+	})
+}
+
+// standaloneEmulator starts an emulator apart from linkd, as Plaid runs,
+// with credentials a test knows, and returns it with the environment that
+// points linkd at it.
+func standaloneEmulator(t *testing.T) (*plaidemu.Emulator, []string) {
+	t.Helper()
+	emu, err := plaidemu.Start("127.0.0.1:0", plaidemu.Options{ClientID: "items-client", Secret: "items-secret"})
+	must(t, err)
+	t.Cleanup(func() { emu.Close() })
+	return emu, []string{"PLAID_CLIENT_ID=items-client", "PLAID_SECRET=items-secret", "PLAID_ENV=sandbox", "PLAID_BASE_URL=" + emu.URL()}
+}
+
+// emuPost calls one of a standalone emulator's endpoints and fails unless
+// it answers 200.
+func emuPost(t *testing.T, emu *plaidemu.Emulator, path string, body map[string]any) map[string]any {
+	t.Helper()
+	body["client_id"], body["secret"] = "items-client", "items-secret"
+	b, _ := json.Marshal(body)
+	resp, err := http.Post(emu.URL()+path, "application/json", bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out map[string]any
+	json.NewDecoder(resp.Body).Decode(&out)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("%s: HTTP %d %v", path, resp.StatusCode, out)
+	}
+	return out
+}
+
+// TestLinkd_AuthVerificationWebhooks: an account pending automated
+// micro-deposit verification becomes automatically_verified, and another
+// Item's verification_expired, by AUTH webhooks; over gRPC and REST.
+func TestLinkd_AuthVerificationWebhooks(t *testing.T) {
+	emu, env := standaloneEmulator(t)
+	ts := mustStartServerIn(t, t.TempDir(), nil, env...)
+	ctx := context.Background()
+	for _, tt := range []struct {
+		transport, status string
+		c                 linkdv1.LinkServiceClient
+	}{
+		{"gRPC", plaidemu.VerificationAutomatic, ts.GRPC(t)},
+		{"REST", plaidemu.VerificationExpired, ts.REST()},
+	} {
+		t.Run(tt.transport, func(t *testing.T) {
+			pt := emuPost(t, emu, "/sandbox/public_token/create", map[string]any{
+				"institution_id": plaidemu.MicrodepositsInstitutionID, "initial_products": []string{"auth"},
+				"options": map[string]any{"webhook": ts.BaseURL + server.WebhookPath,
+					"override_username": plaidemu.MicrodepositsUsername, "override_password": plaidemu.MicrodepositsPassword},
+			})["public_token"].(string)
+			ex, err := tt.c.ExchangePublicToken(ctx, &linkdv1.ExchangePublicTokenRequest{PublicToken: pt, ClientUserId: "auth-" + tt.transport})
+			must(t, err)
+			item := ex.GetItem()
+			if len(item.GetAccounts()) != 1 || item.GetAccounts()[0].GetVerificationStatus() != plaidemu.VerificationPendingAutomatic {
+				t.Fatalf("Item accounts = %v, want one pending automatic verification", item.GetAccounts())
+			}
+			emuPost(t, emu, "/sandbox/item/set_verification_status", map[string]any{
+				"access_token": accessTokenOf(t, ts, item.GetItemId()), "account_id": item.GetAccounts()[0].GetId(), "verification_status": tt.status})
+			if got := mustGetItem(t, tt.c, item.GetItemId()).GetAccounts()[0].GetVerificationStatus(); got != tt.status {
+				t.Errorf("verification_status = %q, want %q", got, tt.status)
+			}
+		})
+	}
+}
+
+// TestLinkd_ReconcileAfterRestart: a PENDING_EXPIRATION webhook is lost
+// while linkd runs; linkd restarts with a new configured webhook URL; its
+// reconcile job finds the pending expiration in /item/get, and moves both
+// Items to the new URL (/item/webhook/update, acknowledged there), seen
+// over gRPC and REST. The emulator runs apart, as Plaid does.
+func TestLinkd_ReconcileAfterRestart(t *testing.T) {
+	emu, env := standaloneEmulator(t)
+	dir := t.TempDir()
+	ctx := context.Background()
+
+	ts := mustStartServerIn(t, dir, nil, env...)
+	c := ts.GRPC(t)
+	var ids []string
+	for _, user := range []string{"reconcile-1", "reconcile-2"} {
+		tok, err := c.CreateLinkToken(ctx, &linkdv1.CreateLinkTokenRequest{ClientUserId: user, Webhook: ts.BaseURL + server.WebhookPath})
+		must(t, err)
+		pt, err := emu.CreatePublicToken(tok.GetLinkToken().GetLinkToken(), "ins_109508", nil)
+		must(t, err)
+		resp, err := c.SubmitRedirect(ctx, &linkdv1.SubmitRedirectRequest{Url: connectedURL(pt, "sess-"+user), LinkToken: tok.GetLinkToken().GetLinkToken()})
+		must(t, err)
+		ids = append(ids, resp.GetItem().GetItemId())
+	}
+	emu.LoseWebhooks(1)
+	must(t, emu.SetItemState(accessTokenOf(t, ts, ids[0]), plaidemu.StatePendingExpiration, ""))
+	mustStatus(t, c, ids[0], linkdv1.ItemStatus_ITEM_STATUS_GOOD) // the webhook never came
+	ts.conn.Close()
+	ts.conn = nil
+	must(t, ts.Close())
+
+	catcher := newWebhookCatcher(t)
+	ts2 := mustStartServerIn(t, dir, nil, append(env, "LINKD_WEBHOOK="+catcher.srv.URL, "LINKD_RECONCILE_RATE=0")...)
+	for _, cl := range []struct {
+		name string
+		c    linkdv1.LinkServiceClient
+	}{{"gRPC", ts2.GRPC(t)}, {"REST", ts2.REST()}} {
+		t.Run(cl.name, func(t *testing.T) {
+			deadline := time.Now().Add(10 * time.Second)
+			for {
+				first, second := mustGetItem(t, cl.c, ids[0]), mustGetItem(t, cl.c, ids[1])
+				done := first.GetStatus() == linkdv1.ItemStatus_ITEM_STATUS_PENDING_EXPIRATION && first.GetConsentExpirationTime() != nil &&
+					first.GetWebhook() == catcher.srv.URL && second.GetWebhook() == catcher.srv.URL &&
+					second.GetStatus() == linkdv1.ItemStatus_ITEM_STATUS_GOOD && second.GetReconciledAt() != nil
+				if done {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("after restart, reconcile left:\n%v\n%v\nlogs:\n%s", first, second, ts2.Logs.String())
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+		})
+	}
+	catcher.mu.Lock()
+	defer catcher.mu.Unlock()
+	acks := 0
+	for _, w := range catcher.got {
+		if strings.Contains(string(w.body), "WEBHOOK_UPDATE_ACKNOWLEDGED") {
+			acks++
+		}
+	}
+	if acks != 2 {
+		t.Errorf("WEBHOOK_UPDATE_ACKNOWLEDGED at the new URL: %d, want 2 (one per Item moved)", acks)
+	}
+}
