@@ -483,17 +483,11 @@ func (c *Client) GetAccounts(ctx context.Context, token linkd.AccessToken) (link
 		})
 	}
 	if out.InstitutionID != "" && out.InstitutionName == "" {
-		req := plaidgo.NewItemGetRequest(token.Reveal())
-		var itemResp plaidgo.ItemGetResponse
-		if err := c.do(ctx, "/item/get", repeatable, []string{token.Reveal()}, func(ctx context.Context) (*http.Response, error) {
-			r, httpResp, err := c.api.ItemGet(ctx).ItemGetRequest(*req).Execute()
-			itemResp = r
-			return httpResp, err
-		}); err != nil {
+		st, err := c.GetItem(ctx, token)
+		if err != nil {
 			return linkd.ItemAccounts{}, err
 		}
-		item := itemResp.GetItem()
-		out.InstitutionName = item.GetInstitutionName()
+		out.InstitutionName = st.InstitutionName
 	}
 	return out, nil
 }
