@@ -134,6 +134,27 @@ type SandboxLink interface {
 	CompleteLinkSession(ctx context.Context, linkToken, institutionID, exitStatus string) (linkSessionID string, err error)
 }
 
+// SandboxLogin is the sandbox test login an Item is created with, Plaid's
+// options.override_username and override_password; empty fields take
+// Plaid's defaults, user_good and pass_good. Plaid's sandbox test
+// credentials make Items in particular states: user_good /
+// microdeposits_good at Houndstooth Bank (ins_109512), for one, an account
+// pending automated micro-deposit verification.
+type SandboxLogin struct {
+	Username string
+	Password string
+}
+
+// EmulatorItems puts Items in states Plaid's sandbox cannot produce. Only
+// the emulator has one.
+type EmulatorItems interface {
+	// SetItemState puts the Item of token in state (one of
+	// EmulatorItemStates; reason for PENDING_DISCONNECT) and sends the
+	// webhook Plaid would. EINVALID for a state the Item cannot take
+	// (LOGIN_REPAIRED on an Item whose login is not broken).
+	SetItemState(ctx context.Context, token AccessToken, state, reason string) error
+}
+
 // ExchangeResult is Plaid's answer to /item/public_token/exchange.
 type ExchangeResult struct {
 	AccessToken AccessToken
@@ -190,15 +211,18 @@ type Plaid interface {
 	// RemoveItem calls /item/remove and returns Plaid's request_id.
 	RemoveItem(ctx context.Context, token AccessToken) (string, error)
 	// CreateSandboxPublicToken calls /sandbox/public_token/create, with the
-	// Item's webhook URL when webhook is set, and returns the public token
-	// and Plaid's request_id.
-	CreateSandboxPublicToken(ctx context.Context, institutionID string, initialProducts []string, webhook string) (publicToken, requestID string, err error)
+	// Item's webhook URL when webhook is set and the test login, and
+	// returns the public token and Plaid's request_id.
+	CreateSandboxPublicToken(ctx context.Context, institutionID string, initialProducts []string, webhook string, login SandboxLogin) (publicToken, requestID string, err error)
 	// ResetSandboxItemLogin calls /sandbox/item/reset_login and returns
 	// Plaid's request_id.
 	ResetSandboxItemLogin(ctx context.Context, token AccessToken) (string, error)
-	// FireSandboxWebhook calls /sandbox/item/fire_webhook and returns Plaid's
-	// request_id.
-	FireSandboxWebhook(ctx context.Context, token AccessToken, webhookCode string) (string, error)
+	// FireSandboxWebhook calls /sandbox/item/fire_webhook with webhookType
+	// ("" sends none) and webhookCode, and returns Plaid's request_id.
+	FireSandboxWebhook(ctx context.Context, token AccessToken, webhookType, webhookCode string) (string, error)
+	// SetSandboxVerificationStatus calls
+	// /sandbox/item/set_verification_status and returns Plaid's request_id.
+	SetSandboxVerificationStatus(ctx context.Context, token AccessToken, accountID, status string) (string, error)
 	// WebhookVerificationKey calls /webhook_verification_key/get.
 	WebhookVerificationKey(ctx context.Context, keyID string) (WebhookKey, error)
 }

@@ -341,3 +341,83 @@ func DuplicateOf(candidates []*linkdv1.Item, institutionID string, accounts []*l
 	}
 	return nil
 }
+
+// SandboxWebhookCodes are the webhook codes Plaid's
+// /sandbox/item/fire_webhook fires (plaid-openapi 2020-09-14,
+// SandboxItemFireWebhookRequest), and SandboxWebhookTypes its webhook
+// types. Plaid refuses others; so does linkd, before calling Plaid, to name
+// the field.
+var (
+	SandboxWebhookCodes = []string{
+		"DEFAULT_UPDATE", "NEW_ACCOUNTS_AVAILABLE", "SMS_MICRODEPOSITS_VERIFICATION", "AUTHORIZATION_GRANTED",
+		"USER_PERMISSION_REVOKED", "USER_ACCOUNT_REVOKED", "PENDING_DISCONNECT", "RECURRING_TRANSACTIONS_UPDATE",
+		"LOGIN_REPAIRED", "SYNC_UPDATES_AVAILABLE", "PRODUCT_READY", "ERROR",
+	}
+	SandboxWebhookTypes = []string{"AUTH", "HOLDINGS", "INVESTMENTS_TRANSACTIONS", "ITEM", "LIABILITIES", "TRANSACTIONS", "ASSETS"}
+)
+
+// SandboxVerificationStatuses are the statuses Plaid's
+// /sandbox/item/set_verification_status sets.
+var SandboxVerificationStatuses = []string{"automatically_verified", "verification_expired"}
+
+// EmulatorItemStates are the states SetEmulatorItemState puts an Item in,
+// and PendingDisconnectReasons Plaid's reasons for PENDING_DISCONNECT.
+var (
+	EmulatorItemStates       = []string{"PENDING_EXPIRATION", "PENDING_DISCONNECT", "LOGIN_REPAIRED"}
+	PendingDisconnectReasons = []string{"INSTITUTION_MIGRATION", "INSTITUTION_TOKEN_EXPIRATION"}
+)
+
+// emulatorOnlyWebhooks are webhook codes Plaid sends that its sandbox
+// cannot fire, with the emulator state that sends them.
+var emulatorOnlyWebhooks = map[string]string{"PENDING_EXPIRATION": "PENDING_EXPIRATION"}
+
+// CheckSandboxWebhook returns nil when Plaid's sandbox fires webhookCode
+// with webhookType ("" for none), else an EINVALID *Error naming
+// webhook_code or webhook_type: a code or type outside Plaid's lists,
+// DEFAULT_UPDATE without a type, or ERROR as anything but the Assets
+// webhook it is.
+func CheckSandboxWebhook(webhookCode, webhookType string) error {
+	switch {
+	case webhookCode == "":
+		return InvalidField("webhook_code", "webhook_code is required")
+	case emulatorOnlyWebhooks[webhookCode] != "":
+		return InvalidField("webhook_code", "Plaid's sandbox cannot fire %s; with the emulator, SetEmulatorItemState with state %s sends it", webhookCode, emulatorOnlyWebhooks[webhookCode])
+	case !slices.Contains(SandboxWebhookCodes, webhookCode):
+		return InvalidField("webhook_code", "webhook_code %q is not a webhook code Plaid's sandbox fires (one of %v)", webhookCode, SandboxWebhookCodes)
+	case webhookType != "" && !slices.Contains(SandboxWebhookTypes, webhookType):
+		return InvalidField("webhook_type", "webhook_type %q is not a webhook type Plaid's sandbox fires (one of %v)", webhookType, SandboxWebhookTypes)
+	case webhookCode == "DEFAULT_UPDATE" && webhookType == "":
+		return InvalidField("webhook_type", "webhook_type is required with DEFAULT_UPDATE: the product whose update to fire")
+	case webhookCode == "ERROR" && webhookType != "" && webhookType != "ASSETS":
+		return InvalidField("webhook_type", "webhook_code ERROR is an ASSETS webhook in Plaid's sandbox; ResetSandboxItemLogin puts an Item in ITEM_LOGIN_REQUIRED")
+	}
+	return nil
+}
+
+// CheckSandboxVerificationStatus returns nil when Plaid's sandbox can be
+// asked to set an account's verification status, else an EINVALID *Error
+// naming account_id or verification_status.
+func CheckSandboxVerificationStatus(accountID, status string) error {
+	switch {
+	case accountID == "":
+		return InvalidField("account_id", "account_id is required")
+	case !slices.Contains(SandboxVerificationStatuses, status):
+		return InvalidField("verification_status", "verification_status must be one of %v", SandboxVerificationStatuses)
+	}
+	return nil
+}
+
+// CheckEmulatorItemState returns nil when the emulator can put an Item in
+// state (with reason, for PENDING_DISCONNECT only), else an EINVALID
+// *Error naming state or reason.
+func CheckEmulatorItemState(state, reason string) error {
+	switch {
+	case !slices.Contains(EmulatorItemStates, state):
+		return InvalidField("state", "state must be one of %v", EmulatorItemStates)
+	case reason != "" && state != "PENDING_DISCONNECT":
+		return InvalidField("reason", "reason is only for state PENDING_DISCONNECT")
+	case reason != "" && !slices.Contains(PendingDisconnectReasons, reason):
+		return InvalidField("reason", "reason must be one of %v", PendingDisconnectReasons)
+	}
+	return nil
+}

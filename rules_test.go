@@ -551,3 +551,72 @@ func TestCountLinkTokenSession(t *testing.T) {
 		})
 	}
 }
+
+func TestCheckSandboxWebhook(t *testing.T) {
+	for _, tc := range []struct {
+		code, typ string
+		field     string // "" for accepted
+	}{
+		{"DEFAULT_UPDATE", "TRANSACTIONS", ""},
+		{"NEW_ACCOUNTS_AVAILABLE", "", ""},
+		{"PENDING_DISCONNECT", "ITEM", ""},
+		{"ERROR", "", ""},
+		{"ERROR", "ASSETS", ""},
+		{"USER_ACCOUNT_REVOKED", "", ""},
+		{"", "", "webhook_code"},
+		{"PENDING_EXPIRATION", "", "webhook_code"},          // Plaid's sandbox cannot
+		{"WEBHOOK_UPDATE_ACKNOWLEDGED", "", "webhook_code"}, // nor this
+		{"AUTOMATICALLY_VERIFIED", "AUTH", "webhook_code"},  // SetSandboxVerificationStatus's
+		{"default_update", "TRANSACTIONS", "webhook_code"},
+		{"DEFAULT_UPDATE", "", "webhook_type"},
+		{"DEFAULT_UPDATE", "IDENTITY", "webhook_type"},
+		{"ERROR", "ITEM", "webhook_type"}, // reset_login's
+	} {
+		err := CheckSandboxWebhook(tc.code, tc.typ)
+		var e *Error
+		switch {
+		case tc.field == "" && err != nil:
+			t.Errorf("CheckSandboxWebhook(%q, %q) = %v, want nil", tc.code, tc.typ, err)
+		case tc.field != "" && (!errors.As(err, &e) || e.Code != EINVALID || e.Field != tc.field):
+			t.Errorf("CheckSandboxWebhook(%q, %q) = %v, want EINVALID naming %s", tc.code, tc.typ, err, tc.field)
+		}
+	}
+	if err := CheckSandboxWebhook("PENDING_EXPIRATION", ""); !strings.Contains(err.Error(), "SetEmulatorItemState") {
+		t.Errorf("PENDING_EXPIRATION refused with %q, want it to point at SetEmulatorItemState", err)
+	}
+}
+
+func TestCheckSandboxVerificationStatus(t *testing.T) {
+	for _, tc := range []struct{ account, status, field string }{
+		{"acc", "automatically_verified", ""},
+		{"acc", "verification_expired", ""},
+		{"", "automatically_verified", "account_id"},
+		{"acc", "", "verification_status"},
+		{"acc", "manually_verified", "verification_status"},
+	} {
+		err := CheckSandboxVerificationStatus(tc.account, tc.status)
+		var e *Error
+		if tc.field == "" && err != nil || tc.field != "" && (!errors.As(err, &e) || e.Field != tc.field) {
+			t.Errorf("CheckSandboxVerificationStatus(%q, %q) = %v, want field %q", tc.account, tc.status, err, tc.field)
+		}
+	}
+}
+
+func TestCheckEmulatorItemState(t *testing.T) {
+	for _, tc := range []struct{ state, reason, field string }{
+		{"PENDING_EXPIRATION", "", ""},
+		{"PENDING_DISCONNECT", "", ""},
+		{"PENDING_DISCONNECT", "INSTITUTION_MIGRATION", ""},
+		{"LOGIN_REPAIRED", "", ""},
+		{"", "", "state"},
+		{"GOOD", "", "state"},
+		{"PENDING_EXPIRATION", "INSTITUTION_MIGRATION", "reason"},
+		{"PENDING_DISCONNECT", "BORED", "reason"},
+	} {
+		err := CheckEmulatorItemState(tc.state, tc.reason)
+		var e *Error
+		if tc.field == "" && err != nil || tc.field != "" && (!errors.As(err, &e) || e.Field != tc.field) {
+			t.Errorf("CheckEmulatorItemState(%q, %q) = %v, want field %q", tc.state, tc.reason, err, tc.field)
+		}
+	}
+}

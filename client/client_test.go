@@ -60,7 +60,7 @@ func TestDial_Options(t *testing.T) {
 // TestServiceConfig_EveryMethodDecided makes a new RPC choose: retried on
 // UNAVAILABLE (client.IdempotentMethods) or not (notRetried here).
 func TestServiceConfig_EveryMethodDecided(t *testing.T) {
-	notRetried := []string{"CreateLinkToken", "RemoveItem", "CreateSandboxPublicToken", "ResetSandboxItemLogin", "FireSandboxWebhook", "CompleteSandboxLinkSession"}
+	notRetried := []string{"CreateLinkToken", "RemoveItem", "CreateSandboxPublicToken", "ResetSandboxItemLogin", "FireSandboxWebhook", "SetSandboxVerificationStatus", "SetEmulatorItemState", "CompleteSandboxLinkSession"}
 	for _, m := range linkdv1.LinkService_ServiceDesc.Methods {
 		retried := slices.Contains(client.IdempotentMethods, m.MethodName)
 		if retried == slices.Contains(notRetried, m.MethodName) {

@@ -576,7 +576,7 @@ func (c *Client) RemoveItem(ctx context.Context, token linkd.AccessToken) (strin
 // initial_products when one is empty, both without calling Plaid; EINVALID
 // naming institution_id when Plaid does not know the institution; and
 // otherwise the converted Plaid or transport error.
-func (c *Client) CreateSandboxPublicToken(ctx context.Context, institutionID string, initialProducts []string, webhook string) (publicToken, requestID string, err error) {
+func (c *Client) CreateSandboxPublicToken(ctx context.Context, institutionID string, initialProducts []string, webhook string, login linkd.SandboxLogin) (publicToken, requestID string, err error) {
 	switch {
 	case c.env != linkd.PlaidSandbox:
 		return "", "", linkd.Errorf(linkd.EPRECONDITION, "sandbox public tokens exist only in Plaid's sandbox; this linkd uses Plaid %s", c.env)
@@ -590,9 +590,17 @@ func (c *Client) CreateSandboxPublicToken(ctx context.Context, institutionID str
 		products[i] = plaidgo.Products(p)
 	}
 	req := plaidgo.NewSandboxPublicTokenCreateRequest(institutionID, products)
-	if webhook != "" {
+	if webhook != "" || login != (linkd.SandboxLogin{}) {
 		opts := plaidgo.NewSandboxPublicTokenCreateRequestOptions()
-		opts.SetWebhook(webhook)
+		if webhook != "" {
+			opts.SetWebhook(webhook)
+		}
+		if login.Username != "" {
+			opts.SetOverrideUsername(login.Username)
+		}
+		if login.Password != "" {
+			opts.SetOverridePassword(login.Password)
+		}
 		req.SetOptions(*opts)
 	}
 	var resp plaidgo.SandboxPublicTokenCreateResponse
@@ -630,11 +638,11 @@ func (c *Client) ResetSandboxItemLogin(ctx context.Context, token linkd.AccessTo
 	return resp.GetRequestId(), nil
 }
 
-// FireSandboxWebhook calls /sandbox/item/fire_webhook. It returns
-// EPRECONDITION against production and EINTERNAL for a zero token, both
-// without calling Plaid, and otherwise the converted Plaid or transport
-// error.
-func (c *Client) FireSandboxWebhook(ctx context.Context, token linkd.AccessToken, webhookCode string) (string, error) {
+// FireSandboxWebhook calls /sandbox/item/fire_webhook, with webhook_type
+// when webhookType is set. It returns EPRECONDITION against production and
+// EINTERNAL for a zero token, both without calling Plaid, and otherwise the
+// converted Plaid or transport error.
+func (c *Client) FireSandboxWebhook(ctx context.Context, token linkd.AccessToken, webhookType, webhookCode string) (string, error) {
 	switch {
 	case c.env != linkd.PlaidSandbox:
 		return "", linkd.Errorf(linkd.EPRECONDITION, "sandbox webhooks exist only in Plaid's sandbox; this linkd uses Plaid %s", c.env)
@@ -642,10 +650,38 @@ func (c *Client) FireSandboxWebhook(ctx context.Context, token linkd.AccessToken
 		return "", linkd.Errorf(linkd.EINTERNAL, "FireSandboxWebhook called without an access token")
 	}
 	req := plaidgo.NewSandboxItemFireWebhookRequest(token.Reveal(), webhookCode)
+	if webhookType != "" {
+		req.SetWebhookType(plaidgo.WebhookType(webhookType))
+	}
 	// Once: a repeat would send the webhook twice.
 	var resp plaidgo.SandboxItemFireWebhookResponse
 	if err := c.do(ctx, "/sandbox/item/fire_webhook", once, []string{token.Reveal()}, func(ctx context.Context) (*http.Response, error) {
 		r, httpResp, err := c.api.SandboxItemFireWebhook(ctx).SandboxItemFireWebhookRequest(*req).Execute()
+		resp = r
+		return httpResp, err
+	}); err != nil {
+		return "", err
+	}
+	return resp.GetRequestId(), nil
+}
+
+// SetSandboxVerificationStatus calls /sandbox/item/set_verification_status.
+// It returns EPRECONDITION against production and EINTERNAL for a zero
+// token, both without calling Plaid, and otherwise the converted Plaid or
+// transport error.
+func (c *Client) SetSandboxVerificationStatus(ctx context.Context, token linkd.AccessToken, accountID, status string) (string, error) {
+	switch {
+	case c.env != linkd.PlaidSandbox:
+		return "", linkd.Errorf(linkd.EPRECONDITION, "sandbox verification statuses exist only in Plaid's sandbox; this linkd uses Plaid %s", c.env)
+	case token.IsZero():
+		return "", linkd.Errorf(linkd.EINTERNAL, "SetSandboxVerificationStatus called without an access token")
+	}
+	req := plaidgo.NewSandboxItemSetVerificationStatusRequest(token.Reveal(), accountID, status)
+	// Once: a repeat would be refused (the account is no longer pending),
+	// though the first call may have sent the webhook.
+	var resp plaidgo.SandboxItemSetVerificationStatusResponse
+	if err := c.do(ctx, "/sandbox/item/set_verification_status", once, []string{token.Reveal()}, func(ctx context.Context) (*http.Response, error) {
+		r, httpResp, err := c.api.SandboxItemSetVerificationStatus(ctx).SandboxItemSetVerificationStatusRequest(*req).Execute()
 		resp = r
 		return httpResp, err
 	}); err != nil {

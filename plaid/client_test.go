@@ -95,7 +95,7 @@ func linkTokenOptions() linkd.LinkTokenOptions {
 func MustCreateItem(tb testing.TB, c *plaid.Client) linkd.ExchangeResult {
 	tb.Helper()
 	ctx := context.Background()
-	publicToken, _, err := c.CreateSandboxPublicToken(ctx, "ins_109508", []string{"auth"}, "")
+	publicToken, _, err := c.CreateSandboxPublicToken(ctx, "ins_109508", []string{"auth"}, "", linkd.SandboxLogin{})
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -206,7 +206,7 @@ func TestClient_ExchangePublicToken(t *testing.T) {
 	e := MustStartEmulator(t)
 	c := MustNewClient(t, e.URL())
 	ctx := context.Background()
-	publicToken, requestID, err := c.CreateSandboxPublicToken(ctx, "ins_109508", []string{"auth"}, "")
+	publicToken, requestID, err := c.CreateSandboxPublicToken(ctx, "ins_109508", []string{"auth"}, "", linkd.SandboxLogin{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -336,24 +336,24 @@ func TestClient_CreateSandboxPublicToken(t *testing.T) {
 	ctx := context.Background()
 
 	t.Run("ErrInstitution", func(t *testing.T) {
-		_, _, err := c.CreateSandboxPublicToken(ctx, "ins_0", []string{"auth"}, "")
+		_, _, err := c.CreateSandboxPublicToken(ctx, "ins_0", []string{"auth"}, "", linkd.SandboxLogin{})
 		if e := WantError(t, err, linkd.EINVALID, "INVALID_INSTITUTION"); e.Field != "institution_id" {
 			t.Errorf("Field = %q", e.Field)
 		}
 	})
 	t.Run("ErrMissing", func(t *testing.T) {
-		_, _, err := c.CreateSandboxPublicToken(ctx, "", []string{"auth"}, "")
+		_, _, err := c.CreateSandboxPublicToken(ctx, "", []string{"auth"}, "", linkd.SandboxLogin{})
 		if e := WantError(t, err, linkd.EINVALID, ""); e.Field != "institution_id" {
 			t.Errorf("Field = %q", e.Field)
 		}
-		_, _, err = c.CreateSandboxPublicToken(ctx, "ins_109508", nil, "")
+		_, _, err = c.CreateSandboxPublicToken(ctx, "ins_109508", nil, "", linkd.SandboxLogin{})
 		if e := WantError(t, err, linkd.EINVALID, ""); e.Field != "initial_products" {
 			t.Errorf("Field = %q", e.Field)
 		}
 	})
 	t.Run("ErrProduction", func(t *testing.T) {
 		prod := MustNewClient(t, e.URL(), func(c *plaid.Config) { c.Env = linkd.PlaidProduction })
-		_, _, err := prod.CreateSandboxPublicToken(ctx, "ins_109508", []string{"auth"}, "")
+		_, _, err := prod.CreateSandboxPublicToken(ctx, "ins_109508", []string{"auth"}, "", linkd.SandboxLogin{})
 		WantError(t, err, linkd.EPRECONDITION, "")
 	})
 	if got := e.Calls("/sandbox/public_token/create"); got != 0 {
@@ -459,7 +459,7 @@ func TestClient_ContextCanceled(t *testing.T) {
 	c := MustNewClient(t, e.URL())
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	_, _, err := c.CreateSandboxPublicToken(ctx, "ins_109508", []string{"auth"}, "")
+	_, _, err := c.CreateSandboxPublicToken(ctx, "ins_109508", []string{"auth"}, "", linkd.SandboxLogin{})
 	WantError(t, err, linkd.EUNAVAILABLE, "")
 
 	ctx, cancel = context.WithTimeout(context.Background(), time.Nanosecond)
@@ -542,7 +542,7 @@ func TestClient_WebhookVerificationKey(t *testing.T) {
 		mu.Unlock()
 	}))
 	defer receiver.Close()
-	pt, _, err := c.CreateSandboxPublicToken(ctx, "ins_109508", []string{"auth"}, receiver.URL)
+	pt, _, err := c.CreateSandboxPublicToken(ctx, "ins_109508", []string{"auth"}, receiver.URL, linkd.SandboxLogin{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -550,7 +550,7 @@ func TestClient_WebhookVerificationKey(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.FireSandboxWebhook(ctx, ex.AccessToken, "NEW_ACCOUNTS_AVAILABLE"); err != nil {
+	if _, err := c.FireSandboxWebhook(ctx, ex.AccessToken, "", "NEW_ACCOUNTS_AVAILABLE"); err != nil {
 		t.Fatalf("FireSandboxWebhook: %v", err)
 	}
 	mu.Lock()
@@ -610,4 +610,67 @@ func TestClient_GetItemAndUpdateWebhook(t *testing.T) {
 	WantError(t, err, linkd.EPRECONDITION, "ITEM_NOT_FOUND", token)
 	_, err = c.UpdateItemWebhook(ctx, item.AccessToken, "https://example.com/hooks")
 	WantError(t, err, linkd.EPRECONDITION, "ITEM_NOT_FOUND", token)
+}
+
+// TestClient_SandboxErrors: Plaid's SANDBOX_ERROR answers become
+// FAILED_PRECONDITION naming the field they are about, and webhook_type
+// reaches Plaid.
+func TestClient_SandboxErrors(t *testing.T) {
+	e := MustStartEmulator(t)
+	c := MustNewClient(t, e.URL())
+	ctx := context.Background()
+	var mu sync.Mutex
+	var got []string
+	receiver := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var body struct {
+			Type string `json:"webhook_type"`
+			Code string `json:"webhook_code"`
+		}
+		json.NewDecoder(r.Body).Decode(&body)
+		mu.Lock()
+		got = append(got, body.Type+"/"+body.Code)
+		mu.Unlock()
+	}))
+	defer receiver.Close()
+
+	noHook := MustCreateItem(t, c) // no webhook URL
+	err := WantError(t, func() error {
+		_, err := c.FireSandboxWebhook(ctx, noHook.AccessToken, "", "NEW_ACCOUNTS_AVAILABLE")
+		return err
+	}(), linkd.EPRECONDITION, "SANDBOX_WEBHOOK_INVALID", noHook.AccessToken.Reveal())
+	if err.Field != "item_id" || err.Plaid.ErrorType != "SANDBOX_ERROR" {
+		t.Errorf("field %q, type %q; want item_id, SANDBOX_ERROR", err.Field, err.Plaid.ErrorType)
+	}
+
+	pt, _, perr := c.CreateSandboxPublicToken(ctx, "ins_109508", []string{"auth"}, receiver.URL, linkd.SandboxLogin{})
+	if perr != nil {
+		t.Fatal(perr)
+	}
+	item, perr := c.ExchangePublicToken(ctx, pt)
+	if perr != nil {
+		t.Fatal(perr)
+	}
+	_, perr = c.FireSandboxWebhook(ctx, item.AccessToken, "TRANSACTIONS", "DEFAULT_UPDATE")
+	if err := WantError(t, perr, linkd.EPRECONDITION, "SANDBOX_PRODUCT_NOT_ENABLED"); err.Field != "item_id" {
+		t.Errorf("field = %q, want item_id", err.Field)
+	}
+	if _, err := c.FireSandboxWebhook(ctx, item.AccessToken, "AUTH", "DEFAULT_UPDATE"); err != nil {
+		t.Fatalf("FireSandboxWebhook(AUTH, DEFAULT_UPDATE): %v", err)
+	}
+	mu.Lock()
+	if strings.Join(got, ",") != "AUTH/DEFAULT_UPDATE" {
+		t.Errorf("webhooks = %v, want AUTH/DEFAULT_UPDATE", got)
+	}
+	mu.Unlock()
+
+	// An account not pending verification: Plaid's INVALID_FIELD.
+	accounts, aerr := c.GetAccounts(ctx, item.AccessToken)
+	if aerr != nil {
+		t.Fatal(aerr)
+	}
+	accountID := accounts.Accounts[0].GetId()
+	_, perr = c.SetSandboxVerificationStatus(ctx, item.AccessToken, accountID, "automatically_verified")
+	WantError(t, perr, linkd.EINVALID, "INVALID_FIELD")
+	_, perr = c.SetSandboxVerificationStatus(ctx, linkd.AccessToken{}, accountID, "automatically_verified")
+	WantError(t, perr, linkd.EINTERNAL, "")
 }

@@ -51,7 +51,7 @@ func (c *Client) convert(op string, resp *http.Response, err error, secrets ...s
 		if e.Message == "" {
 			e.Message = fmt.Sprintf("Plaid %s failed with %s/%s", op, p.ErrorType, p.ErrorCode)
 		}
-		if e.Code == linkd.EINVALID {
+		if e.Code == linkd.EINVALID || p.ErrorType == "SANDBOX_ERROR" {
 			e.Field = fieldFor(p.ErrorCode)
 		}
 		e.Fact = factFor(p.ErrorCode)
@@ -91,9 +91,12 @@ func factFor(errorCode string) error {
 //	HTTP 5xx                                                     EUNAVAILABLE
 //	error_type INVALID_REQUEST, INVALID_INPUT                    EINVALID
 //	error_type ITEM_ERROR                                        EPRECONDITION  the Item needs the user (login, consent)
+//	error_type SANDBOX_ERROR                                     EPRECONDITION  the sandbox Item cannot do that (no such
+//	                                                                            product, no webhook URL, ...); Field names
+//	                                                                            the request field it is about
 //	error_type API_ERROR, INSTITUTION_ERROR                      EUNAVAILABLE
 //	no Plaid error body (other 3xx/4xx from something else)      EUNAVAILABLE
-//	any other error_type (OAUTH_ERROR, SANDBOX_ERROR, ...)       EPRECONDITION
+//	any other error_type (OAUTH_ERROR, ...)                      EPRECONDITION
 func codeFor(errorType, errorCode string, status int) string {
 	switch errorCode {
 	case "INVALID_API_KEYS", "UNAUTHORIZED_ENVIRONMENT", "UNAUTHORIZED_ROUTE_ACCESS", "DIRECT_INTEGRATION_NOT_ENABLED",
@@ -113,7 +116,7 @@ func codeFor(errorType, errorCode string, status int) string {
 	switch errorType {
 	case "INVALID_REQUEST", "INVALID_INPUT":
 		return linkd.EINVALID
-	case "ITEM_ERROR":
+	case "ITEM_ERROR", "SANDBOX_ERROR":
 		return linkd.EPRECONDITION
 	case "API_ERROR", "INSTITUTION_ERROR", "":
 		return linkd.EUNAVAILABLE
@@ -121,16 +124,21 @@ func codeFor(errorType, errorCode string, status int) string {
 	return linkd.EPRECONDITION
 }
 
-// fieldFor names the linkd request field an EINVALID Plaid error is about,
-// where the error code says so unambiguously; "" otherwise. Plaid's
-// MISSING_FIELDS and INVALID_FIELD name Plaid's fields in free text, which
-// is not parsed.
+// fieldFor names the linkd request field an EINVALID or SANDBOX_ERROR
+// Plaid error is about, where the error code says so unambiguously; ""
+// otherwise. Plaid's MISSING_FIELDS and INVALID_FIELD name Plaid's fields
+// in free text, which is not parsed. The sandbox errors about the Item
+// itself (it lacks the product, or a webhook URL) name item_id.
 func fieldFor(errorCode string) string {
 	switch errorCode {
 	case "INVALID_PUBLIC_TOKEN":
 		return "public_token"
 	case "INVALID_INSTITUTION":
 		return "institution_id"
+	case "INVALID_ACCOUNT_ID", "SANDBOX_ACCOUNT_INVALID":
+		return "account_id"
+	case "SANDBOX_PRODUCT_NOT_ENABLED", "SANDBOX_WEBHOOK_INVALID":
+		return "item_id"
 	}
 	return ""
 }

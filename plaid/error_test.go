@@ -30,10 +30,28 @@ func TestCodeFor(t *testing.T) {
 		{"INSTITUTION_ERROR", "INSTITUTION_DOWN", 400, linkd.EUNAVAILABLE},
 		{"", "", 404, linkd.EUNAVAILABLE},
 		{"OAUTH_ERROR", "INVALID_OAUTH_STATE_ID", 400, linkd.EPRECONDITION},
+		{"SANDBOX_ERROR", "SANDBOX_PRODUCT_NOT_ENABLED", 400, linkd.EPRECONDITION},
+		{"SANDBOX_ERROR", "SANDBOX_WEBHOOK_INVALID", 400, linkd.EPRECONDITION},
 	}
 	for _, tt := range tests {
 		if got := codeFor(tt.errorType, tt.errorCode, tt.status); got != tt.want {
 			t.Errorf("codeFor(%q, %q, %d) = %s, want %s", tt.errorType, tt.errorCode, tt.status, got, tt.want)
+		}
+	}
+}
+
+// TestFieldFor: the sandbox errors about the Item name item_id, those about
+// an account account_id.
+func TestFieldFor(t *testing.T) {
+	for code, want := range map[string]string{
+		"SANDBOX_PRODUCT_NOT_ENABLED": "item_id",
+		"SANDBOX_WEBHOOK_INVALID":     "item_id",
+		"SANDBOX_ACCOUNT_INVALID":     "account_id",
+		"INVALID_ACCOUNT_ID":          "account_id",
+		"INVALID_FIELD":               "",
+	} {
+		if got := fieldFor(code); got != want {
+			t.Errorf("fieldFor(%s) = %q, want %q", code, got, want)
 		}
 	}
 }

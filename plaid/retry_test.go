@@ -52,7 +52,7 @@ func TestClient_Retry(t *testing.T) {
 		e := MustStartEmulator(t)
 		c := MustNewClient(t, e.URL(), func(cfg *plaid.Config) { cfg.MaxAttempts = 1 })
 		failNext(e, "/sandbox/public_token/create", 1, apiError)
-		_, _, err := c.CreateSandboxPublicToken(ctx, "ins_109508", []string{"auth"}, "")
+		_, _, err := c.CreateSandboxPublicToken(ctx, "ins_109508", []string{"auth"}, "", linkd.SandboxLogin{})
 		WantError(t, err, linkd.EUNAVAILABLE, "INTERNAL_SERVER_ERROR")
 	})
 	t.Run("ItemErrorNotRetried", func(t *testing.T) {
@@ -69,7 +69,7 @@ func TestClient_Retry(t *testing.T) {
 		// is consumed and a retry would have succeeded.
 		e := MustStartEmulator(t)
 		c := MustNewClient(t, e.URL())
-		publicToken, _, err := c.CreateSandboxPublicToken(ctx, "ins_109508", []string{"auth"}, "")
+		publicToken, _, err := c.CreateSandboxPublicToken(ctx, "ins_109508", []string{"auth"}, "", linkd.SandboxLogin{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -83,7 +83,7 @@ func TestClient_Retry(t *testing.T) {
 	t.Run("ExchangeRetriedOnRateLimit", func(t *testing.T) {
 		e := MustStartEmulator(t)
 		c := MustNewClient(t, e.URL())
-		publicToken, _, err := c.CreateSandboxPublicToken(ctx, "ins_109508", []string{"auth"}, "")
+		publicToken, _, err := c.CreateSandboxPublicToken(ctx, "ins_109508", []string{"auth"}, "", linkd.SandboxLogin{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -115,7 +115,7 @@ func TestClient_Retry(t *testing.T) {
 		failNext(e, "/sandbox/public_token/create", 1000, apiError)
 		ctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
 		defer cancel()
-		_, _, err := c.CreateSandboxPublicToken(ctx, "ins_109508", []string{"auth"}, "")
+		_, _, err := c.CreateSandboxPublicToken(ctx, "ins_109508", []string{"auth"}, "", linkd.SandboxLogin{})
 		WantError(t, err, linkd.EUNAVAILABLE, "INTERNAL_SERVER_ERROR")
 	})
 }

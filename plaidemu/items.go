@@ -311,3 +311,19 @@ func (e *Emulator) itemWebhookUpdate(f *fields) (map[string]any, *Error) {
 	e.queueItemWebhook(it, "ITEM", "WEBHOOK_UPDATE_ACKNOWLEDGED", map[string]any{"new_webhook_url": webhook})
 	return map[string]any{"item": itemJSON(it)}, nil
 }
+
+// UpdateItemWebhook is /item/webhook/update for Go tests: the Item of
+// accessToken gets webhook url ("" removes it) and WEBHOOK_UPDATE_ACKNOWLEDGED
+// goes to it, delivered before it returns. It returns an *Error:
+// INVALID_ACCESS_TOKEN, ITEM_NOT_FOUND, or INVALID_FIELD for a URL that is
+// not absolute.
+func (e *Emulator) UpdateItemWebhook(accessToken, url string) error {
+	body := map[string]any{"access_token": accessToken, "webhook": nil}
+	if url != "" {
+		body["webhook"] = url
+	}
+	if _, perr := e.call(e.itemWebhookUpdate, body); perr != nil {
+		return perr
+	}
+	return nil
+}

@@ -42,20 +42,22 @@ const (
 // here is for services only (TestMethodAccess_EveryMethod fails until it
 // is listed).
 var methodAccess = map[string]access{
-	linkdv1.LinkService_CreateLinkToken_FullMethodName:          forItself,
-	linkdv1.LinkService_ParseRedirect_FullMethodName:            noRecord,
-	linkdv1.LinkService_SubmitRedirect_FullMethodName:           ownsLinkToken,
-	linkdv1.LinkService_ExchangePublicToken_FullMethodName:      forItself,
-	linkdv1.LinkService_GetItem_FullMethodName:                  ownsItem,
-	linkdv1.LinkService_ListItems_FullMethodName:                forItself,
-	linkdv1.LinkService_RemoveItem_FullMethodName:               ownsItem,
-	linkdv1.LinkService_GetLinkSession_FullMethodName:           ownsSession,
-	linkdv1.LinkService_CreateSandboxPublicToken_FullMethodName: noRecord, // sandbox only
-	linkdv1.LinkService_ResumeOAuth_FullMethodName:              ownsLinkToken,
-	linkdv1.LinkService_GetLinkConversion_FullMethodName:        serviceOnly,
-	linkdv1.LinkService_ResetSandboxItemLogin_FullMethodName:    serviceOnly,
-	linkdv1.LinkService_FireSandboxWebhook_FullMethodName:       serviceOnly,
-	linkdv1.LinkService_GetLinkToken_FullMethodName:             ownsLinkToken,
+	linkdv1.LinkService_CreateLinkToken_FullMethodName:              forItself,
+	linkdv1.LinkService_ParseRedirect_FullMethodName:                noRecord,
+	linkdv1.LinkService_SubmitRedirect_FullMethodName:               ownsLinkToken,
+	linkdv1.LinkService_ExchangePublicToken_FullMethodName:          forItself,
+	linkdv1.LinkService_GetItem_FullMethodName:                      ownsItem,
+	linkdv1.LinkService_ListItems_FullMethodName:                    forItself,
+	linkdv1.LinkService_RemoveItem_FullMethodName:                   ownsItem,
+	linkdv1.LinkService_GetLinkSession_FullMethodName:               ownsSession,
+	linkdv1.LinkService_CreateSandboxPublicToken_FullMethodName:     noRecord, // sandbox only
+	linkdv1.LinkService_ResumeOAuth_FullMethodName:                  ownsLinkToken,
+	linkdv1.LinkService_GetLinkConversion_FullMethodName:            serviceOnly,
+	linkdv1.LinkService_ResetSandboxItemLogin_FullMethodName:        serviceOnly,
+	linkdv1.LinkService_FireSandboxWebhook_FullMethodName:           serviceOnly,
+	linkdv1.LinkService_SetSandboxVerificationStatus_FullMethodName: serviceOnly,
+	linkdv1.LinkService_SetEmulatorItemState_FullMethodName:         serviceOnly,
+	linkdv1.LinkService_GetLinkToken_FullMethodName:                 ownsLinkToken,
 	// An app's own test build completes its own sessions; emulator only.
 	linkdv1.LinkService_CompleteSandboxLinkSession_FullMethodName: ownsLinkToken,
 	linkdv1.LinkService_DeleteUserData_FullMethodName:             serviceOnly,

@@ -279,10 +279,13 @@ func (s *Server) CreateSandboxPublicToken(ctx context.Context, req *linkdv1.Crea
 	if err := firstError(
 		checkPattern("institution_id", req.GetInstitutionId(), plaidIDPattern, "a Plaid institution_id"),
 		checkEach("initial_products", req.GetInitialProducts(), productPattern, "a Plaid product name"),
+		checkOptionalPattern("override_username", req.GetOverrideUsername(), sandboxLoginPattern, "a sandbox test username"),
+		checkOptionalPattern("override_password", req.GetOverridePassword(), sandboxLoginPattern, "a sandbox test password"),
 	); err != nil {
 		return nil, err
 	}
-	publicToken, requestID, err := s.svc.CreateSandboxPublicToken(ctx, req.GetInstitutionId(), req.GetInitialProducts())
+	login := linkd.SandboxLogin{Username: req.GetOverrideUsername(), Password: req.GetOverridePassword()}
+	publicToken, requestID, err := s.svc.CreateSandboxPublicToken(ctx, req.GetInstitutionId(), req.GetInitialProducts(), login)
 	if err != nil {
 		return nil, err
 	}
@@ -309,14 +312,43 @@ func (s *Server) FireSandboxWebhook(ctx context.Context, req *linkdv1.FireSandbo
 	if err := firstError(
 		checkPattern("item_id", req.GetItemId(), plaidIDPattern, "a Plaid item_id"),
 		checkPattern("webhook_code", req.GetWebhookCode(), webhookCodePattern, "a Plaid webhook_code"),
+		checkOptionalPattern("webhook_type", req.GetWebhookType(), webhookCodePattern, "a Plaid webhook_type"),
 	); err != nil {
 		return nil, err
 	}
-	requestID, err := s.svc.FireSandboxWebhook(ctx, req.GetItemId(), req.GetWebhookCode())
+	requestID, err := s.svc.FireSandboxWebhook(ctx, req.GetItemId(), req.GetWebhookType(), req.GetWebhookCode())
 	if err != nil {
 		return nil, err
 	}
 	return &linkdv1.FireSandboxWebhookResponse{RequestId: requestID}, nil
+}
+
+// SetSandboxVerificationStatus has Plaid's sandbox end an account's
+// automated micro-deposit verification; refused against Plaid production.
+func (s *Server) SetSandboxVerificationStatus(ctx context.Context, req *linkdv1.SetSandboxVerificationStatusRequest) (*linkdv1.SetSandboxVerificationStatusResponse, error) {
+	if err := firstError(
+		checkPattern("item_id", req.GetItemId(), plaidIDPattern, "a Plaid item_id"),
+		checkPattern("account_id", req.GetAccountId(), plaidIDPattern, "a Plaid account_id"),
+	); err != nil {
+		return nil, err
+	}
+	requestID, err := s.svc.SetSandboxVerificationStatus(ctx, req.GetItemId(), req.GetAccountId(), req.GetVerificationStatus())
+	if err != nil {
+		return nil, err
+	}
+	return &linkdv1.SetSandboxVerificationStatusResponse{RequestId: requestID}, nil
+}
+
+// SetEmulatorItemState has the embedded emulator put an Item in a state
+// Plaid's sandbox cannot produce; refused unless linkd runs the emulator.
+func (s *Server) SetEmulatorItemState(ctx context.Context, req *linkdv1.SetEmulatorItemStateRequest) (*linkdv1.SetEmulatorItemStateResponse, error) {
+	if err := checkPattern("item_id", req.GetItemId(), plaidIDPattern, "a Plaid item_id"); err != nil {
+		return nil, err
+	}
+	if err := s.svc.SetEmulatorItemState(ctx, req.GetItemId(), req.GetState(), req.GetReason()); err != nil {
+		return nil, err
+	}
+	return &linkdv1.SetEmulatorItemStateResponse{}, nil
 }
 
 // GetLinkToken returns a link token the caller may use, with its state and

@@ -19,7 +19,10 @@ var (
 	countryPattern     = regexp.MustCompile(`^[A-Z]{2}$`)
 	languagePattern    = regexp.MustCompile(`^[a-z]{2}$`)
 	webhookCodePattern = regexp.MustCompile(`^[A-Z_]{1,64}$`)
-	exitStatusPattern  = regexp.MustCompile(`^[a-z_]{1,64}$`)
+	// sandboxLoginPattern: Plaid's sandbox test usernames and passwords
+	// (user_good, microdeposits_good, error_ITEM_LOCKED, ...).
+	sandboxLoginPattern = regexp.MustCompile(`^[A-Za-z0-9_.@-]{1,128}$`)
+	exitStatusPattern   = regexp.MustCompile(`^[a-z_]{1,64}$`)
 )
 
 // maxClientUserIDLength bounds client_user_id; Plaid asks for an opaque id,

@@ -42,7 +42,7 @@ func clockedService(t *testing.T, e *env, webhook string) (*service.Service, *cl
 func mustLink(t *testing.T, svc *service.Service, user string) *linkdv1.Item {
 	t.Helper()
 	ctx := linkd.WithCaller(context.Background(), linkd.Caller{Service: true})
-	pt, _, err := svc.CreateSandboxPublicToken(ctx, "ins_109508", nil)
+	pt, _, err := svc.CreateSandboxPublicToken(ctx, "ins_109508", nil, linkd.SandboxLogin{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -38,7 +38,7 @@ func TestReconcile_LeaseHeldElsewhere(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	pt, _, err := s.CreateSandboxPublicToken(ctx, "ins_109508", nil)
+	pt, _, err := s.CreateSandboxPublicToken(ctx, "ins_109508", nil, linkd.SandboxLogin{})
 	if err != nil {
 		t.Fatal(err)
 	}

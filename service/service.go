@@ -66,6 +66,10 @@ type Config struct {
 	// SandboxLink completes Link sessions for CompleteSandboxLinkSession;
 	// nil (the sandbox RPC is refused) unless linkd runs its emulator.
 	SandboxLink linkd.SandboxLink
+	// EmulatorItems puts Items in states Plaid's sandbox cannot produce,
+	// for SetEmulatorItemState; nil (refused) unless linkd runs its
+	// emulator.
+	EmulatorItems linkd.EmulatorItems
 	// Metrics counts exchanges and redirects; nil counts nothing.
 	Metrics Metrics
 }
@@ -123,7 +127,9 @@ type Service struct {
 	admit      func(ctx context.Context) error
 	// sandboxLink is Config.SandboxLink.
 	sandboxLink linkd.SandboxLink
-	metrics     Metrics
+	// emulatorItems is Config.EmulatorItems.
+	emulatorItems linkd.EmulatorItems
+	metrics       Metrics
 
 	// exchanges serializes work on one public token inside this process,
 	// an optimisation only: the store's claim is the guarantee.
@@ -177,20 +183,21 @@ func New(cfg Config) (*Service, error) {
 		cfg.Metrics = noMetrics{}
 	}
 	return &Service{
-		plaid:       cfg.Plaid,
-		store:       cfg.Store,
-		log:         cfg.Logger,
-		linkURL:     u,
-		defaults:    cfg.Defaults,
-		now:         cfg.Now,
-		duplicates:  cfg.Duplicates,
-		owner:       cfg.Owner,
-		claimTTL:    cfg.ClaimTTL,
-		sandboxLink: cfg.SandboxLink,
-		admit:       cfg.Admit,
-		metrics:     cfg.Metrics,
-		kept:        map[string]*keptExchange{},
-		refreshNow:  make(chan struct{}, 1),
+		plaid:         cfg.Plaid,
+		store:         cfg.Store,
+		log:           cfg.Logger,
+		linkURL:       u,
+		defaults:      cfg.Defaults,
+		now:           cfg.Now,
+		duplicates:    cfg.Duplicates,
+		owner:         cfg.Owner,
+		claimTTL:      cfg.ClaimTTL,
+		sandboxLink:   cfg.SandboxLink,
+		emulatorItems: cfg.EmulatorItems,
+		admit:         cfg.Admit,
+		metrics:       cfg.Metrics,
+		kept:          map[string]*keptExchange{},
+		refreshNow:    make(chan struct{}, 1),
 	}, nil
 }
 

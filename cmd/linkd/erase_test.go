@@ -19,13 +19,13 @@ func TestLinkd_DeleteUserData(t *testing.T) {
 	transports(t, func(t *testing.T, ts *testServer, c linkdv1.LinkServiceClient) {
 		ctx := context.Background()
 		a := mustConnectWithWebhook(t, ts, c, "user-1", "sess-a", ts.BaseURL+server.WebhookPath)
-		_, err := c.FireSandboxWebhook(ctx, &linkdv1.FireSandboxWebhookRequest{ItemId: a.GetItemId(), WebhookCode: "DEFAULT_UPDATE"})
+		_, err := c.FireSandboxWebhook(ctx, &linkdv1.FireSandboxWebhookRequest{ItemId: a.GetItemId(), WebhookCode: "DEFAULT_UPDATE", WebhookType: "TRANSACTIONS"})
 		must(t, err)
 		tok, pt := mustLink(t, c, "user-1")
 		_, err = c.SubmitRedirect(ctx, &linkdv1.SubmitRedirectRequest{Url: connectedURLWith(pt, "sess-b", "Savings", "1111"), LinkToken: tok.GetLinkToken()})
 		must(t, err)
 		other := mustConnectWithWebhook(t, ts, c, "user-2", "sess-other", ts.BaseURL+server.WebhookPath)
-		_, err = c.FireSandboxWebhook(ctx, &linkdv1.FireSandboxWebhookRequest{ItemId: other.GetItemId(), WebhookCode: "DEFAULT_UPDATE"})
+		_, err = c.FireSandboxWebhook(ctx, &linkdv1.FireSandboxWebhookRequest{ItemId: other.GetItemId(), WebhookCode: "DEFAULT_UPDATE", WebhookType: "TRANSACTIONS"})
 		must(t, err)
 
 		// An earlier erasure got as far as Plaid removing Item a.

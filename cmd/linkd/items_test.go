@@ -1,11 +1,12 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
+	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"slices"
+	"sync/atomic"
 	"strings"
 	"testing"
 	"time"
@@ -90,7 +91,8 @@ func TestLinkd_PendingClearedByUpdateMode(t *testing.T) {
 		item := mustHostedItem(t, ts, c, "pending-1")
 		id := item.GetItemId()
 
-		must(t, ts.emulator.SetItemState(accessTokenOf(t, ts, id), plaidemu.StatePendingExpiration, ""))
+		_, err := c.SetEmulatorItemState(ctx, &linkdv1.SetEmulatorItemStateRequest{ItemId: id, State: plaidemu.StatePendingExpiration})
+		must(t, err)
 		got := mustGetItem(t, c, id)
 		expires := got.GetConsentExpirationTime().AsTime()
 		if got.GetStatus() != linkdv1.ItemStatus_ITEM_STATUS_PENDING_EXPIRATION || got.GetConsentExpirationTime() == nil {
@@ -121,7 +123,8 @@ func TestLinkd_PendingClearedByUpdateMode(t *testing.T) {
 			t.Errorf("consent_expiration_time = %v after update mode, want moved about a year on from %v", got.GetConsentExpirationTime().AsTime(), expires)
 		}
 
-		must(t, ts.emulator.SetItemState(accessTokenOf(t, ts, id), plaidemu.StatePendingDisconnect, "INSTITUTION_MIGRATION"))
+		_, err = c.SetEmulatorItemState(ctx, &linkdv1.SetEmulatorItemStateRequest{ItemId: id, State: plaidemu.StatePendingDisconnect, Reason: "INSTITUTION_MIGRATION"})
+		must(t, err)
 		got = mustGetItem(t, c, id)
 		if got.GetStatus() != linkdv1.ItemStatus_ITEM_STATUS_PENDING_DISCONNECT || got.GetPendingDisconnectReason() != "INSTITUTION_MIGRATION" {
 			t.Fatalf("after PENDING_DISCONNECT: status %v, reason %q", got.GetStatus(), got.GetPendingDisconnectReason())
@@ -180,33 +183,52 @@ func standaloneEmulator(t *testing.T) (*plaidemu.Emulator, []string) {
 	return emu, []string{"PLAID_CLIENT_ID=items-client", "PLAID_SECRET=items-secret", "PLAID_ENV=sandbox", "PLAID_BASE_URL=" + emu.URL()}
 }
 
-// emuPost calls one of a standalone emulator's endpoints and fails unless
-// it answers 200.
-func emuPost(t *testing.T, emu *plaidemu.Emulator, path string, body map[string]any) map[string]any {
-	t.Helper()
-	body["client_id"], body["secret"] = "items-client", "items-secret"
-	b, _ := json.Marshal(body)
-	resp, err := http.Post(emu.URL()+path, "application/json", bytes.NewReader(b))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var out map[string]any
-	json.NewDecoder(resp.Body).Decode(&out)
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("%s: HTTP %d %v", path, resp.StatusCode, out)
-	}
-	return out
+// webhookRelay is a webhook URL known before linkd starts (on port 0):
+// it forwards each delivery, headers and all, to linkd's webhook route
+// once set.
+type webhookRelay struct {
+	srv    *httptest.Server
+	target atomic.Pointer[string]
+}
+
+func newWebhookRelay(t *testing.T) *webhookRelay {
+	r := &webhookRelay{}
+	r.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		target := r.target.Load()
+		if target == nil {
+			http.Error(w, "no target yet", http.StatusServiceUnavailable)
+			return
+		}
+		fwd, err := http.NewRequest(http.MethodPost, *target, req.Body)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		fwd.Header = req.Header.Clone()
+		resp, err := http.DefaultClient.Do(fwd)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		resp.Body.Close()
+		w.WriteHeader(resp.StatusCode)
+	}))
+	t.Cleanup(r.srv.Close)
+	return r
 }
 
 // TestLinkd_AuthVerificationWebhooks: an account pending automated
-// micro-deposit verification becomes automatically_verified, and another
-// Item's verification_expired, by AUTH webhooks; over gRPC and REST.
+// micro-deposit verification (Plaid's sandbox login for it) becomes
+// automatically_verified, and another Item's verification_expired, by AUTH
+// webhooks that SetSandboxVerificationStatus has Plaid send to linkd's
+// configured webhook URL.
 func TestLinkd_AuthVerificationWebhooks(t *testing.T) {
-	emu, env := standaloneEmulator(t)
-	ts := mustStartServerIn(t, t.TempDir(), nil, env...)
+	relay := newWebhookRelay(t)
+	ts := MustStartServer(t, "LINKD_WEBHOOK="+relay.srv.URL)
+	target := ts.BaseURL + server.WebhookPath
+	relay.target.Store(&target)
 	ctx := context.Background()
-	for _, tt := range []struct {
+	for i, tt := range []struct {
 		transport, status string
 		c                 linkdv1.LinkServiceClient
 	}{
@@ -214,20 +236,21 @@ func TestLinkd_AuthVerificationWebhooks(t *testing.T) {
 		{"REST", plaidemu.VerificationExpired, ts.REST()},
 	} {
 		t.Run(tt.transport, func(t *testing.T) {
-			pt := emuPost(t, emu, "/sandbox/public_token/create", map[string]any{
-				"institution_id": plaidemu.MicrodepositsInstitutionID, "initial_products": []string{"auth"},
-				"options": map[string]any{"webhook": ts.BaseURL + server.WebhookPath,
-					"override_username": plaidemu.MicrodepositsUsername, "override_password": plaidemu.MicrodepositsPassword},
-			})["public_token"].(string)
-			ex, err := tt.c.ExchangePublicToken(ctx, &linkdv1.ExchangePublicTokenRequest{PublicToken: pt, ClientUserId: "auth-" + tt.transport})
+			c := tt.c
+			pt, err := c.CreateSandboxPublicToken(ctx, &linkdv1.CreateSandboxPublicTokenRequest{
+				InstitutionId: plaidemu.MicrodepositsInstitutionID, InitialProducts: []string{"auth"},
+				OverrideUsername: plaidemu.MicrodepositsUsername, OverridePassword: plaidemu.MicrodepositsPassword})
+			must(t, err)
+			ex, err := c.ExchangePublicToken(ctx, &linkdv1.ExchangePublicTokenRequest{PublicToken: pt.GetPublicToken(), ClientUserId: fmt.Sprintf("auth-%d", i)})
 			must(t, err)
 			item := ex.GetItem()
 			if len(item.GetAccounts()) != 1 || item.GetAccounts()[0].GetVerificationStatus() != plaidemu.VerificationPendingAutomatic {
 				t.Fatalf("Item accounts = %v, want one pending automatic verification", item.GetAccounts())
 			}
-			emuPost(t, emu, "/sandbox/item/set_verification_status", map[string]any{
-				"access_token": accessTokenOf(t, ts, item.GetItemId()), "account_id": item.GetAccounts()[0].GetId(), "verification_status": tt.status})
-			if got := mustGetItem(t, tt.c, item.GetItemId()).GetAccounts()[0].GetVerificationStatus(); got != tt.status {
+			_, err = c.SetSandboxVerificationStatus(ctx, &linkdv1.SetSandboxVerificationStatusRequest{
+				ItemId: item.GetItemId(), AccountId: item.GetAccounts()[0].GetId(), VerificationStatus: tt.status})
+			must(t, err)
+			if got := mustGetItem(t, c, item.GetItemId()).GetAccounts()[0].GetVerificationStatus(); got != tt.status {
 				t.Errorf("verification_status = %q, want %q", got, tt.status)
 			}
 		})

@@ -92,18 +92,22 @@ func pageError(err error) error {
 	return &linkpage.Error{Type: perr.Type, Code: perr.Code, Message: perr.Message, DisplayMessage: perr.DisplayMessage}
 }
 
-// emulatorSandboxLink completes Link sessions in the embedded emulator for
-// CompleteSandboxLinkSession.
-type emulatorSandboxLink struct {
+// emulatorSandbox does in the embedded emulator what only an emulator can:
+// it completes Link sessions for CompleteSandboxLinkSession and sets Item
+// states for SetEmulatorItemState.
+type emulatorSandbox struct {
 	emu *plaidemu.Emulator
 }
 
-var _ linkd.SandboxLink = emulatorSandboxLink{}
+var (
+	_ linkd.SandboxLink   = emulatorSandbox{}
+	_ linkd.EmulatorItems = emulatorSandbox{}
+)
 
 // CompleteLinkSession completes a session as the emulated user would; the
 // public token stays in the emulator and reaches linkd only as Plaid's
 // would, by webhook or /link/token/get.
-func (b emulatorSandboxLink) CompleteLinkSession(_ context.Context, linkToken, institutionID, exitStatus string) (string, error) {
+func (b emulatorSandbox) CompleteLinkSession(_ context.Context, linkToken, institutionID, exitStatus string) (string, error) {
 	id, _, err := b.emu.CompleteLinkSession(linkToken, institutionID, exitStatus)
 	var perr *plaidemu.Error
 	if errors.As(err, &perr) {
@@ -114,4 +118,24 @@ func (b emulatorSandboxLink) CompleteLinkSession(_ context.Context, linkToken, i
 		return "", linkd.InvalidField(field, "%s: %s", perr.Code, perr.Message)
 	}
 	return id, err
+}
+
+// SetItemState puts the Item in state through the emulator's
+// /emulator/item/set_state; the emulator's refusals (LOGIN_REPAIRED on an
+// Item whose login is not broken) are EINVALID naming state, an unknown
+// access token EPRECONDITION as Plaid's INVALID_ACCESS_TOKEN is.
+func (b emulatorSandbox) SetItemState(_ context.Context, token linkd.AccessToken, state, reason string) error {
+	err := b.emu.SetItemState(token.Reveal(), state, reason)
+	var perr *plaidemu.Error
+	switch {
+	case err == nil:
+		return nil
+	case !errors.As(err, &perr):
+		return err
+	case perr.Code == "INVALID_FIELD":
+		return linkd.InvalidField("state", "%s", perr.Message)
+	case perr.Code == "ITEM_NOT_FOUND":
+		return linkd.Errorf(linkd.EPRECONDITION, "the emulator no longer has this Item: %s", perr.Message)
+	}
+	return linkd.Errorf(linkd.EPRECONDITION, "the emulator refused: %s: %s", perr.Code, perr.Message)
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/linkd/linkd/openapi"
 	"github.com/linkd/linkd/openapi/openapitest"
+	"github.com/linkd/linkd/plaidemu"
 	"github.com/linkd/linkd/server"
 )
 
@@ -156,7 +157,23 @@ func TestLinkd_OpenAPI(t *testing.T) {
 	postHook("eyJhbGciOiJub25lIn0.e30.", []byte(`{"webhook_type":"ITEM","webhook_code":"LOGIN_REPAIRED","item_id":"x"}`), 401)
 
 	call("POST /v1/sandbox/item/fire_webhook", "/v1/sandbox/item/fire_webhook", auth,
-		jsonBody(map[string]any{"item_id": itemID, "webhook_code": "PENDING_EXPIRATION"}), 200)
+		jsonBody(map[string]any{"item_id": itemID, "webhook_code": "PENDING_DISCONNECT"}), 200)
+	call("POST /v1/sandbox/item/fire_webhook", "/v1/sandbox/item/fire_webhook", auth,
+		jsonBody(map[string]any{"item_id": itemID, "webhook_code": "PENDING_EXPIRATION"}), http.StatusBadRequest)
+	call("POST /v1/emulator/item/state", "/v1/emulator/item/state", auth,
+		jsonBody(map[string]any{"item_id": itemID, "state": "PENDING_EXPIRATION"}), 200)
+	// An Item with an account pending automated micro-deposit verification.
+	pending := call("POST /v1/sandbox/public_token/create", "/v1/sandbox/public_token/create", auth, jsonBody(map[string]any{
+		"institution_id": plaidemu.MicrodepositsInstitutionID, "initial_products": []string{"auth"},
+		"override_username": plaidemu.MicrodepositsUsername, "override_password": plaidemu.MicrodepositsPassword}), 200)
+	pendingItem := call("POST /v1/item/public_token/exchange", "/v1/item/public_token/exchange", auth,
+		jsonBody(map[string]any{"public_token": str(pending, "public_token"), "client_user_id": "user-2"}), 200)
+	accounts, _ := pendingItem["accounts"].([]any)
+	if len(accounts) != 1 {
+		t.Fatalf("micro-deposit Item accounts = %v, want one", pendingItem["accounts"])
+	}
+	call("POST /v1/sandbox/item/set_verification_status", "/v1/sandbox/item/set_verification_status", auth, jsonBody(map[string]any{
+		"item_id": str(pendingItem, "item_id"), "account_id": accounts[0].(map[string]any)["id"], "verification_status": "automatically_verified"}), 200)
 	call("GET /v1/link/conversion", "/v1/link/conversion", auth, "", 200)
 	call("GET /v1/link/conversion", "/v1/link/conversion?since="+url.QueryEscape(time.Now().Add(-time.Hour).UTC().Format(time.RFC3339)), auth, "", 200)
 	call("DELETE /v1/items/{item_id}", "/v1/items/"+url.PathEscape(itemID), auth, "", 200)

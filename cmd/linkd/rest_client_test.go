@@ -229,6 +229,22 @@ func (c *restClient) GetLinkToken(ctx context.Context, in *linkdv1.GetLinkTokenR
 	return out, nil
 }
 
+func (c *restClient) SetSandboxVerificationStatus(ctx context.Context, in *linkdv1.SetSandboxVerificationStatusRequest, _ ...grpc.CallOption) (*linkdv1.SetSandboxVerificationStatusResponse, error) {
+	out := &linkdv1.SetSandboxVerificationStatusResponse{}
+	if err := c.call(ctx, http.MethodPost, "/v1/sandbox/item/set_verification_status", in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *restClient) SetEmulatorItemState(ctx context.Context, in *linkdv1.SetEmulatorItemStateRequest, _ ...grpc.CallOption) (*linkdv1.SetEmulatorItemStateResponse, error) {
+	out := &linkdv1.SetEmulatorItemStateResponse{}
+	if err := c.call(ctx, http.MethodPost, "/v1/emulator/item/state", in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *restClient) CompleteSandboxLinkSession(ctx context.Context, in *linkdv1.CompleteSandboxLinkSessionRequest, _ ...grpc.CallOption) (*linkdv1.CompleteSandboxLinkSessionResponse, error) {
 	out := &linkdv1.CompleteSandboxLinkSessionResponse{}
 	if err := c.call(ctx, http.MethodPost, "/v1/sandbox/link/session/complete", in, out); err != nil {

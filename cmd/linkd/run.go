@@ -167,8 +167,9 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		m.emulator.SetLinkWebhooksForWebview(c.EmulatorLinkWebhooks)
 	}
 	var sandboxLink linkd.SandboxLink
+	var emulatorItems linkd.EmulatorItems
 	if m.emulator != nil {
-		sandboxLink = emulatorSandboxLink{m.emulator}
+		sandboxLink, emulatorItems = emulatorSandbox{m.emulator}, emulatorSandbox{m.emulator}
 	}
 	var svcMetrics service.Metrics
 	var onWebhook func(string, string)
@@ -188,10 +189,11 @@ func (m *Main) Run(ctx context.Context) (err error) {
 			Language:     c.Language,
 			Webhook:      c.Webhook,
 		},
-		Duplicates:  c.DuplicateItems,
-		Now:         m.Now,
-		SandboxLink: sandboxLink,
-		Admit:       m.admitExchange,
+		Duplicates:    c.DuplicateItems,
+		Now:           m.Now,
+		SandboxLink:   sandboxLink,
+		EmulatorItems: emulatorItems,
+		Admit:         m.admitExchange,
 	})
 	if err != nil {
 		return err

@@ -92,21 +92,42 @@ func TestLinkd_Webhooks(t *testing.T) {
 			t.Errorf("Plaid exchanges = %d, want 1", n)
 		}
 
+		// Each ITEM webhook, sent the way Plaid's sandbox sends it (or,
+		// where it cannot, the emulator).
+		token, err := ts.db.AccessToken(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fire := func(typ, code string) func() error {
+			return func() error {
+				_, err := c.FireSandboxWebhook(ctx, &linkdv1.FireSandboxWebhookRequest{ItemId: id, WebhookCode: code, WebhookType: typ})
+				return err
+			}
+		}
 		for _, step := range []struct {
-			code string
+			what string
+			send func() error
 			want linkdv1.ItemStatus
 		}{
-			{"PENDING_EXPIRATION", linkdv1.ItemStatus_ITEM_STATUS_PENDING_EXPIRATION},
-			{"PENDING_DISCONNECT", linkdv1.ItemStatus_ITEM_STATUS_PENDING_DISCONNECT},
-			{"NEW_ACCOUNTS_AVAILABLE", linkdv1.ItemStatus_ITEM_STATUS_PENDING_DISCONNECT}, // recorded only
-			{"LOGIN_REPAIRED", linkdv1.ItemStatus_ITEM_STATUS_GOOD},
-			{"ERROR", linkdv1.ItemStatus_ITEM_STATUS_LOGIN_REQUIRED},
-			{"WEBHOOK_UPDATE_ACKNOWLEDGED", linkdv1.ItemStatus_ITEM_STATUS_LOGIN_REQUIRED}, // recorded only
-			{"DEFAULT_UPDATE", linkdv1.ItemStatus_ITEM_STATUS_LOGIN_REQUIRED},              // a TRANSACTIONS webhook: recorded only
-			{"USER_PERMISSION_REVOKED", linkdv1.ItemStatus_ITEM_STATUS_REVOKED},
+			{"PENDING_EXPIRATION", func() error {
+				_, err := c.SetEmulatorItemState(ctx, &linkdv1.SetEmulatorItemStateRequest{ItemId: id, State: "PENDING_EXPIRATION"})
+				return err
+			}, linkdv1.ItemStatus_ITEM_STATUS_PENDING_EXPIRATION},
+			{"PENDING_DISCONNECT", fire("", "PENDING_DISCONNECT"), linkdv1.ItemStatus_ITEM_STATUS_PENDING_DISCONNECT},
+			{"NEW_ACCOUNTS_AVAILABLE", fire("", "NEW_ACCOUNTS_AVAILABLE"), linkdv1.ItemStatus_ITEM_STATUS_PENDING_DISCONNECT}, // recorded only
+			{"LOGIN_REPAIRED", fire("", "LOGIN_REPAIRED"), linkdv1.ItemStatus_ITEM_STATUS_GOOD},
+			{"reset_login", func() error {
+				_, err := c.ResetSandboxItemLogin(ctx, &linkdv1.ResetSandboxItemLoginRequest{ItemId: id})
+				return err
+			}, linkdv1.ItemStatus_ITEM_STATUS_LOGIN_REQUIRED},
+			{"WEBHOOK_UPDATE_ACKNOWLEDGED", func() error { // recorded only
+				return ts.emulator.UpdateItemWebhook(token.Reveal(), ts.BaseURL+server.WebhookPath)
+			}, linkdv1.ItemStatus_ITEM_STATUS_LOGIN_REQUIRED},
+			{"DEFAULT_UPDATE", fire("TRANSACTIONS", "DEFAULT_UPDATE"), linkdv1.ItemStatus_ITEM_STATUS_LOGIN_REQUIRED}, // recorded only
+			{"USER_PERMISSION_REVOKED", fire("", "USER_PERMISSION_REVOKED"), linkdv1.ItemStatus_ITEM_STATUS_REVOKED},
 		} {
-			if _, err := c.FireSandboxWebhook(ctx, &linkdv1.FireSandboxWebhookRequest{ItemId: id, WebhookCode: step.code}); err != nil {
-				t.Fatalf("FireSandboxWebhook(%s): %v", step.code, err)
+			if err := step.send(); err != nil {
+				t.Fatalf("sending %s: %v", step.what, err)
 			}
 			mustStatus(t, c, id, step.want)
 		}
@@ -288,7 +309,7 @@ func TestLinkd_WebhookVerification(t *testing.T) {
 	})
 	t.Run("Genuine", func(t *testing.T) {
 		// A fresh webhook, delivered in time, goes through.
-		if _, err := c.FireSandboxWebhook(ctx, &linkdv1.FireSandboxWebhookRequest{ItemId: item.GetItemId(), WebhookCode: "ERROR"}); err != nil {
+		if _, err := c.ResetSandboxItemLogin(ctx, &linkdv1.ResetSandboxItemLoginRequest{ItemId: item.GetItemId()}); err != nil {
 			t.Fatal(err)
 		}
 		fresh := catcher.take(t)

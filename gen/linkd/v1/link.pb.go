@@ -2926,8 +2926,17 @@ type CreateSandboxPublicTokenRequest struct {
 	InstitutionId string `protobuf:"bytes,1,opt,name=institution_id,json=institutionId,proto3" json:"institution_id,omitempty"`
 	// Products to initialize the Item with, e.g. "transactions".
 	InitialProducts []string `protobuf:"bytes,2,rep,name=initial_products,json=initialProducts,proto3" json:"initial_products,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// Plaid's sandbox test login (options.override_username); empty is
+	// user_good.
+	OverrideUsername string `protobuf:"bytes,3,opt,name=override_username,json=overrideUsername,proto3" json:"override_username,omitempty"`
+	// Plaid's sandbox test password (options.override_password); empty is
+	// pass_good. With user_good / microdeposits_good at Houndstooth Bank
+	// (ins_109512) and auth among the products, the Item holds one account
+	// pending automated micro-deposit verification
+	// (SetSandboxVerificationStatus ends it).
+	OverridePassword string `protobuf:"bytes,4,opt,name=override_password,json=overridePassword,proto3" json:"override_password,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *CreateSandboxPublicTokenRequest) Reset() {
@@ -2972,6 +2981,20 @@ func (x *CreateSandboxPublicTokenRequest) GetInitialProducts() []string {
 		return x.InitialProducts
 	}
 	return nil
+}
+
+func (x *CreateSandboxPublicTokenRequest) GetOverrideUsername() string {
+	if x != nil {
+		return x.OverrideUsername
+	}
+	return ""
+}
+
+func (x *CreateSandboxPublicTokenRequest) GetOverridePassword() string {
+	if x != nil {
+		return x.OverridePassword
+	}
+	return ""
 }
 
 // CreateSandboxPublicTokenResponse carries the sandbox public token.
@@ -3231,10 +3254,19 @@ type FireSandboxWebhookRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Plaid item_id.
 	ItemId string `protobuf:"bytes,1,opt,name=item_id,json=itemId,proto3" json:"item_id,omitempty"`
-	// Plaid's webhook_code: ERROR (ITEM_LOGIN_REQUIRED), PENDING_EXPIRATION,
-	// PENDING_DISCONNECT, LOGIN_REPAIRED, USER_PERMISSION_REVOKED,
-	// NEW_ACCOUNTS_AVAILABLE, WEBHOOK_UPDATE_ACKNOWLEDGED, DEFAULT_UPDATE, ...
-	WebhookCode   string `protobuf:"bytes,2,opt,name=webhook_code,json=webhookCode,proto3" json:"webhook_code,omitempty"`
+	// Plaid's webhook_code, one of those /sandbox/item/fire_webhook takes:
+	// DEFAULT_UPDATE, NEW_ACCOUNTS_AVAILABLE, SMS_MICRODEPOSITS_VERIFICATION,
+	// AUTHORIZATION_GRANTED, USER_PERMISSION_REVOKED, USER_ACCOUNT_REVOKED,
+	// PENDING_DISCONNECT, RECURRING_TRANSACTIONS_UPDATE, LOGIN_REPAIRED,
+	// SYNC_UPDATES_AVAILABLE, PRODUCT_READY, ERROR. ERROR and PRODUCT_READY
+	// are Assets webhooks; an Item's ITEM_LOGIN_REQUIRED comes from
+	// ResetSandboxItemLogin.
+	WebhookCode string `protobuf:"bytes,2,opt,name=webhook_code,json=webhookCode,proto3" json:"webhook_code,omitempty"`
+	// Plaid's webhook_type: AUTH, HOLDINGS, INVESTMENTS_TRANSACTIONS, ITEM,
+	// LIABILITIES, TRANSACTIONS or ASSETS. Required with DEFAULT_UPDATE (the
+	// product whose update to fire); otherwise optional, and when set it must
+	// be the type the code is fired as.
+	WebhookType   string `protobuf:"bytes,3,opt,name=webhook_type,json=webhookType,proto3" json:"webhook_type,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3279,6 +3311,13 @@ func (x *FireSandboxWebhookRequest) GetItemId() string {
 func (x *FireSandboxWebhookRequest) GetWebhookCode() string {
 	if x != nil {
 		return x.WebhookCode
+	}
+	return ""
+}
+
+func (x *FireSandboxWebhookRequest) GetWebhookType() string {
+	if x != nil {
+		return x.WebhookType
 	}
 	return ""
 }
@@ -3329,6 +3368,227 @@ func (x *FireSandboxWebhookResponse) GetRequestId() string {
 	return ""
 }
 
+// SetSandboxVerificationStatusRequest names a sandbox account pending
+// automated micro-deposit verification and how its verification ends.
+type SetSandboxVerificationStatusRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Plaid item_id.
+	ItemId string `protobuf:"bytes,1,opt,name=item_id,json=itemId,proto3" json:"item_id,omitempty"`
+	// Plaid account_id of the account, one of the Item's.
+	AccountId string `protobuf:"bytes,2,opt,name=account_id,json=accountId,proto3" json:"account_id,omitempty"`
+	// automatically_verified or verification_expired.
+	VerificationStatus string `protobuf:"bytes,3,opt,name=verification_status,json=verificationStatus,proto3" json:"verification_status,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
+}
+
+func (x *SetSandboxVerificationStatusRequest) Reset() {
+	*x = SetSandboxVerificationStatusRequest{}
+	mi := &file_linkd_v1_link_proto_msgTypes[39]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetSandboxVerificationStatusRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetSandboxVerificationStatusRequest) ProtoMessage() {}
+
+func (x *SetSandboxVerificationStatusRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_linkd_v1_link_proto_msgTypes[39]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetSandboxVerificationStatusRequest.ProtoReflect.Descriptor instead.
+func (*SetSandboxVerificationStatusRequest) Descriptor() ([]byte, []int) {
+	return file_linkd_v1_link_proto_rawDescGZIP(), []int{39}
+}
+
+func (x *SetSandboxVerificationStatusRequest) GetItemId() string {
+	if x != nil {
+		return x.ItemId
+	}
+	return ""
+}
+
+func (x *SetSandboxVerificationStatusRequest) GetAccountId() string {
+	if x != nil {
+		return x.AccountId
+	}
+	return ""
+}
+
+func (x *SetSandboxVerificationStatusRequest) GetVerificationStatus() string {
+	if x != nil {
+		return x.VerificationStatus
+	}
+	return ""
+}
+
+// SetSandboxVerificationStatusResponse confirms Plaid changed the status.
+// linkd learns of it as an app would: from the AUTH webhook.
+type SetSandboxVerificationStatusResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Plaid's request_id.
+	RequestId     string `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetSandboxVerificationStatusResponse) Reset() {
+	*x = SetSandboxVerificationStatusResponse{}
+	mi := &file_linkd_v1_link_proto_msgTypes[40]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetSandboxVerificationStatusResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetSandboxVerificationStatusResponse) ProtoMessage() {}
+
+func (x *SetSandboxVerificationStatusResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_linkd_v1_link_proto_msgTypes[40]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetSandboxVerificationStatusResponse.ProtoReflect.Descriptor instead.
+func (*SetSandboxVerificationStatusResponse) Descriptor() ([]byte, []int) {
+	return file_linkd_v1_link_proto_rawDescGZIP(), []int{40}
+}
+
+func (x *SetSandboxVerificationStatusResponse) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+// SetEmulatorItemStateRequest names an Item and the state the emulator
+// puts it in.
+type SetEmulatorItemStateRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Plaid item_id.
+	ItemId string `protobuf:"bytes,1,opt,name=item_id,json=itemId,proto3" json:"item_id,omitempty"`
+	// PENDING_EXPIRATION (consent expires in 7 days; ITEM
+	// PENDING_EXPIRATION with consent_expiration_time), PENDING_DISCONNECT
+	// (ITEM PENDING_DISCONNECT with reason and disconnect_time, 7 days
+	// ahead) or LOGIN_REPAIRED (an Item in ITEM_LOGIN_REQUIRED was repaired
+	// outside the app; ITEM LOGIN_REPAIRED).
+	State string `protobuf:"bytes,2,opt,name=state,proto3" json:"state,omitempty"`
+	// For PENDING_DISCONNECT: Plaid's reason, INSTITUTION_MIGRATION or
+	// INSTITUTION_TOKEN_EXPIRATION (the default when empty).
+	Reason        string `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetEmulatorItemStateRequest) Reset() {
+	*x = SetEmulatorItemStateRequest{}
+	mi := &file_linkd_v1_link_proto_msgTypes[41]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetEmulatorItemStateRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetEmulatorItemStateRequest) ProtoMessage() {}
+
+func (x *SetEmulatorItemStateRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_linkd_v1_link_proto_msgTypes[41]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetEmulatorItemStateRequest.ProtoReflect.Descriptor instead.
+func (*SetEmulatorItemStateRequest) Descriptor() ([]byte, []int) {
+	return file_linkd_v1_link_proto_rawDescGZIP(), []int{41}
+}
+
+func (x *SetEmulatorItemStateRequest) GetItemId() string {
+	if x != nil {
+		return x.ItemId
+	}
+	return ""
+}
+
+func (x *SetEmulatorItemStateRequest) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
+func (x *SetEmulatorItemStateRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+// SetEmulatorItemStateResponse confirms the emulator changed the Item.
+// linkd learns of it as from Plaid: by the webhook, or from Plaid's
+// /item/get.
+type SetEmulatorItemStateResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetEmulatorItemStateResponse) Reset() {
+	*x = SetEmulatorItemStateResponse{}
+	mi := &file_linkd_v1_link_proto_msgTypes[42]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetEmulatorItemStateResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetEmulatorItemStateResponse) ProtoMessage() {}
+
+func (x *SetEmulatorItemStateResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_linkd_v1_link_proto_msgTypes[42]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetEmulatorItemStateResponse.ProtoReflect.Descriptor instead.
+func (*SetEmulatorItemStateResponse) Descriptor() ([]byte, []int) {
+	return file_linkd_v1_link_proto_rawDescGZIP(), []int{42}
+}
+
 // GetLinkConversionRequest names the window to report on. A session
 // belongs to it by its start: its earliest event timestamp, or when linkd
 // first saw it if it has no timestamped event.
@@ -3344,7 +3604,7 @@ type GetLinkConversionRequest struct {
 
 func (x *GetLinkConversionRequest) Reset() {
 	*x = GetLinkConversionRequest{}
-	mi := &file_linkd_v1_link_proto_msgTypes[39]
+	mi := &file_linkd_v1_link_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3356,7 +3616,7 @@ func (x *GetLinkConversionRequest) String() string {
 func (*GetLinkConversionRequest) ProtoMessage() {}
 
 func (x *GetLinkConversionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_linkd_v1_link_proto_msgTypes[39]
+	mi := &file_linkd_v1_link_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3369,7 +3629,7 @@ func (x *GetLinkConversionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetLinkConversionRequest.ProtoReflect.Descriptor instead.
 func (*GetLinkConversionRequest) Descriptor() ([]byte, []int) {
-	return file_linkd_v1_link_proto_rawDescGZIP(), []int{39}
+	return file_linkd_v1_link_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *GetLinkConversionRequest) GetSince() *timestamppb.Timestamp {
@@ -3424,7 +3684,7 @@ type GetLinkConversionResponse struct {
 
 func (x *GetLinkConversionResponse) Reset() {
 	*x = GetLinkConversionResponse{}
-	mi := &file_linkd_v1_link_proto_msgTypes[40]
+	mi := &file_linkd_v1_link_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3436,7 +3696,7 @@ func (x *GetLinkConversionResponse) String() string {
 func (*GetLinkConversionResponse) ProtoMessage() {}
 
 func (x *GetLinkConversionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_linkd_v1_link_proto_msgTypes[40]
+	mi := &file_linkd_v1_link_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3449,7 +3709,7 @@ func (x *GetLinkConversionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetLinkConversionResponse.ProtoReflect.Descriptor instead.
 func (*GetLinkConversionResponse) Descriptor() ([]byte, []int) {
-	return file_linkd_v1_link_proto_rawDescGZIP(), []int{40}
+	return file_linkd_v1_link_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *GetLinkConversionResponse) GetSince() *timestamppb.Timestamp {
@@ -3529,7 +3789,7 @@ type GetLinkTokenRequest struct {
 
 func (x *GetLinkTokenRequest) Reset() {
 	*x = GetLinkTokenRequest{}
-	mi := &file_linkd_v1_link_proto_msgTypes[41]
+	mi := &file_linkd_v1_link_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3541,7 +3801,7 @@ func (x *GetLinkTokenRequest) String() string {
 func (*GetLinkTokenRequest) ProtoMessage() {}
 
 func (x *GetLinkTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_linkd_v1_link_proto_msgTypes[41]
+	mi := &file_linkd_v1_link_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3554,7 +3814,7 @@ func (x *GetLinkTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetLinkTokenRequest.ProtoReflect.Descriptor instead.
 func (*GetLinkTokenRequest) Descriptor() ([]byte, []int) {
-	return file_linkd_v1_link_proto_rawDescGZIP(), []int{41}
+	return file_linkd_v1_link_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *GetLinkTokenRequest) GetLinkToken() string {
@@ -3588,7 +3848,7 @@ type GetLinkTokenResponse struct {
 
 func (x *GetLinkTokenResponse) Reset() {
 	*x = GetLinkTokenResponse{}
-	mi := &file_linkd_v1_link_proto_msgTypes[42]
+	mi := &file_linkd_v1_link_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3600,7 +3860,7 @@ func (x *GetLinkTokenResponse) String() string {
 func (*GetLinkTokenResponse) ProtoMessage() {}
 
 func (x *GetLinkTokenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_linkd_v1_link_proto_msgTypes[42]
+	mi := &file_linkd_v1_link_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3613,7 +3873,7 @@ func (x *GetLinkTokenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetLinkTokenResponse.ProtoReflect.Descriptor instead.
 func (*GetLinkTokenResponse) Descriptor() ([]byte, []int) {
-	return file_linkd_v1_link_proto_rawDescGZIP(), []int{42}
+	return file_linkd_v1_link_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *GetLinkTokenResponse) GetLinkToken() *LinkToken {
@@ -3654,7 +3914,7 @@ type CompleteSandboxLinkSessionRequest struct {
 
 func (x *CompleteSandboxLinkSessionRequest) Reset() {
 	*x = CompleteSandboxLinkSessionRequest{}
-	mi := &file_linkd_v1_link_proto_msgTypes[43]
+	mi := &file_linkd_v1_link_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3666,7 +3926,7 @@ func (x *CompleteSandboxLinkSessionRequest) String() string {
 func (*CompleteSandboxLinkSessionRequest) ProtoMessage() {}
 
 func (x *CompleteSandboxLinkSessionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_linkd_v1_link_proto_msgTypes[43]
+	mi := &file_linkd_v1_link_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3679,7 +3939,7 @@ func (x *CompleteSandboxLinkSessionRequest) ProtoReflect() protoreflect.Message 
 
 // Deprecated: Use CompleteSandboxLinkSessionRequest.ProtoReflect.Descriptor instead.
 func (*CompleteSandboxLinkSessionRequest) Descriptor() ([]byte, []int) {
-	return file_linkd_v1_link_proto_rawDescGZIP(), []int{43}
+	return file_linkd_v1_link_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *CompleteSandboxLinkSessionRequest) GetLinkToken() string {
@@ -3714,7 +3974,7 @@ type CompleteSandboxLinkSessionResponse struct {
 
 func (x *CompleteSandboxLinkSessionResponse) Reset() {
 	*x = CompleteSandboxLinkSessionResponse{}
-	mi := &file_linkd_v1_link_proto_msgTypes[44]
+	mi := &file_linkd_v1_link_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3726,7 +3986,7 @@ func (x *CompleteSandboxLinkSessionResponse) String() string {
 func (*CompleteSandboxLinkSessionResponse) ProtoMessage() {}
 
 func (x *CompleteSandboxLinkSessionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_linkd_v1_link_proto_msgTypes[44]
+	mi := &file_linkd_v1_link_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3739,7 +3999,7 @@ func (x *CompleteSandboxLinkSessionResponse) ProtoReflect() protoreflect.Message
 
 // Deprecated: Use CompleteSandboxLinkSessionResponse.ProtoReflect.Descriptor instead.
 func (*CompleteSandboxLinkSessionResponse) Descriptor() ([]byte, []int) {
-	return file_linkd_v1_link_proto_rawDescGZIP(), []int{44}
+	return file_linkd_v1_link_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *CompleteSandboxLinkSessionResponse) GetLinkSessionId() string {
@@ -3760,7 +4020,7 @@ type DeleteUserDataRequest struct {
 
 func (x *DeleteUserDataRequest) Reset() {
 	*x = DeleteUserDataRequest{}
-	mi := &file_linkd_v1_link_proto_msgTypes[45]
+	mi := &file_linkd_v1_link_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3772,7 +4032,7 @@ func (x *DeleteUserDataRequest) String() string {
 func (*DeleteUserDataRequest) ProtoMessage() {}
 
 func (x *DeleteUserDataRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_linkd_v1_link_proto_msgTypes[45]
+	mi := &file_linkd_v1_link_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3785,7 +4045,7 @@ func (x *DeleteUserDataRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteUserDataRequest.ProtoReflect.Descriptor instead.
 func (*DeleteUserDataRequest) Descriptor() ([]byte, []int) {
-	return file_linkd_v1_link_proto_rawDescGZIP(), []int{45}
+	return file_linkd_v1_link_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *DeleteUserDataRequest) GetClientUserId() string {
@@ -3820,7 +4080,7 @@ type DeleteUserDataResponse struct {
 
 func (x *DeleteUserDataResponse) Reset() {
 	*x = DeleteUserDataResponse{}
-	mi := &file_linkd_v1_link_proto_msgTypes[46]
+	mi := &file_linkd_v1_link_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3832,7 +4092,7 @@ func (x *DeleteUserDataResponse) String() string {
 func (*DeleteUserDataResponse) ProtoMessage() {}
 
 func (x *DeleteUserDataResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_linkd_v1_link_proto_msgTypes[46]
+	mi := &file_linkd_v1_link_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3845,7 +4105,7 @@ func (x *DeleteUserDataResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteUserDataResponse.ProtoReflect.Descriptor instead.
 func (*DeleteUserDataResponse) Descriptor() ([]byte, []int) {
-	return file_linkd_v1_link_proto_rawDescGZIP(), []int{46}
+	return file_linkd_v1_link_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *DeleteUserDataResponse) GetClientUserId() string {
@@ -4129,10 +4389,12 @@ const file_linkd_v1_link_proto_rawDesc = "" +
 	"page_token\x18\x03 \x01(\tR\tpageToken\"q\n" +
 	"\x16GetLinkSessionResponse\x12/\n" +
 	"\asession\x18\x01 \x01(\v2\x15.linkd.v1.LinkSessionR\asession\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"s\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xcd\x01\n" +
 	"\x1fCreateSandboxPublicTokenRequest\x12%\n" +
 	"\x0einstitution_id\x18\x01 \x01(\tR\rinstitutionId\x12)\n" +
-	"\x10initial_products\x18\x02 \x03(\tR\x0finitialProducts\"d\n" +
+	"\x10initial_products\x18\x02 \x03(\tR\x0finitialProducts\x12+\n" +
+	"\x11override_username\x18\x03 \x01(\tR\x10overrideUsername\x12+\n" +
+	"\x11override_password\x18\x04 \x01(\tR\x10overridePassword\"d\n" +
 	" CreateSandboxPublicTokenResponse\x12!\n" +
 	"\fpublic_token\x18\x01 \x01(\tR\vpublicToken\x12\x1d\n" +
 	"\n" +
@@ -4148,13 +4410,27 @@ const file_linkd_v1_link_proto_rawDesc = "" +
 	"\aitem_id\x18\x01 \x01(\tR\x06itemId\">\n" +
 	"\x1dResetSandboxItemLoginResponse\x12\x1d\n" +
 	"\n" +
-	"request_id\x18\x01 \x01(\tR\trequestId\"W\n" +
+	"request_id\x18\x01 \x01(\tR\trequestId\"z\n" +
 	"\x19FireSandboxWebhookRequest\x12\x17\n" +
 	"\aitem_id\x18\x01 \x01(\tR\x06itemId\x12!\n" +
-	"\fwebhook_code\x18\x02 \x01(\tR\vwebhookCode\";\n" +
+	"\fwebhook_code\x18\x02 \x01(\tR\vwebhookCode\x12!\n" +
+	"\fwebhook_type\x18\x03 \x01(\tR\vwebhookType\";\n" +
 	"\x1aFireSandboxWebhookResponse\x12\x1d\n" +
 	"\n" +
-	"request_id\x18\x01 \x01(\tR\trequestId\"~\n" +
+	"request_id\x18\x01 \x01(\tR\trequestId\"\x8e\x01\n" +
+	"#SetSandboxVerificationStatusRequest\x12\x17\n" +
+	"\aitem_id\x18\x01 \x01(\tR\x06itemId\x12\x1d\n" +
+	"\n" +
+	"account_id\x18\x02 \x01(\tR\taccountId\x12/\n" +
+	"\x13verification_status\x18\x03 \x01(\tR\x12verificationStatus\"E\n" +
+	"$SetSandboxVerificationStatusResponse\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x01 \x01(\tR\trequestId\"d\n" +
+	"\x1bSetEmulatorItemStateRequest\x12\x17\n" +
+	"\aitem_id\x18\x01 \x01(\tR\x06itemId\x12\x14\n" +
+	"\x05state\x18\x02 \x01(\tR\x05state\x12\x16\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\"\x1e\n" +
+	"\x1cSetEmulatorItemStateResponse\"~\n" +
 	"\x18GetLinkConversionRequest\x120\n" +
 	"\x05since\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x05since\x120\n" +
 	"\x05until\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x05until\"\x97\x06\n" +
@@ -4218,7 +4494,7 @@ const file_linkd_v1_link_proto_rawDesc = "" +
 	"\x15LINK_TOKEN_STATE_OPEN\x10\x01\x12\x1e\n" +
 	"\x1aLINK_TOKEN_STATE_COMPLETED\x10\x02\x12\x1b\n" +
 	"\x17LINK_TOKEN_STATE_EXITED\x10\x03\x12\x1c\n" +
-	"\x18LINK_TOKEN_STATE_EXPIRED\x10\x042\xcb\v\n" +
+	"\x18LINK_TOKEN_STATE_EXPIRED\x10\x042\xb1\r\n" +
 	"\vLinkService\x12V\n" +
 	"\x0fCreateLinkToken\x12 .linkd.v1.CreateLinkTokenRequest\x1a!.linkd.v1.CreateLinkTokenResponse\x12U\n" +
 	"\rParseRedirect\x12\x1e.linkd.v1.ParseRedirectRequest\x1a\x1f.linkd.v1.ParseRedirectResponse\"\x03\x90\x02\x01\x12X\n" +
@@ -4232,7 +4508,9 @@ const file_linkd_v1_link_proto_rawDesc = "" +
 	"\x18CreateSandboxPublicToken\x12).linkd.v1.CreateSandboxPublicTokenRequest\x1a*.linkd.v1.CreateSandboxPublicTokenResponse\x12O\n" +
 	"\vResumeOAuth\x12\x1c.linkd.v1.ResumeOAuthRequest\x1a\x1d.linkd.v1.ResumeOAuthResponse\"\x03\x90\x02\x02\x12h\n" +
 	"\x15ResetSandboxItemLogin\x12&.linkd.v1.ResetSandboxItemLoginRequest\x1a'.linkd.v1.ResetSandboxItemLoginResponse\x12_\n" +
-	"\x12FireSandboxWebhook\x12#.linkd.v1.FireSandboxWebhookRequest\x1a$.linkd.v1.FireSandboxWebhookResponse\x12a\n" +
+	"\x12FireSandboxWebhook\x12#.linkd.v1.FireSandboxWebhookRequest\x1a$.linkd.v1.FireSandboxWebhookResponse\x12}\n" +
+	"\x1cSetSandboxVerificationStatus\x12-.linkd.v1.SetSandboxVerificationStatusRequest\x1a..linkd.v1.SetSandboxVerificationStatusResponse\x12e\n" +
+	"\x14SetEmulatorItemState\x12%.linkd.v1.SetEmulatorItemStateRequest\x1a&.linkd.v1.SetEmulatorItemStateResponse\x12a\n" +
 	"\x11GetLinkConversion\x12\".linkd.v1.GetLinkConversionRequest\x1a#.linkd.v1.GetLinkConversionResponse\"\x03\x90\x02\x01\x12R\n" +
 	"\fGetLinkToken\x12\x1d.linkd.v1.GetLinkTokenRequest\x1a\x1e.linkd.v1.GetLinkTokenResponse\"\x03\x90\x02\x01\x12w\n" +
 	"\x1aCompleteSandboxLinkSession\x12+.linkd.v1.CompleteSandboxLinkSessionRequest\x1a,.linkd.v1.CompleteSandboxLinkSessionResponse\x12X\n" +
@@ -4252,89 +4530,93 @@ func file_linkd_v1_link_proto_rawDescGZIP() []byte {
 }
 
 var file_linkd_v1_link_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_linkd_v1_link_proto_msgTypes = make([]protoimpl.MessageInfo, 52)
+var file_linkd_v1_link_proto_msgTypes = make([]protoimpl.MessageInfo, 56)
 var file_linkd_v1_link_proto_goTypes = []any{
-	(ItemStatus)(0),                            // 0: linkd.v1.ItemStatus
-	(LinkTokenState)(0),                        // 1: linkd.v1.LinkTokenState
-	(*LinkToken)(nil),                          // 2: linkd.v1.LinkToken
-	(*Account)(nil),                            // 3: linkd.v1.Account
-	(*LinkError)(nil),                          // 4: linkd.v1.LinkError
-	(*ConnectedResult)(nil),                    // 5: linkd.v1.ConnectedResult
-	(*ExitResult)(nil),                         // 6: linkd.v1.ExitResult
-	(*LinkEvent)(nil),                          // 7: linkd.v1.LinkEvent
-	(*WebviewRedirect)(nil),                    // 8: linkd.v1.WebviewRedirect
-	(*Item)(nil),                               // 9: linkd.v1.Item
-	(*LinkSession)(nil),                        // 10: linkd.v1.LinkSession
-	(*CreateLinkTokenRequest)(nil),             // 11: linkd.v1.CreateLinkTokenRequest
-	(*HostedLink)(nil),                         // 12: linkd.v1.HostedLink
-	(*LinkTokenUser)(nil),                      // 13: linkd.v1.LinkTokenUser
-	(*UserAddress)(nil),                        // 14: linkd.v1.UserAddress
-	(*AccountSubtypes)(nil),                    // 15: linkd.v1.AccountSubtypes
-	(*LinkTokenTransactions)(nil),              // 16: linkd.v1.LinkTokenTransactions
-	(*LinkTokenUpdate)(nil),                    // 17: linkd.v1.LinkTokenUpdate
-	(*CreateLinkTokenResponse)(nil),            // 18: linkd.v1.CreateLinkTokenResponse
-	(*ParseRedirectRequest)(nil),               // 19: linkd.v1.ParseRedirectRequest
-	(*ParseRedirectResponse)(nil),              // 20: linkd.v1.ParseRedirectResponse
-	(*SubmitRedirectRequest)(nil),              // 21: linkd.v1.SubmitRedirectRequest
-	(*SubmitRedirectResponse)(nil),             // 22: linkd.v1.SubmitRedirectResponse
-	(*ExchangePublicTokenRequest)(nil),         // 23: linkd.v1.ExchangePublicTokenRequest
-	(*ExchangePublicTokenResponse)(nil),        // 24: linkd.v1.ExchangePublicTokenResponse
-	(*GetItemRequest)(nil),                     // 25: linkd.v1.GetItemRequest
-	(*GetItemResponse)(nil),                    // 26: linkd.v1.GetItemResponse
-	(*ListItemsRequest)(nil),                   // 27: linkd.v1.ListItemsRequest
-	(*ListItemsResponse)(nil),                  // 28: linkd.v1.ListItemsResponse
-	(*RemoveItemRequest)(nil),                  // 29: linkd.v1.RemoveItemRequest
-	(*RemoveItemResponse)(nil),                 // 30: linkd.v1.RemoveItemResponse
-	(*GetLinkSessionRequest)(nil),              // 31: linkd.v1.GetLinkSessionRequest
-	(*GetLinkSessionResponse)(nil),             // 32: linkd.v1.GetLinkSessionResponse
-	(*CreateSandboxPublicTokenRequest)(nil),    // 33: linkd.v1.CreateSandboxPublicTokenRequest
-	(*CreateSandboxPublicTokenResponse)(nil),   // 34: linkd.v1.CreateSandboxPublicTokenResponse
-	(*ResumeOAuthRequest)(nil),                 // 35: linkd.v1.ResumeOAuthRequest
-	(*ResumeOAuthResponse)(nil),                // 36: linkd.v1.ResumeOAuthResponse
-	(*ResetSandboxItemLoginRequest)(nil),       // 37: linkd.v1.ResetSandboxItemLoginRequest
-	(*ResetSandboxItemLoginResponse)(nil),      // 38: linkd.v1.ResetSandboxItemLoginResponse
-	(*FireSandboxWebhookRequest)(nil),          // 39: linkd.v1.FireSandboxWebhookRequest
-	(*FireSandboxWebhookResponse)(nil),         // 40: linkd.v1.FireSandboxWebhookResponse
-	(*GetLinkConversionRequest)(nil),           // 41: linkd.v1.GetLinkConversionRequest
-	(*GetLinkConversionResponse)(nil),          // 42: linkd.v1.GetLinkConversionResponse
-	(*GetLinkTokenRequest)(nil),                // 43: linkd.v1.GetLinkTokenRequest
-	(*GetLinkTokenResponse)(nil),               // 44: linkd.v1.GetLinkTokenResponse
-	(*CompleteSandboxLinkSessionRequest)(nil),  // 45: linkd.v1.CompleteSandboxLinkSessionRequest
-	(*CompleteSandboxLinkSessionResponse)(nil), // 46: linkd.v1.CompleteSandboxLinkSessionResponse
-	(*DeleteUserDataRequest)(nil),              // 47: linkd.v1.DeleteUserDataRequest
-	(*DeleteUserDataResponse)(nil),             // 48: linkd.v1.DeleteUserDataResponse
-	nil,                                        // 49: linkd.v1.WebviewRedirect.UnrecognizedParamsEntry
-	nil,                                        // 50: linkd.v1.CreateLinkTokenRequest.AccountFiltersEntry
-	nil,                                        // 51: linkd.v1.GetLinkConversionResponse.ExitsByStatusEntry
-	nil,                                        // 52: linkd.v1.GetLinkConversionResponse.ExitsByErrorCodeEntry
-	nil,                                        // 53: linkd.v1.GetLinkConversionResponse.AbandonedAtViewEntry
-	(*timestamppb.Timestamp)(nil),              // 54: google.protobuf.Timestamp
+	(ItemStatus)(0),                              // 0: linkd.v1.ItemStatus
+	(LinkTokenState)(0),                          // 1: linkd.v1.LinkTokenState
+	(*LinkToken)(nil),                            // 2: linkd.v1.LinkToken
+	(*Account)(nil),                              // 3: linkd.v1.Account
+	(*LinkError)(nil),                            // 4: linkd.v1.LinkError
+	(*ConnectedResult)(nil),                      // 5: linkd.v1.ConnectedResult
+	(*ExitResult)(nil),                           // 6: linkd.v1.ExitResult
+	(*LinkEvent)(nil),                            // 7: linkd.v1.LinkEvent
+	(*WebviewRedirect)(nil),                      // 8: linkd.v1.WebviewRedirect
+	(*Item)(nil),                                 // 9: linkd.v1.Item
+	(*LinkSession)(nil),                          // 10: linkd.v1.LinkSession
+	(*CreateLinkTokenRequest)(nil),               // 11: linkd.v1.CreateLinkTokenRequest
+	(*HostedLink)(nil),                           // 12: linkd.v1.HostedLink
+	(*LinkTokenUser)(nil),                        // 13: linkd.v1.LinkTokenUser
+	(*UserAddress)(nil),                          // 14: linkd.v1.UserAddress
+	(*AccountSubtypes)(nil),                      // 15: linkd.v1.AccountSubtypes
+	(*LinkTokenTransactions)(nil),                // 16: linkd.v1.LinkTokenTransactions
+	(*LinkTokenUpdate)(nil),                      // 17: linkd.v1.LinkTokenUpdate
+	(*CreateLinkTokenResponse)(nil),              // 18: linkd.v1.CreateLinkTokenResponse
+	(*ParseRedirectRequest)(nil),                 // 19: linkd.v1.ParseRedirectRequest
+	(*ParseRedirectResponse)(nil),                // 20: linkd.v1.ParseRedirectResponse
+	(*SubmitRedirectRequest)(nil),                // 21: linkd.v1.SubmitRedirectRequest
+	(*SubmitRedirectResponse)(nil),               // 22: linkd.v1.SubmitRedirectResponse
+	(*ExchangePublicTokenRequest)(nil),           // 23: linkd.v1.ExchangePublicTokenRequest
+	(*ExchangePublicTokenResponse)(nil),          // 24: linkd.v1.ExchangePublicTokenResponse
+	(*GetItemRequest)(nil),                       // 25: linkd.v1.GetItemRequest
+	(*GetItemResponse)(nil),                      // 26: linkd.v1.GetItemResponse
+	(*ListItemsRequest)(nil),                     // 27: linkd.v1.ListItemsRequest
+	(*ListItemsResponse)(nil),                    // 28: linkd.v1.ListItemsResponse
+	(*RemoveItemRequest)(nil),                    // 29: linkd.v1.RemoveItemRequest
+	(*RemoveItemResponse)(nil),                   // 30: linkd.v1.RemoveItemResponse
+	(*GetLinkSessionRequest)(nil),                // 31: linkd.v1.GetLinkSessionRequest
+	(*GetLinkSessionResponse)(nil),               // 32: linkd.v1.GetLinkSessionResponse
+	(*CreateSandboxPublicTokenRequest)(nil),      // 33: linkd.v1.CreateSandboxPublicTokenRequest
+	(*CreateSandboxPublicTokenResponse)(nil),     // 34: linkd.v1.CreateSandboxPublicTokenResponse
+	(*ResumeOAuthRequest)(nil),                   // 35: linkd.v1.ResumeOAuthRequest
+	(*ResumeOAuthResponse)(nil),                  // 36: linkd.v1.ResumeOAuthResponse
+	(*ResetSandboxItemLoginRequest)(nil),         // 37: linkd.v1.ResetSandboxItemLoginRequest
+	(*ResetSandboxItemLoginResponse)(nil),        // 38: linkd.v1.ResetSandboxItemLoginResponse
+	(*FireSandboxWebhookRequest)(nil),            // 39: linkd.v1.FireSandboxWebhookRequest
+	(*FireSandboxWebhookResponse)(nil),           // 40: linkd.v1.FireSandboxWebhookResponse
+	(*SetSandboxVerificationStatusRequest)(nil),  // 41: linkd.v1.SetSandboxVerificationStatusRequest
+	(*SetSandboxVerificationStatusResponse)(nil), // 42: linkd.v1.SetSandboxVerificationStatusResponse
+	(*SetEmulatorItemStateRequest)(nil),          // 43: linkd.v1.SetEmulatorItemStateRequest
+	(*SetEmulatorItemStateResponse)(nil),         // 44: linkd.v1.SetEmulatorItemStateResponse
+	(*GetLinkConversionRequest)(nil),             // 45: linkd.v1.GetLinkConversionRequest
+	(*GetLinkConversionResponse)(nil),            // 46: linkd.v1.GetLinkConversionResponse
+	(*GetLinkTokenRequest)(nil),                  // 47: linkd.v1.GetLinkTokenRequest
+	(*GetLinkTokenResponse)(nil),                 // 48: linkd.v1.GetLinkTokenResponse
+	(*CompleteSandboxLinkSessionRequest)(nil),    // 49: linkd.v1.CompleteSandboxLinkSessionRequest
+	(*CompleteSandboxLinkSessionResponse)(nil),   // 50: linkd.v1.CompleteSandboxLinkSessionResponse
+	(*DeleteUserDataRequest)(nil),                // 51: linkd.v1.DeleteUserDataRequest
+	(*DeleteUserDataResponse)(nil),               // 52: linkd.v1.DeleteUserDataResponse
+	nil,                                          // 53: linkd.v1.WebviewRedirect.UnrecognizedParamsEntry
+	nil,                                          // 54: linkd.v1.CreateLinkTokenRequest.AccountFiltersEntry
+	nil,                                          // 55: linkd.v1.GetLinkConversionResponse.ExitsByStatusEntry
+	nil,                                          // 56: linkd.v1.GetLinkConversionResponse.ExitsByErrorCodeEntry
+	nil,                                          // 57: linkd.v1.GetLinkConversionResponse.AbandonedAtViewEntry
+	(*timestamppb.Timestamp)(nil),                // 58: google.protobuf.Timestamp
 }
 var file_linkd_v1_link_proto_depIdxs = []int32{
-	54, // 0: linkd.v1.LinkToken.expiration:type_name -> google.protobuf.Timestamp
+	58, // 0: linkd.v1.LinkToken.expiration:type_name -> google.protobuf.Timestamp
 	3,  // 1: linkd.v1.ConnectedResult.accounts:type_name -> linkd.v1.Account
 	4,  // 2: linkd.v1.ExitResult.error:type_name -> linkd.v1.LinkError
 	4,  // 3: linkd.v1.LinkEvent.error:type_name -> linkd.v1.LinkError
-	54, // 4: linkd.v1.LinkEvent.timestamp:type_name -> google.protobuf.Timestamp
-	54, // 5: linkd.v1.LinkEvent.issue_detected_at:type_name -> google.protobuf.Timestamp
+	58, // 4: linkd.v1.LinkEvent.timestamp:type_name -> google.protobuf.Timestamp
+	58, // 5: linkd.v1.LinkEvent.issue_detected_at:type_name -> google.protobuf.Timestamp
 	5,  // 6: linkd.v1.WebviewRedirect.connected:type_name -> linkd.v1.ConnectedResult
 	6,  // 7: linkd.v1.WebviewRedirect.exit:type_name -> linkd.v1.ExitResult
 	7,  // 8: linkd.v1.WebviewRedirect.event:type_name -> linkd.v1.LinkEvent
-	49, // 9: linkd.v1.WebviewRedirect.unrecognized_params:type_name -> linkd.v1.WebviewRedirect.UnrecognizedParamsEntry
+	53, // 9: linkd.v1.WebviewRedirect.unrecognized_params:type_name -> linkd.v1.WebviewRedirect.UnrecognizedParamsEntry
 	3,  // 10: linkd.v1.Item.accounts:type_name -> linkd.v1.Account
 	0,  // 11: linkd.v1.Item.status:type_name -> linkd.v1.ItemStatus
-	54, // 12: linkd.v1.Item.created_at:type_name -> google.protobuf.Timestamp
-	54, // 13: linkd.v1.Item.status_changed_at:type_name -> google.protobuf.Timestamp
-	54, // 14: linkd.v1.Item.consent_expiration_time:type_name -> google.protobuf.Timestamp
-	54, // 15: linkd.v1.Item.reconciled_at:type_name -> google.protobuf.Timestamp
+	58, // 12: linkd.v1.Item.created_at:type_name -> google.protobuf.Timestamp
+	58, // 13: linkd.v1.Item.status_changed_at:type_name -> google.protobuf.Timestamp
+	58, // 14: linkd.v1.Item.consent_expiration_time:type_name -> google.protobuf.Timestamp
+	58, // 15: linkd.v1.Item.reconciled_at:type_name -> google.protobuf.Timestamp
 	7,  // 16: linkd.v1.LinkSession.events:type_name -> linkd.v1.LinkEvent
 	5,  // 17: linkd.v1.LinkSession.connected:type_name -> linkd.v1.ConnectedResult
 	6,  // 18: linkd.v1.LinkSession.exit:type_name -> linkd.v1.ExitResult
-	54, // 19: linkd.v1.LinkSession.first_seen_at:type_name -> google.protobuf.Timestamp
-	54, // 20: linkd.v1.LinkSession.last_seen_at:type_name -> google.protobuf.Timestamp
+	58, // 19: linkd.v1.LinkSession.first_seen_at:type_name -> google.protobuf.Timestamp
+	58, // 20: linkd.v1.LinkSession.last_seen_at:type_name -> google.protobuf.Timestamp
 	12, // 21: linkd.v1.CreateLinkTokenRequest.hosted_link:type_name -> linkd.v1.HostedLink
 	13, // 22: linkd.v1.CreateLinkTokenRequest.user:type_name -> linkd.v1.LinkTokenUser
-	50, // 23: linkd.v1.CreateLinkTokenRequest.account_filters:type_name -> linkd.v1.CreateLinkTokenRequest.AccountFiltersEntry
+	54, // 23: linkd.v1.CreateLinkTokenRequest.account_filters:type_name -> linkd.v1.CreateLinkTokenRequest.AccountFiltersEntry
 	16, // 24: linkd.v1.CreateLinkTokenRequest.transactions:type_name -> linkd.v1.LinkTokenTransactions
 	17, // 25: linkd.v1.CreateLinkTokenRequest.update:type_name -> linkd.v1.LinkTokenUpdate
 	14, // 26: linkd.v1.LinkTokenUser.address:type_name -> linkd.v1.UserAddress
@@ -4350,13 +4632,13 @@ var file_linkd_v1_link_proto_depIdxs = []int32{
 	0,  // 36: linkd.v1.ListItemsRequest.statuses:type_name -> linkd.v1.ItemStatus
 	9,  // 37: linkd.v1.ListItemsResponse.items:type_name -> linkd.v1.Item
 	10, // 38: linkd.v1.GetLinkSessionResponse.session:type_name -> linkd.v1.LinkSession
-	54, // 39: linkd.v1.GetLinkConversionRequest.since:type_name -> google.protobuf.Timestamp
-	54, // 40: linkd.v1.GetLinkConversionRequest.until:type_name -> google.protobuf.Timestamp
-	54, // 41: linkd.v1.GetLinkConversionResponse.since:type_name -> google.protobuf.Timestamp
-	54, // 42: linkd.v1.GetLinkConversionResponse.until:type_name -> google.protobuf.Timestamp
-	51, // 43: linkd.v1.GetLinkConversionResponse.exits_by_status:type_name -> linkd.v1.GetLinkConversionResponse.ExitsByStatusEntry
-	52, // 44: linkd.v1.GetLinkConversionResponse.exits_by_error_code:type_name -> linkd.v1.GetLinkConversionResponse.ExitsByErrorCodeEntry
-	53, // 45: linkd.v1.GetLinkConversionResponse.abandoned_at_view:type_name -> linkd.v1.GetLinkConversionResponse.AbandonedAtViewEntry
+	58, // 39: linkd.v1.GetLinkConversionRequest.since:type_name -> google.protobuf.Timestamp
+	58, // 40: linkd.v1.GetLinkConversionRequest.until:type_name -> google.protobuf.Timestamp
+	58, // 41: linkd.v1.GetLinkConversionResponse.since:type_name -> google.protobuf.Timestamp
+	58, // 42: linkd.v1.GetLinkConversionResponse.until:type_name -> google.protobuf.Timestamp
+	55, // 43: linkd.v1.GetLinkConversionResponse.exits_by_status:type_name -> linkd.v1.GetLinkConversionResponse.ExitsByStatusEntry
+	56, // 44: linkd.v1.GetLinkConversionResponse.exits_by_error_code:type_name -> linkd.v1.GetLinkConversionResponse.ExitsByErrorCodeEntry
+	57, // 45: linkd.v1.GetLinkConversionResponse.abandoned_at_view:type_name -> linkd.v1.GetLinkConversionResponse.AbandonedAtViewEntry
 	2,  // 46: linkd.v1.GetLinkTokenResponse.link_token:type_name -> linkd.v1.LinkToken
 	1,  // 47: linkd.v1.GetLinkTokenResponse.state:type_name -> linkd.v1.LinkTokenState
 	10, // 48: linkd.v1.GetLinkTokenResponse.link_sessions:type_name -> linkd.v1.LinkSession
@@ -4373,28 +4655,32 @@ var file_linkd_v1_link_proto_depIdxs = []int32{
 	35, // 59: linkd.v1.LinkService.ResumeOAuth:input_type -> linkd.v1.ResumeOAuthRequest
 	37, // 60: linkd.v1.LinkService.ResetSandboxItemLogin:input_type -> linkd.v1.ResetSandboxItemLoginRequest
 	39, // 61: linkd.v1.LinkService.FireSandboxWebhook:input_type -> linkd.v1.FireSandboxWebhookRequest
-	41, // 62: linkd.v1.LinkService.GetLinkConversion:input_type -> linkd.v1.GetLinkConversionRequest
-	43, // 63: linkd.v1.LinkService.GetLinkToken:input_type -> linkd.v1.GetLinkTokenRequest
-	45, // 64: linkd.v1.LinkService.CompleteSandboxLinkSession:input_type -> linkd.v1.CompleteSandboxLinkSessionRequest
-	47, // 65: linkd.v1.LinkService.DeleteUserData:input_type -> linkd.v1.DeleteUserDataRequest
-	18, // 66: linkd.v1.LinkService.CreateLinkToken:output_type -> linkd.v1.CreateLinkTokenResponse
-	20, // 67: linkd.v1.LinkService.ParseRedirect:output_type -> linkd.v1.ParseRedirectResponse
-	22, // 68: linkd.v1.LinkService.SubmitRedirect:output_type -> linkd.v1.SubmitRedirectResponse
-	24, // 69: linkd.v1.LinkService.ExchangePublicToken:output_type -> linkd.v1.ExchangePublicTokenResponse
-	26, // 70: linkd.v1.LinkService.GetItem:output_type -> linkd.v1.GetItemResponse
-	28, // 71: linkd.v1.LinkService.ListItems:output_type -> linkd.v1.ListItemsResponse
-	30, // 72: linkd.v1.LinkService.RemoveItem:output_type -> linkd.v1.RemoveItemResponse
-	32, // 73: linkd.v1.LinkService.GetLinkSession:output_type -> linkd.v1.GetLinkSessionResponse
-	34, // 74: linkd.v1.LinkService.CreateSandboxPublicToken:output_type -> linkd.v1.CreateSandboxPublicTokenResponse
-	36, // 75: linkd.v1.LinkService.ResumeOAuth:output_type -> linkd.v1.ResumeOAuthResponse
-	38, // 76: linkd.v1.LinkService.ResetSandboxItemLogin:output_type -> linkd.v1.ResetSandboxItemLoginResponse
-	40, // 77: linkd.v1.LinkService.FireSandboxWebhook:output_type -> linkd.v1.FireSandboxWebhookResponse
-	42, // 78: linkd.v1.LinkService.GetLinkConversion:output_type -> linkd.v1.GetLinkConversionResponse
-	44, // 79: linkd.v1.LinkService.GetLinkToken:output_type -> linkd.v1.GetLinkTokenResponse
-	46, // 80: linkd.v1.LinkService.CompleteSandboxLinkSession:output_type -> linkd.v1.CompleteSandboxLinkSessionResponse
-	48, // 81: linkd.v1.LinkService.DeleteUserData:output_type -> linkd.v1.DeleteUserDataResponse
-	66, // [66:82] is the sub-list for method output_type
-	50, // [50:66] is the sub-list for method input_type
+	41, // 62: linkd.v1.LinkService.SetSandboxVerificationStatus:input_type -> linkd.v1.SetSandboxVerificationStatusRequest
+	43, // 63: linkd.v1.LinkService.SetEmulatorItemState:input_type -> linkd.v1.SetEmulatorItemStateRequest
+	45, // 64: linkd.v1.LinkService.GetLinkConversion:input_type -> linkd.v1.GetLinkConversionRequest
+	47, // 65: linkd.v1.LinkService.GetLinkToken:input_type -> linkd.v1.GetLinkTokenRequest
+	49, // 66: linkd.v1.LinkService.CompleteSandboxLinkSession:input_type -> linkd.v1.CompleteSandboxLinkSessionRequest
+	51, // 67: linkd.v1.LinkService.DeleteUserData:input_type -> linkd.v1.DeleteUserDataRequest
+	18, // 68: linkd.v1.LinkService.CreateLinkToken:output_type -> linkd.v1.CreateLinkTokenResponse
+	20, // 69: linkd.v1.LinkService.ParseRedirect:output_type -> linkd.v1.ParseRedirectResponse
+	22, // 70: linkd.v1.LinkService.SubmitRedirect:output_type -> linkd.v1.SubmitRedirectResponse
+	24, // 71: linkd.v1.LinkService.ExchangePublicToken:output_type -> linkd.v1.ExchangePublicTokenResponse
+	26, // 72: linkd.v1.LinkService.GetItem:output_type -> linkd.v1.GetItemResponse
+	28, // 73: linkd.v1.LinkService.ListItems:output_type -> linkd.v1.ListItemsResponse
+	30, // 74: linkd.v1.LinkService.RemoveItem:output_type -> linkd.v1.RemoveItemResponse
+	32, // 75: linkd.v1.LinkService.GetLinkSession:output_type -> linkd.v1.GetLinkSessionResponse
+	34, // 76: linkd.v1.LinkService.CreateSandboxPublicToken:output_type -> linkd.v1.CreateSandboxPublicTokenResponse
+	36, // 77: linkd.v1.LinkService.ResumeOAuth:output_type -> linkd.v1.ResumeOAuthResponse
+	38, // 78: linkd.v1.LinkService.ResetSandboxItemLogin:output_type -> linkd.v1.ResetSandboxItemLoginResponse
+	40, // 79: linkd.v1.LinkService.FireSandboxWebhook:output_type -> linkd.v1.FireSandboxWebhookResponse
+	42, // 80: linkd.v1.LinkService.SetSandboxVerificationStatus:output_type -> linkd.v1.SetSandboxVerificationStatusResponse
+	44, // 81: linkd.v1.LinkService.SetEmulatorItemState:output_type -> linkd.v1.SetEmulatorItemStateResponse
+	46, // 82: linkd.v1.LinkService.GetLinkConversion:output_type -> linkd.v1.GetLinkConversionResponse
+	48, // 83: linkd.v1.LinkService.GetLinkToken:output_type -> linkd.v1.GetLinkTokenResponse
+	50, // 84: linkd.v1.LinkService.CompleteSandboxLinkSession:output_type -> linkd.v1.CompleteSandboxLinkSessionResponse
+	52, // 85: linkd.v1.LinkService.DeleteUserData:output_type -> linkd.v1.DeleteUserDataResponse
+	68, // [68:86] is the sub-list for method output_type
+	50, // [50:68] is the sub-list for method input_type
 	50, // [50:50] is the sub-list for extension type_name
 	50, // [50:50] is the sub-list for extension extendee
 	0,  // [0:50] is the sub-list for field type_name
@@ -4425,7 +4711,7 @@ func file_linkd_v1_link_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_linkd_v1_link_proto_rawDesc), len(file_linkd_v1_link_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   52,
+			NumMessages:   56,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

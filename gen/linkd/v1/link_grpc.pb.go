@@ -19,22 +19,24 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	LinkService_CreateLinkToken_FullMethodName            = "/linkd.v1.LinkService/CreateLinkToken"
-	LinkService_ParseRedirect_FullMethodName              = "/linkd.v1.LinkService/ParseRedirect"
-	LinkService_SubmitRedirect_FullMethodName             = "/linkd.v1.LinkService/SubmitRedirect"
-	LinkService_ExchangePublicToken_FullMethodName        = "/linkd.v1.LinkService/ExchangePublicToken"
-	LinkService_GetItem_FullMethodName                    = "/linkd.v1.LinkService/GetItem"
-	LinkService_ListItems_FullMethodName                  = "/linkd.v1.LinkService/ListItems"
-	LinkService_RemoveItem_FullMethodName                 = "/linkd.v1.LinkService/RemoveItem"
-	LinkService_GetLinkSession_FullMethodName             = "/linkd.v1.LinkService/GetLinkSession"
-	LinkService_CreateSandboxPublicToken_FullMethodName   = "/linkd.v1.LinkService/CreateSandboxPublicToken"
-	LinkService_ResumeOAuth_FullMethodName                = "/linkd.v1.LinkService/ResumeOAuth"
-	LinkService_ResetSandboxItemLogin_FullMethodName      = "/linkd.v1.LinkService/ResetSandboxItemLogin"
-	LinkService_FireSandboxWebhook_FullMethodName         = "/linkd.v1.LinkService/FireSandboxWebhook"
-	LinkService_GetLinkConversion_FullMethodName          = "/linkd.v1.LinkService/GetLinkConversion"
-	LinkService_GetLinkToken_FullMethodName               = "/linkd.v1.LinkService/GetLinkToken"
-	LinkService_CompleteSandboxLinkSession_FullMethodName = "/linkd.v1.LinkService/CompleteSandboxLinkSession"
-	LinkService_DeleteUserData_FullMethodName             = "/linkd.v1.LinkService/DeleteUserData"
+	LinkService_CreateLinkToken_FullMethodName              = "/linkd.v1.LinkService/CreateLinkToken"
+	LinkService_ParseRedirect_FullMethodName                = "/linkd.v1.LinkService/ParseRedirect"
+	LinkService_SubmitRedirect_FullMethodName               = "/linkd.v1.LinkService/SubmitRedirect"
+	LinkService_ExchangePublicToken_FullMethodName          = "/linkd.v1.LinkService/ExchangePublicToken"
+	LinkService_GetItem_FullMethodName                      = "/linkd.v1.LinkService/GetItem"
+	LinkService_ListItems_FullMethodName                    = "/linkd.v1.LinkService/ListItems"
+	LinkService_RemoveItem_FullMethodName                   = "/linkd.v1.LinkService/RemoveItem"
+	LinkService_GetLinkSession_FullMethodName               = "/linkd.v1.LinkService/GetLinkSession"
+	LinkService_CreateSandboxPublicToken_FullMethodName     = "/linkd.v1.LinkService/CreateSandboxPublicToken"
+	LinkService_ResumeOAuth_FullMethodName                  = "/linkd.v1.LinkService/ResumeOAuth"
+	LinkService_ResetSandboxItemLogin_FullMethodName        = "/linkd.v1.LinkService/ResetSandboxItemLogin"
+	LinkService_FireSandboxWebhook_FullMethodName           = "/linkd.v1.LinkService/FireSandboxWebhook"
+	LinkService_SetSandboxVerificationStatus_FullMethodName = "/linkd.v1.LinkService/SetSandboxVerificationStatus"
+	LinkService_SetEmulatorItemState_FullMethodName         = "/linkd.v1.LinkService/SetEmulatorItemState"
+	LinkService_GetLinkConversion_FullMethodName            = "/linkd.v1.LinkService/GetLinkConversion"
+	LinkService_GetLinkToken_FullMethodName                 = "/linkd.v1.LinkService/GetLinkToken"
+	LinkService_CompleteSandboxLinkSession_FullMethodName   = "/linkd.v1.LinkService/CompleteSandboxLinkSession"
+	LinkService_DeleteUserData_FullMethodName               = "/linkd.v1.LinkService/DeleteUserData"
 )
 
 // LinkServiceClient is the client API for LinkService service.
@@ -78,9 +80,26 @@ type LinkServiceClient interface {
 	// FAILED_PRECONDITION against Plaid production.
 	ResetSandboxItemLogin(ctx context.Context, in *ResetSandboxItemLoginRequest, opts ...grpc.CallOption) (*ResetSandboxItemLoginResponse, error)
 	// FireSandboxWebhook has Plaid's sandbox send a webhook for an Item to the
-	// Item's webhook URL. Refused with FAILED_PRECONDITION against Plaid
+	// Item's webhook URL: one of the webhook codes Plaid's
+	// /sandbox/item/fire_webhook takes (others, such as PENDING_EXPIRATION,
+	// are refused with INVALID_ARGUMENT naming webhook_code: see
+	// SetEmulatorItemState). Refused with FAILED_PRECONDITION against Plaid
 	// production.
 	FireSandboxWebhook(ctx context.Context, in *FireSandboxWebhookRequest, opts ...grpc.CallOption) (*FireSandboxWebhookResponse, error)
+	// SetSandboxVerificationStatus ends the automated micro-deposit
+	// verification of a sandbox account (Plaid's
+	// /sandbox/item/set_verification_status): automatically_verified or
+	// verification_expired, and Plaid sends the Item the AUTH webhook of that
+	// name. Plaid refuses an account that is not pending automatic
+	// verification. Refused with FAILED_PRECONDITION against Plaid
+	// production.
+	SetSandboxVerificationStatus(ctx context.Context, in *SetSandboxVerificationStatusRequest, opts ...grpc.CallOption) (*SetSandboxVerificationStatusResponse, error)
+	// SetEmulatorItemState puts an Item in a state Plaid's sandbox cannot
+	// produce, with the webhook Plaid would send: PENDING_EXPIRATION,
+	// PENDING_DISCONNECT, or LOGIN_REPAIRED for a repair outside the app.
+	// Emulator mode only: FAILED_PRECONDITION against Plaid's real sandbox or
+	// production.
+	SetEmulatorItemState(ctx context.Context, in *SetEmulatorItemStateRequest, opts ...grpc.CallOption) (*SetEmulatorItemStateResponse, error)
 	// GetLinkConversion reports how Link sessions that started in a window
 	// went: how many converted, where and why the others left.
 	GetLinkConversion(ctx context.Context, in *GetLinkConversionRequest, opts ...grpc.CallOption) (*GetLinkConversionResponse, error)
@@ -234,6 +253,26 @@ func (c *linkServiceClient) FireSandboxWebhook(ctx context.Context, in *FireSand
 	return out, nil
 }
 
+func (c *linkServiceClient) SetSandboxVerificationStatus(ctx context.Context, in *SetSandboxVerificationStatusRequest, opts ...grpc.CallOption) (*SetSandboxVerificationStatusResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SetSandboxVerificationStatusResponse)
+	err := c.cc.Invoke(ctx, LinkService_SetSandboxVerificationStatus_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *linkServiceClient) SetEmulatorItemState(ctx context.Context, in *SetEmulatorItemStateRequest, opts ...grpc.CallOption) (*SetEmulatorItemStateResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SetEmulatorItemStateResponse)
+	err := c.cc.Invoke(ctx, LinkService_SetEmulatorItemState_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *linkServiceClient) GetLinkConversion(ctx context.Context, in *GetLinkConversionRequest, opts ...grpc.CallOption) (*GetLinkConversionResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(GetLinkConversionResponse)
@@ -315,9 +354,26 @@ type LinkServiceServer interface {
 	// FAILED_PRECONDITION against Plaid production.
 	ResetSandboxItemLogin(context.Context, *ResetSandboxItemLoginRequest) (*ResetSandboxItemLoginResponse, error)
 	// FireSandboxWebhook has Plaid's sandbox send a webhook for an Item to the
-	// Item's webhook URL. Refused with FAILED_PRECONDITION against Plaid
+	// Item's webhook URL: one of the webhook codes Plaid's
+	// /sandbox/item/fire_webhook takes (others, such as PENDING_EXPIRATION,
+	// are refused with INVALID_ARGUMENT naming webhook_code: see
+	// SetEmulatorItemState). Refused with FAILED_PRECONDITION against Plaid
 	// production.
 	FireSandboxWebhook(context.Context, *FireSandboxWebhookRequest) (*FireSandboxWebhookResponse, error)
+	// SetSandboxVerificationStatus ends the automated micro-deposit
+	// verification of a sandbox account (Plaid's
+	// /sandbox/item/set_verification_status): automatically_verified or
+	// verification_expired, and Plaid sends the Item the AUTH webhook of that
+	// name. Plaid refuses an account that is not pending automatic
+	// verification. Refused with FAILED_PRECONDITION against Plaid
+	// production.
+	SetSandboxVerificationStatus(context.Context, *SetSandboxVerificationStatusRequest) (*SetSandboxVerificationStatusResponse, error)
+	// SetEmulatorItemState puts an Item in a state Plaid's sandbox cannot
+	// produce, with the webhook Plaid would send: PENDING_EXPIRATION,
+	// PENDING_DISCONNECT, or LOGIN_REPAIRED for a repair outside the app.
+	// Emulator mode only: FAILED_PRECONDITION against Plaid's real sandbox or
+	// production.
+	SetEmulatorItemState(context.Context, *SetEmulatorItemStateRequest) (*SetEmulatorItemStateResponse, error)
 	// GetLinkConversion reports how Link sessions that started in a window
 	// went: how many converted, where and why the others left.
 	GetLinkConversion(context.Context, *GetLinkConversionRequest) (*GetLinkConversionResponse, error)
@@ -386,6 +442,12 @@ func (UnimplementedLinkServiceServer) ResetSandboxItemLogin(context.Context, *Re
 }
 func (UnimplementedLinkServiceServer) FireSandboxWebhook(context.Context, *FireSandboxWebhookRequest) (*FireSandboxWebhookResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method FireSandboxWebhook not implemented")
+}
+func (UnimplementedLinkServiceServer) SetSandboxVerificationStatus(context.Context, *SetSandboxVerificationStatusRequest) (*SetSandboxVerificationStatusResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method SetSandboxVerificationStatus not implemented")
+}
+func (UnimplementedLinkServiceServer) SetEmulatorItemState(context.Context, *SetEmulatorItemStateRequest) (*SetEmulatorItemStateResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method SetEmulatorItemState not implemented")
 }
 func (UnimplementedLinkServiceServer) GetLinkConversion(context.Context, *GetLinkConversionRequest) (*GetLinkConversionResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetLinkConversion not implemented")
@@ -636,6 +698,42 @@ func _LinkService_FireSandboxWebhook_Handler(srv interface{}, ctx context.Contex
 	return interceptor(ctx, in, info, handler)
 }
 
+func _LinkService_SetSandboxVerificationStatus_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SetSandboxVerificationStatusRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(LinkServiceServer).SetSandboxVerificationStatus(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: LinkService_SetSandboxVerificationStatus_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(LinkServiceServer).SetSandboxVerificationStatus(ctx, req.(*SetSandboxVerificationStatusRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _LinkService_SetEmulatorItemState_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SetEmulatorItemStateRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(LinkServiceServer).SetEmulatorItemState(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: LinkService_SetEmulatorItemState_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(LinkServiceServer).SetEmulatorItemState(ctx, req.(*SetEmulatorItemStateRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _LinkService_GetLinkConversion_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(GetLinkConversionRequest)
 	if err := dec(in); err != nil {
@@ -762,6 +860,14 @@ var LinkService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "FireSandboxWebhook",
 			Handler:    _LinkService_FireSandboxWebhook_Handler,
+		},
+		{
+			MethodName: "SetSandboxVerificationStatus",
+			Handler:    _LinkService_SetSandboxVerificationStatus_Handler,
+		},
+		{
+			MethodName: "SetEmulatorItemState",
+			Handler:    _LinkService_SetEmulatorItemState_Handler,
 		},
 		{
 			MethodName: "GetLinkConversion",

@@ -436,6 +436,60 @@ func local_request_LinkService_FireSandboxWebhook_0(ctx context.Context, marshal
 	return msg, metadata, err
 }
 
+func request_LinkService_SetSandboxVerificationStatus_0(ctx context.Context, marshaler runtime.Marshaler, client extLinkdv1.LinkServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+	var (
+		protoReq extLinkdv1.SetSandboxVerificationStatusRequest
+		metadata runtime.ServerMetadata
+	)
+	if err := marshaler.NewDecoder(req.Body).Decode(&protoReq); err != nil && !errors.Is(err, io.EOF) {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	if req.Body != nil {
+		_, _ = io.Copy(io.Discard, req.Body)
+	}
+	msg, err := client.SetSandboxVerificationStatus(ctx, &protoReq, grpc.Header(&metadata.HeaderMD), grpc.Trailer(&metadata.TrailerMD))
+	return msg, metadata, err
+}
+
+func local_request_LinkService_SetSandboxVerificationStatus_0(ctx context.Context, marshaler runtime.Marshaler, server extLinkdv1.LinkServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+	var (
+		protoReq extLinkdv1.SetSandboxVerificationStatusRequest
+		metadata runtime.ServerMetadata
+	)
+	if err := marshaler.NewDecoder(req.Body).Decode(&protoReq); err != nil && !errors.Is(err, io.EOF) {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	msg, err := server.SetSandboxVerificationStatus(ctx, &protoReq)
+	return msg, metadata, err
+}
+
+func request_LinkService_SetEmulatorItemState_0(ctx context.Context, marshaler runtime.Marshaler, client extLinkdv1.LinkServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+	var (
+		protoReq extLinkdv1.SetEmulatorItemStateRequest
+		metadata runtime.ServerMetadata
+	)
+	if err := marshaler.NewDecoder(req.Body).Decode(&protoReq); err != nil && !errors.Is(err, io.EOF) {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	if req.Body != nil {
+		_, _ = io.Copy(io.Discard, req.Body)
+	}
+	msg, err := client.SetEmulatorItemState(ctx, &protoReq, grpc.Header(&metadata.HeaderMD), grpc.Trailer(&metadata.TrailerMD))
+	return msg, metadata, err
+}
+
+func local_request_LinkService_SetEmulatorItemState_0(ctx context.Context, marshaler runtime.Marshaler, server extLinkdv1.LinkServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+	var (
+		protoReq extLinkdv1.SetEmulatorItemStateRequest
+		metadata runtime.ServerMetadata
+	)
+	if err := marshaler.NewDecoder(req.Body).Decode(&protoReq); err != nil && !errors.Is(err, io.EOF) {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	msg, err := server.SetEmulatorItemState(ctx, &protoReq)
+	return msg, metadata, err
+}
+
 var filter_LinkService_GetLinkConversion_0 = &utilities.DoubleArray{Encoding: map[string]int{}, Base: []int(nil), Check: []int(nil)}
 
 func request_LinkService_GetLinkConversion_0(ctx context.Context, marshaler runtime.Marshaler, client extLinkdv1.LinkServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
@@ -816,6 +870,46 @@ func RegisterLinkServiceHandlerServer(ctx context.Context, mux *runtime.ServeMux
 		}
 		forward_LinkService_FireSandboxWebhook_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
 	})
+	mux.Handle(http.MethodPost, pattern_LinkService_SetSandboxVerificationStatus_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+		ctx, cancel := context.WithCancel(req.Context())
+		defer cancel()
+		var stream runtime.ServerTransportStream
+		ctx = grpc.NewContextWithServerTransportStream(ctx, &stream)
+		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		annotatedContext, err := runtime.AnnotateIncomingContext(ctx, mux, req, "/linkd.v1.LinkService/SetSandboxVerificationStatus", runtime.WithHTTPPathPattern("/v1/sandbox/item/set_verification_status"))
+		if err != nil {
+			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		resp, md, err := local_request_LinkService_SetSandboxVerificationStatus_0(annotatedContext, inboundMarshaler, server, req, pathParams)
+		md.HeaderMD, md.TrailerMD = metadata.Join(md.HeaderMD, stream.Header()), metadata.Join(md.TrailerMD, stream.Trailer())
+		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
+		if err != nil {
+			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		forward_LinkService_SetSandboxVerificationStatus_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
+	})
+	mux.Handle(http.MethodPost, pattern_LinkService_SetEmulatorItemState_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+		ctx, cancel := context.WithCancel(req.Context())
+		defer cancel()
+		var stream runtime.ServerTransportStream
+		ctx = grpc.NewContextWithServerTransportStream(ctx, &stream)
+		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		annotatedContext, err := runtime.AnnotateIncomingContext(ctx, mux, req, "/linkd.v1.LinkService/SetEmulatorItemState", runtime.WithHTTPPathPattern("/v1/emulator/item/state"))
+		if err != nil {
+			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		resp, md, err := local_request_LinkService_SetEmulatorItemState_0(annotatedContext, inboundMarshaler, server, req, pathParams)
+		md.HeaderMD, md.TrailerMD = metadata.Join(md.HeaderMD, stream.Header()), metadata.Join(md.TrailerMD, stream.Trailer())
+		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
+		if err != nil {
+			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		forward_LinkService_SetEmulatorItemState_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
+	})
 	mux.Handle(http.MethodGet, pattern_LinkService_GetLinkConversion_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
 		ctx, cancel := context.WithCancel(req.Context())
 		defer cancel()
@@ -1140,6 +1234,40 @@ func RegisterLinkServiceHandlerClient(ctx context.Context, mux *runtime.ServeMux
 		}
 		forward_LinkService_FireSandboxWebhook_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
 	})
+	mux.Handle(http.MethodPost, pattern_LinkService_SetSandboxVerificationStatus_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+		ctx, cancel := context.WithCancel(req.Context())
+		defer cancel()
+		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		annotatedContext, err := runtime.AnnotateContext(ctx, mux, req, "/linkd.v1.LinkService/SetSandboxVerificationStatus", runtime.WithHTTPPathPattern("/v1/sandbox/item/set_verification_status"))
+		if err != nil {
+			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		resp, md, err := request_LinkService_SetSandboxVerificationStatus_0(annotatedContext, inboundMarshaler, client, req, pathParams)
+		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
+		if err != nil {
+			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		forward_LinkService_SetSandboxVerificationStatus_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
+	})
+	mux.Handle(http.MethodPost, pattern_LinkService_SetEmulatorItemState_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+		ctx, cancel := context.WithCancel(req.Context())
+		defer cancel()
+		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		annotatedContext, err := runtime.AnnotateContext(ctx, mux, req, "/linkd.v1.LinkService/SetEmulatorItemState", runtime.WithHTTPPathPattern("/v1/emulator/item/state"))
+		if err != nil {
+			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		resp, md, err := request_LinkService_SetEmulatorItemState_0(annotatedContext, inboundMarshaler, client, req, pathParams)
+		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
+		if err != nil {
+			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		forward_LinkService_SetEmulatorItemState_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
+	})
 	mux.Handle(http.MethodGet, pattern_LinkService_GetLinkConversion_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
 		ctx, cancel := context.WithCancel(req.Context())
 		defer cancel()
@@ -1257,39 +1385,43 @@ func (m response_LinkService_GetLinkSession_0) XXX_ResponseBody() interface{} {
 }
 
 var (
-	pattern_LinkService_CreateLinkToken_0            = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2, 2, 3}, []string{"v1", "link", "token", "create"}, ""))
-	pattern_LinkService_ParseRedirect_0              = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2, 2, 3}, []string{"v1", "link", "redirect", "parse"}, ""))
-	pattern_LinkService_SubmitRedirect_0             = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2, 2, 3}, []string{"v1", "link", "redirect", "submit"}, ""))
-	pattern_LinkService_ExchangePublicToken_0        = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2, 2, 3}, []string{"v1", "item", "public_token", "exchange"}, ""))
-	pattern_LinkService_GetItem_0                    = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2}, []string{"v1", "items", "item_id"}, ""))
-	pattern_LinkService_ListItems_0                  = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3}, []string{"v1", "users", "client_user_id", "items"}, ""))
-	pattern_LinkService_RemoveItem_0                 = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2}, []string{"v1", "items", "item_id"}, ""))
-	pattern_LinkService_GetLinkSession_0             = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2, 1, 0, 4, 1, 5, 3}, []string{"v1", "link", "sessions", "link_session_id"}, ""))
-	pattern_LinkService_CreateSandboxPublicToken_0   = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2, 2, 3}, []string{"v1", "sandbox", "public_token", "create"}, ""))
-	pattern_LinkService_ResumeOAuth_0                = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2, 2, 3}, []string{"v1", "link", "oauth", "resume"}, ""))
-	pattern_LinkService_ResetSandboxItemLogin_0      = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2, 2, 3}, []string{"v1", "sandbox", "item", "reset_login"}, ""))
-	pattern_LinkService_FireSandboxWebhook_0         = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2, 2, 3}, []string{"v1", "sandbox", "item", "fire_webhook"}, ""))
-	pattern_LinkService_GetLinkConversion_0          = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2}, []string{"v1", "link", "conversion"}, ""))
-	pattern_LinkService_GetLinkToken_0               = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2, 2, 3}, []string{"v1", "link", "token", "get"}, ""))
-	pattern_LinkService_CompleteSandboxLinkSession_0 = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2, 2, 3, 2, 4}, []string{"v1", "sandbox", "link", "session", "complete"}, ""))
-	pattern_LinkService_DeleteUserData_0             = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3}, []string{"v1", "users", "client_user_id", "delete"}, ""))
+	pattern_LinkService_CreateLinkToken_0              = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2, 2, 3}, []string{"v1", "link", "token", "create"}, ""))
+	pattern_LinkService_ParseRedirect_0                = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2, 2, 3}, []string{"v1", "link", "redirect", "parse"}, ""))
+	pattern_LinkService_SubmitRedirect_0               = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2, 2, 3}, []string{"v1", "link", "redirect", "submit"}, ""))
+	pattern_LinkService_ExchangePublicToken_0          = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2, 2, 3}, []string{"v1", "item", "public_token", "exchange"}, ""))
+	pattern_LinkService_GetItem_0                      = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2}, []string{"v1", "items", "item_id"}, ""))
+	pattern_LinkService_ListItems_0                    = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3}, []string{"v1", "users", "client_user_id", "items"}, ""))
+	pattern_LinkService_RemoveItem_0                   = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2}, []string{"v1", "items", "item_id"}, ""))
+	pattern_LinkService_GetLinkSession_0               = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2, 1, 0, 4, 1, 5, 3}, []string{"v1", "link", "sessions", "link_session_id"}, ""))
+	pattern_LinkService_CreateSandboxPublicToken_0     = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2, 2, 3}, []string{"v1", "sandbox", "public_token", "create"}, ""))
+	pattern_LinkService_ResumeOAuth_0                  = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2, 2, 3}, []string{"v1", "link", "oauth", "resume"}, ""))
+	pattern_LinkService_ResetSandboxItemLogin_0        = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2, 2, 3}, []string{"v1", "sandbox", "item", "reset_login"}, ""))
+	pattern_LinkService_FireSandboxWebhook_0           = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2, 2, 3}, []string{"v1", "sandbox", "item", "fire_webhook"}, ""))
+	pattern_LinkService_SetSandboxVerificationStatus_0 = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2, 2, 3}, []string{"v1", "sandbox", "item", "set_verification_status"}, ""))
+	pattern_LinkService_SetEmulatorItemState_0         = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2, 2, 3}, []string{"v1", "emulator", "item", "state"}, ""))
+	pattern_LinkService_GetLinkConversion_0            = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2}, []string{"v1", "link", "conversion"}, ""))
+	pattern_LinkService_GetLinkToken_0                 = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2, 2, 3}, []string{"v1", "link", "token", "get"}, ""))
+	pattern_LinkService_CompleteSandboxLinkSession_0   = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2, 2, 3, 2, 4}, []string{"v1", "sandbox", "link", "session", "complete"}, ""))
+	pattern_LinkService_DeleteUserData_0               = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 1, 0, 4, 1, 5, 2, 2, 3}, []string{"v1", "users", "client_user_id", "delete"}, ""))
 )
 
 var (
-	forward_LinkService_CreateLinkToken_0            = runtime.ForwardResponseMessage
-	forward_LinkService_ParseRedirect_0              = runtime.ForwardResponseMessage
-	forward_LinkService_SubmitRedirect_0             = runtime.ForwardResponseMessage
-	forward_LinkService_ExchangePublicToken_0        = runtime.ForwardResponseMessage
-	forward_LinkService_GetItem_0                    = runtime.ForwardResponseMessage
-	forward_LinkService_ListItems_0                  = runtime.ForwardResponseMessage
-	forward_LinkService_RemoveItem_0                 = runtime.ForwardResponseMessage
-	forward_LinkService_GetLinkSession_0             = runtime.ForwardResponseMessage
-	forward_LinkService_CreateSandboxPublicToken_0   = runtime.ForwardResponseMessage
-	forward_LinkService_ResumeOAuth_0                = runtime.ForwardResponseMessage
-	forward_LinkService_ResetSandboxItemLogin_0      = runtime.ForwardResponseMessage
-	forward_LinkService_FireSandboxWebhook_0         = runtime.ForwardResponseMessage
-	forward_LinkService_GetLinkConversion_0          = runtime.ForwardResponseMessage
-	forward_LinkService_GetLinkToken_0               = runtime.ForwardResponseMessage
-	forward_LinkService_CompleteSandboxLinkSession_0 = runtime.ForwardResponseMessage
-	forward_LinkService_DeleteUserData_0             = runtime.ForwardResponseMessage
+	forward_LinkService_CreateLinkToken_0              = runtime.ForwardResponseMessage
+	forward_LinkService_ParseRedirect_0                = runtime.ForwardResponseMessage
+	forward_LinkService_SubmitRedirect_0               = runtime.ForwardResponseMessage
+	forward_LinkService_ExchangePublicToken_0          = runtime.ForwardResponseMessage
+	forward_LinkService_GetItem_0                      = runtime.ForwardResponseMessage
+	forward_LinkService_ListItems_0                    = runtime.ForwardResponseMessage
+	forward_LinkService_RemoveItem_0                   = runtime.ForwardResponseMessage
+	forward_LinkService_GetLinkSession_0               = runtime.ForwardResponseMessage
+	forward_LinkService_CreateSandboxPublicToken_0     = runtime.ForwardResponseMessage
+	forward_LinkService_ResumeOAuth_0                  = runtime.ForwardResponseMessage
+	forward_LinkService_ResetSandboxItemLogin_0        = runtime.ForwardResponseMessage
+	forward_LinkService_FireSandboxWebhook_0           = runtime.ForwardResponseMessage
+	forward_LinkService_SetSandboxVerificationStatus_0 = runtime.ForwardResponseMessage
+	forward_LinkService_SetEmulatorItemState_0         = runtime.ForwardResponseMessage
+	forward_LinkService_GetLinkConversion_0            = runtime.ForwardResponseMessage
+	forward_LinkService_GetLinkToken_0                 = runtime.ForwardResponseMessage
+	forward_LinkService_CompleteSandboxLinkSession_0   = runtime.ForwardResponseMessage
+	forward_LinkService_DeleteUserData_0               = runtime.ForwardResponseMessage
 )
