@@ -586,37 +586,33 @@ func TestCheckSandboxWebhook(t *testing.T) {
 	}
 }
 
-func TestCheckSandboxVerificationStatus(t *testing.T) {
-	for _, tc := range []struct{ account, status, field string }{
-		{"acc", "automatically_verified", ""},
-		{"acc", "verification_expired", ""},
-		{"", "automatically_verified", "account_id"},
-		{"acc", "", "verification_status"},
-		{"acc", "manually_verified", "verification_status"},
+// TestCheckSandboxFields: the sandbox and emulator requests' other checks,
+// each naming its field.
+func TestCheckSandboxFields(t *testing.T) {
+	status, state := CheckSandboxVerificationStatus, CheckEmulatorItemState
+	for _, tc := range []struct {
+		check func(string, string) error
+		a, b  string
+		field string // "" for accepted
+	}{
+		{status, "acc", "automatically_verified", ""},
+		{status, "acc", "verification_expired", ""},
+		{status, "", "automatically_verified", "account_id"},
+		{status, "acc", "", "verification_status"},
+		{status, "acc", "manually_verified", "verification_status"},
+		{state, "PENDING_EXPIRATION", "", ""},
+		{state, "PENDING_DISCONNECT", "", ""},
+		{state, "PENDING_DISCONNECT", "INSTITUTION_MIGRATION", ""},
+		{state, "LOGIN_REPAIRED", "", ""},
+		{state, "", "", "state"},
+		{state, "GOOD", "", "state"},
+		{state, "PENDING_EXPIRATION", "INSTITUTION_MIGRATION", "reason"},
+		{state, "PENDING_DISCONNECT", "BORED", "reason"},
 	} {
-		err := CheckSandboxVerificationStatus(tc.account, tc.status)
+		err := tc.check(tc.a, tc.b)
 		var e *Error
-		if tc.field == "" && err != nil || tc.field != "" && (!errors.As(err, &e) || e.Field != tc.field) {
-			t.Errorf("CheckSandboxVerificationStatus(%q, %q) = %v, want field %q", tc.account, tc.status, err, tc.field)
-		}
-	}
-}
-
-func TestCheckEmulatorItemState(t *testing.T) {
-	for _, tc := range []struct{ state, reason, field string }{
-		{"PENDING_EXPIRATION", "", ""},
-		{"PENDING_DISCONNECT", "", ""},
-		{"PENDING_DISCONNECT", "INSTITUTION_MIGRATION", ""},
-		{"LOGIN_REPAIRED", "", ""},
-		{"", "", "state"},
-		{"GOOD", "", "state"},
-		{"PENDING_EXPIRATION", "INSTITUTION_MIGRATION", "reason"},
-		{"PENDING_DISCONNECT", "BORED", "reason"},
-	} {
-		err := CheckEmulatorItemState(tc.state, tc.reason)
-		var e *Error
-		if tc.field == "" && err != nil || tc.field != "" && (!errors.As(err, &e) || e.Field != tc.field) {
-			t.Errorf("CheckEmulatorItemState(%q, %q) = %v, want field %q", tc.state, tc.reason, err, tc.field)
+		if tc.field == "" && err != nil || tc.field != "" && (!errors.As(err, &e) || e.Code != EINVALID || e.Field != tc.field) {
+			t.Errorf("check(%q, %q) = %v, want field %q", tc.a, tc.b, err, tc.field)
 		}
 	}
 }

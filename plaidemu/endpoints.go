@@ -352,6 +352,12 @@ func itemJSON(it *item) map[string]any {
 	if it.webhook != "" {
 		webhook = it.webhook
 	}
+	// Plaid's /item/get shows an Item's error: how a missed ERROR webhook
+	// is caught.
+	var itemErr any
+	if it.loginRequired {
+		itemErr = errItemLoginRequired().body(newRequestID())
+	}
 	var consentExpires any
 	if !it.consentExpires.IsZero() {
 		consentExpires = it.consentExpires.UTC().Format(time.RFC3339)
@@ -368,7 +374,7 @@ func itemJSON(it *item) map[string]any {
 		"institution_id":          it.institutionID,
 		"institution_name":        ins.Name,
 		"webhook":                 webhook,
-		"error":                   nil,
+		"error":                   itemErr,
 		"available_products":      available,
 		"billed_products":         products,
 		"products":                products,

@@ -143,22 +143,27 @@ func (e *Emulator) finishUpdateMode(it *item, lt *linkToken, accountIDs []string
 // setPendingExpiration puts it in PENDING_EXPIRATION: consent expires in
 // PendingNotice. e.mu is held.
 func (e *Emulator) setPendingExpiration(it *item) *Error {
-	expires := e.now().Add(PendingNotice).UTC().Truncate(time.Second)
-	if perr := e.changeItem(it, func(it *item) { it.consentExpires = expires }); perr != nil {
-		return perr
-	}
-	e.queueItemWebhook(it, "ITEM", "PENDING_EXPIRATION", map[string]any{"consent_expiration_time": expires.Format(time.RFC3339)})
-	return nil
+	return e.setPending(it, "PENDING_EXPIRATION", func(at string) map[string]any {
+		return map[string]any{"consent_expiration_time": at}
+	})
 }
 
 // setPendingDisconnect puts it in PENDING_DISCONNECT for reason: it will be
 // disconnected in PendingNotice, when its consent expires. e.mu is held.
 func (e *Emulator) setPendingDisconnect(it *item, reason string) *Error {
+	return e.setPending(it, "PENDING_DISCONNECT", func(at string) map[string]any {
+		return map[string]any{"reason": reason, "disconnect_time": at}
+	})
+}
+
+// setPending makes its consent expire in PendingNotice and queues the ITEM
+// webhook code with fields(that time). e.mu is held.
+func (e *Emulator) setPending(it *item, code string, fields func(at string) map[string]any) *Error {
 	at := e.now().Add(PendingNotice).UTC().Truncate(time.Second)
 	if perr := e.changeItem(it, func(it *item) { it.consentExpires = at }); perr != nil {
 		return perr
 	}
-	e.queueItemWebhook(it, "ITEM", "PENDING_DISCONNECT", map[string]any{"reason": reason, "disconnect_time": at.Format(time.RFC3339)})
+	e.queueItemWebhook(it, "ITEM", code, fields(at.Format(time.RFC3339)))
 	return nil
 }
 

@@ -101,6 +101,20 @@ func TestEmulator_SetItemState(t *testing.T) {
 	url, received := mustReceiver(t)
 	inAWeek := clock.Now().Add(7 * 24 * time.Hour).UTC().Format(time.RFC3339)
 	inAYear := clock.Now().Add(365 * 24 * time.Hour).UTC().Format(time.RFC3339)
+	// wantRenewed fails unless a finished update-mode session (err its
+	// error) moved the Item's consent a year ahead, and sent no webhook.
+	wantRenewed := func(t *testing.T, err error, token string) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if hooks := received(); len(hooks) != 0 {
+			t.Errorf("webhooks after update mode = %v, want none", hooks)
+		}
+		if got := itemOf(t, e, token)["consent_expiration_time"]; got != inAYear {
+			t.Errorf("consent_expiration_time after update mode = %v, want %s", got, inAYear)
+		}
+	}
 
 	t.Run("PendingExpiration", func(t *testing.T) {
 		token, id := mustWebhookItem(t, e, "ins_109508", url, []string{"auth"}, nil)
@@ -113,15 +127,8 @@ func TestEmulator_SetItemState(t *testing.T) {
 			t.Errorf("/item/get consent_expiration_time = %v, want %s", got, inAWeek)
 		}
 		// Update mode renews the consent; no webhook follows.
-		if _, _, err := e.CompleteLinkSession(updateModeToken(t, e, token, false), "", ""); err != nil {
-			t.Fatal(err)
-		}
-		if hooks := received(); len(hooks) != 0 {
-			t.Errorf("webhooks after update mode = %v, want none", hooks)
-		}
-		if got := itemOf(t, e, token)["consent_expiration_time"]; got != inAYear {
-			t.Errorf("consent_expiration_time after update mode = %v, want %s", got, inAYear)
-		}
+		_, _, err := e.CompleteLinkSession(updateModeToken(t, e, token, false), "", "")
+		wantRenewed(t, err, token)
 	})
 
 	t.Run("PendingDisconnect", func(t *testing.T) {
@@ -142,15 +149,8 @@ func TestEmulator_SetItemState(t *testing.T) {
 			t.Errorf("reason = %v, want INSTITUTION_TOKEN_EXPIRATION", hook["reason"])
 		}
 		// The Link page's way through update mode renews it as well.
-		if _, err := e.CreatePublicToken(updateModeToken(t, e, token, false), "ins_109511", nil); err != nil {
-			t.Fatal(err)
-		}
-		if hooks := received(); len(hooks) != 0 {
-			t.Errorf("webhooks after update mode = %v, want none", hooks)
-		}
-		if got := itemOf(t, e, token)["consent_expiration_time"]; got != inAYear {
-			t.Errorf("consent_expiration_time after update mode = %v, want %s", got, inAYear)
-		}
+		_, err := e.CreatePublicToken(updateModeToken(t, e, token, false), "ins_109511", nil)
+		wantRenewed(t, err, token)
 	})
 
 	t.Run("LoginRepaired", func(t *testing.T) {
@@ -161,11 +161,25 @@ func TestEmulator_SetItemState(t *testing.T) {
 		}
 		WantOK(t, Post(t, e, "/sandbox/item/reset_login", map[string]any{"access_token": token}))
 		oneHook(t, received(), "ITEM", "ERROR", id)
+		// /item/get shows the error, for whoever missed the webhook.
+		if perr, _ := itemOf(t, e, token)["error"].(map[string]any); perr["error_code"] != "ITEM_LOGIN_REQUIRED" || perr["error_type"] != "ITEM_ERROR" {
+			t.Errorf("/item/get error = %v, want ITEM_ERROR/ITEM_LOGIN_REQUIRED", perr)
+		}
 		// Repaired outside the app: LOGIN_REPAIRED, and the data works again.
 		if err := e.SetItemState(token, plaidemu.StateLoginRepaired, ""); err != nil {
 			t.Fatal(err)
 		}
 		oneHook(t, received(), "ITEM", "LOGIN_REPAIRED", id)
+		accountIDsOf(t, e, token)
+		if got := itemOf(t, e, token)["error"]; got != nil {
+			t.Errorf("/item/get error after the repair = %v, want null", got)
+		}
+		// fire_webhook's LOGIN_REPAIRED repairs too.
+		WantOK(t, Post(t, e, "/sandbox/item/reset_login", map[string]any{"access_token": token}))
+		WantOK(t, Post(t, e, "/sandbox/item/fire_webhook", map[string]any{"access_token": token, "webhook_code": "LOGIN_REPAIRED"}))
+		if hooks := received(); len(hooks) != 2 || hooks[1].body["webhook_code"] != "LOGIN_REPAIRED" {
+			t.Errorf("webhooks = %v, want ERROR then LOGIN_REPAIRED", hooks)
+		}
 		accountIDsOf(t, e, token)
 	})
 

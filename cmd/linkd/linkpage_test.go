@@ -1,14 +1,20 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"net"
+	"net/http"
+	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 
 	linkdv1 "github.com/linkd/linkd/gen/linkd/v1"
 	"github.com/linkd/linkd/linkpage"
+	"github.com/linkd/linkd/plaidemu"
 	"github.com/linkd/linkd/service"
 )
 
@@ -68,5 +74,49 @@ func TestEmulatorBackend_Errors(t *testing.T) {
 	}
 	if ins := b.Institutions(); len(ins) != 4 || len(ins[0].Accounts) == 0 || !ins[3].OAuth {
 		t.Errorf("Institutions = %+v", ins)
+	}
+}
+
+// TestEmulatorBackend_AccountSelection: an update-mode token with
+// update.account_selection_enabled reaches the page as such, offering the
+// account the bank added after NEW_ACCOUNTS_AVAILABLE beside the Item's.
+func TestEmulatorBackend_AccountSelection(t *testing.T) {
+	emu, err := plaidemu.Start("127.0.0.1:0", plaidemu.Options{ClientID: "page-client", Secret: "page-secret"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer emu.Close()
+	hooks := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	defer hooks.Close()
+	post := func(path string, body map[string]any) map[string]any {
+		t.Helper()
+		body["client_id"], body["secret"] = "page-client", "page-secret"
+		raw, _ := json.Marshal(body)
+		resp, err := http.Post(emu.URL()+path, "application/json", bytes.NewReader(raw))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var out map[string]any
+		if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || resp.StatusCode != 200 {
+			t.Fatalf("%s: %d %v %v", path, resp.StatusCode, out, err)
+		}
+		return out
+	}
+	pt := post("/sandbox/public_token/create", map[string]any{"institution_id": "ins_109508", "initial_products": []string{"auth"},
+		"options": map[string]any{"webhook": hooks.URL}})
+	accessToken := post("/item/public_token/exchange", map[string]any{"public_token": pt["public_token"]})["access_token"]
+	post("/sandbox/item/fire_webhook", map[string]any{"access_token": accessToken, "webhook_code": "NEW_ACCOUNTS_AVAILABLE"})
+	tok := post("/link/token/create", map[string]any{"client_name": "App", "language": "en", "country_codes": []string{"US"},
+		"user": map[string]any{"client_user_id": "u1"}, "access_token": accessToken,
+		"update": map[string]any{"account_selection_enabled": true}})["link_token"].(string)
+
+	got, err := emulatorBackend{emu}.LinkToken(tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !got.UpdateMode || !got.AccountSelection || len(got.AccountIDs) != 5 || len(got.Accounts) != 6 ||
+		slices.Contains(got.AccountIDs, got.Accounts[5].ID) {
+		t.Errorf("Token = %+v, want update mode with selection offering 6 accounts, the Item holding the first 5", got)
 	}
 }
