@@ -257,9 +257,10 @@ func TestLinkd_AuthVerificationWebhooks(t *testing.T) {
 	}
 }
 
-// TestLinkd_ReconcileAfterRestart: a PENDING_EXPIRATION webhook is lost
-// while linkd runs; linkd restarts with a new configured webhook URL; its
-// reconcile job finds the pending expiration in /item/get, and moves both
+// TestLinkd_ReconcileAfterRestart: a PENDING_EXPIRATION webhook and an
+// ITEM_LOGIN_REQUIRED ERROR webhook are lost while linkd runs; linkd
+// restarts with a new configured webhook URL; its reconcile job finds the
+// pending expiration and the broken login in /item/get, and moves both
 // Items to the new URL (/item/webhook/update, acknowledged there), seen
 // over gRPC and REST. The emulator runs apart, as Plaid does.
 func TestLinkd_ReconcileAfterRestart(t *testing.T) {
@@ -279,9 +280,13 @@ func TestLinkd_ReconcileAfterRestart(t *testing.T) {
 		must(t, err)
 		ids = append(ids, resp.GetItem().GetItemId())
 	}
-	emu.LoseWebhooks(1)
+	emu.LoseWebhooks(2)
 	must(t, emu.SetItemState(accessTokenOf(t, ts, ids[0]), plaidemu.StatePendingExpiration, ""))
-	mustStatus(t, c, ids[0], linkdv1.ItemStatus_ITEM_STATUS_GOOD) // the webhook never came
+	_, err := c.ResetSandboxItemLogin(ctx, &linkdv1.ResetSandboxItemLoginRequest{ItemId: ids[1]})
+	must(t, err)
+	// Neither webhook came.
+	mustStatus(t, c, ids[0], linkdv1.ItemStatus_ITEM_STATUS_GOOD)
+	mustStatus(t, c, ids[1], linkdv1.ItemStatus_ITEM_STATUS_GOOD)
 	ts.conn.Close()
 	ts.conn = nil
 	must(t, ts.Close())
@@ -298,7 +303,8 @@ func TestLinkd_ReconcileAfterRestart(t *testing.T) {
 				first, second := mustGetItem(t, cl.c, ids[0]), mustGetItem(t, cl.c, ids[1])
 				done := first.GetStatus() == linkdv1.ItemStatus_ITEM_STATUS_PENDING_EXPIRATION && first.GetConsentExpirationTime() != nil &&
 					first.GetWebhook() == catcher.srv.URL && second.GetWebhook() == catcher.srv.URL &&
-					second.GetStatus() == linkdv1.ItemStatus_ITEM_STATUS_GOOD && second.GetReconciledAt() != nil
+					second.GetStatus() == linkdv1.ItemStatus_ITEM_STATUS_LOGIN_REQUIRED && second.GetErrorCode() == "ITEM_LOGIN_REQUIRED" &&
+					second.GetReconciledAt() != nil
 				if done {
 					break
 				}
