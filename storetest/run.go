@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -1058,6 +1059,12 @@ func testItemsAfter(t *testing.T, fresh func(*testing.T) linkd.Store) {
 		})
 		if want := []string{"item-a", "item-b", "item-c", "item-e", "item-f"}; !slices.Equal(got, want) {
 			t.Fatalf("walk = %q, want %q", got, want)
+		}
+	})
+	t.Run("ErrInvalid", func(t *testing.T) {
+		_, err := s.ItemsAfter(ctx, strings.Repeat("x", 64<<10), 10)
+		if linkd.ErrorCode(err) != linkd.EINVALID {
+			t.Fatalf("ItemsAfter with a 64 KiB cursor = %v, want EINVALID", err)
 		}
 	})
 	t.Run("Empty", func(t *testing.T) {
