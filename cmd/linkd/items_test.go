@@ -90,6 +90,9 @@ func TestLinkd_PendingClearedByUpdateMode(t *testing.T) {
 		ctx := context.Background()
 		item := mustHostedItem(t, ts, c, "pending-1")
 		id := item.GetItemId()
+		if item.GetWebhook() != ts.BaseURL+server.WebhookPath {
+			t.Errorf("webhook = %q after the refresh, want Plaid's %q", item.GetWebhook(), ts.BaseURL+server.WebhookPath)
+		}
 
 		_, err := c.SetEmulatorItemState(ctx, &linkdv1.SetEmulatorItemStateRequest{ItemId: id, State: plaidemu.StatePendingExpiration})
 		must(t, err)
