@@ -11,6 +11,7 @@ import (
 	"github.com/linkd/linkd"
 	"github.com/linkd/linkd/internal/pgtest"
 	"github.com/linkd/linkd/postgres"
+	"github.com/linkd/linkd/storetest"
 )
 
 // BenchmarkDB_LinkPath measures the store's part of linking an Item: the
@@ -84,18 +85,7 @@ func BenchmarkDB_ItemsAfter(b *testing.B) {
 	wg.Wait()
 	b.ResetTimer()
 	for range b.N {
-		n, after := 0, ""
-		for {
-			got, err := db.ItemsAfter(ctx, after, page)
-			if err != nil {
-				b.Fatal(err)
-			}
-			if len(got) == 0 {
-				break
-			}
-			n += len(got)
-			after = got[len(got)-1].GetItemId()
-		}
+		n := len(storetest.WalkItems(b, db, page, nil))
 		if n != items {
 			b.Fatalf("walk saw %d Items, want %d", n, items)
 		}

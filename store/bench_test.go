@@ -12,6 +12,7 @@ import (
 
 	"github.com/linkd/linkd"
 	"github.com/linkd/linkd/store"
+	"github.com/linkd/linkd/storetest"
 )
 
 // Every write is one fsynced bbolt transaction, so these measure the disk's
@@ -127,18 +128,7 @@ func BenchmarkDB_ItemsAfter(b *testing.B) {
 	wg.Wait()
 	b.ResetTimer()
 	for range b.N {
-		n, after := 0, ""
-		for {
-			got, err := db.ItemsAfter(ctx, after, page)
-			if err != nil {
-				b.Fatal(err)
-			}
-			if len(got) == 0 {
-				break
-			}
-			n += len(got)
-			after = got[len(got)-1].GetItemId()
-		}
+		n := len(storetest.WalkItems(b, db, page, nil))
 		if n != items {
 			b.Fatalf("walk saw %d Items, want %d", n, items)
 		}

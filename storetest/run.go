@@ -1015,27 +1015,7 @@ func testItemsAfter(t *testing.T, fresh func(*testing.T) linkd.Store) {
 	}
 	walk := func(t *testing.T, limit int, between func(after string)) []string {
 		t.Helper()
-		var seen []string
-		after := ""
-		for {
-			page, err := s.ItemsAfter(ctx, after, limit)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if len(page) > limit {
-				t.Fatalf("page of %d Items, limit %d", len(page), limit)
-			}
-			if len(page) == 0 {
-				return seen
-			}
-			for _, it := range page {
-				seen = append(seen, it.GetItemId())
-			}
-			after = page[len(page)-1].GetItemId()
-			if between != nil {
-				between(after)
-			}
-		}
+		return WalkItems(t, s, limit, between)
 	}
 	t.Run("Pages", func(t *testing.T) {
 		if got, want := walk(t, 2, nil), []string{"item-a", "item-b", "item-c", "item-d", "item-e"}; !slices.Equal(got, want) {
