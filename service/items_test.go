@@ -3,6 +3,10 @@ package service_test
 import (
 	"context"
 	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -200,5 +204,58 @@ func TestService_ReconcileItems_Failures(t *testing.T) {
 	}
 	if res, err := svc.ReconcileItems(ctx, time.Hour); err != nil || res.Reconciled != 3 {
 		t.Fatalf("the next walk = %+v, %v; want all three Items", res, err)
+	}
+}
+
+// TestService_ReconcileItems_MovesWebhooks: with a new configured webhook
+// URL, the walk moves the Items Plaid shows on another URL
+// (/item/webhook/update, acknowledged at the new URL), records the move,
+// and leaves alone an Item whose URL linkd did not know but Plaid shows
+// right; a second walk moves nothing.
+func TestService_ReconcileItems_MovesWebhooks(t *testing.T) {
+	e := mustEnv(t)
+	var mu sync.Mutex
+	acks := map[string]int{}
+	hooks := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		if strings.Contains(string(b), "WEBHOOK_UPDATE_ACKNOWLEDGED") {
+			mu.Lock()
+			acks[r.URL.Path]++
+			mu.Unlock()
+		}
+	}))
+	t.Cleanup(hooks.Close)
+	oldURL, newURL := hooks.URL+"/old", hooks.URL+"/new"
+	old, _ := clockedService(t, e, oldURL)
+	moved := []string{mustLink(t, old, "user-1").GetItemId(), mustLink(t, old, "user-2").GetItemId()}
+	svc, clk := clockedService(t, e, newURL)
+	right := mustLink(t, svc, "user-3").GetItemId()
+	ctx := context.Background()
+	// As an Item stored before linkd kept webhook URLs: linkd does not know it.
+	if _, err := e.db.UpdateItem(ctx, right, linkd.SetItemWebhook("")); err != nil {
+		t.Fatal(err)
+	}
+
+	res, err := svc.ReconcileItems(ctx, time.Hour)
+	if err != nil || res.Moved != 2 || res.Reconciled != 3 {
+		t.Fatalf("ReconcileItems = %+v, %v; want 3 reconciled, 2 moved", res, err)
+	}
+	if n := e.emu.Calls("/item/webhook/update"); n != 2 {
+		t.Errorf("/item/webhook/update calls = %d, want 2", n)
+	}
+	for _, id := range append(moved, right) {
+		if it, _ := e.db.GetItem(ctx, id); it.GetWebhook() != newURL {
+			t.Errorf("Item %s webhook = %q, want %q", id, it.GetWebhook(), newURL)
+		}
+	}
+	mu.Lock()
+	if acks["/new"] != 2 || acks["/old"] != 0 {
+		t.Errorf("WEBHOOK_UPDATE_ACKNOWLEDGED by path = %v, want 2 at /new", acks)
+	}
+	mu.Unlock()
+
+	clk.Add(2 * time.Hour)
+	if res, err := svc.ReconcileItems(ctx, time.Hour); err != nil || res.Moved != 0 || e.emu.Calls("/item/webhook/update") != 2 {
+		t.Errorf("second walk = %+v, %v; want nothing moved", res, err)
 	}
 }

@@ -105,18 +105,19 @@ func (s *Service) reconcile(ctx context.Context, every time.Duration, wait func(
 	}
 }
 
-// reconcileItem moves one Item's webhook and compares it with /item/get as
-// needed. It returns an error only when the walk must stop (the store, or
-// Plaid, cannot be reached); a definite Plaid answer about the Item is
+// reconcileItem compares one Item with /item/get when it is due, then
+// moves its webhook to the configured URL when Plaid (or linkd) shows
+// another. It returns an error only when the walk must stop (the store,
+// or Plaid, cannot be reached); a definite Plaid answer about the Item is
 // recorded on it and the walk goes on.
 func (s *Service) reconcileItem(ctx context.Context, item *linkdv1.Item, every time.Duration, wait func(context.Context) error, res *ReconcileResult) error {
-	id := item.GetItemId()
-	url := s.defaults.Webhook
-	move := url != "" && item.GetWebhook() != url
+	id, url := item.GetItemId(), s.defaults.Webhook
 	due := item.GetReconciledAt() == nil || !s.now().Before(item.GetReconciledAt().AsTime().Add(every))
-	if !move && !due {
+	if !due {
 		s.noteDue(item.GetReconciledAt().AsTime().Add(every))
-		return nil
+		if url == "" || item.GetWebhook() == url {
+			return nil
+		}
 	}
 	token, err := s.store.AccessToken(ctx, id)
 	if linkd.ErrorCode(err) == linkd.ENOTFOUND {
@@ -132,9 +133,9 @@ func (s *Service) reconcileItem(ctx context.Context, item *linkdv1.Item, every t
 		}
 		return fn()
 	}
-	// failed tells a definite answer about the Item (recorded, the walk
-	// goes on) from a failure to reach Plaid (the walk stops).
-	failed := func(what string, err error) error {
+	// refused records a definite Plaid answer about the Item and lets
+	// the walk go on; a failure to reach Plaid stops it.
+	refused := func(what string, err error) error {
 		if !definite(err) {
 			return err
 		}
@@ -143,37 +144,53 @@ func (s *Service) reconcileItem(ctx context.Context, item *linkdv1.Item, every t
 		s.noteItemError(ctx, id, err)
 		return nil
 	}
-	if move {
-		err := call(func() error {
-			_, err := s.plaid.UpdateItemWebhook(ctx, token, url)
-			return err
-		})
+	if due {
+		s.noteDue(s.now().Add(every))
+		updated, err := s.compareWithPlaid(ctx, item, token, call)
 		if err != nil {
-			if err := failed("webhook move", err); err != nil {
+			if err := refused("reconcile", err); err != nil {
 				return err
 			}
-		} else {
-			if _, err := s.store.UpdateItem(ctx, id, linkd.SetItemWebhook(url)); err != nil && linkd.ErrorCode(err) != linkd.ENOTFOUND {
-				return err
+			// Not asked again before the next interval: Plaid would
+			// refuse the Item again.
+			_, err = s.store.UpdateItem(ctx, id, stampReconciled(s.now()))
+			if linkd.ErrorCode(err) == linkd.ENOTFOUND {
+				err = nil
 			}
-			res.Moved++
-			s.log.InfoContext(ctx, "item webhook moved to the configured URL", "item_id", id)
+			return err
 		}
+		res.Reconciled++
+		item = updated
 	}
-	if !due {
-		s.noteDue(item.GetReconciledAt().AsTime().Add(every))
+	if url == "" || item.GetWebhook() == url {
 		return nil
 	}
+	err = call(func() error {
+		_, err := s.plaid.UpdateItemWebhook(ctx, token, url)
+		return err
+	})
+	if err != nil {
+		return refused("webhook move", err)
+	}
+	if _, err := s.store.UpdateItem(ctx, id, linkd.SetItemWebhook(url)); err != nil && linkd.ErrorCode(err) != linkd.ENOTFOUND {
+		return err
+	}
+	res.Moved++
+	s.log.InfoContext(ctx, "item webhook moved to the configured URL", "item_id", id)
+	return nil
+}
+
+// compareWithPlaid reads the Item's state from /item/get (and, for a
+// broken Item that /item/get shows without error, /accounts/get: its data
+// must answer before it counts as repaired) and applies it, returning the
+// Item as stored.
+func (s *Service) compareWithPlaid(ctx context.Context, item *linkdv1.Item, token linkd.AccessToken, call func(func() error) error) (*linkdv1.Item, error) {
 	var state linkd.ItemState
-	err = call(func() (err error) {
+	err := call(func() (err error) {
 		state, err = s.plaid.GetItem(ctx, token)
 		return err
 	})
 	if err == nil && state.ErrorCode == "" && needsUser(item.GetStatus()) {
-		// Before a broken Item counts as repaired, its data must answer:
-		// /item/get reporting no error is not enough proof against an
-		// error linkd was told of (and the emulator's /item/get reports
-		// none).
 		err = call(func() error {
 			_, err := s.plaid.GetAccounts(ctx, token)
 			var e *linkd.Error
@@ -185,25 +202,17 @@ func (s *Service) reconcileItem(ctx context.Context, item *linkdv1.Item, every t
 		})
 	}
 	if err != nil {
-		if err := failed("reconcile", err); err != nil {
-			return err
-		}
-		// Not asked again before the next interval: a Plaid answer that
-		// refuses the Item would refuse it again.
-		_, err = s.store.UpdateItem(ctx, id, stampReconciled(s.now()))
-	} else {
-		before := item.GetStatus()
-		item, err = s.store.UpdateItem(ctx, id, linkd.ApplyItemState(state, s.now()))
-		if err == nil && item.GetStatus() != before {
-			s.log.InfoContext(ctx, "item status from reconcile", "item_id", id, "status", item.GetStatus().String(), "error_code", item.GetErrorCode())
-		}
-		res.Reconciled++
+		return nil, err
 	}
-	if err != nil && linkd.ErrorCode(err) != linkd.ENOTFOUND {
-		return err
+	before := item.GetStatus()
+	updated, err := s.store.UpdateItem(ctx, item.GetItemId(), linkd.ApplyItemState(state, s.now()))
+	if err != nil {
+		return nil, err
 	}
-	s.noteDue(s.now().Add(every))
-	return nil
+	if updated.GetStatus() != before {
+		s.log.InfoContext(ctx, "item status from reconcile", "item_id", item.GetItemId(), "status", updated.GetStatus().String(), "error_code", updated.GetErrorCode())
+	}
+	return updated, nil
 }
 
 // stampReconciled returns an update function that only records that the
