@@ -16,11 +16,12 @@ import (
 // and no webhook at all follows some changes, so linkd also asks Plaid.
 // A background job walks every Item a page at a time (Store.ItemsAfter,
 // the last item_id as its cursor) and, for each one:
-//   - points it at linkd's configured webhook URL (/item/webhook/update)
-//     when Plaid or linkd last knew another, so that changing the URL
-//     moves existing Items, resumably (each move is recorded on the Item);
 //   - compares it with /item/get when it was not compared within the
-//     reconcile interval, and applies what changed (linkd.ApplyItemState).
+//     reconcile interval, and applies what changed (linkd.ApplyItemState);
+//   - then points it at linkd's configured webhook URL
+//     (/item/webhook/update) when Plaid or linkd last knew another, so
+//     that changing the URL moves existing Items, resumably (each move is
+//     recorded on the Item).
 //
 // Plaid calls are paced at a configured rate, the walk renews the job's
 // lease as it goes (so that one replica walks at a time, across a shared
@@ -61,10 +62,12 @@ type reconcileState struct {
 }
 
 // ReconcileItems walks every Item once, from where the last walk of this
-// process stopped, moving webhooks and comparing with /item/get the Items
-// not compared within every (DefaultReconcileEvery when zero), without
-// pacing. It stops at the first failure to reach the store or Plaid, to
-// resume from there on the next call.
+// process stopped, comparing with /item/get the Items not compared within
+// every (DefaultReconcileEvery when zero) and moving webhooks, without
+// pacing or a lease (the job adds both). After a whole pass it does
+// nothing until the first Item it saw falls due again. It stops at the
+// first failure to reach the store or Plaid, to resume from there on the
+// next call.
 func (s *Service) ReconcileItems(ctx context.Context, every time.Duration) (ReconcileResult, error) {
 	return s.reconcile(ctx, every, nil)
 }
