@@ -33,6 +33,10 @@ type ItemState struct {
 	// does not.
 	ConsentExpiration time.Time
 	RequestID         string
+	// ReadAt is when linkd asked (its clock, before the call); zero when
+	// unknown. A status that changed after it came from a newer report
+	// (a webhook that arrived meanwhile) and stands.
+	ReadAt time.Time
 }
 
 // ItemWebhook is what linkd reads of a Plaid webhook about an Item.
@@ -190,7 +194,8 @@ func ConsentRenewed(stored *timestamppb.Timestamp, plaid, now time.Time) bool {
 }
 
 // ApplyItemState returns an update function that brings an Item in line
-// with Plaid's /item/get at now:
+// with Plaid's /item/get at now (its status only when no report changed it
+// after st.ReadAt):
 //   - an Item error Plaid reports sets the status it means (SetItemStatus);
 //   - with no error, LOGIN_REQUIRED and ERROR become GOOD (the error was
 //     repaired, perhaps while its webhook was lost), PENDING_EXPIRATION
@@ -205,11 +210,15 @@ func ApplyItemState(st ItemState, now time.Time) func(*linkdv1.Item) (bool, erro
 	return func(item *linkdv1.Item) (bool, error) {
 		before := proto.CloneOf(item)
 		var status func(*linkdv1.Item) (bool, error)
-		if st.ErrorCode != "" {
+		newer := !st.ReadAt.IsZero() && item.GetStatusChangedAt() != nil && item.GetStatusChangedAt().AsTime().After(st.ReadAt)
+		switch {
+		case newer:
+			// A report that arrived while Plaid was asked knows more.
+		case st.ErrorCode != "":
 			if s, ok := ItemStatusFor(st.ErrorType, st.ErrorCode); ok {
 				status = SetItemStatus(s, st.ErrorCode, now)
 			}
-		} else {
+		default:
 			switch item.GetStatus() {
 			case linkdv1.ItemStatus_ITEM_STATUS_LOGIN_REQUIRED, linkdv1.ItemStatus_ITEM_STATUS_ERROR:
 				status = SetItemStatus(linkdv1.ItemStatus_ITEM_STATUS_GOOD, "", now)

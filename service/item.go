@@ -118,10 +118,12 @@ func (s *Service) repaired(ctx context.Context, itemID, clientUserID string) (*l
 		return nil, fmt.Errorf("%w: %w", linkd.Errorf(linkd.EUNAVAILABLE,
 			"Plaid could not confirm the update-mode session now; resubmit the redirect"), err)
 	}
+	readAt := s.now()
 	st, err := s.plaid.GetItem(ctx, token)
 	if err != nil {
 		return unconfirmed(err)
 	}
+	st.ReadAt = readAt
 	apply := linkd.ApplyItemState(st, s.now())
 	if st.ErrorCode == "" {
 		acc, err := s.plaid.GetAccounts(ctx, token)

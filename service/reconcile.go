@@ -189,10 +189,12 @@ func (s *Service) reconcileItem(ctx context.Context, item *linkdv1.Item, every t
 // Item as stored.
 func (s *Service) compareWithPlaid(ctx context.Context, item *linkdv1.Item, token linkd.AccessToken, call func(func() error) error) (*linkdv1.Item, error) {
 	var state linkd.ItemState
+	readAt := s.now()
 	err := call(func() (err error) {
 		state, err = s.plaid.GetItem(ctx, token)
 		return err
 	})
+	state.ReadAt = readAt
 	if err == nil && state.ErrorCode == "" && needsUser(item.GetStatus()) {
 		err = call(func() error {
 			_, err := s.plaid.GetAccounts(ctx, token)
