@@ -21,7 +21,8 @@ import (
 //   - then points it at linkd's configured webhook URL
 //     (/item/webhook/update) when Plaid or linkd last knew another, so
 //     that changing the URL moves existing Items, resumably (each move is
-//     recorded on the Item).
+//     recorded on the Item); an Item whose link token named its own URL
+//     (webhook_requested) stays where the app put it.
 //
 // Plaid calls are paced at a configured rate, the walk renews the job's
 // lease as it goes (so that one replica walks at a time, across a shared
@@ -115,6 +116,9 @@ func (s *Service) reconcile(ctx context.Context, every time.Duration, wait func(
 // recorded on it and the walk goes on.
 func (s *Service) reconcileItem(ctx context.Context, item *linkdv1.Item, every time.Duration, wait func(context.Context) error, res *ReconcileResult) error {
 	id, url := item.GetItemId(), s.defaults.Webhook
+	if item.GetWebhookRequested() {
+		url = "" // the app chose its URL: never moved
+	}
 	due := item.GetReconciledAt() == nil || !s.now().Before(item.GetReconciledAt().AsTime().Add(every))
 	if !due {
 		s.noteDue(item.GetReconciledAt().AsTime().Add(every))

@@ -264,18 +264,29 @@ func TestLinkd_AuthVerificationWebhooks(t *testing.T) {
 // ITEM_LOGIN_REQUIRED ERROR webhook are lost while linkd runs; linkd
 // restarts with a new configured webhook URL; its reconcile job finds the
 // pending expiration and the broken login in /item/get, and moves both
-// Items to the new URL (/item/webhook/update, acknowledged there), seen
-// over gRPC and REST. The emulator runs apart, as Plaid does.
+// Items to the new URL (/item/webhook/update, acknowledged there) but not
+// a third whose link token named its own URL; seen over gRPC and REST. The
+// emulator runs apart, as Plaid does.
 func TestLinkd_ReconcileAfterRestart(t *testing.T) {
 	emu, env := standaloneEmulator(t)
 	dir := t.TempDir()
 	ctx := context.Background()
 
-	ts := mustStartServerIn(t, dir, nil, env...)
+	relay := newWebhookRelay(t)
+	ts := mustStartServerIn(t, dir, nil, append(env, "LINKD_WEBHOOK="+relay.srv.URL)...)
+	target := ts.BaseURL + server.WebhookPath
+	relay.target.Store(&target)
 	c := ts.GRPC(t)
 	var ids []string
-	for _, user := range []string{"reconcile-1", "reconcile-2"} {
-		tok, err := c.CreateLinkToken(ctx, &linkdv1.CreateLinkTokenRequest{ClientUserId: user, Webhook: ts.BaseURL + server.WebhookPath})
+	// Two Items on the configured URL, and one whose link token named its
+	// own (the relay under another path): that one is never moved.
+	appURL := relay.srv.URL + "/app"
+	for _, user := range []string{"reconcile-1", "reconcile-2", "reconcile-app"} {
+		req := &linkdv1.CreateLinkTokenRequest{ClientUserId: user}
+		if user == "reconcile-app" {
+			req.Webhook = appURL
+		}
+		tok, err := c.CreateLinkToken(ctx, req)
 		must(t, err)
 		pt, err := emu.CreatePublicToken(tok.GetLinkToken().GetLinkToken(), "ins_109508", nil)
 		must(t, err)
@@ -303,8 +314,9 @@ func TestLinkd_ReconcileAfterRestart(t *testing.T) {
 		t.Run(cl.name, func(t *testing.T) {
 			deadline := time.Now().Add(10 * time.Second)
 			for {
-				first, second := mustGetItem(t, cl.c, ids[0]), mustGetItem(t, cl.c, ids[1])
+				first, second, app := mustGetItem(t, cl.c, ids[0]), mustGetItem(t, cl.c, ids[1]), mustGetItem(t, cl.c, ids[2])
 				done := first.GetStatus() == linkdv1.ItemStatus_ITEM_STATUS_PENDING_EXPIRATION && first.GetConsentExpirationTime() != nil &&
+					app.GetWebhookRequested() && app.GetWebhook() == appURL && app.GetReconciledAt() != nil &&
 					first.GetWebhook() == catcher.srv.URL && second.GetWebhook() == catcher.srv.URL &&
 					second.GetStatus() == linkdv1.ItemStatus_ITEM_STATUS_LOGIN_REQUIRED && second.GetErrorCode() == "ITEM_LOGIN_REQUIRED" &&
 					second.GetReconciledAt() != nil
@@ -312,7 +324,7 @@ func TestLinkd_ReconcileAfterRestart(t *testing.T) {
 					break
 				}
 				if time.Now().After(deadline) {
-					t.Fatalf("after restart, reconcile left:\n%v\n%v\nlogs:\n%s", first, second, ts2.Logs.String())
+					t.Fatalf("after restart, reconcile left:\n%v\n%v\n%v\nlogs:\n%s", first, second, app, ts2.Logs.String())
 				}
 				time.Sleep(20 * time.Millisecond)
 			}

@@ -1138,9 +1138,14 @@ type Item struct {
 	// When linkd last compared the Item with Plaid's /item/get (the
 	// background reconcile, or a confirmed update-mode session); unset until
 	// it first does.
-	ReconciledAt  *timestamppb.Timestamp `protobuf:"bytes,15,opt,name=reconciled_at,json=reconciledAt,proto3" json:"reconciled_at,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	ReconciledAt *timestamppb.Timestamp `protobuf:"bytes,15,opt,name=reconciled_at,json=reconciledAt,proto3" json:"reconciled_at,omitempty"`
+	// Whether the Item was linked with a link token that named its own
+	// webhook URL (CreateLinkTokenRequest.webhook, not linkd's configured
+	// default): linkd then leaves its webhook where the app put it when the
+	// configured URL changes.
+	WebhookRequested bool `protobuf:"varint,16,opt,name=webhook_requested,json=webhookRequested,proto3" json:"webhook_requested,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *Item) Reset() {
@@ -1276,6 +1281,13 @@ func (x *Item) GetReconciledAt() *timestamppb.Timestamp {
 		return x.ReconciledAt
 	}
 	return nil
+}
+
+func (x *Item) GetWebhookRequested() bool {
+	if x != nil {
+		return x.WebhookRequested
+	}
+	return false
 }
 
 // LinkSession is everything linkd recorded for one link_session_id.
@@ -4254,7 +4266,7 @@ const file_linkd_v1_link_proto_rawDesc = "" +
 	"\x17UnrecognizedParamsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01B\b\n" +
-	"\x06result\"\xdf\x05\n" +
+	"\x06result\"\x8c\x06\n" +
 	"\x04Item\x12\x17\n" +
 	"\aitem_id\x18\x01 \x01(\tR\x06itemId\x12$\n" +
 	"\x0eclient_user_id\x18\x02 \x01(\tR\fclientUserId\x12%\n" +
@@ -4273,7 +4285,8 @@ const file_linkd_v1_link_proto_rawDesc = "" +
 	"\x17consent_expiration_time\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\x15consentExpirationTime\x12:\n" +
 	"\x19pending_disconnect_reason\x18\r \x01(\tR\x17pendingDisconnectReason\x12\x18\n" +
 	"\awebhook\x18\x0e \x01(\tR\awebhook\x12?\n" +
-	"\rreconciled_at\x18\x0f \x01(\v2\x1a.google.protobuf.TimestampR\freconciledAt\"\xb0\x03\n" +
+	"\rreconciled_at\x18\x0f \x01(\v2\x1a.google.protobuf.TimestampR\freconciledAt\x12+\n" +
+	"\x11webhook_requested\x18\x10 \x01(\bR\x10webhookRequested\"\xb0\x03\n" +
 	"\vLinkSession\x12&\n" +
 	"\x0flink_session_id\x18\x01 \x01(\tR\rlinkSessionId\x12\x1d\n" +
 	"\n" +

@@ -54,9 +54,11 @@ type StoredItem struct {
 	// The Item's webhook URL at Plaid.
 	Webhook string `protobuf:"bytes,14,opt,name=webhook,proto3" json:"webhook,omitempty"`
 	// When linkd last compared the Item with Plaid's /item/get.
-	ReconciledAt  *timestamppb.Timestamp `protobuf:"bytes,15,opt,name=reconciled_at,json=reconciledAt,proto3" json:"reconciled_at,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	ReconciledAt *timestamppb.Timestamp `protobuf:"bytes,15,opt,name=reconciled_at,json=reconciledAt,proto3" json:"reconciled_at,omitempty"`
+	// Whether its link token named its own webhook URL.
+	WebhookRequested bool `protobuf:"varint,16,opt,name=webhook_requested,json=webhookRequested,proto3" json:"webhook_requested,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *StoredItem) Reset() {
@@ -192,6 +194,13 @@ func (x *StoredItem) GetReconciledAt() *timestamppb.Timestamp {
 		return x.ReconciledAt
 	}
 	return nil
+}
+
+func (x *StoredItem) GetWebhookRequested() bool {
+	if x != nil {
+		return x.WebhookRequested
+	}
+	return false
 }
 
 // StoredAccount is an account of an Item or of a connected result.
@@ -993,7 +1002,7 @@ var File_linkd_storage_v1_records_proto protoreflect.FileDescriptor
 
 const file_linkd_storage_v1_records_proto_rawDesc = "" +
 	"\n" +
-	"\x1elinkd/storage/v1/records.proto\x12\x10linkd.storage.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xdd\x05\n" +
+	"\x1elinkd/storage/v1/records.proto\x12\x10linkd.storage.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x8a\x06\n" +
 	"\n" +
 	"StoredItem\x12\x17\n" +
 	"\aitem_id\x18\x01 \x01(\tR\x06itemId\x12$\n" +
@@ -1013,7 +1022,8 @@ const file_linkd_storage_v1_records_proto_rawDesc = "" +
 	"\x17consent_expiration_time\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\x15consentExpirationTime\x12:\n" +
 	"\x19pending_disconnect_reason\x18\r \x01(\tR\x17pendingDisconnectReason\x12\x18\n" +
 	"\awebhook\x18\x0e \x01(\tR\awebhook\x12?\n" +
-	"\rreconciled_at\x18\x0f \x01(\v2\x1a.google.protobuf.TimestampR\freconciledAt\"\xee\x01\n" +
+	"\rreconciled_at\x18\x0f \x01(\v2\x1a.google.protobuf.TimestampR\freconciledAt\x12+\n" +
+	"\x11webhook_requested\x18\x10 \x01(\bR\x10webhookRequested\"\xee\x01\n" +
 	"\rStoredAccount\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x12\n" +
