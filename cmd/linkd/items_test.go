@@ -342,3 +342,25 @@ func TestLinkd_ReconcileAfterRestart(t *testing.T) {
 		t.Errorf("WEBHOOK_UPDATE_ACKNOWLEDGED at the new URL: %d, want 2 (one per Item moved)", acks)
 	}
 }
+
+// TestMain_ParseFlags_Reconcile: the reconcile flags' defaults, their
+// environment fallbacks, and the refusals.
+func TestMain_ParseFlags_Reconcile(t *testing.T) {
+	parse := func(args []string, env map[string]string) (*Main, error) {
+		m := NewMain()
+		return m, m.ParseFlags(args, func(k string) string { return env[k] })
+	}
+	m, err := parse(nil, nil)
+	if err != nil || m.Config.ReconcileEvery != 24*time.Hour || m.Config.ReconcileRate != 5 {
+		t.Fatalf("defaults = %v, %v, %v; want 24h and 5/s", m.Config.ReconcileEvery, m.Config.ReconcileRate, err)
+	}
+	m, err = parse(nil, map[string]string{"LINKD_RECONCILE_EVERY": "6h", "LINKD_RECONCILE_RATE": "0"})
+	if err != nil || m.Config.ReconcileEvery != 6*time.Hour || m.Config.ReconcileRate != 0 || reconcileRate(m.Config.ReconcileRate) >= 0 {
+		t.Fatalf("from the environment = %v, %v, %v; want 6h and no cap", m.Config.ReconcileEvery, m.Config.ReconcileRate, err)
+	}
+	for _, args := range [][]string{{"-reconcile-every", "0"}, {"-reconcile-rate", "-1"}, {"-reconcile-every", "soon"}} {
+		if _, err := parse(args, nil); err == nil {
+			t.Errorf("ParseFlags(%q) accepted", args)
+		}
+	}
+}
