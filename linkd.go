@@ -169,7 +169,9 @@ type ItemAccounts struct {
 	InstitutionID   string
 	InstitutionName string
 	Accounts        []*linkdv1.Account
-	RequestID       string
+	// Webhook is the Item's webhook URL at Plaid; empty for none.
+	Webhook   string
+	RequestID string
 }
 
 // WebhookKey is a public key Plaid signs webhooks with, from
@@ -201,6 +203,11 @@ type Plaid interface {
 	ExchangePublicToken(ctx context.Context, publicToken string) (ExchangeResult, error)
 	// GetAccounts calls /accounts/get (and /item/get for the institution).
 	GetAccounts(ctx context.Context, token AccessToken) (ItemAccounts, error)
+	// GetItem calls /item/get: Plaid's view of an Item's health.
+	GetItem(ctx context.Context, token AccessToken) (ItemState, error)
+	// UpdateItemWebhook calls /item/webhook/update, pointing the Item's
+	// webhooks at url, and returns Plaid's request_id.
+	UpdateItemWebhook(ctx context.Context, token AccessToken, url string) (string, error)
 	// RemoveItem calls /item/remove and returns Plaid's request_id.
 	RemoveItem(ctx context.Context, token AccessToken) (string, error)
 	// CreateSandboxPublicToken calls /sandbox/public_token/create, with the

@@ -115,6 +115,9 @@ func SetItemStatus(status linkdv1.ItemStatus, errorCode string, now time.Time) f
 			return false, nil
 		}
 		item.Status, item.ErrorCode, item.StatusChangedAt = status, errorCode, timestamppb.New(now)
+		if status != linkdv1.ItemStatus_ITEM_STATUS_PENDING_DISCONNECT {
+			item.PendingDisconnectReason = "" // it explained the status left
+		}
 		return true, nil
 	}
 }

@@ -99,6 +99,13 @@ type Store interface {
 	// ItemsAtInstitution returns every user's Items at an institution,
 	// oldest first, from an index; none is not an error.
 	ItemsAtInstitution(ctx context.Context, institutionID string) ([]*linkdv1.Item, error)
+	// ItemsAfter returns up to limit Items (a backend may cap limit) whose
+	// item_id sorts after after ("" starts at the first), in the
+	// backend's item_id order, so that a background job walks every Item
+	// a page at a time with the last item_id as its cursor, across
+	// restarts and handles. Items added or removed during a walk may or
+	// may not be seen; none left is an empty page.
+	ItemsAfter(ctx context.Context, after string, limit int) ([]*linkdv1.Item, error)
 	// UpdateItem applies fn to an Item and stores it when fn reports a
 	// change, returning the Item as stored; ENOTFOUND when there is none.
 	UpdateItem(ctx context.Context, itemID string, fn func(item *linkdv1.Item) (bool, error)) (*linkdv1.Item, error)

@@ -469,6 +469,7 @@ func (c *Client) GetAccounts(ctx context.Context, token linkd.AccessToken) (link
 		ItemID:          item.GetItemId(),
 		InstitutionID:   item.GetInstitutionId(),
 		InstitutionName: item.GetInstitutionName(),
+		Webhook:         item.GetWebhook(),
 		RequestID:       resp.GetRequestId(),
 	}
 	for _, a := range resp.GetAccounts() {
@@ -482,19 +483,72 @@ func (c *Client) GetAccounts(ctx context.Context, token linkd.AccessToken) (link
 		})
 	}
 	if out.InstitutionID != "" && out.InstitutionName == "" {
-		req := plaidgo.NewItemGetRequest(token.Reveal())
-		var itemResp plaidgo.ItemGetResponse
-		if err := c.do(ctx, "/item/get", repeatable, []string{token.Reveal()}, func(ctx context.Context) (*http.Response, error) {
-			r, httpResp, err := c.api.ItemGet(ctx).ItemGetRequest(*req).Execute()
-			itemResp = r
-			return httpResp, err
-		}); err != nil {
+		st, err := c.GetItem(ctx, token)
+		if err != nil {
 			return linkd.ItemAccounts{}, err
 		}
-		item := itemResp.GetItem()
-		out.InstitutionName = item.GetInstitutionName()
+		out.InstitutionName = st.InstitutionName
 	}
 	return out, nil
+}
+
+// GetItem calls /item/get: the Item's error, consent expiration, webhook
+// and institution. It returns EINTERNAL for a zero token (without calling
+// Plaid) and otherwise the converted Plaid or transport error: notably
+// EPRECONDITION for an Item Plaid no longer has.
+func (c *Client) GetItem(ctx context.Context, token linkd.AccessToken) (linkd.ItemState, error) {
+	if token.IsZero() {
+		return linkd.ItemState{}, linkd.Errorf(linkd.EINTERNAL, "GetItem called without an access token")
+	}
+	req := plaidgo.NewItemGetRequest(token.Reveal())
+	var resp plaidgo.ItemGetResponse
+	if err := c.do(ctx, "/item/get", repeatable, []string{token.Reveal()}, func(ctx context.Context) (*http.Response, error) {
+		r, httpResp, err := c.api.ItemGet(ctx).ItemGetRequest(*req).Execute()
+		resp = r
+		return httpResp, err
+	}); err != nil {
+		return linkd.ItemState{}, err
+	}
+	item := resp.GetItem()
+	st := linkd.ItemState{
+		ItemID:          item.GetItemId(),
+		InstitutionID:   item.GetInstitutionId(),
+		InstitutionName: item.GetInstitutionName(),
+		Webhook:         item.GetWebhook(),
+		RequestID:       resp.GetRequestId(),
+	}
+	if pe, ok := item.GetErrorOk(); ok && pe != nil {
+		st.ErrorType, st.ErrorCode = string(pe.GetErrorType()), pe.GetErrorCode()
+	}
+	if t, ok := item.GetConsentExpirationTimeOk(); ok && t != nil {
+		st.ConsentExpiration = *t
+	}
+	return st, nil
+}
+
+// UpdateItemWebhook calls /item/webhook/update, pointing the Item's
+// webhooks at url, and returns Plaid's request_id. It returns EINTERNAL
+// for a zero token and EINVALID naming webhook for an empty url, both
+// without calling Plaid, and otherwise the converted Plaid or transport
+// error.
+func (c *Client) UpdateItemWebhook(ctx context.Context, token linkd.AccessToken, url string) (string, error) {
+	if token.IsZero() {
+		return "", linkd.Errorf(linkd.EINTERNAL, "UpdateItemWebhook called without an access token")
+	}
+	if url == "" {
+		return "", linkd.InvalidField("webhook", "webhook is required")
+	}
+	req := plaidgo.NewItemWebhookUpdateRequest(token.Reveal())
+	req.SetWebhook(url)
+	var resp plaidgo.ItemWebhookUpdateResponse
+	if err := c.do(ctx, "/item/webhook/update", repeatable, []string{token.Reveal()}, func(ctx context.Context) (*http.Response, error) {
+		r, httpResp, err := c.api.ItemWebhookUpdate(ctx).ItemWebhookUpdateRequest(*req).Execute()
+		resp = r
+		return httpResp, err
+	}); err != nil {
+		return "", err
+	}
+	return resp.GetRequestId(), nil
 }
 
 // RemoveItem calls /item/remove and returns Plaid's request_id. It returns

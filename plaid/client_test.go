@@ -571,6 +571,47 @@ func TestClient_WebhookVerificationKey(t *testing.T) {
 	}
 }
 
+// TestClient_GetItemAndUpdateWebhook: /item/get reports the Item's
+// webhook and consent expiration (set here by the emulator's pending
+// expiration); /item/webhook/update moves the webhook; bad calls are
+// refused before Plaid, and errors carry no token.
+func TestClient_GetItemAndUpdateWebhook(t *testing.T) {
+	e := MustStartEmulator(t)
+	c := MustNewClient(t, e.URL())
+	ctx := context.Background()
+	item := MustCreateItem(t, c)
+	token := item.AccessToken.Reveal()
+
+	st, err := c.GetItem(ctx, item.AccessToken)
+	if err != nil || st.ItemID != item.ItemID || st.InstitutionID != "ins_109508" || st.Webhook != "" || !st.ConsentExpiration.IsZero() || st.ErrorCode != "" {
+		t.Fatalf("GetItem = %+v, %v", st, err)
+	}
+	if _, err := c.UpdateItemWebhook(ctx, item.AccessToken, "https://example.com/hooks"); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.SetItemState(token, plaidemu.StatePendingExpiration, ""); err != nil {
+		t.Fatal(err)
+	}
+	st, err = c.GetItem(ctx, item.AccessToken)
+	if err != nil || st.Webhook != "https://example.com/hooks" || st.ConsentExpiration.IsZero() {
+		t.Fatalf("GetItem after the move and a pending expiration = %+v, %v", st, err)
+	}
+
+	_, err = c.UpdateItemWebhook(ctx, item.AccessToken, "")
+	if WantError(t, err, linkd.EINVALID, "").Field != "webhook" {
+		t.Errorf("empty webhook: %v, want INVALID naming webhook", err)
+	}
+	_, err = c.GetItem(ctx, linkd.AccessToken{})
+	WantError(t, err, linkd.EINTERNAL, "")
+	if _, err := c.RemoveItem(ctx, item.AccessToken); err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.GetItem(ctx, item.AccessToken)
+	WantError(t, err, linkd.EPRECONDITION, "ITEM_NOT_FOUND", token)
+	_, err = c.UpdateItemWebhook(ctx, item.AccessToken, "https://example.com/hooks")
+	WantError(t, err, linkd.EPRECONDITION, "ITEM_NOT_FOUND", token)
+}
+
 // TestClient_SandboxErrors: Plaid's SANDBOX_ERROR answers become
 // FAILED_PRECONDITION naming the field they are about, and webhook_type
 // reaches Plaid.

@@ -11,6 +11,7 @@ import (
 	"github.com/linkd/linkd"
 	"github.com/linkd/linkd/internal/pgtest"
 	"github.com/linkd/linkd/postgres"
+	"github.com/linkd/linkd/storetest"
 )
 
 // BenchmarkDB_LinkPath measures the store's part of linking an Item: the
@@ -56,5 +57,37 @@ func BenchmarkDB_LinkPath(b *testing.B) {
 			}
 			wg.Wait()
 		})
+	}
+}
+
+// BenchmarkDB_ItemsAfter is the read side of one reconcile pass: walking
+// 1,000 Items a page of 100 at a time (the cursor the last item_id, one
+// primary-key range a page). ns/op is one whole walk. (1,000, not the
+// bbolt benchmark's 5,000, so that make bench's 2000x stays short.)
+func BenchmarkDB_ItemsAfter(b *testing.B) {
+	const items, page = 1000, 100
+	ctx := context.Background()
+	db, _, _ := MustOpen(b)
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range 16 {
+		wg.Go(func() {
+			for i := next.Add(1); i <= items; i = next.Add(1) {
+				n := newItem(fmt.Sprintf("item-%05d", i), "user-1", t0)
+				n.PublicToken = ""
+				if _, err := db.PutItem(ctx, n); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	b.ResetTimer()
+	for range b.N {
+		n := len(storetest.WalkItems(b, db, page, nil))
+		if n != items {
+			b.Fatalf("walk saw %d Items, want %d", n, items)
+		}
 	}
 }

@@ -336,3 +336,18 @@ func (db *DB) ItemForPublicToken(ctx context.Context, publicToken string) (*link
 	}
 	return item, wrap("get item for public token", err)
 }
+
+// ItemsAfter returns up to limit (capped by pageLimit) Items whose
+// item_id sorts after after ("" starts at the first), in item_id order
+// (the primary key's, under the database's collation), so that a walk
+// over every Item reads one index range per page. EINVALID naming after
+// when it is longer than any id.
+func (db *DB) ItemsAfter(ctx context.Context, after string, limit int) ([]*linkdv1.Item, error) {
+	if len(after) > maxIDLen {
+		return nil, linkd.InvalidField("after", "after is over %d bytes", maxIDLen)
+	}
+	limit = pageLimit(limit)
+	items, err := listItems(ctx, db.pool, `
+		SELECT record FROM items WHERE item_id > $1 ORDER BY item_id LIMIT $2`, after, limit)
+	return items, wrap("items after", err)
+}

@@ -28,6 +28,9 @@ type exchangeRequest struct {
 	merge     func(*linkdv1.LinkSession) (bool, error)
 	// sessionKey is where the session is filed (see sessionKey).
 	sessionKey string
+	// webhookRequested is set when the link token named its own webhook
+	// URL rather than taking linkd's default (Item.webhook_requested).
+	webhookRequested bool
 }
 
 // keptExchange is an Item Plaid exchanged that is being stored. done
@@ -101,6 +104,8 @@ func (s *Service) exchange(ctx context.Context, x exchangeRequest) (item *linkdv
 		ClientUserId: x.clientUserID,
 		Status:       linkdv1.ItemStatus_ITEM_STATUS_GOOD,
 		CreatedAt:    timestamppb.New(s.now()),
+
+		WebhookRequested: x.webhookRequested,
 	}
 	n := linkd.NewItem{Item: item, AccessToken: ex.AccessToken, PublicToken: x.publicToken}
 	if c := x.connected; c != nil {

@@ -81,13 +81,17 @@ func (s *Service) noteItemError(ctx context.Context, itemID string, err error) *
 	return item
 }
 
-// repaired handles a connected redirect of an update-mode session. Plaid's
-// public token from update mode needs no exchange, and a redirect proves
+// repaired handles a connected redirect of an update-mode session.
+// Plaid's public token from update mode needs no exchange, no webhook
+// follows a fixed pending expiry or disconnect, and a redirect proves
 // nothing by itself (it may be a resubmission, or made up), so linkd asks
-// Plaid: if the Item's data answers, the Item is GOOD again; if Plaid
-// still reports an Item error, that status stays; when Plaid cannot answer
-// now, EUNAVAILABLE asks the caller to resubmit. Only LOGIN_REQUIRED and
-// ERROR can be repaired this way.
+// Plaid: /item/get, then /accounts/get when the Item has no error, and
+// applies ConfirmUpdateMode. An Item error Plaid still reports stays; a
+// pending expiry or disconnect clears only when Plaid shows the consent
+// renewed (ConsentRenewed), which a replayed or made-up redirect cannot
+// show; the accounts become Plaid's, so that accounts added in update mode
+// appear, and new_accounts_available clears. When Plaid cannot answer now,
+// EUNAVAILABLE asks the caller to resubmit (the redirect is recorded).
 func (s *Service) repaired(ctx context.Context, itemID, clientUserID string) (*linkdv1.Item, error) {
 	item, err := s.store.GetItem(ctx, itemID)
 	if err != nil {
@@ -96,21 +100,15 @@ func (s *Service) repaired(ctx context.Context, itemID, clientUserID string) (*l
 	if item.GetClientUserId() != clientUserID {
 		return nil, ErrItemNotFound()
 	}
-	switch item.GetStatus() {
-	case linkdv1.ItemStatus_ITEM_STATUS_LOGIN_REQUIRED, linkdv1.ItemStatus_ITEM_STATUS_ERROR:
-	default:
-		// Nothing Plaid's data can confirm: a GOOD Item stays GOOD, and a
-		// pending expiry or disconnect still works while pending, so an
-		// answering /accounts/get would prove nothing about it.
-		return item, nil
+	if item.GetStatus() == linkdv1.ItemStatus_ITEM_STATUS_REVOKED {
+		return item, nil // final: only removing it ends it
 	}
 	token, err := s.store.AccessToken(ctx, itemID)
 	if err != nil {
 		return nil, err
 	}
-	acc, err := s.plaid.GetAccounts(ctx, token)
-	if err != nil {
-		s.log.WarnContext(ctx, "update-mode connected, but Plaid does not confirm the repair", "item_id", itemID, "err", err)
+	unconfirmed := func(err error) (*linkdv1.Item, error) {
+		s.log.WarnContext(ctx, "update-mode connected, but Plaid does not confirm it", "item_id", itemID, "err", err)
 		if updated := s.noteItemError(ctx, itemID, err); updated != nil {
 			return updated, nil
 		}
@@ -118,19 +116,27 @@ func (s *Service) repaired(ctx context.Context, itemID, clientUserID string) (*l
 		// it is safe, so the caller retries rather than the repair being
 		// lost (no webhook follows an update-mode repair).
 		return nil, fmt.Errorf("%w: %w", linkd.Errorf(linkd.EUNAVAILABLE,
-			"Plaid could not confirm the update-mode repair now; resubmit the redirect"), err)
+			"Plaid could not confirm the update-mode session now; resubmit the redirect"), err)
 	}
-	good := linkd.SetItemStatus(linkdv1.ItemStatus_ITEM_STATUS_GOOD, "", s.now())
-	details := linkd.SetItemDetails(acc.InstitutionID, acc.InstitutionName, acc.Accounts)
-	item, err = s.store.UpdateItem(ctx, itemID, func(it *linkdv1.Item) (bool, error) {
-		a, _ := good(it)
-		b, _ := details(it)
-		return a || b, nil
-	})
+	readAt := s.now()
+	st, err := s.plaid.GetItem(ctx, token)
+	if err != nil {
+		return unconfirmed(err)
+	}
+	st.ReadAt = readAt
+	apply := linkd.ApplyItemState(st, s.now())
+	if st.ErrorCode == "" {
+		acc, err := s.plaid.GetAccounts(ctx, token)
+		if err != nil {
+			return unconfirmed(err)
+		}
+		apply = linkd.ConfirmUpdateMode(st, acc, s.now())
+	}
+	item, err = s.store.UpdateItem(ctx, itemID, apply)
 	if err != nil {
 		return nil, err
 	}
-	s.log.InfoContext(ctx, "item repaired in update mode", "item_id", itemID)
+	s.log.InfoContext(ctx, "update-mode session confirmed by Plaid", "item_id", itemID, "status", item.GetStatus().String())
 	return item, nil
 }
 
@@ -163,7 +169,14 @@ func (s *Service) refresh(ctx context.Context, itemID string, update func(contex
 	if err != nil {
 		return nil, err
 	}
-	return update(ctx, itemID, linkd.SetItemDetails(acc.InstitutionID, acc.InstitutionName, acc.Accounts))
+	details := linkd.SetItemDetails(acc.InstitutionID, acc.InstitutionName, acc.Accounts)
+	return update(ctx, itemID, func(item *linkdv1.Item) (bool, error) {
+		changed, _ := details(item)
+		if acc.Webhook != "" && item.GetWebhook() != acc.Webhook {
+			item.Webhook, changed = acc.Webhook, true
+		}
+		return changed, nil
+	})
 }
 
 // wakeRefresh tells the refresh job that an Item was queued.

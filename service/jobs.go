@@ -2,6 +2,7 @@ package service
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"runtime/debug"
 	"sync"
@@ -18,6 +19,14 @@ type Jobs struct {
 	// PruneEvery, ResealEvery, RefreshEvery and HostedEvery space the
 	// jobs' runs; defaults when zero.
 	PruneEvery, ResealEvery, RefreshEvery, HostedEvery time.Duration
+	// ReconcileEvery is how often each Item is compared with Plaid's
+	// /item/get at most (DefaultReconcileEvery when zero); ReconcileRate
+	// caps the reconcile job's Plaid calls per second
+	// (DefaultReconcileRate when zero; negative is no cap);
+	// ReconcileTick spaces its runs (a minute when zero).
+	ReconcileEvery time.Duration
+	ReconcileRate  float64
+	ReconcileTick  time.Duration
 	// ReplayWindow is how long webhook delivery ids are kept: longer than
 	// a delivery is accepted. Default 2*MaxWebhookAge when zero.
 	ReplayWindow time.Duration
@@ -35,8 +44,9 @@ const (
 
 // RunJobs runs the background jobs until ctx ends: retention pruning,
 // re-sealing access tokens under the current master key, the queued
-// Item refreshes, and asking Plaid about Hosted Link tokens whose webhooks
-// may have been lost (CheckHostedLinkTokens). Each job runs only while this process holds its lease
+// Item refreshes, asking Plaid about Hosted Link tokens whose webhooks
+// may have been lost (CheckHostedLinkTokens), and reconciling Items with
+// Plaid (see reconcile.go). Each job runs only while this process holds its lease
 // in the store, so replicas sharing a store take turns rather than
 // repeating the work. A job that fails is logged and runs again later; a
 // job that panics is recovered, logged with its stack, and runs again
@@ -56,6 +66,12 @@ func (s *Service) RunJobs(ctx context.Context, j Jobs) {
 	}
 	if j.ReplayWindow <= 0 {
 		j.ReplayWindow = defaultReplayWindow
+	}
+	if j.ReconcileTick <= 0 {
+		j.ReconcileTick = defaultReconcileTick
+	}
+	if j.ReconcileRate == 0 {
+		j.ReconcileRate = DefaultReconcileRate
 	}
 	var wg sync.WaitGroup
 	var names []string
@@ -94,6 +110,13 @@ func (s *Service) RunJobs(ctx context.Context, j Jobs) {
 				return err
 			}
 		}
+	})
+	run("reconcile", j.ReconcileTick, nil, func(ctx context.Context) error {
+		_, err := s.reconcile(ctx, j.ReconcileEvery, s.pacer("reconcile", j.ReconcileRate, 3*j.ReconcileTick))
+		if errors.Is(err, errLeaseLost) {
+			return nil // another process walks now
+		}
+		return err
 	})
 	wg.Wait()
 	s.releaseLeases(names)

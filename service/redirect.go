@@ -43,6 +43,7 @@ func (s *Service) submitRedirect(ctx context.Context, tok *storagev1.StoredLinkT
 		item, stored, err := s.exchange(ctx, exchangeRequest{
 			publicToken: connected.GetPublicToken(), clientUserID: tok.GetClientUserId(),
 			connected: connected, merge: merge, sessionKey: sessionID,
+			webhookRequested: s.webhookRequested(tok),
 		})
 		if !stored {
 			// The redirect is recorded whatever the exchange did (a
@@ -136,4 +137,11 @@ func redirectKind(tok *storagev1.StoredLinkToken, r *linkdv1.WebviewRedirect) st
 		return RedirectExit
 	}
 	return RedirectEvent
+}
+
+// webhookRequested reports whether tok's request named a webhook URL of
+// its own, not linkd's default.
+func (s *Service) webhookRequested(tok *storagev1.StoredLinkToken) bool {
+	w := tok.GetRequest().GetWebhook()
+	return w != "" && w != s.defaults.Webhook
 }

@@ -146,6 +146,8 @@ type Service struct {
 	inflight sync.WaitGroup
 	// refreshNow wakes the refresh job after a new Item is queued.
 	refreshNow chan struct{}
+	// reconciling is where this process's reconcile walk stands.
+	reconciling reconcileState
 }
 
 // New returns a Service, or EINVALID when the Link URL is not absolute or

@@ -162,7 +162,7 @@ func TestService_RunJobs_ReleasesLeases(t *testing.T) {
 	}
 	cancel()
 	<-done
-	for _, name := range []string{"prune", "reseal", "refresh", "hosted"} {
+	for _, name := range []string{"prune", "reseal", "refresh", "hosted", "reconcile"} {
 		held, err := e.db.TryLease(context.Background(), "job/"+name, "another-process", time.Now(), time.Minute)
 		if err != nil || !held {
 			t.Errorf("lease job/%s after RunJobs stopped: held %v, %v; want it free", name, held, err)

@@ -3,6 +3,7 @@ package service
 import (
 	"context"
 	"encoding/json"
+	"time"
 
 	"github.com/linkd/linkd"
 	storagev1 "github.com/linkd/linkd/gen/linkd/storage/v1"
@@ -25,28 +26,14 @@ type plaidWebhook struct {
 	WebhookType string `json:"webhook_type"`
 	WebhookCode string `json:"webhook_code"`
 	ItemID      string `json:"item_id"`
+	AccountID   string `json:"account_id"`
 	Error       *struct {
 		ErrorType string `json:"error_type"`
 		ErrorCode string `json:"error_code"`
 	} `json:"error"`
-}
-
-// WebhookStatus is the Item status an ITEM webhook means, and false for
-// one that is recorded only (NEW_ACCOUNTS_AVAILABLE,
-// WEBHOOK_UPDATE_ACKNOWLEDGED, other types and codes).
-func WebhookStatus(webhookType, webhookCode, errorType, errorCode string) (linkdv1.ItemStatus, bool) {
-	if webhookType != "ITEM" {
-		return 0, false
-	}
-	switch webhookCode {
-	case "ERROR":
-		return linkd.ItemStatusFor(errorType, errorCode)
-	case "LOGIN_REPAIRED":
-		return linkdv1.ItemStatus_ITEM_STATUS_GOOD, true
-	}
-	// PENDING_EXPIRATION, PENDING_DISCONNECT, USER_PERMISSION_REVOKED: the
-	// webhook code is the error code ItemStatusFor knows.
-	return linkd.ItemStatusFor("", webhookCode)
+	ConsentExpirationTime string `json:"consent_expiration_time"`
+	Reason                string `json:"reason"`
+	DisconnectTime        string `json:"disconnect_time"`
 }
 
 // ApplyWebhook records a verified delivery and applies it to its Item. It
@@ -65,14 +52,17 @@ func (s *Service) ApplyWebhook(ctx context.Context, d Delivery) (item *linkdv1.I
 		Body:        redactWebhookBody(d.Body),
 		KeyId:       d.KeyID,
 	}
-	var errorType string
+	w := linkd.ItemWebhook{Type: hook.WebhookType, Code: hook.WebhookCode, AccountID: hook.AccountID, Reason: hook.Reason}
 	if hook.Error != nil {
-		stored.ErrorCode, errorType = hook.Error.ErrorCode, hook.Error.ErrorType
+		stored.ErrorCode, w.ErrorType, w.ErrorCode = hook.Error.ErrorCode, hook.Error.ErrorType, hook.Error.ErrorCode
 	}
-	var apply func(*linkdv1.Item) (bool, error)
-	if st, ok := WebhookStatus(hook.WebhookType, hook.WebhookCode, errorType, stored.ErrorCode); ok {
-		apply = linkd.SetItemStatus(st, stored.ErrorCode, s.now())
+	if t, err := time.Parse(time.RFC3339Nano, hook.ConsentExpirationTime); err == nil {
+		w.ConsentExpiration = t
 	}
+	if t, err := time.Parse(time.RFC3339Nano, hook.DisconnectTime); err == nil {
+		w.DisconnectTime = t
+	}
+	apply := linkd.ApplyItemWebhook(w, s.now())
 	item, err = s.store.RecordWebhook(ctx, stored, d.ID, apply)
 	if linkd.ErrorCode(err) == linkd.ECONFLICT {
 		s.log.WarnContext(ctx, "webhook delivery replayed; ignored", "kid", d.KeyID)

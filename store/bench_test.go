@@ -12,6 +12,7 @@ import (
 
 	"github.com/linkd/linkd"
 	"github.com/linkd/linkd/store"
+	"github.com/linkd/linkd/storetest"
 )
 
 // Every write is one fsynced bbolt transaction, so these measure the disk's
@@ -97,5 +98,39 @@ func BenchmarkDB_ConnectedLink(b *testing.B) {
 			b.Fatal(err)
 		}
 		i++
+	}
+}
+
+// BenchmarkDB_ItemsAfter is the read side of one reconcile pass: walking
+// 5,000 Items a page of 100 at a time (Store.ItemsAfter, the cursor the
+// last item_id). ns/op is one whole walk; divide by 5,000 for an Item.
+func BenchmarkDB_ItemsAfter(b *testing.B) {
+	const items, page = 5000, 100
+	db, err := store.Open(filepath.Join(b.TempDir(), "linkd.db"), store.Options{Sealer: MustSealer(b, "k1:"+key1)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	var next atomic.Int64
+	for range 32 { // group commit: the setup takes seconds, not minutes
+		wg.Go(func() {
+			for i := next.Add(1); i <= items; i = next.Add(1) {
+				id := fmt.Sprintf("item-%05d", i)
+				if _, err := db.PutItem(ctx, linkd.NewItem{Item: newItem(id, "user-"+strconv.FormatInt(i%100, 10)), AccessToken: accessToken(id)}); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	b.ResetTimer()
+	for range b.N {
+		n := len(storetest.WalkItems(b, db, page, nil))
+		if n != items {
+			b.Fatalf("walk saw %d Items, want %d", n, items)
+		}
 	}
 }

@@ -384,3 +384,36 @@ func (db *DB) ItemForPublicToken(ctx context.Context, publicToken string) (*link
 	}
 	return item, nil
 }
+
+// ItemsAfter returns up to limit (MaxPageSize when zero or less) Items
+// whose item_id sorts after after ("" starts at the first), in item_id
+// byte order, from the items bucket's own key order. It returns an
+// EINVALID *linkd.Error naming after when it is too long, and EINTERNAL
+// when the store fails.
+func (db *DB) ItemsAfter(ctx context.Context, after string, limit int) ([]*linkdv1.Item, error) {
+	if len(after) > maxIDLen {
+		return nil, linkd.InvalidField("after", "after is over %d bytes", maxIDLen)
+	}
+	limit = pageLimit(limit)
+	var items []*linkdv1.Item
+	err := db.view(ctx, "items after", func(tx *bbolt.Tx) error {
+		items = nil
+		c := tx.Bucket(bucketItems).Cursor()
+		k, _ := c.Seek([]byte(after))
+		if k != nil && string(k) == after {
+			k, _ = c.Next()
+		}
+		for ; k != nil && len(items) < limit; k, _ = c.Next() {
+			item := new(linkdv1.Item)
+			if _, err := get(tx, bucketItems, k, item); err != nil {
+				return err
+			}
+			items = append(items, item)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return items, nil
+}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -38,6 +39,7 @@ func Run(t *testing.T, open OpenFunc) {
 	t.Run("DeleteItem", func(t *testing.T) { testDeleteItem(t, fresh) })
 	t.Run("DeleteUserRecords", func(t *testing.T) { testDeleteUserRecords(t, fresh) })
 	t.Run("RefreshQueue", func(t *testing.T) { testRefreshQueue(t, fresh) })
+	t.Run("ItemsAfter", func(t *testing.T) { testItemsAfter(t, fresh) })
 	t.Run("RecordWebhook", func(t *testing.T) { testRecordWebhook(t, fresh) })
 	t.Run("ListWebhooks", func(t *testing.T) { testListWebhooks(t, fresh) })
 	t.Run("Prune", func(t *testing.T) { testPrune(t, fresh) })
@@ -999,6 +1001,57 @@ func testDeleteUserRecords(t *testing.T, fresh func(*testing.T) linkd.Store) {
 	t.Run("ErrInvalid", func(t *testing.T) {
 		_, err := fresh(t).DeleteUserRecords(ctx, "", nil)
 		wantCode(t, err, linkd.EINVALID)
+	})
+}
+
+// testItemsAfter: a walk a page at a time, with the last item_id as the
+// cursor, sees every Item once, in item_id order, whoever created it when;
+// an Item deleted mid-walk is not returned, one added after the cursor is.
+func testItemsAfter(t *testing.T, fresh func(*testing.T) linkd.Store) {
+	ctx := context.Background()
+	s := fresh(t)
+	for i, id := range []string{"item-c", "item-a", "item-e", "item-b", "item-d"} {
+		mustPutItem(t, s, linkd.NewItem{Item: newItem(id, fmt.Sprintf("user-%d", i%2), 10-i)})
+	}
+	walk := func(t *testing.T, limit int, between func(after string)) []string {
+		t.Helper()
+		return WalkItems(t, s, limit, between)
+	}
+	t.Run("Pages", func(t *testing.T) {
+		if got, want := walk(t, 2, nil), []string{"item-a", "item-b", "item-c", "item-d", "item-e"}; !slices.Equal(got, want) {
+			t.Fatalf("walk = %q, want %q", got, want)
+		}
+	})
+	t.Run("OnePage", func(t *testing.T) {
+		if got := walk(t, 100, nil); len(got) != 5 {
+			t.Fatalf("walk = %q, want all five", got)
+		}
+	})
+	t.Run("ChangesMidWalk", func(t *testing.T) {
+		got := walk(t, 2, func(after string) {
+			if after != "item-b" {
+				return
+			}
+			if err := s.DeleteItem(ctx, "item-d"); err != nil {
+				t.Fatal(err)
+			}
+			mustPutItem(t, s, linkd.NewItem{Item: newItem("item-f", "user-1", 1)})
+		})
+		if want := []string{"item-a", "item-b", "item-c", "item-e", "item-f"}; !slices.Equal(got, want) {
+			t.Fatalf("walk = %q, want %q", got, want)
+		}
+	})
+	t.Run("ErrInvalid", func(t *testing.T) {
+		_, err := s.ItemsAfter(ctx, strings.Repeat("x", 64<<10), 10)
+		if linkd.ErrorCode(err) != linkd.EINVALID {
+			t.Fatalf("ItemsAfter with a 64 KiB cursor = %v, want EINVALID", err)
+		}
+	})
+	t.Run("Empty", func(t *testing.T) {
+		page, err := fresh(t).ItemsAfter(ctx, "", 10)
+		if err != nil || len(page) != 0 {
+			t.Fatalf("ItemsAfter on an empty store = %v, %v; want an empty page", page, err)
+		}
 	})
 }
 

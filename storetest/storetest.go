@@ -199,3 +199,32 @@ func noChange[M proto.Message](m M) (bool, error) {
 	proto.Reset(m)
 	return false, nil
 }
+
+// WalkItems walks every Item of s as the reconcile job does, a page of
+// page at a time with the last item_id as the cursor, calling between
+// (when not nil) after each page, and returns the item_ids seen in order.
+// It fails tb when a read fails or a page is longer than page.
+func WalkItems(tb testing.TB, s linkd.Store, page int, between func(after string)) []string {
+	tb.Helper()
+	var seen []string
+	after := ""
+	for {
+		got, err := s.ItemsAfter(context.Background(), after, page)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		if len(got) > page {
+			tb.Fatalf("page of %d Items, limit %d", len(got), page)
+		}
+		if len(got) == 0 {
+			return seen
+		}
+		for _, it := range got {
+			seen = append(seen, it.GetItemId())
+		}
+		after = got[len(got)-1].GetItemId()
+		if between != nil {
+			between(after)
+		}
+	}
+}

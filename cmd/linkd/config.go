@@ -50,6 +50,11 @@ type Config struct {
 	// Retention is how long Link sessions and webhooks are kept after they
 	// were last seen; 0 keeps them forever.
 	Retention time.Duration
+	// ReconcileEvery is how often each Item is compared with Plaid's
+	// /item/get at most; ReconcileRate caps those background Plaid calls
+	// (and webhook moves) per second, 0 for no cap.
+	ReconcileEvery time.Duration
+	ReconcileRate  float64
 
 	// End-user tokens: a JWKS (file or URL) and/or an HS256 secret, and the
 	// issuer and audience every token must carry.
@@ -153,6 +158,16 @@ func (m *Main) ParseFlags(args []string, getenv func(string) string) error {
 	fs.StringVar(&c.TLSClientCA, "tls-client-ca", env("LINKD_TLS_CLIENT_CA", ""), "PEM CA bundle: require client certificates it verifies, mutual TLS (LINKD_TLS_CLIENT_CA)")
 	fs.StringVar(&c.AdminAddr, "admin-addr", env("LINKD_ADMIN_ADDR", "127.0.0.1:9090"), "metrics, pprof, probes and backup listen address; keep it private (LINKD_ADMIN_ADDR)")
 	fs.StringVar(&c.LogLevel, "log-level", env("LINKD_LOG_LEVEL", "info"), "debug, info, warn or error; warn drops the access log (LINKD_LOG_LEVEL)")
+	reconcileEvery, err := time.ParseDuration(env("LINKD_RECONCILE_EVERY", service.DefaultReconcileEvery.String()))
+	if err != nil {
+		return fmt.Errorf("LINKD_RECONCILE_EVERY: %w", err)
+	}
+	fs.DurationVar(&c.ReconcileEvery, "reconcile-every", reconcileEvery, "compare each Item with Plaid's /item/get at most this often, catching lost webhooks (LINKD_RECONCILE_EVERY)")
+	reconcileRate, err := strconv.ParseFloat(env("LINKD_RECONCILE_RATE", strconv.FormatFloat(service.DefaultReconcileRate, 'g', -1, 64)), 64)
+	if err != nil {
+		return fmt.Errorf("LINKD_RECONCILE_RATE: %w", err)
+	}
+	fs.Float64Var(&c.ReconcileRate, "reconcile-rate", reconcileRate, "at most this many background Plaid calls per second for reconciling Items and moving their webhooks, 0 for no cap (LINKD_RECONCILE_RATE)")
 	minFree := fs.String("min-free-disk", env("LINKD_MIN_FREE_DISK", "64MiB"), "report not ready, and refuse exchanges before Plaid is called, when the data directory's disk has less free space (LINKD_MIN_FREE_DISK)")
 	drain, err := time.ParseDuration(env("LINKD_DRAIN_DELAY", "5s"))
 	if err != nil {
@@ -188,6 +203,9 @@ func (m *Main) ParseFlags(args []string, getenv func(string) string) error {
 	}
 	if c.Retention < 0 {
 		return errors.New("-retention must not be negative")
+	}
+	if c.ReconcileEvery <= 0 || c.ReconcileRate < 0 {
+		return errors.New("-reconcile-every must be positive and -reconcile-rate not negative")
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected argument %q", fs.Arg(0))

@@ -259,7 +259,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	m.wg.Add(4)
 	go func() {
 		defer m.wg.Done()
-		m.svc.RunJobs(ctx, service.Jobs{Retention: c.Retention})
+		m.svc.RunJobs(ctx, service.Jobs{Retention: c.Retention, ReconcileEvery: c.ReconcileEvery, ReconcileRate: reconcileRate(c.ReconcileRate)})
 	}()
 	go func() {
 		defer m.wg.Done()
@@ -482,4 +482,13 @@ func randomToken(n int) string {
 	b := make([]byte, n)
 	rand.Read(b) // never fails: crypto/rand crashes the program instead
 	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// reconcileRate maps -reconcile-rate to service.Jobs.ReconcileRate: 0
+// there means no cap, which Jobs spells negative.
+func reconcileRate(perSecond float64) float64 {
+	if perSecond == 0 {
+		return -1
+	}
+	return perSecond
 }

@@ -43,7 +43,11 @@ func TestLinkd_WebhookReplayAfterRestart(t *testing.T) {
 		t.Fatalf("genuine delivery: HTTP %d, want 200", code)
 	}
 	mustStatus(t, c, id, linkdv1.ItemStatus_ITEM_STATUS_LOGIN_REQUIRED)
-	// The user repairs the Item before the replay comes.
+	// The user repairs the Item before the replay comes (at Plaid too:
+	// the restarted linkd's reconcile asks /item/get).
+	token, err := ts.db.AccessToken(ctx, id)
+	must(t, err)
+	must(t, emu.SetItemState(token.Reveal(), plaidemu.StateLoginRepaired, ""))
 	_, err = ts.db.UpdateItem(ctx, id, linkd.SetItemStatus(linkdv1.ItemStatus_ITEM_STATUS_GOOD, "", time.Now()))
 	must(t, err)
 	ts.conn.Close()

@@ -1117,8 +1117,35 @@ type Item struct {
 	ErrorCode string `protobuf:"bytes,9,opt,name=error_code,json=errorCode,proto3" json:"error_code,omitempty"`
 	// When status last changed; unset until it first does.
 	StatusChangedAt *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=status_changed_at,json=statusChangedAt,proto3" json:"status_changed_at,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// Whether Plaid reported accounts at the institution that the Item does
+	// not share yet (the NEW_ACCOUNTS_AVAILABLE webhook): the app may offer
+	// update mode with account selection (CreateLinkTokenRequest.item_id and
+	// update.account_selection_enabled). Cleared by the next update-mode
+	// session Plaid confirms.
+	NewAccountsAvailable bool `protobuf:"varint,11,opt,name=new_accounts_available,json=newAccountsAvailable,proto3" json:"new_accounts_available,omitempty"`
+	// When the user's consent for the Item expires, as Plaid last reported it
+	// (/item/get, the PENDING_EXPIRATION webhook); unset when it does not
+	// expire or Plaid has not said. A confirmed update-mode session moves it
+	// later.
+	ConsentExpirationTime *timestamppb.Timestamp `protobuf:"bytes,12,opt,name=consent_expiration_time,json=consentExpirationTime,proto3" json:"consent_expiration_time,omitempty"`
+	// Plaid's reason with the PENDING_DISCONNECT webhook:
+	// INSTITUTION_MIGRATION or INSTITUTION_TOKEN_EXPIRATION; empty otherwise.
+	PendingDisconnectReason string `protobuf:"bytes,13,opt,name=pending_disconnect_reason,json=pendingDisconnectReason,proto3" json:"pending_disconnect_reason,omitempty"`
+	// The webhook URL Plaid notifies about the Item, as Plaid last reported it
+	// or linkd last set it; empty until known. linkd moves Items to its
+	// configured URL when that changes.
+	Webhook string `protobuf:"bytes,14,opt,name=webhook,proto3" json:"webhook,omitempty"`
+	// When linkd last compared the Item with Plaid's /item/get (the
+	// background reconcile, or a confirmed update-mode session); unset until
+	// it first does.
+	ReconciledAt *timestamppb.Timestamp `protobuf:"bytes,15,opt,name=reconciled_at,json=reconciledAt,proto3" json:"reconciled_at,omitempty"`
+	// Whether the Item was linked with a link token that named its own
+	// webhook URL (CreateLinkTokenRequest.webhook, not linkd's configured
+	// default): linkd then leaves its webhook where the app put it when the
+	// configured URL changes.
+	WebhookRequested bool `protobuf:"varint,16,opt,name=webhook_requested,json=webhookRequested,proto3" json:"webhook_requested,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *Item) Reset() {
@@ -1219,6 +1246,48 @@ func (x *Item) GetStatusChangedAt() *timestamppb.Timestamp {
 		return x.StatusChangedAt
 	}
 	return nil
+}
+
+func (x *Item) GetNewAccountsAvailable() bool {
+	if x != nil {
+		return x.NewAccountsAvailable
+	}
+	return false
+}
+
+func (x *Item) GetConsentExpirationTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ConsentExpirationTime
+	}
+	return nil
+}
+
+func (x *Item) GetPendingDisconnectReason() string {
+	if x != nil {
+		return x.PendingDisconnectReason
+	}
+	return ""
+}
+
+func (x *Item) GetWebhook() string {
+	if x != nil {
+		return x.Webhook
+	}
+	return ""
+}
+
+func (x *Item) GetReconciledAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ReconciledAt
+	}
+	return nil
+}
+
+func (x *Item) GetWebhookRequested() bool {
+	if x != nil {
+		return x.WebhookRequested
+	}
+	return false
 }
 
 // LinkSession is everything linkd recorded for one link_session_id.
@@ -4197,7 +4266,7 @@ const file_linkd_v1_link_proto_rawDesc = "" +
 	"\x17UnrecognizedParamsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01B\b\n" +
-	"\x06result\"\xbe\x03\n" +
+	"\x06result\"\x8c\x06\n" +
 	"\x04Item\x12\x17\n" +
 	"\aitem_id\x18\x01 \x01(\tR\x06itemId\x12$\n" +
 	"\x0eclient_user_id\x18\x02 \x01(\tR\fclientUserId\x12%\n" +
@@ -4211,7 +4280,13 @@ const file_linkd_v1_link_proto_rawDesc = "" +
 	"\n" +
 	"error_code\x18\t \x01(\tR\terrorCode\x12F\n" +
 	"\x11status_changed_at\x18\n" +
-	" \x01(\v2\x1a.google.protobuf.TimestampR\x0fstatusChangedAt\"\xb0\x03\n" +
+	" \x01(\v2\x1a.google.protobuf.TimestampR\x0fstatusChangedAt\x124\n" +
+	"\x16new_accounts_available\x18\v \x01(\bR\x14newAccountsAvailable\x12R\n" +
+	"\x17consent_expiration_time\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\x15consentExpirationTime\x12:\n" +
+	"\x19pending_disconnect_reason\x18\r \x01(\tR\x17pendingDisconnectReason\x12\x18\n" +
+	"\awebhook\x18\x0e \x01(\tR\awebhook\x12?\n" +
+	"\rreconciled_at\x18\x0f \x01(\v2\x1a.google.protobuf.TimestampR\freconciledAt\x12+\n" +
+	"\x11webhook_requested\x18\x10 \x01(\bR\x10webhookRequested\"\xb0\x03\n" +
 	"\vLinkSession\x12&\n" +
 	"\x0flink_session_id\x18\x01 \x01(\tR\rlinkSessionId\x12\x1d\n" +
 	"\n" +
@@ -4545,81 +4620,83 @@ var file_linkd_v1_link_proto_depIdxs = []int32{
 	0,  // 11: linkd.v1.Item.status:type_name -> linkd.v1.ItemStatus
 	58, // 12: linkd.v1.Item.created_at:type_name -> google.protobuf.Timestamp
 	58, // 13: linkd.v1.Item.status_changed_at:type_name -> google.protobuf.Timestamp
-	7,  // 14: linkd.v1.LinkSession.events:type_name -> linkd.v1.LinkEvent
-	5,  // 15: linkd.v1.LinkSession.connected:type_name -> linkd.v1.ConnectedResult
-	6,  // 16: linkd.v1.LinkSession.exit:type_name -> linkd.v1.ExitResult
-	58, // 17: linkd.v1.LinkSession.first_seen_at:type_name -> google.protobuf.Timestamp
-	58, // 18: linkd.v1.LinkSession.last_seen_at:type_name -> google.protobuf.Timestamp
-	12, // 19: linkd.v1.CreateLinkTokenRequest.hosted_link:type_name -> linkd.v1.HostedLink
-	13, // 20: linkd.v1.CreateLinkTokenRequest.user:type_name -> linkd.v1.LinkTokenUser
-	54, // 21: linkd.v1.CreateLinkTokenRequest.account_filters:type_name -> linkd.v1.CreateLinkTokenRequest.AccountFiltersEntry
-	16, // 22: linkd.v1.CreateLinkTokenRequest.transactions:type_name -> linkd.v1.LinkTokenTransactions
-	17, // 23: linkd.v1.CreateLinkTokenRequest.update:type_name -> linkd.v1.LinkTokenUpdate
-	14, // 24: linkd.v1.LinkTokenUser.address:type_name -> linkd.v1.UserAddress
-	2,  // 25: linkd.v1.CreateLinkTokenResponse.link_token:type_name -> linkd.v1.LinkToken
-	8,  // 26: linkd.v1.ParseRedirectResponse.redirect:type_name -> linkd.v1.WebviewRedirect
-	5,  // 27: linkd.v1.SubmitRedirectResponse.connected:type_name -> linkd.v1.ConnectedResult
-	6,  // 28: linkd.v1.SubmitRedirectResponse.exit:type_name -> linkd.v1.ExitResult
-	7,  // 29: linkd.v1.SubmitRedirectResponse.event:type_name -> linkd.v1.LinkEvent
-	9,  // 30: linkd.v1.SubmitRedirectResponse.item:type_name -> linkd.v1.Item
-	2,  // 31: linkd.v1.SubmitRedirectResponse.new_link_token:type_name -> linkd.v1.LinkToken
-	9,  // 32: linkd.v1.ExchangePublicTokenResponse.item:type_name -> linkd.v1.Item
-	9,  // 33: linkd.v1.GetItemResponse.item:type_name -> linkd.v1.Item
-	0,  // 34: linkd.v1.ListItemsRequest.statuses:type_name -> linkd.v1.ItemStatus
-	9,  // 35: linkd.v1.ListItemsResponse.items:type_name -> linkd.v1.Item
-	10, // 36: linkd.v1.GetLinkSessionResponse.session:type_name -> linkd.v1.LinkSession
-	58, // 37: linkd.v1.GetLinkConversionRequest.since:type_name -> google.protobuf.Timestamp
-	58, // 38: linkd.v1.GetLinkConversionRequest.until:type_name -> google.protobuf.Timestamp
-	58, // 39: linkd.v1.GetLinkConversionResponse.since:type_name -> google.protobuf.Timestamp
-	58, // 40: linkd.v1.GetLinkConversionResponse.until:type_name -> google.protobuf.Timestamp
-	55, // 41: linkd.v1.GetLinkConversionResponse.exits_by_status:type_name -> linkd.v1.GetLinkConversionResponse.ExitsByStatusEntry
-	56, // 42: linkd.v1.GetLinkConversionResponse.exits_by_error_code:type_name -> linkd.v1.GetLinkConversionResponse.ExitsByErrorCodeEntry
-	57, // 43: linkd.v1.GetLinkConversionResponse.abandoned_at_view:type_name -> linkd.v1.GetLinkConversionResponse.AbandonedAtViewEntry
-	2,  // 44: linkd.v1.GetLinkTokenResponse.link_token:type_name -> linkd.v1.LinkToken
-	1,  // 45: linkd.v1.GetLinkTokenResponse.state:type_name -> linkd.v1.LinkTokenState
-	10, // 46: linkd.v1.GetLinkTokenResponse.link_sessions:type_name -> linkd.v1.LinkSession
-	15, // 47: linkd.v1.CreateLinkTokenRequest.AccountFiltersEntry.value:type_name -> linkd.v1.AccountSubtypes
-	11, // 48: linkd.v1.LinkService.CreateLinkToken:input_type -> linkd.v1.CreateLinkTokenRequest
-	19, // 49: linkd.v1.LinkService.ParseRedirect:input_type -> linkd.v1.ParseRedirectRequest
-	21, // 50: linkd.v1.LinkService.SubmitRedirect:input_type -> linkd.v1.SubmitRedirectRequest
-	23, // 51: linkd.v1.LinkService.ExchangePublicToken:input_type -> linkd.v1.ExchangePublicTokenRequest
-	25, // 52: linkd.v1.LinkService.GetItem:input_type -> linkd.v1.GetItemRequest
-	27, // 53: linkd.v1.LinkService.ListItems:input_type -> linkd.v1.ListItemsRequest
-	29, // 54: linkd.v1.LinkService.RemoveItem:input_type -> linkd.v1.RemoveItemRequest
-	31, // 55: linkd.v1.LinkService.GetLinkSession:input_type -> linkd.v1.GetLinkSessionRequest
-	33, // 56: linkd.v1.LinkService.CreateSandboxPublicToken:input_type -> linkd.v1.CreateSandboxPublicTokenRequest
-	35, // 57: linkd.v1.LinkService.ResumeOAuth:input_type -> linkd.v1.ResumeOAuthRequest
-	37, // 58: linkd.v1.LinkService.ResetSandboxItemLogin:input_type -> linkd.v1.ResetSandboxItemLoginRequest
-	39, // 59: linkd.v1.LinkService.FireSandboxWebhook:input_type -> linkd.v1.FireSandboxWebhookRequest
-	41, // 60: linkd.v1.LinkService.SetSandboxVerificationStatus:input_type -> linkd.v1.SetSandboxVerificationStatusRequest
-	43, // 61: linkd.v1.LinkService.SetEmulatorItemState:input_type -> linkd.v1.SetEmulatorItemStateRequest
-	45, // 62: linkd.v1.LinkService.GetLinkConversion:input_type -> linkd.v1.GetLinkConversionRequest
-	47, // 63: linkd.v1.LinkService.GetLinkToken:input_type -> linkd.v1.GetLinkTokenRequest
-	49, // 64: linkd.v1.LinkService.CompleteSandboxLinkSession:input_type -> linkd.v1.CompleteSandboxLinkSessionRequest
-	51, // 65: linkd.v1.LinkService.DeleteUserData:input_type -> linkd.v1.DeleteUserDataRequest
-	18, // 66: linkd.v1.LinkService.CreateLinkToken:output_type -> linkd.v1.CreateLinkTokenResponse
-	20, // 67: linkd.v1.LinkService.ParseRedirect:output_type -> linkd.v1.ParseRedirectResponse
-	22, // 68: linkd.v1.LinkService.SubmitRedirect:output_type -> linkd.v1.SubmitRedirectResponse
-	24, // 69: linkd.v1.LinkService.ExchangePublicToken:output_type -> linkd.v1.ExchangePublicTokenResponse
-	26, // 70: linkd.v1.LinkService.GetItem:output_type -> linkd.v1.GetItemResponse
-	28, // 71: linkd.v1.LinkService.ListItems:output_type -> linkd.v1.ListItemsResponse
-	30, // 72: linkd.v1.LinkService.RemoveItem:output_type -> linkd.v1.RemoveItemResponse
-	32, // 73: linkd.v1.LinkService.GetLinkSession:output_type -> linkd.v1.GetLinkSessionResponse
-	34, // 74: linkd.v1.LinkService.CreateSandboxPublicToken:output_type -> linkd.v1.CreateSandboxPublicTokenResponse
-	36, // 75: linkd.v1.LinkService.ResumeOAuth:output_type -> linkd.v1.ResumeOAuthResponse
-	38, // 76: linkd.v1.LinkService.ResetSandboxItemLogin:output_type -> linkd.v1.ResetSandboxItemLoginResponse
-	40, // 77: linkd.v1.LinkService.FireSandboxWebhook:output_type -> linkd.v1.FireSandboxWebhookResponse
-	42, // 78: linkd.v1.LinkService.SetSandboxVerificationStatus:output_type -> linkd.v1.SetSandboxVerificationStatusResponse
-	44, // 79: linkd.v1.LinkService.SetEmulatorItemState:output_type -> linkd.v1.SetEmulatorItemStateResponse
-	46, // 80: linkd.v1.LinkService.GetLinkConversion:output_type -> linkd.v1.GetLinkConversionResponse
-	48, // 81: linkd.v1.LinkService.GetLinkToken:output_type -> linkd.v1.GetLinkTokenResponse
-	50, // 82: linkd.v1.LinkService.CompleteSandboxLinkSession:output_type -> linkd.v1.CompleteSandboxLinkSessionResponse
-	52, // 83: linkd.v1.LinkService.DeleteUserData:output_type -> linkd.v1.DeleteUserDataResponse
-	66, // [66:84] is the sub-list for method output_type
-	48, // [48:66] is the sub-list for method input_type
-	48, // [48:48] is the sub-list for extension type_name
-	48, // [48:48] is the sub-list for extension extendee
-	0,  // [0:48] is the sub-list for field type_name
+	58, // 14: linkd.v1.Item.consent_expiration_time:type_name -> google.protobuf.Timestamp
+	58, // 15: linkd.v1.Item.reconciled_at:type_name -> google.protobuf.Timestamp
+	7,  // 16: linkd.v1.LinkSession.events:type_name -> linkd.v1.LinkEvent
+	5,  // 17: linkd.v1.LinkSession.connected:type_name -> linkd.v1.ConnectedResult
+	6,  // 18: linkd.v1.LinkSession.exit:type_name -> linkd.v1.ExitResult
+	58, // 19: linkd.v1.LinkSession.first_seen_at:type_name -> google.protobuf.Timestamp
+	58, // 20: linkd.v1.LinkSession.last_seen_at:type_name -> google.protobuf.Timestamp
+	12, // 21: linkd.v1.CreateLinkTokenRequest.hosted_link:type_name -> linkd.v1.HostedLink
+	13, // 22: linkd.v1.CreateLinkTokenRequest.user:type_name -> linkd.v1.LinkTokenUser
+	54, // 23: linkd.v1.CreateLinkTokenRequest.account_filters:type_name -> linkd.v1.CreateLinkTokenRequest.AccountFiltersEntry
+	16, // 24: linkd.v1.CreateLinkTokenRequest.transactions:type_name -> linkd.v1.LinkTokenTransactions
+	17, // 25: linkd.v1.CreateLinkTokenRequest.update:type_name -> linkd.v1.LinkTokenUpdate
+	14, // 26: linkd.v1.LinkTokenUser.address:type_name -> linkd.v1.UserAddress
+	2,  // 27: linkd.v1.CreateLinkTokenResponse.link_token:type_name -> linkd.v1.LinkToken
+	8,  // 28: linkd.v1.ParseRedirectResponse.redirect:type_name -> linkd.v1.WebviewRedirect
+	5,  // 29: linkd.v1.SubmitRedirectResponse.connected:type_name -> linkd.v1.ConnectedResult
+	6,  // 30: linkd.v1.SubmitRedirectResponse.exit:type_name -> linkd.v1.ExitResult
+	7,  // 31: linkd.v1.SubmitRedirectResponse.event:type_name -> linkd.v1.LinkEvent
+	9,  // 32: linkd.v1.SubmitRedirectResponse.item:type_name -> linkd.v1.Item
+	2,  // 33: linkd.v1.SubmitRedirectResponse.new_link_token:type_name -> linkd.v1.LinkToken
+	9,  // 34: linkd.v1.ExchangePublicTokenResponse.item:type_name -> linkd.v1.Item
+	9,  // 35: linkd.v1.GetItemResponse.item:type_name -> linkd.v1.Item
+	0,  // 36: linkd.v1.ListItemsRequest.statuses:type_name -> linkd.v1.ItemStatus
+	9,  // 37: linkd.v1.ListItemsResponse.items:type_name -> linkd.v1.Item
+	10, // 38: linkd.v1.GetLinkSessionResponse.session:type_name -> linkd.v1.LinkSession
+	58, // 39: linkd.v1.GetLinkConversionRequest.since:type_name -> google.protobuf.Timestamp
+	58, // 40: linkd.v1.GetLinkConversionRequest.until:type_name -> google.protobuf.Timestamp
+	58, // 41: linkd.v1.GetLinkConversionResponse.since:type_name -> google.protobuf.Timestamp
+	58, // 42: linkd.v1.GetLinkConversionResponse.until:type_name -> google.protobuf.Timestamp
+	55, // 43: linkd.v1.GetLinkConversionResponse.exits_by_status:type_name -> linkd.v1.GetLinkConversionResponse.ExitsByStatusEntry
+	56, // 44: linkd.v1.GetLinkConversionResponse.exits_by_error_code:type_name -> linkd.v1.GetLinkConversionResponse.ExitsByErrorCodeEntry
+	57, // 45: linkd.v1.GetLinkConversionResponse.abandoned_at_view:type_name -> linkd.v1.GetLinkConversionResponse.AbandonedAtViewEntry
+	2,  // 46: linkd.v1.GetLinkTokenResponse.link_token:type_name -> linkd.v1.LinkToken
+	1,  // 47: linkd.v1.GetLinkTokenResponse.state:type_name -> linkd.v1.LinkTokenState
+	10, // 48: linkd.v1.GetLinkTokenResponse.link_sessions:type_name -> linkd.v1.LinkSession
+	15, // 49: linkd.v1.CreateLinkTokenRequest.AccountFiltersEntry.value:type_name -> linkd.v1.AccountSubtypes
+	11, // 50: linkd.v1.LinkService.CreateLinkToken:input_type -> linkd.v1.CreateLinkTokenRequest
+	19, // 51: linkd.v1.LinkService.ParseRedirect:input_type -> linkd.v1.ParseRedirectRequest
+	21, // 52: linkd.v1.LinkService.SubmitRedirect:input_type -> linkd.v1.SubmitRedirectRequest
+	23, // 53: linkd.v1.LinkService.ExchangePublicToken:input_type -> linkd.v1.ExchangePublicTokenRequest
+	25, // 54: linkd.v1.LinkService.GetItem:input_type -> linkd.v1.GetItemRequest
+	27, // 55: linkd.v1.LinkService.ListItems:input_type -> linkd.v1.ListItemsRequest
+	29, // 56: linkd.v1.LinkService.RemoveItem:input_type -> linkd.v1.RemoveItemRequest
+	31, // 57: linkd.v1.LinkService.GetLinkSession:input_type -> linkd.v1.GetLinkSessionRequest
+	33, // 58: linkd.v1.LinkService.CreateSandboxPublicToken:input_type -> linkd.v1.CreateSandboxPublicTokenRequest
+	35, // 59: linkd.v1.LinkService.ResumeOAuth:input_type -> linkd.v1.ResumeOAuthRequest
+	37, // 60: linkd.v1.LinkService.ResetSandboxItemLogin:input_type -> linkd.v1.ResetSandboxItemLoginRequest
+	39, // 61: linkd.v1.LinkService.FireSandboxWebhook:input_type -> linkd.v1.FireSandboxWebhookRequest
+	41, // 62: linkd.v1.LinkService.SetSandboxVerificationStatus:input_type -> linkd.v1.SetSandboxVerificationStatusRequest
+	43, // 63: linkd.v1.LinkService.SetEmulatorItemState:input_type -> linkd.v1.SetEmulatorItemStateRequest
+	45, // 64: linkd.v1.LinkService.GetLinkConversion:input_type -> linkd.v1.GetLinkConversionRequest
+	47, // 65: linkd.v1.LinkService.GetLinkToken:input_type -> linkd.v1.GetLinkTokenRequest
+	49, // 66: linkd.v1.LinkService.CompleteSandboxLinkSession:input_type -> linkd.v1.CompleteSandboxLinkSessionRequest
+	51, // 67: linkd.v1.LinkService.DeleteUserData:input_type -> linkd.v1.DeleteUserDataRequest
+	18, // 68: linkd.v1.LinkService.CreateLinkToken:output_type -> linkd.v1.CreateLinkTokenResponse
+	20, // 69: linkd.v1.LinkService.ParseRedirect:output_type -> linkd.v1.ParseRedirectResponse
+	22, // 70: linkd.v1.LinkService.SubmitRedirect:output_type -> linkd.v1.SubmitRedirectResponse
+	24, // 71: linkd.v1.LinkService.ExchangePublicToken:output_type -> linkd.v1.ExchangePublicTokenResponse
+	26, // 72: linkd.v1.LinkService.GetItem:output_type -> linkd.v1.GetItemResponse
+	28, // 73: linkd.v1.LinkService.ListItems:output_type -> linkd.v1.ListItemsResponse
+	30, // 74: linkd.v1.LinkService.RemoveItem:output_type -> linkd.v1.RemoveItemResponse
+	32, // 75: linkd.v1.LinkService.GetLinkSession:output_type -> linkd.v1.GetLinkSessionResponse
+	34, // 76: linkd.v1.LinkService.CreateSandboxPublicToken:output_type -> linkd.v1.CreateSandboxPublicTokenResponse
+	36, // 77: linkd.v1.LinkService.ResumeOAuth:output_type -> linkd.v1.ResumeOAuthResponse
+	38, // 78: linkd.v1.LinkService.ResetSandboxItemLogin:output_type -> linkd.v1.ResetSandboxItemLoginResponse
+	40, // 79: linkd.v1.LinkService.FireSandboxWebhook:output_type -> linkd.v1.FireSandboxWebhookResponse
+	42, // 80: linkd.v1.LinkService.SetSandboxVerificationStatus:output_type -> linkd.v1.SetSandboxVerificationStatusResponse
+	44, // 81: linkd.v1.LinkService.SetEmulatorItemState:output_type -> linkd.v1.SetEmulatorItemStateResponse
+	46, // 82: linkd.v1.LinkService.GetLinkConversion:output_type -> linkd.v1.GetLinkConversionResponse
+	48, // 83: linkd.v1.LinkService.GetLinkToken:output_type -> linkd.v1.GetLinkTokenResponse
+	50, // 84: linkd.v1.LinkService.CompleteSandboxLinkSession:output_type -> linkd.v1.CompleteSandboxLinkSessionResponse
+	52, // 85: linkd.v1.LinkService.DeleteUserData:output_type -> linkd.v1.DeleteUserDataResponse
+	68, // [68:86] is the sub-list for method output_type
+	50, // [50:68] is the sub-list for method input_type
+	50, // [50:50] is the sub-list for extension type_name
+	50, // [50:50] is the sub-list for extension extendee
+	0,  // [0:50] is the sub-list for field type_name
 }
 
 func init() { file_linkd_v1_link_proto_init() }

@@ -45,8 +45,20 @@ type StoredItem struct {
 	ErrorCode string `protobuf:"bytes,9,opt,name=error_code,json=errorCode,proto3" json:"error_code,omitempty"`
 	// When the status last changed.
 	StatusChangedAt *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=status_changed_at,json=statusChangedAt,proto3" json:"status_changed_at,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// Whether Plaid reported accounts the Item does not share yet.
+	NewAccountsAvailable bool `protobuf:"varint,11,opt,name=new_accounts_available,json=newAccountsAvailable,proto3" json:"new_accounts_available,omitempty"`
+	// When the user's consent expires, as Plaid last reported it.
+	ConsentExpirationTime *timestamppb.Timestamp `protobuf:"bytes,12,opt,name=consent_expiration_time,json=consentExpirationTime,proto3" json:"consent_expiration_time,omitempty"`
+	// Plaid's PENDING_DISCONNECT reason.
+	PendingDisconnectReason string `protobuf:"bytes,13,opt,name=pending_disconnect_reason,json=pendingDisconnectReason,proto3" json:"pending_disconnect_reason,omitempty"`
+	// The Item's webhook URL at Plaid.
+	Webhook string `protobuf:"bytes,14,opt,name=webhook,proto3" json:"webhook,omitempty"`
+	// When linkd last compared the Item with Plaid's /item/get.
+	ReconciledAt *timestamppb.Timestamp `protobuf:"bytes,15,opt,name=reconciled_at,json=reconciledAt,proto3" json:"reconciled_at,omitempty"`
+	// Whether its link token named its own webhook URL.
+	WebhookRequested bool `protobuf:"varint,16,opt,name=webhook_requested,json=webhookRequested,proto3" json:"webhook_requested,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *StoredItem) Reset() {
@@ -147,6 +159,48 @@ func (x *StoredItem) GetStatusChangedAt() *timestamppb.Timestamp {
 		return x.StatusChangedAt
 	}
 	return nil
+}
+
+func (x *StoredItem) GetNewAccountsAvailable() bool {
+	if x != nil {
+		return x.NewAccountsAvailable
+	}
+	return false
+}
+
+func (x *StoredItem) GetConsentExpirationTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ConsentExpirationTime
+	}
+	return nil
+}
+
+func (x *StoredItem) GetPendingDisconnectReason() string {
+	if x != nil {
+		return x.PendingDisconnectReason
+	}
+	return ""
+}
+
+func (x *StoredItem) GetWebhook() string {
+	if x != nil {
+		return x.Webhook
+	}
+	return ""
+}
+
+func (x *StoredItem) GetReconciledAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ReconciledAt
+	}
+	return nil
+}
+
+func (x *StoredItem) GetWebhookRequested() bool {
+	if x != nil {
+		return x.WebhookRequested
+	}
+	return false
 }
 
 // StoredAccount is an account of an Item or of a connected result.
@@ -948,7 +1002,7 @@ var File_linkd_storage_v1_records_proto protoreflect.FileDescriptor
 
 const file_linkd_storage_v1_records_proto_rawDesc = "" +
 	"\n" +
-	"\x1elinkd/storage/v1/records.proto\x12\x10linkd.storage.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xbc\x03\n" +
+	"\x1elinkd/storage/v1/records.proto\x12\x10linkd.storage.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x8a\x06\n" +
 	"\n" +
 	"StoredItem\x12\x17\n" +
 	"\aitem_id\x18\x01 \x01(\tR\x06itemId\x12$\n" +
@@ -963,7 +1017,13 @@ const file_linkd_storage_v1_records_proto_rawDesc = "" +
 	"\n" +
 	"error_code\x18\t \x01(\tR\terrorCode\x12F\n" +
 	"\x11status_changed_at\x18\n" +
-	" \x01(\v2\x1a.google.protobuf.TimestampR\x0fstatusChangedAt\"\xee\x01\n" +
+	" \x01(\v2\x1a.google.protobuf.TimestampR\x0fstatusChangedAt\x124\n" +
+	"\x16new_accounts_available\x18\v \x01(\bR\x14newAccountsAvailable\x12R\n" +
+	"\x17consent_expiration_time\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\x15consentExpirationTime\x12:\n" +
+	"\x19pending_disconnect_reason\x18\r \x01(\tR\x17pendingDisconnectReason\x12\x18\n" +
+	"\awebhook\x18\x0e \x01(\tR\awebhook\x12?\n" +
+	"\rreconciled_at\x18\x0f \x01(\v2\x1a.google.protobuf.TimestampR\freconciledAt\x12+\n" +
+	"\x11webhook_requested\x18\x10 \x01(\bR\x10webhookRequested\"\xee\x01\n" +
 	"\rStoredAccount\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x12\n" +
@@ -1072,21 +1132,23 @@ var file_linkd_storage_v1_records_proto_depIdxs = []int32{
 	1,  // 0: linkd.storage.v1.StoredItem.accounts:type_name -> linkd.storage.v1.StoredAccount
 	7,  // 1: linkd.storage.v1.StoredItem.created_at:type_name -> google.protobuf.Timestamp
 	7,  // 2: linkd.storage.v1.StoredItem.status_changed_at:type_name -> google.protobuf.Timestamp
-	1,  // 3: linkd.storage.v1.StoredConnectedResult.accounts:type_name -> linkd.storage.v1.StoredAccount
-	2,  // 4: linkd.storage.v1.StoredExitResult.error:type_name -> linkd.storage.v1.StoredLinkError
-	2,  // 5: linkd.storage.v1.StoredLinkEvent.error:type_name -> linkd.storage.v1.StoredLinkError
-	7,  // 6: linkd.storage.v1.StoredLinkEvent.timestamp:type_name -> google.protobuf.Timestamp
-	7,  // 7: linkd.storage.v1.StoredLinkEvent.issue_detected_at:type_name -> google.protobuf.Timestamp
-	5,  // 8: linkd.storage.v1.StoredLinkSession.events:type_name -> linkd.storage.v1.StoredLinkEvent
-	3,  // 9: linkd.storage.v1.StoredLinkSession.connected:type_name -> linkd.storage.v1.StoredConnectedResult
-	4,  // 10: linkd.storage.v1.StoredLinkSession.exit:type_name -> linkd.storage.v1.StoredExitResult
-	7,  // 11: linkd.storage.v1.StoredLinkSession.first_seen_at:type_name -> google.protobuf.Timestamp
-	7,  // 12: linkd.storage.v1.StoredLinkSession.last_seen_at:type_name -> google.protobuf.Timestamp
-	13, // [13:13] is the sub-list for method output_type
-	13, // [13:13] is the sub-list for method input_type
-	13, // [13:13] is the sub-list for extension type_name
-	13, // [13:13] is the sub-list for extension extendee
-	0,  // [0:13] is the sub-list for field type_name
+	7,  // 3: linkd.storage.v1.StoredItem.consent_expiration_time:type_name -> google.protobuf.Timestamp
+	7,  // 4: linkd.storage.v1.StoredItem.reconciled_at:type_name -> google.protobuf.Timestamp
+	1,  // 5: linkd.storage.v1.StoredConnectedResult.accounts:type_name -> linkd.storage.v1.StoredAccount
+	2,  // 6: linkd.storage.v1.StoredExitResult.error:type_name -> linkd.storage.v1.StoredLinkError
+	2,  // 7: linkd.storage.v1.StoredLinkEvent.error:type_name -> linkd.storage.v1.StoredLinkError
+	7,  // 8: linkd.storage.v1.StoredLinkEvent.timestamp:type_name -> google.protobuf.Timestamp
+	7,  // 9: linkd.storage.v1.StoredLinkEvent.issue_detected_at:type_name -> google.protobuf.Timestamp
+	5,  // 10: linkd.storage.v1.StoredLinkSession.events:type_name -> linkd.storage.v1.StoredLinkEvent
+	3,  // 11: linkd.storage.v1.StoredLinkSession.connected:type_name -> linkd.storage.v1.StoredConnectedResult
+	4,  // 12: linkd.storage.v1.StoredLinkSession.exit:type_name -> linkd.storage.v1.StoredExitResult
+	7,  // 13: linkd.storage.v1.StoredLinkSession.first_seen_at:type_name -> google.protobuf.Timestamp
+	7,  // 14: linkd.storage.v1.StoredLinkSession.last_seen_at:type_name -> google.protobuf.Timestamp
+	15, // [15:15] is the sub-list for method output_type
+	15, // [15:15] is the sub-list for method input_type
+	15, // [15:15] is the sub-list for extension type_name
+	15, // [15:15] is the sub-list for extension extendee
+	0,  // [0:15] is the sub-list for field type_name
 }
 
 func init() { file_linkd_storage_v1_records_proto_init() }

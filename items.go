@@ -1,0 +1,295 @@
+package linkd
+
+import (
+	"slices"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	linkdv1 "github.com/linkd/linkd/gen/linkd/v1"
+)
+
+// Items as Plaid describes them: what a webhook about an Item, Plaid's
+// /item/get, and a confirmed update-mode session make of the stored Item.
+// Like the rules in rules.go these are pure update functions.
+
+// PendingExpirationWindow is how long before an Item's consent expires
+// Plaid sends PENDING_EXPIRATION: a consent expiring within it is a
+// pending expiration, one further away is not.
+const PendingExpirationWindow = 7 * 24 * time.Hour
+
+// ItemState is Plaid's view of an Item, from /item/get.
+type ItemState struct {
+	ItemID          string
+	InstitutionID   string
+	InstitutionName string
+	// Webhook is the Item's webhook URL at Plaid; empty for none.
+	Webhook string
+	// ErrorType and ErrorCode are the Item's error; empty when it has
+	// none.
+	ErrorType, ErrorCode string
+	// ConsentExpiration is when the user's consent expires; zero when it
+	// does not.
+	ConsentExpiration time.Time
+	RequestID         string
+	// ReadAt is when linkd asked (its clock, before the call); zero when
+	// unknown. A status that changed after it came from a newer report
+	// (a webhook that arrived meanwhile) and stands.
+	ReadAt time.Time
+}
+
+// ItemWebhook is what linkd reads of a Plaid webhook about an Item.
+type ItemWebhook struct {
+	Type, Code           string
+	ErrorType, ErrorCode string
+	// AccountID names the account of USER_ACCOUNT_REVOKED and of AUTH
+	// AUTOMATICALLY_VERIFIED and VERIFICATION_EXPIRED.
+	AccountID string
+	// ConsentExpiration is PENDING_EXPIRATION's consent_expiration_time;
+	// zero when absent.
+	ConsentExpiration time.Time
+	// Reason is PENDING_DISCONNECT's reason, DisconnectTime its
+	// disconnect_time (zero when absent): when the Item's consent ends.
+	Reason         string
+	DisconnectTime time.Time
+}
+
+// WebhookStatus is the Item status an ITEM webhook means, and false for
+// one that means no status (NEW_ACCOUNTS_AVAILABLE,
+// WEBHOOK_UPDATE_ACKNOWLEDGED, USER_ACCOUNT_REVOKED, other types and
+// codes).
+func WebhookStatus(webhookType, webhookCode, errorType, errorCode string) (linkdv1.ItemStatus, bool) {
+	if webhookType != "ITEM" {
+		return 0, false
+	}
+	switch webhookCode {
+	case "ERROR":
+		return ItemStatusFor(errorType, errorCode)
+	case "LOGIN_REPAIRED":
+		return linkdv1.ItemStatus_ITEM_STATUS_GOOD, true
+	}
+	// PENDING_EXPIRATION, PENDING_DISCONNECT, USER_PERMISSION_REVOKED: the
+	// webhook code is the error code ItemStatusFor knows.
+	return ItemStatusFor("", webhookCode)
+}
+
+// ApplyItemWebhook returns the update function a webhook means for its
+// Item, or nil when it means none:
+//
+//	ITEM ERROR, LOGIN_REPAIRED, USER_PERMISSION_REVOKED   the status (SetItemStatus)
+//	ITEM PENDING_EXPIRATION                               the status, and consent_expiration_time
+//	ITEM PENDING_DISCONNECT                               the status, pending_disconnect_reason, and disconnect_time as consent_expiration_time
+//	ITEM NEW_ACCOUNTS_AVAILABLE                           new_accounts_available set
+//	ITEM USER_ACCOUNT_REVOKED                             the account account_id removed
+//	AUTH AUTOMATICALLY_VERIFIED, VERIFICATION_EXPIRED     that account's verification_status
+//
+// Applying one twice changes nothing the second time.
+func ApplyItemWebhook(w ItemWebhook, now time.Time) func(*linkdv1.Item) (bool, error) {
+	var fns []func(*linkdv1.Item) (bool, error)
+	if st, ok := WebhookStatus(w.Type, w.Code, w.ErrorType, w.ErrorCode); ok {
+		fns = append(fns, SetItemStatus(st, w.ErrorCode, now))
+	}
+	switch w.Type + " " + w.Code {
+	case "ITEM PENDING_EXPIRATION":
+		if !w.ConsentExpiration.IsZero() {
+			fns = append(fns, setConsentExpiration(w.ConsentExpiration))
+		}
+	case "ITEM PENDING_DISCONNECT":
+		if !w.DisconnectTime.IsZero() {
+			// The consent ends then: a later update-mode session shows it
+			// renewed against this, not against an older expiration.
+			fns = append(fns, setConsentExpiration(w.DisconnectTime))
+		}
+		if w.Reason != "" {
+			fns = append(fns, func(item *linkdv1.Item) (bool, error) {
+				// Kept only with the status it explains (a worse status
+				// that StatusMayChange keeps is not pending a disconnect).
+				if item.GetStatus() != linkdv1.ItemStatus_ITEM_STATUS_PENDING_DISCONNECT || item.GetPendingDisconnectReason() == w.Reason {
+					return false, nil
+				}
+				item.PendingDisconnectReason = w.Reason
+				return true, nil
+			})
+		}
+	case "ITEM NEW_ACCOUNTS_AVAILABLE":
+		fns = append(fns, func(item *linkdv1.Item) (bool, error) {
+			if item.GetNewAccountsAvailable() {
+				return false, nil
+			}
+			item.NewAccountsAvailable = true
+			return true, nil
+		})
+	case "ITEM USER_ACCOUNT_REVOKED":
+		if w.AccountID != "" {
+			fns = append(fns, func(item *linkdv1.Item) (bool, error) {
+				n := len(item.Accounts)
+				item.Accounts = slices.DeleteFunc(item.Accounts, func(a *linkdv1.Account) bool { return a.GetId() == w.AccountID })
+				return len(item.Accounts) != n, nil
+			})
+		}
+	case "AUTH AUTOMATICALLY_VERIFIED":
+		fns = append(fns, setVerificationStatus(w.AccountID, "automatically_verified"))
+	case "AUTH VERIFICATION_EXPIRED":
+		fns = append(fns, setVerificationStatus(w.AccountID, "verification_expired"))
+	}
+	if len(fns) == 0 {
+		return nil
+	}
+	return all(fns...)
+}
+
+// setVerificationStatus returns an update function that sets the
+// verification_status of the Item's account accountID; an Item without
+// that account is left alone.
+func setVerificationStatus(accountID, status string) func(*linkdv1.Item) (bool, error) {
+	return func(item *linkdv1.Item) (bool, error) {
+		if accountID == "" {
+			return false, nil
+		}
+		for _, a := range item.GetAccounts() {
+			if a.GetId() == accountID && a.GetVerificationStatus() != status {
+				a.VerificationStatus = status
+				return true, nil
+			}
+		}
+		return false, nil
+	}
+}
+
+// setConsentExpiration returns an update function that records when the
+// Item's consent expires (zero: it does not).
+func setConsentExpiration(at time.Time) func(*linkdv1.Item) (bool, error) {
+	return func(item *linkdv1.Item) (bool, error) {
+		old := item.GetConsentExpirationTime()
+		switch {
+		case at.IsZero() && old == nil:
+			return false, nil
+		case at.IsZero():
+			item.ConsentExpirationTime = nil
+			return true, nil
+		case old != nil && old.AsTime().Equal(at):
+			return false, nil
+		}
+		item.ConsentExpirationTime = timestamppb.New(at)
+		return true, nil
+	}
+}
+
+// ConsentRenewed reports whether Plaid's consent expiration (plaid; zero
+// when the consent does not expire) shows that the user renewed consent
+// since linkd recorded stored (nil when linkd knows of none): it moved
+// later, or the consent no longer expires, or, when linkd knows no
+// earlier one, it is further away than PendingExpirationWindow (Plaid
+// shows nothing pending). The same expiration again, as a replayed or
+// made-up update-mode redirect finds it, is no renewal.
+func ConsentRenewed(stored *timestamppb.Timestamp, plaid, now time.Time) bool {
+	switch {
+	case plaid.IsZero():
+		return stored != nil
+	case stored == nil:
+		return plaid.After(now.Add(PendingExpirationWindow))
+	}
+	return plaid.After(stored.AsTime())
+}
+
+// ApplyItemState returns an update function that brings an Item in line
+// with Plaid's /item/get at now (its status only when no report changed it
+// after st.ReadAt):
+//   - an Item error Plaid reports sets the status it means (SetItemStatus);
+//   - with no error, LOGIN_REQUIRED and ERROR become GOOD (the error was
+//     repaired, perhaps while its webhook was lost), PENDING_EXPIRATION
+//     and PENDING_DISCONNECT become GOOD only when ConsentRenewed, and a
+//     GOOD Item whose consent expires within PendingExpirationWindow
+//     becomes PENDING_EXPIRATION (a lost webhook);
+//   - consent_expiration_time and webhook take Plaid's values, and
+//     reconciled_at takes now.
+//
+// REVOKED stays (StatusMayChange).
+func ApplyItemState(st ItemState, now time.Time) func(*linkdv1.Item) (bool, error) {
+	return func(item *linkdv1.Item) (bool, error) {
+		before := proto.CloneOf(item)
+		var status func(*linkdv1.Item) (bool, error)
+		newer := !st.ReadAt.IsZero() && item.GetStatusChangedAt() != nil && item.GetStatusChangedAt().AsTime().After(st.ReadAt)
+		switch {
+		case newer:
+			// A report that arrived while Plaid was asked knows more.
+		case st.ErrorCode != "":
+			if s, ok := ItemStatusFor(st.ErrorType, st.ErrorCode); ok {
+				status = SetItemStatus(s, st.ErrorCode, now)
+			}
+		default:
+			switch item.GetStatus() {
+			case linkdv1.ItemStatus_ITEM_STATUS_LOGIN_REQUIRED, linkdv1.ItemStatus_ITEM_STATUS_ERROR:
+				status = SetItemStatus(linkdv1.ItemStatus_ITEM_STATUS_GOOD, "", now)
+			case linkdv1.ItemStatus_ITEM_STATUS_PENDING_EXPIRATION, linkdv1.ItemStatus_ITEM_STATUS_PENDING_DISCONNECT:
+				if ConsentRenewed(item.GetConsentExpirationTime(), st.ConsentExpiration, now) {
+					status = SetItemStatus(linkdv1.ItemStatus_ITEM_STATUS_GOOD, "", now)
+				}
+			case linkdv1.ItemStatus_ITEM_STATUS_GOOD:
+				if at := st.ConsentExpiration; !at.IsZero() && at.Before(now.Add(PendingExpirationWindow)) {
+					status = SetItemStatus(linkdv1.ItemStatus_ITEM_STATUS_PENDING_EXPIRATION, "", now)
+				}
+			}
+		}
+		if status != nil {
+			status(item)
+		}
+		setConsentExpiration(st.ConsentExpiration)(item)
+		if st.Webhook != "" {
+			item.Webhook = st.Webhook
+		}
+		if st.InstitutionName != "" && item.GetInstitutionName() == "" {
+			item.InstitutionName = st.InstitutionName
+		}
+		item.ReconciledAt = timestamppb.New(now)
+		return !proto.Equal(before, item), nil
+	}
+}
+
+// ConfirmUpdateMode returns an update function for an update-mode session
+// that Plaid confirmed by answering /item/get (st) and /accounts/get
+// (acc): ApplyItemState, new_accounts_available cleared, and the Item's
+// institution and accounts replaced by Plaid's (SetItemDetails), so that
+// accounts the user added in update mode appear.
+func ConfirmUpdateMode(st ItemState, acc ItemAccounts, now time.Time) func(*linkdv1.Item) (bool, error) {
+	return all(
+		ApplyItemState(st, now),
+		SetItemDetails(acc.InstitutionID, acc.InstitutionName, acc.Accounts),
+		func(item *linkdv1.Item) (bool, error) {
+			if !item.GetNewAccountsAvailable() {
+				return false, nil
+			}
+			item.NewAccountsAvailable = false
+			return true, nil
+		},
+	)
+}
+
+// SetItemWebhook returns an update function that records the Item's
+// webhook URL.
+func SetItemWebhook(url string) func(*linkdv1.Item) (bool, error) {
+	return func(item *linkdv1.Item) (bool, error) {
+		if item.GetWebhook() == url {
+			return false, nil
+		}
+		item.Webhook = url
+		return true, nil
+	}
+}
+
+// all returns an update function applying each of fns in order, reporting
+// a change when any did; the first error stops it.
+func all(fns ...func(*linkdv1.Item) (bool, error)) func(*linkdv1.Item) (bool, error) {
+	return func(item *linkdv1.Item) (bool, error) {
+		changed := false
+		for _, fn := range fns {
+			c, err := fn(item)
+			if err != nil {
+				return false, err
+			}
+			changed = changed || c
+		}
+		return changed, nil
+	}
+}

@@ -1,0 +1,218 @@
+package linkd
+
+import (
+	"testing"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	linkdv1 "github.com/linkd/linkd/gen/linkd/v1"
+)
+
+// twoAccounts is an Item's accounts before a webhook.
+func twoAccounts() []*linkdv1.Account {
+	return []*linkdv1.Account{
+		{Id: "acc-1", Name: "Checking", VerificationStatus: "pending_automatic_verification"},
+		{Id: "acc-2", Name: "Savings"},
+	}
+}
+
+func TestApplyItemWebhook(t *testing.T) {
+	later := ruleT0.Add(5 * 24 * time.Hour)
+	for _, tt := range []struct {
+		name   string
+		from   *linkdv1.Item
+		hook   ItemWebhook
+		want   *linkdv1.Item // nil: the webhook means no update function
+		change bool
+	}{
+		{"NewAccountsAvailable",
+			&linkdv1.Item{Status: good},
+			ItemWebhook{Type: "ITEM", Code: "NEW_ACCOUNTS_AVAILABLE"},
+			&linkdv1.Item{Status: good, NewAccountsAvailable: true}, true},
+		{"NewAccountsAvailableAgain",
+			&linkdv1.Item{Status: good, NewAccountsAvailable: true},
+			ItemWebhook{Type: "ITEM", Code: "NEW_ACCOUNTS_AVAILABLE"},
+			&linkdv1.Item{Status: good, NewAccountsAvailable: true}, false},
+		{"UserAccountRevoked",
+			&linkdv1.Item{Status: good, Accounts: twoAccounts()},
+			ItemWebhook{Type: "ITEM", Code: "USER_ACCOUNT_REVOKED", AccountID: "acc-2"},
+			&linkdv1.Item{Status: good, Accounts: twoAccounts()[:1]}, true},
+		{"UserAccountRevokedUnknownAccount",
+			&linkdv1.Item{Status: good, Accounts: twoAccounts()},
+			ItemWebhook{Type: "ITEM", Code: "USER_ACCOUNT_REVOKED", AccountID: "acc-9"},
+			&linkdv1.Item{Status: good, Accounts: twoAccounts()}, false},
+		{"AutomaticallyVerified",
+			&linkdv1.Item{Status: good, Accounts: twoAccounts()},
+			ItemWebhook{Type: "AUTH", Code: "AUTOMATICALLY_VERIFIED", AccountID: "acc-1"},
+			&linkdv1.Item{Status: good, Accounts: []*linkdv1.Account{
+				{Id: "acc-1", Name: "Checking", VerificationStatus: "automatically_verified"}, {Id: "acc-2", Name: "Savings"}}}, true},
+		{"VerificationExpired",
+			&linkdv1.Item{Status: good, Accounts: twoAccounts()},
+			ItemWebhook{Type: "AUTH", Code: "VERIFICATION_EXPIRED", AccountID: "acc-2"},
+			&linkdv1.Item{Status: good, Accounts: []*linkdv1.Account{
+				{Id: "acc-1", Name: "Checking", VerificationStatus: "pending_automatic_verification"}, {Id: "acc-2", Name: "Savings", VerificationStatus: "verification_expired"}}}, true},
+		{"VerificationOfAnotherItemsAccount",
+			&linkdv1.Item{Status: good, Accounts: twoAccounts()},
+			ItemWebhook{Type: "AUTH", Code: "VERIFICATION_EXPIRED", AccountID: "acc-9"},
+			&linkdv1.Item{Status: good, Accounts: twoAccounts()}, false},
+		{"PendingExpirationKeepsConsentTime",
+			&linkdv1.Item{Status: good},
+			ItemWebhook{Type: "ITEM", Code: "PENDING_EXPIRATION", ConsentExpiration: later},
+			&linkdv1.Item{Status: expiring, StatusChangedAt: sec(0), ConsentExpirationTime: timestamppb.New(later)}, true},
+		{"PendingExpirationUnderLoginRequiredStillKeepsConsentTime",
+			&linkdv1.Item{Status: login, ErrorCode: "ITEM_LOGIN_REQUIRED"},
+			ItemWebhook{Type: "ITEM", Code: "PENDING_EXPIRATION", ConsentExpiration: later},
+			&linkdv1.Item{Status: login, ErrorCode: "ITEM_LOGIN_REQUIRED", ConsentExpirationTime: timestamppb.New(later)}, true},
+		{"PendingDisconnectKeepsReasonAndTime",
+			&linkdv1.Item{Status: good, ConsentExpirationTime: timestamppb.New(ruleT0.Add(365 * 24 * time.Hour))},
+			ItemWebhook{Type: "ITEM", Code: "PENDING_DISCONNECT", Reason: "INSTITUTION_MIGRATION", DisconnectTime: later},
+			&linkdv1.Item{Status: disconn, StatusChangedAt: sec(0), PendingDisconnectReason: "INSTITUTION_MIGRATION", ConsentExpirationTime: timestamppb.New(later)}, true},
+		{"PendingDisconnectUnderErrorKeepsNoReason",
+			&linkdv1.Item{Status: itemError},
+			ItemWebhook{Type: "ITEM", Code: "PENDING_DISCONNECT", Reason: "INSTITUTION_MIGRATION"},
+			&linkdv1.Item{Status: itemError}, false},
+		{"RepairedClearsReason",
+			&linkdv1.Item{Status: disconn, PendingDisconnectReason: "INSTITUTION_MIGRATION"},
+			ItemWebhook{Type: "ITEM", Code: "LOGIN_REPAIRED"},
+			&linkdv1.Item{Status: good, StatusChangedAt: sec(0)}, true},
+		{"LoginRequired",
+			&linkdv1.Item{Status: good},
+			ItemWebhook{Type: "ITEM", Code: "ERROR", ErrorType: "ITEM_ERROR", ErrorCode: "ITEM_LOGIN_REQUIRED"},
+			&linkdv1.Item{Status: login, ErrorCode: "ITEM_LOGIN_REQUIRED", StatusChangedAt: sec(0)}, true},
+		{"RecordedOnly", &linkdv1.Item{Status: good}, ItemWebhook{Type: "ITEM", Code: "WEBHOOK_UPDATE_ACKNOWLEDGED"}, nil, false},
+		{"OtherType", &linkdv1.Item{Status: good}, ItemWebhook{Type: "TRANSACTIONS", Code: "SYNC_UPDATES_AVAILABLE"}, nil, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			fn := ApplyItemWebhook(tt.hook, ruleT0)
+			if tt.want == nil {
+				if fn != nil {
+					t.Fatal("an update function for a webhook that means none")
+				}
+				return
+			}
+			item := proto.CloneOf(tt.from)
+			changed, err := fn(item)
+			if err != nil || changed != tt.change {
+				t.Fatalf("changed = %v, %v; want %v", changed, err, tt.change)
+			}
+			if !proto.Equal(item, tt.want) {
+				t.Fatalf("item = %v\nwant %v", item, tt.want)
+			}
+			// A replay changes nothing.
+			if again, _ := fn(item); again {
+				t.Fatalf("the same webhook again changed %v", item)
+			}
+		})
+	}
+}
+
+func TestConsentRenewed(t *testing.T) {
+	soon := ruleT0.Add(3 * 24 * time.Hour)
+	far := ruleT0.Add(365 * 24 * time.Hour)
+	for _, tt := range []struct {
+		name   string
+		stored *timestamppb.Timestamp
+		plaid  time.Time
+		want   bool
+	}{
+		{"MovedLater", timestamppb.New(soon), far, true},
+		{"Same", timestamppb.New(soon), soon, false},   // a replayed or made-up redirect
+		{"Earlier", timestamppb.New(far), soon, false}, // a stale read
+		{"NoLongerExpires", timestamppb.New(soon), time.Time{}, true},
+		{"NeverKnownNeverExpires", nil, time.Time{}, false}, // nothing shows a renewal
+		{"UnknownBeforeFarAway", nil, far, true},            // Plaid shows nothing pending
+		{"UnknownBeforeWithinWindow", nil, soon, false},     // still pending at Plaid
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := ConsentRenewed(tt.stored, tt.plaid, ruleT0); got != tt.want {
+				t.Fatalf("ConsentRenewed = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestApplyItemState(t *testing.T) {
+	soon := ruleT0.Add(3 * 24 * time.Hour)
+	far := ruleT0.Add(365 * 24 * time.Hour)
+	reconciled := timestamppb.New(ruleT0)
+	for _, tt := range []struct {
+		name string
+		from *linkdv1.Item
+		st   ItemState
+		want *linkdv1.Item
+	}{
+		{"LostLoginRequiredWebhook",
+			&linkdv1.Item{Status: good},
+			ItemState{ErrorType: "ITEM_ERROR", ErrorCode: "ITEM_LOGIN_REQUIRED", Webhook: "https://a/webhook"},
+			&linkdv1.Item{Status: login, ErrorCode: "ITEM_LOGIN_REQUIRED", StatusChangedAt: reconciled, Webhook: "https://a/webhook", ReconciledAt: reconciled}},
+		{"LostRepairedWebhook",
+			&linkdv1.Item{Status: login, ErrorCode: "ITEM_LOGIN_REQUIRED"},
+			ItemState{},
+			&linkdv1.Item{Status: good, StatusChangedAt: reconciled, ReconciledAt: reconciled}},
+		{"UnrelatedErrorKeepsLoginRequired",
+			&linkdv1.Item{Status: login, ErrorCode: "ITEM_LOGIN_REQUIRED"},
+			ItemState{ErrorType: "INSTITUTION_ERROR", ErrorCode: "INSTITUTION_DOWN"},
+			&linkdv1.Item{Status: login, ErrorCode: "ITEM_LOGIN_REQUIRED", ReconciledAt: reconciled}},
+		{"PendingExpirationRenewed",
+			&linkdv1.Item{Status: expiring, ConsentExpirationTime: timestamppb.New(soon)},
+			ItemState{ConsentExpiration: far},
+			&linkdv1.Item{Status: good, StatusChangedAt: reconciled, ConsentExpirationTime: timestamppb.New(far), ReconciledAt: reconciled}},
+		{"PendingExpirationNotRenewed",
+			&linkdv1.Item{Status: expiring, ConsentExpirationTime: timestamppb.New(soon)},
+			ItemState{ConsentExpiration: soon},
+			&linkdv1.Item{Status: expiring, ConsentExpirationTime: timestamppb.New(soon), ReconciledAt: reconciled}},
+		{"PendingDisconnectRenewed",
+			&linkdv1.Item{Status: disconn, PendingDisconnectReason: "INSTITUTION_TOKEN_EXPIRATION", ConsentExpirationTime: timestamppb.New(soon)},
+			ItemState{ConsentExpiration: far},
+			&linkdv1.Item{Status: good, StatusChangedAt: reconciled, ConsentExpirationTime: timestamppb.New(far), ReconciledAt: reconciled}},
+		{"LostPendingExpirationWebhook",
+			&linkdv1.Item{Status: good},
+			ItemState{ConsentExpiration: soon},
+			&linkdv1.Item{Status: expiring, StatusChangedAt: reconciled, ConsentExpirationTime: timestamppb.New(soon), ReconciledAt: reconciled}},
+		{"NewerReportStands", // an ERROR webhook applied while /item/get was asked
+			&linkdv1.Item{Status: login, ErrorCode: "ITEM_LOGIN_REQUIRED", StatusChangedAt: sec(-1)},
+			ItemState{ReadAt: ruleT0.Add(-2 * time.Second)},
+			&linkdv1.Item{Status: login, ErrorCode: "ITEM_LOGIN_REQUIRED", StatusChangedAt: sec(-1), ReconciledAt: reconciled}},
+		{"OlderReportGives",
+			&linkdv1.Item{Status: login, ErrorCode: "ITEM_LOGIN_REQUIRED", StatusChangedAt: sec(-3)},
+			ItemState{ReadAt: ruleT0.Add(-2 * time.Second)},
+			&linkdv1.Item{Status: good, StatusChangedAt: reconciled, ReconciledAt: reconciled}},
+		{"RevokedStays",
+			&linkdv1.Item{Status: revoked, ErrorCode: "USER_PERMISSION_REVOKED"},
+			ItemState{},
+			&linkdv1.Item{Status: revoked, ErrorCode: "USER_PERMISSION_REVOKED", ReconciledAt: reconciled}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			item := proto.CloneOf(tt.from)
+			if _, err := ApplyItemState(tt.st, ruleT0)(item); err != nil {
+				t.Fatal(err)
+			}
+			if !proto.Equal(item, tt.want) {
+				t.Fatalf("item = %v\nwant %v", item, tt.want)
+			}
+			// Read again later, the same state changes only reconciled_at.
+			again := proto.CloneOf(item)
+			ApplyItemState(tt.st, ruleT0)(again)
+			if !proto.Equal(again, item) {
+				t.Fatalf("the same state again changed %v to %v", item, again)
+			}
+		})
+	}
+}
+
+func TestConfirmUpdateMode(t *testing.T) {
+	far := ruleT0.Add(365 * 24 * time.Hour)
+	item := &linkdv1.Item{Status: expiring, ConsentExpirationTime: timestamppb.New(ruleT0.Add(time.Hour)),
+		NewAccountsAvailable: true, InstitutionId: "ins_1", Accounts: twoAccounts()[:1]}
+	acc := ItemAccounts{InstitutionID: "ins_1", Accounts: twoAccounts()}
+	changed, err := ConfirmUpdateMode(ItemState{ConsentExpiration: far}, acc, ruleT0)(item)
+	if err != nil || !changed {
+		t.Fatalf("changed = %v, %v", changed, err)
+	}
+	if item.GetStatus() != good || item.GetNewAccountsAvailable() || len(item.GetAccounts()) != 2 ||
+		!item.GetConsentExpirationTime().AsTime().Equal(far) {
+		t.Fatalf("item = %v; want GOOD, consent moved, the flag cleared and both accounts", item)
+	}
+}

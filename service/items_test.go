@@ -1,0 +1,261 @@
+package service_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/linkd/linkd"
+	linkdv1 "github.com/linkd/linkd/gen/linkd/v1"
+	"github.com/linkd/linkd/plaid"
+	"github.com/linkd/linkd/plaidemu"
+	"github.com/linkd/linkd/service"
+)
+
+// clock is a settable clock for a Service.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+
+func (c *clock) Add(d time.Duration) { c.mu.Lock(); defer c.mu.Unlock(); c.t = c.t.Add(d) }
+
+// clockedService returns a Service over e's store and emulator with a
+// clock of its own and the default webhook URL webhook.
+func clockedService(t *testing.T, e *env, webhook string) (*service.Service, *clock) {
+	t.Helper()
+	clk := &clock{t: time.Now()}
+	svc, err := service.New(service.Config{Plaid: mustPlaid(t, e), Store: e.db, Now: clk.Now, Defaults: service.LinkDefaults{
+		ClientName: "test", Products: []string{"transactions"}, CountryCodes: []string{"US"}, Language: "en", Webhook: webhook}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return svc, clk
+}
+
+// mustLink links a sandbox Item for user and returns it with Plaid's
+// accounts.
+func mustLink(t *testing.T, svc *service.Service, user string) *linkdv1.Item {
+	t.Helper()
+	ctx := linkd.WithCaller(context.Background(), linkd.Caller{Service: true})
+	pt, _, err := svc.CreateSandboxPublicToken(ctx, "ins_109508", nil, linkd.SandboxLogin{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	item, err := svc.ExchangePublicToken(ctx, pt, user)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(item.GetAccounts()) < 2 {
+		t.Fatalf("Item has %d accounts, want Plaid's (two or more)", len(item.GetAccounts()))
+	}
+	return item
+}
+
+// deliveries numbers webhook deliveries, as their signed JWTs' hashes
+// would differ.
+var deliveries struct {
+	sync.Mutex
+	n int
+}
+
+// deliver applies body as one verified delivery and returns the Item it
+// changed; id "" gives a fresh delivery id.
+func deliver(t *testing.T, svc *service.Service, id, body string) (*linkdv1.Item, bool) {
+	t.Helper()
+	if id == "" {
+		deliveries.Lock()
+		deliveries.n++
+		id = fmt.Sprintf("delivery-%d", deliveries.n)
+		deliveries.Unlock()
+	}
+	item, replayed, err := svc.ApplyWebhook(context.Background(), service.Delivery{Body: []byte(body), KeyID: "kid", ID: id})
+	if err != nil {
+		t.Fatalf("ApplyWebhook(%s): %v", body, err)
+	}
+	return item, replayed
+}
+
+// TestService_ApplyWebhook_Items: the webhooks Plaid sends about an Item's
+// accounts and health, as Plaid's models spell them, each land on the
+// stored Item, and a replayed delivery changes nothing.
+func TestService_ApplyWebhook_Items(t *testing.T) {
+	e := mustEnv(t)
+	svc, clk := clockedService(t, e, "")
+	item := mustLink(t, svc, "user-1")
+	id := item.GetItemId()
+	acc0, acc1 := item.GetAccounts()[0].GetId(), item.GetAccounts()[1].GetId()
+	get := func() *linkdv1.Item {
+		t.Helper()
+		it, err := e.db.GetItem(context.Background(), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return it
+	}
+
+	deliver(t, svc, "", `{"webhook_type":"ITEM","webhook_code":"NEW_ACCOUNTS_AVAILABLE","item_id":"`+id+`","error":null,"environment":"sandbox"}`)
+	if !get().GetNewAccountsAvailable() {
+		t.Error("NEW_ACCOUNTS_AVAILABLE did not set new_accounts_available")
+	}
+
+	deliver(t, svc, "", `{"webhook_type":"AUTH","webhook_code":"AUTOMATICALLY_VERIFIED","item_id":"`+id+`","account_id":"`+acc0+`","environment":"sandbox"}`)
+	deliver(t, svc, "", `{"webhook_type":"AUTH","webhook_code":"VERIFICATION_EXPIRED","item_id":"`+id+`","account_id":"`+acc1+`","environment":"sandbox"}`)
+	if got := get().GetAccounts(); got[0].GetVerificationStatus() != "automatically_verified" || got[1].GetVerificationStatus() != "verification_expired" {
+		t.Errorf("verification statuses = %q, %q; want automatically_verified, verification_expired", got[0].GetVerificationStatus(), got[1].GetVerificationStatus())
+	}
+
+	revoke := `{"webhook_type":"ITEM","webhook_code":"USER_ACCOUNT_REVOKED","item_id":"` + id + `","account_id":"` + acc1 + `","environment":"sandbox"}`
+	deliver(t, svc, "revoke-1", revoke)
+	for _, a := range get().GetAccounts() {
+		if a.GetId() == acc1 {
+			t.Errorf("account %s still listed after USER_ACCOUNT_REVOKED", acc1)
+		}
+	}
+	n := len(get().GetAccounts())
+	if _, replayed := deliver(t, svc, "revoke-1", revoke); !replayed {
+		t.Error("a replayed delivery was applied again")
+	}
+	if len(get().GetAccounts()) != n {
+		t.Error("a replay changed the accounts")
+	}
+
+	consent := clk.Now().Add(5 * 24 * time.Hour).UTC().Truncate(time.Second)
+	deliver(t, svc, "", `{"webhook_type":"ITEM","webhook_code":"PENDING_EXPIRATION","item_id":"`+id+`","consent_expiration_time":"`+consent.Format(time.RFC3339)+`","environment":"sandbox"}`)
+	if it := get(); it.GetStatus() != linkdv1.ItemStatus_ITEM_STATUS_PENDING_EXPIRATION || !it.GetConsentExpirationTime().AsTime().Equal(consent) {
+		t.Errorf("after PENDING_EXPIRATION: status %v, consent %v; want PENDING_EXPIRATION at %v", it.GetStatus(), it.GetConsentExpirationTime().AsTime(), consent)
+	}
+	deliver(t, svc, "", `{"webhook_type":"ITEM","webhook_code":"PENDING_DISCONNECT","item_id":"`+id+`","reason":"INSTITUTION_MIGRATION","disconnect_time":"`+consent.Format(time.RFC3339)+`","environment":"sandbox"}`)
+	if it := get(); it.GetStatus() != linkdv1.ItemStatus_ITEM_STATUS_PENDING_DISCONNECT || it.GetPendingDisconnectReason() != "INSTITUTION_MIGRATION" {
+		t.Errorf("after PENDING_DISCONNECT: status %v, reason %q", it.GetStatus(), it.GetPendingDisconnectReason())
+	}
+}
+
+// TestService_ReconcileItems: an Item whose LOGIN_REPAIRED webhook was lost
+// is GOOD again after the reconcile walk reads /item/get; a second walk
+// within the interval asks Plaid nothing; after the interval it asks again.
+func TestService_ReconcileItems(t *testing.T) {
+	e := mustEnv(t)
+	svc, clk := clockedService(t, e, "")
+	item := mustLink(t, svc, "user-1")
+	other := mustLink(t, svc, "user-2")
+	deliver(t, svc, "", `{"webhook_type":"ITEM","webhook_code":"ERROR","item_id":"`+item.GetItemId()+`","error":{"error_type":"ITEM_ERROR","error_code":"ITEM_LOGIN_REQUIRED"},"environment":"sandbox"}`)
+	ctx := context.Background()
+
+	calls := e.emu.Calls("/item/get")
+	res, err := svc.ReconcileItems(ctx, time.Hour)
+	if err != nil || res.Reconciled != 2 {
+		t.Fatalf("ReconcileItems = %+v, %v; want both Items reconciled", res, err)
+	}
+	if got := e.emu.Calls("/item/get") - calls; got != 2 {
+		t.Errorf("/item/get calls = %d, want 2 (one per Item)", got)
+	}
+	for _, id := range []string{item.GetItemId(), other.GetItemId()} {
+		it, err := e.db.GetItem(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if it.GetStatus() != linkdv1.ItemStatus_ITEM_STATUS_GOOD || it.GetReconciledAt() == nil {
+			t.Errorf("Item %s: status %v, reconciled_at %v; want GOOD and stamped", id, it.GetStatus(), it.GetReconciledAt())
+		}
+	}
+
+	clk.Add(30 * time.Minute)
+	calls = e.emu.Calls("/item/get")
+	if res, err := svc.ReconcileItems(ctx, time.Hour); err != nil || res.Reconciled != 0 || e.emu.Calls("/item/get") != calls {
+		t.Errorf("within the interval: %+v, %v, %d Plaid calls; want nothing asked", res, err, e.emu.Calls("/item/get")-calls)
+	}
+	clk.Add(31 * time.Minute)
+	if res, err := svc.ReconcileItems(ctx, time.Hour); err != nil || res.Reconciled != 2 {
+		t.Errorf("after the interval: %+v, %v; want both Items again", res, err)
+	}
+}
+
+// TestService_ReconcileItems_Failures: Plaid refusing one Item (a definite
+// answer) is recorded and the walk goes on; Plaid unreachable stops the
+// walk, and the next walk resumes and compares what was left.
+func TestService_ReconcileItems_Failures(t *testing.T) {
+	e := mustEnv(t)
+	svc, clk := clockedService(t, e, "")
+	for i := range 3 {
+		mustLink(t, svc, fmt.Sprintf("user-%d", i))
+	}
+	ctx := context.Background()
+	e.emu.FailNext("/item/get", plaidemu.Error{Type: plaidemu.TypeInvalidInput, Code: "INVALID_ACCESS_TOKEN", Message: "injected"})
+	res, err := svc.ReconcileItems(ctx, time.Hour)
+	if err != nil || res.Failed != 1 || res.Reconciled != 2 {
+		t.Fatalf("ReconcileItems with one Item refused = %+v, %v; want 1 failed, 2 reconciled, no error", res, err)
+	}
+
+	clk.Add(2 * time.Hour)
+	for range plaid.DefaultMaxAttempts { // every attempt of one call
+		e.emu.FailNext("/item/get", plaidemu.Error{Type: plaidemu.TypeAPIError, Code: "INTERNAL_SERVER_ERROR", Message: "injected"})
+	}
+	if res, err := svc.ReconcileItems(ctx, time.Hour); err == nil || linkd.ErrorCode(err) != linkd.EUNAVAILABLE {
+		t.Fatalf("ReconcileItems with Plaid down = %+v, %v; want EUNAVAILABLE", res, err)
+	}
+	if res, err := svc.ReconcileItems(ctx, time.Hour); err != nil || res.Reconciled != 3 {
+		t.Fatalf("the next walk = %+v, %v; want all three Items", res, err)
+	}
+}
+
+// TestService_ReconcileItems_MovesWebhooks: with a new configured webhook
+// URL, the walk moves the Items Plaid shows on another URL
+// (/item/webhook/update, acknowledged at the new URL), records the move,
+// and leaves alone an Item whose URL linkd did not know but Plaid shows
+// right; a second walk moves nothing.
+func TestService_ReconcileItems_MovesWebhooks(t *testing.T) {
+	e := mustEnv(t)
+	var mu sync.Mutex
+	acks := map[string]int{}
+	hooks := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		if strings.Contains(string(b), "WEBHOOK_UPDATE_ACKNOWLEDGED") {
+			mu.Lock()
+			acks[r.URL.Path]++
+			mu.Unlock()
+		}
+	}))
+	t.Cleanup(hooks.Close)
+	oldURL, newURL := hooks.URL+"/old", hooks.URL+"/new"
+	old, _ := clockedService(t, e, oldURL)
+	moved := []string{mustLink(t, old, "user-1").GetItemId(), mustLink(t, old, "user-2").GetItemId()}
+	svc, clk := clockedService(t, e, newURL)
+	right := mustLink(t, svc, "user-3").GetItemId()
+	ctx := context.Background()
+	// As an Item stored before linkd kept webhook URLs: linkd does not know it.
+	if _, err := e.db.UpdateItem(ctx, right, linkd.SetItemWebhook("")); err != nil {
+		t.Fatal(err)
+	}
+
+	res, err := svc.ReconcileItems(ctx, time.Hour)
+	if err != nil || res.Moved != 2 || res.Reconciled != 3 {
+		t.Fatalf("ReconcileItems = %+v, %v; want 3 reconciled, 2 moved", res, err)
+	}
+	if n := e.emu.Calls("/item/webhook/update"); n != 2 {
+		t.Errorf("/item/webhook/update calls = %d, want 2", n)
+	}
+	for _, id := range append(moved, right) {
+		if it, _ := e.db.GetItem(ctx, id); it.GetWebhook() != newURL {
+			t.Errorf("Item %s webhook = %q, want %q", id, it.GetWebhook(), newURL)
+		}
+	}
+	mu.Lock()
+	if acks["/new"] != 2 || acks["/old"] != 0 {
+		t.Errorf("WEBHOOK_UPDATE_ACKNOWLEDGED by path = %v, want 2 at /new", acks)
+	}
+	mu.Unlock()
+
+	clk.Add(2 * time.Hour)
+	if res, err := svc.ReconcileItems(ctx, time.Hour); err != nil || res.Moved != 0 || e.emu.Calls("/item/webhook/update") != 2 {
+		t.Errorf("second walk = %+v, %v; want nothing moved", res, err)
+	}
+}
