@@ -54,12 +54,18 @@ type restAPI struct {
 }
 
 // newREST returns a REST client for addr that keeps up to concurrency
-// connections open: net/http's default of 2 idle connections per host
-// would make most calls dial.
+// connections open (keepAliveTransport): net/http's default of 2 idle
+// connections per host would make most calls dial.
 func newREST(addr, apiKey string, concurrency int) (*restAPI, func() error) {
-	tr := &http.Transport{MaxIdleConns: concurrency, MaxIdleConnsPerHost: concurrency, IdleConnTimeout: 90 * time.Second}
+	tr := keepAliveTransport(concurrency)
 	c := &restAPI{base: "http://" + addr, apiKey: apiKey, http: &http.Client{Transport: tr}}
 	return c, func() error { tr.CloseIdleConnections(); return nil }
+}
+
+// keepAliveTransport returns an HTTP transport that keeps up to concurrency
+// idle connections per host, so that concurrent callers reuse them.
+func keepAliveTransport(concurrency int) *http.Transport {
+	return &http.Transport{MaxIdleConns: concurrency, MaxIdleConnsPerHost: concurrency, IdleConnTimeout: 90 * time.Second}
 }
 
 var _ API = (*restAPI)(nil)

@@ -30,8 +30,15 @@ type Config struct {
 	// GRPCAddr and HTTPAddr are linkd's listeners (host:port); only the
 	// Transport's is used.
 	GRPCAddr, HTTPAddr string
-	Transport          string
-	APIKey             string
+	// Transport is GRPC, REST or Quickstart.
+	Transport string
+	// APIKey is linkd's; the Quickstart transport needs none.
+	APIKey string
+	// QuickstartAddr is the quickstart's listener (host:port), and
+	// PlaidURL, PlaidClientID and PlaidSecret the Plaid (emulator) it
+	// talks to, where the Quickstart transport mints public tokens.
+	QuickstartAddr                       string
+	PlaidURL, PlaidClientID, PlaidSecret string
 	// Concurrency is how many callers call at once, each waiting for its
 	// answer before the next call.
 	Concurrency int
@@ -43,7 +50,8 @@ type Config struct {
 	// MaxRequests is unset; a run that uses up what was minted ends early
 	// and its Result says Exhausted.
 	MintTime time.Duration
-	// Scenarios are the names to run, in order.
+	// Scenarios are the names to run, in order; none means every one the
+	// transport has.
 	Scenarios []string
 	// Timeout bounds one call.
 	Timeout time.Duration
@@ -102,7 +110,7 @@ func Run(ctx context.Context, cfg Config) ([]Result, error) {
 	if cfg.Duration <= 0 && cfg.MaxRequests <= 0 {
 		return nil, errors.New("set a duration or a maximum number of requests")
 	}
-	if cfg.APIKey == "" {
+	if cfg.APIKey == "" && cfg.Transport != Quickstart {
 		return nil, errors.New("an API key is required")
 	}
 	if cfg.Timeout <= 0 {
@@ -110,6 +118,9 @@ func Run(ctx context.Context, cfg Config) ([]Result, error) {
 	}
 	if cfg.MintTime <= 0 {
 		cfg.MintTime = 2 * cfg.Duration
+	}
+	if len(cfg.Scenarios) == 0 {
+		cfg.Scenarios = ScenarioNames(cfg.Transport)
 	}
 	scenarios := make([]Scenario, 0, len(cfg.Scenarios))
 	for _, name := range cfg.Scenarios {
@@ -129,8 +140,15 @@ func Run(ctx context.Context, cfg Config) ([]Result, error) {
 		api, close, err = dialGRPC(cfg.GRPCAddr, cfg.APIKey)
 	case REST:
 		api, close = newREST(cfg.HTTPAddr, cfg.APIKey, cfg.Concurrency)
+	case Quickstart:
+		if err = checkQuickstartScenarios(cfg.Scenarios); err == nil && cfg.PlaidURL == "" {
+			err = errors.New("the quickstart transport needs the Plaid URL to mint public tokens at")
+		}
+		if err == nil {
+			api, close = newQuickstart(cfg.QuickstartAddr, cfg.PlaidURL, cfg.PlaidClientID, cfg.PlaidSecret, cfg.Concurrency)
+		}
 	default:
-		err = fmt.Errorf("transport must be %q or %q, not %q", GRPC, REST, cfg.Transport)
+		err = fmt.Errorf("transport must be %q, %q or %q, not %q", GRPC, REST, Quickstart, cfg.Transport)
 	}
 	if err != nil {
 		return nil, err
@@ -220,9 +238,13 @@ func runScenario(ctx context.Context, r *run, s Scenario) (Result, error) {
 	if err := ctx.Err(); err != nil {
 		return Result{}, err
 	}
+	rpc := s.RPC
+	if r.cfg.Transport == Quickstart {
+		rpc = "POST " + quickstartRoutes[s.Name]
+	}
 	res := Result{
 		Scenario:    s.Name,
-		RPC:         s.RPC,
+		RPC:         rpc,
 		Transport:   r.cfg.Transport,
 		Concurrency: r.cfg.Concurrency,
 		OK:          int64(len(lat)),
