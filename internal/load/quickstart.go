@@ -1,11 +1,9 @@
 package load
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -126,24 +124,16 @@ var errNoQuickstartRoute = status.Error(codes.Unimplemented, "the quickstart has
 // comes back as a gRPC status of the same meaning (see codeOfHTTP) with
 // the start of the body, so errors count by code as linkd's do.
 func (c *quickstartAPI) post(ctx context.Context, u, contentType string, body []byte, out any) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(body))
+	var header http.Header
+	if contentType != "" {
+		header = http.Header{"Content-Type": {contentType}}
+	}
+	code, b, err := post(ctx, c.http, u, header, body)
 	if err != nil {
 		return err
 	}
-	if contentType != "" {
-		req.Header.Set("Content-Type", contentType)
-	}
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return status.Error(codes.Unavailable, err.Error())
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return status.Error(codes.Unavailable, err.Error())
-	}
-	if resp.StatusCode != http.StatusOK {
-		return status.Errorf(codeOfHTTP(resp.StatusCode), "HTTP %d from %s: %.200s", resp.StatusCode, u, b)
+	if code != http.StatusOK {
+		return status.Errorf(codeOfHTTP(code), "HTTP %d from %s: %.200s", code, u, b)
 	}
 	if err := json.Unmarshal(b, out); err != nil {
 		return status.Errorf(codes.Internal, "HTTP 200 from %s with a body that is not the expected JSON: %v", u, err)
@@ -151,33 +141,30 @@ func (c *quickstartAPI) post(ctx context.Context, u, contentType string, body []
 	return nil
 }
 
-// codeOfHTTP returns the gRPC code of an HTTP error status, the inverse of
-// grpc-gateway's mapping for the statuses Plaid and the quickstart answer.
+// codeOfHTTP returns the gRPC code of an HTTP error status: the inverse of
+// grpc-gateway's mapping for the statuses Plaid and the quickstart answer,
+// Internal for other 5xx, Unknown for the rest.
 func codeOfHTTP(s int) codes.Code {
-	switch s {
-	case http.StatusBadRequest:
-		return codes.InvalidArgument
-	case http.StatusUnauthorized:
-		return codes.Unauthenticated
-	case http.StatusForbidden:
-		return codes.PermissionDenied
-	case http.StatusNotFound:
-		return codes.NotFound
-	case http.StatusConflict:
-		return codes.Aborted
-	case http.StatusTooManyRequests:
-		return codes.ResourceExhausted
-	case http.StatusNotImplemented:
-		return codes.Unimplemented
-	case http.StatusServiceUnavailable, http.StatusBadGateway:
-		return codes.Unavailable
-	case http.StatusGatewayTimeout:
-		return codes.DeadlineExceeded
+	if c, ok := httpCodes[s]; ok {
+		return c
 	}
 	if s >= 500 {
 		return codes.Internal
 	}
 	return codes.Unknown
+}
+
+var httpCodes = map[int]codes.Code{
+	http.StatusBadRequest:         codes.InvalidArgument,
+	http.StatusUnauthorized:       codes.Unauthenticated,
+	http.StatusForbidden:          codes.PermissionDenied,
+	http.StatusNotFound:           codes.NotFound,
+	http.StatusConflict:           codes.Aborted,
+	http.StatusTooManyRequests:    codes.ResourceExhausted,
+	http.StatusNotImplemented:     codes.Unimplemented,
+	http.StatusBadGateway:         codes.Unavailable,
+	http.StatusServiceUnavailable: codes.Unavailable,
+	http.StatusGatewayTimeout:     codes.DeadlineExceeded,
 }
 
 // checkQuickstartScenarios returns an error naming the first of names the
