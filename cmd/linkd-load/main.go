@@ -27,6 +27,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -93,6 +94,18 @@ func parseFlags(args []string, getenv func(string) string) (load.Config, bool, e
 	fs.StringVar(&dataDir, "data-dir", env("LINKD_DATA_DIR", "./data"), "linkd's data directory, for its api-key file (LINKD_DATA_DIR)")
 	fs.StringVar(&scenarios, "scenario", "", "comma-separated scenarios (default: every one the transport has): "+strings.Join(all, ", "))
 	fs.BoolVar(&asJSON, "json", false, "print the results as JSON")
+	fs.Func("cpu-of", "report the CPU time per call of these processes during each timed phase: name=pid,... (Linux)", func(v string) error {
+		cfg.CPUOf = map[string]int{}
+		for _, kv := range strings.Split(v, ",") {
+			name, pid, ok := strings.Cut(kv, "=")
+			n, err := strconv.Atoi(pid)
+			if !ok || name == "" || err != nil || n <= 0 {
+				return fmt.Errorf("want name=pid, not %q", kv)
+			}
+			cfg.CPUOf[name] = n
+		}
+		return nil
+	})
 	if err := fs.Parse(args); err != nil {
 		return load.Config{}, false, err
 	}

@@ -55,6 +55,11 @@ type Config struct {
 	Scenarios []string
 	// Timeout bounds one call.
 	Timeout time.Duration
+	// CPUOf names processes (by pid) whose CPU time during each timed
+	// phase a Result reports per successful call, e.g. {"linkd": 1234}:
+	// on a shared machine CPU per call moves far less than throughput.
+	// Linux only (/proc); a process that cannot be read is left out.
+	CPUOf map[string]int
 	// TimedPhase, when set, is called as a scenario's timed phase starts,
 	// after its minting; the function it returns is called as it ends.
 	// Tests use it to profile the timed calls alone.
@@ -85,6 +90,9 @@ type Result struct {
 	// the run used them all before its duration was up.
 	Minted    int  `json:"minted,omitempty"`
 	Exhausted bool `json:"exhausted,omitempty"`
+	// CPUPerCall is the CPU time (µs) each process of Config.CPUOf used
+	// during the timed phase, per successful call.
+	CPUPerCall map[string]float64 `json:"cpu_us_per_call,omitempty"`
 }
 
 // run is one scenario's run: the config, the client, and what the
@@ -190,6 +198,7 @@ func runScenario(ctx context.Context, r *run, s Scenario) (Result, error) {
 		end := r.cfg.TimedPhase(s.Name)
 		defer end()
 	}
+	meter := newCPUMeter(r.cfg.CPUOf)
 	start := time.Now()
 	var deadline time.Time
 	if r.cfg.Duration > 0 {
@@ -235,6 +244,7 @@ func runScenario(ctx context.Context, r *run, s Scenario) (Result, error) {
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
+	cpu := meter.perCall(int64(len(lat)))
 	if err := ctx.Err(); err != nil {
 		return Result{}, err
 	}
@@ -252,6 +262,7 @@ func runScenario(ctx context.Context, r *run, s Scenario) (Result, error) {
 		Seconds:     elapsed.Seconds(),
 		Minted:      r.minted,
 		Exhausted:   tokenBound && next.Load() >= limit && elapsed < r.cfg.Duration,
+		CPUPerCall:  cpu,
 	}
 	res.Requests = res.OK
 	for _, v := range errs {

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -104,7 +105,9 @@ func quickstartConfig(q *tinyQuickstart, srv *httptest.Server) Config {
 
 func TestRun_Quickstart(t *testing.T) {
 	q, srv := MustStartQuickstart(t)
-	results, err := Run(context.Background(), quickstartConfig(q, srv))
+	cfg := quickstartConfig(q, srv)
+	cfg.CPUOf = map[string]int{"self": os.Getpid(), "gone": -1}
+	results, err := Run(context.Background(), cfg)
 	if err != nil {
 		t.Fatalf("Run: %v", err)
 	}
@@ -122,6 +125,9 @@ func TestRun_Quickstart(t *testing.T) {
 		}
 		if r.OK != 12 || r.Requests != 12 {
 			t.Errorf("%s: %d of %d calls succeeded, want 12 of 12; errors %v, first: %s", r.Scenario, r.OK, r.Requests, r.Errors, r.FirstError)
+		}
+		if _, ok := r.CPUPerCall["self"]; !ok || len(r.CPUPerCall) != 1 {
+			t.Errorf("%s: CPU per call %v, want this process's alone", r.Scenario, r.CPUPerCall)
 		}
 		if got := q.emu.Calls(w.plaidPath); got != 12 {
 			t.Errorf("emulator served %s %d times, want 12", w.plaidPath, got)
