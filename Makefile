@@ -14,14 +14,18 @@ CYCLES ?= 500
 # make breaking BREAKING_AGAINST=origin/main).
 BREAKING_AGAINST ?= HEAD~1
 
-# make load: TRANSPORT=grpc|rest, C concurrent callers, D per scenario,
-# LOAD_ARGS for the rest (-scenario parse,exchange -json ...).
+# make load: TRANSPORT=grpc|rest|quickstart, C concurrent callers, D per
+# scenario, LOAD_ARGS for the rest (-scenario parse,exchange -json ...).
+# make load-compare: QUICKSTART=the quickstart binary that
+# scripts/quickstart-emulator.sh built, ROUNDS of the comparison.
 TRANSPORT ?= grpc
 C ?= 16
 D ?= 10s
 LOAD_ARGS ?=
+QUICKSTART ?=
+ROUNDS ?= 3
 
-.PHONY: help run test race generate checkgenerate lint breaking examples deploytest fuzz bench load crash ci
+.PHONY: help run test race generate checkgenerate lint breaking examples deploytest fuzz bench load load-compare crash ci
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -79,5 +83,9 @@ bench: ## the benchmarks behind BENCHMARKS.md
 
 load: ## drive a running linkd (make run) with every scenario (TRANSPORT=grpc C=16 D=10s LOAD_ARGS=)
 	go run ./cmd/linkd-load -transport $(TRANSPORT) -c $(C) -d $(D) $(LOAD_ARGS)
+
+load-compare: ## linkd against Plaid's quickstart on one emulator, BENCHMARKS.md's table (QUICKSTART=bin ROUNDS=3)
+	@test -n "$(QUICKSTART)" || { echo "set QUICKSTART to the binary scripts/quickstart-emulator.sh built"; exit 1; }
+	scripts/load-compare.sh $(QUICKSTART) $(ROUNDS)
 
 ci: lint checkgenerate breaking test race fuzz ## everything CI runs

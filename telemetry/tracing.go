@@ -116,11 +116,38 @@ func (t *Tracing) WrapHTTP(h http.Handler) http.Handler {
 		otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string { return "HTTP " + r.Method }))
 }
 
-// WrapPlaidTransport gives each request to Plaid a client span named by
-// its endpoint and passes the trace on in traceparent.
+// WrapPlaidTransport passes the call's trace on to Plaid in traceparent
+// and, when spans are exported, gives each request to Plaid a client span
+// named by its endpoint. Without export it only injects the headers:
+// otelhttp's transport would build metric attributes for its no-op meter
+// on every request (7% of linkd's CPU under CreateLinkToken load).
 func (t *Tracing) WrapPlaidTransport(rt http.RoundTripper) http.RoundTripper {
+	if !t.Enabled() {
+		return propagatingTransport{next: rt, prop: t.prop}
+	}
 	return otelhttp.NewTransport(rt, otelhttp.WithTracerProvider(t.provider), otelhttp.WithPropagators(t.prop),
 		otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string { return "plaid " + r.URL.Path }))
+}
+
+// propagatingTransport injects the request context's trace context and
+// baggage into its headers, as otelhttp's transport does, and nothing else.
+type propagatingTransport struct {
+	next http.RoundTripper
+	prop propagation.TextMapPropagator
+}
+
+func (p propagatingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	carrier := propagation.MapCarrier{}
+	p.prop.Inject(r.Context(), carrier)
+	if len(carrier) == 0 {
+		return p.next.RoundTrip(r)
+	}
+	// A RoundTripper must not change the request it is given.
+	r = r.Clone(r.Context())
+	for k, v := range carrier {
+		r.Header.Set(k, v)
+	}
+	return p.next.RoundTrip(r)
 }
 
 // Shutdown flushes spans not yet exported, within ctx.

@@ -8,6 +8,14 @@
 //
 // The API key comes from -api-key, LINKD_API_KEY, or the api-key file of
 // linkd's data directory (-data-dir, LINKD_DATA_DIR, ./data).
+//
+// -transport quickstart drives the Go backend of Plaid's quickstart instead
+// (see scripts/quickstart-emulator.sh), pointed at a Plaid emulator:
+// create-link-token posts to its /api/create_link_token, exchange to its
+// /api/set_access_token with public tokens minted at the emulator
+// (-plaid-url, PLAID_CLIENT_ID, PLAID_SECRET) before the timed phase:
+//
+//	go run ./cmd/linkd-load -transport quickstart -quickstart-addr 127.0.0.1:8000 -plaid-url http://127.0.0.1:7070
 package main
 
 import (
@@ -19,6 +27,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -67,14 +76,15 @@ func parseFlags(args []string, getenv func(string) string) (load.Config, bool, e
 		dataDir   string
 		asJSON    bool
 	)
-	all := make([]string, len(load.Scenarios))
-	for i, s := range load.Scenarios {
-		all[i] = s.Name
-	}
+	all := load.ScenarioNames(load.GRPC)
 	fs := flag.NewFlagSet("linkd-load", flag.ContinueOnError)
 	fs.StringVar(&cfg.GRPCAddr, "grpc-addr", env("LINKD_GRPC_ADDR", "127.0.0.1:50051"), "linkd's gRPC address (LINKD_GRPC_ADDR)")
 	fs.StringVar(&cfg.HTTPAddr, "http-addr", env("LINKD_HTTP_ADDR", "127.0.0.1:8080"), "linkd's REST address (LINKD_HTTP_ADDR)")
-	fs.StringVar(&cfg.Transport, "transport", load.GRPC, "grpc or rest")
+	fs.StringVar(&cfg.Transport, "transport", load.GRPC, "grpc, rest, or quickstart (Plaid's quickstart backend, not linkd)")
+	fs.StringVar(&cfg.QuickstartAddr, "quickstart-addr", env("QUICKSTART_ADDR", "127.0.0.1:8000"), "the quickstart's address, for -transport quickstart (QUICKSTART_ADDR)")
+	fs.StringVar(&cfg.PlaidURL, "plaid-url", env("PLAID_BASE_URL", ""), "the Plaid emulator the quickstart talks to, where -transport quickstart mints public tokens (PLAID_BASE_URL)")
+	cfg.PlaidClientID = env("PLAID_CLIENT_ID", "linkd-emulator")
+	cfg.PlaidSecret = env("PLAID_SECRET", "linkd-emulator-secret")
 	fs.IntVar(&cfg.Concurrency, "c", 16, "concurrent callers")
 	fs.DurationVar(&cfg.Duration, "d", 10*time.Second, "timed phase of each scenario")
 	fs.Int64Var(&cfg.MaxRequests, "n", 0, "at most this many calls per scenario (0: no limit); consuming scenarios mint exactly this many")
@@ -82,8 +92,20 @@ func parseFlags(args []string, getenv func(string) string) (load.Config, bool, e
 	fs.DurationVar(&cfg.Timeout, "timeout", 30*time.Second, "bound on one call")
 	fs.StringVar(&cfg.APIKey, "api-key", "", "linkd API key (LINKD_API_KEY; default: the api-key file in -data-dir)")
 	fs.StringVar(&dataDir, "data-dir", env("LINKD_DATA_DIR", "./data"), "linkd's data directory, for its api-key file (LINKD_DATA_DIR)")
-	fs.StringVar(&scenarios, "scenario", strings.Join(all, ","), "comma-separated scenarios: "+strings.Join(all, ", "))
+	fs.StringVar(&scenarios, "scenario", "", "comma-separated scenarios (default: every one the transport has): "+strings.Join(all, ", "))
 	fs.BoolVar(&asJSON, "json", false, "print the results as JSON")
+	fs.Func("cpu-of", "report the CPU time per call of these processes during each timed phase: name=pid,... (Linux)", func(v string) error {
+		cfg.CPUOf = map[string]int{}
+		for _, kv := range strings.Split(v, ",") {
+			name, pid, ok := strings.Cut(kv, "=")
+			n, err := strconv.Atoi(pid)
+			if !ok || name == "" || err != nil || n <= 0 {
+				return fmt.Errorf("want name=pid, not %q", kv)
+			}
+			cfg.CPUOf[name] = n
+		}
+		return nil
+	})
 	if err := fs.Parse(args); err != nil {
 		return load.Config{}, false, err
 	}
@@ -98,7 +120,7 @@ func parseFlags(args []string, getenv func(string) string) (load.Config, bool, e
 	if cfg.APIKey == "" {
 		cfg.APIKey = getenv("LINKD_API_KEY")
 	}
-	if cfg.APIKey == "" {
+	if cfg.APIKey == "" && cfg.Transport != load.Quickstart {
 		path := filepath.Join(dataDir, "api-key")
 		b, err := os.ReadFile(path)
 		if err != nil {

@@ -1,11 +1,12 @@
 package load
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
-	"strings"
 	"time"
 
 	_ "google.golang.org/genproto/googleapis/rpc/errdetails" // so error details in REST bodies decode
@@ -54,12 +55,18 @@ type restAPI struct {
 }
 
 // newREST returns a REST client for addr that keeps up to concurrency
-// connections open: net/http's default of 2 idle connections per host
-// would make most calls dial.
+// connections open (keepAliveTransport): net/http's default of 2 idle
+// connections per host would make most calls dial.
 func newREST(addr, apiKey string, concurrency int) (*restAPI, func() error) {
-	tr := &http.Transport{MaxIdleConns: concurrency, MaxIdleConnsPerHost: concurrency, IdleConnTimeout: 90 * time.Second}
+	tr := keepAliveTransport(concurrency)
 	c := &restAPI{base: "http://" + addr, apiKey: apiKey, http: &http.Client{Transport: tr}}
 	return c, func() error { tr.CloseIdleConnections(); return nil }
+}
+
+// keepAliveTransport returns an HTTP transport that keeps up to concurrency
+// idle connections per host, so that concurrent callers reuse them.
+func keepAliveTransport(concurrency int) *http.Transport {
+	return &http.Transport{MaxIdleConns: concurrency, MaxIdleConnsPerHost: concurrency, IdleConnTimeout: 90 * time.Second}
 }
 
 var _ API = (*restAPI)(nil)
@@ -69,29 +76,39 @@ func (c *restAPI) call(ctx context.Context, path string, in, out proto.Message) 
 	if err != nil {
 		return err
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.base+path, strings.NewReader(string(body)))
+	code, b, err := post(ctx, c.http, c.base+path, http.Header{"Authorization": {"Bearer " + c.apiKey}, "Content-Type": {"application/json"}}, body)
 	if err != nil {
 		return err
 	}
-	req.Header.Set("Authorization", "Bearer "+c.apiKey)
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return status.Error(codes.Unavailable, err.Error())
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return status.Error(codes.Unavailable, err.Error())
-	}
-	if resp.StatusCode != http.StatusOK {
+	if code != http.StatusOK {
 		var st spb.Status
 		if err := protojson.Unmarshal(b, &st); err != nil {
-			return status.Errorf(codes.Unknown, "HTTP %d with a body that is not a status: %.200s", resp.StatusCode, b)
+			return status.Errorf(codes.Unknown, "HTTP %d with a body that is not a status: %.200s", code, b)
 		}
 		return status.FromProto(&st).Err()
 	}
 	return protojson.UnmarshalOptions{DiscardUnknown: true}.Unmarshal(b, out)
+}
+
+// post sends body to u with header and returns the answer's status and
+// body. A request that gets no whole answer returns an Unavailable status
+// error, so that it counts as one.
+func post(ctx context.Context, client *http.Client, u string, header http.Header, body []byte) (int, []byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(body))
+	if err != nil {
+		return 0, nil, err
+	}
+	maps.Copy(req.Header, header)
+	resp, err := client.Do(req)
+	if err != nil {
+		return 0, nil, status.Error(codes.Unavailable, err.Error())
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return 0, nil, status.Error(codes.Unavailable, err.Error())
+	}
+	return resp.StatusCode, b, nil
 }
 
 func (c *restAPI) CreateLinkToken(ctx context.Context, in *linkdv1.CreateLinkTokenRequest, _ ...grpc.CallOption) (*linkdv1.CreateLinkTokenResponse, error) {

@@ -30,8 +30,15 @@ type Config struct {
 	// GRPCAddr and HTTPAddr are linkd's listeners (host:port); only the
 	// Transport's is used.
 	GRPCAddr, HTTPAddr string
-	Transport          string
-	APIKey             string
+	// Transport is GRPC, REST or Quickstart.
+	Transport string
+	// APIKey is linkd's; the Quickstart transport needs none.
+	APIKey string
+	// QuickstartAddr is the quickstart's listener (host:port), and
+	// PlaidURL, PlaidClientID and PlaidSecret the Plaid (emulator) it
+	// talks to, where the Quickstart transport mints public tokens.
+	QuickstartAddr                       string
+	PlaidURL, PlaidClientID, PlaidSecret string
 	// Concurrency is how many callers call at once, each waiting for its
 	// answer before the next call.
 	Concurrency int
@@ -43,10 +50,16 @@ type Config struct {
 	// MaxRequests is unset; a run that uses up what was minted ends early
 	// and its Result says Exhausted.
 	MintTime time.Duration
-	// Scenarios are the names to run, in order.
+	// Scenarios are the names to run, in order; none means every one the
+	// transport has.
 	Scenarios []string
 	// Timeout bounds one call.
 	Timeout time.Duration
+	// CPUOf names processes (by pid) whose CPU time during each timed
+	// phase a Result reports per successful call, e.g. {"linkd": 1234}:
+	// on a shared machine CPU per call moves far less than throughput.
+	// Linux only (/proc); a process that cannot be read is left out.
+	CPUOf map[string]int
 	// TimedPhase, when set, is called as a scenario's timed phase starts,
 	// after its minting; the function it returns is called as it ends.
 	// Tests use it to profile the timed calls alone.
@@ -77,6 +90,9 @@ type Result struct {
 	// the run used them all before its duration was up.
 	Minted    int  `json:"minted,omitempty"`
 	Exhausted bool `json:"exhausted,omitempty"`
+	// CPUPerCall is the CPU time (µs) each process of Config.CPUOf used
+	// during the timed phase, per successful call.
+	CPUPerCall map[string]float64 `json:"cpu_us_per_call,omitempty"`
 }
 
 // run is one scenario's run: the config, the client, and what the
@@ -102,7 +118,7 @@ func Run(ctx context.Context, cfg Config) ([]Result, error) {
 	if cfg.Duration <= 0 && cfg.MaxRequests <= 0 {
 		return nil, errors.New("set a duration or a maximum number of requests")
 	}
-	if cfg.APIKey == "" {
+	if cfg.APIKey == "" && cfg.Transport != Quickstart {
 		return nil, errors.New("an API key is required")
 	}
 	if cfg.Timeout <= 0 {
@@ -110,6 +126,9 @@ func Run(ctx context.Context, cfg Config) ([]Result, error) {
 	}
 	if cfg.MintTime <= 0 {
 		cfg.MintTime = 2 * cfg.Duration
+	}
+	if len(cfg.Scenarios) == 0 {
+		cfg.Scenarios = ScenarioNames(cfg.Transport)
 	}
 	scenarios := make([]Scenario, 0, len(cfg.Scenarios))
 	for _, name := range cfg.Scenarios {
@@ -129,8 +148,15 @@ func Run(ctx context.Context, cfg Config) ([]Result, error) {
 		api, close, err = dialGRPC(cfg.GRPCAddr, cfg.APIKey)
 	case REST:
 		api, close = newREST(cfg.HTTPAddr, cfg.APIKey, cfg.Concurrency)
+	case Quickstart:
+		if err = checkQuickstartScenarios(cfg.Scenarios); err == nil && cfg.PlaidURL == "" {
+			err = errors.New("the quickstart transport needs the Plaid URL to mint public tokens at")
+		}
+		if err == nil {
+			api, close = newQuickstart(cfg.QuickstartAddr, cfg.PlaidURL, cfg.PlaidClientID, cfg.PlaidSecret, cfg.Concurrency)
+		}
 	default:
-		err = fmt.Errorf("transport must be %q or %q, not %q", GRPC, REST, cfg.Transport)
+		err = fmt.Errorf("transport must be %q, %q or %q, not %q", GRPC, REST, Quickstart, cfg.Transport)
 	}
 	if err != nil {
 		return nil, err
@@ -172,6 +198,7 @@ func runScenario(ctx context.Context, r *run, s Scenario) (Result, error) {
 		end := r.cfg.TimedPhase(s.Name)
 		defer end()
 	}
+	meter := newCPUMeter(r.cfg.CPUOf)
 	start := time.Now()
 	var deadline time.Time
 	if r.cfg.Duration > 0 {
@@ -217,12 +244,17 @@ func runScenario(ctx context.Context, r *run, s Scenario) (Result, error) {
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
+	cpu := meter.perCall(int64(len(lat)))
 	if err := ctx.Err(); err != nil {
 		return Result{}, err
 	}
+	rpc := s.RPC
+	if r.cfg.Transport == Quickstart {
+		rpc = "POST " + quickstartRoutes[s.Name]
+	}
 	res := Result{
 		Scenario:    s.Name,
-		RPC:         s.RPC,
+		RPC:         rpc,
 		Transport:   r.cfg.Transport,
 		Concurrency: r.cfg.Concurrency,
 		OK:          int64(len(lat)),
@@ -230,6 +262,7 @@ func runScenario(ctx context.Context, r *run, s Scenario) (Result, error) {
 		Seconds:     elapsed.Seconds(),
 		Minted:      r.minted,
 		Exhausted:   tokenBound && next.Load() >= limit && elapsed < r.cfg.Duration,
+		CPUPerCall:  cpu,
 	}
 	res.Requests = res.OK
 	for _, v := range errs {

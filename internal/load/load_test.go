@@ -1,6 +1,7 @@
 package load
 
 import (
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -44,14 +45,38 @@ func TestWriteTable(t *testing.T) {
 	var b strings.Builder
 	err := WriteTable(&b, []Result{
 		{Scenario: "exchange", RPC: "ExchangePublicToken", Transport: GRPC, Concurrency: 4, Requests: 12, OK: 9,
-			Errors: map[string]int64{"Unavailable": 2, "Internal": 1}, FirstError: "boom", Minted: 12, Exhausted: true},
+			Errors: map[string]int64{"Unavailable": 2, "Internal": 1}, FirstError: "boom", Minted: 12, Exhausted: true,
+			CPUPerCall: map[string]float64{"linkd": 310.4, "emulator": 120}},
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"exchange", "ExchangePublicToken", "Internal:1 Unavailable:2", "used all 12 pre-minted tokens", "first error: boom"} {
+	for _, want := range []string{"exchange", "ExchangePublicToken", "Internal:1 Unavailable:2", "used all 12 pre-minted tokens", "first error: boom", "emulator=120 linkd=310"} {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("table lacks %q:\n%s", want, b.String())
 		}
+	}
+}
+
+// processCPU reads this process's CPU time, which grows as it works.
+func TestProcessCPU(t *testing.T) {
+	t0, err := processCPU(os.Getpid())
+	if err != nil {
+		t.Fatalf("processCPU: %v", err)
+	}
+	for i := 0; ; i++ {
+		t1, err := processCPU(os.Getpid())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if t1 > t0 {
+			break
+		}
+		if i == 1e6 {
+			t.Fatalf("CPU time stayed at %v over a million reads of /proc", t0)
+		}
+	}
+	if _, err := processCPU(-1); err == nil {
+		t.Error("processCPU(-1): no error")
 	}
 }

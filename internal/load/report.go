@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -14,10 +16,10 @@ import (
 // or had errors. It returns the first write error.
 func WriteTable(w io.Writer, results []Result) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "scenario\trpc\ttransport\tc\trequests\tok\trps\tp50 ms\tp90 ms\tp99 ms\tmax ms\terrors\t")
+	fmt.Fprintln(tw, "scenario\trpc\ttransport\tc\trequests\tok\trps\tp50 ms\tp90 ms\tp99 ms\tmax ms\terrors\tcpu µs/call\t")
 	for _, r := range results {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%.0f\t%.2f\t%.2f\t%.2f\t%.2f\t%s\t\n",
-			r.Scenario, r.RPC, r.Transport, r.Concurrency, r.Requests, r.OK, r.Throughput, r.P50ms, r.P90ms, r.P99ms, r.MaxMs, errorCounts(r.Errors))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%.0f\t%.2f\t%.2f\t%.2f\t%.2f\t%s\t%s\t\n",
+			r.Scenario, r.RPC, r.Transport, r.Concurrency, r.Requests, r.OK, r.Throughput, r.P50ms, r.P90ms, r.P99ms, r.MaxMs, errorCounts(r.Errors), cpuPerCall(r.CPUPerCall))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -61,6 +63,20 @@ func errorCounts(errs map[string]int64) string {
 	parts := make([]string, len(codes))
 	for i, c := range codes {
 		parts[i] = fmt.Sprintf("%s:%d", c, errs[c])
+	}
+	return strings.Join(parts, " ")
+}
+
+// cpuPerCall renders CPU per call by process as "emulator=120 linkd=310",
+// or "-".
+func cpuPerCall(cpu map[string]float64) string {
+	if len(cpu) == 0 {
+		return "-"
+	}
+	names := slices.Sorted(maps.Keys(cpu))
+	parts := make([]string, len(names))
+	for i, n := range names {
+		parts[i] = fmt.Sprintf("%s=%.0f", n, cpu[n])
 	}
 	return strings.Join(parts, " ")
 }

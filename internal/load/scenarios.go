@@ -50,6 +50,18 @@ var Scenarios = []Scenario{
 	{Name: "submit-connected", RPC: "SubmitRedirect", Consumes: true, prepare: prepareSubmitConnected},
 }
 
+// ScenarioNames returns the names of the scenarios transport can run, in
+// the order of Scenarios: every one over GRPC and REST.
+func ScenarioNames(transport string) []string {
+	var names []string
+	for _, s := range Scenarios {
+		if _, ok := quickstartRoutes[s.Name]; ok || transport != Quickstart {
+			names = append(names, s.Name)
+		}
+	}
+	return names
+}
+
 // ScenarioByName returns the scenario called name, or false.
 func ScenarioByName(name string) (Scenario, bool) {
 	for _, s := range Scenarios {
