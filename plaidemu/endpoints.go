@@ -135,7 +135,7 @@ func (e *Emulator) publicTokenExchange(f *fields) (map[string]any, *Error) {
 		created:       e.now(),
 	}
 	e.items[accessToken] = it
-	if perr := e.commitItems(); perr != nil {
+	if perr := e.commitItems(accessToken); perr != nil {
 		delete(e.items, accessToken)
 		pt.spent = false
 		return nil, perr
@@ -152,7 +152,7 @@ func (e *Emulator) sandboxItemResetLogin(f *fields) (map[string]any, *Error) {
 	}
 	was := it.loginRequired
 	it.loginRequired = true
-	if perr := e.commitItems(); perr != nil {
+	if perr := e.commitItems(f.str("access_token", true)); perr != nil {
 		it.loginRequired = was
 		return nil, perr
 	}
@@ -177,7 +177,7 @@ func (e *Emulator) itemRemove(f *fields) (map[string]any, *Error) {
 		return nil, err
 	}
 	it.removed = true
-	if perr := e.commitItems(); perr != nil {
+	if perr := e.commitItems(f.str("access_token", true)); perr != nil {
 		it.removed = false
 		return nil, perr
 	}
@@ -266,7 +266,7 @@ func (e *Emulator) createPublicToken(linkToken, institutionID string, accountIDs
 		}
 		if it.loginRequired {
 			it.loginRequired = false // the user logged in again
-			if perr := e.commitItems(); perr != nil {
+			if perr := e.commitItems(lt.accessToken); perr != nil {
 				it.loginRequired = true
 				return "", perr
 			}
