@@ -43,8 +43,9 @@ type Options struct {
 	Logger *slog.Logger
 	// StatePath, when set, is the file that keeps the emulator's Items
 	// (with their access tokens) and its webhook signing key across
-	// restarts: Start and Open load it, or create it when missing, and
-	// every change to an Item rewrites it atomically, mode 0600. Link
+	// restarts: Start and Open load it, or create it when missing (mode
+	// 0600), and every change to an Item is appended to it and synced
+	// before the request that made it is answered. Link
 	// tokens, public tokens and Link sessions stay in memory. "" keeps
 	// everything in memory; New ignores it (use Open).
 	StatePath string
@@ -65,8 +66,9 @@ type Emulator struct {
 	webhookClient *http.Client
 
 	// statePath is Options.StatePath for an Emulator from Open; "" keeps
-	// nothing on disk.
+	// nothing on disk. state is its open file (nil without one).
 	statePath string
+	state     *stateLog
 
 	mu           sync.Mutex
 	linkTokens   map[string]*linkToken
@@ -83,6 +85,11 @@ type Emulator struct {
 	linkWebhooksForWebview bool
 	// lose is how many of the next webhooks get lost (LoseWebhooks).
 	lose int
+	// syncLater is set while serve runs an endpoint: commitItems leaves
+	// the sync of what it appended to serve, noting in unsynced how far
+	// the state log must be synced before the answer.
+	syncLater bool
+	unsynced  int64
 }
 
 type linkToken struct {
@@ -121,6 +128,8 @@ type publicToken struct {
 }
 
 type item struct {
+	// accessToken is the Item's key in Emulator.items and its state record.
+	accessToken   string
 	id            string
 	institutionID string
 	accountIDs    []string
@@ -181,6 +190,8 @@ func Open(opts Options) (*Emulator, error) {
 	if e.statePath == "" {
 		return e, nil
 	}
+	e.state = &stateLog{}
+	e.state.cond = sync.NewCond(&e.state.mu)
 	if err := e.loadState(); err != nil {
 		return nil, err
 	}
@@ -228,6 +239,11 @@ func (e *Emulator) URL() string { return e.url }
 // returns nil.
 func (e *Emulator) Close() error {
 	e.webhookClient.CloseIdleConnections()
+	defer func() {
+		e.mu.Lock()
+		e.closeState()
+		e.mu.Unlock()
+	}()
 	if e.srv == nil {
 		return nil
 	}
@@ -347,19 +363,22 @@ func (e *Emulator) serve(r *http.Request) (map[string]any, *Error) {
 	if !e.authorized(r, f) {
 		return nil, errInvalidAPIKeys()
 	}
-
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if q := e.failures[r.URL.Path]; len(q) > 0 {
-		perr := q[0]
-		e.failures[r.URL.Path] = q[1:]
-		return nil, &perr
-	}
-	out, perr := handle(e, f)
+	out, unsynced, perr := e.handle(r.URL.Path, handle, f)
 	if perr != nil {
 		return nil, perr
 	}
-	e.calls[r.URL.Path]++
+	// An Item the request changed is answered once it is durable; the
+	// change stays in memory when the sync fails, and is written again
+	// with the state file rewritten at the next change.
+	if unsynced > 0 {
+		if err := e.state.syncState(unsynced); err != nil {
+			e.log.Error("plaidemu: saving the state", "path", e.statePath, "err", err)
+			e.mu.Lock()
+			e.calls[r.URL.Path]--
+			e.mu.Unlock()
+			return nil, errStateNotSaved()
+		}
+	}
 	return out, nil
 }
 
@@ -381,6 +400,28 @@ func (e *Emulator) call(handle func(*fields) (map[string]any, *Error), body map[
 	e.mu.Unlock()
 	e.deliver(hooks)
 	return out, perr
+}
+
+// handle runs an endpoint with e.mu held, unless a failure is queued for
+// path, and returns its answer and how far the state log must be synced
+// before it is given.
+func (e *Emulator) handle(path string, handle endpoint, f *fields) (map[string]any, int64, *Error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if q := e.failures[path]; len(q) > 0 {
+		perr := q[0]
+		e.failures[path] = q[1:]
+		return nil, 0, &perr
+	}
+	e.syncLater, e.unsynced = true, 0
+	out, perr := handle(e, f)
+	unsynced := e.unsynced
+	e.syncLater, e.unsynced = false, 0
+	if perr != nil {
+		return nil, 0, perr
+	}
+	e.calls[path]++
+	return out, unsynced, nil
 }
 
 // authorized checks client_id and secret, from the body or else from

@@ -145,6 +145,7 @@ func (e *Emulator) publicTokenExchange(f *fields) (map[string]any, *Error) {
 	pt.spent = true
 	accessToken := newAccessToken()
 	it := &item{
+		accessToken:   accessToken,
 		id:            newItemID(),
 		institutionID: pt.institutionID,
 		accountIDs:    pt.accountIDs,
@@ -154,7 +155,7 @@ func (e *Emulator) publicTokenExchange(f *fields) (map[string]any, *Error) {
 		verification:  maps.Clone(pt.verification),
 	}
 	e.items[accessToken] = it
-	if perr := e.commitItems(); perr != nil {
+	if perr := e.commitItems(accessToken); perr != nil {
 		delete(e.items, accessToken)
 		pt.spent = false
 		return nil, perr
@@ -171,7 +172,7 @@ func (e *Emulator) sandboxItemResetLogin(f *fields) (map[string]any, *Error) {
 	}
 	was := it.loginRequired
 	it.loginRequired = true
-	if perr := e.commitItems(); perr != nil {
+	if perr := e.commitItems(f.str("access_token", true)); perr != nil {
 		it.loginRequired = was
 		return nil, perr
 	}
@@ -196,7 +197,7 @@ func (e *Emulator) itemRemove(f *fields) (map[string]any, *Error) {
 		return nil, err
 	}
 	it.removed = true
-	if perr := e.commitItems(); perr != nil {
+	if perr := e.commitItems(f.str("access_token", true)); perr != nil {
 		it.removed = false
 		return nil, perr
 	}

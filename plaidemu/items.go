@@ -79,7 +79,7 @@ func (e *Emulator) changeItem(it *item, change func(*item)) *Error {
 	was.products = slices.Clone(it.products)
 	was.verification = maps.Clone(it.verification)
 	change(it)
-	if perr := e.commitItems(); perr != nil {
+	if perr := e.commitItems(it.accessToken); perr != nil {
 		*it = was
 		return perr
 	}

@@ -1,22 +1,32 @@
 package plaidemu
 
 import (
+	"bufio"
 	"crypto/ecdsa"
 	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/linkd/linkd/internal/fileutil"
 )
 
 // stateVersion is the version of the state file's format; Start refuses
-// any other.
-const stateVersion = 1
+// any other but version 1 (one document holding every Item, still read).
+//
+// Version 2 is a sequence of JSON values, one a line: a header (stateFile
+// without items), then one stateItem per change to an Item, a later record
+// replacing an earlier one of the same access token. A change appends one
+// record instead of rewriting every Item, so that an exchange costs the
+// same with ten Items or a hundred thousand; the file is rewritten whole
+// (atomically) at Open, and when superseded records outnumber the Items.
+const stateVersion = 2
 
 // stateFile is the emulator's durable state as stored at Options.StatePath:
 // what a developer's Items need to keep working across restarts. Link
@@ -25,9 +35,11 @@ const stateVersion = 1
 // open nothing but its own sandbox data, but the file is written 0600 all
 // the same, as linkd's master.key is.
 type stateFile struct {
-	Version    int         `json:"version"`
-	WebhookKey stateKey    `json:"webhook_key"`
-	Items      []stateItem `json:"items"`
+	Version    int      `json:"version"`
+	WebhookKey stateKey `json:"webhook_key"`
+	// Items is version 1's list; version 2 keeps them in records after
+	// the header.
+	Items []stateItem `json:"items,omitempty"`
 }
 
 // stateKey is the webhook signing key, so that webhooks signed before a
@@ -58,25 +70,93 @@ type stateItem struct {
 	Verification map[string]string `json:"verification_status,omitempty"`
 }
 
+func newStateItem(token string, it *item) stateItem {
+	si := stateItem{
+		AccessToken: token, ItemID: it.id, InstitutionID: it.institutionID,
+		AccountIDs: it.accountIDs, Products: it.products, Webhook: it.webhook,
+		Created: it.created.UTC(), Removed: it.removed, LoginRequired: it.loginRequired,
+		AddedAccounts: it.addedAccounts, Verification: it.verification,
+	}
+	if !it.consentExpires.IsZero() {
+		t := it.consentExpires.UTC()
+		si.ConsentExpires = &t
+	}
+	return si
+}
+
+// stateLog is the open state file that Item records are appended to, and
+// the group sync that makes them durable: a request whose records a sync
+// already in progress did not cover waits for it and then starts the next
+// one, for everything written meanwhile, so that concurrent changes share
+// one fsync and none holds e.mu through one.
+type stateLog struct {
+	// Under e.mu.
+	f *os.File
+	// info identifies the file f is, to notice when the path no longer
+	// names it (moved or deleted).
+	info os.FileInfo
+	// size is f's length: a failed append is cut back to it.
+	size int64
+	// records counts the Item records in f.
+	records int
+	// rewrite makes the next change rewrite the file whole: an append or
+	// a sync failed, and the file may not hold what memory does.
+	rewrite bool
+
+	mu   sync.Mutex
+	cond *sync.Cond // on mu: a sync ended
+	// written counts the bytes appended or installed since Open, synced
+	// those known durable; both only grow, across rewrites of the file.
+	written, synced int64
+	syncing         bool
+	err             error // of the last sync, until a rewrite
+}
+
 // loadState reads the state file at e.statePath into e, or keeps e's fresh
 // state when the file does not exist. It returns an error naming the file
 // when it cannot be read or does not hold a state the emulator wrote.
 func (e *Emulator) loadState() error {
-	raw, err := os.ReadFile(e.statePath)
+	f, err := os.Open(e.statePath)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil
 	}
 	if err != nil {
 		return fmt.Errorf("plaidemu: reading the state file: %w", err)
 	}
+	defer f.Close()
 	bad := func(format string, args ...any) error {
 		return fmt.Errorf("plaidemu: state file %s is damaged (%s); move it aside to start with no Items", e.statePath, fmt.Sprintf(format, args...))
 	}
+	dec := json.NewDecoder(bufio.NewReader(f))
 	var s stateFile
-	if err := json.Unmarshal(raw, &s); err != nil {
+	if err := dec.Decode(&s); err != nil {
 		return bad("%v", err)
 	}
-	if s.Version != stateVersion {
+	records := s.Items
+	switch s.Version {
+	case 1:
+		if _, err := dec.Token(); err != io.EOF {
+			return bad("data after the state")
+		}
+	case stateVersion:
+		if len(s.Items) > 0 {
+			return bad("items in the header")
+		}
+		for {
+			var si stateItem
+			err := dec.Decode(&si)
+			if err == io.EOF || errors.Is(err, io.ErrUnexpectedEOF) {
+				// The end, or a last record cut short by a crash while it
+				// was appended: a change that was never acknowledged,
+				// since a change is answered only once it is synced.
+				break
+			}
+			if err != nil {
+				return bad("record %d: %v", len(records)+1, err)
+			}
+			records = append(records, si)
+		}
+	default:
 		return bad("version %d, want %d", s.Version, stateVersion)
 	}
 	key, err := x509.ParsePKCS8PrivateKey(s.WebhookKey.PKCS8)
@@ -87,18 +167,19 @@ func (e *Emulator) loadState() error {
 	if !ok || ec.Curve.Params().Name != "P-256" || s.WebhookKey.ID == "" {
 		return bad("webhook_key is not a P-256 key with a kid")
 	}
-	items := make(map[string]*item, len(s.Items))
-	for i, si := range s.Items {
+	items := make(map[string]*item, len(records))
+	for i, si := range records {
 		if si.AccessToken == "" || si.ItemID == "" {
 			return bad("items[%d] has no access_token or item_id", i)
 		}
-		if _, dup := items[si.AccessToken]; dup {
+		if _, dup := items[si.AccessToken]; dup && s.Version == 1 {
 			return bad("items[%d] repeats an access_token", i)
 		}
 		if _, ok := institution(si.InstitutionID); !ok {
 			return bad("items[%d] has unknown institution_id %q", i, si.InstitutionID)
 		}
 		items[si.AccessToken] = &item{
+			accessToken:   si.AccessToken,
 			id:            si.ItemID,
 			institutionID: si.InstitutionID,
 			accountIDs:    si.AccountIDs,
@@ -122,55 +203,210 @@ func (e *Emulator) loadState() error {
 	return nil
 }
 
-// saveState writes e's durable state to e.statePath, replacing the file
-// atomically, when the emulator has one. e.mu is held (or e is not shared
-// yet). It returns an error when the file cannot be written; the old file
-// is then left as it was.
+// saveState writes e's whole durable state to e.statePath, replacing the
+// file atomically, and opens it for the records of later changes, when the
+// emulator has one. e.mu is held (or e is not shared yet). It returns an
+// error when the file cannot be written; the old file is then left as it
+// was, and the next change tries again.
 func (e *Emulator) saveState() error {
 	if e.statePath == "" {
 		return nil
 	}
+	l := e.state
+	// No sync may run on the file being replaced; everything it holds is
+	// in the new one, synced before it is installed.
+	l.mu.Lock()
+	for l.syncing {
+		l.cond.Wait()
+	}
+	l.syncing = true
+	l.mu.Unlock()
+	n, err := e.installState()
+	l.mu.Lock()
+	l.syncing = false
+	if err == nil {
+		l.written += n
+		l.synced, l.err = l.written, nil
+	}
+	l.cond.Broadcast()
+	l.mu.Unlock()
+	l.rewrite = err != nil
+	return err
+}
+
+// installState is saveState's writing: the file's bytes installed, or an
+// error. l.syncing is claimed.
+func (e *Emulator) installState() (int64, error) {
 	der, err := x509.MarshalPKCS8PrivateKey(e.webhookKey.private)
 	if err != nil {
-		return fmt.Errorf("plaidemu: encoding the webhook key: %w", err)
+		return 0, fmt.Errorf("plaidemu: encoding the webhook key: %w", err)
 	}
-	s := stateFile{
+	raw, err := json.Marshal(stateFile{
 		Version:    stateVersion,
 		WebhookKey: stateKey{ID: e.webhookKey.id, PKCS8: der, Created: e.webhookKey.created.UTC()},
-		Items:      make([]stateItem, 0, len(e.items)),
-	}
-	for token, it := range e.items {
-		si := stateItem{
-			AccessToken: token, ItemID: it.id, InstitutionID: it.institutionID,
-			AccountIDs: it.accountIDs, Products: it.products, Webhook: it.webhook,
-			Created: it.created.UTC(), Removed: it.removed, LoginRequired: it.loginRequired,
-			AddedAccounts: it.addedAccounts, Verification: it.verification,
-		}
-		if !it.consentExpires.IsZero() {
-			t := it.consentExpires.UTC()
-			si.ConsentExpires = &t
-		}
-		s.Items = append(s.Items, si)
-	}
-	slices.SortFunc(s.Items, func(a, b stateItem) int { return strings.Compare(a.ItemID, b.ItemID) })
-	raw, err := json.MarshalIndent(s, "", "  ")
+	})
 	if err != nil {
-		return fmt.Errorf("plaidemu: encoding the state: %w", err)
+		return 0, fmt.Errorf("plaidemu: encoding the state: %w", err)
 	}
-	if err := fileutil.Install(e.statePath, append(raw, '\n'), os.Rename); err != nil {
-		return fmt.Errorf("plaidemu: writing the state file: %w", err)
+	raw = append(raw, '\n')
+	tokens := make([]string, 0, len(e.items))
+	for token := range e.items {
+		tokens = append(tokens, token)
+	}
+	slices.SortFunc(tokens, func(a, b string) int { return strings.Compare(e.items[a].id, e.items[b].id) })
+	for _, token := range tokens {
+		if raw, err = appendRecord(raw, token, e.items[token]); err != nil {
+			return 0, err
+		}
+	}
+	if err := fileutil.Install(e.statePath, raw, os.Rename); err != nil {
+		return 0, fmt.Errorf("plaidemu: writing the state file: %w", err)
+	}
+	f, err := os.OpenFile(e.statePath, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		return 0, fmt.Errorf("plaidemu: opening the state file: %w", err)
+	}
+	info, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return 0, fmt.Errorf("plaidemu: opening the state file: %w", err)
+	}
+	l := e.state
+	if l.f != nil {
+		l.f.Close()
+	}
+	l.f, l.info, l.size, l.records = f, info, int64(len(raw)), len(tokens)
+	return int64(len(raw)), nil
+}
+
+// appendRecord appends token's Item record, one line, to buf.
+func appendRecord(buf []byte, token string, it *item) ([]byte, error) {
+	rec, err := json.Marshal(newStateItem(token, it))
+	if err != nil {
+		return buf, fmt.Errorf("plaidemu: encoding the state: %w", err)
+	}
+	return append(append(buf, rec...), '\n'), nil
+}
+
+// appendState records the Item of token in the state file, rewriting the
+// file whole instead when it must be (see stateLog.rewrite; the path no
+// longer names the open file; superseded records outnumber the Items). It
+// returns how far the state log must be synced for the change to be
+// durable, or an error, with the file holding what it held before.
+// e.mu is held.
+func (e *Emulator) appendState(token string) (int64, error) {
+	l := e.state
+	l.mu.Lock()
+	failed := l.err != nil
+	l.mu.Unlock()
+	info, err := os.Stat(e.statePath)
+	if l.rewrite || failed || err != nil || !os.SameFile(info, l.info) || l.records-len(e.items) > len(e.items)+1024 {
+		if err := e.saveState(); err != nil {
+			return 0, err
+		}
+		return 0, nil
+	}
+	rec, err := appendRecord(nil, token, e.items[token])
+	if err != nil {
+		return 0, err
+	}
+	if n, err := l.f.Write(rec); err != nil {
+		// A torn record would make the next ones unreadable.
+		if n > 0 && l.f.Truncate(l.size) != nil {
+			l.rewrite = true
+		}
+		return 0, fmt.Errorf("plaidemu: writing the state file: %w", err)
+	}
+	l.size += int64(len(rec))
+	l.records++
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.written += int64(len(rec))
+	return l.written, nil
+}
+
+// syncState returns once the state log is synced up to target (from
+// appendState), syncing it when no sync in progress covers target. It
+// returns the sync's error. e.mu need not be held.
+func (l *stateLog) syncState(target int64) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for l.synced < target {
+		if l.err != nil {
+			return l.err
+		}
+		if l.syncing {
+			l.cond.Wait()
+			continue
+		}
+		l.syncing = true
+		upto, f := l.written, l.f
+		l.mu.Unlock()
+		err := f.Sync()
+		l.mu.Lock()
+		l.syncing = false
+		if err != nil {
+			l.err = fmt.Errorf("plaidemu: syncing the state file: %w", err)
+		} else {
+			l.synced = max(l.synced, upto)
+		}
+		l.cond.Broadcast()
 	}
 	return nil
 }
 
-// commitItems saves the state after a change to an Item, for the endpoints:
-// nil when saved (or nothing to save), else an API_ERROR, logged in full.
-// The caller undoes its change on failure, so that memory and file agree.
-// e.mu is held.
-func (e *Emulator) commitItems() *Error {
-	if err := e.saveState(); err != nil {
+// closeState closes the state file once no sync runs on it. e.mu is held.
+func (e *Emulator) closeState() {
+	l := e.state
+	if l == nil || l.f == nil {
+		return
+	}
+	l.mu.Lock()
+	for l.syncing {
+		l.cond.Wait()
+	}
+	// Requests still waiting for their records get them synced.
+	if err := l.f.Sync(); err != nil {
+		l.err = fmt.Errorf("plaidemu: syncing the state file: %w", err)
+	} else {
+		l.synced = l.written
+	}
+	l.cond.Broadcast()
+	l.f.Close()
+	l.f = nil
+	// A change after Close (a request in flight) rewrites a new file.
+	l.rewrite = true
+	l.mu.Unlock()
+}
+
+// commitItems saves the state after a change to the Item of accessToken,
+// for the endpoints: nil when saved (or nothing to save), else an
+// API_ERROR, logged in full. The caller undoes its change on failure, so
+// that memory and file agree. e.mu is held. When serve asked for it
+// (e.syncLater), the sync is left to serve, after it releases e.mu, so
+// that concurrent requests share it: the change is answered only once
+// durable either way.
+func (e *Emulator) commitItems(accessToken string) *Error {
+	if e.statePath == "" {
+		return nil
+	}
+	target, err := e.appendState(accessToken)
+	if err == nil {
+		if e.syncLater {
+			e.unsynced = max(e.unsynced, target)
+			return nil
+		}
+		if err = e.state.syncState(target); err != nil {
+			e.state.rewrite = true // rewritten from memory, which the caller undoes
+		}
+	}
+	if err != nil {
 		e.log.Error("plaidemu: saving the state", "path", e.statePath, "err", err)
-		return plaidErr(TypeAPIError, "INTERNAL_SERVER_ERROR", "the emulator could not save its state file")
+		return errStateNotSaved()
 	}
 	return nil
+}
+
+func errStateNotSaved() *Error {
+	return plaidErr(TypeAPIError, "INTERNAL_SERVER_ERROR", "the emulator could not save its state file")
 }

@@ -1,9 +1,15 @@
 package plaidemu_test
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/linkd/linkd/plaidemu"
@@ -82,7 +88,7 @@ func TestStart_StatePath(t *testing.T) {
 		for name, content := range map[string]string{
 			"empty":       "",
 			"not JSON":    "{\"version\": 1, \"items\": [",
-			"version":     `{"version": 2}`,
+			"version":     `{"version": 3}`,
 			"no key":      `{"version": 1, "items": []}`,
 			"bad key":     `{"version": 1, "webhook_key": {"kid": "k", "pkcs8": "AAAA"}}`,
 			"wrong types": `{"version": 1, "items": {"a": 1}}`,
@@ -136,6 +142,113 @@ func TestStart_StatePath(t *testing.T) {
 		os.Mkdir(dir, 0o700)
 		WantOK(t, Post(t, e, "/item/get", map[string]any{"access_token": token}))
 		WantOK(t, Post(t, e, "/item/public_token/exchange", map[string]any{"public_token": publicToken}))
+	})
+
+	t.Run("Concurrent", func(t *testing.T) {
+		// Exchanges that share syncs are each on disk when answered:
+		// a restart knows every access token handed out.
+		path := filepath.Join(t.TempDir(), "emulator.json")
+		e := MustStartEmulatorAt(t, NewClock(), path)
+		const n = 64
+		tokens := make(chan string, n)
+		var wg sync.WaitGroup
+		for range n {
+			wg.Go(func() {
+				token, _ := MustCreateItem(t, e, "ins_109508")
+				tokens <- token
+			})
+		}
+		wg.Wait()
+		close(tokens)
+		// No Close: the file as a killed emulator leaves it.
+		e = MustStartEmulatorAt(t, NewClock(), path)
+		for token := range tokens {
+			WantOK(t, Post(t, e, "/item/get", map[string]any{"access_token": token}))
+		}
+	})
+
+	t.Run("TornRecord", func(t *testing.T) {
+		// A crash while a change was appended leaves part of its record,
+		// never answered: the Items before it load, and the file is
+		// whole again after the start.
+		path := filepath.Join(t.TempDir(), "emulator.json")
+		e := MustStartEmulatorAt(t, NewClock(), path)
+		token, _ := MustCreateItem(t, e, "ins_109508")
+		e.Close()
+		f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.WriteString(`{"access_token":"access-sandbox-torn","item_id":"x`)
+		f.Close()
+		e = MustStartEmulatorAt(t, NewClock(), path)
+		WantOK(t, Post(t, e, "/item/get", map[string]any{"access_token": token}))
+		WantError(t, Post(t, e, "/item/get", map[string]any{"access_token": "access-sandbox-torn"}), 400, "INVALID_INPUT", "INVALID_ACCESS_TOKEN")
+		raw, _ := os.ReadFile(path)
+		if strings.Contains(string(raw), "torn") {
+			t.Errorf("the torn record is still in the file:\n%s", raw)
+		}
+	})
+
+	t.Run("Compacts", func(t *testing.T) {
+		// Changes append a record each; once superseded records outnumber
+		// the Items the file is rewritten, holding each Item once.
+		path := filepath.Join(t.TempDir(), "emulator.json")
+		e := MustStartEmulatorAt(t, NewClock(), path)
+		token, _ := MustCreateItem(t, e, "ins_109508")
+		size := func() int64 {
+			fi, err := os.Stat(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return fi.Size()
+		}
+		one := size()
+		WantOK(t, Post(t, e, "/sandbox/item/reset_login", map[string]any{"access_token": token}))
+		if grown := size(); grown <= one {
+			t.Fatalf("file of %d bytes after a change, %d before: want a record appended", grown, one)
+		}
+		biggest := int64(0)
+		for range 1100 {
+			WantOK(t, Post(t, e, "/sandbox/item/reset_login", map[string]any{"access_token": token}))
+			biggest = max(biggest, size())
+		}
+		if got := size(); got >= biggest/2 {
+			t.Errorf("file of %d bytes after 1,100 changes to one Item (at most %d): want it rewritten", got, biggest)
+		}
+		e.Close()
+		e = MustStartEmulatorAt(t, NewClock(), path)
+		WantError(t, Post(t, e, "/accounts/get", map[string]any{"access_token": token}), 400, "ITEM_ERROR", "ITEM_LOGIN_REQUIRED")
+	})
+
+	t.Run("Version1", func(t *testing.T) {
+		// A file in the first format (one document) still loads.
+		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		der, err := x509.MarshalPKCS8PrivateKey(key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		v1, _ := json.Marshal(map[string]any{
+			"version":     1,
+			"webhook_key": map[string]any{"kid": "k1", "pkcs8": der, "created_at": "2026-03-01T12:00:00Z"},
+			"items": []map[string]any{{
+				"access_token": "access-sandbox-v1", "item_id": "item-v1", "institution_id": "ins_109508",
+				"account_ids": []string{}, "products": []string{"auth"}, "created_at": "2026-03-01T12:00:00Z",
+			}},
+		})
+		path := filepath.Join(t.TempDir(), "emulator.json")
+		if err := os.WriteFile(path, v1, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		e := MustStartEmulatorAt(t, NewClock(), path)
+		r := Post(t, e, "/item/get", map[string]any{"access_token": "access-sandbox-v1"})
+		WantOK(t, r)
+		if got := r.Body["item"].(map[string]any)["item_id"]; got != "item-v1" {
+			t.Errorf("item_id = %v, want item-v1", got)
+		}
 	})
 
 	t.Run("ErrUnwritable", func(t *testing.T) {

@@ -162,8 +162,7 @@ func (a *authenticator) authenticate(ctx context.Context, method string) (contex
 			return ctx, nil
 		}
 	}
-	md, _ := metadata.FromIncomingContext(ctx)
-	vals := md.Get("authorization")
+	vals := metadata.ValueFromIncomingContext(ctx, "authorization")
 	if len(vals) != 1 {
 		return nil, status.Error(codes.Unauthenticated, "authorization: Bearer <API key or user token> is required")
 	}

@@ -64,9 +64,9 @@ func (c *InProcessConn) Invoke(ctx context.Context, method string, args, reply a
 		}
 		return status.Errorf(codes.Unimplemented, "unknown method %s", method)
 	}
-	md, _ := metadata.FromOutgoingContext(ctx)
+	md, _ := metadata.FromOutgoingContext(ctx) // a copy already
 	stream := &inprocStream{method: method}
-	sctx := grpc.NewContextWithServerTransportStream(metadata.NewIncomingContext(ctx, md.Copy()), stream)
+	sctx := grpc.NewContextWithServerTransportStream(metadata.NewIncomingContext(ctx, md), stream)
 	sctx = peer.NewContext(sctx, &peer.Peer{Addr: InProcessAddr{}, LocalAddr: InProcessAddr{}})
 	in, ok := args.(proto.Message)
 	if !ok {

@@ -92,10 +92,9 @@ func fromGateway(ctx context.Context) bool { return IsInProcess(ctx) }
 func (t *Telemetry) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, next grpc.UnaryHandler) (any, error) {
 	start := time.Now()
 	var id string
-	if md, ok := metadata.FromIncomingContext(ctx); ok {
-		if v := md.Get(RequestIDHeader); len(v) > 0 {
-			id = v[0]
-		}
+	// One key, not a copy of all the metadata.
+	if v := metadata.ValueFromIncomingContext(ctx, RequestIDHeader); len(v) > 0 {
+		id = v[0]
 	}
 	var call *linkd.CallInfo
 	rest := false

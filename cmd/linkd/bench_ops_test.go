@@ -68,18 +68,7 @@ func BenchmarkLinkd_Instrumentation(b *testing.B) {
 	}
 	for _, m := range modes {
 		c := m.ts.GRPC(b)
-		b.Run("ParseRedirect/parallel/"+m.name, func(b *testing.B) {
-			defer reportCPU(b)()
-			b.SetParallelism(8)
-			b.RunParallel(func(pb *testing.PB) {
-				for pb.Next() {
-					if _, err := c.ParseRedirect(context.Background(), parse); err != nil {
-						b.Error(err)
-						return
-					}
-				}
-			})
-		})
+		b.Run("ParseRedirect/parallel/"+m.name, func(b *testing.B) { parseInParallel(b, c, parse) })
 	}
 	t0 := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
 	for _, m := range modes {

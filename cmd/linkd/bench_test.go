@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -19,11 +20,18 @@ import (
 
 const docConnectedURL = `plaidlink://connected?public_token=public-sandbox-fb7cca4a-82e6-4707&institution_id=ins_3&institution_name=Chase&accounts='[{"_id":"QPO8Jo8vdDHMepg41PBwckXm4KdK1yUdmXOwK", "meta": {"name":"Plaid Savings", "number": "0000"}, "subtype": "checking", "type": "depository" }]'&link_session_id=79e772be-547d-4c9c-8b76-4ac4ed4c441a`
 
-// BenchmarkLinkd_ParseRedirect is the pure path: gRPC, auth, the parser.
+// BenchmarkLinkd_ParseRedirect is the pure path: gRPC, auth, the parser;
+// parallel-rest is the same over REST (the gateway calling in process),
+// with a connection per caller kept open as linkd-load does. The parallel
+// ones report cpu-µs/op, the process's CPU time (client and server) per
+// call, to compare the two transports on a busy machine.
 func BenchmarkLinkd_ParseRedirect(b *testing.B) {
 	ts := MustStartServer(b)
 	c := ts.GRPC(b)
 	req := &linkdv1.ParseRedirectRequest{Url: docConnectedURL}
+	tr := &http.Transport{MaxIdleConnsPerHost: 64}
+	b.Cleanup(tr.CloseIdleConnections)
+	rest := &restClient{base: ts.BaseURL, key: ts.APIKey, http: &http.Client{Transport: tr}}
 	b.Run("serial", func(b *testing.B) {
 		for b.Loop() {
 			if _, err := c.ParseRedirect(context.Background(), req); err != nil {
@@ -31,16 +39,23 @@ func BenchmarkLinkd_ParseRedirect(b *testing.B) {
 			}
 		}
 	})
-	b.Run("parallel", func(b *testing.B) {
-		b.SetParallelism(8)
-		b.RunParallel(func(pb *testing.PB) {
-			for pb.Next() {
-				if _, err := c.ParseRedirect(context.Background(), req); err != nil {
-					b.Error(err)
-					return
-				}
+	for name, c := range map[string]linkdv1.LinkServiceClient{"parallel": c, "parallel-rest": rest} {
+		b.Run(name, func(b *testing.B) { parseInParallel(b, c, req) })
+	}
+}
+
+// parseInParallel calls ParseRedirect from 16 callers (8 per CPU on 2)
+// and reports cpu-µs/op.
+func parseInParallel(b *testing.B, c linkdv1.LinkServiceClient, req *linkdv1.ParseRedirectRequest) {
+	defer reportCPU(b)()
+	b.SetParallelism(8)
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if _, err := c.ParseRedirect(context.Background(), req); err != nil {
+				b.Error(err)
+				return
 			}
-		})
+		}
 	})
 }
 

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"flag"
+	"fmt"
 	"os"
 	"runtime/pprof"
 	"strings"
@@ -12,7 +13,8 @@ import (
 	"github.com/linkd/linkd/internal/load"
 )
 
-// Flags of TestLoad_Scenarios, to profile linkd under one scenario:
+// Flags of TestLoad_Scenarios, to profile linkd under one scenario (it
+// logs the CPU time per call of each scenario too):
 //
 //	go test -count=1 -run 'TestLoad_Scenarios/grpc' ./cmd/linkd -args \
 //	  -load.scenarios=submit-connected -load.c=16 -load.d=10s -load.cpuprofile=submit.prof
@@ -39,14 +41,25 @@ func TestLoad_Scenarios(t *testing.T) {
 	if *loadScenarios != "" {
 		names = strings.Split(*loadScenarios, ",")
 	}
-	var timed func(string) func()
+	// cpu is the process's CPU time (linkd and the load driver: one
+	// process) over each scenario's timed phase, per call below: on a
+	// shared machine a steadier measure than requests per second.
+	cpu := map[string]time.Duration{}
+	profile := func(string) func() { return func() {} }
+	timed := func(scenario string) func() {
+		stop, start := profile(scenario), cpuTime()
+		return func() {
+			cpu[scenario] = cpuTime() - start
+			stop()
+		}
+	}
 	if *loadCPUProfile != "" {
 		f, err := os.Create(*loadCPUProfile)
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { f.Close() })
-		timed = func(string) func() {
+		profile = func(string) func() {
 			if err := pprof.StartCPUProfile(f); err != nil {
 				t.Errorf("StartCPUProfile: %v (profile one scenario over one transport)", err)
 				return func() {}
@@ -81,6 +94,11 @@ func TestLoad_Scenarios(t *testing.T) {
 			for _, name := range names {
 				if !strings.Contains(table.String(), name) {
 					t.Errorf("table lacks %s:\n%s", name, table.String())
+				}
+			}
+			for _, r := range results {
+				if r.OK > 0 {
+					fmt.Fprintf(&table, "%s over %s: %.0f cpu-µs per call\n", r.Scenario, r.Transport, float64(cpu[r.Scenario].Microseconds())/float64(r.OK))
 				}
 			}
 			t.Logf("\n%s", table.String())

@@ -1,0 +1,92 @@
+package server
+
+import (
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+
+	linkdv1 "github.com/linkd/linkd/gen/linkd/v1"
+)
+
+// restJSONBodies are request bodies, well-formed or not.
+var restJSONBodies = map[string]string{
+	"OK":                 `{"url": "plaidlink://connected?public_token=p", "link_token": "lt", "client_user_id": "u"}`,
+	"OKCamelCase":        `{"linkToken": "lt"}`,
+	"OKSpaces":           " \n {\"url\":\"x\"} \n",
+	"Empty":              ``,
+	"Spaces":             "  \n",
+	"TrailingGarbage":    `{"url":"x"} trailing`,
+	"TwoValues":          `{"url":"x"}{"url":"y"}`,
+	"ErrUnknownField":    `{"nope": 1}`,
+	"ErrWrongType":       `{"url": 5}`,
+	"ErrDuplicateField":  `{"url": "a", "url": "b"}`,
+	"ErrNotJSON":         `{"url": `,
+	"ErrNull":            `null`,
+	"ErrArray":           `[]`,
+	"ErrInvalidUTF8":     "{\"url\": \"\xff\"}",
+	"ErrControlChar":     "{\"url\": \"a\x01\"}",
+	"ErrTrailingComma":   `{"url": "x",}`,
+	"UnknownAfterValid":  `{"url": "x"} {"nope": 1}`,
+	"ErrGarbageThenJSON": `x{"url": "x"}`,
+}
+
+// wantDecode fails t unless restJSON decodes body as jsonPb does: the same
+// message, and the same error or none.
+func wantDecode(t *testing.T, jsonPb *runtime.JSONPb, body string) {
+	t.Helper()
+	want, got := &linkdv1.SubmitRedirectRequest{}, &linkdv1.SubmitRedirectRequest{}
+	wantErr := jsonPb.NewDecoder(strings.NewReader(body)).Decode(want)
+	gotErr := restJSON{jsonPb}.NewDecoder(strings.NewReader(body)).Decode(got)
+	if (gotErr == nil) != (wantErr == nil) || errors.Is(gotErr, io.EOF) != errors.Is(wantErr, io.EOF) {
+		t.Fatalf("error %v, JSONPb's %v", gotErr, wantErr)
+	}
+	if wantErr != nil && gotErr.Error() != wantErr.Error() {
+		t.Errorf("error %q, JSONPb's %q", gotErr, wantErr)
+	}
+	if !proto.Equal(got, want) {
+		t.Errorf("decoded %v, JSONPb %v", got, want)
+	}
+}
+
+// TestRestJSON_Decode: restJSON decodes every body as grpc-gateway's
+// JSONPb does (the same message, an error for the same bodies), parsing
+// well-formed ones once.
+func TestRestJSON_Decode(t *testing.T) {
+	jsonPb := &runtime.JSONPb{MarshalOptions: protojson.MarshalOptions{UseProtoNames: true}}
+	fast := restJSON{jsonPb}
+	for name, body := range restJSONBodies {
+		t.Run(name, func(t *testing.T) { wantDecode(t, jsonPb, body) })
+	}
+
+	t.Run("ErrTooLarge", func(t *testing.T) {
+		// A body over the limit fails as the limit's reader says, not as
+		// a parse of what was read before it.
+		body := `{"url": "` + strings.Repeat("a", 100) + `"}`
+		limited := func() io.Reader {
+			return http.MaxBytesReader(httptest.NewRecorder(), io.NopCloser(strings.NewReader(body)), 50)
+		}
+		wantErr := jsonPb.NewDecoder(limited()).Decode(&linkdv1.SubmitRedirectRequest{})
+		gotErr := fast.NewDecoder(limited()).Decode(&linkdv1.SubmitRedirectRequest{})
+		if gotErr == nil || wantErr == nil || gotErr.Error() != wantErr.Error() {
+			t.Fatalf("error %v, JSONPb's %v", gotErr, wantErr)
+		}
+	})
+}
+
+// FuzzRestJSON: any body decodes through restJSON as through JSONPb.
+func FuzzRestJSON(f *testing.F) {
+	for _, body := range restJSONBodies {
+		f.Add(body)
+	}
+	jsonPb := &runtime.JSONPb{MarshalOptions: protojson.MarshalOptions{UseProtoNames: true}}
+	f.Fuzz(func(t *testing.T, body string) {
+		wantDecode(t, jsonPb, body)
+	})
+}
