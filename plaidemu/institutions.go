@@ -3,6 +3,8 @@ package plaidemu
 import (
 	"crypto/sha256"
 	"math/big"
+	"slices"
+	"sync"
 )
 
 // Institution is a sandbox institution the emulator knows, with the accounts
@@ -52,6 +54,17 @@ type Account struct {
 // slice is a fresh copy on each call, so changing it changes nothing in any
 // Emulator. It cannot fail.
 func Institutions() []Institution {
+	out := make([]Institution, len(sandboxInstitutions()))
+	for i, ins := range sandboxInstitutions() {
+		out[i] = ins.clone()
+	}
+	return out
+}
+
+// sandboxInstitutions builds the institutions once: their account ids
+// are derived by hashing, which cost ~10% of the emulator's CPU when every
+// request rebuilt them. Never changed after it returns; hand out clones.
+var sandboxInstitutions = sync.OnceValue(func() []Institution {
 	return []Institution{
 		{ID: "ins_109508", Name: "First Platypus Bank", Accounts: standardAccounts("ins_109508")},
 		{ID: "ins_109511", Name: "Tartan Bank", Accounts: standardAccounts("ins_109511")},
@@ -59,13 +72,31 @@ func Institutions() []Institution {
 		{ID: "ins_127287", Name: "Platypus OAuth Bank", OAuth: true, Accounts: standardAccounts("ins_127287")},
 		{ID: "ins_56", Name: "Chase", OAuth: true, OAuthPopup: true, Accounts: standardAccounts("ins_56")},
 	}
+})
+
+// clone copies ins down to its accounts' balances.
+func (ins Institution) clone() Institution {
+	ins.Accounts = slices.Clone(ins.Accounts)
+	for i := range ins.Accounts {
+		a := &ins.Accounts[i]
+		a.Available, a.Current, a.Limit = cloneBalance(a.Available), cloneBalance(a.Current), cloneBalance(a.Limit)
+	}
+	return ins
+}
+
+func cloneBalance(v *float64) *float64 {
+	if v == nil {
+		return nil
+	}
+	c := *v
+	return &c
 }
 
 // institution returns the institution with the given id.
 func institution(id string) (Institution, bool) {
-	for _, ins := range Institutions() {
+	for _, ins := range sandboxInstitutions() {
 		if ins.ID == id {
-			return ins, true
+			return ins.clone(), true
 		}
 	}
 	return Institution{}, false
