@@ -310,13 +310,11 @@ func (e *Emulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	requestID := newRequestID()
 	var body map[string]any
+	var hooks []webhook
 	perr := e.injectFault(r)
 	if perr == nil {
-		body, perr = e.serve(r)
+		body, hooks, perr = e.serve(r)
 	}
-	e.mu.Lock()
-	hooks := e.takeOutbox()
-	e.mu.Unlock()
 	e.deliver(hooks) // before answering, so the caller sees their effect
 	if perr == nil && e.takeHang(r.URL.Path) {
 		<-r.Context().Done()
@@ -343,29 +341,31 @@ func (e *Emulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	e.log.Info("plaidemu: request", attrs...)
 }
 
-func (e *Emulator) serve(r *http.Request) (map[string]any, *Error) {
+// serve answers r and returns the webhooks it queued, for ServeHTTP to
+// deliver before the answer.
+func (e *Emulator) serve(r *http.Request) (map[string]any, []webhook, *Error) {
 	handle := e.endpoint(r.URL.Path)
 	if handle == nil || r.Method != http.MethodPost {
-		return nil, errNotFound()
+		return nil, nil, errNotFound()
 	}
 	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
-		return nil, errInvalidHeaders()
+		return nil, nil, errInvalidHeaders()
 	}
 	raw, err := io.ReadAll(io.LimitReader(r.Body, maxBodyBytes+1))
 	if err != nil || len(raw) > maxBodyBytes {
-		return nil, errInvalidBody()
+		return nil, nil, errInvalidBody()
 	}
 	var body map[string]json.RawMessage
 	if err := json.Unmarshal(raw, &body); err != nil || body == nil {
-		return nil, errInvalidBody()
+		return nil, nil, errInvalidBody()
 	}
 	f := &fields{body: body}
 	if !e.authorized(r, f) {
-		return nil, errInvalidAPIKeys()
+		return nil, nil, errInvalidAPIKeys()
 	}
-	out, unsynced, perr := e.handle(r.URL.Path, handle, f)
+	out, hooks, unsynced, perr := e.handle(r.URL.Path, handle, f)
 	if perr != nil {
-		return nil, perr
+		return nil, hooks, perr
 	}
 	// An Item the request changed is answered once it is durable; the
 	// change stays in memory when the sync fails, and is written again
@@ -376,10 +376,10 @@ func (e *Emulator) serve(r *http.Request) (map[string]any, *Error) {
 			e.mu.Lock()
 			e.calls[r.URL.Path]--
 			e.mu.Unlock()
-			return nil, errStateNotSaved()
+			return nil, hooks, errStateNotSaved()
 		}
 	}
-	return out, nil
+	return out, hooks, nil
 }
 
 // call runs handle on body, as a request to its endpoint would be but
@@ -403,25 +403,29 @@ func (e *Emulator) call(handle func(*fields) (map[string]any, *Error), body map[
 }
 
 // handle runs an endpoint with e.mu held, unless a failure is queued for
-// path, and returns its answer and how far the state log must be synced
-// before it is given.
-func (e *Emulator) handle(path string, handle endpoint, f *fields) (map[string]any, int64, *Error) {
+// path, and returns its answer, the webhooks it queued and how far the
+// state log must be synced before it is given. The webhooks are taken in
+// the same hold of e.mu as the endpoint ran, so that each request delivers
+// its own: taken later, a concurrent request could deliver them instead,
+// and this one would answer before they had reached the receiver.
+func (e *Emulator) handle(path string, handle endpoint, f *fields) (map[string]any, []webhook, int64, *Error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if q := e.failures[path]; len(q) > 0 {
 		perr := q[0]
 		e.failures[path] = q[1:]
-		return nil, 0, &perr
+		return nil, nil, 0, &perr
 	}
 	e.syncLater, e.unsynced = true, 0
 	out, perr := handle(e, f)
 	unsynced := e.unsynced
 	e.syncLater, e.unsynced = false, 0
+	hooks := e.takeOutbox()
 	if perr != nil {
-		return nil, 0, perr
+		return nil, hooks, 0, perr
 	}
 	e.calls[path]++
-	return out, unsynced, nil
+	return out, hooks, unsynced, nil
 }
 
 // authorized checks client_id and secret, from the body or else from

@@ -1,6 +1,7 @@
 package plaidemu_test
 
 import (
+	"bytes"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/sha256"
@@ -14,6 +15,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // receivedWebhook is a webhook as a receiver got it.
@@ -249,4 +251,60 @@ func TestEmulator_FireWebhook(t *testing.T) {
 			t.Errorf("refused calls sent %v", hooks)
 		}
 	})
+}
+
+// A request's webhooks reach the receiver before that request is
+// answered, even while other requests run: a concurrent request must not
+// take them and deliver them after the answer (an app reading its Item
+// right after reset_login would see it still GOOD).
+func TestEmulator_WebhooksBeforeAnswer_Concurrent(t *testing.T) {
+	e := MustStartEmulator(t, NewClock())
+	post := func(path string, body any) Response { return Post(t, e, path, body) }
+	var mu sync.Mutex
+	got := 0
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(time.Millisecond) // a receiver that takes its time
+		mu.Lock()
+		got++
+		mu.Unlock()
+	}))
+	t.Cleanup(srv.Close)
+	r := post("/sandbox/public_token/create", map[string]any{"institution_id": "ins_109508", "initial_products": []string{"auth"}, "options": map[string]any{"webhook": srv.URL}})
+	WantOK(t, r)
+	r = post("/item/public_token/exchange", map[string]any{"public_token": r.Str("public_token")})
+	WantOK(t, r)
+	accessToken := r.Str("access_token")
+
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Add(1)
+		go func() { // other callers, whose requests queue no webhook
+			defer wg.Done()
+			body, _ := json.Marshal(map[string]any{"access_token": accessToken})
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				req, _ := http.NewRequest(http.MethodPost, e.URL()+"/item/get", bytes.NewReader(body))
+				req.Header = http.Header{"Plaid-Client-Id": {testClientID}, "Plaid-Secret": {testSecret}, "Content-Type": {"application/json"}}
+				if resp, err := http.DefaultClient.Do(req); err == nil {
+					io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+				}
+			}
+		}()
+	}
+	defer func() { close(stop); wg.Wait() }()
+	for i := 1; i <= 1000; i++ {
+		WantOK(t, post("/sandbox/item/reset_login", map[string]any{"access_token": accessToken}))
+		mu.Lock()
+		n := got
+		mu.Unlock()
+		if n != i {
+			t.Fatalf("after reset_login #%d the receiver had %d webhooks, want %d", i, n, i)
+		}
+	}
 }
