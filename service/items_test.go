@@ -195,6 +195,25 @@ func TestService_ReconcileItems_Failures(t *testing.T) {
 		t.Fatalf("ReconcileItems with one Item refused = %+v, %v; want 1 failed, 2 reconciled, no error", res, err)
 	}
 
+	// A broken Item whose data call Plaid refuses for a reason that is not
+	// the Item's (a rate limit) is not checked, and the walk stops there
+	// (it would only be refused again): the next pass asks again.
+	clk.Add(2 * time.Hour)
+	broken := mustLink(t, svc, "user-broken").GetItemId()
+	if _, err := e.db.UpdateItem(ctx, broken, linkd.SetItemStatus(linkdv1.ItemStatus_ITEM_STATUS_LOGIN_REQUIRED, "ITEM_LOGIN_REQUIRED", clk.Now())); err != nil {
+		t.Fatal(err)
+	}
+	for range plaid.DefaultMaxAttempts {
+		e.emu.FailNext("/accounts/get", plaidemu.Error{Type: "RATE_LIMIT_EXCEEDED", Code: "ACCOUNTS_LIMIT", Message: "injected"})
+	}
+	res, err = svc.ReconcileItems(ctx, time.Hour)
+	if it, _ := e.db.GetItem(ctx, broken); it.GetReconciledAt() != nil || it.GetStatus() != linkdv1.ItemStatus_ITEM_STATUS_LOGIN_REQUIRED {
+		t.Fatalf("after a rate-limited check (%+v, %v) the Item is %v; want LOGIN_REQUIRED and not reconciled", res, err, it)
+	}
+	if linkd.ErrorCode(err) != linkd.ERATELIMIT {
+		t.Fatalf("ReconcileItems with one check rate-limited = %+v, %v; want the walk stopped, rate limited", res, err)
+	}
+
 	clk.Add(2 * time.Hour)
 	for range plaid.DefaultMaxAttempts { // every attempt of one call
 		e.emu.FailNext("/item/get", plaidemu.Error{Type: plaidemu.TypeAPIError, Code: "INTERNAL_SERVER_ERROR", Message: "injected"})
@@ -202,8 +221,21 @@ func TestService_ReconcileItems_Failures(t *testing.T) {
 	if res, err := svc.ReconcileItems(ctx, time.Hour); err == nil || linkd.ErrorCode(err) != linkd.EUNAVAILABLE {
 		t.Fatalf("ReconcileItems with Plaid down = %+v, %v; want EUNAVAILABLE", res, err)
 	}
-	if res, err := svc.ReconcileItems(ctx, time.Hour); err != nil || res.Reconciled != 3 {
-		t.Fatalf("the next walk = %+v, %v; want all three Items", res, err)
+	// A walk resumes where Plaid stopped the last one, and ends at the
+	// last Item; the one after it starts from the first.
+	total := 0
+	for range 2 {
+		res, err := svc.ReconcileItems(ctx, time.Hour)
+		if err != nil {
+			t.Fatalf("the next walk = %+v, %v; want no error", res, err)
+		}
+		total += res.Reconciled
+	}
+	if total < 4 {
+		t.Errorf("two walks reconciled %d Items, want every one of the 4 at least once", total)
+	}
+	if it, _ := e.db.GetItem(ctx, broken); it.GetReconciledAt() == nil || it.GetStatus() != linkdv1.ItemStatus_ITEM_STATUS_GOOD {
+		t.Fatalf("the rate-limited Item after the next walks = %v; want checked, GOOD (Plaid shows it repaired)", it)
 	}
 }
 

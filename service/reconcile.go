@@ -204,8 +204,12 @@ func (s *Service) compareWithPlaid(ctx context.Context, item *linkdv1.Item, toke
 			_, err := s.plaid.GetAccounts(ctx, token)
 			var e *linkd.Error
 			if errors.As(err, &e) && e.Plaid != nil {
-				state.ErrorType, state.ErrorCode = e.Plaid.ErrorType, e.Plaid.ErrorCode
-				return nil
+				// Only an error about the Item is its state; a rate limit
+				// or an outage says nothing of it and fails the check.
+				if _, ok := linkd.ItemStatusFor(e.Plaid.ErrorType, e.Plaid.ErrorCode); ok {
+					state.ErrorType, state.ErrorCode = e.Plaid.ErrorType, e.Plaid.ErrorCode
+					return nil
+				}
 			}
 			return err
 		})
