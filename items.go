@@ -235,7 +235,9 @@ func ApplyItemState(st ItemState, now time.Time) func(*linkdv1.Item) (bool, erro
 		if status != nil {
 			status(item)
 		}
-		setConsentExpiration(st.ConsentExpiration)(item)
+		if !newer { // a PENDING_* webhook's consent time is newer too
+			setConsentExpiration(st.ConsentExpiration)(item)
+		}
 		if st.Webhook != "" {
 			item.Webhook = st.Webhook
 		}

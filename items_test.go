@@ -175,6 +175,10 @@ func TestApplyItemState(t *testing.T) {
 			&linkdv1.Item{Status: login, ErrorCode: "ITEM_LOGIN_REQUIRED", StatusChangedAt: sec(-1)},
 			ItemState{ReadAt: ruleT0.Add(-2 * time.Second)},
 			&linkdv1.Item{Status: login, ErrorCode: "ITEM_LOGIN_REQUIRED", StatusChangedAt: sec(-1), ReconciledAt: reconciled}},
+		{"NewerConsentStands", // a PENDING_EXPIRATION webhook applied while /item/get was asked
+			&linkdv1.Item{Status: expiring, StatusChangedAt: sec(-1), ConsentExpirationTime: timestamppb.New(soon)},
+			ItemState{ReadAt: ruleT0.Add(-2 * time.Second)},
+			&linkdv1.Item{Status: expiring, StatusChangedAt: sec(-1), ConsentExpirationTime: timestamppb.New(soon), ReconciledAt: reconciled}},
 		{"OlderReportGives",
 			&linkdv1.Item{Status: login, ErrorCode: "ITEM_LOGIN_REQUIRED", StatusChangedAt: sec(-3)},
 			ItemState{ReadAt: ruleT0.Add(-2 * time.Second)},
