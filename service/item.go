@@ -172,8 +172,9 @@ func (s *Service) refresh(ctx context.Context, itemID string, update func(contex
 	details := linkd.SetItemDetails(acc.InstitutionID, acc.InstitutionName, acc.Accounts)
 	return update(ctx, itemID, func(item *linkdv1.Item) (bool, error) {
 		changed, _ := details(item)
-		if acc.Webhook != "" && item.GetWebhook() != acc.Webhook {
-			item.Webhook, changed = acc.Webhook, true
+		if acc.Webhook != "" {
+			moved, _ := linkd.SetItemWebhook(acc.Webhook)(item)
+			changed = changed || moved
 		}
 		return changed, nil
 	})
