@@ -103,6 +103,19 @@ func StatusMayChange(from, to linkdv1.ItemStatus) bool {
 	return true
 }
 
+// SetItemStatusAsOf is SetItemStatus for what Plaid answered to a call
+// linkd made at askedAt: a status the Item took after askedAt (a webhook
+// applied while the call was in flight) knows more, and stands.
+func SetItemStatusAsOf(status linkdv1.ItemStatus, errorCode string, askedAt, now time.Time) func(*linkdv1.Item) (bool, error) {
+	set := SetItemStatus(status, errorCode, now)
+	return func(item *linkdv1.Item) (bool, error) {
+		if at := item.GetStatusChangedAt(); at != nil && at.AsTime().After(askedAt) {
+			return false, nil
+		}
+		return set(item)
+	}
+}
+
 // SetItemStatus returns an update function that moves an Item to status
 // with errorCode, stamping status_changed_at with now, unless the Item is
 // there already or StatusMayChange forbids it (then it reports no change).

@@ -87,6 +87,28 @@ func TestStatusMayChange(t *testing.T) {
 	}
 }
 
+func TestSetItemStatusAsOf(t *testing.T) {
+	login := linkdv1.ItemStatus_ITEM_STATUS_LOGIN_REQUIRED
+	asked := ruleT0.Add(-2 * time.Second)
+	for _, tt := range []struct {
+		name        string
+		changedAt   *timestamppb.Timestamp
+		wantChanged bool
+	}{
+		{"NeverChanged", nil, true},
+		{"ChangedBeforeTheCall", sec(-3), true},
+		{"ChangedWhileAsked", sec(-1), false}, // LOGIN_REPAIRED landed meanwhile
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			item := &linkdv1.Item{Status: linkdv1.ItemStatus_ITEM_STATUS_GOOD, StatusChangedAt: tt.changedAt}
+			changed, err := SetItemStatusAsOf(login, "ITEM_LOGIN_REQUIRED", asked, ruleT0)(item)
+			if err != nil || changed != tt.wantChanged || (item.GetStatus() == login) != tt.wantChanged {
+				t.Fatalf("changed = %v, %v, item %v; want changed %v", changed, err, item, tt.wantChanged)
+			}
+		})
+	}
+}
+
 func TestSetItemStatus(t *testing.T) {
 	for _, tt := range []struct {
 		name    string

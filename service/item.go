@@ -40,11 +40,12 @@ func (s *Service) RemoveItem(ctx context.Context, itemID string) (string, error)
 	if err != nil {
 		return "", err
 	}
+	asked := s.now()
 	requestID, err := s.plaid.RemoveItem(ctx, token)
 	if err != nil {
 		var e *linkd.Error
 		if !errors.Is(err, linkd.ErrItemGone) || !errors.As(err, &e) {
-			s.noteItemError(ctx, itemID, err)
+			s.noteItemError(ctx, itemID, err, asked)
 			return "", err
 		}
 		if e.Plaid != nil {
@@ -61,9 +62,11 @@ func (s *Service) RemoveItem(ctx context.Context, itemID string) (string, error)
 
 // noteItemError moves an Item to the status a Plaid error about it means,
 // and returns the Item so updated; nil when the error says nothing about
-// the Item. It is best effort: callers go on with the Plaid error either
-// way, so a failure here is only logged.
-func (s *Service) noteItemError(ctx context.Context, itemID string, err error) *linkdv1.Item {
+// the Item. askedAt is when linkd made the call that Plaid answered with
+// err: a status the Item took since (a webhook) stands
+// (SetItemStatusAsOf). It is best effort: callers go on with the Plaid
+// error either way, so a failure here is only logged.
+func (s *Service) noteItemError(ctx context.Context, itemID string, err error, askedAt time.Time) *linkdv1.Item {
 	var e *linkd.Error
 	if itemID == "" || !errors.As(err, &e) || e.Plaid == nil {
 		return nil
@@ -72,7 +75,7 @@ func (s *Service) noteItemError(ctx context.Context, itemID string, err error) *
 	if !ok {
 		return nil
 	}
-	item, err := s.store.UpdateItem(ctx, itemID, linkd.SetItemStatus(st, e.Plaid.ErrorCode, s.now()))
+	item, err := s.store.UpdateItem(ctx, itemID, linkd.SetItemStatusAsOf(st, e.Plaid.ErrorCode, askedAt, s.now()))
 	if err != nil {
 		s.log.WarnContext(ctx, "item status not updated", "item_id", itemID, "err", err)
 		return nil
@@ -93,6 +96,7 @@ func (s *Service) noteItemError(ctx context.Context, itemID string, err error) *
 // appear, and new_accounts_available clears. When Plaid cannot answer now,
 // EUNAVAILABLE asks the caller to resubmit (the redirect is recorded).
 func (s *Service) repaired(ctx context.Context, itemID, clientUserID string) (*linkdv1.Item, error) {
+	asked := s.now() // before any call to Plaid
 	item, err := s.store.GetItem(ctx, itemID)
 	if err != nil {
 		return nil, err
@@ -109,7 +113,7 @@ func (s *Service) repaired(ctx context.Context, itemID, clientUserID string) (*l
 	}
 	unconfirmed := func(err error) (*linkdv1.Item, error) {
 		s.log.WarnContext(ctx, "update-mode connected, but Plaid does not confirm it", "item_id", itemID, "err", err)
-		if updated := s.noteItemError(ctx, itemID, err); updated != nil {
+		if updated := s.noteItemError(ctx, itemID, err, asked); updated != nil {
 			return updated, nil
 		}
 		// Plaid could not answer: the redirect is recorded and resubmitting
@@ -146,10 +150,11 @@ func (s *Service) repaired(ctx context.Context, itemID, clientUserID string) (*l
 func (s *Service) refreshInline(ctx context.Context, item *linkdv1.Item) *linkdv1.Item {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), refreshTimeout)
 	defer cancel()
+	asked := s.now()
 	updated, err := s.refresh(ctx, item.GetItemId(), s.store.UpdateItem)
 	if err != nil {
 		s.log.WarnContext(ctx, "accounts unavailable after exchange; keeping what the Item has", "item_id", item.GetItemId(), "err", err)
-		if u := s.noteItemError(ctx, item.GetItemId(), err); u != nil {
+		if u := s.noteItemError(ctx, item.GetItemId(), err, asked); u != nil {
 			return u
 		}
 		return item
@@ -203,6 +208,7 @@ func (s *Service) RefreshQueued(ctx context.Context) (int, error) {
 	n := 0
 	for _, id := range ids {
 		rctx, cancel := context.WithTimeout(ctx, refreshTimeout)
+		asked := s.now()
 		_, err := s.refresh(rctx, id, s.store.UpdateRefreshedItem)
 		cancel()
 		switch {
@@ -210,7 +216,7 @@ func (s *Service) RefreshQueued(ctx context.Context) (int, error) {
 			n++
 		case linkd.ErrorCode(err) == linkd.ENOTFOUND:
 			// Removed meanwhile; DeleteItem dropped its queue entry.
-		case s.noteItemError(ctx, id, err) != nil:
+		case s.noteItemError(ctx, id, err, asked) != nil:
 			// A broken Item: the error is its status now; stop asking.
 			if _, err := s.store.UpdateRefreshedItem(ctx, id, func(*linkdv1.Item) (bool, error) { return false, nil }); err != nil {
 				s.log.WarnContext(ctx, "queued refresh not ended", "item_id", id, "err", err)

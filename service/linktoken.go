@@ -66,9 +66,10 @@ func (s *Service) createLinkToken(ctx context.Context, req *linkdv1.CreateLinkTo
 		}
 		opts.Products = nil
 	}
+	asked := s.now()
 	res, err := s.plaid.CreateLinkToken(ctx, opts)
 	if err != nil {
-		s.noteItemError(ctx, req.GetItemId(), err)
+		s.noteItemError(ctx, req.GetItemId(), err, asked)
 		return nil, nil, err
 	}
 	tok := &linkdv1.LinkToken{

@@ -126,6 +126,7 @@ func (s *Service) reconcileItem(ctx context.Context, item *linkdv1.Item, every t
 			return nil
 		}
 	}
+	asked := s.now() // before any call to Plaid about this Item
 	token, err := s.store.AccessToken(ctx, id)
 	if linkd.ErrorCode(err) == linkd.ENOTFOUND {
 		return nil // removed meanwhile
@@ -148,7 +149,7 @@ func (s *Service) reconcileItem(ctx context.Context, item *linkdv1.Item, every t
 		}
 		res.Failed++
 		s.log.WarnContext(ctx, what+" refused by Plaid; the next pass tries again", "item_id", id, "err", err)
-		s.noteItemError(ctx, id, err)
+		s.noteItemError(ctx, id, err, asked)
 		return nil
 	}
 	if due {
