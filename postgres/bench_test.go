@@ -66,28 +66,10 @@ func BenchmarkDB_LinkPath(b *testing.B) {
 // bbolt benchmark's 5,000, so that make bench's 2000x stays short.)
 func BenchmarkDB_ItemsAfter(b *testing.B) {
 	const items, page = 1000, 100
-	ctx := context.Background()
 	db, _, _ := MustOpen(b)
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	for range 16 {
-		wg.Go(func() {
-			for i := next.Add(1); i <= items; i = next.Add(1) {
-				n := newItem(fmt.Sprintf("item-%05d", i), "user-1", t0)
-				n.PublicToken = ""
-				if _, err := db.PutItem(ctx, n); err != nil {
-					b.Error(err)
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
-	b.ResetTimer()
-	for range b.N {
-		n := len(storetest.WalkItems(b, db, page, nil))
-		if n != items {
-			b.Fatalf("walk saw %d Items, want %d", n, items)
-		}
-	}
+	storetest.BenchWalkItems(b, db, items, 16, page, func(i int64) linkd.NewItem {
+		n := newItem(fmt.Sprintf("item-%05d", i), "user-1", t0)
+		n.PublicToken = ""
+		return n
+	})
 }

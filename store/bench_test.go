@@ -111,26 +111,8 @@ func BenchmarkDB_ItemsAfter(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer db.Close()
-	ctx := context.Background()
-	var wg sync.WaitGroup
-	var next atomic.Int64
-	for range 32 { // group commit: the setup takes seconds, not minutes
-		wg.Go(func() {
-			for i := next.Add(1); i <= items; i = next.Add(1) {
-				id := fmt.Sprintf("item-%05d", i)
-				if _, err := db.PutItem(ctx, linkd.NewItem{Item: newItem(id, "user-"+strconv.FormatInt(i%100, 10)), AccessToken: accessToken(id)}); err != nil {
-					b.Error(err)
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
-	b.ResetTimer()
-	for range b.N {
-		n := len(storetest.WalkItems(b, db, page, nil))
-		if n != items {
-			b.Fatalf("walk saw %d Items, want %d", n, items)
-		}
-	}
+	storetest.BenchWalkItems(b, db, items, 32, page, func(i int64) linkd.NewItem {
+		id := fmt.Sprintf("item-%05d", i)
+		return linkd.NewItem{Item: newItem(id, "user-"+strconv.FormatInt(i%100, 10)), AccessToken: accessToken(id)}
+	})
 }
