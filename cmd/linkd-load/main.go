@@ -24,6 +24,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -51,6 +52,45 @@ func main() {
 		fmt.Fprintln(os.Stderr, "linkd-load:", err)
 		os.Exit(1)
 	}
+}
+
+// profiler returns a Config.TimedPhase that takes a CPU profile of the
+// whole timed phase from linkd's pprof endpoint at addr and writes it to
+// dir/SCENARIO-TRANSPORT.prof, so the profile holds the timed calls alone,
+// not the minting before them. A failure is reported on stderr; the load
+// run goes on.
+func profiler(addr, dir, transport string, d time.Duration) func(string) func() {
+	return func(scenario string) func() {
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			path := filepath.Join(dir, scenario+"-"+transport+".prof")
+			if err := fetchProfile(addr, int(d/time.Second), path); err != nil {
+				fmt.Fprintln(os.Stderr, "linkd-load: profile:", err)
+			}
+		}()
+		return func() { <-done }
+	}
+}
+
+func fetchProfile(addr string, seconds int, path string) error {
+	resp, err := http.Get(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", addr, seconds))
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s: %s", resp.Request.URL, resp.Status)
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 func write(w io.Writer, results []load.Result, asJSON bool) error {
@@ -86,6 +126,7 @@ func parseFlags(args []string, getenv func(string) string) (load.Config, bool, e
 	cfg.PlaidClientID = env("PLAID_CLIENT_ID", "linkd-emulator")
 	cfg.PlaidSecret = env("PLAID_SECRET", "linkd-emulator-secret")
 	fs.IntVar(&cfg.Concurrency, "c", 16, "concurrent callers")
+	fs.Float64Var(&cfg.Rate, "rate", 0, "open loop: calls due per second, latency counted from when each was due (0: closed loop, each caller calls again when answered)")
 	fs.DurationVar(&cfg.Duration, "d", 10*time.Second, "timed phase of each scenario")
 	fs.Int64Var(&cfg.MaxRequests, "n", 0, "at most this many calls per scenario (0: no limit); consuming scenarios mint exactly this many")
 	fs.DurationVar(&cfg.MintTime, "mint-time", 0, "without -n, mint tokens for up to this long before a consuming scenario (default 2×-d)")
@@ -94,6 +135,9 @@ func parseFlags(args []string, getenv func(string) string) (load.Config, bool, e
 	fs.StringVar(&dataDir, "data-dir", env("LINKD_DATA_DIR", "./data"), "linkd's data directory, for its api-key file (LINKD_DATA_DIR)")
 	fs.StringVar(&scenarios, "scenario", "", "comma-separated scenarios (default: every one the transport has): "+strings.Join(all, ", "))
 	fs.BoolVar(&asJSON, "json", false, "print the results as JSON")
+	var profileAddr, profileDir string
+	fs.StringVar(&profileAddr, "profile-from", "", "during each timed phase, take a CPU profile from linkd's admin listener at this host:port (pprof) ...")
+	fs.StringVar(&profileDir, "profile-dir", ".", "... into SCENARIO-TRANSPORT.prof here")
 	fs.Func("cpu-of", "report the CPU time per call of these processes during each timed phase: name=pid,... (Linux)", func(v string) error {
 		cfg.CPUOf = map[string]int{}
 		for _, kv := range strings.Split(v, ",") {
@@ -111,6 +155,12 @@ func parseFlags(args []string, getenv func(string) string) (load.Config, bool, e
 	}
 	if fs.NArg() > 0 {
 		return load.Config{}, false, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	if profileAddr != "" {
+		if cfg.Duration < time.Second {
+			return load.Config{}, false, errors.New("-profile-from needs -d of at least 1s")
+		}
+		cfg.TimedPhase = profiler(profileAddr, profileDir, cfg.Transport, cfg.Duration)
 	}
 	for _, s := range strings.Split(scenarios, ",") {
 		if s = strings.TrimSpace(s); s != "" {

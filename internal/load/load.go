@@ -42,6 +42,14 @@ type Config struct {
 	// Concurrency is how many callers call at once, each waiting for its
 	// answer before the next call.
 	Concurrency int
+	// Rate, when > 0, makes the run open-loop: call i is due at
+	// start + i/Rate, whether or not earlier calls have answered, and its
+	// latency counts from when it was due, so time spent queued behind
+	// busy callers (at most Concurrency in flight) is in the percentiles.
+	// Without it each caller calls again as soon as it is answered
+	// (closed loop), which hides queueing: at c callers the mean latency
+	// is c ÷ throughput whatever the server does.
+	Rate float64
 	// Duration bounds each scenario's timed phase; MaxRequests (when > 0)
 	// bounds its calls, whichever comes first.
 	Duration    time.Duration
@@ -72,6 +80,9 @@ type Result struct {
 	RPC         string `json:"rpc"`
 	Transport   string `json:"transport"`
 	Concurrency int    `json:"concurrency"`
+	// Rate is Config.Rate: calls due per second in an open-loop run, 0 in
+	// a closed-loop one.
+	Rate float64 `json:"rate_rps,omitempty"`
 	// Requests counts every call made, OK those that succeeded; Errors
 	// counts the others by gRPC code name ("Unavailable").
 	Requests int64            `json:"requests"`
@@ -117,6 +128,9 @@ func Run(ctx context.Context, cfg Config) ([]Result, error) {
 	}
 	if cfg.Duration <= 0 && cfg.MaxRequests <= 0 {
 		return nil, errors.New("set a duration or a maximum number of requests")
+	}
+	if cfg.Rate < 0 {
+		return nil, errors.New("rate must not be negative")
 	}
 	if cfg.APIKey == "" && cfg.Transport != Quickstart {
 		return nil, errors.New("an API key is required")
@@ -214,8 +228,20 @@ func runScenario(ctx context.Context, r *run, s Scenario) (Result, error) {
 				if limit > 0 && i >= limit {
 					break
 				}
-				cctx, cancel := context.WithTimeout(ctx, r.cfg.Timeout)
 				t0 := time.Now()
+				if r.cfg.Rate > 0 {
+					t0 = start.Add(time.Duration(float64(i) / r.cfg.Rate * float64(time.Second)))
+					if !deadline.IsZero() && !t0.Before(deadline) {
+						break
+					}
+					if wait := time.Until(t0); wait > 0 {
+						select {
+						case <-time.After(wait):
+						case <-ctx.Done():
+						}
+					}
+				}
+				cctx, cancel := context.WithTimeout(ctx, r.cfg.Timeout)
 				err := call(cctx, w, i)
 				d := time.Since(t0)
 				cancel()
@@ -257,6 +283,7 @@ func runScenario(ctx context.Context, r *run, s Scenario) (Result, error) {
 		RPC:         rpc,
 		Transport:   r.cfg.Transport,
 		Concurrency: r.cfg.Concurrency,
+		Rate:        r.cfg.Rate,
 		OK:          int64(len(lat)),
 		FirstError:  firstErr,
 		Seconds:     elapsed.Seconds(),

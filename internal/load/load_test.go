@@ -1,6 +1,7 @@
 package load
 
 import (
+	"context"
 	"os"
 	"strings"
 	"testing"
@@ -78,5 +79,37 @@ func TestProcessCPU(t *testing.T) {
 	}
 	if _, err := processCPU(-1); err == nil {
 		t.Error("processCPU(-1): no error")
+	}
+}
+
+// An open-loop run counts latency from when a call was due: one caller
+// whose calls take 20 ms, with calls due every 5 ms, falls behind, and the
+// queueing shows in the percentiles; a closed loop would report ~20 ms.
+func TestRunScenario_OpenLoopCountsQueueing(t *testing.T) {
+	slow := Scenario{Name: "slow", RPC: "Slow", prepare: func(context.Context, *run) (call, error) {
+		return func(ctx context.Context, _ int, _ int64) error {
+			time.Sleep(20 * time.Millisecond)
+			return nil
+		}, nil
+	}}
+	r := &run{cfg: Config{Concurrency: 1, Rate: 200, MaxRequests: 10, Timeout: time.Second}}
+	res, err := runScenario(context.Background(), r, slow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.OK != 10 || res.Rate != 200 {
+		t.Fatalf("ok %d rate %v, want 10 calls at 200/s", res.OK, res.Rate)
+	}
+	// The 10th call is due at 45 ms and cannot start before 9 calls of
+	// 20 ms have finished (180 ms): at least 155 ms from due to answered.
+	if res.MaxMs < 155 {
+		t.Errorf("max latency %.1f ms, want ≥ 155 ms (time queued behind the busy caller)", res.MaxMs)
+	}
+	r.cfg.Rate = 0
+	if res, err = runScenario(context.Background(), r, slow); err != nil {
+		t.Fatal(err)
+	}
+	if res.Rate != 0 || res.OK != 10 {
+		t.Fatalf("closed loop: ok %d rate %v", res.OK, res.Rate)
 	}
 }

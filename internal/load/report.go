@@ -16,10 +16,10 @@ import (
 // or had errors. It returns the first write error.
 func WriteTable(w io.Writer, results []Result) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "scenario\trpc\ttransport\tc\trequests\tok\trps\tp50 ms\tp90 ms\tp99 ms\tmax ms\terrors\tcpu µs/call\t")
+	fmt.Fprintln(tw, "scenario\trpc\ttransport\tc\trate\trequests\tok\trps\tp50 ms\tp90 ms\tp99 ms\tmax ms\terrors\tcpu µs/call\t")
 	for _, r := range results {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%.0f\t%.2f\t%.2f\t%.2f\t%.2f\t%s\t%s\t\n",
-			r.Scenario, r.RPC, r.Transport, r.Concurrency, r.Requests, r.OK, r.Throughput, r.P50ms, r.P90ms, r.P99ms, r.MaxMs, errorCounts(r.Errors), cpuPerCall(r.CPUPerCall))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%d\t%d\t%.0f\t%.2f\t%.2f\t%.2f\t%.2f\t%s\t%s\t\n",
+			r.Scenario, r.RPC, r.Transport, r.Concurrency, rate(r.Rate), r.Requests, r.OK, r.Throughput, r.P50ms, r.P90ms, r.P99ms, r.MaxMs, errorCounts(r.Errors), cpuPerCall(r.CPUPerCall))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -48,6 +48,14 @@ func WriteJSON(w io.Writer, results []Result) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(results)
+}
+
+// rate renders an open-loop run's arrival rate, or "-" for a closed loop.
+func rate(r float64) string {
+	if r <= 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.0f/s", r)
 }
 
 // errorCounts renders counts by code as "Unavailable:3 Internal:1", or "0".
