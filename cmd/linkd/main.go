@@ -17,6 +17,7 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
+	setGCPercent(os.Getenv)
 	args := os.Args[1:]
 	if len(args) == 1 && args[0] == "version" {
 		fmt.Println(versionString(debug.ReadBuildInfo()))
