@@ -5,7 +5,7 @@
 # shared by linkd (bbolt, its defaults) and by Plaid's quickstart Go backend
 # (QUICKSTART_BIN, built by scripts/quickstart-emulator.sh), then ROUNDS
 # (default 3) rounds of, at each concurrency in CS (default "16 64"), back
-# to back, D (default 5s) per scenario:
+# to back, D (default 5s) per scenario (SCENARIOS, default all four):
 #
 #   create-link-token: the quickstart, linkd over REST, linkd over gRPC
 #   noop: linkd over REST, over gRPC
@@ -27,6 +27,7 @@ qs=${1:?usage: load-compare.sh QUICKSTART_BIN [ROUNDS]}
 rounds=${2:-3}
 D=${D:-5s}
 CS=${CS:-16 64}
+SCENARIOS=${SCENARIOS:-create-link-token noop exchange submit-connected}
 out=${OUT:-$(mktemp -d)}
 base=${PORT_BASE:-17000}
 emu=127.0.0.1:$((base + 70))
@@ -96,7 +97,7 @@ load() { # load FILE ARGS...: one linkd-load run, its table to stdout, its JSON 
 for r in $(seq "$rounds"); do
 	for c in $CS; do
 		echo "# round $r, c=$c, $(date -u +%H:%M:%S)"
-		for s in create-link-token noop exchange submit-connected; do
+		for s in $SCENARIOS; do
 			case $s in create-link-token | exchange)
 				load "$out/r$r-c$c-$s-quickstart.json" -transport quickstart -quickstart-addr "$qsaddr" -plaid-url "http://$emu" -scenario "$s"
 			esac

@@ -101,6 +101,7 @@ func NewGRPCServer(svc linkdv1.LinkServiceServer, opts GRPCOptions) (*grpc.Serve
 	}
 	codec := newUTF8Codec()
 	serverOpts = append(serverOpts, connectionLimits()...)
+	serverOpts = append(serverOpts, grpc.NumStreamWorkers(StreamWorkers))
 	// One chain for gRPC and for the REST gateway's in-process calls.
 	chain := chainUnary(append(slices.Clone(opts.Unary),
 		tel.unary,

@@ -44,3 +44,11 @@ func connectionLimits() []grpc.ServerOption {
 		}),
 	}
 }
+
+// StreamWorkers is how many goroutines the gRPC server keeps to run calls
+// in, instead of starting one per call (past it, calls get their own as
+// before). A fresh goroutine's stack starts small and is copied as it
+// grows through the interceptors, the service and plaid-go: 10% of
+// linkd's CPU under a CreateLinkToken burst went to copying stacks. A
+// worker's stack stays grown from call to call (BENCHMARKS.md).
+const StreamWorkers = 256
