@@ -20,8 +20,10 @@ func TestInProcessConn_Invoke(t *testing.T) {
 		t.Fatalf("before registration: %v, want Unavailable", err)
 	}
 	var sawAuth []string
+	var callCtx context.Context
 	chain := chainUnary(
 		func(ctx context.Context, req any, info *grpc.UnaryServerInfo, next grpc.UnaryHandler) (any, error) {
+			callCtx = ctx
 			md, _ := metadata.FromIncomingContext(ctx)
 			sawAuth = md.Get("authorization")
 			grpc.SetHeader(ctx, metadata.Pairs("x-seen", info.FullMethod))
@@ -43,6 +45,10 @@ func TestInProcessConn_Invoke(t *testing.T) {
 	}
 	if got := header.Get("x-seen"); len(got) != 1 || got[0] != "/grpc.health.v1.Health/Check" {
 		t.Errorf("header = %v", header)
+	}
+	// The caller's header is its own once the call returned.
+	if err := grpc.SetHeader(callCtx, metadata.Pairs("x-late", "1")); err == nil || header.Get("x-late") != nil {
+		t.Errorf("SetHeader after the call: %v, header %v", err, header)
 	}
 	if err := conn.Invoke(ctx, "/grpc.health.v1.Health/Nope", &healthpb.HealthCheckRequest{}, resp); status.Code(err) != codes.Unimplemented {
 		t.Errorf("unknown method: %v, want Unimplemented", err)

@@ -110,13 +110,16 @@ func (t *Telemetry) unary(ctx context.Context, req any, info *grpc.UnaryServerIn
 		call = &linkd.CallInfo{RequestID: id}
 	}
 	ctx = linkd.WithCallInfo(ctx, call)
-	grpc.SetHeader(ctx, metadata.Pairs(RequestIDHeader, id))
-	resp, err := next(ctx, req)
-	code := status.Code(err)
 	if rest {
-		call.SetRPC(info.FullMethod, code.String())
+		// Handler has set X-Request-Id on the response already (and
+		// gatewayResponseHeaders would drop this header anyway).
+		resp, err := next(ctx, req)
+		call.SetRPC(info.FullMethod, status.Code(err).String())
 		return resp, err
 	}
+	grpc.SetHeader(ctx, metadata.MD{RequestIDHeader: {id}})
+	resp, err := next(ctx, req)
+	code := status.Code(err)
 	level := slog.LevelInfo
 	switch {
 	case code == codes.Internal || code == codes.Unknown:
@@ -124,7 +127,7 @@ func (t *Telemetry) unary(ctx context.Context, req any, info *grpc.UnaryServerIn
 	case isProbe(info.FullMethod):
 		level = slog.LevelDebug
 	}
-	t.logger().Log(ctx, level, "rpc", "method", info.FullMethod, "code", code.String(), "duration", time.Since(start))
+	t.logger().LogAttrs(ctx, level, "rpc", slog.String("method", info.FullMethod), slog.String("code", code.String()), slog.Duration("duration", time.Since(start)))
 	return resp, err
 }
 
@@ -195,15 +198,18 @@ func (t *Telemetry) Handler(next http.Handler) http.Handler {
 		case isProbe(r.URL.Path):
 			level = slog.LevelDebug
 		}
-		attrs := []any{"method", r.Method, "route", route, "status", rec.status, "duration", d}
+		// slog.Attrs rather than key-value pairs: the values are not boxed
+		// and paired up again.
+		attrs := make([]slog.Attr, 0, 7)
+		attrs = append(attrs, slog.String("method", r.Method), slog.String("route", route), slog.Int("status", rec.status), slog.Duration("duration", d))
 		if route == UnmatchedRoute {
 			// What was asked for, cut short: a 404's only clue.
-			attrs = append(attrs, "path", truncate(r.URL.Path, 80))
+			attrs = append(attrs, slog.String("path", truncate(r.URL.Path, 80)))
 		}
 		if m, code := call.RPC(); m != "" {
-			attrs = append(attrs, "rpc", m, "code", code)
+			attrs = append(attrs, slog.String("rpc", m), slog.String("code", code))
 		}
-		t.logger().Log(r.Context(), level, "http", attrs...)
+		t.logger().LogAttrs(r.Context(), level, "http", attrs...)
 	})
 }
 
