@@ -176,7 +176,17 @@ func (c incomingCarrier) Keys() []string {
 // for a no-op meter on every request.
 func (t *Tracing) WrapHTTP(h http.Handler) http.Handler {
 	if !t.Enabled() {
+		// The propagator's header names, looked up as net/http keeps them,
+		// so that a request carrying none (most) costs a map lookup each.
+		var fields []string
+		for _, f := range t.prop.Fields() {
+			fields = append(fields, http.CanonicalHeaderKey(f))
+		}
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if !hasAny(r.Header, fields) {
+				h.ServeHTTP(w, r)
+				return
+			}
 			ctx := r.Context()
 			if tctx := t.prop.Extract(ctx, propagation.HeaderCarrier(r.Header)); tctx != ctx {
 				r = r.WithContext(tctx)
@@ -186,6 +196,16 @@ func (t *Tracing) WrapHTTP(h http.Handler) http.Handler {
 	}
 	return otelhttp.NewHandler(h, "http", otelhttp.WithTracerProvider(t.provider), otelhttp.WithPropagators(t.prop),
 		otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string { return "HTTP " + r.Method }))
+}
+
+// hasAny reports whether h has a value under any of keys (canonical).
+func hasAny(h http.Header, keys []string) bool {
+	for _, k := range keys {
+		if len(h[k]) > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // WrapPlaidTransport passes the call's trace on to Plaid in traceparent
