@@ -238,13 +238,17 @@ func routeLabel(pattern string, h http.Handler) http.Handler {
 	})
 }
 
-// gatewayHeaders forwards the request id to gRPC metadata; other headers
-// as grpc-gateway does by default.
+// gatewayHeaders forwards the request id to gRPC metadata and no other
+// header: the gateway passes Authorization on itself, and nothing in the
+// chain or the handlers reads any other. grpc-gateway's default matcher
+// copied each permanent header (Authorization a second time among them)
+// into a grpcgateway-* key: strings and a map entry each, on every call,
+// for no reader.
 func gatewayHeaders(key string) (string, bool) {
 	if strings.EqualFold(key, RequestIDHeader) {
 		return RequestIDHeader, true
 	}
-	return runtime.DefaultHeaderMatcher(key)
+	return "", false
 }
 
 // gatewayResponseHeaders drops the request id from the gRPC header
