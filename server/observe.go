@@ -25,6 +25,11 @@ import (
 // response carries it.
 const RequestIDHeader = "x-request-id"
 
+// requestIDKey is RequestIDHeader as net/http keys it (canonical), so
+// that reading and setting it on every request does not canonicalise
+// the name again, an allocation each time.
+const requestIDKey = "X-Request-Id"
+
 // UnmatchedRoute is the route label of an HTTP request no route matched.
 const UnmatchedRoute = "unmatched"
 
@@ -162,7 +167,10 @@ func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter 
 func (t *Telemetry) Handler(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		id := r.Header.Get(RequestIDHeader)
+		var id string
+		if v := r.Header[requestIDKey]; len(v) > 0 {
+			id = v[0]
+		}
 		if !validRequestID(id) {
 			id = newRequestID()
 		}
@@ -175,8 +183,8 @@ func (t *Telemetry) Handler(next http.Handler) http.Handler {
 			t.rest.Store(id, call)
 		}
 		defer t.rest.Delete(id)
-		r.Header.Set(RequestIDHeader, id)
-		w.Header().Set(RequestIDHeader, id)
+		r.Header[requestIDKey] = []string{id}
+		w.Header()[requestIDKey] = []string{id}
 		rec := &statusRecorder{ResponseWriter: w}
 		r = r.WithContext(linkd.WithCallInfo(r.Context(), call))
 		next.ServeHTTP(rec, r)
