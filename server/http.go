@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"sync"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"github.com/rs/cors"
@@ -112,13 +113,32 @@ func (j restJSON) NewDecoder(r io.Reader) runtime.Decoder {
 		if !ok {
 			return j.JSONPb.NewDecoder(r).Decode(v)
 		}
-		body, err := io.ReadAll(r)
+		// The body is read into a reused buffer (at most MaxRequestBytes
+		// and a little): neither decoder keeps a reference into it.
+		buf := bodyBuffers.Get().(*bytes.Buffer)
+		defer bodyBuffers.Put(buf)
+		buf.Reset()
+		_, err := buf.ReadFrom(r)
+		body := buf.Bytes()
 		if err == nil && j.UnmarshalOptions.Unmarshal(body, m) == nil {
 			return nil
 		}
 		proto.Reset(m)
 		return j.JSONPb.NewDecoder(io.MultiReader(bytes.NewReader(body), r)).Decode(v)
 	})
+}
+
+// bodyBuffers holds buffers for request bodies being decoded.
+var bodyBuffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// Marshal is JSONPb's Marshal without its copy of a message's JSON into a
+// second buffer: for a message JSONPb returns exactly what protojson
+// gives, so that is returned as it is.
+func (j restJSON) Marshal(v any) ([]byte, error) {
+	if m, ok := v.(proto.Message); ok {
+		return j.MarshalOptions.Marshal(m)
+	}
+	return j.JSONPb.Marshal(v)
 }
 
 // limitBody refuses bodies over MaxRequestBytes: at once when the length is

@@ -90,3 +90,10 @@ func FuzzRestJSON(f *testing.F) {
 		wantDecode(t, jsonPb, body)
 	})
 }
+
+// requestIDKey must be RequestIDHeader as net/http keys it.
+func TestRequestIDKey(t *testing.T) {
+	if got := http.CanonicalHeaderKey(RequestIDHeader); got != requestIDKey {
+		t.Errorf("requestIDKey = %q, want %q", requestIDKey, got)
+	}
+}

@@ -83,12 +83,13 @@ func (c *InProcessConn) Invoke(ctx context.Context, method string, args, reply a
 		return nil
 	}
 	resp, err := m.handler(m.impl, sctx, dec, chain)
+	hdr, trl := stream.finish()
 	for _, o := range opts {
 		switch o := o.(type) {
 		case grpc.HeaderCallOption:
-			*o.HeaderAddr = stream.header()
+			*o.HeaderAddr = hdr
 		case grpc.TrailerCallOption:
-			*o.TrailerAddr = stream.trailer()
+			*o.TrailerAddr = trl
 		}
 	}
 	if err != nil {
@@ -134,14 +135,22 @@ type inprocStream struct {
 	mu     sync.Mutex
 	hdr    metadata.MD
 	trl    metadata.MD
+	done   bool
 }
+
+// errStreamDone is what setting metadata after the handler returned
+// gets, as from a gRPC server stream that is done.
+var errStreamDone = status.Error(codes.Internal, "transport: the stream is done")
 
 func (s *inprocStream) Method() string { return s.method }
 
 func (s *inprocStream) SetHeader(md metadata.MD) error {
 	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.done {
+		return errStreamDone
+	}
 	s.hdr = metadata.Join(s.hdr, md)
-	s.mu.Unlock()
 	return nil
 }
 
@@ -149,21 +158,23 @@ func (s *inprocStream) SendHeader(md metadata.MD) error { return s.SetHeader(md)
 
 func (s *inprocStream) SetTrailer(md metadata.MD) error {
 	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.done {
+		return errStreamDone
+	}
 	s.trl = metadata.Join(s.trl, md)
-	s.mu.Unlock()
 	return nil
 }
 
-func (s *inprocStream) header() metadata.MD {
+// finish ends the stream when the handler has returned and hands its
+// headers and trailers over to the caller, nil for none: no later
+// SetHeader can change them, so they need no copy (most calls through
+// the gateway set none, and an empty copy was two maps a call).
+func (s *inprocStream) finish() (header, trailer metadata.MD) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.hdr.Copy()
-}
-
-func (s *inprocStream) trailer() metadata.MD {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.trl.Copy()
+	s.done = true
+	return s.hdr, s.trl
 }
 
 // chainUnary composes interceptors, the first outermost, as

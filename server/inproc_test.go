@@ -9,6 +9,8 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/structpb"
 )
 
 // TestInProcessConn_Invoke: a call reaches the handler through the
@@ -20,8 +22,10 @@ func TestInProcessConn_Invoke(t *testing.T) {
 		t.Fatalf("before registration: %v, want Unavailable", err)
 	}
 	var sawAuth []string
+	var callCtx context.Context
 	chain := chainUnary(
 		func(ctx context.Context, req any, info *grpc.UnaryServerInfo, next grpc.UnaryHandler) (any, error) {
+			callCtx = ctx
 			md, _ := metadata.FromIncomingContext(ctx)
 			sawAuth = md.Get("authorization")
 			grpc.SetHeader(ctx, metadata.Pairs("x-seen", info.FullMethod))
@@ -44,6 +48,10 @@ func TestInProcessConn_Invoke(t *testing.T) {
 	if got := header.Get("x-seen"); len(got) != 1 || got[0] != "/grpc.health.v1.Health/Check" {
 		t.Errorf("header = %v", header)
 	}
+	// The caller's header is its own once the call returned.
+	if err := grpc.SetHeader(callCtx, metadata.Pairs("x-late", "1")); err == nil || header.Get("x-late") != nil {
+		t.Errorf("SetHeader after the call: %v, header %v", err, header)
+	}
 	if err := conn.Invoke(ctx, "/grpc.health.v1.Health/Nope", &healthpb.HealthCheckRequest{}, resp); status.Code(err) != codes.Unimplemented {
 		t.Errorf("unknown method: %v, want Unimplemented", err)
 	}
@@ -59,4 +67,30 @@ func (healthServer) Check(_ context.Context, req *healthpb.HealthCheckRequest) (
 		return nil, status.Error(codes.NotFound, "no such service")
 	}
 	return &healthpb.HealthCheckResponse{Status: healthpb.HealthCheckResponse_SERVING}, nil
+}
+
+// TestInvalidUTF8Field: the first string that is not UTF-8 is named by
+// its path, at any depth, in lists and in maps.
+func TestInvalidUTF8Field(t *testing.T) {
+	bad := "\xff"
+	tests := []struct {
+		name string
+		msg  proto.Message
+		want string
+	}{
+		{"Valid", &structpb.Struct{Fields: map[string]*structpb.Value{"k": structpb.NewStringValue("ok")}}, ""},
+		{"Field", structpb.NewStringValue(bad), "string_value"},
+		{"ListElement", &structpb.ListValue{Values: []*structpb.Value{structpb.NewStringValue("ok"), structpb.NewStringValue(bad)}}, "values[1].string_value"},
+		{"MapValue", &structpb.Struct{Fields: map[string]*structpb.Value{"k": structpb.NewStringValue(bad)}}, "fields.k.string_value"},
+		{"MapKey", &structpb.Struct{Fields: map[string]*structpb.Value{bad: structpb.NewNullValue()}}, "fields"},
+		{"Nested", structpb.NewListValue(&structpb.ListValue{Values: []*structpb.Value{structpb.NewStringValue(bad)}}), "list_value.values[0].string_value"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, isBad := invalidUTF8Field(tt.msg.ProtoReflect(), "")
+			if got != tt.want || isBad != (tt.want != "") {
+				t.Errorf("invalidUTF8Field = %q, %v; want %q", got, isBad, tt.want)
+			}
+		})
+	}
 }

@@ -25,6 +25,11 @@ import (
 // response carries it.
 const RequestIDHeader = "x-request-id"
 
+// requestIDKey is RequestIDHeader as net/http keys it (canonical), so
+// that reading and setting it on every request does not canonicalise
+// the name again, an allocation each time.
+const requestIDKey = "X-Request-Id"
+
 // UnmatchedRoute is the route label of an HTTP request no route matched.
 const UnmatchedRoute = "unmatched"
 
@@ -110,13 +115,16 @@ func (t *Telemetry) unary(ctx context.Context, req any, info *grpc.UnaryServerIn
 		call = &linkd.CallInfo{RequestID: id}
 	}
 	ctx = linkd.WithCallInfo(ctx, call)
-	grpc.SetHeader(ctx, metadata.Pairs(RequestIDHeader, id))
-	resp, err := next(ctx, req)
-	code := status.Code(err)
 	if rest {
-		call.SetRPC(info.FullMethod, code.String())
+		// Handler has set X-Request-Id on the response already (and
+		// gatewayResponseHeaders would drop this header anyway).
+		resp, err := next(ctx, req)
+		call.SetRPC(info.FullMethod, status.Code(err).String())
 		return resp, err
 	}
+	grpc.SetHeader(ctx, metadata.MD{RequestIDHeader: {id}})
+	resp, err := next(ctx, req)
+	code := status.Code(err)
 	level := slog.LevelInfo
 	switch {
 	case code == codes.Internal || code == codes.Unknown:
@@ -124,7 +132,7 @@ func (t *Telemetry) unary(ctx context.Context, req any, info *grpc.UnaryServerIn
 	case isProbe(info.FullMethod):
 		level = slog.LevelDebug
 	}
-	t.logger().Log(ctx, level, "rpc", "method", info.FullMethod, "code", code.String(), "duration", time.Since(start))
+	t.logger().LogAttrs(ctx, level, "rpc", slog.String("method", info.FullMethod), slog.String("code", code.String()), slog.Duration("duration", time.Since(start)))
 	return resp, err
 }
 
@@ -159,7 +167,10 @@ func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter 
 func (t *Telemetry) Handler(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		id := r.Header.Get(RequestIDHeader)
+		var id string
+		if v := r.Header[requestIDKey]; len(v) > 0 {
+			id = v[0]
+		}
 		if !validRequestID(id) {
 			id = newRequestID()
 		}
@@ -172,8 +183,8 @@ func (t *Telemetry) Handler(next http.Handler) http.Handler {
 			t.rest.Store(id, call)
 		}
 		defer t.rest.Delete(id)
-		r.Header.Set(RequestIDHeader, id)
-		w.Header().Set(RequestIDHeader, id)
+		r.Header[requestIDKey] = []string{id}
+		w.Header()[requestIDKey] = []string{id}
 		rec := &statusRecorder{ResponseWriter: w}
 		r = r.WithContext(linkd.WithCallInfo(r.Context(), call))
 		next.ServeHTTP(rec, r)
@@ -195,15 +206,18 @@ func (t *Telemetry) Handler(next http.Handler) http.Handler {
 		case isProbe(r.URL.Path):
 			level = slog.LevelDebug
 		}
-		attrs := []any{"method", r.Method, "route", route, "status", rec.status, "duration", d}
+		// slog.Attrs rather than key-value pairs: the values are not boxed
+		// and paired up again.
+		attrs := make([]slog.Attr, 0, 7)
+		attrs = append(attrs, slog.String("method", r.Method), slog.String("route", route), slog.Int("status", rec.status), slog.Duration("duration", d))
 		if route == UnmatchedRoute {
 			// What was asked for, cut short: a 404's only clue.
-			attrs = append(attrs, "path", truncate(r.URL.Path, 80))
+			attrs = append(attrs, slog.String("path", truncate(r.URL.Path, 80)))
 		}
 		if m, code := call.RPC(); m != "" {
-			attrs = append(attrs, "rpc", m, "code", code)
+			attrs = append(attrs, slog.String("rpc", m), slog.String("code", code))
 		}
-		t.logger().Log(r.Context(), level, "http", attrs...)
+		t.logger().LogAttrs(r.Context(), level, "http", attrs...)
 	})
 }
 
@@ -232,13 +246,17 @@ func routeLabel(pattern string, h http.Handler) http.Handler {
 	})
 }
 
-// gatewayHeaders forwards the request id to gRPC metadata; other headers
-// as grpc-gateway does by default.
+// gatewayHeaders forwards the request id to gRPC metadata and no other
+// header: the gateway passes Authorization on itself, and nothing in the
+// chain or the handlers reads any other. grpc-gateway's default matcher
+// copied each permanent header (Authorization a second time among them)
+// into a grpcgateway-* key: strings and a map entry each, on every call,
+// for no reader.
 func gatewayHeaders(key string) (string, bool) {
 	if strings.EqualFold(key, RequestIDHeader) {
 		return RequestIDHeader, true
 	}
-	return runtime.DefaultHeaderMatcher(key)
+	return "", false
 }
 
 // gatewayResponseHeaders drops the request id from the gRPC header

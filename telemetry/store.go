@@ -13,13 +13,15 @@ import (
 )
 
 // Store returns s with every operation timed into m (nil: not timed) and
-// traced as a span "store.<Operation>" by t (nil: no spans). Each
+// traced as a span "store.<Operation>" by t when t exports spans (nil or
+// not exporting: no spans, not even no-op ones, which cost a context and
+// a span name per transaction). Each
 // operation of a linkd.Store is one transaction, so this is transaction
 // latency for every backend; bbolt's group commits are measured beneath
 // it too, by store.Options.OnCommit.
 func Store(s linkd.Store, m *Metrics, t *Tracing) linkd.Store {
 	o := observedStore{Store: s, metrics: m}
-	if t != nil {
+	if t != nil && t.Enabled() {
 		o.tracer = t.Tracer()
 	}
 	return o

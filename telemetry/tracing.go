@@ -17,6 +17,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 )
 
@@ -86,6 +87,7 @@ func (t *Tracing) Enabled() bool { return t.sdk != nil }
 func (t *Tracing) Tracer() trace.Tracer { return t.provider.Tracer("github.com/linkd/linkd") }
 
 // GRPCServerOption traces every gRPC call, continuing the caller's trace.
+// Without export, use ExtractUnary and ExtractStream instead.
 func (t *Tracing) GRPCServerOption() grpc.ServerOption {
 	return grpc.StatsHandler(otelgrpc.NewServerHandler(otelgrpc.WithTracerProvider(t.provider), otelgrpc.WithPropagators(t.prop)))
 }
@@ -110,10 +112,100 @@ func (t *Tracing) InProcessUnary(inProcess func(context.Context) bool) grpc.Unar
 	}
 }
 
+// ExtractUnary, for use without export instead of GRPCServerOption and
+// InProcessUnary, takes the caller's trace context and baggage from the
+// metadata of each gRPC call into its context, to be passed on to Plaid,
+// and records nothing: otelgrpc's stats handler would start a no-op span
+// and build metric attributes for a no-op meter on every call. The gRPC
+// half of a REST call (inProcess reports those) has them already from
+// WrapHTTP, as with export.
+func (t *Tracing) ExtractUnary(inProcess func(context.Context) bool) grpc.UnaryServerInterceptor {
+	return func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, next grpc.UnaryHandler) (any, error) {
+		if !inProcess(ctx) {
+			ctx = t.prop.Extract(ctx, incomingCarrier{ctx})
+		}
+		return next(ctx, req)
+	}
+}
+
+// ExtractStream is ExtractUnary for streams.
+func (t *Tracing) ExtractStream(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, next grpc.StreamHandler) error {
+	ctx := ss.Context()
+	if tctx := t.prop.Extract(ctx, incomingCarrier{ctx}); tctx != ctx {
+		ss = tracedStream{ss, tctx}
+	}
+	return next(srv, ss)
+}
+
+// tracedStream is a ServerStream with the caller's trace in its context.
+type tracedStream struct {
+	grpc.ServerStream
+	ctx context.Context
+}
+
+func (s tracedStream) Context() context.Context { return s.ctx }
+
+// incomingCarrier reads a call's incoming gRPC metadata one key at a
+// time, as otelgrpc's carrier does (the first value of a key), without
+// copying all of it.
+type incomingCarrier struct{ ctx context.Context }
+
+func (c incomingCarrier) Get(key string) string {
+	if v := metadata.ValueFromIncomingContext(c.ctx, key); len(v) > 0 {
+		return v[0]
+	}
+	return ""
+}
+
+// Set is never called: the carrier is only extracted from.
+func (incomingCarrier) Set(string, string) {}
+
+func (c incomingCarrier) Keys() []string {
+	md, _ := metadata.FromIncomingContext(c.ctx)
+	keys := make([]string, 0, len(md))
+	for k := range md {
+		keys = append(keys, k)
+	}
+	return keys
+}
+
 // WrapHTTP traces every HTTP request, continuing the caller's trace.
+// Without export it only takes the caller's trace context and baggage
+// from the headers into the request's context, to be passed on to Plaid:
+// otelhttp's handler would start a no-op span and build metric attributes
+// for a no-op meter on every request.
 func (t *Tracing) WrapHTTP(h http.Handler) http.Handler {
+	if !t.Enabled() {
+		// The propagator's header names, looked up as net/http keeps them,
+		// so that a request carrying none (most) costs a map lookup each.
+		var fields []string
+		for _, f := range t.prop.Fields() {
+			fields = append(fields, http.CanonicalHeaderKey(f))
+		}
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if !hasAny(r.Header, fields) {
+				h.ServeHTTP(w, r)
+				return
+			}
+			ctx := r.Context()
+			if tctx := t.prop.Extract(ctx, propagation.HeaderCarrier(r.Header)); tctx != ctx {
+				r = r.WithContext(tctx)
+			}
+			h.ServeHTTP(w, r)
+		})
+	}
 	return otelhttp.NewHandler(h, "http", otelhttp.WithTracerProvider(t.provider), otelhttp.WithPropagators(t.prop),
 		otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string { return "HTTP " + r.Method }))
+}
+
+// hasAny reports whether h has a value under any of keys (canonical).
+func hasAny(h http.Header, keys []string) bool {
+	for _, k := range keys {
+		if len(h[k]) > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // WrapPlaidTransport passes the call's trace on to Plaid in traceparent

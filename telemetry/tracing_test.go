@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"go.opentelemetry.io/otel/trace"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
 )
 
 // Without export, requests to Plaid still carry the caller's trace in
@@ -56,3 +58,62 @@ func TestTracing_WrapPlaidTransport_Off(t *testing.T) {
 		})
 	}
 }
+
+// Without export, the gRPC interceptors and the HTTP wrapper give the
+// handler the caller's trace context, except to the gRPC half of a REST
+// call, which has the HTTP request's already.
+func TestTracing_Extract_Off(t *testing.T) {
+	tr, err := NewTracing(context.Background(), func(string) string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	const parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	const want = "4bf92f3577b34da6a3ce929d0e0e4736"
+	traceOf := func(ctx context.Context) string {
+		if sc := trace.SpanContextFromContext(ctx); sc.IsValid() {
+			return sc.TraceID().String()
+		}
+		return ""
+	}
+	incoming := metadata.NewIncomingContext(context.Background(), metadata.Pairs("traceparent", parent))
+	for _, tt := range []struct {
+		name      string
+		inProcess bool
+		want      string
+	}{{"Unary", false, want}, {"UnaryInProcess", true, ""}} {
+		t.Run(tt.name, func(t *testing.T) {
+			var got string
+			_, _ = tr.ExtractUnary(func(context.Context) bool { return tt.inProcess })(incoming, nil, &grpc.UnaryServerInfo{},
+				func(ctx context.Context, _ any) (any, error) { got = traceOf(ctx); return nil, nil })
+			if got != tt.want {
+				t.Errorf("trace %q, want %q", got, tt.want)
+			}
+		})
+	}
+	t.Run("Stream", func(t *testing.T) {
+		var got string
+		_ = tr.ExtractStream(nil, contextStream{ctx: incoming}, &grpc.StreamServerInfo{},
+			func(_ any, ss grpc.ServerStream) error { got = traceOf(ss.Context()); return nil })
+		if got != want {
+			t.Errorf("trace %q, want %q", got, want)
+		}
+	})
+	t.Run("HTTP", func(t *testing.T) {
+		var got string
+		h := tr.WrapHTTP(http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) { got = traceOf(r.Context()) }))
+		req := httptest.NewRequest(http.MethodPost, "/v1/redirect/parse", nil)
+		req.Header.Set("traceparent", parent)
+		h.ServeHTTP(httptest.NewRecorder(), req)
+		if got != want {
+			t.Errorf("trace %q, want %q", got, want)
+		}
+	})
+}
+
+// contextStream is a grpc.ServerStream that has only a context.
+type contextStream struct {
+	grpc.ServerStream
+	ctx context.Context
+}
+
+func (s contextStream) Context() context.Context { return s.ctx }

@@ -219,9 +219,16 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		gopts.Unary = append(gopts.Unary, m.metrics.UnaryInterceptor())
 		gopts.Stream = append(gopts.Stream, m.metrics.StreamInterceptor())
 	}
-	if m.tracing != nil {
+	switch {
+	case m.tracing != nil && m.tracing.Enabled():
 		gopts.ServerOptions = append(gopts.ServerOptions, m.tracing.GRPCServerOption())
 		gopts.Unary = append(gopts.Unary, m.tracing.InProcessUnary(server.IsInProcess))
+		hopts.Wrap = m.tracing.WrapHTTP
+	case m.tracing != nil:
+		// Nothing recorded: only the caller's trace context is taken, to
+		// be passed on to Plaid.
+		gopts.Unary = append(gopts.Unary, m.tracing.ExtractUnary(server.IsInProcess))
+		gopts.Stream = append(gopts.Stream, m.tracing.ExtractStream)
 		hopts.Wrap = m.tracing.WrapHTTP
 	}
 	if m.grpc, m.health, err = server.NewGRPCServer(m.rpc, gopts); err != nil {
