@@ -28,8 +28,10 @@ type RedirectOutcome struct {
 // in update mode moves the Item to the matching status; a dead token gets
 // a fresh one. A connected redirect of a new Item costs two commits: the
 // exchange claim, then the Item with its session. The session is filed
-// under sessionID, its key for this user (see sessionKey).
-func (s *Service) submitRedirect(ctx context.Context, tok *storagev1.StoredLinkToken, r *linkdv1.WebviewRedirect, sessionID string) (RedirectOutcome, error) {
+// under sessionID, its key for this user (see sessionKey); read, when not
+// nil, is the read of it sessionKey made, which the first check of the
+// redirect against the session uses instead of reading again.
+func (s *Service) submitRedirect(ctx context.Context, tok *storagev1.StoredLinkToken, r *linkdv1.WebviewRedirect, sessionID string, read *sessionRead) (RedirectOutcome, error) {
 	var out RedirectOutcome
 	s.metrics.Redirect(redirectKind(tok, r))
 	merge := linkd.MergeRedirect(tok.GetLinkToken(), tok.GetClientUserId(), r, s.now())
@@ -37,7 +39,7 @@ func (s *Service) submitRedirect(ctx context.Context, tok *storagev1.StoredLinkT
 	if connected != nil && tok.GetItemId() == "" {
 		// A session that cannot take this redirect refuses it before
 		// Plaid spends anything.
-		if _, err := s.checkMerge(ctx, sessionID, merge); err != nil {
+		if _, err := s.checkMerge(ctx, sessionID, merge, read); err != nil {
 			return out, err
 		}
 		item, stored, err := s.exchange(ctx, exchangeRequest{
@@ -48,7 +50,8 @@ func (s *Service) submitRedirect(ctx context.Context, tok *storagev1.StoredLinkT
 		if !stored {
 			// The redirect is recorded whatever the exchange did (a
 			// duplicate still connected, a resubmission changes nothing).
-			if rerr := s.recordRedirect(ctx, sessionID, merge); rerr != nil && err == nil {
+			// The exchange may have changed the session: read it again.
+			if rerr := s.recordRedirect(ctx, sessionID, merge, nil); rerr != nil && err == nil {
 				err = rerr
 			}
 		}
@@ -58,7 +61,7 @@ func (s *Service) submitRedirect(ctx context.Context, tok *storagev1.StoredLinkT
 		out.Item = item
 		return out, nil
 	}
-	if err := s.recordRedirect(ctx, sessionID, merge); err != nil {
+	if err := s.recordRedirect(ctx, sessionID, merge, read); err != nil {
 		return out, err
 	}
 	var linkErr *linkdv1.LinkError
@@ -97,9 +100,16 @@ func (s *Service) submitRedirect(ctx context.Context, tok *storagev1.StoredLinkT
 }
 
 // checkMerge applies merge to a copy of the stored session and returns
-// whether it would change it, and its error; it writes nothing.
-func (s *Service) checkMerge(ctx context.Context, sessionID string, merge func(*linkdv1.LinkSession) (bool, error)) (bool, error) {
-	sess, err := s.store.GetLinkSession(ctx, sessionID)
+// whether it would change it, and its error; it writes nothing. read,
+// when it is of sessionID, stands for reading the session.
+func (s *Service) checkMerge(ctx context.Context, sessionID string, merge func(*linkdv1.LinkSession) (bool, error), read *sessionRead) (bool, error) {
+	var sess *linkdv1.LinkSession
+	var err error
+	if read != nil && read.key == sessionID {
+		sess, err = read.sess, read.err
+	} else {
+		sess, err = s.store.GetLinkSession(ctx, sessionID)
+	}
 	switch linkd.ErrorCode(err) {
 	case "":
 		return merge(proto.CloneOf(sess))
@@ -110,9 +120,10 @@ func (s *Service) checkMerge(ctx context.Context, sessionID string, merge func(*
 }
 
 // recordRedirect files a redirect in its session. A resubmission, which
-// changes nothing, is found by a read and costs no write transaction.
-func (s *Service) recordRedirect(ctx context.Context, sessionID string, merge func(*linkdv1.LinkSession) (bool, error)) error {
-	changed, err := s.checkMerge(ctx, sessionID, merge)
+// changes nothing, is found by a read (read, when given; see checkMerge)
+// and costs no write transaction.
+func (s *Service) recordRedirect(ctx context.Context, sessionID string, merge func(*linkdv1.LinkSession) (bool, error), read *sessionRead) error {
+	changed, err := s.checkMerge(ctx, sessionID, merge, read)
 	if err != nil || !changed {
 		return err
 	}

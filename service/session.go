@@ -37,20 +37,30 @@ func userSessionKey(sessionID, clientUserID string) string {
 
 // sessionKey returns the store key under which clientUserID's redirects
 // for sessionID are filed: sessionID unless another user filed it first.
-func (s *Service) sessionKey(ctx context.Context, sessionID, clientUserID string) (string, error) {
+// When the key is sessionID it also returns the read of its record that
+// told, so that the redirect's first check against the session needs no
+// second read.
+func (s *Service) sessionKey(ctx context.Context, sessionID, clientUserID string) (string, *sessionRead, error) {
 	if sessionID == "" {
-		return "", nil
+		return "", nil, nil
 	}
 	sess, err := s.store.GetLinkSession(ctx, sessionID)
 	switch {
 	case linkd.ErrorCode(err) == linkd.ENOTFOUND:
-		return sessionID, nil
+		return sessionID, &sessionRead{key: sessionID, err: err}, nil
 	case err != nil:
-		return "", err
+		return "", nil, err
 	case sess.GetClientUserId() == "" || sess.GetClientUserId() == clientUserID:
-		return sessionID, nil
+		return sessionID, &sessionRead{key: sessionID, sess: sess}, nil
 	}
-	return userSessionKey(sessionID, clientUserID), nil
+	return userSessionKey(sessionID, clientUserID), nil, nil
+}
+
+// sessionRead is one GetLinkSession of key: the session, or its ENOTFOUND.
+type sessionRead struct {
+	key  string
+	sess *linkdv1.LinkSession
+	err  error
 }
 
 // SubmitRedirect takes in a parsed redirect for a link token its caller
@@ -60,19 +70,19 @@ func (s *Service) sessionKey(ctx context.Context, sessionID, clientUserID string
 // answered: the redirect is filed again under this user's own key.
 func (s *Service) SubmitRedirect(ctx context.Context, tok *storagev1.StoredLinkToken, r *linkdv1.WebviewRedirect) (RedirectOutcome, error) {
 	sessionID := linkd.RedirectSessionID(r)
-	key, err := s.sessionKey(ctx, sessionID, tok.GetClientUserId())
+	key, read, err := s.sessionKey(ctx, sessionID, tok.GetClientUserId())
 	if err != nil {
 		return RedirectOutcome{}, err
 	}
-	out, err := s.submitRedirect(ctx, tok, r, key)
+	out, err := s.submitRedirect(ctx, tok, r, key, read)
 	if linkd.ErrorCode(err) != linkd.ECONFLICT || key != sessionID {
 		return out, err
 	}
-	again, kerr := s.sessionKey(ctx, sessionID, tok.GetClientUserId())
+	again, read, kerr := s.sessionKey(ctx, sessionID, tok.GetClientUserId())
 	if kerr != nil || again == key {
 		return out, err // the clash is with this user's own session, or not about the session
 	}
-	return s.submitRedirect(ctx, tok, r, again)
+	return s.submitRedirect(ctx, tok, r, again, read)
 }
 
 // GetLinkSession returns a recorded Link session, or ENOTFOUND: for an end

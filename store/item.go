@@ -124,6 +124,13 @@ func putItemIndexes(tx *bbolt.Tx, item *linkdv1.Item) error {
 	return tx.Bucket(bucketInstitutionItems).Put(strTimeKey(item.GetInstitutionId(), created, item.GetItemId()), nil)
 }
 
+// sameItemIndexes reports whether putItemIndexes writes the same entries
+// for a and b (of one item_id).
+func sameItemIndexes(a, b *linkdv1.Item) bool {
+	return a.GetClientUserId() == b.GetClientUserId() && a.GetInstitutionId() == b.GetInstitutionId() &&
+		a.GetCreatedAt().AsTime().Equal(b.GetCreatedAt().AsTime())
+}
+
 // deleteItemIndexes deletes what putItemIndexes wrote for item.
 func deleteItemIndexes(tx *bbolt.Tx, item *linkdv1.Item) error {
 	created := item.GetCreatedAt().AsTime()
@@ -272,11 +279,15 @@ func updateItem(tx *bbolt.Tx, itemID string, fn func(item *linkdv1.Item) (bool, 
 	if next.GetItemId() != itemID {
 		return nil, false, linkd.Errorf(linkd.EINTERNAL, "an update function changed an item's id")
 	}
-	if err := deleteItemIndexes(tx, old); err != nil {
-		return nil, false, err
-	}
-	if err := putItemIndexes(tx, next); err != nil {
-		return nil, false, err
+	// Most updates (a refresh, a status) leave the indexed fields alone;
+	// rewriting the same index keys would still dirty their pages.
+	if !sameItemIndexes(old, next) {
+		if err := deleteItemIndexes(tx, old); err != nil {
+			return nil, false, err
+		}
+		if err := putItemIndexes(tx, next); err != nil {
+			return nil, false, err
+		}
 	}
 	if err := put(tx, bucketItems, []byte(itemID), next); err != nil {
 		return nil, false, err
