@@ -65,7 +65,7 @@ func profiler(addr, dir, transport string, d time.Duration) func(string) func() 
 		go func() {
 			defer close(done)
 			path := filepath.Join(dir, scenario+"-"+transport+".prof")
-			if err := fetchProfile(addr, int(d/time.Second), path); err != nil {
+			if err := fetchProfile(addr, int((d+time.Second-1)/time.Second), path); err != nil {
 				fmt.Fprintln(os.Stderr, "linkd-load: profile:", err)
 			}
 		}()

@@ -28,3 +28,18 @@ func TestSetGCPercent(t *testing.T) {
 		t.Errorf("GOGC=100: runtime has %d, want 100", got)
 	}
 }
+
+func TestGCPercentAndMemoryLimit(t *testing.T) {
+	defer debug.SetGCPercent(debug.SetGCPercent(250))
+	if got := gcPercent(); got != "250" {
+		t.Errorf("gcPercent = %q, want 250", got)
+	}
+	debug.SetGCPercent(-1)
+	if got := gcPercent(); got != "off" {
+		t.Errorf("gcPercent = %q, want off", got)
+	}
+	defer debug.SetMemoryLimit(debug.SetMemoryLimit(400 << 20))
+	if got := memoryLimit(); got != "419430400" {
+		t.Errorf("memoryLimit = %q, want 419430400", got)
+	}
+}

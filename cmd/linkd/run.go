@@ -291,7 +291,8 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		}
 	}()
 	m.log.Info("linkd serving", "grpc", m.GRPCAddr(), "http", m.HTTPAddr(), "admin", m.AdminAddr(), "store", m.storeName(), "plaid_env", pc.Environment(),
-		"tls", tlsConfig != nil, "mutual_tls", c.TLSClientCA != "", "metrics", m.metrics != nil, "tracing_export", m.tracing != nil && m.tracing.Enabled())
+		"tls", tlsConfig != nil, "mutual_tls", c.TLSClientCA != "", "metrics", m.metrics != nil, "tracing_export", m.tracing != nil && m.tracing.Enabled(),
+		"gc_percent", gcPercent(), "memory_limit", memoryLimit())
 	if m.emulator != nil {
 		m.log.Info("Link page (emulator): open the webview_url that POST /v1/link/token/create returns in a browser or webview", "link_url", linkURL)
 	}

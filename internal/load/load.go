@@ -11,6 +11,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"math"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -48,7 +49,9 @@ type Config struct {
 	// busy callers (at most Concurrency in flight) is in the percentiles.
 	// Without it each caller calls again as soon as it is answered
 	// (closed loop), which hides queueing: at c callers the mean latency
-	// is c ÷ throughput whatever the server does.
+	// is c ÷ throughput whatever the server does. Every call due before
+	// the deadline is made, so a run the server cannot keep up with lasts
+	// longer than Duration (Result.Seconds says how long).
 	Rate float64
 	// Duration bounds each scenario's timed phase; MaxRequests (when > 0)
 	// bounds its calls, whichever comes first.
@@ -129,8 +132,8 @@ func Run(ctx context.Context, cfg Config) ([]Result, error) {
 	if cfg.Duration <= 0 && cfg.MaxRequests <= 0 {
 		return nil, errors.New("set a duration or a maximum number of requests")
 	}
-	if cfg.Rate < 0 {
-		return nil, errors.New("rate must not be negative")
+	if cfg.Rate < 0 || math.IsNaN(cfg.Rate) || math.IsInf(cfg.Rate, 0) {
+		return nil, errors.New("rate must be a finite number, not negative")
 	}
 	if cfg.APIKey == "" && cfg.Transport != Quickstart {
 		return nil, errors.New("an API key is required")
@@ -218,27 +221,39 @@ func runScenario(ctx context.Context, r *run, s Scenario) (Result, error) {
 	if r.cfg.Duration > 0 {
 		deadline = start.Add(r.cfg.Duration)
 	}
+	open := r.cfg.Rate > 0
+	var ranOut atomic.Bool // a call was due before the deadline with no minted token left
 	for w := range r.cfg.Concurrency {
 		wg.Go(func() {
 			var mine []time.Duration
 			myErrs := map[string]int64{}
 			var myFirst string
-			for ctx.Err() == nil && (deadline.IsZero() || time.Now().Before(deadline)) {
-				i := next.Add(1) - 1
-				if limit > 0 && i >= limit {
+			for ctx.Err() == nil {
+				// A closed loop stops calling at the deadline. An open loop
+				// makes every call due before it, however late: an
+				// overloaded run outlasts the duration and its backlog is
+				// in the latencies, not dropped.
+				if !open && !deadline.IsZero() && !time.Now().Before(deadline) {
 					break
 				}
+				i := next.Add(1) - 1
 				t0 := time.Now()
-				if r.cfg.Rate > 0 {
+				if open {
 					t0 = start.Add(time.Duration(float64(i) / r.cfg.Rate * float64(time.Second)))
 					if !deadline.IsZero() && !t0.Before(deadline) {
 						break
 					}
-					if wait := time.Until(t0); wait > 0 {
-						select {
-						case <-time.After(wait):
-						case <-ctx.Done():
-						}
+				}
+				if limit > 0 && i >= limit {
+					if tokenBound {
+						ranOut.Store(true)
+					}
+					break
+				}
+				if wait := time.Until(t0); open && wait > 0 {
+					select {
+					case <-time.After(wait):
+					case <-ctx.Done():
 					}
 				}
 				cctx, cancel := context.WithTimeout(ctx, r.cfg.Timeout)
@@ -288,7 +303,7 @@ func runScenario(ctx context.Context, r *run, s Scenario) (Result, error) {
 		FirstError:  firstErr,
 		Seconds:     elapsed.Seconds(),
 		Minted:      r.minted,
-		Exhausted:   tokenBound && next.Load() >= limit && elapsed < r.cfg.Duration,
+		Exhausted:   ranOut.Load(),
 		CPUPerCall:  cpu,
 	}
 	res.Requests = res.OK

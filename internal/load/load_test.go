@@ -2,6 +2,7 @@ package load
 
 import (
 	"context"
+	"math"
 	"os"
 	"strings"
 	"testing"
@@ -111,5 +112,43 @@ func TestRunScenario_OpenLoopCountsQueueing(t *testing.T) {
 	}
 	if res.Rate != 0 || res.OK != 10 {
 		t.Fatalf("closed loop: ok %d rate %v", res.OK, res.Rate)
+	}
+}
+
+// An open loop the server cannot keep up with still makes every call due
+// before the deadline: the backlog is measured, not dropped.
+func TestRunScenario_OpenLoopMakesEveryDueCall(t *testing.T) {
+	slow := Scenario{Name: "slow", RPC: "Slow", prepare: func(context.Context, *run) (call, error) {
+		return func(ctx context.Context, _ int, _ int64) error {
+			time.Sleep(10 * time.Millisecond)
+			return nil
+		}, nil
+	}}
+	// 20 calls due in 40 ms, one caller taking 10 ms each: ≥ 200 ms.
+	r := &run{cfg: Config{Concurrency: 1, Rate: 500, Duration: 40 * time.Millisecond, Timeout: time.Second}}
+	res, err := runScenario(context.Background(), r, slow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Requests != 20 || res.OK != 20 {
+		t.Errorf("requests %d ok %d, want all 20 calls due before the deadline", res.Requests, res.OK)
+	}
+	if res.Seconds < 0.19 {
+		t.Errorf("run took %.3fs, want ≥ 0.19s: the backlog is made, not dropped", res.Seconds)
+	}
+	if res.MaxMs < 150 {
+		t.Errorf("max latency %.1f ms, want ≥ 150 ms (the 20th call, due at 38 ms, starts after 190 ms)", res.MaxMs)
+	}
+	if res.Exhausted {
+		t.Error("Exhausted without consuming tokens")
+	}
+}
+
+func TestRun_RefusesBadRate(t *testing.T) {
+	for _, rate := range []float64{-1, math.NaN(), math.Inf(1)} {
+		_, err := Run(context.Background(), Config{Concurrency: 1, Duration: time.Second, APIKey: "k", Rate: rate})
+		if err == nil || !strings.Contains(err.Error(), "rate") {
+			t.Errorf("rate %v: error %v, want one naming the rate", rate, err)
+		}
 	}
 }
