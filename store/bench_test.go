@@ -29,6 +29,24 @@ import (
 // Batch.
 const oldBatchDelay = 500 * time.Microsecond
 
+// openCounting opens a store in a temporary directory that counts its
+// commits and the writes they carry; the benchmark's end closes it.
+func openCounting(b *testing.B) (db *store.DB, writes, commits *atomic.Int64) {
+	writes, commits = new(atomic.Int64), new(atomic.Int64)
+	db, err := store.Open(filepath.Join(b.TempDir(), "linkd.db"), store.Options{
+		Sealer: MustSealer(b, "k1:"+key1),
+		OnCommit: func(n int, _ time.Duration) {
+			writes.Add(int64(n))
+			commits.Add(1)
+		},
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { db.Close() })
+	return db, writes, commits
+}
+
 // BenchmarkDB_PutItem_Commit compares bbolt's Batch (the previous release)
 // with the committer, for a lone writer and 16 and 64 concurrent ones, each
 // storing Items as fast as they are acknowledged. ns/op is the cost per
@@ -38,18 +56,7 @@ func BenchmarkDB_PutItem_Commit(b *testing.B) {
 	for _, mode := range []string{"batch", "committer"} {
 		for _, writers := range []int{1, 16, 64} {
 			b.Run(fmt.Sprintf("%s/writers=%d", mode, writers), func(b *testing.B) {
-				var writes, commits atomic.Int64
-				db, err := store.Open(filepath.Join(b.TempDir(), "linkd.db"), store.Options{
-					Sealer: MustSealer(b, "k1:"+key1),
-					OnCommit: func(n int, _ time.Duration) {
-						writes.Add(int64(n))
-						commits.Add(1)
-					},
-				})
-				if err != nil {
-					b.Fatal(err)
-				}
-				defer db.Close()
+				db, writes, commits := openCounting(b)
 				if mode == "batch" {
 					store.UseBoltBatch(db, oldBatchDelay)
 				}
@@ -138,18 +145,7 @@ func BenchmarkDB_ItemsAfter(b *testing.B) {
 func BenchmarkDB_ConnectedLink_Concurrent(b *testing.B) {
 	const writers = 64
 	ctx := context.Background()
-	var writes, commits atomic.Int64
-	db, err := store.Open(filepath.Join(b.TempDir(), "linkd.db"), store.Options{
-		Sealer: MustSealer(b, "k1:"+key1),
-		OnCommit: func(n int, _ time.Duration) {
-			writes.Add(int64(n))
-			commits.Add(1)
-		},
-	})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer db.Close()
+	db, writes, commits := openCounting(b)
 	rnd := func() string {
 		var p [16]byte
 		rand.Read(p[:])

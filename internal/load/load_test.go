@@ -87,12 +87,7 @@ func TestProcessCPU(t *testing.T) {
 // whose calls take 20 ms, with calls due every 5 ms, falls behind, and the
 // queueing shows in the percentiles; a closed loop would report ~20 ms.
 func TestRunScenario_OpenLoopCountsQueueing(t *testing.T) {
-	slow := Scenario{Name: "slow", RPC: "Slow", prepare: func(context.Context, *run) (call, error) {
-		return func(ctx context.Context, _ int, _ int64) error {
-			time.Sleep(20 * time.Millisecond)
-			return nil
-		}, nil
-	}}
+	slow := sleepScenario(20 * time.Millisecond)
 	r := &run{cfg: Config{Concurrency: 1, Rate: 200, MaxRequests: 10, Timeout: time.Second}}
 	res, err := runScenario(context.Background(), r, slow)
 	if err != nil {
@@ -118,12 +113,7 @@ func TestRunScenario_OpenLoopCountsQueueing(t *testing.T) {
 // An open loop the server cannot keep up with still makes every call due
 // before the deadline: the backlog is measured, not dropped.
 func TestRunScenario_OpenLoopMakesEveryDueCall(t *testing.T) {
-	slow := Scenario{Name: "slow", RPC: "Slow", prepare: func(context.Context, *run) (call, error) {
-		return func(ctx context.Context, _ int, _ int64) error {
-			time.Sleep(10 * time.Millisecond)
-			return nil
-		}, nil
-	}}
+	slow := sleepScenario(10 * time.Millisecond)
 	// 20 calls due in 40 ms, one caller taking 10 ms each: ≥ 200 ms.
 	r := &run{cfg: Config{Concurrency: 1, Rate: 500, Duration: 40 * time.Millisecond, Timeout: time.Second}}
 	res, err := runScenario(context.Background(), r, slow)
@@ -151,4 +141,14 @@ func TestRun_RefusesBadRate(t *testing.T) {
 			t.Errorf("rate %v: error %v, want one naming the rate", rate, err)
 		}
 	}
+}
+
+// sleepScenario is a scenario whose every call takes d.
+func sleepScenario(d time.Duration) Scenario {
+	return Scenario{Name: "slow", RPC: "Slow", prepare: func(context.Context, *run) (call, error) {
+		return func(context.Context, int, int64) error {
+			time.Sleep(d)
+			return nil
+		}, nil
+	}}
 }
