@@ -219,17 +219,18 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		gopts.Unary = append(gopts.Unary, m.metrics.UnaryInterceptor())
 		gopts.Stream = append(gopts.Stream, m.metrics.StreamInterceptor())
 	}
-	switch {
-	case m.tracing != nil && m.tracing.Enabled():
-		gopts.ServerOptions = append(gopts.ServerOptions, m.tracing.GRPCServerOption())
-		gopts.Unary = append(gopts.Unary, m.tracing.InProcessUnary(server.IsInProcess))
+	if m.tracing != nil {
+		// WrapHTTP itself records spans only when they are exported.
 		hopts.Wrap = m.tracing.WrapHTTP
-	case m.tracing != nil:
-		// Nothing recorded: only the caller's trace context is taken, to
-		// be passed on to Plaid.
-		gopts.Unary = append(gopts.Unary, m.tracing.ExtractUnary(server.IsInProcess))
-		gopts.Stream = append(gopts.Stream, m.tracing.ExtractStream)
-		hopts.Wrap = m.tracing.WrapHTTP
+		if m.tracing.Enabled() {
+			gopts.ServerOptions = append(gopts.ServerOptions, m.tracing.GRPCServerOption())
+			gopts.Unary = append(gopts.Unary, m.tracing.InProcessUnary(server.IsInProcess))
+		} else {
+			// Nothing recorded: only the caller's trace context is taken,
+			// to be passed on to Plaid.
+			gopts.Unary = append(gopts.Unary, m.tracing.ExtractUnary(server.IsInProcess))
+			gopts.Stream = append(gopts.Stream, m.tracing.ExtractStream)
+		}
 	}
 	if m.grpc, m.health, err = server.NewGRPCServer(m.rpc, gopts); err != nil {
 		return err
