@@ -41,13 +41,17 @@ const (
 // do sends one Plaid call, retrying with exponential backoff and full
 // jitter while the failure is retryable for the call's safety, attempts
 // remain, and the caller's deadline leaves room for the wait. It returns
-// nil or the last failure converted (see convert). send must return
-// plaid-go's error unwrapped.
+// nil or the last failure converted (see convert). Each attempt has
+// c.timeout at most, from sending the request to reading the whole answer
+// (plaid-go reads it before send returns). send must return plaid-go's
+// error unwrapped.
 func (c *Client) do(ctx context.Context, op string, s safety, secrets []string, send func(context.Context) (*http.Response, error)) error {
 	var lastResp *http.Response
 	var lastErr error
 	for attempt := 1; ; attempt++ {
-		resp, err := send(ctx)
+		actx, cancel := context.WithTimeout(ctx, c.timeout)
+		resp, err := send(actx)
+		cancel()
 		if err == nil {
 			return nil
 		}
