@@ -34,8 +34,8 @@ type ItemState struct {
 	ConsentExpiration time.Time
 	RequestID         string
 	// ReadAt is when linkd asked (its clock, before the call); zero when
-	// unknown. A status that changed after it came from a newer report
-	// (a webhook that arrived meanwhile) and stands.
+	// unknown. A status that changed at or after it came from a newer
+	// report (a webhook that arrived meanwhile) and stands.
 	ReadAt time.Time
 }
 
@@ -195,7 +195,7 @@ func ConsentRenewed(stored *timestamppb.Timestamp, plaid, now time.Time) bool {
 
 // ApplyItemState returns an update function that brings an Item in line
 // with Plaid's /item/get at now (its status only when no report changed it
-// after st.ReadAt):
+// at or after st.ReadAt, StatusChangedSince):
 //   - an Item error Plaid reports sets the status it means (SetItemStatus);
 //   - with no error, LOGIN_REQUIRED and ERROR become GOOD (the error was
 //     repaired, perhaps while its webhook was lost), PENDING_EXPIRATION
@@ -210,7 +210,7 @@ func ApplyItemState(st ItemState, now time.Time) func(*linkdv1.Item) (bool, erro
 	return func(item *linkdv1.Item) (bool, error) {
 		before := proto.CloneOf(item)
 		var status func(*linkdv1.Item) (bool, error)
-		newer := !st.ReadAt.IsZero() && item.GetStatusChangedAt() != nil && item.GetStatusChangedAt().AsTime().After(st.ReadAt)
+		newer := StatusChangedSince(item, st.ReadAt)
 		switch {
 		case newer:
 			// A report that arrived while Plaid was asked knows more.

@@ -149,6 +149,9 @@ func TestService_ReconcileItems(t *testing.T) {
 	other := mustLink(t, svc, "user-2")
 	deliver(t, svc, "", `{"webhook_type":"ITEM","webhook_code":"ERROR","item_id":"`+item.GetItemId()+`","error":{"error_type":"ITEM_ERROR","error_code":"ITEM_LOGIN_REQUIRED"},"environment":"sandbox"}`)
 	ctx := context.Background()
+	// The walk asks Plaid after the webhook arrived (at the same instant
+	// the webhook would stand: StatusChangedSince).
+	clk.Add(time.Second)
 
 	calls := e.emu.Calls("/item/get")
 	res, err := svc.ReconcileItems(ctx, time.Hour)
