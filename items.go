@@ -84,6 +84,10 @@ func WebhookStatus(webhookType, webhookCode, errorType, errorCode string) (linkd
 //	ITEM USER_ACCOUNT_REVOKED                             the account account_id removed
 //	AUTH AUTOMATICALLY_VERIFIED, VERIFICATION_EXPIRED     that account's verification_status
 //
+// Each also stamps webhook_applied_at with now, even when it changes
+// nothing else (a NEW_ACCOUNTS_AVAILABLE for an Item flagged already is
+// still news to a read taken before it): a view of the Item read from
+// Plaid before then does not undo it (WebhookSince, ErrStaleRead).
 // Applying one twice changes nothing the second time.
 func ApplyItemWebhook(w ItemWebhook, now time.Time) func(*linkdv1.Item) (bool, error) {
 	var fns []func(*linkdv1.Item) (bool, error)
@@ -136,7 +140,48 @@ func ApplyItemWebhook(w ItemWebhook, now time.Time) func(*linkdv1.Item) (bool, e
 	if len(fns) == 0 {
 		return nil
 	}
-	return all(fns...)
+	return all(append(fns, func(item *linkdv1.Item) (bool, error) {
+		if at := item.GetWebhookAppliedAt(); at != nil && at.AsTime().Equal(now) {
+			return false, nil
+		}
+		item.WebhookAppliedAt = timestamppb.New(now)
+		return true, nil
+	})...)
+}
+
+// ErrStaleRead is what an update function returns for a view of an Item
+// that linkd read from Plaid before a webhook about the Item was applied
+// (WebhookSince): storing it could undo the webhook (a revoked account
+// listed again, new_accounts_available cleared, an older verification
+// status), so nothing is stored and the caller reads Plaid again, whose
+// answer then includes what the webhook reported.
+var ErrStaleRead = Errorf(EUNAVAILABLE, "a webhook about the Item arrived while linkd read it from Plaid; read it again")
+
+// WebhookSince reports whether a webhook was applied to the Item at or
+// after t, when linkd asked Plaid (zero t: unknown, never). A tie goes to
+// the webhook, as in StatusChangedSince.
+func WebhookSince(item *linkdv1.Item, t time.Time) bool {
+	at := item.GetWebhookAppliedAt()
+	return !t.IsZero() && at != nil && !at.AsTime().Before(t)
+}
+
+// RefreshItem returns an update function that replaces an Item's
+// institution and accounts with Plaid's /accounts/get (SetItemDetails)
+// and records its webhook URL when Plaid names one. ErrStaleRead, changing
+// nothing, when a webhook was applied since acc was read.
+func RefreshItem(acc ItemAccounts) func(*linkdv1.Item) (bool, error) {
+	details := SetItemDetails(acc.InstitutionID, acc.InstitutionName, acc.Accounts)
+	return func(item *linkdv1.Item) (bool, error) {
+		if WebhookSince(item, acc.ReadAt) {
+			return false, ErrStaleRead
+		}
+		changed, _ := details(item)
+		if acc.Webhook != "" {
+			moved, _ := SetItemWebhook(acc.Webhook)(item)
+			changed = changed || moved
+		}
+		return changed, nil
+	}
 }
 
 // setVerificationStatus returns an update function that sets the
@@ -250,22 +295,32 @@ func ApplyItemState(st ItemState, now time.Time) func(*linkdv1.Item) (bool, erro
 }
 
 // ConfirmUpdateMode returns an update function for an update-mode session
-// that Plaid confirmed by answering /item/get (st) and /accounts/get
-// (acc): ApplyItemState, new_accounts_available cleared, and the Item's
+// that Plaid confirmed by answering /item/get (st, with st.ReadAt when
+// linkd began confirming the session) and /accounts/get (acc):
+// ApplyItemState, new_accounts_available cleared, and the Item's
 // institution and accounts replaced by Plaid's (SetItemDetails), so that
-// accounts the user added in update mode appear.
+// accounts the user added in update mode appear. ErrStaleRead, changing
+// nothing, when a webhook was applied since acc was read
+// (WebhookSince(acc.ReadAt)); the flag stays when one was applied since
+// st.ReadAt (a NEW_ACCOUNTS_AVAILABLE after the session is not answered
+// by it).
 func ConfirmUpdateMode(st ItemState, acc ItemAccounts, now time.Time) func(*linkdv1.Item) (bool, error) {
-	return all(
-		ApplyItemState(st, now),
-		SetItemDetails(acc.InstitutionID, acc.InstitutionName, acc.Accounts),
-		func(item *linkdv1.Item) (bool, error) {
-			if !item.GetNewAccountsAvailable() {
-				return false, nil
-			}
-			item.NewAccountsAvailable = false
-			return true, nil
-		},
-	)
+	return func(item *linkdv1.Item) (bool, error) {
+		if WebhookSince(item, acc.ReadAt) {
+			return false, ErrStaleRead
+		}
+		return all(
+			ApplyItemState(st, now),
+			SetItemDetails(acc.InstitutionID, acc.InstitutionName, acc.Accounts),
+			func(item *linkdv1.Item) (bool, error) {
+				if !item.GetNewAccountsAvailable() || WebhookSince(item, st.ReadAt) {
+					return false, nil
+				}
+				item.NewAccountsAvailable = false
+				return true, nil
+			},
+		)(item)
+	}
 }
 
 // SetItemWebhook returns an update function that records the Item's

@@ -1,6 +1,7 @@
 package linkd
 
 import (
+	"errors"
 	"testing"
 	"time"
 
@@ -93,12 +94,23 @@ func TestApplyItemWebhook(t *testing.T) {
 				return
 			}
 			item := proto.CloneOf(tt.from)
+			item.WebhookAppliedAt = sec(-3600) // an earlier webhook's
 			changed, err := fn(item)
-			if err != nil || changed != tt.change {
-				t.Fatalf("changed = %v, %v; want %v", changed, err, tt.change)
+			// Every webhook that means something stamps the time it was
+			// applied, even when it changes nothing else (tt.change).
+			if err != nil || !changed {
+				t.Fatalf("changed = %v, %v; want a change (webhook_applied_at)", changed, err)
 			}
-			if !proto.Equal(item, tt.want) {
-				t.Fatalf("item = %v\nwant %v", item, tt.want)
+			if !item.GetWebhookAppliedAt().AsTime().Equal(ruleT0) {
+				t.Fatalf("webhook_applied_at = %v, want %v", item.GetWebhookAppliedAt().AsTime(), ruleT0)
+			}
+			rest := proto.CloneOf(item)
+			rest.WebhookAppliedAt = nil
+			if !proto.Equal(rest, tt.want) {
+				t.Fatalf("item = %v\nwant %v", rest, tt.want)
+			}
+			if same := proto.Equal(rest, tt.from); same == tt.change {
+				t.Fatalf("changed beyond the stamp: %v, want %v", !same, tt.change)
 			}
 			// A replay changes nothing.
 			if again, _ := fn(item); again {
@@ -209,6 +221,80 @@ func TestApplyItemState(t *testing.T) {
 			ApplyItemState(tt.st, ruleT0)(again)
 			if !proto.Equal(again, item) {
 				t.Fatalf("the same state again changed %v to %v", item, again)
+			}
+		})
+	}
+}
+
+func TestRefreshItem(t *testing.T) {
+	readAt := ruleT0.Add(-2 * time.Second)
+	acc := ItemAccounts{InstitutionID: "ins_1", Accounts: twoAccounts(), Webhook: "https://a/webhook", ReadAt: readAt}
+	for _, tt := range []struct {
+		name      string
+		webhookAt *timestamppb.Timestamp
+		readAt    time.Time
+		wantStale bool
+	}{
+		{"NoWebhook", nil, readAt, false},
+		{"WebhookBeforeTheRead", sec(-3), readAt, false},
+		{"WebhookWhileRead", sec(-1), readAt, true}, // a USER_ACCOUNT_REVOKED landed meanwhile
+		{"WebhookAtTheReadTime", sec(-2), readAt, true},
+		{"ReadTimeUnknown", sec(-1), time.Time{}, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			from := &linkdv1.Item{Status: good, InstitutionId: "ins_1", Accounts: twoAccounts()[:1], WebhookAppliedAt: tt.webhookAt}
+			item := proto.CloneOf(from)
+			a := acc
+			a.ReadAt = tt.readAt
+			changed, err := RefreshItem(a)(item)
+			if tt.wantStale {
+				if !errors.Is(err, ErrStaleRead) || changed || !proto.Equal(item, from) {
+					t.Fatalf("changed = %v, %v, item %v; want ErrStaleRead and the Item untouched", changed, err, item)
+				}
+				return
+			}
+			if err != nil || !changed || len(item.GetAccounts()) != 2 || item.GetWebhook() != "https://a/webhook" {
+				t.Fatalf("changed = %v, %v, item %v; want Plaid's accounts and webhook", changed, err, item)
+			}
+		})
+	}
+}
+
+func TestConfirmUpdateMode_WebhookMeanwhile(t *testing.T) {
+	far := ruleT0.Add(365 * 24 * time.Hour)
+	began, read := ruleT0.Add(-4*time.Second), ruleT0.Add(-2*time.Second)
+	acc := ItemAccounts{InstitutionID: "ins_1", Accounts: twoAccounts(), ReadAt: read}
+	for _, tt := range []struct {
+		name      string
+		webhookAt *timestamppb.Timestamp
+		wantErr   error
+		wantFlag  bool
+	}{
+		{"NoneSince", sec(-5), nil, false},
+		// A NEW_ACCOUNTS_AVAILABLE after the session began, before the
+		// accounts were read: they are current, the flag is news.
+		{"SinceTheSessionBegan", sec(-3), nil, true},
+		{"AtTheTimeTheSessionBegan", sec(-4), nil, true},
+		// After the accounts were read (or at that time): read again.
+		{"WhileTheAccountsWereRead", sec(-1), ErrStaleRead, true},
+		{"AtTheAccountsReadTime", sec(-2), ErrStaleRead, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			from := &linkdv1.Item{Status: expiring, ConsentExpirationTime: timestamppb.New(ruleT0.Add(time.Hour)),
+				NewAccountsAvailable: true, InstitutionId: "ins_1", Accounts: twoAccounts()[:1], WebhookAppliedAt: tt.webhookAt}
+			item := proto.CloneOf(from)
+			_, err := ConfirmUpdateMode(ItemState{ConsentExpiration: far, ReadAt: began}, acc, ruleT0)(item)
+			if !errors.Is(err, tt.wantErr) {
+				t.Fatalf("err = %v, want %v", err, tt.wantErr)
+			}
+			if err != nil {
+				if !proto.Equal(item, from) {
+					t.Fatalf("a stale read changed the Item to %v", item)
+				}
+				return
+			}
+			if item.GetNewAccountsAvailable() != tt.wantFlag || len(item.GetAccounts()) != 2 {
+				t.Fatalf("item = %v; want new_accounts_available %v and both accounts", item, tt.wantFlag)
 			}
 		})
 	}
