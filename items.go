@@ -79,7 +79,7 @@ func WebhookStatus(webhookType, webhookCode, errorType, errorCode string) (linkd
 //
 //	ITEM ERROR, LOGIN_REPAIRED, USER_PERMISSION_REVOKED   the status (SetItemStatus)
 //	ITEM PENDING_EXPIRATION                               the status, and consent_expiration_time
-//	ITEM PENDING_DISCONNECT                               the status, pending_disconnect_reason, and disconnect_time as consent_expiration_time
+//	ITEM PENDING_DISCONNECT                               the status, pending_disconnect_reason and disconnect_time
 //	ITEM NEW_ACCOUNTS_AVAILABLE                           new_accounts_available set
 //	ITEM USER_ACCOUNT_REVOKED                             the account account_id removed
 //	AUTH AUTOMATICALLY_VERIFIED, VERIFICATION_EXPIRED     that account's verification_status
@@ -100,22 +100,24 @@ func ApplyItemWebhook(w ItemWebhook, now time.Time) func(*linkdv1.Item) (bool, e
 			fns = append(fns, setConsentExpiration(w.ConsentExpiration))
 		}
 	case "ITEM PENDING_DISCONNECT":
-		if !w.DisconnectTime.IsZero() {
-			// The consent ends then: a later update-mode session shows it
-			// renewed against this, not against an older expiration.
-			fns = append(fns, setConsentExpiration(w.DisconnectTime))
-		}
-		if w.Reason != "" {
-			fns = append(fns, func(item *linkdv1.Item) (bool, error) {
-				// Kept only with the status it explains (a worse status
-				// that StatusMayChange keeps is not pending a disconnect).
-				if item.GetStatus() != linkdv1.ItemStatus_ITEM_STATUS_PENDING_DISCONNECT || item.GetPendingDisconnectReason() == w.Reason {
-					return false, nil
-				}
-				item.PendingDisconnectReason = w.Reason
-				return true, nil
-			})
-		}
+		fns = append(fns, func(item *linkdv1.Item) (bool, error) {
+			// Kept only with the status they explain (a worse status that
+			// StatusMayChange keeps is not pending a disconnect). The time
+			// is its own, not the consent's expiration: Plaid shows none
+			// for most Items, and that must not read as renewed
+			// (DisconnectAverted).
+			if item.GetStatus() != linkdv1.ItemStatus_ITEM_STATUS_PENDING_DISCONNECT {
+				return false, nil
+			}
+			changed := false
+			if w.Reason != "" && item.GetPendingDisconnectReason() != w.Reason {
+				item.PendingDisconnectReason, changed = w.Reason, true
+			}
+			if at := w.DisconnectTime; !at.IsZero() && (item.GetDisconnectTime() == nil || !item.GetDisconnectTime().AsTime().Equal(at)) {
+				item.DisconnectTime, changed = timestamppb.New(at), true
+			}
+			return changed, nil
+		})
 	case "ITEM NEW_ACCOUNTS_AVAILABLE":
 		fns = append(fns, func(item *linkdv1.Item) (bool, error) {
 			if item.GetNewAccountsAvailable() {
@@ -238,13 +240,37 @@ func ConsentRenewed(stored *timestamppb.Timestamp, plaid, now time.Time) bool {
 	return plaid.After(stored.AsTime())
 }
 
+// DisconnectAverted reports whether Plaid's /item/get at now, showing no
+// Item error and the consent expiring at plaid (zero when it does not),
+// shows that the pending disconnect of item (PENDING_DISCONNECT) will not
+// happen: the consent now expires after the disconnect time (renewed in
+// update mode), or the disconnect time has passed and Plaid still reports
+// no error. A consent that does not expire says nothing either way: Plaid
+// shows none for most Items. The disconnect time is the webhook's
+// disconnect_time, else Plaid's notice (PendingExpirationWindow, a week)
+// from when the status was taken; with neither, only a consent renewed as
+// ConsentRenewed tells.
+func DisconnectAverted(item *linkdv1.Item, plaid, now time.Time) bool {
+	var at time.Time
+	switch {
+	case item.GetDisconnectTime() != nil:
+		at = item.GetDisconnectTime().AsTime()
+	case item.GetStatusChangedAt() != nil:
+		at = item.GetStatusChangedAt().AsTime().Add(PendingExpirationWindow)
+	default:
+		return !plaid.IsZero() && ConsentRenewed(item.GetConsentExpirationTime(), plaid, now)
+	}
+	return (!plaid.IsZero() && plaid.After(at)) || !now.Before(at)
+}
+
 // ApplyItemState returns an update function that brings an Item in line
 // with Plaid's /item/get at now (its status only when no report changed it
 // at or after st.ReadAt, StatusChangedSince):
 //   - an Item error Plaid reports sets the status it means (SetItemStatus);
 //   - with no error, LOGIN_REQUIRED and ERROR become GOOD (the error was
 //     repaired, perhaps while its webhook was lost), PENDING_EXPIRATION
-//     and PENDING_DISCONNECT become GOOD only when ConsentRenewed, and a
+//     becomes GOOD only when ConsentRenewed, PENDING_DISCONNECT only when
+//     DisconnectAverted, and a
 //     GOOD Item whose consent expires within PendingExpirationWindow
 //     becomes PENDING_EXPIRATION (a lost webhook);
 //   - consent_expiration_time and webhook take Plaid's values, and
@@ -267,8 +293,12 @@ func ApplyItemState(st ItemState, now time.Time) func(*linkdv1.Item) (bool, erro
 			switch item.GetStatus() {
 			case linkdv1.ItemStatus_ITEM_STATUS_LOGIN_REQUIRED, linkdv1.ItemStatus_ITEM_STATUS_ERROR:
 				status = SetItemStatus(linkdv1.ItemStatus_ITEM_STATUS_GOOD, "", now)
-			case linkdv1.ItemStatus_ITEM_STATUS_PENDING_EXPIRATION, linkdv1.ItemStatus_ITEM_STATUS_PENDING_DISCONNECT:
+			case linkdv1.ItemStatus_ITEM_STATUS_PENDING_EXPIRATION:
 				if ConsentRenewed(item.GetConsentExpirationTime(), st.ConsentExpiration, now) {
+					status = SetItemStatus(linkdv1.ItemStatus_ITEM_STATUS_GOOD, "", now)
+				}
+			case linkdv1.ItemStatus_ITEM_STATUS_PENDING_DISCONNECT:
+				if DisconnectAverted(item, st.ConsentExpiration, now) {
 					status = SetItemStatus(linkdv1.ItemStatus_ITEM_STATUS_GOOD, "", now)
 				}
 			case linkdv1.ItemStatus_ITEM_STATUS_GOOD:

@@ -66,16 +66,23 @@ func TestApplyItemWebhook(t *testing.T) {
 			&linkdv1.Item{Status: login, ErrorCode: "ITEM_LOGIN_REQUIRED"},
 			ItemWebhook{Type: "ITEM", Code: "PENDING_EXPIRATION", ConsentExpiration: later},
 			&linkdv1.Item{Status: login, ErrorCode: "ITEM_LOGIN_REQUIRED", ConsentExpirationTime: timestamppb.New(later)}, true},
+		// The disconnect time is kept apart: the consent's expiration is
+		// Plaid's, and unrelated.
 		{"PendingDisconnectKeepsReasonAndTime",
 			&linkdv1.Item{Status: good, ConsentExpirationTime: timestamppb.New(ruleT0.Add(365 * 24 * time.Hour))},
 			ItemWebhook{Type: "ITEM", Code: "PENDING_DISCONNECT", Reason: "INSTITUTION_MIGRATION", DisconnectTime: later},
-			&linkdv1.Item{Status: disconn, StatusChangedAt: sec(0), PendingDisconnectReason: "INSTITUTION_MIGRATION", ConsentExpirationTime: timestamppb.New(later)}, true},
+			&linkdv1.Item{Status: disconn, StatusChangedAt: sec(0), PendingDisconnectReason: "INSTITUTION_MIGRATION",
+				ConsentExpirationTime: timestamppb.New(ruleT0.Add(365 * 24 * time.Hour)), DisconnectTime: timestamppb.New(later)}, true},
+		{"PendingDisconnectAgainMovesTime",
+			&linkdv1.Item{Status: disconn, StatusChangedAt: sec(-60), PendingDisconnectReason: "INSTITUTION_MIGRATION", DisconnectTime: sec(60)},
+			ItemWebhook{Type: "ITEM", Code: "PENDING_DISCONNECT", Reason: "INSTITUTION_MIGRATION", DisconnectTime: later},
+			&linkdv1.Item{Status: disconn, StatusChangedAt: sec(-60), PendingDisconnectReason: "INSTITUTION_MIGRATION", DisconnectTime: timestamppb.New(later)}, true},
 		{"PendingDisconnectUnderErrorKeepsNoReason",
 			&linkdv1.Item{Status: itemError},
-			ItemWebhook{Type: "ITEM", Code: "PENDING_DISCONNECT", Reason: "INSTITUTION_MIGRATION"},
+			ItemWebhook{Type: "ITEM", Code: "PENDING_DISCONNECT", Reason: "INSTITUTION_MIGRATION", DisconnectTime: later},
 			&linkdv1.Item{Status: itemError}, false},
 		{"RepairedClearsReason",
-			&linkdv1.Item{Status: disconn, PendingDisconnectReason: "INSTITUTION_MIGRATION"},
+			&linkdv1.Item{Status: disconn, PendingDisconnectReason: "INSTITUTION_MIGRATION", DisconnectTime: timestamppb.New(later)},
 			ItemWebhook{Type: "ITEM", Code: "LOGIN_REPAIRED"},
 			&linkdv1.Item{Status: good, StatusChangedAt: sec(0)}, true},
 		{"LoginRequired",
@@ -145,6 +152,35 @@ func TestConsentRenewed(t *testing.T) {
 	}
 }
 
+func TestDisconnectAverted(t *testing.T) {
+	soon := ruleT0.Add(3 * 24 * time.Hour)
+	far := ruleT0.Add(365 * 24 * time.Hour)
+	for _, tt := range []struct {
+		name  string
+		item  *linkdv1.Item
+		plaid time.Time
+		want  bool
+	}{
+		{"NoConsentAtPlaid", &linkdv1.Item{DisconnectTime: timestamppb.New(soon), ConsentExpirationTime: timestamppb.New(soon)}, time.Time{}, false},
+		{"ConsentRenewedPastIt", &linkdv1.Item{DisconnectTime: timestamppb.New(soon)}, far, true},
+		{"ConsentAtIt", &linkdv1.Item{DisconnectTime: timestamppb.New(soon)}, soon, false}, // a replayed or made-up redirect
+		{"Passed", &linkdv1.Item{DisconnectTime: sec(-1)}, time.Time{}, true},
+		{"PassesNow", &linkdv1.Item{DisconnectTime: sec(0)}, time.Time{}, true},
+		{"NoTimeWithinNotice", &linkdv1.Item{StatusChangedAt: sec(-3600)}, time.Time{}, false},
+		{"NoTimeNoticeOver", &linkdv1.Item{StatusChangedAt: timestamppb.New(ruleT0.Add(-PendingExpirationWindow))}, time.Time{}, true},
+		{"NoTimeConsentRenewedPastNotice", &linkdv1.Item{StatusChangedAt: sec(-3600)}, far, true},
+		{"NothingKnownNoConsent", &linkdv1.Item{ConsentExpirationTime: timestamppb.New(soon)}, time.Time{}, false},
+		{"NothingKnownConsentRenewed", &linkdv1.Item{ConsentExpirationTime: timestamppb.New(soon)}, far, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.item.Status = disconn
+			if got := DisconnectAverted(tt.item, tt.plaid, ruleT0); got != tt.want {
+				t.Fatalf("DisconnectAverted = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
 func TestApplyItemState(t *testing.T) {
 	soon := ruleT0.Add(3 * 24 * time.Hour)
 	far := ruleT0.Add(365 * 24 * time.Hour)
@@ -176,9 +212,34 @@ func TestApplyItemState(t *testing.T) {
 			ItemState{ConsentExpiration: soon},
 			&linkdv1.Item{Status: expiring, ConsentExpirationTime: timestamppb.New(soon), ReconciledAt: reconciled}},
 		{"PendingDisconnectRenewed",
-			&linkdv1.Item{Status: disconn, PendingDisconnectReason: "INSTITUTION_TOKEN_EXPIRATION", ConsentExpirationTime: timestamppb.New(soon)},
+			&linkdv1.Item{Status: disconn, PendingDisconnectReason: "INSTITUTION_TOKEN_EXPIRATION", ConsentExpirationTime: timestamppb.New(soon), DisconnectTime: timestamppb.New(soon)},
 			ItemState{ConsentExpiration: far},
 			&linkdv1.Item{Status: good, StatusChangedAt: reconciled, ConsentExpirationTime: timestamppb.New(far), ReconciledAt: reconciled}},
+		// Plaid shows no consent expiration for most Items: that says
+		// nothing of a disconnect still days away (as stored before
+		// disconnect_time was kept apart, its time as the consent's).
+		{"PendingDisconnectNoConsentAtPlaid",
+			&linkdv1.Item{Status: disconn, StatusChangedAt: sec(-3600), PendingDisconnectReason: "INSTITUTION_MIGRATION", ConsentExpirationTime: timestamppb.New(soon), DisconnectTime: timestamppb.New(soon)},
+			ItemState{},
+			&linkdv1.Item{Status: disconn, StatusChangedAt: sec(-3600), PendingDisconnectReason: "INSTITUTION_MIGRATION", DisconnectTime: timestamppb.New(soon), ReconciledAt: reconciled}},
+		{"PendingDisconnectConsentNotPastIt",
+			&linkdv1.Item{Status: disconn, StatusChangedAt: sec(-3600), DisconnectTime: timestamppb.New(soon)},
+			ItemState{ConsentExpiration: soon},
+			&linkdv1.Item{Status: disconn, StatusChangedAt: sec(-3600), DisconnectTime: timestamppb.New(soon), ConsentExpirationTime: timestamppb.New(soon), ReconciledAt: reconciled}},
+		// Its time has passed and Plaid reports no error: not disconnected.
+		{"PendingDisconnectPassed",
+			&linkdv1.Item{Status: disconn, StatusChangedAt: sec(-3600), PendingDisconnectReason: "INSTITUTION_MIGRATION", DisconnectTime: sec(-1)},
+			ItemState{},
+			&linkdv1.Item{Status: good, StatusChangedAt: reconciled, ReconciledAt: reconciled}},
+		// Without disconnect_time, Plaid's notice (a week) from the webhook.
+		{"PendingDisconnectUnknownTimeWithinNotice",
+			&linkdv1.Item{Status: disconn, StatusChangedAt: sec(-3600)},
+			ItemState{},
+			&linkdv1.Item{Status: disconn, StatusChangedAt: sec(-3600), ReconciledAt: reconciled}},
+		{"PendingDisconnectUnknownTimePassed",
+			&linkdv1.Item{Status: disconn, StatusChangedAt: timestamppb.New(ruleT0.Add(-PendingExpirationWindow))},
+			ItemState{},
+			&linkdv1.Item{Status: good, StatusChangedAt: reconciled, ReconciledAt: reconciled}},
 		{"LostPendingExpirationWebhook",
 			&linkdv1.Item{Status: good},
 			ItemState{ConsentExpiration: soon},

@@ -141,7 +141,8 @@ func SetItemStatus(status linkdv1.ItemStatus, errorCode string, now time.Time) f
 		}
 		item.Status, item.ErrorCode, item.StatusChangedAt = status, errorCode, timestamppb.New(now)
 		if status != linkdv1.ItemStatus_ITEM_STATUS_PENDING_DISCONNECT {
-			item.PendingDisconnectReason = "" // it explained the status left
+			// They explained the status left.
+			item.PendingDisconnectReason, item.DisconnectTime = "", nil
 		}
 		return true, nil
 	}

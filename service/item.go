@@ -91,8 +91,8 @@ func (s *Service) noteItemError(ctx context.Context, itemID string, err error, a
 // Plaid: /item/get, then /accounts/get when the Item has no error, and
 // applies ConfirmUpdateMode. An Item error Plaid still reports stays; a
 // pending expiry or disconnect clears only when Plaid shows the consent
-// renewed (ConsentRenewed), which a replayed or made-up redirect cannot
-// show; the accounts become Plaid's, so that accounts added in update mode
+// renewed (ConsentRenewed, DisconnectAverted), which a replayed or made-up
+// redirect cannot show; the accounts become Plaid's, so that accounts added in update mode
 // appear, and new_accounts_available clears. When Plaid cannot answer now,
 // EUNAVAILABLE asks the caller to resubmit (the redirect is recorded).
 func (s *Service) repaired(ctx context.Context, itemID, clientUserID string) (*linkdv1.Item, error) {
