@@ -6,7 +6,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"slices"
 	"sync"
 	"testing"
@@ -14,10 +13,6 @@ import (
 
 	"github.com/linkd/linkd"
 	linkdv1 "github.com/linkd/linkd/gen/linkd/v1"
-	"github.com/linkd/linkd/plaid"
-	"github.com/linkd/linkd/plaidemu"
-	"github.com/linkd/linkd/store"
-	"github.com/linkd/linkd/storetest"
 )
 
 // interleaved is the real Plaid client with a hook run once, right after
@@ -60,22 +55,9 @@ func mustWebhookEnv(t *testing.T) *webhookEnv {
 		e.hooks <- b
 	}))
 	t.Cleanup(recv.Close)
-	emu, err := plaidemu.Start("127.0.0.1:0", plaidemu.Options{ClientID: "stale-test", Secret: "stale-secret"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { emu.Close() })
-	pc, err := plaid.New(plaid.Config{ClientID: "stale-test", Secret: "stale-secret", Env: linkd.PlaidSandbox, BaseURL: emu.URL()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pc.Close)
-	db, err := store.Open(filepath.Join(t.TempDir(), "linkd.db"), store.Options{Sealer: storetest.MustSealer(t, false)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
+	_, pc, db := mustParts(t)
 	e.plaid = &interleaved{Plaid: pc}
+	var err error
 	e.svc, err = New(Config{Plaid: e.plaid, Store: db, Defaults: LinkDefaults{Products: []string{"transactions"}, Webhook: recv.URL}})
 	if err != nil {
 		t.Fatal(err)

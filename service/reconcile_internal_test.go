@@ -14,16 +14,17 @@ import (
 	"github.com/linkd/linkd/storetest"
 )
 
-// TestReconcile_LeaseHeldElsewhere: while another process holds the
-// reconcile lease, this one's walk stops before its first Plaid call;
-// once the lease is free the walk takes it and runs.
-func TestReconcile_LeaseHeldElsewhere(t *testing.T) {
-	emu, err := plaidemu.Start("127.0.0.1:0", plaidemu.Options{ClientID: "lease-test", Secret: "lease-secret"})
+// mustParts returns the real parts of a Service, closed at cleanup: the
+// emulator, the Plaid client talking to it over loopback HTTP, and a
+// bbolt file.
+func mustParts(t *testing.T) (*plaidemu.Emulator, *plaid.Client, *store.DB) {
+	t.Helper()
+	emu, err := plaidemu.Start("127.0.0.1:0", plaidemu.Options{ClientID: "internal-test", Secret: "internal-secret"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { emu.Close() })
-	pc, err := plaid.New(plaid.Config{ClientID: "lease-test", Secret: "lease-secret", Env: linkd.PlaidSandbox, BaseURL: emu.URL()})
+	pc, err := plaid.New(plaid.Config{ClientID: "internal-test", Secret: "internal-secret", Env: linkd.PlaidSandbox, BaseURL: emu.URL()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -33,6 +34,14 @@ func TestReconcile_LeaseHeldElsewhere(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
+	return emu, pc, db
+}
+
+// TestReconcile_LeaseHeldElsewhere: while another process holds the
+// reconcile lease, this one's walk stops before its first Plaid call;
+// once the lease is free the walk takes it and runs.
+func TestReconcile_LeaseHeldElsewhere(t *testing.T) {
+	emu, pc, db := mustParts(t)
 	s, err := New(Config{Plaid: pc, Store: db, Defaults: LinkDefaults{Products: []string{"transactions"}}})
 	if err != nil {
 		t.Fatal(err)
@@ -74,21 +83,7 @@ func TestReconcile_LeaseHeldElsewhere(t *testing.T) {
 // kept with the lease in the store), rather than at the first Item: with
 // the first Item due again, it compares only the Items after it.
 func TestReconcile_TakeoverResumes(t *testing.T) {
-	emu, err := plaidemu.Start("127.0.0.1:0", plaidemu.Options{ClientID: "resume-test", Secret: "resume-secret"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { emu.Close() })
-	pc, err := plaid.New(plaid.Config{ClientID: "resume-test", Secret: "resume-secret", Env: linkd.PlaidSandbox, BaseURL: emu.URL()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pc.Close)
-	db, err := store.Open(filepath.Join(t.TempDir(), "linkd.db"), store.Options{Sealer: storetest.MustSealer(t, false)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
+	_, pc, db := mustParts(t)
 	now := time.Now()
 	replica := func(owner string) *Service {
 		s, err := New(Config{Plaid: pc, Store: db, Owner: owner, Now: func() time.Time { return now },
