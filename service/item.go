@@ -141,10 +141,13 @@ func (s *Service) repaired(ctx context.Context, itemID, clientUserID string) (*l
 			apply = linkd.ConfirmUpdateMode(st, acc, s.now())
 		}
 		item, err = s.store.UpdateItem(ctx, itemID, apply)
-		if errors.Is(err, linkd.ErrStaleRead) && attempt < staleReadAttempts {
+		switch {
+		case errors.Is(err, linkd.ErrStaleRead) && attempt < staleReadAttempts:
 			continue // a webhook landed meanwhile: Plaid's answer now includes it
-		}
-		if err != nil {
+		case errors.Is(err, linkd.ErrStaleRead):
+			return nil, fmt.Errorf("%w: %w", linkd.Errorf(linkd.EUNAVAILABLE,
+				"webhooks about the Item kept arriving while linkd confirmed the update-mode session; resubmit the redirect"), err)
+		case err != nil:
 			return nil, err
 		}
 		break

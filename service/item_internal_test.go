@@ -3,6 +3,8 @@ package service
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -15,13 +17,15 @@ import (
 	linkdv1 "github.com/linkd/linkd/gen/linkd/v1"
 )
 
-// interleaved is the real Plaid client with a hook run once, right after
-// the first /accounts/get that Plaid answers: what happens there happens
-// between linkd's read of the Item and its write.
+// interleaved is the real Plaid client with a hook run right after the
+// first /accounts/get that Plaid answers (after every one, with repeat):
+// what happens there happens between linkd's read of the Item and its
+// write.
 type interleaved struct {
 	linkd.Plaid
 	mu          sync.Mutex
 	afterRead   func()
+	repeat      bool
 	accountsGet int
 }
 
@@ -30,7 +34,9 @@ func (p *interleaved) GetAccounts(ctx context.Context, token linkd.AccessToken) 
 	p.mu.Lock()
 	p.accountsGet++
 	hook := p.afterRead
-	p.afterRead = nil
+	if !p.repeat {
+		p.afterRead = nil
+	}
 	p.mu.Unlock()
 	if hook != nil && err == nil {
 		hook()
@@ -45,6 +51,7 @@ type webhookEnv struct {
 	svc   *Service
 	plaid *interleaved
 	hooks chan []byte
+	fired int
 }
 
 func mustWebhookEnv(t *testing.T) *webhookEnv {
@@ -100,7 +107,8 @@ func (e *webhookEnv) fire(t *testing.T, itemID, code string) {
 			if json.Unmarshal(b, &h) != nil || h.Code != code {
 				continue // another webhook of the Item (transactions)
 			}
-			if _, _, err := e.svc.ApplyWebhook(ctx, Delivery{Body: b, KeyID: "kid", ID: code + "-" + itemID}); err != nil {
+			e.fired++ // each delivery is a new one, as Plaid signs each anew
+			if _, _, err := e.svc.ApplyWebhook(ctx, Delivery{Body: b, KeyID: "kid", ID: fmt.Sprintf("%s-%s-%d", code, itemID, e.fired)}); err != nil {
 				t.Errorf("ApplyWebhook(%s): %v", code, err)
 			}
 			return
@@ -155,6 +163,25 @@ func TestService_WebhookDuringRead(t *testing.T) {
 		}
 		if !got.GetNewAccountsAvailable() {
 			t.Error("new_accounts_available cleared by a confirmation that began before NEW_ACCOUNTS_AVAILABLE arrived")
+		}
+	})
+
+	// Webhooks that keep arriving during every read: the confirmation
+	// gives up, stores nothing, and asks the caller to resubmit.
+	t.Run("ConfirmUpdateMode/KeepsArriving", func(t *testing.T) {
+		e := mustWebhookEnv(t)
+		item := e.link(t)
+		e.plaid.afterRead, e.plaid.repeat = func() { e.fire(t, item.GetItemId(), "NEW_ACCOUNTS_AVAILABLE") }, true
+		e.plaid.accountsGet = 0
+		_, err := e.svc.repaired(ctx, item.GetItemId(), "user-1")
+		if linkd.ErrorCode(err) != linkd.EUNAVAILABLE || !errors.Is(err, linkd.ErrStaleRead) {
+			t.Fatalf("repaired = %v, want EUNAVAILABLE (stale reads)", err)
+		}
+		if e.plaid.accountsGet != staleReadAttempts {
+			t.Errorf("/accounts/get calls = %d, want %d", e.plaid.accountsGet, staleReadAttempts)
+		}
+		if got, err := e.svc.store.GetItem(ctx, item.GetItemId()); err != nil || !got.GetNewAccountsAvailable() {
+			t.Errorf("Item = %v, %v; want new_accounts_available still set", got, err)
 		}
 	})
 
