@@ -92,9 +92,11 @@ func (s *Service) noteItemError(ctx context.Context, itemID string, err error, a
 // applies ConfirmUpdateMode. An Item error Plaid still reports stays; a
 // pending expiry or disconnect clears only when Plaid shows the consent
 // renewed (ConsentRenewed, DisconnectAverted), which a replayed or made-up
-// redirect cannot show; the accounts become Plaid's, so that accounts added in update mode
-// appear, and new_accounts_available clears. When Plaid cannot answer now,
-// EUNAVAILABLE asks the caller to resubmit (the redirect is recorded).
+// redirect cannot show; the accounts become Plaid's, so that accounts added
+// in update mode appear, and new_accounts_available clears. A webhook
+// applied while Plaid was asked makes linkd ask again (ErrStaleRead). When
+// Plaid cannot answer now, EUNAVAILABLE asks the caller to resubmit (the
+// redirect is recorded).
 func (s *Service) repaired(ctx context.Context, itemID, clientUserID string) (*linkdv1.Item, error) {
 	asked := s.now() // before any call to Plaid
 	item, err := s.store.GetItem(ctx, itemID)
