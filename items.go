@@ -34,8 +34,8 @@ type ItemState struct {
 	ConsentExpiration time.Time
 	RequestID         string
 	// ReadAt is when linkd asked (its clock, before the call); zero when
-	// unknown. A status that changed after it came from a newer report
-	// (a webhook that arrived meanwhile) and stands.
+	// unknown. A status that changed at or after it came from a newer
+	// report (a webhook that arrived meanwhile) and stands.
 	ReadAt time.Time
 }
 
@@ -79,11 +79,15 @@ func WebhookStatus(webhookType, webhookCode, errorType, errorCode string) (linkd
 //
 //	ITEM ERROR, LOGIN_REPAIRED, USER_PERMISSION_REVOKED   the status (SetItemStatus)
 //	ITEM PENDING_EXPIRATION                               the status, and consent_expiration_time
-//	ITEM PENDING_DISCONNECT                               the status, pending_disconnect_reason, and disconnect_time as consent_expiration_time
+//	ITEM PENDING_DISCONNECT                               the status, pending_disconnect_reason and disconnect_time
 //	ITEM NEW_ACCOUNTS_AVAILABLE                           new_accounts_available set
 //	ITEM USER_ACCOUNT_REVOKED                             the account account_id removed
 //	AUTH AUTOMATICALLY_VERIFIED, VERIFICATION_EXPIRED     that account's verification_status
 //
+// Each also stamps webhook_applied_at with now, even when it changes
+// nothing else (a NEW_ACCOUNTS_AVAILABLE for an Item flagged already is
+// still news to a read taken before it): a view of the Item read from
+// Plaid before then does not undo it (WebhookSince, ErrStaleRead).
 // Applying one twice changes nothing the second time.
 func ApplyItemWebhook(w ItemWebhook, now time.Time) func(*linkdv1.Item) (bool, error) {
 	var fns []func(*linkdv1.Item) (bool, error)
@@ -96,22 +100,24 @@ func ApplyItemWebhook(w ItemWebhook, now time.Time) func(*linkdv1.Item) (bool, e
 			fns = append(fns, setConsentExpiration(w.ConsentExpiration))
 		}
 	case "ITEM PENDING_DISCONNECT":
-		if !w.DisconnectTime.IsZero() {
-			// The consent ends then: a later update-mode session shows it
-			// renewed against this, not against an older expiration.
-			fns = append(fns, setConsentExpiration(w.DisconnectTime))
-		}
-		if w.Reason != "" {
-			fns = append(fns, func(item *linkdv1.Item) (bool, error) {
-				// Kept only with the status it explains (a worse status
-				// that StatusMayChange keeps is not pending a disconnect).
-				if item.GetStatus() != linkdv1.ItemStatus_ITEM_STATUS_PENDING_DISCONNECT || item.GetPendingDisconnectReason() == w.Reason {
-					return false, nil
-				}
-				item.PendingDisconnectReason = w.Reason
-				return true, nil
-			})
-		}
+		fns = append(fns, func(item *linkdv1.Item) (bool, error) {
+			// Kept only with the status they explain (a worse status that
+			// StatusMayChange keeps is not pending a disconnect). The time
+			// is its own, not the consent's expiration: Plaid shows none
+			// for most Items, and that must not read as renewed
+			// (DisconnectAverted).
+			if item.GetStatus() != linkdv1.ItemStatus_ITEM_STATUS_PENDING_DISCONNECT {
+				return false, nil
+			}
+			changed := false
+			if w.Reason != "" && item.GetPendingDisconnectReason() != w.Reason {
+				item.PendingDisconnectReason, changed = w.Reason, true
+			}
+			if at := w.DisconnectTime; !at.IsZero() && (item.GetDisconnectTime() == nil || !item.GetDisconnectTime().AsTime().Equal(at)) {
+				item.DisconnectTime, changed = timestamppb.New(at), true
+			}
+			return changed, nil
+		})
 	case "ITEM NEW_ACCOUNTS_AVAILABLE":
 		fns = append(fns, func(item *linkdv1.Item) (bool, error) {
 			if item.GetNewAccountsAvailable() {
@@ -136,7 +142,48 @@ func ApplyItemWebhook(w ItemWebhook, now time.Time) func(*linkdv1.Item) (bool, e
 	if len(fns) == 0 {
 		return nil
 	}
-	return all(fns...)
+	return all(append(fns, func(item *linkdv1.Item) (bool, error) {
+		if at := item.GetWebhookAppliedAt(); at != nil && at.AsTime().Equal(now) {
+			return false, nil
+		}
+		item.WebhookAppliedAt = timestamppb.New(now)
+		return true, nil
+	})...)
+}
+
+// ErrStaleRead is what an update function returns for a view of an Item
+// that linkd read from Plaid before a webhook about the Item was applied
+// (WebhookSince): storing it could undo the webhook (a revoked account
+// listed again, new_accounts_available cleared, an older verification
+// status), so nothing is stored and the caller reads Plaid again, whose
+// answer then includes what the webhook reported.
+var ErrStaleRead = Errorf(EUNAVAILABLE, "a webhook about the Item arrived while linkd read it from Plaid; read it again")
+
+// WebhookSince reports whether a webhook was applied to the Item at or
+// after t, when linkd asked Plaid (zero t: unknown, never). A tie goes to
+// the webhook, as in StatusChangedSince.
+func WebhookSince(item *linkdv1.Item, t time.Time) bool {
+	at := item.GetWebhookAppliedAt()
+	return !t.IsZero() && at != nil && !at.AsTime().Before(t)
+}
+
+// RefreshItem returns an update function that replaces an Item's
+// institution and accounts with Plaid's /accounts/get (SetItemDetails)
+// and records its webhook URL when Plaid names one. ErrStaleRead, changing
+// nothing, when a webhook was applied since acc was read.
+func RefreshItem(acc ItemAccounts) func(*linkdv1.Item) (bool, error) {
+	details := SetItemDetails(acc.InstitutionID, acc.InstitutionName, acc.Accounts)
+	return func(item *linkdv1.Item) (bool, error) {
+		if WebhookSince(item, acc.ReadAt) {
+			return false, ErrStaleRead
+		}
+		changed, _ := details(item)
+		if acc.Webhook != "" {
+			moved, _ := SetItemWebhook(acc.Webhook)(item)
+			changed = changed || moved
+		}
+		return changed, nil
+	}
 }
 
 // setVerificationStatus returns an update function that sets the
@@ -193,13 +240,37 @@ func ConsentRenewed(stored *timestamppb.Timestamp, plaid, now time.Time) bool {
 	return plaid.After(stored.AsTime())
 }
 
+// DisconnectAverted reports whether Plaid's /item/get at now, showing no
+// Item error and the consent expiring at plaid (zero when it does not),
+// shows that the pending disconnect of item (PENDING_DISCONNECT) will not
+// happen: the consent now expires after the disconnect time (renewed in
+// update mode), or the disconnect time has passed and Plaid still reports
+// no error. A consent that does not expire says nothing either way: Plaid
+// shows none for most Items. The disconnect time is the webhook's
+// disconnect_time, else Plaid's notice (PendingExpirationWindow, a week)
+// from when the status was taken; with neither, only a consent renewed as
+// ConsentRenewed tells.
+func DisconnectAverted(item *linkdv1.Item, plaid, now time.Time) bool {
+	var at time.Time
+	switch {
+	case item.GetDisconnectTime() != nil:
+		at = item.GetDisconnectTime().AsTime()
+	case item.GetStatusChangedAt() != nil:
+		at = item.GetStatusChangedAt().AsTime().Add(PendingExpirationWindow)
+	default:
+		return !plaid.IsZero() && ConsentRenewed(item.GetConsentExpirationTime(), plaid, now)
+	}
+	return (!plaid.IsZero() && plaid.After(at)) || !now.Before(at)
+}
+
 // ApplyItemState returns an update function that brings an Item in line
 // with Plaid's /item/get at now (its status only when no report changed it
-// after st.ReadAt):
+// at or after st.ReadAt, StatusChangedSince):
 //   - an Item error Plaid reports sets the status it means (SetItemStatus);
 //   - with no error, LOGIN_REQUIRED and ERROR become GOOD (the error was
 //     repaired, perhaps while its webhook was lost), PENDING_EXPIRATION
-//     and PENDING_DISCONNECT become GOOD only when ConsentRenewed, and a
+//     becomes GOOD only when ConsentRenewed, PENDING_DISCONNECT only when
+//     DisconnectAverted, and a
 //     GOOD Item whose consent expires within PendingExpirationWindow
 //     becomes PENDING_EXPIRATION (a lost webhook);
 //   - consent_expiration_time and webhook take Plaid's values, and
@@ -210,7 +281,7 @@ func ApplyItemState(st ItemState, now time.Time) func(*linkdv1.Item) (bool, erro
 	return func(item *linkdv1.Item) (bool, error) {
 		before := proto.CloneOf(item)
 		var status func(*linkdv1.Item) (bool, error)
-		newer := !st.ReadAt.IsZero() && item.GetStatusChangedAt() != nil && item.GetStatusChangedAt().AsTime().After(st.ReadAt)
+		newer := StatusChangedSince(item, st.ReadAt)
 		switch {
 		case newer:
 			// A report that arrived while Plaid was asked knows more.
@@ -222,8 +293,12 @@ func ApplyItemState(st ItemState, now time.Time) func(*linkdv1.Item) (bool, erro
 			switch item.GetStatus() {
 			case linkdv1.ItemStatus_ITEM_STATUS_LOGIN_REQUIRED, linkdv1.ItemStatus_ITEM_STATUS_ERROR:
 				status = SetItemStatus(linkdv1.ItemStatus_ITEM_STATUS_GOOD, "", now)
-			case linkdv1.ItemStatus_ITEM_STATUS_PENDING_EXPIRATION, linkdv1.ItemStatus_ITEM_STATUS_PENDING_DISCONNECT:
+			case linkdv1.ItemStatus_ITEM_STATUS_PENDING_EXPIRATION:
 				if ConsentRenewed(item.GetConsentExpirationTime(), st.ConsentExpiration, now) {
+					status = SetItemStatus(linkdv1.ItemStatus_ITEM_STATUS_GOOD, "", now)
+				}
+			case linkdv1.ItemStatus_ITEM_STATUS_PENDING_DISCONNECT:
+				if DisconnectAverted(item, st.ConsentExpiration, now) {
 					status = SetItemStatus(linkdv1.ItemStatus_ITEM_STATUS_GOOD, "", now)
 				}
 			case linkdv1.ItemStatus_ITEM_STATUS_GOOD:
@@ -250,22 +325,32 @@ func ApplyItemState(st ItemState, now time.Time) func(*linkdv1.Item) (bool, erro
 }
 
 // ConfirmUpdateMode returns an update function for an update-mode session
-// that Plaid confirmed by answering /item/get (st) and /accounts/get
-// (acc): ApplyItemState, new_accounts_available cleared, and the Item's
+// that Plaid confirmed by answering /item/get (st, with st.ReadAt when
+// linkd began confirming the session) and /accounts/get (acc):
+// ApplyItemState, new_accounts_available cleared, and the Item's
 // institution and accounts replaced by Plaid's (SetItemDetails), so that
-// accounts the user added in update mode appear.
+// accounts the user added in update mode appear. ErrStaleRead, changing
+// nothing, when a webhook was applied since acc was read
+// (WebhookSince(acc.ReadAt)); the flag stays when one was applied since
+// st.ReadAt (a NEW_ACCOUNTS_AVAILABLE after the session is not answered
+// by it).
 func ConfirmUpdateMode(st ItemState, acc ItemAccounts, now time.Time) func(*linkdv1.Item) (bool, error) {
-	return all(
-		ApplyItemState(st, now),
-		SetItemDetails(acc.InstitutionID, acc.InstitutionName, acc.Accounts),
-		func(item *linkdv1.Item) (bool, error) {
-			if !item.GetNewAccountsAvailable() {
-				return false, nil
-			}
-			item.NewAccountsAvailable = false
-			return true, nil
-		},
-	)
+	return func(item *linkdv1.Item) (bool, error) {
+		if WebhookSince(item, acc.ReadAt) {
+			return false, ErrStaleRead
+		}
+		return all(
+			ApplyItemState(st, now),
+			SetItemDetails(acc.InstitutionID, acc.InstitutionName, acc.Accounts),
+			func(item *linkdv1.Item) (bool, error) {
+				if !item.GetNewAccountsAvailable() || WebhookSince(item, st.ReadAt) {
+					return false, nil
+				}
+				item.NewAccountsAvailable = false
+				return true, nil
+			},
+		)(item)
+	}
 }
 
 // SetItemWebhook returns an update function that records the Item's

@@ -1,6 +1,7 @@
 package linkd
 
 import (
+	"errors"
 	"testing"
 	"time"
 
@@ -65,16 +66,23 @@ func TestApplyItemWebhook(t *testing.T) {
 			&linkdv1.Item{Status: login, ErrorCode: "ITEM_LOGIN_REQUIRED"},
 			ItemWebhook{Type: "ITEM", Code: "PENDING_EXPIRATION", ConsentExpiration: later},
 			&linkdv1.Item{Status: login, ErrorCode: "ITEM_LOGIN_REQUIRED", ConsentExpirationTime: timestamppb.New(later)}, true},
+		// The disconnect time is kept apart: the consent's expiration is
+		// Plaid's, and unrelated.
 		{"PendingDisconnectKeepsReasonAndTime",
 			&linkdv1.Item{Status: good, ConsentExpirationTime: timestamppb.New(ruleT0.Add(365 * 24 * time.Hour))},
 			ItemWebhook{Type: "ITEM", Code: "PENDING_DISCONNECT", Reason: "INSTITUTION_MIGRATION", DisconnectTime: later},
-			&linkdv1.Item{Status: disconn, StatusChangedAt: sec(0), PendingDisconnectReason: "INSTITUTION_MIGRATION", ConsentExpirationTime: timestamppb.New(later)}, true},
+			&linkdv1.Item{Status: disconn, StatusChangedAt: sec(0), PendingDisconnectReason: "INSTITUTION_MIGRATION",
+				ConsentExpirationTime: timestamppb.New(ruleT0.Add(365 * 24 * time.Hour)), DisconnectTime: timestamppb.New(later)}, true},
+		{"PendingDisconnectAgainMovesTime",
+			&linkdv1.Item{Status: disconn, StatusChangedAt: sec(-60), PendingDisconnectReason: "INSTITUTION_MIGRATION", DisconnectTime: sec(60)},
+			ItemWebhook{Type: "ITEM", Code: "PENDING_DISCONNECT", Reason: "INSTITUTION_MIGRATION", DisconnectTime: later},
+			&linkdv1.Item{Status: disconn, StatusChangedAt: sec(-60), PendingDisconnectReason: "INSTITUTION_MIGRATION", DisconnectTime: timestamppb.New(later)}, true},
 		{"PendingDisconnectUnderErrorKeepsNoReason",
 			&linkdv1.Item{Status: itemError},
-			ItemWebhook{Type: "ITEM", Code: "PENDING_DISCONNECT", Reason: "INSTITUTION_MIGRATION"},
+			ItemWebhook{Type: "ITEM", Code: "PENDING_DISCONNECT", Reason: "INSTITUTION_MIGRATION", DisconnectTime: later},
 			&linkdv1.Item{Status: itemError}, false},
 		{"RepairedClearsReason",
-			&linkdv1.Item{Status: disconn, PendingDisconnectReason: "INSTITUTION_MIGRATION"},
+			&linkdv1.Item{Status: disconn, PendingDisconnectReason: "INSTITUTION_MIGRATION", DisconnectTime: timestamppb.New(later)},
 			ItemWebhook{Type: "ITEM", Code: "LOGIN_REPAIRED"},
 			&linkdv1.Item{Status: good, StatusChangedAt: sec(0)}, true},
 		{"LoginRequired",
@@ -93,12 +101,23 @@ func TestApplyItemWebhook(t *testing.T) {
 				return
 			}
 			item := proto.CloneOf(tt.from)
+			item.WebhookAppliedAt = sec(-3600) // an earlier webhook's
 			changed, err := fn(item)
-			if err != nil || changed != tt.change {
-				t.Fatalf("changed = %v, %v; want %v", changed, err, tt.change)
+			// Every webhook that means something stamps the time it was
+			// applied, even when it changes nothing else (tt.change).
+			if err != nil || !changed {
+				t.Fatalf("changed = %v, %v; want a change (webhook_applied_at)", changed, err)
 			}
-			if !proto.Equal(item, tt.want) {
-				t.Fatalf("item = %v\nwant %v", item, tt.want)
+			if !item.GetWebhookAppliedAt().AsTime().Equal(ruleT0) {
+				t.Fatalf("webhook_applied_at = %v, want %v", item.GetWebhookAppliedAt().AsTime(), ruleT0)
+			}
+			rest := proto.CloneOf(item)
+			rest.WebhookAppliedAt = nil
+			if !proto.Equal(rest, tt.want) {
+				t.Fatalf("item = %v\nwant %v", rest, tt.want)
+			}
+			if same := proto.Equal(rest, tt.from); same == tt.change {
+				t.Fatalf("changed beyond the stamp: %v, want %v", !same, tt.change)
 			}
 			// A replay changes nothing.
 			if again, _ := fn(item); again {
@@ -128,6 +147,35 @@ func TestConsentRenewed(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			if got := ConsentRenewed(tt.stored, tt.plaid, ruleT0); got != tt.want {
 				t.Fatalf("ConsentRenewed = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestDisconnectAverted(t *testing.T) {
+	soon := ruleT0.Add(3 * 24 * time.Hour)
+	far := ruleT0.Add(365 * 24 * time.Hour)
+	for _, tt := range []struct {
+		name  string
+		item  *linkdv1.Item
+		plaid time.Time
+		want  bool
+	}{
+		{"NoConsentAtPlaid", &linkdv1.Item{DisconnectTime: timestamppb.New(soon), ConsentExpirationTime: timestamppb.New(soon)}, time.Time{}, false},
+		{"ConsentRenewedPastIt", &linkdv1.Item{DisconnectTime: timestamppb.New(soon)}, far, true},
+		{"ConsentAtIt", &linkdv1.Item{DisconnectTime: timestamppb.New(soon)}, soon, false}, // a replayed or made-up redirect
+		{"Passed", &linkdv1.Item{DisconnectTime: sec(-1)}, time.Time{}, true},
+		{"PassesNow", &linkdv1.Item{DisconnectTime: sec(0)}, time.Time{}, true},
+		{"NoTimeWithinNotice", &linkdv1.Item{StatusChangedAt: sec(-3600)}, time.Time{}, false},
+		{"NoTimeNoticeOver", &linkdv1.Item{StatusChangedAt: timestamppb.New(ruleT0.Add(-PendingExpirationWindow))}, time.Time{}, true},
+		{"NoTimeConsentRenewedPastNotice", &linkdv1.Item{StatusChangedAt: sec(-3600)}, far, true},
+		{"NothingKnownNoConsent", &linkdv1.Item{ConsentExpirationTime: timestamppb.New(soon)}, time.Time{}, false},
+		{"NothingKnownConsentRenewed", &linkdv1.Item{ConsentExpirationTime: timestamppb.New(soon)}, far, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.item.Status = disconn
+			if got := DisconnectAverted(tt.item, tt.plaid, ruleT0); got != tt.want {
+				t.Fatalf("DisconnectAverted = %v, want %v", got, tt.want)
 			}
 		})
 	}
@@ -164,9 +212,34 @@ func TestApplyItemState(t *testing.T) {
 			ItemState{ConsentExpiration: soon},
 			&linkdv1.Item{Status: expiring, ConsentExpirationTime: timestamppb.New(soon), ReconciledAt: reconciled}},
 		{"PendingDisconnectRenewed",
-			&linkdv1.Item{Status: disconn, PendingDisconnectReason: "INSTITUTION_TOKEN_EXPIRATION", ConsentExpirationTime: timestamppb.New(soon)},
+			&linkdv1.Item{Status: disconn, PendingDisconnectReason: "INSTITUTION_TOKEN_EXPIRATION", ConsentExpirationTime: timestamppb.New(soon), DisconnectTime: timestamppb.New(soon)},
 			ItemState{ConsentExpiration: far},
 			&linkdv1.Item{Status: good, StatusChangedAt: reconciled, ConsentExpirationTime: timestamppb.New(far), ReconciledAt: reconciled}},
+		// Plaid shows no consent expiration for most Items: that says
+		// nothing of a disconnect still days away (as stored before
+		// disconnect_time was kept apart, its time as the consent's).
+		{"PendingDisconnectNoConsentAtPlaid",
+			&linkdv1.Item{Status: disconn, StatusChangedAt: sec(-3600), PendingDisconnectReason: "INSTITUTION_MIGRATION", ConsentExpirationTime: timestamppb.New(soon), DisconnectTime: timestamppb.New(soon)},
+			ItemState{},
+			&linkdv1.Item{Status: disconn, StatusChangedAt: sec(-3600), PendingDisconnectReason: "INSTITUTION_MIGRATION", DisconnectTime: timestamppb.New(soon), ReconciledAt: reconciled}},
+		{"PendingDisconnectConsentNotPastIt",
+			&linkdv1.Item{Status: disconn, StatusChangedAt: sec(-3600), DisconnectTime: timestamppb.New(soon)},
+			ItemState{ConsentExpiration: soon},
+			&linkdv1.Item{Status: disconn, StatusChangedAt: sec(-3600), DisconnectTime: timestamppb.New(soon), ConsentExpirationTime: timestamppb.New(soon), ReconciledAt: reconciled}},
+		// Its time has passed and Plaid reports no error: not disconnected.
+		{"PendingDisconnectPassed",
+			&linkdv1.Item{Status: disconn, StatusChangedAt: sec(-3600), PendingDisconnectReason: "INSTITUTION_MIGRATION", DisconnectTime: sec(-1)},
+			ItemState{},
+			&linkdv1.Item{Status: good, StatusChangedAt: reconciled, ReconciledAt: reconciled}},
+		// Without disconnect_time, Plaid's notice (a week) from the webhook.
+		{"PendingDisconnectUnknownTimeWithinNotice",
+			&linkdv1.Item{Status: disconn, StatusChangedAt: sec(-3600)},
+			ItemState{},
+			&linkdv1.Item{Status: disconn, StatusChangedAt: sec(-3600), ReconciledAt: reconciled}},
+		{"PendingDisconnectUnknownTimePassed",
+			&linkdv1.Item{Status: disconn, StatusChangedAt: timestamppb.New(ruleT0.Add(-PendingExpirationWindow))},
+			ItemState{},
+			&linkdv1.Item{Status: good, StatusChangedAt: reconciled, ReconciledAt: reconciled}},
 		{"LostPendingExpirationWebhook",
 			&linkdv1.Item{Status: good},
 			ItemState{ConsentExpiration: soon},
@@ -179,6 +252,14 @@ func TestApplyItemState(t *testing.T) {
 			&linkdv1.Item{Status: expiring, StatusChangedAt: sec(-1), ConsentExpirationTime: timestamppb.New(soon)},
 			ItemState{ReadAt: ruleT0.Add(-2 * time.Second)},
 			&linkdv1.Item{Status: expiring, StatusChangedAt: sec(-1), ConsentExpirationTime: timestamppb.New(soon), ReconciledAt: reconciled}},
+		{"ReportAtTheReadTimeStands", // stamped at the very time /item/get was asked: the webhook wins the tie
+			&linkdv1.Item{Status: login, ErrorCode: "ITEM_LOGIN_REQUIRED", StatusChangedAt: sec(-2)},
+			ItemState{ReadAt: ruleT0.Add(-2 * time.Second)},
+			&linkdv1.Item{Status: login, ErrorCode: "ITEM_LOGIN_REQUIRED", StatusChangedAt: sec(-2), ReconciledAt: reconciled}},
+		{"ConsentAtTheReadTimeStands",
+			&linkdv1.Item{Status: expiring, StatusChangedAt: sec(-2), ConsentExpirationTime: timestamppb.New(soon)},
+			ItemState{ReadAt: ruleT0.Add(-2 * time.Second), ConsentExpiration: far},
+			&linkdv1.Item{Status: expiring, StatusChangedAt: sec(-2), ConsentExpirationTime: timestamppb.New(soon), ReconciledAt: reconciled}},
 		{"OlderReportGives",
 			&linkdv1.Item{Status: login, ErrorCode: "ITEM_LOGIN_REQUIRED", StatusChangedAt: sec(-3)},
 			ItemState{ReadAt: ruleT0.Add(-2 * time.Second)},
@@ -201,6 +282,80 @@ func TestApplyItemState(t *testing.T) {
 			ApplyItemState(tt.st, ruleT0)(again)
 			if !proto.Equal(again, item) {
 				t.Fatalf("the same state again changed %v to %v", item, again)
+			}
+		})
+	}
+}
+
+func TestRefreshItem(t *testing.T) {
+	readAt := ruleT0.Add(-2 * time.Second)
+	acc := ItemAccounts{InstitutionID: "ins_1", Accounts: twoAccounts(), Webhook: "https://a/webhook", ReadAt: readAt}
+	for _, tt := range []struct {
+		name      string
+		webhookAt *timestamppb.Timestamp
+		readAt    time.Time
+		wantStale bool
+	}{
+		{"NoWebhook", nil, readAt, false},
+		{"WebhookBeforeTheRead", sec(-3), readAt, false},
+		{"WebhookWhileRead", sec(-1), readAt, true}, // a USER_ACCOUNT_REVOKED landed meanwhile
+		{"WebhookAtTheReadTime", sec(-2), readAt, true},
+		{"ReadTimeUnknown", sec(-1), time.Time{}, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			from := &linkdv1.Item{Status: good, InstitutionId: "ins_1", Accounts: twoAccounts()[:1], WebhookAppliedAt: tt.webhookAt}
+			item := proto.CloneOf(from)
+			a := acc
+			a.ReadAt = tt.readAt
+			changed, err := RefreshItem(a)(item)
+			if tt.wantStale {
+				if !errors.Is(err, ErrStaleRead) || changed || !proto.Equal(item, from) {
+					t.Fatalf("changed = %v, %v, item %v; want ErrStaleRead and the Item untouched", changed, err, item)
+				}
+				return
+			}
+			if err != nil || !changed || len(item.GetAccounts()) != 2 || item.GetWebhook() != "https://a/webhook" {
+				t.Fatalf("changed = %v, %v, item %v; want Plaid's accounts and webhook", changed, err, item)
+			}
+		})
+	}
+}
+
+func TestConfirmUpdateMode_WebhookMeanwhile(t *testing.T) {
+	far := ruleT0.Add(365 * 24 * time.Hour)
+	began, read := ruleT0.Add(-4*time.Second), ruleT0.Add(-2*time.Second)
+	acc := ItemAccounts{InstitutionID: "ins_1", Accounts: twoAccounts(), ReadAt: read}
+	for _, tt := range []struct {
+		name      string
+		webhookAt *timestamppb.Timestamp
+		wantErr   error
+		wantFlag  bool
+	}{
+		{"NoneSince", sec(-5), nil, false},
+		// A NEW_ACCOUNTS_AVAILABLE after the session began, before the
+		// accounts were read: they are current, the flag is news.
+		{"SinceTheSessionBegan", sec(-3), nil, true},
+		{"AtTheTimeTheSessionBegan", sec(-4), nil, true},
+		// After the accounts were read (or at that time): read again.
+		{"WhileTheAccountsWereRead", sec(-1), ErrStaleRead, true},
+		{"AtTheAccountsReadTime", sec(-2), ErrStaleRead, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			from := &linkdv1.Item{Status: expiring, ConsentExpirationTime: timestamppb.New(ruleT0.Add(time.Hour)),
+				NewAccountsAvailable: true, InstitutionId: "ins_1", Accounts: twoAccounts()[:1], WebhookAppliedAt: tt.webhookAt}
+			item := proto.CloneOf(from)
+			_, err := ConfirmUpdateMode(ItemState{ConsentExpiration: far, ReadAt: began}, acc, ruleT0)(item)
+			if !errors.Is(err, tt.wantErr) {
+				t.Fatalf("err = %v, want %v", err, tt.wantErr)
+			}
+			if err != nil {
+				if !proto.Equal(item, from) {
+					t.Fatalf("a stale read changed the Item to %v", item)
+				}
+				return
+			}
+			if item.GetNewAccountsAvailable() != tt.wantFlag || len(item.GetAccounts()) != 2 {
+				t.Fatalf("item = %v; want new_accounts_available %v and both accounts", item, tt.wantFlag)
 			}
 		})
 	}

@@ -172,6 +172,10 @@ type ItemAccounts struct {
 	// Webhook is the Item's webhook URL at Plaid; empty for none.
 	Webhook   string
 	RequestID string
+	// ReadAt is when linkd asked (its clock, before the call); zero when
+	// unknown. A webhook applied at or after it may have changed what
+	// Plaid answered (WebhookSince), and the answer is read again.
+	ReadAt time.Time
 }
 
 // WebhookKey is a public key Plaid signs webhooks with, from

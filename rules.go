@@ -104,16 +104,28 @@ func StatusMayChange(from, to linkdv1.ItemStatus) bool {
 }
 
 // SetItemStatusAsOf is SetItemStatus for what Plaid answered to a call
-// linkd made at askedAt: a status the Item took after askedAt (a webhook
-// applied while the call was in flight) knows more, and stands.
+// linkd made at askedAt: a status the Item took at or after askedAt (a
+// webhook applied while the call was in flight) knows more, and stands
+// (StatusChangedSince).
 func SetItemStatusAsOf(status linkdv1.ItemStatus, errorCode string, askedAt, now time.Time) func(*linkdv1.Item) (bool, error) {
 	set := SetItemStatus(status, errorCode, now)
 	return func(item *linkdv1.Item) (bool, error) {
-		if at := item.GetStatusChangedAt(); at != nil && at.AsTime().After(askedAt) {
+		if StatusChangedSince(item, askedAt) {
 			return false, nil
 		}
 		return set(item)
 	}
+}
+
+// StatusChangedSince reports whether the Item's status changed at or
+// after t, when linkd asked Plaid something (zero t: unknown, never). A
+// tie goes to the stored status: with a coarse clock, or replicas whose
+// clocks differ, a webhook stamped at the very time of the call may have
+// arrived after it, and an answer Plaid gave to an older question must
+// not undo it (the next reconcile corrects the other case).
+func StatusChangedSince(item *linkdv1.Item, t time.Time) bool {
+	at := item.GetStatusChangedAt()
+	return !t.IsZero() && at != nil && !at.AsTime().Before(t)
 }
 
 // SetItemStatus returns an update function that moves an Item to status
@@ -129,7 +141,8 @@ func SetItemStatus(status linkdv1.ItemStatus, errorCode string, now time.Time) f
 		}
 		item.Status, item.ErrorCode, item.StatusChangedAt = status, errorCode, timestamppb.New(now)
 		if status != linkdv1.ItemStatus_ITEM_STATUS_PENDING_DISCONNECT {
-			item.PendingDisconnectReason = "" // it explained the status left
+			// They explained the status left.
+			item.PendingDisconnectReason, item.DisconnectTime = "", nil
 		}
 		return true, nil
 	}

@@ -98,6 +98,10 @@ func TestSetItemStatusAsOf(t *testing.T) {
 		{"NeverChanged", nil, true},
 		{"ChangedBeforeTheCall", sec(-3), true},
 		{"ChangedWhileAsked", sec(-1), false}, // LOGIN_REPAIRED landed meanwhile
+		// Stamped at the very time linkd asked (a coarse or skewed clock
+		// across replicas): the webhook arrived no earlier than the call
+		// went out, and stands.
+		{"ChangedAtTheAskedTime", sec(-2), false},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			item := &linkdv1.Item{Status: linkdv1.ItemStatus_ITEM_STATUS_GOOD, StatusChangedAt: tt.changedAt}

@@ -160,6 +160,15 @@ type Store interface {
 	// and reports whether owner holds it: false while another owner's
 	// lease is live. Background jobs run only while their lease is held.
 	TryLease(ctx context.Context, name, owner string, now time.Time, ttl time.Duration) (bool, error)
+	// SetLeaseCursor records cursor (where the job's walk stands; "" for
+	// its start) with the named lease and reports whether owner holds it:
+	// false, recording nothing, when the lease is another owner's or
+	// there is none. The cursor outlives the owner: TryLease keeps it
+	// when it renews the lease or another owner takes it over.
+	SetLeaseCursor(ctx context.Context, name, owner, cursor string) (bool, error)
+	// LeaseCursor returns the cursor last recorded with the named lease;
+	// "" when none was.
+	LeaseCursor(ctx context.Context, name string) (string, error)
 	// Check verifies the backend's consistency and reachability (bbolt's
 	// page check, a Postgres round trip). EUNAVAILABLE when the backend
 	// cannot be reached, EINTERNAL when it is damaged.

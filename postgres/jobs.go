@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -210,4 +211,40 @@ func (db *DB) TryLease(ctx context.Context, name, owner string, now time.Time, t
 		return err
 	})
 	return held, err
+}
+
+// SetLeaseCursor records cursor with the named lease and reports whether
+// owner holds it: false, recording nothing, when the lease is another
+// owner's or there is none. EINVALID naming name or owner.
+func (db *DB) SetLeaseCursor(ctx context.Context, name, owner, cursor string) (bool, error) {
+	if err := checkID("name", name); err != nil {
+		return false, err
+	}
+	if err := checkID("owner", owner); err != nil {
+		return false, err
+	}
+	held := false
+	err := db.inTx(ctx, "set lease cursor", func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `UPDATE linkd_leases SET cursor = $3 WHERE name = $1 AND owner = $2`, name, owner, cursor)
+		held = tag.RowsAffected() == 1
+		return err
+	})
+	return held, err
+}
+
+// LeaseCursor returns the cursor last recorded with the named lease; ""
+// when none was. EINVALID naming name.
+func (db *DB) LeaseCursor(ctx context.Context, name string) (string, error) {
+	if err := checkID("name", name); err != nil {
+		return "", err
+	}
+	var cursor string
+	err := db.pool.QueryRow(ctx, `SELECT cursor FROM linkd_leases WHERE name = $1`, name).Scan(&cursor)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return "", nil
+	}
+	if err != nil {
+		return "", wrap("lease cursor", err)
+	}
+	return cursor, nil
 }

@@ -91,10 +91,12 @@ func (s *Service) noteItemError(ctx context.Context, itemID string, err error, a
 // Plaid: /item/get, then /accounts/get when the Item has no error, and
 // applies ConfirmUpdateMode. An Item error Plaid still reports stays; a
 // pending expiry or disconnect clears only when Plaid shows the consent
-// renewed (ConsentRenewed), which a replayed or made-up redirect cannot
-// show; the accounts become Plaid's, so that accounts added in update mode
-// appear, and new_accounts_available clears. When Plaid cannot answer now,
-// EUNAVAILABLE asks the caller to resubmit (the redirect is recorded).
+// renewed (ConsentRenewed, DisconnectAverted), which a replayed or made-up
+// redirect cannot show; the accounts become Plaid's, so that accounts added
+// in update mode appear, and new_accounts_available clears. A webhook
+// applied while Plaid was asked makes linkd ask again (ErrStaleRead). When
+// Plaid cannot answer now, EUNAVAILABLE asks the caller to resubmit (the
+// redirect is recorded).
 func (s *Service) repaired(ctx context.Context, itemID, clientUserID string) (*linkdv1.Item, error) {
 	asked := s.now() // before any call to Plaid
 	item, err := s.store.GetItem(ctx, itemID)
@@ -122,23 +124,35 @@ func (s *Service) repaired(ctx context.Context, itemID, clientUserID string) (*l
 		return nil, fmt.Errorf("%w: %w", linkd.Errorf(linkd.EUNAVAILABLE,
 			"Plaid could not confirm the update-mode session now; resubmit the redirect"), err)
 	}
-	readAt := s.now()
-	st, err := s.plaid.GetItem(ctx, token)
-	if err != nil {
-		return unconfirmed(err)
-	}
-	st.ReadAt = readAt
-	apply := linkd.ApplyItemState(st, s.now())
-	if st.ErrorCode == "" {
-		acc, err := s.plaid.GetAccounts(ctx, token)
+	for attempt := 1; ; attempt++ {
+		st, err := s.plaid.GetItem(ctx, token)
 		if err != nil {
 			return unconfirmed(err)
 		}
-		apply = linkd.ConfirmUpdateMode(st, acc, s.now())
-	}
-	item, err = s.store.UpdateItem(ctx, itemID, apply)
-	if err != nil {
-		return nil, err
+		// As of when the confirmation began: a webhook since then (a
+		// NEW_ACCOUNTS_AVAILABLE) is not answered by this session.
+		st.ReadAt = asked
+		apply := linkd.ApplyItemState(st, s.now())
+		if st.ErrorCode == "" {
+			readAt := s.now()
+			acc, err := s.plaid.GetAccounts(ctx, token)
+			if err != nil {
+				return unconfirmed(err)
+			}
+			acc.ReadAt = readAt
+			apply = linkd.ConfirmUpdateMode(st, acc, s.now())
+		}
+		item, err = s.store.UpdateItem(ctx, itemID, apply)
+		switch {
+		case errors.Is(err, linkd.ErrStaleRead) && attempt < staleReadAttempts:
+			continue // a webhook landed meanwhile: Plaid's answer now includes it
+		case errors.Is(err, linkd.ErrStaleRead):
+			return nil, fmt.Errorf("%w: %w", linkd.Errorf(linkd.EUNAVAILABLE,
+				"webhooks about the Item kept arriving while linkd confirmed the update-mode session; resubmit the redirect"), err)
+		case err != nil:
+			return nil, err
+		}
+		break
 	}
 	s.log.InfoContext(ctx, "update-mode session confirmed by Plaid", "item_id", itemID, "status", item.GetStatus().String())
 	return item, nil
@@ -162,27 +176,35 @@ func (s *Service) refreshInline(ctx context.Context, item *linkdv1.Item) *linkdv
 	return updated
 }
 
+// staleReadAttempts bounds how often linkd reads an Item from Plaid again
+// because a webhook about it was applied while it read (ErrStaleRead).
+// Webhooks about one Item are rare; after the last attempt the caller
+// gets ErrStaleRead (EUNAVAILABLE) and the refresh is deferred, or the
+// redirect resubmitted.
+const staleReadAttempts = 3
+
 // refresh reads an Item's accounts and institution from Plaid and stores
 // them through update (UpdateItem, or UpdateRefreshedItem to also end a
-// queued refresh).
+// queued refresh), reading again when a webhook was applied meanwhile
+// (linkd.RefreshItem).
 func (s *Service) refresh(ctx context.Context, itemID string, update func(context.Context, string, func(*linkdv1.Item) (bool, error)) (*linkdv1.Item, error)) (*linkdv1.Item, error) {
 	token, err := s.store.AccessToken(ctx, itemID)
 	if err != nil {
 		return nil, err
 	}
-	acc, err := s.plaid.GetAccounts(ctx, token)
-	if err != nil {
-		return nil, err
-	}
-	details := linkd.SetItemDetails(acc.InstitutionID, acc.InstitutionName, acc.Accounts)
-	return update(ctx, itemID, func(item *linkdv1.Item) (bool, error) {
-		changed, _ := details(item)
-		if acc.Webhook != "" {
-			moved, _ := linkd.SetItemWebhook(acc.Webhook)(item)
-			changed = changed || moved
+	for attempt := 1; ; attempt++ {
+		readAt := s.now()
+		acc, err := s.plaid.GetAccounts(ctx, token)
+		if err != nil {
+			return nil, err
 		}
-		return changed, nil
-	})
+		acc.ReadAt = readAt
+		item, err := update(ctx, itemID, linkd.RefreshItem(acc))
+		if errors.Is(err, linkd.ErrStaleRead) && attempt < staleReadAttempts {
+			continue
+		}
+		return item, err
+	}
 }
 
 // wakeRefresh tells the refresh job that an Item was queued.

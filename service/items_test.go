@@ -137,6 +137,12 @@ func TestService_ApplyWebhook_Items(t *testing.T) {
 	if it := get(); it.GetStatus() != linkdv1.ItemStatus_ITEM_STATUS_PENDING_DISCONNECT || it.GetPendingDisconnectReason() != "INSTITUTION_MIGRATION" {
 		t.Errorf("after PENDING_DISCONNECT: status %v, reason %q", it.GetStatus(), it.GetPendingDisconnectReason())
 	}
+	disconnect := consent.Add(-24 * time.Hour)
+	deliver(t, svc, "", `{"webhook_type":"ITEM","webhook_code":"PENDING_DISCONNECT","item_id":"`+id+`","reason":"INSTITUTION_MIGRATION","disconnect_time":"`+disconnect.Format(time.RFC3339)+`","environment":"sandbox"}`)
+	if it := get(); !it.GetDisconnectTime().AsTime().Equal(disconnect) || !it.GetConsentExpirationTime().AsTime().Equal(consent) {
+		t.Errorf("after PENDING_DISCONNECT at %v: disconnect_time %v, consent %v; want the disconnect's own, the consent's left at %v",
+			disconnect, it.GetDisconnectTime().AsTime(), it.GetConsentExpirationTime().AsTime(), consent)
+	}
 }
 
 // TestService_ReconcileItems: an Item whose LOGIN_REPAIRED webhook was lost
@@ -149,6 +155,9 @@ func TestService_ReconcileItems(t *testing.T) {
 	other := mustLink(t, svc, "user-2")
 	deliver(t, svc, "", `{"webhook_type":"ITEM","webhook_code":"ERROR","item_id":"`+item.GetItemId()+`","error":{"error_type":"ITEM_ERROR","error_code":"ITEM_LOGIN_REQUIRED"},"environment":"sandbox"}`)
 	ctx := context.Background()
+	// The walk asks Plaid after the webhook arrived (at the same instant
+	// the webhook would stand: StatusChangedSince).
+	clk.Add(time.Second)
 
 	calls := e.emu.Calls("/item/get")
 	res, err := svc.ReconcileItems(ctx, time.Hour)
@@ -289,5 +298,34 @@ func TestService_ReconcileItems_MovesWebhooks(t *testing.T) {
 	clk.Add(2 * time.Hour)
 	if res, err := svc.ReconcileItems(ctx, time.Hour); err != nil || res.Moved != 0 || e.emu.Calls("/item/webhook/update") != 2 {
 		t.Errorf("second walk = %+v, %v; want nothing moved", res, err)
+	}
+}
+
+// TestService_ReconcileItems_PendingDisconnect: Plaid's /item/get shows no
+// consent expiration for most Items, a PENDING_DISCONNECT one too; the
+// walk keeps the pending disconnect until its disconnect_time has passed
+// (with Plaid still reporting no error, it was averted).
+func TestService_ReconcileItems_PendingDisconnect(t *testing.T) {
+	e := mustEnv(t)
+	svc, clk := clockedService(t, e, "")
+	id := mustLink(t, svc, "user-1").GetItemId()
+	ctx := context.Background()
+	disconnect := clk.Now().Add(5 * 24 * time.Hour).UTC().Truncate(time.Second)
+	deliver(t, svc, "", `{"webhook_type":"ITEM","webhook_code":"PENDING_DISCONNECT","item_id":"`+id+`","reason":"INSTITUTION_MIGRATION","disconnect_time":"`+disconnect.Format(time.RFC3339)+`","environment":"sandbox"}`)
+	clk.Add(time.Second)
+
+	if res, err := svc.ReconcileItems(ctx, time.Hour); err != nil || res.Reconciled != 1 {
+		t.Fatalf("ReconcileItems = %+v, %v; want the Item compared", res, err)
+	}
+	if it, _ := e.db.GetItem(ctx, id); it.GetStatus() != linkdv1.ItemStatus_ITEM_STATUS_PENDING_DISCONNECT || !it.GetDisconnectTime().AsTime().Equal(disconnect) {
+		t.Fatalf("after a walk before the disconnect time: %v; want still PENDING_DISCONNECT at %v", it, disconnect)
+	}
+
+	clk.Add(6 * 24 * time.Hour)
+	if res, err := svc.ReconcileItems(ctx, time.Hour); err != nil || res.Reconciled != 1 {
+		t.Fatalf("ReconcileItems = %+v, %v; want the Item compared", res, err)
+	}
+	if it, _ := e.db.GetItem(ctx, id); it.GetStatus() != linkdv1.ItemStatus_ITEM_STATUS_GOOD || it.GetDisconnectTime() != nil {
+		t.Fatalf("after a walk past the disconnect time, Plaid reporting no error: %v; want GOOD", it)
 	}
 }

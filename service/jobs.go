@@ -112,7 +112,7 @@ func (s *Service) RunJobs(ctx context.Context, j Jobs) {
 		}
 	})
 	run("reconcile", j.ReconcileTick, nil, func(ctx context.Context) error {
-		_, err := s.reconcile(ctx, j.ReconcileEvery, s.pacer("reconcile", j.ReconcileRate, 3*j.ReconcileTick))
+		_, err := s.reconcile(ctx, j.ReconcileEvery, s.pacer("reconcile", j.ReconcileRate, 3*j.ReconcileTick), reconcileLease)
 		if errors.Is(err, errLeaseLost) {
 			return nil // another process walks now
 		}

@@ -26,8 +26,12 @@ import (
 //
 // Plaid calls are paced at a configured rate, the walk renews the job's
 // lease as it goes (so that one replica walks at a time, across a shared
-// Postgres), and a pass that found everything fresh sleeps until the first
-// Item falls due again, so that idle passes cost no reads.
+// Postgres) and records its position with the lease after each page, so
+// that a replica taking the lease over resumes there rather than at the
+// first Item (with frequent restarts, the Items at the end of a long walk
+// would otherwise never be reached). A pass that found everything fresh
+// sleeps until the first Item falls due again, so that idle passes cost
+// no reads.
 
 // Reconcile defaults.
 const (
@@ -51,7 +55,8 @@ type ReconcileResult struct {
 	Reconciled, Moved, Failed int
 }
 
-// reconcileState is where this process's walk stands.
+// reconcileState is where this process's walk stands (the job's position
+// is also recorded with its lease: reconcile).
 type reconcileState struct {
 	mu     sync.Mutex
 	cursor string
@@ -60,6 +65,9 @@ type reconcileState struct {
 	next time.Time
 	// soonest is the earliest due time seen in the pass under way.
 	soonest time.Time
+	// partial is set when another process walked part of the pass under
+	// way (it took the lease over meanwhile): soonest misses its Items.
+	partial bool
 }
 
 // ReconcileItems walks every Item once, from where the last walk of this
@@ -70,13 +78,19 @@ type reconcileState struct {
 // first failure to reach the store or Plaid, to resume from there on the
 // next call.
 func (s *Service) ReconcileItems(ctx context.Context, every time.Duration) (ReconcileResult, error) {
-	return s.reconcile(ctx, every, nil)
+	return s.reconcile(ctx, every, nil, "")
 }
+
+// reconcileLease is the reconcile job's lease, which also keeps its walk
+// position.
+const reconcileLease = "job/reconcile"
 
 // reconcile is one pass of the walk; wait, when set, is called before each
 // Plaid call and paces them (and renews the lease: its error stops the
-// pass).
-func (s *Service) reconcile(ctx context.Context, every time.Duration, wait func(context.Context) error) (ReconcileResult, error) {
+// pass). With lease set, the walk starts from the position recorded with
+// that lease (by this process or another) and records its own there after
+// each page; losing the lease stops it (errLeaseLost).
+func (s *Service) reconcile(ctx context.Context, every time.Duration, wait func(context.Context) error, lease string) (ReconcileResult, error) {
 	if every <= 0 {
 		every = DefaultReconcileEvery
 	}
@@ -87,26 +101,69 @@ func (s *Service) reconcile(ctx context.Context, every time.Duration, wait func(
 	if s.now().Before(st.next) {
 		return res, nil
 	}
+	if lease != "" {
+		cursor, err := s.store.LeaseCursor(ctx, lease)
+		if err != nil {
+			return res, err
+		}
+		if cursor != st.cursor {
+			// Another process walked meanwhile: the due times this one saw
+			// are not the whole pass's.
+			st.partial = true
+		}
+		st.cursor = cursor
+	}
+	if st.cursor == "" {
+		st.partial, st.soonest = false, time.Time{}
+	}
 	for {
 		page, err := s.store.ItemsAfter(ctx, st.cursor, reconcilePage)
 		if err != nil {
 			return res, err
 		}
 		if len(page) == 0 {
-			// The pass is over: the next starts when an Item falls due.
-			st.cursor, st.next, st.soonest = "", st.soonest, time.Time{}
+			// The pass is over: the next starts when an Item falls due, or
+			// at once when this process saw only part of the pass.
+			next := st.soonest
+			if st.partial {
+				next = time.Time{}
+			}
+			st.cursor, st.next, st.soonest, st.partial = "", next, time.Time{}, false
 			if res.Reconciled+res.Moved+res.Failed > 0 {
 				s.log.InfoContext(ctx, "items reconciled with Plaid", "reconciled", res.Reconciled, "moved", res.Moved, "failed", res.Failed)
 			}
-			return res, nil
+			return res, s.saveReconcileCursor(ctx, lease, "")
 		}
 		for _, item := range page {
 			if err := s.reconcileItem(ctx, item, every, wait, &res); err != nil {
+				// Best effort: at worst the next walk redoes this page.
+				if serr := s.saveReconcileCursor(ctx, lease, st.cursor); serr != nil && !errors.Is(serr, errLeaseLost) && ctx.Err() == nil {
+					s.log.WarnContext(ctx, "reconcile position not recorded", "err", serr)
+				}
 				return res, err
 			}
 			st.cursor = item.GetItemId()
 		}
+		if err := s.saveReconcileCursor(ctx, lease, st.cursor); err != nil {
+			return res, err
+		}
 	}
+}
+
+// saveReconcileCursor records the walk's position with lease (nothing
+// when lease is ""); errLeaseLost when another process holds it now.
+func (s *Service) saveReconcileCursor(ctx context.Context, lease, cursor string) error {
+	if lease == "" {
+		return nil
+	}
+	held, err := s.store.SetLeaseCursor(ctx, lease, s.owner, cursor)
+	if err != nil {
+		return err
+	}
+	if !held {
+		return errLeaseLost
+	}
+	return nil
 }
 
 // reconcileItem compares one Item with /item/get when it is due, then

@@ -44,6 +44,7 @@ func Run(t *testing.T, open OpenFunc) {
 	t.Run("ListWebhooks", func(t *testing.T) { testListWebhooks(t, fresh) })
 	t.Run("Prune", func(t *testing.T) { testPrune(t, fresh) })
 	t.Run("TryLease", func(t *testing.T) { testTryLease(t, fresh) })
+	t.Run("LeaseCursor", func(t *testing.T) { testLeaseCursor(t, fresh) })
 	t.Run("Check", func(t *testing.T) {
 		if err := fresh(t).Check(context.Background()); err != nil {
 			t.Fatalf("Check: %v", err)
@@ -1331,6 +1332,78 @@ func testTryLease(t *testing.T, fresh func(*testing.T) linkd.Store) {
 	}
 	if ok, err := s.TryLease(ctx, "other", "a", at(51), time.Second); err != nil || !ok {
 		t.Fatalf("leases are not per name: %v, %v", ok, err)
+	}
+}
+
+// testLeaseCursor: a job's walk position is kept with its lease, for its
+// owner only, and survives a takeover, so that the next owner resumes.
+func testLeaseCursor(t *testing.T, fresh func(*testing.T) linkd.Store) {
+	ctx := context.Background()
+	s := fresh(t)
+	cursor := func(name string) string {
+		t.Helper()
+		c, err := s.LeaseCursor(ctx, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	set := func(owner, c string) bool {
+		t.Helper()
+		ok, err := s.SetLeaseCursor(ctx, "reconcile", owner, c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ok
+	}
+	lease := func(owner string, now int) bool {
+		t.Helper()
+		ok, err := s.TryLease(ctx, "reconcile", owner, at(now), 30*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ok
+	}
+	if c := cursor("reconcile"); c != "" {
+		t.Fatalf("cursor of a lease never taken = %q, want none", c)
+	}
+	if set("a", "item-1") {
+		t.Fatal("a cursor recorded with no lease held")
+	}
+	if !lease("a", 0) || !set("a", "item-5") {
+		t.Fatal("a could not record its cursor with its lease")
+	}
+	if c := cursor("reconcile"); c != "item-5" {
+		t.Fatalf("cursor = %q, want item-5", c)
+	}
+	if !lease("a", 20) || cursor("reconcile") != "item-5" {
+		t.Fatalf("after a renewal the cursor is %q, want item-5 kept", cursor("reconcile"))
+	}
+	if lease("b", 30) || set("b", "item-9") || cursor("reconcile") != "item-5" {
+		t.Fatal("b moved the cursor of a's live lease")
+	}
+	// a stops without releasing; b takes the lease over once it lapses
+	// and resumes where a stood.
+	if !lease("b", 51) {
+		t.Fatal("b did not get an expired lease")
+	}
+	if c := cursor("reconcile"); c != "item-5" {
+		t.Fatalf("after a takeover the cursor is %q, want a's item-5", c)
+	}
+	if set("a", "item-7") || cursor("reconcile") != "item-5" {
+		t.Fatal("a moved the cursor of the lease b took over")
+	}
+	if !set("b", "") || cursor("reconcile") != "" {
+		t.Fatalf("b could not record the start of a new pass: cursor %q", cursor("reconcile"))
+	}
+	if !set("b", "item-8") {
+		t.Fatal("b could not record its cursor")
+	}
+	if ok, err := s.TryLease(ctx, "other", "a", at(51), time.Second); err != nil || !ok || cursor("other") != "" {
+		t.Fatalf("cursors are not per lease: %v, %v, %q", ok, err, cursor("other"))
+	}
+	if _, err := s.SetLeaseCursor(ctx, "", "a", "x"); linkd.ErrorCode(err) != linkd.EINVALID {
+		t.Errorf("SetLeaseCursor with no name = %v, want EINVALID", err)
 	}
 }
 

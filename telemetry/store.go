@@ -245,6 +245,20 @@ func (s observedStore) TryLease(ctx context.Context, name, owner string, now tim
 	return r0, err
 }
 
+func (s observedStore) SetLeaseCursor(ctx context.Context, name, owner, cursor string) (bool, error) {
+	ctx, done := s.begin(ctx, "SetLeaseCursor")
+	r0, err := s.Store.SetLeaseCursor(ctx, name, owner, cursor)
+	done(err)
+	return r0, err
+}
+
+func (s observedStore) LeaseCursor(ctx context.Context, name string) (string, error) {
+	ctx, done := s.begin(ctx, "LeaseCursor")
+	r0, err := s.Store.LeaseCursor(ctx, name)
+	done(err)
+	return r0, err
+}
+
 func (s observedStore) Check(ctx context.Context) error {
 	ctx, done := s.begin(ctx, "Check")
 	err := s.Store.Check(ctx)

@@ -57,8 +57,12 @@ type StoredItem struct {
 	ReconciledAt *timestamppb.Timestamp `protobuf:"bytes,15,opt,name=reconciled_at,json=reconciledAt,proto3" json:"reconciled_at,omitempty"`
 	// Whether its link token named its own webhook URL.
 	WebhookRequested bool `protobuf:"varint,16,opt,name=webhook_requested,json=webhookRequested,proto3" json:"webhook_requested,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// When linkd last applied a Plaid webhook about the Item.
+	WebhookAppliedAt *timestamppb.Timestamp `protobuf:"bytes,17,opt,name=webhook_applied_at,json=webhookAppliedAt,proto3" json:"webhook_applied_at,omitempty"`
+	// When Plaid will disconnect the Item (PENDING_DISCONNECT).
+	DisconnectTime *timestamppb.Timestamp `protobuf:"bytes,18,opt,name=disconnect_time,json=disconnectTime,proto3" json:"disconnect_time,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *StoredItem) Reset() {
@@ -201,6 +205,20 @@ func (x *StoredItem) GetWebhookRequested() bool {
 		return x.WebhookRequested
 	}
 	return false
+}
+
+func (x *StoredItem) GetWebhookAppliedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.WebhookAppliedAt
+	}
+	return nil
+}
+
+func (x *StoredItem) GetDisconnectTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.DisconnectTime
+	}
+	return nil
 }
 
 // StoredAccount is an account of an Item or of a connected result.
@@ -1002,7 +1020,7 @@ var File_linkd_storage_v1_records_proto protoreflect.FileDescriptor
 
 const file_linkd_storage_v1_records_proto_rawDesc = "" +
 	"\n" +
-	"\x1elinkd/storage/v1/records.proto\x12\x10linkd.storage.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x8a\x06\n" +
+	"\x1elinkd/storage/v1/records.proto\x12\x10linkd.storage.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x99\a\n" +
 	"\n" +
 	"StoredItem\x12\x17\n" +
 	"\aitem_id\x18\x01 \x01(\tR\x06itemId\x12$\n" +
@@ -1023,7 +1041,9 @@ const file_linkd_storage_v1_records_proto_rawDesc = "" +
 	"\x19pending_disconnect_reason\x18\r \x01(\tR\x17pendingDisconnectReason\x12\x18\n" +
 	"\awebhook\x18\x0e \x01(\tR\awebhook\x12?\n" +
 	"\rreconciled_at\x18\x0f \x01(\v2\x1a.google.protobuf.TimestampR\freconciledAt\x12+\n" +
-	"\x11webhook_requested\x18\x10 \x01(\bR\x10webhookRequested\"\xee\x01\n" +
+	"\x11webhook_requested\x18\x10 \x01(\bR\x10webhookRequested\x12H\n" +
+	"\x12webhook_applied_at\x18\x11 \x01(\v2\x1a.google.protobuf.TimestampR\x10webhookAppliedAt\x12C\n" +
+	"\x0fdisconnect_time\x18\x12 \x01(\v2\x1a.google.protobuf.TimestampR\x0edisconnectTime\"\xee\x01\n" +
 	"\rStoredAccount\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x12\n" +
@@ -1134,21 +1154,23 @@ var file_linkd_storage_v1_records_proto_depIdxs = []int32{
 	7,  // 2: linkd.storage.v1.StoredItem.status_changed_at:type_name -> google.protobuf.Timestamp
 	7,  // 3: linkd.storage.v1.StoredItem.consent_expiration_time:type_name -> google.protobuf.Timestamp
 	7,  // 4: linkd.storage.v1.StoredItem.reconciled_at:type_name -> google.protobuf.Timestamp
-	1,  // 5: linkd.storage.v1.StoredConnectedResult.accounts:type_name -> linkd.storage.v1.StoredAccount
-	2,  // 6: linkd.storage.v1.StoredExitResult.error:type_name -> linkd.storage.v1.StoredLinkError
-	2,  // 7: linkd.storage.v1.StoredLinkEvent.error:type_name -> linkd.storage.v1.StoredLinkError
-	7,  // 8: linkd.storage.v1.StoredLinkEvent.timestamp:type_name -> google.protobuf.Timestamp
-	7,  // 9: linkd.storage.v1.StoredLinkEvent.issue_detected_at:type_name -> google.protobuf.Timestamp
-	5,  // 10: linkd.storage.v1.StoredLinkSession.events:type_name -> linkd.storage.v1.StoredLinkEvent
-	3,  // 11: linkd.storage.v1.StoredLinkSession.connected:type_name -> linkd.storage.v1.StoredConnectedResult
-	4,  // 12: linkd.storage.v1.StoredLinkSession.exit:type_name -> linkd.storage.v1.StoredExitResult
-	7,  // 13: linkd.storage.v1.StoredLinkSession.first_seen_at:type_name -> google.protobuf.Timestamp
-	7,  // 14: linkd.storage.v1.StoredLinkSession.last_seen_at:type_name -> google.protobuf.Timestamp
-	15, // [15:15] is the sub-list for method output_type
-	15, // [15:15] is the sub-list for method input_type
-	15, // [15:15] is the sub-list for extension type_name
-	15, // [15:15] is the sub-list for extension extendee
-	0,  // [0:15] is the sub-list for field type_name
+	7,  // 5: linkd.storage.v1.StoredItem.webhook_applied_at:type_name -> google.protobuf.Timestamp
+	7,  // 6: linkd.storage.v1.StoredItem.disconnect_time:type_name -> google.protobuf.Timestamp
+	1,  // 7: linkd.storage.v1.StoredConnectedResult.accounts:type_name -> linkd.storage.v1.StoredAccount
+	2,  // 8: linkd.storage.v1.StoredExitResult.error:type_name -> linkd.storage.v1.StoredLinkError
+	2,  // 9: linkd.storage.v1.StoredLinkEvent.error:type_name -> linkd.storage.v1.StoredLinkError
+	7,  // 10: linkd.storage.v1.StoredLinkEvent.timestamp:type_name -> google.protobuf.Timestamp
+	7,  // 11: linkd.storage.v1.StoredLinkEvent.issue_detected_at:type_name -> google.protobuf.Timestamp
+	5,  // 12: linkd.storage.v1.StoredLinkSession.events:type_name -> linkd.storage.v1.StoredLinkEvent
+	3,  // 13: linkd.storage.v1.StoredLinkSession.connected:type_name -> linkd.storage.v1.StoredConnectedResult
+	4,  // 14: linkd.storage.v1.StoredLinkSession.exit:type_name -> linkd.storage.v1.StoredExitResult
+	7,  // 15: linkd.storage.v1.StoredLinkSession.first_seen_at:type_name -> google.protobuf.Timestamp
+	7,  // 16: linkd.storage.v1.StoredLinkSession.last_seen_at:type_name -> google.protobuf.Timestamp
+	17, // [17:17] is the sub-list for method output_type
+	17, // [17:17] is the sub-list for method input_type
+	17, // [17:17] is the sub-list for extension type_name
+	17, // [17:17] is the sub-list for extension extendee
+	0,  // [0:17] is the sub-list for field type_name
 }
 
 func init() { file_linkd_storage_v1_records_proto_init() }

@@ -681,7 +681,11 @@ type Lease struct {
 	// The process holding the lease, unique per process start.
 	Owner string `protobuf:"bytes,1,opt,name=owner,proto3" json:"owner,omitempty"`
 	// When the lease lapses unless its owner renews it.
-	ExpiresAt     *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
+	ExpiresAt *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
+	// Where the job's walk stands (the reconcile job: the last item_id it
+	// finished; empty at the start of a pass), kept across owners so that
+	// a process taking the lease over resumes there.
+	Cursor        string `protobuf:"bytes,3,opt,name=cursor,proto3" json:"cursor,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -728,6 +732,13 @@ func (x *Lease) GetExpiresAt() *timestamppb.Timestamp {
 		return x.ExpiresAt
 	}
 	return nil
+}
+
+func (x *Lease) GetCursor() string {
+	if x != nil {
+		return x.Cursor
+	}
+	return ""
 }
 
 // SchemaVersion is the version of the database layout, stored under the
@@ -843,11 +854,12 @@ const file_linkd_storage_v1_storage_proto_rawDesc = "" +
 	"renewed_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\trenewedAt\"N\n" +
 	"\x0fWebhookDelivery\x12;\n" +
 	"\vrecorded_at\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"recordedAt\"X\n" +
+	"recordedAt\"p\n" +
 	"\x05Lease\x12\x14\n" +
 	"\x05owner\x18\x01 \x01(\tR\x05owner\x129\n" +
 	"\n" +
-	"expires_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\")\n" +
+	"expires_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\x12\x16\n" +
+	"\x06cursor\x18\x03 \x01(\tR\x06cursor\")\n" +
 	"\rSchemaVersion\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversionB7Z5github.com/linkd/linkd/gen/linkd/storage/v1;storagev1b\x06proto3"
 

@@ -1,0 +1,201 @@
+package service
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/linkd/linkd"
+	linkdv1 "github.com/linkd/linkd/gen/linkd/v1"
+)
+
+// interleaved is the real Plaid client with a hook run right after the
+// first /accounts/get that Plaid answers (after every one, with repeat):
+// what happens there happens between linkd's read of the Item and its
+// write.
+type interleaved struct {
+	linkd.Plaid
+	mu          sync.Mutex
+	afterRead   func()
+	repeat      bool
+	accountsGet int
+}
+
+func (p *interleaved) GetAccounts(ctx context.Context, token linkd.AccessToken) (linkd.ItemAccounts, error) {
+	acc, err := p.Plaid.GetAccounts(ctx, token)
+	p.mu.Lock()
+	p.accountsGet++
+	hook := p.afterRead
+	if !p.repeat {
+		p.afterRead = nil
+	}
+	p.mu.Unlock()
+	if hook != nil && err == nil {
+		hook()
+	}
+	return acc, err
+}
+
+// webhookEnv is a Service over a real bbolt file and the real Plaid client
+// to the emulator, wrapped in interleaved, whose Items send their webhooks
+// to a receiver that hands each body to hooks.
+type webhookEnv struct {
+	svc   *Service
+	plaid *interleaved
+	hooks chan []byte
+	fired int
+}
+
+func mustWebhookEnv(t *testing.T) *webhookEnv {
+	t.Helper()
+	e := &webhookEnv{hooks: make(chan []byte, 16)}
+	recv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		e.hooks <- b
+	}))
+	t.Cleanup(recv.Close)
+	_, pc, db := mustParts(t)
+	e.plaid = &interleaved{Plaid: pc}
+	var err error
+	e.svc, err = New(Config{Plaid: e.plaid, Store: db, Defaults: LinkDefaults{Products: []string{"transactions"}, Webhook: recv.URL}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+// link links a sandbox Item for user-1 and returns it.
+func (e *webhookEnv) link(t *testing.T) *linkdv1.Item {
+	t.Helper()
+	ctx := context.Background()
+	pt, _, err := e.svc.CreateSandboxPublicToken(ctx, "ins_109508", nil, linkd.SandboxLogin{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	item, err := e.svc.ExchangePublicToken(ctx, pt, "user-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return item
+}
+
+// fire has Plaid's sandbox send the Item's webhook code, as the event
+// would (the emulator changes the Item), waits for it at the receiver and
+// applies it.
+func (e *webhookEnv) fire(t *testing.T, itemID, code string) {
+	t.Helper()
+	ctx := context.Background()
+	if _, err := e.svc.FireSandboxWebhook(ctx, itemID, "", code); err != nil {
+		t.Errorf("FireSandboxWebhook(%s): %v", code, err)
+		return
+	}
+	stop := time.After(30 * time.Second) // a hang guard, not a timing assertion
+	for {
+		select {
+		case b := <-e.hooks:
+			var h struct {
+				Code string `json:"webhook_code"`
+			}
+			if json.Unmarshal(b, &h) != nil || h.Code != code {
+				continue // another webhook of the Item (transactions)
+			}
+			e.fired++ // each delivery is a new one, as Plaid signs each anew
+			if _, _, err := e.svc.ApplyWebhook(ctx, Delivery{Body: b, KeyID: "kid", ID: fmt.Sprintf("%s-%s-%d", code, itemID, e.fired)}); err != nil {
+				t.Errorf("ApplyWebhook(%s): %v", code, err)
+			}
+			return
+		case <-stop:
+			t.Errorf("webhook %s never reached the receiver", code)
+			return
+		}
+	}
+}
+
+func accountIDs(item *linkdv1.Item) []string {
+	var ids []string
+	for _, a := range item.GetAccounts() {
+		ids = append(ids, a.GetId())
+	}
+	return ids
+}
+
+// TestService_WebhookDuringRead: a webhook applied while linkd reads an
+// Item's accounts from Plaid (after Plaid answered, before linkd wrote)
+// is not undone by that older answer: linkd reads again, and Plaid's
+// answer then includes what the webhook reported. Driven in that order by
+// a hook after the first /accounts/get.
+func TestService_WebhookDuringRead(t *testing.T) {
+	ctx := context.Background()
+
+	t.Run("ConfirmUpdateMode/UserAccountRevoked", func(t *testing.T) {
+		e := mustWebhookEnv(t)
+		item := e.link(t)
+		revoked := item.GetAccounts()[0].GetId()
+		e.plaid.afterRead = func() { e.fire(t, item.GetItemId(), "USER_ACCOUNT_REVOKED") }
+		e.plaid.accountsGet = 0
+		got, err := e.svc.repaired(ctx, item.GetItemId(), "user-1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if slices.Contains(accountIDs(got), revoked) {
+			t.Errorf("accounts after the confirmation = %v; %s was revoked while it read them", accountIDs(got), revoked)
+		}
+		if e.plaid.accountsGet != 2 {
+			t.Errorf("/accounts/get calls = %d, want 2 (the stale read, then a fresh one)", e.plaid.accountsGet)
+		}
+	})
+
+	t.Run("ConfirmUpdateMode/NewAccountsAvailable", func(t *testing.T) {
+		e := mustWebhookEnv(t)
+		item := e.link(t)
+		e.plaid.afterRead = func() { e.fire(t, item.GetItemId(), "NEW_ACCOUNTS_AVAILABLE") }
+		got, err := e.svc.repaired(ctx, item.GetItemId(), "user-1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !got.GetNewAccountsAvailable() {
+			t.Error("new_accounts_available cleared by a confirmation that began before NEW_ACCOUNTS_AVAILABLE arrived")
+		}
+	})
+
+	// Webhooks that keep arriving during every read: the confirmation
+	// gives up, stores nothing, and asks the caller to resubmit.
+	t.Run("ConfirmUpdateMode/KeepsArriving", func(t *testing.T) {
+		e := mustWebhookEnv(t)
+		item := e.link(t)
+		e.plaid.afterRead, e.plaid.repeat = func() { e.fire(t, item.GetItemId(), "NEW_ACCOUNTS_AVAILABLE") }, true
+		e.plaid.accountsGet = 0
+		_, err := e.svc.repaired(ctx, item.GetItemId(), "user-1")
+		if linkd.ErrorCode(err) != linkd.EUNAVAILABLE || !errors.Is(err, linkd.ErrStaleRead) {
+			t.Fatalf("repaired = %v, want EUNAVAILABLE (stale reads)", err)
+		}
+		if e.plaid.accountsGet != staleReadAttempts {
+			t.Errorf("/accounts/get calls = %d, want %d", e.plaid.accountsGet, staleReadAttempts)
+		}
+		if got, err := e.svc.store.GetItem(ctx, item.GetItemId()); err != nil || !got.GetNewAccountsAvailable() {
+			t.Errorf("Item = %v, %v; want new_accounts_available still set", got, err)
+		}
+	})
+
+	t.Run("Refresh/UserAccountRevoked", func(t *testing.T) {
+		e := mustWebhookEnv(t)
+		item := e.link(t)
+		revoked := item.GetAccounts()[0].GetId()
+		e.plaid.afterRead = func() { e.fire(t, item.GetItemId(), "USER_ACCOUNT_REVOKED") }
+		got, err := e.svc.refresh(ctx, item.GetItemId(), e.svc.store.UpdateItem)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if slices.Contains(accountIDs(got), revoked) {
+			t.Errorf("accounts after the refresh = %v; %s was revoked while it read them", accountIDs(got), revoked)
+		}
+	})
+}
