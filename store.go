@@ -159,6 +159,8 @@ type Store interface {
 	// TryLease takes or renews the named lease for owner until now+ttl
 	// and reports whether owner holds it: false while another owner's
 	// lease is live. Background jobs run only while their lease is held.
+	// A ttl of 0 releases a lease its owner holds (it expires at now, so
+	// anyone may take it at once); EINVALID naming ttl when negative.
 	TryLease(ctx context.Context, name, owner string, now time.Time, ttl time.Duration) (bool, error)
 	// SetLeaseCursor records cursor (where the job's walk stands; "" for
 	// its start) with the named lease and reports whether owner holds it:

@@ -189,7 +189,8 @@ func (db *DB) SealedKeyIDs(ctx context.Context) (map[string]string, error) {
 // TryLease takes or renews the named lease for owner until now+ttl and
 // reports whether owner holds it: false while another owner's lease is
 // live at now. One INSERT ... ON CONFLICT DO UPDATE ... WHERE settles
-// concurrent takers. EINVALID naming name, owner or ttl.
+// concurrent takers. A ttl of 0 releases owner's lease. EINVALID naming
+// name, owner or ttl (negative).
 func (db *DB) TryLease(ctx context.Context, name, owner string, now time.Time, ttl time.Duration) (bool, error) {
 	if err := checkID("name", name); err != nil {
 		return false, err
@@ -197,8 +198,11 @@ func (db *DB) TryLease(ctx context.Context, name, owner string, now time.Time, t
 	if err := checkID("owner", owner); err != nil {
 		return false, err
 	}
-	if ttl <= 0 {
-		return false, linkd.InvalidField("ttl", "ttl must be positive")
+	if ttl < 0 {
+		// 0 is how a stopping process releases its lease (service's
+		// releaseLeases); it was refused here, so every shutdown on
+		// Postgres logged a warning and left its job leases to expire.
+		return false, linkd.InvalidField("ttl", "ttl must not be negative")
 	}
 	held := false
 	err := db.inTx(ctx, "try lease", func(tx pgx.Tx) error {

@@ -7,19 +7,24 @@ import (
 	"go.etcd.io/bbolt"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/linkd/linkd"
 	storagev1 "github.com/linkd/linkd/gen/linkd/storage/v1"
 )
 
 // TryLease takes or renews the named lease for owner until now+ttl and
 // reports whether owner holds it: false while another owner's lease is
-// live at now. It returns an EINVALID *linkd.Error naming name or owner
-// when one is empty or too long.
+// live at now; a ttl of 0 releases owner's lease. It returns an EINVALID
+// *linkd.Error naming name or owner when one is empty or too long, or ttl
+// when it is negative.
 func (db *DB) TryLease(ctx context.Context, name, owner string, now time.Time, ttl time.Duration) (bool, error) {
 	if err := checkID("name", name); err != nil {
 		return false, err
 	}
 	if err := checkID("owner", owner); err != nil {
 		return false, err
+	}
+	if ttl < 0 {
+		return false, linkd.InvalidField("ttl", "ttl must not be negative")
 	}
 	held := false
 	err := db.update(ctx, "try lease", func(tx *bbolt.Tx) error {

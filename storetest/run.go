@@ -1333,6 +1333,15 @@ func testTryLease(t *testing.T, fresh func(*testing.T) linkd.Store) {
 	if ok, err := s.TryLease(ctx, "other", "a", at(51), time.Second); err != nil || !ok {
 		t.Fatalf("leases are not per name: %v, %v", ok, err)
 	}
+	// A stopping owner releases with ttl 0: another takes it at once.
+	if ok, err := s.TryLease(ctx, "refresh", "b", at(60), 0); err != nil || !ok {
+		t.Fatalf("b could not release its lease: %v, %v", ok, err)
+	}
+	if !try("c", 60) {
+		t.Fatal("c did not get a released lease")
+	}
+	_, err := s.TryLease(ctx, "refresh", "c", at(61), -time.Second)
+	wantCode(t, err, linkd.EINVALID)
 }
 
 // testLeaseCursor: a job's walk position is kept with its lease, for its
