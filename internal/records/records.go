@@ -25,20 +25,54 @@ import (
 	linkdv1 "github.com/linkd/linkd/gen/linkd/v1"
 )
 
+// FirstStoreField is the first field number of a StoredItem that is the
+// bbolt store's own (its sealed access token, queued refresh and spent
+// public tokens), never an API field: an API Item decoded from a record
+// drops them, and one encoded for a record never carries them.
+const FirstStoreField = 1000
+
 // errPublicToken refuses to store a session holding a public token.
 var errPublicToken = errors.New("records: a Link session's connected result holds a public token, which is never stored")
 
 // Marshal encodes m for storage: an API Item or LinkSession as its
-// storage record, any other message as it is.
+// storage record, any other message as it is. Fields an API message does
+// not know (kept from a decoded message or sent by a client) are dropped,
+// so that a record's store fields are written by the store alone.
 func Marshal(m proto.Message) ([]byte, error) {
-	if s, ok := m.(*linkdv1.LinkSession); ok && s.GetConnected().GetPublicToken() != "" {
-		return nil, errPublicToken
+	switch m := m.(type) {
+	case *linkdv1.LinkSession:
+		if m.GetConnected().GetPublicToken() != "" {
+			return nil, errPublicToken
+		}
+		return proto.Marshal(withoutUnknown(m))
+	case *linkdv1.Item:
+		return proto.Marshal(withoutUnknown(m))
 	}
 	return proto.Marshal(m)
 }
 
-// Unmarshal decodes a stored value into m, an API Item or LinkSession
-// from its storage record, or any other message as it is.
+// withoutUnknown returns m, or a copy of it without the top-level fields
+// its type does not know.
+func withoutUnknown[M proto.Message](m M) M {
+	if len(m.ProtoReflect().GetUnknown()) == 0 {
+		return m
+	}
+	c := proto.CloneOf(m)
+	c.ProtoReflect().SetUnknown(nil)
+	return c
+}
+
+// discardUnknown decodes API messages: what a record holds beside their
+// fields (an Item's sealed access token) never reaches one.
+var discardUnknown = proto.UnmarshalOptions{DiscardUnknown: true}
+
+// Unmarshal decodes a stored value into m: an API Item or LinkSession
+// from its storage record, keeping none of the record's other fields
+// (FirstStoreField), or any other message as it is.
 func Unmarshal(b []byte, m proto.Message) error {
+	switch m.(type) {
+	case *linkdv1.Item, *linkdv1.LinkSession:
+		return discardUnknown.Unmarshal(b, m)
+	}
 	return proto.Unmarshal(b, m)
 }

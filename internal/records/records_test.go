@@ -1,6 +1,7 @@
 package records
 
 import (
+	"bytes"
 	"fmt"
 	"testing"
 	"time"
@@ -172,4 +173,60 @@ func convertValue(newValue func() protoreflect.Value, df, sf protoreflect.FieldD
 		}
 	}
 	return v
+}
+
+// TestStoreFields: the store's own fields of a StoredItem are numbered
+// from FirstStoreField, no API Item field is, and an API Item decoded from
+// a record holding them keeps none of their bytes, nor writes them back.
+func TestStoreFields(t *testing.T) {
+	api := (&linkdv1.Item{}).ProtoReflect().Descriptor()
+	stored := (&storagev1.StoredItem{}).ProtoReflect().Descriptor()
+	for i := range api.Fields().Len() {
+		if f := api.Fields().Get(i); f.Number() >= FirstStoreField {
+			t.Errorf("API field %s takes number %d, reserved for the store's own fields", f.FullName(), f.Number())
+		}
+	}
+	for i := range stored.Fields().Len() {
+		f := stored.Fields().Get(i)
+		if api.Fields().ByName(f.Name()) == nil && f.Number() < FirstStoreField {
+			t.Errorf("store field %s is numbered %d, under FirstStoreField", f.FullName(), f.Number())
+		}
+	}
+
+	item := &linkdv1.Item{ItemId: "i1", ClientUserId: "u1", Accounts: []*linkdv1.Account{{Id: "a1"}}}
+	b, err := Marshal(item)
+	if err != nil {
+		t.Fatal(err)
+	}
+	secret := []byte("sealed-ciphertext-never-in-the-api")
+	own, err := proto.Marshal(&storagev1.StoredItem{
+		SealedAccessToken: &storagev1.SealedAccessToken{KeyId: "k1", Nonce: []byte("nonce"), Ciphertext: secret},
+		RefreshDue:        timestamppb.Now(),
+		PublicTokenSums:   [][]byte{[]byte("sum")},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := new(linkdv1.Item)
+	if err := Unmarshal(append(b, own...), got); err != nil {
+		t.Fatal(err)
+	}
+	if !proto.Equal(got, item) || len(got.ProtoReflect().GetUnknown()) != 0 {
+		t.Fatalf("Unmarshal kept the store's fields: %v, unknown %d bytes", got, len(got.ProtoReflect().GetUnknown()))
+	}
+	if out, _ := proto.Marshal(got); bytes.Contains(out, secret) {
+		t.Fatal("an API Item decoded from a record re-encodes its sealed token")
+	}
+	// An Item carrying them as unknown fields (decoded without records,
+	// or sent by a client) does not write them into a record.
+	raw := new(linkdv1.Item)
+	if err := proto.Unmarshal(append(b, own...), raw); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := Marshal(raw); err != nil || bytes.Contains(out, secret) {
+		t.Fatalf("Marshal wrote an Item's unknown fields (%v)", err)
+	}
+	if len(raw.ProtoReflect().GetUnknown()) == 0 {
+		t.Fatal("Marshal changed the caller's Item")
+	}
 }

@@ -22,7 +22,10 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
-// StoredItem is an Item.
+// StoredItem is an Item. Fields 1000 and up are the bbolt store's own,
+// kept in the Item's record so that one Item is one key in one bucket;
+// they are never API fields (no linkd.v1.Item field may take their
+// numbers), and an API Item decoded from a record drops them.
 type StoredItem struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Plaid's item_id.
@@ -61,8 +64,18 @@ type StoredItem struct {
 	WebhookAppliedAt *timestamppb.Timestamp `protobuf:"bytes,17,opt,name=webhook_applied_at,json=webhookAppliedAt,proto3" json:"webhook_applied_at,omitempty"`
 	// When Plaid will disconnect the Item (PENDING_DISCONNECT).
 	DisconnectTime *timestamppb.Timestamp `protobuf:"bytes,18,opt,name=disconnect_time,json=disconnectTime,proto3" json:"disconnect_time,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// The Item's access token, sealed with the item_id as additional data
+	// (bbolt store).
+	SealedAccessToken *SealedAccessToken `protobuf:"bytes,1000,opt,name=sealed_access_token,json=sealedAccessToken,proto3" json:"sealed_access_token,omitempty"`
+	// When the Item's queued refresh is due, the time of its refresh_queue
+	// entry; unset when none is queued (bbolt store).
+	RefreshDue *timestamppb.Timestamp `protobuf:"bytes,1001,opt,name=refresh_due,json=refreshDue,proto3" json:"refresh_due,omitempty"`
+	// The SHA-256 of each public token exchanged for this Item, the keys of
+	// its public_token_uses entries, so that deleting the Item finds them
+	// (bbolt store).
+	PublicTokenSums [][]byte `protobuf:"bytes,1002,rep,name=public_token_sums,json=publicTokenSums,proto3" json:"public_token_sums,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *StoredItem) Reset() {
@@ -217,6 +230,27 @@ func (x *StoredItem) GetWebhookAppliedAt() *timestamppb.Timestamp {
 func (x *StoredItem) GetDisconnectTime() *timestamppb.Timestamp {
 	if x != nil {
 		return x.DisconnectTime
+	}
+	return nil
+}
+
+func (x *StoredItem) GetSealedAccessToken() *SealedAccessToken {
+	if x != nil {
+		return x.SealedAccessToken
+	}
+	return nil
+}
+
+func (x *StoredItem) GetRefreshDue() *timestamppb.Timestamp {
+	if x != nil {
+		return x.RefreshDue
+	}
+	return nil
+}
+
+func (x *StoredItem) GetPublicTokenSums() [][]byte {
+	if x != nil {
+		return x.PublicTokenSums
 	}
 	return nil
 }
@@ -1020,7 +1054,7 @@ var File_linkd_storage_v1_records_proto protoreflect.FileDescriptor
 
 const file_linkd_storage_v1_records_proto_rawDesc = "" +
 	"\n" +
-	"\x1elinkd/storage/v1/records.proto\x12\x10linkd.storage.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x99\a\n" +
+	"\x1elinkd/storage/v1/records.proto\x12\x10linkd.storage.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1elinkd/storage/v1/storage.proto\"\xda\b\n" +
 	"\n" +
 	"StoredItem\x12\x17\n" +
 	"\aitem_id\x18\x01 \x01(\tR\x06itemId\x12$\n" +
@@ -1043,7 +1077,11 @@ const file_linkd_storage_v1_records_proto_rawDesc = "" +
 	"\rreconciled_at\x18\x0f \x01(\v2\x1a.google.protobuf.TimestampR\freconciledAt\x12+\n" +
 	"\x11webhook_requested\x18\x10 \x01(\bR\x10webhookRequested\x12H\n" +
 	"\x12webhook_applied_at\x18\x11 \x01(\v2\x1a.google.protobuf.TimestampR\x10webhookAppliedAt\x12C\n" +
-	"\x0fdisconnect_time\x18\x12 \x01(\v2\x1a.google.protobuf.TimestampR\x0edisconnectTime\"\xee\x01\n" +
+	"\x0fdisconnect_time\x18\x12 \x01(\v2\x1a.google.protobuf.TimestampR\x0edisconnectTime\x12T\n" +
+	"\x13sealed_access_token\x18\xe8\a \x01(\v2#.linkd.storage.v1.SealedAccessTokenR\x11sealedAccessToken\x12<\n" +
+	"\vrefresh_due\x18\xe9\a \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"refreshDue\x12+\n" +
+	"\x11public_token_sums\x18\xea\a \x03(\fR\x0fpublicTokenSums\"\xee\x01\n" +
 	"\rStoredAccount\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x12\n" +
@@ -1147,6 +1185,7 @@ var file_linkd_storage_v1_records_proto_goTypes = []any{
 	(*StoredLinkEvent)(nil),       // 5: linkd.storage.v1.StoredLinkEvent
 	(*StoredLinkSession)(nil),     // 6: linkd.storage.v1.StoredLinkSession
 	(*timestamppb.Timestamp)(nil), // 7: google.protobuf.Timestamp
+	(*SealedAccessToken)(nil),     // 8: linkd.storage.v1.SealedAccessToken
 }
 var file_linkd_storage_v1_records_proto_depIdxs = []int32{
 	1,  // 0: linkd.storage.v1.StoredItem.accounts:type_name -> linkd.storage.v1.StoredAccount
@@ -1156,21 +1195,23 @@ var file_linkd_storage_v1_records_proto_depIdxs = []int32{
 	7,  // 4: linkd.storage.v1.StoredItem.reconciled_at:type_name -> google.protobuf.Timestamp
 	7,  // 5: linkd.storage.v1.StoredItem.webhook_applied_at:type_name -> google.protobuf.Timestamp
 	7,  // 6: linkd.storage.v1.StoredItem.disconnect_time:type_name -> google.protobuf.Timestamp
-	1,  // 7: linkd.storage.v1.StoredConnectedResult.accounts:type_name -> linkd.storage.v1.StoredAccount
-	2,  // 8: linkd.storage.v1.StoredExitResult.error:type_name -> linkd.storage.v1.StoredLinkError
-	2,  // 9: linkd.storage.v1.StoredLinkEvent.error:type_name -> linkd.storage.v1.StoredLinkError
-	7,  // 10: linkd.storage.v1.StoredLinkEvent.timestamp:type_name -> google.protobuf.Timestamp
-	7,  // 11: linkd.storage.v1.StoredLinkEvent.issue_detected_at:type_name -> google.protobuf.Timestamp
-	5,  // 12: linkd.storage.v1.StoredLinkSession.events:type_name -> linkd.storage.v1.StoredLinkEvent
-	3,  // 13: linkd.storage.v1.StoredLinkSession.connected:type_name -> linkd.storage.v1.StoredConnectedResult
-	4,  // 14: linkd.storage.v1.StoredLinkSession.exit:type_name -> linkd.storage.v1.StoredExitResult
-	7,  // 15: linkd.storage.v1.StoredLinkSession.first_seen_at:type_name -> google.protobuf.Timestamp
-	7,  // 16: linkd.storage.v1.StoredLinkSession.last_seen_at:type_name -> google.protobuf.Timestamp
-	17, // [17:17] is the sub-list for method output_type
-	17, // [17:17] is the sub-list for method input_type
-	17, // [17:17] is the sub-list for extension type_name
-	17, // [17:17] is the sub-list for extension extendee
-	0,  // [0:17] is the sub-list for field type_name
+	8,  // 7: linkd.storage.v1.StoredItem.sealed_access_token:type_name -> linkd.storage.v1.SealedAccessToken
+	7,  // 8: linkd.storage.v1.StoredItem.refresh_due:type_name -> google.protobuf.Timestamp
+	1,  // 9: linkd.storage.v1.StoredConnectedResult.accounts:type_name -> linkd.storage.v1.StoredAccount
+	2,  // 10: linkd.storage.v1.StoredExitResult.error:type_name -> linkd.storage.v1.StoredLinkError
+	2,  // 11: linkd.storage.v1.StoredLinkEvent.error:type_name -> linkd.storage.v1.StoredLinkError
+	7,  // 12: linkd.storage.v1.StoredLinkEvent.timestamp:type_name -> google.protobuf.Timestamp
+	7,  // 13: linkd.storage.v1.StoredLinkEvent.issue_detected_at:type_name -> google.protobuf.Timestamp
+	5,  // 14: linkd.storage.v1.StoredLinkSession.events:type_name -> linkd.storage.v1.StoredLinkEvent
+	3,  // 15: linkd.storage.v1.StoredLinkSession.connected:type_name -> linkd.storage.v1.StoredConnectedResult
+	4,  // 16: linkd.storage.v1.StoredLinkSession.exit:type_name -> linkd.storage.v1.StoredExitResult
+	7,  // 17: linkd.storage.v1.StoredLinkSession.first_seen_at:type_name -> google.protobuf.Timestamp
+	7,  // 18: linkd.storage.v1.StoredLinkSession.last_seen_at:type_name -> google.protobuf.Timestamp
+	19, // [19:19] is the sub-list for method output_type
+	19, // [19:19] is the sub-list for method input_type
+	19, // [19:19] is the sub-list for extension type_name
+	19, // [19:19] is the sub-list for extension extendee
+	0,  // [0:19] is the sub-list for field type_name
 }
 
 func init() { file_linkd_storage_v1_records_proto_init() }
@@ -1178,6 +1219,7 @@ func file_linkd_storage_v1_records_proto_init() {
 	if File_linkd_storage_v1_records_proto != nil {
 		return
 	}
+	file_linkd_storage_v1_storage_proto_init()
 	file_linkd_storage_v1_records_proto_msgTypes[6].OneofWrappers = []any{
 		(*StoredLinkSession_Connected)(nil),
 		(*StoredLinkSession_Exit)(nil),
