@@ -31,17 +31,11 @@ func (db *DB) Export(ctx context.Context, fn func(linkd.Record) error) error {
 			return err
 		}
 		err = each(tx, bucketItems, func() *linkdv1.Item { return new(linkdv1.Item) }, func(k []byte, item *linkdv1.Item) error {
-			rec := &linkd.ItemRecord{Item: item, Sealed: new(storagev1.SealedAccessToken)}
-			if found, err := get(tx, bucketAccessTokens, k, rec.Sealed); err != nil {
+			own, err := ownOf(tx.Bucket(bucketItems).Get(k))
+			if err != nil {
 				return err
-			} else if !found {
-				rec.Sealed = nil
 			}
-			prefix := strPrefix(item.GetItemId())
-			for _, key := range keysWithPrefix(tx.Bucket(bucketItemPublicTokens).Cursor(), prefix) {
-				rec.PublicTokenHashes = append(rec.PublicTokenHashes, key[len(prefix):])
-			}
-			return fn(linkd.Record{Item: rec})
+			return fn(linkd.Record{Item: &linkd.ItemRecord{Item: item, Sealed: own.GetSealedAccessToken(), PublicTokenHashes: own.GetPublicTokenSums()}})
 		})
 		if err != nil {
 			return err

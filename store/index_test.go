@@ -12,6 +12,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/linkd/linkd"
+	storagev1 "github.com/linkd/linkd/gen/linkd/storage/v1"
 	linkdv1 "github.com/linkd/linkd/gen/linkd/v1"
 	"github.com/linkd/linkd/seal"
 )
@@ -93,21 +94,44 @@ func TestDB_IndexesFollowRecords(t *testing.T) {
 		if n := tx.Bucket(bucketSessions).Stats().KeyN; n != starts {
 			t.Errorf("%d sessions, %d session_starts entries", n, starts)
 		}
-		// refresh_queue ⇔ item_refreshes, each naming a stored Item
+		// refresh_queue ⇔ the Items' refresh_due, each naming a stored Item
 		queued := 0
 		tx.Bucket(bucketRefreshQueue).ForEach(func(k, _ []byte) error {
 			queued++
 			id := string(k[8:])
-			if tx.Bucket(bucketItems).Get(k[8:]) == nil {
-				t.Errorf("refresh_queue names missing item %q", id)
-			}
-			if tx.Bucket(bucketItemRefreshes).Get(append(strPrefix(id), k[:8]...)) == nil {
-				t.Errorf("refresh of %q has no reverse entry", id)
+			_, own, found, err := itemRecord(tx, k[8:])
+			if err != nil || !found {
+				t.Errorf("refresh_queue names missing item %q (%v)", id, err)
+			} else if due := own.GetRefreshDue(); due == nil || !bytes.Equal(timeKey(due.AsTime(), id), k) {
+				t.Errorf("refresh of %q is not its record's refresh_due %v", id, due)
 			}
 			return nil
 		})
-		if n := tx.Bucket(bucketItemRefreshes).Stats().KeyN; n != queued {
-			t.Errorf("%d queued refreshes, %d reverse entries", queued, n)
+		// public_token_uses ⇔ the Items' public_token_sums
+		uses := tx.Bucket(bucketPublicTokenUses).Stats().KeyN
+		dues, sums := 0, 0
+		tx.Bucket(bucketItems).ForEach(func(k, v []byte) error {
+			own, err := ownOf(v)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if own.GetRefreshDue() != nil {
+				dues++
+			}
+			for _, sum := range own.GetPublicTokenSums() {
+				sums++
+				var use storagev1.PublicTokenUse
+				if found, _ := get(tx, bucketPublicTokenUses, sum, &use); !found || use.GetItemId() != string(k) {
+					t.Errorf("public token use %x of %q is missing or names %q", sum, k, use.GetItemId())
+				}
+			}
+			return nil
+		})
+		if dues != queued {
+			t.Errorf("%d queued refreshes, %d Items with refresh_due", queued, dues)
+		}
+		if sums != uses {
+			t.Errorf("%d public token uses, %d in Item records", uses, sums)
 		}
 		return nil
 	})

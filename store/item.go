@@ -3,7 +3,6 @@ package store
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"time"
 
 	"go.etcd.io/bbolt"
@@ -13,6 +12,7 @@ import (
 	"github.com/linkd/linkd"
 	storagev1 "github.com/linkd/linkd/gen/linkd/storage/v1"
 	linkdv1 "github.com/linkd/linkd/gen/linkd/v1"
+	"github.com/linkd/linkd/internal/records"
 )
 
 // PutItem stores a new Item (created_at filled in when unset) and, in the
@@ -49,9 +49,22 @@ func (db *DB) PutItem(ctx context.Context, n linkd.NewItem) (*linkdv1.Item, erro
 	if err != nil {
 		return nil, err
 	}
+	own := &storagev1.StoredItem{SealedAccessToken: sealed}
+	var sum []byte
+	if n.PublicToken != "" {
+		sum = publicTokenKey(n.PublicToken)
+		own.PublicTokenSums = [][]byte{sum}
+	}
+	if !n.RefreshAt.IsZero() {
+		own.RefreshDue = timestamppb.New(n.RefreshAt)
+	}
+	v, err := encodeItem(item, own)
+	if err != nil {
+		return nil, err
+	}
 	use := &storagev1.PublicTokenUse{ItemId: item.GetItemId(), ExchangedAt: timestamppb.New(now)}
 	err = db.update(ctx, "put item", func(tx *bbolt.Tx) error {
-		return putItem(tx, item, sealed, n, use)
+		return putItem(tx, item, v, sum, n, use)
 	})
 	if err != nil {
 		return nil, err
@@ -59,29 +72,24 @@ func (db *DB) PutItem(ctx context.Context, n linkd.NewItem) (*linkdv1.Item, erro
 	return item, nil
 }
 
-func putItem(tx *bbolt.Tx, item *linkdv1.Item, sealed *storagev1.SealedAccessToken, n linkd.NewItem, use *storagev1.PublicTokenUse) error {
+// putItem is PutItem in tx; v is the Item's items value, sum its public
+// token's SHA-256 (nil when none).
+func putItem(tx *bbolt.Tx, item *linkdv1.Item, v, sum []byte, n linkd.NewItem, use *storagev1.PublicTokenUse) error {
 	id := []byte(item.GetItemId())
 	if tx.Bucket(bucketItems).Get(id) != nil {
 		return linkd.Errorf(linkd.ECONFLICT, "item already exists")
 	}
-	if err := put(tx, bucketItems, id, item); err != nil {
-		return err
-	}
-	if err := put(tx, bucketAccessTokens, id, sealed); err != nil {
+	if err := tx.Bucket(bucketItems).Put(id, v); err != nil {
 		return err
 	}
 	if err := putItemIndexes(tx, item); err != nil {
 		return err
 	}
-	if n.PublicToken != "" {
-		sum := publicTokenKey(n.PublicToken)
+	if sum != nil {
 		if tx.Bucket(bucketPublicTokenUses).Get(sum) != nil {
 			return linkd.Errorf(linkd.ECONFLICT, "public token was already exchanged")
 		}
 		if err := put(tx, bucketPublicTokenUses, sum, use); err != nil {
-			return err
-		}
-		if err := tx.Bucket(bucketItemPublicTokens).Put(itemPublicTokenKey(item.GetItemId(), sum), nil); err != nil {
 			return err
 		}
 		if err := tx.Bucket(bucketExchangeClaims).Delete(sum); err != nil {
@@ -107,7 +115,7 @@ func putItem(tx *bbolt.Tx, item *linkdv1.Item, sealed *storagev1.SealedAccessTok
 		}
 	}
 	if !n.RefreshAt.IsZero() {
-		return queueRefresh(tx, item.GetItemId(), n.RefreshAt)
+		return tx.Bucket(bucketRefreshQueue).Put(timeKey(n.RefreshAt, item.GetItemId()), nil)
 	}
 	return nil
 }
@@ -250,10 +258,8 @@ func (db *DB) UpdateRefreshedItem(ctx context.Context, itemID string, fn func(it
 	var out *linkdv1.Item
 	err := db.update(ctx, "update refreshed item", func(tx *bbolt.Tx) error {
 		var err error
-		if out, _, err = updateItem(tx, itemID, fn); err != nil {
-			return err
-		}
-		return unqueueRefresh(tx, itemID)
+		out, _, err = updateItemRecord(tx, itemID, fn, true)
+		return err
 	})
 	if err != nil {
 		return nil, err
@@ -264,20 +270,65 @@ func (db *DB) UpdateRefreshedItem(ctx context.Context, itemID string, fn func(it
 // updateItem is UpdateItem in tx. fn works on a copy, so that a change it
 // does not report (or abandons with an error) is never stored or returned.
 func updateItem(tx *bbolt.Tx, itemID string, fn func(item *linkdv1.Item) (bool, error)) (*linkdv1.Item, bool, error) {
+	return updateItemRecord(tx, itemID, fn, false)
+}
+
+// updateItemRecord is updateItem that, with unqueue, also removes the
+// Item's queued refresh. The store's fields of the record are kept as
+// they are (but for the refresh unqueued).
+func updateItemRecord(tx *bbolt.Tx, itemID string, fn func(item *linkdv1.Item) (bool, error), unqueue bool) (*linkdv1.Item, bool, error) {
+	id := []byte(itemID)
+	v := tx.Bucket(bucketItems).Get(id)
+	if v == nil {
+		return nil, false, linkd.Errorf(linkd.ENOTFOUND, "item not found")
+	}
 	old := new(linkdv1.Item)
-	if err := getItem(tx, itemID, old); err != nil {
-		return nil, false, err
+	if err := records.Unmarshal(v, old); err != nil {
+		return nil, false, internal("decode items value", err)
 	}
 	next := proto.CloneOf(old)
 	changed, err := fn(next)
 	if err != nil {
 		return nil, false, fnErr(err)
 	}
-	if !changed {
+	if changed && next.GetItemId() != itemID {
+		return nil, false, linkd.Errorf(linkd.EINTERNAL, "an update function changed an item's id")
+	}
+	if !changed && !unqueue {
 		return old, false, nil
 	}
-	if next.GetItemId() != itemID {
-		return nil, false, linkd.Errorf(linkd.EINTERNAL, "an update function changed an item's id")
+	// The API fields are rewritten from next when it changed.
+	var api, ownRaw []byte
+	if changed {
+		_, ownRaw, err = scanItem(v, nil)
+	} else {
+		api, ownRaw, err = splitItem(v)
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	ownChanged := false
+	if unqueue {
+		own, err := decodeOwn(ownRaw)
+		if err != nil {
+			return nil, false, err
+		}
+		if due := own.GetRefreshDue(); due != nil {
+			if err := tx.Bucket(bucketRefreshQueue).Delete(timeKey(due.AsTime(), itemID)); err != nil {
+				return nil, false, err
+			}
+			own.RefreshDue = nil
+			if ownRaw, err = proto.Marshal(own); err != nil {
+				return nil, false, internal("encode items value", err)
+			}
+			ownChanged = true
+		}
+	}
+	if !changed {
+		if ownChanged {
+			return old, false, tx.Bucket(bucketItems).Put(id, append(api, ownRaw...))
+		}
+		return old, false, nil
 	}
 	// Most updates (a refresh, a status) leave the indexed fields alone;
 	// rewriting the same index keys would still dirty their pages.
@@ -289,7 +340,10 @@ func updateItem(tx *bbolt.Tx, itemID string, fn func(item *linkdv1.Item) (bool, 
 			return nil, false, err
 		}
 	}
-	if err := put(tx, bucketItems, []byte(itemID), next); err != nil {
+	if api, err = records.Marshal(next); err != nil {
+		return nil, false, internal("encode items value", err)
+	}
+	if err := tx.Bucket(bucketItems).Put(id, append(api, ownRaw...)); err != nil {
 		return nil, false, err
 	}
 	return next, true, nil
@@ -302,10 +356,10 @@ func (db *DB) AccessToken(ctx context.Context, itemID string) (linkd.AccessToken
 	if err := checkID("item_id", itemID); err != nil {
 		return linkd.AccessToken{}, err
 	}
-	var sealed storagev1.SealedAccessToken
+	var sealed *storagev1.SealedAccessToken
 	err := db.view(ctx, "get access token", func(tx *bbolt.Tx) error {
-		found, err := get(tx, bucketAccessTokens, []byte(itemID), &sealed)
-		if err == nil && !found {
+		_, own, _, err := itemRecord(tx, []byte(itemID))
+		if sealed = own.GetSealedAccessToken(); err == nil && sealed == nil {
 			err = linkd.Errorf(linkd.ENOTFOUND, "item not found")
 		}
 		return err
@@ -314,7 +368,7 @@ func (db *DB) AccessToken(ctx context.Context, itemID string) (linkd.AccessToken
 		return linkd.AccessToken{}, err
 	}
 	// Unseal after the read lock: it needs no transaction.
-	return db.sealer.UnsealAccessToken(itemID, &sealed)
+	return db.sealer.UnsealAccessToken(itemID, sealed)
 }
 
 // DeleteItem deletes an Item, its sealed access token, its index entries,
@@ -332,41 +386,38 @@ func (db *DB) DeleteItem(ctx context.Context, itemID string) error {
 
 // deleteItem is DeleteItem in tx, for DeleteUserRecords too.
 func deleteItem(tx *bbolt.Tx, itemID string) error {
-	{
-		var item linkdv1.Item
-		if err := getItem(tx, itemID, &item); err != nil {
-			return err
-		}
-		id := []byte(itemID)
-		if err := tx.Bucket(bucketItems).Delete(id); err != nil {
-			return err
-		}
-		if err := tx.Bucket(bucketAccessTokens).Delete(id); err != nil {
-			return err
-		}
-		if err := deleteItemIndexes(tx, &item); err != nil {
-			return err
-		}
-		if err := unqueueRefresh(tx, itemID); err != nil {
-			return err
-		}
-		return deletePublicTokenUses(tx, itemID)
+	id := []byte(itemID)
+	v := tx.Bucket(bucketItems).Get(id)
+	if v == nil {
+		return linkd.Errorf(linkd.ENOTFOUND, "item not found")
 	}
-}
-
-// deletePublicTokenUses deletes the uses of public tokens spent on an Item.
-func deletePublicTokenUses(tx *bbolt.Tx, itemID string) error {
-	prefix := strPrefix(itemID)
-	reverse := tx.Bucket(bucketItemPublicTokens)
-	uses := tx.Bucket(bucketPublicTokenUses)
-	for _, k := range keysWithPrefix(reverse.Cursor(), prefix) {
-		if len(k) != len(prefix)+sha256.Size {
-			return internal("delete item", errMalformedKey)
-		}
-		if err := uses.Delete(k[len(prefix):]); err != nil {
+	var item linkdv1.Item
+	if err := records.Unmarshal(v, &item); err != nil {
+		return internal("decode items value", err)
+	}
+	_, ownRaw, err := splitItem(v)
+	if err != nil {
+		return err
+	}
+	own, err := decodeOwn(ownRaw)
+	if err != nil {
+		return err
+	}
+	if err := tx.Bucket(bucketItems).Delete(id); err != nil {
+		return err
+	}
+	if err := deleteItemIndexes(tx, &item); err != nil {
+		return err
+	}
+	if due := own.GetRefreshDue(); due != nil {
+		if err := tx.Bucket(bucketRefreshQueue).Delete(timeKey(due.AsTime(), itemID)); err != nil {
 			return err
 		}
-		if err := reverse.Delete(k); err != nil {
+	}
+	// The uses of public tokens spent on the Item.
+	uses := tx.Bucket(bucketPublicTokenUses)
+	for _, sum := range own.GetPublicTokenSums() {
+		if err := uses.Delete(sum); err != nil {
 			return err
 		}
 	}

@@ -144,3 +144,143 @@ func ids(items []*linkdv1.Item) []string {
 	}
 	return out
 }
+
+// A file of version 1 (access tokens, queued refreshes' reverse entries
+// and spent public tokens' reverse entries in buckets of their own) opens
+// with each folded into its Item's record and the three buckets gone:
+// every Item, token, queued refresh and public token use is found, and
+// deleting an Item still removes its uses.
+func TestOpen_MigratesVersion1(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "linkd.db")
+	sealer := MustSealer(t, "k1:"+key1)
+	ids3 := []string{"item-a", "item-b", "item-c"}
+	// item-a: queued at 100, two public tokens; item-b: queued at 200 and
+	// (a stray second entry) 300, one public token; item-c: nothing
+	// queued, no public token. A queued refresh of a missing Item too.
+	queued := map[string][]int{"item-a": {100}, "item-b": {200, 300}, "item-gone": {50}}
+	publics := map[string][]string{"item-a": {"public-a1", "public-a2"}, "item-b": {"public-b1"}}
+	writeVersion0(t, path, func(tx *bbolt.Tx) {
+		putRaw(t, tx, "meta", []byte("version"), &storagev1.SchemaVersion{Version: 1})
+		for i, id := range ids3 {
+			item := newItem(id, "user-1")
+			item.CreatedAt = at(i)
+			putRaw(t, tx, "items", []byte(id), item)
+			putRaw(t, tx, "user_items", v0UserItemKey("user-1", item.GetCreatedAt().AsTime(), id), nil)
+			putRaw(t, tx, "institution_items", v0UserItemKey("ins_3", item.GetCreatedAt().AsTime(), id), nil)
+			sealed, err := sealer.SealAccessToken(id, accessToken(id))
+			if err != nil {
+				t.Fatal(err)
+			}
+			putRaw(t, tx, "access_tokens", []byte(id), sealed)
+		}
+		for id, dues := range queued {
+			for _, d := range dues {
+				due := at(d).AsTime()
+				putRaw(t, tx, "refresh_queue", append(v1Time(due), id...), nil)
+				putRaw(t, tx, "item_refreshes", append(v1Str(id), v1Time(due)...), nil)
+			}
+		}
+		for id, ps := range publics {
+			for _, p := range ps {
+				sum := sha256.Sum256([]byte(p))
+				putRaw(t, tx, "public_token_uses", sum[:], &storagev1.PublicTokenUse{ItemId: id, ExchangedAt: at(1)})
+				putRaw(t, tx, "item_public_tokens", append(v1Str(id), sum[:]...), nil)
+			}
+		}
+		for _, name := range []string{"link_tokens", "link_token_renewals", "sessions", "session_starts", "exchange_claims",
+			"webhooks", "webhook_deliveries", "leases"} {
+			if _, err := tx.CreateBucketIfNotExists([]byte(name)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	})
+
+	for range 2 { // the second Open finds nothing left to migrate
+		db := MustOpenStoreWith(t, path, sealer)
+		items, err := db.ListItems(ctx, "user-1")
+		if err != nil || !slices.Equal(ids(items), ids3) {
+			t.Fatalf("ListItems = %q, %v; want %q", ids(items), err, ids3)
+		}
+		for _, id := range ids3 {
+			if tok, err := db.AccessToken(ctx, id); err != nil || tok != accessToken(id) {
+				t.Fatalf("AccessToken(%s): %v", id, err)
+			}
+		}
+		due, err := db.DueItemRefreshes(ctx, at(1000).AsTime(), 10)
+		if err != nil || !slices.Equal(due, []string{"item-a", "item-b"}) {
+			t.Fatalf("DueItemRefreshes = %q, %v; want item-a, item-b (each once, none of a missing Item)", due, err)
+		}
+		for id, ps := range publics {
+			for _, p := range ps {
+				if item, err := db.ItemForPublicToken(ctx, p); err != nil || item.GetItemId() != id {
+					t.Fatalf("ItemForPublicToken(%s) = %v, %v; want %s", p, item, err, id)
+				}
+			}
+		}
+		if err := db.Close(); err != nil {
+			t.Fatal(err)
+		}
+		MustCheckFile(t, path)
+	}
+
+	db := MustOpenStoreWith(t, path, sealer)
+	// item-b's refresh moves, and ends with its refresh.
+	if err := db.DeferItemRefresh(ctx, "item-b", at(2000).AsTime()); err != nil {
+		t.Fatal(err)
+	}
+	if due, _ := db.DueItemRefreshes(ctx, at(1000).AsTime(), 10); !slices.Equal(due, []string{"item-a"}) {
+		t.Fatalf("DueItemRefreshes after deferring item-b = %q, want item-a", due)
+	}
+	if _, err := db.UpdateRefreshedItem(ctx, "item-b", func(*linkdv1.Item) (bool, error) { return false, nil }); err != nil {
+		t.Fatal(err)
+	}
+	if due, _ := db.DueItemRefreshes(ctx, at(3000).AsTime(), 10); !slices.Equal(due, []string{"item-a"}) {
+		t.Fatalf("DueItemRefreshes after refreshing item-b = %q, want item-a", due)
+	}
+	// Deleting item-a removes its queued refresh and both of its uses.
+	if err := db.DeleteItem(ctx, "item-a"); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range publics["item-a"] {
+		_, err := db.ItemForPublicToken(ctx, p)
+		wantCode(t, err, linkd.ENOTFOUND)
+	}
+	if due, _ := db.DueItemRefreshes(ctx, at(3000).AsTime(), 10); len(due) != 0 {
+		t.Fatalf("DueItemRefreshes after deleting item-a = %q", due)
+	}
+	if item, err := db.ItemForPublicToken(ctx, "public-b1"); err != nil || item.GetItemId() != "item-b" {
+		t.Fatalf("ItemForPublicToken(public-b1) = %v, %v", item, err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	MustCheckFile(t, path)
+	b, err := bbolt.Open(path, 0o600, &bbolt.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	b.View(func(tx *bbolt.Tx) error {
+		for _, name := range []string{"access_tokens", "item_refreshes", "item_public_tokens"} {
+			if tx.Bucket([]byte(name)) != nil {
+				t.Errorf("%s survived the migration", name)
+			}
+		}
+		var v storagev1.SchemaVersion
+		if err := proto.Unmarshal(tx.Bucket([]byte("meta")).Get([]byte("version")), &v); err != nil || v.GetVersion() != 2 {
+			t.Errorf("meta version = %v, %v; want 2", v.GetVersion(), err)
+		}
+		return nil
+	})
+}
+
+// v1Str and v1Time are version 1's str(s) and be64(t), written out here
+// so that the test does not lean on the code it checks.
+func v1Str(s string) []byte {
+	return append(binary.BigEndian.AppendUint32(nil, uint32(len(s))), s...)
+}
+
+func v1Time(t time.Time) []byte {
+	return binary.BigEndian.AppendUint64(nil, uint64(t.UnixNano())^(1<<63))
+}

@@ -1,11 +1,11 @@
 package store
 
 import (
-	"bytes"
 	"context"
 	"time"
 
 	"go.etcd.io/bbolt"
+	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
 // DueItemRefreshes returns up to limit (MaxPageSize when zero or less)
@@ -37,46 +37,26 @@ func (db *DB) DueItemRefreshes(ctx context.Context, now time.Time, limit int) ([
 }
 
 // DeferItemRefresh moves an Item's queued refresh to at; an Item with none
-// queued is left alone. It returns an EINTERNAL *linkd.Error when the
-// store fails.
+// queued (or none at all) is left alone. It returns an EINTERNAL
+// *linkd.Error when the store fails.
 func (db *DB) DeferItemRefresh(ctx context.Context, itemID string, at time.Time) error {
 	if err := checkID("item_id", itemID); err != nil {
 		return err
 	}
 	return db.update(ctx, "defer item refresh", func(tx *bbolt.Tx) error {
-		if len(keysWithPrefix(tx.Bucket(bucketItemRefreshes).Cursor(), strPrefix(itemID))) == 0 {
-			return nil
-		}
-		if err := unqueueRefresh(tx, itemID); err != nil {
+		id := []byte(itemID)
+		api, own, found, err := itemRecord(tx, id)
+		if err != nil || !found || own.GetRefreshDue() == nil {
 			return err
 		}
-		return queueRefresh(tx, itemID, at)
+		queue := tx.Bucket(bucketRefreshQueue)
+		if err := queue.Delete(timeKey(own.GetRefreshDue().AsTime(), itemID)); err != nil {
+			return err
+		}
+		if err := queue.Put(timeKey(at, itemID), nil); err != nil {
+			return err
+		}
+		own.RefreshDue = timestamppb.New(at)
+		return putItemRecord(tx, id, api, own)
 	})
-}
-
-// queueRefresh queues an Item's refresh due at due, replacing none: the
-// caller unqueues first when one may be queued.
-func queueRefresh(tx *bbolt.Tx, itemID string, due time.Time) error {
-	if err := tx.Bucket(bucketRefreshQueue).Put(timeKey(due, itemID), nil); err != nil {
-		return err
-	}
-	return tx.Bucket(bucketItemRefreshes).Put(itemRefreshKey(itemID, due), nil)
-}
-
-// unqueueRefresh removes every queued refresh of an Item.
-func unqueueRefresh(tx *bbolt.Tx, itemID string) error {
-	prefix := strPrefix(itemID)
-	reverse := tx.Bucket(bucketItemRefreshes)
-	for _, k := range keysWithPrefix(reverse.Cursor(), prefix) {
-		if len(k) != len(prefix)+8 {
-			return internal("unqueue refresh", errMalformedKey)
-		}
-		if err := tx.Bucket(bucketRefreshQueue).Delete(append(bytes.Clone(k[len(prefix):]), itemID...)); err != nil {
-			return err
-		}
-		if err := reverse.Delete(k); err != nil {
-			return err
-		}
-	}
-	return nil
 }

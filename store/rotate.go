@@ -5,9 +5,6 @@ import (
 	"context"
 
 	"go.etcd.io/bbolt"
-	"google.golang.org/protobuf/proto"
-
-	storagev1 "github.com/linkd/linkd/gen/linkd/storage/v1"
 )
 
 // ResealAccessTokens re-seals up to batch (100 when zero or less) access
@@ -38,15 +35,15 @@ func (db *DB) resealBatch(ctx context.Context, batch int) (int, bool, error) {
 	var ids [][]byte
 	err := db.view(ctx, "find records to re-seal", func(tx *bbolt.Tx) error {
 		ids = nil
-		return tx.Bucket(bucketAccessTokens).ForEach(func(k, v []byte) error {
+		return tx.Bucket(bucketItems).ForEach(func(k, v []byte) error {
 			if len(ids) == batch {
 				return nil
 			}
-			var sealed storagev1.SealedAccessToken
-			if err := proto.Unmarshal(v, &sealed); err != nil {
-				return internal("decode access_tokens value", err)
+			own, err := ownOf(v)
+			if err != nil {
+				return err
 			}
-			if sealed.GetKeyId() != current {
+			if sealed := own.GetSealedAccessToken(); sealed != nil && sealed.GetKeyId() != current {
 				ids = append(ids, bytes.Clone(k))
 			}
 			return nil
@@ -59,15 +56,15 @@ func (db *DB) resealBatch(ctx context.Context, batch int) (int, bool, error) {
 	err = db.update(ctx, "re-seal access tokens", func(tx *bbolt.Tx) error {
 		n = 0 // a batch may run this twice
 		for _, id := range ids {
-			var sealed storagev1.SealedAccessToken
-			found, err := get(tx, bucketAccessTokens, id, &sealed)
+			api, own, found, err := itemRecord(tx, id)
 			if err != nil {
 				return err
 			}
-			if !found || sealed.GetKeyId() == current {
+			sealed := own.GetSealedAccessToken()
+			if !found || sealed == nil || sealed.GetKeyId() == current {
 				continue // deleted or re-sealed meanwhile
 			}
-			token, err := db.sealer.UnsealAccessToken(string(id), &sealed)
+			token, err := db.sealer.UnsealAccessToken(string(id), sealed)
 			if err != nil {
 				return err
 			}
@@ -75,7 +72,8 @@ func (db *DB) resealBatch(ctx context.Context, batch int) (int, bool, error) {
 			if err != nil {
 				return err
 			}
-			if err := put(tx, bucketAccessTokens, id, resealed); err != nil {
+			own.SealedAccessToken = resealed
+			if err := putItemRecord(tx, id, api, own); err != nil {
 				return err
 			}
 			n++
@@ -89,17 +87,21 @@ func (db *DB) resealBatch(ctx context.Context, batch int) (int, bool, error) {
 }
 
 // SealedKeyIDs returns the ids of the master keys that sealed the stored
-// access tokens, each with one item_id it sealed. It scans access_tokens:
+// access tokens, each with one item_id it sealed. It scans the Items:
 // it runs once at start. It returns an EINTERNAL *linkd.Error when the
 // store fails.
 func (db *DB) SealedKeyIDs(ctx context.Context) (map[string]string, error) {
 	ids := map[string]string{}
 	err := db.view(ctx, "sealed key ids", func(tx *bbolt.Tx) error {
 		clear(ids)
-		return tx.Bucket(bucketAccessTokens).ForEach(func(k, v []byte) error {
-			var sealed storagev1.SealedAccessToken
-			if err := proto.Unmarshal(v, &sealed); err != nil {
-				return internal("decode access_tokens value", err)
+		return tx.Bucket(bucketItems).ForEach(func(k, v []byte) error {
+			own, err := ownOf(v)
+			if err != nil {
+				return err
+			}
+			sealed := own.GetSealedAccessToken()
+			if sealed == nil {
+				return nil
 			}
 			if _, ok := ids[sealed.GetKeyId()]; !ok {
 				ids[sealed.GetKeyId()] = string(k)

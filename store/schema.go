@@ -13,7 +13,9 @@ import (
 // entries, whose information is all in the key). proto.Unmarshal copies what
 // it reads, so decoded values stay valid after their transaction ends.
 // Items and sessions are written as their storage records (records.proto)
-// through package internal/records, not as the API messages.
+// through package internal/records, not as the API messages; an Item's
+// record also holds what only the store needs of it (itemrecord.go), so
+// that one Item is one key in one bucket.
 //
 //	bucket               key                                               value
 //	------               ---                                               -----
@@ -24,15 +26,13 @@ import (
 //	link_token_checks    link_token                                        be64(hosted_check_at)
 //	sessions             link_session_id                                   storagev1.StoredLinkSession (no place for a public token)
 //	session_starts       be64(SessionStart) link_session_id                empty
-//	items                item_id                                           storagev1.StoredItem
+//	items                item_id                                           storagev1.StoredItem, with its sealed access token,
+//	                                                                       refresh_due and public_token_sums
 //	user_items           str(client_user_id) be64(created_at) item_id      empty
 //	institution_items    str(institution_id) be64(created_at) item_id      empty
-//	access_tokens        item_id                                           storagev1.SealedAccessToken
 //	public_token_uses    sha256(public_token)                              storagev1.PublicTokenUse
-//	item_public_tokens   str(item_id) sha256(public_token)                 empty
 //	exchange_claims      sha256(public_token)                              storagev1.ExchangeClaim
 //	refresh_queue        be64(due) item_id                                 empty
-//	item_refreshes       str(item_id) be64(due)                            empty
 //	webhooks             be64(received_at) sha256(body)                    storagev1.StoredWebhook
 //	webhook_deliveries   delivery_id                                       storagev1.WebhookDelivery
 //	leases               lease name                                        storagev1.Lease
@@ -54,30 +54,36 @@ import (
 //   - session_starts orders sessions by linkd.SessionStart, for LinkSessions'
 //     windows and pages and for Prune; a session's entry moves when an
 //     earlier event arrives.
-//   - item_public_tokens is the reverse of public_token_uses, so that
-//     DeleteItem finds the uses pointing at an Item.
+//   - an Item record's public_token_sums is the reverse of
+//     public_token_uses, so that DeleteItem finds the uses pointing at it.
 //   - hosted_checks orders Hosted Link tokens by when linkd next asks
 //     Plaid about them (their webhooks may be lost); link_token_checks is
 //     its reverse, so that SetHostedLinkTokenCheck and Prune find a
 //     token's entry.
-//   - refresh_queue orders queued Item refreshes by due time;
-//     item_refreshes is its reverse, so that DeferItemRefresh, DeleteItem
-//     and UpdateRefreshedItem find an Item's entry.
+//   - refresh_queue orders queued Item refreshes by due time; an Item
+//     record's refresh_due is its reverse (at most one per Item), so that
+//     DeferItemRefresh, DeleteItem and UpdateRefreshedItem find an Item's
+//     entry.
 //
 // exchange_claims holds leases on public token exchanges that linkd sent or
 // is about to send to Plaid; PutItem removes the claim in the transaction
 // that records the use. webhooks lists verified Plaid webhooks oldest
 // first; the body's hash keeps two received in the same nanosecond apart.
 // webhook_deliveries remembers handled deliveries so a replay is refused.
-// Access tokens live apart from items, sealed by a linkd.Sealer (package
-// seal: AES-256-GCM under a master key named by key_id, with the item_id as
-// additional data).
+// Access tokens are sealed by a linkd.Sealer (package seal: AES-256-GCM
+// under a master key named by key_id, with the item_id as additional data)
+// and kept in their Item's record, which no API message ever reads whole
+// (records.Unmarshal drops the store's fields).
 //
 // Schema versions (meta "version"; no record is version 0, the first
 // release): version 1 added link_token_renewals, session_starts,
 // institution_items, exchange_claims (replacing pending_exchanges, whose
 // marks become released-unknown claims), refresh_queue, item_refreshes,
-// webhook_deliveries and leases. Open migrates a file in one transaction.
+// webhook_deliveries and leases. Version 2 folded access_tokens
+// (item_id → SealedAccessToken), item_refreshes (str(item_id) be64(due))
+// and item_public_tokens (str(item_id) sha256(public_token)) into the
+// Item records, so that storing a connected Link dirties three pages
+// fewer. Open migrates a file in one transaction.
 // hosted_checks and link_token_checks came later without a version: Open
 // creates them empty, and no earlier token is a Hosted Link token.
 var (
@@ -91,12 +97,9 @@ var (
 	bucketItems             = []byte("items")
 	bucketUserItems         = []byte("user_items")
 	bucketInstitutionItems  = []byte("institution_items")
-	bucketAccessTokens      = []byte("access_tokens")
 	bucketPublicTokenUses   = []byte("public_token_uses")
-	bucketItemPublicTokens  = []byte("item_public_tokens")
 	bucketExchangeClaims    = []byte("exchange_claims")
 	bucketRefreshQueue      = []byte("refresh_queue")
-	bucketItemRefreshes     = []byte("item_refreshes")
 	bucketWebhooks          = []byte("webhooks")
 	bucketWebhookDeliveries = []byte("webhook_deliveries")
 	bucketLeases            = []byte("leases")
@@ -104,12 +107,17 @@ var (
 	// bucketPendingExchanges is version 0's exchange marks; Open migrates
 	// them to exchange_claims and deletes the bucket.
 	bucketPendingExchanges = []byte("pending_exchanges")
+	// Version 1's access tokens and reverse indexes; Open folds them into
+	// the Item records and deletes them.
+	bucketV1AccessTokens     = []byte("access_tokens")
+	bucketV1ItemRefreshes    = []byte("item_refreshes")
+	bucketV1ItemPublicTokens = []byte("item_public_tokens")
 
 	keyVersion = []byte("version")
 )
 
 // schemaVersion is the layout this code writes.
-const schemaVersion = 1
+const schemaVersion = 2
 
 // allBuckets is every bucket; Open creates each one.
 var allBuckets = [][]byte{
@@ -123,12 +131,9 @@ var allBuckets = [][]byte{
 	bucketItems,
 	bucketUserItems,
 	bucketInstitutionItems,
-	bucketAccessTokens,
 	bucketPublicTokenUses,
-	bucketItemPublicTokens,
 	bucketExchangeClaims,
 	bucketRefreshQueue,
-	bucketItemRefreshes,
 	bucketWebhooks,
 	bucketWebhookDeliveries,
 	bucketLeases,
@@ -150,6 +155,11 @@ func appendTime(b []byte, t time.Time) []byte {
 	return binary.BigEndian.AppendUint64(b, uint64(t.UnixNano())^(1<<63))
 }
 
+// timeOf reads be64(t) back: t from the first 8 bytes of b.
+func timeOf(b []byte) time.Time {
+	return time.Unix(0, int64(binary.BigEndian.Uint64(b)^(1<<63)))
+}
+
 // strPrefix is str(s), the prefix of every key of one id in an index.
 func strPrefix(s string) []byte {
 	return appendStr(make([]byte, 0, 4+len(s)), s)
@@ -168,22 +178,11 @@ func timeKey(t time.Time, id string) []byte {
 	return append(appendTime(make([]byte, 0, 8+len(id)), t), id...)
 }
 
-// itemRefreshKey is the item_refreshes key of an Item's refresh due at t.
-func itemRefreshKey(itemID string, due time.Time) []byte {
-	return appendTime(strPrefix(itemID), due)
-}
-
 // publicTokenKey is the public_token_uses and exchange_claims key of a
 // public token.
 func publicTokenKey(publicToken string) []byte {
 	sum := sha256.Sum256([]byte(publicToken))
 	return sum[:]
-}
-
-// itemPublicTokenKey is the item_public_tokens key of one use; its last
-// sha256.Size bytes are the public_token_uses key.
-func itemPublicTokenKey(itemID string, publicTokenSum []byte) []byte {
-	return append(strPrefix(itemID), publicTokenSum...)
 }
 
 // webhookKey is the webhooks key of a webhook received at t with body.

@@ -404,3 +404,85 @@ func TestDB_Backup(t *testing.T) {
 		t.Fatal("CheckFile(junk) succeeded")
 	}
 }
+
+// An Item's record holds its sealed access token; no Item any method
+// returns (nor any an update function is given) carries its bytes, known
+// or unknown to the API message, so no RPC can send them.
+func TestDB_ItemsCarryNoSealedToken(t *testing.T) {
+	ctx := context.Background()
+	db := MustOpenStore(t)
+	const id, public = "item-1", "public-sandbox-1"
+	n := connected(id, "sess-1", public)
+	n.RefreshAt = clockStart.Add(time.Hour)
+	if _, err := db.PutItem(ctx, n); err != nil {
+		t.Fatal(err)
+	}
+	var sealed *storagev1.SealedAccessToken
+	err := db.Export(ctx, func(r linkd.Record) error {
+		if r.Item != nil {
+			sealed = r.Item.Sealed
+		}
+		return nil
+	})
+	if err != nil || len(sealed.GetCiphertext()) == 0 || len(sealed.GetNonce()) == 0 {
+		t.Fatalf("Export gave no sealed token (%v): the test would prove nothing", err)
+	}
+	clean := func(method string, item *linkdv1.Item) {
+		t.Helper()
+		if item.GetItemId() != id {
+			t.Fatalf("%s returned %v, not %s", method, item, id)
+		}
+		b, err := proto.Marshal(item)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(item.ProtoReflect().GetUnknown()) != 0 || bytes.Contains(b, sealed.GetCiphertext()) || bytes.Contains(b, sealed.GetNonce()) {
+			t.Fatalf("the Item %s returned carries store fields or the sealed token", method)
+		}
+	}
+	one := func(method string, items []*linkdv1.Item, err error) {
+		t.Helper()
+		if err != nil || len(items) != 1 {
+			t.Fatalf("%s = %v, %v; want one Item", method, items, err)
+		}
+		clean(method, items[0])
+	}
+	touch := func(method string) func(*linkdv1.Item) (bool, error) {
+		return func(item *linkdv1.Item) (bool, error) {
+			clean(method+" (its update function)", item)
+			item.InstitutionName += "!"
+			return true, nil
+		}
+	}
+	item, err := db.GetItem(ctx, id)
+	one("GetItem", []*linkdv1.Item{item}, err)
+	items, err := db.ListItems(ctx, "user-1")
+	one("ListItems", items, err)
+	items, err = db.ItemsAtInstitution(ctx, "ins_3")
+	one("ItemsAtInstitution", items, err)
+	items, err = db.ItemsAfter(ctx, "", 10)
+	one("ItemsAfter", items, err)
+	item, err = db.ItemForPublicToken(ctx, public)
+	one("ItemForPublicToken", []*linkdv1.Item{item}, err)
+	r, err := db.ClaimExchange(ctx, linkd.ExchangeClaim{PublicToken: public, ClientUserID: "user-1", Owner: "p1", Now: clockStart, TTL: time.Minute})
+	one("ClaimExchange", []*linkdv1.Item{r.Item}, err)
+	item, err = db.UpdateItem(ctx, id, touch("UpdateItem"))
+	one("UpdateItem", []*linkdv1.Item{item}, err)
+	item, err = db.RecordWebhook(ctx, &storagev1.StoredWebhook{ItemId: id, Body: []byte("{}")}, "delivery-1", touch("RecordWebhook"))
+	one("RecordWebhook", []*linkdv1.Item{item}, err)
+	item, err = db.UpdateRefreshedItem(ctx, id, touch("UpdateRefreshedItem"))
+	one("UpdateRefreshedItem", []*linkdv1.Item{item}, err)
+	err = db.Export(ctx, func(r linkd.Record) error {
+		if r.Item != nil {
+			clean("Export", r.Item.Item)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The token stayed with its Item through every rewrite.
+	if tok, err := db.AccessToken(ctx, id); err != nil || tok != accessToken(id) {
+		t.Fatalf("AccessToken after the updates: %v", err)
+	}
+}

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -21,7 +22,9 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	reflectionpb "google.golang.org/grpc/reflection/grpc_reflection_v1"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 
+	"github.com/linkd/linkd"
 	linkdv1 "github.com/linkd/linkd/gen/linkd/v1"
 	"github.com/linkd/linkd/plaidemu"
 )
@@ -570,6 +573,39 @@ func TestLinkd_NoSecretsLeak(t *testing.T) {
 	}
 	if strings.Contains(bodies.String(), "access-sandbox-") || strings.Contains(ts.Logs.String(), "access-sandbox-") {
 		t.Error("an access token prefix appears in responses or logs")
+	}
+
+	// The bbolt store keeps each sealed token in its Item's record: no
+	// Item read over gRPC (which would send fields the API message does
+	// not know) or REST carries its bytes.
+	var sealed [][]byte
+	must(t, ts.bolt.Export(context.Background(), func(r linkd.Record) error {
+		if r.Item != nil {
+			sealed = append(sealed, r.Item.Sealed.GetCiphertext(), r.Item.Sealed.GetNonce())
+		}
+		return nil
+	}))
+	if len(sealed) != 4 {
+		t.Fatalf("Export gave %d sealed pieces, want 4: the check would prove nothing", len(sealed))
+	}
+	c := ts.GRPC(t)
+	var msgs []proto.Message
+	for _, id := range itemIDs[1:] {
+		got, err := c.GetItem(context.Background(), &linkdv1.GetItemRequest{ItemId: id})
+		must(t, err)
+		msgs = append(msgs, got)
+	}
+	list, err := c.ListItems(context.Background(), &linkdv1.ListItemsRequest{ClientUserId: "u1"})
+	must(t, err)
+	msgs = append(msgs, list)
+	for _, m := range msgs {
+		b, err := proto.Marshal(m)
+		must(t, err)
+		for _, piece := range sealed {
+			if bytes.Contains(b, piece) || strings.Contains(bodies.String(), base64.StdEncoding.EncodeToString(piece)) {
+				t.Errorf("a sealed access token's bytes appear in a %T", m)
+			}
+		}
 	}
 }
 
