@@ -20,7 +20,9 @@ package records
 import (
 	"errors"
 
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
 
 	linkdv1 "github.com/linkd/linkd/gen/linkd/v1"
 )
@@ -35,44 +37,77 @@ const FirstStoreField = 1000
 var errPublicToken = errors.New("records: a Link session's connected result holds a public token, which is never stored")
 
 // Marshal encodes m for storage: an API Item or LinkSession as its
-// storage record, any other message as it is. Fields an API message does
-// not know (kept from a decoded message or sent by a client) are dropped,
-// so that a record's store fields are written by the store alone.
+// storage record, any other message as it is. Unknown fields numbered
+// FirstStoreField and up (kept from a message decoded without records, or
+// sent by a client) are dropped, so that a record's store fields are
+// written by the store alone; other unknown fields, a newer linkd's API
+// fields, are kept.
 func Marshal(m proto.Message) ([]byte, error) {
 	switch m := m.(type) {
 	case *linkdv1.LinkSession:
 		if m.GetConnected().GetPublicToken() != "" {
 			return nil, errPublicToken
 		}
-		return proto.Marshal(withoutUnknown(m))
+		return proto.Marshal(withoutStoreFields(m))
 	case *linkdv1.Item:
-		return proto.Marshal(withoutUnknown(m))
+		return proto.Marshal(withoutStoreFields(m))
 	}
 	return proto.Marshal(m)
 }
 
-// withoutUnknown returns m, or a copy of it without the top-level fields
-// its type does not know.
-func withoutUnknown[M proto.Message](m M) M {
-	if len(m.ProtoReflect().GetUnknown()) == 0 {
+// withoutStoreFields returns m, or a copy of it whose unknown fields
+// numbered FirstStoreField and up are dropped.
+func withoutStoreFields[M proto.Message](m M) M {
+	unknown := m.ProtoReflect().GetUnknown()
+	kept := apiFields(unknown)
+	if len(kept) == len(unknown) {
 		return m
 	}
 	c := proto.CloneOf(m)
-	c.ProtoReflect().SetUnknown(nil)
+	c.ProtoReflect().SetUnknown(kept)
 	return c
 }
 
-// discardUnknown decodes API messages: what a record holds beside their
-// fields (an Item's sealed access token) never reaches one.
-var discardUnknown = proto.UnmarshalOptions{DiscardUnknown: true}
+// apiFields returns the fields of unknown numbered below FirstStoreField,
+// unknown itself when that is all of them. A malformed field ends it:
+// nothing after it can be told apart.
+func apiFields(unknown protoreflect.RawFields) protoreflect.RawFields {
+	var kept protoreflect.RawFields
+	for rest, i := unknown, 0; len(rest) > 0; {
+		num, _, n := protowire.ConsumeField(rest)
+		if n < 0 {
+			return kept
+		}
+		switch {
+		case num >= FirstStoreField && kept == nil:
+			kept = append(protoreflect.RawFields{}, unknown[:i]...)
+		case num < FirstStoreField && kept != nil:
+			kept = append(kept, rest[:n]...)
+		}
+		rest, i = rest[n:], i+n
+	}
+	if kept == nil {
+		return unknown
+	}
+	return kept
+}
 
 // Unmarshal decodes a stored value into m: an API Item or LinkSession
-// from its storage record, keeping none of the record's other fields
-// (FirstStoreField), or any other message as it is.
+// from its storage record, keeping none of the record's fields numbered
+// FirstStoreField and up (an Item's sealed access token never reaches an
+// API message) but any other field m does not know (a newer linkd's,
+// during a rolling deploy: kept, it is written back by the next update
+// instead of lost), or any other message as it is.
 func Unmarshal(b []byte, m proto.Message) error {
+	if err := proto.Unmarshal(b, m); err != nil {
+		return err
+	}
 	switch m.(type) {
 	case *linkdv1.Item, *linkdv1.LinkSession:
-		return discardUnknown.Unmarshal(b, m)
+		r := m.ProtoReflect()
+		if unknown := r.GetUnknown(); len(unknown) > 0 {
+			r.SetUnknown(apiFields(unknown))
+		}
 	}
-	return proto.Unmarshal(b, m)
+	return nil
 }

@@ -3,9 +3,11 @@ package records
 import (
 	"bytes"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -228,5 +230,46 @@ func TestStoreFields(t *testing.T) {
 	}
 	if len(raw.ProtoReflect().GetUnknown()) == 0 {
 		t.Fatal("Marshal changed the caller's Item")
+	}
+}
+
+// TestNewerAPIFields: a field a newer linkd added to Item, which this one
+// does not know, survives a read and a write of the record (an update by
+// an older replica during a rolling deploy does not erase it), while the
+// store's fields around it are still dropped.
+func TestNewerAPIFields(t *testing.T) {
+	b, err := Marshal(&linkdv1.Item{ItemId: "i1", ClientUserId: "u1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	newer := protowire.AppendTag(nil, 999, protowire.BytesType)
+	newer = protowire.AppendString(newer, "a newer linkd's field")
+	store := protowire.AppendTag(nil, FirstStoreField, protowire.BytesType)
+	store = protowire.AppendString(store, "sealed-ciphertext")
+	for _, tc := range []struct {
+		name   string
+		record []byte
+	}{
+		{"Alone", append(slices.Clone(b), newer...)},
+		{"AfterStoreField", append(append(slices.Clone(b), store...), newer...)},
+		{"BeforeStoreField", append(append(slices.Clone(b), newer...), store...)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			item := new(linkdv1.Item)
+			if err := Unmarshal(tc.record, item); err != nil {
+				t.Fatal(err)
+			}
+			if got := item.ProtoReflect().GetUnknown(); !bytes.Equal(got, newer) {
+				t.Fatalf("unknown fields after Unmarshal = %q, want only the newer field %q", got, newer)
+			}
+			item.ClientUserId = "u2" // an update
+			out, err := Marshal(item)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Contains(out, newer) || bytes.Contains(out, []byte("sealed-ciphertext")) {
+				t.Fatalf("Marshal after an update = %q: want the newer field kept, the store's dropped", out)
+			}
+		})
 	}
 }
