@@ -4,6 +4,15 @@
 // to end without Plaid. It keeps everything in memory, the Items also in a
 // state file when Options.StatePath is set, and is safe for concurrent
 // use.
+//
+// The state file's promise: a change to an Item is written to the file
+// before the request that made it is answered, so an answered change
+// survives the process being killed (the kernel keeps what was written);
+// the file is synced to disk in the background, at most stateSyncInterval
+// (200 ms) after a change, and at Close, so a power loss or kernel crash
+// may lose the last moments' changes. The emulator stands in for Plaid in
+// development and tests; an fsync before every answer cost more than the
+// rest of its work.
 package plaidemu
 
 import (
@@ -44,10 +53,11 @@ type Options struct {
 	// StatePath, when set, is the file that keeps the emulator's Items
 	// (with their access tokens) and its webhook signing key across
 	// restarts: Start and Open load it, or create it when missing (mode
-	// 0600), and every change to an Item is appended to it and synced
-	// before the request that made it is answered. Link
-	// tokens, public tokens and Link sessions stay in memory. "" keeps
-	// everything in memory; New ignores it (use Open).
+	// 0600), and every change to an Item is appended to it before the
+	// request that made it is answered, and synced to disk in the
+	// background within 200 ms (see the package doc). Link tokens, public
+	// tokens and Link sessions stay in memory. "" keeps everything in
+	// memory; New ignores it (use Open).
 	StatePath string
 }
 
@@ -85,11 +95,6 @@ type Emulator struct {
 	linkWebhooksForWebview bool
 	// lose is how many of the next webhooks get lost (LoseWebhooks).
 	lose int
-	// syncLater is set while serve runs an endpoint: commitItems leaves
-	// the sync of what it appended to serve, noting in unsynced how far
-	// the state log must be synced before the answer.
-	syncLater bool
-	unsynced  int64
 }
 
 type linkToken struct {
@@ -190,14 +195,14 @@ func Open(opts Options) (*Emulator, error) {
 	if e.statePath == "" {
 		return e, nil
 	}
-	e.state = &stateLog{}
-	e.state.cond = sync.NewCond(&e.state.mu)
 	if err := e.loadState(); err != nil {
 		return nil, err
 	}
+	e.state = e.openStateLog()
 	// Written at once, so that the webhook key is kept even before the
 	// first Item, and an unwritable path fails here.
 	if err := e.saveState(); err != nil {
+		e.closeState()
 		return nil, err
 	}
 	return e, nil
@@ -363,23 +368,7 @@ func (e *Emulator) serve(r *http.Request) (map[string]any, []webhook, *Error) {
 	if !e.authorized(r, f) {
 		return nil, nil, errInvalidAPIKeys()
 	}
-	out, hooks, unsynced, perr := e.handle(r.URL.Path, handle, f)
-	if perr != nil {
-		return nil, hooks, perr
-	}
-	// An Item the request changed is answered once it is durable; the
-	// change stays in memory when the sync fails, and is written again
-	// with the state file rewritten at the next change.
-	if unsynced > 0 {
-		if err := e.state.syncState(unsynced); err != nil {
-			e.log.Error("plaidemu: saving the state", "path", e.statePath, "err", err)
-			e.mu.Lock()
-			e.calls[r.URL.Path]--
-			e.mu.Unlock()
-			return nil, hooks, errStateNotSaved()
-		}
-	}
-	return out, hooks, nil
+	return e.handle(r.URL.Path, handle, f)
 }
 
 // call runs handle on body, as a request to its endpoint would be but
@@ -403,29 +392,26 @@ func (e *Emulator) call(handle func(*fields) (map[string]any, *Error), body map[
 }
 
 // handle runs an endpoint with e.mu held, unless a failure is queued for
-// path, and returns its answer, the webhooks it queued and how far the
-// state log must be synced before it is given. The webhooks are taken in
-// the same hold of e.mu as the endpoint ran, so that each request delivers
-// its own: taken later, a concurrent request could deliver them instead,
-// and this one would answer before they had reached the receiver.
-func (e *Emulator) handle(path string, handle endpoint, f *fields) (map[string]any, []webhook, int64, *Error) {
+// path, and returns its answer and the webhooks it queued. The webhooks
+// are taken in the same hold of e.mu as the endpoint ran, so that each
+// request delivers its own: taken later, a concurrent request could
+// deliver them instead, and this one would answer before they had reached
+// the receiver.
+func (e *Emulator) handle(path string, handle endpoint, f *fields) (map[string]any, []webhook, *Error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if q := e.failures[path]; len(q) > 0 {
 		perr := q[0]
 		e.failures[path] = q[1:]
-		return nil, nil, 0, &perr
+		return nil, nil, &perr
 	}
-	e.syncLater, e.unsynced = true, 0
 	out, perr := handle(e, f)
-	unsynced := e.unsynced
-	e.syncLater, e.unsynced = false, 0
 	hooks := e.takeOutbox()
 	if perr != nil {
-		return nil, hooks, 0, perr
+		return nil, hooks, perr
 	}
 	e.calls[path]++
-	return out, hooks, unsynced, nil
+	return out, hooks, nil
 }
 
 // authorized checks client_id and secret, from the body or else from
