@@ -16,6 +16,7 @@
 package plaidemu
 
 import (
+	"bytes"
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
@@ -25,6 +26,7 @@ import (
 	"mime"
 	"net"
 	"net/http"
+	"strconv"
 	"sync"
 	"time"
 )
@@ -275,7 +277,7 @@ func (e *Emulator) FailNext(path string, perr Error) {
 
 // endpoint serves one Plaid path. It runs with e.mu held and returns the
 // response body (request_id is added to it) or a Plaid error.
-type endpoint func(e *Emulator, f *fields) (map[string]any, *Error)
+type endpoint func(e *Emulator, f *fields) (answer, *Error)
 
 func (e *Emulator) endpoint(path string) endpoint {
 	switch path {
@@ -315,11 +317,13 @@ func (e *Emulator) endpoint(path string) endpoint {
 func (e *Emulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	requestID := newRequestID()
-	var body map[string]any
+	buf := getBuffer()
+	defer putBuffer(buf)
+	var body answer
 	var hooks []webhook
 	perr := e.injectFault(r)
 	if perr == nil {
-		body, hooks, perr = e.serve(r)
+		body, hooks, perr = e.serve(r, buf)
 	}
 	e.deliver(hooks) // before answering, so the caller sees their effect
 	if perr == nil && e.takeHang(r.URL.Path) {
@@ -333,11 +337,18 @@ func (e *Emulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		status = perr.HTTPStatus()
 		out = perr.body(requestID)
 	} else {
-		body["request_id"] = requestID
+		body.setRequestID(requestID)
+	}
+	// Encoded whole first, so that the answer goes out in one write with
+	// its Content-Length.
+	buf.Reset()
+	if err := json.NewEncoder(buf).Encode(out); err != nil {
+		e.log.Warn("plaidemu: encoding response", "path", r.URL.Path, "err", err)
 	}
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.Header().Set("Content-Length", strconv.Itoa(buf.Len()))
 	w.WriteHeader(status)
-	if err := json.NewEncoder(w).Encode(out); err != nil {
+	if _, err := w.Write(buf.Bytes()); err != nil {
 		e.log.Warn("plaidemu: writing response", "path", r.URL.Path, "err", err)
 	}
 	e.logRequest(r, start, status, requestID, perr)
@@ -366,8 +377,8 @@ func (e *Emulator) logRequest(r *http.Request, start time.Time, status int, requ
 }
 
 // serve answers r and returns the webhooks it queued, for ServeHTTP to
-// deliver before the answer.
-func (e *Emulator) serve(r *http.Request) (map[string]any, []webhook, *Error) {
+// deliver before the answer. It reads the body into buf.
+func (e *Emulator) serve(r *http.Request, buf *bytes.Buffer) (answer, []webhook, *Error) {
 	handle := e.endpoint(r.URL.Path)
 	if handle == nil || r.Method != http.MethodPost {
 		return nil, nil, errNotFound()
@@ -375,12 +386,14 @@ func (e *Emulator) serve(r *http.Request) (map[string]any, []webhook, *Error) {
 	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
 		return nil, nil, errInvalidHeaders()
 	}
-	raw, err := io.ReadAll(io.LimitReader(r.Body, maxBodyBytes+1))
-	if err != nil || len(raw) > maxBodyBytes {
+	n, err := buf.ReadFrom(io.LimitReader(r.Body, maxBodyBytes+1))
+	if err != nil || n > maxBodyBytes {
 		return nil, nil, errInvalidBody()
 	}
+	// The values are copies (json.RawMessage keeps its own), so buf can
+	// take the answer once this returns.
 	var body map[string]json.RawMessage
-	if err := json.Unmarshal(raw, &body); err != nil || body == nil {
+	if err := json.Unmarshal(buf.Bytes(), &body); err != nil || body == nil {
 		return nil, nil, errInvalidBody()
 	}
 	f := &fields{body: body}
@@ -393,7 +406,7 @@ func (e *Emulator) serve(r *http.Request) (map[string]any, []webhook, *Error) {
 // call runs handle on body, as a request to its endpoint would be but
 // without credentials, for the Emulator's Go methods; it delivers the
 // webhooks handle queued before it returns.
-func (e *Emulator) call(handle func(*fields) (map[string]any, *Error), body map[string]any) (map[string]any, *Error) {
+func (e *Emulator) call(handle func(*fields) (answer, *Error), body map[string]any) (answer, *Error) {
 	f := &fields{body: map[string]json.RawMessage{}}
 	for k, v := range body {
 		raw, err := json.Marshal(v)
@@ -416,7 +429,7 @@ func (e *Emulator) call(handle func(*fields) (map[string]any, *Error), body map[
 // request delivers its own: taken later, a concurrent request could
 // deliver them instead, and this one would answer before they had reached
 // the receiver.
-func (e *Emulator) handle(path string, handle endpoint, f *fields) (map[string]any, []webhook, *Error) {
+func (e *Emulator) handle(path string, handle endpoint, f *fields) (answer, []webhook, *Error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if q := e.failures[path]; len(q) > 0 {

@@ -2,6 +2,7 @@ package plaidemu
 
 import (
 	"bufio"
+	"bytes"
 	"crypto/ecdsa"
 	"crypto/x509"
 	"encoding/json"
@@ -328,24 +329,25 @@ func (e *Emulator) installState() (int64, error) {
 	if err != nil {
 		return 0, fmt.Errorf("plaidemu: encoding the webhook key: %w", err)
 	}
-	raw, err := json.Marshal(stateFile{
+	var buf bytes.Buffer
+	err = json.NewEncoder(&buf).Encode(stateFile{
 		Version:    stateVersion,
 		WebhookKey: stateKey{ID: e.webhookKey.id, PKCS8: der, Created: e.webhookKey.created.UTC()},
 	})
 	if err != nil {
 		return 0, fmt.Errorf("plaidemu: encoding the state: %w", err)
 	}
-	raw = append(raw, '\n')
 	tokens := make([]string, 0, len(e.items))
 	for token := range e.items {
 		tokens = append(tokens, token)
 	}
 	slices.SortFunc(tokens, func(a, b string) int { return strings.Compare(e.items[a].id, e.items[b].id) })
 	for _, token := range tokens {
-		if raw, err = appendRecord(raw, token, e.items[token]); err != nil {
+		if err := appendRecord(&buf, token, e.items[token]); err != nil {
 			return 0, err
 		}
 	}
+	raw := buf.Bytes()
 	if err := fileutil.Install(e.statePath, raw, os.Rename); err != nil {
 		return 0, fmt.Errorf("plaidemu: writing the state file: %w", err)
 	}
@@ -367,12 +369,11 @@ func (e *Emulator) installState() (int64, error) {
 }
 
 // appendRecord appends token's Item record, one line, to buf.
-func appendRecord(buf []byte, token string, it *item) ([]byte, error) {
-	rec, err := json.Marshal(newStateItem(token, it))
-	if err != nil {
-		return buf, fmt.Errorf("plaidemu: encoding the state: %w", err)
+func appendRecord(buf *bytes.Buffer, token string, it *item) error {
+	if err := json.NewEncoder(buf).Encode(newStateItem(token, it)); err != nil {
+		return fmt.Errorf("plaidemu: encoding the state: %w", err)
 	}
-	return append(append(buf, rec...), '\n'), nil
+	return nil
 }
 
 // appendState records the Item of token in the state file, rewriting the
@@ -389,10 +390,12 @@ func (e *Emulator) appendState(token string) error {
 	if l.rewrite || stale || unlinked(l.f) || l.records-len(e.items) > len(e.items)+1024 {
 		return e.saveState()
 	}
-	rec, err := appendRecord(nil, token, e.items[token])
-	if err != nil {
+	buf := getBuffer()
+	defer putBuffer(buf)
+	if err := appendRecord(buf, token, e.items[token]); err != nil {
 		return err
 	}
+	rec := buf.Bytes()
 	if n, err := l.f.Write(rec); err != nil {
 		// A torn record would make the next ones unreadable.
 		if n > 0 && l.f.Truncate(l.size) != nil {
