@@ -346,6 +346,15 @@ func TestEmulator_LinkTokenCreate(t *testing.T) {
 		{"ErrProduct", "products", []string{"auth", "telepathy"}, "INVALID_FIELD", "products"},
 		{"ErrRedirectURI", "redirect_uri", "not a url", "INVALID_FIELD", "redirect_uri"},
 		{"ErrWebhookType", "webhook", true, "INVALID_FIELD", "webhook"},
+		// The messages in full, for nested fields read through one
+		// decoding of their object.
+		{"ErrClientNameTypeMessage", "client_name", 5, "INVALID_FIELD", "client_name must be a string"},
+		{"ErrUserTypeMessage", "user", []string{"u"}, "INVALID_FIELD", "user must be an object"},
+		{"ErrUserFieldType", "user", map[string]any{"client_user_id": 7}, "INVALID_FIELD", "user.client_user_id must be a string"},
+		{"ErrUserPhoneType", "user", map[string]any{"client_user_id": "u", "phone_number": false}, "INVALID_FIELD", "user.phone_number must be a string"},
+		{"ErrUserAddressType", "user", map[string]any{"client_user_id": "u", "address": "x"}, "INVALID_FIELD", "user.address must be an object"},
+		{"ErrUserAddressCountry", "user", map[string]any{"client_user_id": "u", "address": map[string]any{"city": "x"}}, "MISSING_FIELDS", "user.address.country"},
+		{"ErrHostedLinkType", "hosted_link", "yes", "INVALID_FIELD", "hosted_link must be an object"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
