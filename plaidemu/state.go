@@ -11,6 +11,7 @@ import (
 	"io"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -368,13 +369,93 @@ func (e *Emulator) installState() (int64, error) {
 	return int64(len(raw)), nil
 }
 
-// appendRecord appends token's Item record, one line, to buf.
+// appendRecord appends token's Item record, one line, to buf: the JSON
+// encoding/json writes for its stateItem, written by hand when the values
+// allow (appendStateItem), as encoding/json's reflection cost an exchange
+// more than its write(2) did.
 func appendRecord(buf *bytes.Buffer, token string, it *item) error {
-	if err := json.NewEncoder(buf).Encode(newStateItem(token, it)); err != nil {
+	si := newStateItem(token, it)
+	if b, ok := appendStateItem(buf.AvailableBuffer(), &si); ok {
+		buf.Write(b)
+		return nil
+	}
+	if err := json.NewEncoder(buf).Encode(si); err != nil {
 		return fmt.Errorf("plaidemu: encoding the state: %w", err)
 	}
 	return nil
 }
+
+// appendStateItem appends si's JSON and a newline to b, byte for byte what
+// encoding/json writes (TestAppendStateItem), and reports true; or false
+// for a record it leaves to encoding/json: strings needing escapes,
+// verification statuses, times outside years 0-9999.
+func appendStateItem(b []byte, si *stateItem) ([]byte, bool) {
+	ok := len(si.Verification) == 0 && plainTime(si.Created) && (si.ConsentExpires == nil || plainTime(*si.ConsentExpires))
+	str := func(name, v string) {
+		b = append(append(append(b, ",\""...), name...), "\":\""...)
+		b = append(append(b, v...), '"')
+		ok = ok && plainJSONString(v)
+	}
+	strs := func(name string, vs []string) {
+		b = append(append(append(b, ",\""...), name...), "\":"...)
+		if vs == nil {
+			b = append(b, "null"...)
+			return
+		}
+		b = append(b, '[')
+		for i, v := range vs {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = append(append(append(b, '"'), v...), '"')
+			ok = ok && plainJSONString(v)
+		}
+		b = append(b, ']')
+	}
+	at := func(name string, t time.Time) {
+		b = append(append(append(b, ",\""...), name...), "\":\""...)
+		b = append(t.AppendFormat(b, time.RFC3339Nano), '"')
+	}
+	b = append(append(append(b, `{"access_token":"`...), si.AccessToken...), '"')
+	ok = ok && plainJSONString(si.AccessToken)
+	str("item_id", si.ItemID)
+	str("institution_id", si.InstitutionID)
+	strs("account_ids", si.AccountIDs)
+	strs("products", si.Products)
+	if si.Webhook != "" {
+		str("webhook", si.Webhook)
+	}
+	at("created_at", si.Created)
+	if si.Removed {
+		b = append(b, `,"removed":true`...)
+	}
+	if si.LoginRequired {
+		b = append(b, `,"login_required":true`...)
+	}
+	if si.ConsentExpires != nil {
+		at("consent_expiration_time", *si.ConsentExpires)
+	}
+	if si.AddedAccounts != 0 {
+		b = strconv.AppendInt(append(b, `,"added_accounts":`...), int64(si.AddedAccounts), 10)
+	}
+	return append(b, "}\n"...), ok
+}
+
+// plainJSONString reports whether encoding/json writes s as is between
+// quotes: printable ASCII, none of the characters it escapes.
+func plainJSONString(s string) bool {
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c < 0x20 || c >= 0x7f, c == '"', c == '\\', c == '<', c == '>', c == '&':
+			return false
+		}
+	}
+	return true
+}
+
+// plainTime reports whether time.Time's MarshalJSON writes t as its
+// RFC 3339 format (it refuses years outside 0-9999).
+func plainTime(t time.Time) bool { return t.Year() >= 0 && t.Year() <= 9999 }
 
 // appendState records the Item of token in the state file, rewriting the
 // file whole instead when it must be (see stateLog.rewrite, err and moved;
