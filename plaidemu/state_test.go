@@ -28,6 +28,17 @@ func MustStartEmulatorAt(tb testing.TB, clock *Clock, path string) *plaidemu.Emu
 	return e
 }
 
+// wantItemsAfterRestart starts a fresh emulator on path, as after a kill
+// (the first one is not closed), and fails unless each access token is a
+// live Item there.
+func wantItemsAfterRestart(t *testing.T, path string, accessTokens ...string) {
+	t.Helper()
+	e := MustStartEmulatorAt(t, NewClock(), path)
+	for _, token := range accessTokens {
+		WantOK(t, Post(t, e, "/item/get", map[string]any{"access_token": token}))
+	}
+}
+
 func TestStart_StatePath(t *testing.T) {
 	t.Run("OK", func(t *testing.T) {
 		clock := NewClock()
@@ -180,9 +191,7 @@ func TestStart_StatePath(t *testing.T) {
 		if after, err := os.Stat(path); err != nil || os.SameFile(before, after) {
 			t.Fatalf("state file %v, %v after a failed sync and a change: want it rewritten (a new file)", after, err)
 		}
-		again := MustStartEmulatorAt(t, NewClock(), path)
-		WantOK(t, Post(t, again, "/item/get", map[string]any{"access_token": first}))
-		WantOK(t, Post(t, again, "/item/get", map[string]any{"access_token": second}))
+		wantItemsAfterRestart(t, path, first, second)
 	})
 
 	t.Run("Deleted", func(t *testing.T) {
@@ -195,9 +204,7 @@ func TestStart_StatePath(t *testing.T) {
 			t.Fatal(err)
 		}
 		second, _ := MustCreateItem(t, e, "ins_109508")
-		again := MustStartEmulatorAt(t, NewClock(), path)
-		WantOK(t, Post(t, again, "/item/get", map[string]any{"access_token": first}))
-		WantOK(t, Post(t, again, "/item/get", map[string]any{"access_token": second}))
+		wantItemsAfterRestart(t, path, first, second)
 	})
 
 	t.Run("Moved", func(t *testing.T) {
@@ -213,10 +220,7 @@ func TestStart_StatePath(t *testing.T) {
 		second, _ := MustCreateItem(t, e, "ins_109508")
 		plaidemu.SyncState(e)
 		third, _ := MustCreateItem(t, e, "ins_109508")
-		again := MustStartEmulatorAt(t, NewClock(), path)
-		for _, token := range []string{first, second, third} {
-			WantOK(t, Post(t, again, "/item/get", map[string]any{"access_token": token}))
-		}
+		wantItemsAfterRestart(t, path, first, second, third)
 	})
 
 	t.Run("Concurrent", func(t *testing.T) {
