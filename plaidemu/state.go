@@ -92,7 +92,8 @@ func newStateItem(token string, it *item) stateItem {
 // it survive a power loss too, within stateSyncInterval, off the answer
 // path: an fsync per answer cost more than the rest of the emulator's work.
 type stateLog struct {
-	// Under e.mu.
+	// Under e.mu. f and info change only with syncing claimed too (or,
+	// at Close, l.mu held), so the syncer reads them holding l.mu.
 	f *os.File
 	// info identifies the file f is, to notice when the path no longer
 	// names it (moved or deleted).
@@ -149,8 +150,8 @@ func (e *Emulator) openStateLog() *stateLog {
 // until l.stop is closed.
 func (e *Emulator) runSyncer(l *stateLog) {
 	defer close(l.stopped)
-	t := time.NewTimer(0)
-	defer t.Stop()
+	t := time.NewTimer(stateSyncInterval)
+	t.Stop()
 	for {
 		select {
 		case <-l.dirty:
