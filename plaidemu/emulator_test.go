@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"log/slog"
 	"net/http"
 	"regexp"
 	"slices"
@@ -345,6 +346,15 @@ func TestEmulator_LinkTokenCreate(t *testing.T) {
 		{"ErrProduct", "products", []string{"auth", "telepathy"}, "INVALID_FIELD", "products"},
 		{"ErrRedirectURI", "redirect_uri", "not a url", "INVALID_FIELD", "redirect_uri"},
 		{"ErrWebhookType", "webhook", true, "INVALID_FIELD", "webhook"},
+		// The messages in full, for nested fields read through one
+		// decoding of their object.
+		{"ErrClientNameTypeMessage", "client_name", 5, "INVALID_FIELD", "client_name must be a string"},
+		{"ErrUserTypeMessage", "user", []string{"u"}, "INVALID_FIELD", "user must be an object"},
+		{"ErrUserFieldType", "user", map[string]any{"client_user_id": 7}, "INVALID_FIELD", "user.client_user_id must be a string"},
+		{"ErrUserPhoneType", "user", map[string]any{"client_user_id": "u", "phone_number": false}, "INVALID_FIELD", "user.phone_number must be a string"},
+		{"ErrUserAddressType", "user", map[string]any{"client_user_id": "u", "address": "x"}, "INVALID_FIELD", "user.address must be an object"},
+		{"ErrUserAddressCountry", "user", map[string]any{"client_user_id": "u", "address": map[string]any{"city": "x"}}, "MISSING_FIELDS", "user.address.country"},
+		{"ErrHostedLinkType", "hosted_link", "yes", "INVALID_FIELD", "hosted_link must be an object"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -730,3 +740,51 @@ type recorder struct {
 func (r *recorder) Header() http.Header         { return r.header }
 func (r *recorder) Write(b []byte) (int, error) { return r.body.Write(b) }
 func (r *recorder) WriteHeader(status int)      { r.status = status }
+
+func TestEmulator_RequestLog(t *testing.T) {
+	// A success logs at Debug (linkd's access log covers it), a Plaid
+	// error at Info, a 5xx at Warn; each line names the path and code.
+	for _, tc := range []struct {
+		name      string
+		path      string
+		body      string
+		fail      *plaidemu.Error
+		wantLevel string // "" for no line at Info
+		wantCode  string
+	}{
+		{name: "OK", path: "/sandbox/public_token/create", body: `{"institution_id":"ins_109508","initial_products":["auth"]}`},
+		{name: "PlaidError", path: "/item/get", body: `{"access_token":"access-sandbox-nope"}`, wantLevel: "INFO", wantCode: "INVALID_ACCESS_TOKEN"},
+		{name: "MissingFields", path: "/item/public_token/exchange", body: `{}`, wantLevel: "INFO", wantCode: "MISSING_FIELDS"},
+		{name: "ServerError", path: "/item/get", body: `{"access_token":"x"}`, fail: &plaidemu.Error{Type: plaidemu.TypeAPIError, Code: "INTERNAL_SERVER_ERROR", Message: "down"}, wantLevel: "WARN", wantCode: "INTERNAL_SERVER_ERROR"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for _, level := range []slog.Level{slog.LevelInfo, slog.LevelDebug} {
+				var buf bytes.Buffer
+				e := plaidemu.New(plaidemu.Options{ClientID: testClientID, Secret: testSecret,
+					Logger: slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: level}))})
+				if tc.fail != nil {
+					e.FailNext(tc.path, *tc.fail)
+				}
+				req, _ := http.NewRequest(http.MethodPost, tc.path, strings.NewReader(tc.body))
+				req.Header.Set("Content-Type", "application/json")
+				req.Header.Set("Plaid-Client-Id", testClientID)
+				req.Header.Set("Plaid-Secret", testSecret)
+				rec := &recorder{header: http.Header{}}
+				e.ServeHTTP(rec, req) // logs before it returns
+				want := tc.wantLevel
+				if want == "" && level == slog.LevelDebug {
+					want = "DEBUG"
+				}
+				line := buf.String()
+				switch {
+				case want == "" && strings.Contains(line, "plaidemu: request"):
+					t.Errorf("at %v, logged a success: %s", level, line)
+				case want != "" && (!strings.Contains(line, "level="+want+` msg="plaidemu: request"`) || !strings.Contains(line, "path="+tc.path)):
+					t.Errorf("at %v, logged %q; want a %s line for %s", level, line, want, tc.path)
+				case tc.wantCode != "" && !strings.Contains(line, "error_code="+tc.wantCode):
+					t.Errorf("at %v, logged %q; want error_code=%s", level, line, tc.wantCode)
+				}
+			}
+		})
+	}
+}

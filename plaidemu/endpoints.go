@@ -9,7 +9,7 @@ import (
 
 // linkTokenCreate serves /link/token/create. With access_token it makes an
 // update-mode token for that Item: no products needed, 30 minutes of life.
-func (e *Emulator) linkTokenCreate(f *fields) (map[string]any, *Error) {
+func (e *Emulator) linkTokenCreate(f *fields) (answer, *Error) {
 	clientName := f.str("client_name", true)
 	language := f.str("language", true)
 	countries := f.strs("country_codes", true)
@@ -61,12 +61,9 @@ func (e *Emulator) linkTokenCreate(f *fields) (map[string]any, *Error) {
 		hosted:                hosted,
 		completionRedirectURI: completionRedirectURI,
 	}
-	resp := map[string]any{
-		"link_token": token,
-		"expiration": expires.UTC().Format(time.RFC3339),
-	}
+	resp := &linkTokenAnswer{LinkToken: token, Expiration: expires.UTC().Format(time.RFC3339)}
 	if hosted {
-		resp["hosted_link_url"] = e.hostedLinkURL(token)
+		resp.HostedLinkURL = e.hostedLinkURL(token)
 	}
 	return resp, nil
 }
@@ -74,7 +71,7 @@ func (e *Emulator) linkTokenCreate(f *fields) (map[string]any, *Error) {
 // sandboxPublicTokenCreate serves /sandbox/public_token/create: a public
 // token for an Item with all the institution's accounts, as if the user had
 // gone through Link.
-func (e *Emulator) sandboxPublicTokenCreate(f *fields) (map[string]any, *Error) {
+func (e *Emulator) sandboxPublicTokenCreate(f *fields) (answer, *Error) {
 	institutionID := f.str("institution_id", true)
 	products := f.strs("initial_products", true)
 	webhook := f.str("options.webhook", false)
@@ -85,7 +82,7 @@ func (e *Emulator) sandboxPublicTokenCreate(f *fields) (map[string]any, *Error) 
 	if err := f.err(); err != nil {
 		return nil, err
 	}
-	ins, ok := institution(institutionID)
+	ins, ok := sharedInstitution(institutionID)
 	if !ok {
 		return nil, errInvalidInstitution()
 	}
@@ -111,12 +108,12 @@ func (e *Emulator) sandboxPublicTokenCreate(f *fields) (map[string]any, *Error) 
 	default:
 		return nil, errInvalidCredentials()
 	}
-	return map[string]any{"public_token": e.issuePublicToken(pt)}, nil
+	return &publicTokenAnswer{PublicToken: e.issuePublicToken(pt)}, nil
 }
 
 // publicTokenExchange serves /item/public_token/exchange. A public token
 // works once, within PublicTokenLifetime.
-func (e *Emulator) publicTokenExchange(f *fields) (map[string]any, *Error) {
+func (e *Emulator) publicTokenExchange(f *fields) (answer, *Error) {
 	token := f.str("public_token", true)
 	if err := f.err(); err != nil {
 		return nil, err
@@ -140,7 +137,7 @@ func (e *Emulator) publicTokenExchange(f *fields) (map[string]any, *Error) {
 			return nil, err
 		}
 		pt.spent = true
-		return map[string]any{"access_token": pt.accessToken, "item_id": it.id}, nil
+		return &exchangeAnswer{AccessToken: pt.accessToken, ItemID: it.id}, nil
 	}
 	pt.spent = true
 	accessToken := newAccessToken()
@@ -160,12 +157,12 @@ func (e *Emulator) publicTokenExchange(f *fields) (map[string]any, *Error) {
 		pt.spent = false
 		return nil, perr
 	}
-	return map[string]any{"access_token": accessToken, "item_id": it.id}, nil
+	return &exchangeAnswer{AccessToken: accessToken, ItemID: it.id}, nil
 }
 
 // sandboxItemResetLogin serves /sandbox/item/reset_login: the Item needs
 // its user again, until a Link session in update mode for it finishes.
-func (e *Emulator) sandboxItemResetLogin(f *fields) (map[string]any, *Error) {
+func (e *Emulator) sandboxItemResetLogin(f *fields) (answer, *Error) {
 	it, err := e.itemFromRequest(f)
 	if err != nil {
 		return nil, err
@@ -177,21 +174,21 @@ func (e *Emulator) sandboxItemResetLogin(f *fields) (map[string]any, *Error) {
 		return nil, perr
 	}
 	e.queueItemWebhook(it, "ITEM", "ERROR", errorWebhookFields(errItemLoginRequired()))
-	return map[string]any{"reset_login": true}, nil
+	return object{"reset_login": true}, nil
 }
 
 // itemGet serves /item/get.
-func (e *Emulator) itemGet(f *fields) (map[string]any, *Error) {
+func (e *Emulator) itemGet(f *fields) (answer, *Error) {
 	it, err := e.itemFromRequest(f)
 	if err != nil {
 		return nil, err
 	}
-	return map[string]any{"item": itemJSON(it), "status": nil}, nil
+	return object{"item": itemJSON(it), "status": nil}, nil
 }
 
 // itemRemove serves /item/remove. The access token stops working: later
 // calls get ITEM_NOT_FOUND.
-func (e *Emulator) itemRemove(f *fields) (map[string]any, *Error) {
+func (e *Emulator) itemRemove(f *fields) (answer, *Error) {
 	it, err := e.itemFromRequest(f)
 	if err != nil {
 		return nil, err
@@ -201,12 +198,12 @@ func (e *Emulator) itemRemove(f *fields) (map[string]any, *Error) {
 		it.removed = false
 		return nil, perr
 	}
-	return map[string]any{}, nil
+	return object{}, nil
 }
 
 // accountsGet serves /accounts/get, honouring options.account_ids. An Item
 // whose login was reset answers ITEM_LOGIN_REQUIRED.
-func (e *Emulator) accountsGet(f *fields) (map[string]any, *Error) {
+func (e *Emulator) accountsGet(f *fields) (answer, *Error) {
 	it, err := e.itemFromRequest(f)
 	if err != nil {
 		return nil, err
@@ -223,13 +220,14 @@ func (e *Emulator) accountsGet(f *fields) (map[string]any, *Error) {
 			return nil, errInvalidAccountID()
 		}
 	}
-	accounts := []map[string]any{}
-	for _, a := range itemAccounts(it) {
-		if len(only) == 0 || slices.Contains(only, a.ID) {
+	held := itemAccounts(it)
+	accounts := make([]accountObject, 0, len(held)) // [] when none, not null
+	for i := range held {
+		if a := &held[i]; len(only) == 0 || slices.Contains(only, a.ID) {
 			accounts = append(accounts, accountJSON(a, it.verification[a.ID]))
 		}
 	}
-	return map[string]any{"accounts": accounts, "item": itemJSON(it)}, nil
+	return &accountsAnswer{Accounts: accounts, Item: itemJSON(it)}, nil
 }
 
 // CreatePublicToken issues a public token as Link does when a user finishes
@@ -341,68 +339,4 @@ func idsOf(accounts []Account) []string {
 		ids[i] = a.ID
 	}
 	return ids
-}
-
-// itemJSON is Plaid's Item object.
-func itemJSON(it *item) map[string]any {
-	ins, _ := institution(it.institutionID)
-	var webhook any
-	if it.webhook != "" {
-		webhook = it.webhook
-	}
-	// Plaid's /item/get shows an Item's error: how a missed ERROR webhook
-	// is caught.
-	var itemErr any
-	if it.loginRequired {
-		itemErr = errItemLoginRequired().body(newRequestID())
-	}
-	var consentExpires any
-	if !it.consentExpires.IsZero() {
-		consentExpires = it.consentExpires.UTC().Format(time.RFC3339)
-	}
-	products := append([]string{}, it.products...)
-	available := []string{}
-	for _, p := range []string{"assets", "auth", "balance", "identity", "investments", "liabilities", "transactions"} {
-		if !slices.Contains(products, p) {
-			available = append(available, p)
-		}
-	}
-	return map[string]any{
-		"item_id":                 it.id,
-		"institution_id":          it.institutionID,
-		"institution_name":        ins.Name,
-		"webhook":                 webhook,
-		"error":                   itemErr,
-		"available_products":      available,
-		"billed_products":         products,
-		"products":                products,
-		"consented_products":      products,
-		"consent_expiration_time": consentExpires,
-		"update_type":             "background",
-		"created_at":              it.created.UTC().Format(time.RFC3339),
-	}
-}
-
-// accountJSON is Plaid's account object with balances, and its
-// verification_status when it has one.
-func accountJSON(a Account, verification string) map[string]any {
-	out := map[string]any{
-		"account_id": a.ID,
-		"balances": map[string]any{
-			"available":                a.Available,
-			"current":                  a.Current,
-			"limit":                    a.Limit,
-			"iso_currency_code":        a.Currency,
-			"unofficial_currency_code": nil,
-		},
-		"mask":          a.Mask,
-		"name":          a.Name,
-		"official_name": a.OfficialName,
-		"type":          a.Type,
-		"subtype":       a.Subtype,
-	}
-	if verification != "" {
-		out["verification_status"] = verification
-	}
-	return out
 }

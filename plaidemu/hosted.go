@@ -332,7 +332,7 @@ func (e *Emulator) queueLinkWebhooks(token string, lt *linkToken, s *linkSession
 
 // linkTokenGet serves /link/token/get: the token, its metadata and its
 // finished sessions with their results.
-func (e *Emulator) linkTokenGet(f *fields) (map[string]any, *Error) {
+func (e *Emulator) linkTokenGet(f *fields) (answer, *Error) {
 	token := f.str("link_token", true)
 	if err := f.err(); err != nil {
 		return nil, err
@@ -377,7 +377,7 @@ func (e *Emulator) linkTokenGet(f *fields) (map[string]any, *Error) {
 	if lt.webhook != "" {
 		webhook = lt.webhook
 	}
-	return map[string]any{
+	return object{
 		"link_token":    token,
 		"created_at":    lt.created.UTC().Format(time.RFC3339),
 		"expiration":    lt.expires.UTC().Format(time.RFC3339),

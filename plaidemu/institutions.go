@@ -92,14 +92,26 @@ func cloneBalance(v *float64) *float64 {
 	return &c
 }
 
-// institution returns the institution with the given id.
+// institution returns a copy of the institution with the given id, which
+// the caller may change.
 func institution(id string) (Institution, bool) {
-	for _, ins := range sandboxInstitutions() {
-		if ins.ID == id {
-			return ins.clone(), true
-		}
+	if ins, ok := sharedInstitution(id); ok {
+		return ins.clone(), true
 	}
 	return Institution{}, false
+}
+
+// sharedInstitution returns the institution with the given id itself, not
+// a copy: for reading only, without the copy's allocations on every
+// request.
+func sharedInstitution(id string) (*Institution, bool) {
+	all := sandboxInstitutions()
+	for i := range all {
+		if all[i].ID == id {
+			return &all[i], true
+		}
+	}
+	return nil, false
 }
 
 // standardAccounts returns the accounts of Plaid's sandbox user_good.

@@ -111,13 +111,16 @@ func (e *Emulator) availableAccounts(ins Institution, accessToken string) []Acco
 	return ins.Accounts
 }
 
-// itemAccounts are the Item's accounts, in the institution's order.
+// itemAccounts are the Item's accounts, in the institution's order. Their
+// balances are shared with the institution's: read them only.
 func itemAccounts(it *item) []Account {
-	ins, _ := institution(it.institutionID)
-	var out []Account
-	for _, a := range append(ins.Accounts, addedAccounts(it)...) {
-		if slices.Contains(it.accountIDs, a.ID) {
-			out = append(out, a)
+	ins, _ := sharedInstitution(it.institutionID)
+	out := make([]Account, 0, len(it.accountIDs))
+	for _, list := range [][]Account{ins.Accounts, addedAccounts(it)} {
+		for _, a := range list {
+			if slices.Contains(it.accountIDs, a.ID) {
+				out = append(out, a)
+			}
 		}
 	}
 	return out
@@ -173,7 +176,7 @@ func (e *Emulator) setPending(it *item, code string, fields func(at string) map[
 // only, default INSTITUTION_TOKEN_EXPIRATION) is one of Plaid's reasons.
 // LOGIN_REPAIRED needs an Item whose login is broken
 // (/sandbox/item/reset_login).
-func (e *Emulator) emulatorItemSetState(f *fields) (map[string]any, *Error) {
+func (e *Emulator) emulatorItemSetState(f *fields) (answer, *Error) {
 	it, perr := e.itemFromRequest(f)
 	if perr != nil {
 		return nil, perr
@@ -207,7 +210,7 @@ func (e *Emulator) emulatorItemSetState(f *fields) (map[string]any, *Error) {
 	if perr != nil {
 		return nil, perr
 	}
-	return map[string]any{"item": itemJSON(it)}, nil
+	return object{"item": itemJSON(it)}, nil
 }
 
 // SetItemState is /emulator/item/set_state for Go tests: it puts the Item
@@ -267,7 +270,7 @@ func (e *Emulator) revokeAccount(it *item) *Error {
 // verification_expired, and the AUTH webhook of that name is sent. Plaid
 // refuses an Item without auth, an account not on the Item, and one not
 // pending automatic verification.
-func (e *Emulator) sandboxItemSetVerificationStatus(f *fields) (map[string]any, *Error) {
+func (e *Emulator) sandboxItemSetVerificationStatus(f *fields) (answer, *Error) {
 	it, perr := e.itemFromRequest(f)
 	if perr != nil {
 		return nil, perr
@@ -294,13 +297,13 @@ func (e *Emulator) sandboxItemSetVerificationStatus(f *fields) (map[string]any, 
 		code = "VERIFICATION_EXPIRED"
 	}
 	e.queueItemWebhook(it, "AUTH", code, map[string]any{"account_id": accountID})
-	return map[string]any{}, nil
+	return object{}, nil
 }
 
 // itemWebhookUpdate serves /item/webhook/update: the Item's webhook becomes
 // webhook (null removes it), and WEBHOOK_UPDATE_ACKNOWLEDGED goes to the
 // new URL.
-func (e *Emulator) itemWebhookUpdate(f *fields) (map[string]any, *Error) {
+func (e *Emulator) itemWebhookUpdate(f *fields) (answer, *Error) {
 	it, perr := e.itemFromRequest(f)
 	if perr != nil {
 		return nil, perr
@@ -314,7 +317,7 @@ func (e *Emulator) itemWebhookUpdate(f *fields) (map[string]any, *Error) {
 		return nil, perr
 	}
 	e.queueItemWebhook(it, "ITEM", "WEBHOOK_UPDATE_ACKNOWLEDGED", map[string]any{"new_webhook_url": webhook})
-	return map[string]any{"item": itemJSON(it)}, nil
+	return object{"item": itemJSON(it)}, nil
 }
 
 // UpdateItemWebhook is /item/webhook/update for Go tests: the Item of

@@ -76,6 +76,9 @@ func TestEmulator_LinkTokenCreate_ClientName(t *testing.T) {
 		{"ThirtyRunesSixtyBytes", strings.Repeat("é", 30)},
 		{"Long", "The Very Long Name Of A Personal Finance Application"},
 		{"VeryLong", strings.Repeat("n", 1000)},
+		// Sent escaped (\", \\, \u003c...): decoded as JSON, not taken raw.
+		{"Escaped", `Ac"me\ <b>&amp;</b>`},
+		{"Unicode", "日本語 Bank"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			body := linkTokenBody()
@@ -86,6 +89,33 @@ func TestEmulator_LinkTokenCreate_ClientName(t *testing.T) {
 			}
 			if info.ClientName != tt.clientName {
 				t.Errorf("client_name = %q, want %q kept whole", info.ClientName, tt.clientName)
+			}
+		})
+	}
+}
+
+// TestEmulator_LinkTokenCreate_RawStrings: strings read from the raw body
+// decode as encoding/json decodes them, escapes and invalid UTF-8 (each
+// bad byte becomes U+FFFD) included.
+func TestEmulator_LinkTokenCreate_RawStrings(t *testing.T) {
+	e := MustStartEmulator(t, NewClock())
+	for _, tt := range []struct {
+		name, raw, want string
+	}{
+		{"Plain", `"Acme"`, "Acme"},
+		{"Escapes", `"A\u0063me\t\"1\""`, "Acme\t\"1\""},
+		{"InvalidUTF8", "\"Ac\xffme\"", "Ac\ufffdme"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			body := `{"client_name":` + tt.raw + `,"language":"en","country_codes":["US"],"user":{"client_user_id":"u"},"products":["auth"]}`
+			r := Post(t, e, "/link/token/create", body)
+			WantOK(t, r)
+			info, err := e.LinkTokenInfo(r.Str("link_token"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if info.ClientName != tt.want {
+				t.Errorf("client_name = %q, want %q", info.ClientName, tt.want)
 			}
 		})
 	}

@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"unicode/utf8"
 )
 
 // fields reads a request body the way Plaid validates it: every missing
@@ -13,7 +14,11 @@ import (
 // first field of a wrong type or value becomes INVALID_FIELD. A field that
 // is absent, null or "" counts as missing.
 type fields struct {
-	body    map[string]json.RawMessage
+	body map[string]json.RawMessage
+	// objects are the nested objects raw decoded, by dotted path ("user"),
+	// so that reading several of their fields decodes each once; nil for
+	// a value that is not an object.
+	objects map[string]map[string]json.RawMessage
 	missing []string
 	invalid *Error
 }
@@ -36,23 +41,33 @@ func (f *fields) fail(format string, args ...any) {
 // returns missing when the value or a parent is absent or null, and neither
 // value nor missing when a parent is not an object (recorded as invalid).
 func (f *fields) raw(path string) (v json.RawMessage, missing bool) {
-	obj := f.body
-	parts := strings.Split(path, ".")
-	for i, name := range parts {
+	obj, rest := f.body, path
+	for {
+		name, tail, nested := strings.Cut(rest, ".")
 		v, ok := obj[name]
 		if !ok || isNull(v) {
 			return nil, true
 		}
-		if i == len(parts)-1 {
+		if !nested {
 			return v, false
 		}
-		obj = nil
-		if err := json.Unmarshal(v, &obj); err != nil {
-			f.fail("%s must be an object", strings.Join(parts[:i+1], "."))
+		parent := path[:len(path)-len(tail)-1]
+		sub, decoded := f.objects[parent]
+		if !decoded {
+			if err := json.Unmarshal(v, &sub); err != nil {
+				sub = nil
+			}
+			if f.objects == nil {
+				f.objects = map[string]map[string]json.RawMessage{}
+			}
+			f.objects[parent] = sub
+		}
+		if sub == nil {
+			f.fail("%s must be an object", parent)
 			return nil, false
 		}
+		obj, rest = sub, tail
 	}
-	return nil, true
 }
 
 // str returns the string at path.
@@ -62,10 +77,12 @@ func (f *fields) str(path string, required bool) string {
 		f.need(path, required && missing)
 		return ""
 	}
-	var s string
-	if err := json.Unmarshal(v, &s); err != nil {
-		f.fail("%s must be a string", path)
-		return ""
+	s, ok := unquote(v)
+	if !ok {
+		if err := json.Unmarshal(v, &s); err != nil {
+			f.fail("%s must be a string", path)
+			return ""
+		}
 	}
 	if s == "" {
 		f.need(path, required)
@@ -143,6 +160,18 @@ func (f *fields) need(path string, required bool) {
 	if required {
 		f.missing = append(f.missing, path)
 	}
+}
+
+// unquote returns the string v, a valid JSON value, holds when that needs
+// no decoding: a string with no escapes, in valid UTF-8 (encoding/json
+// would replace invalid bytes). Else it reports false, for json.Unmarshal
+// to decide; most request strings take this path instead of its
+// reflection.
+func unquote(v json.RawMessage) (string, bool) {
+	if len(v) < 2 || v[0] != '"' || v[len(v)-1] != '"' || bytes.IndexByte(v, '\\') >= 0 || !utf8.Valid(v) {
+		return "", false
+	}
+	return string(v[1 : len(v)-1]), true
 }
 
 func isNull(v json.RawMessage) bool {

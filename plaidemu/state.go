@@ -2,6 +2,7 @@ package plaidemu
 
 import (
 	"bufio"
+	"bytes"
 	"crypto/ecdsa"
 	"crypto/x509"
 	"encoding/json"
@@ -10,6 +11,7 @@ import (
 	"io"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -85,12 +87,13 @@ func newStateItem(token string, it *item) stateItem {
 }
 
 // stateLog is the open state file that Item records are appended to, and
-// the group sync that makes them durable: a request whose records a sync
-// already in progress did not cover waits for it and then starts the next
-// one, for everything written meanwhile, so that concurrent changes share
-// one fsync and none holds e.mu through one.
+// its background syncer. A change is written (write(2)) before it is
+// answered, so that it survives the process being killed; the syncer makes
+// it survive a power loss too, within stateSyncInterval, off the answer
+// path: an fsync per answer cost more than the rest of the emulator's work.
 type stateLog struct {
-	// Under e.mu.
+	// Under e.mu. f and info change only with syncing claimed too (or,
+	// at Close, l.mu held), so the syncer reads them holding l.mu.
 	f *os.File
 	// info identifies the file f is, to notice when the path no longer
 	// names it (moved or deleted).
@@ -99,17 +102,103 @@ type stateLog struct {
 	size int64
 	// records counts the Item records in f.
 	records int
-	// rewrite makes the next change rewrite the file whole: an append or
-	// a sync failed, and the file may not hold what memory does.
+	// rewrite makes the next change rewrite the file whole: an append
+	// failed, or the file was closed.
 	rewrite bool
 
+	// dirty wakes the syncer after an append (buffered, never blocks);
+	// stop ends it, and it closes stopped when it has.
+	dirty, stop, stopped chan struct{}
+	// syncFile syncs f: (*os.File).Sync, or a failure in a test.
+	syncFile func(*os.File) error
+
 	mu   sync.Mutex
-	cond *sync.Cond // on mu: a sync ended
+	cond *sync.Cond // on mu: a sync or an install ended
 	// written counts the bytes appended or installed since Open, synced
 	// those known durable; both only grow, across rewrites of the file.
 	written, synced int64
-	syncing         bool
-	err             error // of the last sync, until a rewrite
+	// syncing is claimed by whoever syncs or replaces f, so that f is
+	// never closed under a sync.
+	syncing bool
+	// err is the last background sync's failure, and moved is set when
+	// the syncer found the path naming another file or none, until a
+	// rewrite: either makes the next change rewrite the file whole.
+	err   error
+	moved bool
+}
+
+// stateSyncInterval is the least time between two background syncs of the
+// state file: the longest a change waits to be safe from a power loss,
+// with the syncer busy at most this often however many changes come.
+const stateSyncInterval = 200 * time.Millisecond
+
+// openStateLog returns an empty stateLog whose syncer runs until
+// closeState. It cannot fail.
+func (e *Emulator) openStateLog() *stateLog {
+	l := &stateLog{
+		dirty:    make(chan struct{}, 1),
+		stop:     make(chan struct{}),
+		stopped:  make(chan struct{}),
+		syncFile: (*os.File).Sync,
+	}
+	l.cond = sync.NewCond(&l.mu)
+	go e.runSyncer(l)
+	return l
+}
+
+// runSyncer syncs l after appends, at most once per stateSyncInterval,
+// until l.stop is closed.
+func (e *Emulator) runSyncer(l *stateLog) {
+	defer close(l.stopped)
+	t := time.NewTimer(stateSyncInterval)
+	t.Stop()
+	for {
+		select {
+		case <-l.dirty:
+		case <-l.stop:
+			return
+		}
+		e.syncStateLog(l)
+		t.Reset(stateSyncInterval)
+		select {
+		case <-t.C:
+		case <-l.stop:
+			return
+		}
+	}
+}
+
+// syncStateLog syncs what was appended to l since the last sync, and
+// checks that the state path still names l's file. A failure is logged and
+// kept in l.err, so that the next change rewrites the file from memory (and
+// fails if that fails too). e.mu need not be held.
+func (e *Emulator) syncStateLog(l *stateLog) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for l.syncing {
+		l.cond.Wait()
+	}
+	if l.f == nil || l.err != nil || l.synced >= l.written {
+		return
+	}
+	l.syncing = true
+	upto, f, info := l.written, l.f, l.info
+	l.mu.Unlock()
+	// A file moved away keeps its links, so the append path does not see
+	// it (see unlinked); this is the check that does.
+	now, err := os.Stat(e.statePath)
+	moved := err != nil || !os.SameFile(now, info)
+	err = l.syncFile(f)
+	l.mu.Lock()
+	l.syncing = false
+	l.moved = l.moved || moved
+	if err != nil {
+		l.err = fmt.Errorf("plaidemu: syncing the state file: %w", err)
+		e.log.Error("plaidemu: saving the state", "path", e.statePath, "err", l.err)
+	} else {
+		l.synced = max(l.synced, upto)
+	}
+	l.cond.Broadcast()
 }
 
 // loadState reads the state file at e.statePath into e, or keeps e's fresh
@@ -147,8 +236,9 @@ func (e *Emulator) loadState() error {
 			err := dec.Decode(&si)
 			if err == io.EOF || errors.Is(err, io.ErrUnexpectedEOF) {
 				// The end, or a last record cut short by a crash while it
-				// was appended: a change that was never acknowledged,
-				// since a change is answered only once it is synced.
+				// was appended: a change never acknowledged, since a
+				// change is answered only once written whole (or, after
+				// a power loss, one the syncer had not reached yet).
 				break
 			}
 			if err != nil {
@@ -226,7 +316,7 @@ func (e *Emulator) saveState() error {
 	l.syncing = false
 	if err == nil {
 		l.written += n
-		l.synced, l.err = l.written, nil
+		l.synced, l.err, l.moved = l.written, nil, false
 	}
 	l.cond.Broadcast()
 	l.mu.Unlock()
@@ -241,24 +331,25 @@ func (e *Emulator) installState() (int64, error) {
 	if err != nil {
 		return 0, fmt.Errorf("plaidemu: encoding the webhook key: %w", err)
 	}
-	raw, err := json.Marshal(stateFile{
+	var buf bytes.Buffer
+	err = json.NewEncoder(&buf).Encode(stateFile{
 		Version:    stateVersion,
 		WebhookKey: stateKey{ID: e.webhookKey.id, PKCS8: der, Created: e.webhookKey.created.UTC()},
 	})
 	if err != nil {
 		return 0, fmt.Errorf("plaidemu: encoding the state: %w", err)
 	}
-	raw = append(raw, '\n')
 	tokens := make([]string, 0, len(e.items))
 	for token := range e.items {
 		tokens = append(tokens, token)
 	}
 	slices.SortFunc(tokens, func(a, b string) int { return strings.Compare(e.items[a].id, e.items[b].id) })
 	for _, token := range tokens {
-		if raw, err = appendRecord(raw, token, e.items[token]); err != nil {
+		if err := appendRecord(&buf, token, e.items[token]); err != nil {
 			return 0, err
 		}
 	}
+	raw := buf.Bytes()
 	if err := fileutil.Install(e.statePath, raw, os.Rename); err != nil {
 		return 0, fmt.Errorf("plaidemu: writing the state file: %w", err)
 	}
@@ -279,102 +370,164 @@ func (e *Emulator) installState() (int64, error) {
 	return int64(len(raw)), nil
 }
 
-// appendRecord appends token's Item record, one line, to buf.
-func appendRecord(buf []byte, token string, it *item) ([]byte, error) {
-	rec, err := json.Marshal(newStateItem(token, it))
-	if err != nil {
-		return buf, fmt.Errorf("plaidemu: encoding the state: %w", err)
+// appendRecord appends token's Item record, one line, to buf: the JSON
+// encoding/json writes for its stateItem, written by hand when the values
+// allow (appendStateItem), as encoding/json's reflection cost an exchange
+// more than its write(2) did.
+func appendRecord(buf *bytes.Buffer, token string, it *item) error {
+	si := newStateItem(token, it)
+	if b, ok := appendStateItem(buf.AvailableBuffer(), &si); ok {
+		buf.Write(b)
+		return nil
 	}
-	return append(append(buf, rec...), '\n'), nil
+	if err := json.NewEncoder(buf).Encode(si); err != nil {
+		return fmt.Errorf("plaidemu: encoding the state: %w", err)
+	}
+	return nil
 }
 
+// appendStateItem appends si's JSON and a newline to b, byte for byte what
+// encoding/json writes (TestAppendStateItem), and reports true; or false
+// for a record it leaves to encoding/json: strings needing escapes,
+// verification statuses, times outside years 0-9999.
+func appendStateItem(b []byte, si *stateItem) ([]byte, bool) {
+	ok := len(si.Verification) == 0 && plainTime(si.Created) && (si.ConsentExpires == nil || plainTime(*si.ConsentExpires))
+	str := func(name, v string) {
+		b = append(append(append(b, ",\""...), name...), "\":\""...)
+		b = append(append(b, v...), '"')
+		ok = ok && plainJSONString(v)
+	}
+	strs := func(name string, vs []string) {
+		b = append(append(append(b, ",\""...), name...), "\":"...)
+		if vs == nil {
+			b = append(b, "null"...)
+			return
+		}
+		b = append(b, '[')
+		for i, v := range vs {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = append(append(append(b, '"'), v...), '"')
+			ok = ok && plainJSONString(v)
+		}
+		b = append(b, ']')
+	}
+	at := func(name string, t time.Time) {
+		b = append(append(append(b, ",\""...), name...), "\":\""...)
+		b = append(t.AppendFormat(b, time.RFC3339Nano), '"')
+	}
+	b = append(append(append(b, `{"access_token":"`...), si.AccessToken...), '"')
+	ok = ok && plainJSONString(si.AccessToken)
+	str("item_id", si.ItemID)
+	str("institution_id", si.InstitutionID)
+	strs("account_ids", si.AccountIDs)
+	strs("products", si.Products)
+	if si.Webhook != "" {
+		str("webhook", si.Webhook)
+	}
+	at("created_at", si.Created)
+	if si.Removed {
+		b = append(b, `,"removed":true`...)
+	}
+	if si.LoginRequired {
+		b = append(b, `,"login_required":true`...)
+	}
+	if si.ConsentExpires != nil {
+		at("consent_expiration_time", *si.ConsentExpires)
+	}
+	if si.AddedAccounts != 0 {
+		b = strconv.AppendInt(append(b, `,"added_accounts":`...), int64(si.AddedAccounts), 10)
+	}
+	return append(b, "}\n"...), ok
+}
+
+// plainJSONString reports whether encoding/json writes s as is between
+// quotes: printable ASCII, none of the characters it escapes.
+func plainJSONString(s string) bool {
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c < 0x20 || c >= 0x7f, c == '"', c == '\\', c == '<', c == '>', c == '&':
+			return false
+		}
+	}
+	return true
+}
+
+// plainTime reports whether time.Time's MarshalJSON writes t as its
+// RFC 3339 format (it refuses years outside 0-9999).
+func plainTime(t time.Time) bool { return t.Year() >= 0 && t.Year() <= 9999 }
+
 // appendState records the Item of token in the state file, rewriting the
-// file whole instead when it must be (see stateLog.rewrite; the path no
-// longer names the open file; superseded records outnumber the Items). It
-// returns how far the state log must be synced for the change to be
-// durable, or an error, with the file holding what it held before.
-// e.mu is held.
-func (e *Emulator) appendState(token string) (int64, error) {
+// file whole instead when it must be (see stateLog.rewrite, err and moved;
+// the path no longer names the open file; superseded records outnumber the
+// Items). The record is written before it returns, and synced in the
+// background. It returns an error with the file holding what it held
+// before. e.mu is held.
+func (e *Emulator) appendState(token string) error {
 	l := e.state
 	l.mu.Lock()
-	failed := l.err != nil
+	stale := l.err != nil || l.moved
 	l.mu.Unlock()
-	info, err := os.Stat(e.statePath)
-	if l.rewrite || failed || err != nil || !os.SameFile(info, l.info) || l.records-len(e.items) > len(e.items)+1024 {
-		if err := e.saveState(); err != nil {
-			return 0, err
-		}
-		return 0, nil
+	if l.rewrite || stale || unlinked(l.f) || l.records-len(e.items) > len(e.items)+1024 {
+		return e.saveState()
 	}
-	rec, err := appendRecord(nil, token, e.items[token])
-	if err != nil {
-		return 0, err
+	buf := getBuffer()
+	defer putBuffer(buf)
+	if err := appendRecord(buf, token, e.items[token]); err != nil {
+		return err
 	}
+	rec := buf.Bytes()
 	if n, err := l.f.Write(rec); err != nil {
 		// A torn record would make the next ones unreadable.
 		if n > 0 && l.f.Truncate(l.size) != nil {
 			l.rewrite = true
 		}
-		return 0, fmt.Errorf("plaidemu: writing the state file: %w", err)
+		return fmt.Errorf("plaidemu: writing the state file: %w", err)
 	}
 	l.size += int64(len(rec))
 	l.records++
 	l.mu.Lock()
-	defer l.mu.Unlock()
 	l.written += int64(len(rec))
-	return l.written, nil
-}
-
-// syncState returns once the state log is synced up to target (from
-// appendState), syncing it when no sync in progress covers target. It
-// returns the sync's error. e.mu need not be held.
-func (l *stateLog) syncState(target int64) error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	for l.synced < target {
-		if l.err != nil {
-			return l.err
-		}
-		if l.syncing {
-			l.cond.Wait()
-			continue
-		}
-		l.syncing = true
-		upto, f := l.written, l.f
-		l.mu.Unlock()
-		err := f.Sync()
-		l.mu.Lock()
-		l.syncing = false
-		if err != nil {
-			l.err = fmt.Errorf("plaidemu: syncing the state file: %w", err)
-		} else {
-			l.synced = max(l.synced, upto)
-		}
-		l.cond.Broadcast()
+	l.mu.Unlock()
+	select {
+	case l.dirty <- struct{}{}:
+	default: // the syncer has been told already
 	}
 	return nil
 }
 
-// closeState closes the state file once no sync runs on it. e.mu is held.
+// closeState stops the syncer, syncs the state file and closes it. It can
+// be called again. e.mu is held.
 func (e *Emulator) closeState() {
 	l := e.state
-	if l == nil || l.f == nil {
+	if l == nil {
+		return
+	}
+	select {
+	case <-l.stop:
+	default:
+		close(l.stop)
+	}
+	<-l.stopped // it never takes e.mu
+	if l.f == nil {
 		return
 	}
 	l.mu.Lock()
 	for l.syncing {
 		l.cond.Wait()
 	}
-	// Requests still waiting for their records get them synced.
-	if err := l.f.Sync(); err != nil {
+	if err := l.syncFile(l.f); err != nil {
 		l.err = fmt.Errorf("plaidemu: syncing the state file: %w", err)
+		e.log.Error("plaidemu: saving the state", "path", e.statePath, "err", l.err)
 	} else {
 		l.synced = l.written
 	}
-	l.cond.Broadcast()
 	l.f.Close()
 	l.f = nil
-	// A change after Close (a request in flight) rewrites a new file.
+	// A change after Close (a request in flight) rewrites a new file,
+	// synced whole; with the syncer stopped, later ones are written
+	// unsynced until the next Close.
 	l.rewrite = true
 	l.mu.Unlock()
 }
@@ -382,25 +535,14 @@ func (e *Emulator) closeState() {
 // commitItems saves the state after a change to the Item of accessToken,
 // for the endpoints: nil when saved (or nothing to save), else an
 // API_ERROR, logged in full. The caller undoes its change on failure, so
-// that memory and file agree. e.mu is held. When serve asked for it
-// (e.syncLater), the sync is left to serve, after it releases e.mu, so
-// that concurrent requests share it: the change is answered only once
-// durable either way.
+// that memory and file agree. e.mu is held. Saved means written to the
+// file, which a killed process leaves behind; the background syncer makes
+// it durable against a power loss within stateSyncInterval.
 func (e *Emulator) commitItems(accessToken string) *Error {
 	if e.statePath == "" {
 		return nil
 	}
-	target, err := e.appendState(accessToken)
-	if err == nil {
-		if e.syncLater {
-			e.unsynced = max(e.unsynced, target)
-			return nil
-		}
-		if err = e.state.syncState(target); err != nil {
-			e.state.rewrite = true // rewritten from memory, which the caller undoes
-		}
-	}
-	if err != nil {
+	if err := e.appendState(accessToken); err != nil {
 		e.log.Error("plaidemu: saving the state", "path", e.statePath, "err", err)
 		return errStateNotSaved()
 	}

@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -25,6 +26,17 @@ func MustStartEmulatorAt(tb testing.TB, clock *Clock, path string) *plaidemu.Emu
 	}
 	tb.Cleanup(func() { e.Close() })
 	return e
+}
+
+// wantItemsAfterRestart starts a fresh emulator on path, as after a kill
+// (the first one is not closed), and fails unless each access token is a
+// live Item there.
+func wantItemsAfterRestart(t *testing.T, path string, accessTokens ...string) {
+	t.Helper()
+	e := MustStartEmulatorAt(t, NewClock(), path)
+	for _, token := range accessTokens {
+		WantOK(t, Post(t, e, "/item/get", map[string]any{"access_token": token}))
+	}
 }
 
 func TestStart_StatePath(t *testing.T) {
@@ -144,9 +156,76 @@ func TestStart_StatePath(t *testing.T) {
 		WantOK(t, Post(t, e, "/item/public_token/exchange", map[string]any{"public_token": publicToken}))
 	})
 
+	t.Run("InFileWhenAnswered", func(t *testing.T) {
+		// Each kind of change is in the file once answered, before any
+		// sync or Close: a restart after a kill -9 (the kernel keeps
+		// what was written) finds it.
+		path := filepath.Join(t.TempDir(), "emulator.json")
+		e := MustStartEmulatorAt(t, NewClock(), path)
+		reset, _ := MustCreateItem(t, e, "ins_109508")
+		removed, _ := MustCreateItem(t, e, "ins_109511")
+		WantOK(t, Post(t, e, "/sandbox/item/reset_login", map[string]any{"access_token": reset}))
+		WantOK(t, Post(t, e, "/item/remove", map[string]any{"access_token": removed}))
+		created, _ := MustCreateItem(t, e, "ins_109512")
+		// No Close, no sync: a fresh start reads the file as it is.
+		again := MustStartEmulatorAt(t, NewClock(), path)
+		WantOK(t, Post(t, again, "/item/get", map[string]any{"access_token": created}))
+		WantError(t, Post(t, again, "/accounts/get", map[string]any{"access_token": reset}), 400, "ITEM_ERROR", "ITEM_LOGIN_REQUIRED")
+		WantError(t, Post(t, again, "/item/get", map[string]any{"access_token": removed}), 400, "ITEM_ERROR", "ITEM_NOT_FOUND")
+	})
+
+	t.Run("ErrBackgroundSync", func(t *testing.T) {
+		// A background sync that fails is not the answered change's
+		// failure (it is in the file already); the next change rewrites
+		// the file from memory, which holds both.
+		path := filepath.Join(t.TempDir(), "emulator.json")
+		e := MustStartEmulatorAt(t, NewClock(), path)
+		plaidemu.FailStateSyncs(e, errors.New("injected EIO"))
+		first, _ := MustCreateItem(t, e, "ins_109508")
+		plaidemu.SyncState(e)
+		before, err := os.Stat(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		second, _ := MustCreateItem(t, e, "ins_109508")
+		if after, err := os.Stat(path); err != nil || os.SameFile(before, after) {
+			t.Fatalf("state file %v, %v after a failed sync and a change: want it rewritten (a new file)", after, err)
+		}
+		wantItemsAfterRestart(t, path, first, second)
+	})
+
+	t.Run("Deleted", func(t *testing.T) {
+		// A change after the file was deleted under the emulator writes
+		// it anew, whole, before it is answered.
+		path := filepath.Join(t.TempDir(), "emulator.json")
+		e := MustStartEmulatorAt(t, NewClock(), path)
+		first, _ := MustCreateItem(t, e, "ins_109508")
+		if err := os.Remove(path); err != nil {
+			t.Fatal(err)
+		}
+		second, _ := MustCreateItem(t, e, "ins_109508")
+		wantItemsAfterRestart(t, path, first, second)
+	})
+
+	t.Run("Moved", func(t *testing.T) {
+		// A file moved away keeps taking records until the syncer sees
+		// the path name another file (none here); the next change then
+		// writes the file anew at the path, with every Item.
+		path := filepath.Join(t.TempDir(), "emulator.json")
+		e := MustStartEmulatorAt(t, NewClock(), path)
+		first, _ := MustCreateItem(t, e, "ins_109508")
+		if err := os.Rename(path, path+".aside"); err != nil {
+			t.Fatal(err)
+		}
+		second, _ := MustCreateItem(t, e, "ins_109508")
+		plaidemu.SyncState(e)
+		third, _ := MustCreateItem(t, e, "ins_109508")
+		wantItemsAfterRestart(t, path, first, second, third)
+	})
+
 	t.Run("Concurrent", func(t *testing.T) {
-		// Exchanges that share syncs are each on disk when answered:
-		// a restart knows every access token handed out.
+		// Concurrent exchanges are each in the file when answered: a
+		// restart knows every access token handed out.
 		path := filepath.Join(t.TempDir(), "emulator.json")
 		e := MustStartEmulatorAt(t, NewClock(), path)
 		const n = 64

@@ -154,7 +154,7 @@ func (e *Emulator) deliver(hooks []webhook) {
 
 // webhookVerificationKeyGet serves /webhook_verification_key/get: the JWK
 // of key_id, or INVALID_FIELD for a key the emulator never used.
-func (e *Emulator) webhookVerificationKeyGet(f *fields) (map[string]any, *Error) {
+func (e *Emulator) webhookVerificationKeyGet(f *fields) (answer, *Error) {
 	kid := f.str("key_id", true)
 	if err := f.err(); err != nil {
 		return nil, err
@@ -162,7 +162,7 @@ func (e *Emulator) webhookVerificationKeyGet(f *fields) (map[string]any, *Error)
 	if kid != e.webhookKey.id {
 		return nil, errInvalidField("key_id %q is not a webhook verification key", kid)
 	}
-	return map[string]any{"key": e.webhookKey.jwk()}, nil
+	return object{"key": e.webhookKey.jwk()}, nil
 }
 
 // FireWebhookCodes are the webhook_code values Plaid's spec lets
@@ -218,7 +218,7 @@ var defaultUpdateProducts = map[string]string{
 // available, USER_ACCOUNT_REVOKED revokes the Item's first account,
 // PENDING_DISCONNECT (reason INSTITUTION_MIGRATION) sets its consent to
 // expire at disconnect_time, LOGIN_REPAIRED clears ITEM_LOGIN_REQUIRED.
-func (e *Emulator) sandboxItemFireWebhook(f *fields) (map[string]any, *Error) {
+func (e *Emulator) sandboxItemFireWebhook(f *fields) (answer, *Error) {
 	it, perr := e.itemFromRequest(f)
 	if perr != nil {
 		return nil, perr
@@ -276,7 +276,7 @@ func (e *Emulator) sandboxItemFireWebhook(f *fields) (map[string]any, *Error) {
 	if perr != nil {
 		return nil, perr
 	}
-	return map[string]any{"webhook_fired": true}, nil
+	return object{"webhook_fired": true}, nil
 }
 
 // assetsWebhook is the body of an ASSETS PRODUCT_READY or ERROR webhook

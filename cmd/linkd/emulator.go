@@ -41,6 +41,9 @@ type EmulatorConfig struct {
 	// DefaultSecret records that Secret is DefaultEmulatorSecret because
 	// PLAID_SECRET was unset, so the start message can say so.
 	DefaultSecret bool
+	// LogLevel is debug, info, warn or error; debug logs every request,
+	// info only those answered with an error.
+	LogLevel string
 }
 
 // EmulatorMain is `linkd emulator`: the Plaid emulator on a listener of its
@@ -78,8 +81,18 @@ func (m *EmulatorMain) ParseFlags(args []string, getenv func(string) string) err
 	fs := flag.NewFlagSet("linkd emulator", flag.ContinueOnError)
 	fs.StringVar(&c.Addr, "addr", addr, "listen address of the Plaid API and the Link page (LINKD_EMULATOR_ADDR)")
 	fs.StringVar(&c.StatePath, "state", getenv("LINKD_EMULATOR_STATE"), "file that keeps the emulator's Items across restarts, written 0600; empty keeps them in memory (LINKD_EMULATOR_STATE)")
+	level := getenv("LINKD_LOG_LEVEL")
+	if level == "" {
+		level = "info"
+	}
+	fs.StringVar(&c.LogLevel, "log-level", level, "debug, info, warn or error; debug logs every request, info those answered with an error (LINKD_LOG_LEVEL)")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		return errors.New("-log-level must be debug, info, warn or error")
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
@@ -98,7 +111,9 @@ func (m *EmulatorMain) ParseFlags(args []string, getenv func(string) string) err
 // returns once it listens, or an error when it cannot.
 func (m *EmulatorMain) Run(ctx context.Context) error {
 	c := m.Config
-	m.log = slog.New(slog.NewTextHandler(m.LogOutput, nil))
+	var level slog.Level
+	level.UnmarshalText([]byte(c.LogLevel)) // checked by ParseFlags
+	m.log = slog.New(slog.NewTextHandler(m.LogOutput, &slog.HandlerOptions{Level: level}))
 	emu, err := plaidemu.Open(plaidemu.Options{ClientID: c.ClientID, Secret: c.Secret, Logger: m.log.With("component", "plaidemu"), StatePath: c.StatePath})
 	if err != nil {
 		return err

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"io"
+	"log/slog"
 	"net/http"
 	"strings"
 	"testing"
@@ -135,5 +136,51 @@ func TestEmulator_DefaultCredentials(t *testing.T) {
 	_, err := bad.CreateLinkToken(ctx, &linkdv1.CreateLinkTokenRequest{ClientUserId: "user-1"})
 	if code := plaidErrorInfo(status.Convert(err)).GetMetadata()["error_code"]; code != "INVALID_API_KEYS" {
 		t.Errorf("CreateLinkToken with a wrong secret: %v, want Plaid's INVALID_API_KEYS", err)
+	}
+}
+
+// `linkd emulator -log-level` (LINKD_LOG_LEVEL) sets its logger's level:
+// debug brings back the line per successful request that info leaves out.
+func TestEmulatorMain_LogLevel(t *testing.T) {
+	for _, tt := range []struct {
+		name      string
+		args      []string
+		env       string
+		wantDebug bool
+		wantErr   bool
+	}{
+		{name: "Default"},
+		{name: "Flag", args: []string{"-log-level", "debug"}, wantDebug: true},
+		{name: "Env", env: "debug", wantDebug: true},
+		{name: "FlagOverEnv", args: []string{"-log-level", "warn"}, env: "debug"},
+		{name: "ErrUnknown", args: []string{"-log-level", "verbose"}, wantErr: true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			m := NewEmulatorMain()
+			m.LogOutput = io.Discard
+			args := append([]string{"-addr", "127.0.0.1:0"}, tt.args...)
+			err := m.ParseFlags(args, func(k string) string {
+				if k == "LINKD_LOG_LEVEL" {
+					return tt.env
+				}
+				return ""
+			})
+			if tt.wantErr {
+				if err == nil || !strings.Contains(err.Error(), "-log-level") {
+					t.Fatalf("ParseFlags = %v, want an error naming -log-level", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := m.Run(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			defer m.Close()
+			if got := m.log.Enabled(context.Background(), slog.LevelDebug); got != tt.wantDebug {
+				t.Errorf("debug enabled = %v, want %v", got, tt.wantDebug)
+			}
+		})
 	}
 }
