@@ -199,3 +199,61 @@ func TestService_WebhookDuringRead(t *testing.T) {
 		}
 	})
 }
+
+// TestService_RefreshQueued_Overlaps: the queued refreshes of a pass run
+// several at once, so that their Plaid calls overlap and their commits
+// are shared (one at a time, the queue drained slower than links arrived
+// under load). The hook after each /accounts/get waits for another
+// refresh to reach it too; one at a time, none ever does.
+func TestService_RefreshQueued_Overlaps(t *testing.T) {
+	e := mustWebhookEnv(t)
+	ctx := context.Background()
+	for i := range 4 {
+		pt, _, err := e.svc.CreateSandboxPublicToken(ctx, "ins_109508", nil, linkd.SandboxLogin{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ex, err := e.plaid.ExchangePublicToken(ctx, pt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		item := &linkdv1.Item{ItemId: ex.ItemID, ClientUserId: fmt.Sprintf("user-%d", i), Status: linkdv1.ItemStatus_ITEM_STATUS_GOOD}
+		if _, err := e.svc.store.PutItem(ctx, linkd.NewItem{Item: item, AccessToken: ex.AccessToken, RefreshAt: time.Now()}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var (
+		mu       sync.Mutex
+		inflight int
+		met      = make(chan struct{})
+		meet     = sync.OnceFunc(func() { close(met) })
+	)
+	e.plaid.repeat = true
+	e.plaid.afterRead = func() {
+		mu.Lock()
+		inflight++
+		if inflight == 2 {
+			meet()
+		}
+		mu.Unlock()
+		select {
+		case <-met:
+		case <-time.After(2 * time.Second): // alone: a hang guard, and the failure below
+		}
+		mu.Lock()
+		inflight--
+		mu.Unlock()
+	}
+	n, err := e.svc.RefreshQueued(ctx)
+	if err != nil || n != 4 {
+		t.Fatalf("RefreshQueued = %d, %v; want 4", n, err)
+	}
+	select {
+	case <-met:
+	default:
+		t.Error("no two queued refreshes were ever in flight together")
+	}
+	if due, _ := e.svc.store.DueItemRefreshes(ctx, time.Now().Add(time.Minute), 10); len(due) != 0 {
+		t.Errorf("queued refreshes after RefreshQueued = %v, want none", due)
+	}
+}
