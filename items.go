@@ -244,7 +244,8 @@ func ConsentRenewed(stored *timestamppb.Timestamp, plaid, now time.Time) bool {
 // Item error and the consent expiring at plaid (zero when it does not),
 // shows that the pending disconnect of item (PENDING_DISCONNECT) will not
 // happen: the consent now expires after the disconnect time (renewed in
-// update mode), or the disconnect time has passed and Plaid still reports
+// update mode: ConsentRenewed, and past the disconnect time), or the
+// disconnect time has passed and Plaid still reports
 // no error. A consent that does not expire says nothing either way: Plaid
 // shows none for most Items. The disconnect time is the webhook's
 // disconnect_time, else Plaid's notice (PendingExpirationWindow, a week)
@@ -260,7 +261,11 @@ func DisconnectAverted(item *linkdv1.Item, plaid, now time.Time) bool {
 	default:
 		return !plaid.IsZero() && ConsentRenewed(item.GetConsentExpirationTime(), plaid, now)
 	}
-	return (!plaid.IsZero() && plaid.After(at)) || !now.Before(at)
+	// The consent must have moved (ConsentRenewed), not only lie past the
+	// disconnect: an Item whose consent Plaid showed a year out before the
+	// webhook still shows it after, and nobody went through update mode.
+	renewed := !plaid.IsZero() && plaid.After(at) && ConsentRenewed(item.GetConsentExpirationTime(), plaid, now)
+	return renewed || !now.Before(at)
 }
 
 // ApplyItemState returns an update function that brings an Item in line
@@ -310,7 +315,9 @@ func ApplyItemState(st ItemState, now time.Time) func(*linkdv1.Item) (bool, erro
 		if status != nil {
 			status(item)
 		}
-		if !newer { // a PENDING_* webhook's consent time is newer too
+		// A PENDING_* webhook's consent time is newer too, also when it
+		// repeats the status with a new time (no status change).
+		if !newer && !WebhookSince(item, st.ReadAt) {
 			setConsentExpiration(st.ConsentExpiration)(item)
 		}
 		if st.Webhook != "" {

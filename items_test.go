@@ -73,6 +73,13 @@ func TestApplyItemWebhook(t *testing.T) {
 			ItemWebhook{Type: "ITEM", Code: "PENDING_DISCONNECT", Reason: "INSTITUTION_MIGRATION", DisconnectTime: later},
 			&linkdv1.Item{Status: disconn, StatusChangedAt: sec(0), PendingDisconnectReason: "INSTITUTION_MIGRATION",
 				ConsentExpirationTime: timestamppb.New(ruleT0.Add(365 * 24 * time.Hour)), DisconnectTime: timestamppb.New(later)}, true},
+		// A time an older linkd left behind (it kept disconnect_time as an
+		// unknown field and never cleared it) does not stand for a new
+		// notice that names none.
+		{"PendingDisconnectAnewDropsAnOldTime",
+			&linkdv1.Item{Status: good, DisconnectTime: sec(-86400)},
+			ItemWebhook{Type: "ITEM", Code: "PENDING_DISCONNECT", Reason: "INSTITUTION_MIGRATION"},
+			&linkdv1.Item{Status: disconn, StatusChangedAt: sec(0), PendingDisconnectReason: "INSTITUTION_MIGRATION"}, true},
 		{"PendingDisconnectAgainMovesTime",
 			&linkdv1.Item{Status: disconn, StatusChangedAt: sec(-60), PendingDisconnectReason: "INSTITUTION_MIGRATION", DisconnectTime: sec(60)},
 			ItemWebhook{Type: "ITEM", Code: "PENDING_DISCONNECT", Reason: "INSTITUTION_MIGRATION", DisconnectTime: later},
@@ -171,6 +178,9 @@ func TestDisconnectAverted(t *testing.T) {
 		{"NoTimeConsentRenewedPastNotice", &linkdv1.Item{StatusChangedAt: sec(-3600)}, far, true},
 		{"NothingKnownNoConsent", &linkdv1.Item{ConsentExpirationTime: timestamppb.New(soon)}, time.Time{}, false},
 		{"NothingKnownConsentRenewed", &linkdv1.Item{ConsentExpirationTime: timestamppb.New(soon)}, far, true},
+		// The consent Plaid showed before the webhook, unchanged: no renewal.
+		{"SameFarConsent", &linkdv1.Item{DisconnectTime: timestamppb.New(soon), ConsentExpirationTime: timestamppb.New(far)}, far, false},
+		{"NoTimeSameFarConsent", &linkdv1.Item{StatusChangedAt: sec(-3600), ConsentExpirationTime: timestamppb.New(far)}, far, false},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			tt.item.Status = disconn
@@ -264,6 +274,12 @@ func TestApplyItemState(t *testing.T) {
 			&linkdv1.Item{Status: login, ErrorCode: "ITEM_LOGIN_REQUIRED", StatusChangedAt: sec(-3)},
 			ItemState{ReadAt: ruleT0.Add(-2 * time.Second)},
 			&linkdv1.Item{Status: good, StatusChangedAt: reconciled, ReconciledAt: reconciled}},
+		// A PENDING_EXPIRATION webhook repeated with a later consent time
+		// while Plaid was asked (the status did not change) stands.
+		{"RepeatedWebhookConsentDuringRead",
+			&linkdv1.Item{Status: expiring, StatusChangedAt: sec(-7200), ConsentExpirationTime: timestamppb.New(far), WebhookAppliedAt: sec(-1)},
+			ItemState{ConsentExpiration: soon, ReadAt: ruleT0.Add(-2 * time.Second)},
+			&linkdv1.Item{Status: expiring, StatusChangedAt: sec(-7200), ConsentExpirationTime: timestamppb.New(far), WebhookAppliedAt: sec(-1), ReconciledAt: reconciled}},
 		{"RevokedStays",
 			&linkdv1.Item{Status: revoked, ErrorCode: "USER_PERMISSION_REVOKED"},
 			ItemState{},

@@ -140,10 +140,12 @@ func SetItemStatus(status linkdv1.ItemStatus, errorCode string, now time.Time) f
 			return false, nil
 		}
 		item.Status, item.ErrorCode, item.StatusChangedAt = status, errorCode, timestamppb.New(now)
-		if status != linkdv1.ItemStatus_ITEM_STATUS_PENDING_DISCONNECT {
-			// They explained the status left.
-			item.PendingDisconnectReason, item.DisconnectTime = "", nil
-		}
+		// The reason and time explain one PENDING_DISCONNECT: cleared when
+		// the status leaves it, and when it enters it anew (the webhook
+		// sets its own), so that a time an older linkd left behind (it
+		// kept disconnect_time as an unknown field and never cleared it)
+		// cannot stand for a new notice.
+		item.PendingDisconnectReason, item.DisconnectTime = "", nil
 		return true, nil
 	}
 }

@@ -113,7 +113,10 @@ func itemJSON(it *item) itemObject {
 		out.InstitutionName = ins.Name
 	}
 	if it.webhook != "" {
-		out.Webhook = &it.webhook
+		// A copy: the answer is encoded after e.mu is released, and
+		// /item/webhook/update may change it.webhook meanwhile.
+		w := it.webhook
+		out.Webhook = &w
 	}
 	// Plaid's /item/get shows an Item's error: how a missed ERROR webhook
 	// is caught.

@@ -8,6 +8,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"io"
 	"math/big"
 	"net/http"
@@ -306,5 +307,46 @@ func TestEmulator_WebhooksBeforeAnswer_Concurrent(t *testing.T) {
 		if n != i {
 			t.Fatalf("after reset_login #%d the receiver had %d webhooks, want %d", i, n, i)
 		}
+	}
+}
+
+// TestEmulator_WebhookUpdateBesideReads: /accounts/get and /item/get
+// answers are encoded after the emulator's lock is released, so they must
+// not point into an Item that /item/webhook/update changes meanwhile
+// (under -race, `make race`, the old code's shared string is reported).
+func TestEmulator_WebhookUpdateBesideReads(t *testing.T) {
+	e := MustStartEmulator(t, NewClock())
+	r := Post(t, e, "/sandbox/public_token/create", map[string]any{"institution_id": "ins_109508", "initial_products": []string{"auth"}, "options": map[string]any{"webhook": "https://a.example/hook"}})
+	WantOK(t, r)
+	r = Post(t, e, "/item/public_token/exchange", map[string]any{"public_token": r.Str("public_token")})
+	WantOK(t, r)
+	accessToken := r.Str("access_token")
+	send := func(path string, body map[string]any) {
+		b, _ := json.Marshal(body)
+		req, _ := http.NewRequest(http.MethodPost, e.URL()+path, bytes.NewReader(b))
+		req.Header = http.Header{"Plaid-Client-Id": {testClientID}, "Plaid-Secret": {testSecret}, "Content-Type": {"application/json"}}
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+		}
+	}
+	var wg sync.WaitGroup
+	for _, path := range []string{"/accounts/get", "/item/get"} {
+		wg.Go(func() {
+			for range 100 {
+				send(path, map[string]any{"access_token": accessToken})
+			}
+		})
+	}
+	wg.Go(func() {
+		for i := range 100 {
+			send("/item/webhook/update", map[string]any{"access_token": accessToken, "webhook": fmt.Sprintf("https://a.example/hook-%d", i)})
+		}
+	})
+	wg.Wait()
+	r = Post(t, e, "/item/get", map[string]any{"access_token": accessToken})
+	WantOK(t, r)
+	if got := r.Body["item"].(map[string]any)["webhook"]; got != "https://a.example/hook-99" {
+		t.Errorf("webhook after the updates = %v, want the last one", got)
 	}
 }
