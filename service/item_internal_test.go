@@ -257,3 +257,45 @@ func TestService_RefreshQueued_Overlaps(t *testing.T) {
 		t.Errorf("queued refreshes after RefreshQueued = %v, want none", due)
 	}
 }
+
+// TestService_DrainRefreshes_LeaseLost: a drain of the refresh queue
+// renews the job's lease before each batch after the first, and stops
+// once another process holds it, instead of refreshing beside it.
+func TestService_DrainRefreshes_LeaseLost(t *testing.T) {
+	e := mustWebhookEnv(t)
+	ctx := context.Background()
+	for i := range refreshBatch + 1 {
+		pt, _, err := e.svc.CreateSandboxPublicToken(ctx, "ins_109508", nil, linkd.SandboxLogin{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ex, err := e.plaid.ExchangePublicToken(ctx, pt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		item := &linkdv1.Item{ItemId: ex.ItemID, ClientUserId: fmt.Sprintf("user-%d", i), Status: linkdv1.ItemStatus_ITEM_STATUS_GOOD}
+		if _, err := e.svc.store.PutItem(ctx, linkd.NewItem{Item: item, AccessToken: ex.AccessToken, RefreshAt: time.Now()}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const ttl = 15 * time.Second
+	if held, err := e.svc.store.TryLease(ctx, "job/refresh", e.svc.owner, time.Now(), ttl); err != nil || !held {
+		t.Fatalf("TryLease = %v, %v", held, err)
+	}
+	// During the first batch the lease runs out and another replica
+	// takes it.
+	e.plaid.afterRead = func() {
+		if held, err := e.svc.store.TryLease(ctx, "job/refresh", "other-replica", time.Now().Add(time.Hour), ttl); err != nil || !held {
+			t.Errorf("the other replica did not take the expired lease: %v, %v", held, err)
+		}
+	}
+	if err := e.svc.drainRefreshes(ctx, ttl); err != nil {
+		t.Fatal(err)
+	}
+	if e.plaid.accountsGet != refreshBatch {
+		t.Errorf("/accounts/get calls = %d, want %d: the drain went on without its lease", e.plaid.accountsGet, refreshBatch)
+	}
+	if due, _ := e.svc.store.DueItemRefreshes(ctx, time.Now().Add(time.Minute), 10); len(due) != 1 {
+		t.Errorf("queued refreshes left = %d, want 1 for the lease holder", len(due))
+	}
+}

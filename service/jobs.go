@@ -96,12 +96,7 @@ func (s *Service) RunJobs(ctx context.Context, j Jobs) {
 	run("prune", j.PruneEvery, nil, func(ctx context.Context) error { return s.prune(ctx, j) })
 	run("reseal", j.ResealEvery, nil, s.reseal)
 	run("refresh", j.RefreshEvery, s.refreshNow, func(ctx context.Context) error {
-		for {
-			n, err := s.RefreshQueued(ctx)
-			if err != nil || n < refreshBatch {
-				return err
-			}
-		}
+		return s.drainRefreshes(ctx, 3*j.RefreshEvery)
 	})
 	run("hosted", j.HostedEvery, nil, func(ctx context.Context) error {
 		for {
@@ -120,6 +115,27 @@ func (s *Service) RunJobs(ctx context.Context, j Jobs) {
 	})
 	wg.Wait()
 	s.releaseLeases(names)
+}
+
+// drainRefreshes runs the queued refreshes a batch at a time until a
+// batch finds fewer due, with the refresh job's lease (runJob took it for
+// the first batch) renewed for ttl before each further one: a long drain
+// would otherwise outlive the lease, and another replica would refresh
+// the same Items beside it. It returns nil, stopping, once another
+// process holds the lease.
+func (s *Service) drainRefreshes(ctx context.Context, ttl time.Duration) error {
+	for batch := 0; ; batch++ {
+		if batch > 0 {
+			held, err := s.store.TryLease(ctx, "job/refresh", s.owner, s.now(), ttl)
+			if err != nil || !held {
+				return err
+			}
+		}
+		n, err := s.RefreshQueued(ctx)
+		if err != nil || n < refreshBatch {
+			return err
+		}
+	}
 }
 
 // releaseLeases gives up the job leases this process holds as it stops, so
