@@ -4293,7 +4293,7 @@ const file_linkd_v1_link_proto_rawDesc = "" +
 	"\x17UnrecognizedParamsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01B\b\n" +
-	"\x06result\"\x9b\a\n" +
+	"\x06result\"\xa6\a\n" +
 	"\x04Item\x12\x17\n" +
 	"\aitem_id\x18\x01 \x01(\tR\x06itemId\x12$\n" +
 	"\x0eclient_user_id\x18\x02 \x01(\tR\fclientUserId\x12%\n" +
@@ -4315,7 +4315,7 @@ const file_linkd_v1_link_proto_rawDesc = "" +
 	"\rreconciled_at\x18\x0f \x01(\v2\x1a.google.protobuf.TimestampR\freconciledAt\x12+\n" +
 	"\x11webhook_requested\x18\x10 \x01(\bR\x10webhookRequested\x12H\n" +
 	"\x12webhook_applied_at\x18\x11 \x01(\v2\x1a.google.protobuf.TimestampR\x10webhookAppliedAt\x12C\n" +
-	"\x0fdisconnect_time\x18\x12 \x01(\v2\x1a.google.protobuf.TimestampR\x0edisconnectTime\"\xb0\x03\n" +
+	"\x0fdisconnect_time\x18\x12 \x01(\v2\x1a.google.protobuf.TimestampR\x0edisconnectTimeJ\t\b\xe8\a\x10\x80\x80\x80\x80\x02\"\xb0\x03\n" +
 	"\vLinkSession\x12&\n" +
 	"\x0flink_session_id\x18\x01 \x01(\tR\rlinkSessionId\x12\x1d\n" +
 	"\n" +
