@@ -201,6 +201,20 @@ func (e *Emulator) syncStateLog(l *stateLog) {
 	l.cond.Broadcast()
 }
 
+// tornTail reports whether the state file f, from offset at (where a
+// record failed to decode) to its end, is what a power loss leaves of the
+// last records appended before the background sync reached them: at most
+// one line once the zero bytes the filesystem may have filled them with
+// are dropped. A damaged record with whole records after it is not one.
+func tornTail(f *os.File, at int64) bool {
+	rest, err := io.ReadAll(io.NewSectionReader(f, at, 1<<62))
+	if err != nil {
+		return false
+	}
+	rest = bytes.Trim(bytes.ReplaceAll(rest, []byte{0}, nil), " \t\r\n")
+	return !bytes.Contains(rest, []byte{'\n'})
+}
+
 // loadState reads the state file at e.statePath into e, or keeps e's fresh
 // state when the file does not exist. It returns an error naming the file
 // when it cannot be read or does not hold a state the emulator wrote.
@@ -233,6 +247,7 @@ func (e *Emulator) loadState() error {
 		}
 		for {
 			var si stateItem
+			at := dec.InputOffset()
 			err := dec.Decode(&si)
 			if err == io.EOF || errors.Is(err, io.ErrUnexpectedEOF) {
 				// The end, or a last record cut short by a crash while it
@@ -242,6 +257,14 @@ func (e *Emulator) loadState() error {
 				break
 			}
 			if err != nil {
+				if tornTail(f, at) {
+					// What a power loss can leave of the last records,
+					// which the background sync had not reached:
+					// zero-filled or cut short. The file is rewritten
+					// whole at Open.
+					e.log.Warn("plaidemu: the state file ends in a damaged record, left by a power loss; starting without it", "path", e.statePath, "record", len(records)+1)
+					break
+				}
 				return bad("record %d: %v", len(records)+1, err)
 			}
 			records = append(records, si)

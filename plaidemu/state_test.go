@@ -269,6 +269,38 @@ func TestStart_StatePath(t *testing.T) {
 		}
 	})
 
+	t.Run("ZeroFilledTail", func(t *testing.T) {
+		// After a power loss the last records, appended but not yet
+		// synced, may read back as zero bytes (or be cut short among
+		// them): the Items before them load.
+		path := filepath.Join(t.TempDir(), "emulator.json")
+		e := MustStartEmulatorAt(t, NewClock(), path)
+		token, _ := MustCreateItem(t, e, "ins_109508")
+		e.Close()
+		f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.WriteString(`{"access_token":"access-sandbox-lost",` + strings.Repeat("\x00", 300) + "\n" + strings.Repeat("\x00", 4096))
+		f.Close()
+		e = MustStartEmulatorAt(t, NewClock(), path)
+		WantOK(t, Post(t, e, "/item/get", map[string]any{"access_token": token}))
+		e.Close()
+
+		// A damaged record with whole ones after it is damage, not a
+		// power loss's tail: the start refuses the file.
+		raw, _ := os.ReadFile(path)
+		lines := strings.SplitAfter(strings.TrimSuffix(string(raw), "\n"), "\n")
+		damaged := strings.Join(lines[:len(lines)-1], "") + "{\"access_token\":\x00\x00}\n" + lines[len(lines)-1] + "\n"
+		if err := os.WriteFile(path, []byte(damaged), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if e, err := plaidemu.Start("127.0.0.1:0", plaidemu.Options{ClientID: testClientID, Secret: testSecret, StatePath: path}); err == nil {
+			e.Close()
+			t.Fatal("Start accepted a state file with a damaged record before a whole one")
+		}
+	})
+
 	t.Run("Compacts", func(t *testing.T) {
 		// Changes append a record each; once superseded records outnumber
 		// the Items the file is rewritten, holding each Item once.
