@@ -251,7 +251,7 @@ func ConsentRenewed(stored *timestamppb.Timestamp, plaid, now time.Time) bool {
 // disconnect_time, else Plaid's notice (PendingExpirationWindow, a week)
 // from when the status was taken; with neither, only a consent renewed as
 // ConsentRenewed tells.
-func DisconnectAverted(item *linkdv1.Item, plaid, now time.Time) bool {
+func DisconnectAverted(item *linkdv1.Item, plaid, now time.Time, updateMode bool) bool {
 	var at time.Time
 	switch {
 	case item.GetDisconnectTime() != nil:
@@ -261,10 +261,14 @@ func DisconnectAverted(item *linkdv1.Item, plaid, now time.Time) bool {
 	default:
 		return !plaid.IsZero() && ConsentRenewed(item.GetConsentExpirationTime(), plaid, now)
 	}
-	// The consent must have moved (ConsentRenewed), not only lie past the
-	// disconnect: an Item whose consent Plaid showed a year out before the
-	// webhook still shows it after, and nobody went through update mode.
-	renewed := !plaid.IsZero() && plaid.After(at) && ConsentRenewed(item.GetConsentExpirationTime(), plaid, now)
+	// Outside update mode the consent must also have moved
+	// (ConsentRenewed), not only lie past the disconnect: an Item whose
+	// consent Plaid showed a year out before the webhook still shows it
+	// after, and nobody went through update mode. A confirmed update-mode
+	// session needs no more than the consent past the disconnect: the
+	// user renewed it, perhaps within the second of an earlier renewal.
+	renewed := !plaid.IsZero() && plaid.After(at) &&
+		(updateMode || ConsentRenewed(item.GetConsentExpirationTime(), plaid, now))
 	return renewed || !now.Before(at)
 }
 
@@ -283,6 +287,12 @@ func DisconnectAverted(item *linkdv1.Item, plaid, now time.Time) bool {
 //
 // REVOKED stays (StatusMayChange).
 func ApplyItemState(st ItemState, now time.Time) func(*linkdv1.Item) (bool, error) {
+	return applyItemState(st, now, false)
+}
+
+// applyItemState is ApplyItemState, for a confirmed update-mode session
+// when updateMode (DisconnectAverted).
+func applyItemState(st ItemState, now time.Time, updateMode bool) func(*linkdv1.Item) (bool, error) {
 	return func(item *linkdv1.Item) (bool, error) {
 		before := proto.CloneOf(item)
 		var status func(*linkdv1.Item) (bool, error)
@@ -303,7 +313,7 @@ func ApplyItemState(st ItemState, now time.Time) func(*linkdv1.Item) (bool, erro
 					status = SetItemStatus(linkdv1.ItemStatus_ITEM_STATUS_GOOD, "", now)
 				}
 			case linkdv1.ItemStatus_ITEM_STATUS_PENDING_DISCONNECT:
-				if DisconnectAverted(item, st.ConsentExpiration, now) {
+				if DisconnectAverted(item, st.ConsentExpiration, now, updateMode) {
 					status = SetItemStatus(linkdv1.ItemStatus_ITEM_STATUS_GOOD, "", now)
 				}
 			case linkdv1.ItemStatus_ITEM_STATUS_GOOD:
@@ -347,7 +357,7 @@ func ConfirmUpdateMode(st ItemState, acc ItemAccounts, now time.Time) func(*link
 			return false, ErrStaleRead
 		}
 		return all(
-			ApplyItemState(st, now),
+			applyItemState(st, now, true),
 			SetItemDetails(acc.InstitutionID, acc.InstitutionName, acc.Accounts),
 			func(item *linkdv1.Item) (bool, error) {
 				if !item.GetNewAccountsAvailable() || WebhookSince(item, st.ReadAt) {

@@ -184,8 +184,14 @@ func TestDisconnectAverted(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			tt.item.Status = disconn
-			if got := DisconnectAverted(tt.item, tt.plaid, ruleT0); got != tt.want {
+			if got := DisconnectAverted(tt.item, tt.plaid, ruleT0, false); got != tt.want {
 				t.Fatalf("DisconnectAverted = %v, want %v", got, tt.want)
+			}
+			// A confirmed update-mode session needs only the consent past
+			// the disconnect, moved or not.
+			wantUpdate := tt.want || tt.name == "SameFarConsent" || tt.name == "NoTimeSameFarConsent"
+			if got := DisconnectAverted(tt.item, tt.plaid, ruleT0, true); got != wantUpdate {
+				t.Fatalf("DisconnectAverted(update mode) = %v, want %v", got, wantUpdate)
 			}
 		})
 	}
