@@ -250,17 +250,8 @@ func TestStart_StatePath(t *testing.T) {
 		// A crash while a change was appended leaves part of its record,
 		// never answered: the Items before it load, and the file is
 		// whole again after the start.
-		path := filepath.Join(t.TempDir(), "emulator.json")
+		path, token := stateWithTail(t, `{"access_token":"access-sandbox-torn","item_id":"x`)
 		e := MustStartEmulatorAt(t, NewClock(), path)
-		token, _ := MustCreateItem(t, e, "ins_109508")
-		e.Close()
-		f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		f.WriteString(`{"access_token":"access-sandbox-torn","item_id":"x`)
-		f.Close()
-		e = MustStartEmulatorAt(t, NewClock(), path)
 		WantOK(t, Post(t, e, "/item/get", map[string]any{"access_token": token}))
 		WantError(t, Post(t, e, "/item/get", map[string]any{"access_token": "access-sandbox-torn"}), 400, "INVALID_INPUT", "INVALID_ACCESS_TOKEN")
 		raw, _ := os.ReadFile(path)
@@ -273,17 +264,8 @@ func TestStart_StatePath(t *testing.T) {
 		// After a power loss the last records, appended but not yet
 		// synced, may read back as zero bytes (or be cut short among
 		// them): the Items before them load.
-		path := filepath.Join(t.TempDir(), "emulator.json")
+		path, token := stateWithTail(t, `{"access_token":"access-sandbox-lost",`+strings.Repeat("\x00", 300)+"\n"+strings.Repeat("\x00", 4096))
 		e := MustStartEmulatorAt(t, NewClock(), path)
-		token, _ := MustCreateItem(t, e, "ins_109508")
-		e.Close()
-		f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		f.WriteString(`{"access_token":"access-sandbox-lost",` + strings.Repeat("\x00", 300) + "\n" + strings.Repeat("\x00", 4096))
-		f.Close()
-		e = MustStartEmulatorAt(t, NewClock(), path)
 		WantOK(t, Post(t, e, "/item/get", map[string]any{"access_token": token}))
 		e.Close()
 
@@ -369,4 +351,24 @@ func TestStart_StatePath(t *testing.T) {
 			t.Fatal("Start succeeded with a state path it cannot write")
 		}
 	})
+}
+
+// stateWithTail returns the path of a state file holding one Item, whose
+// access token it also returns, followed by tail: what a crash or a power
+// loss may leave after the last whole record.
+func stateWithTail(t *testing.T, tail string) (path, token string) {
+	t.Helper()
+	path = filepath.Join(t.TempDir(), "emulator.json")
+	e := MustStartEmulatorAt(t, NewClock(), path)
+	token, _ = MustCreateItem(t, e, "ins_109508")
+	e.Close()
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.WriteString(tail); err != nil {
+		t.Fatal(err)
+	}
+	return path, token
 }

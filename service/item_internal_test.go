@@ -200,15 +200,12 @@ func TestService_WebhookDuringRead(t *testing.T) {
 	})
 }
 
-// TestService_RefreshQueued_Overlaps: the queued refreshes of a pass run
-// several at once, so that their Plaid calls overlap and their commits
-// are shared (one at a time, the queue drained slower than links arrived
-// under load). The hook after each /accounts/get waits for another
-// refresh to reach it too; one at a time, none ever does.
-func TestService_RefreshQueued_Overlaps(t *testing.T) {
-	e := mustWebhookEnv(t)
+// queueRefreshes stores n sandbox Items, each with its refresh queued and
+// due now, exchanged with Plaid but not yet refreshed.
+func (e *webhookEnv) queueRefreshes(t *testing.T, n int) {
+	t.Helper()
 	ctx := context.Background()
-	for i := range 4 {
+	for i := range n {
 		pt, _, err := e.svc.CreateSandboxPublicToken(ctx, "ins_109508", nil, linkd.SandboxLogin{})
 		if err != nil {
 			t.Fatal(err)
@@ -222,6 +219,17 @@ func TestService_RefreshQueued_Overlaps(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+}
+
+// TestService_RefreshQueued_Overlaps: the queued refreshes of a pass run
+// several at once, so that their Plaid calls overlap and their commits
+// are shared (one at a time, the queue drained slower than links arrived
+// under load). The hook after each /accounts/get waits for another
+// refresh to reach it too; one at a time, none ever does.
+func TestService_RefreshQueued_Overlaps(t *testing.T) {
+	e := mustWebhookEnv(t)
+	ctx := context.Background()
+	e.queueRefreshes(t, 4)
 	var (
 		mu       sync.Mutex
 		inflight int
@@ -264,20 +272,7 @@ func TestService_RefreshQueued_Overlaps(t *testing.T) {
 func TestService_DrainRefreshes_LeaseLost(t *testing.T) {
 	e := mustWebhookEnv(t)
 	ctx := context.Background()
-	for i := range refreshBatch + 1 {
-		pt, _, err := e.svc.CreateSandboxPublicToken(ctx, "ins_109508", nil, linkd.SandboxLogin{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		ex, err := e.plaid.ExchangePublicToken(ctx, pt)
-		if err != nil {
-			t.Fatal(err)
-		}
-		item := &linkdv1.Item{ItemId: ex.ItemID, ClientUserId: fmt.Sprintf("user-%d", i), Status: linkdv1.ItemStatus_ITEM_STATUS_GOOD}
-		if _, err := e.svc.store.PutItem(ctx, linkd.NewItem{Item: item, AccessToken: ex.AccessToken, RefreshAt: time.Now()}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	e.queueRefreshes(t, refreshBatch+1)
 	const ttl = 15 * time.Second
 	if held, err := e.svc.store.TryLease(ctx, "job/refresh", e.svc.owner, time.Now(), ttl); err != nil || !held {
 		t.Fatalf("TryLease = %v, %v", held, err)
