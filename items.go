@@ -348,10 +348,11 @@ func applyItemState(st ItemState, now time.Time, updateMode bool) func(*linkdv1.
 // institution and accounts replaced by Plaid's (SetItemDetails), so that
 // accounts the user added in update mode appear. ErrStaleRead, changing
 // nothing, when a webhook was applied since acc was read
-// (WebhookSince(acc.ReadAt)); the flag stays when one was applied since
+// (WebhookSince(acc.ReadAt)); the flag stays when it was not raised as
+// the session began (flaggedBefore false) and a webhook was applied since
 // st.ReadAt (a NEW_ACCOUNTS_AVAILABLE after the session is not answered
 // by it).
-func ConfirmUpdateMode(st ItemState, acc ItemAccounts, now time.Time) func(*linkdv1.Item) (bool, error) {
+func ConfirmUpdateMode(st ItemState, acc ItemAccounts, flaggedBefore bool, now time.Time) func(*linkdv1.Item) (bool, error) {
 	return func(item *linkdv1.Item) (bool, error) {
 		if WebhookSince(item, acc.ReadAt) {
 			return false, ErrStaleRead
@@ -360,7 +361,10 @@ func ConfirmUpdateMode(st ItemState, acc ItemAccounts, now time.Time) func(*link
 			applyItemState(st, now, true),
 			SetItemDetails(acc.InstitutionID, acc.InstitutionName, acc.Accounts),
 			func(item *linkdv1.Item) (bool, error) {
-				if !item.GetNewAccountsAvailable() || WebhookSince(item, st.ReadAt) {
+				// Raised since the session began, the flag is news this
+				// session does not answer; raised before, it is answered,
+				// whatever other webhook came meanwhile.
+				if !item.GetNewAccountsAvailable() || !flaggedBefore && WebhookSince(item, st.ReadAt) {
 					return false, nil
 				}
 				item.NewAccountsAvailable = false

@@ -350,23 +350,27 @@ func TestConfirmUpdateMode_WebhookMeanwhile(t *testing.T) {
 	for _, tt := range []struct {
 		name      string
 		webhookAt *timestamppb.Timestamp
+		flagged   bool // new_accounts_available as the session began
 		wantErr   error
 		wantFlag  bool
 	}{
-		{"NoneSince", sec(-5), nil, false},
+		{"NoneSince", sec(-5), true, nil, false},
 		// A NEW_ACCOUNTS_AVAILABLE after the session began, before the
 		// accounts were read: they are current, the flag is news.
-		{"SinceTheSessionBegan", sec(-3), nil, true},
-		{"AtTheTimeTheSessionBegan", sec(-4), nil, true},
+		{"SinceTheSessionBegan", sec(-3), false, nil, true},
+		{"AtTheTimeTheSessionBegan", sec(-4), false, nil, true},
+		// Flagged before the session, which answers it: another webhook
+		// since (LOGIN_REPAIRED) does not keep the flag.
+		{"FlaggedBeforeOtherWebhookSince", sec(-3), true, nil, false},
 		// After the accounts were read (or at that time): read again.
-		{"WhileTheAccountsWereRead", sec(-1), ErrStaleRead, true},
-		{"AtTheAccountsReadTime", sec(-2), ErrStaleRead, true},
+		{"WhileTheAccountsWereRead", sec(-1), false, ErrStaleRead, true},
+		{"AtTheAccountsReadTime", sec(-2), false, ErrStaleRead, true},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			from := &linkdv1.Item{Status: expiring, ConsentExpirationTime: timestamppb.New(ruleT0.Add(time.Hour)),
 				NewAccountsAvailable: true, InstitutionId: "ins_1", Accounts: twoAccounts()[:1], WebhookAppliedAt: tt.webhookAt}
 			item := proto.CloneOf(from)
-			_, err := ConfirmUpdateMode(ItemState{ConsentExpiration: far, ReadAt: began}, acc, ruleT0)(item)
+			_, err := ConfirmUpdateMode(ItemState{ConsentExpiration: far, ReadAt: began}, acc, tt.flagged, ruleT0)(item)
 			if !errors.Is(err, tt.wantErr) {
 				t.Fatalf("err = %v, want %v", err, tt.wantErr)
 			}
@@ -388,7 +392,7 @@ func TestConfirmUpdateMode(t *testing.T) {
 	item := &linkdv1.Item{Status: expiring, ConsentExpirationTime: timestamppb.New(ruleT0.Add(time.Hour)),
 		NewAccountsAvailable: true, InstitutionId: "ins_1", Accounts: twoAccounts()[:1]}
 	acc := ItemAccounts{InstitutionID: "ins_1", Accounts: twoAccounts()}
-	changed, err := ConfirmUpdateMode(ItemState{ConsentExpiration: far}, acc, ruleT0)(item)
+	changed, err := ConfirmUpdateMode(ItemState{ConsentExpiration: far}, acc, true, ruleT0)(item)
 	if err != nil || !changed {
 		t.Fatalf("changed = %v, %v", changed, err)
 	}

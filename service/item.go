@@ -110,6 +110,7 @@ func (s *Service) repaired(ctx context.Context, itemID, clientUserID string) (*l
 	if item.GetStatus() == linkdv1.ItemStatus_ITEM_STATUS_REVOKED {
 		return item, nil // final: only removing it ends it
 	}
+	flagged := item.GetNewAccountsAvailable() // as the session began
 	token, err := s.store.AccessToken(ctx, itemID)
 	if err != nil {
 		return nil, err
@@ -141,7 +142,7 @@ func (s *Service) repaired(ctx context.Context, itemID, clientUserID string) (*l
 				return unconfirmed(err)
 			}
 			acc.ReadAt = readAt
-			apply = linkd.ConfirmUpdateMode(st, acc, s.now())
+			apply = linkd.ConfirmUpdateMode(st, acc, flagged, s.now())
 		}
 		item, err = s.store.UpdateItem(ctx, itemID, apply)
 		switch {
