@@ -76,6 +76,9 @@ func apiFields(unknown protoreflect.RawFields) protoreflect.RawFields {
 	for rest, i := unknown, 0; len(rest) > 0; {
 		num, _, n := protowire.ConsumeField(rest)
 		if n < 0 {
+			if kept == nil {
+				return unknown[:i]
+			}
 			return kept
 		}
 		switch {
