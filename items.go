@@ -243,11 +243,11 @@ func ConsentRenewed(stored *timestamppb.Timestamp, plaid, now time.Time) bool {
 // DisconnectAverted reports whether Plaid's /item/get at now, showing no
 // Item error and the consent expiring at plaid (zero when it does not),
 // shows that the pending disconnect of item (PENDING_DISCONNECT) will not
-// happen: the consent now expires after the disconnect time (renewed in
-// update mode: ConsentRenewed, and past the disconnect time), or the
-// disconnect time has passed and Plaid still reports
-// no error. A consent that does not expire says nothing either way: Plaid
-// shows none for most Items. The disconnect time is the webhook's
+// happen: the consent now expires after the disconnect time and, unless
+// updateMode (a session Plaid confirmed), moved since linkd recorded it
+// (ConsentRenewed); or the disconnect time has passed and Plaid still
+// reports no error. A consent that does not expire says nothing either
+// way: Plaid shows none for most Items. The disconnect time is the webhook's
 // disconnect_time, else Plaid's notice (PendingExpirationWindow, a week)
 // from when the status was taken; with neither, only a consent renewed as
 // ConsentRenewed tells.
