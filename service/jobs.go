@@ -126,8 +126,9 @@ func (s *Service) RunJobs(ctx context.Context, j Jobs) {
 func (s *Service) drainRefreshes(ctx context.Context, ttl time.Duration) error {
 	for batch := 0; ; batch++ {
 		if batch > 0 {
-			held, err := s.store.TryLease(ctx, "job/refresh", s.owner, s.now(), ttl)
-			if err != nil || !held {
+			if err := s.renewJobLease(ctx, "refresh", s.now(), ttl); errors.Is(err, errLeaseLost) {
+				return nil
+			} else if err != nil {
 				return err
 			}
 		}
@@ -138,6 +139,9 @@ func (s *Service) drainRefreshes(ctx context.Context, ttl time.Duration) error {
 	}
 }
 
+// jobLeasePrefix starts the name of each background job's lease.
+const jobLeasePrefix = "job/"
+
 // releaseLeases gives up the job leases this process holds as it stops, so
 // that a replica (or this one restarted) takes the jobs over at once
 // instead of after the lease runs out: a lease renewed to expire now is
@@ -146,7 +150,7 @@ func (s *Service) releaseLeases(names []string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	for _, name := range names {
-		if _, err := s.store.TryLease(ctx, "job/"+name, s.owner, s.now(), 0); err != nil {
+		if _, err := s.store.TryLease(ctx, jobLeasePrefix+name, s.owner, s.now(), 0); err != nil {
 			s.log.WarnContext(ctx, "job lease not released at shutdown; it runs out by itself", "job", name, "err", err)
 		}
 	}
@@ -164,7 +168,7 @@ func (s *Service) runJob(ctx context.Context, name string, ttl time.Duration, fn
 				err = fmt.Errorf("panic: %v\n%s", p, debug.Stack())
 			}
 		}()
-		held, err := s.store.TryLease(ctx, "job/"+name, s.owner, s.now(), ttl)
+		held, err := s.store.TryLease(ctx, jobLeasePrefix+name, s.owner, s.now(), ttl)
 		if err != nil || !held {
 			return err
 		}

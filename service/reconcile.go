@@ -83,7 +83,7 @@ func (s *Service) ReconcileItems(ctx context.Context, every time.Duration) (Reco
 
 // reconcileLease is the reconcile job's lease, which also keeps its walk
 // position.
-const reconcileLease = "job/reconcile"
+const reconcileLease = jobLeasePrefix + "reconcile"
 
 // reconcile is one pass of the walk; wait, when set, is called before each
 // Plaid call and paces them (and renews the lease: its error stops the
@@ -314,12 +314,8 @@ func (s *Service) pacer(name string, rate float64, ttl time.Duration) func(conte
 		// Renewed at a third of its life, not per call: a renewal is a
 		// commit.
 		if now := s.now(); renewed.IsZero() || now.Sub(renewed) >= ttl/3 {
-			held, err := s.store.TryLease(ctx, "job/"+name, s.owner, now, ttl)
-			if err != nil {
+			if err := s.renewJobLease(ctx, name, now, ttl); err != nil {
 				return err
-			}
-			if !held {
-				return errLeaseLost
 			}
 			renewed = now
 		}
@@ -342,6 +338,19 @@ func (s *Service) pacer(name string, rate float64, ttl time.Duration) func(conte
 
 // errLeaseLost stops a job whose lease another process took over.
 var errLeaseLost = errors.New("job lease taken over by another process")
+
+// renewJobLease renews the lease of job name until now+ttl: errLeaseLost
+// when another process holds it.
+func (s *Service) renewJobLease(ctx context.Context, name string, now time.Time, ttl time.Duration) error {
+	held, err := s.store.TryLease(ctx, jobLeasePrefix+name, s.owner, now, ttl)
+	if err != nil {
+		return err
+	}
+	if !held {
+		return errLeaseLost
+	}
+	return nil
+}
 
 // needsUser reports whether an Item's status is an error only the user
 // (update mode) or Plaid can end.
