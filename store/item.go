@@ -313,15 +313,13 @@ func updateItemRecord(tx *bbolt.Tx, itemID string, fn func(item *linkdv1.Item) (
 		if err != nil {
 			return nil, false, err
 		}
-		if due := own.GetRefreshDue(); due != nil {
-			if err := tx.Bucket(bucketRefreshQueue).Delete(timeKey(due.AsTime(), itemID)); err != nil {
-				return nil, false, err
-			}
-			own.RefreshDue = nil
+		if ownChanged, err = unqueueRefresh(tx, itemID, own); err != nil {
+			return nil, false, err
+		}
+		if ownChanged {
 			if ownRaw, err = proto.Marshal(own); err != nil {
 				return nil, false, internal("encode items value", err)
 			}
-			ownChanged = true
 		}
 	}
 	if !changed {
@@ -395,11 +393,7 @@ func deleteItem(tx *bbolt.Tx, itemID string) error {
 	if err := records.Unmarshal(v, &item); err != nil {
 		return internal("decode items value", err)
 	}
-	_, ownRaw, err := splitItem(v)
-	if err != nil {
-		return err
-	}
-	own, err := decodeOwn(ownRaw)
+	own, err := ownOf(v)
 	if err != nil {
 		return err
 	}
@@ -409,10 +403,8 @@ func deleteItem(tx *bbolt.Tx, itemID string) error {
 	if err := deleteItemIndexes(tx, &item); err != nil {
 		return err
 	}
-	if due := own.GetRefreshDue(); due != nil {
-		if err := tx.Bucket(bucketRefreshQueue).Delete(timeKey(due.AsTime(), itemID)); err != nil {
-			return err
-		}
+	if _, err := unqueueRefresh(tx, itemID, own); err != nil {
+		return err
 	}
 	// The uses of public tokens spent on the Item.
 	uses := tx.Bucket(bucketPublicTokenUses)

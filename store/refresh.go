@@ -6,6 +6,8 @@ import (
 
 	"go.etcd.io/bbolt"
 	"google.golang.org/protobuf/types/known/timestamppb"
+
+	storagev1 "github.com/linkd/linkd/gen/linkd/storage/v1"
 )
 
 // DueItemRefreshes returns up to limit (MaxPageSize when zero or less)
@@ -46,17 +48,31 @@ func (db *DB) DeferItemRefresh(ctx context.Context, itemID string, at time.Time)
 	return db.update(ctx, "defer item refresh", func(tx *bbolt.Tx) error {
 		id := []byte(itemID)
 		api, own, found, err := itemRecord(tx, id)
-		if err != nil || !found || own.GetRefreshDue() == nil {
+		if err != nil || !found {
 			return err
 		}
-		queue := tx.Bucket(bucketRefreshQueue)
-		if err := queue.Delete(timeKey(own.GetRefreshDue().AsTime(), itemID)); err != nil {
+		if queued, err := unqueueRefresh(tx, itemID, own); err != nil || !queued {
 			return err
 		}
-		if err := queue.Put(timeKey(at, itemID), nil); err != nil {
+		if err := tx.Bucket(bucketRefreshQueue).Put(timeKey(at, itemID), nil); err != nil {
 			return err
 		}
 		own.RefreshDue = timestamppb.New(at)
 		return putItemRecord(tx, id, api, own)
 	})
+}
+
+// unqueueRefresh removes the Item's queued refresh that its record's
+// store fields own name from refresh_queue, and clears it in own; it
+// reports whether one was queued.
+func unqueueRefresh(tx *bbolt.Tx, itemID string, own *storagev1.StoredItem) (bool, error) {
+	due := own.GetRefreshDue()
+	if due == nil {
+		return false, nil
+	}
+	if err := tx.Bucket(bucketRefreshQueue).Delete(timeKey(due.AsTime(), itemID)); err != nil {
+		return false, err
+	}
+	own.RefreshDue = nil
+	return true, nil
 }
