@@ -240,11 +240,32 @@ func ConsentRenewed(stored *timestamppb.Timestamp, plaid, now time.Time) bool {
 	return plaid.After(stored.AsTime())
 }
 
+// UpdateModeConfirmed reports whether Plaid's /link/token/get of an
+// update-mode link token linkd issued for an Item shows that the user went
+// through update mode: a session of it that finished without an exit, at
+// or after since (when the Item took its status; zero: any time; Plaid's
+// times are whole seconds, so from since's second). Only this makes an
+// update-mode session confirmed for DisconnectAverted: a connected
+// redirect is the client's word, as easily made up or replayed, and a
+// session that ended before the notice did not answer it.
+func UpdateModeConfirmed(sessions []LinkTokenSession, since time.Time) bool {
+	for _, s := range sessions {
+		if s.FinishedAt.IsZero() || s.Exit != nil {
+			continue
+		}
+		if since.IsZero() || !s.FinishedAt.Before(since.Truncate(time.Second)) {
+			return true
+		}
+	}
+	return false
+}
+
 // DisconnectAverted reports whether Plaid's /item/get at now, showing no
 // Item error and the consent expiring at plaid (zero when it does not),
 // shows that the pending disconnect of item (PENDING_DISCONNECT) will not
 // happen: the consent now expires after the disconnect time and, unless
-// updateMode (a session Plaid confirmed), moved since linkd recorded it
+// updateMode (a session Plaid confirmed, UpdateModeConfirmed), moved since
+// linkd recorded it
 // (ConsentRenewed); or the disconnect time has passed and Plaid still
 // reports no error. A consent that does not expire says nothing either
 // way: Plaid shows none for most Items. The disconnect time is the webhook's
@@ -341,10 +362,12 @@ func applyItemState(st ItemState, now time.Time, updateMode bool) func(*linkdv1.
 	}
 }
 
-// ConfirmUpdateMode returns an update function for an update-mode session
-// that Plaid confirmed by answering /item/get (st, with st.ReadAt when
-// linkd began confirming the session) and /accounts/get (acc):
-// ApplyItemState, new_accounts_available cleared, and the Item's
+// ConfirmUpdateMode returns an update function for a connected redirect of
+// an update-mode session, with Plaid's /item/get (st, with st.ReadAt when
+// linkd began confirming the session) and /accounts/get (acc) read after
+// it: ApplyItemState (as for a session Plaid confirmed, DisconnectAverted,
+// only when sessionConfirmed: UpdateModeConfirmed, read before st; the
+// redirect itself confirms nothing), new_accounts_available cleared, and the Item's
 // institution and accounts replaced by Plaid's (SetItemDetails), so that
 // accounts the user added in update mode appear. ErrStaleRead, changing
 // nothing, when a webhook was applied since acc was read
@@ -352,13 +375,13 @@ func applyItemState(st ItemState, now time.Time, updateMode bool) func(*linkdv1.
 // the session began (flaggedBefore false) and a webhook was applied since
 // st.ReadAt (a NEW_ACCOUNTS_AVAILABLE after the session is not answered
 // by it).
-func ConfirmUpdateMode(st ItemState, acc ItemAccounts, flaggedBefore bool, now time.Time) func(*linkdv1.Item) (bool, error) {
+func ConfirmUpdateMode(st ItemState, acc ItemAccounts, flaggedBefore, sessionConfirmed bool, now time.Time) func(*linkdv1.Item) (bool, error) {
 	return func(item *linkdv1.Item) (bool, error) {
 		if WebhookSince(item, acc.ReadAt) {
 			return false, ErrStaleRead
 		}
 		return all(
-			applyItemState(st, now, true),
+			applyItemState(st, now, sessionConfirmed),
 			SetItemDetails(acc.InstitutionID, acc.InstitutionName, acc.Accounts),
 			func(item *linkdv1.Item) (bool, error) {
 				// Raised since the session began, the flag is news this

@@ -2,6 +2,7 @@ package linkd
 
 import (
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -197,6 +198,37 @@ func TestDisconnectAverted(t *testing.T) {
 	}
 }
 
+func TestUpdateModeConfirmed(t *testing.T) {
+	notice := ruleT0.Add(-time.Hour).Add(400 * time.Millisecond) // when the Item took PENDING_DISCONNECT
+	linked := &linkdv1.ConnectedResult{PublicToken: "public-1"}
+	exited := &linkdv1.ExitResult{Status: "requires_credentials"}
+	for _, tt := range []struct {
+		name     string
+		sessions []LinkTokenSession
+		since    time.Time
+		want     bool
+	}{
+		{"NoSession", nil, notice, false}, // a made-up redirect: Plaid knows of no session
+		{"OpenSession", []LinkTokenSession{{StartedAt: notice.Add(time.Minute)}}, notice, false},
+		{"Exited", []LinkTokenSession{{FinishedAt: notice.Add(time.Minute), Exit: exited}}, notice, false},
+		{"Linked", []LinkTokenSession{{FinishedAt: notice.Add(time.Minute), ItemAdds: []*linkdv1.ConnectedResult{linked}}}, notice, true},
+		// Update mode adds no Item: Plaid may list no result.
+		{"FinishedWithoutResult", []LinkTokenSession{{FinishedAt: notice.Add(time.Minute)}}, notice, true},
+		// Plaid's whole seconds: the notice's second counts.
+		{"InTheNoticesSecond", []LinkTokenSession{{FinishedAt: notice.Truncate(time.Second)}}, notice, true},
+		// A session that ended before the notice did not answer it.
+		{"BeforeTheNotice", []LinkTokenSession{{FinishedAt: notice.Add(-time.Second).Truncate(time.Second)}}, notice, false},
+		{"NoNoticeTime", []LinkTokenSession{{FinishedAt: notice.Add(-time.Hour)}}, time.Time{}, true},
+		{"OneOfSeveral", []LinkTokenSession{{FinishedAt: notice.Add(time.Minute), Exit: exited}, {FinishedAt: notice.Add(2 * time.Minute)}}, notice, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := UpdateModeConfirmed(tt.sessions, tt.since); got != tt.want {
+				t.Fatalf("UpdateModeConfirmed = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
 func TestApplyItemState(t *testing.T) {
 	soon := ruleT0.Add(3 * 24 * time.Hour)
 	far := ruleT0.Add(365 * 24 * time.Hour)
@@ -370,7 +402,7 @@ func TestConfirmUpdateMode_WebhookMeanwhile(t *testing.T) {
 			from := &linkdv1.Item{Status: expiring, ConsentExpirationTime: timestamppb.New(ruleT0.Add(time.Hour)),
 				NewAccountsAvailable: true, InstitutionId: "ins_1", Accounts: twoAccounts()[:1], WebhookAppliedAt: tt.webhookAt}
 			item := proto.CloneOf(from)
-			_, err := ConfirmUpdateMode(ItemState{ConsentExpiration: far, ReadAt: began}, acc, tt.flagged, ruleT0)(item)
+			_, err := ConfirmUpdateMode(ItemState{ConsentExpiration: far, ReadAt: began}, acc, tt.flagged, false, ruleT0)(item)
 			if !errors.Is(err, tt.wantErr) {
 				t.Fatalf("err = %v, want %v", err, tt.wantErr)
 			}
@@ -392,12 +424,33 @@ func TestConfirmUpdateMode(t *testing.T) {
 	item := &linkdv1.Item{Status: expiring, ConsentExpirationTime: timestamppb.New(ruleT0.Add(time.Hour)),
 		NewAccountsAvailable: true, InstitutionId: "ins_1", Accounts: twoAccounts()[:1]}
 	acc := ItemAccounts{InstitutionID: "ins_1", Accounts: twoAccounts()}
-	changed, err := ConfirmUpdateMode(ItemState{ConsentExpiration: far}, acc, true, ruleT0)(item)
+	changed, err := ConfirmUpdateMode(ItemState{ConsentExpiration: far}, acc, true, false, ruleT0)(item)
 	if err != nil || !changed {
 		t.Fatalf("changed = %v, %v", changed, err)
 	}
 	if item.GetStatus() != good || item.GetNewAccountsAvailable() || len(item.GetAccounts()) != 2 ||
 		!item.GetConsentExpirationTime().AsTime().Equal(far) {
 		t.Fatalf("item = %v; want GOOD, consent moved, the flag cleared and both accounts", item)
+	}
+}
+
+// TestConfirmUpdateMode_PendingDisconnect: Plaid's consent lies past the
+// disconnect time as it did before the notice; only a session Plaid
+// confirmed (UpdateModeConfirmed) takes that as averted, never the
+// connected redirect alone.
+func TestConfirmUpdateMode_PendingDisconnect(t *testing.T) {
+	far := ruleT0.Add(365 * 24 * time.Hour)
+	for _, confirmed := range []bool{false, true} {
+		t.Run(fmt.Sprint("confirmed=", confirmed), func(t *testing.T) {
+			item := &linkdv1.Item{Status: disconn, StatusChangedAt: sec(-60), DisconnectTime: timestamppb.New(ruleT0.Add(48 * time.Hour)),
+				ConsentExpirationTime: timestamppb.New(far), InstitutionId: "ins_1", Accounts: twoAccounts()}
+			acc := ItemAccounts{InstitutionID: "ins_1", Accounts: twoAccounts()}
+			if _, err := ConfirmUpdateMode(ItemState{ConsentExpiration: far}, acc, false, confirmed, ruleT0)(item); err != nil {
+				t.Fatal(err)
+			}
+			if want := map[bool]linkdv1.ItemStatus{false: disconn, true: good}[confirmed]; item.GetStatus() != want {
+				t.Fatalf("status = %v, want %v", item.GetStatus(), want)
+			}
+		})
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/linkd/linkd"
+	storagev1 "github.com/linkd/linkd/gen/linkd/storage/v1"
 	linkdv1 "github.com/linkd/linkd/gen/linkd/v1"
 )
 
@@ -93,18 +94,24 @@ func (s *Service) noteItemError(ctx context.Context, itemID string, err error, a
 // applies ConfirmUpdateMode. An Item error Plaid still reports stays; a
 // pending expiry or disconnect clears only when Plaid shows the consent
 // renewed (ConsentRenewed, DisconnectAverted), which a replayed or made-up
-// redirect cannot show; the accounts become Plaid's, so that accounts added
+// redirect cannot show. A pending disconnect takes a consent past the
+// disconnect time as renewed only when Plaid's /link/token/get of tok
+// (linkd's update-mode token for the Item) shows a session that went
+// through since the notice (UpdateModeConfirmed), asked before /item/get
+// so that its answer is from after the session: the redirect's word is not
+// enough. The accounts become Plaid's, so that accounts added
 // in update mode appear, and new_accounts_available clears. A webhook
 // applied while Plaid was asked makes linkd ask again (ErrStaleRead). When
 // Plaid cannot answer now, EUNAVAILABLE asks the caller to resubmit (the
 // redirect is recorded).
-func (s *Service) repaired(ctx context.Context, itemID, clientUserID string) (*linkdv1.Item, error) {
+func (s *Service) repaired(ctx context.Context, tok *storagev1.StoredLinkToken) (*linkdv1.Item, error) {
+	itemID := tok.GetItemId()
 	asked := s.now() // before any call to Plaid
 	item, err := s.store.GetItem(ctx, itemID)
 	if err != nil {
 		return nil, err
 	}
-	if item.GetClientUserId() != clientUserID {
+	if item.GetClientUserId() != tok.GetClientUserId() {
 		return nil, ErrItemNotFound()
 	}
 	if item.GetStatus() == linkdv1.ItemStatus_ITEM_STATUS_REVOKED {
@@ -126,6 +133,26 @@ func (s *Service) repaired(ctx context.Context, itemID, clientUserID string) (*l
 		return nil, fmt.Errorf("%w: %w", linkd.Errorf(linkd.EUNAVAILABLE,
 			"Plaid could not confirm the update-mode session now; resubmit the redirect"), err)
 	}
+	confirmed := false
+	if item.GetStatus() == linkdv1.ItemStatus_ITEM_STATUS_PENDING_DISCONNECT {
+		// Only there does it matter (DisconnectAverted), so only there
+		// does linkd spend the call.
+		lt, err := s.plaid.GetLinkToken(ctx, tok.GetLinkToken())
+		switch {
+		case err == nil:
+			var since time.Time
+			if at := item.GetStatusChangedAt(); at != nil {
+				since = at.AsTime()
+			}
+			confirmed = linkd.UpdateModeConfirmed(lt.Sessions, since)
+		case definite(err):
+			// Plaid no longer answers for the token: nothing confirms
+			// the session, and a renewed consent still tells.
+			s.log.WarnContext(ctx, "Plaid does not report the update-mode session", "item_id", itemID, "err", err)
+		default:
+			return unconfirmed(err)
+		}
+	}
 	for attempt := 1; ; attempt++ {
 		st, err := s.plaid.GetItem(ctx, token)
 		if err != nil {
@@ -142,7 +169,7 @@ func (s *Service) repaired(ctx context.Context, itemID, clientUserID string) (*l
 				return unconfirmed(err)
 			}
 			acc.ReadAt = readAt
-			apply = linkd.ConfirmUpdateMode(st, acc, flagged, s.now())
+			apply = linkd.ConfirmUpdateMode(st, acc, flagged, confirmed, s.now())
 		}
 		item, err = s.store.UpdateItem(ctx, itemID, apply)
 		switch {

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/linkd/linkd"
+	storagev1 "github.com/linkd/linkd/gen/linkd/storage/v1"
 	linkdv1 "github.com/linkd/linkd/gen/linkd/v1"
 )
 
@@ -141,7 +142,7 @@ func TestService_WebhookDuringRead(t *testing.T) {
 		revoked := item.GetAccounts()[0].GetId()
 		e.plaid.afterRead = func() { e.fire(t, item.GetItemId(), "USER_ACCOUNT_REVOKED") }
 		e.plaid.accountsGet = 0
-		got, err := e.svc.repaired(ctx, item.GetItemId(), "user-1")
+		got, err := e.svc.repaired(ctx, &storagev1.StoredLinkToken{ItemId: item.GetItemId(), ClientUserId: "user-1"})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -157,7 +158,7 @@ func TestService_WebhookDuringRead(t *testing.T) {
 		e := mustWebhookEnv(t)
 		item := e.link(t)
 		e.plaid.afterRead = func() { e.fire(t, item.GetItemId(), "NEW_ACCOUNTS_AVAILABLE") }
-		got, err := e.svc.repaired(ctx, item.GetItemId(), "user-1")
+		got, err := e.svc.repaired(ctx, &storagev1.StoredLinkToken{ItemId: item.GetItemId(), ClientUserId: "user-1"})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -173,7 +174,7 @@ func TestService_WebhookDuringRead(t *testing.T) {
 		item := e.link(t)
 		e.plaid.afterRead, e.plaid.repeat = func() { e.fire(t, item.GetItemId(), "NEW_ACCOUNTS_AVAILABLE") }, true
 		e.plaid.accountsGet = 0
-		_, err := e.svc.repaired(ctx, item.GetItemId(), "user-1")
+		_, err := e.svc.repaired(ctx, &storagev1.StoredLinkToken{ItemId: item.GetItemId(), ClientUserId: "user-1"})
 		if linkd.ErrorCode(err) != linkd.EUNAVAILABLE || !errors.Is(err, linkd.ErrStaleRead) {
 			t.Fatalf("repaired = %v, want EUNAVAILABLE (stale reads)", err)
 		}

@@ -329,3 +329,67 @@ func TestService_ReconcileItems_PendingDisconnect(t *testing.T) {
 		t.Fatalf("after a walk past the disconnect time, Plaid reporting no error: %v; want GOOD", it)
 	}
 }
+
+// TestService_SubmitRedirect_MadeUpUpdateModeKeepsPendingDisconnect: a
+// connected redirect of an update-mode token is the client's word only.
+// Plaid shows the consent past the disconnect time (it was so before the
+// notice) and nobody went through update mode: the made-up redirect must
+// not clear PENDING_DISCONNECT. The session run for real at Plaid then
+// does.
+func TestService_SubmitRedirect_MadeUpUpdateModeKeepsPendingDisconnect(t *testing.T) {
+	e := mustEnv(t)
+	svc, clk := clockedService(t, e, "")
+	ctx := linkd.WithCaller(context.Background(), linkd.Caller{Service: true})
+	id := mustLink(t, svc, "user-1").GetItemId()
+	token, err := e.db.AccessToken(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Plaid's consent expires in a week; linkd learns it, then a notice
+	// of a disconnect two days before it.
+	if err := e.emu.SetItemState(token.Reveal(), plaidemu.StatePendingExpiration, ""); err != nil {
+		t.Fatal(err)
+	}
+	st, err := mustPlaid(t, e).GetItem(ctx, token)
+	if err != nil || st.ConsentExpiration.IsZero() {
+		t.Fatalf("/item/get = %+v, %v; want a consent expiration", st, err)
+	}
+	consent := st.ConsentExpiration.UTC()
+	deliver(t, svc, "", `{"webhook_type":"ITEM","webhook_code":"PENDING_EXPIRATION","item_id":"`+id+`","consent_expiration_time":"`+consent.Format(time.RFC3339)+`","environment":"sandbox"}`)
+	disconnect := consent.Add(-48 * time.Hour)
+	deliver(t, svc, "", `{"webhook_type":"ITEM","webhook_code":"PENDING_DISCONNECT","item_id":"`+id+`","reason":"INSTITUTION_MIGRATION","disconnect_time":"`+disconnect.Format(time.RFC3339)+`","environment":"sandbox"}`)
+	if it, _ := e.db.GetItem(ctx, id); it.GetStatus() != linkdv1.ItemStatus_ITEM_STATUS_PENDING_DISCONNECT {
+		t.Fatalf("after PENDING_DISCONNECT: %v", it)
+	}
+	clk.Add(time.Second) // reads of Plaid come after the webhooks
+
+	upd, err := svc.IssueLinkToken(ctx, &linkdv1.CreateLinkTokenRequest{ClientUserId: "user-1", ItemId: id})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored, err := svc.LinkToken(ctx, upd.GetLinkToken())
+	if err != nil {
+		t.Fatal(err)
+	}
+	madeUp := &linkdv1.WebviewRedirect{Result: &linkdv1.WebviewRedirect_Connected{Connected: &linkdv1.ConnectedResult{
+		PublicToken: "public-sandbox-made-up", LinkSessionId: "sess-made-up", InstitutionId: "ins_109508"}}}
+	if _, err := svc.SubmitRedirect(ctx, stored, madeUp); err != nil {
+		t.Fatalf("SubmitRedirect(made up): %v", err)
+	}
+	if it, _ := e.db.GetItem(ctx, id); it.GetStatus() != linkdv1.ItemStatus_ITEM_STATUS_PENDING_DISCONNECT {
+		t.Fatalf("after a made-up update-mode redirect: status %v; want still PENDING_DISCONNECT (no session at Plaid)", it.GetStatus())
+	}
+
+	sessionID, publicToken, err := e.emu.CompleteLinkSession(upd.GetLinkToken(), "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	real := &linkdv1.WebviewRedirect{Result: &linkdv1.WebviewRedirect_Connected{Connected: &linkdv1.ConnectedResult{
+		PublicToken: publicToken, LinkSessionId: sessionID, InstitutionId: "ins_109508"}}}
+	if _, err := svc.SubmitRedirect(ctx, stored, real); err != nil {
+		t.Fatalf("SubmitRedirect(real session): %v", err)
+	}
+	if it, _ := e.db.GetItem(ctx, id); it.GetStatus() != linkdv1.ItemStatus_ITEM_STATUS_GOOD {
+		t.Fatalf("after the update-mode session Plaid reports: status %v; want GOOD", it.GetStatus())
+	}
+}

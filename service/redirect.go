@@ -67,7 +67,7 @@ func (s *Service) submitRedirect(ctx context.Context, tok *storagev1.StoredLinkT
 	var linkErr *linkdv1.LinkError
 	switch res := r.GetResult().(type) {
 	case *linkdv1.WebviewRedirect_Connected:
-		item, err := s.repaired(ctx, tok.GetItemId(), tok.GetClientUserId())
+		item, err := s.repaired(ctx, tok)
 		if err != nil {
 			return out, err
 		}
