@@ -181,7 +181,8 @@ func cloneAccounts(in []*linkdv1.Account) []*linkdv1.Account {
 // Link session, binding a new session to linkToken and clientUserID. An
 // event goes in timestamp order, after events with an equal timestamp; an
 // event without a timestamp goes last, and events never move past it. An
-// event equal to a recorded one is a retry and changes nothing. Connected
+// event recorded already (sameEvent: a retry, or the same event reported
+// by a redirect and by Plaid) changes nothing; the first report stands. Connected
 // and exit set the outcome once (connected without its public token); the
 // same outcome again changes nothing. first_seen_at and last_seen_at take
 // now whenever the session changes.
@@ -257,16 +258,35 @@ func addEvent(s *linkdv1.LinkSession, e *linkdv1.LinkEvent) {
 	s.Events = slices.Insert(s.Events, i, e)
 }
 
-// hasEvent reports whether e is recorded: an event with the same Plaid
-// event_id (webhooks and /link/token/get may report one event twice, with
-// fields filled differently), or an equal event.
+// hasEvent reports whether e is recorded (sameEvent).
 func hasEvent(s *linkdv1.LinkSession, e *linkdv1.LinkEvent) bool {
-	return slices.ContainsFunc(s.Events, func(old *linkdv1.LinkEvent) bool {
-		if id := e.GetEventId(); id != "" && old.GetEventId() == id {
-			return true
-		}
-		return proto.Equal(old, e)
-	})
+	return slices.ContainsFunc(s.Events, func(old *linkdv1.LinkEvent) bool { return sameEvent(old, e) })
+}
+
+// sameEvent reports whether a and b are one Link event: the same Plaid
+// event_id (webhooks and /link/token/get may report one event twice, with
+// fields filled differently); or the same event_name at the same timestamp
+// with no field that both carry set differently, as a webview redirect
+// (plaidlink://event, which has no event_id and may leave request_id
+// empty) and a LINK EVENTS webhook or /link/token/get report one event:
+// Plaid's docs give every event its event_name, timestamp (to the
+// millisecond), link_session_id and request_id; or, without a timestamp
+// to tell them apart, equal events.
+func sameEvent(a, b *linkdv1.LinkEvent) bool {
+	if id := b.GetEventId(); id != "" && a.GetEventId() == id {
+		return true
+	}
+	at, bt := a.GetTimestamp(), b.GetTimestamp()
+	if at == nil || bt == nil || a.GetEventName() != b.GetEventName() || !at.AsTime().Equal(bt.AsTime()) {
+		return proto.Equal(a, b)
+	}
+	differ := func(x, y string) bool { return x != "" && y != "" && x != y }
+	return !differ(a.GetEventId(), b.GetEventId()) && !differ(a.GetLinkSessionId(), b.GetLinkSessionId()) &&
+		!differ(a.GetRequestId(), b.GetRequestId()) && !differ(a.GetViewName(), b.GetViewName()) &&
+		!differ(a.GetInstitutionId(), b.GetInstitutionId()) && !differ(a.GetInstitutionName(), b.GetInstitutionName()) && !differ(a.GetInstitutionSearchQuery(), b.GetInstitutionSearchQuery()) &&
+		!differ(a.GetExitStatus(), b.GetExitStatus()) && !differ(a.GetMfaType(), b.GetMfaType()) &&
+		!differ(a.GetSelection(), b.GetSelection()) && !differ(a.GetMatchReason(), b.GetMatchReason()) &&
+		!differ(a.GetError().GetErrorCode(), b.GetError().GetErrorCode())
 }
 
 // setOutcome makes o the session's outcome and reports whether it did: not

@@ -259,9 +259,11 @@ func TestMergeRedirect(t *testing.T) {
 		{"MissingTimestamp", []*linkdv1.WebviewRedirect{ev("B", sec(2)), ev("X", nil), ev("D", sec(4)), ev("C", sec(3)), ev("A", sec(1))}, []string{"B", "X", "A", "C", "D"}},
 		// A retried event is not added twice, even after others.
 		{"Duplicates", []*linkdv1.WebviewRedirect{ev("OPEN", sec(1)), ev("OPEN", sec(1)), ev("HANDOFF", sec(3)), ev("OPEN", sec(1)), ev("X", nil), ev("X", nil)}, []string{"OPEN", "HANDOFF", "X"}},
-		// Same name and time but another field: a different event.
+		// Same name and time but another value of a field both carry: a
+		// different event (a field only one carries is how a redirect and
+		// a webhook report one event differently; sameEvent).
 		{"NearDuplicates", []*linkdv1.WebviewRedirect{
-			ev("TRANSITION_VIEW", sec(1)),
+			{Result: &linkdv1.WebviewRedirect_Event{Event: &linkdv1.LinkEvent{EventName: "TRANSITION_VIEW", LinkSessionId: "sess-1", Timestamp: sec(1), ViewName: "CREDENTIAL"}}},
 			{Result: &linkdv1.WebviewRedirect_Event{Event: &linkdv1.LinkEvent{EventName: "TRANSITION_VIEW", LinkSessionId: "sess-1", Timestamp: sec(1), ViewName: "CONSENT"}}},
 		}, []string{"TRANSITION_VIEW", "TRANSITION_VIEW"}},
 	} {
@@ -640,5 +642,50 @@ func TestCheckSandboxFields(t *testing.T) {
 		if tc.field == "" && err != nil || tc.field != "" && (!errors.As(err, &e) || e.Code != EINVALID || e.Field != tc.field) {
 			t.Errorf("check(%q, %q) = %v, want field %q", tc.a, tc.b, err, tc.field)
 		}
+	}
+}
+
+// A rescued webview session reports its events twice: by redirect
+// (plaidlink://event: no event_id, request_id often empty) and by a LINK
+// EVENTS webhook (event_id, request_id). Whichever comes first, one event
+// is recorded; events told apart by name, timestamp or a field both carry
+// stay apart.
+func TestMergeRedirect_EventFromRedirectAndWebhook(t *testing.T) {
+	ev := func(mod func(*linkdv1.LinkEvent)) *linkdv1.WebviewRedirect {
+		e := &linkdv1.LinkEvent{EventName: "TRANSITION_VIEW", ViewName: "CREDENTIAL", InstitutionId: "ins_3",
+			LinkSessionId: "sess-1", Timestamp: timestamppb.New(ruleT0.Add(542 * time.Millisecond))}
+		if mod != nil {
+			mod(e)
+		}
+		return &linkdv1.WebviewRedirect{Result: &linkdv1.WebviewRedirect_Event{Event: e}}
+	}
+	redirect := ev(nil)
+	webhook := ev(func(e *linkdv1.LinkEvent) { e.EventId, e.RequestId, e.InstitutionName = "e-1", "req-1", "Tartan Bank" })
+	for _, tt := range []struct {
+		name   string
+		rs     []*linkdv1.WebviewRedirect
+		events int
+	}{
+		{"RedirectThenWebhook", []*linkdv1.WebviewRedirect{redirect, webhook}, 1},
+		{"WebhookThenRedirect", []*linkdv1.WebviewRedirect{webhook, redirect}, 1},
+		{"RedirectWithSameRequestID", []*linkdv1.WebviewRedirect{webhook, ev(func(e *linkdv1.LinkEvent) { e.RequestId = "req-1" })}, 1},
+		{"OtherRequestID", []*linkdv1.WebviewRedirect{webhook, ev(func(e *linkdv1.LinkEvent) { e.RequestId = "req-2" })}, 2},
+		{"OtherView", []*linkdv1.WebviewRedirect{webhook, ev(func(e *linkdv1.LinkEvent) { e.ViewName = "MFA" })}, 2},
+		{"OtherName", []*linkdv1.WebviewRedirect{webhook, ev(func(e *linkdv1.LinkEvent) { e.EventName = "SUBMIT_CREDENTIALS"; e.ViewName = "" })}, 2},
+		{"OtherMillisecond", []*linkdv1.WebviewRedirect{webhook, ev(func(e *linkdv1.LinkEvent) { e.Timestamp = timestamppb.New(ruleT0.Add(543 * time.Millisecond)) })}, 2},
+		{"OtherEventIDs", []*linkdv1.WebviewRedirect{webhook, ev(func(e *linkdv1.LinkEvent) { e.EventId = "e-2" })}, 2},
+		// Without timestamps only equal events are one.
+		{"NoTimestamp", []*linkdv1.WebviewRedirect{ev(func(e *linkdv1.LinkEvent) { e.Timestamp = nil }), ev(func(e *linkdv1.LinkEvent) { e.Timestamp, e.RequestId = nil, "req-1" })}, 2},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			s := &linkdv1.LinkSession{LinkSessionId: "sess-1"}
+			merge(t, s, tt.rs...)
+			if len(s.GetEvents()) != tt.events {
+				t.Fatalf("events = %v, want %d", s.GetEvents(), tt.events)
+			}
+			if first := tt.rs[0].GetEvent(); !proto.Equal(s.GetEvents()[0], first) && !proto.Equal(s.GetEvents()[len(s.GetEvents())-1], first) {
+				t.Fatalf("events = %v; want the first report %v kept as it came", s.GetEvents(), first)
+			}
+		})
 	}
 }

@@ -279,6 +279,30 @@ func testUpdateLinkSession(t *testing.T, fresh func(*testing.T) linkd.Store) {
 			t.Fatalf("events = %q, want %q", names, want)
 		}
 	})
+	// One event reported by a webview redirect (no event_id) and by a
+	// LINK EVENTS webhook (event_id, request_id), in either order, is
+	// stored once, as first reported.
+	t.Run("SameEventFromRedirectAndWebhook", func(t *testing.T) {
+		for _, webhookFirst := range []bool{false, true} {
+			s := fresh(t)
+			fromRedirect := event("sess-1", "OPEN", 10)
+			fromWebhook := event("sess-1", "OPEN", 10)
+			fromWebhook.GetEvent().EventId, fromWebhook.GetEvent().RequestId = "event-1", "request-1"
+			first, second := fromRedirect, fromWebhook
+			if webhookFirst {
+				first, second = second, first
+			}
+			mustUpdateSession(t, s, "sess-1", linkd.MergeRedirect("link-token-1", "user-1", first, at(10)))
+			mustUpdateSession(t, s, "sess-1", linkd.MergeRedirect("link-token-1", "user-1", second, at(11)))
+			stored, err := s.GetLinkSession(ctx, "sess-1")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(stored.GetEvents()) != 1 || !proto.Equal(stored.GetEvents()[0], first.GetEvent()) {
+				t.Fatalf("webhook first %v: events = %v; want the first report only", webhookFirst, stored.GetEvents())
+			}
+		}
+	})
 	// A function reporting no change writes nothing, even what it changed.
 	t.Run("NoChange", func(t *testing.T) {
 		s := fresh(t)
