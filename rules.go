@@ -347,6 +347,37 @@ func LinkTokenStateOf(sessions []LinkTokenSession, expiration, now time.Time) li
 	return linkdv1.LinkTokenState_LINK_TOKEN_STATE_OPEN
 }
 
+// LinkTokenSettled reports whether what GetLinkToken answers for a link
+// token can no longer change, so that linkd may keep the answer and stop
+// asking Plaid: every session Plaid lists (sessions) finished, and linkd
+// recorded its outcome (recorded[i] is linkd's record of sessions[i], nil
+// when it has none): the connected one with its Item, or the exit; and
+// either a session linked an Item (COMPLETED, which no later session
+// changes; Plaid's link tokens are for one linking) or the token expired,
+// so that no session can start (a zero expiration never does). An open
+// session, or one linkd has not filed yet, may still change.
+func LinkTokenSettled(sessions []LinkTokenSession, recorded []*linkdv1.LinkSession, expiration, now time.Time) bool {
+	if len(recorded) != len(sessions) {
+		return false
+	}
+	linked := false
+	for i, ps := range sessions {
+		rec := recorded[i]
+		switch {
+		case !ps.Finished() || rec == nil:
+			return false
+		case len(ps.ItemAdds) > 0:
+			if rec.GetConnected() == nil || rec.GetItemId() == "" {
+				return false
+			}
+			linked = true
+		case rec.GetOutcome() == nil:
+			return false
+		}
+	}
+	return linked || !expiration.IsZero() && !now.Before(expiration)
+}
+
 // SessionStart is when a Link session started, for reports and for
 // retention: its earliest event timestamp (events are kept in order, and
 // ones without a timestamp go last), or else when linkd first saw it.

@@ -689,3 +689,48 @@ func TestMergeRedirect_EventFromRedirectAndWebhook(t *testing.T) {
 		})
 	}
 }
+
+func TestLinkTokenSettled(t *testing.T) {
+	expiration := ruleT0.Add(time.Hour)
+	finished := ruleT0.Add(-time.Minute)
+	linked := LinkTokenSession{LinkSessionID: "sess-1", FinishedAt: finished, ItemAdds: []*linkdv1.ConnectedResult{{PublicToken: "public-1"}}}
+	exited := LinkTokenSession{LinkSessionID: "sess-2", FinishedAt: finished, Exit: &linkdv1.ExitResult{Status: "requires_credentials"}}
+	open := LinkTokenSession{LinkSessionID: "sess-3", StartedAt: finished}
+	filed := &linkdv1.LinkSession{ItemId: "item-1", Outcome: &linkdv1.LinkSession_Connected{Connected: &linkdv1.ConnectedResult{}}}
+	connectedNoItem := &linkdv1.LinkSession{Outcome: &linkdv1.LinkSession_Connected{Connected: &linkdv1.ConnectedResult{}}}
+	exitFiled := &linkdv1.LinkSession{Outcome: &linkdv1.LinkSession_Exit{Exit: &linkdv1.ExitResult{}}}
+	eventsOnly := &linkdv1.LinkSession{Events: []*linkdv1.LinkEvent{{EventName: "OPEN"}}}
+	for _, tt := range []struct {
+		name     string
+		sessions []LinkTokenSession
+		recorded []*linkdv1.LinkSession
+		now      time.Time
+		want     bool
+	}{
+		{"LinkedAndFiled", []LinkTokenSession{linked}, []*linkdv1.LinkSession{filed}, ruleT0, true},
+		{"ExitThenLinked", []LinkTokenSession{exited, linked}, []*linkdv1.LinkSession{exitFiled, filed}, ruleT0, true},
+		// Plaid reports the Item, linkd has not filed it yet.
+		{"LinkedNotFiled", []LinkTokenSession{linked}, []*linkdv1.LinkSession{nil}, ruleT0, false},
+		{"LinkedOnlyEventsFiled", []LinkTokenSession{linked}, []*linkdv1.LinkSession{eventsOnly}, ruleT0, false},
+		{"LinkedNoItemYet", []LinkTokenSession{linked}, []*linkdv1.LinkSession{connectedNoItem}, ruleT0, false},
+		// Another session still runs.
+		{"LinkedAndOpen", []LinkTokenSession{linked, open}, []*linkdv1.LinkSession{filed, eventsOnly}, ruleT0, false},
+		// Exited before expiry: the user may open Link again.
+		{"ExitedBeforeExpiry", []LinkTokenSession{exited}, []*linkdv1.LinkSession{exitFiled}, ruleT0, false},
+		{"ExitedAfterExpiry", []LinkTokenSession{exited}, []*linkdv1.LinkSession{exitFiled}, expiration, true},
+		{"ExitedAfterExpiryNotFiled", []LinkTokenSession{exited}, []*linkdv1.LinkSession{nil}, expiration, false},
+		{"NoSessionBeforeExpiry", nil, nil, ruleT0, false},
+		{"NoSessionAfterExpiry", nil, nil, expiration.Add(time.Second), true},
+		{"OpenAfterExpiry", []LinkTokenSession{open}, []*linkdv1.LinkSession{nil}, expiration, false},
+		{"RecordsMissing", []LinkTokenSession{linked}, nil, ruleT0, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := LinkTokenSettled(tt.sessions, tt.recorded, expiration, tt.now); got != tt.want {
+				t.Fatalf("LinkTokenSettled = %v, want %v", got, tt.want)
+			}
+		})
+	}
+	if LinkTokenSettled([]LinkTokenSession{exited}, []*linkdv1.LinkSession{exitFiled}, time.Time{}, ruleT0.Add(1000*time.Hour)) {
+		t.Error("a token without an expiration settled on an exit")
+	}
+}

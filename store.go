@@ -52,6 +52,10 @@ type Store interface {
 	// checks when at is zero (the record's hosted_check_at follows).
 	// ENOTFOUND when the token is not recorded.
 	SetHostedLinkTokenCheck(ctx context.Context, linkToken string, at time.Time) error
+	// SettleLinkToken records settled as the token's final answer (the
+	// record's settled), unless it has one already: the first stands.
+	// ENOTFOUND when the token is not recorded.
+	SettleLinkToken(ctx context.Context, linkToken string, settled *storagev1.LinkTokenSettlement) error
 
 	// UpdateLinkSession applies fn to the session linkSessionID (a new,
 	// empty session carrying only its id when there is none yet) and

@@ -196,3 +196,25 @@ func (db *DB) SetHostedLinkTokenCheck(ctx context.Context, linkToken string, at 
 		return err
 	})
 }
+
+// SettleLinkToken records settled as the link token's final answer unless
+// it has one already (the first stands); ENOTFOUND when the token is not
+// recorded.
+func (db *DB) SettleLinkToken(ctx context.Context, linkToken string, settled *storagev1.LinkTokenSettlement) error {
+	if err := checkID("link_token", linkToken); err != nil {
+		return err
+	}
+	return db.inTx(ctx, "settle link token", func(tx pgx.Tx) error {
+		t, err := getLinkToken(ctx, tx, `SELECT record FROM link_tokens WHERE link_token = $1 FOR UPDATE`, linkToken)
+		if err != nil || t.GetSettled() != nil {
+			return err
+		}
+		t.Settled = proto.CloneOf(settled)
+		rec, err := marshal("settle link token", t)
+		if err != nil {
+			return err
+		}
+		_, err = tx.Exec(ctx, `UPDATE link_tokens SET record = $2 WHERE link_token = $1`, linkToken, rec)
+		return err
+	})
+}

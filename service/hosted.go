@@ -236,8 +236,18 @@ func definite(err error) bool {
 // /link/token/get, each as linkd recorded it when it did (events, outcome,
 // Item) and as Plaid reports it otherwise, never with a public token. A
 // token Plaid no longer answers for after it expired is EXPIRED without
-// sessions.
+// sessions. Once the answer can no longer change (linkd.LinkTokenSettled:
+// every session finished and filed, and the token linked an Item or
+// expired) linkd keeps it with the token (SettleLinkToken) and answers
+// from its records without asking Plaid; until then every call asks, as
+// a session may still change.
 func (s *Service) LinkTokenStatus(ctx context.Context, tok *storagev1.StoredLinkToken) (*linkdv1.GetLinkTokenResponse, error) {
+	if settled := tok.GetSettled(); settled != nil {
+		if resp, ok, err := s.settledStatus(ctx, tok, settled); ok || err != nil {
+			return resp, err
+		}
+		// A session's record is gone (retention): ask Plaid, as before.
+	}
 	resp := &linkdv1.GetLinkTokenResponse{LinkToken: linkTokenOf(tok)}
 	var expiration time.Time
 	if tok.GetExpiration() != nil {
@@ -251,11 +261,14 @@ func (s *Service) LinkTokenStatus(ctx context.Context, tok *storagev1.StoredLink
 		}
 		return nil, err
 	}
-	resp.State = linkd.LinkTokenStateOf(st.Sessions, expiration, s.now())
-	for _, ps := range st.Sessions {
+	now := s.now()
+	resp.State = linkd.LinkTokenStateOf(st.Sessions, expiration, now)
+	recorded := make([]*linkdv1.LinkSession, len(st.Sessions))
+	for i, ps := range st.Sessions {
 		sess, err := s.store.GetLinkSession(ctx, ps.LinkSessionID)
 		switch {
 		case err == nil && sess.GetLinkToken() == tok.GetLinkToken():
+			recorded[i] = sess
 			resp.LinkSessions = append(resp.LinkSessions, sess)
 			continue
 		case err != nil && linkd.ErrorCode(err) != linkd.ENOTFOUND:
@@ -263,7 +276,34 @@ func (s *Service) LinkTokenStatus(ctx context.Context, tok *storagev1.StoredLink
 		}
 		resp.LinkSessions = append(resp.LinkSessions, sessionFromPlaid(tok, ps))
 	}
+	if linkd.LinkTokenSettled(st.Sessions, recorded, expiration, now) {
+		settled := &storagev1.LinkTokenSettlement{State: resp.State, SettledAt: timestamppb.New(now)}
+		for _, ps := range st.Sessions {
+			settled.LinkSessionIds = append(settled.LinkSessionIds, ps.LinkSessionID)
+		}
+		// Best effort: unsettled, the next call asks Plaid again.
+		if err := s.store.SettleLinkToken(ctx, tok.GetLinkToken(), settled); err != nil {
+			s.log.WarnContext(ctx, "link token not settled", "client_user_id", tok.GetClientUserId(), "err", err)
+		}
+	}
 	return resp, nil
+}
+
+// settledStatus is LinkTokenStatus of a settled token, from linkd's records
+// alone; false when a session's record is gone.
+func (s *Service) settledStatus(ctx context.Context, tok *storagev1.StoredLinkToken, settled *storagev1.LinkTokenSettlement) (*linkdv1.GetLinkTokenResponse, bool, error) {
+	resp := &linkdv1.GetLinkTokenResponse{LinkToken: linkTokenOf(tok), State: settled.GetState()}
+	for _, id := range settled.GetLinkSessionIds() {
+		sess, err := s.store.GetLinkSession(ctx, id)
+		switch {
+		case linkd.ErrorCode(err) == linkd.ENOTFOUND || err == nil && sess.GetLinkToken() != tok.GetLinkToken():
+			return nil, false, nil
+		case err != nil:
+			return nil, false, err
+		}
+		resp.LinkSessions = append(resp.LinkSessions, sess)
+	}
+	return resp, true, nil
 }
 
 // sessionFromPlaid is linkd's view of a session only Plaid has reported:

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"go.etcd.io/bbolt"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	storagev1 "github.com/linkd/linkd/gen/linkd/storage/v1"
@@ -96,4 +97,24 @@ func unindexHostedCheck(tx *bbolt.Tx, linkToken []byte) error {
 		return err
 	}
 	return reverse.Delete(linkToken)
+}
+
+// SettleLinkToken records settled as the link token's final answer unless
+// it has one already (the first stands). It returns an ENOTFOUND
+// *linkd.Error when the token is not recorded.
+func (db *DB) SettleLinkToken(ctx context.Context, linkToken string, settled *storagev1.LinkTokenSettlement) error {
+	if err := checkID("link_token", linkToken); err != nil {
+		return err
+	}
+	return db.update(ctx, "settle link token", func(tx *bbolt.Tx) error {
+		t := new(storagev1.StoredLinkToken)
+		if err := getLinkToken(tx, linkToken, t); err != nil {
+			return err
+		}
+		if t.GetSettled() != nil {
+			return nil
+		}
+		t.Settled = proto.CloneOf(settled)
+		return put(tx, bucketLinkTokens, []byte(linkToken), t)
+	})
 }

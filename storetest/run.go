@@ -31,6 +31,7 @@ func Run(t *testing.T, open OpenFunc) {
 	t.Run("LinkToken", func(t *testing.T) { testLinkToken(t, fresh) })
 	t.Run("RenewLinkToken", func(t *testing.T) { testRenewLinkToken(t, fresh) })
 	t.Run("HostedChecks", func(t *testing.T) { testHostedChecks(t, fresh) })
+	t.Run("SettleLinkToken", func(t *testing.T) { testSettleLinkToken(t, fresh) })
 	t.Run("UpdateLinkSession", func(t *testing.T) { testUpdateLinkSession(t, fresh) })
 	t.Run("LinkSessions", func(t *testing.T) { testLinkSessions(t, fresh) })
 	t.Run("ClaimExchange", func(t *testing.T) { testClaimExchange(t, fresh) })
@@ -241,6 +242,38 @@ func testHostedChecks(t *testing.T, fresh func(*testing.T) linkd.Store) {
 	})
 	t.Run("ErrNotFound", func(t *testing.T) {
 		wantCode(t, fresh(t).SetHostedLinkTokenCheck(ctx, "nope", at(1)), linkd.ENOTFOUND)
+	})
+}
+
+// testSettleLinkToken: a token's settlement is kept in its record, the
+// first one stands, and the rest of the record is untouched.
+func testSettleLinkToken(t *testing.T, fresh func(*testing.T) linkd.Store) {
+	ctx := context.Background()
+	t.Run("OK", func(t *testing.T) {
+		s := fresh(t)
+		tok := &storagev1.StoredLinkToken{LinkToken: "link-token-1", ClientUserId: "user-1", CreatedAt: ts(0), Expiration: ts(3600)}
+		if err := s.PutLinkToken(ctx, tok); err != nil {
+			t.Fatal(err)
+		}
+		first := &storagev1.LinkTokenSettlement{State: linkdv1.LinkTokenState_LINK_TOKEN_STATE_COMPLETED,
+			LinkSessionIds: []string{"sess-1", "sess-2"}, SettledAt: ts(10)}
+		if err := s.SettleLinkToken(ctx, "link-token-1", first); err != nil {
+			t.Fatal(err)
+		}
+		later := &storagev1.LinkTokenSettlement{State: linkdv1.LinkTokenState_LINK_TOKEN_STATE_EXPIRED, SettledAt: ts(20)}
+		if err := s.SettleLinkToken(ctx, "link-token-1", later); err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.GetLinkToken(ctx, "link-token-1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := proto.CloneOf(tok)
+		want.Settled = first
+		wantProto(t, got, want)
+	})
+	t.Run("ErrNotFound", func(t *testing.T) {
+		wantCode(t, fresh(t).SettleLinkToken(ctx, "nope", &storagev1.LinkTokenSettlement{}), linkd.ENOTFOUND)
 	})
 }
 
@@ -1588,6 +1621,7 @@ func testEmptyIDs(t *testing.T, fresh func(*testing.T) linkd.Store) {
 		{"GetLinkToken", "link_token", func() error { _, err := s.GetLinkToken(ctx, ""); return err }},
 		{"LinkTokenRenewal", "link_token", func() error { _, err := s.LinkTokenRenewal(ctx, "", at(0)); return err }},
 		{"SetHostedLinkTokenCheck", "link_token", func() error { return s.SetHostedLinkTokenCheck(ctx, "", at(0)) }},
+		{"SettleLinkToken", "link_token", func() error { return s.SettleLinkToken(ctx, "", &storagev1.LinkTokenSettlement{}) }},
 		{"GetLinkSession", "link_session_id", func() error { _, err := s.GetLinkSession(ctx, ""); return err }},
 		{"ItemForPublicToken", "public_token", func() error { _, err := s.ItemForPublicToken(ctx, ""); return err }},
 		{"GetItem", "item_id", func() error { _, err := s.GetItem(ctx, ""); return err }},

@@ -91,6 +91,13 @@ func (s observedStore) UpdateLinkSession(ctx context.Context, linkSessionID stri
 	return r0, err
 }
 
+func (s observedStore) SettleLinkToken(ctx context.Context, linkToken string, settled *storagev1.LinkTokenSettlement) error {
+	ctx, done := s.begin(ctx, "SettleLinkToken")
+	err := s.Store.SettleLinkToken(ctx, linkToken, settled)
+	done(err)
+	return err
+}
+
 func (s observedStore) GetLinkSession(ctx context.Context, linkSessionID string) (*linkdv1.LinkSession, error) {
 	ctx, done := s.begin(ctx, "GetLinkSession")
 	r0, err := s.Store.GetLinkSession(ctx, linkSessionID)

@@ -58,7 +58,11 @@ type StoredLinkToken struct {
 	// store in the transaction that creates each one, so that one token
 	// cannot fill the disk with sessions (linkd.MaxSessionsPerLinkToken).
 	// Pruning a session does not lower it.
-	Sessions      int32 `protobuf:"varint,12,opt,name=sessions,proto3" json:"sessions,omitempty"`
+	Sessions int32 `protobuf:"varint,12,opt,name=sessions,proto3" json:"sessions,omitempty"`
+	// What GetLinkToken answers once the token's answer can no longer change
+	// (linkd.LinkTokenSettled), so that linkd stops asking Plaid's
+	// /link/token/get; unset while it may change. Set once (SettleLinkToken).
+	Settled       *LinkTokenSettlement `protobuf:"bytes,13,opt,name=settled,proto3" json:"settled,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -177,6 +181,79 @@ func (x *StoredLinkToken) GetSessions() int32 {
 	return 0
 }
 
+func (x *StoredLinkToken) GetSettled() *LinkTokenSettlement {
+	if x != nil {
+		return x.Settled
+	}
+	return nil
+}
+
+// LinkTokenSettlement is the final state of a link token and its Link
+// sessions, each recorded by linkd with its outcome.
+type LinkTokenSettlement struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The token's state (COMPLETED, or EXITED or EXPIRED after it expired).
+	State v1.LinkTokenState `protobuf:"varint,1,opt,name=state,proto3,enum=linkd.v1.LinkTokenState" json:"state,omitempty"`
+	// The ids of its sessions, in Plaid's order; linkd's record of each is
+	// under its id.
+	LinkSessionIds []string `protobuf:"bytes,2,rep,name=link_session_ids,json=linkSessionIds,proto3" json:"link_session_ids,omitempty"`
+	// When linkd settled it.
+	SettledAt     *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=settled_at,json=settledAt,proto3" json:"settled_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LinkTokenSettlement) Reset() {
+	*x = LinkTokenSettlement{}
+	mi := &file_linkd_storage_v1_storage_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LinkTokenSettlement) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LinkTokenSettlement) ProtoMessage() {}
+
+func (x *LinkTokenSettlement) ProtoReflect() protoreflect.Message {
+	mi := &file_linkd_storage_v1_storage_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LinkTokenSettlement.ProtoReflect.Descriptor instead.
+func (*LinkTokenSettlement) Descriptor() ([]byte, []int) {
+	return file_linkd_storage_v1_storage_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *LinkTokenSettlement) GetState() v1.LinkTokenState {
+	if x != nil {
+		return x.State
+	}
+	return v1.LinkTokenState(0)
+}
+
+func (x *LinkTokenSettlement) GetLinkSessionIds() []string {
+	if x != nil {
+		return x.LinkSessionIds
+	}
+	return nil
+}
+
+func (x *LinkTokenSettlement) GetSettledAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.SettledAt
+	}
+	return nil
+}
+
 // SealedAccessToken is an access token encrypted with AES-256-GCM. The plain
 // token never reaches the database file.
 type SealedAccessToken struct {
@@ -194,7 +271,7 @@ type SealedAccessToken struct {
 
 func (x *SealedAccessToken) Reset() {
 	*x = SealedAccessToken{}
-	mi := &file_linkd_storage_v1_storage_proto_msgTypes[1]
+	mi := &file_linkd_storage_v1_storage_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -206,7 +283,7 @@ func (x *SealedAccessToken) String() string {
 func (*SealedAccessToken) ProtoMessage() {}
 
 func (x *SealedAccessToken) ProtoReflect() protoreflect.Message {
-	mi := &file_linkd_storage_v1_storage_proto_msgTypes[1]
+	mi := &file_linkd_storage_v1_storage_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -219,7 +296,7 @@ func (x *SealedAccessToken) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SealedAccessToken.ProtoReflect.Descriptor instead.
 func (*SealedAccessToken) Descriptor() ([]byte, []int) {
-	return file_linkd_storage_v1_storage_proto_rawDescGZIP(), []int{1}
+	return file_linkd_storage_v1_storage_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *SealedAccessToken) GetKeyId() string {
@@ -258,7 +335,7 @@ type PublicTokenUse struct {
 
 func (x *PublicTokenUse) Reset() {
 	*x = PublicTokenUse{}
-	mi := &file_linkd_storage_v1_storage_proto_msgTypes[2]
+	mi := &file_linkd_storage_v1_storage_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -270,7 +347,7 @@ func (x *PublicTokenUse) String() string {
 func (*PublicTokenUse) ProtoMessage() {}
 
 func (x *PublicTokenUse) ProtoReflect() protoreflect.Message {
-	mi := &file_linkd_storage_v1_storage_proto_msgTypes[2]
+	mi := &file_linkd_storage_v1_storage_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -283,7 +360,7 @@ func (x *PublicTokenUse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PublicTokenUse.ProtoReflect.Descriptor instead.
 func (*PublicTokenUse) Descriptor() ([]byte, []int) {
-	return file_linkd_storage_v1_storage_proto_rawDescGZIP(), []int{2}
+	return file_linkd_storage_v1_storage_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *PublicTokenUse) GetItemId() string {
@@ -320,7 +397,7 @@ type PendingExchange struct {
 
 func (x *PendingExchange) Reset() {
 	*x = PendingExchange{}
-	mi := &file_linkd_storage_v1_storage_proto_msgTypes[3]
+	mi := &file_linkd_storage_v1_storage_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -332,7 +409,7 @@ func (x *PendingExchange) String() string {
 func (*PendingExchange) ProtoMessage() {}
 
 func (x *PendingExchange) ProtoReflect() protoreflect.Message {
-	mi := &file_linkd_storage_v1_storage_proto_msgTypes[3]
+	mi := &file_linkd_storage_v1_storage_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -345,7 +422,7 @@ func (x *PendingExchange) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PendingExchange.ProtoReflect.Descriptor instead.
 func (*PendingExchange) Descriptor() ([]byte, []int) {
-	return file_linkd_storage_v1_storage_proto_rawDescGZIP(), []int{3}
+	return file_linkd_storage_v1_storage_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *PendingExchange) GetClientUserId() string {
@@ -395,7 +472,7 @@ type StoredWebhook struct {
 
 func (x *StoredWebhook) Reset() {
 	*x = StoredWebhook{}
-	mi := &file_linkd_storage_v1_storage_proto_msgTypes[4]
+	mi := &file_linkd_storage_v1_storage_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -407,7 +484,7 @@ func (x *StoredWebhook) String() string {
 func (*StoredWebhook) ProtoMessage() {}
 
 func (x *StoredWebhook) ProtoReflect() protoreflect.Message {
-	mi := &file_linkd_storage_v1_storage_proto_msgTypes[4]
+	mi := &file_linkd_storage_v1_storage_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -420,7 +497,7 @@ func (x *StoredWebhook) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StoredWebhook.ProtoReflect.Descriptor instead.
 func (*StoredWebhook) Descriptor() ([]byte, []int) {
-	return file_linkd_storage_v1_storage_proto_rawDescGZIP(), []int{4}
+	return file_linkd_storage_v1_storage_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *StoredWebhook) GetWebhookType() string {
@@ -499,7 +576,7 @@ type ExchangeClaim struct {
 
 func (x *ExchangeClaim) Reset() {
 	*x = ExchangeClaim{}
-	mi := &file_linkd_storage_v1_storage_proto_msgTypes[5]
+	mi := &file_linkd_storage_v1_storage_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -511,7 +588,7 @@ func (x *ExchangeClaim) String() string {
 func (*ExchangeClaim) ProtoMessage() {}
 
 func (x *ExchangeClaim) ProtoReflect() protoreflect.Message {
-	mi := &file_linkd_storage_v1_storage_proto_msgTypes[5]
+	mi := &file_linkd_storage_v1_storage_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -524,7 +601,7 @@ func (x *ExchangeClaim) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExchangeClaim.ProtoReflect.Descriptor instead.
 func (*ExchangeClaim) Descriptor() ([]byte, []int) {
-	return file_linkd_storage_v1_storage_proto_rawDescGZIP(), []int{5}
+	return file_linkd_storage_v1_storage_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *ExchangeClaim) GetClientUserId() string {
@@ -584,7 +661,7 @@ type LinkTokenRenewal struct {
 
 func (x *LinkTokenRenewal) Reset() {
 	*x = LinkTokenRenewal{}
-	mi := &file_linkd_storage_v1_storage_proto_msgTypes[6]
+	mi := &file_linkd_storage_v1_storage_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -596,7 +673,7 @@ func (x *LinkTokenRenewal) String() string {
 func (*LinkTokenRenewal) ProtoMessage() {}
 
 func (x *LinkTokenRenewal) ProtoReflect() protoreflect.Message {
-	mi := &file_linkd_storage_v1_storage_proto_msgTypes[6]
+	mi := &file_linkd_storage_v1_storage_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -609,7 +686,7 @@ func (x *LinkTokenRenewal) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LinkTokenRenewal.ProtoReflect.Descriptor instead.
 func (*LinkTokenRenewal) Descriptor() ([]byte, []int) {
-	return file_linkd_storage_v1_storage_proto_rawDescGZIP(), []int{6}
+	return file_linkd_storage_v1_storage_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *LinkTokenRenewal) GetLinkToken() string {
@@ -639,7 +716,7 @@ type WebhookDelivery struct {
 
 func (x *WebhookDelivery) Reset() {
 	*x = WebhookDelivery{}
-	mi := &file_linkd_storage_v1_storage_proto_msgTypes[7]
+	mi := &file_linkd_storage_v1_storage_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -651,7 +728,7 @@ func (x *WebhookDelivery) String() string {
 func (*WebhookDelivery) ProtoMessage() {}
 
 func (x *WebhookDelivery) ProtoReflect() protoreflect.Message {
-	mi := &file_linkd_storage_v1_storage_proto_msgTypes[7]
+	mi := &file_linkd_storage_v1_storage_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -664,7 +741,7 @@ func (x *WebhookDelivery) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WebhookDelivery.ProtoReflect.Descriptor instead.
 func (*WebhookDelivery) Descriptor() ([]byte, []int) {
-	return file_linkd_storage_v1_storage_proto_rawDescGZIP(), []int{7}
+	return file_linkd_storage_v1_storage_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *WebhookDelivery) GetRecordedAt() *timestamppb.Timestamp {
@@ -692,7 +769,7 @@ type Lease struct {
 
 func (x *Lease) Reset() {
 	*x = Lease{}
-	mi := &file_linkd_storage_v1_storage_proto_msgTypes[8]
+	mi := &file_linkd_storage_v1_storage_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -704,7 +781,7 @@ func (x *Lease) String() string {
 func (*Lease) ProtoMessage() {}
 
 func (x *Lease) ProtoReflect() protoreflect.Message {
-	mi := &file_linkd_storage_v1_storage_proto_msgTypes[8]
+	mi := &file_linkd_storage_v1_storage_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -717,7 +794,7 @@ func (x *Lease) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Lease.ProtoReflect.Descriptor instead.
 func (*Lease) Descriptor() ([]byte, []int) {
-	return file_linkd_storage_v1_storage_proto_rawDescGZIP(), []int{8}
+	return file_linkd_storage_v1_storage_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Lease) GetOwner() string {
@@ -754,7 +831,7 @@ type SchemaVersion struct {
 
 func (x *SchemaVersion) Reset() {
 	*x = SchemaVersion{}
-	mi := &file_linkd_storage_v1_storage_proto_msgTypes[9]
+	mi := &file_linkd_storage_v1_storage_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -766,7 +843,7 @@ func (x *SchemaVersion) String() string {
 func (*SchemaVersion) ProtoMessage() {}
 
 func (x *SchemaVersion) ProtoReflect() protoreflect.Message {
-	mi := &file_linkd_storage_v1_storage_proto_msgTypes[9]
+	mi := &file_linkd_storage_v1_storage_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -779,7 +856,7 @@ func (x *SchemaVersion) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SchemaVersion.ProtoReflect.Descriptor instead.
 func (*SchemaVersion) Descriptor() ([]byte, []int) {
-	return file_linkd_storage_v1_storage_proto_rawDescGZIP(), []int{9}
+	return file_linkd_storage_v1_storage_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *SchemaVersion) GetVersion() uint32 {
@@ -793,7 +870,7 @@ var File_linkd_storage_v1_storage_proto protoreflect.FileDescriptor
 
 const file_linkd_storage_v1_storage_proto_rawDesc = "" +
 	"\n" +
-	"\x1elinkd/storage/v1/storage.proto\x12\x10linkd.storage.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x13linkd/v1/link.proto\"\x8d\x04\n" +
+	"\x1elinkd/storage/v1/storage.proto\x12\x10linkd.storage.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x13linkd/v1/link.proto\"\xce\x04\n" +
 	"\x0fStoredLinkToken\x12\x1d\n" +
 	"\n" +
 	"link_token\x18\x01 \x01(\tR\tlinkToken\x12$\n" +
@@ -813,7 +890,13 @@ const file_linkd_storage_v1_storage_proto_rawDesc = "" +
 	"\x0fhosted_link_url\x18\n" +
 	" \x01(\tR\rhostedLinkUrl\x12B\n" +
 	"\x0fhosted_check_at\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\rhostedCheckAt\x12\x1a\n" +
-	"\bsessions\x18\f \x01(\x05R\bsessions\"`\n" +
+	"\bsessions\x18\f \x01(\x05R\bsessions\x12?\n" +
+	"\asettled\x18\r \x01(\v2%.linkd.storage.v1.LinkTokenSettlementR\asettled\"\xaa\x01\n" +
+	"\x13LinkTokenSettlement\x12.\n" +
+	"\x05state\x18\x01 \x01(\x0e2\x18.linkd.v1.LinkTokenStateR\x05state\x12(\n" +
+	"\x10link_session_ids\x18\x02 \x03(\tR\x0elinkSessionIds\x129\n" +
+	"\n" +
+	"settled_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\tsettledAt\"`\n" +
 	"\x11SealedAccessToken\x12\x15\n" +
 	"\x06key_id\x18\x01 \x01(\tR\x05keyId\x12\x14\n" +
 	"\x05nonce\x18\x02 \x01(\fR\x05nonce\x12\x1e\n" +
@@ -875,39 +958,44 @@ func file_linkd_storage_v1_storage_proto_rawDescGZIP() []byte {
 	return file_linkd_storage_v1_storage_proto_rawDescData
 }
 
-var file_linkd_storage_v1_storage_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
+var file_linkd_storage_v1_storage_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
 var file_linkd_storage_v1_storage_proto_goTypes = []any{
 	(*StoredLinkToken)(nil),           // 0: linkd.storage.v1.StoredLinkToken
-	(*SealedAccessToken)(nil),         // 1: linkd.storage.v1.SealedAccessToken
-	(*PublicTokenUse)(nil),            // 2: linkd.storage.v1.PublicTokenUse
-	(*PendingExchange)(nil),           // 3: linkd.storage.v1.PendingExchange
-	(*StoredWebhook)(nil),             // 4: linkd.storage.v1.StoredWebhook
-	(*ExchangeClaim)(nil),             // 5: linkd.storage.v1.ExchangeClaim
-	(*LinkTokenRenewal)(nil),          // 6: linkd.storage.v1.LinkTokenRenewal
-	(*WebhookDelivery)(nil),           // 7: linkd.storage.v1.WebhookDelivery
-	(*Lease)(nil),                     // 8: linkd.storage.v1.Lease
-	(*SchemaVersion)(nil),             // 9: linkd.storage.v1.SchemaVersion
-	(*timestamppb.Timestamp)(nil),     // 10: google.protobuf.Timestamp
-	(*v1.CreateLinkTokenRequest)(nil), // 11: linkd.v1.CreateLinkTokenRequest
+	(*LinkTokenSettlement)(nil),       // 1: linkd.storage.v1.LinkTokenSettlement
+	(*SealedAccessToken)(nil),         // 2: linkd.storage.v1.SealedAccessToken
+	(*PublicTokenUse)(nil),            // 3: linkd.storage.v1.PublicTokenUse
+	(*PendingExchange)(nil),           // 4: linkd.storage.v1.PendingExchange
+	(*StoredWebhook)(nil),             // 5: linkd.storage.v1.StoredWebhook
+	(*ExchangeClaim)(nil),             // 6: linkd.storage.v1.ExchangeClaim
+	(*LinkTokenRenewal)(nil),          // 7: linkd.storage.v1.LinkTokenRenewal
+	(*WebhookDelivery)(nil),           // 8: linkd.storage.v1.WebhookDelivery
+	(*Lease)(nil),                     // 9: linkd.storage.v1.Lease
+	(*SchemaVersion)(nil),             // 10: linkd.storage.v1.SchemaVersion
+	(*timestamppb.Timestamp)(nil),     // 11: google.protobuf.Timestamp
+	(*v1.CreateLinkTokenRequest)(nil), // 12: linkd.v1.CreateLinkTokenRequest
+	(v1.LinkTokenState)(0),            // 13: linkd.v1.LinkTokenState
 }
 var file_linkd_storage_v1_storage_proto_depIdxs = []int32{
-	10, // 0: linkd.storage.v1.StoredLinkToken.created_at:type_name -> google.protobuf.Timestamp
-	10, // 1: linkd.storage.v1.StoredLinkToken.expiration:type_name -> google.protobuf.Timestamp
-	11, // 2: linkd.storage.v1.StoredLinkToken.request:type_name -> linkd.v1.CreateLinkTokenRequest
-	10, // 3: linkd.storage.v1.StoredLinkToken.hosted_check_at:type_name -> google.protobuf.Timestamp
-	10, // 4: linkd.storage.v1.PublicTokenUse.exchanged_at:type_name -> google.protobuf.Timestamp
-	10, // 5: linkd.storage.v1.PendingExchange.started_at:type_name -> google.protobuf.Timestamp
-	10, // 6: linkd.storage.v1.StoredWebhook.received_at:type_name -> google.protobuf.Timestamp
-	10, // 7: linkd.storage.v1.ExchangeClaim.expires_at:type_name -> google.protobuf.Timestamp
-	10, // 8: linkd.storage.v1.ExchangeClaim.started_at:type_name -> google.protobuf.Timestamp
-	10, // 9: linkd.storage.v1.LinkTokenRenewal.renewed_at:type_name -> google.protobuf.Timestamp
-	10, // 10: linkd.storage.v1.WebhookDelivery.recorded_at:type_name -> google.protobuf.Timestamp
-	10, // 11: linkd.storage.v1.Lease.expires_at:type_name -> google.protobuf.Timestamp
-	12, // [12:12] is the sub-list for method output_type
-	12, // [12:12] is the sub-list for method input_type
-	12, // [12:12] is the sub-list for extension type_name
-	12, // [12:12] is the sub-list for extension extendee
-	0,  // [0:12] is the sub-list for field type_name
+	11, // 0: linkd.storage.v1.StoredLinkToken.created_at:type_name -> google.protobuf.Timestamp
+	11, // 1: linkd.storage.v1.StoredLinkToken.expiration:type_name -> google.protobuf.Timestamp
+	12, // 2: linkd.storage.v1.StoredLinkToken.request:type_name -> linkd.v1.CreateLinkTokenRequest
+	11, // 3: linkd.storage.v1.StoredLinkToken.hosted_check_at:type_name -> google.protobuf.Timestamp
+	1,  // 4: linkd.storage.v1.StoredLinkToken.settled:type_name -> linkd.storage.v1.LinkTokenSettlement
+	13, // 5: linkd.storage.v1.LinkTokenSettlement.state:type_name -> linkd.v1.LinkTokenState
+	11, // 6: linkd.storage.v1.LinkTokenSettlement.settled_at:type_name -> google.protobuf.Timestamp
+	11, // 7: linkd.storage.v1.PublicTokenUse.exchanged_at:type_name -> google.protobuf.Timestamp
+	11, // 8: linkd.storage.v1.PendingExchange.started_at:type_name -> google.protobuf.Timestamp
+	11, // 9: linkd.storage.v1.StoredWebhook.received_at:type_name -> google.protobuf.Timestamp
+	11, // 10: linkd.storage.v1.ExchangeClaim.expires_at:type_name -> google.protobuf.Timestamp
+	11, // 11: linkd.storage.v1.ExchangeClaim.started_at:type_name -> google.protobuf.Timestamp
+	11, // 12: linkd.storage.v1.LinkTokenRenewal.renewed_at:type_name -> google.protobuf.Timestamp
+	11, // 13: linkd.storage.v1.WebhookDelivery.recorded_at:type_name -> google.protobuf.Timestamp
+	11, // 14: linkd.storage.v1.Lease.expires_at:type_name -> google.protobuf.Timestamp
+	15, // [15:15] is the sub-list for method output_type
+	15, // [15:15] is the sub-list for method input_type
+	15, // [15:15] is the sub-list for extension type_name
+	15, // [15:15] is the sub-list for extension extendee
+	0,  // [0:15] is the sub-list for field type_name
 }
 
 func init() { file_linkd_storage_v1_storage_proto_init() }
@@ -921,7 +1009,7 @@ func file_linkd_storage_v1_storage_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_linkd_storage_v1_storage_proto_rawDesc), len(file_linkd_storage_v1_storage_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   10,
+			NumMessages:   11,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
