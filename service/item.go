@@ -95,7 +95,8 @@ func (s *Service) noteItemError(ctx context.Context, itemID string, err error, a
 // pending expiry or disconnect clears only when Plaid shows the consent
 // renewed (ConsentRenewed, DisconnectAverted), which a replayed or made-up
 // redirect cannot show. A pending disconnect takes a consent past the
-// disconnect time as renewed only when Plaid's /link/token/get of tok
+// disconnect time that did not move since linkd recorded it as renewed
+// only when Plaid's /link/token/get of tok
 // (linkd's update-mode token for the Item) shows a session that went
 // through since the notice (UpdateModeConfirmed), asked before /item/get
 // so that its answer is from after the session: the redirect's word is not
