@@ -37,6 +37,10 @@ type ItemState struct {
 	// unknown. A status that changed at or after it came from a newer
 	// report (a webhook that arrived meanwhile) and stands.
 	ReadAt time.Time
+	// Version is the Item as linkd read it before asking (VersionOf);
+	// zero when it did not, and ReadAt tells of webhooks instead
+	// (WebhookAppliedSince).
+	Version ItemVersion
 }
 
 // ItemWebhook is what linkd reads of a Plaid webhook about an Item.
@@ -87,7 +91,7 @@ func WebhookStatus(webhookType, webhookCode, errorType, errorCode string) (linkd
 // Each also stamps webhook_applied_at with now, even when it changes
 // nothing else (a NEW_ACCOUNTS_AVAILABLE for an Item flagged already is
 // still news to a read taken before it): a view of the Item read from
-// Plaid before then does not undo it (WebhookSince, ErrStaleRead).
+// Plaid before then does not undo it (WebhookAppliedSince, ErrStaleRead).
 // Applying one twice changes nothing the second time.
 func ApplyItemWebhook(w ItemWebhook, now time.Time) func(*linkdv1.Item) (bool, error) {
 	var fns []func(*linkdv1.Item) (bool, error)
@@ -153,7 +157,7 @@ func ApplyItemWebhook(w ItemWebhook, now time.Time) func(*linkdv1.Item) (bool, e
 
 // ErrStaleRead is what an update function returns for a view of an Item
 // that linkd read from Plaid before a webhook about the Item was applied
-// (WebhookSince): storing it could undo the webhook (a revoked account
+// (WebhookAppliedSince): storing it could undo the webhook (a revoked account
 // listed again, new_accounts_available cleared, an older verification
 // status), so nothing is stored and the caller reads Plaid again, whose
 // answer then includes what the webhook reported.
@@ -161,20 +165,51 @@ var ErrStaleRead = Errorf(EUNAVAILABLE, "a webhook about the Item arrived while 
 
 // WebhookSince reports whether a webhook was applied to the Item at or
 // after t, when linkd asked Plaid (zero t: unknown, never). A tie goes to
-// the webhook, as in StatusChangedSince.
+// the webhook, as in StatusChangedSince. It compares two clocks when
+// replicas share a store (the one that applied the webhook, the one that
+// asked): a skew makes needless re-reads one way and misses a webhook the
+// other, so readers that read the Item first compare versions instead
+// (WebhookAppliedSince).
 func WebhookSince(item *linkdv1.Item, t time.Time) bool {
 	at := item.GetWebhookAppliedAt()
 	return !t.IsZero() && at != nil && !at.AsTime().Before(t)
 }
 
+// ItemVersion is an Item's record as linkd read it from the store before
+// asking Plaid about the Item, as far as webhooks go: its
+// webhook_applied_at, which every applied webhook stamps anew
+// (ApplyItemWebhook). The zero ItemVersion is unknown (linkd did not read
+// the record first).
+type ItemVersion struct {
+	webhookAppliedAt *timestamppb.Timestamp
+	known            bool
+}
+
+// VersionOf returns item's ItemVersion.
+func VersionOf(item *linkdv1.Item) ItemVersion {
+	return ItemVersion{webhookAppliedAt: proto.CloneOf(item.GetWebhookAppliedAt()), known: true}
+}
+
+// WebhookAppliedSince reports whether a webhook was applied to the Item
+// since linkd read it at v: its webhook_applied_at is no longer v's, an
+// equality that holds whichever replica's clock stamped it. With v
+// unknown it falls back to the clocks, WebhookSince(item, t).
+func WebhookAppliedSince(item *linkdv1.Item, v ItemVersion, t time.Time) bool {
+	if !v.known {
+		return WebhookSince(item, t)
+	}
+	return !proto.Equal(item.GetWebhookAppliedAt(), v.webhookAppliedAt)
+}
+
 // RefreshItem returns an update function that replaces an Item's
 // institution and accounts with Plaid's /accounts/get (SetItemDetails)
 // and records its webhook URL when Plaid names one. ErrStaleRead, changing
-// nothing, when a webhook was applied since acc was read.
+// nothing, when a webhook was applied since acc was read
+// (WebhookAppliedSince).
 func RefreshItem(acc ItemAccounts) func(*linkdv1.Item) (bool, error) {
 	details := SetItemDetails(acc.InstitutionID, acc.InstitutionName, acc.Accounts)
 	return func(item *linkdv1.Item) (bool, error) {
-		if WebhookSince(item, acc.ReadAt) {
+		if WebhookAppliedSince(item, acc.Version, acc.ReadAt) {
 			return false, ErrStaleRead
 		}
 		changed, _ := details(item)
@@ -348,7 +383,7 @@ func applyItemState(st ItemState, now time.Time, updateMode bool) func(*linkdv1.
 		}
 		// A PENDING_* webhook's consent time is newer too, also when it
 		// repeats the status with a new time (no status change).
-		if !newer && !WebhookSince(item, st.ReadAt) {
+		if !newer && !WebhookAppliedSince(item, st.Version, st.ReadAt) {
 			setConsentExpiration(st.ConsentExpiration)(item)
 		}
 		if st.Webhook != "" {
@@ -371,13 +406,13 @@ func applyItemState(st ItemState, now time.Time, updateMode bool) func(*linkdv1.
 // institution and accounts replaced by Plaid's (SetItemDetails), so that
 // accounts the user added in update mode appear. ErrStaleRead, changing
 // nothing, when a webhook was applied since acc was read
-// (WebhookSince(acc.ReadAt)); the flag stays when it was not raised as
-// the session began (flaggedBefore false) and a webhook was applied since
-// st.ReadAt (a NEW_ACCOUNTS_AVAILABLE after the session is not answered
+// (WebhookAppliedSince, acc.Version or acc.ReadAt); the flag stays when it
+// was not raised as the session began (flaggedBefore false) and a webhook
+// was applied since st.Version or st.ReadAt (a NEW_ACCOUNTS_AVAILABLE after the session is not answered
 // by it).
 func ConfirmUpdateMode(st ItemState, acc ItemAccounts, flaggedBefore, sessionConfirmed bool, now time.Time) func(*linkdv1.Item) (bool, error) {
 	return func(item *linkdv1.Item) (bool, error) {
-		if WebhookSince(item, acc.ReadAt) {
+		if WebhookAppliedSince(item, acc.Version, acc.ReadAt) {
 			return false, ErrStaleRead
 		}
 		return all(
@@ -387,7 +422,7 @@ func ConfirmUpdateMode(st ItemState, acc ItemAccounts, flaggedBefore, sessionCon
 				// Raised since the session began, the flag is news this
 				// session does not answer; raised before, it is answered,
 				// whatever other webhook came meanwhile.
-				if !item.GetNewAccountsAvailable() || !flaggedBefore && WebhookSince(item, st.ReadAt) {
+				if !item.GetNewAccountsAvailable() || !flaggedBefore && WebhookAppliedSince(item, st.Version, st.ReadAt) {
 					return false, nil
 				}
 				item.NewAccountsAvailable = false

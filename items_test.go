@@ -454,3 +454,49 @@ func TestConfirmUpdateMode_PendingDisconnect(t *testing.T) {
 		})
 	}
 }
+
+// WebhookAppliedSince compares the Item's webhook_applied_at with the one
+// read before Plaid was asked, not with the reader's clock: replicas'
+// clocks differ.
+func TestWebhookAppliedSince(t *testing.T) {
+	readAt := ruleT0
+	for _, tt := range []struct {
+		name          string
+		seen, now     *timestamppb.Timestamp // webhook_applied_at as read before asking, and at the write
+		known         bool
+		want, clocked bool // WebhookAppliedSince, and what the clocks alone said (WebhookSince)
+	}{
+		{"NoneEver", nil, nil, true, false, false},
+		{"NoneSince", sec(-60), sec(-60), true, false, false},
+		// Applied before the read by a replica whose clock runs ahead.
+		{"BeforeByAClockAhead", sec(5), sec(5), true, false, true},
+		// Applied during the read by a replica whose clock runs behind.
+		{"DuringByAClockBehind", sec(-60), sec(-5), true, true, false},
+		{"FirstDuringByAClockBehind", nil, sec(-5), true, true, false},
+		{"During", sec(-60), sec(1), true, true, true},
+		// Unknown version: the clocks tell.
+		{"UnknownVersion", nil, sec(1), false, true, true},
+		{"UnknownVersionClockBehind", nil, sec(-5), false, false, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var v ItemVersion
+			if tt.known {
+				v = VersionOf(&linkdv1.Item{WebhookAppliedAt: tt.seen})
+			}
+			item := &linkdv1.Item{WebhookAppliedAt: tt.now}
+			if got := WebhookAppliedSince(item, v, readAt); got != tt.want {
+				t.Fatalf("WebhookAppliedSince = %v, want %v", got, tt.want)
+			}
+			if got := WebhookSince(item, readAt); got != tt.clocked {
+				t.Fatalf("WebhookSince = %v, want %v", got, tt.clocked)
+			}
+		})
+	}
+	// The version is a copy: the Item it was read from may change.
+	item := &linkdv1.Item{WebhookAppliedAt: sec(-60)}
+	v := VersionOf(item)
+	item.WebhookAppliedAt.Seconds++
+	if !WebhookAppliedSince(item, v, readAt) {
+		t.Fatal("a version shares the Item's timestamp")
+	}
+}

@@ -176,6 +176,10 @@ type ItemAccounts struct {
 	// unknown. A webhook applied at or after it may have changed what
 	// Plaid answered (WebhookSince), and the answer is read again.
 	ReadAt time.Time
+	// Version is the Item as linkd read it before asking (VersionOf);
+	// zero when it did not, and ReadAt tells of webhooks instead
+	// (WebhookAppliedSince).
+	Version ItemVersion
 }
 
 // WebhookKey is a public key Plaid signs webhooks with, from

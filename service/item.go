@@ -154,14 +154,22 @@ func (s *Service) repaired(ctx context.Context, tok *storagev1.StoredLinkToken) 
 			return unconfirmed(err)
 		}
 	}
+	began := linkd.VersionOf(item)
+	seen := item
 	for attempt := 1; ; attempt++ {
+		if attempt > 1 {
+			// A webhook came meanwhile: the version to read against anew.
+			if seen, err = s.store.GetItem(ctx, itemID); err != nil {
+				return nil, err
+			}
+		}
 		st, err := s.plaid.GetItem(ctx, token)
 		if err != nil {
 			return unconfirmed(err)
 		}
 		// As of when the confirmation began: a webhook since then (a
 		// NEW_ACCOUNTS_AVAILABLE) is not answered by this session.
-		st.ReadAt = asked
+		st.ReadAt, st.Version = asked, began
 		apply := linkd.ApplyItemState(st, s.now())
 		if st.ErrorCode == "" {
 			readAt := s.now()
@@ -169,7 +177,7 @@ func (s *Service) repaired(ctx context.Context, tok *storagev1.StoredLinkToken) 
 			if err != nil {
 				return unconfirmed(err)
 			}
-			acc.ReadAt = readAt
+			acc.ReadAt, acc.Version = readAt, linkd.VersionOf(seen)
 			apply = linkd.ConfirmUpdateMode(st, acc, flagged, confirmed, s.now())
 		}
 		item, err = s.store.UpdateItem(ctx, itemID, apply)
@@ -223,12 +231,18 @@ func (s *Service) refresh(ctx context.Context, itemID string, update func(contex
 		return nil, err
 	}
 	for attempt := 1; ; attempt++ {
+		// The Item as of before the call, which tells whether a webhook
+		// came meanwhile whatever the clocks of replicas (VersionOf).
+		seen, err := s.store.GetItem(ctx, itemID)
+		if err != nil {
+			return nil, err
+		}
 		readAt := s.now()
 		acc, err := s.plaid.GetAccounts(ctx, token)
 		if err != nil {
 			return nil, err
 		}
-		acc.ReadAt = readAt
+		acc.ReadAt, acc.Version = readAt, linkd.VersionOf(seen)
 		item, err := update(ctx, itemID, linkd.RefreshItem(acc))
 		if errors.Is(err, linkd.ErrStaleRead) && attempt < staleReadAttempts {
 			continue

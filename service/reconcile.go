@@ -256,7 +256,7 @@ func (s *Service) compareWithPlaid(ctx context.Context, item *linkdv1.Item, toke
 		state, err = s.plaid.GetItem(ctx, token)
 		return err
 	})
-	state.ReadAt = readAt
+	state.ReadAt, state.Version = readAt, linkd.VersionOf(item)
 	if err == nil && state.ErrorCode == "" && needsUser(item.GetStatus()) {
 		err = call(func() error {
 			_, err := s.plaid.GetAccounts(ctx, token)
