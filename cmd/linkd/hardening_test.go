@@ -171,3 +171,43 @@ func TestLinkd_UpdateModeConnected_PendingAndUnavailable(t *testing.T) {
 		t.Errorf("resubmitted after Plaid recovered: %v, %v; want GOOD", resp.GetItem(), err)
 	}
 }
+
+// TestLinkd_SubmitRedirect_InstitutionIDChecked: a connected redirect's
+// institution_id is indexed by every store (Postgres keeps it in a text
+// column, where a NUL byte or a few KiB fail every insert), so one that is
+// not a Plaid id is INVALID_ARGUMENT naming url.institution_id before Plaid
+// is called: the public token stays unspent and no Item is made.
+func TestLinkd_SubmitRedirect_InstitutionIDChecked(t *testing.T) {
+	transports(t, func(t *testing.T, ts *testServer, c linkdv1.LinkServiceClient) {
+		ctx := context.Background()
+		tok, publicToken := mustLink(t, c, "user-inst")
+		good := connectedURL(publicToken, "sess-inst")
+		for name, inst := range map[string]string{
+			"NUL":    "ins%00",
+			"Huge":   "ins_" + strings.Repeat("9", 4000),
+			"Slash":  "ins%2F..%2F1",
+			"Spaces": "ins+1",
+		} {
+			bad := strings.Replace(good, "institution_id=ins_109508", "institution_id="+inst, 1)
+			_, err := c.SubmitRedirect(ctx, &linkdv1.SubmitRedirectRequest{Url: bad, LinkToken: tok.GetLinkToken()})
+			if st := wantCode(t, err, codes.InvalidArgument); st != nil && badRequestField(st) != "url.institution_id" {
+				t.Errorf("%s: field = %q, want url.institution_id (%v)", name, badRequestField(st), st.Message())
+			}
+		}
+		items, err := c.ListItems(ctx, &linkdv1.ListItemsRequest{ClientUserId: "user-inst"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(items.GetItems()) != 0 {
+			t.Fatalf("refused redirects made %d Items", len(items.GetItems()))
+		}
+		// The token was never spent: the real redirect still links.
+		resp, err := c.SubmitRedirect(ctx, &linkdv1.SubmitRedirectRequest{Url: good, LinkToken: tok.GetLinkToken()})
+		if err != nil {
+			t.Fatalf("the good redirect after the refused ones: %v", err)
+		}
+		if resp.GetItem().GetInstitutionId() != "ins_109508" {
+			t.Errorf("institution_id = %q", resp.GetItem().GetInstitutionId())
+		}
+	})
+}
