@@ -86,13 +86,24 @@ func (s *Service) exchange(ctx context.Context, x exchangeRequest) (item *linkdv
 		return claim.Item, false, nil
 	}
 	keeper := s.keepClaim(x.publicToken)
-	if err := s.checkDuplicate(ctx, x.clientUserID, x.connected); err != nil {
+	// Two public tokens of one bank login (two Link sessions finishing
+	// together) must not both pass the duplicate check before either Item
+	// is stored: the check, the exchange and the store are one step per
+	// user and institution in this process.
+	unlockDup, err := s.lockDuplicateCheck(ctx, x.clientUserID, x.connected)
+	if err == nil {
+		if err = s.checkDuplicate(ctx, x.clientUserID, x.connected); err != nil {
+			unlockDup()
+		}
+	}
+	if err != nil {
 		keeper.stop()
 		s.release(ctx, x.publicToken, false)
 		return nil, false, err
 	}
 	ex, err := s.plaid.ExchangePublicToken(ctx, x.publicToken)
 	if err != nil {
+		unlockDup()
 		keeper.stop()
 		return nil, false, s.exchangeFailed(ctx, x.publicToken, claim.Earlier, err)
 	}
@@ -119,7 +130,7 @@ func (s *Service) exchange(ctx context.Context, x exchangeRequest) (item *linkdv
 		}
 		n.RefreshAt = s.now()
 	}
-	k := s.persist(ctx, x.publicToken, n, keeper)
+	k := s.persist(ctx, x.publicToken, n, keeper, unlockDup)
 	item, _, err = s.awaitKept(ctx, k, x.clientUserID)
 	if err != nil {
 		return nil, false, err
@@ -211,8 +222,9 @@ func (k *claimKeeper) stop() {
 }
 
 // persist stores n in the background, retrying while the store fails, and
-// returns its kept exchange. keeper renews the claim meanwhile.
-func (s *Service) persist(ctx context.Context, publicToken string, n linkd.NewItem, keeper *claimKeeper) *keptExchange {
+// returns its kept exchange. keeper renews the claim meanwhile; stored
+// runs once the store has answered for good.
+func (s *Service) persist(ctx context.Context, publicToken string, n linkd.NewItem, keeper *claimKeeper, stored func()) *keptExchange {
 	k := &keptExchange{done: make(chan struct{})}
 	s.keptMu.Lock()
 	s.kept[publicToken] = k
@@ -221,6 +233,7 @@ func (s *Service) persist(ctx context.Context, publicToken string, n linkd.NewIt
 	bg := context.WithoutCancel(ctx)
 	go func() {
 		defer s.inflight.Done()
+		defer stored()
 		defer keeper.stop()
 		wait := 50 * time.Millisecond
 		for attempt := 1; ; attempt++ {
@@ -334,6 +347,28 @@ func (s *Service) exchangeFailed(ctx context.Context, publicToken string, earlie
 	}
 	s.release(ctx, publicToken, false)
 	return err
+}
+
+// lockDuplicateCheck waits, as long as ctx allows, until no other exchange
+// in this process that checkDuplicate would compare with connected (same
+// institution, and same user unless the policy is all users) is between
+// its check and its stored Item, and returns the function that lets the
+// next one in. With nothing to compare it waits for nothing. When ctx ends
+// first it returns EUNAVAILABLE: nothing was exchanged.
+func (s *Service) lockDuplicateCheck(ctx context.Context, clientUserID string, connected *linkdv1.ConnectedResult) (func(), error) {
+	inst := connected.GetInstitutionId()
+	if inst == "" || s.duplicates == DuplicatesOff {
+		return func() {}, nil
+	}
+	key := inst
+	if s.duplicates != DuplicatesAllUsers {
+		key = clientUserID + "\x00" + inst
+	}
+	unlock, ok := s.duplicateChecks.lock(ctx, key)
+	if !ok {
+		return nil, linkd.Errorf(linkd.EUNAVAILABLE, "another link of this institution for this user is being exchanged; retry to learn whether this one is a duplicate")
+	}
+	return unlock, nil
 }
 
 // checkDuplicate refuses a connection that repeats an existing Item, as

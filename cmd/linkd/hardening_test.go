@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/linkd/linkd"
 	linkdv1 "github.com/linkd/linkd/gen/linkd/v1"
@@ -210,4 +211,73 @@ func TestLinkd_SubmitRedirect_InstitutionIDChecked(t *testing.T) {
 			t.Errorf("institution_id = %q", resp.GetItem().GetInstitutionId())
 		}
 	})
+}
+
+// TestLinkd_DuplicateItems_Concurrent: connected redirects of one bank
+// login from two Link sessions (two public tokens) that arrive together
+// make one Item: the duplicate check and the exchange it guards do not
+// interleave, so Plaid is asked (and bills) once, and the others are
+// ALREADY_EXISTS naming that Item.
+func TestLinkd_DuplicateItems_Concurrent(t *testing.T) {
+	emu, err := plaidemu.Start("127.0.0.1:0", plaidemu.Options{ClientID: "dup-client", Secret: "dup-secret"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { emu.Close() })
+	ts := MustStartServer(t, "PLAID_CLIENT_ID=dup-client", "PLAID_SECRET=dup-secret", "PLAID_BASE_URL="+emu.URL())
+	c := ts.GRPC(t)
+	ctx := context.Background()
+	const n = 4
+	tok, _ := mustLink(t, c, "user-twice")
+	tokens := make([]string, n)
+	for i := range tokens {
+		_, tokens[i] = mustLink(t, c, "user-twice")
+	}
+	before := emu.Calls(exchangePath)
+	// Plaid answers slowly, so every redirect is past its duplicate check
+	// before the first Item could be stored, unless the check waits.
+	emu.SetFaults(plaidemu.Faults{Latency: 200 * time.Millisecond})
+	defer emu.SetFaults(plaidemu.Faults{})
+	errs := make([]error, n)
+	items := make([]string, n)
+	done := make(chan int)
+	for i := range tokens {
+		go func() {
+			resp, err := c.SubmitRedirect(ctx, &linkdv1.SubmitRedirectRequest{
+				Url: connectedURL(tokens[i], "sess-twice-"+string(rune('a'+i))), LinkToken: tok.GetLinkToken(),
+			})
+			items[i], errs[i] = resp.GetItem().GetItemId(), err
+			done <- i
+		}()
+	}
+	for range tokens {
+		<-done
+	}
+	emu.SetFaults(plaidemu.Faults{})
+	var linked string
+	for i := range tokens {
+		switch {
+		case errs[i] == nil && linked == "":
+			linked = items[i]
+		case errs[i] == nil:
+			t.Errorf("redirect %d made a second Item %s (first %s)", i, items[i], linked)
+		case status.Code(errs[i]) != codes.AlreadyExists:
+			t.Errorf("redirect %d: %v, want ALREADY_EXISTS", i, errs[i])
+		}
+	}
+	for i := range tokens {
+		if errs[i] != nil && linked != "" && duplicateOf(errs[i]) != linked {
+			t.Errorf("redirect %d: duplicate of %q, want %q", i, duplicateOf(errs[i]), linked)
+		}
+	}
+	list, err := c.ListItems(ctx, &linkdv1.ListItemsRequest{ClientUserId: "user-twice"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(list.GetItems()) != 1 {
+		t.Errorf("%d Items, want 1", len(list.GetItems()))
+	}
+	if calls := emu.Calls(exchangePath) - before; calls != 1 {
+		t.Errorf("%d exchange calls to Plaid, want 1", calls)
+	}
 }
