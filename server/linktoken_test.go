@@ -34,6 +34,21 @@ func TestCheckLinkTokenOptions(t *testing.T) {
 		{"HostedRelativeRedirect", req(func(r *linkdv1.CreateLinkTokenRequest) {
 			r.HostedLink = &linkdv1.HostedLink{CompletionRedirectUri: "/done"}
 		}), "hosted_link.completion_redirect_uri"},
+		// A page goes to it when the session ends: a URI that runs script
+		// where it is opened (the emulator's page, on linkd's origin) is
+		// not a place to return to.
+		{"HostedJavascriptRedirect", req(func(r *linkdv1.CreateLinkTokenRequest) {
+			r.HostedLink = &linkdv1.HostedLink{CompletionRedirectUri: "javascript:alert(document.domain)"}
+		}), "hosted_link.completion_redirect_uri"},
+		{"HostedJavascriptRedirectUpper", req(func(r *linkdv1.CreateLinkTokenRequest) {
+			r.HostedLink = &linkdv1.HostedLink{CompletionRedirectUri: "JavaScript://app.example.com/%0aalert(1)"}
+		}), "hosted_link.completion_redirect_uri"},
+		{"HostedDataRedirect", req(func(r *linkdv1.CreateLinkTokenRequest) {
+			r.HostedLink = &linkdv1.HostedLink{CompletionRedirectUri: "data:text/html,<script>alert(1)</script>"}
+		}), "hosted_link.completion_redirect_uri"},
+		{"HostedVBScriptRedirect", req(func(r *linkdv1.CreateLinkTokenRequest) {
+			r.HostedLink = &linkdv1.HostedLink{CompletionRedirectUri: "vbscript:msgbox(1)"}
+		}), "hosted_link.completion_redirect_uri"},
 		{"HostedLifetimeNegative", req(func(r *linkdv1.CreateLinkTokenRequest) {
 			r.HostedLink = &linkdv1.HostedLink{UrlLifetimeSeconds: -1}
 		}), "hosted_link.url_lifetime_seconds"},
