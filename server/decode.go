@@ -155,13 +155,29 @@ var decodeFieldPattern = regexp.MustCompile(`(?:field|list) "([A-Za-z0-9_.]{1,64
 // when msg is not a decoding error.
 func undecodableField(msg string) string {
 	if m := decodeFieldPattern.FindStringSubmatch(msg); m != nil {
-		return m[1] + m[2] + m[3]
+		// protojson names a field with a bad value by its JSON name
+		// (urlLifetimeSeconds); linkd's errors use the proto name.
+		return m[1] + protoName(m[2]) + m[3]
 	}
 	switch {
 	case strings.HasPrefix(msg, "proto:"), msg == "unexpected EOF", strings.HasPrefix(msg, "invalid character"), strings.HasPrefix(msg, "json:"):
 		return "body"
 	}
 	return ""
+}
+
+// protoName turns a lowerCamelCase JSON name back into the snake_case
+// proto field name it was made from.
+func protoName(json string) string {
+	var b strings.Builder
+	for _, r := range json {
+		if 'A' <= r && r <= 'Z' {
+			b.WriteByte('_')
+			r += 'a' - 'A'
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
 }
 
 // badRequestStatus is INVALID_ARGUMENT with msg and a BadRequest naming

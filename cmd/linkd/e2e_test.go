@@ -368,6 +368,7 @@ func TestLinkd_REST_BadRequestNamesField(t *testing.T) {
 	}{
 		{"WrongType", "POST", "/v1/link/redirect/parse", `{"url":123}`, "url"},
 		{"ObjectForString", "POST", "/v1/link/redirect/parse", `{"url":{"a":1}}`, "url"},
+		{"NestedOutOfRange", "POST", "/v1/link/token/create", `{"client_user_id":"u1","hosted_link":{"url_lifetime_seconds":99999999999}}`, "url_lifetime_seconds"},
 		{"UnknownKey", "POST", "/v1/link/token/create", `{"client_user_id":"u1","nope":1}`, "nope"},
 		{"RepeatedKey", "POST", "/v1/link/redirect/parse", `{"url":"plaidlink://exit","url":"plaidlink://exit"}`, "url"},
 		{"NotAnObject", "POST", "/v1/link/redirect/parse", `[]`, "body"},
