@@ -268,7 +268,12 @@ func (rm routeMethods) routingErrors(ctx context.Context, mux *runtime.ServeMux,
 		runtime.DefaultRoutingErrorHandler(ctx, mux, m, w, r, httpStatus)
 		return
 	}
-	allowed := rm.allow(r.URL.Path)
+	writeMethodNotAllowed(w, r, rm.allow(r.URL.Path))
+}
+
+// writeMethodNotAllowed answers 405 with Allow: allowed, and the gateway's
+// JSON error body.
+func writeMethodNotAllowed(w http.ResponseWriter, r *http.Request, allowed []string) {
 	w.Header().Set("Allow", strings.Join(allowed, ", "))
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusMethodNotAllowed)
