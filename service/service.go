@@ -134,9 +134,9 @@ type Service struct {
 	// exchanges serializes work on one public token inside this process,
 	// an optimisation only: the store's claim is the guarantee.
 	exchanges keyedMutex
-	// duplicateChecks serializes the duplicate check, exchange and store
-	// of connections one duplicate check compares (lockDuplicateCheck).
-	duplicateChecks keyedGate
+	// pending holds the connections between their duplicate check and
+	// their stored Item (lockDuplicateCheck).
+	pending pendingLinks
 	// renewing serializes renewals of one dead link token in this process,
 	// so a burst of redirects on it costs one Plaid call.
 	renewing keyedMutex
@@ -263,48 +263,6 @@ func (k *keyedMutex) lock(key string) (unlock func()) {
 			delete(k.locks, key)
 		}
 		k.mu.Unlock()
-	}
-}
-
-// keyedGate is a set of locks by key, each existing only while in use,
-// whose lock gives up when a context ends.
-type keyedGate struct {
-	mu    sync.Mutex
-	gates map[string]*keyedGateEntry
-}
-
-type keyedGateEntry struct {
-	held  chan struct{} // holds one token while locked
-	users int
-}
-
-// lock locks key, or reports false when ctx ends first; on true, the
-// function returned unlocks it.
-func (k *keyedGate) lock(ctx context.Context, key string) (unlock func(), ok bool) {
-	k.mu.Lock()
-	if k.gates == nil {
-		k.gates = make(map[string]*keyedGateEntry)
-	}
-	g := k.gates[key]
-	if g == nil {
-		g = &keyedGateEntry{held: make(chan struct{}, 1)}
-		k.gates[key] = g
-	}
-	g.users++
-	k.mu.Unlock()
-	leave := func() {
-		k.mu.Lock()
-		if g.users--; g.users == 0 {
-			delete(k.gates, key)
-		}
-		k.mu.Unlock()
-	}
-	select {
-	case g.held <- struct{}{}:
-		return func() { <-g.held; leave() }, true
-	case <-ctx.Done():
-		leave()
-		return nil, false
 	}
 }
 
