@@ -84,8 +84,13 @@ func checkLinkTokenOptions(f *fields, products []string, updateMode bool) (hoste
 	if hosted {
 		completionRedirectURI = f.str("hosted_link.completion_redirect_uri", false)
 		if completionRedirectURI != "" {
-			if u, err := url.Parse(completionRedirectURI); err != nil || u.Scheme == "" {
+			switch u, err := url.Parse(completionRedirectURI); {
+			case err != nil || u.Scheme == "":
 				f.fail("hosted_link.completion_redirect_uri must be a URI")
+			case u.Scheme == "javascript" || u.Scheme == "data" || u.Scheme == "vbscript":
+				// The page goes there when the session ends: this would
+				// run script on the emulator's origin instead.
+				f.fail("hosted_link.completion_redirect_uri must be a URI to leave the page for")
 			}
 		}
 		if secs, ok := f.integer("hosted_link.url_lifetime_seconds"); ok {

@@ -17,6 +17,9 @@ func TestEmulator_LinkTokenOptions(t *testing.T) {
 	}{
 		{"HostedEmpty", map[string]any{"hosted_link": map[string]any{}}, true},
 		{"HostedFull", map[string]any{"hosted_link": map[string]any{"completion_redirect_uri": "myapp://done", "url_lifetime_seconds": 600, "is_mobile_app": true}}, true},
+		// The page goes there when the session ends, on the emulator's origin.
+		{"HostedJavascriptRedirect", map[string]any{"hosted_link": map[string]any{"completion_redirect_uri": "javascript:alert(document.domain)"}}, false},
+		{"HostedDataRedirect", map[string]any{"hosted_link": map[string]any{"completion_redirect_uri": "DATA:text/html,<script>alert(1)</script>"}}, false},
 		{"HostedLifetimeZero", map[string]any{"hosted_link": map[string]any{"url_lifetime_seconds": 0}}, false},
 		{"HostedLifetimeOver", map[string]any{"hosted_link": map[string]any{"url_lifetime_seconds": 21*24*3600 + 1}}, false},
 		{"HostedAndroid", map[string]any{"hosted_link": map[string]any{}, "android_package_name": "com.example.app"}, false},

@@ -66,6 +66,9 @@ func importItem(ctx context.Context, tx pgx.Tx, r *linkd.ItemRecord) error {
 	if r.Sealed == nil {
 		return linkd.InvalidField("access_token", "item %s has no sealed access token to copy", item.GetItemId())
 	}
+	if err := checkInstitutionID(item.GetInstitutionId()); err != nil {
+		return err
+	}
 	rec, err := marshal("import item", item)
 	if err != nil {
 		return err

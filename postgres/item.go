@@ -40,6 +40,9 @@ func (db *DB) PutItem(ctx context.Context, n linkd.NewItem) (*linkdv1.Item, erro
 			return nil, err
 		}
 	}
+	if err := checkInstitutionID(item.GetInstitutionId()); err != nil {
+		return nil, err
+	}
 	if n.AccessToken.IsZero() {
 		return nil, linkd.InvalidField("access_token", "access_token is required")
 	}
@@ -197,8 +200,8 @@ func (db *DB) ListItems(ctx context.Context, clientUserID string) ([]*linkdv1.It
 // every answer for "", which names no institution (as in the bbolt store,
 // which does not index Items without one).
 func (db *DB) ItemsAtInstitution(ctx context.Context, institutionID string) ([]*linkdv1.Item, error) {
-	if institutionID == "" {
-		return nil, nil
+	if institutionID == "" || checkInstitutionID(institutionID) != nil {
+		return nil, nil // no stored Item has one
 	}
 	items, err := listItems(ctx, db.pool, `
 		SELECT record FROM items WHERE institution_id = $1 ORDER BY created_ns, item_id`, institutionID)
@@ -272,6 +275,9 @@ func (db *DB) updateItem(ctx context.Context, op, itemID string, fn func(item *l
 func writeItem(ctx context.Context, tx pgx.Tx, itemID string, item *linkdv1.Item) error {
 	if item.GetItemId() != itemID {
 		return internal("update item", errors.New("an update function changed item_id"))
+	}
+	if err := checkInstitutionID(item.GetInstitutionId()); err != nil {
+		return err
 	}
 	rec, err := marshal("update item", item)
 	if err != nil {

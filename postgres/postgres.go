@@ -290,6 +290,21 @@ func checkID(field, id string) error {
 	return nil
 }
 
+// checkInstitutionID returns an EINVALID error naming institution_id when
+// id cannot be an indexed text column: a NUL byte (Postgres text has none)
+// or over maxIDLen bytes (a btree entry has a size limit). Stored as given,
+// either fails every insert, which the caller would retry as a storage
+// failure.
+func checkInstitutionID(id string) error {
+	if strings.IndexByte(id, 0) >= 0 {
+		return linkd.InvalidField("institution_id", "institution_id has a NUL byte")
+	}
+	if len(id) > maxIDLen {
+		return linkd.InvalidField("institution_id", "institution_id is over %d bytes", maxIDLen)
+	}
+	return nil
+}
+
 // publicTokenSum is the SHA-256 a public token is stored as.
 func publicTokenSum(publicToken string) []byte {
 	sum := sha256.Sum256([]byte(publicToken))

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -78,12 +79,7 @@ func invalidUTF8Status(field string) *status.Status {
 	if field == "" {
 		return status.New(codes.InvalidArgument, "a string field is not valid UTF-8")
 	}
-	msg := field + " is not valid UTF-8"
-	st := status.New(codes.InvalidArgument, msg)
-	if with, err := st.WithDetails(&errdetails.BadRequest{FieldViolations: []*errdetails.BadRequest_FieldViolation{{Field: field, Description: msg}}}); err == nil {
-		return with
-	}
-	return st
+	return badRequestStatus(field, field+" is not valid UTF-8")
 }
 
 // badUTF8Field returns the path (a.b) of the first string field of b, a
@@ -138,9 +134,60 @@ func gatewayErrors(ctx context.Context, mux *runtime.ServeMux, m runtime.Marshal
 			err = invalidUTF8Status(badUTF8Param(pattern, r)).Err()
 		case st.Code() == codes.ResourceExhausted && strings.Contains(st.Message(), "larger than max"):
 			err = status.Errorf(codes.InvalidArgument, "request is larger than %d bytes", MaxRequestBytes)
+		case st.Code() == codes.InvalidArgument && len(st.Details()) == 0:
+			if field := undecodableField(st.Message()); field != "" {
+				err = badRequestStatus(field, st.Message()).Err()
+			}
 		}
 	}
 	runtime.DefaultHTTPErrorHandler(ctx, mux, m, w, r, err)
+}
+
+// decodeFieldPattern finds the field a decoding error of the gateway names:
+// protojson's `field url:`, `unknown field "nope"`, `duplicate field
+// "url"`, the query parser's `parsing field "page_size"` and `parsing list
+// "statuses"`, a path parameter's `parameter: item_id,`.
+var decodeFieldPattern = regexp.MustCompile(`(?:field|list) "([A-Za-z0-9_.]{1,64})"|field ([A-Za-z0-9_.]{1,64}):|parameter: ([A-Za-z0-9_.]{1,64}),`)
+
+// undecodableField returns the field to name in the BadRequest of msg, the
+// message of a request the gateway could not decode (no RPC ran, so it
+// has no details): the field it names, "body" when it names none, or ""
+// when msg is not a decoding error.
+func undecodableField(msg string) string {
+	if m := decodeFieldPattern.FindStringSubmatch(msg); m != nil {
+		// protojson names a field with a bad value by its JSON name
+		// (urlLifetimeSeconds); linkd's errors use the proto name.
+		return m[1] + protoName(m[2]) + m[3]
+	}
+	switch {
+	case strings.HasPrefix(msg, "proto:"), msg == "unexpected EOF", strings.HasPrefix(msg, "invalid character"), strings.HasPrefix(msg, "json:"):
+		return "body"
+	}
+	return ""
+}
+
+// protoName turns a lowerCamelCase JSON name back into the snake_case
+// proto field name it was made from.
+func protoName(json string) string {
+	var b strings.Builder
+	for _, r := range json {
+		if 'A' <= r && r <= 'Z' {
+			b.WriteByte('_')
+			r += 'a' - 'A'
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+// badRequestStatus is INVALID_ARGUMENT with msg and a BadRequest naming
+// field.
+func badRequestStatus(field, msg string) *status.Status {
+	st := status.New(codes.InvalidArgument, msg)
+	if with, err := st.WithDetails(&errdetails.BadRequest{FieldViolations: []*errdetails.BadRequest_FieldViolation{{Field: field, Description: msg}}}); err == nil {
+		return with
+	}
+	return st
 }
 
 // badUTF8Param names the path parameter of pattern (as /v1/items/{item_id})
@@ -221,7 +268,12 @@ func (rm routeMethods) routingErrors(ctx context.Context, mux *runtime.ServeMux,
 		runtime.DefaultRoutingErrorHandler(ctx, mux, m, w, r, httpStatus)
 		return
 	}
-	allowed := rm.allow(r.URL.Path)
+	writeMethodNotAllowed(w, r, rm.allow(r.URL.Path))
+}
+
+// writeMethodNotAllowed answers 405 with Allow: allowed, and the gateway's
+// JSON error body.
+func writeMethodNotAllowed(w http.ResponseWriter, r *http.Request, allowed []string) {
 	w.Header().Set("Allow", strings.Join(allowed, ", "))
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusMethodNotAllowed)

@@ -7,6 +7,8 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"slices"
+	"strings"
 	"sync"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
@@ -75,8 +77,21 @@ func NewHTTPHandler(ctx context.Context, conn *InProcessConn, opts HTTPOptions) 
 	}
 	top := http.NewServeMux()
 	top.Handle("/", mux)
+	allow := map[string][]string{} // the methods of each route's path
 	for _, r := range routes {
 		top.Handle(r.Pattern, routeLabel(r.Pattern, r.Handler))
+		if method, path, ok := strings.Cut(r.Pattern, " "); ok {
+			allow[path] = append(allow[path], method)
+		}
+	}
+	// Another method on such a path would fall through to the gateway,
+	// which knows no such path (404): answer it as the gateway answers
+	// an RPC's path, 405 with Allow.
+	for path, methods := range allow {
+		slices.Sort(methods)
+		top.Handle(path, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			writeMethodNotAllowed(w, r, methods)
+		}))
 	}
 	var h http.Handler = limitURI(limitBody(log, top))
 	if len(opts.CORSOrigins) > 0 {

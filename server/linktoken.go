@@ -102,6 +102,10 @@ func checkLinkTokenOptions(req *linkdv1.CreateLinkTokenRequest) error {
 	return checkOptionalPattern("institution_id", req.GetInstitutionId(), institutionIDPattern, "a Plaid institution_id")
 }
 
+// scriptSchemes are the URI schemes a browser runs or renders in place
+// instead of leaving the page for.
+var scriptSchemes = map[string]bool{"javascript": true, "data": true, "vbscript": true, "blob": true, "file": true, "about": true}
+
 // checkCompletionRedirectURI accepts an absolute URI: https, or an app's
 // own scheme (Hosted Link in an ASWebAuthenticationSession returns to it).
 func checkCompletionRedirectURI(uri string) error {
@@ -115,6 +119,10 @@ func checkCompletionRedirectURI(uri string) error {
 		return linkd.InvalidField(field, "%s is not an absolute URI", field)
 	case u.User != nil:
 		return linkd.InvalidField(field, "%s must not have user info", field)
+	case scriptSchemes[u.Scheme]: // url.Parse lowercases the scheme
+		// The page that ends the session goes there: such a URI would run
+		// script in that page (the emulator's, on linkd's own origin).
+		return linkd.InvalidField(field, "%s must be https or the app's own scheme, not %s:", field, u.Scheme)
 	case len(uri) > 2048:
 		return linkd.InvalidField(field, "%s is longer than 2048 bytes", field)
 	}

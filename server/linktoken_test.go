@@ -17,6 +17,11 @@ func TestCheckLinkTokenOptions(t *testing.T) {
 		return r
 	}
 	update := func(r *linkdv1.CreateLinkTokenRequest) { r.ItemId, r.Products = "item-1", nil }
+	completion := func(uri string) *linkdv1.CreateLinkTokenRequest {
+		return req(func(r *linkdv1.CreateLinkTokenRequest) {
+			r.HostedLink = &linkdv1.HostedLink{CompletionRedirectUri: uri}
+		})
+	}
 	for _, tt := range []struct {
 		name  string
 		req   *linkdv1.CreateLinkTokenRequest
@@ -28,12 +33,15 @@ func TestCheckLinkTokenOptions(t *testing.T) {
 		{"HostedFull", req(func(r *linkdv1.CreateLinkTokenRequest) {
 			r.HostedLink = &linkdv1.HostedLink{CompletionRedirectUri: "myapp://done", UrlLifetimeSeconds: 3600, IsMobileApp: true}
 		}), ""},
-		{"HostedHTTPSRedirect", req(func(r *linkdv1.CreateLinkTokenRequest) {
-			r.HostedLink = &linkdv1.HostedLink{CompletionRedirectUri: "https://app.example.com/done"}
-		}), ""},
-		{"HostedRelativeRedirect", req(func(r *linkdv1.CreateLinkTokenRequest) {
-			r.HostedLink = &linkdv1.HostedLink{CompletionRedirectUri: "/done"}
-		}), "hosted_link.completion_redirect_uri"},
+		{"HostedHTTPSRedirect", completion("https://app.example.com/done"), ""},
+		{"HostedRelativeRedirect", completion("/done"), "hosted_link.completion_redirect_uri"},
+		// A page goes to it when the session ends: a URI that runs script
+		// where it is opened (the emulator's page, on linkd's origin) is
+		// not a place to return to.
+		{"HostedJavascriptRedirect", completion("javascript:alert(document.domain)"), "hosted_link.completion_redirect_uri"},
+		{"HostedJavascriptRedirectUpper", completion("JavaScript://app.example.com/%0aalert(1)"), "hosted_link.completion_redirect_uri"},
+		{"HostedDataRedirect", completion("data:text/html,<script>alert(1)</script>"), "hosted_link.completion_redirect_uri"},
+		{"HostedVBScriptRedirect", completion("vbscript:msgbox(1)"), "hosted_link.completion_redirect_uri"},
 		{"HostedLifetimeNegative", req(func(r *linkdv1.CreateLinkTokenRequest) {
 			r.HostedLink = &linkdv1.HostedLink{UrlLifetimeSeconds: -1}
 		}), "hosted_link.url_lifetime_seconds"},

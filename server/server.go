@@ -154,6 +154,12 @@ func (s *Server) SubmitRedirect(ctx context.Context, req *linkdv1.SubmitRedirect
 	if err := checkPattern("url.link_session_id", linkd.RedirectSessionID(r), plaidIDPattern, "a Link session id"); err != nil {
 		return nil, err
 	}
+	// A connected redirect's institution_id becomes the Item's, which every
+	// store indexes (Postgres in a text column, where a NUL or a few KiB
+	// fail the insert after Plaid billed the exchange): only Plaid's ids.
+	if err := checkOptionalPattern("url.institution_id", r.GetConnected().GetInstitutionId(), plaidIDPattern, "a Plaid institution_id"); err != nil {
+		return nil, err
+	}
 	out, err := s.svc.SubmitRedirect(ctx, tok, r)
 	if err != nil {
 		return nil, err

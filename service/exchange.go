@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
+	"sync"
 	"time"
 
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -86,13 +88,23 @@ func (s *Service) exchange(ctx context.Context, x exchangeRequest) (item *linkdv
 		return claim.Item, false, nil
 	}
 	keeper := s.keepClaim(x.publicToken)
-	if err := s.checkDuplicate(ctx, x.clientUserID, x.connected); err != nil {
+	// Two public tokens of one bank login (two Link sessions finishing
+	// together) must not both pass the duplicate check before either Item
+	// is stored: a connection waits for any pending one it may repeat.
+	unlockDup, err := s.lockDuplicateCheck(ctx, x.clientUserID, x.connected)
+	if err == nil {
+		if err = s.checkDuplicate(ctx, x.clientUserID, x.connected); err != nil {
+			unlockDup()
+		}
+	}
+	if err != nil {
 		keeper.stop()
 		s.release(ctx, x.publicToken, false)
 		return nil, false, err
 	}
 	ex, err := s.plaid.ExchangePublicToken(ctx, x.publicToken)
 	if err != nil {
+		unlockDup()
 		keeper.stop()
 		return nil, false, s.exchangeFailed(ctx, x.publicToken, claim.Earlier, err)
 	}
@@ -119,7 +131,7 @@ func (s *Service) exchange(ctx context.Context, x exchangeRequest) (item *linkdv
 		}
 		n.RefreshAt = s.now()
 	}
-	k := s.persist(ctx, x.publicToken, n, keeper)
+	k := s.persist(ctx, x.publicToken, n, keeper, unlockDup)
 	item, _, err = s.awaitKept(ctx, k, x.clientUserID)
 	if err != nil {
 		return nil, false, err
@@ -211,8 +223,9 @@ func (k *claimKeeper) stop() {
 }
 
 // persist stores n in the background, retrying while the store fails, and
-// returns its kept exchange. keeper renews the claim meanwhile.
-func (s *Service) persist(ctx context.Context, publicToken string, n linkd.NewItem, keeper *claimKeeper) *keptExchange {
+// returns its kept exchange. keeper renews the claim meanwhile; stored
+// runs once the store has answered for good.
+func (s *Service) persist(ctx context.Context, publicToken string, n linkd.NewItem, keeper *claimKeeper, stored func()) *keptExchange {
 	k := &keptExchange{done: make(chan struct{})}
 	s.keptMu.Lock()
 	s.kept[publicToken] = k
@@ -221,6 +234,7 @@ func (s *Service) persist(ctx context.Context, publicToken string, n linkd.NewIt
 	bg := context.WithoutCancel(ctx)
 	go func() {
 		defer s.inflight.Done()
+		defer stored()
 		defer keeper.stop()
 		wait := 50 * time.Millisecond
 		for attempt := 1; ; attempt++ {
@@ -334,6 +348,84 @@ func (s *Service) exchangeFailed(ctx context.Context, publicToken string, earlie
 	}
 	s.release(ctx, publicToken, false)
 	return err
+}
+
+// lockDuplicateCheck waits, as long as ctx allows, until no connection in
+// this process that checkDuplicate would find connected repeating (same
+// institution and accounts, and same user unless the policy is all users)
+// is between its check and its stored Item, and returns the function that
+// ends connected's own turn there. With nothing to compare it waits for
+// nothing. When ctx ends first it returns EUNAVAILABLE: nothing was
+// exchanged.
+func (s *Service) lockDuplicateCheck(ctx context.Context, clientUserID string, connected *linkdv1.ConnectedResult) (func(), error) {
+	if connected.GetInstitutionId() == "" || s.duplicates == DuplicatesOff {
+		return func() {}, nil
+	}
+	item := &linkdv1.Item{ClientUserId: clientUserID, InstitutionId: connected.GetInstitutionId(), Accounts: connected.GetAccounts()}
+	leave, ok := s.pending.enter(ctx, item, s.duplicates == DuplicatesAllUsers)
+	if !ok {
+		return nil, linkd.Errorf(linkd.EUNAVAILABLE, "a link of the same accounts is being exchanged; retry to learn whether this one is a duplicate")
+	}
+	return leave, nil
+}
+
+// pendingLinks are the connections between their duplicate check and
+// their stored Item in this process, by institution_id.
+type pendingLinks struct {
+	mu     sync.Mutex
+	byInst map[string][]*pendingLink
+}
+
+// pendingLink is one connection in pendingLinks: what DuplicateOf compares
+// of it, and a channel closed when it leaves.
+type pendingLink struct {
+	item *linkdv1.Item
+	done chan struct{}
+}
+
+// enter waits, as long as ctx allows, until no pending connection of
+// item's user (of any user if allUsers) repeats item as DuplicateOf
+// judges, then registers item and returns the function that removes it.
+// It reports false when ctx ends first.
+func (p *pendingLinks) enter(ctx context.Context, item *linkdv1.Item, allUsers bool) (leave func(), ok bool) {
+	inst := item.GetInstitutionId()
+	for {
+		p.mu.Lock()
+		var candidates []*linkdv1.Item
+		var links []*pendingLink
+		for _, l := range p.byInst[inst] {
+			if allUsers || l.item.GetClientUserId() == item.GetClientUserId() {
+				candidates, links = append(candidates, l.item), append(links, l)
+			}
+		}
+		if old := linkd.DuplicateOf(candidates, inst, item.GetAccounts()); old != nil {
+			wait := links[slices.Index(candidates, old)].done
+			p.mu.Unlock()
+			select {
+			case <-wait:
+				continue
+			case <-ctx.Done():
+				return nil, false
+			}
+		}
+		if p.byInst == nil {
+			p.byInst = make(map[string][]*pendingLink)
+		}
+		me := &pendingLink{item: item, done: make(chan struct{})}
+		p.byInst[inst] = append(p.byInst[inst], me)
+		p.mu.Unlock()
+		return func() {
+			p.mu.Lock()
+			defer p.mu.Unlock()
+			rest := slices.DeleteFunc(p.byInst[inst], func(l *pendingLink) bool { return l == me })
+			if len(rest) == 0 {
+				delete(p.byInst, inst)
+			} else {
+				p.byInst[inst] = rest
+			}
+			close(me.done)
+		}, true
+	}
 }
 
 // checkDuplicate refuses a connection that repeats an existing Item, as

@@ -134,6 +134,9 @@ type Service struct {
 	// exchanges serializes work on one public token inside this process,
 	// an optimisation only: the store's claim is the guarantee.
 	exchanges keyedMutex
+	// pending holds the connections between their duplicate check and
+	// their stored Item (lockDuplicateCheck).
+	pending pendingLinks
 	// renewing serializes renewals of one dead link token in this process,
 	// so a burst of redirects on it costs one Plaid call.
 	renewing keyedMutex

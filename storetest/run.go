@@ -710,6 +710,31 @@ func testPutItem(t *testing.T, fresh func(*testing.T) linkd.Store) {
 			}
 		}
 	})
+	// An institution_id comes from a redirect the service checked, but
+	// the store must not turn one it cannot keep into a storage failure,
+	// which the exchange retries for ever after Plaid billed it: it is
+	// kept as given or refused as EINVALID naming institution_id.
+	t.Run("InstitutionIDWithNUL", func(t *testing.T) {
+		s := fresh(t)
+		in := newItem("item-1", "user-1", 0)
+		in.InstitutionId = "ins\x003"
+		got, err := s.PutItem(ctx, linkd.NewItem{Item: in, AccessToken: accessToken("item-1")})
+		if err != nil {
+			var le *linkd.Error
+			if !errors.As(err, &le) || le.Code != linkd.EINVALID || le.Field != "institution_id" {
+				t.Fatalf("PutItem = %v, want it stored or EINVALID naming institution_id", err)
+			}
+			return
+		}
+		stored, err := s.GetItem(ctx, "item-1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantProto(t, stored, got)
+		if items, err := s.ItemsAtInstitution(ctx, in.InstitutionId); err != nil || !slices.Equal(itemIDs(items), []string{"item-1"}) {
+			t.Fatalf("ItemsAtInstitution = %q, %v", itemIDs(items), err)
+		}
+	})
 	t.Run("OldestFirst", func(t *testing.T) {
 		s := fresh(t)
 		for _, n := range []int{2, 0, 1} {

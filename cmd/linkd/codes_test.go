@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"net/http"
 	"strings"
@@ -25,26 +26,29 @@ func TestLinkd_WrongCodes(t *testing.T) {
 	for _, tt := range []struct {
 		name, method, path, auth string
 		want                     int
-		field                    string // in the BadRequest detail, when the answer is 400
+		field                    string // in the BadRequest detail, when the answer is 400; Allow, when 405
 	}{
 		{"InvalidUTF8PathParam", "GET", "/v1/items/%FF%FE", auth, http.StatusBadRequest, "item_id"},
 		{"InvalidUTF8PathParamNoCredentials", "GET", "/v1/items/%FF%FE", "", http.StatusBadRequest, "item_id"},
 		{"InvalidUTF8UserPathParam", "GET", "/v1/users/%C3%28/items", auth, http.StatusBadRequest, "client_user_id"},
 		{"InvalidUTF8Query", "GET", "/v1/users/user-1/items?page_token=%FF", auth, http.StatusBadRequest, "page_token"},
-		{"InvalidTimestampQuery", "GET", "/v1/link/conversion?since=%FF", auth, http.StatusBadRequest, ""},
+		{"InvalidTimestampQuery", "GET", "/v1/link/conversion?since=%FF", auth, http.StatusBadRequest, "since"},
 		{"PathOver64KiB", "GET", "/v1/items/" + strings.Repeat("a", 70<<10), auth, http.StatusRequestURITooLong, ""},
-		{"PUT", "PUT", "/v1/items/item-1", auth, http.StatusMethodNotAllowed, ""},
+		{"PUT", "PUT", "/v1/items/item-1", auth, http.StatusMethodNotAllowed, "DELETE, GET"},
+		// Routes that are not RPCs answer a wrong method as the RPCs do.
+		{"WebhookGET", "GET", "/v1/webhooks/plaid", "", http.StatusMethodNotAllowed, "POST"},
+		{"OpenAPIPOST", "POST", "/openapi.json", auth, http.StatusMethodNotAllowed, "GET"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			code, body, hdr := doRaw(t, ts, tt.method, tt.path, tt.auth)
 			if code != tt.want {
 				t.Fatalf("HTTP %d %s, want %d", code, body, tt.want)
 			}
-			if tt.field != "" && !strings.Contains(body, `"field":"`+tt.field+`"`) && !strings.Contains(body, `"field": "`+tt.field+`"`) {
+			if code == http.StatusBadRequest && tt.field != "" && !strings.Contains(body, `"field":"`+tt.field+`"`) && !strings.Contains(body, `"field": "`+tt.field+`"`) {
 				t.Errorf("body %s does not name field %q", body, tt.field)
 			}
-			if code == http.StatusMethodNotAllowed && hdr.Get("Allow") != "DELETE, GET" {
-				t.Errorf("Allow = %q, want %q", hdr.Get("Allow"), "DELETE, GET")
+			if code == http.StatusMethodNotAllowed && (hdr.Get("Allow") != tt.field || !json.Valid([]byte(body))) {
+				t.Errorf("Allow = %q, want %q; body %s", hdr.Get("Allow"), tt.field, body)
 			}
 		})
 	}

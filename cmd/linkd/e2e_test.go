@@ -355,6 +355,51 @@ func TestLinkd_REST(t *testing.T) {
 	}
 }
 
+// TestLinkd_REST_BadRequestNamesField: a body or query the gateway cannot
+// decode into the request (a wrong JSON type, an unknown or repeated key,
+// not JSON at all, a query value of the wrong type) is a 400 whose
+// BadRequest names the field, as every other bad input's is; "body" when
+// no one field is at fault.
+func TestLinkd_REST_BadRequestNamesField(t *testing.T) {
+	ts := MustStartServer(t)
+	bearer := "Bearer " + ts.APIKey
+	for _, tt := range []struct {
+		name, method, path, body, field string
+	}{
+		{"WrongType", "POST", "/v1/link/redirect/parse", `{"url":123}`, "url"},
+		{"ObjectForString", "POST", "/v1/link/redirect/parse", `{"url":{"a":1}}`, "url"},
+		{"NestedOutOfRange", "POST", "/v1/link/token/create", `{"client_user_id":"u1","hosted_link":{"url_lifetime_seconds":99999999999}}`, "url_lifetime_seconds"},
+		{"UnknownKey", "POST", "/v1/link/token/create", `{"client_user_id":"u1","nope":1}`, "nope"},
+		{"RepeatedKey", "POST", "/v1/link/redirect/parse", `{"url":"plaidlink://exit","url":"plaidlink://exit"}`, "url"},
+		{"NotAnObject", "POST", "/v1/link/redirect/parse", `[]`, "body"},
+		{"Truncated", "POST", "/v1/link/redirect/parse", `{"url":`, "body"},
+		{"QueryNotANumber", "GET", "/v1/users/u1/items?page_size=abc", "", "page_size"},
+		{"QueryNotAnEnum", "GET", "/v1/users/u1/items?statuses=BOGUS", "", "statuses"},
+		{"QueryNotATime", "GET", "/v1/link/conversion?since=yesterday", "", "since"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			code, body := ts.Do(t, tt.method, tt.path, bearer, tt.body)
+			var resp struct {
+				Code    int `json:"code"`
+				Details []struct {
+					Violations []struct {
+						Field string `json:"field"`
+					} `json:"field_violations"`
+				} `json:"details"`
+			}
+			if err := json.Unmarshal([]byte(body), &resp); err != nil {
+				t.Fatalf("%s %s = %d, body not JSON: %s", tt.method, tt.path, code, body)
+			}
+			if code != http.StatusBadRequest || resp.Code != int(codes.InvalidArgument) {
+				t.Fatalf("%s %s = %d %s, want 400 INVALID_ARGUMENT", tt.method, tt.path, code, body)
+			}
+			if len(resp.Details) == 0 || len(resp.Details[0].Violations) == 0 || resp.Details[0].Violations[0].Field != tt.field {
+				t.Errorf("%s %s = %s, want a BadRequest naming %q", tt.method, tt.path, body, tt.field)
+			}
+		})
+	}
+}
+
 // TestLinkd_REST_ChunkedTooLarge: a body of undeclared length over the
 // limit gets the same 413 as a declared one.
 func TestLinkd_REST_ChunkedTooLarge(t *testing.T) {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/linkd/linkd"
 	linkdv1 "github.com/linkd/linkd/gen/linkd/v1"
@@ -169,5 +170,114 @@ func TestLinkd_UpdateModeConnected_PendingAndUnavailable(t *testing.T) {
 	resp, err := c.SubmitRedirect(ctx, made) // Plaid answers now
 	if err != nil || resp.GetItem().GetStatus() != linkdv1.ItemStatus_ITEM_STATUS_GOOD {
 		t.Errorf("resubmitted after Plaid recovered: %v, %v; want GOOD", resp.GetItem(), err)
+	}
+}
+
+// TestLinkd_SubmitRedirect_InstitutionIDChecked: a connected redirect's
+// institution_id is indexed by every store (Postgres keeps it in a text
+// column, where a NUL byte or a few KiB fail every insert), so one that is
+// not a Plaid id is INVALID_ARGUMENT naming url.institution_id before Plaid
+// is called: the public token stays unspent and no Item is made.
+func TestLinkd_SubmitRedirect_InstitutionIDChecked(t *testing.T) {
+	transports(t, func(t *testing.T, ts *testServer, c linkdv1.LinkServiceClient) {
+		ctx := context.Background()
+		tok, publicToken := mustLink(t, c, "user-inst")
+		good := connectedURL(publicToken, "sess-inst")
+		for name, inst := range map[string]string{
+			"NUL":    "ins%00",
+			"Huge":   "ins_" + strings.Repeat("9", 4000),
+			"Slash":  "ins%2F..%2F1",
+			"Spaces": "ins+1",
+		} {
+			bad := strings.Replace(good, "institution_id=ins_109508", "institution_id="+inst, 1)
+			_, err := c.SubmitRedirect(ctx, &linkdv1.SubmitRedirectRequest{Url: bad, LinkToken: tok.GetLinkToken()})
+			if st := wantCode(t, err, codes.InvalidArgument); st != nil && badRequestField(st) != "url.institution_id" {
+				t.Errorf("%s: field = %q, want url.institution_id (%v)", name, badRequestField(st), st.Message())
+			}
+		}
+		items, err := c.ListItems(ctx, &linkdv1.ListItemsRequest{ClientUserId: "user-inst"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(items.GetItems()) != 0 {
+			t.Fatalf("refused redirects made %d Items", len(items.GetItems()))
+		}
+		// The token was never spent: the real redirect still links.
+		resp, err := c.SubmitRedirect(ctx, &linkdv1.SubmitRedirectRequest{Url: good, LinkToken: tok.GetLinkToken()})
+		if err != nil {
+			t.Fatalf("the good redirect after the refused ones: %v", err)
+		}
+		if resp.GetItem().GetInstitutionId() != "ins_109508" {
+			t.Errorf("institution_id = %q", resp.GetItem().GetInstitutionId())
+		}
+	})
+}
+
+// TestLinkd_DuplicateItems_Concurrent: connected redirects of one bank
+// login from two Link sessions (two public tokens) that arrive together
+// make one Item: the duplicate check and the exchange it guards do not
+// interleave, so Plaid is asked (and bills) once, and the others are
+// ALREADY_EXISTS naming that Item.
+func TestLinkd_DuplicateItems_Concurrent(t *testing.T) {
+	emu, err := plaidemu.Start("127.0.0.1:0", plaidemu.Options{ClientID: "dup-client", Secret: "dup-secret"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { emu.Close() })
+	ts := MustStartServer(t, "PLAID_CLIENT_ID=dup-client", "PLAID_SECRET=dup-secret", "PLAID_BASE_URL="+emu.URL())
+	c := ts.GRPC(t)
+	ctx := context.Background()
+	const n = 4
+	tok, _ := mustLink(t, c, "user-twice")
+	tokens := make([]string, n)
+	for i := range tokens {
+		_, tokens[i] = mustLink(t, c, "user-twice")
+	}
+	before := emu.Calls(exchangePath)
+	// Plaid answers slowly, so every redirect is past its duplicate check
+	// before the first Item could be stored, unless the check waits.
+	emu.SetFaults(plaidemu.Faults{Latency: 200 * time.Millisecond})
+	defer emu.SetFaults(plaidemu.Faults{})
+	errs := make([]error, n)
+	items := make([]string, n)
+	done := make(chan int)
+	for i := range tokens {
+		go func() {
+			resp, err := c.SubmitRedirect(ctx, &linkdv1.SubmitRedirectRequest{
+				Url: connectedURL(tokens[i], "sess-twice-"+string(rune('a'+i))), LinkToken: tok.GetLinkToken(),
+			})
+			items[i], errs[i] = resp.GetItem().GetItemId(), err
+			done <- i
+		}()
+	}
+	for range tokens {
+		<-done
+	}
+	emu.SetFaults(plaidemu.Faults{})
+	var linked string
+	for i := range tokens {
+		switch {
+		case errs[i] == nil && linked == "":
+			linked = items[i]
+		case errs[i] == nil:
+			t.Errorf("redirect %d made a second Item %s (first %s)", i, items[i], linked)
+		case status.Code(errs[i]) != codes.AlreadyExists:
+			t.Errorf("redirect %d: %v, want ALREADY_EXISTS", i, errs[i])
+		}
+	}
+	for i := range tokens {
+		if errs[i] != nil && linked != "" && duplicateOf(errs[i]) != linked {
+			t.Errorf("redirect %d: duplicate of %q, want %q", i, duplicateOf(errs[i]), linked)
+		}
+	}
+	list, err := c.ListItems(ctx, &linkdv1.ListItemsRequest{ClientUserId: "user-twice"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(list.GetItems()) != 1 {
+		t.Errorf("%d Items, want 1", len(list.GetItems()))
+	}
+	if calls := emu.Calls(exchangePath) - before; calls != 1 {
+		t.Errorf("%d exchange calls to Plaid, want 1", calls)
 	}
 }
