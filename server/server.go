@@ -149,9 +149,16 @@ func (s *Server) SubmitRedirect(ctx context.Context, req *linkdv1.SubmitRedirect
 	if err != nil {
 		return nil, err
 	}
-	// Every redirect is filed under its session, which GetLinkSession must
-	// be able to name again.
-	if err := checkPattern("url.link_session_id", linkd.RedirectSessionID(r), plaidIDPattern, "a Link session id"); err != nil {
+	// A redirect is filed under its session, which GetLinkSession must be
+	// able to name again. Only an exit may come without one (Link closed,
+	// or refused its token, before a session began): it still gets what
+	// an exit gets (a fresh token for a dead one, an update-mode Item's
+	// status) and is filed nowhere.
+	sessionCheck := checkPattern
+	if r.GetExit() != nil {
+		sessionCheck = checkOptionalPattern
+	}
+	if err := sessionCheck("url.link_session_id", linkd.RedirectSessionID(r), plaidIDPattern, "a Link session id"); err != nil {
 		return nil, err
 	}
 	// A connected redirect's institution_id becomes the Item's, which every

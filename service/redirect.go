@@ -121,8 +121,13 @@ func (s *Service) checkMerge(ctx context.Context, sessionID string, merge func(*
 
 // recordRedirect files a redirect in its session. A resubmission, which
 // changes nothing, is found by a read (read, when given; see checkMerge)
-// and costs no write transaction.
+// and costs no write transaction. An exit without a session id (Link
+// ended before a session began) has no session to be filed in: it is not
+// recorded.
 func (s *Service) recordRedirect(ctx context.Context, sessionID string, merge func(*linkdv1.LinkSession) (bool, error), read *sessionRead) error {
+	if sessionID == "" {
+		return nil
+	}
 	changed, err := s.checkMerge(ctx, sessionID, merge, read)
 	if err != nil || !changed {
 		return err

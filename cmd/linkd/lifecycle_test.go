@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/linkd/linkd/client"
 	linkdv1 "github.com/linkd/linkd/gen/linkd/v1"
 	"github.com/linkd/linkd/plaidemu"
 )
@@ -358,4 +359,48 @@ func TestLinkd_ExpiredLinkToken(t *testing.T) {
 	if err != nil || resp.GetNewLinkToken() != nil || resp.GetEvent().GetEventName() != "EXIT" {
 		t.Errorf("renewal failing: %v, %v; want the event acknowledged without a new token", resp, err)
 	}
+}
+
+// TestLinkd_RedirectWithoutSession: an exit's link_session_id may come
+// empty (Link closed, or refused its token, before a session began) or
+// not at all. Such an exit is answered like any other (with
+// INVALID_LINK_TOKEN it still gets a fresh token) and, having no session
+// to be filed in, is filed in none. A connected redirect always names its
+// session (Link's onSuccess metadata does), and one that does not is
+// refused before Plaid is asked: its Item's session is written with the
+// Item. An event without one is refused too (TestLinkd_Errors).
+func TestLinkd_RedirectWithoutSession(t *testing.T) {
+	transports(t, func(t *testing.T, ts *testServer, c linkdv1.LinkServiceClient) {
+		ctx := context.Background()
+		tok, _ := mustLink(t, c, "user-1")
+		for _, u := range []string{
+			"plaidlink://exit",
+			"plaidlink://exit?status=&error_type=&error_code=&link_session_id=&request_id=",
+			"plaidlink://exit?status=requires_credentials&institution_id=ins_109508",
+		} {
+			resp, err := c.SubmitRedirect(ctx, &linkdv1.SubmitRedirectRequest{Url: u, LinkToken: tok.GetLinkToken()})
+			if err != nil || resp.GetExit() == nil || resp.GetNewLinkToken() != nil {
+				t.Errorf("SubmitRedirect(%s) = %v, %v; want the exit, no new token", u, resp, err)
+			}
+		}
+		resp, err := c.SubmitRedirect(ctx, &linkdv1.SubmitRedirectRequest{
+			Url: exitURL("", "INVALID_INPUT", "INVALID_LINK_TOKEN", ""), LinkToken: tok.GetLinkToken(),
+		})
+		if err != nil || resp.GetNewLinkToken().GetLinkToken() == "" {
+			t.Fatalf("SubmitRedirect(exit INVALID_LINK_TOKEN, no session) = %v, %v; want a fresh token", resp.GetNewLinkToken(), err)
+		}
+		fresh := resp.GetNewLinkToken()
+		publicToken, err := ts.emulator.CreatePublicToken(fresh.GetLinkToken(), "ins_109508", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = c.SubmitRedirect(ctx, &linkdv1.SubmitRedirectRequest{Url: connectedURL(publicToken, ""), LinkToken: fresh.GetLinkToken()})
+		if fv := client.FieldViolations(err); status.Code(err) != codes.InvalidArgument || len(fv) != 1 || fv[0].GetField() != "url.link_session_id" {
+			t.Errorf("SubmitRedirect(connected, no session) = %v; want INVALID_ARGUMENT naming url.link_session_id", err)
+		}
+		done, err := c.SubmitRedirect(ctx, &linkdv1.SubmitRedirectRequest{Url: connectedURL(publicToken, "sess-after"), LinkToken: fresh.GetLinkToken()})
+		if err != nil || done.GetItem().GetItemId() == "" {
+			t.Fatalf("SubmitRedirect(connected) after the refused one = %v, %v: the refusal spent the public token", done, err)
+		}
+	})
 }

@@ -55,6 +55,9 @@ type LinkServiceClient interface {
 	// SubmitRedirect parses a redirect, records it against its link token and
 	// Link session, and for connected exchanges the public token once and
 	// stores the Item. Retrying the same connected redirect returns the same Item.
+	// Connected and event redirects must name their link_session_id; an exit
+	// without one (Link ended before a session began) is answered, with a
+	// fresh token when it reports INVALID_LINK_TOKEN, but not recorded.
 	SubmitRedirect(ctx context.Context, in *SubmitRedirectRequest, opts ...grpc.CallOption) (*SubmitRedirectResponse, error)
 	// ExchangePublicToken exchanges a public token for an Item; the access
 	// token stays in linkd.
@@ -329,6 +332,9 @@ type LinkServiceServer interface {
 	// SubmitRedirect parses a redirect, records it against its link token and
 	// Link session, and for connected exchanges the public token once and
 	// stores the Item. Retrying the same connected redirect returns the same Item.
+	// Connected and event redirects must name their link_session_id; an exit
+	// without one (Link ended before a session began) is answered, with a
+	// fresh token when it reports INVALID_LINK_TOKEN, but not recorded.
 	SubmitRedirect(context.Context, *SubmitRedirectRequest) (*SubmitRedirectResponse, error)
 	// ExchangePublicToken exchanges a public token for an Item; the access
 	// token stays in linkd.
