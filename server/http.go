@@ -3,6 +3,8 @@ package server
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -139,8 +141,29 @@ func (j restJSON) NewDecoder(r io.Reader) runtime.Decoder {
 			return nil
 		}
 		proto.Reset(m)
+		if err == nil && trailingData(body) {
+			// JSONPb would take the first value and ignore the rest: a
+			// body of two objects, or one with garbage after it, is not
+			// the request its sender meant.
+			return errTrailingData
+		}
 		return j.JSONPb.NewDecoder(io.MultiReader(bytes.NewReader(body), r)).Decode(v)
 	})
+}
+
+// errTrailingData is the answer to a body with more after its first JSON
+// value (its "json:" names the body as the field, undecodableField).
+var errTrailingData = errors.New("json: the request body has data after its JSON value")
+
+// trailingData reports whether body holds a well-formed JSON value followed
+// by anything but white space.
+func trailingData(body []byte) bool {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	var first json.RawMessage
+	if dec.Decode(&first) != nil {
+		return false
+	}
+	return len(bytes.TrimSpace(body[dec.InputOffset():])) > 0
 }
 
 // bodyBuffers holds buffers for request bodies being decoded.

@@ -373,6 +373,8 @@ func TestLinkd_REST_BadRequestNamesField(t *testing.T) {
 		{"RepeatedKey", "POST", "/v1/link/redirect/parse", `{"url":"plaidlink://exit","url":"plaidlink://exit"}`, "url"},
 		{"NotAnObject", "POST", "/v1/link/redirect/parse", `[]`, "body"},
 		{"Truncated", "POST", "/v1/link/redirect/parse", `{"url":`, "body"},
+		{"TrailingData", "POST", "/v1/link/redirect/parse", `{"url":"plaidlink://exit"} trailing`, "body"},
+		{"TwoObjects", "POST", "/v1/link/redirect/parse", `{"url":"plaidlink://exit"}{"url":"plaidlink://exit"}`, "body"},
 		{"QueryNotANumber", "GET", "/v1/users/u1/items?page_size=abc", "", "page_size"},
 		{"QueryNotAnEnum", "GET", "/v1/users/u1/items?statuses=BOGUS", "", "statuses"},
 		{"QueryNotATime", "GET", "/v1/link/conversion?since=yesterday", "", "since"},
