@@ -267,31 +267,113 @@ func TestService_RefreshQueued_Overlaps(t *testing.T) {
 	}
 }
 
-// TestService_DrainRefreshes_LeaseLost: a drain of the refresh queue
-// renews the job's lease before each batch after the first, and stops
-// once another process holds it, instead of refreshing beside it.
+// fakeClock is a clock that moves only when a test moves it.
+type fakeClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *fakeClock) now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *fakeClock) advance(d time.Duration) time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+	return c.t
+}
+
+// TestService_DrainRefreshes_LeaseLost: once another process holds the
+// refresh job's lease, the drain starts no further Item, even in the
+// middle of a batch; only the Items already started (at most one per
+// worker) finish, and the rest stay queued for the lease's holder.
 func TestService_DrainRefreshes_LeaseLost(t *testing.T) {
 	e := mustWebhookEnv(t)
+	clock := &fakeClock{t: time.Now().Add(time.Minute)}
+	e.svc.now = clock.now
 	ctx := context.Background()
 	e.queueRefreshes(t, refreshBatch+1)
-	const ttl = 15 * time.Second
-	if held, err := e.svc.store.TryLease(ctx, "job/refresh", e.svc.owner, time.Now(), ttl); err != nil || !held {
+	const ttl = time.Minute
+	if held, err := e.svc.store.TryLease(ctx, "job/refresh", e.svc.owner, clock.now(), ttl); err != nil || !held {
 		t.Fatalf("TryLease = %v, %v", held, err)
 	}
-	// During the first batch the lease runs out and another replica
-	// takes it.
+	// During the first refresh the lease runs out (on the other replica's
+	// clock, which is ahead of any renewal this one made) and the other
+	// replica takes it; then this one's clock gets there too.
+	taken := false
 	e.plaid.afterRead = func() {
-		if held, err := e.svc.store.TryLease(ctx, "job/refresh", "other-replica", time.Now().Add(time.Hour), ttl); err != nil || !held {
+		held, err := e.svc.store.TryLease(ctx, "job/refresh", "other-replica", clock.now().Add(2*ttl), ttl)
+		if err != nil || !held {
 			t.Errorf("the other replica did not take the expired lease: %v, %v", held, err)
+		}
+		taken = held
+		clock.advance(2 * ttl)
+	}
+	if err := e.svc.drainRefreshes(ctx, ttl); err != nil {
+		t.Fatal(err)
+	}
+	if !taken {
+		t.Fatal("the lease was never taken over")
+	}
+	if e.plaid.accountsGet > refreshWorkers {
+		t.Errorf("/accounts/get calls = %d, want at most %d (those started before the lease was lost): the drain went on without its lease",
+			e.plaid.accountsGet, refreshWorkers)
+	}
+	due, _ := e.svc.store.DueItemRefreshes(ctx, clock.now(), 2*refreshBatch)
+	if want := refreshBatch + 1 - e.plaid.accountsGet; len(due) != want {
+		t.Errorf("queued refreshes left = %d, want %d for the lease holder", len(due), want)
+	}
+}
+
+// TestService_DrainRefreshes_LongBatch: a batch that runs longer than the
+// lease (each /accounts/get here takes a twentieth of it, on the
+// service's clock, and a batch is 64 of them, 4 at a time) keeps the
+// lease renewed, so another replica trying for it after every Plaid call
+// never gets it, and every Item is refreshed once, by this process.
+func TestService_DrainRefreshes_LongBatch(t *testing.T) {
+	e := mustWebhookEnv(t)
+	clock := &fakeClock{t: time.Now().Add(time.Minute)}
+	e.svc.now = clock.now
+	ctx := context.Background()
+	const items = refreshBatch + 8
+	e.queueRefreshes(t, items)
+	const ttl = time.Minute
+	if held, err := e.svc.store.TryLease(ctx, "job/refresh", e.svc.owner, clock.now(), ttl); err != nil || !held {
+		t.Fatalf("TryLease = %v, %v", held, err)
+	}
+	var mu sync.Mutex
+	taken := 0
+	e.plaid.repeat = true
+	e.plaid.afterRead = func() {
+		now := clock.advance(ttl / 20)
+		held, err := e.svc.store.TryLease(ctx, "job/refresh", "other-replica", now, ttl)
+		if err != nil {
+			t.Error(err)
+		}
+		if held {
+			mu.Lock()
+			taken++
+			mu.Unlock()
+			// Give it back at once, as a replica that found nothing due
+			// would at shutdown, so the drain's next renewal can tell.
+			if _, err := e.svc.store.TryLease(ctx, "job/refresh", "other-replica", now, 0); err != nil {
+				t.Error(err)
+			}
 		}
 	}
 	if err := e.svc.drainRefreshes(ctx, ttl); err != nil {
 		t.Fatal(err)
 	}
-	if e.plaid.accountsGet != refreshBatch {
-		t.Errorf("/accounts/get calls = %d, want %d: the drain went on without its lease", e.plaid.accountsGet, refreshBatch)
+	if taken > 0 {
+		t.Errorf("another replica took the refresh lease %d times during the drain: it ran out mid-batch", taken)
 	}
-	if due, _ := e.svc.store.DueItemRefreshes(ctx, time.Now().Add(time.Minute), 10); len(due) != 1 {
-		t.Errorf("queued refreshes left = %d, want 1 for the lease holder", len(due))
+	if e.plaid.accountsGet != items {
+		t.Errorf("/accounts/get calls = %d, want %d: one per Item", e.plaid.accountsGet, items)
+	}
+	if due, _ := e.svc.store.DueItemRefreshes(ctx, clock.now(), 2*items); len(due) != 0 {
+		t.Errorf("queued refreshes left = %d, want none", len(due))
 	}
 }
