@@ -244,18 +244,19 @@ func (s *Service) prune(ctx context.Context, j Jobs) error {
 }
 
 // reseal re-seals access tokens sealed under an older master key, in
-// batches, until none is left.
+// batches, in one pass over the Items.
 func (s *Service) reseal(ctx context.Context) error {
 	total := 0
-	for {
-		n, err := s.store.ResealAccessTokens(ctx, resealBatch)
+	for after := ""; ; {
+		n, next, err := s.store.ResealAccessTokens(ctx, after, resealBatch)
 		total += n
 		if err != nil {
 			return err
 		}
-		if n == 0 {
+		if next == "" {
 			break
 		}
+		after = next
 	}
 	if total > 0 {
 		s.log.InfoContext(ctx, "access tokens re-sealed with the current master key", "count", total)

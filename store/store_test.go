@@ -359,15 +359,16 @@ func TestDB_ResealAccessTokens_Readers(t *testing.T) {
 		})
 	}
 	total := 0
-	for {
-		k, err := db.ResealAccessTokens(ctx, 100)
+	for after := ""; ; {
+		k, next, err := db.ResealAccessTokens(ctx, after, 100)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if k == 0 {
+		total += k
+		if next == "" {
 			break
 		}
-		total += k
+		after = next
 	}
 	stop.Store(true)
 	wg.Wait()
