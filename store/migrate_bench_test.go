@@ -1,0 +1,136 @@
+package store_test
+
+import (
+	"crypto/sha256"
+	"fmt"
+	"path/filepath"
+	"runtime"
+	"testing"
+	"time"
+
+	"go.etcd.io/bbolt"
+	"google.golang.org/protobuf/proto"
+
+	storagev1 "github.com/linkd/linkd/gen/linkd/storage/v1"
+	"github.com/linkd/linkd/store"
+)
+
+// migrateItems is how many Items BenchmarkOpen_MigrateVersion1 migrates.
+const migrateItems = 100_000
+
+// BenchmarkOpen_MigrateVersion1: one op is the first Open of a version 1
+// file of migrateItems Items (each with a sealed token, every other one
+// queued, every third with a spent public token): the migration to
+// version 2. peak-heap-MB is the most heap in use during it, sampled every
+// millisecond, over what was in use before; B/op is all it allocated.
+func BenchmarkOpen_MigrateVersion1(b *testing.B) {
+	dir := b.TempDir()
+	template := filepath.Join(dir, "v1.db")
+	sealer := MustSealer(b, "k1:"+key1)
+	writeV1Bench(b, template, migrateItems)
+	b.ReportAllocs()
+	b.ResetTimer()
+	peak := uint64(0)
+	for i := range b.N {
+		b.StopTimer()
+		path := filepath.Join(dir, fmt.Sprintf("run-%d.db", i))
+		copyFile(b, template, path)
+		runtime.GC()
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		base := ms.HeapAlloc
+		stop, sampled := make(chan struct{}), make(chan uint64)
+		go func() {
+			top := uint64(0)
+			t := time.NewTicker(time.Millisecond)
+			defer t.Stop()
+			for {
+				var ms runtime.MemStats
+				runtime.ReadMemStats(&ms)
+				top = max(top, ms.HeapAlloc)
+				select {
+				case <-stop:
+					sampled <- top
+					return
+				case <-t.C:
+				}
+			}
+		}()
+		b.StartTimer()
+		db, err := store.Open(path, store.Options{Sealer: sealer})
+		b.StopTimer()
+		close(stop)
+		if top := <-sampled; top > base {
+			peak = max(peak, top-base)
+		}
+		if err != nil {
+			b.Fatal(err)
+		}
+		db.Close()
+		b.StartTimer()
+	}
+	b.ReportMetric(float64(peak)/(1<<20), "peak-heap-MB")
+}
+
+// writeV1Bench writes a version 1 file of n Items at path, in one
+// transaction of bbolt's own.
+func writeV1Bench(b *testing.B, path string, n int) {
+	b.Helper()
+	bolt, err := bbolt.Open(path, 0o600, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer bolt.Close()
+	sealer := MustSealer(b, "k1:"+key1)
+	put := func(tx *bbolt.Tx, bucket string, key []byte, m proto.Message) {
+		bk, err := tx.CreateBucketIfNotExists([]byte(bucket))
+		if err != nil {
+			b.Fatal(err)
+		}
+		var v []byte
+		if m != nil {
+			if v, err = proto.Marshal(m); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if err := bk.Put(key, v); err != nil {
+			b.Fatal(err)
+		}
+	}
+	err = bolt.Update(func(tx *bbolt.Tx) error {
+		put(tx, "meta", []byte("version"), &storagev1.SchemaVersion{Version: 1})
+		for i := range n {
+			id := fmt.Sprintf("item-%07d", i)
+			item := newItem(id, fmt.Sprintf("user-%d", i%1000))
+			item.CreatedAt = at(i)
+			put(tx, "items", []byte(id), item)
+			put(tx, "user_items", v0UserItemKey(item.GetClientUserId(), item.GetCreatedAt().AsTime(), id), nil)
+			put(tx, "institution_items", v0UserItemKey("ins_3", item.GetCreatedAt().AsTime(), id), nil)
+			sealed, err := sealer.SealAccessToken(id, accessToken(id))
+			if err != nil {
+				return err
+			}
+			put(tx, "access_tokens", []byte(id), sealed)
+			if i%2 == 0 {
+				due := at(100_000 + i).AsTime()
+				put(tx, "refresh_queue", append(v1Time(due), id...), nil)
+				put(tx, "item_refreshes", append(v1Str(id), v1Time(due)...), nil)
+			}
+			if i%3 == 0 {
+				sum := sha256.Sum256([]byte("public-" + id))
+				put(tx, "public_token_uses", sum[:], &storagev1.PublicTokenUse{ItemId: id, ExchangedAt: at(1)})
+				put(tx, "item_public_tokens", append(v1Str(id), sum[:]...), nil)
+			}
+		}
+		for _, name := range []string{"link_tokens", "link_token_renewals", "sessions", "session_starts", "exchange_claims",
+			"webhooks", "webhook_deliveries", "leases"} {
+			if _, err := tx.CreateBucketIfNotExists([]byte(name)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+}
