@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -267,23 +268,13 @@ func TestService_RefreshQueued_Overlaps(t *testing.T) {
 	}
 }
 
-// fakeClock is a clock that moves only when a test moves it.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *fakeClock) now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) advance(d time.Duration) time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-	return c.t
+// stopClock gives e's Service a clock that stands a minute from now and
+// moves only by the returned advance.
+func stopClock(e *webhookEnv) (advance func(time.Duration) time.Time) {
+	var ns atomic.Int64
+	ns.Store(time.Now().Add(time.Minute).UnixNano())
+	e.svc.now = func() time.Time { return time.Unix(0, ns.Load()) }
+	return func(d time.Duration) time.Time { return time.Unix(0, ns.Add(int64(d))) }
 }
 
 // TestService_DrainRefreshes_LeaseLost: once another process holds the
@@ -292,12 +283,11 @@ func (c *fakeClock) advance(d time.Duration) time.Time {
 // worker) finish, and the rest stay queued for the lease's holder.
 func TestService_DrainRefreshes_LeaseLost(t *testing.T) {
 	e := mustWebhookEnv(t)
-	clock := &fakeClock{t: time.Now().Add(time.Minute)}
-	e.svc.now = clock.now
+	advance := stopClock(e)
 	ctx := context.Background()
 	e.queueRefreshes(t, refreshBatch+1)
 	const ttl = time.Minute
-	if held, err := e.svc.store.TryLease(ctx, "job/refresh", e.svc.owner, clock.now(), ttl); err != nil || !held {
+	if held, err := e.svc.store.TryLease(ctx, "job/refresh", e.svc.owner, e.svc.now(), ttl); err != nil || !held {
 		t.Fatalf("TryLease = %v, %v", held, err)
 	}
 	// During the first refresh the lease runs out (on the other replica's
@@ -305,12 +295,12 @@ func TestService_DrainRefreshes_LeaseLost(t *testing.T) {
 	// replica takes it; then this one's clock gets there too.
 	taken := false
 	e.plaid.afterRead = func() {
-		held, err := e.svc.store.TryLease(ctx, "job/refresh", "other-replica", clock.now().Add(2*ttl), ttl)
+		held, err := e.svc.store.TryLease(ctx, "job/refresh", "other-replica", e.svc.now().Add(2*ttl), ttl)
 		if err != nil || !held {
 			t.Errorf("the other replica did not take the expired lease: %v, %v", held, err)
 		}
 		taken = held
-		clock.advance(2 * ttl)
+		advance(2 * ttl)
 	}
 	if err := e.svc.drainRefreshes(ctx, ttl); err != nil {
 		t.Fatal(err)
@@ -322,7 +312,7 @@ func TestService_DrainRefreshes_LeaseLost(t *testing.T) {
 		t.Errorf("/accounts/get calls = %d, want at most %d (those started before the lease was lost): the drain went on without its lease",
 			e.plaid.accountsGet, refreshWorkers)
 	}
-	due, _ := e.svc.store.DueItemRefreshes(ctx, clock.now(), 2*refreshBatch)
+	due, _ := e.svc.store.DueItemRefreshes(ctx, e.svc.now(), 2*refreshBatch)
 	if want := refreshBatch + 1 - e.plaid.accountsGet; len(due) != want {
 		t.Errorf("queued refreshes left = %d, want %d for the lease holder", len(due), want)
 	}
@@ -335,20 +325,19 @@ func TestService_DrainRefreshes_LeaseLost(t *testing.T) {
 // never gets it, and every Item is refreshed once, by this process.
 func TestService_DrainRefreshes_LongBatch(t *testing.T) {
 	e := mustWebhookEnv(t)
-	clock := &fakeClock{t: time.Now().Add(time.Minute)}
-	e.svc.now = clock.now
+	advance := stopClock(e)
 	ctx := context.Background()
 	const items = refreshBatch + 8
 	e.queueRefreshes(t, items)
 	const ttl = time.Minute
-	if held, err := e.svc.store.TryLease(ctx, "job/refresh", e.svc.owner, clock.now(), ttl); err != nil || !held {
+	if held, err := e.svc.store.TryLease(ctx, "job/refresh", e.svc.owner, e.svc.now(), ttl); err != nil || !held {
 		t.Fatalf("TryLease = %v, %v", held, err)
 	}
 	var mu sync.Mutex
 	taken := 0
 	e.plaid.repeat = true
 	e.plaid.afterRead = func() {
-		now := clock.advance(ttl / 20)
+		now := advance(ttl / 20)
 		held, err := e.svc.store.TryLease(ctx, "job/refresh", "other-replica", now, ttl)
 		if err != nil {
 			t.Error(err)
@@ -373,7 +362,7 @@ func TestService_DrainRefreshes_LongBatch(t *testing.T) {
 	if e.plaid.accountsGet != items {
 		t.Errorf("/accounts/get calls = %d, want %d: one per Item", e.plaid.accountsGet, items)
 	}
-	if due, _ := e.svc.store.DueItemRefreshes(ctx, clock.now(), 2*items); len(due) != 0 {
+	if due, _ := e.svc.store.DueItemRefreshes(ctx, e.svc.now(), 2*items); len(due) != 0 {
 		t.Errorf("queued refreshes left = %d, want none", len(due))
 	}
 }

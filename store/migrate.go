@@ -172,12 +172,12 @@ func migrateToV1(tx *bbolt.Tx, now time.Time) error {
 // writes version 2 in the same transaction, so that no Open ever takes a
 // half-migrated file for version 2. Until then the version 1 buckets are
 // what every record is made from, and a step recomputes each record from
-// them, so that running a chunk again (a crash after its commit, before
-// the cursor that follows it was read) writes nothing new: a record whose
+// them, so that a chunk run again writes nothing new: a record whose
 // store fields already are what the buckets give is not written at all.
-// A cursor written by a transaction other than the one before this (an
-// earlier linkd opened the version 1 file after a crash, and may have
-// changed it) starts the migration over.
+// A chunk and the cursor after it commit together, so a chunk runs again
+// only when the migration starts over: when the cursor was written by a
+// transaction other than the one before this one (an earlier linkd
+// opened the version 1 file after a crash, and may have changed it).
 func migrateToV2(tx *bbolt.Tx, chunk int) (bool, error) {
 	var c storagev1.MigrationCursor
 	found, err := get(tx, bucketMeta, keyMigration, &c)
@@ -228,17 +228,7 @@ func foldItemsV1(tx *bbolt.Tx, after []byte, chunk int) ([]byte, bool, error) {
 	tokens := tx.Bucket(bucketV1AccessTokens)
 	refreshes, reverse := tx.Bucket(bucketV1ItemRefreshes), tx.Bucket(bucketV1ItemPublicTokens)
 	queue := tx.Bucket(bucketRefreshQueue)
-	// Collect the chunk's ids first: writing through a cursor's bucket
-	// while it walks moves its pages under it.
-	var ids [][]byte
-	cur := items.Cursor()
-	k, _ := cur.Seek(after)
-	if k != nil && after != nil && bytes.Equal(k, after) {
-		k, _ = cur.Next()
-	}
-	for ; k != nil && len(ids) < chunk; k, _ = cur.Next() {
-		ids = append(ids, bytes.Clone(k))
-	}
+	ids := keysAfter(items.Cursor(), after, chunk)
 	for _, id := range ids {
 		own := new(storagev1.StoredItem)
 		if v := bucketGet(tokens, id); v != nil {
@@ -269,19 +259,20 @@ func foldItemsV1(tx *bbolt.Tx, after []byte, chunk int) ([]byte, bool, error) {
 				own.PublicTokenSums = append(own.PublicTokenSums, k[len(prefix):])
 			}
 		}
-		api, had, err := splitItem(items.Get(id))
+		v := items.Get(id)
+		// The new value in one allocation: the API fields, then own.
+		api, had, err := scanItem(v, make([]byte, 0, len(v)+proto.Size(own)))
 		if err != nil {
 			return nil, false, err
 		}
-		want, err := appendOwn(nil, own)
-		if err != nil {
+		if v, err = appendOwn(api, own); err != nil {
 			return nil, false, err
 		}
-		if bytes.Equal(had, want) {
+		if bytes.Equal(had, v[len(api):]) {
 			continue // folded already, or nothing to fold
 		}
-		if err := putItemRecord(tx, id, api, own); err != nil {
-			return nil, false, err
+		if err := items.Put(id, v); err != nil {
+			return nil, false, fmt.Errorf("put items value: %w", err)
 		}
 	}
 	if len(ids) < chunk {
@@ -297,31 +288,31 @@ func foldItemsV1(tx *bbolt.Tx, after []byte, chunk int) ([]byte, bool, error) {
 // returns the last entry's key and whether any entry may follow it.
 func checkRefreshQueueV2(tx *bbolt.Tx, after []byte, chunk int) ([]byte, bool, error) {
 	queue := tx.Bucket(bucketRefreshQueue)
-	var keys [][]byte
-	cur := queue.Cursor()
-	k, _ := cur.Seek(after)
-	if k != nil && after != nil && bytes.Equal(k, after) {
-		k, _ = cur.Next()
-	}
-	for ; k != nil && len(keys) < chunk; k, _ = cur.Next() {
-		keys = append(keys, bytes.Clone(k))
-	}
+	keys := keysAfter(queue.Cursor(), after, chunk)
 	for _, k := range keys {
 		if len(k) <= 8 {
 			return nil, false, errMalformedKey
 		}
-		api, own, found, err := itemRecord(tx, k[8:])
-		if err != nil {
-			return nil, false, err
+		var own *storagev1.StoredItem
+		v := tx.Bucket(bucketItems).Get(k[8:])
+		if v != nil {
+			var err error
+			if own, err = ownOf(v); err != nil {
+				return nil, false, err
+			}
 		}
 		due := timeOf(k)
 		switch {
-		case found && own.GetRefreshDue() == nil:
+		case v != nil && own.GetRefreshDue() == nil:
+			api, _, err := splitItem(v)
+			if err != nil {
+				return nil, false, err
+			}
 			own.RefreshDue = timestamppb.New(due)
 			if err := putItemRecord(tx, k[8:], api, own); err != nil {
 				return nil, false, err
 			}
-		case found && own.GetRefreshDue().AsTime().Equal(due):
+		case v != nil && own.GetRefreshDue().AsTime().Equal(due):
 		default:
 			if err := queue.Delete(k); err != nil {
 				return nil, false, err
@@ -332,6 +323,22 @@ func checkRefreshQueueV2(tx *bbolt.Tx, after []byte, chunk int) ([]byte, bool, e
 		return nil, false, nil
 	}
 	return keys[len(keys)-1], true, nil
+}
+
+// keysAfter returns copies of up to n keys after the key after (from the
+// first when after is empty), in order. A migration step collects its
+// chunk's keys first: writing to a bucket while a cursor walks it moves
+// its pages under the cursor.
+func keysAfter(c *bbolt.Cursor, after []byte, n int) [][]byte {
+	var keys [][]byte
+	k, _ := c.Seek(after)
+	if k != nil && len(after) > 0 && bytes.Equal(k, after) {
+		k, _ = c.Next()
+	}
+	for ; k != nil && len(keys) < n; k, _ = c.Next() {
+		keys = append(keys, bytes.Clone(k))
+	}
+	return keys
 }
 
 // bucketGet is b.Get(key), or nil when there is no bucket b.

@@ -31,22 +31,22 @@ func TestOpen_MigratesVersion0(t *testing.T) {
 		for i, id := range []string{"item-b", "item-a"} {
 			item := newItem(id, "user-1")
 			item.CreatedAt = at(10 - i)
-			putRaw(t, tx, "items", []byte(id), item)
-			putRaw(t, tx, "user_items", v0UserItemKey("user-1", item.GetCreatedAt().AsTime(), id), nil)
+			putValue(t, tx, "items", []byte(id), item)
+			putValue(t, tx, "user_items", v0UserItemKey("user-1", item.GetCreatedAt().AsTime(), id), nil)
 			sealed, err := sealer.SealAccessToken(id, accessToken(id))
 			if err != nil {
 				t.Fatal(err)
 			}
-			putRaw(t, tx, "access_tokens", []byte(id), sealed)
+			putValue(t, tx, "access_tokens", []byte(id), sealed)
 		}
 		for _, s := range []*linkdv1.LinkSession{
 			{LinkSessionId: "sess-late", FirstSeenAt: at(50)},
 			{LinkSessionId: "sess-early", FirstSeenAt: at(5)},
 		} {
-			putRaw(t, tx, "sessions", []byte(s.GetLinkSessionId()), s)
+			putValue(t, tx, "sessions", []byte(s.GetLinkSessionId()), s)
 		}
 		sum := sha256.Sum256([]byte("public-pending"))
-		putRaw(t, tx, "pending_exchanges", sum[:], &storagev1.PendingExchange{ClientUserId: "user-1", StartedAt: at(1), Attempts: 1})
+		putValue(t, tx, "pending_exchanges", sum[:], &storagev1.PendingExchange{ClientUserId: "user-1", StartedAt: at(1), Attempts: 1})
 		for _, name := range []string{"link_tokens", "public_token_uses", "item_public_tokens", "webhooks"} {
 			if _, err := tx.CreateBucketIfNotExists([]byte(name)); err != nil {
 				t.Fatal(err)
@@ -113,24 +113,6 @@ func writeVersion0(t *testing.T, path string, fill func(tx *bbolt.Tx)) {
 	}
 }
 
-// putRaw writes m (nil: an empty index value) into bucket, creating it.
-func putRaw(t *testing.T, tx *bbolt.Tx, bucket string, key []byte, m proto.Message) {
-	t.Helper()
-	bk, err := tx.CreateBucketIfNotExists([]byte(bucket))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var v []byte
-	if m != nil {
-		if v, err = proto.Marshal(m); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := bk.Put(key, v); err != nil {
-		t.Fatal(err)
-	}
-}
-
 // v0UserItemKey is version 0's user_items key, written out here so that
 // the test does not lean on the code it checks.
 func v0UserItemKey(user string, created time.Time, itemID string) []byte {
@@ -164,31 +146,22 @@ func TestOpen_MigratesVersion1(t *testing.T) {
 	queued := map[string][]int{"item-a": {100}, "item-b": {200, 300}, "item-gone": {50}}
 	publics := map[string][]string{"item-a": {"public-a1", "public-a2"}, "item-b": {"public-b1"}}
 	writeVersion0(t, path, func(tx *bbolt.Tx) {
-		putRaw(t, tx, "meta", []byte("version"), &storagev1.SchemaVersion{Version: 1})
+		putValue(t, tx, "meta", []byte("version"), &storagev1.SchemaVersion{Version: 1})
 		for i, id := range ids3 {
-			item := newItem(id, "user-1")
-			item.CreatedAt = at(i)
-			putRaw(t, tx, "items", []byte(id), item)
-			putRaw(t, tx, "user_items", v0UserItemKey("user-1", item.GetCreatedAt().AsTime(), id), nil)
-			putRaw(t, tx, "institution_items", v0UserItemKey("ins_3", item.GetCreatedAt().AsTime(), id), nil)
-			sealed, err := sealer.SealAccessToken(id, accessToken(id))
-			if err != nil {
-				t.Fatal(err)
-			}
-			putRaw(t, tx, "access_tokens", []byte(id), sealed)
+			putV1Item(t, tx, sealer, id, "user-1", at(i))
 		}
 		for id, dues := range queued {
 			for _, d := range dues {
 				due := at(d).AsTime()
-				putRaw(t, tx, "refresh_queue", append(v1Time(due), id...), nil)
-				putRaw(t, tx, "item_refreshes", append(v1Str(id), v1Time(due)...), nil)
+				putValue(t, tx, "refresh_queue", append(v1Time(due), id...), nil)
+				putValue(t, tx, "item_refreshes", append(v1Str(id), v1Time(due)...), nil)
 			}
 		}
 		for id, ps := range publics {
 			for _, p := range ps {
 				sum := sha256.Sum256([]byte(p))
-				putRaw(t, tx, "public_token_uses", sum[:], &storagev1.PublicTokenUse{ItemId: id, ExchangedAt: at(1)})
-				putRaw(t, tx, "item_public_tokens", append(v1Str(id), sum[:]...), nil)
+				putValue(t, tx, "public_token_uses", sum[:], &storagev1.PublicTokenUse{ItemId: id, ExchangedAt: at(1)})
+				putValue(t, tx, "item_public_tokens", append(v1Str(id), sum[:]...), nil)
 			}
 		}
 		for _, name := range []string{"link_tokens", "link_token_renewals", "sessions", "session_starts", "exchange_claims",
@@ -301,23 +274,14 @@ func (f v1Fixture) public(i int) string { return fmt.Sprintf("public-%02d", i) }
 func (f v1Fixture) write(t *testing.T, path string, sealer linkd.Sealer) {
 	t.Helper()
 	queue := func(tx *bbolt.Tx, id string, due time.Time) {
-		putRaw(t, tx, "refresh_queue", append(v1Time(due), id...), nil)
-		putRaw(t, tx, "item_refreshes", append(v1Str(id), v1Time(due)...), nil)
+		putValue(t, tx, "refresh_queue", append(v1Time(due), id...), nil)
+		putValue(t, tx, "item_refreshes", append(v1Str(id), v1Time(due)...), nil)
 	}
 	writeVersion0(t, path, func(tx *bbolt.Tx) {
-		putRaw(t, tx, "meta", []byte("version"), &storagev1.SchemaVersion{Version: 1})
+		putValue(t, tx, "meta", []byte("version"), &storagev1.SchemaVersion{Version: 1})
 		for i := range f.n {
 			id := f.id(i)
-			item := newItem(id, "user-1")
-			item.CreatedAt = at(i)
-			putRaw(t, tx, "items", []byte(id), item)
-			putRaw(t, tx, "user_items", v0UserItemKey("user-1", item.GetCreatedAt().AsTime(), id), nil)
-			putRaw(t, tx, "institution_items", v0UserItemKey("ins_3", item.GetCreatedAt().AsTime(), id), nil)
-			sealed, err := sealer.SealAccessToken(id, accessToken(id))
-			if err != nil {
-				t.Fatal(err)
-			}
-			putRaw(t, tx, "access_tokens", []byte(id), sealed)
+			putV1Item(t, tx, sealer, id, "user-1", at(i))
 			if i%2 == 0 {
 				queue(tx, id, at(1000+i).AsTime())
 			}
@@ -326,8 +290,8 @@ func (f v1Fixture) write(t *testing.T, path string, sealer linkd.Sealer) {
 			}
 			if i%3 == 0 {
 				sum := sha256.Sum256([]byte(f.public(i)))
-				putRaw(t, tx, "public_token_uses", sum[:], &storagev1.PublicTokenUse{ItemId: id, ExchangedAt: at(1)})
-				putRaw(t, tx, "item_public_tokens", append(v1Str(id), sum[:]...), nil)
+				putValue(t, tx, "public_token_uses", sum[:], &storagev1.PublicTokenUse{ItemId: id, ExchangedAt: at(1)})
+				putValue(t, tx, "item_public_tokens", append(v1Str(id), sum[:]...), nil)
 			}
 		}
 		queue(tx, "item-gone", at(500).AsTime())
@@ -506,7 +470,7 @@ func TestOpen_MigratesVersion1_ChangedMeanwhile(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		putRaw(t, tx, "access_tokens", []byte("item-00"), sealed)
+		putValue(t, tx, "access_tokens", []byte("item-00"), sealed)
 		due := at(1002).AsTime()
 		for bucket, key := range map[string][]byte{
 			"refresh_queue":  append(v1Time(due), "item-02"...),
@@ -516,16 +480,7 @@ func TestOpen_MigratesVersion1_ChangedMeanwhile(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		item := newItem("item-000", "user-1")
-		item.CreatedAt = at(999)
-		putRaw(t, tx, "items", []byte("item-000"), item)
-		putRaw(t, tx, "user_items", v0UserItemKey("user-1", item.GetCreatedAt().AsTime(), "item-000"), nil)
-		putRaw(t, tx, "institution_items", v0UserItemKey("ins_3", item.GetCreatedAt().AsTime(), "item-000"), nil)
-		sealed, err = sealer.SealAccessToken("item-000", accessToken("item-000"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		putRaw(t, tx, "access_tokens", []byte("item-000"), sealed)
+		putV1Item(t, tx, sealer, "item-000", "user-1", at(999))
 	})
 	if _, err := openMigrating(t, path, sealer, 4, 0); err != nil {
 		t.Fatal(err)
