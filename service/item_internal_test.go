@@ -17,6 +17,7 @@ import (
 	"github.com/linkd/linkd"
 	storagev1 "github.com/linkd/linkd/gen/linkd/storage/v1"
 	linkdv1 "github.com/linkd/linkd/gen/linkd/v1"
+	"github.com/linkd/linkd/plaidemu"
 )
 
 // interleaved is the real Plaid client with a hook run right after the
@@ -364,5 +365,88 @@ func TestService_DrainRefreshes_LongBatch(t *testing.T) {
 	}
 	if due, _ := e.svc.store.DueItemRefreshes(ctx, e.svc.now(), 2*items); len(due) != 0 {
 		t.Errorf("queued refreshes left = %d, want none", len(due))
+	}
+}
+
+// perItemPlaid is the real Plaid client counting /accounts/get calls per
+// access token.
+type perItemPlaid struct {
+	linkd.Plaid
+	mu    sync.Mutex
+	calls map[string]int
+}
+
+func (p *perItemPlaid) GetAccounts(ctx context.Context, token linkd.AccessToken) (linkd.ItemAccounts, error) {
+	p.mu.Lock()
+	p.calls[token.Reveal()]++
+	p.mu.Unlock()
+	return p.Plaid.GetAccounts(ctx, token)
+}
+
+// TestService_RunJobs_RefreshOnceAcrossReplicas: two replicas share a
+// store and run their jobs, the refresh job every 10 ms (a lease of 30 ms
+// by that alone), while the emulator answers each call 20 ms late, so that
+// a batch of 64 queued Items, 4 at a time, runs ~10 times longer than
+// that. The drain's lease is never shorter than its Items take
+// (drainLeaseTTL) and is renewed as they start, so each Item is refreshed
+// once, by one replica, never by both.
+func TestService_RunJobs_RefreshOnceAcrossReplicas(t *testing.T) {
+	emu, pc, db := mustParts(t)
+	p := &perItemPlaid{Plaid: pc, calls: map[string]int{}}
+	var replicas []*Service
+	for range 2 {
+		s, err := New(Config{Plaid: p, Store: db, Defaults: LinkDefaults{Products: []string{"transactions"}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		replicas = append(replicas, s)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	const items = 2*refreshBatch + 8
+	var tokens []string
+	for i := range items {
+		pt, _, err := replicas[0].CreateSandboxPublicToken(ctx, "ins_109508", nil, linkd.SandboxLogin{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ex, err := pc.ExchangePublicToken(ctx, pt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		item := &linkdv1.Item{ItemId: ex.ItemID, ClientUserId: fmt.Sprintf("user-%d", i), Status: linkdv1.ItemStatus_ITEM_STATUS_GOOD}
+		if _, err := db.PutItem(ctx, linkd.NewItem{Item: item, AccessToken: ex.AccessToken, RefreshAt: time.Now()}); err != nil {
+			t.Fatal(err)
+		}
+		tokens = append(tokens, ex.AccessToken.Reveal())
+	}
+	emu.SetFaults(plaidemu.Faults{Latency: 20 * time.Millisecond})
+	var wg sync.WaitGroup
+	for _, s := range replicas {
+		wg.Go(func() { s.RunJobs(ctx, Jobs{RefreshEvery: 10 * time.Millisecond}) })
+	}
+	stop := time.After(2 * time.Minute) // a hang guard, not a timing assertion
+	for {
+		due, err := db.DueItemRefreshes(ctx, time.Now().Add(time.Hour), 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(due) == 0 {
+			break
+		}
+		select {
+		case <-stop:
+			t.Fatalf("the queue never drained: %q left", due)
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	cancel()
+	wg.Wait()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for i, tok := range tokens {
+		if n := p.calls[tok]; n != 1 {
+			t.Errorf("Item %d: /accounts/get called %d times, want once: refreshed beside another replica", i, n)
+		}
 	}
 }
