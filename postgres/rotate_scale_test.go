@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/linkd/linkd/postgres"
+	"github.com/linkd/linkd/storetest"
 )
 
 // TestDB_ResealAccessTokens_Scale logs how long one key rotation of
@@ -38,27 +38,10 @@ func TestDB_ResealAccessTokens_Scale(t *testing.T) {
 	wg.Wait()
 	rotated := MustOpenDSN(t, dsn, mustSealer(t, "k1", "k2"))
 	start := time.Now()
-	total := resealPassPG(t, rotated)
+	total := storetest.ResealPass(t, rotated, 100)
 	d := time.Since(start)
 	if total != n {
 		t.Fatalf("re-sealed %d, want %d", total, n)
 	}
 	t.Logf("rotated %d access tokens in %v (%.1f µs each)", n, d, float64(d.Microseconds())/float64(n))
-}
-
-// resealPassPG runs ResealAccessTokens, 100 a batch, until the rotation
-// is done, and returns how many it re-sealed.
-func resealPassPG(t *testing.T, db *postgres.DB) int {
-	total := 0
-	for after := ""; ; {
-		k, next, err := db.ResealAccessTokens(context.Background(), after, 100)
-		if err != nil {
-			t.Fatal(err)
-		}
-		total += k
-		if next == "" {
-			return total
-		}
-		after = next
-	}
 }

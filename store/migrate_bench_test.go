@@ -102,12 +102,7 @@ func writeV1Bench(b *testing.B, path string, n int) {
 					putValue(b, tx, "item_public_tokens", append(v1Str(id), sum[:]...), nil)
 				}
 			}
-			for _, name := range []string{"link_tokens", "link_token_renewals", "sessions", "session_starts", "exchange_claims",
-				"webhooks", "webhook_deliveries", "leases"} {
-				if _, err := tx.CreateBucketIfNotExists([]byte(name)); err != nil {
-					return err
-				}
-			}
+			createV1Buckets(b, tx)
 			return nil
 		})
 		if err != nil {
@@ -134,6 +129,17 @@ func putV1Item(tb testing.TB, tx *bbolt.Tx, sealer linkd.Sealer, id, user string
 		tb.Fatal(err)
 	}
 	putValue(tb, tx, "access_tokens", []byte(id), sealed)
+}
+
+// createV1Buckets creates the buckets of version 1 that hold no Item.
+func createV1Buckets(tb testing.TB, tx *bbolt.Tx) {
+	tb.Helper()
+	for _, name := range []string{"link_tokens", "link_token_renewals", "sessions", "session_starts", "exchange_claims",
+		"webhooks", "webhook_deliveries", "leases"} {
+		if _, err := tx.CreateBucketIfNotExists([]byte(name)); err != nil {
+			tb.Fatal(err)
+		}
+	}
 }
 
 // putValue writes m (nil: an empty index value) into bucket, creating it.

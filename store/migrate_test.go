@@ -164,12 +164,7 @@ func TestOpen_MigratesVersion1(t *testing.T) {
 				putValue(t, tx, "item_public_tokens", append(v1Str(id), sum[:]...), nil)
 			}
 		}
-		for _, name := range []string{"link_tokens", "link_token_renewals", "sessions", "session_starts", "exchange_claims",
-			"webhooks", "webhook_deliveries", "leases"} {
-			if _, err := tx.CreateBucketIfNotExists([]byte(name)); err != nil {
-				t.Fatal(err)
-			}
-		}
+		createV1Buckets(t, tx)
 	})
 
 	for range 2 { // the second Open finds nothing left to migrate
@@ -295,12 +290,7 @@ func (f v1Fixture) write(t *testing.T, path string, sealer linkd.Sealer) {
 			}
 		}
 		queue(tx, "item-gone", at(500).AsTime())
-		for _, name := range []string{"link_tokens", "link_token_renewals", "sessions", "session_starts", "exchange_claims",
-			"webhooks", "webhook_deliveries", "leases"} {
-			if _, err := tx.CreateBucketIfNotExists([]byte(name)); err != nil {
-				t.Fatal(err)
-			}
-		}
+		createV1Buckets(t, tx)
 	})
 }
 

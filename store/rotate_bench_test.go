@@ -12,6 +12,7 @@ import (
 	"github.com/linkd/linkd"
 	"github.com/linkd/linkd/seal"
 	"github.com/linkd/linkd/store"
+	"github.com/linkd/linkd/storetest"
 )
 
 // rotateItems is how many Items BenchmarkDB_ResealAccessTokens rotates.
@@ -71,7 +72,6 @@ func BenchmarkDB_ResealAccessTokens(b *testing.B) {
 	dir := b.TempDir()
 	template := filepath.Join(dir, "template.db")
 	fillForRotation(b, template, rotateItems)
-	ctx := context.Background()
 	b.ResetTimer()
 	for i := range b.N {
 		b.StopTimer()
@@ -82,7 +82,7 @@ func BenchmarkDB_ResealAccessTokens(b *testing.B) {
 			b.Fatal(err)
 		}
 		b.StartTimer()
-		total := resealAll(ctx, b, db)
+		total := storetest.ResealPass(b, db, 100)
 		b.StopTimer()
 		if total != rotateItems {
 			b.Fatalf("re-sealed %d, want %d", total, rotateItems)
@@ -92,23 +92,6 @@ func BenchmarkDB_ResealAccessTokens(b *testing.B) {
 		b.StartTimer()
 	}
 	b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(b.N), "ms/rotation")
-}
-
-// resealAll runs one pass of ResealAccessTokens and returns how many it
-// re-sealed.
-func resealAll(ctx context.Context, b *testing.B, db *store.DB) int {
-	total := 0
-	for after := ""; ; {
-		n, next, err := db.ResealAccessTokens(ctx, after, 100)
-		if err != nil {
-			b.Fatal(err)
-		}
-		total += n
-		if next == "" {
-			return total
-		}
-		after = next
-	}
 }
 
 // openAt opens the store at path with the master keys keys.

@@ -358,18 +358,7 @@ func TestDB_ResealAccessTokens_Readers(t *testing.T) {
 			}
 		})
 	}
-	total := 0
-	for after := ""; ; {
-		k, next, err := db.ResealAccessTokens(ctx, after, 100)
-		if err != nil {
-			t.Fatal(err)
-		}
-		total += k
-		if next == "" {
-			break
-		}
-		after = next
-	}
+	total := storetest.ResealPass(t, db, 100)
 	stop.Store(true)
 	wg.Wait()
 	if total != n {
