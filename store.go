@@ -152,10 +152,17 @@ type Store interface {
 	// all of its kind), in small transactions, and returns what it
 	// deleted.
 	Prune(ctx context.Context, c PruneCutoffs) (PruneResult, error)
-	// ResealAccessTokens re-seals up to batch access tokens not sealed
-	// with the sealer's current key, and returns how many it re-sealed (0
-	// when none is left). Safe to run from several handles at once.
-	ResealAccessTokens(ctx context.Context, batch int) (int, error)
+	// ResealAccessTokens re-seals the access tokens not sealed with the
+	// sealer's current key of the Items after the item_id after, in
+	// item_id order, up to batch of them, and returns how many it
+	// re-sealed and the item_id to pass as after to go on: "" once this
+	// pass (begun at after "") reached the last Item. A pass re-seals
+	// every token sealed under an older key when it began, but those
+	// another handle is re-sealing at the same moment (its own pass takes
+	// them), each batch costing what it reads after the last, not the
+	// whole table before it. A batch may re-seal none and still go on.
+	// Safe to run from several handles at once.
+	ResealAccessTokens(ctx context.Context, after string, batch int) (resealed int, next string, err error)
 	// SealedKeyIDs returns the ids of the master keys that sealed the
 	// stored access tokens, each with one item_id it sealed, so that a
 	// start-up check can prove the keyring opens every one.

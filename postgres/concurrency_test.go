@@ -235,16 +235,17 @@ func TestDB_ResealAccessTokens(t *testing.T) {
 	var wg sync.WaitGroup
 	for _, handle := range []*postgres.DB{db, db2} {
 		wg.Go(func() {
-			for {
-				n, err := handle.ResealAccessTokens(ctx, 7)
+			for after := ""; ; {
+				n, next, err := handle.ResealAccessTokens(ctx, after, 7)
 				if err != nil {
 					t.Errorf("ResealAccessTokens: %v", err)
 					return
 				}
-				if n == 0 {
+				total.Add(int64(n))
+				if next == "" {
 					return
 				}
-				total.Add(int64(n))
+				after = next
 			}
 		})
 	}

@@ -84,47 +84,27 @@ func (db *DB) Prune(ctx context.Context, c linkd.PruneCutoffs) (linkd.PruneResul
 	return res, nil
 }
 
-// ResealAccessTokens re-seals up to batch access tokens not sealed with
-// the Sealer's current key, in one transaction, and returns how many: 0
-// only when none is left. The rows are taken FOR UPDATE SKIP LOCKED, so
-// that several processes re-sealing at once share the work instead of
-// queueing. It returns the Sealer's EINTERNAL when a token does not open,
-// re-sealing none of its batch.
-func (db *DB) ResealAccessTokens(ctx context.Context, batch int) (int, error) {
+// ResealAccessTokens re-seals the access tokens not sealed with the
+// Sealer's current key of up to batch Items after the item_id after, in
+// item_id order, in one transaction, and returns how many and the
+// item_id the next batch starts after: "" once the pass reached the last
+// Item. Each batch reads on from after along the primary key instead of
+// from the first row, so a pass reads the table once, not once per
+// batch. The rows are taken FOR UPDATE SKIP LOCKED, so that several
+// processes re-sealing at once share the work instead of queueing: a row
+// another process holds is its to re-seal. It returns the Sealer's
+// EINTERNAL when a token does not open, re-sealing none of its batch.
+func (db *DB) ResealAccessTokens(ctx context.Context, after string, batch int) (int, string, error) {
 	if batch <= 0 {
 		batch = defaultPageSize
 	}
-	for attempt := 1; ; attempt++ {
-		n, err := db.resealBatch(ctx, batch)
-		if n > 0 || err != nil {
-			return n, err
-		}
-		// Nothing this handle could take: none left, or every row left is
-		// locked by another handle re-sealing it. 0 must mean none left,
-		// so wait for those to commit (or roll back) and look again.
-		var left bool
-		if err := db.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM access_tokens WHERE key_id <> $1)`,
-			db.sealer.CurrentKeyID()).Scan(&left); err != nil {
-			return 0, wrap("reseal access tokens", err)
-		}
-		if !left {
-			return 0, nil
-		}
-		if err := sleep(ctx, backoff(attempt)); err != nil {
-			return 0, wrap("reseal access tokens", err)
-		}
-	}
-}
-
-// resealBatch re-seals up to batch tokens that no other handle holds.
-func (db *DB) resealBatch(ctx context.Context, batch int) (int, error) {
 	current := db.sealer.CurrentKeyID()
-	n := 0
+	n, next := 0, ""
 	err := db.inTx(ctx, "reseal access tokens", func(tx pgx.Tx) error {
-		n = 0
+		n, next = 0, ""
 		rows, err := tx.Query(ctx, `
-			SELECT item_id, record FROM access_tokens WHERE key_id <> $1
-			ORDER BY item_id LIMIT $2 FOR UPDATE SKIP LOCKED`, current, batch)
+			SELECT item_id, record FROM access_tokens WHERE item_id > $3 AND key_id <> $1
+			ORDER BY item_id LIMIT $2 FOR UPDATE SKIP LOCKED`, current, batch, after)
 		if err != nil {
 			return err
 		}
@@ -138,6 +118,9 @@ func (db *DB) resealBatch(ctx context.Context, batch int) (int, error) {
 		})
 		if err != nil {
 			return err
+		}
+		if len(found) == batch {
+			next = found[len(found)-1].itemID
 		}
 		for _, r := range found {
 			sealed := new(storagev1.SealedAccessToken)
@@ -164,7 +147,10 @@ func (db *DB) resealBatch(ctx context.Context, batch int) (int, error) {
 		}
 		return nil
 	})
-	return n, err
+	if err != nil {
+		return 0, "", err
+	}
+	return n, next, nil
 }
 
 // SealedKeyIDs returns the id of every key that sealed a stored access

@@ -276,6 +276,15 @@ const refreshWorkers = 4
 // failure to reach Plaid defers it. It stops taking Items at the first
 // store failure to defer one, and returns it.
 func (s *Service) RefreshQueued(ctx context.Context) (int, error) {
+	return s.refreshDue(ctx, nil)
+}
+
+// refreshDue is RefreshQueued under a job's lease: with lease set, each
+// Item starts only once lease.hold says the lease covers it, so that a
+// batch slower than the lease (Plaid timing out) never refreshes beside
+// the process that took the lease over. It stops taking Items once the
+// lease is lost, and returns errLeaseLost.
+func (s *Service) refreshDue(ctx context.Context, lease *leaseHold) (int, error) {
 	ids, err := s.store.DueItemRefreshes(ctx, s.now(), refreshBatch)
 	if err != nil {
 		return 0, err
@@ -290,7 +299,10 @@ func (s *Service) RefreshQueued(ctx context.Context) (int, error) {
 	for range min(refreshWorkers, len(ids)) {
 		wg.Go(func() {
 			for id := range next {
-				refreshed, err := s.refreshQueued(ctx, id)
+				refreshed, err := false, lease.hold(ctx)
+				if err == nil {
+					refreshed, err = s.refreshQueued(ctx, id)
+				}
 				mu.Lock()
 				if refreshed {
 					n++

@@ -10,12 +10,14 @@ import (
 	"net/http/httptest"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/linkd/linkd"
 	storagev1 "github.com/linkd/linkd/gen/linkd/storage/v1"
 	linkdv1 "github.com/linkd/linkd/gen/linkd/v1"
+	"github.com/linkd/linkd/plaidemu"
 )
 
 // interleaved is the real Plaid client with a hook run right after the
@@ -267,31 +269,184 @@ func TestService_RefreshQueued_Overlaps(t *testing.T) {
 	}
 }
 
-// TestService_DrainRefreshes_LeaseLost: a drain of the refresh queue
-// renews the job's lease before each batch after the first, and stops
-// once another process holds it, instead of refreshing beside it.
+// stopClock gives e's Service a clock that stands a minute from now and
+// moves only by the returned advance.
+func stopClock(e *webhookEnv) (advance func(time.Duration) time.Time) {
+	var ns atomic.Int64
+	ns.Store(time.Now().Add(time.Minute).UnixNano())
+	e.svc.now = func() time.Time { return time.Unix(0, ns.Load()) }
+	return func(d time.Duration) time.Time { return time.Unix(0, ns.Add(int64(d))) }
+}
+
+// TestService_DrainRefreshes_LeaseLost: once another process holds the
+// refresh job's lease, the drain starts no further Item, even in the
+// middle of a batch; only the Items already started (at most one per
+// worker) finish, and the rest stay queued for the lease's holder.
 func TestService_DrainRefreshes_LeaseLost(t *testing.T) {
 	e := mustWebhookEnv(t)
+	advance := stopClock(e)
 	ctx := context.Background()
 	e.queueRefreshes(t, refreshBatch+1)
-	const ttl = 15 * time.Second
-	if held, err := e.svc.store.TryLease(ctx, "job/refresh", e.svc.owner, time.Now(), ttl); err != nil || !held {
+	const ttl = time.Minute
+	if held, err := e.svc.store.TryLease(ctx, "job/refresh", e.svc.owner, e.svc.now(), ttl); err != nil || !held {
 		t.Fatalf("TryLease = %v, %v", held, err)
 	}
-	// During the first batch the lease runs out and another replica
-	// takes it.
+	// During the first refresh the lease runs out (on the other replica's
+	// clock, which is ahead of any renewal this one made) and the other
+	// replica takes it; then this one's clock gets there too.
+	taken := false
 	e.plaid.afterRead = func() {
-		if held, err := e.svc.store.TryLease(ctx, "job/refresh", "other-replica", time.Now().Add(time.Hour), ttl); err != nil || !held {
+		held, err := e.svc.store.TryLease(ctx, "job/refresh", "other-replica", e.svc.now().Add(2*ttl), ttl)
+		if err != nil || !held {
 			t.Errorf("the other replica did not take the expired lease: %v, %v", held, err)
+		}
+		taken = held
+		advance(2 * ttl)
+	}
+	if err := e.svc.drainRefreshes(ctx, ttl); err != nil {
+		t.Fatal(err)
+	}
+	if !taken {
+		t.Fatal("the lease was never taken over")
+	}
+	if e.plaid.accountsGet > refreshWorkers {
+		t.Errorf("/accounts/get calls = %d, want at most %d (those started before the lease was lost): the drain went on without its lease",
+			e.plaid.accountsGet, refreshWorkers)
+	}
+	due, _ := e.svc.store.DueItemRefreshes(ctx, e.svc.now(), 2*refreshBatch)
+	if want := refreshBatch + 1 - e.plaid.accountsGet; len(due) != want {
+		t.Errorf("queued refreshes left = %d, want %d for the lease holder", len(due), want)
+	}
+}
+
+// TestService_DrainRefreshes_LongBatch: a batch that runs longer than the
+// lease (each /accounts/get here takes a twentieth of it, on the
+// service's clock, and a batch is 64 of them, 4 at a time) keeps the
+// lease renewed, so another replica trying for it after every Plaid call
+// never gets it, and every Item is refreshed once, by this process.
+func TestService_DrainRefreshes_LongBatch(t *testing.T) {
+	e := mustWebhookEnv(t)
+	advance := stopClock(e)
+	ctx := context.Background()
+	const items = refreshBatch + 8
+	e.queueRefreshes(t, items)
+	const ttl = time.Minute
+	if held, err := e.svc.store.TryLease(ctx, "job/refresh", e.svc.owner, e.svc.now(), ttl); err != nil || !held {
+		t.Fatalf("TryLease = %v, %v", held, err)
+	}
+	var mu sync.Mutex
+	taken := 0
+	e.plaid.repeat = true
+	e.plaid.afterRead = func() {
+		now := advance(ttl / 20)
+		held, err := e.svc.store.TryLease(ctx, "job/refresh", "other-replica", now, ttl)
+		if err != nil {
+			t.Error(err)
+		}
+		if held {
+			mu.Lock()
+			taken++
+			mu.Unlock()
+			// Give it back at once, as a replica that found nothing due
+			// would at shutdown, so the drain's next renewal can tell.
+			if _, err := e.svc.store.TryLease(ctx, "job/refresh", "other-replica", now, 0); err != nil {
+				t.Error(err)
+			}
 		}
 	}
 	if err := e.svc.drainRefreshes(ctx, ttl); err != nil {
 		t.Fatal(err)
 	}
-	if e.plaid.accountsGet != refreshBatch {
-		t.Errorf("/accounts/get calls = %d, want %d: the drain went on without its lease", e.plaid.accountsGet, refreshBatch)
+	if taken > 0 {
+		t.Errorf("another replica took the refresh lease %d times during the drain: it ran out mid-batch", taken)
 	}
-	if due, _ := e.svc.store.DueItemRefreshes(ctx, time.Now().Add(time.Minute), 10); len(due) != 1 {
-		t.Errorf("queued refreshes left = %d, want 1 for the lease holder", len(due))
+	if e.plaid.accountsGet != items {
+		t.Errorf("/accounts/get calls = %d, want %d: one per Item", e.plaid.accountsGet, items)
+	}
+	if due, _ := e.svc.store.DueItemRefreshes(ctx, e.svc.now(), 2*items); len(due) != 0 {
+		t.Errorf("queued refreshes left = %d, want none", len(due))
+	}
+}
+
+// perItemPlaid is the real Plaid client counting /accounts/get calls per
+// access token.
+type perItemPlaid struct {
+	linkd.Plaid
+	mu    sync.Mutex
+	calls map[string]int
+}
+
+func (p *perItemPlaid) GetAccounts(ctx context.Context, token linkd.AccessToken) (linkd.ItemAccounts, error) {
+	p.mu.Lock()
+	p.calls[token.Reveal()]++
+	p.mu.Unlock()
+	return p.Plaid.GetAccounts(ctx, token)
+}
+
+// TestService_RunJobs_RefreshOnceAcrossReplicas: two replicas share a
+// store and run their jobs, the refresh job every 10 ms (a lease of 30 ms
+// by that alone), while the emulator answers each call 20 ms late, so that
+// a batch of 64 queued Items, 4 at a time, runs ~10 times longer than
+// that. The drain's lease is never shorter than its Items take
+// (drainLeaseTTL) and is renewed as they start, so each Item is refreshed
+// once, by one replica, never by both.
+func TestService_RunJobs_RefreshOnceAcrossReplicas(t *testing.T) {
+	emu, pc, db := mustParts(t)
+	p := &perItemPlaid{Plaid: pc, calls: map[string]int{}}
+	var replicas []*Service
+	for range 2 {
+		s, err := New(Config{Plaid: p, Store: db, Defaults: LinkDefaults{Products: []string{"transactions"}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		replicas = append(replicas, s)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	const items = 2*refreshBatch + 8
+	var tokens []string
+	for i := range items {
+		pt, _, err := replicas[0].CreateSandboxPublicToken(ctx, "ins_109508", nil, linkd.SandboxLogin{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ex, err := pc.ExchangePublicToken(ctx, pt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		item := &linkdv1.Item{ItemId: ex.ItemID, ClientUserId: fmt.Sprintf("user-%d", i), Status: linkdv1.ItemStatus_ITEM_STATUS_GOOD}
+		if _, err := db.PutItem(ctx, linkd.NewItem{Item: item, AccessToken: ex.AccessToken, RefreshAt: time.Now()}); err != nil {
+			t.Fatal(err)
+		}
+		tokens = append(tokens, ex.AccessToken.Reveal())
+	}
+	emu.SetFaults(plaidemu.Faults{Latency: 20 * time.Millisecond})
+	var wg sync.WaitGroup
+	for _, s := range replicas {
+		wg.Go(func() { s.RunJobs(ctx, Jobs{RefreshEvery: 10 * time.Millisecond}) })
+	}
+	stop := time.After(2 * time.Minute) // a hang guard, not a timing assertion
+	for {
+		due, err := db.DueItemRefreshes(ctx, time.Now().Add(time.Hour), 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(due) == 0 {
+			break
+		}
+		select {
+		case <-stop:
+			t.Fatalf("the queue never drained: %q left", due)
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	cancel()
+	wg.Wait()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for i, tok := range tokens {
+		if n := p.calls[tok]; n != 1 {
+			t.Errorf("Item %d: /accounts/get called %d times, want once: refreshed beside another replica", i, n)
+		}
 	}
 }

@@ -96,7 +96,7 @@ func (s *Service) RunJobs(ctx context.Context, j Jobs) {
 	run("prune", j.PruneEvery, nil, func(ctx context.Context) error { return s.prune(ctx, j) })
 	run("reseal", j.ResealEvery, nil, s.reseal)
 	run("refresh", j.RefreshEvery, s.refreshNow, func(ctx context.Context) error {
-		return s.drainRefreshes(ctx, 3*j.RefreshEvery)
+		return s.drainRefreshes(ctx, drainLeaseTTL(j.RefreshEvery))
 	})
 	run("hosted", j.HostedEvery, nil, func(ctx context.Context) error {
 		for {
@@ -118,25 +118,71 @@ func (s *Service) RunJobs(ctx context.Context, j Jobs) {
 }
 
 // drainRefreshes runs the queued refreshes a batch at a time until a
-// batch finds fewer due, with the refresh job's lease (runJob took it for
-// the first batch) renewed for ttl before each further one: a long drain
-// would otherwise outlive the lease, and another replica would refresh
-// the same Items beside it. It returns nil, stopping, once another
-// process holds the lease.
+// batch finds fewer due, holding the refresh job's lease (runJob took it)
+// for ttl: each Item starts only under a lease renewed within ttl/3, so
+// that no batch, however slow Plaid is, outlives it and has another
+// replica refresh the same Items beside it. It returns nil, stopping,
+// once another process holds the lease; Items already started finish.
 func (s *Service) drainRefreshes(ctx context.Context, ttl time.Duration) error {
-	for batch := 0; ; batch++ {
-		if batch > 0 {
-			if err := s.renewJobLease(ctx, "refresh", s.now(), ttl); errors.Is(err, errLeaseLost) {
-				return nil
-			} else if err != nil {
-				return err
-			}
+	lease := &leaseHold{s: s, name: "refresh", ttl: ttl}
+	for {
+		n, err := s.refreshDue(ctx, lease)
+		if errors.Is(err, errLeaseLost) {
+			return nil
 		}
-		n, err := s.RefreshQueued(ctx)
 		if err != nil || n < refreshBatch {
 			return err
 		}
 	}
+}
+
+// drainLeaseTTL is the refresh job's lease while it drains: three of its
+// runs' spacing (every), and never less than three refreshes' timeout, so
+// that an Item started under a lease that has two thirds of it left ends
+// before the lease does.
+func drainLeaseTTL(every time.Duration) time.Duration {
+	return max(3*every, 3*refreshTimeout)
+}
+
+// leaseHold keeps a job's lease while the job starts pieces of work (the
+// drain's Items), each of which ends well within two thirds of ttl.
+type leaseHold struct {
+	s    *Service
+	name string
+	ttl  time.Duration
+
+	mu      sync.Mutex
+	renewed time.Time // s.now when the lease was last renewed; zero before
+	lost    bool
+}
+
+// hold returns nil when the lease runs for at least two thirds of its ttl
+// from now, renewing it when a third has passed since the last renewal
+// (one store write per ttl/3, not one per Item); errLeaseLost, from then
+// on, once another process holds it; the store's failure to renew it. A
+// nil hold is no lease: always nil.
+func (h *leaseHold) hold(ctx context.Context) error {
+	if h == nil {
+		return nil
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.lost {
+		return errLeaseLost
+	}
+	now := h.s.now()
+	if !h.renewed.IsZero() && now.Sub(h.renewed) < h.ttl/3 {
+		return nil
+	}
+	err := h.s.renewJobLease(ctx, h.name, now, h.ttl)
+	if errors.Is(err, errLeaseLost) {
+		h.lost = true
+	}
+	if err != nil {
+		return err
+	}
+	h.renewed = now
+	return nil
 }
 
 // jobLeasePrefix starts the name of each background job's lease.
@@ -198,18 +244,19 @@ func (s *Service) prune(ctx context.Context, j Jobs) error {
 }
 
 // reseal re-seals access tokens sealed under an older master key, in
-// batches, until none is left.
+// batches, in one pass over the Items.
 func (s *Service) reseal(ctx context.Context) error {
 	total := 0
-	for {
-		n, err := s.store.ResealAccessTokens(ctx, resealBatch)
+	for after := ""; ; {
+		n, next, err := s.store.ResealAccessTokens(ctx, after, resealBatch)
 		total += n
 		if err != nil {
 			return err
 		}
-		if n == 0 {
+		if next == "" {
 			break
 		}
+		after = next
 	}
 	if total > 0 {
 		s.log.InfoContext(ctx, "access tokens re-sealed with the current master key", "count", total)

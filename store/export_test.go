@@ -16,3 +16,12 @@ func UseBoltBatch(db *DB, delay time.Duration) {
 	db.bolt.MaxBatchDelay = delay
 	db.commit.boltBatch = true
 }
+
+// WithMigration is opts with Open's migration run chunk Items (or
+// refresh_queue entries) a transaction, its failAt-th transaction failing
+// as a crash would end it (0: none), and its committed transactions
+// counted into txs (nil: not counted).
+func WithMigration(opts Options, chunk, failAt int, txs *int) Options {
+	opts.migration = migration{chunk: chunk, failAt: failAt, txs: txs}
+	return opts
+}

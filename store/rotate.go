@@ -7,38 +7,36 @@ import (
 	"go.etcd.io/bbolt"
 )
 
-// ResealAccessTokens re-seals up to batch (100 when zero or less) access
-// tokens not sealed with the Sealer's current key, in one write
-// transaction after a read-only scan finds them, and returns how many it
-// re-sealed; 0 means none is left. Readers are never blocked: every record
-// stays readable under its old key until the batch commits. A record
-// deleted or re-sealed since the scan is skipped, so several callers may
-// run it at once. It returns EINTERNAL when a token does not unseal.
-func (db *DB) ResealAccessTokens(ctx context.Context, batch int) (int, error) {
+// ResealAccessTokens re-seals the access tokens not sealed with the
+// Sealer's current key of up to batch (100 when zero or less) Items after
+// the item_id after, in key order, in one write transaction after a
+// read-only scan finds them, and returns how many it re-sealed and the
+// item_id the next batch starts after: "" once the scan reached the last
+// Item. A batch scans from after, not from the first Item, so a pass costs
+// one read of the bucket, not one per batch; a scan that finds nothing to
+// re-seal in resealScanLimit Items stops there and returns 0 and where it
+// stopped, so that no read transaction spans a whole large file. Readers
+// are never blocked: every record stays readable under its old key until
+// the batch commits. A record deleted or re-sealed since the scan is
+// skipped, so several callers may run it at once. It returns EINTERNAL
+// when a token does not unseal.
+func (db *DB) ResealAccessTokens(ctx context.Context, after string, batch int) (int, string, error) {
 	if batch <= 0 {
 		batch = 100
 	}
-	for {
-		n, found, err := db.resealBatch(ctx, batch)
-		// A batch whose records another handle re-sealed meanwhile does
-		// not mean none is left: look again.
-		if err != nil || n > 0 || !found {
-			return n, err
-		}
-	}
-}
-
-// resealBatch re-seals up to batch tokens and reports whether it found
-// any to re-seal.
-func (db *DB) resealBatch(ctx context.Context, batch int) (int, bool, error) {
 	current := db.sealer.CurrentKeyID()
-	var ids [][]byte
+	var (
+		ids  [][]byte
+		next string
+	)
 	err := db.view(ctx, "find records to re-seal", func(tx *bbolt.Tx) error {
-		ids = nil
-		return tx.Bucket(bucketItems).ForEach(func(k, v []byte) error {
-			if len(ids) == batch {
-				return nil
-			}
+		ids, next = nil, ""
+		c := tx.Bucket(bucketItems).Cursor()
+		k, v := c.Seek([]byte(after))
+		if k != nil && after != "" && string(k) == after {
+			k, v = c.Next()
+		}
+		for scanned := 1; k != nil; k, v = c.Next() {
 			own, err := ownOf(v)
 			if err != nil {
 				return err
@@ -46,11 +44,16 @@ func (db *DB) resealBatch(ctx context.Context, batch int) (int, bool, error) {
 			if sealed := own.GetSealedAccessToken(); sealed != nil && sealed.GetKeyId() != current {
 				ids = append(ids, bytes.Clone(k))
 			}
-			return nil
-		})
+			if len(ids) == batch || scanned == resealScanLimit {
+				next = string(k)
+				return nil
+			}
+			scanned++
+		}
+		return nil
 	})
 	if err != nil || len(ids) == 0 {
-		return 0, false, err
+		return 0, next, err
 	}
 	n := 0
 	err = db.update(ctx, "re-seal access tokens", func(tx *bbolt.Tx) error {
@@ -81,10 +84,13 @@ func (db *DB) resealBatch(ctx context.Context, batch int) (int, bool, error) {
 		return nil
 	})
 	if err != nil {
-		return 0, true, err
+		return 0, "", err
 	}
-	return n, true, nil
+	return n, next, nil
 }
+
+// resealScanLimit bounds how many Items one ResealAccessTokens scan reads.
+const resealScanLimit = 10_000
 
 // SealedKeyIDs returns the ids of the master keys that sealed the stored
 // access tokens, each with one item_id it sealed. It scans the Items:

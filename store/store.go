@@ -48,6 +48,8 @@ type Options struct {
 	// included), for a batch-size metric. It runs on the committing
 	// goroutine and must be quick.
 	OnCommit func(batchSize int, d time.Duration)
+
+	migration migration // tests' settings (export_test.go)
 }
 
 // DB is linkd's store on a bbolt file. It implements linkd.Store and is safe
@@ -63,7 +65,8 @@ var _ linkd.Store = (*DB)(nil)
 
 // Open opens the database at path, creating the file (0600) and its
 // directory (0700) if needed, and every bucket, and migrates a file of an
-// earlier release, all in one transaction. It returns an EINVALID
+// earlier release (in transactions of a bounded size, resuming an
+// interrupted migration: migrate.go). It returns an EINVALID
 // *linkd.Error naming Sealer when there is none, EUNAVAILABLE when another
 // process holds the file past LockTimeout, and EINTERNAL for any other
 // failure.
@@ -92,7 +95,7 @@ func Open(path string, opts Options) (*DB, error) {
 	}
 	db := &DB{bolt: b, sealer: opts.Sealer, now: opts.Now}
 	db.commit = &committer{bolt: b, maxBatch: opts.MaxBatchSize, onCommit: opts.OnCommit}
-	if err := updateSafely(b, func(tx *bbolt.Tx) error { return migrate(tx, db.now()) }); err != nil {
+	if err := migrate(b, db.now(), opts.migration); err != nil {
 		b.Close()
 		return nil, wrap("migrate", err)
 	}

@@ -358,17 +358,7 @@ func TestDB_ResealAccessTokens_Readers(t *testing.T) {
 			}
 		})
 	}
-	total := 0
-	for {
-		k, err := db.ResealAccessTokens(ctx, 100)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if k == 0 {
-			break
-		}
-		total += k
-	}
+	total := storetest.ResealPass(t, db, 100)
 	stop.Store(true)
 	wg.Wait()
 	if total != n {

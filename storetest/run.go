@@ -62,6 +62,7 @@ func Run(t *testing.T, open OpenFunc) {
 		raceSessionBound(t, s, s)
 	})
 	t.Run("ResealAccessTokens", func(t *testing.T) { testReseal(t, open) })
+	t.Run("ResealAccessTokensBatches", func(t *testing.T) { testResealBatches(t, open) })
 	t.Run("SecretsNotInPlain", func(t *testing.T) { testSecretsNotInPlain(t, open) })
 }
 
@@ -1525,41 +1526,104 @@ func testReseal(t *testing.T, open OpenFunc) {
 	if err != nil || len(ids) != 2 || ids["k2"] != "item-new" || ids["k1"] == "" {
 		t.Fatalf("SealedKeyIDs = %v, %v; want k1 and k2 (item-new)", ids, err)
 	}
-	total := 0
-	for range 10 {
-		n, err := s.ResealAccessTokens(ctx, 2)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if n > 2 {
-			t.Fatalf("re-sealed %d in a batch of 2", n)
-		}
-		if n == 0 {
-			break
-		}
-		total += n
-	}
-	if total != 3 {
+	if total := ResealPass(t, s, 2); total != 3 {
 		t.Fatalf("re-sealed %d, want 3", total)
 	}
 	if ids, _ := s.SealedKeyIDs(ctx); len(ids) != 1 || ids["k2"] == "" {
 		t.Fatalf("SealedKeyIDs after re-seal = %v, want k2 only", ids)
 	}
 	// k1 can go now: every token opens with k2 alone.
-	k2, err := seal.ParseMasterKeys("k2:"+base64.StdEncoding.EncodeToString(key2), "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	onlyK2, err := seal.New(k2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s = b.Reopen(t, onlyK2)
+	s = b.Reopen(t, sealerOf(t, "k2", key2))
 	for _, id := range []string{"item-0", "item-1", "item-2", "item-new"} {
 		if tok, err := s.AccessToken(ctx, id); err != nil || tok != accessToken(id) {
 			t.Fatalf("AccessToken(%s) under k2 alone: %v", id, err)
 		}
 	}
+}
+
+// ResealPass runs one pass of s.ResealAccessTokens, batch at a time, and
+// returns how many it re-sealed, failing t when a call fails, a batch
+// re-seals more than batch, or the pass does not go forward.
+func ResealPass(t testing.TB, s linkd.Store, batch int) int {
+	t.Helper()
+	total := 0
+	after := ""
+	for {
+		n, next, err := s.ResealAccessTokens(context.Background(), after, batch)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n > batch {
+			t.Fatalf("re-sealed %d in a batch of %d", n, batch)
+		}
+		total += n
+		if next == "" {
+			return total
+		}
+		if next <= after {
+			t.Fatalf("ResealAccessTokens after %q goes on after %q: not forward", after, next)
+		}
+		after = next
+	}
+}
+
+// testResealBatches rotates more Items than one batch re-seals, with some
+// sealed under the new key already between them: one pass, each batch
+// going on after the last, re-seals every one, so that each token opens
+// with the new key alone and none with the old key alone, and a second
+// pass finds nothing left.
+func testResealBatches(t *testing.T, open OpenFunc) {
+	ctx := context.Background()
+	b := open(t, MustSealer(t, false))
+	s := b.Store
+	const old = 23
+	var ids []string
+	for i := range old {
+		id := fmt.Sprintf("item-%02d", 2*i)
+		mustPutItem(t, s, linkd.NewItem{Item: newItem(id, "user-1", i)})
+		ids = append(ids, id)
+	}
+	s = b.Reopen(t, MustSealer(t, true))
+	for i := range 5 { // sealed under k2 already, among the others
+		id := fmt.Sprintf("item-%02d", 4*i+1)
+		mustPutItem(t, s, linkd.NewItem{Item: newItem(id, "user-1", 100+i)})
+		ids = append(ids, id)
+	}
+	if total := ResealPass(t, s, 4); total != old {
+		t.Fatalf("one pass re-sealed %d, want %d", total, old)
+	}
+	if total := ResealPass(t, s, 4); total != 0 {
+		t.Fatalf("a second pass re-sealed %d, want 0", total)
+	}
+	if keys, err := s.SealedKeyIDs(ctx); err != nil || len(keys) != 1 || keys["k2"] == "" {
+		t.Fatalf("SealedKeyIDs after the pass = %v, %v; want k2 only", keys, err)
+	}
+	s = b.Reopen(t, sealerOf(t, "k2", key2))
+	for _, id := range ids {
+		if tok, err := s.AccessToken(ctx, id); err != nil || tok != accessToken(id) {
+			t.Fatalf("AccessToken(%s) under k2 alone: %v", id, err)
+		}
+	}
+	s = b.Reopen(t, sealerOf(t, "k1", key1))
+	for _, id := range ids {
+		if _, err := s.AccessToken(ctx, id); err == nil {
+			t.Fatalf("AccessToken(%s) opens under k1 alone: not re-sealed", id)
+		}
+	}
+}
+
+// sealerOf is a Sealer holding the one key kid.
+func sealerOf(t *testing.T, kid string, key []byte) linkd.Sealer {
+	t.Helper()
+	k, err := seal.ParseMasterKeys(kid+":"+base64.StdEncoding.EncodeToString(key), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := seal.New(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
 }
 
 // testSecretsNotInPlain stores every kind of secret and searches the

@@ -231,11 +231,11 @@ func (s observedStore) Prune(ctx context.Context, c linkd.PruneCutoffs) (linkd.P
 	return r0, err
 }
 
-func (s observedStore) ResealAccessTokens(ctx context.Context, batch int) (int, error) {
+func (s observedStore) ResealAccessTokens(ctx context.Context, after string, batch int) (int, string, error) {
 	ctx, done := s.begin(ctx, "ResealAccessTokens")
-	r0, err := s.Store.ResealAccessTokens(ctx, batch)
+	r0, r1, err := s.Store.ResealAccessTokens(ctx, after, batch)
 	done(err)
-	return r0, err
+	return r0, r1, err
 }
 
 func (s observedStore) SealedKeyIDs(ctx context.Context) (map[string]string, error) {

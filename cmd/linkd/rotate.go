@@ -57,13 +57,14 @@ func (m *Main) RotateKey(ctx context.Context, out io.Writer) error {
 		}
 	}
 	total := 0
-	for {
-		n, rerr := db.ResealAccessTokens(ctx, rotateBatch)
+	for after := ""; ; {
+		n, next, rerr := db.ResealAccessTokens(ctx, after, rotateBatch)
 		total += n
-		if rerr != nil || n == 0 {
+		if rerr != nil || next == "" {
 			err = rerr
 			break
 		}
+		after = next
 	}
 	err = errors.Join(err, db.Close())
 	fmt.Fprintf(out, "re-sealed %d access tokens under master key %s\n", total, keys.Current)

@@ -866,6 +866,87 @@ func (x *SchemaVersion) GetVersion() uint32 {
 	return 0
 }
 
+// MigrationCursor is where a migration that runs in several transactions
+// stands, stored under the key "migration" of the meta bucket until the
+// transaction that ends it (and writes the new SchemaVersion) deletes it,
+// so that an Open after a crash resumes there instead of starting over.
+type MigrationCursor struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The layout version the migration leads to.
+	ToVersion uint32 `protobuf:"varint,1,opt,name=to_version,json=toVersion,proto3" json:"to_version,omitempty"`
+	// The migration's step in progress (version 2: 1 folds the version 1
+	// buckets into the Item records, 2 checks the refresh queue).
+	Step uint32 `protobuf:"varint,2,opt,name=step,proto3" json:"step,omitempty"`
+	// The last key the step finished (an item_id, a refresh_queue key);
+	// empty at the step's start.
+	After []byte `protobuf:"bytes,3,opt,name=after,proto3" json:"after,omitempty"`
+	// The bbolt transaction id that wrote this cursor. A migration
+	// transaction whose id is not the next one finds that another
+	// transaction (an earlier linkd's, which knows nothing of the
+	// migration) changed the file meanwhile, and starts the migration over.
+	Txid          uint64 `protobuf:"varint,4,opt,name=txid,proto3" json:"txid,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MigrationCursor) Reset() {
+	*x = MigrationCursor{}
+	mi := &file_linkd_storage_v1_storage_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MigrationCursor) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MigrationCursor) ProtoMessage() {}
+
+func (x *MigrationCursor) ProtoReflect() protoreflect.Message {
+	mi := &file_linkd_storage_v1_storage_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MigrationCursor.ProtoReflect.Descriptor instead.
+func (*MigrationCursor) Descriptor() ([]byte, []int) {
+	return file_linkd_storage_v1_storage_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *MigrationCursor) GetToVersion() uint32 {
+	if x != nil {
+		return x.ToVersion
+	}
+	return 0
+}
+
+func (x *MigrationCursor) GetStep() uint32 {
+	if x != nil {
+		return x.Step
+	}
+	return 0
+}
+
+func (x *MigrationCursor) GetAfter() []byte {
+	if x != nil {
+		return x.After
+	}
+	return nil
+}
+
+func (x *MigrationCursor) GetTxid() uint64 {
+	if x != nil {
+		return x.Txid
+	}
+	return 0
+}
+
 var File_linkd_storage_v1_storage_proto protoreflect.FileDescriptor
 
 const file_linkd_storage_v1_storage_proto_rawDesc = "" +
@@ -944,7 +1025,13 @@ const file_linkd_storage_v1_storage_proto_rawDesc = "" +
 	"expires_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\x12\x16\n" +
 	"\x06cursor\x18\x03 \x01(\tR\x06cursor\")\n" +
 	"\rSchemaVersion\x12\x18\n" +
-	"\aversion\x18\x01 \x01(\rR\aversionB7Z5github.com/linkd/linkd/gen/linkd/storage/v1;storagev1b\x06proto3"
+	"\aversion\x18\x01 \x01(\rR\aversion\"n\n" +
+	"\x0fMigrationCursor\x12\x1d\n" +
+	"\n" +
+	"to_version\x18\x01 \x01(\rR\ttoVersion\x12\x12\n" +
+	"\x04step\x18\x02 \x01(\rR\x04step\x12\x14\n" +
+	"\x05after\x18\x03 \x01(\fR\x05after\x12\x12\n" +
+	"\x04txid\x18\x04 \x01(\x04R\x04txidB7Z5github.com/linkd/linkd/gen/linkd/storage/v1;storagev1b\x06proto3"
 
 var (
 	file_linkd_storage_v1_storage_proto_rawDescOnce sync.Once
@@ -958,7 +1045,7 @@ func file_linkd_storage_v1_storage_proto_rawDescGZIP() []byte {
 	return file_linkd_storage_v1_storage_proto_rawDescData
 }
 
-var file_linkd_storage_v1_storage_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
+var file_linkd_storage_v1_storage_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
 var file_linkd_storage_v1_storage_proto_goTypes = []any{
 	(*StoredLinkToken)(nil),           // 0: linkd.storage.v1.StoredLinkToken
 	(*LinkTokenSettlement)(nil),       // 1: linkd.storage.v1.LinkTokenSettlement
@@ -971,26 +1058,27 @@ var file_linkd_storage_v1_storage_proto_goTypes = []any{
 	(*WebhookDelivery)(nil),           // 8: linkd.storage.v1.WebhookDelivery
 	(*Lease)(nil),                     // 9: linkd.storage.v1.Lease
 	(*SchemaVersion)(nil),             // 10: linkd.storage.v1.SchemaVersion
-	(*timestamppb.Timestamp)(nil),     // 11: google.protobuf.Timestamp
-	(*v1.CreateLinkTokenRequest)(nil), // 12: linkd.v1.CreateLinkTokenRequest
-	(v1.LinkTokenState)(0),            // 13: linkd.v1.LinkTokenState
+	(*MigrationCursor)(nil),           // 11: linkd.storage.v1.MigrationCursor
+	(*timestamppb.Timestamp)(nil),     // 12: google.protobuf.Timestamp
+	(*v1.CreateLinkTokenRequest)(nil), // 13: linkd.v1.CreateLinkTokenRequest
+	(v1.LinkTokenState)(0),            // 14: linkd.v1.LinkTokenState
 }
 var file_linkd_storage_v1_storage_proto_depIdxs = []int32{
-	11, // 0: linkd.storage.v1.StoredLinkToken.created_at:type_name -> google.protobuf.Timestamp
-	11, // 1: linkd.storage.v1.StoredLinkToken.expiration:type_name -> google.protobuf.Timestamp
-	12, // 2: linkd.storage.v1.StoredLinkToken.request:type_name -> linkd.v1.CreateLinkTokenRequest
-	11, // 3: linkd.storage.v1.StoredLinkToken.hosted_check_at:type_name -> google.protobuf.Timestamp
+	12, // 0: linkd.storage.v1.StoredLinkToken.created_at:type_name -> google.protobuf.Timestamp
+	12, // 1: linkd.storage.v1.StoredLinkToken.expiration:type_name -> google.protobuf.Timestamp
+	13, // 2: linkd.storage.v1.StoredLinkToken.request:type_name -> linkd.v1.CreateLinkTokenRequest
+	12, // 3: linkd.storage.v1.StoredLinkToken.hosted_check_at:type_name -> google.protobuf.Timestamp
 	1,  // 4: linkd.storage.v1.StoredLinkToken.settled:type_name -> linkd.storage.v1.LinkTokenSettlement
-	13, // 5: linkd.storage.v1.LinkTokenSettlement.state:type_name -> linkd.v1.LinkTokenState
-	11, // 6: linkd.storage.v1.LinkTokenSettlement.settled_at:type_name -> google.protobuf.Timestamp
-	11, // 7: linkd.storage.v1.PublicTokenUse.exchanged_at:type_name -> google.protobuf.Timestamp
-	11, // 8: linkd.storage.v1.PendingExchange.started_at:type_name -> google.protobuf.Timestamp
-	11, // 9: linkd.storage.v1.StoredWebhook.received_at:type_name -> google.protobuf.Timestamp
-	11, // 10: linkd.storage.v1.ExchangeClaim.expires_at:type_name -> google.protobuf.Timestamp
-	11, // 11: linkd.storage.v1.ExchangeClaim.started_at:type_name -> google.protobuf.Timestamp
-	11, // 12: linkd.storage.v1.LinkTokenRenewal.renewed_at:type_name -> google.protobuf.Timestamp
-	11, // 13: linkd.storage.v1.WebhookDelivery.recorded_at:type_name -> google.protobuf.Timestamp
-	11, // 14: linkd.storage.v1.Lease.expires_at:type_name -> google.protobuf.Timestamp
+	14, // 5: linkd.storage.v1.LinkTokenSettlement.state:type_name -> linkd.v1.LinkTokenState
+	12, // 6: linkd.storage.v1.LinkTokenSettlement.settled_at:type_name -> google.protobuf.Timestamp
+	12, // 7: linkd.storage.v1.PublicTokenUse.exchanged_at:type_name -> google.protobuf.Timestamp
+	12, // 8: linkd.storage.v1.PendingExchange.started_at:type_name -> google.protobuf.Timestamp
+	12, // 9: linkd.storage.v1.StoredWebhook.received_at:type_name -> google.protobuf.Timestamp
+	12, // 10: linkd.storage.v1.ExchangeClaim.expires_at:type_name -> google.protobuf.Timestamp
+	12, // 11: linkd.storage.v1.ExchangeClaim.started_at:type_name -> google.protobuf.Timestamp
+	12, // 12: linkd.storage.v1.LinkTokenRenewal.renewed_at:type_name -> google.protobuf.Timestamp
+	12, // 13: linkd.storage.v1.WebhookDelivery.recorded_at:type_name -> google.protobuf.Timestamp
+	12, // 14: linkd.storage.v1.Lease.expires_at:type_name -> google.protobuf.Timestamp
 	15, // [15:15] is the sub-list for method output_type
 	15, // [15:15] is the sub-list for method input_type
 	15, // [15:15] is the sub-list for extension type_name
@@ -1009,7 +1097,7 @@ func file_linkd_storage_v1_storage_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_linkd_storage_v1_storage_proto_rawDesc), len(file_linkd_storage_v1_storage_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   11,
+			NumMessages:   12,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
