@@ -141,13 +141,15 @@ func (j restJSON) NewDecoder(r io.Reader) runtime.Decoder {
 			return nil
 		}
 		proto.Reset(m)
-		if err == nil && trailingData(body) {
-			// JSONPb would take the first value and ignore the rest: a
-			// body of two objects, or one with garbage after it, is not
-			// the request its sender meant.
+		derr := j.JSONPb.NewDecoder(io.MultiReader(bytes.NewReader(body), r)).Decode(v)
+		if derr == nil && err == nil && trailingData(body) {
+			// JSONPb took the first value and ignored the rest: a body
+			// of two objects, or one with garbage after it, is not the
+			// request its sender meant.
+			proto.Reset(m)
 			return errTrailingData
 		}
-		return j.JSONPb.NewDecoder(io.MultiReader(bytes.NewReader(body), r)).Decode(v)
+		return derr
 	})
 }
 
