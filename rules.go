@@ -378,14 +378,27 @@ func LinkTokenSettled(sessions []LinkTokenSession, recorded []*linkdv1.LinkSessi
 	return linked || !expiration.IsZero() && !now.Before(expiration)
 }
 
-// SessionStart is when a Link session started, for reports and for
-// retention: its earliest event timestamp (events are kept in order, and
-// ones without a timestamp go last), or else when linkd first saw it.
+// SessionStart is when a Link session started, for reports: its earliest
+// event timestamp (events are kept in order, and ones without a timestamp
+// go last), or else when linkd first saw it. Event timestamps come from
+// the end user's device clock, which may be years off either way, so
+// retention counts from SessionLastSeen instead.
 func SessionStart(s *linkdv1.LinkSession) time.Time {
 	if evs := s.GetEvents(); len(evs) > 0 && evs[0].GetTimestamp() != nil {
 		return evs[0].GetTimestamp().AsTime()
 	}
 	return s.GetFirstSeenAt().AsTime()
+}
+
+// SessionLastSeen is when linkd last recorded something new for a Link
+// session by its own clock (last_seen_at), what retention counts from; a
+// session without one (not recorded through MergeRedirect) falls back to
+// SessionStart.
+func SessionLastSeen(s *linkdv1.LinkSession) time.Time {
+	if ts := s.GetLastSeenAt(); ts != nil {
+		return ts.AsTime()
+	}
+	return SessionStart(s)
 }
 
 // SameAccounts reports whether two account lists share an account by name

@@ -391,6 +391,24 @@ func TestMergeRedirect(t *testing.T) {
 	})
 }
 
+func TestSessionLastSeen(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		s    *linkdv1.LinkSession
+		want time.Time
+	}{
+		// A device clock reset to 2001 does not make the session old.
+		{"LastSeen", &linkdv1.LinkSession{FirstSeenAt: sec(50), LastSeenAt: sec(70), Events: []*linkdv1.LinkEvent{{Timestamp: sec(-1e9)}}}, sec(70).AsTime()},
+		{"NoLastSeen", &linkdv1.LinkSession{FirstSeenAt: sec(50), Events: []*linkdv1.LinkEvent{{Timestamp: sec(5)}}}, sec(5).AsTime()},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := SessionLastSeen(tt.s); !got.Equal(tt.want) {
+				t.Fatalf("SessionLastSeen = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
 func TestSessionStart(t *testing.T) {
 	for _, tt := range []struct {
 		name string

@@ -242,10 +242,15 @@ type NewItem struct {
 	RefreshAt time.Time
 }
 
-// PruneCutoffs says what Prune deletes: sessions that started
-// (SessionStart) before Sessions, webhooks received before Webhooks,
-// webhook delivery ids recorded before Deliveries, and link tokens that
-// expired before LinkTokens. A zero time deletes nothing of its kind.
+// PruneCutoffs says what Prune deletes: sessions linkd last saw
+// (SessionLastSeen, linkd's clock) before Sessions, webhooks received
+// before Webhooks, webhook delivery ids recorded before Deliveries, and
+// link tokens that expired before LinkTokens. A zero time deletes nothing
+// of its kind. Sessions are found by their start (SessionStart, the
+// device's clock): those that started before Sessions or after the
+// store's clock; one whose start lies between (a device clock ahead by
+// less than the session's age) is pruned once Sessions passes its start,
+// late by at most how far that clock ran ahead.
 type PruneCutoffs struct {
 	Sessions, Webhooks, Deliveries, LinkTokens time.Time
 }

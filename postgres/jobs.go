@@ -3,12 +3,15 @@ package postgres
 import (
 	"context"
 	"errors"
+	"fmt"
+	"math"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
 	"github.com/linkd/linkd"
 	storagev1 "github.com/linkd/linkd/gen/linkd/storage/v1"
+	linkdv1 "github.com/linkd/linkd/gen/linkd/v1"
 )
 
 // DueItemRefreshes returns up to limit item_ids whose queued refresh is due
@@ -36,24 +39,30 @@ func (db *DB) DeferItemRefresh(ctx context.Context, itemID string, at time.Time)
 	})
 }
 
-// pruneBatch is how many rows one Prune transaction deletes, so that no
-// transaction holds many locks for long.
+// pruneBatch is how many rows one Prune transaction deletes (or, for
+// sessions, looks at), so that no transaction holds many locks for long.
 const pruneBatch = 500
 
-// Prune deletes, pruneBatch rows per transaction, the sessions that
-// started before c.Sessions, webhooks received before c.Webhooks, delivery
-// ids recorded before c.Deliveries and link tokens that expired before
-// c.LinkTokens (with their renewals); a zero cutoff deletes nothing of its
-// kind. It returns what it deleted, also when it fails part way.
+// Prune deletes, pruneBatch rows per transaction, the sessions last seen
+// (linkd.SessionLastSeen) before c.Sessions, webhooks received before
+// c.Webhooks, delivery ids recorded before c.Deliveries and link tokens
+// that expired before c.LinkTokens (with their renewals); a zero cutoff
+// deletes nothing of its kind. It returns what it deleted, also when it
+// fails part way.
 func (db *DB) Prune(ctx context.Context, c linkd.PruneCutoffs) (linkd.PruneResult, error) {
 	var res linkd.PruneResult
+	if !c.Sessions.IsZero() {
+		var err error
+		if res.Sessions, err = db.pruneSessions(ctx, c.Sessions); err != nil {
+			return res, err
+		}
+	}
 	kinds := []struct {
 		cutoff time.Time
 		n      *int
 		sql    string
 	}{
-		{c.Sessions, &res.Sessions, `DELETE FROM link_sessions WHERE link_session_id IN (
-			SELECT link_session_id FROM link_sessions WHERE started_ns < $1 LIMIT $2)`},
+		// received_ns is the store's clock (RecordWebhook), never Plaid's.
 		{c.Webhooks, &res.Webhooks, `DELETE FROM webhooks WHERE (received_ns, delivery_id) IN (
 			SELECT received_ns, delivery_id FROM webhooks WHERE received_ns < $1 LIMIT $2)`},
 		{c.Deliveries, &res.Deliveries, `DELETE FROM webhook_deliveries WHERE delivery_id IN (
@@ -82,6 +91,86 @@ func (db *DB) Prune(ctx context.Context, c linkd.PruneCutoffs) (linkd.PruneResul
 		}
 	}
 	return res, nil
+}
+
+// pruneSessions deletes the sessions last seen (linkd.SessionLastSeen, in
+// the record) before cutoff. started_ns is the device-clock start, so it
+// looks at the sessions that started before cutoff, keeping the ones seen
+// since (a device clock behind), and at those that start after the
+// store's clock (a device clock ahead), which no cutoff would reach; both
+// ranges hold few sessions that are kept, bounded by the bad clocks.
+func (db *DB) pruneSessions(ctx context.Context, cutoff time.Time) (int, error) {
+	end := ns(cutoff)
+	n, err := db.pruneSessionRange(ctx, cutoff, math.MinInt64, &end)
+	if err != nil {
+		return n, err
+	}
+	more, err := db.pruneSessionRange(ctx, cutoff, max(ns(db.now()), end), nil)
+	return n + more, err
+}
+
+// pruneSessionRange deletes the sessions last seen before cutoff among
+// those with started_ns in [from, end) (end nil: unbounded), in start
+// order, looking at pruneBatch rows per transaction and resuming after the
+// last one it looked at. The rows it looks at are locked, so that a
+// session is never deleted on a record an update has just changed.
+func (db *DB) pruneSessionRange(ctx context.Context, cutoff time.Time, from int64, end *int64) (int, error) {
+	const scan = `SELECT link_session_id, started_ns, record FROM link_sessions
+		WHERE (started_ns, link_session_id) > ($1, $2) %s
+		ORDER BY started_ns, link_session_id LIMIT $3 FOR UPDATE`
+	q := fmt.Sprintf(scan, "")
+	if end != nil {
+		q = fmt.Sprintf(scan, "AND started_ns < $4")
+	}
+	// Ids are never empty, so (from, '') starts at from itself.
+	afterNs, afterID := from, ""
+	total := 0
+	for {
+		n, seen := 0, 0
+		lastNs, lastID := afterNs, afterID
+		err := db.inTx(ctx, "prune sessions", func(tx pgx.Tx) error {
+			n, seen = 0, 0 // a transaction may run this twice
+			lastNs, lastID = afterNs, afterID
+			args := []any{afterNs, afterID, pruneBatch}
+			if end != nil {
+				args = append(args, *end)
+			}
+			rows, err := tx.Query(ctx, q, args...)
+			if err != nil {
+				return err
+			}
+			var doomed []string
+			var id string
+			var started int64
+			var rec []byte
+			_, err = pgx.ForEachRow(rows, []any{&id, &started, &rec}, func() error {
+				seen++
+				lastNs, lastID = started, id
+				s := new(linkdv1.LinkSession)
+				if err := unmarshal("prune sessions", rec, s); err != nil {
+					return err
+				}
+				if linkd.SessionLastSeen(s).Before(cutoff) {
+					doomed = append(doomed, id)
+				}
+				return nil
+			})
+			if err != nil || len(doomed) == 0 {
+				return err
+			}
+			tag, err := tx.Exec(ctx, `DELETE FROM link_sessions WHERE link_session_id = ANY($1)`, doomed)
+			n = int(tag.RowsAffected())
+			return err
+		})
+		if err != nil {
+			return total, err
+		}
+		total += n
+		if seen < pruneBatch {
+			return total, nil
+		}
+		afterNs, afterID = lastNs, lastID
+	}
 }
 
 // ResealAccessTokens re-seals the access tokens not sealed with the

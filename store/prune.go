@@ -11,11 +11,12 @@ import (
 
 	"github.com/linkd/linkd"
 	storagev1 "github.com/linkd/linkd/gen/linkd/storage/v1"
+	linkdv1 "github.com/linkd/linkd/gen/linkd/v1"
 )
 
-// pruneBatch is how many records one Prune write transaction deletes, so
-// that writers (an exchanged Item waiting to be stored) never queue behind
-// a long delete.
+// pruneBatch is how many records one Prune write transaction looks at
+// (and so deletes at most), so that writers (an exchanged Item waiting to
+// be stored) never queue behind a long delete.
 const pruneBatch = 500
 
 // Prune deletes what is older than each cutoff of c (a zero cutoff keeps
@@ -29,12 +30,14 @@ func (db *DB) Prune(ctx context.Context, c linkd.PruneCutoffs) (linkd.PruneResul
 	var res linkd.PruneResult
 	var err error
 	if !c.Sessions.IsZero() {
-		if res.Sessions, err = db.pruneOldest(ctx, "prune sessions", bucketSessionStarts, c.Sessions, deleteSession); err != nil {
+		if res.Sessions, err = db.pruneSessions(ctx, c.Sessions); err != nil {
 			return res, err
 		}
 	}
 	if !c.Webhooks.IsZero() {
-		if res.Webhooks, err = db.pruneOldest(ctx, "prune webhooks", bucketWebhooks, c.Webhooks, deleteWebhook); err != nil {
+		// received_at is the store's clock (RecordWebhook), never Plaid's.
+		end := appendTime(nil, c.Webhooks)
+		if res.Webhooks, err = db.pruneRange(ctx, "prune webhooks", bucketWebhooks, nil, end, nil, deleteWebhook); err != nil {
 			return res, err
 		}
 	}
@@ -72,21 +75,75 @@ func (db *DB) Prune(ctx context.Context, c linkd.PruneCutoffs) (linkd.PruneResul
 	return res, nil
 }
 
-// pruneOldest deletes, through del, the entries of a bucket whose keys
-// start with be64(t) for t before cutoff, oldest first, a batch per
-// transaction.
-func (db *DB) pruneOldest(ctx context.Context, op string, bucket []byte, cutoff time.Time, del func(tx *bbolt.Tx, k []byte) error) (int, error) {
+// pruneSessions deletes the sessions last seen (linkd.SessionLastSeen)
+// before cutoff. session_starts orders them by their device-clock start,
+// so it looks at those that started before cutoff, keeping the ones seen
+// since (a device clock behind), and at those that start after the
+// store's clock (a device clock ahead), which no cutoff would reach. Both
+// ranges hold few sessions that are kept, bounded by the bad clocks. A
+// device time past 2262 or before 1678 wraps around in be64, into one
+// range or the other.
+func (db *DB) pruneSessions(ctx context.Context, cutoff time.Time) (int, error) {
+	seenBefore := func(tx *bbolt.Tx, k []byte) (bool, error) {
+		if len(k) <= 8 {
+			return false, internal("prune sessions", errMalformedKey)
+		}
+		s := new(linkdv1.LinkSession)
+		found, err := get(tx, bucketSessions, k[8:], s)
+		if err != nil {
+			return false, err
+		}
+		// An entry without its session holds nothing to keep.
+		return !found || linkd.SessionLastSeen(s).Before(cutoff), nil
+	}
 	end := appendTime(nil, cutoff)
+	n, err := db.pruneRange(ctx, "prune sessions", bucketSessionStarts, nil, end, seenBefore, deleteSession)
+	if err != nil {
+		return n, err
+	}
+	future := appendTime(nil, db.now())
+	if bytes.Compare(future, end) < 0 {
+		future = end
+	}
+	more, err := db.pruneRange(ctx, "prune sessions", bucketSessionStarts, future, nil, seenBefore, deleteSession)
+	return n + more, err
+}
+
+// pruneRange deletes, through del, the entries of a bucket with keys in
+// [from, end) (nil: unbounded) that old reports (all when old is nil), in
+// key order, looking at pruneBatch entries per transaction and resuming
+// after the last one it looked at.
+func (db *DB) pruneRange(ctx context.Context, op string, bucket, from, end []byte, old func(tx *bbolt.Tx, k []byte) (bool, error), del func(tx *bbolt.Tx, k []byte) error) (int, error) {
 	total := 0
 	for {
 		n := 0
+		var next []byte
 		err := db.update(ctx, op, func(tx *bbolt.Tx) error {
-			n = 0 // a batch may run this twice
+			n, next = 0, nil // a batch may run this twice
 			c := tx.Bucket(bucket).Cursor()
 			var keys [][]byte
-			for k, _ := c.First(); k != nil && len(keys) < pruneBatch && bytes.Compare(k, end) < 0; k, _ = c.Next() {
+			seen := 0
+			k, _ := c.First()
+			if from != nil {
+				k, _ = c.Seek(from)
+			}
+			for ; k != nil && (end == nil || bytes.Compare(k, end) < 0); k, _ = c.Next() {
+				if seen == pruneBatch {
+					next = bytes.Clone(k)
+					break
+				}
+				seen++
+				if old != nil {
+					if isOld, err := old(tx, k); err != nil {
+						return err
+					} else if !isOld {
+						continue
+					}
+				}
 				keys = append(keys, bytes.Clone(k))
 			}
+			// Deleted after the walk: a bbolt cursor skips entries when
+			// its bucket changes under it.
 			for _, k := range keys {
 				if err := del(tx, k); err != nil {
 					return err
@@ -96,17 +153,16 @@ func (db *DB) pruneOldest(ctx context.Context, op string, bucket []byte, cutoff 
 			return nil
 		})
 		total += n
-		if err != nil || n < pruneBatch {
+		if err != nil || next == nil {
 			return total, err
 		}
+		from = next
 	}
 }
 
-// deleteSession deletes a session by its session_starts key.
+// deleteSession deletes a session by its session_starts key (checked by
+// pruneSessions).
 func deleteSession(tx *bbolt.Tx, startKey []byte) error {
-	if len(startKey) <= 8 {
-		return internal("prune sessions", errMalformedKey)
-	}
 	if err := tx.Bucket(bucketSessions).Delete(startKey[8:]); err != nil {
 		return err
 	}

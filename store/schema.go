@@ -53,8 +53,9 @@ import (
 //     institution_items every user's Items at one institution (the
 //     duplicate-Item check); both follow an Item whose fields change.
 //   - session_starts orders sessions by linkd.SessionStart, for LinkSessions'
-//     windows and pages and for Prune; a session's entry moves when an
-//     earlier event arrives.
+//     windows and pages and for Prune (which deletes by
+//     linkd.SessionLastSeen, read from each candidate's record); a
+//     session's entry moves when an earlier event arrives.
 //   - an Item record's public_token_sums is the reverse of
 //     public_token_uses, so that DeleteItem finds the uses pointing at it.
 //   - hosted_checks orders Hosted Link tokens by when linkd next asks

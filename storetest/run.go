@@ -409,6 +409,15 @@ func testUpdateLinkSession(t *testing.T, fresh func(*testing.T) linkd.Store) {
 
 // tokenEvent returns an update function adding one event of linkToken's
 // session, as the service does through linkd.MergeRedirect.
+// deviceEvent returns an update function adding an OPEN event that the
+// end user's device stamped device, recorded by linkd at(n).
+func deviceEvent(sessionID string, device time.Time, n int) func(*linkdv1.LinkSession) (bool, error) {
+	r := &linkdv1.WebviewRedirect{Result: &linkdv1.WebviewRedirect_Event{Event: &linkdv1.LinkEvent{
+		EventName: "OPEN", LinkSessionId: sessionID, Timestamp: timestamppb.New(device),
+	}}}
+	return linkd.MergeRedirect("link-token-1", "user-1", r, at(n))
+}
+
 func tokenEvent(linkToken, sessionID, name string, n int) func(*linkdv1.LinkSession) (bool, error) {
 	return linkd.MergeRedirect(linkToken, "user-1", event(sessionID, name, n), at(n))
 }
@@ -1347,6 +1356,56 @@ func testPrune(t *testing.T, fresh func(*testing.T) linkd.Store) {
 		if got, _, _ := s.LinkSessions(ctx, at(0), at(100), "", 10); !slices.Equal(sessionIDs(got), []string{"sess-30"}) {
 			t.Fatalf("LinkSessions = %q", sessionIDs(got))
 		}
+	})
+	// Retention counts from when linkd last saw a session (its own
+	// clock), never from the device timestamps that order its events: a
+	// phone whose clock reset to 2001, or ran into the next century, is
+	// kept while linkd still hears from it, and pruned once it has not.
+	// The stores find sessions through their start, and a device time past
+	// 2262 or before 1678 does not fit in Unix nanoseconds, so these cover
+	// both ends of that too.
+	t.Run("SessionsByLinkdClock", func(t *testing.T) {
+		s := fresh(t)
+		devices := map[string]time.Time{
+			"1600":   time.Date(1600, 1, 1, 0, 0, 0, 0, time.UTC),
+			"2001":   time.Date(2001, 1, 1, 0, 0, 0, 0, time.UTC),
+			"future": time.Now().AddDate(100, 0, 0),
+			"3000":   time.Date(3000, 1, 1, 0, 0, 0, 0, time.UTC),
+		}
+		for name, device := range devices {
+			mustUpdateSession(t, s, "recent-"+name, deviceEvent("recent-"+name, device, 30))
+			mustUpdateSession(t, s, "old-"+name, deviceEvent("old-"+name, device, 10))
+		}
+		res, err := s.Prune(ctx, linkd.PruneCutoffs{Sessions: at(20)})
+		if err != nil || res != (linkd.PruneResult{Sessions: len(devices)}) {
+			t.Fatalf("Prune = %+v, %v; want the %d sessions last seen before the cutoff", res, err, len(devices))
+		}
+		for name := range devices {
+			if _, err := s.GetLinkSession(ctx, "recent-"+name); err != nil {
+				t.Errorf("session seen after the cutoff, device clock %s: %v", name, err)
+			}
+			_, err := s.GetLinkSession(ctx, "old-"+name)
+			if linkd.ErrorCode(err) != linkd.ENOTFOUND {
+				t.Errorf("session last seen before the cutoff, device clock %s: GetLinkSession = %v, want ENOTFOUND", name, err)
+			}
+		}
+	})
+	// Sessions kept for being seen lately do not stop a run before the
+	// old ones behind them, however many (more than a store's batch).
+	t.Run("SessionsKeptDoNotStop", func(t *testing.T) {
+		s := fresh(t)
+		reset := time.Date(2001, 1, 1, 0, 0, 0, 0, time.UTC)
+		for i := range 600 {
+			id := fmt.Sprintf("recent-%03d", i)
+			mustUpdateSession(t, s, id, deviceEvent(id, reset, 30))
+		}
+		mustUpdateSession(t, s, "old", deviceEvent("old", reset.AddDate(1, 0, 0), 10))
+		res, err := s.Prune(ctx, linkd.PruneCutoffs{Sessions: at(20)})
+		if err != nil || res != (linkd.PruneResult{Sessions: 1}) {
+			t.Fatalf("Prune = %+v, %v; want the one session last seen before the cutoff", res, err)
+		}
+		_, err = s.GetLinkSession(ctx, "old")
+		wantCode(t, err, linkd.ENOTFOUND)
 	})
 	t.Run("Webhooks", func(t *testing.T) {
 		s := fill(t)

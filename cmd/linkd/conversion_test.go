@@ -90,22 +90,27 @@ func TestLinkd_LinkConversion(t *testing.T) {
 }
 
 // TestLinkd_Retention restarts linkd after the retention has passed for
-// one session but not another.
+// one session but not another. Retention counts by linkd's clock, not by
+// the event timestamps of the end user's device: a phone whose clock
+// reset to 2001 is not pruned while linkd still hears from it, and one
+// whose clock runs a century ahead is pruned when linkd has not.
 func TestLinkd_Retention(t *testing.T) {
 	dir := t.TempDir()
 	clk := &clock{t: time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)}
 	ts := mustStartServerIn(t, dir, clk.Now, "LINKD_RETENTION=24h")
 	c := ts.GRPC(t)
 	tok, _ := mustLink(t, c, "user-1")
-	submit := func(session string) {
+	submit := func(session string, device time.Time) {
 		t.Helper()
-		if _, err := c.SubmitRedirect(context.Background(), &linkdv1.SubmitRedirectRequest{Url: eventURL("OPEN", "", session, clk.Now()), LinkToken: tok.GetLinkToken()}); err != nil {
+		if _, err := c.SubmitRedirect(context.Background(), &linkdv1.SubmitRedirectRequest{Url: eventURL("OPEN", "", session, device), LinkToken: tok.GetLinkToken()}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	submit("sess-old")
+	submit("sess-old", clk.Now())
+	submit("sess-ahead", clk.Now().AddDate(100, 0, 0))
 	clk.Advance(20 * time.Hour)
-	submit("sess-new")
+	submit("sess-new", clk.Now())
+	submit("sess-reset", time.Date(2001, 1, 1, 0, 0, 0, 0, time.UTC))
 	ts.conn.Close()
 	ts.conn = nil
 	if err := ts.Close(); err != nil {
@@ -116,14 +121,20 @@ func TestLinkd_Retention(t *testing.T) {
 	ts2 := mustStartServerIn(t, dir, clk.Now, "LINKD_RETENTION=24h")
 	c2 := ts2.GRPC(t)
 	// The first prune runs in the background as linkd starts.
-	var err error
-	for start := time.Now(); time.Since(start) < 10*time.Second; time.Sleep(20 * time.Millisecond) {
-		if _, err = c2.GetLinkSession(context.Background(), &linkdv1.GetLinkSessionRequest{LinkSessionId: "sess-old"}); err != nil {
-			break
+	for _, id := range []string{"sess-old", "sess-ahead"} {
+		var err error
+		for start := time.Now(); time.Since(start) < 10*time.Second; time.Sleep(20 * time.Millisecond) {
+			if _, err = c2.GetLinkSession(context.Background(), &linkdv1.GetLinkSessionRequest{LinkSessionId: id}); err != nil {
+				break
+			}
+		}
+		if st := wantCode(t, err, codes.NotFound); st == nil {
+			t.Errorf("%s, last seen 25h ago, was not pruned", id)
 		}
 	}
-	wantCode(t, err, codes.NotFound)
-	if _, err := c2.GetLinkSession(context.Background(), &linkdv1.GetLinkSessionRequest{LinkSessionId: "sess-new"}); err != nil {
-		t.Errorf("recent session pruned: %v", err)
+	for _, id := range []string{"sess-new", "sess-reset"} {
+		if _, err := c2.GetLinkSession(context.Background(), &linkdv1.GetLinkSessionRequest{LinkSessionId: id}); err != nil {
+			t.Errorf("%s, seen 5h ago, pruned: %v", id, err)
+		}
 	}
 }
