@@ -13,8 +13,9 @@ import (
 
 // Jobs configures the background work of RunJobs.
 type Jobs struct {
-	// Retention is how long Link sessions and webhooks are kept; 0 keeps
-	// them.
+	// Retention is how long Link sessions (since last seen, by linkd's
+	// clock), webhooks (since received) and link tokens (since expired)
+	// are kept; 0 keeps them.
 	Retention time.Duration
 	// PruneEvery, ResealEvery, RefreshEvery and HostedEvery space the
 	// jobs' runs; defaults when zero.

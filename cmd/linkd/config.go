@@ -47,8 +47,9 @@ type Config struct {
 	CORSOrigins string
 	// DuplicateItems is the duplicate Item policy: user, all or off.
 	DuplicateItems string
-	// Retention is how long Link sessions and webhooks are kept after they
-	// were last seen; 0 keeps them forever.
+	// Retention is how long Link sessions are kept after linkd last saw
+	// them, webhooks after they were received and link tokens after they
+	// expired; 0 keeps them forever.
 	Retention time.Duration
 	// ReconcileEvery is how often each Item is compared with Plaid's
 	// /item/get at most; ReconcileRate caps those background Plaid calls
@@ -138,7 +139,7 @@ func (m *Main) ParseFlags(args []string, getenv func(string) string) error {
 	fs.StringVar(&c.Language, "language", env("LINKD_LANGUAGE", "en"), "default Link language (LINKD_LANGUAGE)")
 	fs.StringVar(&c.Webhook, "webhook", env("LINKD_WEBHOOK", ""), "default webhook URL (LINKD_WEBHOOK)")
 	fs.StringVar(&c.DuplicateItems, "duplicate-items", env("LINKD_DUPLICATE_ITEMS", service.DuplicatesPerUser), "refuse a link that duplicates an Item of the same user (user), of any user (all), or never (off) (LINKD_DUPLICATE_ITEMS)")
-	fs.DurationVar(&c.Retention, "retention", retention, "keep Link sessions and webhooks this long after last seen, 0 for ever (LINKD_RETENTION)")
+	fs.DurationVar(&c.Retention, "retention", retention, "keep Link sessions this long after linkd last saw them, webhooks after received and link tokens after expiry, 0 for ever (LINKD_RETENTION)")
 	fs.StringVar(&c.CORSOrigins, "cors-origins", env("LINKD_CORS_ORIGINS", ""), "comma-separated browser origins allowed to call the REST API, e.g. https://app.example.com; none by default (LINKD_CORS_ORIGINS)")
 	fs.StringVar(&c.LogFormat, "log-format", env("LINKD_LOG_FORMAT", "text"), "text or json (LINKD_LOG_FORMAT)")
 	fs.StringVar(&c.EmulatorAddr, "emulator-addr", env("LINKD_EMULATOR_ADDR", "127.0.0.1:0"), "listen address of the embedded Plaid emulator (LINKD_EMULATOR_ADDR)")
