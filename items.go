@@ -176,18 +176,19 @@ func WebhookSince(item *linkdv1.Item, t time.Time) bool {
 }
 
 // ItemVersion is an Item's record as linkd read it from the store before
-// asking Plaid about the Item, as far as webhooks go: its
+// asking Plaid about the Item, as far as webhooks and status go: its
 // webhook_applied_at, which every applied webhook stamps anew
-// (ApplyItemWebhook). The zero ItemVersion is unknown (linkd did not read
-// the record first).
+// (ApplyItemWebhook), and its status_changed_at. The zero ItemVersion is
+// unknown (linkd did not read the record first).
 type ItemVersion struct {
 	webhookAppliedAt *timestamppb.Timestamp
+	statusChangedAt  *timestamppb.Timestamp
 	known            bool
 }
 
 // VersionOf returns item's ItemVersion.
 func VersionOf(item *linkdv1.Item) ItemVersion {
-	return ItemVersion{webhookAppliedAt: proto.CloneOf(item.GetWebhookAppliedAt()), known: true}
+	return ItemVersion{webhookAppliedAt: proto.CloneOf(item.GetWebhookAppliedAt()), statusChangedAt: proto.CloneOf(item.GetStatusChangedAt()), known: true}
 }
 
 // WebhookAppliedSince reports whether a webhook was applied to the Item
@@ -352,7 +353,13 @@ func applyItemState(st ItemState, now time.Time, updateMode bool) func(*linkdv1.
 	return func(item *linkdv1.Item) (bool, error) {
 		before := proto.CloneOf(item)
 		var status func(*linkdv1.Item) (bool, error)
+		// A status that changed since linkd read the Item (known
+		// version: whichever replica's clock stamped it), or else at or
+		// after the read began, is newer than Plaid's answer.
 		newer := StatusChangedSince(item, st.ReadAt)
+		if st.Version.known {
+			newer = !proto.Equal(item.GetStatusChangedAt(), st.Version.statusChangedAt)
+		}
 		switch {
 		case newer:
 			// A report that arrived while Plaid was asked knows more.

@@ -500,3 +500,27 @@ func TestWebhookAppliedSince(t *testing.T) {
 		t.Fatal("a version shares the Item's timestamp")
 	}
 }
+
+// TestApplyItemState_StatusWebhookByClockBehind: a LOGIN_REQUIRED webhook
+// applied by a replica whose clock runs 5 s behind, while this replica
+// asked Plaid's /item/get (which answered before the webhook: no error).
+// The reader read the Item first (st.Version), so it knows the status
+// changed meanwhile; the status stands, as the consent time does.
+func TestApplyItemState_StatusWebhookByClockBehind(t *testing.T) {
+	readAt := ruleT0
+	item := &linkdv1.Item{ItemId: "item-1", Status: linkdv1.ItemStatus_ITEM_STATUS_GOOD}
+	v := VersionOf(item)
+	behind := readAt.Add(-5 * time.Second)
+	if _, err := ApplyItemWebhook(ItemWebhook{Type: "ITEM", Code: "ERROR", ErrorType: "ITEM_ERROR", ErrorCode: "ITEM_LOGIN_REQUIRED"}, behind)(item); err != nil {
+		t.Fatal(err)
+	}
+	if item.GetStatus() != linkdv1.ItemStatus_ITEM_STATUS_LOGIN_REQUIRED {
+		t.Fatalf("webhook gave %v", item.GetStatus())
+	}
+	if _, err := ApplyItemState(ItemState{ReadAt: readAt, Version: v}, readAt.Add(time.Second))(item); err != nil {
+		t.Fatal(err)
+	}
+	if item.GetStatus() != linkdv1.ItemStatus_ITEM_STATUS_LOGIN_REQUIRED {
+		t.Fatalf("a stale /item/get undid the webhook: status %v", item.GetStatus())
+	}
+}
