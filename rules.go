@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	storagev1 "github.com/linkd/linkd/gen/linkd/storage/v1"
@@ -182,7 +183,9 @@ func cloneAccounts(in []*linkdv1.Account) []*linkdv1.Account {
 // event goes in timestamp order, after events with an equal timestamp; an
 // event without a timestamp goes last, and events never move past it. An
 // event recorded already (sameEvent: a retry, or the same event reported
-// by a redirect and by Plaid) changes nothing; the first report stands. Connected
+// by a redirect and by Plaid) is not added again: the first report
+// stands, and gains the fields only the later one carries (Plaid's
+// event_id for a redirect's report). Connected
 // and exit set the outcome once (connected without its public token); the
 // same outcome again changes nothing. first_seen_at and last_seen_at take
 // now whenever the session changes.
@@ -201,8 +204,19 @@ func MergeRedirect(linkToken, clientUserID string, r *linkdv1.WebviewRedirect, n
 		}
 		switch res := r.GetResult().(type) {
 		case *linkdv1.WebviewRedirect_Event:
-			if hasEvent(s, res.Event) {
-				break // a resubmission: recorded already
+			if i := slices.IndexFunc(s.Events, func(old *linkdv1.LinkEvent) bool { return sameEvent(old, res.Event) }); i >= 0 {
+				// Recorded already (a resubmission, or the other source's
+				// report): the first report stands, and what it lacked
+				// the later one adds (Plaid's event_id to a redirect's).
+				filled := proto.CloneOf(s.Events[i])
+				if fillEvent(filled, res.Event) {
+					if proto.Size(s)-proto.Size(s.Events[i])+proto.Size(filled) > MaxSessionBytes {
+						break // the report as it stands is kept
+					}
+					s.Events[i] = filled
+					changed = true
+				}
+				break
 			}
 			if len(s.GetEvents()) >= MaxSessionEvents {
 				// FAILED_PRECONDITION, not a rate limit: retrying cannot help.
@@ -258,9 +272,20 @@ func addEvent(s *linkdv1.LinkSession, e *linkdv1.LinkEvent) {
 	s.Events = slices.Insert(s.Events, i, e)
 }
 
-// hasEvent reports whether e is recorded (sameEvent).
-func hasEvent(s *linkdv1.LinkSession, e *linkdv1.LinkEvent) bool {
-	return slices.ContainsFunc(s.Events, func(old *linkdv1.LinkEvent) bool { return sameEvent(old, e) })
+// fillEvent sets each field of e that is unset from later, another report
+// of the same event (sameEvent), and reports whether it set any.
+func fillEvent(e, later *linkdv1.LinkEvent) bool {
+	dst := e.ProtoReflect()
+	filled := false
+	// Set shares the value's messages and lists: take them from a copy.
+	proto.CloneOf(later).ProtoReflect().Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+		if !dst.Has(fd) {
+			dst.Set(fd, v)
+			filled = true
+		}
+		return true
+	})
+	return filled
 }
 
 // sameEvent reports whether a and b are one Link event: the same Plaid

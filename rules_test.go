@@ -666,7 +666,8 @@ func TestCheckSandboxFields(t *testing.T) {
 // A rescued webview session reports its events twice: by redirect
 // (plaidlink://event: no event_id, request_id often empty) and by a LINK
 // EVENTS webhook (event_id, request_id). Whichever comes first, one event
-// is recorded; events told apart by name, timestamp or a field both carry
+// is recorded, with the fields of both (the first report's where both
+// carry one); events told apart by name, timestamp or a field both carry
 // stay apart.
 func TestMergeRedirect_EventFromRedirectAndWebhook(t *testing.T) {
 	ev := func(mod func(*linkdv1.LinkEvent)) *linkdv1.WebviewRedirect {
@@ -700,6 +701,16 @@ func TestMergeRedirect_EventFromRedirectAndWebhook(t *testing.T) {
 			merge(t, s, tt.rs...)
 			if len(s.GetEvents()) != tt.events {
 				t.Fatalf("events = %v, want %d", s.GetEvents(), tt.events)
+			}
+			if tt.events == 1 {
+				// One event: the first report, with what it lacked
+				// from the other (each one-event pair here is a
+				// redirect's report and the webhook's, which carries
+				// all it has and more).
+				if !proto.Equal(s.GetEvents()[0], webhook.GetEvent()) {
+					t.Fatalf("event = %v; want both reports' fields %v", s.GetEvents()[0], webhook.GetEvent())
+				}
+				return
 			}
 			if first := tt.rs[0].GetEvent(); !proto.Equal(s.GetEvents()[0], first) && !proto.Equal(s.GetEvents()[len(s.GetEvents())-1], first) {
 				t.Fatalf("events = %v; want the first report %v kept as it came", s.GetEvents(), first)
