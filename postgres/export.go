@@ -66,16 +66,13 @@ func importItem(ctx context.Context, tx pgx.Tx, r *linkd.ItemRecord) error {
 	if r.Sealed == nil {
 		return linkd.InvalidField("access_token", "item %s has no sealed access token to copy", item.GetItemId())
 	}
-	if err := checkInstitutionID(item.GetInstitutionId()); err != nil {
-		return err
-	}
 	rec, err := marshal("import item", item)
 	if err != nil {
 		return err
 	}
 	tag, err := tx.Exec(ctx, `INSERT INTO items (item_id, client_user_id, institution_id, created_ns, record) VALUES ($1, $2, $3, $4, $5)
 		ON CONFLICT (item_id) DO NOTHING`,
-		item.GetItemId(), item.GetClientUserId(), item.GetInstitutionId(), ns(item.GetCreatedAt().AsTime()), rec)
+		item.GetItemId(), item.GetClientUserId(), institutionIndex(item.GetInstitutionId()), ns(item.GetCreatedAt().AsTime()), rec)
 	if err != nil || tag.RowsAffected() == 0 {
 		return err // present already: its token and uses came with it
 	}

@@ -276,16 +276,13 @@ func writeItem(ctx context.Context, tx pgx.Tx, itemID string, item *linkdv1.Item
 	if item.GetItemId() != itemID {
 		return internal("update item", errors.New("an update function changed item_id"))
 	}
-	if err := checkInstitutionID(item.GetInstitutionId()); err != nil {
-		return err
-	}
 	rec, err := marshal("update item", item)
 	if err != nil {
 		return err
 	}
 	_, err = tx.Exec(ctx, `
 		UPDATE items SET client_user_id = $2, institution_id = $3, created_ns = $4, record = $5 WHERE item_id = $1`,
-		itemID, item.GetClientUserId(), item.GetInstitutionId(), ns(item.GetCreatedAt().AsTime()), rec)
+		itemID, item.GetClientUserId(), institutionIndex(item.GetInstitutionId()), ns(item.GetCreatedAt().AsTime()), rec)
 	return err
 }
 

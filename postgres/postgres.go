@@ -305,6 +305,19 @@ func checkInstitutionID(id string) error {
 	return nil
 }
 
+// institutionIndex is what the items table's institution_id column holds
+// for an Item's id: the id, or "" (not indexed, as an Item without one)
+// when it cannot be (checkInstitutionID). New Items with such an id are
+// refused (PutItem); one stored before they were, by this store or in a
+// bbolt file being imported, is still updated and imported, and is only
+// missing from ItemsAtInstitution, which answers nothing for such an id.
+func institutionIndex(id string) string {
+	if checkInstitutionID(id) != nil {
+		return ""
+	}
+	return id
+}
+
 // publicTokenSum is the SHA-256 a public token is stored as.
 func publicTokenSum(publicToken string) []byte {
 	sum := sha256.Sum256([]byte(publicToken))

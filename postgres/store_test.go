@@ -2,6 +2,8 @@ package postgres_test
 
 import (
 	"context"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -81,5 +83,29 @@ func TestDB_LinkSessions_OpenWindow(t *testing.T) {
 	must(t, err)
 	if len(got) != 2 || next != "" {
 		t.Fatalf("LinkSessions(zero, 9999) = %d sessions, next %q; want both", len(got), next)
+	}
+}
+
+// TestDB_Import_UnindexableInstitutionID: an Item whose institution_id
+// Postgres cannot index (a NUL byte, over 1 KiB) — kept by a bbolt file
+// from before linkd refused such ids — is imported and then updated like
+// any other, only missing from the institution index, rather than aborting
+// the whole move.
+func TestDB_Import_UnindexableInstitutionID(t *testing.T) {
+	ctx := context.Background()
+	db, _, sealer := MustOpen(t)
+	for i, id := range []string{"ins\x003", strings.Repeat("i", 2000)} {
+		itemID := fmt.Sprintf("item-%d", i)
+		sealed, err := sealer.SealAccessToken(itemID, linkd.NewAccessToken("access-sandbox-"+itemID))
+		must(t, err)
+		item := &linkdv1.Item{ItemId: itemID, ClientUserId: "user-1", InstitutionId: id, CreatedAt: timestamppb.New(t0)}
+		must(t, db.Import(ctx, []linkd.Record{{Item: &linkd.ItemRecord{Item: item, Sealed: sealed}}}))
+		got, err := db.UpdateItem(ctx, itemID, linkd.SetItemStatus(linkdv1.ItemStatus_ITEM_STATUS_LOGIN_REQUIRED, "ITEM_LOGIN_REQUIRED", t0))
+		if err != nil || got.GetInstitutionId() != id || got.GetStatus() != linkdv1.ItemStatus_ITEM_STATUS_LOGIN_REQUIRED {
+			t.Fatalf("UpdateItem of an imported Item with institution_id %.10q = %v, %v", id, got, err)
+		}
+		if items, err := db.ItemsAtInstitution(ctx, id); err != nil || len(items) != 0 {
+			t.Errorf("ItemsAtInstitution(%.10q) = %v, %v; want none", id, items, err)
+		}
 	}
 }
