@@ -180,10 +180,16 @@ func (s *Service) claim(ctx context.Context, x exchangeRequest) (linkd.ClaimResu
 	}
 }
 
-// claimKeeper renews an exchange claim until stopped.
+// claimKeeper renews an exchange claim until stopped. It runs on a timer,
+// not a goroutine of its own: nearly every claim is stopped long before
+// its first renewal is due, and a goroutine per link, started, parked and
+// woken again to end, was three more turns on a busy processor's run
+// queue for every connected link.
 type claimKeeper struct {
-	cancel context.CancelFunc
-	done   chan struct{}
+	cancel context.CancelFunc // ends a renewal in flight
+	mu     sync.Mutex         // held by a renewal while it runs
+	done   bool               // stopped: no renewal runs again
+	timer  *time.Timer
 }
 
 // keepClaim renews this process's claim on publicToken at a third of its
@@ -191,35 +197,40 @@ type claimKeeper struct {
 // holder is alive (and would then hear from Plaid that the token is spent).
 func (s *Service) keepClaim(publicToken string) *claimKeeper {
 	ctx, cancel := context.WithCancel(context.Background())
-	k := &claimKeeper{cancel: cancel, done: make(chan struct{})}
-	go func() {
-		defer close(k.done)
-		t := time.NewTicker(s.claimTTL / 3)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				err := s.store.RenewExchangeClaim(ctx, publicToken, s.owner, s.now(), s.claimTTL)
-				switch {
-				case err == nil || ctx.Err() != nil:
-				case linkd.ErrorCode(err) == linkd.ECONFLICT:
-					// Stored a moment ago (the claim went with it), or
-					// taken over after this process stalled past the TTL.
-					s.log.DebugContext(ctx, "exchange claim no longer held", "err", err)
-				default:
-					s.log.WarnContext(ctx, "exchange claim not renewed", "err", err)
-				}
-			}
+	k := &claimKeeper{cancel: cancel}
+	every := s.claimTTL / 3
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.timer = time.AfterFunc(every, func() {
+		k.mu.Lock()
+		defer k.mu.Unlock()
+		if k.done {
+			return
 		}
-	}()
+		err := s.store.RenewExchangeClaim(ctx, publicToken, s.owner, s.now(), s.claimTTL)
+		switch {
+		case err == nil || ctx.Err() != nil:
+		case linkd.ErrorCode(err) == linkd.ECONFLICT:
+			// Stored a moment ago (the claim went with it), or
+			// taken over after this process stalled past the TTL.
+			s.log.DebugContext(ctx, "exchange claim no longer held", "err", err)
+		default:
+			s.log.WarnContext(ctx, "exchange claim not renewed", "err", err)
+		}
+		if ctx.Err() == nil {
+			k.timer.Reset(every)
+		}
+	})
 	return k
 }
 
+// stop ends the renewals; once it returns, none runs and none will.
 func (k *claimKeeper) stop() {
 	k.cancel()
-	<-k.done
+	k.mu.Lock()
+	k.done = true
+	k.timer.Stop()
+	k.mu.Unlock()
 }
 
 // persist stores n in the background, retrying while the store fails, and

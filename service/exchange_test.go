@@ -129,3 +129,58 @@ func TestService_Exchange_StoredAfterCallerCancels(t *testing.T) {
 		t.Errorf("Plaid exchanges = %d, want 1", n)
 	}
 }
+
+// slowExchange is a Plaid whose exchange answers only after hold: Plaid
+// has spent the token, the answer is on its way.
+type slowExchange struct {
+	linkd.Plaid
+	hold time.Duration
+}
+
+func (p slowExchange) ExchangePublicToken(ctx context.Context, publicToken string) (linkd.ExchangeResult, error) {
+	res, err := p.Plaid.ExchangePublicToken(ctx, publicToken)
+	time.Sleep(p.hold)
+	return res, err
+}
+
+// TestService_Exchange_ClaimRenewedWhilePlaidAnswers: an exchange whose
+// Plaid call outlasts the claim's TTL keeps its claim (renewed at a third
+// of the TTL), so another replica waits for it instead of taking over and
+// asking Plaid a second time, and every caller gets the one Item.
+func TestService_Exchange_ClaimRenewedWhilePlaidAnswers(t *testing.T) {
+	e := mustEnv(t)
+	ctx := linkd.WithCaller(context.Background(), linkd.Caller{Service: true})
+	pt := mustPublicToken(t, e, "user-1")
+	const ttl = 600 * time.Millisecond
+	slow, err := service.New(service.Config{Plaid: slowExchange{Plaid: mustPlaid(t, e), hold: 4 * ttl}, Store: e.db, ClaimTTL: ttl,
+		Defaults: service.LinkDefaults{ClientName: "test", Products: []string{"transactions"}, CountryCodes: []string{"US"}, Language: "en"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := make(chan error, 1)
+	var item *linkdv1.Item
+	go func() {
+		var err error
+		item, err = slow.ExchangePublicToken(ctx, pt, "user-1")
+		first <- err
+	}()
+	for e.emu.Calls("/item/public_token/exchange") == 0 {
+		time.Sleep(5 * time.Millisecond)
+	}
+	// Past the TTL, while the first call still waits for Plaid's answer.
+	rctx, cancel := context.WithTimeout(ctx, 2*ttl)
+	defer cancel()
+	if _, err := mustReplica(t, e, mustPlaid(t, e)).ExchangePublicToken(rctx, pt, "user-1"); linkd.ErrorCode(err) != linkd.EUNAVAILABLE {
+		t.Errorf("another replica during the exchange: %v (code %q), want EUNAVAILABLE: the exchange is under way", err, linkd.ErrorCode(err))
+	}
+	if err := <-first; err != nil {
+		t.Fatalf("the slow exchange: %v", err)
+	}
+	again, err := mustReplica(t, e, mustPlaid(t, e)).ExchangePublicToken(ctx, pt, "user-1")
+	if err != nil || again.GetItemId() != item.GetItemId() {
+		t.Errorf("another replica afterwards: %v, %v; want Item %s", again, err, item.GetItemId())
+	}
+	if n := e.emu.Calls("/item/public_token/exchange"); n != 1 {
+		t.Errorf("Plaid exchanges = %d, want 1 (the claim lapsed and was taken over)", n)
+	}
+}
