@@ -53,6 +53,11 @@ type Config struct {
 	// WrapTransport, when set, wraps the HTTP transport, e.g. to trace
 	// each request. It sees requests before Observe does.
 	WrapTransport func(http.RoundTripper) http.RoundTripper
+	// Transport, when set, carries the requests instead of a pool of HTTP
+	// connections to BaseURL: an emulator in this process
+	// (plaidemu.Emulator.Transport). Observe and WrapTransport apply as
+	// they do to connections.
+	Transport http.RoundTripper
 }
 
 // Client calls Plaid. It is safe for concurrent use.
@@ -63,7 +68,7 @@ type Client struct {
 	// timeout bounds each attempt of a call (see do).
 	timeout time.Duration
 	// transport is the bottom transport, whatever wraps it (a tracing
-	// one may not pass CloseIdleConnections on).
+	// one may not pass CloseIdleConnections on); nil with Config.Transport.
 	transport *http.Transport
 	api       *plaidgo.PlaidApiService
 }
@@ -116,6 +121,9 @@ func New(cfg Config) (*Client, error) {
 	conf.UserAgent = "linkd (" + conf.UserAgent + ")"
 	conf.HTTPClient = newHTTPClient(timeout)
 	base := conf.HTTPClient.Transport.(*http.Transport)
+	if cfg.Transport != nil {
+		conf.HTTPClient.Transport, base = cfg.Transport, nil
+	}
 	// Every request reports its request_id to the call's logs, metrics or
 	// not.
 	var rt http.RoundTripper = observeTransport{next: conf.HTTPClient.Transport, observe: cfg.Observe}
@@ -164,7 +172,11 @@ func newHTTPClient(timeout time.Duration) *http.Client {
 
 // Close closes idle connections to Plaid, so a stopped linkd leaves no
 // connection goroutines behind. Calls in flight finish; it cannot fail.
-func (c *Client) Close() { c.transport.CloseIdleConnections() }
+func (c *Client) Close() {
+	if c.transport != nil {
+		c.transport.CloseIdleConnections()
+	}
+}
 
 // Environment returns linkd.PlaidSandbox or linkd.PlaidProduction, as
 // configured (also when BaseURL points elsewhere).

@@ -331,6 +331,9 @@ func (m *Main) plaidClient() (*plaid.Client, error) {
 		}
 		m.emulator = emu
 		cfg.BaseURL = emu.URL()
+		// In process: the listener serves the Link page and other
+		// clients; linkd's own calls skip the loopback connection.
+		cfg.Transport = emu.Transport()
 		m.log.Info("no PLAID_CLIENT_ID/PLAID_SECRET set: using the embedded Plaid emulator (sandbox data, nothing leaves this machine)", "plaid_url", emu.URL())
 	}
 	return plaid.New(cfg)
