@@ -121,6 +121,7 @@ func parseFlags(args []string, getenv func(string) string) (load.Config, bool, e
 	fs.StringVar(&cfg.GRPCAddr, "grpc-addr", env("LINKD_GRPC_ADDR", "127.0.0.1:50051"), "linkd's gRPC address (LINKD_GRPC_ADDR)")
 	fs.StringVar(&cfg.HTTPAddr, "http-addr", env("LINKD_HTTP_ADDR", "127.0.0.1:8080"), "linkd's REST address (LINKD_HTTP_ADDR)")
 	fs.StringVar(&cfg.Transport, "transport", load.GRPC, "grpc, rest, or quickstart (Plaid's quickstart backend, not linkd)")
+	fs.IntVar(&cfg.GRPCConns, "grpc-conns", 1, "gRPC connections the calls take in turn (-transport grpc)")
 	fs.StringVar(&cfg.QuickstartAddr, "quickstart-addr", env("QUICKSTART_ADDR", "127.0.0.1:8000"), "the quickstart's address, for -transport quickstart (QUICKSTART_ADDR)")
 	fs.StringVar(&cfg.PlaidURL, "plaid-url", env("PLAID_BASE_URL", ""), "the Plaid emulator the quickstart talks to, where -transport quickstart mints public tokens (PLAID_BASE_URL)")
 	cfg.PlaidClientID = env("PLAID_CLIENT_ID", "linkd-emulator")

@@ -105,3 +105,25 @@ func TestLoad_Scenarios(t *testing.T) {
 		})
 	}
 }
+
+// TestLoad_GRPCConns: the load tool's calls over several gRPC connections
+// (-grpc-conns) all succeed, a connected link among them.
+func TestLoad_GRPCConns(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs two scenarios for a fraction of a second")
+	}
+	ts := MustStartServer(t)
+	names := []string{"parse", "submit-connected"}
+	results, err := load.Run(context.Background(), load.Config{
+		GRPCAddr: ts.GRPCAddr(), Transport: load.GRPC, GRPCConns: 3, APIKey: ts.APIKey,
+		Concurrency: 4, Duration: 300 * time.Millisecond, Scenarios: names,
+	})
+	if err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	for i, r := range results {
+		if r.Scenario != names[i] || r.OK == 0 || r.Requests != r.OK {
+			t.Errorf("%s: %d of %d calls succeeded, errors %v, first: %s", r.Scenario, r.OK, r.Requests, r.Errors, r.FirstError)
+		}
+	}
+}

@@ -3,10 +3,12 @@ package load
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"maps"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	_ "google.golang.org/genproto/googleapis/rpc/errdetails" // so error details in REST bodies decode
@@ -32,18 +34,54 @@ type API interface {
 	CreateSandboxPublicToken(context.Context, *linkdv1.CreateSandboxPublicTokenRequest, ...grpc.CallOption) (*linkdv1.CreateSandboxPublicTokenResponse, error)
 }
 
-// dialGRPC returns the generated client on one connection (HTTP/2 carries
-// every worker's calls, as a gRPC client in an app would), sending apiKey
-// with each call, and a function that closes it.
-func dialGRPC(addr, apiKey string) (API, func() error, error) {
+// dialGRPC returns the generated client on conns connections (at least
+// one; with one, HTTP/2 carries every worker's calls, as a gRPC client in
+// an app would), sending apiKey with each call, and a function that
+// closes them. Several connections take the calls in turn.
+func dialGRPC(addr, apiKey string, conns int) (API, func() error, error) {
 	auth := func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
 		return invoker(metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+apiKey), method, req, reply, cc, opts...)
 	}
-	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithUnaryInterceptor(auth))
-	if err != nil {
-		return nil, nil, fmt.Errorf("gRPC client for %s: %w", addr, err)
+	var pool connPool
+	for range max(conns, 1) {
+		conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithUnaryInterceptor(auth))
+		if err != nil {
+			pool.close()
+			return nil, nil, fmt.Errorf("gRPC client for %s: %w", addr, err)
+		}
+		pool.conns = append(pool.conns, conn)
 	}
-	return linkdv1.NewLinkServiceClient(conn), conn.Close, nil
+	if len(pool.conns) == 1 {
+		return linkdv1.NewLinkServiceClient(pool.conns[0]), pool.close, nil
+	}
+	return linkdv1.NewLinkServiceClient(&pool), pool.close, nil
+}
+
+// connPool is a grpc.ClientConnInterface that sends each call on the next
+// of its connections.
+type connPool struct {
+	conns []*grpc.ClientConn
+	next  atomic.Uint64
+}
+
+func (p *connPool) pick() *grpc.ClientConn {
+	return p.conns[(p.next.Add(1)-1)%uint64(len(p.conns))]
+}
+
+func (p *connPool) Invoke(ctx context.Context, method string, args, reply any, opts ...grpc.CallOption) error {
+	return p.pick().Invoke(ctx, method, args, reply, opts...)
+}
+
+func (p *connPool) NewStream(ctx context.Context, desc *grpc.StreamDesc, method string, opts ...grpc.CallOption) (grpc.ClientStream, error) {
+	return p.pick().NewStream(ctx, desc, method, opts...)
+}
+
+func (p *connPool) close() error {
+	var errs []error
+	for _, c := range p.conns {
+		errs = append(errs, c.Close())
+	}
+	return errors.Join(errs...)
 }
 
 // restAPI calls linkd's REST API (JSON with proto field names). A non-200

@@ -33,6 +33,9 @@ type Config struct {
 	GRPCAddr, HTTPAddr string
 	// Transport is GRPC, REST or Quickstart.
 	Transport string
+	// GRPCConns is how many gRPC connections carry the calls, taken in
+	// turn call by call; 0 or 1 is one, as one client app has.
+	GRPCConns int
 	// APIKey is linkd's; the Quickstart transport needs none.
 	APIKey string
 	// QuickstartAddr is the quickstart's listener (host:port), and
@@ -162,7 +165,7 @@ func Run(ctx context.Context, cfg Config) ([]Result, error) {
 	)
 	switch cfg.Transport {
 	case GRPC:
-		api, close, err = dialGRPC(cfg.GRPCAddr, cfg.APIKey)
+		api, close, err = dialGRPC(cfg.GRPCAddr, cfg.APIKey, cfg.GRPCConns)
 	case REST:
 		api, close = newREST(cfg.HTTPAddr, cfg.APIKey, cfg.Concurrency)
 	case Quickstart:
