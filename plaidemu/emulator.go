@@ -28,6 +28,7 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -89,7 +90,7 @@ type Emulator struct {
 	items        map[string]*item // by access token
 	calls        map[string]int
 	failures     map[string][]Error
-	faults       Faults
+	faults       atomic.Pointer[Faults] // nil: none (SetFaults)
 	hangs        map[string]int
 	outbox       []webhook
 	// linkPageURL is the page hosted_link_url points at (SetLinkPageURL).

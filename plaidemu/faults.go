@@ -27,18 +27,19 @@ func (e *Emulator) SetFaults(f Faults) {
 	if f.Error == (Error{}) {
 		f.Error = Error{Type: TypeAPIError, Code: "INTERNAL_SERVER_ERROR", Message: "an unexpected error occurred (injected)"}
 	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	e.faults = f
+	e.faults.Store(&f)
 }
 
 // injectFault applies the fault modes to r: it waits out the added latency
 // (or until the client gives up) and reports the failure to answer with,
-// if this request draws one.
+// if this request draws one. It reads the modes without e.mu, which every
+// request would otherwise take once more just for this (linkd's callers
+// queued on that mutex under load).
 func (e *Emulator) injectFault(r *http.Request) *Error {
-	e.mu.Lock()
-	f := e.faults
-	e.mu.Unlock()
+	f := e.faults.Load()
+	if f == nil {
+		return nil
+	}
 	if delay := f.Latency + time.Duration(rand.Int64N(int64(f.Jitter)+1)); delay > 0 {
 		t := time.NewTimer(delay)
 		select {
