@@ -11,7 +11,7 @@ import (
 
 	"github.com/linkd/linkd"
 	storagev1 "github.com/linkd/linkd/gen/linkd/storage/v1"
-	linkdv1 "github.com/linkd/linkd/gen/linkd/v1"
+	"github.com/linkd/linkd/internal/records"
 )
 
 // DueItemRefreshes returns up to limit item_ids whose queued refresh is due
@@ -146,11 +146,11 @@ func (db *DB) pruneSessionRange(ctx context.Context, cutoff time.Time, from int6
 			_, err = pgx.ForEachRow(rows, []any{&id, &started, &rec}, func() error {
 				seen++
 				lastNs, lastID = started, id
-				s := new(linkdv1.LinkSession)
-				if err := unmarshal("prune sessions", rec, s); err != nil {
-					return err
+				seen, err := records.SessionLastSeen(rec)
+				if err != nil {
+					return internal("prune sessions: decode", err)
 				}
-				if linkd.SessionLastSeen(s).Before(cutoff) {
+				if seen.Before(cutoff) {
 					doomed = append(doomed, id)
 				}
 				return nil

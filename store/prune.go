@@ -7,13 +7,11 @@ import (
 	"time"
 
 	"go.etcd.io/bbolt"
-	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/linkd/linkd"
 	storagev1 "github.com/linkd/linkd/gen/linkd/storage/v1"
-	linkdv1 "github.com/linkd/linkd/gen/linkd/v1"
+	"github.com/linkd/linkd/internal/records"
 )
 
 // pruneBatch is how many records one Prune write transaction looks at
@@ -94,9 +92,9 @@ func (db *DB) pruneSessions(ctx context.Context, cutoff time.Time) (int, error) 
 		if v == nil {
 			return true, nil // an entry without its session holds nothing to keep
 		}
-		seen, err := sessionLastSeen(v)
+		seen, err := records.SessionLastSeen(v)
 		if err != nil {
-			return false, err
+			return false, internal("decode sessions value", err)
 		}
 		return seen.Before(cutoff), nil
 	}
@@ -111,42 +109,6 @@ func (db *DB) pruneSessions(ctx context.Context, cutoff time.Time) (int, error) 
 	}
 	more, err := db.pruneRange(ctx, "prune sessions", bucketSessionStarts, future, nil, seenBefore, deleteSession)
 	return n + more, err
-}
-
-// sessionLastSeen is linkd.SessionLastSeen of a sessions value. It decodes
-// only last_seen_at, stepping over the rest (the events, most of the
-// bytes): the prune runs it on every candidate inside a write transaction,
-// which every write waits for. A value without last_seen_at (written
-// before linkd stamped it) is decoded whole.
-func sessionLastSeen(v []byte) (time.Time, error) {
-	field := (*linkdv1.LinkSession)(nil).ProtoReflect().Descriptor().Fields().ByName("last_seen_at").Number()
-	var seen []byte
-	for b := v; len(b) > 0; {
-		num, typ, n := protowire.ConsumeTag(b)
-		if n < 0 {
-			return time.Time{}, internal("decode sessions value", protowire.ParseError(n))
-		}
-		m := protowire.ConsumeFieldValue(num, typ, b[n:])
-		if m < 0 {
-			return time.Time{}, internal("decode sessions value", protowire.ParseError(m))
-		}
-		if num == field && typ == protowire.BytesType {
-			seen, _ = protowire.ConsumeBytes(b[n : n+m])
-		}
-		b = b[n+m:]
-	}
-	if seen == nil {
-		s := new(linkdv1.LinkSession)
-		if err := proto.Unmarshal(v, s); err != nil {
-			return time.Time{}, internal("decode sessions value", err)
-		}
-		return linkd.SessionLastSeen(s), nil
-	}
-	ts := new(timestamppb.Timestamp)
-	if err := proto.Unmarshal(seen, ts); err != nil {
-		return time.Time{}, internal("decode sessions value", err)
-	}
-	return ts.AsTime(), nil
 }
 
 // pruneRange deletes, through del, the entries of a bucket with keys in

@@ -19,11 +19,14 @@ package records
 
 import (
 	"errors"
+	"time"
 
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/linkd/linkd"
 	linkdv1 "github.com/linkd/linkd/gen/linkd/v1"
 )
 
@@ -113,4 +116,40 @@ func Unmarshal(b []byte, m proto.Message) error {
 		}
 	}
 	return nil
+}
+
+// SessionLastSeen is linkd.SessionLastSeen of a stored Link session
+// record. It decodes only last_seen_at, stepping over the rest (the
+// events, most of the bytes): each store's prune runs it on every
+// candidate inside a write transaction. A record without last_seen_at
+// (written before linkd stamped it) is decoded whole.
+func SessionLastSeen(b []byte) (time.Time, error) {
+	field := (*linkdv1.LinkSession)(nil).ProtoReflect().Descriptor().Fields().ByName("last_seen_at").Number()
+	var seen []byte
+	for rest := b; len(rest) > 0; {
+		num, typ, n := protowire.ConsumeTag(rest)
+		if n < 0 {
+			return time.Time{}, protowire.ParseError(n)
+		}
+		m := protowire.ConsumeFieldValue(num, typ, rest[n:])
+		if m < 0 {
+			return time.Time{}, protowire.ParseError(m)
+		}
+		if num == field && typ == protowire.BytesType {
+			seen, _ = protowire.ConsumeBytes(rest[n : n+m])
+		}
+		rest = rest[n+m:]
+	}
+	if seen == nil {
+		s := new(linkdv1.LinkSession)
+		if err := Unmarshal(b, s); err != nil {
+			return time.Time{}, err
+		}
+		return linkd.SessionLastSeen(s), nil
+	}
+	ts := new(timestamppb.Timestamp)
+	if err := proto.Unmarshal(seen, ts); err != nil {
+		return time.Time{}, err
+	}
+	return ts.AsTime(), nil
 }

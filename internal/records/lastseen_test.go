@@ -1,4 +1,4 @@
-package store
+package records_test
 
 import (
 	"testing"
@@ -9,9 +9,10 @@ import (
 
 	"github.com/linkd/linkd"
 	linkdv1 "github.com/linkd/linkd/gen/linkd/v1"
+	"github.com/linkd/linkd/internal/records"
 )
 
-// TestSessionLastSeen: reading only last_seen_at of a sessions value gives
+// TestSessionLastSeen: reading only last_seen_at of a session record gives
 // what decoding it whole gives (linkd.SessionLastSeen), events or not,
 // last_seen_at or not.
 func TestSessionLastSeen(t *testing.T) {
@@ -31,13 +32,13 @@ func TestSessionLastSeen(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			got, err := sessionLastSeen(v)
+			got, err := records.SessionLastSeen(v)
 			if want := linkd.SessionLastSeen(s); err != nil || !got.Equal(want) {
-				t.Errorf("sessionLastSeen = %v, %v; want %v", got, err, want)
+				t.Errorf("SessionLastSeen = %v, %v; want %v", got, err, want)
 			}
 		})
 	}
-	if _, err := sessionLastSeen([]byte{0x4a, 0x05, 0x08}); err == nil {
-		t.Error("sessionLastSeen of a torn value: no error")
+	if _, err := records.SessionLastSeen([]byte{0x4a, 0x05, 0x08}); err == nil {
+		t.Error("SessionLastSeen of a torn value: no error")
 	}
 }
