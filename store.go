@@ -274,6 +274,23 @@ type Sealer interface {
 	CurrentKeyID() string
 }
 
+// ResealPass runs one pass of ResealAccessTokens over every Item, batch
+// at a time, and returns how many tokens it re-sealed, also when a batch
+// fails (its error).
+func ResealPass(ctx context.Context, s interface {
+	ResealAccessTokens(ctx context.Context, after string, batch int) (int, string, error)
+}, batch int) (int, error) {
+	total := 0
+	for after := ""; ; {
+		n, next, err := s.ResealAccessTokens(ctx, after, batch)
+		total += n
+		if err != nil || next == "" {
+			return total, err
+		}
+		after = next
+	}
+}
+
 // Record is one record of a store as stored, for copying one backend into
 // another (linkd migrate): access tokens stay sealed, public tokens stay
 // hashed. Exactly one field is set.

@@ -247,17 +247,9 @@ func (s *Service) prune(ctx context.Context, j Jobs) error {
 // reseal re-seals access tokens sealed under an older master key, in
 // batches, in one pass over the Items.
 func (s *Service) reseal(ctx context.Context) error {
-	total := 0
-	for after := ""; ; {
-		n, next, err := s.store.ResealAccessTokens(ctx, after, resealBatch)
-		total += n
-		if err != nil {
-			return err
-		}
-		if next == "" {
-			break
-		}
-		after = next
+	total, err := linkd.ResealPass(ctx, s.store, resealBatch)
+	if err != nil {
+		return err
 	}
 	if total > 0 {
 		s.log.InfoContext(ctx, "access tokens re-sealed with the current master key", "count", total)

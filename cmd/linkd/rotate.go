@@ -56,16 +56,7 @@ func (m *Main) RotateKey(ctx context.Context, out io.Writer) error {
 			return err
 		}
 	}
-	total := 0
-	for after := ""; ; {
-		n, next, rerr := db.ResealAccessTokens(ctx, after, rotateBatch)
-		total += n
-		if rerr != nil || next == "" {
-			err = rerr
-			break
-		}
-		after = next
-	}
+	total, err := linkd.ResealPass(ctx, db, rotateBatch)
 	err = errors.Join(err, db.Close())
 	fmt.Fprintf(out, "re-sealed %d access tokens under master key %s\n", total, keys.Current)
 	return err
