@@ -84,7 +84,7 @@ func WebhookStatus(webhookType, webhookCode, errorType, errorCode string) (linkd
 //	ITEM ERROR, LOGIN_REPAIRED, USER_PERMISSION_REVOKED   the status (SetItemStatus)
 //	ITEM PENDING_EXPIRATION                               the status, and consent_expiration_time
 //	ITEM PENDING_DISCONNECT                               the status, pending_disconnect_reason and disconnect_time
-//	ITEM NEW_ACCOUNTS_AVAILABLE                           new_accounts_available set
+//	ITEM NEW_ACCOUNTS_AVAILABLE                           new_accounts_available set, new_accounts_available_at now
 //	ITEM USER_ACCOUNT_REVOKED                             the account account_id removed
 //	AUTH AUTOMATICALLY_VERIFIED, VERIFICATION_EXPIRED     that account's verification_status
 //
@@ -124,10 +124,12 @@ func ApplyItemWebhook(w ItemWebhook, now time.Time) func(*linkdv1.Item) (bool, e
 		})
 	case "ITEM NEW_ACCOUNTS_AVAILABLE":
 		fns = append(fns, func(item *linkdv1.Item) (bool, error) {
-			if item.GetNewAccountsAvailable() {
+			// The notice stands from when the flag was raised; a flag an
+			// older linkd raised without a time takes this one's.
+			if item.GetNewAccountsAvailable() && item.GetNewAccountsAvailableAt() != nil {
 				return false, nil
 			}
-			item.NewAccountsAvailable = true
+			item.NewAccountsAvailable, item.NewAccountsAvailableAt = true, timestamppb.New(now)
 			return true, nil
 		})
 	case "ITEM USER_ACCOUNT_REVOKED":
@@ -279,11 +281,13 @@ func ConsentRenewed(stored *timestamppb.Timestamp, plaid, now time.Time) bool {
 // UpdateModeConfirmed reports whether Plaid's /link/token/get of an
 // update-mode link token linkd issued for an Item shows that the user went
 // through update mode: a session of it that finished without an exit, at
-// or after since (when the Item took its status; zero: any time; Plaid's
-// times are whole seconds, so from since's second). Only this makes an
-// update-mode session confirmed for DisconnectAverted: a connected
-// redirect is the client's word, as easily made up or replayed, and a
-// session that ended before the notice did not answer it.
+// or after since (when the notice the session answers arrived: the Item's
+// PENDING_DISCONNECT status, its new_accounts_available; zero: any time;
+// Plaid's times are whole seconds, so from since's second). Only this
+// makes an update-mode session confirmed (DisconnectAverted, the
+// new_accounts_available flag cleared): a connected redirect is the
+// client's word, as easily made up or replayed, and a session that ended
+// before the notice did not answer it.
 func UpdateModeConfirmed(sessions []LinkTokenSession, since time.Time) bool {
 	for _, s := range sessions {
 		if s.FinishedAt.IsZero() || s.Exit != nil {
@@ -294,6 +298,21 @@ func UpdateModeConfirmed(sessions []LinkTokenSession, since time.Time) bool {
 		}
 	}
 	return false
+}
+
+// newAccountsNoticeAt returns when the Item's new_accounts_available was
+// raised: its new_accounts_available_at, or, for a flag an older linkd
+// raised without keeping the time, its webhook_applied_at (the flag's
+// webhook was applied then or before, so no session that ended before
+// it answers the flag); zero when neither is known.
+func newAccountsNoticeAt(item *linkdv1.Item) time.Time {
+	switch {
+	case item.GetNewAccountsAvailableAt() != nil:
+		return item.GetNewAccountsAvailableAt().AsTime()
+	case item.GetWebhookAppliedAt() != nil:
+		return item.GetWebhookAppliedAt().AsTime()
+	}
+	return time.Time{}
 }
 
 // DisconnectAverted reports whether Plaid's /item/get at now, showing no
@@ -405,34 +424,39 @@ func applyItemState(st ItemState, now time.Time, updateMode bool) func(*linkdv1.
 }
 
 // ConfirmUpdateMode returns an update function for a connected redirect of
-// an update-mode session, with Plaid's /item/get (st, with st.ReadAt when
-// linkd began confirming the session) and /accounts/get (acc) read after
-// it: ApplyItemState (as for a session Plaid confirmed, DisconnectAverted,
-// only when sessionConfirmed: UpdateModeConfirmed, read before st; the
-// redirect itself confirms nothing), new_accounts_available cleared, and the Item's
-// institution and accounts replaced by Plaid's (SetItemDetails), so that
-// accounts the user added in update mode appear. ErrStaleRead, changing
-// nothing, when a webhook was applied since acc was read
-// (WebhookAppliedSince, acc.Version or acc.ReadAt); the flag stays when it
-// was not raised as the session began (flaggedBefore false) and a webhook
-// was applied since st.Version or st.ReadAt (a NEW_ACCOUNTS_AVAILABLE after the session is not answered
-// by it).
-func ConfirmUpdateMode(st ItemState, acc ItemAccounts, flaggedBefore, sessionConfirmed bool, now time.Time) func(*linkdv1.Item) (bool, error) {
+// an update-mode session, with Plaid's /link/token/get of the update-mode
+// link token (sessions; nil when linkd did not ask, or Plaid no longer
+// answers for the token), then /item/get (st, with st.ReadAt when linkd
+// began confirming the session) and /accounts/get (acc) read after it:
+// ApplyItemState (as for a session Plaid confirmed, DisconnectAverted,
+// only when UpdateModeConfirmed since the Item took its status), the
+// Item's institution and accounts replaced by Plaid's (SetItemDetails), so
+// that accounts the user added in update mode appear, and
+// new_accounts_available cleared only when UpdateModeConfirmed since the
+// flag was raised (newAccountsNoticeAt). The redirect itself confirms
+// nothing: a made-up one has no session at Plaid, and a replayed one's
+// session ended before a flag raised since. Both are judged on the Item
+// as stored, so that a flag raised while Plaid was asked stays unless a
+// session Plaid listed finished after it. ErrStaleRead, changing nothing,
+// when a webhook was applied since acc was read (WebhookAppliedSince,
+// acc.Version or acc.ReadAt).
+func ConfirmUpdateMode(st ItemState, acc ItemAccounts, sessions []LinkTokenSession, now time.Time) func(*linkdv1.Item) (bool, error) {
 	return func(item *linkdv1.Item) (bool, error) {
 		if WebhookAppliedSince(item, acc.Version, acc.ReadAt) {
 			return false, ErrStaleRead
 		}
+		var statusSince time.Time
+		if at := item.GetStatusChangedAt(); at != nil {
+			statusSince = at.AsTime()
+		}
 		return all(
-			applyItemState(st, now, sessionConfirmed),
+			applyItemState(st, now, UpdateModeConfirmed(sessions, statusSince)),
 			SetItemDetails(acc.InstitutionID, acc.InstitutionName, acc.Accounts),
 			func(item *linkdv1.Item) (bool, error) {
-				// Raised since the session began, the flag is news this
-				// session does not answer; raised before, it is answered,
-				// whatever other webhook came meanwhile.
-				if !item.GetNewAccountsAvailable() || !flaggedBefore && WebhookAppliedSince(item, st.Version, st.ReadAt) {
+				if !item.GetNewAccountsAvailable() || !UpdateModeConfirmed(sessions, newAccountsNoticeAt(item)) {
 					return false, nil
 				}
-				item.NewAccountsAvailable = false
+				item.NewAccountsAvailable, item.NewAccountsAvailableAt = false, nil
 				return true, nil
 			},
 		)(item)

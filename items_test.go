@@ -32,11 +32,18 @@ func TestApplyItemWebhook(t *testing.T) {
 		{"NewAccountsAvailable",
 			&linkdv1.Item{Status: good},
 			ItemWebhook{Type: "ITEM", Code: "NEW_ACCOUNTS_AVAILABLE"},
-			&linkdv1.Item{Status: good, NewAccountsAvailable: true}, true},
+			&linkdv1.Item{Status: good, NewAccountsAvailable: true, NewAccountsAvailableAt: sec(0)}, true},
+		// The notice stands from when the flag was raised: a session
+		// since then answers it.
 		{"NewAccountsAvailableAgain",
+			&linkdv1.Item{Status: good, NewAccountsAvailable: true, NewAccountsAvailableAt: sec(-60)},
+			ItemWebhook{Type: "ITEM", Code: "NEW_ACCOUNTS_AVAILABLE"},
+			&linkdv1.Item{Status: good, NewAccountsAvailable: true, NewAccountsAvailableAt: sec(-60)}, false},
+		// Raised by an older linkd, which kept no time: from now on, this.
+		{"NewAccountsAvailableAgainNoTime",
 			&linkdv1.Item{Status: good, NewAccountsAvailable: true},
 			ItemWebhook{Type: "ITEM", Code: "NEW_ACCOUNTS_AVAILABLE"},
-			&linkdv1.Item{Status: good, NewAccountsAvailable: true}, false},
+			&linkdv1.Item{Status: good, NewAccountsAvailable: true, NewAccountsAvailableAt: sec(0)}, true},
 		{"UserAccountRevoked",
 			&linkdv1.Item{Status: good, Accounts: twoAccounts()},
 			ItemWebhook{Type: "ITEM", Code: "USER_ACCOUNT_REVOKED", AccountID: "acc-2"},
@@ -375,6 +382,12 @@ func TestRefreshItem(t *testing.T) {
 	}
 }
 
+// finished is a session /link/token/get lists as finished without an
+// exit n seconds after ruleT0, as update mode ends.
+func finished(n int) LinkTokenSession {
+	return LinkTokenSession{LinkSessionID: fmt.Sprint("sess-", n), FinishedAt: ruleT0.Add(time.Duration(n) * time.Second)}
+}
+
 func TestConfirmUpdateMode_WebhookMeanwhile(t *testing.T) {
 	far := ruleT0.Add(365 * 24 * time.Hour)
 	began, read := ruleT0.Add(-4*time.Second), ruleT0.Add(-2*time.Second)
@@ -382,27 +395,31 @@ func TestConfirmUpdateMode_WebhookMeanwhile(t *testing.T) {
 	for _, tt := range []struct {
 		name      string
 		webhookAt *timestamppb.Timestamp
-		flagged   bool // new_accounts_available as the session began
+		flaggedAt *timestamppb.Timestamp // new_accounts_available_at as stored at the write
+		sessions  []LinkTokenSession     // /link/token/get, asked as the session began
 		wantErr   error
 		wantFlag  bool
 	}{
-		{"NoneSince", sec(-5), true, nil, false},
-		// A NEW_ACCOUNTS_AVAILABLE after the session began, before the
-		// accounts were read: they are current, the flag is news.
-		{"SinceTheSessionBegan", sec(-3), false, nil, true},
-		{"AtTheTimeTheSessionBegan", sec(-4), false, nil, true},
+		{"NoneSince", sec(-5), sec(-5), []LinkTokenSession{finished(-5)}, nil, false},
+		// A NEW_ACCOUNTS_AVAILABLE after the session, before the accounts
+		// were read: they are current, the flag is news. Not flagged as
+		// the session began, linkd did not ask /link/token/get.
+		{"SinceTheSessionBegan", sec(-3), sec(-3), nil, nil, true},
+		// Asked all the same (a pending disconnect): the session Plaid
+		// lists ended before the flag.
+		{"SinceTheSessionEnded", sec(-3), sec(-3), []LinkTokenSession{finished(-5)}, nil, true},
 		// Flagged before the session, which answers it: another webhook
 		// since (LOGIN_REPAIRED) does not keep the flag.
-		{"FlaggedBeforeOtherWebhookSince", sec(-3), true, nil, false},
+		{"FlaggedBeforeOtherWebhookSince", sec(-3), sec(-10), []LinkTokenSession{finished(-5)}, nil, false},
 		// After the accounts were read (or at that time): read again.
-		{"WhileTheAccountsWereRead", sec(-1), false, ErrStaleRead, true},
-		{"AtTheAccountsReadTime", sec(-2), false, ErrStaleRead, true},
+		{"WhileTheAccountsWereRead", sec(-1), sec(-1), []LinkTokenSession{finished(-5)}, ErrStaleRead, true},
+		{"AtTheAccountsReadTime", sec(-2), sec(-2), []LinkTokenSession{finished(-5)}, ErrStaleRead, true},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			from := &linkdv1.Item{Status: expiring, ConsentExpirationTime: timestamppb.New(ruleT0.Add(time.Hour)),
-				NewAccountsAvailable: true, InstitutionId: "ins_1", Accounts: twoAccounts()[:1], WebhookAppliedAt: tt.webhookAt}
+				NewAccountsAvailable: true, NewAccountsAvailableAt: tt.flaggedAt, InstitutionId: "ins_1", Accounts: twoAccounts()[:1], WebhookAppliedAt: tt.webhookAt}
 			item := proto.CloneOf(from)
-			_, err := ConfirmUpdateMode(ItemState{ConsentExpiration: far, ReadAt: began}, acc, tt.flagged, false, ruleT0)(item)
+			_, err := ConfirmUpdateMode(ItemState{ConsentExpiration: far, ReadAt: began}, acc, tt.sessions, ruleT0)(item)
 			if !errors.Is(err, tt.wantErr) {
 				t.Fatalf("err = %v, want %v", err, tt.wantErr)
 			}
@@ -422,34 +439,87 @@ func TestConfirmUpdateMode_WebhookMeanwhile(t *testing.T) {
 func TestConfirmUpdateMode(t *testing.T) {
 	far := ruleT0.Add(365 * 24 * time.Hour)
 	item := &linkdv1.Item{Status: expiring, ConsentExpirationTime: timestamppb.New(ruleT0.Add(time.Hour)),
-		NewAccountsAvailable: true, InstitutionId: "ins_1", Accounts: twoAccounts()[:1]}
+		NewAccountsAvailable: true, NewAccountsAvailableAt: sec(-60), InstitutionId: "ins_1", Accounts: twoAccounts()[:1]}
 	acc := ItemAccounts{InstitutionID: "ins_1", Accounts: twoAccounts()}
-	changed, err := ConfirmUpdateMode(ItemState{ConsentExpiration: far}, acc, true, false, ruleT0)(item)
+	changed, err := ConfirmUpdateMode(ItemState{ConsentExpiration: far}, acc, []LinkTokenSession{finished(-10)}, ruleT0)(item)
 	if err != nil || !changed {
 		t.Fatalf("changed = %v, %v", changed, err)
 	}
-	if item.GetStatus() != good || item.GetNewAccountsAvailable() || len(item.GetAccounts()) != 2 ||
+	if item.GetStatus() != good || item.GetNewAccountsAvailable() || item.GetNewAccountsAvailableAt() != nil || len(item.GetAccounts()) != 2 ||
 		!item.GetConsentExpirationTime().AsTime().Equal(far) {
-		t.Fatalf("item = %v; want GOOD, consent moved, the flag cleared and both accounts", item)
+		t.Fatalf("item = %v; want GOOD, consent moved, the flag and its time cleared and both accounts", item)
+	}
+}
+
+// TestConfirmUpdateMode_NewAccountsAvailable: the flag clears only for a
+// session /link/token/get shows finished without an exit since the flag
+// was raised, never for the connected redirect alone: a made-up one has
+// no session at Plaid, a replayed one's ended before a flag raised since.
+func TestConfirmUpdateMode_NewAccountsAvailable(t *testing.T) {
+	exited := LinkTokenSession{FinishedAt: ruleT0.Add(-10 * time.Second), Exit: &linkdv1.ExitResult{Status: "requires_credentials"}}
+	for _, tt := range []struct {
+		name      string
+		flaggedAt *timestamppb.Timestamp // new_accounts_available_at
+		applied   *timestamppb.Timestamp // webhook_applied_at
+		sessions  []LinkTokenSession
+		wantFlag  bool
+	}{
+		{"MadeUp", sec(-60), sec(-60), nil, true},
+		{"MadeUpNoSessionFinished", sec(-60), sec(-60), []LinkTokenSession{{StartedAt: ruleT0.Add(-30 * time.Second)}}, true},
+		{"Exited", sec(-60), sec(-60), []LinkTokenSession{exited}, true},
+		{"Confirmed", sec(-60), sec(-60), []LinkTokenSession{finished(-10)}, false},
+		// The session cleared an earlier flag; the redirect comes again
+		// after a new NEW_ACCOUNTS_AVAILABLE.
+		{"ReplayedAfterNewFlag", sec(-5), sec(-5), []LinkTokenSession{finished(-10)}, true},
+		// Plaid's whole seconds: a session in the notice's second counts.
+		{"InTheNoticesSecond", timestamppb.New(ruleT0.Add(-10*time.Second + 300*time.Millisecond)), sec(-10), []LinkTokenSession{finished(-10)}, false},
+		// Raised by an older linkd without a time: no session before the
+		// last webhook applied answers it.
+		{"NoTimeSessionAfterLastWebhook", nil, sec(-60), []LinkTokenSession{finished(-10)}, false},
+		{"NoTimeSessionBeforeLastWebhook", nil, sec(-5), []LinkTokenSession{finished(-10)}, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			item := &linkdv1.Item{Status: good, NewAccountsAvailable: true, NewAccountsAvailableAt: tt.flaggedAt, WebhookAppliedAt: tt.applied,
+				InstitutionId: "ins_1", Accounts: twoAccounts()}
+			acc := ItemAccounts{InstitutionID: "ins_1", Accounts: twoAccounts()}
+			if _, err := ConfirmUpdateMode(ItemState{}, acc, tt.sessions, ruleT0)(item); err != nil {
+				t.Fatal(err)
+			}
+			wantAt := tt.flaggedAt // kept with the flag, cleared with it
+			if !tt.wantFlag {
+				wantAt = nil
+			}
+			if item.GetNewAccountsAvailable() != tt.wantFlag || !proto.Equal(item.GetNewAccountsAvailableAt(), wantAt) {
+				t.Fatalf("new_accounts_available %v at %v, want %v at %v", item.GetNewAccountsAvailable(), item.GetNewAccountsAvailableAt(), tt.wantFlag, wantAt)
+			}
+		})
 	}
 }
 
 // TestConfirmUpdateMode_PendingDisconnect: Plaid's consent lies past the
 // disconnect time as it did before the notice; only a session Plaid
-// confirmed (UpdateModeConfirmed) takes that as averted, never the
-// connected redirect alone.
+// confirmed (UpdateModeConfirmed) since the notice takes that as averted,
+// never the connected redirect alone.
 func TestConfirmUpdateMode_PendingDisconnect(t *testing.T) {
 	far := ruleT0.Add(365 * 24 * time.Hour)
-	for _, confirmed := range []bool{false, true} {
-		t.Run(fmt.Sprint("confirmed=", confirmed), func(t *testing.T) {
+	for _, tt := range []struct {
+		name     string
+		sessions []LinkTokenSession
+		want     linkdv1.ItemStatus
+	}{
+		{"MadeUp", nil, disconn},
+		{"BeforeTheNotice", []LinkTokenSession{finished(-61)}, disconn},
+		{"Confirmed", []LinkTokenSession{finished(-10)}, good},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
 			item := &linkdv1.Item{Status: disconn, StatusChangedAt: sec(-60), DisconnectTime: timestamppb.New(ruleT0.Add(48 * time.Hour)),
 				ConsentExpirationTime: timestamppb.New(far), InstitutionId: "ins_1", Accounts: twoAccounts()}
 			acc := ItemAccounts{InstitutionID: "ins_1", Accounts: twoAccounts()}
-			if _, err := ConfirmUpdateMode(ItemState{ConsentExpiration: far}, acc, false, confirmed, ruleT0)(item); err != nil {
+			if _, err := ConfirmUpdateMode(ItemState{ConsentExpiration: far}, acc, tt.sessions, ruleT0)(item); err != nil {
 				t.Fatal(err)
 			}
-			if want := map[bool]linkdv1.ItemStatus{false: disconn, true: good}[confirmed]; item.GetStatus() != want {
-				t.Fatalf("status = %v, want %v", item.GetStatus(), want)
+			if item.GetStatus() != tt.want {
+				t.Fatalf("status = %v, want %v", item.GetStatus(), tt.want)
 			}
 		})
 	}

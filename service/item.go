@@ -90,21 +90,22 @@ func (s *Service) noteItemError(ctx context.Context, itemID string, err error, a
 // Plaid's public token from update mode needs no exchange, no webhook
 // follows a fixed pending expiry or disconnect, and a redirect proves
 // nothing by itself (it may be a resubmission, or made up), so linkd asks
-// Plaid: /item/get, then /accounts/get when the Item has no error, and
+// Plaid: /link/token/get of tok (linkd's update-mode token for the Item)
+// when the Item is pending a disconnect or flagged new_accounts_available,
+// then /item/get, then /accounts/get when the Item has no error, and
 // applies ConfirmUpdateMode. An Item error Plaid still reports stays; a
 // pending expiry or disconnect clears only when Plaid shows the consent
 // renewed (ConsentRenewed, DisconnectAverted), which a replayed or made-up
 // redirect cannot show. A pending disconnect takes a consent past the
-// disconnect time that did not move since linkd recorded it as renewed
-// only when Plaid's /link/token/get of tok
-// (linkd's update-mode token for the Item) shows a session that went
-// through since the notice (UpdateModeConfirmed), asked before /item/get
-// so that its answer is from after the session: the redirect's word is not
-// enough. The accounts become Plaid's, so that accounts added
-// in update mode appear, and new_accounts_available clears. A webhook
-// applied while Plaid was asked makes linkd ask again (ErrStaleRead). When
-// Plaid cannot answer now, EUNAVAILABLE asks the caller to resubmit (the
-// redirect is recorded).
+// disconnect time that did not move since linkd recorded it as renewed,
+// and new_accounts_available clears, only when /link/token/get shows a
+// session that went through since the notice (UpdateModeConfirmed), asked
+// before /item/get so that its answer is from after the session: the
+// redirect's word is not enough. The accounts become Plaid's, so that
+// accounts added in update mode appear. A webhook applied while Plaid was
+// asked makes linkd ask again (ErrStaleRead). When Plaid cannot answer
+// now, EUNAVAILABLE asks the caller to resubmit (the redirect is
+// recorded).
 func (s *Service) repaired(ctx context.Context, tok *storagev1.StoredLinkToken) (*linkdv1.Item, error) {
 	itemID := tok.GetItemId()
 	asked := s.now() // before any call to Plaid
@@ -118,7 +119,6 @@ func (s *Service) repaired(ctx context.Context, tok *storagev1.StoredLinkToken) 
 	if item.GetStatus() == linkdv1.ItemStatus_ITEM_STATUS_REVOKED {
 		return item, nil // final: only removing it ends it
 	}
-	flagged := item.GetNewAccountsAvailable() // as the session began
 	token, err := s.store.AccessToken(ctx, itemID)
 	if err != nil {
 		return nil, err
@@ -134,18 +134,15 @@ func (s *Service) repaired(ctx context.Context, tok *storagev1.StoredLinkToken) 
 		return nil, fmt.Errorf("%w: %w", linkd.Errorf(linkd.EUNAVAILABLE,
 			"Plaid could not confirm the update-mode session now; resubmit the redirect"), err)
 	}
-	confirmed := false
-	if item.GetStatus() == linkdv1.ItemStatus_ITEM_STATUS_PENDING_DISCONNECT {
-		// Only there does it matter (DisconnectAverted), so only there
-		// does linkd spend the call.
+	var sessions []linkd.LinkTokenSession
+	if item.GetStatus() == linkdv1.ItemStatus_ITEM_STATUS_PENDING_DISCONNECT || item.GetNewAccountsAvailable() {
+		// Only there does it matter (DisconnectAverted, the flag), so only
+		// there does linkd spend the call. A flag raised after this read
+		// stays: no session listed here answers it.
 		lt, err := s.plaid.GetLinkToken(ctx, tok.GetLinkToken())
 		switch {
 		case err == nil:
-			var since time.Time
-			if at := item.GetStatusChangedAt(); at != nil {
-				since = at.AsTime()
-			}
-			confirmed = linkd.UpdateModeConfirmed(lt.Sessions, since)
+			sessions = lt.Sessions
 		case definite(err):
 			// Plaid no longer answers for the token: nothing confirms
 			// the session, and a renewed consent still tells.
@@ -178,7 +175,7 @@ func (s *Service) repaired(ctx context.Context, tok *storagev1.StoredLinkToken) 
 				return unconfirmed(err)
 			}
 			acc.ReadAt, acc.Version = readAt, linkd.VersionOf(seen)
-			apply = linkd.ConfirmUpdateMode(st, acc, flagged, confirmed, s.now())
+			apply = linkd.ConfirmUpdateMode(st, acc, sessions, s.now())
 		}
 		item, err = s.store.UpdateItem(ctx, itemID, apply)
 		switch {
@@ -192,7 +189,8 @@ func (s *Service) repaired(ctx context.Context, tok *storagev1.StoredLinkToken) 
 		}
 		break
 	}
-	s.log.InfoContext(ctx, "update-mode session confirmed by Plaid", "item_id", itemID, "status", item.GetStatus().String())
+	s.log.InfoContext(ctx, "update-mode redirect checked with Plaid", "item_id", itemID, "status", item.GetStatus().String(),
+		"new_accounts_available", item.GetNewAccountsAvailable())
 	return item, nil
 }
 

@@ -393,3 +393,97 @@ func TestService_SubmitRedirect_MadeUpUpdateModeKeepsPendingDisconnect(t *testin
 		t.Fatalf("after the update-mode session Plaid reports: status %v; want GOOD", it.GetStatus())
 	}
 }
+
+// TestService_SubmitRedirect_UpdateModeNewAccountsAvailable: a connected
+// redirect of an update-mode token is the client's word only. For an Item
+// flagged new_accounts_available, a made-up one (no session at Plaid), one
+// of a session the user exited, and one Plaid cannot check now leave the
+// flag; the session run for real at Plaid clears it; and the same
+// redirect replayed after a new NEW_ACCOUNTS_AVAILABLE leaves the new
+// flag, which that older session did not answer.
+func TestService_SubmitRedirect_UpdateModeNewAccountsAvailable(t *testing.T) {
+	e := mustEnv(t)
+	svc, clk := clockedService(t, e, "")
+	ctx := linkd.WithCaller(context.Background(), linkd.Caller{Service: true})
+	id := mustLink(t, svc, "user-1").GetItemId()
+	newAccounts := `{"webhook_type":"ITEM","webhook_code":"NEW_ACCOUNTS_AVAILABLE","item_id":"` + id + `","error":null,"environment":"sandbox"}`
+	flagged := func() bool {
+		t.Helper()
+		it, err := e.db.GetItem(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return it.GetNewAccountsAvailable()
+	}
+	deliver(t, svc, "", newAccounts)
+	if !flagged() {
+		t.Fatal("NEW_ACCOUNTS_AVAILABLE did not set new_accounts_available")
+	}
+
+	upd, err := svc.IssueLinkToken(ctx, &linkdv1.CreateLinkTokenRequest{ClientUserId: "user-1", ItemId: id,
+		Update: &linkdv1.LinkTokenUpdate{AccountSelectionEnabled: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored, err := svc.LinkToken(ctx, upd.GetLinkToken())
+	if err != nil {
+		t.Fatal(err)
+	}
+	connected := func(publicToken, sessionID string) *linkdv1.WebviewRedirect {
+		return &linkdv1.WebviewRedirect{Result: &linkdv1.WebviewRedirect_Connected{Connected: &linkdv1.ConnectedResult{
+			PublicToken: publicToken, LinkSessionId: sessionID, InstitutionId: "ins_109508"}}}
+	}
+
+	if _, err := svc.SubmitRedirect(ctx, stored, connected("public-sandbox-made-up", "sess-made-up")); err != nil {
+		t.Fatalf("SubmitRedirect(made up): %v", err)
+	}
+	if !flagged() {
+		t.Fatal("a made-up update-mode redirect cleared new_accounts_available (no session at Plaid)")
+	}
+
+	exited, _, err := e.emu.CompleteLinkSession(upd.GetLinkToken(), "", "requires_account_selection")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.SubmitRedirect(ctx, stored, connected("public-sandbox-made-up", exited)); err != nil {
+		t.Fatalf("SubmitRedirect(exited session): %v", err)
+	}
+	if !flagged() {
+		t.Fatal("a connected redirect of a session Plaid shows exited cleared new_accounts_available")
+	}
+
+	sessionID, publicToken, err := e.emu.CompleteLinkSession(upd.GetLinkToken(), "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	real := connected(publicToken, sessionID)
+	for range plaid.DefaultMaxAttempts { // every attempt of the one call
+		e.emu.FailNext("/link/token/get", plaidemu.Error{Type: plaidemu.TypeAPIError, Code: "INTERNAL_SERVER_ERROR", Message: "injected"})
+	}
+	if _, err := svc.SubmitRedirect(ctx, stored, real); linkd.ErrorCode(err) != linkd.EUNAVAILABLE {
+		t.Fatalf("SubmitRedirect with /link/token/get down = %v, want EUNAVAILABLE (resubmit)", err)
+	}
+	if !flagged() {
+		t.Fatal("new_accounts_available cleared while Plaid could not confirm the session")
+	}
+	if _, err := svc.SubmitRedirect(ctx, stored, real); err != nil {
+		t.Fatalf("SubmitRedirect(real session): %v", err)
+	}
+	if it, _ := e.db.GetItem(ctx, id); it.GetNewAccountsAvailable() || it.GetNewAccountsAvailableAt() != nil {
+		t.Fatalf("after the update-mode session Plaid reports: %v; want new_accounts_available cleared", it)
+	}
+
+	// Past the second of the session's finished_at (Plaid's whole
+	// seconds), the bank adds another account.
+	clk.Add(time.Minute)
+	deliver(t, svc, "", newAccounts)
+	if !flagged() {
+		t.Fatal("a new NEW_ACCOUNTS_AVAILABLE did not set new_accounts_available")
+	}
+	if _, err := svc.SubmitRedirect(ctx, stored, real); err != nil {
+		t.Fatalf("SubmitRedirect(replayed): %v", err)
+	}
+	if !flagged() {
+		t.Fatal("the replayed redirect of the earlier session cleared the new new_accounts_available")
+	}
+}

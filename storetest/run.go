@@ -909,6 +909,21 @@ func testUpdateItem(t *testing.T, fresh func(*testing.T) linkd.Store) {
 		stored, _ := s.GetItem(ctx, "item-1")
 		wantProto(t, stored, got)
 	})
+	// When new_accounts_available was raised is kept with the flag: only
+	// an update-mode session Plaid shows finished since then clears it.
+	t.Run("NewAccountsNotice", func(t *testing.T) {
+		s := fresh(t)
+		mustPutItem(t, s, linkd.NewItem{Item: newItem("item-1", "user-1", 0)})
+		got, err := s.UpdateItem(ctx, "item-1", linkd.ApplyItemWebhook(linkd.ItemWebhook{Type: "ITEM", Code: "NEW_ACCOUNTS_AVAILABLE"}, at(7)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		stored, _ := s.GetItem(ctx, "item-1")
+		if !stored.GetNewAccountsAvailable() || !stored.GetNewAccountsAvailableAt().AsTime().Equal(at(7)) {
+			t.Fatalf("GetItem = %v, want new_accounts_available raised at %v", stored, at(7))
+		}
+		wantProto(t, stored, got)
+	})
 	t.Run("NoChange", func(t *testing.T) {
 		s := fresh(t)
 		before := mustPutItem(t, s, linkd.NewItem{Item: newItem("item-1", "user-1", 0)})

@@ -1121,7 +1121,8 @@ type Item struct {
 	// not share yet (the NEW_ACCOUNTS_AVAILABLE webhook): the app may offer
 	// update mode with account selection (CreateLinkTokenRequest.item_id and
 	// update.account_selection_enabled). Cleared by the next update-mode
-	// session Plaid confirms.
+	// session Plaid confirms (new_accounts_available_at): a connected
+	// redirect alone, made up or replayed, leaves it set.
 	NewAccountsAvailable bool `protobuf:"varint,11,opt,name=new_accounts_available,json=newAccountsAvailable,proto3" json:"new_accounts_available,omitempty"`
 	// When the user's consent for the Item expires, as Plaid last reported it
 	// (/item/get, the PENDING_EXPIRATION webhook); unset when it does not
@@ -1157,8 +1158,14 @@ type Item struct {
 	// consent renewed past this time, or when this time has passed and Plaid
 	// reports no Item error.
 	DisconnectTime *timestamppb.Timestamp `protobuf:"bytes,18,opt,name=disconnect_time,json=disconnectTime,proto3" json:"disconnect_time,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// When linkd applied the NEW_ACCOUNTS_AVAILABLE webhook that set
+	// new_accounts_available (linkd's clock); unset while it is false. Only
+	// an update-mode session that Plaid's /link/token/get shows finished
+	// without an exit at or after this time clears the flag: a session from
+	// before it, replayed, did not see the accounts it announces.
+	NewAccountsAvailableAt *timestamppb.Timestamp `protobuf:"bytes,19,opt,name=new_accounts_available_at,json=newAccountsAvailableAt,proto3" json:"new_accounts_available_at,omitempty"`
+	unknownFields          protoimpl.UnknownFields
+	sizeCache              protoimpl.SizeCache
 }
 
 func (x *Item) Reset() {
@@ -1313,6 +1320,13 @@ func (x *Item) GetWebhookAppliedAt() *timestamppb.Timestamp {
 func (x *Item) GetDisconnectTime() *timestamppb.Timestamp {
 	if x != nil {
 		return x.DisconnectTime
+	}
+	return nil
+}
+
+func (x *Item) GetNewAccountsAvailableAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.NewAccountsAvailableAt
 	}
 	return nil
 }
@@ -4293,7 +4307,7 @@ const file_linkd_v1_link_proto_rawDesc = "" +
 	"\x17UnrecognizedParamsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01B\b\n" +
-	"\x06result\"\xa6\a\n" +
+	"\x06result\"\xfd\a\n" +
 	"\x04Item\x12\x17\n" +
 	"\aitem_id\x18\x01 \x01(\tR\x06itemId\x12$\n" +
 	"\x0eclient_user_id\x18\x02 \x01(\tR\fclientUserId\x12%\n" +
@@ -4315,7 +4329,8 @@ const file_linkd_v1_link_proto_rawDesc = "" +
 	"\rreconciled_at\x18\x0f \x01(\v2\x1a.google.protobuf.TimestampR\freconciledAt\x12+\n" +
 	"\x11webhook_requested\x18\x10 \x01(\bR\x10webhookRequested\x12H\n" +
 	"\x12webhook_applied_at\x18\x11 \x01(\v2\x1a.google.protobuf.TimestampR\x10webhookAppliedAt\x12C\n" +
-	"\x0fdisconnect_time\x18\x12 \x01(\v2\x1a.google.protobuf.TimestampR\x0edisconnectTimeJ\t\b\xe8\a\x10\x80\x80\x80\x80\x02\"\xb0\x03\n" +
+	"\x0fdisconnect_time\x18\x12 \x01(\v2\x1a.google.protobuf.TimestampR\x0edisconnectTime\x12U\n" +
+	"\x19new_accounts_available_at\x18\x13 \x01(\v2\x1a.google.protobuf.TimestampR\x16newAccountsAvailableAtJ\t\b\xe8\a\x10\x80\x80\x80\x80\x02\"\xb0\x03\n" +
 	"\vLinkSession\x12&\n" +
 	"\x0flink_session_id\x18\x01 \x01(\tR\rlinkSessionId\x12\x1d\n" +
 	"\n" +
@@ -4653,81 +4668,82 @@ var file_linkd_v1_link_proto_depIdxs = []int32{
 	58, // 15: linkd.v1.Item.reconciled_at:type_name -> google.protobuf.Timestamp
 	58, // 16: linkd.v1.Item.webhook_applied_at:type_name -> google.protobuf.Timestamp
 	58, // 17: linkd.v1.Item.disconnect_time:type_name -> google.protobuf.Timestamp
-	7,  // 18: linkd.v1.LinkSession.events:type_name -> linkd.v1.LinkEvent
-	5,  // 19: linkd.v1.LinkSession.connected:type_name -> linkd.v1.ConnectedResult
-	6,  // 20: linkd.v1.LinkSession.exit:type_name -> linkd.v1.ExitResult
-	58, // 21: linkd.v1.LinkSession.first_seen_at:type_name -> google.protobuf.Timestamp
-	58, // 22: linkd.v1.LinkSession.last_seen_at:type_name -> google.protobuf.Timestamp
-	12, // 23: linkd.v1.CreateLinkTokenRequest.hosted_link:type_name -> linkd.v1.HostedLink
-	13, // 24: linkd.v1.CreateLinkTokenRequest.user:type_name -> linkd.v1.LinkTokenUser
-	54, // 25: linkd.v1.CreateLinkTokenRequest.account_filters:type_name -> linkd.v1.CreateLinkTokenRequest.AccountFiltersEntry
-	16, // 26: linkd.v1.CreateLinkTokenRequest.transactions:type_name -> linkd.v1.LinkTokenTransactions
-	17, // 27: linkd.v1.CreateLinkTokenRequest.update:type_name -> linkd.v1.LinkTokenUpdate
-	14, // 28: linkd.v1.LinkTokenUser.address:type_name -> linkd.v1.UserAddress
-	2,  // 29: linkd.v1.CreateLinkTokenResponse.link_token:type_name -> linkd.v1.LinkToken
-	8,  // 30: linkd.v1.ParseRedirectResponse.redirect:type_name -> linkd.v1.WebviewRedirect
-	5,  // 31: linkd.v1.SubmitRedirectResponse.connected:type_name -> linkd.v1.ConnectedResult
-	6,  // 32: linkd.v1.SubmitRedirectResponse.exit:type_name -> linkd.v1.ExitResult
-	7,  // 33: linkd.v1.SubmitRedirectResponse.event:type_name -> linkd.v1.LinkEvent
-	9,  // 34: linkd.v1.SubmitRedirectResponse.item:type_name -> linkd.v1.Item
-	2,  // 35: linkd.v1.SubmitRedirectResponse.new_link_token:type_name -> linkd.v1.LinkToken
-	9,  // 36: linkd.v1.ExchangePublicTokenResponse.item:type_name -> linkd.v1.Item
-	9,  // 37: linkd.v1.GetItemResponse.item:type_name -> linkd.v1.Item
-	0,  // 38: linkd.v1.ListItemsRequest.statuses:type_name -> linkd.v1.ItemStatus
-	9,  // 39: linkd.v1.ListItemsResponse.items:type_name -> linkd.v1.Item
-	10, // 40: linkd.v1.GetLinkSessionResponse.session:type_name -> linkd.v1.LinkSession
-	58, // 41: linkd.v1.GetLinkConversionRequest.since:type_name -> google.protobuf.Timestamp
-	58, // 42: linkd.v1.GetLinkConversionRequest.until:type_name -> google.protobuf.Timestamp
-	58, // 43: linkd.v1.GetLinkConversionResponse.since:type_name -> google.protobuf.Timestamp
-	58, // 44: linkd.v1.GetLinkConversionResponse.until:type_name -> google.protobuf.Timestamp
-	55, // 45: linkd.v1.GetLinkConversionResponse.exits_by_status:type_name -> linkd.v1.GetLinkConversionResponse.ExitsByStatusEntry
-	56, // 46: linkd.v1.GetLinkConversionResponse.exits_by_error_code:type_name -> linkd.v1.GetLinkConversionResponse.ExitsByErrorCodeEntry
-	57, // 47: linkd.v1.GetLinkConversionResponse.abandoned_at_view:type_name -> linkd.v1.GetLinkConversionResponse.AbandonedAtViewEntry
-	2,  // 48: linkd.v1.GetLinkTokenResponse.link_token:type_name -> linkd.v1.LinkToken
-	1,  // 49: linkd.v1.GetLinkTokenResponse.state:type_name -> linkd.v1.LinkTokenState
-	10, // 50: linkd.v1.GetLinkTokenResponse.link_sessions:type_name -> linkd.v1.LinkSession
-	15, // 51: linkd.v1.CreateLinkTokenRequest.AccountFiltersEntry.value:type_name -> linkd.v1.AccountSubtypes
-	11, // 52: linkd.v1.LinkService.CreateLinkToken:input_type -> linkd.v1.CreateLinkTokenRequest
-	19, // 53: linkd.v1.LinkService.ParseRedirect:input_type -> linkd.v1.ParseRedirectRequest
-	21, // 54: linkd.v1.LinkService.SubmitRedirect:input_type -> linkd.v1.SubmitRedirectRequest
-	23, // 55: linkd.v1.LinkService.ExchangePublicToken:input_type -> linkd.v1.ExchangePublicTokenRequest
-	25, // 56: linkd.v1.LinkService.GetItem:input_type -> linkd.v1.GetItemRequest
-	27, // 57: linkd.v1.LinkService.ListItems:input_type -> linkd.v1.ListItemsRequest
-	29, // 58: linkd.v1.LinkService.RemoveItem:input_type -> linkd.v1.RemoveItemRequest
-	31, // 59: linkd.v1.LinkService.GetLinkSession:input_type -> linkd.v1.GetLinkSessionRequest
-	33, // 60: linkd.v1.LinkService.CreateSandboxPublicToken:input_type -> linkd.v1.CreateSandboxPublicTokenRequest
-	35, // 61: linkd.v1.LinkService.ResumeOAuth:input_type -> linkd.v1.ResumeOAuthRequest
-	37, // 62: linkd.v1.LinkService.ResetSandboxItemLogin:input_type -> linkd.v1.ResetSandboxItemLoginRequest
-	39, // 63: linkd.v1.LinkService.FireSandboxWebhook:input_type -> linkd.v1.FireSandboxWebhookRequest
-	41, // 64: linkd.v1.LinkService.SetSandboxVerificationStatus:input_type -> linkd.v1.SetSandboxVerificationStatusRequest
-	43, // 65: linkd.v1.LinkService.SetEmulatorItemState:input_type -> linkd.v1.SetEmulatorItemStateRequest
-	45, // 66: linkd.v1.LinkService.GetLinkConversion:input_type -> linkd.v1.GetLinkConversionRequest
-	47, // 67: linkd.v1.LinkService.GetLinkToken:input_type -> linkd.v1.GetLinkTokenRequest
-	49, // 68: linkd.v1.LinkService.CompleteSandboxLinkSession:input_type -> linkd.v1.CompleteSandboxLinkSessionRequest
-	51, // 69: linkd.v1.LinkService.DeleteUserData:input_type -> linkd.v1.DeleteUserDataRequest
-	18, // 70: linkd.v1.LinkService.CreateLinkToken:output_type -> linkd.v1.CreateLinkTokenResponse
-	20, // 71: linkd.v1.LinkService.ParseRedirect:output_type -> linkd.v1.ParseRedirectResponse
-	22, // 72: linkd.v1.LinkService.SubmitRedirect:output_type -> linkd.v1.SubmitRedirectResponse
-	24, // 73: linkd.v1.LinkService.ExchangePublicToken:output_type -> linkd.v1.ExchangePublicTokenResponse
-	26, // 74: linkd.v1.LinkService.GetItem:output_type -> linkd.v1.GetItemResponse
-	28, // 75: linkd.v1.LinkService.ListItems:output_type -> linkd.v1.ListItemsResponse
-	30, // 76: linkd.v1.LinkService.RemoveItem:output_type -> linkd.v1.RemoveItemResponse
-	32, // 77: linkd.v1.LinkService.GetLinkSession:output_type -> linkd.v1.GetLinkSessionResponse
-	34, // 78: linkd.v1.LinkService.CreateSandboxPublicToken:output_type -> linkd.v1.CreateSandboxPublicTokenResponse
-	36, // 79: linkd.v1.LinkService.ResumeOAuth:output_type -> linkd.v1.ResumeOAuthResponse
-	38, // 80: linkd.v1.LinkService.ResetSandboxItemLogin:output_type -> linkd.v1.ResetSandboxItemLoginResponse
-	40, // 81: linkd.v1.LinkService.FireSandboxWebhook:output_type -> linkd.v1.FireSandboxWebhookResponse
-	42, // 82: linkd.v1.LinkService.SetSandboxVerificationStatus:output_type -> linkd.v1.SetSandboxVerificationStatusResponse
-	44, // 83: linkd.v1.LinkService.SetEmulatorItemState:output_type -> linkd.v1.SetEmulatorItemStateResponse
-	46, // 84: linkd.v1.LinkService.GetLinkConversion:output_type -> linkd.v1.GetLinkConversionResponse
-	48, // 85: linkd.v1.LinkService.GetLinkToken:output_type -> linkd.v1.GetLinkTokenResponse
-	50, // 86: linkd.v1.LinkService.CompleteSandboxLinkSession:output_type -> linkd.v1.CompleteSandboxLinkSessionResponse
-	52, // 87: linkd.v1.LinkService.DeleteUserData:output_type -> linkd.v1.DeleteUserDataResponse
-	70, // [70:88] is the sub-list for method output_type
-	52, // [52:70] is the sub-list for method input_type
-	52, // [52:52] is the sub-list for extension type_name
-	52, // [52:52] is the sub-list for extension extendee
-	0,  // [0:52] is the sub-list for field type_name
+	58, // 18: linkd.v1.Item.new_accounts_available_at:type_name -> google.protobuf.Timestamp
+	7,  // 19: linkd.v1.LinkSession.events:type_name -> linkd.v1.LinkEvent
+	5,  // 20: linkd.v1.LinkSession.connected:type_name -> linkd.v1.ConnectedResult
+	6,  // 21: linkd.v1.LinkSession.exit:type_name -> linkd.v1.ExitResult
+	58, // 22: linkd.v1.LinkSession.first_seen_at:type_name -> google.protobuf.Timestamp
+	58, // 23: linkd.v1.LinkSession.last_seen_at:type_name -> google.protobuf.Timestamp
+	12, // 24: linkd.v1.CreateLinkTokenRequest.hosted_link:type_name -> linkd.v1.HostedLink
+	13, // 25: linkd.v1.CreateLinkTokenRequest.user:type_name -> linkd.v1.LinkTokenUser
+	54, // 26: linkd.v1.CreateLinkTokenRequest.account_filters:type_name -> linkd.v1.CreateLinkTokenRequest.AccountFiltersEntry
+	16, // 27: linkd.v1.CreateLinkTokenRequest.transactions:type_name -> linkd.v1.LinkTokenTransactions
+	17, // 28: linkd.v1.CreateLinkTokenRequest.update:type_name -> linkd.v1.LinkTokenUpdate
+	14, // 29: linkd.v1.LinkTokenUser.address:type_name -> linkd.v1.UserAddress
+	2,  // 30: linkd.v1.CreateLinkTokenResponse.link_token:type_name -> linkd.v1.LinkToken
+	8,  // 31: linkd.v1.ParseRedirectResponse.redirect:type_name -> linkd.v1.WebviewRedirect
+	5,  // 32: linkd.v1.SubmitRedirectResponse.connected:type_name -> linkd.v1.ConnectedResult
+	6,  // 33: linkd.v1.SubmitRedirectResponse.exit:type_name -> linkd.v1.ExitResult
+	7,  // 34: linkd.v1.SubmitRedirectResponse.event:type_name -> linkd.v1.LinkEvent
+	9,  // 35: linkd.v1.SubmitRedirectResponse.item:type_name -> linkd.v1.Item
+	2,  // 36: linkd.v1.SubmitRedirectResponse.new_link_token:type_name -> linkd.v1.LinkToken
+	9,  // 37: linkd.v1.ExchangePublicTokenResponse.item:type_name -> linkd.v1.Item
+	9,  // 38: linkd.v1.GetItemResponse.item:type_name -> linkd.v1.Item
+	0,  // 39: linkd.v1.ListItemsRequest.statuses:type_name -> linkd.v1.ItemStatus
+	9,  // 40: linkd.v1.ListItemsResponse.items:type_name -> linkd.v1.Item
+	10, // 41: linkd.v1.GetLinkSessionResponse.session:type_name -> linkd.v1.LinkSession
+	58, // 42: linkd.v1.GetLinkConversionRequest.since:type_name -> google.protobuf.Timestamp
+	58, // 43: linkd.v1.GetLinkConversionRequest.until:type_name -> google.protobuf.Timestamp
+	58, // 44: linkd.v1.GetLinkConversionResponse.since:type_name -> google.protobuf.Timestamp
+	58, // 45: linkd.v1.GetLinkConversionResponse.until:type_name -> google.protobuf.Timestamp
+	55, // 46: linkd.v1.GetLinkConversionResponse.exits_by_status:type_name -> linkd.v1.GetLinkConversionResponse.ExitsByStatusEntry
+	56, // 47: linkd.v1.GetLinkConversionResponse.exits_by_error_code:type_name -> linkd.v1.GetLinkConversionResponse.ExitsByErrorCodeEntry
+	57, // 48: linkd.v1.GetLinkConversionResponse.abandoned_at_view:type_name -> linkd.v1.GetLinkConversionResponse.AbandonedAtViewEntry
+	2,  // 49: linkd.v1.GetLinkTokenResponse.link_token:type_name -> linkd.v1.LinkToken
+	1,  // 50: linkd.v1.GetLinkTokenResponse.state:type_name -> linkd.v1.LinkTokenState
+	10, // 51: linkd.v1.GetLinkTokenResponse.link_sessions:type_name -> linkd.v1.LinkSession
+	15, // 52: linkd.v1.CreateLinkTokenRequest.AccountFiltersEntry.value:type_name -> linkd.v1.AccountSubtypes
+	11, // 53: linkd.v1.LinkService.CreateLinkToken:input_type -> linkd.v1.CreateLinkTokenRequest
+	19, // 54: linkd.v1.LinkService.ParseRedirect:input_type -> linkd.v1.ParseRedirectRequest
+	21, // 55: linkd.v1.LinkService.SubmitRedirect:input_type -> linkd.v1.SubmitRedirectRequest
+	23, // 56: linkd.v1.LinkService.ExchangePublicToken:input_type -> linkd.v1.ExchangePublicTokenRequest
+	25, // 57: linkd.v1.LinkService.GetItem:input_type -> linkd.v1.GetItemRequest
+	27, // 58: linkd.v1.LinkService.ListItems:input_type -> linkd.v1.ListItemsRequest
+	29, // 59: linkd.v1.LinkService.RemoveItem:input_type -> linkd.v1.RemoveItemRequest
+	31, // 60: linkd.v1.LinkService.GetLinkSession:input_type -> linkd.v1.GetLinkSessionRequest
+	33, // 61: linkd.v1.LinkService.CreateSandboxPublicToken:input_type -> linkd.v1.CreateSandboxPublicTokenRequest
+	35, // 62: linkd.v1.LinkService.ResumeOAuth:input_type -> linkd.v1.ResumeOAuthRequest
+	37, // 63: linkd.v1.LinkService.ResetSandboxItemLogin:input_type -> linkd.v1.ResetSandboxItemLoginRequest
+	39, // 64: linkd.v1.LinkService.FireSandboxWebhook:input_type -> linkd.v1.FireSandboxWebhookRequest
+	41, // 65: linkd.v1.LinkService.SetSandboxVerificationStatus:input_type -> linkd.v1.SetSandboxVerificationStatusRequest
+	43, // 66: linkd.v1.LinkService.SetEmulatorItemState:input_type -> linkd.v1.SetEmulatorItemStateRequest
+	45, // 67: linkd.v1.LinkService.GetLinkConversion:input_type -> linkd.v1.GetLinkConversionRequest
+	47, // 68: linkd.v1.LinkService.GetLinkToken:input_type -> linkd.v1.GetLinkTokenRequest
+	49, // 69: linkd.v1.LinkService.CompleteSandboxLinkSession:input_type -> linkd.v1.CompleteSandboxLinkSessionRequest
+	51, // 70: linkd.v1.LinkService.DeleteUserData:input_type -> linkd.v1.DeleteUserDataRequest
+	18, // 71: linkd.v1.LinkService.CreateLinkToken:output_type -> linkd.v1.CreateLinkTokenResponse
+	20, // 72: linkd.v1.LinkService.ParseRedirect:output_type -> linkd.v1.ParseRedirectResponse
+	22, // 73: linkd.v1.LinkService.SubmitRedirect:output_type -> linkd.v1.SubmitRedirectResponse
+	24, // 74: linkd.v1.LinkService.ExchangePublicToken:output_type -> linkd.v1.ExchangePublicTokenResponse
+	26, // 75: linkd.v1.LinkService.GetItem:output_type -> linkd.v1.GetItemResponse
+	28, // 76: linkd.v1.LinkService.ListItems:output_type -> linkd.v1.ListItemsResponse
+	30, // 77: linkd.v1.LinkService.RemoveItem:output_type -> linkd.v1.RemoveItemResponse
+	32, // 78: linkd.v1.LinkService.GetLinkSession:output_type -> linkd.v1.GetLinkSessionResponse
+	34, // 79: linkd.v1.LinkService.CreateSandboxPublicToken:output_type -> linkd.v1.CreateSandboxPublicTokenResponse
+	36, // 80: linkd.v1.LinkService.ResumeOAuth:output_type -> linkd.v1.ResumeOAuthResponse
+	38, // 81: linkd.v1.LinkService.ResetSandboxItemLogin:output_type -> linkd.v1.ResetSandboxItemLoginResponse
+	40, // 82: linkd.v1.LinkService.FireSandboxWebhook:output_type -> linkd.v1.FireSandboxWebhookResponse
+	42, // 83: linkd.v1.LinkService.SetSandboxVerificationStatus:output_type -> linkd.v1.SetSandboxVerificationStatusResponse
+	44, // 84: linkd.v1.LinkService.SetEmulatorItemState:output_type -> linkd.v1.SetEmulatorItemStateResponse
+	46, // 85: linkd.v1.LinkService.GetLinkConversion:output_type -> linkd.v1.GetLinkConversionResponse
+	48, // 86: linkd.v1.LinkService.GetLinkToken:output_type -> linkd.v1.GetLinkTokenResponse
+	50, // 87: linkd.v1.LinkService.CompleteSandboxLinkSession:output_type -> linkd.v1.CompleteSandboxLinkSessionResponse
+	52, // 88: linkd.v1.LinkService.DeleteUserData:output_type -> linkd.v1.DeleteUserDataResponse
+	71, // [71:89] is the sub-list for method output_type
+	53, // [53:71] is the sub-list for method input_type
+	53, // [53:53] is the sub-list for extension type_name
+	53, // [53:53] is the sub-list for extension extendee
+	0,  // [0:53] is the sub-list for field type_name
 }
 
 func init() { file_linkd_v1_link_proto_init() }

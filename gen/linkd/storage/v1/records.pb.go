@@ -64,6 +64,9 @@ type StoredItem struct {
 	WebhookAppliedAt *timestamppb.Timestamp `protobuf:"bytes,17,opt,name=webhook_applied_at,json=webhookAppliedAt,proto3" json:"webhook_applied_at,omitempty"`
 	// When Plaid will disconnect the Item (PENDING_DISCONNECT).
 	DisconnectTime *timestamppb.Timestamp `protobuf:"bytes,18,opt,name=disconnect_time,json=disconnectTime,proto3" json:"disconnect_time,omitempty"`
+	// When linkd applied the NEW_ACCOUNTS_AVAILABLE webhook that set
+	// new_accounts_available.
+	NewAccountsAvailableAt *timestamppb.Timestamp `protobuf:"bytes,19,opt,name=new_accounts_available_at,json=newAccountsAvailableAt,proto3" json:"new_accounts_available_at,omitempty"`
 	// The Item's access token, sealed with the item_id as additional data
 	// (bbolt store).
 	SealedAccessToken *SealedAccessToken `protobuf:"bytes,1000,opt,name=sealed_access_token,json=sealedAccessToken,proto3" json:"sealed_access_token,omitempty"`
@@ -230,6 +233,13 @@ func (x *StoredItem) GetWebhookAppliedAt() *timestamppb.Timestamp {
 func (x *StoredItem) GetDisconnectTime() *timestamppb.Timestamp {
 	if x != nil {
 		return x.DisconnectTime
+	}
+	return nil
+}
+
+func (x *StoredItem) GetNewAccountsAvailableAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.NewAccountsAvailableAt
 	}
 	return nil
 }
@@ -1054,7 +1064,7 @@ var File_linkd_storage_v1_records_proto protoreflect.FileDescriptor
 
 const file_linkd_storage_v1_records_proto_rawDesc = "" +
 	"\n" +
-	"\x1elinkd/storage/v1/records.proto\x12\x10linkd.storage.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1elinkd/storage/v1/storage.proto\"\xda\b\n" +
+	"\x1elinkd/storage/v1/records.proto\x12\x10linkd.storage.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1elinkd/storage/v1/storage.proto\"\xb1\t\n" +
 	"\n" +
 	"StoredItem\x12\x17\n" +
 	"\aitem_id\x18\x01 \x01(\tR\x06itemId\x12$\n" +
@@ -1077,7 +1087,8 @@ const file_linkd_storage_v1_records_proto_rawDesc = "" +
 	"\rreconciled_at\x18\x0f \x01(\v2\x1a.google.protobuf.TimestampR\freconciledAt\x12+\n" +
 	"\x11webhook_requested\x18\x10 \x01(\bR\x10webhookRequested\x12H\n" +
 	"\x12webhook_applied_at\x18\x11 \x01(\v2\x1a.google.protobuf.TimestampR\x10webhookAppliedAt\x12C\n" +
-	"\x0fdisconnect_time\x18\x12 \x01(\v2\x1a.google.protobuf.TimestampR\x0edisconnectTime\x12T\n" +
+	"\x0fdisconnect_time\x18\x12 \x01(\v2\x1a.google.protobuf.TimestampR\x0edisconnectTime\x12U\n" +
+	"\x19new_accounts_available_at\x18\x13 \x01(\v2\x1a.google.protobuf.TimestampR\x16newAccountsAvailableAt\x12T\n" +
 	"\x13sealed_access_token\x18\xe8\a \x01(\v2#.linkd.storage.v1.SealedAccessTokenR\x11sealedAccessToken\x12<\n" +
 	"\vrefresh_due\x18\xe9\a \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"refreshDue\x12+\n" +
@@ -1195,23 +1206,24 @@ var file_linkd_storage_v1_records_proto_depIdxs = []int32{
 	7,  // 4: linkd.storage.v1.StoredItem.reconciled_at:type_name -> google.protobuf.Timestamp
 	7,  // 5: linkd.storage.v1.StoredItem.webhook_applied_at:type_name -> google.protobuf.Timestamp
 	7,  // 6: linkd.storage.v1.StoredItem.disconnect_time:type_name -> google.protobuf.Timestamp
-	8,  // 7: linkd.storage.v1.StoredItem.sealed_access_token:type_name -> linkd.storage.v1.SealedAccessToken
-	7,  // 8: linkd.storage.v1.StoredItem.refresh_due:type_name -> google.protobuf.Timestamp
-	1,  // 9: linkd.storage.v1.StoredConnectedResult.accounts:type_name -> linkd.storage.v1.StoredAccount
-	2,  // 10: linkd.storage.v1.StoredExitResult.error:type_name -> linkd.storage.v1.StoredLinkError
-	2,  // 11: linkd.storage.v1.StoredLinkEvent.error:type_name -> linkd.storage.v1.StoredLinkError
-	7,  // 12: linkd.storage.v1.StoredLinkEvent.timestamp:type_name -> google.protobuf.Timestamp
-	7,  // 13: linkd.storage.v1.StoredLinkEvent.issue_detected_at:type_name -> google.protobuf.Timestamp
-	5,  // 14: linkd.storage.v1.StoredLinkSession.events:type_name -> linkd.storage.v1.StoredLinkEvent
-	3,  // 15: linkd.storage.v1.StoredLinkSession.connected:type_name -> linkd.storage.v1.StoredConnectedResult
-	4,  // 16: linkd.storage.v1.StoredLinkSession.exit:type_name -> linkd.storage.v1.StoredExitResult
-	7,  // 17: linkd.storage.v1.StoredLinkSession.first_seen_at:type_name -> google.protobuf.Timestamp
-	7,  // 18: linkd.storage.v1.StoredLinkSession.last_seen_at:type_name -> google.protobuf.Timestamp
-	19, // [19:19] is the sub-list for method output_type
-	19, // [19:19] is the sub-list for method input_type
-	19, // [19:19] is the sub-list for extension type_name
-	19, // [19:19] is the sub-list for extension extendee
-	0,  // [0:19] is the sub-list for field type_name
+	7,  // 7: linkd.storage.v1.StoredItem.new_accounts_available_at:type_name -> google.protobuf.Timestamp
+	8,  // 8: linkd.storage.v1.StoredItem.sealed_access_token:type_name -> linkd.storage.v1.SealedAccessToken
+	7,  // 9: linkd.storage.v1.StoredItem.refresh_due:type_name -> google.protobuf.Timestamp
+	1,  // 10: linkd.storage.v1.StoredConnectedResult.accounts:type_name -> linkd.storage.v1.StoredAccount
+	2,  // 11: linkd.storage.v1.StoredExitResult.error:type_name -> linkd.storage.v1.StoredLinkError
+	2,  // 12: linkd.storage.v1.StoredLinkEvent.error:type_name -> linkd.storage.v1.StoredLinkError
+	7,  // 13: linkd.storage.v1.StoredLinkEvent.timestamp:type_name -> google.protobuf.Timestamp
+	7,  // 14: linkd.storage.v1.StoredLinkEvent.issue_detected_at:type_name -> google.protobuf.Timestamp
+	5,  // 15: linkd.storage.v1.StoredLinkSession.events:type_name -> linkd.storage.v1.StoredLinkEvent
+	3,  // 16: linkd.storage.v1.StoredLinkSession.connected:type_name -> linkd.storage.v1.StoredConnectedResult
+	4,  // 17: linkd.storage.v1.StoredLinkSession.exit:type_name -> linkd.storage.v1.StoredExitResult
+	7,  // 18: linkd.storage.v1.StoredLinkSession.first_seen_at:type_name -> google.protobuf.Timestamp
+	7,  // 19: linkd.storage.v1.StoredLinkSession.last_seen_at:type_name -> google.protobuf.Timestamp
+	20, // [20:20] is the sub-list for method output_type
+	20, // [20:20] is the sub-list for method input_type
+	20, // [20:20] is the sub-list for extension type_name
+	20, // [20:20] is the sub-list for extension extendee
+	0,  // [0:20] is the sub-list for field type_name
 }
 
 func init() { file_linkd_storage_v1_records_proto_init() }
