@@ -99,9 +99,12 @@ type Token struct {
 	CompletionRedirectURI string
 }
 
-// HostedBackend is a Backend that takes the sessions of Hosted Link tokens
-// when they end, as Plaid's hosted page reports them (LINK webhooks,
-// /link/token/get). Without one, Hosted Link sessions report nothing.
+// HostedBackend is a Backend that takes every session when it ends, of
+// Hosted Link and webview tokens alike, as Plaid's Link reports each to
+// Plaid (/link/token/get lists it; LINK webhooks follow). A webview
+// session reports before its final redirect, so that its connected
+// redirect reaches the app after Plaid knows the session. Without one,
+// sessions report nothing.
 type HostedBackend interface {
 	Backend
 	// FinishSession records a finished session: linked with publicToken
@@ -109,7 +112,7 @@ type HostedBackend interface {
 	FinishSession(linkToken, linkSessionID, publicToken, institutionID string, accountIDs []string, exitStatus string, events []HostedEvent) error
 }
 
-// HostedEvent is one event the page fired in a Hosted Link session.
+// HostedEvent is one event the page fired in a session (its report).
 type HostedEvent struct {
 	Name      string            `json:"event_name"`
 	Timestamp string            `json:"timestamp"`
@@ -185,8 +188,8 @@ type session struct {
 	mfaPending    bool
 	// connected is set once the session's public token is issued.
 	connected bool
-	// publicToken and accountIDs are what connect issued, for a Hosted
-	// Link session's report; finished is set once it is reported.
+	// publicToken and accountIDs are what connect issued, for the
+	// session's report; finished is set once it is reported.
 	publicToken string
 	accountIDs  []string
 	finished    bool
@@ -485,7 +488,7 @@ type apiRequest struct {
 	Password      string   `json:"password"`
 	Code          string   `json:"code"`
 	AccountIDs    []string `json:"account_ids"`
-	// ExitStatus and Events are a Hosted Link session's report (finish).
+	// ExitStatus and Events are a session's report (finish).
 	ExitStatus string        `json:"exit_status"`
 	Events     []HostedEvent `json:"events"`
 }
@@ -687,17 +690,17 @@ func (p *Page) connect(_ *http.Request, req *apiRequest, s *session) (apiRespons
 	return apiResponse{PublicToken: token}, nil
 }
 
-// maxHostedEvents bounds the events a Hosted Link report carries: a real
+// maxHostedEvents bounds the events a session's report carries: a real
 // session fires a few dozen.
 const maxHostedEvents = 200
 
-// finish reports a Hosted Link session to the backend once, as Plaid's
-// hosted page does when the session ends: linked with the public token
-// connect issued, or exited with exit_status.
+// finish reports a session (Hosted Link or webview) to the backend once,
+// as Plaid's Link does when the session ends: linked with the public
+// token connect issued, or exited with exit_status.
 func (p *Page) finish(_ *http.Request, req *apiRequest, s *session) (apiResponse, error) {
 	hb, ok := p.backend.(HostedBackend)
 	if !ok {
-		return apiResponse{}, &apiError{err: &Error{Type: "INVALID_REQUEST", Code: "INVALID_FIELD", Message: "this Link page takes no Hosted Link sessions"}, fatal: true}
+		return apiResponse{}, &apiError{err: &Error{Type: "INVALID_REQUEST", Code: "INVALID_FIELD", Message: "this Link page takes no session reports"}, fatal: true}
 	}
 	if len(req.Events) > maxHostedEvents {
 		return apiResponse{}, &apiError{err: &Error{Type: "INVALID_REQUEST", Code: "INVALID_FIELD", Message: "too many events"}, fatal: true}

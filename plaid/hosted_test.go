@@ -4,9 +4,11 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/linkd/linkd"
 	linkdv1 "github.com/linkd/linkd/gen/linkd/v1"
+	"github.com/linkd/linkd/plaidemu"
 )
 
 // TestClient_CreateLinkToken_Options: every option goes to Plaid in
@@ -102,4 +104,65 @@ func TestClient_GetLinkToken(t *testing.T) {
 	}
 	_, err = c.GetLinkToken(ctx, "link-sandbox-00000000-0000-0000-0000-000000000000")
 	WantError(t, err, linkd.EINVALID, "INVALID_LINK_TOKEN")
+}
+
+// TestClient_GetLinkToken_WebviewSessions: sessions a webview runs through
+// linkd's own Link page, which reports each as it ends (as Plaid's Link
+// reports every session to Plaid), come back from /link/token/get like
+// Hosted Link ones, in Plaid's shape: an update-mode session that went
+// through with its finished_at and item_add_results, one the user left
+// with its exit, each under the page's link_session_id with the page's
+// events.
+func TestClient_GetLinkToken_WebviewSessions(t *testing.T) {
+	e := MustStartEmulator(t)
+	c := MustNewClient(t, e.URL())
+	ctx := context.Background()
+	item := MustCreateItem(t, c)
+	opts := linkTokenOptions()
+	opts.Products, opts.AccessToken, opts.AccountSelectionEnabled = nil, item.AccessToken, true
+	tok, err := c.CreateLinkToken(ctx, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	began := time.Now().Truncate(time.Second)
+
+	// What the page does for a session the user left, then one that
+	// connected: its public token from connect, then its report.
+	opened := time.Now().UTC().Format("2006-01-02T15:04:05.000Z")
+	if err := e.FinishLinkSession(tok.LinkToken, "page-session-exit", "", "ins_109508", nil, "requires_credentials",
+		[]plaidemu.LinkEvent{{Name: "OPEN", Timestamp: opened, Metadata: map[string]string{"request_id": "req-1"}}}); err != nil {
+		t.Fatal(err)
+	}
+	publicToken, err := e.CreatePublicToken(tok.LinkToken, "ins_109508", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.FinishLinkSession(tok.LinkToken, "page-session-ok", publicToken, "ins_109508", nil, "",
+		[]plaidemu.LinkEvent{{Name: "OPEN", Timestamp: opened}, {Name: "HANDOFF", Timestamp: opened}}); err != nil {
+		t.Fatal(err)
+	}
+
+	st, err := c.GetLinkToken(ctx, tok.LinkToken)
+	if err != nil || len(st.Sessions) != 2 {
+		t.Fatalf("GetLinkToken = %+v, %v; want both webview sessions", st, err)
+	}
+	left, done := st.Sessions[0], st.Sessions[1]
+	if left.LinkSessionID != "page-session-exit" || left.Exit == nil || left.Exit.GetStatus() != "requires_credentials" ||
+		left.Exit.GetInstitutionId() != "ins_109508" || len(left.ItemAdds) != 0 || left.FinishedAt.Before(began) {
+		t.Errorf("exited session = %+v", left)
+	}
+	if done.LinkSessionID != "page-session-ok" || done.Exit != nil || len(done.ItemAdds) != 1 || done.FinishedAt.Before(began) ||
+		done.ItemAdds[0].GetPublicToken() != publicToken || len(done.ItemAdds[0].GetAccounts()) == 0 {
+		t.Errorf("connected session = %+v", done)
+	}
+	if len(done.Events) != 2 || done.Events[1].GetEventName() != "HANDOFF" || done.Events[1].GetEventId() == "" ||
+		done.Events[0].GetLinkSessionId() != "page-session-ok" || !done.StartedAt.Equal(done.Events[0].GetTimestamp().AsTime().Truncate(time.Second)) {
+		t.Errorf("events = %v (started %v)", done.Events, done.StartedAt)
+	}
+	if !linkd.UpdateModeConfirmed(st.Sessions, began) {
+		t.Error("UpdateModeConfirmed = false for the session that went through")
+	}
+	if linkd.UpdateModeConfirmed(st.Sessions[:1], began) {
+		t.Error("UpdateModeConfirmed = true for a session the user exited")
+	}
 }

@@ -11,12 +11,14 @@ import (
 	"github.com/google/uuid"
 )
 
-// Hosted Link and the LINK webhooks. A link token created with hosted_link
-// gets a hosted_link_url (linkd's own Link page, set by SetLinkPageURL);
-// each session of it that finishes sends signed LINK webhooks (EVENTS,
-// ITEM_ADD_RESULT, SESSION_FINISHED) to the token's webhook, as Plaid does,
-// and /link/token/get reports it. Webview sessions send them too when
-// SetLinkWebhooksForWebview is on (Plaid's account setting).
+// Hosted Link, Link sessions and the LINK webhooks. A link token created
+// with hosted_link gets a hosted_link_url (linkd's own Link page, set by
+// SetLinkPageURL). Every session of a token that finishes, Hosted Link or
+// webview (the page reports both, FinishLinkSession; CompleteLinkSession
+// runs one), is listed by /link/token/get, as Plaid lists every session;
+// a Hosted Link one sends signed LINK webhooks (EVENTS, ITEM_ADD_RESULT,
+// SESSION_FINISHED) to the token's webhook, as Plaid does, and a webview
+// one too when SetLinkWebhooksForWebview is on (Plaid's account setting).
 
 // maxURLLifetimeSeconds is Plaid's bound on hosted_link.url_lifetime_seconds:
 // 21 days.
@@ -249,8 +251,9 @@ type LinkEvent struct {
 	Metadata  map[string]string
 }
 
-// FinishLinkSession records a Link session a Link page ran for linkToken,
-// as Plaid's hosted page reports it: linked with publicToken (issued by
+// FinishLinkSession records a Link session a Link page ran for linkToken
+// (Hosted Link or webview), as Plaid's Link reports it to Plaid, for
+// /link/token/get: linked with publicToken (issued by
 // CreatePublicToken for this token, at institutionID with accountIDs), or
 // exited with exitStatus, and its events. It sends the LINK webhooks Plaid
 // sends (see CompleteLinkSession), delivered before it returns. It returns

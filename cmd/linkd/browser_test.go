@@ -497,6 +497,50 @@ func TestBrowser_Link(t *testing.T) {
 		}
 	})
 
+	t.Run("UpdateModeNewAccounts", func(t *testing.T) {
+		// The bank opens an account (NEW_ACCOUNTS_AVAILABLE); a made-up
+		// connected redirect leaves the flag; the user adds the account
+		// in a webview update-mode session through linkd's own page,
+		// which reports the session to the emulator before its connected
+		// redirect, and linkd, which asks Plaid's /link/token/get before
+		// it believes the redirect, finds it and clears the flag.
+		const user = "browser-accounts"
+		item := mustHostedItem(t, env.ts, env.c, user)
+		id := item.GetItemId()
+		if _, err := env.c.FireSandboxWebhook(ctx, &linkdv1.FireSandboxWebhookRequest{ItemId: id, WebhookCode: "NEW_ACCOUNTS_AVAILABLE"}); err != nil {
+			t.Fatalf("FireSandboxWebhook: %v", err)
+		}
+		upd := env.linkToken(t, &linkdv1.CreateLinkTokenRequest{ClientUserId: user, ItemId: id,
+			Update: &linkdv1.LinkTokenUpdate{AccountSelectionEnabled: true}})
+		if _, err := env.c.SubmitRedirect(ctx, &linkdv1.SubmitRedirectRequest{LinkToken: upd.GetLinkToken(),
+			Url: connectedURL("public-sandbox-made-up", "sess-made-up")}); err != nil {
+			t.Fatalf("SubmitRedirect(made up): %v", err)
+		}
+		if got := mustGetItem(t, env.c, id); !got.GetNewAccountsAvailable() {
+			t.Fatalf("after a made-up update-mode redirect: %v; want new_accounts_available still set", got)
+		}
+
+		tab := env.browser.NewTab(t)
+		tab.Run("open update-mode webview_url", chromedp.Navigate(upd.GetWebviewUrl()))
+		tab.Click("#consent-continue")
+		tab.Type("#username", "user_good")
+		tab.Type("#password", "pass_good")
+		tab.Click("#credential-submit")
+		tab.Screen("#view-select-account", "update-new-account")
+		tab.Click("#accounts input:not(:checked)") // the account the bank added
+		tab.Click("#account-submit")
+		tab.Click("#connected-continue")
+		asked := env.ts.emulator.Calls("/link/token/get")
+		checkRedirects(t, env.c, upd.GetLinkToken(), tab.Redirects("connected"))
+		if env.ts.emulator.Calls("/link/token/get") == asked {
+			t.Error("linkd took the update-mode connected redirect without asking Plaid's /link/token/get")
+		}
+		got := mustGetItem(t, env.c, id)
+		if got.GetNewAccountsAvailable() || len(got.GetAccounts()) != len(item.GetAccounts())+1 {
+			t.Fatalf("after the webview update-mode session: %v; want new_accounts_available cleared and %d accounts", got, len(item.GetAccounts())+1)
+		}
+	})
+
 	if d := time.Since(start); d > 2*time.Minute {
 		t.Errorf("browser tests took %v, want under 2 minutes", d)
 	}

@@ -72,8 +72,9 @@ func (b emulatorBackend) CreatePublicToken(linkToken, institutionID string, acco
 	return token, nil
 }
 
-// FinishSession hands a Hosted Link session the page ran to the emulator,
-// which reports it as Plaid does (LINK webhooks, /link/token/get).
+// FinishSession hands a session the page ran (Hosted Link or webview) to
+// the emulator, which reports it as Plaid does (/link/token/get, LINK
+// webhooks).
 func (b emulatorBackend) FinishSession(linkToken, linkSessionID, publicToken, institutionID string, accountIDs []string, exitStatus string, events []linkpage.HostedEvent) error {
 	evs := make([]plaidemu.LinkEvent, len(events))
 	for i, e := range events {

@@ -23,12 +23,17 @@
   var inWebview = new URLSearchParams(window.location.search).get('isWebview') === 'true';
   var sent = [];
 
-  // Hosted Link (a browser tab, no webview delegate) fires no redirects:
-  // the page keeps its events and reports the session when it ends
-  // (api/finish), as Plaid's hosted page does, then goes to the token's
-  // completion_redirect_uri.
+  // Every session reports itself when it ends (api/finish), with its
+  // events, as Plaid's Link reports every session to Plaid, whose
+  // /link/token/get lists it. Hosted Link (a browser tab, no webview
+  // delegate) fires no redirects and then goes to the token's
+  // completion_redirect_uri. A webview session reports before its final
+  // redirect (connected or exit), so that Plaid knows of the session by
+  // the time the app's backend has it: linkd asks Plaid before it takes an
+  // update-mode connected redirect as a repair. A report that fails still
+  // lets the redirect go.
   var hosted = !!cfg.hosted;
-  var hostedEvents = [];
+  var sessionEvents = [];
 
   function redirect(url) {
     if (hosted) return;
@@ -91,15 +96,16 @@
     m = m || {};
     var ins = state.institution || {};
     var err = m.error || {};
-    if (hosted) {
-      var md = {};
-      [['error_type', err.error_type], ['error_code', err.error_code], ['error_message', err.error_message],
-        ['exit_status', m.exit_status], ['institution_id', ins.id], ['institution_name', ins.name],
-        ['institution_search_query', m.query], ['mfa_type', m.mfa_type], ['view_name', m.view_name],
-        ['request_id', state.requestId]].forEach(function (p) { if (p[1] != null && p[1] !== '') md[p[0]] = String(p[1]); });
-      hostedEvents.push({ event_name: name, timestamp: timestamp(), metadata: md });
-      return;
-    }
+    // One timestamp for the report and the redirect: linkd takes them
+    // as one event.
+    var at = timestamp();
+    var md = {};
+    [['error_type', err.error_type], ['error_code', err.error_code], ['error_message', err.error_message],
+      ['exit_status', m.exit_status], ['institution_id', ins.id], ['institution_name', ins.name],
+      ['institution_search_query', m.query], ['mfa_type', m.mfa_type], ['view_name', m.view_name],
+      ['request_id', state.requestId]].forEach(function (p) { if (p[1] != null && p[1] !== '') md[p[0]] = String(p[1]); });
+    sessionEvents.push({ event_name: name, timestamp: at, metadata: md });
+    if (hosted) return;
     redirect('plaidlink://event?' + query([
       ['event_name', name],
       ['error_type', err.error_type],
@@ -115,7 +121,7 @@
       ['view_name', m.view_name],
       ['request_id', state.requestId],
       ['link_session_id', cfg.link_session_id],
-      ['timestamp', timestamp()],
+      ['timestamp', at],
       ['selection', null]
     ]));
   }
@@ -127,21 +133,25 @@
     err = err || {};
     var ins = state.institution || {};
     event('EXIT', { exit_status: status, error: err });
+    var report = { exit_status: status || 'requires_credentials', institution_id: ins.id || '' };
     if (hosted) {
-      finishHosted({ exit_status: status || 'requires_credentials', institution_id: ins.id || '' }, 'Link closed');
+      finishHosted(report, 'Link closed');
       return;
     }
-    redirect('plaidlink://exit?' + query([
-      ['status', status],
-      ['error_type', err.error_type],
-      ['error_code', err.error_code],
-      ['error_message', err.error_message],
-      ['error_display_message', err.display_message],
-      ['institution_id', ins.id],
-      ['institution_name', ins.name],
-      ['link_session_id', cfg.link_session_id],
-      ['request_id', state.requestId]
-    ]));
+    var requestId = state.requestId; // Link's last request before the report
+    reportSession(report).then(function () {
+      redirect('plaidlink://exit?' + query([
+        ['status', status],
+        ['error_type', err.error_type],
+        ['error_code', err.error_code],
+        ['error_message', err.error_message],
+        ['error_display_message', err.display_message],
+        ['institution_id', ins.id],
+        ['institution_name', ins.name],
+        ['link_session_id', cfg.link_session_id],
+        ['request_id', requestId]
+      ]));
+    });
     if (!keepView) {
       $('done-title').textContent = 'Link closed';
       show('done');
@@ -149,32 +159,40 @@
   }
 
   function connected() {
+    if (state.done) return;
+    state.done = true;
     var ins = state.institution;
     var accounts = state.selected.map(function (a) {
       return { _id: a.id, meta: { name: a.name, number: a.mask }, type: a.type, subtype: a.subtype };
     });
     event('HANDOFF');
     if (hosted) {
-      state.done = true;
       finishHosted({}, 'Connected');
       return;
     }
-    redirect('plaidlink://connected?' + query([
-      ['public_token', state.publicToken],
-      ['institution_id', ins.id],
-      ['institution_name', ins.name],
-      ['accounts', JSON.stringify(accounts)],
-      ['link_session_id', cfg.link_session_id]
-    ]));
-    state.done = true;
-    show('done');
+    reportSession({}).then(function () {
+      redirect('plaidlink://connected?' + query([
+        ['public_token', state.publicToken],
+        ['institution_id', ins.id],
+        ['institution_name', ins.name],
+        ['accounts', JSON.stringify(accounts)],
+        ['link_session_id', cfg.link_session_id]
+      ]));
+      show('done');
+    });
+  }
+
+  // reportSession reports the session as it ended (see sessionEvents);
+  // it resolves either way.
+  function reportSession(body) {
+    body.events = sessionEvents;
+    return call('finish', body);
   }
 
   // finishHosted reports a Hosted Link session, then leaves for the
   // completion_redirect_uri (or says it is done when there is none).
   function finishHosted(body, title) {
-    body.events = hostedEvents;
-    call('finish', body).then(function () {
+    reportSession(body).then(function () {
       if (cfg.completion_redirect_uri) {
         window.location.assign(cfg.completion_redirect_uri);
         return;
