@@ -433,24 +433,23 @@ func TestService_SubmitRedirect_UpdateModeNewAccountsAvailable(t *testing.T) {
 		return &linkdv1.WebviewRedirect{Result: &linkdv1.WebviewRedirect_Connected{Connected: &linkdv1.ConnectedResult{
 			PublicToken: publicToken, LinkSessionId: sessionID, InstitutionId: "ins_109508"}}}
 	}
-
-	if _, err := svc.SubmitRedirect(ctx, stored, connected("public-sandbox-made-up", "sess-made-up")); err != nil {
-		t.Fatalf("SubmitRedirect(made up): %v", err)
+	// keepsFlag submits a connected redirect that must leave the flag.
+	keepsFlag := func(what string, r *linkdv1.WebviewRedirect) {
+		t.Helper()
+		if _, err := svc.SubmitRedirect(ctx, stored, r); err != nil {
+			t.Fatalf("SubmitRedirect(%s): %v", what, err)
+		}
+		if !flagged() {
+			t.Fatalf("%s cleared new_accounts_available", what)
+		}
 	}
-	if !flagged() {
-		t.Fatal("a made-up update-mode redirect cleared new_accounts_available (no session at Plaid)")
-	}
 
+	keepsFlag("a made-up update-mode redirect (no session at Plaid)", connected("public-sandbox-made-up", "sess-made-up"))
 	exited, _, err := e.emu.CompleteLinkSession(upd.GetLinkToken(), "", "requires_account_selection")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := svc.SubmitRedirect(ctx, stored, connected("public-sandbox-made-up", exited)); err != nil {
-		t.Fatalf("SubmitRedirect(exited session): %v", err)
-	}
-	if !flagged() {
-		t.Fatal("a connected redirect of a session Plaid shows exited cleared new_accounts_available")
-	}
+	keepsFlag("a connected redirect of a session Plaid shows exited", connected("public-sandbox-made-up", exited))
 
 	sessionID, publicToken, err := e.emu.CompleteLinkSession(upd.GetLinkToken(), "", "")
 	if err != nil {
@@ -480,10 +479,5 @@ func TestService_SubmitRedirect_UpdateModeNewAccountsAvailable(t *testing.T) {
 	if !flagged() {
 		t.Fatal("a new NEW_ACCOUNTS_AVAILABLE did not set new_accounts_available")
 	}
-	if _, err := svc.SubmitRedirect(ctx, stored, real); err != nil {
-		t.Fatalf("SubmitRedirect(replayed): %v", err)
-	}
-	if !flagged() {
-		t.Fatal("the replayed redirect of the earlier session cleared the new new_accounts_available")
-	}
+	keepsFlag("the replayed redirect of the session before the new flag", real)
 }
