@@ -158,10 +158,12 @@ func (s *Service) exchange(ctx context.Context, x exchangeRequest) (item *linkdv
 // check must see. It polls the store, backing off from 10 ms to 250 ms
 // and never past the other claim's expiry, so that a claim its crashed
 // holder left behind holds nobody longer than its TTL. When ctx ends
-// first it returns EUNAVAILABLE: the exchange is in progress and a retry
-// will find its outcome (nothing was exchanged for x).
+// first (a little before its deadline: answerInTime) it returns
+// EUNAVAILABLE: the exchange is in progress and a retry will find its
+// outcome (nothing was exchanged for x).
 func (s *Service) claim(ctx context.Context, x exchangeRequest) (linkd.ClaimResult, error) {
 	link := s.pendingLink(x.clientUserID, x.connected)
+	var waitCtx context.Context // made at the first wait: most claims have none
 	wait := 10 * time.Millisecond
 	for {
 		res, err := s.store.ClaimExchange(ctx, linkd.ExchangeClaim{
@@ -181,10 +183,15 @@ func (s *Service) claim(ctx context.Context, x exchangeRequest) (linkd.ClaimResu
 		case res.Item != nil || res.Claimed:
 			return res, nil
 		}
+		if waitCtx == nil {
+			var cancel context.CancelFunc
+			waitCtx, cancel = answerInTime(ctx)
+			defer cancel()
+		}
 		pause := min(wait, max(time.Until(res.HeldUntil), time.Millisecond))
 		t := time.NewTimer(pause)
 		select {
-		case <-ctx.Done():
+		case <-waitCtx.Done():
 			t.Stop()
 			if res.Repeats {
 				return linkd.ClaimResult{}, errLinkPending
@@ -306,12 +313,8 @@ func (s *Service) keptFor(publicToken string) *keptExchange {
 // stops a little before ctx's deadline, so that the answer reaches the
 // caller before the caller gives up on it.
 func (s *Service) awaitKept(ctx context.Context, k *keptExchange, clientUserID string) (*linkdv1.Item, bool, error) {
-	if deadline, ok := ctx.Deadline(); ok {
-		margin := min(250*time.Millisecond, time.Until(deadline)/10)
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithDeadline(ctx, deadline.Add(-margin))
-		defer cancel()
-	}
+	ctx, cancel := answerInTime(ctx)
+	defer cancel()
 	select {
 	case <-k.done:
 	case <-ctx.Done():
@@ -325,6 +328,18 @@ func (s *Service) awaitKept(ctx context.Context, k *keptExchange, clientUserID s
 		return nil, false, linkd.InvalidField("public_token", "public_token was already used")
 	}
 	return k.item, false, nil
+}
+
+// answerInTime returns ctx ending a little before its deadline (250 ms,
+// or a tenth of what is left when that is less), for a wait whose
+// UNAVAILABLE must reach the caller before the caller gives up on it.
+func answerInTime(ctx context.Context) (context.Context, context.CancelFunc) {
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		return ctx, func() {}
+	}
+	margin := min(250*time.Millisecond, time.Until(deadline)/10)
+	return context.WithDeadline(ctx, deadline.Add(-margin))
 }
 
 // neverRefuse wraps a session update so that it can never refuse the
@@ -428,9 +443,11 @@ type pendingLink struct {
 // enter waits, as long as ctx allows, until no pending connection is one
 // that item repeats as linkd.PendingDuplicateOf judges (of item's user
 // only unless allUsers), then registers item and returns the function
-// that removes it. It reports false when ctx ends first.
+// that removes it. It reports false when ctx ends first, or a little
+// before its deadline (answerInTime).
 func (p *pendingLinks) enter(ctx context.Context, item *linkdv1.Item, allUsers bool) (leave func(), ok bool) {
 	inst := item.GetInstitutionId()
+	var waitCtx context.Context // made at the first wait: most connections have none
 	for {
 		p.mu.Lock()
 		var candidates []*linkdv1.Item
@@ -443,10 +460,15 @@ func (p *pendingLinks) enter(ctx context.Context, item *linkdv1.Item, allUsers b
 		if old := linkd.PendingDuplicateOf(candidates, item.GetClientUserId(), inst, item.GetAccounts(), allUsers); old != nil {
 			wait := links[slices.Index(candidates, old)].done
 			p.mu.Unlock()
+			if waitCtx == nil {
+				var cancel context.CancelFunc
+				waitCtx, cancel = answerInTime(ctx)
+				defer cancel()
+			}
 			select {
 			case <-wait:
 				continue
-			case <-ctx.Done():
+			case <-waitCtx.Done():
 				return nil, false
 			}
 		}
