@@ -1,7 +1,6 @@
 package postgres
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -61,54 +60,28 @@ func (db *DB) ClaimExchange(ctx context.Context, c linkd.ExchangeClaim) (linkd.C
 	var res linkd.ClaimResult
 	err := db.inTx(ctx, "claim exchange", func(tx pgx.Tx) error {
 		res = linkd.ClaimResult{}
-		if c.Link != nil {
-			// The gate first, in a statement of its own, so that the
-			// search for pending links below runs after the lock is
-			// granted (a new snapshot under READ COMMITTED, which then
-			// holds any link claimed by the transaction this one queued
-			// behind; under SERIALIZABLE a missed one is a serialization
-			// failure), and always before the claim's row, so that two
-			// claims never lock the two in opposite orders.
-			if _, err := tx.Exec(ctx, `SELECT stripe FROM link_gates WHERE stripe = $1 FOR UPDATE`,
-				linkGateStripe(c.ClientUserID, c.Link)); err != nil {
-				return err
-			}
-		}
-		// The claim's row next: a PutItem spending the token deletes it
-		// in the transaction that records the use, so once this insert
-		// has waited for such a PutItem, the use is visible to the next
-		// statement (a new snapshot under READ COMMITTED; under
-		// SERIALIZABLE the race is a serialization failure instead).
-		tag, err := tx.Exec(ctx, `
-			INSERT INTO exchange_claims (public_token_sha256, client_user_id, owner, expires_ns, earlier, institution_id, link)
-			VALUES ($1, $2, $3, $4, false, $5, $6) ON CONFLICT (public_token_sha256) DO NOTHING`,
-			sum, c.ClientUserID, c.Owner, until, inst, link)
+		inserted, spentOn, repeats, err := claimRound(ctx, tx, c, sum, now, until, inst, link)
 		if err != nil {
 			return err
 		}
-		inserted := tag.RowsAffected() == 1
-		var itemID, user string
-		err = tx.QueryRow(ctx, `SELECT item_id, client_user_id FROM public_token_uses WHERE public_token_sha256 = $1`, sum).Scan(&itemID, &user)
-		if err == nil {
-			if user != c.ClientUserID {
+		if spentOn.item != "" {
+			if spentOn.user != c.ClientUserID {
 				return linkd.Errorf(linkd.ECONFLICT, "public_token was exchanged for another user")
 			}
-			if res.Item, err = getItem(ctx, tx, `SELECT record FROM items WHERE item_id = $1`, itemID); err != nil {
+			if res.Item, err = getItem(ctx, tx, `SELECT record FROM items WHERE item_id = $1`, spentOn.item); err != nil {
 				return err
 			}
 			return errRollback // spent: no claim is taken
-		} else if !errors.Is(err, pgx.ErrNoRows) {
-			return err
 		}
 		if inserted {
-			if held, err := pendingRepeat(ctx, tx, c, sum, now); err != nil || held.Repeats {
-				res = held
-				return cmp.Or(err, errRollback) // the claim's row goes
+			if repeats.Repeats {
+				res = repeats
+				return errRollback // the claim's row goes
 			}
 			res.Claimed = true
 			return nil
 		}
-		var owner string
+		var user, owner string
 		var expires int64
 		var earlier bool
 		err = tx.QueryRow(ctx, `
@@ -134,9 +107,11 @@ func (db *DB) ClaimExchange(ctx context.Context, c linkd.ExchangeClaim) (linkd.C
 			// expired while its holder was gone.
 			earlier = true
 		}
-		if held, err := pendingRepeat(ctx, tx, c, sum, now); err != nil || held.Repeats {
-			res = held
-			return cmp.Or(err, errRollback)
+		if repeats.Repeats {
+			// Found before this row was locked, under the gate: no
+			// repeating link can have been claimed since.
+			res = repeats
+			return errRollback
 		}
 		_, err = tx.Exec(ctx, `
 			UPDATE exchange_claims SET owner = $2, expires_ns = $3, earlier = $4, institution_id = $5, link = $6
@@ -151,25 +126,82 @@ func (db *DB) ClaimExchange(ctx context.Context, c linkd.ExchangeClaim) (linkd.C
 	return res, nil
 }
 
-// pendingRepeat looks, for a claim with a link, for another public
-// token's live claim whose link c.Link repeats (linkd.PendingDuplicateOf);
-// sum is c's token's. It returns that claim as ClaimResult.Repeats, or
-// the zero result when there is none (or c has no link). The caller holds
-// the link's gate.
-func pendingRepeat(ctx context.Context, tx pgx.Tx, c linkd.ExchangeClaim, sum []byte, now int64) (linkd.ClaimResult, error) {
-	if c.Link == nil {
-		return linkd.ClaimResult{}, nil
+// spentUse is the public_token_uses row of a spent token: its Item and
+// user; item is "" when the token is not spent.
+type spentUse struct{ item, user string }
+
+// claimRound sends, in one round trip, what every claim asks first; the
+// statements run in order, each on a snapshot of its own under READ
+// COMMITTED:
+//  1. with a link, the link's gate (linkGateStripe): it serializes the
+//     claims whose links may repeat each other, and is locked before the
+//     search for pending links (4), which thus sees any link claimed by
+//     the transaction this one queued behind (under SERIALIZABLE, a link
+//     its older snapshot misses is a serialization failure), and before
+//     the claim's row, so that two claims never lock the two in opposite
+//     orders;
+//  2. the claim's row, inserted unless there is one (inserted reports
+//     which): a PutItem spending the token deletes it in the transaction
+//     that records the use, so once this insert has waited for such a
+//     PutItem, the use is visible to the next statement (under
+//     SERIALIZABLE the race is a serialization failure instead);
+//  3. the token's use (spentOn);
+//  4. with a link, the pending links of the gate: another public token's
+//     live claim whose link c.Link repeats (linkd.PendingDuplicateOf) is
+//     returned as ClaimResult.Repeats.
+func claimRound(ctx context.Context, tx pgx.Tx, c linkd.ExchangeClaim, sum []byte, now, until int64, inst *string, link []byte) (inserted bool, spentOn spentUse, repeats linkd.ClaimResult, err error) {
+	var b pgx.Batch
+	if c.Link != nil {
+		b.Queue(`SELECT stripe FROM link_gates WHERE stripe = $1 FOR UPDATE`, linkGateStripe(c.ClientUserID, c.Link))
 	}
-	// Only the claim's user's, unless duplicates count across users.
-	user := &c.ClientUserID
-	if c.Link.AllUsers {
-		user = nil
+	b.Queue(`
+		INSERT INTO exchange_claims (public_token_sha256, client_user_id, owner, expires_ns, earlier, institution_id, link)
+		VALUES ($1, $2, $3, $4, false, $5, $6) ON CONFLICT (public_token_sha256) DO NOTHING`,
+		sum, c.ClientUserID, c.Owner, until, inst, link)
+	b.Queue(`SELECT item_id, client_user_id FROM public_token_uses WHERE public_token_sha256 = $1`, sum)
+	if c.Link != nil {
+		// Only the claim's user's, unless duplicates count across users.
+		user := &c.ClientUserID
+		if c.Link.AllUsers {
+			user = nil
+		}
+		b.Queue(`
+			SELECT client_user_id, owner, expires_ns, link FROM exchange_claims
+			WHERE institution_id = $1 AND ($2::text IS NULL OR client_user_id = $2)
+			  AND public_token_sha256 <> $3 AND owner <> '' AND expires_ns > $4`,
+			c.Link.InstitutionID, user, sum, now)
 	}
-	rows, err := tx.Query(ctx, `
-		SELECT client_user_id, owner, expires_ns, link FROM exchange_claims
-		WHERE institution_id = $1 AND ($2::text IS NULL OR client_user_id = $2)
-		  AND public_token_sha256 <> $3 AND owner <> '' AND expires_ns > $4`,
-		c.Link.InstitutionID, user, sum, now)
+	br := tx.SendBatch(ctx, &b)
+	defer func() {
+		if cerr := br.Close(); err == nil {
+			err = cerr
+		}
+	}()
+	if c.Link != nil {
+		if _, err = br.Exec(); err != nil {
+			return
+		}
+	}
+	tag, err := br.Exec()
+	if err != nil {
+		return
+	}
+	inserted = tag.RowsAffected() == 1
+	if err = br.QueryRow().Scan(&spentOn.item, &spentOn.user); errors.Is(err, pgx.ErrNoRows) {
+		err = nil
+	} else if err != nil {
+		return
+	}
+	if c.Link != nil {
+		repeats, err = pendingRepeat(br, c)
+	}
+	return
+}
+
+// pendingRepeat reads claimRound's pending links and returns the one
+// c.Link repeats as ClaimResult.Repeats, or the zero result.
+func pendingRepeat(br pgx.BatchResults, c linkd.ExchangeClaim) (linkd.ClaimResult, error) {
+	rows, err := br.Query()
 	if err != nil {
 		return linkd.ClaimResult{}, err
 	}
