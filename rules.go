@@ -431,13 +431,21 @@ func SessionLastSeen(s *linkdv1.LinkSession) time.Time {
 // be told (and the institution decides): the duplicate-Item match Plaid
 // recommends.
 func SameAccounts(a, b []*linkdv1.Account) bool {
-	named := func(acc *linkdv1.Account) bool { return acc.GetName() != "" && acc.GetMask() != "" }
-	if !slices.ContainsFunc(a, named) || !slices.ContainsFunc(b, named) {
+	if !slices.ContainsFunc(a, namedAccount) || !slices.ContainsFunc(b, namedAccount) {
 		return true
 	}
+	return shareNamedAccount(a, b)
+}
+
+// namedAccount reports whether an account has both a name and a mask.
+func namedAccount(acc *linkdv1.Account) bool { return acc.GetName() != "" && acc.GetMask() != "" }
+
+// shareNamedAccount reports whether two account lists share an account by
+// name and mask.
+func shareNamedAccount(a, b []*linkdv1.Account) bool {
 	for _, x := range a {
 		for _, y := range b {
-			if named(x) && x.GetName() == y.GetName() && x.GetMask() == y.GetMask() {
+			if namedAccount(x) && x.GetName() == y.GetName() && x.GetMask() == y.GetMask() {
 				return true
 			}
 		}
@@ -454,6 +462,33 @@ func DuplicateOf(candidates []*linkdv1.Item, institutionID string, accounts []*l
 	for _, old := range candidates {
 		if old.GetInstitutionId() == institutionID && SameAccounts(old.GetAccounts(), accounts) {
 			return old
+		}
+	}
+	return nil
+}
+
+// PendingDuplicateOf returns the first of pending (connections being
+// exchanged, each as the Item it would be: user, institution, accounts)
+// that a connection of clientUserID to institutionID with accounts must
+// wait for before its duplicate check, or nil. The user's own pending
+// links count as DuplicateOf judges them; with allUsers, so do other
+// users' when they share a named account. Another user's link with no
+// named account on either side does not count, though DuplicateOf lets
+// the institution decide against a stored Item: two users at one bank
+// are no sign of one shared login, and otherwise one user's flood of
+// account-less redirects would hold every other user's links to that
+// institution (the stored Items are still checked after the wait).
+func PendingDuplicateOf(pending []*linkdv1.Item, clientUserID, institutionID string, accounts []*linkdv1.Account, allUsers bool) *linkdv1.Item {
+	if institutionID == "" {
+		return nil
+	}
+	for _, p := range pending {
+		if p.GetInstitutionId() != institutionID {
+			continue
+		}
+		if p.GetClientUserId() == clientUserID && SameAccounts(p.GetAccounts(), accounts) ||
+			allUsers && shareNamedAccount(p.GetAccounts(), accounts) {
+			return p
 		}
 	}
 	return nil

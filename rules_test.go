@@ -763,3 +763,40 @@ func TestLinkTokenSettled(t *testing.T) {
 		t.Error("a token without an expiration settled on an exit")
 	}
 }
+
+// TestPendingDuplicateOf: a connection waits for a pending link of its own
+// user as DuplicateOf judges, and, across users, only for one sharing a
+// named account.
+func TestPendingDuplicateOf(t *testing.T) {
+	acc := func(name, mask string) *linkdv1.Account { return &linkdv1.Account{Name: name, Mask: mask} }
+	checking := []*linkdv1.Account{acc("Checking", "0000")}
+	savings := []*linkdv1.Account{acc("Savings", "1111")}
+	pending := []*linkdv1.Item{
+		{ItemId: "u1-other-bank", ClientUserId: "u1", InstitutionId: "ins_4", Accounts: checking},
+		{ItemId: "u1-savings", ClientUserId: "u1", InstitutionId: "ins_3", Accounts: savings},
+		{ItemId: "u2-checking", ClientUserId: "u2", InstitutionId: "ins_3", Accounts: checking},
+		{ItemId: "u3-none", ClientUserId: "u3", InstitutionId: "ins_5"},
+	}
+	for _, tt := range []struct {
+		name, user, institutionID string
+		accounts                  []*linkdv1.Account
+		allUsers                  bool
+		want                      string
+	}{
+		{"OwnSameAccount", "u1", "ins_3", savings, false, "u1-savings"},
+		{"OwnNoAccounts", "u1", "ins_3", nil, false, "u1-savings"},
+		{"OwnOtherAccount", "u1", "ins_3", checking, false, ""},
+		{"OtherUserPerUser", "u1", "ins_3", checking, false, ""},
+		{"OtherUserSharedAccount", "u1", "ins_3", checking, true, "u2-checking"},
+		{"OtherUserNoAccounts", "u4", "ins_3", nil, true, ""},
+		{"OtherUserPendingNoAccounts", "u1", "ins_5", checking, true, ""},
+		{"OwnPendingNoAccounts", "u3", "ins_5", checking, true, "u3-none"},
+		{"NoInstitution", "u1", "", savings, true, ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := PendingDuplicateOf(pending, tt.user, tt.institutionID, tt.accounts, tt.allUsers).GetItemId(); got != tt.want {
+				t.Fatalf("PendingDuplicateOf = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}

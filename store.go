@@ -76,7 +76,11 @@ type Store interface {
 
 	// ClaimExchange claims the exchange of a public token for one owner (a
 	// process) until now+ttl, before Plaid is called. See ExchangeClaim.
-	// ECONFLICT when a claim or a use of the token belongs to another user.
+	// A claim with a Link is not granted while another token's live claim
+	// holds a link it repeats (ClaimResult.Repeats), across handles too:
+	// of two such claims at once exactly one is granted. ECONFLICT when a
+	// claim or a use of the token belongs to another user; EINVALID naming
+	// institution_id when the Link's cannot be kept.
 	ClaimExchange(ctx context.Context, c ExchangeClaim) (ClaimResult, error)
 	// RenewExchangeClaim extends owner's live claim on publicToken to
 	// now+ttl. ECONFLICT when owner no longer holds it (another owner took
@@ -199,6 +203,24 @@ type ExchangeClaim struct {
 	// Now and TTL set the lease: it is held until Now+TTL unless renewed.
 	Now time.Time
 	TTL time.Duration
+	// Link, when set, is the connection the exchange would create. It is
+	// kept with the claim while the claim is held (until PutItem spends
+	// the token, ReleaseExchangeClaim, or the lease lapses), so that the
+	// duplicate check of a link arriving meanwhile, on any replica, waits
+	// for its outcome rather than missing it.
+	Link *PendingLink
+}
+
+// PendingLink is a connection being exchanged: a connected redirect's
+// institution and accounts. Claims compare links by
+// PendingDuplicateOf, the pending link as an Item of the claim's user.
+type PendingLink struct {
+	InstitutionID string
+	// Accounts are compared, and kept, by name and mask only.
+	Accounts []*linkdv1.Account
+	// AllUsers compares with every user's pending links, not only the
+	// claim's user's (the duplicate policy across users).
+	AllUsers bool
 }
 
 // ClaimResult is what ClaimExchange found. Exactly one holds:
@@ -208,13 +230,17 @@ type ExchangeClaim struct {
 //     without an outcome (a released unknown outcome, or an expired lease
 //     whose holder vanished): Plaid may have spent the token already.
 //   - HeldBy is set: another owner's live claim holds the token until
-//     HeldUntil; the caller waits and claims again.
+//     HeldUntil; the caller waits and claims again. With Repeats, the
+//     live claim (HeldBy's, until HeldUntil) is another public token's,
+//     whose link the claim's Link repeats: the caller waits for that
+//     exchange's outcome, claims again, and then checks the stored Items.
 type ClaimResult struct {
 	Item      *linkdv1.Item
 	Claimed   bool
 	Earlier   bool
 	HeldBy    string
 	HeldUntil time.Time
+	Repeats   bool
 }
 
 // NewItem is what PutItem stores in one transaction.

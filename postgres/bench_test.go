@@ -9,13 +9,14 @@ import (
 	"time"
 
 	"github.com/linkd/linkd"
+	linkdv1 "github.com/linkd/linkd/gen/linkd/v1"
 	"github.com/linkd/linkd/internal/pgtest"
 	"github.com/linkd/linkd/postgres"
 	"github.com/linkd/linkd/storetest"
 )
 
 // BenchmarkDB_LinkPath measures the store's part of linking an Item: the
-// two commits of ClaimExchange and then PutItem (claim removed, token
+// two commits of ClaimExchange (with the link) and then PutItem (claim removed, token
 // sealed, use recorded, session updated, refresh queued), from 1, 16 and
 // 64 goroutines sharing one handle of 16 connections. Each op is one whole
 // link; the cluster fsyncs every commit.
@@ -40,10 +41,14 @@ func BenchmarkDB_LinkPath(b *testing.B) {
 							return
 						}
 						id := fmt.Sprintf("item-%d-%d", g, i)
-						n := newItem(id, "user-1", t0)
+						user := "user-" + id // each link its own user's, as in linkd-load
+						n := newItem(id, user, t0)
 						n.RefreshAt = t0.Add(time.Hour)
-						n.Session = linkd.MergeRedirect("link-1", "user-1", event(n.Item.GetLinkSessionId(), "HANDOFF", t0), t0)
-						res, err := db.ClaimExchange(ctx, linkd.ExchangeClaim{PublicToken: n.PublicToken, ClientUserID: "user-1", Owner: "bench", Now: t0, TTL: time.Minute})
+						n.Session = linkd.MergeRedirect("link-1", user, event(n.Item.GetLinkSessionId(), "HANDOFF", t0), t0)
+						// The claim carries the link (gate, search for pending
+						// links), as linkd's connected redirects do.
+						res, err := db.ClaimExchange(ctx, linkd.ExchangeClaim{PublicToken: n.PublicToken, ClientUserID: user, Owner: "bench", Now: t0, TTL: time.Minute,
+							Link: &linkd.PendingLink{InstitutionID: n.Item.GetInstitutionId(), Accounts: []*linkdv1.Account{{Name: "Plaid Checking", Mask: "0000"}}}})
 						if err != nil || !res.Claimed {
 							b.Errorf("ClaimExchange: %+v %v", res, err)
 							return

@@ -76,11 +76,23 @@ func (s *Service) exchange(ctx context.Context, x exchangeRequest) (item *linkdv
 			return nil, false, err
 		}
 	}
-	claim, err := s.claim(ctx, x)
+	// Two public tokens of one bank login (two Link sessions finishing
+	// together) must not both pass the duplicate check before either Item
+	// is stored: a connection waits for any pending one it may repeat. In
+	// this process it waits here, woken the moment that one leaves; the
+	// claim carries its link to every other replica, and waits for
+	// theirs (claim).
+	unlockDup, err := s.lockDuplicateCheck(ctx, x.clientUserID, x.connected)
 	if err != nil {
 		return nil, false, err
 	}
+	claim, err := s.claim(ctx, x)
+	if err != nil {
+		unlockDup()
+		return nil, false, err
+	}
 	if claim.Item != nil {
+		unlockDup()
 		if claim.Item.GetClientUserId() != x.clientUserID {
 			// What Plaid itself says of a spent token: nothing about whose.
 			return nil, false, linkd.InvalidField("public_token", "public_token was already used")
@@ -88,25 +100,20 @@ func (s *Service) exchange(ctx context.Context, x exchangeRequest) (item *linkdv
 		return claim.Item, false, nil
 	}
 	keeper := s.keepClaim(x.publicToken)
-	// Two public tokens of one bank login (two Link sessions finishing
-	// together) must not both pass the duplicate check before either Item
-	// is stored: a connection waits for any pending one it may repeat.
-	unlockDup, err := s.lockDuplicateCheck(ctx, x.clientUserID, x.connected)
-	if err == nil {
-		if err = s.checkDuplicate(ctx, x.clientUserID, x.connected); err != nil {
-			unlockDup()
-		}
-	}
-	if err != nil {
+	// The claim (and its link) goes before this process's turn ends, so
+	// that a connection let in here does not find it still pending.
+	if err := s.checkDuplicate(ctx, x.clientUserID, x.connected); err != nil {
 		keeper.stop()
 		s.release(ctx, x.publicToken, false)
+		unlockDup()
 		return nil, false, err
 	}
 	ex, err := s.plaid.ExchangePublicToken(ctx, x.publicToken)
 	if err != nil {
-		unlockDup()
 		keeper.stop()
-		return nil, false, s.exchangeFailed(ctx, x.publicToken, claim.Earlier, err)
+		err = s.exchangeFailed(ctx, x.publicToken, claim.Earlier, err)
+		unlockDup()
+		return nil, false, err
 	}
 	// Plaid has spent the token and billed the Item: from here on the
 	// access token is kept until it is stored, whatever becomes of the
@@ -145,14 +152,23 @@ func (s *Service) exchange(ctx context.Context, x exchangeRequest) (item *linkdv
 }
 
 // claim takes the exchange claim on x's public token, waiting while
-// another process holds it. When ctx ends first it returns EUNAVAILABLE:
-// the exchange is in progress and a retry will find its outcome.
+// another process holds it, or while another public token's claim holds a
+// link that x's connection repeats (pendingLink): with replicas, a link
+// of the same accounts being exchanged elsewhere, whose Item the duplicate
+// check must see. It polls the store, backing off from 10 ms to 250 ms
+// and never past the other claim's expiry, so that a claim its crashed
+// holder left behind holds nobody longer than its TTL. When ctx ends
+// first (a little before its deadline: answerInTime) it returns
+// EUNAVAILABLE: the exchange is in progress and a retry will find its
+// outcome (nothing was exchanged for x).
 func (s *Service) claim(ctx context.Context, x exchangeRequest) (linkd.ClaimResult, error) {
+	link := s.pendingLink(x.clientUserID, x.connected)
+	var waitCtx context.Context // made at the first wait: most claims have none
 	wait := 10 * time.Millisecond
 	for {
 		res, err := s.store.ClaimExchange(ctx, linkd.ExchangeClaim{
 			PublicToken: x.publicToken, ClientUserID: x.clientUserID,
-			Owner: s.owner, Now: s.now(), TTL: s.claimTTL,
+			Owner: s.owner, Now: s.now(), TTL: s.claimTTL, Link: link,
 		})
 		switch {
 		case linkd.ErrorCode(err) == linkd.ECONFLICT:
@@ -167,11 +183,19 @@ func (s *Service) claim(ctx context.Context, x exchangeRequest) (linkd.ClaimResu
 		case res.Item != nil || res.Claimed:
 			return res, nil
 		}
+		if waitCtx == nil {
+			var cancel context.CancelFunc
+			waitCtx, cancel = answerInTime(ctx)
+			defer cancel()
+		}
 		pause := min(wait, max(time.Until(res.HeldUntil), time.Millisecond))
 		t := time.NewTimer(pause)
 		select {
-		case <-ctx.Done():
+		case <-waitCtx.Done():
 			t.Stop()
+			if res.Repeats {
+				return linkd.ClaimResult{}, errLinkPending
+			}
 			return linkd.ClaimResult{}, linkd.Errorf(linkd.EUNAVAILABLE,
 				"this public_token is being exchanged by another request; retry the same call to get its Item")
 		case <-t.C:
@@ -289,12 +313,8 @@ func (s *Service) keptFor(publicToken string) *keptExchange {
 // stops a little before ctx's deadline, so that the answer reaches the
 // caller before the caller gives up on it.
 func (s *Service) awaitKept(ctx context.Context, k *keptExchange, clientUserID string) (*linkdv1.Item, bool, error) {
-	if deadline, ok := ctx.Deadline(); ok {
-		margin := min(250*time.Millisecond, time.Until(deadline)/10)
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithDeadline(ctx, deadline.Add(-margin))
-		defer cancel()
-	}
+	ctx, cancel := answerInTime(ctx)
+	defer cancel()
 	select {
 	case <-k.done:
 	case <-ctx.Done():
@@ -308,6 +328,18 @@ func (s *Service) awaitKept(ctx context.Context, k *keptExchange, clientUserID s
 		return nil, false, linkd.InvalidField("public_token", "public_token was already used")
 	}
 	return k.item, false, nil
+}
+
+// answerInTime returns ctx ending a little before its deadline (250 ms,
+// or a tenth of what is left when that is less), for a wait whose
+// UNAVAILABLE must reach the caller before the caller gives up on it.
+func answerInTime(ctx context.Context) (context.Context, context.CancelFunc) {
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		return ctx, func() {}
+	}
+	margin := min(250*time.Millisecond, time.Until(deadline)/10)
+	return context.WithDeadline(ctx, deadline.Add(-margin))
 }
 
 // neverRefuse wraps a session update so that it can never refuse the
@@ -361,13 +393,27 @@ func (s *Service) exchangeFailed(ctx context.Context, publicToken string, earlie
 	return err
 }
 
+// errLinkPending answers a connection that waited for a pending link it
+// repeats until its caller's deadline: nothing was exchanged.
+var errLinkPending = linkd.Errorf(linkd.EUNAVAILABLE, "a link of the same accounts is being exchanged; retry to learn whether this one is a duplicate")
+
+// pendingLink is the link an exchange claim carries for connected, or nil
+// when there is nothing to compare (no institution, or no duplicate
+// check).
+func (s *Service) pendingLink(clientUserID string, connected *linkdv1.ConnectedResult) *linkd.PendingLink {
+	if connected.GetInstitutionId() == "" || s.duplicates == DuplicatesOff {
+		return nil
+	}
+	return &linkd.PendingLink{InstitutionID: connected.GetInstitutionId(), Accounts: connected.GetAccounts(),
+		AllUsers: s.duplicates == DuplicatesAllUsers}
+}
+
 // lockDuplicateCheck waits, as long as ctx allows, until no connection in
-// this process that checkDuplicate would find connected repeating (same
-// institution and accounts, and same user unless the policy is all users)
-// is between its check and its stored Item, and returns the function that
-// ends connected's own turn there. With nothing to compare it waits for
-// nothing. When ctx ends first it returns EUNAVAILABLE: nothing was
-// exchanged.
+// this process that connected repeats (linkd.PendingDuplicateOf, as the
+// store's claims judge pending links) is between its check and its stored
+// Item, and returns the function that ends connected's own turn there.
+// With nothing to compare it waits for nothing. When ctx ends first it
+// returns EUNAVAILABLE: nothing was exchanged.
 func (s *Service) lockDuplicateCheck(ctx context.Context, clientUserID string, connected *linkdv1.ConnectedResult) (func(), error) {
 	if connected.GetInstitutionId() == "" || s.duplicates == DuplicatesOff {
 		return func() {}, nil
@@ -375,7 +421,7 @@ func (s *Service) lockDuplicateCheck(ctx context.Context, clientUserID string, c
 	item := &linkdv1.Item{ClientUserId: clientUserID, InstitutionId: connected.GetInstitutionId(), Accounts: connected.GetAccounts()}
 	leave, ok := s.pending.enter(ctx, item, s.duplicates == DuplicatesAllUsers)
 	if !ok {
-		return nil, linkd.Errorf(linkd.EUNAVAILABLE, "a link of the same accounts is being exchanged; retry to learn whether this one is a duplicate")
+		return nil, errLinkPending
 	}
 	return leave, nil
 }
@@ -394,12 +440,14 @@ type pendingLink struct {
 	done chan struct{}
 }
 
-// enter waits, as long as ctx allows, until no pending connection of
-// item's user (of any user if allUsers) repeats item as DuplicateOf
-// judges, then registers item and returns the function that removes it.
-// It reports false when ctx ends first.
+// enter waits, as long as ctx allows, until no pending connection is one
+// that item repeats as linkd.PendingDuplicateOf judges (of item's user
+// only unless allUsers), then registers item and returns the function
+// that removes it. It reports false when ctx ends first, or a little
+// before its deadline (answerInTime).
 func (p *pendingLinks) enter(ctx context.Context, item *linkdv1.Item, allUsers bool) (leave func(), ok bool) {
 	inst := item.GetInstitutionId()
+	var waitCtx context.Context // made at the first wait: most connections have none
 	for {
 		p.mu.Lock()
 		var candidates []*linkdv1.Item
@@ -409,13 +457,18 @@ func (p *pendingLinks) enter(ctx context.Context, item *linkdv1.Item, allUsers b
 				candidates, links = append(candidates, l.item), append(links, l)
 			}
 		}
-		if old := linkd.DuplicateOf(candidates, inst, item.GetAccounts()); old != nil {
+		if old := linkd.PendingDuplicateOf(candidates, item.GetClientUserId(), inst, item.GetAccounts(), allUsers); old != nil {
 			wait := links[slices.Index(candidates, old)].done
 			p.mu.Unlock()
+			if waitCtx == nil {
+				var cancel context.CancelFunc
+				waitCtx, cancel = answerInTime(ctx)
+				defer cancel()
+			}
 			select {
 			case <-wait:
 				continue
-			case <-ctx.Done():
+			case <-waitCtx.Done():
 				return nil, false
 			}
 		}

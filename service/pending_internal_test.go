@@ -8,8 +8,9 @@ import (
 )
 
 // TestPendingLinks_Enter: a connection waits only for a pending one that
-// DuplicateOf says it repeats (same institution and accounts; same user
-// unless all users count), and gets in once that one leaves. A context
+// PendingDuplicateOf says it repeats (same institution and accounts; same
+// user, or another sharing a named account when all users count), and
+// gets in once that one leaves. A context
 // that is done already shows which calls would wait: they give up.
 func TestPendingLinks_Enter(t *testing.T) {
 	link := func(user, inst, name, mask string) *linkdv1.Item {
@@ -34,6 +35,8 @@ func TestPendingLinks_Enter(t *testing.T) {
 		{"OtherAccounts", link("u1", "ins_1", "Savings", "1111"), true, false},
 		{"OtherInstitution", link("u1", "ins_2", "Checking", "0000"), true, false},
 		{"NoAccounts", &linkdv1.Item{ClientUserId: "u1", InstitutionId: "ins_1"}, false, true},
+		// Across users only a shared named account counts.
+		{"OtherUserNoAccountsAllUsers", &linkdv1.Item{ClientUserId: "u2", InstitutionId: "ins_1"}, true, false},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			leave, ok := p.enter(done, tt.item, tt.allUsers)

@@ -133,7 +133,7 @@ func BenchmarkDB_ItemsAfter(b *testing.B) {
 
 // BenchmarkDB_ConnectedLink_Concurrent is the store's share of connected
 // Links as linkd serves them at c=64: each of 64 writers claims a public
-// token, then stores the Item with its session, the session's link token
+// token (with the link, as linkd does), then stores the Item with its session, the session's link token
 // counted and the queued refresh (PutItem), then stores the refreshed Item
 // and ends its refresh (UpdateRefreshedItem), with random ids as Plaid's
 // are (so each Link dirties its own pages). Each writer first records the
@@ -164,11 +164,14 @@ func BenchmarkDB_ConnectedLink_Concurrent(b *testing.B) {
 					continue
 				}
 				now := time.Now()
-				if _, err := db.ClaimExchange(ctx, linkd.ExchangeClaim{PublicToken: public, ClientUserID: user, Owner: "bench-owner", Now: now, TTL: time.Minute}); err != nil {
+				item := newItem(id, user)
+				// The claim carries the link, as linkd's duplicate check
+				// has it do (pending_links).
+				if _, err := db.ClaimExchange(ctx, linkd.ExchangeClaim{PublicToken: public, ClientUserID: user, Owner: "bench-owner", Now: now, TTL: time.Minute,
+					Link: &linkd.PendingLink{InstitutionID: "ins_3", Accounts: item.Accounts}}); err != nil {
 					b.Error(err)
 					continue
 				}
-				item := newItem(id, user)
 				item.LinkSessionId = sess
 				item.CreatedAt = timestamppb.New(now)
 				r := &linkdv1.WebviewRedirect{Result: &linkdv1.WebviewRedirect_Connected{Connected: &linkdv1.ConnectedResult{

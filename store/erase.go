@@ -76,8 +76,17 @@ func (db *DB) DeleteUserRecords(ctx context.Context, clientUserID string, remove
 			}); err != nil {
 			return err
 		}
+		pending := tx.Bucket(bucketPendingLinks)
 		_, err = deleteWhere(tx, bucketExchangeClaims, func() *storagev1.ExchangeClaim { return new(storagev1.ExchangeClaim) },
-			func(_ []byte, c *storagev1.ExchangeClaim) bool { return c.GetClientUserId() == clientUserID })
+			func(k []byte, c *storagev1.ExchangeClaim) bool {
+				if c.GetClientUserId() != clientUserID {
+					return false
+				}
+				if l := c.GetLink(); l != nil {
+					pending.Delete(pendingLinkKey(l.GetInstitutionId(), clientUserID, k))
+				}
+				return true
+			})
 		return err
 	})
 	if err != nil {

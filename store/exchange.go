@@ -1,7 +1,9 @@
 package store
 
 import (
+	"bytes"
 	"context"
+	"slices"
 	"time"
 
 	"go.etcd.io/bbolt"
@@ -10,6 +12,7 @@ import (
 	"github.com/linkd/linkd"
 	storagev1 "github.com/linkd/linkd/gen/linkd/storage/v1"
 	linkdv1 "github.com/linkd/linkd/gen/linkd/v1"
+	"github.com/linkd/linkd/internal/records"
 )
 
 // A claim record (storagev1.ExchangeClaim) is in one of three states:
@@ -36,16 +39,24 @@ func (db *DB) ClaimExchange(ctx context.Context, c linkd.ExchangeClaim) (linkd.C
 	if err := checkID("owner", c.Owner); err != nil {
 		return linkd.ClaimResult{}, err
 	}
+	var link *storagev1.PendingLink
+	if c.Link != nil {
+		if err := checkID("institution_id", c.Link.InstitutionID); err != nil {
+			return linkd.ClaimResult{}, err
+		}
+		link = records.NewPendingLink(c.Link)
+	}
 	var res linkd.ClaimResult
 	err := db.update(ctx, "claim exchange", func(tx *bbolt.Tx) error {
 		var err error
-		res, err = claimExchange(tx, c)
+		res, err = claimExchange(tx, c, link)
 		return err
 	})
 	return res, err
 }
 
-func claimExchange(tx *bbolt.Tx, c linkd.ExchangeClaim) (linkd.ClaimResult, error) {
+// claimExchange is ClaimExchange in tx; link is c.Link as kept.
+func claimExchange(tx *bbolt.Tx, c linkd.ExchangeClaim, link *storagev1.PendingLink) (linkd.ClaimResult, error) {
 	key := publicTokenKey(c.PublicToken)
 	var use storagev1.PublicTokenUse
 	if found, err := get(tx, bucketPublicTokenUses, key, &use); err != nil {
@@ -73,24 +84,99 @@ func claimExchange(tx *bbolt.Tx, c linkd.ExchangeClaim) (linkd.ClaimResult, erro
 		return linkd.ClaimResult{}, linkd.Errorf(linkd.ECONFLICT, "public_token is being exchanged for another user")
 	case claim.GetOwner() == c.Owner:
 		// Re-entrant: the holder asks again (a retry inside one process).
-		claim.ExpiresAt = timestamppb.New(until)
-		if err := put(tx, bucketExchangeClaims, key, claim); err != nil {
-			return linkd.ClaimResult{}, err
-		}
-		return linkd.ClaimResult{Claimed: true, Earlier: claim.GetUnknown()}, nil
 	case claim.GetOwner() != "" && claim.GetExpiresAt().AsTime().After(c.Now):
 		return linkd.ClaimResult{HeldBy: claim.GetOwner(), HeldUntil: claim.GetExpiresAt().AsTime()}, nil
 	case claim.GetOwner() != "":
 		// Lapsed: its holder vanished, maybe after calling Plaid.
 		claim.Unknown = true
 	}
-	claim.Owner = c.Owner
+	if link != nil {
+		if held, err := pendingRepeat(tx, c, key); err != nil || held.Repeats {
+			return held, err
+		}
+	}
+	if claim.GetOwner() != c.Owner {
+		claim.Owner = c.Owner
+		claim.Attempts++
+	}
 	claim.ExpiresAt = timestamppb.New(until)
-	claim.Attempts++
+	if err := setClaimLink(tx, key, claim, link); err != nil {
+		return linkd.ClaimResult{}, err
+	}
 	if err := put(tx, bucketExchangeClaims, key, claim); err != nil {
 		return linkd.ClaimResult{}, err
 	}
 	return linkd.ClaimResult{Claimed: true, Earlier: claim.GetUnknown()}, nil
+}
+
+// pendingRepeat looks for another public token's live claim at c's
+// institution whose link c's repeats (linkd.PendingDuplicateOf); key is
+// c's token's. It returns that claim as ClaimResult.Repeats, or the zero
+// result when there is none.
+func pendingRepeat(tx *bbolt.Tx, c linkd.ExchangeClaim, key []byte) (linkd.ClaimResult, error) {
+	prefix := strPrefix(c.Link.InstitutionID)
+	if !c.Link.AllUsers {
+		prefix = appendStr(prefix, c.ClientUserID)
+	}
+	var pending []*linkdv1.Item
+	var holders []*storagev1.ExchangeClaim
+	cur := tx.Bucket(bucketPendingLinks).Cursor()
+	for k, _ := cur.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = cur.Next() {
+		if len(k) < len(key) {
+			return linkd.ClaimResult{}, internal("pending link", errMalformedKey)
+		}
+		sum := k[len(k)-len(key):]
+		if bytes.Equal(sum, key) {
+			continue
+		}
+		other := new(storagev1.ExchangeClaim)
+		if found, err := get(tx, bucketExchangeClaims, sum, other); err != nil {
+			return linkd.ClaimResult{}, err
+		} else if !found {
+			return linkd.ClaimResult{}, internal("pending link", errDanglingIndex)
+		}
+		if other.GetOwner() == "" || !other.GetExpiresAt().AsTime().After(c.Now) {
+			continue // released, or lapsed: nothing waits for a vanished holder
+		}
+		pending = append(pending, records.PendingItem(other.GetClientUserId(), other.GetLink()))
+		holders = append(holders, other)
+	}
+	old := linkd.PendingDuplicateOf(pending, c.ClientUserID, c.Link.InstitutionID, c.Link.Accounts, c.Link.AllUsers)
+	if old == nil {
+		return linkd.ClaimResult{}, nil
+	}
+	h := holders[slices.Index(pending, old)]
+	return linkd.ClaimResult{HeldBy: h.GetOwner(), HeldUntil: h.GetExpiresAt().AsTime(), Repeats: true}, nil
+}
+
+// setClaimLink makes link the link of claim (the record at key, written
+// by the caller), moving its pending_links entry; nil removes both.
+func setClaimLink(tx *bbolt.Tx, key []byte, claim *storagev1.ExchangeClaim, link *storagev1.PendingLink) error {
+	b := tx.Bucket(bucketPendingLinks)
+	user := claim.GetClientUserId()
+	if old := claim.GetLink(); old != nil && old.GetInstitutionId() != link.GetInstitutionId() {
+		if err := b.Delete(pendingLinkKey(old.GetInstitutionId(), user, key)); err != nil {
+			return err
+		}
+	}
+	claim.Link = link
+	if link == nil {
+		return nil
+	}
+	return b.Put(pendingLinkKey(link.GetInstitutionId(), user, key), nil)
+}
+
+// deleteClaim deletes the claim at key (a public token's SHA-256), if
+// any, with its pending_links entry.
+func deleteClaim(tx *bbolt.Tx, key []byte) error {
+	claim := new(storagev1.ExchangeClaim)
+	if found, err := get(tx, bucketExchangeClaims, key, claim); err != nil || !found {
+		return err
+	}
+	if err := setClaimLink(tx, key, claim, nil); err != nil {
+		return err
+	}
+	return tx.Bucket(bucketExchangeClaims).Delete(key)
 }
 
 // RenewExchangeClaim extends owner's claim on publicToken to now+ttl. It
@@ -132,6 +218,9 @@ func (db *DB) ReleaseExchangeClaim(ctx context.Context, publicToken, owner strin
 		key := publicTokenKey(publicToken)
 		claim := new(storagev1.ExchangeClaim)
 		if found, err := get(tx, bucketExchangeClaims, key, claim); err != nil || !found || claim.GetOwner() != owner {
+			return err
+		}
+		if err := setClaimLink(tx, key, claim, nil); err != nil {
 			return err
 		}
 		if !outcomeUnknown && !claim.GetUnknown() {

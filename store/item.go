@@ -92,7 +92,7 @@ func putItem(tx *bbolt.Tx, item *linkdv1.Item, v, sum []byte, n linkd.NewItem, u
 		if err := put(tx, bucketPublicTokenUses, sum, use); err != nil {
 			return err
 		}
-		if err := tx.Bucket(bucketExchangeClaims).Delete(sum); err != nil {
+		if err := deleteClaim(tx, sum); err != nil {
 			return err
 		}
 	}

@@ -33,6 +33,8 @@ import (
 //	institution_items    str(institution_id) be64(created_at) item_id      empty
 //	public_token_uses    sha256(public_token)                              storagev1.PublicTokenUse
 //	exchange_claims      sha256(public_token)                              storagev1.ExchangeClaim
+//	pending_links        str(institution_id) str(client_user_id)          empty
+//	                     sha256(public_token)
 //	refresh_queue        be64(due) item_id                                 empty
 //	webhooks             be64(received_at) sha256(body)                    storagev1.StoredWebhook
 //	webhook_deliveries   delivery_id                                       storagev1.WebhookDelivery
@@ -62,6 +64,12 @@ import (
 //     Plaid about them (their webhooks may be lost); link_token_checks is
 //     its reverse, so that SetHostedLinkTokenCheck and Prune find a
 //     token's entry.
+//   - pending_links lists the exchange claims that carry a link (a
+//     connected redirect being exchanged) by institution and user, so that
+//     a claim finds the pending links it may repeat with one prefix scan
+//     (the user's, or every user's at the institution); an entry
+//     lives as long as its claim's link (PutItem, ReleaseExchangeClaim and
+//     DeleteUserRecords remove both; a lapsed claim keeps it, skipped).
 //   - refresh_queue orders queued Item refreshes by due time; an Item
 //     record's refresh_due is its reverse (at most one per Item), so that
 //     DeferItemRefresh, DeleteItem and UpdateRefreshedItem find an Item's
@@ -89,7 +97,8 @@ import (
 // its place kept under meta "migration", and writes version 2 in the
 // last (migrate.go).
 // hosted_checks and link_token_checks came later without a version: Open
-// creates them empty, and no earlier token is a Hosted Link token.
+// creates them empty, and no earlier token is a Hosted Link token. So did
+// pending_links: no earlier claim carries a link.
 var (
 	bucketMeta              = []byte("meta")
 	bucketLinkTokens        = []byte("link_tokens")
@@ -103,6 +112,7 @@ var (
 	bucketInstitutionItems  = []byte("institution_items")
 	bucketPublicTokenUses   = []byte("public_token_uses")
 	bucketExchangeClaims    = []byte("exchange_claims")
+	bucketPendingLinks      = []byte("pending_links")
 	bucketRefreshQueue      = []byte("refresh_queue")
 	bucketWebhooks          = []byte("webhooks")
 	bucketWebhookDeliveries = []byte("webhook_deliveries")
@@ -140,6 +150,7 @@ var allBuckets = [][]byte{
 	bucketInstitutionItems,
 	bucketPublicTokenUses,
 	bucketExchangeClaims,
+	bucketPendingLinks,
 	bucketRefreshQueue,
 	bucketWebhooks,
 	bucketWebhookDeliveries,
@@ -190,6 +201,13 @@ func timeKey(t time.Time, id string) []byte {
 func publicTokenKey(publicToken string) []byte {
 	sum := sha256.Sum256([]byte(publicToken))
 	return sum[:]
+}
+
+// pendingLinkKey is the pending_links key of clientUserID's claim at
+// claimKey (a public token's SHA-256) whose link is at institutionID.
+func pendingLinkKey(institutionID, clientUserID string, claimKey []byte) []byte {
+	b := make([]byte, 0, 8+len(institutionID)+len(clientUserID)+len(claimKey))
+	return append(appendStr(appendStr(b, institutionID), clientUserID), claimKey...)
 }
 
 // webhookKey is the webhooks key of a webhook received at t with body.

@@ -35,6 +35,7 @@ func Run(t *testing.T, open OpenFunc) {
 	t.Run("UpdateLinkSession", func(t *testing.T) { testUpdateLinkSession(t, fresh) })
 	t.Run("LinkSessions", func(t *testing.T) { testLinkSessions(t, fresh) })
 	t.Run("ClaimExchange", func(t *testing.T) { testClaimExchange(t, fresh) })
+	t.Run("ClaimExchangeLink", func(t *testing.T) { testClaimExchangeLink(t, fresh) })
 	t.Run("PutItem", func(t *testing.T) { testPutItem(t, fresh) })
 	t.Run("UpdateItem", func(t *testing.T) { testUpdateItem(t, fresh) })
 	t.Run("DeleteItem", func(t *testing.T) { testDeleteItem(t, fresh) })
@@ -684,6 +685,141 @@ func testClaimExchange(t *testing.T, fresh func(*testing.T) linkd.Store) {
 		wantField(t, err, "public_token")
 		_, err = s.ClaimExchange(ctx, linkd.ExchangeClaim{PublicToken: pt, Owner: "a", Now: at(0), TTL: time.Second})
 		wantField(t, err, "client_user_id")
+	})
+}
+
+// testClaimExchangeLink: a claim with a link is not granted while another
+// token's live claim holds a link it repeats, and is again once that
+// claim is spent, released or lapsed.
+func testClaimExchangeLink(t *testing.T, fresh func(*testing.T) linkd.Store) {
+	ctx := context.Background()
+	link := func(inst string, allUsers bool, accounts ...*linkdv1.Account) *linkd.PendingLink {
+		return &linkd.PendingLink{InstitutionID: inst, Accounts: accounts, AllUsers: allUsers}
+	}
+	checking := &linkdv1.Account{Id: "acc-1", Name: "Plaid Checking", Mask: "0000", Type: "depository"}
+	savings := &linkdv1.Account{Name: "Plaid Saving", Mask: "1111"}
+	claim := func(t *testing.T, s linkd.Store, n, owner, user string, now int, l *linkd.PendingLink) linkd.ClaimResult {
+		t.Helper()
+		r, err := s.ClaimExchange(ctx, linkd.ExchangeClaim{PublicToken: publicToken(n), ClientUserID: user, Owner: owner,
+			Now: at(now), TTL: 30 * time.Second, Link: l})
+		if err != nil {
+			t.Fatalf("ClaimExchange(%s): %v", n, err)
+		}
+		return r
+	}
+	wantClaimed := func(t *testing.T, r linkd.ClaimResult) {
+		t.Helper()
+		if !r.Claimed || r.Repeats || r.HeldBy != "" || r.Item != nil {
+			t.Fatalf("claim = %+v, want Claimed", r)
+		}
+	}
+	wantRepeats := func(t *testing.T, r linkd.ClaimResult, owner string, until int) {
+		t.Helper()
+		if r.Claimed || !r.Repeats || r.HeldBy != owner || !r.HeldUntil.Equal(at(until)) || r.Item != nil {
+			t.Fatalf("claim = %+v, want Repeats, held by %s until %v", r, owner, at(until))
+		}
+	}
+	// user-1's link to ins_3 with Plaid Checking is being exchanged
+	// (token 1, owner a); which other links wait for it?
+	pendingChecking := func(t *testing.T) linkd.Store {
+		s := fresh(t)
+		wantClaimed(t, claim(t, s, "1", "a", "user-1", 0, link("ins_3", false, checking)))
+		return s
+	}
+	t.Run("Repeats", func(t *testing.T) {
+		for _, tt := range []struct {
+			name, user string
+			link       *linkd.PendingLink
+			repeats    bool
+		}{
+			{"SameUserSameAccount", "user-1", link("ins_3", false, savings, checking), true},
+			{"SameUserNoAccounts", "user-1", link("ins_3", false), true},
+			{"SameUserOtherAccount", "user-1", link("ins_3", false, savings), false},
+			{"SameUserOtherInstitution", "user-1", link("ins_4", false, checking), false},
+			{"OtherUserSameAccount", "user-2", link("ins_3", false, checking), false},
+			{"OtherUserSameAccountAllUsers", "user-2", link("ins_3", true, checking), true},
+			// Across users only a shared named account counts.
+			{"OtherUserNoAccountsAllUsers", "user-2", link("ins_3", true), false},
+			{"NoLink", "user-1", nil, false},
+		} {
+			t.Run(tt.name, func(t *testing.T) {
+				s := pendingChecking(t)
+				r := claim(t, s, "2", "b", tt.user, 10, tt.link)
+				if !tt.repeats {
+					wantClaimed(t, r)
+					return
+				}
+				wantRepeats(t, r, "a", 30)
+				// Refused, the claim left nothing behind: another owner
+				// claims token 2 once token 1 is gone, as a first claim.
+				if err := s.ReleaseExchangeClaim(ctx, publicToken("1"), "a", false); err != nil {
+					t.Fatal(err)
+				}
+				r = claim(t, s, "2", "c", tt.user, 11, tt.link)
+				if wantClaimed(t, r); r.Earlier {
+					t.Fatalf("claim = %+v: a refused claim left a mark", r)
+				}
+			})
+		}
+	})
+	// The holder claims its own token again: its link is not another's.
+	t.Run("Reentrant", func(t *testing.T) {
+		s := pendingChecking(t)
+		wantClaimed(t, claim(t, s, "1", "a", "user-1", 10, link("ins_3", false, checking)))
+		wantRepeats(t, claim(t, s, "2", "b", "user-1", 11, link("ins_3", false, checking)), "a", 40)
+	})
+	t.Run("PutItemClears", func(t *testing.T) {
+		s := pendingChecking(t)
+		mustPutItem(t, s, linkd.NewItem{Item: newItem("item-1", "user-1", 1), PublicToken: publicToken("1")})
+		wantClaimed(t, claim(t, s, "2", "b", "user-1", 2, link("ins_3", false, checking)))
+	})
+	for _, unknown := range []bool{false, true} {
+		t.Run(fmt.Sprintf("ReleaseClears/unknown=%v", unknown), func(t *testing.T) {
+			s := pendingChecking(t)
+			if err := s.ReleaseExchangeClaim(ctx, publicToken("1"), "a", unknown); err != nil {
+				t.Fatal(err)
+			}
+			wantClaimed(t, claim(t, s, "2", "b", "user-1", 2, link("ins_3", false, checking)))
+			// The released token's own next claim is granted too.
+			if r := claim(t, s, "1", "c", "user-1", 3, link("ins_3", false, savings)); !r.Claimed || r.Earlier != unknown {
+				t.Fatalf("claim of the released token = %+v, want Claimed, Earlier %v", r, unknown)
+			}
+		})
+	}
+	// A claim its holder no longer renews (a crashed replica) holds a
+	// repeating link only until it lapses.
+	t.Run("Lapsed", func(t *testing.T) {
+		s := pendingChecking(t)
+		wantRepeats(t, claim(t, s, "2", "b", "user-1", 29, link("ins_3", false, checking)), "a", 30)
+		wantClaimed(t, claim(t, s, "2", "b", "user-1", 30, link("ins_3", false, checking)))
+	})
+	t.Run("Renewed", func(t *testing.T) {
+		s := pendingChecking(t)
+		if err := s.RenewExchangeClaim(ctx, publicToken("1"), "a", at(20), time.Minute); err != nil {
+			t.Fatal(err)
+		}
+		wantRepeats(t, claim(t, s, "2", "b", "user-1", 40, link("ins_3", false, checking)), "a", 80)
+	})
+	// Taken over after it lapsed, a token's claim carries the new
+	// claimant's link, and only that.
+	t.Run("TakeoverMovesLink", func(t *testing.T) {
+		s := pendingChecking(t)
+		wantClaimed(t, claim(t, s, "1", "b", "user-1", 31, link("ins_4", false, checking)))
+		wantClaimed(t, claim(t, s, "2", "c", "user-1", 32, link("ins_3", false, checking)))
+		wantRepeats(t, claim(t, s, "3", "c", "user-1", 33, link("ins_4", false, checking)), "b", 61)
+	})
+	t.Run("DeleteUserRecordsClears", func(t *testing.T) {
+		s := pendingChecking(t)
+		if _, err := s.DeleteUserRecords(ctx, "user-1", nil); err != nil {
+			t.Fatal(err)
+		}
+		wantClaimed(t, claim(t, s, "2", "b", "user-1", 1, link("ins_3", false, checking)))
+	})
+	t.Run("ErrInvalid", func(t *testing.T) {
+		s := fresh(t)
+		_, err := s.ClaimExchange(ctx, linkd.ExchangeClaim{PublicToken: publicToken("1"), ClientUserID: "user-1", Owner: "a",
+			Now: at(0), TTL: time.Second, Link: link("", false, checking)})
+		wantField(t, err, "institution_id")
 	})
 }
 

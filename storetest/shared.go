@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/linkd/linkd"
+	linkdv1 "github.com/linkd/linkd/gen/linkd/v1"
 )
 
 // RunShared runs the promises that hold across handles: two handles on one
@@ -46,6 +47,41 @@ func RunShared(t *testing.T, open SharedOpenFunc) {
 			}
 		}
 	})
+	// Two tokens whose links repeat each other, claimed at once on two
+	// handles: exactly one claim is granted, and the other waits for it
+	// (Repeats), whether the links are one user's or, when duplicates
+	// count across users, two users'.
+	for _, allUsers := range []bool{false, true} {
+		t.Run(fmt.Sprintf("LinkRace/allUsers=%v", allUsers), func(t *testing.T) {
+			a, b := open(t, MustSealer(t, false))
+			for round := range 20 {
+				link := &linkd.PendingLink{InstitutionID: fmt.Sprintf("ins_%d", round), AllUsers: allUsers,
+					Accounts: []*linkdv1.Account{{Name: "Plaid Checking", Mask: "0000"}}}
+				var wg sync.WaitGroup
+				results := make([]linkd.ClaimResult, 2)
+				errs := make([]error, 2)
+				for i, s := range []linkd.Store{a, b} {
+					user := "user-1"
+					if allUsers {
+						user = fmt.Sprintf("user-%d", i)
+					}
+					wg.Go(func() {
+						results[i], errs[i] = s.ClaimExchange(context.Background(), linkd.ExchangeClaim{
+							PublicToken: publicToken(fmt.Sprintf("%d-%d", round, i)), ClientUserID: user,
+							Owner: fmt.Sprintf("owner-%d", i), Now: at(0), TTL: time.Minute, Link: link,
+						})
+					})
+				}
+				wg.Wait()
+				if errs[0] != nil || errs[1] != nil {
+					t.Fatalf("ClaimExchange: %v, %v", errs[0], errs[1])
+				}
+				if results[0].Claimed == results[1].Claimed || !results[0].Repeats && !results[1].Repeats {
+					t.Fatalf("round %d: claims %+v: want exactly one granted and the other Repeats", round, results)
+				}
+			}
+		})
+	}
 	t.Run("SessionRace", func(t *testing.T) {
 		a, b := open(t, MustSealer(t, false))
 		raceSession(t, a, b)

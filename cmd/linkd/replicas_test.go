@@ -50,13 +50,14 @@ func buildLinkd(t *testing.T) string {
 }
 
 // startReplica starts bin as a replica on dsn, talking to the emulator at
-// plaidURL, and waits for it to serve.
-func startReplica(t *testing.T, bin, dsn, plaidURL string) *replica {
+// plaidURL, with env added to its environment, and waits for it to serve.
+func startReplica(t *testing.T, bin, dsn, plaidURL string, env ...string) *replica {
 	t.Helper()
 	cmd := exec.Command(bin, "-grpc-addr", "127.0.0.1:0", "-http-addr", "127.0.0.1:0", "-admin-addr", "127.0.0.1:0", "-drain-delay", "0", "-data-dir", t.TempDir(),
 		"-log-format", "json", "-plaid-base-url", plaidURL)
 	cmd.Env = append(os.Environ(), "LINKD_DATABASE_URL="+dsn, "LINKD_API_KEYS="+replicaKey,
 		"LINKD_MASTER_KEYS="+replicaMasterKeys, "PLAID_CLIENT_ID=replica-client", "PLAID_SECRET=replica-secret", "PLAID_ENV=sandbox")
+	cmd.Env = append(cmd.Env, env...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -27,6 +27,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/linkd/linkd"
+	storagev1 "github.com/linkd/linkd/gen/linkd/storage/v1"
 	linkdv1 "github.com/linkd/linkd/gen/linkd/v1"
 )
 
@@ -152,4 +153,22 @@ func SessionLastSeen(b []byte) (time.Time, error) {
 		return time.Time{}, err
 	}
 	return ts.AsTime(), nil
+}
+
+// NewPendingLink returns the record of an exchange claim's link, for both
+// stores: its institution and its accounts' names and masks, all that
+// linkd.PendingDuplicateOf compares (nothing else of the accounts is
+// kept).
+func NewPendingLink(l *linkd.PendingLink) *storagev1.PendingLink {
+	rec := &storagev1.PendingLink{InstitutionId: l.InstitutionID}
+	for _, a := range l.Accounts {
+		rec.Accounts = append(rec.Accounts, &linkdv1.Account{Name: a.GetName(), Mask: a.GetMask()})
+	}
+	return rec
+}
+
+// PendingItem is a claim's link as linkd.PendingDuplicateOf takes it: the
+// Item it would create for clientUserID.
+func PendingItem(clientUserID string, link *storagev1.PendingLink) *linkdv1.Item {
+	return &linkdv1.Item{ClientUserId: clientUserID, InstitutionId: link.GetInstitutionId(), Accounts: link.GetAccounts()}
 }

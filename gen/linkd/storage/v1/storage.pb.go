@@ -569,7 +569,12 @@ type ExchangeClaim struct {
 	// the next claimant is told so.
 	Unknown bool `protobuf:"varint,5,opt,name=unknown,proto3" json:"unknown,omitempty"`
 	// When the first claim was granted.
-	StartedAt     *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=started_at,json=startedAt,proto3" json:"started_at,omitempty"`
+	StartedAt *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=started_at,json=startedAt,proto3" json:"started_at,omitempty"`
+	// The connection the exchange would create, when the claimant named one
+	// (a connected redirect): while the claim is held, the claim of another
+	// public token whose link repeats it waits (linkd.PendingLink). Unset
+	// once the claim is released.
+	Link          *PendingLink `protobuf:"bytes,7,opt,name=link,proto3" json:"link,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -646,6 +651,70 @@ func (x *ExchangeClaim) GetStartedAt() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *ExchangeClaim) GetLink() *PendingLink {
+	if x != nil {
+		return x.Link
+	}
+	return nil
+}
+
+// PendingLink is the connection an exchange claim is for: what the
+// duplicate-Item check compares of it, kept so that a link arriving on any
+// replica meanwhile sees it.
+type PendingLink struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The institution_id of the connected redirect.
+	InstitutionId string `protobuf:"bytes,1,opt,name=institution_id,json=institutionId,proto3" json:"institution_id,omitempty"`
+	// Its accounts, with only their name and mask (all the check compares).
+	Accounts      []*v1.Account `protobuf:"bytes,2,rep,name=accounts,proto3" json:"accounts,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PendingLink) Reset() {
+	*x = PendingLink{}
+	mi := &file_linkd_storage_v1_storage_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PendingLink) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PendingLink) ProtoMessage() {}
+
+func (x *PendingLink) ProtoReflect() protoreflect.Message {
+	mi := &file_linkd_storage_v1_storage_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PendingLink.ProtoReflect.Descriptor instead.
+func (*PendingLink) Descriptor() ([]byte, []int) {
+	return file_linkd_storage_v1_storage_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *PendingLink) GetInstitutionId() string {
+	if x != nil {
+		return x.InstitutionId
+	}
+	return ""
+}
+
+func (x *PendingLink) GetAccounts() []*v1.Account {
+	if x != nil {
+		return x.Accounts
+	}
+	return nil
+}
+
 // LinkTokenRenewal names the fresh link token that replaced a dead one, keyed
 // by the dead token, so that every retry of a renewal gets the same fresh
 // token while it is alive.
@@ -661,7 +730,7 @@ type LinkTokenRenewal struct {
 
 func (x *LinkTokenRenewal) Reset() {
 	*x = LinkTokenRenewal{}
-	mi := &file_linkd_storage_v1_storage_proto_msgTypes[7]
+	mi := &file_linkd_storage_v1_storage_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -673,7 +742,7 @@ func (x *LinkTokenRenewal) String() string {
 func (*LinkTokenRenewal) ProtoMessage() {}
 
 func (x *LinkTokenRenewal) ProtoReflect() protoreflect.Message {
-	mi := &file_linkd_storage_v1_storage_proto_msgTypes[7]
+	mi := &file_linkd_storage_v1_storage_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -686,7 +755,7 @@ func (x *LinkTokenRenewal) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LinkTokenRenewal.ProtoReflect.Descriptor instead.
 func (*LinkTokenRenewal) Descriptor() ([]byte, []int) {
-	return file_linkd_storage_v1_storage_proto_rawDescGZIP(), []int{7}
+	return file_linkd_storage_v1_storage_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *LinkTokenRenewal) GetLinkToken() string {
@@ -716,7 +785,7 @@ type WebhookDelivery struct {
 
 func (x *WebhookDelivery) Reset() {
 	*x = WebhookDelivery{}
-	mi := &file_linkd_storage_v1_storage_proto_msgTypes[8]
+	mi := &file_linkd_storage_v1_storage_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -728,7 +797,7 @@ func (x *WebhookDelivery) String() string {
 func (*WebhookDelivery) ProtoMessage() {}
 
 func (x *WebhookDelivery) ProtoReflect() protoreflect.Message {
-	mi := &file_linkd_storage_v1_storage_proto_msgTypes[8]
+	mi := &file_linkd_storage_v1_storage_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -741,7 +810,7 @@ func (x *WebhookDelivery) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WebhookDelivery.ProtoReflect.Descriptor instead.
 func (*WebhookDelivery) Descriptor() ([]byte, []int) {
-	return file_linkd_storage_v1_storage_proto_rawDescGZIP(), []int{8}
+	return file_linkd_storage_v1_storage_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *WebhookDelivery) GetRecordedAt() *timestamppb.Timestamp {
@@ -769,7 +838,7 @@ type Lease struct {
 
 func (x *Lease) Reset() {
 	*x = Lease{}
-	mi := &file_linkd_storage_v1_storage_proto_msgTypes[9]
+	mi := &file_linkd_storage_v1_storage_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -781,7 +850,7 @@ func (x *Lease) String() string {
 func (*Lease) ProtoMessage() {}
 
 func (x *Lease) ProtoReflect() protoreflect.Message {
-	mi := &file_linkd_storage_v1_storage_proto_msgTypes[9]
+	mi := &file_linkd_storage_v1_storage_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -794,7 +863,7 @@ func (x *Lease) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Lease.ProtoReflect.Descriptor instead.
 func (*Lease) Descriptor() ([]byte, []int) {
-	return file_linkd_storage_v1_storage_proto_rawDescGZIP(), []int{9}
+	return file_linkd_storage_v1_storage_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Lease) GetOwner() string {
@@ -831,7 +900,7 @@ type SchemaVersion struct {
 
 func (x *SchemaVersion) Reset() {
 	*x = SchemaVersion{}
-	mi := &file_linkd_storage_v1_storage_proto_msgTypes[10]
+	mi := &file_linkd_storage_v1_storage_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -843,7 +912,7 @@ func (x *SchemaVersion) String() string {
 func (*SchemaVersion) ProtoMessage() {}
 
 func (x *SchemaVersion) ProtoReflect() protoreflect.Message {
-	mi := &file_linkd_storage_v1_storage_proto_msgTypes[10]
+	mi := &file_linkd_storage_v1_storage_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -856,7 +925,7 @@ func (x *SchemaVersion) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SchemaVersion.ProtoReflect.Descriptor instead.
 func (*SchemaVersion) Descriptor() ([]byte, []int) {
-	return file_linkd_storage_v1_storage_proto_rawDescGZIP(), []int{10}
+	return file_linkd_storage_v1_storage_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *SchemaVersion) GetVersion() uint32 {
@@ -891,7 +960,7 @@ type MigrationCursor struct {
 
 func (x *MigrationCursor) Reset() {
 	*x = MigrationCursor{}
-	mi := &file_linkd_storage_v1_storage_proto_msgTypes[11]
+	mi := &file_linkd_storage_v1_storage_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -903,7 +972,7 @@ func (x *MigrationCursor) String() string {
 func (*MigrationCursor) ProtoMessage() {}
 
 func (x *MigrationCursor) ProtoReflect() protoreflect.Message {
-	mi := &file_linkd_storage_v1_storage_proto_msgTypes[11]
+	mi := &file_linkd_storage_v1_storage_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -916,7 +985,7 @@ func (x *MigrationCursor) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MigrationCursor.ProtoReflect.Descriptor instead.
 func (*MigrationCursor) Descriptor() ([]byte, []int) {
-	return file_linkd_storage_v1_storage_proto_rawDescGZIP(), []int{11}
+	return file_linkd_storage_v1_storage_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *MigrationCursor) GetToVersion() uint32 {
@@ -1001,7 +1070,7 @@ const file_linkd_storage_v1_storage_proto_rawDesc = "" +
 	"\vreceived_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"receivedAt\x12\x12\n" +
 	"\x04body\x18\x06 \x01(\fR\x04body\x12\x15\n" +
-	"\x06key_id\x18\a \x01(\tR\x05keyId\"\xf7\x01\n" +
+	"\x06key_id\x18\a \x01(\tR\x05keyId\"\xaa\x02\n" +
 	"\rExchangeClaim\x12$\n" +
 	"\x0eclient_user_id\x18\x01 \x01(\tR\fclientUserId\x12\x14\n" +
 	"\x05owner\x18\x02 \x01(\tR\x05owner\x129\n" +
@@ -1010,7 +1079,11 @@ const file_linkd_storage_v1_storage_proto_rawDesc = "" +
 	"\battempts\x18\x04 \x01(\x05R\battempts\x12\x18\n" +
 	"\aunknown\x18\x05 \x01(\bR\aunknown\x129\n" +
 	"\n" +
-	"started_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\tstartedAt\"l\n" +
+	"started_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\tstartedAt\x121\n" +
+	"\x04link\x18\a \x01(\v2\x1d.linkd.storage.v1.PendingLinkR\x04link\"c\n" +
+	"\vPendingLink\x12%\n" +
+	"\x0einstitution_id\x18\x01 \x01(\tR\rinstitutionId\x12-\n" +
+	"\baccounts\x18\x02 \x03(\v2\x11.linkd.v1.AccountR\baccounts\"l\n" +
 	"\x10LinkTokenRenewal\x12\x1d\n" +
 	"\n" +
 	"link_token\x18\x01 \x01(\tR\tlinkToken\x129\n" +
@@ -1045,7 +1118,7 @@ func file_linkd_storage_v1_storage_proto_rawDescGZIP() []byte {
 	return file_linkd_storage_v1_storage_proto_rawDescData
 }
 
-var file_linkd_storage_v1_storage_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
+var file_linkd_storage_v1_storage_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
 var file_linkd_storage_v1_storage_proto_goTypes = []any{
 	(*StoredLinkToken)(nil),           // 0: linkd.storage.v1.StoredLinkToken
 	(*LinkTokenSettlement)(nil),       // 1: linkd.storage.v1.LinkTokenSettlement
@@ -1054,36 +1127,40 @@ var file_linkd_storage_v1_storage_proto_goTypes = []any{
 	(*PendingExchange)(nil),           // 4: linkd.storage.v1.PendingExchange
 	(*StoredWebhook)(nil),             // 5: linkd.storage.v1.StoredWebhook
 	(*ExchangeClaim)(nil),             // 6: linkd.storage.v1.ExchangeClaim
-	(*LinkTokenRenewal)(nil),          // 7: linkd.storage.v1.LinkTokenRenewal
-	(*WebhookDelivery)(nil),           // 8: linkd.storage.v1.WebhookDelivery
-	(*Lease)(nil),                     // 9: linkd.storage.v1.Lease
-	(*SchemaVersion)(nil),             // 10: linkd.storage.v1.SchemaVersion
-	(*MigrationCursor)(nil),           // 11: linkd.storage.v1.MigrationCursor
-	(*timestamppb.Timestamp)(nil),     // 12: google.protobuf.Timestamp
-	(*v1.CreateLinkTokenRequest)(nil), // 13: linkd.v1.CreateLinkTokenRequest
-	(v1.LinkTokenState)(0),            // 14: linkd.v1.LinkTokenState
+	(*PendingLink)(nil),               // 7: linkd.storage.v1.PendingLink
+	(*LinkTokenRenewal)(nil),          // 8: linkd.storage.v1.LinkTokenRenewal
+	(*WebhookDelivery)(nil),           // 9: linkd.storage.v1.WebhookDelivery
+	(*Lease)(nil),                     // 10: linkd.storage.v1.Lease
+	(*SchemaVersion)(nil),             // 11: linkd.storage.v1.SchemaVersion
+	(*MigrationCursor)(nil),           // 12: linkd.storage.v1.MigrationCursor
+	(*timestamppb.Timestamp)(nil),     // 13: google.protobuf.Timestamp
+	(*v1.CreateLinkTokenRequest)(nil), // 14: linkd.v1.CreateLinkTokenRequest
+	(v1.LinkTokenState)(0),            // 15: linkd.v1.LinkTokenState
+	(*v1.Account)(nil),                // 16: linkd.v1.Account
 }
 var file_linkd_storage_v1_storage_proto_depIdxs = []int32{
-	12, // 0: linkd.storage.v1.StoredLinkToken.created_at:type_name -> google.protobuf.Timestamp
-	12, // 1: linkd.storage.v1.StoredLinkToken.expiration:type_name -> google.protobuf.Timestamp
-	13, // 2: linkd.storage.v1.StoredLinkToken.request:type_name -> linkd.v1.CreateLinkTokenRequest
-	12, // 3: linkd.storage.v1.StoredLinkToken.hosted_check_at:type_name -> google.protobuf.Timestamp
+	13, // 0: linkd.storage.v1.StoredLinkToken.created_at:type_name -> google.protobuf.Timestamp
+	13, // 1: linkd.storage.v1.StoredLinkToken.expiration:type_name -> google.protobuf.Timestamp
+	14, // 2: linkd.storage.v1.StoredLinkToken.request:type_name -> linkd.v1.CreateLinkTokenRequest
+	13, // 3: linkd.storage.v1.StoredLinkToken.hosted_check_at:type_name -> google.protobuf.Timestamp
 	1,  // 4: linkd.storage.v1.StoredLinkToken.settled:type_name -> linkd.storage.v1.LinkTokenSettlement
-	14, // 5: linkd.storage.v1.LinkTokenSettlement.state:type_name -> linkd.v1.LinkTokenState
-	12, // 6: linkd.storage.v1.LinkTokenSettlement.settled_at:type_name -> google.protobuf.Timestamp
-	12, // 7: linkd.storage.v1.PublicTokenUse.exchanged_at:type_name -> google.protobuf.Timestamp
-	12, // 8: linkd.storage.v1.PendingExchange.started_at:type_name -> google.protobuf.Timestamp
-	12, // 9: linkd.storage.v1.StoredWebhook.received_at:type_name -> google.protobuf.Timestamp
-	12, // 10: linkd.storage.v1.ExchangeClaim.expires_at:type_name -> google.protobuf.Timestamp
-	12, // 11: linkd.storage.v1.ExchangeClaim.started_at:type_name -> google.protobuf.Timestamp
-	12, // 12: linkd.storage.v1.LinkTokenRenewal.renewed_at:type_name -> google.protobuf.Timestamp
-	12, // 13: linkd.storage.v1.WebhookDelivery.recorded_at:type_name -> google.protobuf.Timestamp
-	12, // 14: linkd.storage.v1.Lease.expires_at:type_name -> google.protobuf.Timestamp
-	15, // [15:15] is the sub-list for method output_type
-	15, // [15:15] is the sub-list for method input_type
-	15, // [15:15] is the sub-list for extension type_name
-	15, // [15:15] is the sub-list for extension extendee
-	0,  // [0:15] is the sub-list for field type_name
+	15, // 5: linkd.storage.v1.LinkTokenSettlement.state:type_name -> linkd.v1.LinkTokenState
+	13, // 6: linkd.storage.v1.LinkTokenSettlement.settled_at:type_name -> google.protobuf.Timestamp
+	13, // 7: linkd.storage.v1.PublicTokenUse.exchanged_at:type_name -> google.protobuf.Timestamp
+	13, // 8: linkd.storage.v1.PendingExchange.started_at:type_name -> google.protobuf.Timestamp
+	13, // 9: linkd.storage.v1.StoredWebhook.received_at:type_name -> google.protobuf.Timestamp
+	13, // 10: linkd.storage.v1.ExchangeClaim.expires_at:type_name -> google.protobuf.Timestamp
+	13, // 11: linkd.storage.v1.ExchangeClaim.started_at:type_name -> google.protobuf.Timestamp
+	7,  // 12: linkd.storage.v1.ExchangeClaim.link:type_name -> linkd.storage.v1.PendingLink
+	16, // 13: linkd.storage.v1.PendingLink.accounts:type_name -> linkd.v1.Account
+	13, // 14: linkd.storage.v1.LinkTokenRenewal.renewed_at:type_name -> google.protobuf.Timestamp
+	13, // 15: linkd.storage.v1.WebhookDelivery.recorded_at:type_name -> google.protobuf.Timestamp
+	13, // 16: linkd.storage.v1.Lease.expires_at:type_name -> google.protobuf.Timestamp
+	17, // [17:17] is the sub-list for method output_type
+	17, // [17:17] is the sub-list for method input_type
+	17, // [17:17] is the sub-list for extension type_name
+	17, // [17:17] is the sub-list for extension extendee
+	0,  // [0:17] is the sub-list for field type_name
 }
 
 func init() { file_linkd_storage_v1_storage_proto_init() }
@@ -1097,7 +1174,7 @@ func file_linkd_storage_v1_storage_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_linkd_storage_v1_storage_proto_rawDesc), len(file_linkd_storage_v1_storage_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   12,
+			NumMessages:   13,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
