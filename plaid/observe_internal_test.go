@@ -15,6 +15,7 @@ var plaidFieldsCases = []struct {
 	{"nested keys are not top-level", `{"item":{"request_id":"inner","error_code":"X"},"accounts":[{"error_code":"Y"}],"request_id":"outer"}`, "outer", ""},
 	{"whitespace", " \t\r\n{ \"request_id\" : \"R\" , \"error_code\" :\"E\" }\n", "R", "E"},
 	{"keys fold case", `{"Request_ID":"R","ERROR_CODE":"E"}`, "R", "E"},
+	{"keys fold as Unicode does", "{\"reque\u017ft_id\":\"R\"}", "R", ""},
 	{"last repeated key wins", `{"request_id":"a","request_id":"b"}`, "b", ""},
 	{"null leaves the field", `{"request_id":"a","request_id":null}`, "a", ""},
 	{"another type leaves the field", `{"request_id":"a","request_id":7,"error_code":{"x":[1,2]}}`, "a", ""},
