@@ -28,8 +28,10 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/pprof"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -54,27 +56,69 @@ func main() {
 	}
 }
 
-// profiler returns a Config.TimedPhase that takes a CPU profile of the
-// whole timed phase from linkd's pprof endpoint at addr and writes it to
-// dir/SCENARIO-TRANSPORT.prof, so the profile holds the timed calls alone,
-// not the minting before them. A failure is reported on stderr; the load
-// run goes on.
+// profiler returns a Config.TimedPhase that takes a CPU profile and an
+// allocation profile (the allocations made meanwhile) of the whole timed
+// phase from linkd's pprof endpoint at addr and writes them to
+// dir/SCENARIO-TRANSPORT.prof and SCENARIO-TRANSPORT.allocs.prof, so the
+// profiles hold the timed calls alone, not the minting before them. A
+// failure is reported on stderr; the load run goes on.
 func profiler(addr, dir, transport string, d time.Duration) func(string) func() {
+	seconds := int((d + time.Second - 1) / time.Second)
 	return func(scenario string) func() {
-		done := make(chan struct{})
-		go func() {
-			defer close(done)
-			path := filepath.Join(dir, scenario+"-"+transport+".prof")
-			if err := fetchProfile(addr, int((d+time.Second-1)/time.Second), path); err != nil {
-				fmt.Fprintln(os.Stderr, "linkd-load: profile:", err)
-			}
-		}()
-		return func() { <-done }
+		var wg sync.WaitGroup
+		for kind, suffix := range map[string]string{"profile": ".prof", "allocs": ".allocs.prof"} {
+			wg.Go(func() {
+				path := filepath.Join(dir, scenario+"-"+transport+suffix)
+				if err := fetchProfile(addr, kind, seconds, path); err != nil {
+					fmt.Fprintln(os.Stderr, "linkd-load: profile:", err)
+				}
+			})
+		}
+		return wg.Wait
 	}
 }
 
-func fetchProfile(addr string, seconds int, path string) error {
-	resp, err := http.Get(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", addr, seconds))
+// selfProfiler returns a Config.TimedPhase that profiles linkd-load's own
+// CPU during the timed phase into dir/SCENARIO-TRANSPORT-load.prof: the
+// driver shares the machine with linkd, so its cost per call matters too.
+// A failure is reported on stderr; the load run goes on.
+func selfProfiler(dir, transport string) func(string) func() {
+	return func(scenario string) func() {
+		path := filepath.Join(dir, scenario+"-"+transport+"-load.prof")
+		f, err := os.Create(path)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "linkd-load: profile:", err)
+			return func() {}
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintln(os.Stderr, "linkd-load: profile:", err)
+			f.Close()
+			return func() {}
+		}
+		return func() {
+			pprof.StopCPUProfile()
+			if err := f.Close(); err != nil {
+				fmt.Fprintln(os.Stderr, "linkd-load: profile:", err)
+			}
+		}
+	}
+}
+
+// alongside returns a Config.TimedPhase that starts a, then b, and ends
+// them in reverse order; a may be nil.
+func alongside(a, b func(string) func()) func(string) func() {
+	if a == nil {
+		return b
+	}
+	return func(scenario string) func() {
+		endA := a(scenario)
+		endB := b(scenario)
+		return func() { endB(); endA() }
+	}
+}
+
+func fetchProfile(addr, kind string, seconds int, path string) error {
+	resp, err := http.Get(fmt.Sprintf("http://%s/debug/pprof/%s?seconds=%d", addr, kind, seconds))
 	if err != nil {
 		return err
 	}
@@ -136,13 +180,20 @@ func parseFlags(args []string, getenv func(string) string) (load.Config, bool, e
 	fs.StringVar(&dataDir, "data-dir", env("LINKD_DATA_DIR", "./data"), "linkd's data directory, for its api-key file (LINKD_DATA_DIR)")
 	fs.StringVar(&scenarios, "scenario", "", "comma-separated scenarios (default: every one the transport has): "+strings.Join(all, ", "))
 	fs.BoolVar(&asJSON, "json", false, "print the results as JSON")
-	var profileAddr, profileDir string
-	fs.StringVar(&profileAddr, "profile-from", "", "during each timed phase, take a CPU profile from linkd's admin listener at this host:port (pprof) ...")
-	fs.StringVar(&profileDir, "profile-dir", ".", "... into SCENARIO-TRANSPORT.prof here")
-	fs.Func("cpu-of", "report the CPU time per call of these processes during each timed phase: name=pid,... (Linux)", func(v string) error {
+	var (
+		profileAddr, profileDir string
+		profileSelf             bool
+	)
+	fs.StringVar(&profileAddr, "profile-from", "", "during each timed phase, take a CPU and an allocation profile from linkd's admin listener at this host:port (pprof) ...")
+	fs.StringVar(&profileDir, "profile-dir", ".", "... into SCENARIO-TRANSPORT.prof and SCENARIO-TRANSPORT.allocs.prof here")
+	fs.BoolVar(&profileSelf, "profile-self", false, "during each timed phase, take a CPU profile of linkd-load itself into SCENARIO-TRANSPORT-load.prof in -profile-dir")
+	fs.Func("cpu-of", "report the CPU time per call of these processes during each timed phase: name=pid,... (Linux); pid self is linkd-load's own", func(v string) error {
 		cfg.CPUOf = map[string]int{}
 		for _, kv := range strings.Split(v, ",") {
 			name, pid, ok := strings.Cut(kv, "=")
+			if pid == "self" {
+				pid = strconv.Itoa(os.Getpid())
+			}
 			n, err := strconv.Atoi(pid)
 			if !ok || name == "" || err != nil || n <= 0 {
 				return fmt.Errorf("want name=pid, not %q", kv)
@@ -162,6 +213,9 @@ func parseFlags(args []string, getenv func(string) string) (load.Config, bool, e
 			return load.Config{}, false, errors.New("-profile-from needs -d of at least 1s")
 		}
 		cfg.TimedPhase = profiler(profileAddr, profileDir, cfg.Transport, cfg.Duration)
+	}
+	if profileSelf {
+		cfg.TimedPhase = alongside(cfg.TimedPhase, selfProfiler(profileDir, cfg.Transport))
 	}
 	for _, s := range strings.Split(scenarios, ",") {
 		if s = strings.TrimSpace(s); s != "" {
