@@ -30,7 +30,9 @@
 //     to an account are ignored. Link sends it unencoded, so a '%' in it that
 //     is not followed by two hex digits is a literal '%' (an account named
 //     "Plaid Gold Standard 0% Interest Checking"); anywhere else it is an
-//     error. An account's transfer_status is the session's (transfer_status).
+//     error. For the same reason an unencoded array runs on past an '&'
+//     until it closes ("Checking & Savings"). An account's transfer_status
+//     is the session's (transfer_status).
 //   - '#' and ';' are data, not a fragment or a separator: Link does not
 //     encode its JSON, so either can appear inside a value.
 //   - Timestamps are RFC 3339 (Z or an offset); a '+' in the offset that
@@ -331,6 +333,16 @@ func (p *parser) readQuery(q string) *linkd.Error {
 		if key == "" {
 			return linkd.InvalidField("url", "a query parameter has a value but no name")
 		}
+		if key == "accounts" && q != "" && rawArrayEnd(val) < 0 {
+			// Link does not encode its accounts JSON either: an '&' in
+			// an account's name ("Checking & Savings") did not end the
+			// value if the array closes only after it.
+			if whole := val + "&" + q; rawArrayEnd(whole) > 0 {
+				n := rawArrayEnd(whole)
+				val, q, _ = strings.Cut(whole[n:], "&")
+				val = whole[:n] + val
+			}
+		}
 		if !plainASCII(val) {
 			// Link does not encode its accounts JSON: a '%' there that
 			// starts no escape is the account name's own.
@@ -347,6 +359,39 @@ func (p *parser) readQuery(q string) *linkd.Error {
 		}
 	}
 	return nil
+}
+
+// rawArrayEnd returns the length of the unencoded JSON array that s starts
+// with (after an optional single quote, as in Plaid's example), reading
+// strings and nesting so that '&', ']' and '}' inside a string are data;
+// -1 when s does not start with a raw '[' or the array does not close in s.
+// It only finds where the array ends: decodeAccounts judges the JSON.
+func rawArrayEnd(s string) int {
+	i := 0
+	if strings.HasPrefix(s, "'") {
+		i = 1
+	}
+	if i >= len(s) || s[i] != '[' {
+		return -1
+	}
+	depth, inString := 0, false
+	for ; i < len(s); i++ {
+		switch c := s[i]; {
+		case inString && c == '\\':
+			i++
+		case inString:
+			inString = c != '"'
+		case c == '"':
+			inString = true
+		case c == '[' || c == '{':
+			depth++
+		case c == ']' || c == '}':
+			if depth--; depth == 0 {
+				return i + 1
+			}
+		}
+	}
+	return -1
 }
 
 func (p *parser) add(key, val string) *linkd.Error {
