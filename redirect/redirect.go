@@ -365,7 +365,9 @@ func (p *parser) readQuery(q string) *linkd.Error {
 // with (after an optional single quote, as in Plaid's example), reading
 // strings and nesting so that '&', ']' and '}' inside a string are data;
 // -1 when s does not start with a raw '[' or the array does not close in s.
-// It only finds where the array ends: decodeAccounts judges the JSON.
+// A quote may come as %22, as WebKit hands the URL over (it encodes quotes
+// and spaces, not brackets or '&'). It only finds where the array ends:
+// decodeAccounts judges the JSON.
 func rawArrayEnd(s string) int {
 	i := 0
 	if strings.HasPrefix(s, "'") {
@@ -374,15 +376,29 @@ func rawArrayEnd(s string) int {
 	if i >= len(s) || s[i] != '[' {
 		return -1
 	}
+	// quote reports the length of a quote at s[j]: '"' or %22.
+	quote := func(j int) int {
+		switch {
+		case s[j] == '"':
+			return 1
+		case s[j] == '%' && j+2 < len(s) && s[j+1] == '2' && s[j+2] == '2':
+			return 3
+		}
+		return 0
+	}
 	depth, inString := 0, false
 	for ; i < len(s); i++ {
 		switch c := s[i]; {
 		case inString && c == '\\':
-			i++
+			i += max(quote(min(i+1, len(s)-1)), 1)
 		case inString:
-			inString = c != '"'
-		case c == '"':
+			if n := quote(i); n > 0 {
+				inString = false
+				i += n - 1
+			}
+		case quote(i) > 0:
 			inString = true
+			i += quote(i) - 1
 		case c == '[' || c == '{':
 			depth++
 		case c == ']' || c == '}':

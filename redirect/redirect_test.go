@@ -294,6 +294,14 @@ var parseTests = []parseTest{
 		in:   conn + `&accounts=[{"_id":"a1","meta":{"name":"A&B","number":"0000"}},{"_id":"a2","meta":{"name":"C &&D&"}}]&link_session_id=s1`,
 		want: connected(&linkdv1.ConnectedResult{PublicToken: tok, LinkSessionId: "s1", Accounts: []*linkdv1.Account{{Id: "a1", Name: "A&B", Mask: "0000"}, {Id: "a2", Name: "C &&D&"}}}),
 	},
+	// As WKWebView hands the URL over (WHATWG URL: quotes and spaces
+	// percent-encoded, brackets, braces and '&' left raw): the string
+	// reading still knows where a name ends, so a ']' or '}' in it is data.
+	{
+		name: "AccountsWebKitEncodedAmpersandAndBracket",
+		in:   conn + `&accounts='[{%22_id%22:%22a1%22,%20%22meta%22:%20{%22name%22:%22Checking%20]}}%20&%20Savings%20\%22x\%22%22}}]'&link_session_id=s1`,
+		want: connected(&linkdv1.ConnectedResult{PublicToken: tok, LinkSessionId: "s1", Accounts: []*linkdv1.Account{{Id: "a1", Name: `Checking ]}} & Savings "x"`}}}),
+	},
 	{name: "AccountsRawAmpersandAtEnd", in: conn + `&accounts=[{"_id":"a1","name":"A & B"}]`, want: accounts(&linkdv1.Account{Id: "a1", Name: "A & B"})},
 	// An array that never closes is still not JSON, and the parameters
 	// after it are not swallowed into it.
