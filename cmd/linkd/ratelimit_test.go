@@ -17,11 +17,8 @@ import (
 // retry, over gRPC and REST, and Plaid is not called for it; a service is
 // not limited.
 func TestLinkd_UserRateLimit(t *testing.T) {
-	k := jwttest.MustECKey(t, "ec-rate")
-	env := append(userEnv(t, k), "LINKD_API_KEYS=svc-key", "LINKD_USER_RATE=0.001", "LINKD_USER_BURST=3")
-	callerTransports(t, env, func(t *testing.T, ts *testServer, as func(string) linkdv1.LinkServiceClient) {
+	rateLimitedUser(t, "rate-user", func(t *testing.T, ts *testServer, user linkdv1.LinkServiceClient, as func(string) linkdv1.LinkServiceClient) {
 		ctx := context.Background()
-		user := as(userToken(t, k, "rate-user"))
 		for i := range 3 {
 			if _, err := user.CreateLinkToken(ctx, &linkdv1.CreateLinkTokenRequest{}); err != nil {
 				t.Fatalf("call %d within the burst: %v", i, err)
@@ -62,11 +59,8 @@ func TestLinkd_UserRateLimit(t *testing.T) {
 // redirect with a made-up public token is a Plaid exchange each. A
 // service is not limited, nor is an event, which calls nobody.
 func TestLinkd_UserRateLimit_SubmitRedirect(t *testing.T) {
-	k := jwttest.MustECKey(t, "ec-rate-redirect")
-	env := append(userEnv(t, k), "LINKD_API_KEYS=svc-key", "LINKD_USER_RATE=0.001", "LINKD_USER_BURST=3")
-	callerTransports(t, env, func(t *testing.T, ts *testServer, as func(string) linkdv1.LinkServiceClient) {
+	rateLimitedUser(t, "chain-user", func(t *testing.T, ts *testServer, user linkdv1.LinkServiceClient, as func(string) linkdv1.LinkServiceClient) {
 		ctx := context.Background()
-		user := as(userToken(t, k, "chain-user"))
 		tok, err := user.CreateLinkToken(ctx, &linkdv1.CreateLinkTokenRequest{})
 		if err != nil {
 			t.Fatalf("CreateLinkToken: %v", err)
@@ -105,5 +99,16 @@ func TestLinkd_UserRateLimit_SubmitRedirect(t *testing.T) {
 			}
 			linkToken = resp.GetNewLinkToken().GetLinkToken()
 		}
+	})
+}
+
+// rateLimitedUser runs f over gRPC and REST against a linkd whose end
+// users get a burst of 3 calls that reach Plaid and next to no refill: user
+// is the client of the end user sub, and as("svc-key") a service's.
+func rateLimitedUser(t *testing.T, sub string, f func(t *testing.T, ts *testServer, user linkdv1.LinkServiceClient, as func(string) linkdv1.LinkServiceClient)) {
+	k := jwttest.MustECKey(t, "ec-"+sub)
+	env := append(userEnv(t, k), "LINKD_API_KEYS=svc-key", "LINKD_USER_RATE=0.001", "LINKD_USER_BURST=3")
+	callerTransports(t, env, func(t *testing.T, ts *testServer, as func(string) linkdv1.LinkServiceClient) {
+		f(t, ts, as(userToken(t, k, sub)), as)
 	})
 }
