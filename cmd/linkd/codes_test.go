@@ -136,35 +136,3 @@ func TestLinkd_NoMethodOverride(t *testing.T) {
 	}
 	mustGetItem(t, c, item.GetItemId())
 }
-
-// TestLinkd_UndecodableFieldPath: a REST body value protojson cannot read
-// is INVALID_ARGUMENT naming the field by its path in the request, as
-// linkd's own checks name it (transactions.days_requested), not by its
-// bare JSON name, which protojson's message gives (daysRequested).
-func TestLinkd_UndecodableFieldPath(t *testing.T) {
-	ts := MustStartServer(t)
-	for _, tt := range []struct{ path, body, field string }{
-		{"/v1/link/token/create", `{"client_user_id":"a","transactions":{"days_requested":"abc"}}`, "transactions.days_requested"},
-		{"/v1/link/token/create", `{"client_user_id":"a","transactions":{"days_requested":1e400}}`, "transactions.days_requested"},
-		{"/v1/link/token/create", `{"client_user_id":"a","hosted_link":{"url_lifetime_seconds":1.5}}`, "hosted_link.url_lifetime_seconds"},
-		{"/v1/link/token/create", `{"client_user_id":"a","user":{"address":{"country":7}}}`, "user.address.country"},
-		{"/v1/link/token/create", `{"client_user_id":"a","clientUserId":"b"}`, "client_user_id"},
-		{"/v1/link/token/create", `{"client_user_id":5}`, "client_user_id"},
-		{"/v1/link/redirect/parse", `{"url":["plaidlink://exit"]}`, "url"},
-	} {
-		req, err := http.NewRequest("POST", ts.BaseURL+tt.path, strings.NewReader(tt.body))
-		if err != nil {
-			t.Fatal(err)
-		}
-		req.Header.Set("Authorization", "Bearer "+ts.APIKey)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(b), `"field":"`+tt.field+`"`) {
-			t.Errorf("%s %s = HTTP %d %s, want 400 naming %s", tt.path, tt.body, resp.StatusCode, b, tt.field)
-		}
-	}
-}
