@@ -337,8 +337,8 @@ func (p *parser) readQuery(q string) *linkd.Error {
 			// Link does not encode its accounts JSON either: an '&' in
 			// an account's name ("Checking & Savings") did not end the
 			// value if the array closes only after it.
-			if whole := val + "&" + q; rawArrayEnd(whole) > 0 {
-				n := rawArrayEnd(whole)
+			whole := val + "&" + q
+			if n := rawArrayEnd(whole); n > 0 {
 				val, q, _ = strings.Cut(whole[n:], "&")
 				val = whole[:n] + val
 			}
