@@ -333,10 +333,12 @@ func (p *parser) readQuery(q string) *linkd.Error {
 		if key == "" {
 			return linkd.InvalidField("url", "a query parameter has a value but no name")
 		}
-		if key == "accounts" && q != "" && rawArrayEnd(val) < 0 {
+		if key == "accounts" && q != "" && rawArray(val) && !closedLike(val) && rawArrayEnd(val) < 0 {
 			// Link does not encode its accounts JSON either: an '&' in
 			// an account's name ("Checking & Savings") did not end the
-			// value if the array closes only after it.
+			// value if the array closes only after it. A value that ends
+			// as an array does (nearly every one) is taken as it is, with
+			// no scan: a name with a ']' just before its '&' is still cut.
 			whole := val + "&" + q
 			if n := rawArrayEnd(whole); n > 0 {
 				val, q, _ = strings.Cut(whole[n:], "&")
@@ -361,6 +363,17 @@ func (p *parser) readQuery(q string) *linkd.Error {
 	return nil
 }
 
+// rawArray reports whether s starts with an unencoded JSON array, after
+// an optional single quote.
+func rawArray(s string) bool {
+	return strings.HasPrefix(s, "[") || strings.HasPrefix(s, "'[")
+}
+
+// closedLike reports whether s ends as a JSON array does: "]" or "]'".
+func closedLike(s string) bool {
+	return strings.HasSuffix(s, "]") || strings.HasSuffix(s, "]'")
+}
+
 // rawArrayEnd returns the length of the unencoded JSON array that s starts
 // with (after an optional single quote, as in Plaid's example), reading
 // strings and nesting so that '&', ']' and '}' inside a string are data;
@@ -369,36 +382,31 @@ func (p *parser) readQuery(q string) *linkd.Error {
 // and spaces, not brackets or '&'). It only finds where the array ends:
 // decodeAccounts judges the JSON.
 func rawArrayEnd(s string) int {
-	i := 0
-	if strings.HasPrefix(s, "'") {
-		i = 1
-	}
-	if i >= len(s) || s[i] != '[' {
+	if !rawArray(s) {
 		return -1
 	}
-	// quote reports the length of a quote at s[j]: '"' or %22.
-	quote := func(j int) int {
-		switch {
-		case s[j] == '"':
-			return 1
-		case s[j] == '%' && j+2 < len(s) && s[j+1] == '2' && s[j+2] == '2':
-			return 3
-		}
-		return 0
+	i := 0
+	if s[0] == '\'' {
+		i = 1
 	}
 	depth, inString := 0, false
 	for ; i < len(s); i++ {
-		switch c := s[i]; {
+		c := s[i]
+		if c == '%' && i+2 < len(s) && s[i+1] == '2' && s[i+2] == '2' {
+			c, i = '"', i+2
+		}
+		switch {
 		case inString && c == '\\':
-			i += max(quote(min(i+1, len(s)-1)), 1)
-		case inString:
-			if n := quote(i); n > 0 {
-				inString = false
-				i += n - 1
+			// Skip the escaped character, which may be an encoded quote.
+			if i+3 < len(s) && s[i+1] == '%' && s[i+2] == '2' && s[i+3] == '2' {
+				i += 3
+			} else {
+				i++
 			}
-		case quote(i) > 0:
+		case inString:
+			inString = c != '"'
+		case c == '"':
 			inString = true
-			i += quote(i) - 1
 		case c == '[' || c == '{':
 			depth++
 		case c == ']' || c == '}':
