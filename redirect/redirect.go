@@ -30,7 +30,9 @@
 //     to an account are ignored. Link sends it unencoded, so a '%' in it that
 //     is not followed by two hex digits is a literal '%' (an account named
 //     "Plaid Gold Standard 0% Interest Checking"); anywhere else it is an
-//     error. An account's transfer_status is the session's (transfer_status).
+//     error. For the same reason an unencoded array runs on past an '&'
+//     until it closes ("Checking & Savings"). An account's transfer_status
+//     is the session's (transfer_status).
 //   - '#' and ';' are data, not a fragment or a separator: Link does not
 //     encode its JSON, so either can appear inside a value.
 //   - Timestamps are RFC 3339 (Z or an offset); a '+' in the offset that
@@ -331,6 +333,18 @@ func (p *parser) readQuery(q string) *linkd.Error {
 		if key == "" {
 			return linkd.InvalidField("url", "a query parameter has a value but no name")
 		}
+		if key == "accounts" && q != "" && rawArray(val) && !closedLike(val) && rawArrayEnd(val) < 0 {
+			// Link does not encode its accounts JSON either: an '&' in
+			// an account's name ("Checking & Savings") did not end the
+			// value if the array closes only after it. A value that ends
+			// as an array does (nearly every one) is taken as it is, with
+			// no scan: a name with a ']' just before its '&' is still cut.
+			whole := val + "&" + q
+			if n := rawArrayEnd(whole); n > 0 {
+				val, q, _ = strings.Cut(whole[n:], "&")
+				val = whole[:n] + val
+			}
+		}
 		if !plainASCII(val) {
 			// Link does not encode its accounts JSON: a '%' there that
 			// starts no escape is the account name's own.
@@ -347,6 +361,61 @@ func (p *parser) readQuery(q string) *linkd.Error {
 		}
 	}
 	return nil
+}
+
+// rawArray reports whether s starts with an unencoded JSON array, after
+// an optional single quote.
+func rawArray(s string) bool {
+	return strings.HasPrefix(s, "[") || strings.HasPrefix(s, "'[")
+}
+
+// closedLike reports whether s ends as a JSON array does: "]" or "]'".
+func closedLike(s string) bool {
+	return strings.HasSuffix(s, "]") || strings.HasSuffix(s, "]'")
+}
+
+// rawArrayEnd returns the length of the unencoded JSON array that s starts
+// with (after an optional single quote, as in Plaid's example), reading
+// strings and nesting so that '&', ']' and '}' inside a string are data;
+// -1 when s does not start with a raw '[' or the array does not close in s.
+// A quote may come as %22, as WebKit hands the URL over (it encodes quotes
+// and spaces, not brackets or '&'). It only finds where the array ends:
+// decodeAccounts judges the JSON.
+func rawArrayEnd(s string) int {
+	if !rawArray(s) {
+		return -1
+	}
+	i := 0
+	if s[0] == '\'' {
+		i = 1
+	}
+	depth, inString := 0, false
+	for ; i < len(s); i++ {
+		c := s[i]
+		if c == '%' && i+2 < len(s) && s[i+1] == '2' && s[i+2] == '2' {
+			c, i = '"', i+2
+		}
+		switch {
+		case inString && c == '\\':
+			// Skip the escaped character, which may be an encoded quote.
+			if i+3 < len(s) && s[i+1] == '%' && s[i+2] == '2' && s[i+3] == '2' {
+				i += 3
+			} else {
+				i++
+			}
+		case inString:
+			inString = c != '"'
+		case c == '"':
+			inString = true
+		case c == '[' || c == '{':
+			depth++
+		case c == ']' || c == '}':
+			if depth--; depth == 0 {
+				return i + 1
+			}
+		}
+	}
+	return -1
 }
 
 func (p *parser) add(key, val string) *linkd.Error {

@@ -278,6 +278,34 @@ var parseTests = []parseTest{
 	// cannot be told from an escape, and is decoded).
 	{name: "AccountsEscapeBesideLiteralPercent", in: conn + `&accounts=[{"_id":"a1","name":"5%25 off, 0% fee"}]`, want: accounts(&linkdv1.Account{Id: "a1", Name: "5% off, 0% fee"})},
 	{name: "AccountsEncodedPercent", in: withAccounts(`[{"_id":"a1","name":"Plaid Gold Standard 0% Interest Checking"}]`), want: accounts(&linkdv1.Account{Id: "a1", Name: "Plaid Gold Standard 0% Interest Checking"})},
+	// Policy: an '&' inside raw (unencoded) accounts JSON is the account
+	// name's own, as a raw '%' is: the value runs on until its array closes.
+	// Plaid's sandbox and real banks name accounts "Checking & Savings".
+	{
+		name: "DocConnectedAmpersandInName",
+		in:   strings.Replace(docConnected, `"Plaid Savings"`, `"Plaid Checking & Savings"`, 1),
+		want: connected(&linkdv1.ConnectedResult{
+			PublicToken: tok, InstitutionId: "ins_3", InstitutionName: "Chase", LinkSessionId: "79e772be-547d-4c9c-8b76-4ac4ed4c441a",
+			Accounts: []*linkdv1.Account{{Id: "QPO8Jo8vdDHMepg41PBwckXm4KdK1yUdmXOwK", Name: "Plaid Checking & Savings", Mask: "0000", Type: "depository", Subtype: "checking"}},
+		}),
+	},
+	{
+		name: "AccountsRawAmpersands",
+		in:   conn + `&accounts=[{"_id":"a1","meta":{"name":"A&B","number":"0000"}},{"_id":"a2","meta":{"name":"C &&D&"}}]&link_session_id=s1`,
+		want: connected(&linkdv1.ConnectedResult{PublicToken: tok, LinkSessionId: "s1", Accounts: []*linkdv1.Account{{Id: "a1", Name: "A&B", Mask: "0000"}, {Id: "a2", Name: "C &&D&"}}}),
+	},
+	// As WKWebView hands the URL over (WHATWG URL: quotes and spaces
+	// percent-encoded, brackets, braces and '&' left raw): the string
+	// reading still knows where a name ends, so a ']' or '}' in it is data.
+	{
+		name: "AccountsWebKitEncodedAmpersandAndBracket",
+		in:   conn + `&accounts='[{%22_id%22:%22a1%22,%20%22meta%22:%20{%22name%22:%22Checking%20]}}%20&%20Savings%20\%22x\%22%22}}]'&link_session_id=s1`,
+		want: connected(&linkdv1.ConnectedResult{PublicToken: tok, LinkSessionId: "s1", Accounts: []*linkdv1.Account{{Id: "a1", Name: `Checking ]}} & Savings "x"`}}}),
+	},
+	{name: "AccountsRawAmpersandAtEnd", in: conn + `&accounts=[{"_id":"a1","name":"A & B"}]`, want: accounts(&linkdv1.Account{Id: "a1", Name: "A & B"})},
+	// An array that never closes is still not JSON, and the parameters
+	// after it are not swallowed into it.
+	{name: "ErrAccountsRawUnclosed", in: conn + `&accounts=[{"_id":"a1","name":"A&link_session_id=s1`, field: "accounts"},
 	// A literal '%' outside a JSON string is still not JSON.
 	{name: "ErrPercentAccounts", in: conn + "&accounts=[%]", field: "accounts"},
 	{name: "ErrPercentAccountsKey", in: conn + "&accounts%=[]", field: "url"},

@@ -21,6 +21,7 @@ import (
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/reflect/protoregistry"
 
 	"github.com/linkd/linkd/openapi"
 )
@@ -136,7 +137,7 @@ func gatewayErrors(ctx context.Context, mux *runtime.ServeMux, m runtime.Marshal
 			err = status.Errorf(codes.InvalidArgument, "request is larger than %d bytes", MaxRequestBytes)
 		case st.Code() == codes.InvalidArgument && len(st.Details()) == 0:
 			if field := undecodableField(st.Message()); field != "" {
-				err = badRequestStatus(field, st.Message()).Err()
+				err = badRequestStatus(requestFieldPath(ctx, field), st.Message()).Err()
 			}
 		}
 	}
@@ -164,6 +165,47 @@ func undecodableField(msg string) string {
 		return "body"
 	}
 	return ""
+}
+
+// requestFieldPath returns the path (hosted_link.url_lifetime_seconds) of
+// the field named name in the request of the RPC ctx is a gateway call
+// of, when exactly one field of the request or of a message inside it has
+// that proto or JSON name (a duplicate is named as the body spelled it):
+// protojson's errors name a field alone, while linkd's own checks name it
+// by its path. Otherwise (an unknown field) it returns name.
+func requestFieldPath(ctx context.Context, name string) string {
+	method, ok := runtime.RPCMethod(ctx)
+	if !ok || strings.Contains(name, ".") {
+		return name
+	}
+	svc, rpc, _ := strings.Cut(strings.TrimPrefix(method, "/"), "/")
+	d, err := protoregistry.GlobalFiles.FindDescriptorByName(protoreflect.FullName(svc))
+	sd, ok := d.(protoreflect.ServiceDescriptor)
+	if err != nil || !ok || sd.Methods().ByName(protoreflect.Name(rpc)) == nil {
+		return name
+	}
+	var found []string
+	var walk func(md protoreflect.MessageDescriptor, prefix string, depth int)
+	walk = func(md protoreflect.MessageDescriptor, prefix string, depth int) {
+		fields := md.Fields()
+		for i := range fields.Len() {
+			fd := fields.Get(i)
+			if string(fd.Name()) == name || fd.JSONName() == name {
+				found = append(found, prefix+string(fd.Name()))
+			}
+			// Maps are keyed by the caller's words, and well-known types
+			// (timestamps) are values, not messages of linkd's.
+			if fd.Kind() == protoreflect.MessageKind && !fd.IsMap() && depth < 8 &&
+				!strings.HasPrefix(string(fd.Message().FullName()), "google.") {
+				walk(fd.Message(), prefix+string(fd.Name())+".", depth+1)
+			}
+		}
+	}
+	walk(sd.Methods().ByName(protoreflect.Name(rpc)).Input(), "", 0)
+	if len(found) != 1 {
+		return name
+	}
+	return found[0]
 }
 
 // protoName turns a lowerCamelCase JSON name back into the snake_case

@@ -73,6 +73,10 @@ func NewHTTPHandler(ctx context.Context, conn *InProcessConn, opts HTTPOptions) 
 		runtime.WithOutgoingHeaderMatcher(gatewayResponseHeaders),
 		runtime.WithErrorHandler(gatewayErrors),
 		runtime.WithRoutingErrorHandler(loadRouteMethods().routingErrors),
+		// A request does what its method says: no form-encoded POST
+		// becomes a DELETE by X-HTTP-Method-Override, or a GET.
+		runtime.WithDisablePathLengthFallback(),
+		runtime.WithDisableHTTPMethodOverride(),
 	)
 	if err := linkdv1gw.RegisterLinkServiceHandlerClient(ctx, mux, linkdv1.NewLinkServiceClient(conn)); err != nil {
 		return nil, fmt.Errorf("register gateway: %w", err)

@@ -92,7 +92,7 @@ func checkReceivedRedirectURI(got, want string) error {
 	if err != nil {
 		return linkd.Errorf(linkd.EINTERNAL, "stored redirect_uri does not parse: %v", err)
 	}
-	if !strings.EqualFold(g.Scheme, w.Scheme) || !strings.EqualFold(g.Host, w.Host) || g.EscapedPath() != w.EscapedPath() {
+	if !strings.EqualFold(g.Scheme, w.Scheme) || !sameHTTPPlace(g, w) {
 		return linkd.InvalidField(field, "received_redirect_uri is not the link token's redirect_uri")
 	}
 	if g.User != nil || g.Fragment != "" || strings.Contains(got, "#") {
@@ -110,4 +110,25 @@ func checkReceivedRedirectURI(got, want string) error {
 		return linkd.InvalidField(field, "received_redirect_uri may carry only oauth_state_id")
 	}
 	return nil
+}
+
+// sameHTTPPlace reports whether g and w, of one scheme, name the same host,
+// port and path once normalized as a browser does (WHATWG URL) before the
+// app sees the URL: host case, an empty http(s) path is "/", the scheme's
+// default port may be given or not.
+func sameHTTPPlace(g, w *url.URL) bool {
+	defaultPort := map[string]string{"https": "443", "http": "80"}[strings.ToLower(w.Scheme)]
+	port := func(u *url.URL) string {
+		if p := u.Port(); p != "" {
+			return p
+		}
+		return defaultPort
+	}
+	path := func(u *url.URL) string {
+		if p := u.EscapedPath(); p != "" || defaultPort == "" {
+			return p
+		}
+		return "/"
+	}
+	return strings.EqualFold(g.Hostname(), w.Hostname()) && port(g) == port(w) && path(g) == path(w)
 }

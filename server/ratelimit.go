@@ -10,6 +10,7 @@ import (
 
 	"github.com/linkd/linkd"
 	linkdv1 "github.com/linkd/linkd/gen/linkd/v1"
+	"github.com/linkd/linkd/redirect"
 )
 
 // plaidMethods are the methods that call Plaid (and so spend linkd's Plaid
@@ -94,11 +95,14 @@ func (l *userLimiter) forgetFull(now time.Time) {
 // all their users. Each replica keeps its own buckets.
 func rateLimitUnary(l *userLimiter) grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, next grpc.UnaryHandler) (any, error) {
-		if l == nil || !plaidMethods[info.FullMethod] {
+		if l == nil || !plaidMethods[info.FullMethod] && info.FullMethod != linkdv1.LinkService_SubmitRedirect_FullMethodName {
 			return next(ctx, req)
 		}
 		c, ok := linkd.CallerFrom(ctx)
 		if !ok || c.Service {
+			return next(ctx, req)
+		}
+		if sub, isSubmit := req.(*linkdv1.SubmitRedirectRequest); isSubmit && !redirectCallsPlaid(sub.GetUrl()) {
 			return next(ctx, req)
 		}
 		if ok, wait := l.take(c.UserID); !ok {
@@ -107,4 +111,19 @@ func rateLimitUnary(l *userLimiter) grpc.UnaryServerInterceptor {
 		}
 		return next(ctx, req)
 	}
+}
+
+// redirectCallsPlaid reports whether submitting the redirect url makes
+// linkd call Plaid on the end user's word: a connected redirect (an
+// exchange, or an update-mode session's checks) and an INVALID_LINK_TOKEN
+// exit, answered with a fresh link token made at Plaid, whose own such
+// exit makes another. An event or another exit calls nobody (a redirect
+// against an expired token renews it once, a link token the user made
+// under this limit). A URL that does not parse is refused by the handler.
+func redirectCallsPlaid(url string) bool {
+	r, err := redirect.Parse(url)
+	if err != nil {
+		return false
+	}
+	return r.GetConnected() != nil || r.GetExit().GetError().GetErrorCode() == "INVALID_LINK_TOKEN"
 }

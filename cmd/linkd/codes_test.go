@@ -105,3 +105,34 @@ func doRaw(t *testing.T, ts *testServer, method, path, auth string) (int, string
 	b, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(b), resp.Header
 }
+
+// TestLinkd_NoMethodOverride: a request does what its own method says.
+// grpc-gateway by default lets a form-encoded POST become any other method
+// through X-HTTP-Method-Override (its path-length fallback), so a POST to
+// an Item's path removed it: a method the path does not take (405 with
+// Allow, as the README promises), logged by proxies and WAFs in front of
+// linkd as a POST.
+func TestLinkd_NoMethodOverride(t *testing.T) {
+	ts := MustStartServer(t)
+	c := ts.GRPC(t)
+	item := mustConnect(t, c, "user-1", "override-1")
+	for _, override := range []string{"DELETE", "GET"} {
+		req, err := http.NewRequest("POST", ts.BaseURL+"/v1/items/"+item.GetItemId(), strings.NewReader(""))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Authorization", "Bearer "+ts.APIKey)
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("X-HTTP-Method-Override", override)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusMethodNotAllowed || resp.Header.Get("Allow") != "DELETE, GET" {
+			t.Errorf("POST with X-HTTP-Method-Override: %s = HTTP %d (Allow %q) %s, want 405 with Allow DELETE, GET", override, resp.StatusCode, resp.Header.Get("Allow"), body)
+		}
+	}
+	mustGetItem(t, c, item.GetItemId())
+}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"math"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -121,7 +122,7 @@ func (m *Main) ParseFlags(args []string, getenv func(string) string) error {
 	if err != nil {
 		return fmt.Errorf("LINKD_RETENTION: %w", err)
 	}
-	if c.UserRate, err = strconv.ParseFloat(env("LINKD_USER_RATE", strconv.FormatFloat(server.DefaultUserRateLimit.PerSecond, 'g', -1, 64)), 64); err != nil || c.UserRate < 0 {
+	if c.UserRate, err = strconv.ParseFloat(env("LINKD_USER_RATE", strconv.FormatFloat(server.DefaultUserRateLimit.PerSecond, 'g', -1, 64)), 64); err != nil || !finiteRate(c.UserRate) {
 		return fmt.Errorf("LINKD_USER_RATE must be calls per second, 0 or more")
 	}
 	if c.UserBurst, err = strconv.Atoi(env("LINKD_USER_BURST", strconv.Itoa(server.DefaultUserRateLimit.Burst))); err != nil || c.UserBurst < 1 {
@@ -205,7 +206,7 @@ func (m *Main) ParseFlags(args []string, getenv func(string) string) error {
 	if c.Retention < 0 {
 		return errors.New("-retention must not be negative")
 	}
-	if c.ReconcileEvery <= 0 || c.ReconcileRate < 0 {
+	if c.ReconcileEvery <= 0 || !finiteRate(c.ReconcileRate) {
 		return errors.New("-reconcile-every must be positive and -reconcile-rate not negative")
 	}
 	if fs.NArg() > 0 {
@@ -290,3 +291,8 @@ func parseSize(s string) (int64, error) {
 	}
 	return n * mult, nil
 }
+
+// finiteRate reports whether r is a rate per second a setting may take: 0 or
+// more and finite. strconv.ParseFloat reads "NaN" and "Inf" too: a NaN
+// rate is not above 0, so it turned a limit off without a word.
+func finiteRate(r float64) bool { return r >= 0 && !math.IsInf(r, 1) }

@@ -368,7 +368,13 @@ func TestLinkd_REST_BadRequestNamesField(t *testing.T) {
 	}{
 		{"WrongType", "POST", "/v1/link/redirect/parse", `{"url":123}`, "url"},
 		{"ObjectForString", "POST", "/v1/link/redirect/parse", `{"url":{"a":1}}`, "url"},
-		{"NestedOutOfRange", "POST", "/v1/link/token/create", `{"client_user_id":"u1","hosted_link":{"url_lifetime_seconds":99999999999}}`, "url_lifetime_seconds"},
+		// A nested field is named by its path, as linkd's own checks name
+		// it, not by the bare JSON name protojson's error gives.
+		{"NestedOutOfRange", "POST", "/v1/link/token/create", `{"client_user_id":"u1","hosted_link":{"url_lifetime_seconds":99999999999}}`, "hosted_link.url_lifetime_seconds"},
+		{"NestedWrongType", "POST", "/v1/link/token/create", `{"client_user_id":"u1","transactions":{"days_requested":"abc"}}`, "transactions.days_requested"},
+		{"NestedHugeNumber", "POST", "/v1/link/token/create", `{"client_user_id":"u1","transactions":{"days_requested":1e400}}`, "transactions.days_requested"},
+		{"DeeplyNested", "POST", "/v1/link/token/create", `{"client_user_id":"u1","user":{"address":{"country":7}}}`, "user.address.country"},
+		{"RepeatedKeyTwoSpellings", "POST", "/v1/link/token/create", `{"client_user_id":"u1","clientUserId":"u2"}`, "client_user_id"},
 		{"UnknownKey", "POST", "/v1/link/token/create", `{"client_user_id":"u1","nope":1}`, "nope"},
 		{"RepeatedKey", "POST", "/v1/link/redirect/parse", `{"url":"plaidlink://exit","url":"plaidlink://exit"}`, "url"},
 		{"NotAnObject", "POST", "/v1/link/redirect/parse", `[]`, "body"},

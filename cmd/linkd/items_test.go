@@ -358,9 +358,20 @@ func TestMain_ParseFlags_Reconcile(t *testing.T) {
 	if err != nil || m.Config.ReconcileEvery != 6*time.Hour || m.Config.ReconcileRate != 0 || reconcileRate(m.Config.ReconcileRate) >= 0 {
 		t.Fatalf("from the environment = %v, %v, %v; want 6h and no cap", m.Config.ReconcileEvery, m.Config.ReconcileRate, err)
 	}
-	for _, args := range [][]string{{"-reconcile-every", "0"}, {"-reconcile-rate", "-1"}, {"-reconcile-every", "soon"}} {
+	for _, args := range [][]string{{"-reconcile-every", "0"}, {"-reconcile-rate", "-1"}, {"-reconcile-every", "soon"}, {"-reconcile-rate", "NaN"}, {"-reconcile-rate", "Inf"}} {
 		if _, err := parse(args, nil); err == nil {
 			t.Errorf("ParseFlags(%q) accepted", args)
+		}
+	}
+	// strconv.ParseFloat reads "NaN" and "Inf": a NaN rate is not > 0, so it
+	// turned the end users' rate limit off without a word, and an infinite
+	// one computed NaN buckets.
+	for _, env := range []map[string]string{
+		{"LINKD_RECONCILE_RATE": "NaN"}, {"LINKD_RECONCILE_RATE": "+Inf"},
+		{"LINKD_USER_RATE": "NaN"}, {"LINKD_USER_RATE": "Inf"}, {"LINKD_USER_RATE": "-inf"},
+	} {
+		if _, err := parse(nil, env); err == nil {
+			t.Errorf("ParseFlags with %v accepted", env)
 		}
 	}
 }

@@ -63,6 +63,37 @@ func TestLinkd_ResumeOAuth(t *testing.T) {
 			})
 		}
 
+		// What the app receives is the URL as a browser or the OS normalized
+		// it (WHATWG URL: an empty http(s) path is "/", a default port is
+		// dropped or kept as typed): the same place as redirect_uri.
+		t.Run("SameURLNormalized", func(t *testing.T) {
+			root, err := c.CreateLinkToken(ctx, &linkdv1.CreateLinkTokenRequest{ClientUserId: "user-1", RedirectUri: "https://app.example.com"})
+			if err != nil {
+				t.Fatalf("CreateLinkToken: %v", err)
+			}
+			for _, tt := range []struct{ token, received string }{
+				{root.GetLinkToken().GetLinkToken(), "https://app.example.com/?oauth_state_id=abc"},
+				{root.GetLinkToken().GetLinkToken(), "https://app.example.com?oauth_state_id=abc"},
+				{root.GetLinkToken().GetLinkToken(), "https://app.example.com:443/?oauth_state_id=abc"},
+				{linkToken, "https://app.example.com:443/plaid/oauth?oauth_state_id=abc"},
+				{linkToken, "HTTPS://App.Example.com/plaid/oauth?oauth_state_id=abc"},
+			} {
+				if _, err := c.ResumeOAuth(ctx, &linkdv1.ResumeOAuthRequest{LinkToken: tt.token, ReceivedRedirectUri: tt.received}); err != nil {
+					t.Errorf("ResumeOAuth(%s): %v", tt.received, err)
+				}
+			}
+			for _, received := range []string{
+				"https://app.example.com:8443/plaid/oauth?oauth_state_id=abc",
+				"https://app.example.com/plaid/oauth/?oauth_state_id=abc",
+				"https://app.example.com/plaid/OAuth?oauth_state_id=abc",
+			} {
+				_, err := c.ResumeOAuth(ctx, &linkdv1.ResumeOAuthRequest{LinkToken: linkToken, ReceivedRedirectUri: received})
+				if st := wantCode(t, err, codes.InvalidArgument); st != nil && badRequestField(st) != "received_redirect_uri" {
+					t.Errorf("ResumeOAuth(%s): field = %q, want received_redirect_uri", received, badRequestField(st))
+				}
+			}
+		})
+
 		t.Run("TokenWithoutRedirectURI", func(t *testing.T) {
 			plain, _ := mustLink(t, c, "user-1")
 			_, err := c.ResumeOAuth(ctx, &linkdv1.ResumeOAuthRequest{LinkToken: plain.GetLinkToken(), ReceivedRedirectUri: redirectURI + "?oauth_state_id=abc"})
