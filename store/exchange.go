@@ -120,6 +120,7 @@ func pendingRepeat(tx *bbolt.Tx, c linkd.ExchangeClaim, key []byte) (linkd.Claim
 	}
 	var pending []*linkdv1.Item
 	var holders []*storagev1.ExchangeClaim
+	var stale [][]byte
 	cur := tx.Bucket(bucketPendingLinks).Cursor()
 	for k, _ := cur.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = cur.Next() {
 		if len(k) < len(key) {
@@ -130,16 +131,29 @@ func pendingRepeat(tx *bbolt.Tx, c linkd.ExchangeClaim, key []byte) (linkd.Claim
 			continue
 		}
 		other := new(storagev1.ExchangeClaim)
-		if found, err := get(tx, bucketExchangeClaims, sum, other); err != nil {
+		found, err := get(tx, bucketExchangeClaims, sum, other)
+		if err != nil {
 			return linkd.ClaimResult{}, err
-		} else if !found {
-			return linkd.ClaimResult{}, internal("pending link", errDanglingIndex)
+		}
+		// An entry whose claim is gone, or no longer holds this link, is
+		// stale: a linkd from before pending links deleted or rewrote the
+		// claim (a rollback, or a backup it opened) and left the entry.
+		// It holds nobody back, and goes.
+		if !found || other.GetLink() == nil ||
+			!bytes.Equal(k, pendingLinkKey(other.GetLink().GetInstitutionId(), other.GetClientUserId(), sum)) {
+			stale = append(stale, bytes.Clone(k))
+			continue
 		}
 		if other.GetOwner() == "" || !other.GetExpiresAt().AsTime().After(c.Now) {
 			continue // released, or lapsed: nothing waits for a vanished holder
 		}
 		pending = append(pending, records.PendingItem(other.GetClientUserId(), other.GetLink()))
 		holders = append(holders, other)
+	}
+	for _, k := range stale {
+		if err := tx.Bucket(bucketPendingLinks).Delete(k); err != nil {
+			return linkd.ClaimResult{}, err
+		}
 	}
 	old := linkd.PendingDuplicateOf(pending, c.ClientUserID, c.Link.InstitutionID, c.Link.Accounts, c.Link.AllUsers)
 	if old == nil {
