@@ -124,9 +124,11 @@ func ApplyItemWebhook(w ItemWebhook, now time.Time) func(*linkdv1.Item) (bool, e
 		})
 	case "ITEM NEW_ACCOUNTS_AVAILABLE":
 		fns = append(fns, func(item *linkdv1.Item) (bool, error) {
-			// The notice stands from when the flag was raised; a flag an
-			// older linkd raised without a time takes this one's.
-			if item.GetNewAccountsAvailable() && item.GetNewAccountsAvailableAt() != nil {
+			// The notice stands from the latest one: a session that
+			// finished before it did not answer it (accounts opened
+			// after that session), so it must not clear the flag. A
+			// delivery Plaid repeats is applied once (webhook ids).
+			if item.GetNewAccountsAvailable() && item.GetNewAccountsAvailableAt().AsTime().Equal(now) {
 				return false, nil
 			}
 			item.NewAccountsAvailable, item.NewAccountsAvailableAt = true, timestamppb.New(now)

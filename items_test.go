@@ -33,12 +33,12 @@ func TestApplyItemWebhook(t *testing.T) {
 			&linkdv1.Item{Status: good},
 			ItemWebhook{Type: "ITEM", Code: "NEW_ACCOUNTS_AVAILABLE"},
 			&linkdv1.Item{Status: good, NewAccountsAvailable: true, NewAccountsAvailableAt: sec(0)}, true},
-		// The notice stands from when the flag was raised: a session
-		// since then answers it.
+		// The notice stands from the latest one: a session that
+		// finished between the two did not answer the second.
 		{"NewAccountsAvailableAgain",
 			&linkdv1.Item{Status: good, NewAccountsAvailable: true, NewAccountsAvailableAt: sec(-60)},
 			ItemWebhook{Type: "ITEM", Code: "NEW_ACCOUNTS_AVAILABLE"},
-			&linkdv1.Item{Status: good, NewAccountsAvailable: true, NewAccountsAvailableAt: sec(-60)}, false},
+			&linkdv1.Item{Status: good, NewAccountsAvailable: true, NewAccountsAvailableAt: sec(0)}, true},
 		// Raised by an older linkd, which kept no time: from now on, this.
 		{"NewAccountsAvailableAgainNoTime",
 			&linkdv1.Item{Status: good, NewAccountsAvailable: true},
@@ -493,6 +493,27 @@ func TestConfirmUpdateMode_NewAccountsAvailable(t *testing.T) {
 				t.Fatalf("new_accounts_available %v at %v, want %v at %v", item.GetNewAccountsAvailable(), item.GetNewAccountsAvailableAt(), tt.wantFlag, wantAt)
 			}
 		})
+	}
+}
+
+// TestConfirmUpdateMode_SecondNotice: a NEW_ACCOUNTS_AVAILABLE after an
+// update-mode session (accounts opened since) is not answered by that
+// session's redirect arriving late or resubmitted. The first notice's
+// time was kept, so the session counted and the second notice was lost.
+func TestConfirmUpdateMode_SecondNotice(t *testing.T) {
+	item := &linkdv1.Item{Status: good, InstitutionId: "ins_1", Accounts: twoAccounts()}
+	notice := ItemWebhook{Type: "ITEM", Code: "NEW_ACCOUNTS_AVAILABLE"}
+	for _, at := range []time.Duration{-60 * time.Second, -10 * time.Second} {
+		if _, err := ApplyItemWebhook(notice, ruleT0.Add(at))(item); err != nil {
+			t.Fatal(err)
+		}
+	}
+	acc := ItemAccounts{InstitutionID: "ins_1", Accounts: twoAccounts()}
+	if _, err := ConfirmUpdateMode(ItemState{}, acc, []LinkTokenSession{finished(-30)}, ruleT0)(item); err != nil {
+		t.Fatal(err)
+	}
+	if !item.GetNewAccountsAvailable() {
+		t.Fatal("a session finished before the second notice cleared new_accounts_available")
 	}
 }
 

@@ -1158,8 +1158,8 @@ type Item struct {
 	// consent renewed past this time, or when this time has passed and Plaid
 	// reports no Item error.
 	DisconnectTime *timestamppb.Timestamp `protobuf:"bytes,18,opt,name=disconnect_time,json=disconnectTime,proto3" json:"disconnect_time,omitempty"`
-	// When linkd applied the NEW_ACCOUNTS_AVAILABLE webhook that set
-	// new_accounts_available (linkd's clock); unset while it is false. Only
+	// When linkd applied the latest NEW_ACCOUNTS_AVAILABLE webhook while
+	// new_accounts_available is set (linkd's clock); unset while it is false. Only
 	// an update-mode session that Plaid's /link/token/get shows finished
 	// without an exit at or after this time clears the flag: a session from
 	// before it, replayed, did not see the accounts it announces.
