@@ -1,6 +1,8 @@
 package linkpage_test
 
 import (
+	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
@@ -78,4 +80,35 @@ func TestPage_Browser_UpdateModeAccountSelection(t *testing.T) {
 	if accounts := connected.Query().Get("accounts"); !strings.Contains(accounts, `"_id":"acc-2"`) || !strings.Contains(accounts, `"_id":"acc-new"`) || strings.Contains(accounts, "acc-1") {
 		t.Errorf("connected accounts = %s, want acc-2 and acc-new", accounts)
 	}
+}
+
+// TestPage_Browser_ReportHangs: a webview session's final redirect waits
+// for its report (api/finish) only so long: a report that never answers
+// still lets the connected redirect go. It waited for ever.
+func TestPage_Browser_ReportHangs(t *testing.T) {
+	_, backend := MustStartPage(t)
+	page := linkpage.New(linkpage.Options{Backend: backend})
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/api/finish") {
+			select {
+			case <-release:
+			case <-r.Context().Done():
+			}
+			return
+		}
+		page.ServeHTTP(w, r)
+	}))
+	defer srv.Close()
+	defer close(release)
+	b := browsertest.MustStart(t, srv.URL)
+	tab := b.NewTab(t)
+	tab.Run("open", chromedp.Navigate(srv.URL+linkpage.Path+"?isWebview=true&token=link-update"))
+	tab.Click("#consent-continue")
+	tab.Type("#username", linkpage.SandboxUsername)
+	tab.Type("#password", linkpage.SandboxPassword)
+	tab.Click("#credential-submit")
+	tab.Click("#connected-continue")
+	urls := tab.Redirects("connected")
+	browsertest.CheckRedirects(t, urls)
 }

@@ -30,8 +30,8 @@
   // completion_redirect_uri. A webview session reports before its final
   // redirect (connected or exit), so that Plaid knows of the session by
   // the time the app's backend has it: linkd asks Plaid before it takes an
-  // update-mode connected redirect as a repair. A report that fails still
-  // lets the redirect go.
+  // update-mode connected redirect as a repair. A report that fails, or
+  // has not answered within reportWait, still lets the redirect go.
   var hosted = !!cfg.hosted;
   var sessionEvents = [];
 
@@ -183,10 +183,16 @@
   }
 
   // reportSession reports the session as it ended (see sessionEvents);
-  // it resolves either way.
+  // it resolves either way. A webview session's final redirect waits for
+  // the report at most reportWait: a report that hangs (Plaid's LINK
+  // webhooks to a slow receiver go out before it answers) must not keep
+  // the app from ever hearing of the session.
+  var reportWait = 3000;
   function reportSession(body) {
     body.events = sessionEvents;
-    return call('finish', body);
+    var report = call('finish', body);
+    if (hosted) return report; // the report is all a Hosted Link session has
+    return Promise.race([report, new Promise(function (resolve) { setTimeout(resolve, reportWait); })]);
   }
 
   // finishHosted reports a Hosted Link session, then leaves for the
