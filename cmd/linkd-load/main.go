@@ -28,6 +28,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"syscall"
@@ -70,6 +71,37 @@ func profiler(addr, dir, transport string, d time.Duration) func(string) func() 
 			}
 		}()
 		return func() { <-done }
+	}
+}
+
+// alsoProfileSelf returns a Config.TimedPhase that runs phase (when not
+// nil) and takes a CPU profile of linkd-load itself for the same phase,
+// into dir/SCENARIO-TRANSPORT-driver.prof: the driver shares the machine's
+// CPUs with the server, so what it spends per call is part of a
+// comparison's fairness. A failure is reported on stderr.
+func alsoProfileSelf(phase func(string) func(), dir, transport string) func(string) func() {
+	return func(scenario string) func() {
+		end := func() {}
+		if phase != nil {
+			end = phase(scenario)
+		}
+		f, err := os.Create(filepath.Join(dir, scenario+"-"+transport+"-driver.prof"))
+		if err == nil {
+			if err = pprof.StartCPUProfile(f); err != nil {
+				f.Close()
+			}
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "linkd-load: driver profile:", err)
+			return end
+		}
+		return func() {
+			pprof.StopCPUProfile()
+			if err := f.Close(); err != nil {
+				fmt.Fprintln(os.Stderr, "linkd-load: driver profile:", err)
+			}
+			end()
+		}
 	}
 }
 
@@ -139,10 +171,15 @@ func parseFlags(args []string, getenv func(string) string) (load.Config, bool, e
 	var profileAddr, profileDir string
 	fs.StringVar(&profileAddr, "profile-from", "", "during each timed phase, take a CPU profile from linkd's admin listener at this host:port (pprof) ...")
 	fs.StringVar(&profileDir, "profile-dir", ".", "... into SCENARIO-TRANSPORT.prof here")
-	fs.Func("cpu-of", "report the CPU time per call of these processes during each timed phase: name=pid,... (Linux)", func(v string) error {
+	var driverProfile bool
+	fs.BoolVar(&driverProfile, "driver-profile", false, "during each timed phase, take a CPU profile of linkd-load itself into SCENARIO-TRANSPORT-driver.prof in -profile-dir")
+	fs.Func("cpu-of", "report the CPU time per call of these processes during each timed phase: name=pid,... (Linux); pid self is linkd-load", func(v string) error {
 		cfg.CPUOf = map[string]int{}
 		for _, kv := range strings.Split(v, ",") {
 			name, pid, ok := strings.Cut(kv, "=")
+			if pid == "self" {
+				pid = strconv.Itoa(os.Getpid())
+			}
 			n, err := strconv.Atoi(pid)
 			if !ok || name == "" || err != nil || n <= 0 {
 				return fmt.Errorf("want name=pid, not %q", kv)
@@ -162,6 +199,9 @@ func parseFlags(args []string, getenv func(string) string) (load.Config, bool, e
 			return load.Config{}, false, errors.New("-profile-from needs -d of at least 1s")
 		}
 		cfg.TimedPhase = profiler(profileAddr, profileDir, cfg.Transport, cfg.Duration)
+	}
+	if driverProfile {
+		cfg.TimedPhase = alsoProfileSelf(cfg.TimedPhase, profileDir, cfg.Transport)
 	}
 	for _, s := range strings.Split(scenarios, ",") {
 		if s = strings.TrimSpace(s); s != "" {
