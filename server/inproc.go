@@ -200,36 +200,28 @@ func chainUnary(interceptors ...grpc.UnaryServerInterceptor) grpc.UnaryServerInt
 }
 
 // validUTF8 reports whether every string of m, at any depth, is UTF-8, as
-// invalidUTF8Field would find, without building a field path or a
-// callback for each message: the check every REST call makes.
+// invalidUTF8Field would find, without building a field path for each
+// field on the way: the check every REST call makes.
 func validUTF8(m protoreflect.Message) bool {
-	fields := m.Descriptor().Fields()
-	for i := range fields.Len() {
-		fd := fields.Get(i)
-		if !m.Has(fd) {
-			continue
-		}
-		v := m.Get(fd)
+	ok := true
+	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
 		switch {
 		case fd.IsList():
 			l := v.List()
-			for j := range l.Len() {
-				if !validUTF8Value(fd, l.Get(j)) {
-					return false
-				}
+			for i := 0; ok && i < l.Len(); i++ {
+				ok = validUTF8Value(fd, l.Get(i))
 			}
 		case fd.IsMap():
-			// Rare in requests: the named walk's callback will do.
-			if _, bad := invalidUTF8Field(m, ""); bad {
-				return false
-			}
+			v.Map().Range(func(k protoreflect.MapKey, mv protoreflect.Value) bool {
+				ok = (fd.MapKey().Kind() != protoreflect.StringKind || utf8.ValidString(k.String())) && validUTF8Value(fd.MapValue(), mv)
+				return ok
+			})
 		default:
-			if !validUTF8Value(fd, v) {
-				return false
-			}
+			ok = validUTF8Value(fd, v)
 		}
-	}
-	return true
+		return ok
+	})
+	return ok
 }
 
 // validUTF8Value is validUTF8 for one value of field fd.
