@@ -16,7 +16,8 @@
 # linkd's background jobs (the accounts refreshes that connected links
 # queue) to finish. It prints every run's table, then, as a Markdown table,
 # the median over the rounds of each throughput, p99, CPU per call (of the
-# server under test and of the emulator, from /proc) and ratio to the
+# server under test, of the emulator and of the load driver itself, which
+# shares the machine's cores, from /proc) and ratio to the
 # quickstart's run in the same round. Raw results (JSON) stay in OUT
 # (default: a new temporary directory). Ports: PORT_BASE (default 17000) + 70 emulator, + 80
 # quickstart, + 51 linkd gRPC, + 81 linkd REST, + 90 linkd admin (pprof).
@@ -88,10 +89,10 @@ load() { # load FILE ARGS...: one linkd-load run, its table to stdout, its JSON 
 	before=$(commits)
 	# CPU per successful call of the server under test and of the emulator
 	# in the timed phase, which contention moves far less than wall time.
-	"$out/linkd-load" -c "$c" -d "$D" -json -cpu-of "$cpu,emulator=$emu_pid" "$@" >"$f"
+	"$out/linkd-load" -c "$c" -d "$D" -json -cpu-of "$cpu,emulator=$emu_pid,driver=self" "$@" >"$f"
 	after=$(commits)
-	jq --argjson round "$r" 'map(. + {round: $round, server_cpu_us: (.cpu_us_per_call | (.linkd // .quickstart) | round?), emulator_cpu_us: (.cpu_us_per_call.emulator | round?)})' "$f" >"$f.tmp" && mv "$f.tmp" "$f"
-	jq -r '.[] | "\(.transport)\t\(.scenario)\tc=\(.concurrency)\t\(.throughput_rps|floor)/s\tp50 \(.p50_ms)\tp99 \(.p99_ms)\tcpu µs/call: server \(.server_cpu_us), emulator \(.emulator_cpu_us)\terrors \(.errors // {} | tostring)\(if .exhausted then "\tEXHAUSTED" else "" end)"' "$f"
+	jq --argjson round "$r" 'map(. + {round: $round, server_cpu_us: (.cpu_us_per_call | (.linkd // .quickstart) | round?), emulator_cpu_us: (.cpu_us_per_call.emulator | round?), driver_cpu_us: (.cpu_us_per_call.driver | round?)})' "$f" >"$f.tmp" && mv "$f.tmp" "$f"
+	jq -r '.[] | "\(.transport)\t\(.scenario)\tc=\(.concurrency)\t\(.throughput_rps|floor)/s\tp50 \(.p50_ms)\tp99 \(.p99_ms)\tcpu µs/call: server \(.server_cpu_us), emulator \(.emulator_cpu_us), driver \(.driver_cpu_us)\terrors \(.errors // {} | tostring)\(if .exhausted then "\tEXHAUSTED" else "" end)"' "$f"
 	# linkd's commits in that run (minting included): how long fsync took
 	echo "$before $after" | awk '{n=$4-$1; if (n>0) printf "\tlinkd commits: %d, %.1f writes each, %.1f ms each\n", n, ($5-$2)/n, 1000*($6-$3)/n}'
 }
@@ -122,10 +123,10 @@ add
 | group_by([.concurrency, .transport != "quickstart", .transport, .scenario])
 | map({c: .[0].concurrency, t: .[0].transport, s: .[0].scenario, ref: (.[0] | ref),
        rps: (map(.throughput_rps) | median | floor), all: (map(.throughput_rps | floor | tostring) | join(", ")),
-       p99: (map(.p99_ms) | median), cpu: (map(.server_cpu_us) | median), emucpu: (map(.emulator_cpu_us) | median), ratio: (map(.ratio) | if .[0] == null then null else median | r2 end),
+       p99: (map(.p99_ms) | median), cpu: (map(.server_cpu_us) | median), emucpu: (map(.emulator_cpu_us) | median), drvcpu: (map(.driver_cpu_us) | median), ratio: (map(.ratio) | if .[0] == null then null else median | r2 end),
        ratios: (map(.ratio | select(. != null) | r2 | tostring) | join(", "))})
-| ["| c | target | scenario | req/s, median (rounds) | p99 ms | CPU µs/call: server, emulator | linkd / quickstart, median (rounds) |", "|---|---|---|---|---|---|---|"]
-  + map("| \(.c) | \(.t) | \(.s) | \(.rps) (\(.all)) | \(.p99) | \(.cpu), \(.emucpu) | " + (if .ratio == null then "" else "**\(.ratio)×** \(.ref) (\(.ratios))" end) + " |")
+| ["| c | target | scenario | req/s, median (rounds) | p99 ms | CPU µs/call: server, emulator, driver | linkd / quickstart, median (rounds) |", "|---|---|---|---|---|---|---|"]
+  + map("| \(.c) | \(.t) | \(.s) | \(.rps) (\(.all)) | \(.p99) | \(.cpu), \(.emucpu), \(.drvcpu) | " + (if .ratio == null then "" else "**\(.ratio)×** \(.ref) (\(.ratios))" end) + " |")
 | .[]
 EOF
 echo "raw results: $out"

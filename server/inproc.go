@@ -75,7 +75,8 @@ func (c *InProcessConn) Invoke(ctx context.Context, method string, args, reply a
 	// What encoding would refuse on the wire is refused here too, before
 	// any interceptor, as a gRPC server refuses it: a string that is not
 	// UTF-8, named.
-	if field, bad := invalidUTF8Field(in.ProtoReflect(), ""); bad {
+	if m := in.ProtoReflect(); !validUTF8(m) {
+		field, _ := invalidUTF8Field(m, "")
 		return invalidUTF8Status(field).Err()
 	}
 	dec := func(v any) error {
@@ -181,14 +182,57 @@ func (s *inprocStream) finish() (header, trailer metadata.MD) {
 // grpc.ChainUnaryInterceptor does, so that the gRPC server and
 // InProcessConn run one and the same chain.
 func chainUnary(interceptors ...grpc.UnaryServerInterceptor) grpc.UnaryServerInterceptor {
+	if len(interceptors) == 0 {
+		return func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+			return handler(ctx, req)
+		}
+	}
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+		// A closure for each interceptor but the outermost, which is
+		// called as it is.
 		next := handler
-		for i := len(interceptors) - 1; i >= 0; i-- {
+		for i := len(interceptors) - 1; i > 0; i-- {
 			ic, inner := interceptors[i], next
 			next = func(ctx context.Context, req any) (any, error) { return ic(ctx, req, info, inner) }
 		}
-		return next(ctx, req)
+		return interceptors[0](ctx, req, info, next)
 	}
+}
+
+// validUTF8 reports whether every string of m, at any depth, is UTF-8, as
+// invalidUTF8Field would find, without building a field path for each
+// field on the way: the check every REST call makes.
+func validUTF8(m protoreflect.Message) bool {
+	ok := true
+	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+		switch {
+		case fd.IsList():
+			l := v.List()
+			for i := 0; ok && i < l.Len(); i++ {
+				ok = validUTF8Value(fd, l.Get(i))
+			}
+		case fd.IsMap():
+			v.Map().Range(func(k protoreflect.MapKey, mv protoreflect.Value) bool {
+				ok = (fd.MapKey().Kind() != protoreflect.StringKind || utf8.ValidString(k.String())) && validUTF8Value(fd.MapValue(), mv)
+				return ok
+			})
+		default:
+			ok = validUTF8Value(fd, v)
+		}
+		return ok
+	})
+	return ok
+}
+
+// validUTF8Value is validUTF8 for one value of field fd.
+func validUTF8Value(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+	switch fd.Kind() {
+	case protoreflect.StringKind:
+		return utf8.ValidString(v.String())
+	case protoreflect.MessageKind, protoreflect.GroupKind:
+		return validUTF8(v.Message())
+	}
+	return true
 }
 
 // invalidUTF8Field returns the path (a.b[2].c) of the first string field

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"strings"
 	"testing"
 
 	"google.golang.org/grpc"
@@ -79,6 +80,9 @@ func TestInvalidUTF8Field(t *testing.T) {
 		want string
 	}{
 		{"Valid", &structpb.Struct{Fields: map[string]*structpb.Value{"k": structpb.NewStringValue("ok")}}, ""},
+		{"ValidList", &structpb.ListValue{Values: []*structpb.Value{structpb.NewStringValue("ok"), structpb.NewBoolValue(true)}}, ""},
+		{"ValidNested", structpb.NewListValue(&structpb.ListValue{Values: []*structpb.Value{structpb.NewStringValue("é")}}), ""},
+		{"Empty", &structpb.Value{}, ""},
 		{"Field", structpb.NewStringValue(bad), "string_value"},
 		{"ListElement", &structpb.ListValue{Values: []*structpb.Value{structpb.NewStringValue("ok"), structpb.NewStringValue(bad)}}, "values[1].string_value"},
 		{"MapValue", &structpb.Struct{Fields: map[string]*structpb.Value{"k": structpb.NewStringValue(bad)}}, "fields.k.string_value"},
@@ -91,6 +95,40 @@ func TestInvalidUTF8Field(t *testing.T) {
 			if got != tt.want || isBad != (tt.want != "") {
 				t.Errorf("invalidUTF8Field = %q, %v; want %q", got, isBad, tt.want)
 			}
+			if valid := validUTF8(tt.msg.ProtoReflect()); valid != (tt.want == "") {
+				t.Errorf("validUTF8 = %v; want %v", valid, tt.want == "")
+			}
 		})
+	}
+}
+
+// TestChainUnary: the interceptors run first outermost, each with the
+// call's info, around the handler, as grpc.ChainUnaryInterceptor runs
+// them; none is the handler alone.
+func TestChainUnary(t *testing.T) {
+	for _, n := range []int{0, 1, 3} {
+		var trace []string
+		var ics []grpc.UnaryServerInterceptor
+		for i := range n {
+			name := string(rune('a' + i))
+			ics = append(ics, func(ctx context.Context, req any, info *grpc.UnaryServerInfo, next grpc.UnaryHandler) (any, error) {
+				trace = append(trace, name+info.FullMethod)
+				resp, err := next(ctx, req.(string)+name)
+				trace = append(trace, "/"+name)
+				return resp, err
+			})
+		}
+		handler := func(_ context.Context, req any) (any, error) {
+			trace = append(trace, "handler")
+			return req.(string) + "!", nil
+		}
+		resp, err := chainUnary(ics...)(context.Background(), "", &grpc.UnaryServerInfo{FullMethod: "/m"}, handler)
+		want := map[int]string{0: "handler", 1: "a/m handler /a", 3: "a/m b/m c/m handler /c /b /a"}[n]
+		if got := strings.Join(trace, " "); got != want || err != nil {
+			t.Errorf("%d interceptors: %q, %v; want %q", n, got, err, want)
+		}
+		if wantResp := "abc"[:n] + "!"; resp != wantResp {
+			t.Errorf("%d interceptors: response %q, want %q", n, resp, wantResp)
+		}
 	}
 }
