@@ -55,13 +55,7 @@ func TestPage_Browser_UpdateMode(t *testing.T) {
 // the Item's account checked and the new one offered; the user adds it.
 func TestPage_Browser_UpdateModeAccountSelection(t *testing.T) {
 	srv, _ := MustStartPage(t)
-	b := browsertest.MustStart(t, srv.URL)
-	tab := b.NewTab(t)
-	tab.Run("open", chromedp.Navigate(srv.URL+linkpage.Path+"?isWebview=true&token=link-update-select"))
-	tab.Click("#consent-continue")
-	tab.Type("#username", linkpage.SandboxUsername)
-	tab.Type("#password", linkpage.SandboxPassword)
-	tab.Click("#credential-submit")
+	tab := signInUpdateMode(t, srv.URL, "link-update-select")
 	tab.Screen("#view-select-account", "account select")
 	var checked []string
 	tab.Run("checked accounts", chromedp.Evaluate(`Array.prototype.map.call(document.querySelectorAll('#accounts input:checked'), function (i) { return i.value; })`, &checked))
@@ -101,14 +95,21 @@ func TestPage_Browser_ReportHangs(t *testing.T) {
 	}))
 	defer srv.Close()
 	defer close(release)
-	b := browsertest.MustStart(t, srv.URL)
+	tab := signInUpdateMode(t, srv.URL, "link-update")
+	tab.Click("#connected-continue")
+	urls := tab.Redirects("connected")
+	browsertest.CheckRedirects(t, urls)
+}
+
+// signInUpdateMode opens the page at base in a webview tab for the
+// update-mode token and signs in with the sandbox credentials.
+func signInUpdateMode(t *testing.T, base, token string) *browsertest.Tab {
+	b := browsertest.MustStart(t, base)
 	tab := b.NewTab(t)
-	tab.Run("open", chromedp.Navigate(srv.URL+linkpage.Path+"?isWebview=true&token=link-update"))
+	tab.Run("open", chromedp.Navigate(base+linkpage.Path+"?isWebview=true&token="+token))
 	tab.Click("#consent-continue")
 	tab.Type("#username", linkpage.SandboxUsername)
 	tab.Type("#password", linkpage.SandboxPassword)
 	tab.Click("#credential-submit")
-	tab.Click("#connected-continue")
-	urls := tab.Redirects("connected")
-	browsertest.CheckRedirects(t, urls)
+	return tab
 }

@@ -22,19 +22,8 @@ import (
 // names a record that agrees with it, and every record has its entries.
 func TestDB_IndexesFollowRecords(t *testing.T) {
 	ctx := context.Background()
-	k, err := seal.ParseMasterKeys("k1:"+"ERERERERERERERERERERERERERERERERERERERERERE=", "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	sealer, err := seal.New(k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	db, err := Open(filepath.Join(t.TempDir(), "linkd.db"), Options{Sealer: sealer})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := mustOpenSealed(t)
+	var err error
 	t0 := time.Date(2026, 1, 2, 0, 0, 0, 0, time.UTC)
 	must := func(err error) {
 		t.Helper()
@@ -160,4 +149,24 @@ func checkItemIndex(t *testing.T, tx *bbolt.Tx, index []byte, idOf func(*linkdv1
 	if entries != items {
 		t.Errorf("%s has %d entries for %d items", index, entries, items)
 	}
+}
+
+// mustOpenSealed opens a new store file in a temporary directory, with a
+// master key, closed when the test ends.
+func mustOpenSealed(t testing.TB) *DB {
+	t.Helper()
+	k, err := seal.ParseMasterKeys("k1:"+"ERERERERERERERERERERERERERERERERERERERERERE=", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sealer, err := seal.New(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := Open(filepath.Join(t.TempDir(), "linkd.db"), Options{Sealer: sealer})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
 }

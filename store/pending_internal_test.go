@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -10,7 +9,6 @@ import (
 
 	"github.com/linkd/linkd"
 	linkdv1 "github.com/linkd/linkd/gen/linkd/v1"
-	"github.com/linkd/linkd/seal"
 )
 
 // TestDB_ClaimExchange_StalePendingLink: a pending_links entry whose claim
@@ -20,19 +18,7 @@ import (
 // institution.
 func TestDB_ClaimExchange_StalePendingLink(t *testing.T) {
 	ctx := context.Background()
-	k, err := seal.ParseMasterKeys("k1:"+"ERERERERERERERERERERERERERERERERERERERERERE=", "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	sealer, err := seal.New(k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	db, err := Open(filepath.Join(t.TempDir(), "linkd.db"), Options{Sealer: sealer})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := mustOpenSealed(t)
 	now := time.Date(2026, 1, 2, 0, 0, 0, 0, time.UTC)
 	link := &linkd.PendingLink{InstitutionID: "ins_1", Accounts: []*linkdv1.Account{{Name: "Checking", Mask: "0000"}}}
 	claim := func(pub string) linkd.ClaimResult {
