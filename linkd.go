@@ -48,6 +48,25 @@ func RedirectSessionID(r *linkdv1.WebviewRedirect) string {
 	return ""
 }
 
+// RedirectLinkError returns the Link error an exit or event redirect r
+// reports, or nil (a connected redirect, or none reported).
+func RedirectLinkError(r *linkdv1.WebviewRedirect) *linkdv1.LinkError {
+	switch res := r.GetResult().(type) {
+	case *linkdv1.WebviewRedirect_Exit:
+		return res.Exit.GetError()
+	case *linkdv1.WebviewRedirect_Event:
+		return res.Event.GetError()
+	}
+	return nil
+}
+
+// RenewsLinkToken reports whether a redirect reports a dead link token
+// (INVALID_LINK_TOKEN, in an exit or an event): linkd answers it with a
+// fresh link token made at Plaid.
+func RenewsLinkToken(r *linkdv1.WebviewRedirect) bool {
+	return RedirectLinkError(r).GetErrorCode() == "INVALID_LINK_TOKEN"
+}
+
 // Plaid environments linkd talks to.
 const (
 	PlaidSandbox    = "sandbox"

@@ -115,15 +115,16 @@ func rateLimitUnary(l *userLimiter) grpc.UnaryServerInterceptor {
 
 // redirectCallsPlaid reports whether submitting the redirect url makes
 // linkd call Plaid on the end user's word: a connected redirect (an
-// exchange, or an update-mode session's checks) and an INVALID_LINK_TOKEN
-// exit, answered with a fresh link token made at Plaid, whose own such
-// exit makes another. An event or another exit calls nobody (a redirect
-// against an expired token renews it once, a link token the user made
-// under this limit). A URL that does not parse is refused by the handler.
+// exchange, or an update-mode session's checks) and an exit or event
+// reporting INVALID_LINK_TOKEN (linkd.RenewsLinkToken), answered with a
+// fresh link token made at Plaid, whose own such redirect makes another.
+// Other events and exits call nobody (a redirect against an expired token
+// renews it once, a link token the user made under this limit). A URL
+// that does not parse is refused by the handler.
 func redirectCallsPlaid(url string) bool {
 	r, err := redirect.Parse(url)
 	if err != nil {
 		return false
 	}
-	return r.GetConnected() != nil || r.GetExit().GetError().GetErrorCode() == "INVALID_LINK_TOKEN"
+	return r.GetConnected() != nil || linkd.RenewsLinkToken(r)
 }

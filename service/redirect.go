@@ -64,19 +64,14 @@ func (s *Service) submitRedirect(ctx context.Context, tok *storagev1.StoredLinkT
 	if err := s.recordRedirect(ctx, sessionID, merge, read); err != nil {
 		return out, err
 	}
-	var linkErr *linkdv1.LinkError
-	switch res := r.GetResult().(type) {
-	case *linkdv1.WebviewRedirect_Connected:
+	if r.GetConnected() != nil {
 		item, err := s.repaired(ctx, tok)
 		if err != nil {
 			return out, err
 		}
 		out.Item = item
-	case *linkdv1.WebviewRedirect_Exit:
-		linkErr = res.Exit.GetError()
-	case *linkdv1.WebviewRedirect_Event:
-		linkErr = res.Event.GetError()
 	}
+	linkErr := linkd.RedirectLinkError(r)
 	if tok.GetItemId() != "" && linkErr != nil {
 		if st, ok := linkd.ItemStatusFor(linkErr.GetErrorType(), linkErr.GetErrorCode()); ok {
 			item, err := s.store.UpdateItem(ctx, tok.GetItemId(), linkd.SetItemStatus(st, linkErr.GetErrorCode(), s.now()))
@@ -88,7 +83,7 @@ func (s *Service) submitRedirect(ctx context.Context, tok *storagev1.StoredLinkT
 		}
 	}
 	expired := tok.GetExpiration() != nil && !s.now().Before(tok.GetExpiration().AsTime())
-	if linkErr.GetErrorCode() == "INVALID_LINK_TOKEN" || (expired && connected == nil) {
+	if linkd.RenewsLinkToken(r) || (expired && connected == nil) {
 		// Best effort: the redirect is recorded, so failing the call now
 		// would make the client resubmit it for nothing.
 		var err error

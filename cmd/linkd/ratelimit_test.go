@@ -56,8 +56,9 @@ func TestLinkd_UserRateLimit(t *testing.T) {
 // Plaid, and that token's own INVALID_LINK_TOKEN exit with another: without
 // the limit an end user limited to a burst of CreateLinkToken calls made
 // hundreds of Plaid link tokens a second down that chain, and a connected
-// redirect with a made-up public token is a Plaid exchange each. A
-// service is not limited, nor is an event, which calls nobody.
+// redirect with a made-up public token is a Plaid exchange each; an
+// ERROR event reporting INVALID_LINK_TOKEN renews the token as the exit
+// does. A service is not limited, nor is another event, which calls nobody.
 func TestLinkd_UserRateLimit_SubmitRedirect(t *testing.T) {
 	rateLimitedUser(t, "chain-user", func(t *testing.T, ts *testServer, user linkdv1.LinkServiceClient, as func(string) linkdv1.LinkServiceClient) {
 		ctx := context.Background()
@@ -79,6 +80,7 @@ func TestLinkd_UserRateLimit_SubmitRedirect(t *testing.T) {
 			dead,
 			"plaidlink://exit?error_type=INVALID_INPUT&error_code=INVALID%5FLINK%5FTOKEN",
 			"plaidlink://connected?public_token=public-sandbox-made-up&link_session_id=chain-1",
+			"plaidlink://event?event_name=ERROR&error_type=INVALID_INPUT&error_code=INVALID_LINK_TOKEN&link_session_id=chain-3",
 		} {
 			_, err := user.SubmitRedirect(ctx, &linkdv1.SubmitRedirectRequest{LinkToken: linkToken, Url: url})
 			if status.Code(err) != codes.ResourceExhausted {
