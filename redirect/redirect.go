@@ -333,12 +333,11 @@ func (p *parser) readQuery(q string) *linkd.Error {
 		if key == "" {
 			return linkd.InvalidField("url", "a query parameter has a value but no name")
 		}
-		if key == "accounts" && q != "" && rawArray(val) && !closedLike(val) && rawArrayEnd(val) < 0 {
+		if key == "accounts" && q != "" && rawArray(val) && rawArrayEnd(val) < 0 {
 			// Link does not encode its accounts JSON either: an '&' in
 			// an account's name ("Checking & Savings") did not end the
-			// value if the array closes only after it. A value that ends
-			// as an array does (nearly every one) is taken as it is, with
-			// no scan: a name with a ']' just before its '&' is still cut.
+			// value if the array closes only after it, even when the
+			// cut ends in ']' ("Card [Visa]&Co").
 			whole := val + "&" + q
 			if n := rawArrayEnd(whole); n > 0 {
 				val, q, _ = strings.Cut(whole[n:], "&")
@@ -367,11 +366,6 @@ func (p *parser) readQuery(q string) *linkd.Error {
 // an optional single quote.
 func rawArray(s string) bool {
 	return strings.HasPrefix(s, "[") || strings.HasPrefix(s, "'[")
-}
-
-// closedLike reports whether s ends as a JSON array does: "]" or "]'".
-func closedLike(s string) bool {
-	return strings.HasSuffix(s, "]") || strings.HasSuffix(s, "]'")
 }
 
 // rawArrayEnd returns the length of the unencoded JSON array that s starts

@@ -302,6 +302,18 @@ var parseTests = []parseTest{
 		in:   conn + `&accounts='[{%22_id%22:%22a1%22,%20%22meta%22:%20{%22name%22:%22Checking%20]}}%20&%20Savings%20\%22x\%22%22}}]'&link_session_id=s1`,
 		want: connected(&linkdv1.ConnectedResult{PublicToken: tok, LinkSessionId: "s1", Accounts: []*linkdv1.Account{{Id: "a1", Name: `Checking ]}} & Savings "x"`}}}),
 	},
+	// A name whose '&' follows a ']': the cut value ends as an array
+	// does, but does not close one (raw, and as WebKit encodes it).
+	{
+		name: "AccountsRawBracketBeforeAmpersand",
+		in:   conn + `&accounts=[{"_id":"a1","meta":{"name":"Card [Visa]&Co"}}]&link_session_id=s1`,
+		want: connected(&linkdv1.ConnectedResult{PublicToken: tok, LinkSessionId: "s1", Accounts: []*linkdv1.Account{{Id: "a1", Name: "Card [Visa]&Co"}}}),
+	},
+	{
+		name: "AccountsWebKitBracketBeforeAmpersand",
+		in:   conn + `&accounts='[{%22_id%22:%22a1%22,%22meta%22:{%22name%22:%22Card%20[Visa]&Co%22}}]'&link_session_id=s1`,
+		want: connected(&linkdv1.ConnectedResult{PublicToken: tok, LinkSessionId: "s1", Accounts: []*linkdv1.Account{{Id: "a1", Name: "Card [Visa]&Co"}}}),
+	},
 	{name: "AccountsRawAmpersandAtEnd", in: conn + `&accounts=[{"_id":"a1","name":"A & B"}]`, want: accounts(&linkdv1.Account{Id: "a1", Name: "A & B"})},
 	// An array that never closes is still not JSON, and the parameters
 	// after it are not swallowed into it.
