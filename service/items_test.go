@@ -481,3 +481,51 @@ func TestService_SubmitRedirect_UpdateModeNewAccountsAvailable(t *testing.T) {
 	}
 	keepsFlag("the replayed redirect of the session before the new flag", real)
 }
+
+// TestService_SubmitRedirect_UpdateModeExitNeverRevokes: an update-mode
+// exit or event is the client's word; it may mark the Item broken
+// (LOGIN_REQUIRED, which Plaid's next report mends) but never REVOKED,
+// which is final: a made-up USER_PERMISSION_REVOKED exit made the Item
+// REVOKED for good. Plaid's own webhook still does.
+func TestService_SubmitRedirect_UpdateModeExitNeverRevokes(t *testing.T) {
+	e := mustEnv(t)
+	svc, _ := clockedService(t, e, "")
+	ctx := linkd.WithCaller(context.Background(), linkd.Caller{Service: true})
+	id := mustLink(t, svc, "user-1").GetItemId()
+	upd, err := svc.IssueLinkToken(ctx, &linkdv1.CreateLinkTokenRequest{ClientUserId: "user-1", ItemId: id})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored, err := svc.LinkToken(ctx, upd.GetLinkToken())
+	if err != nil {
+		t.Fatal(err)
+	}
+	status := func() linkdv1.ItemStatus {
+		t.Helper()
+		it, err := e.db.GetItem(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return it.GetStatus()
+	}
+	exit := func(session, code string) *linkdv1.WebviewRedirect {
+		return &linkdv1.WebviewRedirect{Result: &linkdv1.WebviewRedirect_Exit{Exit: &linkdv1.ExitResult{
+			LinkSessionId: session, Error: &linkdv1.LinkError{ErrorType: "ITEM_ERROR", ErrorCode: code}}}}
+	}
+	if _, err := svc.SubmitRedirect(ctx, stored, exit("sess-revoke", "USER_PERMISSION_REVOKED")); err != nil {
+		t.Fatal(err)
+	}
+	if st := status(); st != linkdv1.ItemStatus_ITEM_STATUS_GOOD {
+		t.Fatalf("after a USER_PERMISSION_REVOKED exit the Item is %v, want still GOOD", st)
+	}
+	if _, err := svc.SubmitRedirect(ctx, stored, exit("sess-login", "ITEM_LOGIN_REQUIRED")); err != nil {
+		t.Fatal(err)
+	}
+	if st := status(); st != linkdv1.ItemStatus_ITEM_STATUS_LOGIN_REQUIRED {
+		t.Fatalf("after an ITEM_LOGIN_REQUIRED exit the Item is %v, want LOGIN_REQUIRED", st)
+	}
+	deliver(t, svc, "", `{"webhook_type":"ITEM","webhook_code":"USER_PERMISSION_REVOKED","item_id":"`+id+`","error":{"error_type":"ITEM_ERROR","error_code":"USER_PERMISSION_REVOKED"},"environment":"sandbox"}`)
+	if st := status(); st != linkdv1.ItemStatus_ITEM_STATUS_REVOKED {
+		t.Fatalf("after Plaid's USER_PERMISSION_REVOKED webhook the Item is %v, want REVOKED", st)
+	}
+}

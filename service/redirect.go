@@ -73,7 +73,12 @@ func (s *Service) submitRedirect(ctx context.Context, tok *storagev1.StoredLinkT
 	}
 	linkErr := linkd.RedirectLinkError(r)
 	if tok.GetItemId() != "" && linkErr != nil {
-		if st, ok := linkd.ItemStatusFor(linkErr.GetErrorType(), linkErr.GetErrorCode()); ok {
+		// A redirect is the client's word, as easily made up or replayed:
+		// it may mark an Item broken (any later report from Plaid mends
+		// that), never REVOKED, which is final; Plaid's own
+		// USER_PERMISSION_REVOKED (webhook, or an answer about the Item)
+		// does that.
+		if st, ok := linkd.ItemStatusFor(linkErr.GetErrorType(), linkErr.GetErrorCode()); ok && st != linkdv1.ItemStatus_ITEM_STATUS_REVOKED {
 			item, err := s.store.UpdateItem(ctx, tok.GetItemId(), linkd.SetItemStatus(st, linkErr.GetErrorCode(), s.now()))
 			if err != nil {
 				return out, err
