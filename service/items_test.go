@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/linkd/linkd"
+	storagev1 "github.com/linkd/linkd/gen/linkd/storage/v1"
 	linkdv1 "github.com/linkd/linkd/gen/linkd/v1"
 	"github.com/linkd/linkd/plaid"
 	"github.com/linkd/linkd/plaidemu"
@@ -492,14 +493,7 @@ func TestService_SubmitRedirect_UpdateModeExitNeverRevokes(t *testing.T) {
 	svc, _ := clockedService(t, e, "")
 	ctx := linkd.WithCaller(context.Background(), linkd.Caller{Service: true})
 	id := mustLink(t, svc, "user-1").GetItemId()
-	upd, err := svc.IssueLinkToken(ctx, &linkdv1.CreateLinkTokenRequest{ClientUserId: "user-1", ItemId: id})
-	if err != nil {
-		t.Fatal(err)
-	}
-	stored, err := svc.LinkToken(ctx, upd.GetLinkToken())
-	if err != nil {
-		t.Fatal(err)
-	}
+	stored := mustUpdateModeToken(t, svc, &linkdv1.CreateLinkTokenRequest{ClientUserId: "user-1", ItemId: id})
 	status := func() linkdv1.ItemStatus {
 		t.Helper()
 		it, err := e.db.GetItem(ctx, id)
@@ -528,4 +522,20 @@ func TestService_SubmitRedirect_UpdateModeExitNeverRevokes(t *testing.T) {
 	if st := status(); st != linkdv1.ItemStatus_ITEM_STATUS_REVOKED {
 		t.Fatalf("after Plaid's USER_PERMISSION_REVOKED webhook the Item is %v, want REVOKED", st)
 	}
+}
+
+// mustUpdateModeToken issues the update-mode link token req asks for, as
+// stored.
+func mustUpdateModeToken(t *testing.T, svc *service.Service, req *linkdv1.CreateLinkTokenRequest) *storagev1.StoredLinkToken {
+	t.Helper()
+	ctx := linkd.WithCaller(context.Background(), linkd.Caller{Service: true})
+	upd, err := svc.IssueLinkToken(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored, err := svc.LinkToken(ctx, upd.GetLinkToken())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return stored
 }
