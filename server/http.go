@@ -9,9 +9,11 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
+	"unicode/utf8"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"github.com/rs/cors"
@@ -146,6 +148,13 @@ func (j restJSON) NewDecoder(r io.Reader) runtime.Decoder {
 		}
 		proto.Reset(m)
 		derr := j.JSONPb.NewDecoder(io.MultiReader(bytes.NewReader(body), r)).Decode(v)
+		if derr != nil && err == nil && strings.Contains(derr.Error(), "invalid UTF-8") {
+			// protojson names no field for it; gRPC names the field
+			// (invalidUTF8Status), and so does REST.
+			if path := badUTF8JSONPath(body); fieldPathPattern.MatchString(path) {
+				return fmt.Errorf("field %q is not valid UTF-8", path)
+			}
+		}
 		if derr == nil && err == nil && trailingData(body) {
 			// JSONPb took the first value and ignored the rest: a body
 			// of two objects, or one with garbage after it, is not the
@@ -170,6 +179,78 @@ func trailingData(body []byte) bool {
 		return false
 	}
 	return len(bytes.TrimSpace(body[dec.InputOffset():])) > 0
+}
+
+// fieldPathPattern is a field path undecodableField can name.
+var fieldPathPattern = regexp.MustCompile(`^[A-Za-z0-9_.]{1,64}$`)
+
+// badUTF8JSONPath returns the path (hosted_link.completion_redirect_uri:
+// object keys, in proto names, lists by their field alone) of the string
+// in the JSON body that holds its first byte that is not UTF-8, or "" when
+// that byte is not inside a string of an object member.
+func badUTF8JSONPath(body []byte) string {
+	bad := 0
+	for bad < len(body) {
+		r, size := utf8.DecodeRune(body[bad:])
+		if r == utf8.RuneError && size == 1 {
+			break
+		}
+		bad += size
+	}
+	// One frame per open object or array: an object's key, once read.
+	type frame struct {
+		object  bool
+		key     string
+		wantKey bool
+	}
+	var stack []frame
+	inString, escaped, isKey := false, false, false
+	start := 0
+	for i := 0; i < bad; i++ {
+		c := body[i]
+		if inString {
+			switch {
+			case escaped:
+				escaped = false
+			case c == '\\':
+				escaped = true
+			case c == '"':
+				inString = false
+				if isKey {
+					stack[len(stack)-1].key = protoName(string(body[start:i]))
+					stack[len(stack)-1].wantKey = false
+				}
+			}
+			continue
+		}
+		switch c {
+		case '"':
+			inString, start = true, i+1
+			isKey = len(stack) > 0 && stack[len(stack)-1].object && stack[len(stack)-1].wantKey
+		case '{':
+			stack = append(stack, frame{object: true, wantKey: true})
+		case '[':
+			stack = append(stack, frame{})
+		case '}', ']':
+			if len(stack) > 0 {
+				stack = stack[:len(stack)-1]
+			}
+		case ',':
+			if len(stack) > 0 && stack[len(stack)-1].object {
+				stack[len(stack)-1].wantKey = true
+			}
+		}
+	}
+	if !inString || isKey || bad == len(body) {
+		return ""
+	}
+	var path []string
+	for _, f := range stack {
+		if f.object {
+			path = append(path, f.key)
+		}
+	}
+	return strings.Join(path, ".")
 }
 
 // bodyBuffers holds buffers for request bodies being decoded.

@@ -2,6 +2,7 @@ package server
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -40,13 +41,19 @@ var restJSONBodies = map[string]string{
 // wantDecode fails t unless restJSON decodes body as jsonPb does: the same
 // message, and the same error or none; except that a body JSONPb takes
 // only the first value of (protojson refuses it whole) is refused with
-// errTrailingData.
+// errTrailingData, and a string that is not UTF-8 is named by its field's
+// path (badUTF8JSONPath) when it has one.
 func wantDecode(t *testing.T, jsonPb *runtime.JSONPb, body string) {
 	t.Helper()
 	want, got := &linkdv1.SubmitRedirectRequest{}, &linkdv1.SubmitRedirectRequest{}
 	wantErr := jsonPb.NewDecoder(strings.NewReader(body)).Decode(want)
 	if wantErr == nil && protojson.Unmarshal([]byte(body), &linkdv1.SubmitRedirectRequest{}) != nil {
 		wantErr, want = errTrailingData, &linkdv1.SubmitRedirectRequest{}
+	}
+	if wantErr != nil && strings.Contains(wantErr.Error(), "invalid UTF-8") {
+		if path := badUTF8JSONPath([]byte(body)); fieldPathPattern.MatchString(path) {
+			wantErr = fmt.Errorf("field %q is not valid UTF-8", path)
+		}
 	}
 	gotErr := restJSON{jsonPb}.NewDecoder(strings.NewReader(body)).Decode(got)
 	if (gotErr == nil) != (wantErr == nil) || errors.Is(gotErr, io.EOF) != errors.Is(wantErr, io.EOF) {
@@ -100,5 +107,24 @@ func FuzzRestJSON(f *testing.F) {
 func TestRequestIDKey(t *testing.T) {
 	if got := http.CanonicalHeaderKey(RequestIDHeader); got != requestIDKey {
 		t.Errorf("requestIDKey = %q, want %q", requestIDKey, got)
+	}
+}
+
+// TestBadUTF8JSONPath: the path of the string holding a body's first byte
+// that is not UTF-8.
+func TestBadUTF8JSONPath(t *testing.T) {
+	for body, want := range map[string]string{
+		"{\"url\":\"\xff\"}": "url",
+		"{\"a\":\"ok\",\"hostedLink\":{\"completionRedirectUri\":\"x\xc3\"}}": "hosted_link.completion_redirect_uri",
+		"{\"products\":[\"auth\",\"\xfe\"]}":                                  "products",
+		"{\"user\":{\"a\":[{\"b\":1},{\"c\":\"\xff\"}]}}":                     "user.a.c",
+		"{\"q\":\"a\\\"},{\",\"url\":\"\xff\"}":                               "url", // braces and an escaped quote inside a string
+		"{\"k\xff\":1}":                                                       "",    // in a key: no field to name
+		"[\"\xff\"]":                                                          "",    // not in an object member
+		"{\"url\":\"ok\"}":                                                    "",    // all UTF-8
+	} {
+		if got := badUTF8JSONPath([]byte(body)); got != want {
+			t.Errorf("badUTF8JSONPath(%q) = %q, want %q", body, got, want)
+		}
 	}
 }

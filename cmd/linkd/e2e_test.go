@@ -376,6 +376,11 @@ func TestLinkd_REST_BadRequestNamesField(t *testing.T) {
 		{"DeeplyNested", "POST", "/v1/link/token/create", `{"client_user_id":"u1","user":{"address":{"country":7}}}`, "user.address.country"},
 		{"RepeatedKeyTwoSpellings", "POST", "/v1/link/token/create", `{"client_user_id":"u1","clientUserId":"u2"}`, "client_user_id"},
 		{"UnknownKey", "POST", "/v1/link/token/create", `{"client_user_id":"u1","nope":1}`, "nope"},
+		// Raw bytes that are not UTF-8 in a string: the field, as gRPC
+		// names it, not the body.
+		{"NotUTF8", "POST", "/v1/link/redirect/parse", "{\"url\":\"plaidlink://exit?x=\xff\"}", "url"},
+		{"NestedNotUTF8", "POST", "/v1/link/token/create", "{\"client_user_id\":\"u1\",\"hostedLink\":{\"completion_redirect_uri\":\"https://a.example/\xc3\"}}", "hosted_link.completion_redirect_uri"},
+		{"ListNotUTF8", "POST", "/v1/link/token/create", "{\"client_user_id\":\"u1\",\"products\":[\"auth\",\"\xfe\"]}", "products"},
 		{"RepeatedKey", "POST", "/v1/link/redirect/parse", `{"url":"plaidlink://exit","url":"plaidlink://exit"}`, "url"},
 		{"NotAnObject", "POST", "/v1/link/redirect/parse", `[]`, "body"},
 		{"Truncated", "POST", "/v1/link/redirect/parse", `{"url":`, "body"},
