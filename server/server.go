@@ -380,7 +380,7 @@ func (s *Server) CompleteSandboxLinkSession(ctx context.Context, req *linkdv1.Co
 	if err := firstError(
 		checkPattern("link_token", req.GetLinkToken(), linkTokenPattern, "a Plaid link token"),
 		checkOptionalPattern("institution_id", req.GetInstitutionId(), institutionIDPattern, "a Plaid institution_id"),
-		checkOptionalPattern("exit_status", req.GetExitStatus(), exitStatusPattern, "a Link exit status"),
+		checkOptionalPattern("exit_status", req.GetExitStatus(), exitStatusPattern, "one of Link's exit statuses (requires_credentials, requires_code, institution_not_found, ...)"),
 	); err != nil {
 		return nil, err
 	}

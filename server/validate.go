@@ -22,7 +22,8 @@ var (
 	// sandboxLoginPattern: Plaid's sandbox test usernames and passwords
 	// (user_good, microdeposits_good, error_ITEM_LOCKED, ...).
 	sandboxLoginPattern = regexp.MustCompile(`^[A-Za-z0-9_.@-]{1,128}$`)
-	exitStatusPattern   = regexp.MustCompile(`^[a-z_]{1,64}$`)
+	// exitStatusPattern is a Link exit status Plaid documents.
+	exitStatusPattern = regexp.MustCompile(`^(requires_questions|requires_selections|requires_code|choose_device|requires_credentials|requires_account_selection|requires_oauth|institution_not_found|institution_not_supported)$`)
 )
 
 // maxClientUserIDLength bounds client_user_id; Plaid asks for an opaque id,

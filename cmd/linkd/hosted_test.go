@@ -265,6 +265,12 @@ func TestLinkd_HostedLinkValidation(t *testing.T) {
 	if st := wantCode(t, err, codes.InvalidArgument); st != nil && badRequestField(st) != "institution_id" {
 		t.Errorf("field = %q", badRequestField(st))
 	}
+	// Only the exit statuses Plaid documents: a made-up one is no
+	// session Link could end.
+	_, err = c.CompleteSandboxLinkSession(ctx, &linkdv1.CompleteSandboxLinkSessionRequest{LinkToken: tok.GetLinkToken(), ExitStatus: "gave_up"})
+	if st := wantCode(t, err, codes.InvalidArgument); st != nil && badRequestField(st) != "exit_status" {
+		t.Errorf("field = %q", badRequestField(st))
+	}
 	_, err = c.GetLinkToken(ctx, &linkdv1.GetLinkTokenRequest{LinkToken: "link-sandbox-00000000-0000-0000-0000-000000000000"})
 	if st := wantCode(t, err, codes.InvalidArgument); st != nil && badRequestField(st) != "link_token" {
 		t.Errorf("field = %q", badRequestField(st))

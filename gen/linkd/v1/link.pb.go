@@ -3958,8 +3958,11 @@ type CompleteSandboxLinkSessionRequest struct {
 	// The institution the user links, e.g. "ins_109508"; for an update-mode
 	// token, the Item's institution (its own when empty).
 	InstitutionId string `protobuf:"bytes,2,opt,name=institution_id,json=institutionId,proto3" json:"institution_id,omitempty"`
-	// Empty: the user links the institution. Set (e.g.
-	// "requires_credentials"): the user exits with that status.
+	// Empty: the user links the institution. Set: the user exits with that
+	// status, one of Link's documented ones (requires_questions,
+	// requires_selections, requires_code, choose_device,
+	// requires_credentials, requires_account_selection, requires_oauth,
+	// institution_not_found, institution_not_supported).
 	ExitStatus    string `protobuf:"bytes,3,opt,name=exit_status,json=exitStatus,proto3" json:"exit_status,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
