@@ -216,11 +216,31 @@ func VerifyES256(pub *ecdsa.PublicKey, signingInput, sig []byte) bool {
 
 // claims are the registered claims linkd checks.
 type claims struct {
-	Iss string      `json:"iss"`
-	Sub string      `json:"sub"`
-	Aud audience    `json:"aud"`
-	Exp json.Number `json:"exp"`
-	Nbf json.Number `json:"nbf"`
+	Iss string       `json:"iss"`
+	Sub string       `json:"sub"`
+	Aud audience     `json:"aud"`
+	Exp numericClaim `json:"exp"`
+	Nbf numericClaim `json:"nbf"`
+}
+
+// numericClaim is a NumericDate claim as RFC 7519 has it: a JSON number.
+// json.Number alone also takes a number in a string ("exp":"1700000000"),
+// which other verifiers refuse.
+type numericClaim json.Number
+
+func (n *numericClaim) UnmarshalJSON(b []byte) error {
+	if string(b) == "null" {
+		return nil
+	}
+	if len(b) > 0 && b[0] == '"' {
+		return errors.New("a NumericDate must be a JSON number")
+	}
+	var num json.Number
+	if err := json.Unmarshal(b, &num); err != nil {
+		return err
+	}
+	*n = numericClaim(num)
+	return nil
 }
 
 // audience is the aud claim: one string or an array of them.
@@ -349,7 +369,7 @@ func (v *Verifier) checkClaims(c claims) error {
 	if c.Exp == "" {
 		return rejected("no exp claim")
 	}
-	exp, err := NumericDate(c.Exp)
+	exp, err := NumericDate(json.Number(c.Exp))
 	if err != nil {
 		return rejected("malformed exp")
 	}
@@ -357,7 +377,7 @@ func (v *Verifier) checkClaims(c claims) error {
 		return rejected("expired")
 	}
 	if c.Nbf != "" {
-		nbf, err := NumericDate(c.Nbf)
+		nbf, err := NumericDate(json.Number(c.Nbf))
 		if err != nil {
 			return rejected("malformed nbf")
 		}

@@ -5,6 +5,7 @@ import (
 	"crypto/rsa"
 	"crypto/x509"
 	"encoding/base64"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -108,6 +109,9 @@ func TestVerifier_VerifyUserToken(t *testing.T) {
 		{"expired", jwttest.Sign(t, rsaKey, claimsFor("user-1", set("exp", now.Add(-time.Minute).Unix()))), "expired"},
 		{"no exp", jwttest.Sign(t, rsaKey, claimsFor("user-1", del("exp"))), "no exp"},
 		{"exp not a number", jwttest.Sign(t, rsaKey, claimsFor("user-1", set("exp", "tomorrow"))), "malformed claims"},
+		// RFC 7519: a NumericDate is a JSON number, not one in a string.
+		{"exp a number in a string", jwttest.Sign(t, rsaKey, claimsFor("user-1", set("exp", fmt.Sprint(now.Add(time.Hour).Unix())))), "malformed claims"},
+		{"nbf a number in a string", jwttest.Sign(t, rsaKey, claimsFor("user-1", set("nbf", fmt.Sprint(now.Unix())))), "malformed claims"},
 		{"not yet valid", jwttest.Sign(t, rsaKey, claimsFor("user-1", set("nbf", now.Add(time.Minute).Unix()))), "not valid yet"},
 		{"no sub", jwttest.Sign(t, rsaKey, claimsFor("")), "sub must be"},
 		{"sub with a slash", jwttest.Sign(t, rsaKey, claimsFor("a/b")), "not allowed"},
