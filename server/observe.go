@@ -217,10 +217,13 @@ func (t *Telemetry) Handler(next http.Handler) http.Handler {
 		}
 		level := slog.LevelInfo
 		switch {
+		case isProbe(r.URL.Path) && rec.status != http.StatusInternalServerError:
+			// A probe's 503 is its answer (NOT_SERVING: draining, a full
+			// disk), as the gRPC health Check's is: at debug like any
+			// probe, not an error line per balancer poll.
+			level = slog.LevelDebug
 		case rec.status >= 500:
 			level = slog.LevelError
-		case isProbe(r.URL.Path):
-			level = slog.LevelDebug
 		}
 		// slog.Attrs rather than key-value pairs: the values are not boxed
 		// and paired up again.

@@ -259,6 +259,22 @@ func TestLinkd_Probes(t *testing.T) {
 		if err != nil || resp.GetStatus() != healthpb.HealthCheckResponse_NOT_SERVING {
 			t.Errorf("health Check = %v, %v, want NOT_SERVING", resp, err)
 		}
+		// GET /healthz answers 503 now; a probe logs at debug whatever it
+		// answers (the README's Logs), so the info-level log has no line
+		// of it, as it has none of the gRPC Check above.
+		req, _ := http.NewRequest("GET", ts.BaseURL+"/healthz", nil)
+		req.Header.Set("X-Request-Id", "probe-not-serving")
+		hresp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		hresp.Body.Close()
+		if hresp.StatusCode != http.StatusServiceUnavailable {
+			t.Errorf("GET /healthz = %d, want 503", hresp.StatusCode)
+		}
+		if lines := logLines(ts, "request_id=probe-not-serving"); len(lines) != 0 {
+			t.Errorf("GET /healthz answering 503 logged at info or above: %q", lines)
+		}
 	})
 }
 
