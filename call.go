@@ -87,7 +87,9 @@ func (c *CallInfo) RPC() (method, code string) {
 }
 
 // LogHandler returns h adding to every record logged with a call's
-// context its request_id and, once Plaid was called, plaid_request_id.
+// context its request_id and, once Plaid was called, plaid_request_id
+// (unless the record names one Plaid request itself, as the embedded
+// emulator's lines do): one key of each per line.
 func LogHandler(h slog.Handler) slog.Handler { return callHandler{h} }
 
 type callHandler struct{ slog.Handler }
@@ -96,11 +98,20 @@ func (h callHandler) Handle(ctx context.Context, r slog.Record) error {
 	if c := CallInfoFrom(ctx); c != nil {
 		r = r.Clone()
 		r.AddAttrs(slog.String("request_id", c.RequestID))
-		if ids := c.PlaidRequestIDs(); ids != "" {
+		if ids := c.PlaidRequestIDs(); ids != "" && !hasAttr(r, "plaid_request_id") {
 			r.AddAttrs(slog.String("plaid_request_id", ids))
 		}
 	}
 	return h.Handler.Handle(ctx, r)
+}
+
+// hasAttr reports whether r has a top-level attribute named key.
+func hasAttr(r slog.Record, key string) (found bool) {
+	r.Attrs(func(a slog.Attr) bool {
+		found = a.Key == key
+		return !found
+	})
+	return found
 }
 
 func (h callHandler) WithAttrs(as []slog.Attr) slog.Handler {

@@ -546,7 +546,7 @@ func (p *Page) api(fn step) http.HandlerFunc {
 			}
 			resp.Error, resp.Fatal = ae.err, ae.fatal
 			status = http.StatusBadRequest
-			p.log.Info("linkpage: step failed", "path", r.URL.Path, "error_type", ae.err.Type, "error_code", ae.err.Code, "request_id", resp.RequestID)
+			p.log.Info("linkpage: step failed", "path", r.URL.Path, "error_type", ae.err.Type, "error_code", ae.err.Code, "plaid_request_id", resp.RequestID)
 		}
 		w.Header().Set("Content-Type", "application/json; charset=utf-8")
 		w.Header().Set("Cache-Control", "no-store")

@@ -329,7 +329,7 @@ func (e *Emulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	e.deliver(hooks) // before answering, so the caller sees their effect
 	if perr == nil && e.takeHang(r.URL.Path) {
 		<-r.Context().Done()
-		e.log.Info("plaidemu: request served, answer withheld", "path", r.URL.Path, "request_id", requestID)
+		e.log.Info("plaidemu: request served, answer withheld", "path", r.URL.Path, "plaid_request_id", requestID)
 		return
 	}
 	status := http.StatusOK
@@ -370,7 +370,7 @@ func (e *Emulator) logRequest(r *http.Request, start time.Time, status int, requ
 	if !e.log.Enabled(r.Context(), level) {
 		return
 	}
-	attrs := []slog.Attr{slog.String("path", r.URL.Path), slog.Int("status", status), slog.String("request_id", requestID), slog.Duration("duration", time.Since(start))}
+	attrs := []slog.Attr{slog.String("path", r.URL.Path), slog.Int("status", status), slog.String("plaid_request_id", requestID), slog.Duration("duration", time.Since(start))}
 	if perr != nil {
 		attrs = append(attrs, slog.String("error_type", perr.Type), slog.String("error_code", perr.Code))
 	}

@@ -82,7 +82,7 @@ func errorAttrs(err error) []slog.Attr {
 	}
 	attrs := []slog.Attr{slog.String("code", e.Code), slog.String("err", clip(e.Message))}
 	if e.Plaid != nil {
-		attrs = append(attrs, slog.String("plaid_error_code", e.Plaid.ErrorCode), slog.String("request_id", e.Plaid.RequestID))
+		attrs = append(attrs, slog.String("plaid_error_code", e.Plaid.ErrorCode), slog.String("plaid_request_id", e.Plaid.RequestID))
 	}
 	return attrs
 }

@@ -13,10 +13,12 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
 
 	"github.com/linkd/linkd"
 	linkdv1 "github.com/linkd/linkd/gen/linkd/v1"
@@ -198,6 +200,34 @@ func TestLinkd_RequestID(t *testing.T) {
 		}
 		if lines := logLines(ts, "request_id=req-404"); len(lines) != 1 || !strings.Contains(lines[0], "status=404") || !strings.Contains(lines[0], "route=unmatched") {
 			t.Errorf("404 log lines = %q", lines)
+		}
+	})
+	t.Run("OneRequestIDPerLine", func(t *testing.T) {
+		// The embedded emulator logs a Plaid error at info with Plaid's
+		// request id, inside the linkd call that made the request: the
+		// line names the call's request_id once, and Plaid's as
+		// plaid_request_id, not as a second request_id.
+		item := mustConnect(t, ts.GRPC(t), "rid-emu-user", "sess-rid-emu")
+		cctx := metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+ts.APIKey, "x-request-id", "req-emu-1")
+		_, err := ts.GRPC(t).FireSandboxWebhook(cctx, &linkdv1.FireSandboxWebhookRequest{ItemId: item.GetItemId(), WebhookCode: "SMS_MICRODEPOSITS_VERIFICATION"})
+		if status.Code(err) != codes.FailedPrecondition {
+			t.Fatalf("FireSandboxWebhook on an Item without auth: %v, want FAILED_PRECONDITION", err)
+		}
+		emu := logLines(ts, `msg="plaidemu: request"`)
+		if len(logLines(ts, "request_id=req-emu-1")) == 0 || len(emu) == 0 {
+			t.Fatalf("no emulator line of the call: %q", logLines(ts, "req-emu-1"))
+		}
+		for _, l := range strings.Split(ts.Logs.String(), "\n") {
+			for _, key := range []string{" request_id=", " plaid_request_id="} {
+				if n := strings.Count(l, key); n > 1 {
+					t.Errorf("log line has %d%s keys: %s", n, key, l)
+				}
+			}
+		}
+		for _, l := range emu {
+			if strings.Contains(l, "req-emu-1") && !strings.Contains(l, " plaid_request_id=") {
+				t.Errorf("emulator line without Plaid's request id: %s", l)
+			}
 		}
 	})
 	t.Run("BadIDReplaced", func(t *testing.T) {
