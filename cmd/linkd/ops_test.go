@@ -188,13 +188,7 @@ func TestLinkd_RequestID(t *testing.T) {
 		}
 	})
 	t.Run("REST404", func(t *testing.T) {
-		req, _ := http.NewRequest("GET", ts.BaseURL+"/v2/nothing/here", nil)
-		req.Header.Set("X-Request-Id", "req-404")
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
+		resp := getWithRequestID(t, ts.BaseURL+"/v2/nothing/here", "req-404")
 		if resp.StatusCode != 404 || resp.Header.Get("X-Request-Id") != "req-404" {
 			t.Errorf("status %d, X-Request-Id %q", resp.StatusCode, resp.Header.Get("X-Request-Id"))
 		}
@@ -231,17 +225,24 @@ func TestLinkd_RequestID(t *testing.T) {
 		}
 	})
 	t.Run("BadIDReplaced", func(t *testing.T) {
-		req, _ := http.NewRequest("GET", ts.BaseURL+"/healthz", nil)
-		req.Header.Set("X-Request-Id", "has spaces\tand=tabs")
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
+		resp := getWithRequestID(t, ts.BaseURL+"/healthz", "has spaces\tand=tabs")
 		if got := resp.Header.Get("X-Request-Id"); got == "" || strings.ContainsAny(got, " \t=") {
 			t.Errorf("X-Request-Id = %q, want a generated one", got)
 		}
 	})
+}
+
+// getWithRequestID GETs url with X-Request-Id id; the body is closed.
+func getWithRequestID(t *testing.T, url, id string) *http.Response {
+	t.Helper()
+	req, _ := http.NewRequest("GET", url, nil)
+	req.Header.Set("X-Request-Id", id)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp
 }
 
 func filterMsg(lines []string, msg string) []string {
@@ -292,14 +293,7 @@ func TestLinkd_Probes(t *testing.T) {
 		// GET /healthz answers 503 now; a probe logs at debug whatever it
 		// answers (the README's Logs), so the info-level log has no line
 		// of it, as it has none of the gRPC Check above.
-		req, _ := http.NewRequest("GET", ts.BaseURL+"/healthz", nil)
-		req.Header.Set("X-Request-Id", "probe-not-serving")
-		hresp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		hresp.Body.Close()
-		if hresp.StatusCode != http.StatusServiceUnavailable {
+		if hresp := getWithRequestID(t, ts.BaseURL+"/healthz", "probe-not-serving"); hresp.StatusCode != http.StatusServiceUnavailable {
 			t.Errorf("GET /healthz = %d, want 503", hresp.StatusCode)
 		}
 		if lines := logLines(ts, "request_id=probe-not-serving"); len(lines) != 0 {
