@@ -376,6 +376,9 @@ func TestLinkd_REST_BadRequestNamesField(t *testing.T) {
 		{"DeeplyNested", "POST", "/v1/link/token/create", `{"client_user_id":"u1","user":{"address":{"country":7}}}`, "user.address.country"},
 		{"RepeatedKeyTwoSpellings", "POST", "/v1/link/token/create", `{"client_user_id":"u1","clientUserId":"u2"}`, "client_user_id"},
 		{"UnknownKey", "POST", "/v1/link/token/create", `{"client_user_id":"u1","nope":1}`, "nope"},
+		// linkd's own checks of link token options, before Plaid.
+		{"ClientNameControl", "POST", "/v1/link/token/create", `{"client_user_id":"u1","client_name":"App\u0000"}`, "client_name"},
+		{"CompletionRedirectNoHost", "POST", "/v1/link/token/create", `{"client_user_id":"u1","hosted_link":{"completion_redirect_uri":"https:///done"}}`, "hosted_link.completion_redirect_uri"},
 		// Raw bytes that are not UTF-8 in a string: the field, as gRPC
 		// names it, not the body.
 		{"NotUTF8", "POST", "/v1/link/redirect/parse", "{\"url\":\"plaidlink://exit?x=\xff\"}", "url"},
