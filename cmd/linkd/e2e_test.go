@@ -717,3 +717,39 @@ func must(t *testing.T, err error) {
 		t.Fatal(err)
 	}
 }
+
+// TestLinkd_SubmitRedirect_WebviewEncodings submits one connected
+// redirect, an account named "Checking & Savings", as each webview or app
+// hands it over: the JSON's '&' raw while some of its quotes, apostrophes
+// and brackets are percent-encoded. Each links its Item.
+func TestLinkd_SubmitRedirect_WebviewEncodings(t *testing.T) {
+	forms := map[string]string{
+		// WebKit (WKWebView): quotes and spaces encoded.
+		"WebKit": `'[{%22_id%22:%22acc-1%22,%22meta%22:{%22name%22:%22Checking%20&%20Savings%22,%22number%22:%220000%22}}]'`,
+		// Chromium (Android WebView): the apostrophe too.
+		"Chromium": `%27[{%22_id%22:%22acc-1%22,%22meta%22:{%22name%22:%22Checking%20&%20Savings%22,%22number%22:%220000%22}}]%27`,
+		// Swift's urlQueryAllowed: brackets and braces too, never '&'.
+		"URLQueryAllowed": `'%5B%7B%22_id%22:%22acc-1%22,%22meta%22:%7B%22name%22:%22Checking%20&%20Savings%22,%22number%22:%220000%22%7D%7D%5D'`,
+	}
+	transports(t, func(t *testing.T, ts *testServer, c linkdv1.LinkServiceClient) {
+		ctx := context.Background()
+		for name, accounts := range forms {
+			t.Run(name, func(t *testing.T) {
+				tok, publicToken := mustLink(t, c, "user-"+name)
+				session := "79e772be-547d-4c9c-8b76-" + fmt.Sprintf("%012x", len(name))
+				u := "plaidlink://connected?public_token=" + publicToken + "&institution_id=ins_109508&institution_name=First%20Platypus%20Bank" +
+					"&accounts=" + accounts + "&link_session_id=" + session
+				resp, err := c.SubmitRedirect(ctx, &linkdv1.SubmitRedirectRequest{Url: u, LinkToken: tok.GetLinkToken()})
+				if err != nil {
+					t.Fatalf("SubmitRedirect: %v", err)
+				}
+				if accts := resp.GetConnected().GetAccounts(); len(accts) != 1 || accts[0].GetName() != "Checking & Savings" || accts[0].GetMask() != "0000" {
+					t.Errorf("connected accounts = %v, want Checking & Savings 0000", accts)
+				}
+				if resp.GetItem().GetItemId() == "" || resp.GetItem().GetLinkSessionId() != session {
+					t.Errorf("item = %v, want the linked Item", resp.GetItem())
+				}
+			})
+		}
+	})
+}
