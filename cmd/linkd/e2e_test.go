@@ -271,6 +271,21 @@ func TestLinkd_Errors(t *testing.T) {
 				_, err := c.SubmitRedirect(ctx, &linkdv1.SubmitRedirectRequest{Url: "plaidlink://event?event_name=OPEN&link_session_id=s1&timestamp=yesterday", LinkToken: tok.GetLinkToken()})
 				return err
 			}, codes.InvalidArgument, "url.timestamp", ""},
+			// The public token of a connected redirect is a parameter of
+			// url: a malformed one is refused before Plaid, one Plaid
+			// refuses is named there too (with Plaid's error).
+			{"SubmitRedirect/MalformedPublicToken", func() error {
+				before := ts.emulator.Calls(exchangePath)
+				_, err := c.SubmitRedirect(ctx, &linkdv1.SubmitRedirectRequest{Url: "plaidlink://connected?public_token=test,wells,connected&link_session_id=s2", LinkToken: tok.GetLinkToken()})
+				if n := ts.emulator.Calls(exchangePath) - before; n != 0 {
+					t.Errorf("Plaid exchanges = %d, want 0", n)
+				}
+				return err
+			}, codes.InvalidArgument, "url.public_token", ""},
+			{"SubmitRedirect/PlaidRefusesPublicToken", func() error {
+				_, err := c.SubmitRedirect(ctx, &linkdv1.SubmitRedirectRequest{Url: "plaidlink://connected?public_token=public-sandbox-00000000-0000-0000-0000-000000000000&link_session_id=s3", LinkToken: tok.GetLinkToken()})
+				return err
+			}, codes.InvalidArgument, "url.public_token", "INVALID_PUBLIC_TOKEN"},
 			{"GetItem/Unknown", func() error {
 				_, err := c.GetItem(ctx, &linkdv1.GetItemRequest{ItemId: "no-such-item"})
 				return err
