@@ -228,6 +228,13 @@ func TestLinkd_Errors(t *testing.T) {
 	transports(t, func(t *testing.T, ts *testServer, c linkdv1.LinkServiceClient) {
 		ctx := context.Background()
 		tok, _ := mustLink(t, c, "user-1")
+		// submit submits a redirect URL for tok.
+		submit := func(u string) func() error {
+			return func() error {
+				_, err := c.SubmitRedirect(ctx, &linkdv1.SubmitRedirectRequest{Url: u, LinkToken: tok.GetLinkToken()})
+				return err
+			}
+		}
 		tests := []struct {
 			name  string
 			call  func() error
@@ -259,33 +266,24 @@ func TestLinkd_Errors(t *testing.T) {
 				_, err := c.SubmitRedirect(ctx, &linkdv1.SubmitRedirectRequest{Url: eventURL("OPEN", "", "s1", time.Now()), LinkToken: "link-sandbox-00000000-0000-0000-0000-000000000000"})
 				return err
 			}, codes.InvalidArgument, "link_token", ""},
-			{"SubmitRedirect/SessionIDNotReadable", func() error {
-				_, err := c.SubmitRedirect(ctx, &linkdv1.SubmitRedirectRequest{Url: "plaidlink://event?event_name=OPEN&link_session_id=" + strings.Repeat("s", 200), LinkToken: tok.GetLinkToken()})
-				return err
-			}, codes.InvalidArgument, "url.link_session_id", ""},
-			{"SubmitRedirect/NoSessionID", func() error {
-				_, err := c.SubmitRedirect(ctx, &linkdv1.SubmitRedirectRequest{Url: "plaidlink://event?event_name=OPEN", LinkToken: tok.GetLinkToken()})
-				return err
-			}, codes.InvalidArgument, "url.link_session_id", ""},
-			{"SubmitRedirect/BadTimestamp", func() error {
-				_, err := c.SubmitRedirect(ctx, &linkdv1.SubmitRedirectRequest{Url: "plaidlink://event?event_name=OPEN&link_session_id=s1&timestamp=yesterday", LinkToken: tok.GetLinkToken()})
-				return err
-			}, codes.InvalidArgument, "url.timestamp", ""},
+			{"SubmitRedirect/SessionIDNotReadable", submit("plaidlink://event?event_name=OPEN&link_session_id=" + strings.Repeat("s", 200)),
+				codes.InvalidArgument, "url.link_session_id", ""},
+			{"SubmitRedirect/NoSessionID", submit("plaidlink://event?event_name=OPEN"), codes.InvalidArgument, "url.link_session_id", ""},
+			{"SubmitRedirect/BadTimestamp", submit("plaidlink://event?event_name=OPEN&link_session_id=s1&timestamp=yesterday"),
+				codes.InvalidArgument, "url.timestamp", ""},
 			// The public token of a connected redirect is a parameter of
 			// url: a malformed one is refused before Plaid, one Plaid
 			// refuses is named there too (with Plaid's error).
 			{"SubmitRedirect/MalformedPublicToken", func() error {
 				before := ts.emulator.Calls(exchangePath)
-				_, err := c.SubmitRedirect(ctx, &linkdv1.SubmitRedirectRequest{Url: "plaidlink://connected?public_token=test,wells,connected&link_session_id=s2", LinkToken: tok.GetLinkToken()})
+				err := submit("plaidlink://connected?public_token=test,wells,connected&link_session_id=s2")()
 				if n := ts.emulator.Calls(exchangePath) - before; n != 0 {
 					t.Errorf("Plaid exchanges = %d, want 0", n)
 				}
 				return err
 			}, codes.InvalidArgument, "url.public_token", ""},
-			{"SubmitRedirect/PlaidRefusesPublicToken", func() error {
-				_, err := c.SubmitRedirect(ctx, &linkdv1.SubmitRedirectRequest{Url: "plaidlink://connected?public_token=public-sandbox-00000000-0000-0000-0000-000000000000&link_session_id=s3", LinkToken: tok.GetLinkToken()})
-				return err
-			}, codes.InvalidArgument, "url.public_token", "INVALID_PUBLIC_TOKEN"},
+			{"SubmitRedirect/PlaidRefusesPublicToken", submit("plaidlink://connected?public_token=public-sandbox-00000000-0000-0000-0000-000000000000&link_session_id=s3"),
+				codes.InvalidArgument, "url.public_token", "INVALID_PUBLIC_TOKEN"},
 			{"GetItem/Unknown", func() error {
 				_, err := c.GetItem(ctx, &linkdv1.GetItemRequest{ItemId: "no-such-item"})
 				return err
