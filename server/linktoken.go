@@ -78,7 +78,7 @@ func checkLinkTokenOptions(req *linkdv1.CreateLinkTokenRequest) error {
 		}
 		for j, p := range l.values {
 			field := fmt.Sprintf("%s[%d]", l.field, j)
-			if i > 0 && p == "balance" {
+			if p == "balance" { // Plaid's spec: not a valid value in any of the lists
 				return linkd.InvalidField(field, "%s: balance needs no initialization and is not accepted here", field)
 			}
 			for _, earlier := range lists[:i] {

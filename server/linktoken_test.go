@@ -96,6 +96,7 @@ func TestCheckLinkTokenOptions(t *testing.T) {
 			r.OptionalProducts, r.AdditionalConsentedProducts = []string{"auth"}, []string{"auth"}
 		}), "additional_consented_products[0]"},
 		{"AdditionalBalance", req(func(r *linkdv1.CreateLinkTokenRequest) { r.AdditionalConsentedProducts = []string{"balance"} }), "additional_consented_products[0]"},
+		{"ProductsBalance", req(func(r *linkdv1.CreateLinkTokenRequest) { r.Products = []string{"auth", "balance"} }), "products[1]"},
 		// account_filters, in Plaid's JSON shape.
 		{"AccountFilters", req(func(r *linkdv1.CreateLinkTokenRequest) {
 			r.AccountFilters = map[string]*linkdv1.AccountSubtypes{"depository": {AccountSubtypes: []string{"checking", "savings"}}, "credit": {AccountSubtypes: []string{"credit card"}}}
