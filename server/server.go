@@ -74,7 +74,7 @@ func (s *Server) CreateLinkToken(ctx context.Context, req *linkdv1.CreateLinkTok
 		checkOptionalPattern("language", req.GetLanguage(), languagePattern, "a two-letter language code"),
 		checkRedirectURI(req.GetRedirectUri(), s.svc.Environment()),
 		checkOAuthTarget(req.GetRedirectUri(), req.GetAndroidPackageName()),
-		checkURL("webhook", req.GetWebhook()),
+		checkWebhookURL("webhook", req.GetWebhook()),
 		checkOptionalPattern("item_id", req.GetItemId(), plaidIDPattern, "a Plaid item_id"),
 	); err != nil {
 		return nil, err
