@@ -34,7 +34,8 @@
 //     until it closes ("Checking & Savings"), also when its quotes,
 //     apostrophes, brackets or braces came percent-encoded and its '&' did
 //     not (WebKit, Chromium, Swift's urlQueryAllowed each encode some of
-//     them). An account's transfer_status
+//     them); JSON with its colons encoded too is encodeURIComponent's,
+//     whose first raw '&' ends it. An account's transfer_status
 //     is the session's (transfer_status).
 //   - '#' and ';' are data, not a fragment or a separator: Link does not
 //     encode its JSON, so either can appear inside a value.
@@ -336,11 +337,14 @@ func (p *parser) readQuery(q string) *linkd.Error {
 		if key == "" {
 			return linkd.InvalidField("url", "a query parameter has a value but no name")
 		}
-		if key == "accounts" && q != "" && rawArray(val) && rawArrayEnd(val) < 0 {
+		if key == "accounts" && q != "" && rawArray(val) && strings.IndexByte(val, ':') >= 0 && rawArrayEnd(val) < 0 {
 			// Link does not encode its accounts JSON either: an '&' in
 			// an account's name ("Checking & Savings") did not end the
 			// value if the array closes only after it, even when the
-			// cut ends in ']' ("Card [Visa]&Co").
+			// cut ends in ']' ("Card [Visa]&Co"). JSON whose colons are
+			// encoded came from an encoder that encodes '&' as well
+			// (encodeURIComponent, as Plaid's own redirects): its cut
+			// is whole, and is not scanned.
 			whole := val + "&" + q
 			if n := rawArrayEnd(whole); n > 0 {
 				val, q, _ = strings.Cut(whole[n:], "&")
@@ -393,19 +397,15 @@ func rawArrayStart(s string) int {
 // (Android WebView) also encodes the apostrophe (%27); Swift's
 // urlQueryAllowed and java.net.URI also encode brackets, braces and '\'.
 func jsonByte(s string, i int) (byte, int) {
-	c := s[i]
-	if c != '%' || i+2 >= len(s) {
+	if c := s[i]; c != '%' || i+2 >= len(s) {
 		return c, 1
 	}
-	hi, lo := hexval(s[i+1]), hexval(s[i+2])
-	if hi > 15 || lo > 15 {
-		return c, 1
+	if hi, lo := hexval(s[i+1]), hexval(s[i+2]); hi|lo < 16 {
+		if d := hi<<4 | lo; d == '"' || d == '\'' || d == '[' || d == ']' || d == '{' || d == '}' || d == '\\' {
+			return d, 3
+		}
 	}
-	switch d := hi<<4 | lo; d {
-	case '"', '\'', '[', ']', '{', '}', '\\':
-		return d, 3
-	}
-	return c, 1
+	return '%', 1
 }
 
 // rawArrayEnd returns the length of the unencoded JSON array that s starts
@@ -422,7 +422,10 @@ func rawArrayEnd(s string) int {
 	}
 	depth, inString := 0, false
 	for i < len(s) {
-		c, n := jsonByte(s, i)
+		c, n := s[i], 1
+		if c == '%' { // the one byte jsonByte may read more of
+			c, n = jsonByte(s, i)
+		}
 		i += n
 		switch {
 		case inString && c == '\\':
