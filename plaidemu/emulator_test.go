@@ -344,6 +344,8 @@ func TestEmulator_LinkTokenCreate(t *testing.T) {
 		{"ErrCountryCode", "country_codes", []string{"US", "XX"}, "INVALID_FIELD", "country_codes"},
 		{"ErrLanguage", "language", "klingon", "INVALID_FIELD", "language"},
 		{"ErrProduct", "products", []string{"auth", "telepathy"}, "INVALID_FIELD", "products"},
+		// Plaid's spec: balance is not a valid value, Balance needs no initialization.
+		{"ErrProductBalance", "products", []string{"auth", "balance"}, "INVALID_FIELD", "products must not contain balance"},
 		{"ErrRedirectURI", "redirect_uri", "not a url", "INVALID_FIELD", "redirect_uri"},
 		{"ErrWebhookType", "webhook", true, "INVALID_FIELD", "webhook"},
 		// The messages in full, for nested fields read through one

@@ -118,6 +118,11 @@ func checkLinkTokenOptions(f *fields, products []string, updateMode bool) (hoste
 	if raw, _ = f.raw("user.address"); raw != nil {
 		f.str("user.address.country", true)
 	}
+	if slices.Contains(products, "balance") {
+		// Plaid's spec: Balance needs no initialization, and balance is
+		// not a valid value here either.
+		f.fail("products must not contain balance")
+	}
 	lists := map[string][]string{"products": products}
 	for _, name := range []string{"optional_products", "required_if_supported_products", "additional_consented_products"} {
 		ps := f.strs(name, false)

@@ -31,7 +31,11 @@
 //     is not followed by two hex digits is a literal '%' (an account named
 //     "Plaid Gold Standard 0% Interest Checking"); anywhere else it is an
 //     error. For the same reason an unencoded array runs on past an '&'
-//     until it closes ("Checking & Savings"). An account's transfer_status
+//     until it closes ("Checking & Savings"), also when its quotes,
+//     apostrophes, brackets or braces came percent-encoded and its '&' did
+//     not (WebKit, Chromium, Swift's urlQueryAllowed each encode some of
+//     them); JSON with its colons encoded too is encodeURIComponent's,
+//     whose first raw '&' ends it. An account's transfer_status
 //     is the session's (transfer_status).
 //   - '#' and ';' are data, not a fragment or a separator: Link does not
 //     encode its JSON, so either can appear inside a value.
@@ -333,11 +337,14 @@ func (p *parser) readQuery(q string) *linkd.Error {
 		if key == "" {
 			return linkd.InvalidField("url", "a query parameter has a value but no name")
 		}
-		if key == "accounts" && q != "" && rawArray(val) && rawArrayEnd(val) < 0 {
+		if key == "accounts" && q != "" && rawArray(val) && strings.IndexByte(val, ':') >= 0 && rawArrayEnd(val) < 0 {
 			// Link does not encode its accounts JSON either: an '&' in
 			// an account's name ("Checking & Savings") did not end the
 			// value if the array closes only after it, even when the
-			// cut ends in ']' ("Card [Visa]&Co").
+			// cut ends in ']' ("Card [Visa]&Co"). JSON whose colons are
+			// encoded came from an encoder that encodes '&' as well
+			// (encodeURIComponent, as Plaid's own redirects): its cut
+			// is whole, and is not scanned.
 			whole := val + "&" + q
 			if n := rawArrayEnd(whole); n > 0 {
 				val, q, _ = strings.Cut(whole[n:], "&")
@@ -363,39 +370,69 @@ func (p *parser) readQuery(q string) *linkd.Error {
 }
 
 // rawArray reports whether s starts with an unencoded JSON array, after
-// an optional single quote.
-func rawArray(s string) bool {
-	return strings.HasPrefix(s, "[") || strings.HasPrefix(s, "'[")
+// an optional single quote; either may come percent-encoded (jsonByte).
+func rawArray(s string) bool { return rawArrayStart(s) >= 0 }
+
+// rawArrayStart returns the index of the '[' (or its %5B) that s starts
+// with, after an optional single quote (or its %27), or -1.
+func rawArrayStart(s string) int {
+	i := 0
+	if i < len(s) {
+		if c, n := jsonByte(s, i); c == '\'' {
+			i = n
+		}
+	}
+	if i < len(s) {
+		if c, _ := jsonByte(s, i); c == '[' {
+			return i
+		}
+	}
+	return -1
+}
+
+// jsonByte returns the byte of JSON at s[i] and how many bytes of s it
+// takes: a percent-encoded quote, apostrophe, bracket, brace or backslash
+// counts as that byte. Webviews and apps encode some of these and leave
+// others, and '&', raw: WebKit encodes '"' and spaces only; Chromium
+// (Android WebView) also encodes the apostrophe (%27); Swift's
+// urlQueryAllowed and java.net.URI also encode brackets, braces and '\'.
+func jsonByte(s string, i int) (byte, int) {
+	if c := s[i]; c != '%' || i+2 >= len(s) {
+		return c, 1
+	}
+	if hi, lo := hexval(s[i+1]), hexval(s[i+2]); hi|lo < 16 {
+		if d := hi<<4 | lo; d == '"' || d == '\'' || d == '[' || d == ']' || d == '{' || d == '}' || d == '\\' {
+			return d, 3
+		}
+	}
+	return '%', 1
 }
 
 // rawArrayEnd returns the length of the unencoded JSON array that s starts
 // with (after an optional single quote, as in Plaid's example), reading
 // strings and nesting so that '&', ']' and '}' inside a string are data;
 // -1 when s does not start with a raw '[' or the array does not close in s.
-// A quote may come as %22, as WebKit hands the URL over (it encodes quotes
-// and spaces, not brackets or '&'). It only finds where the array ends:
-// decodeAccounts judges the JSON.
+// The bytes that shape JSON may come percent-encoded (jsonByte), as
+// webviews and apps hand the URL over, while '&' stays raw. It only finds
+// where the array ends: decodeAccounts judges the JSON.
 func rawArrayEnd(s string) int {
-	if !rawArray(s) {
+	i := rawArrayStart(s)
+	if i < 0 {
 		return -1
 	}
-	i := 0
-	if s[0] == '\'' {
-		i = 1
-	}
 	depth, inString := 0, false
-	for ; i < len(s); i++ {
-		c := s[i]
-		if c == '%' && i+2 < len(s) && s[i+1] == '2' && s[i+2] == '2' {
-			c, i = '"', i+2
+	for i < len(s) {
+		c, n := s[i], 1
+		if c == '%' { // the one byte jsonByte may read more of
+			c, n = jsonByte(s, i)
 		}
+		i += n
 		switch {
 		case inString && c == '\\':
 			// Skip the escaped character, which may be an encoded quote.
-			if i+3 < len(s) && s[i+1] == '%' && s[i+2] == '2' && s[i+3] == '2' {
-				i += 3
-			} else {
-				i++
+			if i < len(s) {
+				_, n := jsonByte(s, i)
+				i += n
 			}
 		case inString:
 			inString = c != '"'
@@ -405,7 +442,7 @@ func rawArrayEnd(s string) int {
 			depth++
 		case c == ']' || c == '}':
 			if depth--; depth == 0 {
-				return i + 1
+				return i
 			}
 		}
 	}

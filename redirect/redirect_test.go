@@ -315,6 +315,32 @@ var parseTests = []parseTest{
 		want: connected(&linkdv1.ConnectedResult{PublicToken: tok, LinkSessionId: "s1", Accounts: []*linkdv1.Account{{Id: "a1", Name: "Card [Visa]&Co"}}}),
 	},
 	{name: "AccountsRawAmpersandAtEnd", in: conn + `&accounts=[{"_id":"a1","name":"A & B"}]`, want: accounts(&linkdv1.Account{Id: "a1", Name: "A & B"})},
+	// Others encode more of the JSON and still leave '&' raw: Chromium
+	// (Android WebView) the apostrophe too; Swift's urlQueryAllowed and
+	// java.net.URI brackets, braces and '\' as well. The array is found
+	// through those escapes.
+	{
+		name: "AccountsChromiumEncodedApostropheAndAmpersand",
+		in:   conn + `&accounts=%27[{%22_id%22:%22a1%22,%22meta%22:{%22name%22:%22Checking%20&%20Savings%22}}]%27&link_session_id=s1`,
+		want: connected(&linkdv1.ConnectedResult{PublicToken: tok, LinkSessionId: "s1", Accounts: []*linkdv1.Account{{Id: "a1", Name: "Checking & Savings"}}}),
+	},
+	{
+		name: "AccountsQueryAllowedEncodedAmpersand",
+		in:   conn + `&accounts='%5B%7B%22_id%22:%22a1%22,%22meta%22:%7B%22name%22:%22A%20&%20B%20%5C%22x%5C%22%22%7D%7D%5D'&link_session_id=s1`,
+		want: connected(&linkdv1.ConnectedResult{PublicToken: tok, LinkSessionId: "s1", Accounts: []*linkdv1.Account{{Id: "a1", Name: `A & B "x"`}}}),
+	},
+	{
+		name: "AccountsEncodedBracketsRawAmpersand",
+		in:   conn + `&accounts=%5B%7B%22_id%22:%22a1%22,%22meta%22:%7B%22name%22:%22A%20&%20B%5D%22%7D%7D%5d&link_session_id=s1`,
+		want: connected(&linkdv1.ConnectedResult{PublicToken: tok, LinkSessionId: "s1", Accounts: []*linkdv1.Account{{Id: "a1", Name: "A & B]"}}}),
+	},
+	// Fully encoded (encodeURIComponent, as Plaid's own redirects are): a
+	// raw '&' after the closed array still ends the value.
+	{
+		name: "AccountsEncodedThenParams",
+		in:   conn + `&accounts=%5B%7B%22_id%22%3A%22a1%22%2C%22meta%22%3A%7B%22name%22%3A%22A%20%26%20B%22%7D%7D%5D&link_session_id=s1`,
+		want: connected(&linkdv1.ConnectedResult{PublicToken: tok, LinkSessionId: "s1", Accounts: []*linkdv1.Account{{Id: "a1", Name: "A & B"}}}),
+	},
 	// An array that never closes is still not JSON, and the parameters
 	// after it are not swallowed into it.
 	{name: "ErrAccountsRawUnclosed", in: conn + `&accounts=[{"_id":"a1","name":"A&link_session_id=s1`, field: "accounts"},

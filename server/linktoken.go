@@ -30,7 +30,7 @@ var (
 const (
 	maxURLLifetimeSeconds = 21 * 24 * 3600 // hosted_link.url_lifetime_seconds: 21 days
 	maxDaysRequested      = 730            // transactions.days_requested
-	maxPrefillLength      = 256            // linkd's bound on free-text prefill fields
+	maxPrefillLength      = 256            // linkd's bound on free-text prefill fields and client_name
 )
 
 // checkLinkTokenOptions checks the options of a CreateLinkTokenRequest
@@ -41,6 +41,12 @@ const (
 // redirect_uri.
 func checkLinkTokenOptions(req *linkdv1.CreateLinkTokenRequest) error {
 	updateMode := req.GetItemId() != ""
+	// Link shows client_name to the end user, and Plaid takes it as it
+	// comes: control characters or a page of text are a mistake to name
+	// here, not a Plaid error about Plaid's field.
+	if err := checkText("client_name", req.GetClientName()); err != nil {
+		return err
+	}
 	if req.GetAndroidPackageName() != "" {
 		return linkd.InvalidField("android_package_name",
 			"android_package_name is for Plaid's native Android SDK only; webview and Hosted Link tokens use redirect_uri")
@@ -72,7 +78,7 @@ func checkLinkTokenOptions(req *linkdv1.CreateLinkTokenRequest) error {
 		}
 		for j, p := range l.values {
 			field := fmt.Sprintf("%s[%d]", l.field, j)
-			if i > 0 && p == "balance" {
+			if p == "balance" { // Plaid's spec: not a valid value in any of the lists
 				return linkd.InvalidField(field, "%s: balance needs no initialization and is not accepted here", field)
 			}
 			for _, earlier := range lists[:i] {
@@ -117,6 +123,10 @@ func checkCompletionRedirectURI(uri string) error {
 	switch {
 	case err != nil || u.Scheme == "" || (u.Host == "" && u.Opaque == "" && u.Path == ""):
 		return linkd.InvalidField(field, "%s is not an absolute URI", field)
+	case (u.Scheme == "https" || u.Scheme == "http") && u.Host == "":
+		// "https:///done" or "https:done": a browser sent there goes
+		// nowhere, and the session's end is lost on the user.
+		return linkd.InvalidField(field, "%s has no host", field)
 	case u.User != nil:
 		return linkd.InvalidField(field, "%s must not have user info", field)
 	case scriptSchemes[u.Scheme]: // url.Parse lowercases the scheme

@@ -2,6 +2,7 @@ package server
 
 import (
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/linkd/linkd"
@@ -28,6 +29,12 @@ func TestCheckLinkTokenOptions(t *testing.T) {
 		field string
 	}{
 		{"None", req(func(r *linkdv1.CreateLinkTokenRequest) {}), ""},
+		// client_name: shown to the end user, any length Plaid takes
+		// (over 30 characters too), printable.
+		{"ClientNameLong", req(func(r *linkdv1.CreateLinkTokenRequest) { r.ClientName = "Platypus Personal Finance Manager Pro" }), ""},
+		{"ClientNameControl", req(func(r *linkdv1.CreateLinkTokenRequest) { r.ClientName = "App\nName" }), "client_name"},
+		{"ClientNameNUL", req(func(r *linkdv1.CreateLinkTokenRequest) { r.ClientName = "App\x00" }), "client_name"},
+		{"ClientNameHuge", req(func(r *linkdv1.CreateLinkTokenRequest) { r.ClientName = strings.Repeat("a", 257) }), "client_name"},
 		// Hosted Link: an empty object asks for it, as with Plaid.
 		{"HostedEmpty", req(func(r *linkdv1.CreateLinkTokenRequest) { r.HostedLink = &linkdv1.HostedLink{} }), ""},
 		{"HostedFull", req(func(r *linkdv1.CreateLinkTokenRequest) {
@@ -35,6 +42,10 @@ func TestCheckLinkTokenOptions(t *testing.T) {
 		}), ""},
 		{"HostedHTTPSRedirect", completion("https://app.example.com/done"), ""},
 		{"HostedRelativeRedirect", completion("/done"), "hosted_link.completion_redirect_uri"},
+		// An https URI must name a host to go to.
+		{"HostedHTTPSRedirectNoHost", completion("https:///done"), "hosted_link.completion_redirect_uri"},
+		{"HostedHTTPSRedirectOpaque", completion("https:done"), "hosted_link.completion_redirect_uri"},
+		{"HostedAppSchemeRedirectPath", completion("myapp:/done"), ""},
 		// A page goes to it when the session ends: a URI that runs script
 		// where it is opened (the emulator's page, on linkd's origin) is
 		// not a place to return to.
@@ -85,6 +96,7 @@ func TestCheckLinkTokenOptions(t *testing.T) {
 			r.OptionalProducts, r.AdditionalConsentedProducts = []string{"auth"}, []string{"auth"}
 		}), "additional_consented_products[0]"},
 		{"AdditionalBalance", req(func(r *linkdv1.CreateLinkTokenRequest) { r.AdditionalConsentedProducts = []string{"balance"} }), "additional_consented_products[0]"},
+		{"ProductsBalance", req(func(r *linkdv1.CreateLinkTokenRequest) { r.Products = []string{"auth", "balance"} }), "products[1]"},
 		// account_filters, in Plaid's JSON shape.
 		{"AccountFilters", req(func(r *linkdv1.CreateLinkTokenRequest) {
 			r.AccountFilters = map[string]*linkdv1.AccountSubtypes{"depository": {AccountSubtypes: []string{"checking", "savings"}}, "credit": {AccountSubtypes: []string{"credit card"}}}

@@ -74,7 +74,7 @@ func (s *Server) CreateLinkToken(ctx context.Context, req *linkdv1.CreateLinkTok
 		checkOptionalPattern("language", req.GetLanguage(), languagePattern, "a two-letter language code"),
 		checkRedirectURI(req.GetRedirectUri(), s.svc.Environment()),
 		checkOAuthTarget(req.GetRedirectUri(), req.GetAndroidPackageName()),
-		checkURL("webhook", req.GetWebhook()),
+		checkWebhookURL("webhook", req.GetWebhook()),
 		checkOptionalPattern("item_id", req.GetItemId(), plaidIDPattern, "a Plaid item_id"),
 	); err != nil {
 		return nil, err
@@ -167,9 +167,16 @@ func (s *Server) SubmitRedirect(ctx context.Context, req *linkdv1.SubmitRedirect
 	if err := checkOptionalPattern("url.institution_id", r.GetConnected().GetInstitutionId(), plaidIDPattern, "a Plaid institution_id"); err != nil {
 		return nil, err
 	}
+	// A public token to exchange has Plaid's format, as ExchangePublicToken
+	// checks it: anything else is refused here, not sent to Plaid.
+	if c := r.GetConnected(); c != nil && tok.GetItemId() == "" {
+		if err := checkPattern("url.public_token", c.GetPublicToken(), publicTokenPattern, "a Plaid public token"); err != nil {
+			return nil, err
+		}
+	}
 	out, err := s.svc.SubmitRedirect(ctx, tok, r)
 	if err != nil {
-		return nil, err
+		return nil, inRedirectURL(err)
 	}
 	resp := &linkdv1.SubmitRedirectResponse{Item: out.Item, NewLinkToken: out.NewLinkToken}
 	switch res := r.GetResult().(type) {
@@ -181,6 +188,20 @@ func (s *Server) SubmitRedirect(ctx context.Context, req *linkdv1.SubmitRedirect
 		resp.Result = &linkdv1.SubmitRedirectResponse_Event{Event: res.Event}
 	}
 	return resp, nil
+}
+
+// inRedirectURL names a parameter of the redirect that err is about (a
+// public token Plaid refused, an institution it does not know) as
+// SubmitRedirect's request has it, inside url; other errors are returned
+// as they are.
+func inRedirectURL(err error) error {
+	var e *linkd.Error
+	if !errors.As(err, &e) || (e.Field != "public_token" && e.Field != "institution_id") {
+		return err
+	}
+	inURL := *e
+	inURL.Field = "url." + e.Field
+	return &inURL
 }
 
 // ExchangePublicToken exchanges a public token into a stored Item; a token

@@ -85,15 +85,19 @@ func checkEach(field string, values []string, p *regexp.Regexp, what string) err
 	return nil
 }
 
-// checkURL returns EINVALID naming field unless value is empty or an
-// absolute URL with a scheme and host.
-func checkURL(field, value string) error {
+// checkWebhookURL returns EINVALID naming field unless value is empty or
+// an absolute http(s) URL with a host: Plaid POSTs webhooks there, and no
+// other scheme (ftp:, file:, mailto:, javascript:) can receive one.
+func checkWebhookURL(field, value string) error {
 	if value == "" {
 		return nil
 	}
 	u, err := url.Parse(value)
 	if err != nil || u.Scheme == "" || (u.Host == "" && u.Opaque == "") {
 		return linkd.InvalidField(field, "%s is not an absolute URL", field)
+	}
+	if u.Scheme != "https" && u.Scheme != "http" || u.Host == "" {
+		return linkd.InvalidField(field, "%s must be an http or https URL with a host", field)
 	}
 	return nil
 }

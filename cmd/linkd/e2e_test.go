@@ -228,6 +228,13 @@ func TestLinkd_Errors(t *testing.T) {
 	transports(t, func(t *testing.T, ts *testServer, c linkdv1.LinkServiceClient) {
 		ctx := context.Background()
 		tok, _ := mustLink(t, c, "user-1")
+		// submit submits a redirect URL for tok.
+		submit := func(u string) func() error {
+			return func() error {
+				_, err := c.SubmitRedirect(ctx, &linkdv1.SubmitRedirectRequest{Url: u, LinkToken: tok.GetLinkToken()})
+				return err
+			}
+		}
 		tests := []struct {
 			name  string
 			call  func() error
@@ -259,18 +266,24 @@ func TestLinkd_Errors(t *testing.T) {
 				_, err := c.SubmitRedirect(ctx, &linkdv1.SubmitRedirectRequest{Url: eventURL("OPEN", "", "s1", time.Now()), LinkToken: "link-sandbox-00000000-0000-0000-0000-000000000000"})
 				return err
 			}, codes.InvalidArgument, "link_token", ""},
-			{"SubmitRedirect/SessionIDNotReadable", func() error {
-				_, err := c.SubmitRedirect(ctx, &linkdv1.SubmitRedirectRequest{Url: "plaidlink://event?event_name=OPEN&link_session_id=" + strings.Repeat("s", 200), LinkToken: tok.GetLinkToken()})
+			{"SubmitRedirect/SessionIDNotReadable", submit("plaidlink://event?event_name=OPEN&link_session_id=" + strings.Repeat("s", 200)),
+				codes.InvalidArgument, "url.link_session_id", ""},
+			{"SubmitRedirect/NoSessionID", submit("plaidlink://event?event_name=OPEN"), codes.InvalidArgument, "url.link_session_id", ""},
+			{"SubmitRedirect/BadTimestamp", submit("plaidlink://event?event_name=OPEN&link_session_id=s1&timestamp=yesterday"),
+				codes.InvalidArgument, "url.timestamp", ""},
+			// The public token of a connected redirect is a parameter of
+			// url: a malformed one is refused before Plaid, one Plaid
+			// refuses is named there too (with Plaid's error).
+			{"SubmitRedirect/MalformedPublicToken", func() error {
+				before := ts.emulator.Calls(exchangePath)
+				err := submit("plaidlink://connected?public_token=test,wells,connected&link_session_id=s2")()
+				if n := ts.emulator.Calls(exchangePath) - before; n != 0 {
+					t.Errorf("Plaid exchanges = %d, want 0", n)
+				}
 				return err
-			}, codes.InvalidArgument, "url.link_session_id", ""},
-			{"SubmitRedirect/NoSessionID", func() error {
-				_, err := c.SubmitRedirect(ctx, &linkdv1.SubmitRedirectRequest{Url: "plaidlink://event?event_name=OPEN", LinkToken: tok.GetLinkToken()})
-				return err
-			}, codes.InvalidArgument, "url.link_session_id", ""},
-			{"SubmitRedirect/BadTimestamp", func() error {
-				_, err := c.SubmitRedirect(ctx, &linkdv1.SubmitRedirectRequest{Url: "plaidlink://event?event_name=OPEN&link_session_id=s1&timestamp=yesterday", LinkToken: tok.GetLinkToken()})
-				return err
-			}, codes.InvalidArgument, "url.timestamp", ""},
+			}, codes.InvalidArgument, "url.public_token", ""},
+			{"SubmitRedirect/PlaidRefusesPublicToken", submit("plaidlink://connected?public_token=public-sandbox-00000000-0000-0000-0000-000000000000&link_session_id=s3"),
+				codes.InvalidArgument, "url.public_token", "INVALID_PUBLIC_TOKEN"},
 			{"GetItem/Unknown", func() error {
 				_, err := c.GetItem(ctx, &linkdv1.GetItemRequest{ItemId: "no-such-item"})
 				return err
@@ -376,6 +389,12 @@ func TestLinkd_REST_BadRequestNamesField(t *testing.T) {
 		{"DeeplyNested", "POST", "/v1/link/token/create", `{"client_user_id":"u1","user":{"address":{"country":7}}}`, "user.address.country"},
 		{"RepeatedKeyTwoSpellings", "POST", "/v1/link/token/create", `{"client_user_id":"u1","clientUserId":"u2"}`, "client_user_id"},
 		{"UnknownKey", "POST", "/v1/link/token/create", `{"client_user_id":"u1","nope":1}`, "nope"},
+		// linkd's own checks of link token options, before Plaid.
+		{"ClientNameControl", "POST", "/v1/link/token/create", `{"client_user_id":"u1","client_name":"App\u0000"}`, "client_name"},
+		{"WebhookNotHTTP", "POST", "/v1/link/token/create", `{"client_user_id":"u1","webhook":"ftp://hooks.example.com/plaid"}`, "webhook"},
+		{"WebhookScript", "POST", "/v1/link/token/create", `{"client_user_id":"u1","webhook":"javascript:alert(1)"}`, "webhook"},
+		{"ProductsBalance", "POST", "/v1/link/token/create", `{"client_user_id":"u1","products":["balance"]}`, "products[0]"},
+		{"CompletionRedirectNoHost", "POST", "/v1/link/token/create", `{"client_user_id":"u1","hosted_link":{"completion_redirect_uri":"https:///done"}}`, "hosted_link.completion_redirect_uri"},
 		// Raw bytes that are not UTF-8 in a string: the field, as gRPC
 		// names it, not the body.
 		{"NotUTF8", "POST", "/v1/link/redirect/parse", "{\"url\":\"plaidlink://exit?x=\xff\"}", "url"},
@@ -713,4 +732,40 @@ func must(t *testing.T, err error) {
 	if err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestLinkd_SubmitRedirect_WebviewEncodings submits one connected
+// redirect, an account named "Checking & Savings", as each webview or app
+// hands it over: the JSON's '&' raw while some of its quotes, apostrophes
+// and brackets are percent-encoded. Each links its Item.
+func TestLinkd_SubmitRedirect_WebviewEncodings(t *testing.T) {
+	forms := map[string]string{
+		// WebKit (WKWebView): quotes and spaces encoded.
+		"WebKit": `'[{%22_id%22:%22acc-1%22,%22meta%22:{%22name%22:%22Checking%20&%20Savings%22,%22number%22:%220000%22}}]'`,
+		// Chromium (Android WebView): the apostrophe too.
+		"Chromium": `%27[{%22_id%22:%22acc-1%22,%22meta%22:{%22name%22:%22Checking%20&%20Savings%22,%22number%22:%220000%22}}]%27`,
+		// Swift's urlQueryAllowed: brackets and braces too, never '&'.
+		"URLQueryAllowed": `'%5B%7B%22_id%22:%22acc-1%22,%22meta%22:%7B%22name%22:%22Checking%20&%20Savings%22,%22number%22:%220000%22%7D%7D%5D'`,
+	}
+	transports(t, func(t *testing.T, ts *testServer, c linkdv1.LinkServiceClient) {
+		ctx := context.Background()
+		for name, accounts := range forms {
+			t.Run(name, func(t *testing.T) {
+				tok, publicToken := mustLink(t, c, "user-"+name)
+				session := "79e772be-547d-4c9c-8b76-" + fmt.Sprintf("%012x", len(name))
+				u := "plaidlink://connected?public_token=" + publicToken + "&institution_id=ins_109508&institution_name=First%20Platypus%20Bank" +
+					"&accounts=" + accounts + "&link_session_id=" + session
+				resp, err := c.SubmitRedirect(ctx, &linkdv1.SubmitRedirectRequest{Url: u, LinkToken: tok.GetLinkToken()})
+				if err != nil {
+					t.Fatalf("SubmitRedirect: %v", err)
+				}
+				if accts := resp.GetConnected().GetAccounts(); len(accts) != 1 || accts[0].GetName() != "Checking & Savings" || accts[0].GetMask() != "0000" {
+					t.Errorf("connected accounts = %v, want Checking & Savings 0000", accts)
+				}
+				if resp.GetItem().GetItemId() == "" || resp.GetItem().GetLinkSessionId() != session {
+					t.Errorf("item = %v, want the linked Item", resp.GetItem())
+				}
+			})
+		}
+	})
 }
