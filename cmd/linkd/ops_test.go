@@ -119,6 +119,41 @@ func TestLinkd_Metrics_Off(t *testing.T) {
 	}
 }
 
+// TestLinkd_Metrics_MadeUpMethods: an HTTP method is the client's word
+// (net/http takes any token), so made-up methods are one OTHER series in
+// the HTTP metric, not one series each, and a long one is cut short in
+// the access log. Without credentials.
+func TestLinkd_Metrics_MadeUpMethods(t *testing.T) {
+	ts := MustStartServer(t)
+	long := "M" + strings.Repeat("X", 4000)
+	for _, m := range []string{"MADEUP1", "MADEUP2", "MADEUP3", long} {
+		if code, _ := ts.Do(t, m, "/v1/items", "", ""); code < 400 {
+			t.Errorf("%.10s /v1/items = %d, want refused", m, code)
+		}
+	}
+	_, body := ts.adminGet(t, "/metrics", "")
+	if strings.Contains(body, "MADEUP") || strings.Contains(body, "MXXX") {
+		t.Errorf("/metrics has a series per made-up method:\n%s", grepLines(body, "linkd_http_request_duration_seconds_count"))
+	}
+	if want := `linkd_http_request_duration_seconds_count{code="404",method="OTHER",route="unmatched"} 4`; !strings.Contains(body, want) {
+		t.Errorf("/metrics lacks %s:\n%s", want, grepLines(body, "linkd_http_request_duration_seconds_count"))
+	}
+	if strings.Contains(ts.Logs.String(), long[:100]) {
+		t.Error("the access log holds a 4,000-byte method whole")
+	}
+}
+
+// grepLines returns the lines of s that hold sub.
+func grepLines(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
 // logLines returns the log lines that mention s.
 func logLines(ts *testServer, s string) []string {
 	var out []string
