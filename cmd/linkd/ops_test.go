@@ -437,6 +437,43 @@ func (unwritableStore) TryLease(context.Context, string, string, time.Time, time
 	return false, linkd.Errorf(linkd.EUNAVAILABLE, "disk I/O error")
 }
 
+// stuckStore is a store whose writes do not return until released, as a
+// disk that stopped answering makes bbolt's (which heeds no context).
+type stuckStore struct {
+	linkd.Store
+	release chan struct{}
+}
+
+func (s stuckStore) TryLease(context.Context, string, string, time.Time, time.Duration) (bool, error) {
+	<-s.release
+	return false, linkd.Errorf(linkd.EUNAVAILABLE, "released")
+}
+
+// TestMain_WatchStore_Stuck: a store write that does not return makes
+// readiness and gRPC health NOT_SERVING after the probe's timeout; the
+// probe loop used to wait on it, and kept reporting SERVING.
+func TestMain_WatchStore_Stuck(t *testing.T) {
+	hs := health.NewServer()
+	stuck := stuckStore{release: make(chan struct{})}
+	m := &Main{Config: Config{DataDir: t.TempDir()}, db: stuck, Now: time.Now, log: slog.New(slog.DiscardHandler), health: hs}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { m.watchStore(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+	defer close(stuck.release) // first: the old loop waited on the write
+	deadline := time.Now().Add(20 * time.Second)
+	for m.ready.err() == nil && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := m.ready.err(); err == nil || !strings.Contains(err.Error(), "has not returned") {
+		t.Fatalf("readiness = %v, want a write that has not returned", err)
+	}
+	resp, err := hs.Check(ctx, &healthpb.HealthCheckRequest{Service: linkdv1.LinkService_ServiceDesc.ServiceName})
+	if err != nil || resp.GetStatus() != healthpb.HealthCheckResponse_NOT_SERVING {
+		t.Errorf("health = %v, %v, want NOT_SERVING", resp, err)
+	}
+}
+
 // TestMain_WatchStore_Unwritable: a store that refuses writes makes
 // /readyz's reason and gRPC health NOT_SERVING at the first probe.
 func TestMain_WatchStore_Unwritable(t *testing.T) {
