@@ -19,19 +19,7 @@ import (
 // (grpc-go announces none by default).
 func TestLinkd_GRPCConnectionLimits(t *testing.T) {
 	ts := MustStartServer(t)
-	conn, err := net.DialTimeout("tcp", ts.GRPCAddr(), 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(5 * time.Second))
-	if _, err := conn.Write([]byte(http2.ClientPreface)); err != nil {
-		t.Fatal(err)
-	}
-	fr := http2.NewFramer(conn, conn)
-	if err := fr.WriteSettings(); err != nil {
-		t.Fatal(err)
-	}
+	fr := dialHTTP2(t, ts.GRPCAddr(), 5*time.Second)
 	for {
 		f, err := fr.ReadFrame()
 		if err != nil {
@@ -57,19 +45,7 @@ func TestLinkd_GRPCConnectionLimits(t *testing.T) {
 // connection: 1.6 GiB held at once, no credentials needed).
 func TestLinkd_GRPCMetadataLimit(t *testing.T) {
 	ts := MustStartServer(t)
-	conn, err := net.DialTimeout("tcp", ts.GRPCAddr(), 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(10 * time.Second))
-	if _, err := conn.Write([]byte(http2.ClientPreface)); err != nil {
-		t.Fatal(err)
-	}
-	fr := http2.NewFramer(conn, conn)
-	if err := fr.WriteSettings(); err != nil {
-		t.Fatal(err)
-	}
+	fr := dialHTTP2(t, ts.GRPCAddr(), 10*time.Second)
 	var block bytes.Buffer
 	enc := hpack.NewEncoder(&block)
 	for _, f := range [][2]string{
@@ -121,4 +97,25 @@ func TestLinkd_GRPCMetadataLimit(t *testing.T) {
 			}
 		}
 	}
+}
+
+// dialHTTP2 opens a raw HTTP/2 connection to addr, closed at the end of
+// the test, and sends the client preface and empty SETTINGS; every read
+// and write on it fails after timeout.
+func dialHTTP2(t *testing.T, addr string, timeout time.Duration) *http2.Framer {
+	t.Helper()
+	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	conn.SetDeadline(time.Now().Add(timeout))
+	if _, err := conn.Write([]byte(http2.ClientPreface)); err != nil {
+		t.Fatal(err)
+	}
+	fr := http2.NewFramer(conn, conn)
+	if err := fr.WriteSettings(); err != nil {
+		t.Fatal(err)
+	}
+	return fr
 }

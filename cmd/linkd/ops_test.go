@@ -133,31 +133,23 @@ func TestLinkd_Metrics_MadeUpMethods(t *testing.T) {
 	}
 	_, body := ts.adminGet(t, "/metrics", "")
 	if strings.Contains(body, "MADEUP") || strings.Contains(body, "MXXX") {
-		t.Errorf("/metrics has a series per made-up method:\n%s", grepLines(body, "linkd_http_request_duration_seconds_count"))
+		t.Errorf("/metrics has a series per made-up method:\n%q", linesWith(body, "linkd_http_request_duration_seconds_count"))
 	}
 	if want := `linkd_http_request_duration_seconds_count{code="404",method="OTHER",route="unmatched"} 4`; !strings.Contains(body, want) {
-		t.Errorf("/metrics lacks %s:\n%s", want, grepLines(body, "linkd_http_request_duration_seconds_count"))
+		t.Errorf("/metrics lacks %s:\n%q", want, linesWith(body, "linkd_http_request_duration_seconds_count"))
 	}
 	if strings.Contains(ts.Logs.String(), long[:100]) {
 		t.Error("the access log holds a 4,000-byte method whole")
 	}
 }
 
-// grepLines returns the lines of s that hold sub.
-func grepLines(s, sub string) string {
-	var out []string
-	for _, l := range strings.Split(s, "\n") {
-		if strings.Contains(l, sub) {
-			out = append(out, l)
-		}
-	}
-	return strings.Join(out, "\n")
-}
-
 // logLines returns the log lines that mention s.
-func logLines(ts *testServer, s string) []string {
+func logLines(ts *testServer, s string) []string { return linesWith(ts.Logs.String(), s) }
+
+// linesWith returns the lines of text that hold s.
+func linesWith(text, s string) []string {
 	var out []string
-	for _, l := range strings.Split(ts.Logs.String(), "\n") {
+	for _, l := range strings.Split(text, "\n") {
 		if strings.Contains(l, s) {
 			out = append(out, l)
 		}
@@ -453,42 +445,40 @@ func (s stuckStore) TryLease(context.Context, string, string, time.Time, time.Du
 // readiness and gRPC health NOT_SERVING after the probe's timeout; the
 // probe loop used to wait on it, and kept reporting SERVING.
 func TestMain_WatchStore_Stuck(t *testing.T) {
-	hs := health.NewServer()
 	stuck := stuckStore{release: make(chan struct{})}
-	m := &Main{Config: Config{DataDir: t.TempDir()}, db: stuck, Now: time.Now, log: slog.New(slog.DiscardHandler), health: hs}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { m.watchStore(ctx); close(done) }()
-	defer func() { cancel(); <-done }()
-	defer close(stuck.release) // first: the old loop waited on the write
-	deadline := time.Now().Add(20 * time.Second)
-	for m.ready.err() == nil && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
-	if err := m.ready.err(); err == nil || !strings.Contains(err.Error(), "has not returned") {
-		t.Fatalf("readiness = %v, want a write that has not returned", err)
-	}
-	resp, err := hs.Check(ctx, &healthpb.HealthCheckRequest{Service: linkdv1.LinkService_ServiceDesc.ServiceName})
-	if err != nil || resp.GetStatus() != healthpb.HealthCheckResponse_NOT_SERVING {
-		t.Errorf("health = %v, %v, want NOT_SERVING", resp, err)
-	}
+	checkWatchStoreNotReady(t, stuck, 20*time.Second, "has not returned", func() { close(stuck.release) })
 }
 
 // TestMain_WatchStore_Unwritable: a store that refuses writes makes
 // /readyz's reason and gRPC health NOT_SERVING at the first probe.
 func TestMain_WatchStore_Unwritable(t *testing.T) {
+	checkWatchStoreNotReady(t, unwritableStore{}, 5*time.Second, "store not writable", nil)
+}
+
+// checkWatchStoreNotReady runs watchStore over db until readiness fails
+// (for at most within), and fails t unless the reason holds want and gRPC
+// health is NOT_SERVING. unblock, when set, runs before the loop is
+// stopped, to let db's writes return.
+func checkWatchStoreNotReady(t *testing.T, db linkd.Store, within time.Duration, want string, unblock func()) {
+	t.Helper()
 	hs := health.NewServer()
-	m := &Main{Config: Config{DataDir: t.TempDir()}, db: unwritableStore{}, Now: time.Now, log: slog.New(slog.DiscardHandler), health: hs}
+	m := &Main{Config: Config{DataDir: t.TempDir()}, db: db, Now: time.Now, log: slog.New(slog.DiscardHandler), health: hs}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { m.watchStore(ctx); close(done) }()
-	defer func() { cancel(); <-done }()
-	deadline := time.Now().Add(5 * time.Second)
+	defer func() {
+		if unblock != nil {
+			unblock()
+		}
+		cancel()
+		<-done
+	}()
+	deadline := time.Now().Add(within)
 	for m.ready.err() == nil && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}
-	if err := m.ready.err(); err == nil || !strings.Contains(err.Error(), "store not writable") {
-		t.Fatalf("readiness = %v, want store not writable", err)
+	if err := m.ready.err(); err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("readiness = %v, want %q", err, want)
 	}
 	resp, err := hs.Check(ctx, &healthpb.HealthCheckRequest{Service: linkdv1.LinkService_ServiceDesc.ServiceName})
 	if err != nil || resp.GetStatus() != healthpb.HealthCheckResponse_NOT_SERVING {
