@@ -30,12 +30,19 @@ const (
 	// MaxConnectionIdle closes a connection with no call for this long
 	// (GOAWAY: a client reconnects when it needs to).
 	MaxConnectionIdle = 15 * time.Minute
+	// MaxMetadataBytes bounds the metadata (headers) of one gRPC call:
+	// an authorization token (at most 8 KiB), trace context, a request
+	// id. grpc-go otherwise takes 16 MiB per call, and reads it all before
+	// any interceptor can refuse the call, so a client without credentials
+	// made linkd hold 16 MiB per stream, 1.6 GiB per connection at once.
+	MaxMetadataBytes = 64 << 10
 )
 
 // connectionLimits returns the server options that apply the bounds above.
 func connectionLimits() []grpc.ServerOption {
 	return []grpc.ServerOption{
 		grpc.MaxConcurrentStreams(MaxConcurrentStreams),
+		grpc.MaxHeaderListSize(MaxMetadataBytes),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: KeepaliveMinTime, PermitWithoutStream: true}),
 		grpc.KeepaliveParams(keepalive.ServerParameters{
 			MaxConnectionIdle: MaxConnectionIdle,

@@ -44,8 +44,8 @@ type Telemetry struct {
 	// carries its request id.
 	Logger *slog.Logger
 	// ObserveHTTP, when set, is called after every HTTP request with its
-	// route (the matched pattern, UnmatchedRoute for none), method and
-	// status. It must be quick.
+	// route (the matched pattern, UnmatchedRoute for none), method
+	// (OtherMethod for none of HTTP's own) and status. It must be quick.
 	ObserveHTTP func(route, method string, status int, d time.Duration)
 
 	// rest holds the CallInfo of REST calls in flight by request id, for
@@ -213,7 +213,7 @@ func (t *Telemetry) Handler(next http.Handler) http.Handler {
 			route = UnmatchedRoute
 		}
 		if t.ObserveHTTP != nil {
-			t.ObserveHTTP(route, r.Method, rec.status, d)
+			t.ObserveHTTP(route, metricMethod(r.Method), rec.status, d)
 		}
 		level := slog.LevelInfo
 		switch {
@@ -228,7 +228,7 @@ func (t *Telemetry) Handler(next http.Handler) http.Handler {
 		// slog.Attrs rather than key-value pairs: the values are not boxed
 		// and paired up again.
 		attrs := make([]slog.Attr, 0, 7)
-		attrs = append(attrs, slog.String("method", r.Method), slog.String("route", route), slog.Int("status", rec.status), slog.Duration("duration", d))
+		attrs = append(attrs, slog.String("method", truncate(r.Method, 16)), slog.String("route", route), slog.Int("status", rec.status), slog.Duration("duration", d))
 		if route == UnmatchedRoute {
 			// What was asked for, cut short: a 404's only clue.
 			attrs = append(attrs, slog.String("path", truncate(r.URL.Path, 80)))
@@ -302,6 +302,23 @@ func gatewayResponseHeaders(key string) (string, bool) {
 	return runtime.MetadataHeaderPrefix + key, true
 }
 
+// OtherMethod is the method label of an HTTP request whose method is
+// none of HTTP's own (RFC 9110's and PATCH).
+const OtherMethod = "OTHER"
+
+// metricMethod returns an HTTP method fit for a metric label: net/http
+// takes any token as a method, so the client's own word would make a new
+// series per made-up method, unbounded and without credentials.
+func metricMethod(m string) string {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodConnect, http.MethodOptions, http.MethodTrace:
+		return m
+	}
+	return OtherMethod
+}
+
+// truncate returns s cut to n bytes, marked when cut: for logging input.
 func truncate(s string, n int) string {
 	if len(s) <= n {
 		return s

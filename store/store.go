@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -28,6 +29,15 @@ const DefaultLockTimeout = time.Second
 
 // DefaultMaxBatchSize bounds how many concurrent writes share one commit.
 const DefaultMaxBatchSize = 128
+
+// initialMmapSize is how much of the file bbolt maps at open: address
+// space, not memory. bbolt must remap to grow the file past its map, and
+// a remap waits for every open read transaction while holding up every
+// new one; with bbolt's default (the file's size), one backup stalled on
+// a slow reader froze every read and write until it ended. 8 GiB is far
+// past any linkd database seen so far (a file that outgrows it remaps
+// at each further GiB, as before); 32-bit builds map as the file grows.
+const initialMmapSize = (8 << 30) * (strconv.IntSize / 64)
 
 // Options configures Open.
 type Options struct {
@@ -87,7 +97,7 @@ func Open(path string, opts Options) (*DB, error) {
 		return nil, internal("open", err)
 	}
 	// NoSync stays false: every method is durable when it returns.
-	b, err := openBolt(path, &bbolt.Options{Timeout: opts.LockTimeout})
+	b, err := openBolt(path, &bbolt.Options{Timeout: opts.LockTimeout, InitialMmapSize: initialMmapSize})
 	if errors.Is(err, bbolt.ErrTimeout) {
 		return nil, fmt.Errorf("%w: %w", linkd.Errorf(linkd.EUNAVAILABLE, "database file is locked by another process"), err)
 	} else if err != nil {

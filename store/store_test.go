@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -394,6 +395,63 @@ func TestDB_Backup(t *testing.T) {
 		t.Fatal("CheckFile(junk) succeeded")
 	}
 }
+
+// TestDB_Backup_SlowReader: a backup whose reader stalls (linkctl piped
+// to a slow disk, a hung network) holds its read transaction open; the
+// database must still take writes that grow its file meanwhile. bbolt
+// remaps a growing file only when no read transaction is open, and a
+// writer waiting to remap holds up every new reader too: with a small
+// initial map a stalled backup froze every read and write of linkd until
+// it ended.
+func TestDB_Backup_SlowReader(t *testing.T) {
+	db := MustOpenStore(t)
+	ctx := context.Background()
+	stalled, release := make(chan struct{}), make(chan struct{})
+	backupDone := make(chan error, 1)
+	go func() {
+		backupDone <- db.Backup(ctx, writerFunc(func(p []byte) (int, error) {
+			select {
+			case <-stalled:
+			default:
+				close(stalled)
+			}
+			<-release
+			return len(p), nil
+		}))
+	}()
+	<-stalled
+	wrote := make(chan error, 1)
+	go func() {
+		// Far past the 32 KiB a new file maps: bbolt must grow it.
+		for i := range 300 {
+			lt := &storagev1.StoredLinkToken{LinkToken: fmt.Sprintf("link-sandbox-%06d", i), ClientUserId: "user", WebviewUrl: strings.Repeat("u", 1000)}
+			if err := db.PutLinkToken(ctx, lt); err != nil {
+				wrote <- err
+				return
+			}
+		}
+		_, err := db.GetLinkToken(ctx, "link-sandbox-000001")
+		wrote <- err
+	}()
+	select {
+	case err := <-wrote:
+		if err != nil {
+			t.Fatalf("writes during a stalled backup: %v", err)
+		}
+	case <-time.After(time.Minute):
+		close(release)
+		t.Fatal("writes that grow the file waited on a stalled backup's read transaction (bbolt remapping)")
+	}
+	close(release)
+	if err := <-backupDone; err != nil {
+		t.Fatalf("Backup: %v", err)
+	}
+}
+
+// writerFunc is an io.Writer from a function.
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
 
 // An Item's record holds its sealed access token; no Item any method
 // returns (nor any an update function is given) carries its bytes, known

@@ -1,9 +1,12 @@
 package main
 
 import (
+	"bufio"
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -21,6 +24,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/linkd/linkd"
+	storagev1 "github.com/linkd/linkd/gen/linkd/storage/v1"
 	linkdv1 "github.com/linkd/linkd/gen/linkd/v1"
 	"github.com/linkd/linkd/store"
 )
@@ -119,10 +123,37 @@ func TestLinkd_Metrics_Off(t *testing.T) {
 	}
 }
 
+// TestLinkd_Metrics_MadeUpMethods: an HTTP method is the client's word
+// (net/http takes any token), so made-up methods are one OTHER series in
+// the HTTP metric, not one series each, and a long one is cut short in
+// the access log. Without credentials.
+func TestLinkd_Metrics_MadeUpMethods(t *testing.T) {
+	ts := MustStartServer(t)
+	long := "M" + strings.Repeat("X", 4000)
+	for _, m := range []string{"MADEUP1", "MADEUP2", "MADEUP3", long} {
+		if code, _ := ts.Do(t, m, "/v1/items", "", ""); code < 400 {
+			t.Errorf("%.10s /v1/items = %d, want refused", m, code)
+		}
+	}
+	_, body := ts.adminGet(t, "/metrics", "")
+	if strings.Contains(body, "MADEUP") || strings.Contains(body, "MXXX") {
+		t.Errorf("/metrics has a series per made-up method:\n%q", linesWith(body, "linkd_http_request_duration_seconds_count"))
+	}
+	if want := `linkd_http_request_duration_seconds_count{code="404",method="OTHER",route="unmatched"} 4`; !strings.Contains(body, want) {
+		t.Errorf("/metrics lacks %s:\n%q", want, linesWith(body, "linkd_http_request_duration_seconds_count"))
+	}
+	if strings.Contains(ts.Logs.String(), long[:100]) {
+		t.Error("the access log holds a 4,000-byte method whole")
+	}
+}
+
 // logLines returns the log lines that mention s.
-func logLines(ts *testServer, s string) []string {
+func logLines(ts *testServer, s string) []string { return linesWith(ts.Logs.String(), s) }
+
+// linesWith returns the lines of text that hold s.
+func linesWith(text, s string) []string {
 	var out []string
-	for _, l := range strings.Split(ts.Logs.String(), "\n") {
+	for _, l := range strings.Split(text, "\n") {
 		if strings.Contains(l, s) {
 			out = append(out, l)
 		}
@@ -394,6 +425,55 @@ func TestLinkd_Backup(t *testing.T) {
 	}
 }
 
+// TestLinkd_Backup_StalledClient: a backup client that stops reading
+// holds no read transaction, so the database goes on reusing the pages
+// its writes free. Streamed straight from a read transaction, the backup
+// kept every page freed while the client stalled: the file grew by each
+// rewrite (1 GB in 8 s of connected links).
+func TestLinkd_Backup_StalledClient(t *testing.T) {
+	ts := MustStartServer(t)
+	ctx := context.Background()
+	item := mustConnect(t, ts.GRPC(t), "backup-user", "sess-backup")
+	// More than the socket buffers hold, so that the copy stalls with
+	// the client.
+	for i := range 48 {
+		lt := &storagev1.StoredLinkToken{LinkToken: fmt.Sprintf("link-sandbox-big-%d", i), ClientUserId: "backup-user", WebviewUrl: strings.Repeat("w", 1<<20)}
+		if err := ts.db.PutLinkToken(ctx, lt); err != nil {
+			t.Fatal(err)
+		}
+	}
+	conn, err := net.Dial("tcp", ts.AdminAddr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "GET /backup HTTP/1.1\r\nHost: linkd\r\nAuthorization: Bearer %s\r\n\r\n", ts.APIKey)
+	if line, err := bufio.NewReader(conn).ReadString('\n'); err != nil || !strings.Contains(line, " 200 ") {
+		t.Fatalf("GET /backup: %q, %v", line, err)
+	}
+	// The client reads no more. Rewrite a 1 MiB record 96 times.
+	size := func() int64 {
+		fi, err := os.Stat(ts.Config.DBPath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fi.Size()
+	}
+	before := size()
+	for i := range 96 {
+		if _, err := ts.db.UpdateItem(ctx, item.GetItemId(), func(it *linkdv1.Item) (bool, error) {
+			it.InstitutionName = strings.Repeat(string(rune('a'+i%26)), 1<<20)
+			return true, nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// bbolt grows the file 16 MiB at a time.
+	if grew := size() - before; grew > 24<<20 {
+		t.Errorf("the file grew %d MiB while a backup client stalled, for 1 MiB of live data rewritten: freed pages were not reused", grew>>20)
+	}
+}
+
 // unwritableStore is a store whose every write fails, as a full or
 // read-only disk or a lost database makes it.
 type unwritableStore struct{ linkd.Store }
@@ -402,21 +482,56 @@ func (unwritableStore) TryLease(context.Context, string, string, time.Time, time
 	return false, linkd.Errorf(linkd.EUNAVAILABLE, "disk I/O error")
 }
 
+// stuckStore is a store whose writes do not return until released, as a
+// disk that stopped answering makes bbolt's (which heeds no context).
+type stuckStore struct {
+	linkd.Store
+	release chan struct{}
+}
+
+func (s stuckStore) TryLease(context.Context, string, string, time.Time, time.Duration) (bool, error) {
+	<-s.release
+	return false, linkd.Errorf(linkd.EUNAVAILABLE, "released")
+}
+
+// TestMain_WatchStore_Stuck: a store write that does not return makes
+// readiness and gRPC health NOT_SERVING after the probe's timeout; the
+// probe loop used to wait on it, and kept reporting SERVING.
+func TestMain_WatchStore_Stuck(t *testing.T) {
+	stuck := stuckStore{release: make(chan struct{})}
+	checkWatchStoreNotReady(t, stuck, 20*time.Second, "has not returned", func() { close(stuck.release) })
+}
+
 // TestMain_WatchStore_Unwritable: a store that refuses writes makes
 // /readyz's reason and gRPC health NOT_SERVING at the first probe.
 func TestMain_WatchStore_Unwritable(t *testing.T) {
+	checkWatchStoreNotReady(t, unwritableStore{}, 5*time.Second, "store not writable", nil)
+}
+
+// checkWatchStoreNotReady runs watchStore over db until readiness fails
+// (for at most within), and fails t unless the reason holds want and gRPC
+// health is NOT_SERVING. unblock, when set, runs before the loop is
+// stopped, to let db's writes return.
+func checkWatchStoreNotReady(t *testing.T, db linkd.Store, within time.Duration, want string, unblock func()) {
+	t.Helper()
 	hs := health.NewServer()
-	m := &Main{Config: Config{DataDir: t.TempDir()}, db: unwritableStore{}, Now: time.Now, log: slog.New(slog.DiscardHandler), health: hs}
+	m := &Main{Config: Config{DataDir: t.TempDir()}, db: db, Now: time.Now, log: slog.New(slog.DiscardHandler), health: hs}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { m.watchStore(ctx); close(done) }()
-	defer func() { cancel(); <-done }()
-	deadline := time.Now().Add(5 * time.Second)
+	defer func() {
+		if unblock != nil {
+			unblock()
+		}
+		cancel()
+		<-done
+	}()
+	deadline := time.Now().Add(within)
 	for m.ready.err() == nil && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}
-	if err := m.ready.err(); err == nil || !strings.Contains(err.Error(), "store not writable") {
-		t.Fatalf("readiness = %v, want store not writable", err)
+	if err := m.ready.err(); err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("readiness = %v, want %q", err, want)
 	}
 	resp, err := hs.Check(ctx, &healthpb.HealthCheckRequest{Service: linkdv1.LinkService_ServiceDesc.ServiceName})
 	if err != nil || resp.GetStatus() != healthpb.HealthCheckResponse_NOT_SERVING {

@@ -107,6 +107,10 @@ type readiness struct {
 // errShuttingDown is readiness's answer once shutdown has begun.
 var errShuttingDown = errors.New("shutting down")
 
+// errStoreHung is the store probe's failure while its write has not
+// returned within the probe's timeout.
+var errStoreHung = fmt.Errorf("a write has not returned in %s", storeProbeEvery/2)
+
 // err returns why linkd is not ready, or nil.
 func (r *readiness) err() error {
 	r.mu.Lock()
@@ -131,10 +135,33 @@ func (m *Main) watchStore(ctx context.Context) {
 	serving := true
 	t := time.NewTicker(storeProbeEvery)
 	defer t.Stop()
+	// The write runs apart from this loop: bbolt does not heed a context,
+	// and a write stuck in the store (a disk that stopped answering, a
+	// commit waiting on a remap) used to stop this loop with it, so
+	// readiness kept its last answer, SERVING, while every call hung. A
+	// write still running after the probe's timeout is a failure, and no
+	// second one starts until it ends.
+	var pending chan error
 	for {
-		pctx, cancel := context.WithTimeout(ctx, storeProbeEvery/2)
-		_, storeErr := m.db.TryLease(pctx, owner, owner, m.Now(), time.Minute)
-		cancel()
+		if pending == nil {
+			pending = make(chan error, 1)
+			go func(done chan<- error) {
+				pctx, cancel := context.WithTimeout(ctx, storeProbeEvery/2)
+				defer cancel()
+				_, err := m.db.TryLease(pctx, owner, owner, m.Now(), time.Minute)
+				done <- err
+			}(pending)
+		}
+		var storeErr error
+		wait := time.NewTimer(storeProbeEvery / 2)
+		select {
+		case storeErr = <-pending:
+			pending = nil
+		case <-wait.C:
+			storeErr = errStoreHung
+		case <-ctx.Done():
+		}
+		wait.Stop()
 		if ctx.Err() != nil {
 			return
 		}

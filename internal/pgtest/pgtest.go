@@ -5,6 +5,10 @@
 // The cluster runs without fsync, except in a benchmark run (-bench), where
 // it keeps PostgreSQL's durable defaults.
 //
+// The cluster listens on a free loopback port; PGTEST_PORTS=low-high
+// (42900-42999) keeps it within that range, for a machine whose users
+// share out port ranges.
+//
 // It needs Debian's postgresql binaries (initdb, postgres, pg_isready,
 // psql). Where they are missing a test skips, saying so, unless the
 // environment has CI=true: then it fails, so that CI cannot pass by testing
@@ -15,6 +19,7 @@ import (
 	"bytes"
 	"flag"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -295,8 +300,30 @@ func benchmarking() bool {
 	return f != nil && f.Value.String() != ""
 }
 
+// freePort returns a loopback port free now: any (the kernel's choice),
+// or one in PGTEST_PORTS when that is set.
 func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	low, high, ok := strings.Cut(os.Getenv("PGTEST_PORTS"), "-")
+	if !ok {
+		return bindable(0)
+	}
+	lo, err1 := strconv.Atoi(low)
+	hi, err2 := strconv.Atoi(high)
+	if err1 != nil || err2 != nil || lo <= 0 || hi < lo || hi > 65535 {
+		return 0, fmt.Errorf("PGTEST_PORTS=%q: want low-high, e.g. 42900-42999", os.Getenv("PGTEST_PORTS"))
+	}
+	for range 4 * (hi - lo + 1) {
+		if port, err := bindable(lo + rand.IntN(hi-lo+1)); err == nil {
+			return port, nil
+		}
+	}
+	return 0, fmt.Errorf("no free port in PGTEST_PORTS=%s", os.Getenv("PGTEST_PORTS"))
+}
+
+// bindable returns port (the kernel's choice for 0) when a listener can
+// bind it on loopback.
+func bindable(port int) (int, error) {
+	l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
 	if err != nil {
 		return 0, err
 	}
