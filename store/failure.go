@@ -105,10 +105,11 @@ func updateSafely(b *bbolt.DB, fn func(*bbolt.Tx) error) (err error) {
 
 // transient reports whether err is a storage failure that may pass without
 // anyone touching the data: a full disk or quota (the operator frees
-// space) or an I/O error on write. Callers get EUNAVAILABLE for these, so
-// that clients retry instead of treating the request as broken.
+// space), an I/O error on write, or a file system mounted (or remounted,
+// after errors) read-only. Callers get EUNAVAILABLE for these, so that
+// clients retry instead of treating the request as broken.
 func transient(err error) bool {
-	for _, errno := range []syscall.Errno{syscall.ENOSPC, syscall.EDQUOT, syscall.EIO} {
+	for _, errno := range []syscall.Errno{syscall.ENOSPC, syscall.EDQUOT, syscall.EIO, syscall.EROFS} {
 		// bbolt formats a failed resize with %s, which drops the chain.
 		if errors.Is(err, errno) || strings.Contains(err.Error(), errno.Error()) {
 			return true

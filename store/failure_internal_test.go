@@ -10,9 +10,10 @@ import (
 	"github.com/linkd/linkd"
 )
 
-// TestWrap_TransientStorageFailures: a full disk, a quota or an I/O error
-// on write is EUNAVAILABLE (the client retries once the operator frees
-// space), however bbolt reports it; other failures stay EINTERNAL.
+// TestWrap_TransientStorageFailures: a full disk, a quota, an I/O error
+// on write or a read-only file system is EUNAVAILABLE (the client retries
+// once the operator frees space or remounts the disk), however bbolt
+// reports it; other failures stay EINTERNAL.
 func TestWrap_TransientStorageFailures(t *testing.T) {
 	for _, tt := range []struct {
 		name string
@@ -24,6 +25,8 @@ func TestWrap_TransientStorageFailures(t *testing.T) {
 		{"ENOSPCOnResize", fmt.Errorf("file resize error: %s", syscall.ENOSPC), linkd.EUNAVAILABLE}, // bbolt's %s
 		{"EDQUOT", &os.PathError{Op: "write", Path: "linkd.db", Err: syscall.EDQUOT}, linkd.EUNAVAILABLE},
 		{"EIO", &os.PathError{Op: "write", Path: "linkd.db", Err: syscall.EIO}, linkd.EUNAVAILABLE},
+		{"EROFS", &os.PathError{Op: "write", Path: "linkd.db", Err: syscall.EROFS}, linkd.EUNAVAILABLE},
+		{"EROFSOnFsync", fmt.Errorf("fdatasync: %w", syscall.EROFS), linkd.EUNAVAILABLE},
 		{"Other", errors.New("proto: cannot parse invalid wire-format data"), linkd.EINTERNAL},
 		{"Corrupt", recovered("invalid page type"), linkd.EINTERNAL},
 	} {
