@@ -30,14 +30,27 @@ const DefaultLockTimeout = time.Second
 // DefaultMaxBatchSize bounds how many concurrent writes share one commit.
 const DefaultMaxBatchSize = 128
 
-// initialMmapSize is how much of the file bbolt maps at open: address
+// maxInitialMmap is how much of the file bbolt maps at open: address
 // space, not memory. bbolt must remap to grow the file past its map, and
 // a remap waits for every open read transaction while holding up every
 // new one; with bbolt's default (the file's size), one backup stalled on
 // a slow reader froze every read and write until it ended. 8 GiB is far
 // past any linkd database seen so far (a file that outgrows it remaps
 // at each further GiB, as before); 32-bit builds map as the file grows.
-const initialMmapSize = (8 << 30) * (strconv.IntSize / 64)
+const maxInitialMmap = (8 << 30) * (strconv.IntSize / 64)
+
+// initialMmapSize is maxInitialMmap, or a quarter of the process's
+// address-space limit (ulimit -v, systemd's LimitAS=) when that is less:
+// an 8 GiB map under a 4 GiB limit failed with ENOMEM, and linkd did not
+// start at all.
+func initialMmapSize() int {
+	size := uint64(maxInitialMmap)
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_AS, &lim); err == nil && lim.Cur/4 < size {
+		size = lim.Cur / 4 // RLIM_INFINITY is the largest uint64
+	}
+	return int(size)
+}
 
 // Options configures Open.
 type Options struct {
@@ -97,7 +110,12 @@ func Open(path string, opts Options) (*DB, error) {
 		return nil, internal("open", err)
 	}
 	// NoSync stays false: every method is durable when it returns.
-	b, err := openBolt(path, &bbolt.Options{Timeout: opts.LockTimeout, InitialMmapSize: initialMmapSize})
+	b, err := openBolt(path, &bbolt.Options{Timeout: opts.LockTimeout, InitialMmapSize: initialMmapSize()})
+	if errors.Is(err, syscall.ENOMEM) {
+		// Address space short some other way (overcommit settings): map
+		// the file as it grows, as bbolt does by default.
+		b, err = openBolt(path, &bbolt.Options{Timeout: opts.LockTimeout})
+	}
 	if errors.Is(err, bbolt.ErrTimeout) {
 		return nil, fmt.Errorf("%w: %w", linkd.Errorf(linkd.EUNAVAILABLE, "database file is locked by another process"), err)
 	} else if err != nil {
