@@ -502,6 +502,37 @@ func TestMain_WatchStore_Stuck(t *testing.T) {
 	checkWatchStoreNotReady(t, stuck, 20*time.Second, "has not returned", func() { close(stuck.release) })
 }
 
+// slowStore's probe writes succeed, each after delay.
+type slowStore struct {
+	linkd.Store
+	delay time.Duration
+}
+
+func (s slowStore) TryLease(context.Context, string, string, time.Time, time.Duration) (bool, error) {
+	time.Sleep(s.delay)
+	return true, nil
+}
+
+// TestMain_WatchStore_Slow: a store whose every write outlasts the probe's
+// timeout stays not ready. The late success of one probe used to count at
+// the next tick, so readiness went SERVING every other tick (a balancer
+// saw the replica flap, and each change logged a line).
+func TestMain_WatchStore_Slow(t *testing.T) {
+	hs := health.NewServer()
+	m := &Main{Config: Config{DataDir: t.TempDir()}, db: slowStore{delay: storeProbeEvery/2 + storeProbeEvery/10}, Now: time.Now, log: slog.New(slog.DiscardHandler), health: hs}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { m.watchStore(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+	// From just after the first probe's timeout to past the second tick.
+	time.Sleep(storeProbeEvery/2 + storeProbeEvery/20)
+	for end := time.Now().Add(storeProbeEvery * 3 / 4); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
+		if err := m.ready.err(); err == nil {
+			t.Fatal("ready while every store write outlasts the probe's timeout")
+		}
+	}
+}
+
 // TestMain_WatchStore_Unwritable: a store that refuses writes makes
 // /readyz's reason and gRPC health NOT_SERVING at the first probe.
 func TestMain_WatchStore_Unwritable(t *testing.T) {

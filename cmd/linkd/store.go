@@ -140,11 +140,16 @@ func (m *Main) watchStore(ctx context.Context) {
 	// commit waiting on a remap) used to stop this loop with it, so
 	// readiness kept its last answer, SERVING, while every call hung. A
 	// write still running after the probe's timeout is a failure, and no
-	// second one starts until it ends.
-	var pending chan error
+	// second one starts until it ends. A write that returns late, at a
+	// later tick, fails too: a store that takes longer than the timeout
+	// for every write is not ready, not ready every other tick.
+	var (
+		pending chan error
+		started time.Time
+	)
 	for {
 		if pending == nil {
-			pending = make(chan error, 1)
+			pending, started = make(chan error, 1), time.Now()
 			go func(done chan<- error) {
 				pctx, cancel := context.WithTimeout(ctx, storeProbeEvery/2)
 				defer cancel()
@@ -153,9 +158,12 @@ func (m *Main) watchStore(ctx context.Context) {
 			}(pending)
 		}
 		var storeErr error
-		wait := time.NewTimer(storeProbeEvery / 2)
+		wait := time.NewTimer(storeProbeEvery/2 - time.Since(started))
 		select {
 		case storeErr = <-pending:
+			if time.Since(started) > storeProbeEvery/2 {
+				storeErr = errStoreHung
+			}
 			pending = nil
 		case <-wait.C:
 			storeErr = errStoreHung
