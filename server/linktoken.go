@@ -123,9 +123,10 @@ func checkCompletionRedirectURI(uri string) error {
 	switch {
 	case err != nil || u.Scheme == "" || (u.Host == "" && u.Opaque == "" && u.Path == ""):
 		return linkd.InvalidField(field, "%s is not an absolute URI", field)
-	case (u.Scheme == "https" || u.Scheme == "http") && u.Host == "":
-		// "https:///done" or "https:done": a browser sent there goes
-		// nowhere, and the session's end is lost on the user.
+	case (u.Scheme == "https" || u.Scheme == "http") && u.Hostname() == "":
+		// "https:///done", "https:done" or "https://:443/done": a browser
+		// sent there goes nowhere, and the session's end is lost on the
+		// user.
 		return linkd.InvalidField(field, "%s has no host", field)
 	case u.User != nil:
 		return linkd.InvalidField(field, "%s must not have user info", field)
@@ -178,14 +179,19 @@ func checkLinkTokenUser(u *linkdv1.LinkTokenUser) error {
 	return nil
 }
 
-// checkText accepts printable text of at most maxPrefillLength bytes.
+// checkText accepts text of at most maxPrefillLength bytes without
+// control characters, line or paragraph separators, or the bidirectional
+// overrides and isolates that reorder what is shown after them. Names
+// people and apps really have pass: a no-break or ideographic space, an
+// emoji joined with U+200D, a soft hyphen, a left-to-right mark.
 func checkText(field, v string) error {
 	if len(v) > maxPrefillLength {
 		return linkd.InvalidField(field, "%s is longer than %d bytes", field, maxPrefillLength)
 	}
 	for _, r := range v {
-		if !unicode.IsPrint(r) {
-			return linkd.InvalidField(field, "%s has a character that is not allowed", field)
+		if unicode.IsControl(r) || unicode.In(r, unicode.Zl, unicode.Zp) ||
+			('\u202a' <= r && r <= '\u202e') || ('\u2066' <= r && r <= '\u2069') {
+			return linkd.InvalidField(field, "%s has a character that is not allowed (U+%04X)", field, r)
 		}
 	}
 	return nil

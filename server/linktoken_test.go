@@ -34,6 +34,18 @@ func TestCheckLinkTokenOptions(t *testing.T) {
 		{"ClientNameLong", req(func(r *linkdv1.CreateLinkTokenRequest) { r.ClientName = "Platypus Personal Finance Manager Pro" }), ""},
 		{"ClientNameControl", req(func(r *linkdv1.CreateLinkTokenRequest) { r.ClientName = "App\nName" }), "client_name"},
 		{"ClientNameNUL", req(func(r *linkdv1.CreateLinkTokenRequest) { r.ClientName = "App\x00" }), "client_name"},
+		// What real names hold passes: a no-break space, an emoji family
+		// (joined with U+200D), a left-to-right mark, an ideographic space.
+		{"ClientNameNoBreakSpace", req(func(r *linkdv1.CreateLinkTokenRequest) { r.ClientName = "Caf\u00e9\u00a0Budget" }), ""},
+		{"ClientNameEmojiZWJ", req(func(r *linkdv1.CreateLinkTokenRequest) {
+			r.ClientName = "Family \U0001F468\u200D\U0001F469\u200D\U0001F467 Money"
+		}), ""},
+		{"ClientNameMarks", req(func(r *linkdv1.CreateLinkTokenRequest) { r.ClientName = "\u05D1\u05E0\u05E7\u200E App\u3000\u00ADX" }), ""},
+		// What reorders or breaks what Link shows does not.
+		{"ClientNameBidiOverride", req(func(r *linkdv1.CreateLinkTokenRequest) { r.ClientName = "App\u202Egnp.exe" }), "client_name"},
+		{"ClientNameBidiIsolate", req(func(r *linkdv1.CreateLinkTokenRequest) { r.ClientName = "App\u2067x" }), "client_name"},
+		{"ClientNameLineSeparator", req(func(r *linkdv1.CreateLinkTokenRequest) { r.ClientName = "App\u2028Name" }), "client_name"},
+		{"ClientNameC1", req(func(r *linkdv1.CreateLinkTokenRequest) { r.ClientName = "App\u0085Name" }), "client_name"},
 		{"ClientNameHuge", req(func(r *linkdv1.CreateLinkTokenRequest) { r.ClientName = strings.Repeat("a", 257) }), "client_name"},
 		// Hosted Link: an empty object asks for it, as with Plaid.
 		{"HostedEmpty", req(func(r *linkdv1.CreateLinkTokenRequest) { r.HostedLink = &linkdv1.HostedLink{} }), ""},
@@ -45,6 +57,7 @@ func TestCheckLinkTokenOptions(t *testing.T) {
 		// An https URI must name a host to go to.
 		{"HostedHTTPSRedirectNoHost", completion("https:///done"), "hosted_link.completion_redirect_uri"},
 		{"HostedHTTPSRedirectOpaque", completion("https:done"), "hosted_link.completion_redirect_uri"},
+		{"HostedHTTPSRedirectPortOnly", completion("https://:443/done"), "hosted_link.completion_redirect_uri"},
 		{"HostedAppSchemeRedirectPath", completion("myapp:/done"), ""},
 		// A page goes to it when the session ends: a URI that runs script
 		// where it is opened (the emulator's page, on linkd's origin) is

@@ -96,7 +96,7 @@ func checkWebhookURL(field, value string) error {
 	if err != nil || u.Scheme == "" || (u.Host == "" && u.Opaque == "") {
 		return linkd.InvalidField(field, "%s is not an absolute URL", field)
 	}
-	if u.Scheme != "https" && u.Scheme != "http" || u.Host == "" {
+	if u.Scheme != "https" && u.Scheme != "http" || u.Hostname() == "" { // "https://:8080/hook" has a port only
 		return linkd.InvalidField(field, "%s must be an http or https URL with a host", field)
 	}
 	return nil

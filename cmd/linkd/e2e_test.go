@@ -393,6 +393,7 @@ func TestLinkd_REST_BadRequestNamesField(t *testing.T) {
 		{"ClientNameControl", "POST", "/v1/link/token/create", `{"client_user_id":"u1","client_name":"App\u0000"}`, "client_name"},
 		{"WebhookNotHTTP", "POST", "/v1/link/token/create", `{"client_user_id":"u1","webhook":"ftp://hooks.example.com/plaid"}`, "webhook"},
 		{"WebhookScript", "POST", "/v1/link/token/create", `{"client_user_id":"u1","webhook":"javascript:alert(1)"}`, "webhook"},
+		{"WebhookPortOnly", "POST", "/v1/link/token/create", `{"client_user_id":"u1","webhook":"https://:8080/plaid"}`, "webhook"},
 		{"ProductsBalance", "POST", "/v1/link/token/create", `{"client_user_id":"u1","products":["balance"]}`, "products[0]"},
 		{"CompletionRedirectNoHost", "POST", "/v1/link/token/create", `{"client_user_id":"u1","hosted_link":{"completion_redirect_uri":"https:///done"}}`, "hosted_link.completion_redirect_uri"},
 		// Raw bytes that are not UTF-8 in a string: the field, as gRPC
