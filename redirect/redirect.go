@@ -337,14 +337,12 @@ func (p *parser) readQuery(q string) *linkd.Error {
 		if key == "" {
 			return linkd.InvalidField("url", "a query parameter has a value but no name")
 		}
-		if key == "accounts" && q != "" && rawArray(val) && strings.IndexByte(val, ':') >= 0 && rawArrayEnd(val) < 0 {
+		if key == "accounts" && q != "" && scanRawArray(val) && rawArrayEnd(val) < 0 {
 			// Link does not encode its accounts JSON either: an '&' in
 			// an account's name ("Checking & Savings") did not end the
 			// value if the array closes only after it, even when the
-			// cut ends in ']' ("Card [Visa]&Co"). JSON whose colons are
-			// encoded came from an encoder that encodes '&' as well
-			// (encodeURIComponent, as Plaid's own redirects): its cut
-			// is whole, and is not scanned.
+			// cut ends in ']' ("Card [Visa]&Co"); not for an encoder
+			// that encodes '&' as well (scanRawArray).
 			whole := val + "&" + q
 			if n := rawArrayEnd(whole); n > 0 {
 				val, q, _ = strings.Cut(whole[n:], "&")
@@ -372,6 +370,16 @@ func (p *parser) readQuery(q string) *linkd.Error {
 // rawArray reports whether s starts with an unencoded JSON array, after
 // an optional single quote; either may come percent-encoded (jsonByte).
 func rawArray(s string) bool { return rawArrayStart(s) >= 0 }
+
+// scanRawArray reports whether an accounts value cut at a raw '&' may be
+// a JSON array that runs on past it: its '[' came raw, or came encoded
+// while its colons did not. An encoder that encodes '[' and ':' alike
+// (encodeURIComponent, as Plaid's own redirects) encodes '&' too, so its
+// cut is whole and is not scanned.
+func scanRawArray(val string) bool {
+	i := rawArrayStart(val)
+	return i >= 0 && (val[i] == '[' || strings.IndexByte(val, ':') >= 0)
+}
 
 // rawArrayStart returns the index of the '[' (or its %5B) that s starts
 // with, after an optional single quote (or its %27), or -1.

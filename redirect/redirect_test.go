@@ -330,6 +330,11 @@ var parseTests = []parseTest{
 		want: connected(&linkdv1.ConnectedResult{PublicToken: tok, LinkSessionId: "s1", Accounts: []*linkdv1.Account{{Id: "a1", Name: `A & B "x"`}}}),
 	},
 	{
+		name: "AccountsRawBracketEncodedColonsRawAmpersand",
+		in:   conn + `&accounts=[{%22_id%22%3A%22a1%22,%22meta%22%3A{%22name%22%3A%22A%20&%20B%22}}]&link_session_id=s1`,
+		want: connected(&linkdv1.ConnectedResult{PublicToken: tok, LinkSessionId: "s1", Accounts: []*linkdv1.Account{{Id: "a1", Name: "A & B"}}}),
+	},
+	{
 		name: "AccountsEncodedBracketsRawAmpersand",
 		in:   conn + `&accounts=%5B%7B%22_id%22:%22a1%22,%22meta%22:%7B%22name%22:%22A%20&%20B%5D%22%7D%7D%5d&link_session_id=s1`,
 		want: connected(&linkdv1.ConnectedResult{PublicToken: tok, LinkSessionId: "s1", Accounts: []*linkdv1.Account{{Id: "a1", Name: "A & B]"}}}),
