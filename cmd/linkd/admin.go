@@ -3,6 +3,7 @@ package main
 import (
 	"crypto/sha256"
 	"crypto/subtle"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -65,24 +66,45 @@ func requireAPIKey(keys []string, next http.Handler) http.Handler {
 	})
 }
 
+// backupWriteTimeout bounds each write of a backup to its client: one
+// that stops reading releases the copy (and its disk space) after this
+// long instead of holding it for as long as its connection lives.
+var backupWriteTimeout = time.Minute
+
+// errNoRoom is backupCopy's refusal for want of disk space.
+var errNoRoom = errors.New("no room for the backup's copy")
+
 // serveBackup streams a consistent copy of the bbolt file. The copy is
 // taken into an unlinked file beside the database first and streamed
 // from there: bbolt reuses no page freed while a read transaction is
 // open, so a copy streamed straight to a slow or stalled client held its
 // transaction as long as the client took, and every commit meanwhile
-// grew the file (about 1 GB in 8 s of connected links). A copy that
-// fails halfway aborts the connection, so the client sees a broken body
-// rather than a short file that looks whole.
+// grew the file (about 1 GB in 8 s of connected links). One backup runs
+// at a time (503 with Retry-After otherwise: two copies at once could
+// each pass the free-space check and together fill the disk), and each
+// write to the client must finish within backupWriteTimeout. A copy
+// that fails halfway aborts the connection, so the client sees a broken
+// body rather than a short file that looks whole.
 func (m *Main) serveBackup(w http.ResponseWriter, r *http.Request) {
 	if m.bolt == nil {
 		http.Error(w, "backup copies the bbolt store; back up Postgres with its own tools (pg_dump)", http.StatusNotImplemented)
 		return
 	}
+	if !m.backupMu.TryLock() {
+		w.Header().Set("Retry-After", "60")
+		http.Error(w, "another backup is running; retry when it ends", http.StatusServiceUnavailable)
+		return
+	}
+	defer m.backupMu.Unlock()
 	start := time.Now()
 	copyFile, err := m.backupCopy(r)
 	if err != nil {
 		m.log.ErrorContext(r.Context(), "backup failed", "err", err)
-		http.Error(w, "backup failed: "+err.Error(), http.StatusServiceUnavailable)
+		if errors.Is(err, errNoRoom) {
+			http.Error(w, "backup failed: "+err.Error(), http.StatusServiceUnavailable)
+		} else {
+			http.Error(w, "backup failed", http.StatusInternalServerError)
+		}
 		return
 	}
 	defer copyFile.Close()
@@ -95,7 +117,7 @@ func (m *Main) serveBackup(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/octet-stream")
 	w.Header().Set("Content-Length", strconv.FormatInt(size, 10))
 	w.Header().Set("Content-Disposition", fmt.Sprintf(`attachment; filename="linkd-%s.db"`, start.UTC().Format("20060102T150405Z")))
-	cw := &countingWriter{w: w}
+	cw := &countingWriter{w: w, rc: http.NewResponseController(w)}
 	if _, err := io.Copy(cw, copyFile); err != nil {
 		m.log.ErrorContext(r.Context(), "backup failed", "err", err, "bytes", cw.n)
 		panic(http.ErrAbortHandler)
@@ -105,8 +127,9 @@ func (m *Main) serveBackup(w http.ResponseWriter, r *http.Request) {
 
 // backupCopy writes a copy of the database into a new file beside it,
 // unlinked at once (so that neither an error nor a crash leaves it
-// behind), and returns it open at its end. It refuses when the disk
-// lacks room for the copy above -min-free-disk: exchanges need that room.
+// behind), and returns it open at its end. It refuses (errNoRoom) when
+// the disk lacks room for the copy above -min-free-disk: exchanges need
+// that room.
 func (m *Main) backupCopy(r *http.Request) (*os.File, error) {
 	dir := filepath.Dir(m.Config.DBPath)
 	fi, err := os.Stat(m.Config.DBPath)
@@ -120,7 +143,7 @@ func (m *Main) backupCopy(r *http.Request) (*os.File, error) {
 		need = min(need, st.Blocks*512)
 	}
 	if err := checkFreeDisk(dir, m.Config.MinFreeDisk+need); err != nil {
-		return nil, fmt.Errorf("no room for the backup's copy: %w", err)
+		return nil, fmt.Errorf("%w: %w", errNoRoom, err)
 	}
 	f, err := os.CreateTemp(dir, ".backup-*")
 	if err != nil {
@@ -134,13 +157,18 @@ func (m *Main) backupCopy(r *http.Request) (*os.File, error) {
 	return f, nil
 }
 
-// countingWriter counts what passes through it.
+// countingWriter counts what passes through it, each write bounded by
+// backupWriteTimeout.
 type countingWriter struct {
-	w io.Writer
-	n int64
+	w  io.Writer
+	rc *http.ResponseController
+	n  int64
 }
 
 func (c *countingWriter) Write(p []byte) (int, error) {
+	if err := c.rc.SetWriteDeadline(time.Now().Add(backupWriteTimeout)); err != nil {
+		return 0, err
+	}
 	n, err := c.w.Write(p)
 	c.n += int64(n)
 	return n, err

@@ -474,6 +474,58 @@ func TestLinkd_Backup_StalledClient(t *testing.T) {
 	}
 }
 
+// TestLinkd_Backup_OneAtATime: while one backup streams, another is 503
+// with Retry-After (two copies at once could each pass the free-space
+// check and together fill the disk), and a client that stops reading
+// gives the backup up after backupWriteTimeout: it used to keep its copy,
+// and its disk space, for as long as its connection lived.
+func TestLinkd_Backup_OneAtATime(t *testing.T) {
+	defer func(d time.Duration) { backupWriteTimeout = d }(backupWriteTimeout)
+	backupWriteTimeout = 300 * time.Millisecond
+	ts := MustStartServer(t)
+	ctx := context.Background()
+	// More than the socket buffers hold, so that the first backup stalls
+	// with its client.
+	for i := range 48 {
+		lt := &storagev1.StoredLinkToken{LinkToken: fmt.Sprintf("link-sandbox-big-%d", i), ClientUserId: "backup-user", WebviewUrl: strings.Repeat("w", 1<<20)}
+		if err := ts.db.PutLinkToken(ctx, lt); err != nil {
+			t.Fatal(err)
+		}
+	}
+	conn, err := net.Dial("tcp", ts.AdminAddr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "GET /backup HTTP/1.1\r\nHost: linkd\r\nAuthorization: Bearer %s\r\n\r\n", ts.APIKey)
+	if line, err := bufio.NewReader(conn).ReadString('\n'); err != nil || !strings.Contains(line, " 200 ") {
+		t.Fatalf("GET /backup: %q, %v", line, err)
+	}
+	// The first client reads no more.
+	req, _ := http.NewRequest("GET", "http://"+ts.AdminAddr()+"/backup", nil)
+	req.Header.Set("Authorization", "Bearer "+ts.APIKey)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("a second GET /backup while one streams = %d, Retry-After %q; want 503 with Retry-After", resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
+	// Once the stalled write times out, backups run again.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		code, _ := ts.adminGet(t, "/backup", ts.APIKey)
+		if code == http.StatusOK {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("GET /backup = %d 10 s after the first client stalled: the stalled backup was never given up", code)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
 // unwritableStore is a store whose every write fails, as a full or
 // read-only disk or a lost database makes it.
 type unwritableStore struct{ linkd.Store }

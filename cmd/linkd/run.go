@@ -64,6 +64,7 @@ type Main struct {
 	tracing  *telemetry.Tracing // nil with LINKD_METRICS=off and no OTEL_*
 	watchers *server.HealthWatchers
 	ready    readiness
+	backupMu sync.Mutex // one /backup at a time
 
 	closeOnce sync.Once
 	closeErr  error
