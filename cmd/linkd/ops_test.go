@@ -434,23 +434,7 @@ func TestLinkd_Backup_StalledClient(t *testing.T) {
 	ts := MustStartServer(t)
 	ctx := context.Background()
 	item := mustConnect(t, ts.GRPC(t), "backup-user", "sess-backup")
-	// More than the socket buffers hold, so that the copy stalls with
-	// the client.
-	for i := range 48 {
-		lt := &storagev1.StoredLinkToken{LinkToken: fmt.Sprintf("link-sandbox-big-%d", i), ClientUserId: "backup-user", WebviewUrl: strings.Repeat("w", 1<<20)}
-		if err := ts.db.PutLinkToken(ctx, lt); err != nil {
-			t.Fatal(err)
-		}
-	}
-	conn, err := net.Dial("tcp", ts.AdminAddr())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	fmt.Fprintf(conn, "GET /backup HTTP/1.1\r\nHost: linkd\r\nAuthorization: Bearer %s\r\n\r\n", ts.APIKey)
-	if line, err := bufio.NewReader(conn).ReadString('\n'); err != nil || !strings.Contains(line, " 200 ") {
-		t.Fatalf("GET /backup: %q, %v", line, err)
-	}
+	stallBackup(t, ts)
 	// The client reads no more. Rewrite a 1 MiB record 96 times.
 	size := func() int64 {
 		fi, err := os.Stat(ts.Config.DBPath)
@@ -483,24 +467,7 @@ func TestLinkd_Backup_OneAtATime(t *testing.T) {
 	defer func(d time.Duration) { backupWriteTimeout = d }(backupWriteTimeout)
 	backupWriteTimeout = 300 * time.Millisecond
 	ts := MustStartServer(t)
-	ctx := context.Background()
-	// More than the socket buffers hold, so that the first backup stalls
-	// with its client.
-	for i := range 48 {
-		lt := &storagev1.StoredLinkToken{LinkToken: fmt.Sprintf("link-sandbox-big-%d", i), ClientUserId: "backup-user", WebviewUrl: strings.Repeat("w", 1<<20)}
-		if err := ts.db.PutLinkToken(ctx, lt); err != nil {
-			t.Fatal(err)
-		}
-	}
-	conn, err := net.Dial("tcp", ts.AdminAddr())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	fmt.Fprintf(conn, "GET /backup HTTP/1.1\r\nHost: linkd\r\nAuthorization: Bearer %s\r\n\r\n", ts.APIKey)
-	if line, err := bufio.NewReader(conn).ReadString('\n'); err != nil || !strings.Contains(line, " 200 ") {
-		t.Fatalf("GET /backup: %q, %v", line, err)
-	}
+	stallBackup(t, ts)
 	// The first client reads no more.
 	req, _ := http.NewRequest("GET", "http://"+ts.AdminAddr()+"/backup", nil)
 	req.Header.Set("Authorization", "Bearer "+ts.APIKey)
@@ -523,6 +490,28 @@ func TestLinkd_Backup_OneAtATime(t *testing.T) {
 			t.Fatalf("GET /backup = %d 10 s after the first client stalled: the stalled backup was never given up", code)
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// stallBackup fills ts's store with more than the socket buffers hold
+// and starts a GET /backup whose client reads the status line and no
+// more, so that the backup stalls with it until the test ends.
+func stallBackup(t *testing.T, ts *testServer) {
+	t.Helper()
+	for i := range 48 {
+		lt := &storagev1.StoredLinkToken{LinkToken: fmt.Sprintf("link-sandbox-big-%d", i), ClientUserId: "backup-user", WebviewUrl: strings.Repeat("w", 1<<20)}
+		if err := ts.db.PutLinkToken(context.Background(), lt); err != nil {
+			t.Fatal(err)
+		}
+	}
+	conn, err := net.Dial("tcp", ts.AdminAddr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	fmt.Fprintf(conn, "GET /backup HTTP/1.1\r\nHost: linkd\r\nAuthorization: Bearer %s\r\n\r\n", ts.APIKey)
+	if line, err := bufio.NewReader(conn).ReadString('\n'); err != nil || !strings.Contains(line, " 200 ") {
+		t.Fatalf("GET /backup: %q, %v", line, err)
 	}
 }
 
