@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -543,15 +544,36 @@ func TestMain_WatchStore_Stuck(t *testing.T) {
 	checkWatchStoreNotReady(t, stuck, 20*time.Second, "has not returned", func() { close(stuck.release) })
 }
 
-// slowStore's probe writes succeed, each after delay.
+// slowStore's probe writes succeed, the nth after delay(n) (from 1).
 type slowStore struct {
 	linkd.Store
-	delay time.Duration
+	calls *atomic.Int64
+	delay func(n int64) time.Duration
 }
 
 func (s slowStore) TryLease(context.Context, string, string, time.Time, time.Duration) (bool, error) {
-	time.Sleep(s.delay)
+	time.Sleep(s.delay(s.calls.Add(1)))
 	return true, nil
+}
+
+// runWatchStore runs watchStore over db until the test ends.
+func runWatchStore(t *testing.T, db linkd.Store) *Main {
+	m := &Main{Config: Config{DataDir: t.TempDir()}, db: db, Now: time.Now, log: slog.New(slog.DiscardHandler), health: health.NewServer()}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { m.watchStore(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return m
+}
+
+// awaitReady waits up to within for readiness to be ready (or not).
+func awaitReady(t *testing.T, m *Main, ready bool, within time.Duration) {
+	t.Helper()
+	for end := time.Now().Add(within); (m.ready.err() == nil) != ready; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(end) {
+			t.Fatalf("readiness = %v after %s, want ready %v", m.ready.err(), within, ready)
+		}
+	}
 }
 
 // TestMain_WatchStore_Slow: a store whose every write outlasts the probe's
@@ -559,19 +581,28 @@ func (s slowStore) TryLease(context.Context, string, string, time.Time, time.Dur
 // the next tick, so readiness went SERVING every other tick (a balancer
 // saw the replica flap, and each change logged a line).
 func TestMain_WatchStore_Slow(t *testing.T) {
-	hs := health.NewServer()
-	m := &Main{Config: Config{DataDir: t.TempDir()}, db: slowStore{delay: storeProbeEvery/2 + storeProbeEvery/10}, Now: time.Now, log: slog.New(slog.DiscardHandler), health: hs}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { m.watchStore(ctx); close(done) }()
-	defer func() { cancel(); <-done }()
-	// From just after the first probe's timeout to past the second tick.
-	time.Sleep(storeProbeEvery/2 + storeProbeEvery/20)
-	for end := time.Now().Add(storeProbeEvery * 3 / 4); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
+	m := runWatchStore(t, slowStore{calls: new(atomic.Int64), delay: func(int64) time.Duration { return storeProbeEvery/2 + storeProbeEvery/10 }})
+	awaitReady(t, m, false, storeProbeEvery)
+	// Past the next tick and its probe's timeout.
+	for end := time.Now().Add(storeProbeEvery * 6 / 5); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
 		if err := m.ready.err(); err == nil {
 			t.Fatal("ready while every store write outlasts the probe's timeout")
 		}
 	}
+}
+
+// TestMain_WatchStore_Recovers: after one write that outlasted the
+// probe's timeout, a store that answers at once again is ready at the
+// next tick, not later.
+func TestMain_WatchStore_Recovers(t *testing.T) {
+	m := runWatchStore(t, slowStore{calls: new(atomic.Int64), delay: func(n int64) time.Duration {
+		if n == 1 {
+			return storeProbeEvery/2 + storeProbeEvery/10
+		}
+		return 0
+	}})
+	awaitReady(t, m, false, storeProbeEvery)
+	awaitReady(t, m, true, storeProbeEvery*3/4)
 }
 
 // TestMain_WatchStore_Unwritable: a store that refuses writes makes

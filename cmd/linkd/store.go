@@ -140,36 +140,39 @@ func (m *Main) watchStore(ctx context.Context) {
 	// commit waiting on a remap) used to stop this loop with it, so
 	// readiness kept its last answer, SERVING, while every call hung. A
 	// write still running after the probe's timeout is a failure, and no
-	// second one starts until it ends. A write that returns late, at a
-	// later tick, fails too: a store that takes longer than the timeout
-	// for every write is not ready, not ready every other tick.
-	var (
-		pending chan error
-		started time.Time
-	)
+	// second one starts until it ends. A write that returned after its
+	// timeout answers nothing: the next tick probes afresh (a store that
+	// takes longer than the timeout for every write stays not ready, and
+	// one that recovered is ready again at that tick).
+	var pending chan error
 	for {
+		var storeErr error
+		if pending != nil {
+			select {
+			case <-pending: // late: stale
+				pending = nil
+			default:
+				storeErr = errStoreHung
+			}
+		}
 		if pending == nil {
-			pending, started = make(chan error, 1), time.Now()
+			pending = make(chan error, 1)
 			go func(done chan<- error) {
 				pctx, cancel := context.WithTimeout(ctx, storeProbeEvery/2)
 				defer cancel()
 				_, err := m.db.TryLease(pctx, owner, owner, m.Now(), time.Minute)
 				done <- err
 			}(pending)
-		}
-		var storeErr error
-		wait := time.NewTimer(storeProbeEvery/2 - time.Since(started))
-		select {
-		case storeErr = <-pending:
-			if time.Since(started) > storeProbeEvery/2 {
+			wait := time.NewTimer(storeProbeEvery / 2)
+			select {
+			case storeErr = <-pending:
+				pending = nil
+			case <-wait.C:
 				storeErr = errStoreHung
+			case <-ctx.Done():
 			}
-			pending = nil
-		case <-wait.C:
-			storeErr = errStoreHung
-		case <-ctx.Done():
+			wait.Stop()
 		}
-		wait.Stop()
 		if ctx.Err() != nil {
 			return
 		}
