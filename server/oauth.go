@@ -24,7 +24,7 @@ func checkRedirectURI(uri, env string) error {
 	}
 	u, err := url.Parse(uri)
 	switch {
-	case err != nil || u.Host == "":
+	case err != nil || u.Hostname() == "": // "https://:443/cb" has a port only
 		return linkd.InvalidField("redirect_uri", "redirect_uri is not an absolute URL")
 	case u.Scheme != "https" && u.Scheme != "http":
 		return linkd.InvalidField("redirect_uri", "redirect_uri must be https; a custom scheme is not accepted by Plaid (use an https universal or app link)")

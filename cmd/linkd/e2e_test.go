@@ -396,6 +396,7 @@ func TestLinkd_REST_BadRequestNamesField(t *testing.T) {
 		{"WebhookPortOnly", "POST", "/v1/link/token/create", `{"client_user_id":"u1","webhook":"https://:8080/plaid"}`, "webhook"},
 		{"ProductsBalance", "POST", "/v1/link/token/create", `{"client_user_id":"u1","products":["balance"]}`, "products[0]"},
 		{"CompletionRedirectNoHost", "POST", "/v1/link/token/create", `{"client_user_id":"u1","hosted_link":{"completion_redirect_uri":"https:///done"}}`, "hosted_link.completion_redirect_uri"},
+		{"RedirectURIPortOnly", "POST", "/v1/link/token/create", `{"client_user_id":"u1","redirect_uri":"https://:443/cb"}`, "redirect_uri"},
 		// Raw bytes that are not UTF-8 in a string: the field, as gRPC
 		// names it, not the body.
 		{"NotUTF8", "POST", "/v1/link/redirect/parse", "{\"url\":\"plaidlink://exit?x=\xff\"}", "url"},
