@@ -14,6 +14,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/linkd/linkd"
 )
 
 // adminHandler serves the admin listener: /metrics, /debug/pprof/, /livez,
@@ -100,7 +102,8 @@ func (m *Main) serveBackup(w http.ResponseWriter, r *http.Request) {
 	copyFile, err := m.backupCopy(r)
 	if err != nil {
 		m.log.ErrorContext(r.Context(), "backup failed", "err", err)
-		if errors.Is(err, errNoRoom) {
+		if errors.Is(err, errNoRoom) || errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) ||
+			linkd.ErrorCode(err) == linkd.EUNAVAILABLE { // the store's word for a full disk
 			http.Error(w, "backup failed: "+err.Error(), http.StatusServiceUnavailable)
 		} else {
 			http.Error(w, "backup failed", http.StatusInternalServerError)
@@ -142,8 +145,13 @@ func (m *Main) backupCopy(r *http.Request) (*os.File, error) {
 	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
 		need = min(need, st.Blocks*512)
 	}
-	if err := checkFreeDisk(dir, m.Config.MinFreeDisk+need); err != nil {
-		return nil, fmt.Errorf("%w: %w", errNoRoom, err)
+	free, err := freeDisk(dir)
+	if err != nil {
+		return nil, fmt.Errorf("statfs %s: %w", dir, err)
+	}
+	if int64(free) < m.Config.MinFreeDisk+need {
+		return nil, fmt.Errorf("%w: %d MiB free in %s, the copy needs %d MiB above -min-free-disk %d MiB",
+			errNoRoom, free>>20, dir, need>>20, m.Config.MinFreeDisk>>20)
 	}
 	f, err := os.CreateTemp(dir, ".backup-*")
 	if err != nil {

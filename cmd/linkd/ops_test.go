@@ -460,16 +460,11 @@ func TestLinkd_Backup_StalledClient(t *testing.T) {
 }
 
 // TestLinkd_Backup_OneAtATime: while one backup streams, another is 503
-// with Retry-After (two copies at once could each pass the free-space
-// check and together fill the disk), and a client that stops reading
-// gives the backup up after backupWriteTimeout: it used to keep its copy,
-// and its disk space, for as long as its connection lived.
+// with Retry-After: two copies at once could each pass the free-space
+// check and together fill the disk.
 func TestLinkd_Backup_OneAtATime(t *testing.T) {
-	defer func(d time.Duration) { backupWriteTimeout = d }(backupWriteTimeout)
-	backupWriteTimeout = 300 * time.Millisecond
 	ts := MustStartServer(t)
 	stallBackup(t, ts)
-	// The first client reads no more.
 	req, _ := http.NewRequest("GET", "http://"+ts.AdminAddr()+"/backup", nil)
 	req.Header.Set("Authorization", "Bearer "+ts.APIKey)
 	resp, err := http.DefaultClient.Do(req)
@@ -480,7 +475,17 @@ func TestLinkd_Backup_OneAtATime(t *testing.T) {
 	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
 		t.Fatalf("a second GET /backup while one streams = %d, Retry-After %q; want 503 with Retry-After", resp.StatusCode, resp.Header.Get("Retry-After"))
 	}
-	// Once the stalled write times out, backups run again.
+}
+
+// TestLinkd_Backup_StalledClientGivenUp: a backup client that stops
+// reading loses its backup after backupWriteTimeout, and with it the
+// copy's disk space and the one-at-a-time turn; it used to keep both for
+// as long as its connection lived.
+func TestLinkd_Backup_StalledClientGivenUp(t *testing.T) {
+	defer func(d time.Duration) { backupWriteTimeout = d }(backupWriteTimeout)
+	backupWriteTimeout = 300 * time.Millisecond
+	ts := MustStartServer(t)
+	stallBackup(t, ts)
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		code, _ := ts.adminGet(t, "/backup", ts.APIKey)
@@ -488,7 +493,7 @@ func TestLinkd_Backup_OneAtATime(t *testing.T) {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("GET /backup = %d 10 s after the first client stalled: the stalled backup was never given up", code)
+			t.Fatalf("GET /backup = %d 10 s after a client stalled: the stalled backup was never given up", code)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
