@@ -25,3 +25,7 @@ func WithMigration(opts Options, chunk, failAt int, txs *int) Options {
 	opts.migration = migration{chunk: chunk, failAt: failAt, txs: txs}
 	return opts
 }
+
+// InitialMmapSize is how much of the file Open maps, for the test of an
+// address-space limit.
+func InitialMmapSize() int { return initialMmapSize() }

@@ -27,6 +27,9 @@ func TestOpen_AddressSpaceLimit(t *testing.T) {
 		if err := syscall.Setrlimit(syscall.RLIMIT_AS, &lim); err != nil {
 			t.Fatal(err)
 		}
+		if got := store.InitialMmapSize(); got != 1<<30 {
+			t.Errorf("map at open under a 4 GiB limit = %d bytes, want a quarter of it", got)
+		}
 		db, err := store.Open(filepath.Join(dir, "linkd.db"), store.Options{Sealer: MustSealer(t, "k1:"+key1)})
 		if err != nil {
 			t.Fatalf("Open under a 4 GiB address-space limit: %v", err)

@@ -39,19 +39,6 @@ const DefaultMaxBatchSize = 128
 // at each further GiB, as before); 32-bit builds map as the file grows.
 const maxInitialMmap = (8 << 30) * (strconv.IntSize / 64)
 
-// initialMmapSize is maxInitialMmap, or a quarter of the process's
-// address-space limit (ulimit -v, systemd's LimitAS=) when that is less:
-// an 8 GiB map under a 4 GiB limit failed with ENOMEM, and linkd did not
-// start at all.
-func initialMmapSize() int {
-	size := uint64(maxInitialMmap)
-	var lim syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_AS, &lim); err == nil && lim.Cur/4 < size {
-		size = lim.Cur / 4 // RLIM_INFINITY is the largest uint64
-	}
-	return int(size)
-}
-
 // Options configures Open.
 type Options struct {
 	// Sealer seals new access tokens and opens stored ones (package seal).
