@@ -367,10 +367,6 @@ func (p *parser) readQuery(q string) *linkd.Error {
 	return nil
 }
 
-// rawArray reports whether s starts with an unencoded JSON array, after
-// an optional single quote; either may come percent-encoded (jsonByte).
-func rawArray(s string) bool { return rawArrayStart(s) >= 0 }
-
 // scanRawArray reports whether an accounts value cut at a raw '&' may be
 // a JSON array that runs on past it: its '[' came raw, or came encoded
 // while its colons did not. An encoder that encodes '[' and ':' alike
